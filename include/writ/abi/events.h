@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * writ kernel <-> userspace ABI.
+ *
+ * This is the ONLY header compiled both by clang -target bpf and by the C++ build. Everything the two
+ * sides share lives here: event layouts, map keys and values, limits and the ABI version. Fixed-width
+ * types only, explicit padding, no bool. The C++ side pins every layout with static_assert
+ * (src/decode/abi_check.cc); the decoder is the only userspace code that reads these structs.
+ *
+ * Versioning: WRIT_ABI_VERSION is bumped on any incompatible layout change. Every record carries it in
+ * its header and the decoder rejects (and counts) records of another version.
+ */
+#ifndef WRIT_ABI_EVENTS_H
+#define WRIT_ABI_EVENTS_H
+
+#ifdef __BPF__
+/* vmlinux.h provides the fixed-width kernel types. */
+#else
+#include <stdint.h>
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+typedef int32_t __s32;
+typedef int64_t __s64;
+#endif
+
+#define WRIT_ABI_VERSION 1
+
+/* Limits. Sizes are powers of two where the BPF side masks offsets with (size - 1). */
+#define WRIT_PATH_MAX 4096      /* bytes of one resolved path, NUL included */
+#define WRIT_PATH_DEPTH 48      /* dentry components walked before the path is flagged truncated */
+#define WRIT_NAME_MAX 256       /* bytes of one path component / one argument */
+#define WRIT_ARGS_MAX 4096      /* bytes of argv copied (NUL separated) */
+#define WRIT_ARGC_MAX 16        /* arguments kept by the decoder; more sets WRIT_F_ARGS_TRUNC */
+#define WRIT_COMM_LEN 16
+#define WRIT_MAX_TASKS 4096     /* task slots; also the max_entries of the per-task maps */
+
+enum writ_event_kind {
+	WRIT_EV_NONE = 0,
+	WRIT_EV_EXEC = 1,
+	WRIT_EV_FORK = 2,
+	WRIT_EV_EXIT = 3,
+	WRIT_EV_OPEN = 4,
+	WRIT_EV_CONNECT = 5,
+	WRIT_EV_KIND_MAX = 6, /* size of the per-kind counter arrays */
+};
+
+/* writ_event_hdr.flags */
+#define WRIT_F_NEEDS_VERDICT (1u << 0)  /* userspace must judge this promptly (wakeup forced) */
+#define WRIT_F_PATH_TRUNC (1u << 1)     /* path deeper than WRIT_PATH_DEPTH or longer than WRIT_PATH_MAX */
+#define WRIT_F_UNRESOLVED (1u << 2)     /* path is the string the caller passed, not the kernel's */
+#define WRIT_F_ARGS_TRUNC (1u << 3)     /* argv longer than WRIT_ARGS_MAX */
+#define WRIT_F_KERNEL_DENY (1u << 4)    /* the kernel applied a deny (EPERM or SIGKILL) */
+#define WRIT_F_KERNEL_STOP (1u << 5)    /* the kernel stopped the process (SIGSTOP) for approval */
+#define WRIT_F_CGROUP_HOOK (1u << 6)    /* connect seen by cgroup/connect*, not the syscall tracepoint */
+
+/* Common header of every ring-buffer record. */
+struct writ_event_hdr {
+	__u16 abi_version;
+	__u16 kind;          /* enum writ_event_kind */
+	__u32 size;          /* bytes of the whole record, header included */
+	__u64 ktime_ns;      /* bpf_ktime_get_boot_ns() at emission */
+	__u64 cgroup_id;     /* the task cgroup (ancestor at the task level) */
+	__u64 start_time_ns; /* thread-group leader start (boottime ns): (tgid, start) names a process */
+	__u32 task_slot;
+	__u32 pid;           /* thread id */
+	__u32 tgid;          /* process id */
+	__u32 ppid;          /* real parent's tgid */
+	__u32 uid;
+	__u32 gid;
+	__u32 flags;         /* WRIT_F_* */
+	__u32 _pad0;
+	char comm[WRIT_COMM_LEN];
+};
+
+/*
+ * Resolved paths travel as components, leaf first: "file\0dir\0usr\0" for /usr/dir/file. The BPF side
+ * walks dentries upward and cannot know the final length in advance; the decoder reverses. An empty
+ * buffer (len 0) with WRIT_F_UNRESOLVED unset is the root "/".
+ */
+struct writ_exec_event {
+	struct writ_event_hdr hdr;
+	__u32 path_len;      /* bytes used in data[] for the resolved exe path (components) */
+	__u32 filename_len;  /* bytes used for the filename as passed to execve (NUL included) */
+	__u32 args_len;      /* bytes used for argv (NUL separated) */
+	__u32 argc;          /* arguments counted in the copied area */
+	__u32 verdict;       /* enum writ_kernel_verdict applied in the kernel */
+	__u32 _pad0;
+	/* path components, then filename, then args: path_len + filename_len + args_len bytes */
+	char data[WRIT_PATH_MAX + WRIT_NAME_MAX + WRIT_ARGS_MAX];
+};
+
+struct writ_fork_event {
+	struct writ_event_hdr hdr; /* the child */
+	__u32 parent_tgid;
+	__u32 _pad0;
+	__u64 parent_start_time_ns;
+};
+
+struct writ_exit_event {
+	struct writ_event_hdr hdr;
+	__s32 exit_code; /* wait(2) status: (code << 8) | termsig */
+	__u32 _pad0;
+};
+
+/* writ_open_event.open_flags carries the raw O_* flags; the decoder maps them to read/write/create/trunc. */
+struct writ_open_event {
+	struct writ_event_hdr hdr;
+	__s32 result;     /* fd or -errno */
+	__u32 open_flags;
+	__u32 path_len;
+	__u32 syscall_nr; /* which syscall (openat, openat2, open, creat) */
+	char data[WRIT_PATH_MAX];
+};
+
+struct writ_connect_event {
+	struct writ_event_hdr hdr;
+	__s32 result;  /* 0 or -errno; for the cgroup hook 0 = allowed, -EPERM = refused */
+	__u16 family;  /* AF_INET / AF_INET6 */
+	__u16 port;    /* host byte order */
+	__u8 addr[16]; /* v4 in the first 4 bytes, network order */
+	__u32 verdict; /* enum writ_kernel_verdict */
+	__u32 _pad0;
+};
+
+/* Values of the task map: cgroup id -> task. */
+#define WRIT_TASK_ENFORCE (1u << 0)  /* in-kernel deny applies (mode enforce) */
+#define WRIT_TASK_EXEC_TABLE (1u << 1) /* the task has an exec allow table: unknown exe = deny */
+#define WRIT_TASK_NET_TABLE (1u << 2)  /* the task has connect tables: unknown destination = deny */
+#define WRIT_TASK_FILE_TABLE (1u << 3) /* the task has kernel path tables for opens */
+
+struct writ_task_info {
+	__u32 slot;
+	__u32 flags; /* WRIT_TASK_* */
+	__u64 generation; /* bumped whenever the slot is reused; decoders drop stale records */
+};
+
+/* In-kernel verdicts (compiled tables). */
+enum writ_kernel_verdict {
+	WRIT_KV_NONE = 0,     /* no table decided; userspace judges */
+	WRIT_KV_ALLOW = 1,
+	WRIT_KV_DENY = 2,
+	WRIT_KV_APPROVAL = 3, /* stop and ask a human */
+	WRIT_KV_USER = 4,     /* table says: userspace must decide now (glob, argv pattern) */
+};
+
+/* Exec table key: (task slot, hash of the resolved exe path). */
+struct writ_path_key {
+	__u32 slot;
+	__u32 _pad0;
+	__u64 hash; /* writ_path_hash() over the resolved absolute path, without NUL */
+};
+
+/* FNV-1a 64, shared so both sides hash a path identically. */
+#define WRIT_FNV_OFFSET 0xcbf29ce484222325ULL
+#define WRIT_FNV_PRIME 0x100000001b3ULL
+
+/* LPM keys for connect tables, one map per family. prefixlen counts the slot's 32 bits plus the
+ * address bits, so a lookup matches the task first, then the longest address prefix. */
+struct writ_net4_key {
+	__u32 prefixlen;
+	__u32 slot_be; /* task slot, big-endian */
+	__u8 addr[4];
+};
+
+struct writ_net6_key {
+	__u32 prefixlen;
+	__u32 slot_be;
+	__u8 addr[16];
+};
+
+#define WRIT_NET_RANGES 16
+
+struct writ_port_range {
+	__u16 lo;      /* host byte order, inclusive */
+	__u16 hi;
+	__u32 verdict; /* enum writ_kernel_verdict */
+};
+
+/* Value: ranges checked in order, first match wins. Userspace compiles the closure: an entry for a prefix
+ * also carries the ranges of every shorter prefix containing it (deny ranges first), because the LPM trie
+ * returns only the longest match. No match: the task's default (deny when it has a table). */
+struct writ_net_value {
+	__u32 nranges;
+	__u32 _pad0;
+	struct writ_port_range ranges[WRIT_NET_RANGES];
+};
+
+/* Counters: per-CPU arrays indexed by kind. */
+enum writ_counter {
+	WRIT_CNT_EMITTED = 0,
+	WRIT_CNT_DROPPED = 1,
+	WRIT_CNT_MAX = 2,
+};
+
+#endif /* WRIT_ABI_EVENTS_H */

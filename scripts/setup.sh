@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Idempotent host setup for building and running writ: Debian packages, bpffs, tracefs.
+# Every dependency the build or the tests need is installed here; CI starts from a fresh clone.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config git
+  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  libabsl-dev libspdlog-dev libfmt-dev
+  libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc
+  libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  iproute2 procps util-linux jq curl python3
+)
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup.sh: must run as root (apt-get, mounts)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup.sh: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# bpffs and tracefs: writd pins under /sys/fs/bpf/writ and attaches tracepoints.
+if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
+  mount -t bpf bpf /sys/fs/bpf
+fi
+if ! grep -qs ' tracefs ' /proc/mounts; then
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || mount -t tracefs nodev /sys/kernel/debug/tracing
+fi
+exit 0
