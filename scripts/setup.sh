@@ -11,6 +11,7 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc
   libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev postgresql nodejs npm
   iproute2 procps util-linux jq curl python3
 )
 
