@@ -1,0 +1,19 @@
+// Native writ JSON: one writ.v1.Event as one JSON object (no trailing newline), field names exactly
+// the proto's snake_case names. Hand written rather than protobuf's JsonPrinter: that is slow, uses
+// reflection and renders uint64 as strings, which SIEM field extraction then treats as text.
+//
+// Omitted: empty strings, zero numbers, false bools, empty lists and empty sub-messages, except
+// file.result, network.result, network.dst_port and process.pid, which are always present when their
+// parent object is present (0 is a meaningful value there).
+#pragma once
+
+#include <string>
+
+#include "writ/v1/event.pb.h"
+
+namespace writ::sinks {
+
+// Appends the JSON object for `ev` to `*out`. Allocates nothing once `out` has enough capacity.
+void AppendJson(const writ::v1::Event& ev, std::string* out);
+
+}  // namespace writ::sinks
