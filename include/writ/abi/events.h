@@ -81,14 +81,16 @@ struct writ_event_hdr {
  */
 struct writ_exec_event {
 	struct writ_event_hdr hdr;
-	__u32 path_len;      /* bytes used in data[] for the resolved exe path (components) */
-	__u32 filename_len;  /* bytes used for the filename as passed to execve (NUL included) */
-	__u32 args_len;      /* bytes used for argv (NUL separated) */
-	__u32 argc;          /* arguments counted in the copied area */
+	__u32 path_len;      /* bytes used in path[] (components, leaf first) */
+	__u32 filename_len;  /* bytes used in filename[] (as passed to execve, NUL included) */
+	__u32 args_len;      /* bytes used in args[] (NUL separated) */
 	__u32 verdict;       /* enum writ_kernel_verdict applied in the kernel */
-	__u32 _pad0;
-	/* path components, then filename, then args: path_len + filename_len + args_len bytes */
-	char data[WRIT_PATH_MAX + WRIT_NAME_MAX + WRIT_ARGS_MAX];
+	__u64 path_hash;     /* writ_path_hash of the leaf-first component encoding in path[] */
+	/* Fixed regions: the BPF verifier bounds each write by its region's size. A record is emitted up to
+	 * args + args_len; path[] has WRIT_NAME_MAX bytes of slack after WRIT_PATH_MAX for the same reason. */
+	char path[WRIT_PATH_MAX + WRIT_NAME_MAX];
+	char filename[WRIT_NAME_MAX];
+	char args[WRIT_ARGS_MAX];
 };
 
 struct writ_fork_event {
@@ -111,7 +113,7 @@ struct writ_open_event {
 	__u32 open_flags;
 	__u32 path_len;
 	__u32 syscall_nr; /* which syscall (openat, openat2, open, creat) */
-	char data[WRIT_PATH_MAX];
+	char path[WRIT_PATH_MAX + WRIT_NAME_MAX]; /* emitted up to path + path_len */
 };
 
 struct writ_connect_event {
@@ -129,6 +131,7 @@ struct writ_connect_event {
 #define WRIT_TASK_EXEC_TABLE (1u << 1) /* the task has an exec allow table: unknown exe = deny */
 #define WRIT_TASK_NET_TABLE (1u << 2)  /* the task has connect tables: unknown destination = deny */
 #define WRIT_TASK_FILE_TABLE (1u << 3) /* the task has kernel path tables for opens */
+#define WRIT_TASK_PROMPT (1u << 4)     /* userspace judges this task's events: force a wakeup on each */
 
 struct writ_task_info {
 	__u32 slot;
@@ -152,7 +155,11 @@ struct writ_path_key {
 	__u64 hash; /* writ_path_hash() over the resolved absolute path, without NUL */
 };
 
-/* FNV-1a 64, shared so both sides hash a path identically. */
+/* Path hash: FNV-1a 64 over the bytes of the leaf-first component encoding ("file\0dir\0usr\0") taken from
+ * the LAST byte to the first. Read that way the root component comes first, so the running hash at each
+ * component boundary is the hash of an ancestor directory: one pass yields the hashes of the path and of
+ * every prefix ("/usr", "/usr/dir"), which is what prefix tables need. Userspace computes the same function
+ * (src/bpf/path_hash.h). */
 #define WRIT_FNV_OFFSET 0xcbf29ce484222325ULL
 #define WRIT_FNV_PRIME 0x100000001b3ULL
 
