@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -30,7 +31,7 @@ namespace writ {
 // errno (positive) -> Status with what we were doing and strerror.
 inline absl::Status ErrnoStatus(int err, std::string_view what) {
   return absl::Status(absl::ErrnoToStatusCode(err),
-                      absl::StrCat(what, ": ", std::strerror(err)));
+                      absl::StrCat(std::string(what), ": ", std::strerror(err)));
 }
 
 }  // namespace writ
