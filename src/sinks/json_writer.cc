@@ -38,6 +38,11 @@ size_t ValidUtf8Len(std::string_view s, size_t i) {
 
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
+  AppendJsonStringBody(s, out);
+  out->push_back('"');
+}
+
+void AppendJsonStringBody(std::string_view s, std::string* out) {
   size_t run = 0;  // start of the pending run of bytes copied verbatim
   size_t i = 0;
   while (i < s.size()) {
@@ -68,7 +73,6 @@ void AppendJsonString(std::string_view s, std::string* out) {
     run = i;
   }
   out->append(s.data() + run, s.size() - run);
-  out->push_back('"');
 }
 
 }  // namespace writ::sinks

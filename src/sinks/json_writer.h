@@ -14,6 +14,8 @@ namespace writ::sinks {
 
 // Appends `s` as a quoted, escaped JSON string.
 void AppendJsonString(std::string_view s, std::string* out);
+// Appends the escaped content of `s` without quotes (to build one string from several parts).
+void AppendJsonStringBody(std::string_view s, std::string* out);
 
 class JsonWriter {
  public:

@@ -1,0 +1,607 @@
+#include "sinks/ocsf_encoder.h"
+
+#include <chrono>
+
+#include "sinks/json_writer.h"
+
+namespace writ::sinks {
+namespace {
+
+struct ClassInfo {
+  int class_uid;
+  int category_uid;
+  int activity_id;
+  std::string_view class_name;
+  std::string_view category_name;
+  std::string_view activity_name;
+};
+
+constexpr ClassInfo kProcessLaunch{1007, 1, 1, "Process Activity", "System Activity", "Launch"};
+constexpr ClassInfo kProcessTerminate{1007, 1, 2, "Process Activity", "System Activity",
+                                      "Terminate"};
+constexpr ClassInfo kFileOpen{1001, 1, 14, "File System Activity", "System Activity", "Open"};
+constexpr ClassInfo kNetworkOpen{4001, 4, 1, "Network Activity", "Network Activity", "Open"};
+constexpr ClassInfo kDetection{2004, 2, 1, "Detection Finding", "Findings", "Create"};
+constexpr ClassInfo kBase{0, 0, 99, "Base Event", "Uncategorized", "Other"};
+
+const ClassInfo& Classify(const writ::v1::Event& ev) {
+  if (ev.verdict() == "violation") return kDetection;
+  const std::string& k = ev.kind();
+  if (k == "exec" || k == "fork") return kProcessLaunch;
+  if (k == "exit") return kProcessTerminate;
+  if (k == "open") return kFileOpen;
+  if (k == "connect") return kNetworkOpen;
+  return kBase;
+}
+
+// OCSF severity_id: 1 Informational, 2 Low, 3 Medium, 4 High, 5 Critical.
+int SeverityId(const writ::v1::Event& ev) {
+  const std::string& s = ev.finding().severity();
+  if (s == "low") return 2;
+  if (s == "medium") return 3;
+  if (s == "high") return 4;
+  if (s == "critical") return 5;
+  if (ev.verdict() == "violation") return 3;  // a violation without a stated severity
+  return 1;
+}
+std::string_view SeverityName(int id) {
+  switch (id) {
+    case 2: return "Low";
+    case 3: return "Medium";
+    case 4: return "High";
+    case 5: return "Critical";
+    default: return "Informational";
+  }
+}
+
+// Security-control disposition from writ's outcome. "killed_after": the access happened and the
+// process was killed afterwards, so it is not "Blocked"; reported as Other with a caption saying so.
+struct Disposition {
+  int id;
+  std::string_view name;
+  int action_id;  // 1 Allowed, 2 Denied, 99 Other
+  std::string_view action;
+};
+bool OutcomeDisposition(std::string_view outcome, Disposition* d) {
+  if (outcome == "prevented" || outcome == "killed") {
+    *d = {2, "Blocked", 2, "Denied"};
+  } else if (outcome == "stopped") {
+    *d = {3, "Quarantined", 2, "Denied"};
+  } else if (outcome == "killed_after") {
+    *d = {99, "Killed After Access", 99, "Killed After Access"};
+  } else if (outcome == "would_deny" || outcome == "allowed") {
+    *d = {1, "Allowed", 1, "Allowed"};
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string_view Basename(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+std::string_view Dirname(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos) return {};
+  return slash == 0 ? path.substr(0, 1) : path.substr(0, slash);
+}
+
+void WriteUintAsString(JsonWriter& w, std::string_view key, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  w.Key(key);
+  w.String(std::string_view(buf, static_cast<size_t>(end - buf)));
+}
+
+// OCSF process object. cmd_line is the args joined with spaces (escaped in place, no temporary).
+void WriteProcess(const writ::v1::Process& p, JsonWriter& w) {
+  w.BeginObject();
+  w.Key("pid");
+  w.Uint(p.pid());
+  if (p.tid() != 0) {
+    w.Key("tid");
+    w.Uint(p.tid());
+  }
+  const std::string_view name = !p.comm().empty() ? std::string_view(p.comm()) : Basename(p.exe());
+  w.StrField("name", name);
+  if (!p.args().empty()) {
+    w.Key("cmd_line");
+    w.Raw("\"");
+    for (int i = 0; i < p.args_size(); ++i) {
+      if (i > 0) w.out()->push_back(' ');
+      AppendJsonStringBody(p.args(i), w.out());
+    }
+    w.out()->push_back('"');
+  }
+  if (!p.exe().empty()) {
+    w.Key("file");
+    w.BeginObject();
+    w.StrField("name", Basename(p.exe()));
+    w.StrField("path", p.exe());
+    w.StrField("parent_folder", Dirname(p.exe()));
+    w.Key("type_id");
+    w.Uint(1);  // Regular File
+    w.Key("type");
+    w.String("Regular File");
+    w.EndObject();
+  }
+  if (p.uid() != 0 || p.pid() != 0) {
+    w.Key("user");
+    w.BeginObject();
+    WriteUintAsString(w, "uid", p.uid());
+    w.EndObject();
+  }
+  if (p.ppid() != 0) {
+    w.Key("parent_process");
+    w.BeginObject();
+    w.Key("pid");
+    w.Uint(p.ppid());
+    w.EndObject();
+  }
+  if (p.start_time_ns() != 0) {
+    // (pid, boot-time start) names a process uniquely across pid reuse.
+    char buf[48];
+    auto r1 = std::to_chars(buf, buf + 16, p.pid());  // a uint32 needs at most 10 bytes
+    *r1.ptr = ':';
+    auto r2 = std::to_chars(r1.ptr + 1, buf + sizeof(buf), p.start_time_ns());
+    w.Key("uid");
+    w.String(std::string_view(buf, static_cast<size_t>(r2.ptr - buf)));
+  }
+  if (!p.filename().empty() && p.filename() != p.exe()) {
+    w.Key("xattributes");  // OCSF custom attribute bag on the process object
+    w.BeginObject();
+    w.StrField("execve_filename", p.filename());
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
+void WriteFile(const writ::v1::File& f, JsonWriter& w) {
+  w.BeginObject();
+  w.Key("name");
+  w.String(Basename(f.path()));
+  w.StrField("path", f.path());
+  w.StrField("parent_folder", Dirname(f.path()));
+  w.Key("type_id");
+  w.Uint(f.unresolved() ? 0 : 1);  // 0 Unknown: the open failed before a file was resolved
+  w.Key("type");
+  w.String(f.unresolved() ? "Unknown" : "Regular File");
+  w.EndObject();
+}
+
+void WriteDstEndpoint(const writ::v1::Network& n, JsonWriter& w) {
+  w.BeginObject();
+  w.StrField("ip", n.dst_ip());
+  w.Key("port");
+  w.Uint(n.dst_port());
+  w.EndObject();
+}
+
+void WriteActor(const writ::v1::Event& ev, JsonWriter& w) {
+  w.Key("actor");
+  w.BeginObject();
+  if (ev.has_process()) {
+    const auto& p = ev.process();
+    w.Key("process");
+    if (ev.kind() == "exec" || ev.kind() == "fork") {
+      // For a launch the actor is the parent; the launched image is `process`.
+      w.BeginObject();
+      w.Key("pid");
+      w.Uint(p.ppid());
+      w.EndObject();
+    } else {
+      WriteProcess(p, w);
+    }
+    w.Key("user");
+    w.BeginObject();
+    WriteUintAsString(w, "uid", p.uid());
+    w.EndObject();
+  }
+  if (!ev.agent().spiffe_id().empty()) {
+    w.Key("app_name");  // the acting agent workload
+    w.String(ev.agent().spiffe_id());
+  }
+  if (!ev.agent().task_id().empty()) {
+    w.Key("session");
+    w.BeginObject();
+    w.Key("uid");
+    w.String(ev.agent().task_id());
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
+void WriteDevice(const writ::v1::Event& ev, JsonWriter& w) {
+  w.Key("device");
+  w.BeginObject();
+  w.StrField("hostname", ev.host());
+  w.Key("type_id");
+  w.Uint(1);  // Server
+  w.Key("type");
+  w.String("Server");
+  w.Key("os");
+  w.BeginObject();
+  w.Key("name");
+  w.String("Linux");
+  w.Key("type_id");
+  w.Uint(200);
+  w.Key("type");
+  w.String("Linux");
+  w.EndObject();
+  w.EndObject();
+}
+
+void WriteMetadata(const writ::v1::Event& ev, JsonWriter& w) {
+  w.Key("metadata");
+  w.BeginObject();
+  w.Key("version");
+  w.String(kOcsfVersion);
+  w.Key("product");
+  w.BeginObject();
+  w.Key("name");
+  w.String("writ");
+  w.Key("vendor_name");
+  w.String("writ");
+  w.EndObject();
+  w.StrField("uid", ev.id());  // stable event id: receivers de-duplicate on it
+  w.StrField("original_time", ev.time());
+  w.StrField("event_code", ev.kind());
+  w.StrField("log_name", "writ");
+  w.EndObject();
+}
+
+// Everything writ knows that OCSF 1.4 has no settled place for.
+void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
+  const auto mark = w.Save();
+  w.Key("unmapped");
+  w.BeginObject();
+  w.Key("writ");
+  w.BeginObject();
+  if (ev.has_agent()) {
+    const auto& a = ev.agent();
+    const auto am = w.Save();
+    w.Key("agent");
+    w.BeginObject();
+    w.StrField("spiffe_id", a.spiffe_id());
+    w.StrField("task_id", a.task_id());
+    w.StrField("principal", a.principal());
+    w.StrField("intent", a.intent());
+    w.StrField("parent_task", a.parent_task());
+    w.StrListField("chain", a.chain());
+    w.EndObjectOrRollback(am);
+  }
+  w.StrField("kind", ev.kind());
+  w.StrField("verdict", ev.verdict());
+  w.StrField("outcome", ev.outcome());
+  w.StrField("enforcement", ev.enforcement());
+  w.UintField("ktime_ns", ev.ktime_ns());
+  if (ev.has_finding()) {
+    const auto& f = ev.finding();
+    w.StrField("rule", f.rule());
+    w.StrField("category", f.category());
+    w.StrListField("responses", f.responses());
+  }
+  if (ev.has_file()) {
+    w.StrListField("file_flags", ev.file().flags());
+    w.UintField("file_raw_flags", ev.file().raw_flags());
+    w.StrField("file_syscall", ev.file().syscall());
+    w.Key("file_result");
+    w.Int(ev.file().result());
+  }
+  if (ev.has_network()) {
+    w.StrField("network_hook", ev.network().hook());
+    w.Key("network_result");
+    w.Int(ev.network().result());
+  }
+  if (ev.has_process()) {
+    if (ev.process().args_truncated()) w.BoolField("args_truncated", true);
+    if (ev.kind() == "exit") {
+      w.Key("exit_code");
+      w.Int(ev.process().exit_code());
+      w.UintField("exit_signal", ev.process().exit_signal());
+    }
+  }
+  if (ev.has_action()) {
+    const auto& a = ev.action();
+    w.Key("action");
+    w.BeginObject();
+    w.StrField("type", a.type());
+    w.StrField("result", a.result());
+    w.UintField("latency_us", a.latency_us());
+    w.StrField("target", a.target());
+    w.StrField("reason", a.reason());
+    w.EndObject();
+  }
+  if (ev.has_approval()) {
+    const auto& a = ev.approval();
+    w.Key("approval");
+    w.BeginObject();
+    w.StrField("id", a.id());
+    w.StrField("action", a.action());
+    w.StrField("action_hash", a.action_hash());
+    w.StrField("expires", a.expires());
+    w.StrField("decided_by", a.decided_by());
+    w.StrField("scope", a.scope());
+    w.StrField("reason", a.reason());
+    w.EndObject();
+  }
+  if (ev.has_task()) {
+    const auto& t = ev.task();
+    w.Key("task");
+    w.BeginObject();
+    w.StrField("reason", t.reason());
+    w.StrField("deadline", t.deadline());
+    w.StrField("cgroup", t.cgroup());
+    w.BoolField("adopted", t.adopted());
+    w.StrListField("command", t.command());
+    if (!t.params().empty()) {
+      w.Key("params");
+      w.BeginObject();
+      for (const auto& kv : t.params()) {
+        w.KeyEscaped(kv.first);
+        w.String(kv.second);
+      }
+      w.EndObject();
+    }
+    w.EndObject();
+  }
+  if (ev.has_credential()) {
+    const auto& c = ev.credential();
+    w.Key("credential");
+    w.BeginObject();
+    w.StrField("type", c.type());
+    w.StrField("jti", c.jti());
+    w.StrField("provider", c.provider());
+    w.StrField("operation", c.operation());
+    w.StrField("expires", c.expires());
+    w.EndObject();
+  }
+  w.EndObject();
+  w.EndObjectOrRollback(mark);
+}
+
+// The activity-specific primary objects (process / file / dst_endpoint), shared by the activity
+// classes and by a Detection Finding's evidence.
+void WriteActivityObjects(const writ::v1::Event& ev, JsonWriter& w) {
+  if (ev.has_process() && (ev.kind() == "exec" || ev.kind() == "fork" || ev.kind() == "exit" ||
+                           !ev.has_file())) {
+    w.Key("process");
+    WriteProcess(ev.process(), w);
+  }
+  if (ev.has_file()) {
+    w.Key("file");
+    WriteFile(ev.file(), w);
+  }
+  if (ev.has_network()) {
+    w.Key("dst_endpoint");
+    WriteDstEndpoint(ev.network(), w);
+    if (!ev.host().empty()) {
+      w.Key("src_endpoint");
+      w.BeginObject();
+      w.StrField("hostname", ev.host());
+      w.EndObject();
+    }
+  }
+}
+
+void WriteMessage(const writ::v1::Event& ev, JsonWriter& w) {
+  w.Key("message");
+  w.Raw("\"");
+  std::string* out = w.out();
+  if (ev.has_finding() && !ev.finding().reason().empty()) {
+    AppendJsonStringBody(ev.finding().reason(), out);
+  } else {
+    AppendJsonStringBody(ev.kind().empty() ? std::string_view("event") : ev.kind(), out);
+    if (ev.has_file()) {
+      out->push_back(' ');
+      AppendJsonStringBody(ev.file().path(), out);
+    } else if (ev.has_network()) {
+      out->push_back(' ');
+      AppendJsonStringBody(ev.network().dst_ip(), out);
+    } else if (ev.has_process() && !ev.process().exe().empty()) {
+      out->push_back(' ');
+      AppendJsonStringBody(ev.process().exe(), out);
+    }
+  }
+  out->push_back('"');
+}
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+bool Rfc3339ToUnixMillis(std::string_view s, int64_t* ms) {
+  auto digits = [&](size_t pos, size_t n, int* v) {
+    if (pos + n > s.size()) return false;
+    int x = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+      x = x * 10 + (s[i] - '0');
+    }
+    *v = x;
+    return true;
+  };
+  int y, mo, d, h, mi, sec;
+  if (!digits(0, 4, &y) || s.size() < 20 || s[4] != '-' || !digits(5, 2, &mo) || s[7] != '-' ||
+      !digits(8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(11, 2, &h) ||
+      s[13] != ':' || !digits(14, 2, &mi) || s[16] != ':' || !digits(17, 2, &sec)) {
+    return false;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;
+  size_t pos = 19;
+  int frac_ms = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    int n = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (n < 3) frac_ms = frac_ms * 10 + (s[pos] - '0');
+      ++n;
+      ++pos;
+    }
+    if (n == 0) return false;
+    for (int i = n; i < 3; ++i) frac_ms *= 10;
+  }
+  int offset_min = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh, om;
+    if (!digits(pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(pos + 4, 2, &om)) {
+      return false;
+    }
+    offset_min = (s[pos] == '-' ? -1 : 1) * (oh * 60 + om);
+    pos += 6;
+  } else {
+    return false;
+  }
+  if (pos != s.size()) return false;
+  // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian.
+  const int yy = y - (mo <= 2);
+  const int era = (yy >= 0 ? yy : yy - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(yy - era * 400);
+  const unsigned doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const int64_t days = static_cast<int64_t>(era) * 146097 + static_cast<int64_t>(doe) - 719468;
+  const int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+  *ms = secs * 1000 + frac_ms;
+  return true;
+}
+
+void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
+  const ClassInfo& c = Classify(ev);
+  const int severity_id = SeverityId(ev);
+  int64_t time_ms = 0;
+  if (!Rfc3339ToUnixMillis(ev.time(), &time_ms)) time_ms = NowMillis();
+
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("class_uid");
+  w.Uint(c.class_uid);
+  w.Key("class_name");
+  w.String(c.class_name);
+  w.Key("category_uid");
+  w.Uint(c.category_uid);
+  w.Key("category_name");
+  w.String(c.category_name);
+  w.Key("activity_id");
+  w.Uint(c.activity_id);
+  w.Key("activity_name");
+  w.String(c.class_uid == 0 && !ev.kind().empty() ? std::string_view(ev.kind())
+                                                   : c.activity_name);
+  w.Key("type_uid");
+  w.Uint(static_cast<uint64_t>(c.class_uid) * 100 + c.activity_id);
+  w.Key("type_name");
+  w.Raw("\"");
+  AppendJsonStringBody(c.class_name, out);
+  out->append(": ");
+  AppendJsonStringBody(c.activity_name, out);
+  out->push_back('"');
+  w.Key("time");
+  w.Int(time_ms);
+  w.Key("severity_id");
+  w.Uint(severity_id);
+  w.Key("severity");
+  w.String(SeverityName(severity_id));
+  WriteMessage(ev, w);
+  WriteMetadata(ev, w);
+
+  // Result of the syscall, when the event carries one.
+  const bool has_result = ev.has_file() || ev.has_network();
+  const int result = ev.has_file() ? ev.file().result() : ev.network().result();
+  Disposition disp;
+  const bool has_disp = OutcomeDisposition(ev.outcome(), &disp);
+
+  if (c.class_uid == 2004) {
+    w.Key("status_id");
+    w.Uint(1);  // finding status: New
+    w.Key("status");
+    w.String("New");
+    w.Key("is_alert");
+    w.Bool(true);
+    w.Key("finding_info");
+    w.BeginObject();
+    w.Key("uid");
+    w.String(ev.id());
+    w.Key("title");
+    w.Raw("\"");
+    if (!ev.finding().rule().empty()) {
+      AppendJsonStringBody(ev.finding().rule(), out);
+    } else {
+      out->append("writ violation");
+    }
+    out->push_back('"');
+    w.StrField("desc", ev.finding().reason());
+    w.StrListField("types", ev.finding().frameworks());
+    w.Key("created_time");
+    w.Int(time_ms);
+    if (!ev.finding().rule().empty()) {
+      w.Key("analytic");
+      w.BeginObject();
+      w.Key("uid");
+      w.String(ev.finding().rule());
+      w.Key("name");
+      w.String(ev.finding().rule());
+      w.Key("type_id");
+      w.Uint(1);
+      w.Key("type");
+      w.String("Rule");
+      w.EndObject();
+    }
+    w.EndObject();
+    w.Key("evidences");
+    w.BeginArray();
+    w.BeginObject();
+    WriteActor(ev, w);
+    WriteActivityObjects(ev, w);
+    w.EndObject();
+    w.EndArray();
+    if (!ev.agent().task_id().empty()) {
+      w.Key("resources");
+      w.BeginArray();
+      w.BeginObject();
+      w.Key("uid");
+      w.String(ev.agent().task_id());
+      w.Key("type");
+      w.String("writ.task");
+      w.StrField("name", ev.agent().intent());
+      w.EndObject();
+      w.EndArray();
+    }
+  } else {
+    if (has_result) {
+      w.Key("status_id");
+      w.Uint(result == 0 ? 1 : 2);  // Success / Failure
+      w.Key("status");
+      w.String(result == 0 ? "Success" : "Failure");
+      if (result != 0) {
+        w.Key("status_code");
+        w.Int(result);
+      }
+    }
+    if (c.class_uid != 0) {
+      WriteActor(ev, w);
+      WriteActivityObjects(ev, w);
+    }
+  }
+  if (has_disp) {
+    w.Key("disposition_id");
+    w.Uint(disp.id);
+    w.Key("disposition");
+    w.String(disp.name);
+    w.Key("action_id");
+    w.Uint(disp.action_id);
+    w.Key("action");
+    w.String(disp.action);
+  }
+  WriteDevice(ev, w);
+  WriteUnmapped(ev, w);
+  w.EndObject();
+}
+
+}  // namespace writ::sinks

@@ -1,0 +1,281 @@
+// OCSF encoder: every generated record is parsed and checked against a table of the attributes the
+// OCSF 1.x schema marks required (base event, per class, and inside the objects used), plus the
+// mapping rules writ documents in docs/siem.md.
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "sinks/ocsf_encoder.h"
+#include "writ/v1/event.pb.h"
+
+namespace writ::sinks {
+namespace {
+
+using nlohmann::json;
+
+// Required attributes per OCSF 1.x class (base_event + class + its category's base: System Activity
+// requires actor and device; Findings require finding_info).
+const std::vector<std::string> kBaseRequired = {"activity_id", "category_uid", "class_uid",
+                                                "metadata",    "severity_id",  "time",
+                                                "type_uid"};
+const std::map<int, std::vector<std::string>> kClassRequired = {
+    {0, {}},
+    {1001, {"actor", "device", "file"}},
+    {1007, {"actor", "device", "process"}},
+    {4001, {"dst_endpoint"}},  // 1.x: at least one of src_endpoint/dst_endpoint; writ has dst
+    {2004, {"finding_info"}},
+};
+const std::map<int, int> kClassCategory = {{0, 0}, {1001, 1}, {1007, 1}, {4001, 4}, {2004, 2}};
+const std::map<int, std::set<int>> kClassActivities = {
+    {0, {0, 99}},
+    {1001, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 99}},
+    {1007, {0, 1, 2, 3, 4, 5, 99}},
+    {4001, {0, 1, 2, 3, 4, 5, 6, 7, 99}},
+    {2004, {0, 1, 2, 3, 99}},
+};
+
+void CheckRecord(const json& r, const std::string& name) {
+  SCOPED_TRACE(name + ": " + r.dump());
+  for (const auto& k : kBaseRequired) ASSERT_TRUE(r.contains(k)) << "missing " << k;
+  const int cls = r["class_uid"].get<int>();
+  ASSERT_TRUE(kClassRequired.count(cls)) << "unexpected class " << cls;
+  for (const auto& k : kClassRequired.at(cls)) EXPECT_TRUE(r.contains(k)) << "missing " << k;
+  EXPECT_EQ(r["category_uid"].get<int>(), kClassCategory.at(cls));
+  const int act = r["activity_id"].get<int>();
+  EXPECT_TRUE(kClassActivities.at(cls).count(act)) << "activity " << act;
+  EXPECT_EQ(r["type_uid"].get<int64_t>(), int64_t{cls} * 100 + act);
+  EXPECT_TRUE(r["time"].is_number_integer());
+  const int sev = r["severity_id"].get<int>();
+  EXPECT_TRUE((sev >= 0 && sev <= 6) || sev == 99);
+  // metadata: version and product (vendor_name required, name recommended).
+  const json& md = r["metadata"];
+  ASSERT_TRUE(md.contains("version"));
+  EXPECT_GE(md["version"].get<std::string>(), "1.4.0");
+  ASSERT_TRUE(md.contains("product"));
+  EXPECT_EQ(md["product"]["name"], "writ");
+  EXPECT_TRUE(md["product"].contains("vendor_name"));
+  // Objects' own required attributes.
+  if (r.contains("file")) {
+    EXPECT_TRUE(r["file"].contains("name"));
+    EXPECT_TRUE(r["file"].contains("type_id"));
+  }
+  if (r.contains("device")) {
+    EXPECT_TRUE(r["device"].contains("type_id"));
+    if (r["device"].contains("os")) {
+      EXPECT_TRUE(r["device"]["os"].contains("name"));
+      EXPECT_TRUE(r["device"]["os"].contains("type_id"));
+    }
+  }
+  if (r.contains("actor")) {
+    const json& a = r["actor"];
+    EXPECT_TRUE(a.contains("process") || a.contains("user") || a.contains("app_name") ||
+                a.contains("session"))
+        << "actor needs at least one of process/user/app_name/session";
+  }
+  if (r.contains("dst_endpoint")) {
+    EXPECT_TRUE(r["dst_endpoint"].contains("ip") || r["dst_endpoint"].contains("hostname"));
+  }
+  if (cls == 2004) {
+    EXPECT_TRUE(r["finding_info"].contains("uid"));
+    EXPECT_TRUE(r["finding_info"].contains("title"));
+  }
+  if (r.contains("disposition_id")) {
+    EXPECT_TRUE(r.contains("disposition"));
+  }
+}
+
+json Encode(const writ::v1::Event& ev) {
+  std::string out;
+  AppendOcsf(ev, &out);
+  EXPECT_NE(out.back(), '\n');
+  return json::parse(out);
+}
+
+writ::v1::Event Base(const std::string& kind) {
+  writ::v1::Event ev;
+  ev.set_id("boot-" + kind);
+  ev.set_time("2025-01-02T03:04:05.123456789Z");
+  ev.set_kind(kind);
+  ev.set_host("build-7");
+  auto* a = ev.mutable_agent();
+  a->set_spiffe_id("spiffe://example.org/agent/reviewer");
+  a->set_task_id("t-1");
+  a->set_principal("user:alice@example.org");
+  a->set_intent("coding-agent");
+  a->add_chain("user:alice@example.org");
+  auto* p = ev.mutable_process();
+  p->set_pid(42);
+  p->set_ppid(7);
+  p->set_uid(1000);
+  p->set_exe("/usr/bin/curl");
+  p->add_args("curl");
+  p->add_args("https://x \"y\"");
+  p->set_comm("curl");
+  p->set_start_time_ns(99);
+  return ev;
+}
+
+std::vector<std::pair<std::string, writ::v1::Event>> AllKinds() {
+  std::vector<std::pair<std::string, writ::v1::Event>> v;
+  v.emplace_back("exec", Base("exec"));
+  v.emplace_back("fork", Base("fork"));
+  auto exit = Base("exit");
+  exit.mutable_process()->set_exit_code(137);
+  v.emplace_back("exit", exit);
+  auto open = Base("open");
+  open.mutable_file()->set_path("/etc/shadow");
+  open.mutable_file()->set_result(-13);
+  v.emplace_back("open", open);
+  auto connect = Base("connect");
+  connect.mutable_network()->set_family("inet");
+  connect.mutable_network()->set_dst_ip("10.0.0.1");
+  connect.mutable_network()->set_dst_port(443);
+  v.emplace_back("connect", connect);
+  for (const char* outcome : {"prevented", "killed", "killed_after", "stopped", "would_deny"}) {
+    auto viol = open;
+    viol.set_verdict("violation");
+    viol.set_outcome(outcome);
+    auto* f = viol.mutable_finding();
+    f->set_rule("coding-agent/files.deny[0]");
+    f->set_reason("read of /etc/shadow");
+    f->add_frameworks("OWASP-ASI03");
+    f->set_severity("high");
+    v.emplace_back(std::string("violation_") + outcome, viol);
+  }
+  auto task_start = Base("task_start");
+  task_start.mutable_task()->set_deadline("2025-01-02T05:00:00Z");
+  v.emplace_back("task_start", task_start);
+  auto task_end = Base("task_end");
+  task_end.mutable_task()->set_reason("deadline");
+  v.emplace_back("task_end", task_end);
+  auto action = Base("action");
+  action.mutable_action()->set_type("kill");
+  v.emplace_back("action", action);
+  auto approval = Base("approval_request");
+  approval.mutable_approval()->set_id("ap-1");
+  v.emplace_back("approval_request", approval);
+  auto cred = Base("credential");
+  cred.mutable_credential()->set_operation("revoke");
+  v.emplace_back("credential", cred);
+  writ::v1::Event bare;  // nothing set at all: still a valid record
+  v.emplace_back("empty", bare);
+  return v;
+}
+
+TEST(SinksOcsf, EveryKindProducesAValidRecordOfTheExpectedClass) {
+  const std::map<std::string, std::pair<int, int>> expected = {
+      {"exec", {1007, 1}},    {"fork", {1007, 1}},         {"exit", {1007, 2}},
+      {"open", {1001, 14}},   {"connect", {4001, 1}},      {"task_start", {0, 99}},
+      {"task_end", {0, 99}},  {"action", {0, 99}},         {"approval_request", {0, 99}},
+      {"credential", {0, 99}}, {"empty", {0, 99}},
+  };
+  for (const auto& [name, ev] : AllKinds()) {
+    const json r = Encode(ev);
+    CheckRecord(r, name);
+    if (name.rfind("violation_", 0) == 0) {
+      EXPECT_EQ(r["class_uid"], 2004) << name;
+      EXPECT_EQ(r["activity_id"], 1) << name;
+    } else {
+      ASSERT_TRUE(expected.count(name)) << name;
+      EXPECT_EQ(r["class_uid"], expected.at(name).first) << name;
+      EXPECT_EQ(r["activity_id"], expected.at(name).second) << name;
+    }
+  }
+}
+
+TEST(SinksOcsf, CommonAttributes) {
+  auto ev = AllKinds()[3].second;  // open
+  const json r = Encode(ev);
+  EXPECT_EQ(r["time"].get<int64_t>(), 1735787045123);
+  EXPECT_EQ(r["metadata"]["uid"], "boot-open");
+  EXPECT_EQ(r["severity_id"], 1);
+  EXPECT_EQ(r["status_id"], 2);  // result -13: Failure
+  EXPECT_EQ(r["file"]["path"], "/etc/shadow");
+  EXPECT_EQ(r["file"]["name"], "shadow");
+  EXPECT_EQ(r["file"]["parent_folder"], "/etc");
+  EXPECT_EQ(r["actor"]["process"]["pid"], 42);
+  EXPECT_EQ(r["actor"]["process"]["cmd_line"], "curl https://x \"y\"");
+  EXPECT_EQ(r["device"]["hostname"], "build-7");
+  EXPECT_EQ(r["unmapped"]["writ"]["agent"]["spiffe_id"], "spiffe://example.org/agent/reviewer");
+  EXPECT_EQ(r["unmapped"]["writ"]["agent"]["chain"][0], "user:alice@example.org");
+
+  const json exec = Encode(AllKinds()[0].second);
+  EXPECT_EQ(exec["process"]["pid"], 42);
+  EXPECT_EQ(exec["process"]["file"]["path"], "/usr/bin/curl");
+  EXPECT_EQ(exec["process"]["uid"], "42:99");
+  EXPECT_EQ(exec["actor"]["process"]["pid"], 7);  // the parent launched it
+
+  const json conn = Encode(AllKinds()[4].second);
+  EXPECT_EQ(conn["dst_endpoint"]["ip"], "10.0.0.1");
+  EXPECT_EQ(conn["dst_endpoint"]["port"], 443);
+  EXPECT_EQ(conn["status_id"], 1);
+}
+
+TEST(SinksOcsf, ViolationIsDetectionFindingWithDisposition) {
+  const std::map<std::string, std::pair<int, std::string>> disp = {
+      {"violation_prevented", {2, "Blocked"}},
+      {"violation_killed", {2, "Blocked"}},
+      {"violation_stopped", {3, "Quarantined"}},
+      {"violation_would_deny", {1, "Allowed"}},
+      {"violation_killed_after", {99, "Killed After Access"}},
+  };
+  for (const auto& [name, ev] : AllKinds()) {
+    if (!disp.count(name)) continue;
+    const json r = Encode(ev);
+    EXPECT_EQ(r["disposition_id"], disp.at(name).first) << name;
+    EXPECT_EQ(r["disposition"], disp.at(name).second) << name;
+    EXPECT_EQ(r["finding_info"]["uid"], ev.id());
+    EXPECT_EQ(r["finding_info"]["title"], "coding-agent/files.deny[0]");
+    EXPECT_EQ(r["finding_info"]["types"], json::array({"OWASP-ASI03"}));
+    EXPECT_EQ(r["severity_id"], 4);  // high
+    ASSERT_EQ(r["evidences"].size(), 1u);
+    EXPECT_EQ(r["evidences"][0]["file"]["path"], "/etc/shadow");
+    EXPECT_EQ(r["evidences"][0]["actor"]["process"]["pid"], 42);
+    EXPECT_EQ(r["resources"][0]["uid"], "t-1");
+    EXPECT_EQ(r["is_alert"], true);
+  }
+}
+
+TEST(SinksOcsf, SeverityMapping) {
+  auto ev = AllKinds()[5].second;  // a violation
+  const std::pair<const char*, int> cases[] = {
+      {"low", 2}, {"medium", 3}, {"high", 4}, {"critical", 5}, {"", 3}};
+  for (const auto& [sev, id] : cases) {
+    ev.mutable_finding()->set_severity(sev);
+    EXPECT_EQ(Encode(ev)["severity_id"], id) << sev;
+  }
+}
+
+TEST(SinksOcsf, InvalidUtf8PathStillValidJson) {
+  auto ev = AllKinds()[3].second;
+  ev.mutable_file()->set_path("/tmp/\xff\xfe/\"x\"\n");
+  const json r = Encode(ev);
+  EXPECT_EQ(r["file"]["path"], "/tmp/\xc3\xbf\xc3\xbe/\"x\"\n");
+  EXPECT_EQ(r["file"]["name"], "\"x\"\n");
+}
+
+TEST(SinksOcsf, Rfc3339) {
+  int64_t ms = 0;
+  ASSERT_TRUE(Rfc3339ToUnixMillis("2025-01-02T03:04:05.123456789Z", &ms));
+  EXPECT_EQ(ms, 1735787045123);
+  ASSERT_TRUE(Rfc3339ToUnixMillis("2024-02-29T23:59:59.999Z", &ms));
+  EXPECT_EQ(ms, 1709251199999);
+  ASSERT_TRUE(Rfc3339ToUnixMillis("2025-01-02T05:04:05.5+02:00", &ms));
+  EXPECT_EQ(ms, 1735787045500);
+  ASSERT_TRUE(Rfc3339ToUnixMillis("1970-01-01T00:00:00Z", &ms));
+  EXPECT_EQ(ms, 0);
+  ASSERT_TRUE(Rfc3339ToUnixMillis("1969-12-31T23:59:59Z", &ms));
+  EXPECT_EQ(ms, -1000);
+  for (const char* bad : {"", "2025-01-02", "2025-01-02T03:04:05", "2025-13-02T03:04:05Z",
+                          "2025-01-02T03:04:05.Z", "2025-01-02T03:04:05Zjunk",
+                          "2025-01-02T03:04:05+0200"}) {
+    EXPECT_FALSE(Rfc3339ToUnixMillis(bad, &ms)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace writ::sinks
