@@ -1,0 +1,114 @@
+#include "api/server.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
+#include "util/util.h"
+
+namespace writ::api {
+
+static constexpr int kMaxConnections = 64;
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& path, Handler handler) {
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", path));
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoStatus(errno, "socket");
+  ::unlink(path.c_str());
+  mode_t old = ::umask(0177);
+  int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::umask(old);
+  if (rc != 0) return ErrnoStatus(errno, absl::StrCat("bind ", path));
+  if (::listen(fd.get(), 64) != 0) return ErrnoStatus(errno, absl::StrCat("listen ", path));
+  std::unique_ptr<Server> s(new Server(path, std::move(fd), std::move(handler)));
+  s->acceptor_ = std::thread([p = s.get()] { p->AcceptLoop(); });
+  return s;
+}
+
+Server::Server(std::string path, Fd listen_fd, Handler handler)
+    : path_(std::move(path)), listen_fd_(std::move(listen_fd)), handler_(std::move(handler)) {}
+
+Server::~Server() { Stop(); }
+
+void Server::Stop() {
+  if (stopping_.exchange(true)) return;
+  ::shutdown(listen_fd_.get(), SHUT_RDWR);
+  if (acceptor_.joinable()) acceptor_.join();
+  std::list<Conn> conns;
+  {
+    absl::MutexLock lock(&mu_);
+    for (Conn& c : conns_) ::shutdown(c.fd, SHUT_RDWR);
+    conns.swap(conns_);
+  }
+  for (Conn& c : conns) {
+    if (c.thread.joinable()) c.thread.join();
+  }
+  ::unlink(path_.c_str());
+}
+
+void Server::AcceptLoop() {
+  while (!stopping_.load()) {
+    struct pollfd pfd = {listen_fd_.get(), POLLIN, 0};
+    int r = ::poll(&pfd, 1, 200);
+    if (r <= 0) continue;
+    int cfd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (cfd < 0) continue;
+    absl::MutexLock lock(&mu_);
+    // Reap finished connections, then refuse floods: a bounded number of concurrent clients.
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      if (it->done) {
+        it->thread.join();
+        it = conns_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (conns_.size() >= kMaxConnections) {
+      rejected_++;
+      ::close(cfd);
+      continue;
+    }
+    conns_.push_back(Conn{cfd, {}, false});
+    Conn* c = &conns_.back();
+    c->thread = std::thread([this, c] {
+      Serve(c->fd);
+      ::close(c->fd);
+      absl::MutexLock l(&mu_);
+      c->done = true;
+    });
+  }
+}
+
+void Server::Serve(int fd) {
+  PeerCred peer;
+  if (!GetPeerCred(fd, &peer).ok()) return;
+  while (!stopping_.load()) {
+    v1::Request req;
+    absl::Status st = ReadFrame(fd, &req, absl::ZeroDuration());
+    if (absl::IsNotFound(st)) return;  // client closed
+    if (!st.ok()) {
+      // Oversized, truncated or malformed: answer once with the reason and drop the connection.
+      rejected_++;
+      v1::Response resp;
+      resp.set_code(static_cast<int>(st.code()));
+      resp.set_error(std::string(st.message()));
+      (void)WriteFrame(fd, resp);
+      return;
+    }
+    handler_(peer, fd, req);
+  }
+}
+
+}  // namespace writ::api

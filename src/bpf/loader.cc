@@ -1,0 +1,246 @@
+#include "bpf/loader.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+
+#include "absl/strings/str_cat.h"
+#include "util/fd.h"
+#include "util/status_macros.h"
+#include "util/util.h"
+#include "writ.skel.h"
+
+namespace writ::bpf {
+
+void Loader::SkelDeleter::operator()(writ_bpf* s) const { writ_bpf__destroy(s); }
+void Loader::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
+void Loader::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
+
+static int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  char buf[1024];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  while (n > 0 && n <= static_cast<int>(sizeof(buf)) && (buf[n - 1] == '\n')) buf[--n] = '\0';
+  auto log = Logger("libbpf");
+  if (level == LIBBPF_WARN) {
+    log->warn("{}", buf);
+  } else {
+    log->debug("{}", buf);
+  }
+  return 0;
+}
+
+void RouteLibbpfLogs() { libbpf_set_print(LibbpfPrint); }
+
+Loader::Loader(const LoaderConfig& cfg, Handler handler)
+    : cfg_(cfg), handler_(std::move(handler)) {}
+
+Loader::~Loader() = default;
+
+absl::StatusOr<std::unique_ptr<Loader>> Loader::Open(const LoaderConfig& cfg, Handler handler) {
+  if (cfg.ring_bytes < 4096 || (cfg.ring_bytes & (cfg.ring_bytes - 1)) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ring buffer size ", cfg.ring_bytes, " must be a power of two >= 4096"));
+  }
+  std::unique_ptr<Loader> l(new Loader(cfg, std::move(handler)));
+  RETURN_IF_ERROR(l->LoadAndAttach());
+  return l;
+}
+
+absl::Status Loader::LoadAndAttach() {
+  ncpus_ = libbpf_num_possible_cpus();
+  if (ncpus_ <= 0) return ErrnoStatus(-ncpus_, "libbpf_num_possible_cpus");
+
+  writ_bpf* raw = writ_bpf__open();
+  if (!raw) return ErrnoStatus(errno, "open BPF skeleton");
+  skel_.reset(raw);
+
+  skel_->rodata->cfg_task_level = cfg_.task_level;
+  skel_->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
+  int err = bpf_map__set_max_entries(skel_->maps.events_map, cfg_.ring_bytes);
+  if (err) return ErrnoStatus(-err, "set ring buffer size");
+
+  err = writ_bpf__load(skel_.get());
+  if (err) {
+    return ErrnoStatus(-err,
+                       "load BPF programs (needs root, BTF at /sys/kernel/btf/vmlinux and a kernel "
+                       ">= 5.17; run with -v for the verifier log)");
+  }
+
+  struct Hook {
+    bpf_program* prog;
+    const char* name;
+    bool cgroup;
+  };
+  const Hook hooks[] = {
+      {skel_->progs.handle_exec, "exec (tp_btf/sched_process_exec)", false},
+      {skel_->progs.handle_fork, "fork (tp_btf/sched_process_fork)", false},
+      {skel_->progs.handle_exit, "exit (tp_btf/sched_process_exit)", false},
+      {skel_->progs.enter_openat, "open (syscalls/sys_enter_openat)", false},
+      {skel_->progs.exit_openat, "open (syscalls/sys_exit_openat)", false},
+      {skel_->progs.enter_openat2, "open (syscalls/sys_enter_openat2)", false},
+      {skel_->progs.exit_openat2, "open (syscalls/sys_exit_openat2)", false},
+      {skel_->progs.enter_open, "open (syscalls/sys_enter_open)", false},
+      {skel_->progs.exit_open, "open (syscalls/sys_exit_open)", false},
+      {skel_->progs.enter_creat, "open (syscalls/sys_enter_creat)", false},
+      {skel_->progs.exit_creat, "open (syscalls/sys_exit_creat)", false},
+      {skel_->progs.enter_connect, "connect (syscalls/sys_enter_connect)", false},
+      {skel_->progs.exit_connect, "connect (syscalls/sys_exit_connect)", false},
+      {skel_->progs.cg_connect4, "connect (cgroup/connect4)", true},
+      {skel_->progs.cg_connect6, "connect (cgroup/connect6)", true},
+  };
+
+  Fd cg_fd;
+  if (!cfg_.cgroup_root.empty()) {
+    cg_fd.Reset(::open(cfg_.cgroup_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cg_fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", cfg_.cgroup_root));
+  }
+  for (const Hook& h : hooks) {
+    HookStatus st{h.name, false, ""};
+    bpf_link* link = nullptr;
+    if (h.cgroup) {
+      if (cg_fd.valid()) link = bpf_program__attach_cgroup(h.prog, cg_fd.get());
+      else errno = EBADF;
+    } else {
+      link = bpf_program__attach(h.prog);
+    }
+    if (link) {
+      links_.emplace_back(link);
+      st.active = true;
+    } else {
+      st.detail = absl::StrCat("unavailable (", strerror(errno), ")");
+    }
+    hooks_.push_back(std::move(st));
+  }
+  // The exec hook is the spine of attribution: without it writ cannot name what a task runs.
+  if (!hooks_[0].active) {
+    return absl::FailedPreconditionError(absl::StrCat("attach ", hooks_[0].name, ": ",
+                                                      hooks_[0].detail));
+  }
+
+  ring_buffer* rb = ring_buffer__new(bpf_map__fd(skel_->maps.events_map), &Loader::OnRecord, this,
+                                     nullptr);
+  if (!rb) return ErrnoStatus(errno, "create ring buffer consumer");
+  ring_.reset(rb);
+  return absl::OkStatus();
+}
+
+int Loader::OnRecord(void* ctx, void* data, size_t size) {
+  static_cast<Loader*>(ctx)->handler_(data, size);
+  return 0;
+}
+
+int Loader::Poll(int timeout_ms) {
+  int n = ring_buffer__poll(ring_.get(), timeout_ms);
+  if (n < 0 && n != -EINTR) return n;
+  // Batched records (BPF_RB_NO_WAKEUP) never wake epoll: drain after every wait.
+  int m = ring_buffer__consume(ring_.get());
+  return (n > 0 ? n : 0) + (m > 0 ? m : 0);
+}
+
+int Loader::Drain() { return ring_buffer__consume(ring_.get()); }
+
+absl::Status Loader::AddTask(uint64_t cgroup_id, const writ_task_info& info) {
+  if (bpf_map__update_elem(skel_->maps.task_map, &cgroup_id, sizeof(cgroup_id), &info, sizeof(info),
+                           BPF_ANY)) {
+    return ErrnoStatus(errno, "register task in task_map");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::RemoveTask(uint64_t cgroup_id) {
+  if (bpf_map__delete_elem(skel_->maps.task_map, &cgroup_id, sizeof(cgroup_id), 0) &&
+      errno != ENOENT) {
+    return ErrnoStatus(errno, "remove task from task_map");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::SetExecVerdict(uint32_t slot, uint64_t path_hash, uint32_t verdict) {
+  writ_path_key key{};
+  key.slot = slot;
+  key.hash = path_hash;
+  if (bpf_map__update_elem(skel_->maps.exec_map, &key, sizeof(key), &verdict, sizeof(verdict),
+                           BPF_ANY)) {
+    return ErrnoStatus(errno, "update exec_map");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::SetFileDeny(uint32_t slot, uint64_t path_hash) {
+  writ_path_key key{};
+  key.slot = slot;
+  key.hash = path_hash;
+  uint32_t v = WRIT_KV_DENY;
+  if (bpf_map__update_elem(skel_->maps.file_map, &key, sizeof(key), &v, sizeof(v), BPF_ANY)) {
+    return ErrnoStatus(errno, "update file_map");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::SetNet4(const writ_net4_key& key, const writ_net_value& value) {
+  if (bpf_map__update_elem(skel_->maps.net4_map, &key, sizeof(key), &value, sizeof(value),
+                           BPF_ANY)) {
+    return ErrnoStatus(errno, "update net4_map");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::SetNet6(const writ_net6_key& key, const writ_net_value& value) {
+  if (bpf_map__update_elem(skel_->maps.net6_map, &key, sizeof(key), &value, sizeof(value),
+                           BPF_ANY)) {
+    return ErrnoStatus(errno, "update net6_map");
+  }
+  return absl::OkStatus();
+}
+
+// Walks a map with get_next_key and deletes the keys a predicate selects. Table maps are small per task.
+template <typename Key, typename Pred>
+static void DeleteWhere(bpf_map* map, Pred pred) {
+  std::vector<Key> doomed;
+  Key k{}, next{};
+  Key* prev = nullptr;
+  while (bpf_map__get_next_key(map, prev, &next, sizeof(Key)) == 0) {
+    if (pred(next)) doomed.push_back(next);
+    k = next;
+    prev = &k;
+  }
+  for (const Key& d : doomed) bpf_map__delete_elem(map, &d, sizeof(Key), 0);
+}
+
+void Loader::ClearTables(uint32_t slot) {
+  DeleteWhere<writ_path_key>(skel_->maps.exec_map,
+                             [slot](const writ_path_key& k) { return k.slot == slot; });
+  DeleteWhere<writ_path_key>(skel_->maps.file_map,
+                             [slot](const writ_path_key& k) { return k.slot == slot; });
+  uint32_t be = htonl(slot);
+  DeleteWhere<writ_net4_key>(skel_->maps.net4_map,
+                             [be](const writ_net4_key& k) { return k.slot_be == be; });
+  DeleteWhere<writ_net6_key>(skel_->maps.net6_map,
+                             [be](const writ_net6_key& k) { return k.slot_be == be; });
+}
+
+Counters Loader::ReadCounters() const {
+  Counters c;
+  std::vector<uint64_t> vals(ncpus_);
+  for (uint32_t kind = 0; kind < WRIT_EV_KIND_MAX; kind++) {
+    for (uint32_t which = 0; which < WRIT_CNT_MAX; which++) {
+      uint32_t key = kind * WRIT_CNT_MAX + which;
+      if (bpf_map__lookup_elem(skel_->maps.counters_map, &key, sizeof(key), vals.data(),
+                               vals.size() * sizeof(uint64_t), 0)) {
+        continue;
+      }
+      uint64_t sum = 0;
+      for (uint64_t v : vals) sum += v;
+      (which == WRIT_CNT_EMITTED ? c.emitted : c.dropped)[kind] = sum;
+    }
+  }
+  return c;
+}
+
+
+}  // namespace writ::bpf

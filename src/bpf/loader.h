@@ -1,0 +1,97 @@
+// Owner of writ's BPF programs, maps, links and ring buffer (libbpf skeleton), and the kernel feature
+// probes. Phases: open -> set rodata/map sizes -> load -> attach each program (each hook's result is kept
+// for `writ status`). Destruction order is member order reversed: ring buffer, links, skeleton.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "writ/abi/events.h"
+
+struct writ_bpf;
+struct bpf_link;
+struct ring_buffer;
+
+namespace writ::bpf {
+
+struct LoaderConfig {
+  uint32_t ring_bytes = 4u << 20;   // power of two, >= page size
+  uint32_t task_level = 0;          // cgroup level of task cgroups
+  uint64_t wakeup_bytes = 1u << 20; // force a wakeup above this much pending data
+  std::string cgroup_root;          // writ subtree: cgroup/connect* attach here
+};
+
+struct HookStatus {
+  std::string name;     // e.g. "exec (tp_btf/sched_process_exec)"
+  bool active = false;
+  std::string detail;   // why not, when inactive
+};
+
+struct Counters {
+  uint64_t emitted[WRIT_EV_KIND_MAX] = {};
+  uint64_t dropped[WRIT_EV_KIND_MAX] = {};
+};
+
+class Loader {
+ public:
+  // Record handler: called on the polling thread for every ring-buffer record.
+  using Handler = std::function<void(const void* data, size_t size)>;
+
+  static absl::StatusOr<std::unique_ptr<Loader>> Open(const LoaderConfig& cfg, Handler handler);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  absl::Status AddTask(uint64_t cgroup_id, const writ_task_info& info);
+  absl::Status RemoveTask(uint64_t cgroup_id);
+
+  // In-kernel tables of a task (enforcement).
+  absl::Status SetExecVerdict(uint32_t slot, uint64_t path_hash, uint32_t verdict);
+  absl::Status SetFileDeny(uint32_t slot, uint64_t path_hash);
+  absl::Status SetNet4(const writ_net4_key& key, const writ_net_value& value);
+  absl::Status SetNet6(const writ_net6_key& key, const writ_net_value& value);
+  // Removes every table entry of a slot.
+  void ClearTables(uint32_t slot);
+
+  // Waits up to timeout_ms for a wakeup, then drains whatever is pending (batched records never wake
+  // the poller). Returns records consumed or a negative errno.
+  int Poll(int timeout_ms);
+  int Drain();
+
+  Counters ReadCounters() const;
+  const std::vector<HookStatus>& hooks() const { return hooks_; }
+  uint32_t ring_bytes() const { return cfg_.ring_bytes; }
+
+ private:
+  Loader(const LoaderConfig& cfg, Handler handler);
+  absl::Status LoadAndAttach();
+  static int OnRecord(void* ctx, void* data, size_t size);
+
+  struct SkelDeleter {
+    void operator()(writ_bpf* s) const;
+  };
+  struct LinkDeleter {
+    void operator()(bpf_link* l) const;
+  };
+  struct RingDeleter {
+    void operator()(ring_buffer* r) const;
+  };
+
+  LoaderConfig cfg_;
+  Handler handler_;
+  std::vector<HookStatus> hooks_;
+  int ncpus_ = 1;
+  // Member order is destruction order reversed: ring buffer first, then links, then the skeleton.
+  std::unique_ptr<writ_bpf, SkelDeleter> skel_;
+  std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
+  std::unique_ptr<ring_buffer, RingDeleter> ring_;
+};
+
+// libbpf's own messages go to the "libbpf" logger (debug level for its chatter, warn for warnings).
+void RouteLibbpfLogs();
+
+}  // namespace writ::bpf

@@ -1,0 +1,231 @@
+#include "decode/decoder.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "util/util.h"
+
+namespace writ::decode {
+
+// The layouts both compilers must agree on. A change here is an ABI change: bump WRIT_ABI_VERSION.
+static_assert(sizeof(writ_event_hdr) == 80);
+static_assert(offsetof(writ_event_hdr, ktime_ns) == 8);
+static_assert(offsetof(writ_event_hdr, cgroup_id) == 16);
+static_assert(offsetof(writ_event_hdr, task_slot) == 32);
+static_assert(offsetof(writ_event_hdr, flags) == 56);
+static_assert(offsetof(writ_event_hdr, comm) == 64);
+static_assert(offsetof(writ_exec_event, path) == 104);
+static_assert(offsetof(writ_exec_event, args) == 104 + WRIT_PATH_MAX + WRIT_NAME_MAX + WRIT_NAME_MAX);
+static_assert(offsetof(writ_open_event, path) == 96);
+static_assert(sizeof(writ_connect_event) == 112);
+static_assert(sizeof(writ_fork_event) == 96);
+static_assert(sizeof(writ_exit_event) == 88);
+static_assert(sizeof(writ_task_info) == 16);
+static_assert(sizeof(writ_path_key) == 16);
+static_assert(sizeof(writ_net4_key) == 12);
+static_assert(sizeof(writ_net6_key) == 24);
+static_assert(sizeof(writ_net_value) == 8 + 8 * WRIT_NET_RANGES);
+
+const char* KindName(uint16_t kind) {
+  switch (kind) {
+    case WRIT_EV_EXEC: return "exec";
+    case WRIT_EV_FORK: return "fork";
+    case WRIT_EV_EXIT: return "exit";
+    case WRIT_EV_OPEN: return "open";
+    case WRIT_EV_CONNECT: return "connect";
+    default: return "unknown";
+  }
+}
+
+void ComponentsToPath(const char* data, size_t len, std::string* out) {
+  // Components are NUL-terminated, leaf first: emit them last to first.
+  while (len > 0 && data[len - 1] == '\0') len--;
+  if (len == 0) {
+    out->push_back('/');
+    return;
+  }
+  size_t end = len;
+  for (;;) {
+    size_t start = end;
+    while (start > 0 && data[start - 1] != '\0') start--;
+    out->push_back('/');
+    out->append(data + start, end - start);
+    if (start == 0) break;
+    end = start - 1;  // skip the NUL
+  }
+}
+
+void AppendOpenFlags(uint32_t flags, google::protobuf::RepeatedPtrField<std::string>* out) {
+  int acc = flags & O_ACCMODE;
+  if (acc == O_RDONLY || acc == O_RDWR) out->Add()->assign("read");
+  if (acc == O_WRONLY || acc == O_RDWR) out->Add()->assign("write");
+  if (flags & O_CREAT) out->Add()->assign("create");
+  if (flags & O_TRUNC) out->Add()->assign("truncate");
+}
+
+static const char* SyscallName(uint32_t nr) {
+  switch (nr) {
+    case 2: return "open";
+    case 85: return "creat";
+    case 257: return "openat";
+    case 437: return "openat2";
+    default: return "";
+  }
+}
+
+// Bounded string from a fixed buffer: stops at the first NUL.
+static void AssignCStr(const char* p, size_t max, std::string* out) {
+  out->assign(p, strnlen(p, max));
+}
+
+Decoder::Decoder(int64_t boot_to_unix_ns, std::string boot_tag)
+    : boot_to_unix_ns_(boot_to_unix_ns), boot_tag_(std::move(boot_tag)) {}
+
+absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, RecordInfo* info) {
+  if (size < sizeof(writ_event_hdr)) {
+    stats_.bad_size++;
+    return absl::DataLossError(absl::StrCat("record of ", size, " bytes is shorter than a header"));
+  }
+  writ_event_hdr h;
+  std::memcpy(&h, data, sizeof(h));
+  if (h.abi_version != WRIT_ABI_VERSION) {
+    stats_.bad_version++;
+    return absl::DataLossError(absl::StrCat("record ABI version ", h.abi_version, ", expected ",
+                                            WRIT_ABI_VERSION));
+  }
+  if (h.size > size) {
+    stats_.bad_size++;
+    return absl::DataLossError(absl::StrCat("record claims ", h.size, " bytes, has ", size));
+  }
+  size_t need = 0;
+  switch (h.kind) {
+    case WRIT_EV_EXEC: need = offsetof(writ_exec_event, args); break;
+    case WRIT_EV_FORK: need = sizeof(writ_fork_event); break;
+    case WRIT_EV_EXIT: need = sizeof(writ_exit_event); break;
+    case WRIT_EV_OPEN: need = offsetof(writ_open_event, path); break;
+    case WRIT_EV_CONNECT: need = sizeof(writ_connect_event); break;
+    default:
+      stats_.bad_kind++;
+      return absl::DataLossError(absl::StrCat("unknown record kind ", h.kind));
+  }
+  if (size < need) {
+    stats_.bad_size++;
+    return absl::DataLossError(absl::StrCat(KindName(h.kind), " record of ", size,
+                                            " bytes, needs ", need));
+  }
+
+  ev->Clear();
+  *info = RecordInfo{h.kind, h.flags, 0, h.cgroup_id, h.start_time_ns, h.tgid, h.task_slot,
+                     h.ktime_ns};
+  char id[64];
+  int n = snprintf(id, sizeof(id), "%s-%llx-%x", boot_tag_.c_str(),
+                   static_cast<unsigned long long>(h.ktime_ns), h.pid);
+  ev->set_id(id, n);
+  std::string* t = ev->mutable_time();
+  AppendRfc3339Nanos(static_cast<int64_t>(h.ktime_ns) + boot_to_unix_ns_, t);
+  ev->set_ktime_ns(h.ktime_ns);
+  ev->set_kind(KindName(h.kind));
+
+  v1::Process* p = ev->mutable_process();
+  p->set_pid(h.tgid);
+  p->set_tid(h.pid);
+  p->set_ppid(h.ppid);
+  p->set_uid(h.uid);
+  p->set_gid(h.gid);
+  p->set_start_time_ns(h.start_time_ns);
+  AssignCStr(h.comm, sizeof(h.comm), p->mutable_comm());
+
+  const char* base = static_cast<const char*>(data);
+  switch (h.kind) {
+    case WRIT_EV_EXEC: {
+      const auto* e = reinterpret_cast<const writ_exec_event*>(base);
+      info->kernel_verdict = e->verdict;
+      size_t plen = std::min<size_t>(e->path_len, WRIT_PATH_MAX);
+      ComponentsToPath(e->path, plen, p->mutable_exe());
+      AssignCStr(e->filename, std::min<size_t>(e->filename_len, WRIT_NAME_MAX), p->mutable_filename());
+      size_t alen = std::min<size_t>(e->args_len, WRIT_ARGS_MAX);
+      alen = std::min(alen, size - offsetof(writ_exec_event, args));
+      bool trunc = (h.flags & WRIT_F_ARGS_TRUNC) != 0;
+      size_t i = 0;
+      while (i < alen) {
+        size_t len = strnlen(e->args + i, alen - i);
+        if (p->args_size() >= WRIT_ARGC_MAX) {
+          trunc = true;
+          break;
+        }
+        // An argument longer than WRIT_NAME_MAX is cut: the record keeps the first bytes only.
+        if (len > WRIT_NAME_MAX) {
+          p->add_args()->assign(e->args + i, WRIT_NAME_MAX);
+          trunc = true;
+        } else {
+          p->add_args()->assign(e->args + i, len);
+        }
+        i += len + 1;
+      }
+      p->set_args_truncated(trunc);
+      break;
+    }
+    case WRIT_EV_FORK: {
+      const auto* e = reinterpret_cast<const writ_fork_event*>(base);
+      p->set_ppid(e->parent_tgid);
+      break;
+    }
+    case WRIT_EV_EXIT: {
+      const auto* e = reinterpret_cast<const writ_exit_event*>(base);
+      int status = e->exit_code;
+      int sig = status & 0x7f;
+      if (sig) {
+        p->set_exit_signal(sig);
+        p->set_exit_code(128 + sig);
+      } else {
+        p->set_exit_code((status >> 8) & 0xff);
+      }
+      break;
+    }
+    case WRIT_EV_OPEN: {
+      const auto* e = reinterpret_cast<const writ_open_event*>(base);
+      v1::File* f = ev->mutable_file();
+      size_t plen = std::min<size_t>(e->path_len, WRIT_PATH_MAX);
+      plen = std::min(plen, size - offsetof(writ_open_event, path));
+      if (h.flags & WRIT_F_UNRESOLVED) {
+        AssignCStr(e->path, plen, f->mutable_path());
+        f->set_unresolved(true);
+      } else {
+        ComponentsToPath(e->path, plen, f->mutable_path());
+      }
+      f->set_truncated((h.flags & WRIT_F_PATH_TRUNC) != 0);
+      AppendOpenFlags(e->open_flags, f->mutable_flags());
+      f->set_result(e->result < 0 ? e->result : 0);
+      f->set_raw_flags(e->open_flags);
+      f->set_syscall(SyscallName(e->syscall_nr));
+      break;
+    }
+    case WRIT_EV_CONNECT: {
+      const auto* e = reinterpret_cast<const writ_connect_event*>(base);
+      info->kernel_verdict = e->verdict;
+      v1::Network* net = ev->mutable_network();
+      char ip[INET6_ADDRSTRLEN] = {};
+      if (e->family == AF_INET) {
+        net->set_family("inet");
+        inet_ntop(AF_INET, e->addr, ip, sizeof(ip));
+      } else {
+        net->set_family("inet6");
+        inet_ntop(AF_INET6, e->addr, ip, sizeof(ip));
+      }
+      net->set_dst_ip(ip);
+      net->set_dst_port(e->port);
+      net->set_result(e->result);
+      net->set_hook((h.flags & WRIT_F_CGROUP_HOOK) ? "cgroup" : "syscall");
+      break;
+    }
+  }
+  stats_.decoded++;
+  return absl::OkStatus();
+}
+
+}  // namespace writ::decode

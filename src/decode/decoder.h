@@ -1,0 +1,57 @@
+// Decoder: ring-buffer record (include/writ/abi/events.h) -> writ.v1.Event. The only userspace code that
+// reads ABI structs. Checks ABI version and sizes; reuses the Event's storage, so a steady stream
+// allocates nothing once strings and repeated fields have grown.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "writ/abi/events.h"
+#include "writ/v1/event.pb.h"
+
+namespace writ::decode {
+
+// What the pipeline needs besides the Event itself.
+struct RecordInfo {
+  uint16_t kind = 0;
+  uint32_t flags = 0;           // WRIT_F_*
+  uint32_t kernel_verdict = 0;  // enum writ_kernel_verdict (exec, connect)
+  uint64_t cgroup_id = 0;
+  uint64_t start_time_ns = 0;
+  uint32_t tgid = 0;
+  uint32_t slot = 0;
+  uint64_t ktime_ns = 0;
+};
+
+struct DecoderStats {
+  uint64_t decoded = 0;
+  uint64_t bad_version = 0;
+  uint64_t bad_size = 0;
+  uint64_t bad_kind = 0;
+};
+
+class Decoder {
+ public:
+  // boot_to_unix_ns converts bpf_ktime_get_boot_ns() to Unix time; boot_tag prefixes event ids.
+  Decoder(int64_t boot_to_unix_ns, std::string boot_tag);
+
+  // Clears *ev and fills it. On error the record is counted and ev is unspecified.
+  absl::Status Decode(const void* data, size_t size, v1::Event* ev, RecordInfo* info);
+
+  const DecoderStats& stats() const { return stats_; }
+
+ private:
+  int64_t boot_to_unix_ns_;
+  std::string boot_tag_;
+  DecoderStats stats_;
+};
+
+// Leaf-first component encoding ("file\0dir\0usr\0") -> "/usr/dir/file". Appends to *out.
+void ComponentsToPath(const char* data, size_t len, std::string* out);
+// O_* flags -> read/write/create/truncate, appended to the repeated field.
+void AppendOpenFlags(uint32_t flags, google::protobuf::RepeatedPtrField<std::string>* out);
+const char* KindName(uint16_t kind);
+
+}  // namespace writ::decode

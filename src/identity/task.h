@@ -1,0 +1,114 @@
+// Tasks (writs) and the registry that owns them, plus the per-task process table.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace writ::intent {
+class CompiledIntent;
+}
+
+namespace writ::identity {
+
+enum class TaskState { kPending, kRunning, kEnded };
+
+// Immutable after registration except for the atomics: the pipeline reads tasks without a lock.
+struct Task {
+  std::string id;
+  std::string spiffe_id;
+  std::string principal;
+  std::string intent;       // name, empty when none
+  std::string parent_task;  // sub-agent: the delegating task
+  std::vector<std::string> chain;  // principal, agent, sub-agent ... (outermost first)
+  std::map<std::string, std::string> params;
+  std::vector<std::string> command;
+  std::string mode;  // effective: record, monitor, enforce
+  std::string cgroup_path;
+  uint64_t cgroup_id = 0;
+  uint32_t slot = 0;
+  uint32_t owner_uid = 0;
+  absl::Time start;
+  absl::Time deadline = absl::InfiniteFuture();
+  std::shared_ptr<const intent::CompiledIntent> compiled;  // null: nothing is judged
+
+  std::atomic<TaskState> state{TaskState::kPending};
+  std::atomic<bool> frozen{false};
+  std::atomic<bool> violated{false};
+  std::atomic<int> live_processes{0};
+};
+
+// Thread-safe. Lookups by cgroup id are what the pipeline does per event: it caches the last result and
+// revalidates it against generation(), so a steady stream takes no lock.
+class TaskRegistry {
+ public:
+  explicit TaskRegistry(uint32_t max_tasks);
+
+  // Allocates a slot; fails when all are in use.
+  absl::StatusOr<uint32_t> AllocateSlot();
+  void FreeSlot(uint32_t slot);
+
+  absl::Status Add(std::shared_ptr<Task> task);
+  std::shared_ptr<Task> Remove(const std::string& id);
+  std::shared_ptr<Task> Find(const std::string& id) const;
+  std::shared_ptr<Task> FindByCgroup(uint64_t cgroup_id) const;
+  std::vector<std::shared_ptr<Task>> All() const;
+  size_t size() const;
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Task>> by_id_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::shared_ptr<Task>> by_cgroup_ ABSL_GUARDED_BY(mu_);
+  std::vector<bool> slots_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> generation_{0};
+};
+
+// Processes seen in tasks, keyed by (tgid, start time) so a reused pid is a different process.
+// Single-threaded: owned by the pipeline thread.
+struct ProcessInfo {
+  uint32_t ppid = 0;
+  uint64_t cgroup_id = 0;
+  std::string exe;
+  std::vector<std::string> args;
+};
+
+class ProcessTable {
+ public:
+  explicit ProcessTable(size_t max_entries) : max_entries_(max_entries) {}
+
+  // Returns the entry, creating it when new; *created says which. Null when the table is full (counted).
+  ProcessInfo* Upsert(uint32_t tgid, uint64_t start_ns, bool* created);
+  ProcessInfo* Find(uint32_t tgid, uint64_t start_ns);
+  bool Erase(uint32_t tgid, uint64_t start_ns);
+  // Drops every entry of a task (at task end): returns how many.
+  size_t EraseTask(uint64_t cgroup_id);
+  size_t size() const { return map_.size(); }
+  uint64_t overflows() const { return overflows_; }
+
+ private:
+  struct Key {
+    uint32_t tgid;
+    uint64_t start_ns;
+    bool operator==(const Key& o) const { return tgid == o.tgid && start_ns == o.start_ns; }
+    template <typename H>
+    friend H AbslHashValue(H h, const Key& k) {
+      return H::combine(std::move(h), k.tgid, k.start_ns);
+    }
+  };
+  size_t max_entries_;
+  uint64_t overflows_ = 0;
+  absl::flat_hash_map<Key, ProcessInfo> map_;
+};
+
+}  // namespace writ::identity

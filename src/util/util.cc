@@ -1,0 +1,122 @@
+#include "util/util.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "util/fd.h"
+#include "util/status_macros.h"
+
+namespace writ {
+
+void AppendRfc3339Nanos(int64_t unix_ns, std::string* out) {
+  time_t secs = static_cast<time_t>(unix_ns / 1000000000);
+  int64_t nanos = unix_ns % 1000000000;
+  if (nanos < 0) {
+    nanos += 1000000000;
+    secs -= 1;
+  }
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[48];
+  int n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   static_cast<long long>(nanos));
+  out->append(buf, n);
+}
+
+std::string Rfc3339(absl::Time t) {
+  std::string s;
+  AppendRfc3339Nanos(absl::ToUnixNanos(t), &s);
+  return s;
+}
+
+absl::StatusOr<absl::Duration> ParseDuration(std::string_view s) {
+  if (s.empty()) return absl::InvalidArgumentError("empty duration");
+  absl::Duration d;
+  // absl accepts "1h30m", "90s", "500ms"; it also accepts negatives and "inf", which we refuse.
+  if (!absl::ParseDuration(s, &d) || d < absl::ZeroDuration() || d == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad duration \"", s, "\" (use e.g. 90s, 30m, 1h30m)"));
+  }
+  return d;
+}
+
+static int64_t ClockNs(clockid_t c) {
+  struct timespec ts;
+  clock_gettime(c, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+int64_t BootToUnixOffsetNs() {
+  // Bracket the realtime read with two boottime reads and take the midpoint: error < 1 us.
+  int64_t b0 = ClockNs(CLOCK_BOOTTIME);
+  int64_t r = ClockNs(CLOCK_REALTIME);
+  int64_t b1 = ClockNs(CLOCK_BOOTTIME);
+  return r - (b0 + (b1 - b0) / 2);
+}
+
+int64_t NowBootNs() { return ClockNs(CLOCK_BOOTTIME); }
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, absl::StrCat("read ", path));
+    }
+    if (n == 0) break;
+    out.append(buf, n);
+  }
+  return out;
+}
+
+absl::Status WriteFile(const std::string& path, std::string_view data) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  ssize_t n = ::write(fd.get(), data.data(), data.size());
+  if (n < 0) return ErrnoStatus(errno, absl::StrCat("write ", path));
+  if (static_cast<size_t>(n) != data.size()) {
+    return absl::InternalError(absl::StrCat("short write to ", path));
+  }
+  return absl::OkStatus();
+}
+
+std::string RandomHex(size_t n_bytes) {
+  std::string raw(n_bytes, '\0');
+  size_t got = 0;
+  while (got < n_bytes) {
+    ssize_t n = getrandom(raw.data() + got, n_bytes - got, 0);
+    if (n > 0) got += n;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n_bytes * 2);
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+std::shared_ptr<spdlog::logger> Logger(const std::string& name) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto l = spdlog::get(name)) return l;
+  auto l = spdlog::stderr_color_mt(name);
+  l->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+  return l;
+}
+
+}  // namespace writ

@@ -1,0 +1,36 @@
+// Small shared helpers: time formatting, durations, file I/O, loggers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "spdlog/spdlog.h"
+
+namespace writ {
+
+// RFC 3339 UTC with nanoseconds: 2026-11-28T10:19:03.123456789Z. Appends to *out.
+void AppendRfc3339Nanos(int64_t unix_ns, std::string* out);
+std::string Rfc3339(absl::Time t);
+
+// "30m", "1h30m", "90s", "500ms", "2h". Rejects negatives, empty and unknown units.
+absl::StatusOr<absl::Duration> ParseDuration(std::string_view s);
+
+// CLOCK_REALTIME - CLOCK_BOOTTIME, ns: converts bpf_ktime_get_boot_ns() to Unix time.
+int64_t BootToUnixOffsetNs();
+int64_t NowBootNs();
+
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+// Writes the whole string; for cgroup control files and pid files.
+absl::Status WriteFile(const std::string& path, std::string_view data);
+
+// Random lowercase hex string of n_bytes*2 characters (getrandom).
+std::string RandomHex(size_t n_bytes);
+
+// A named spdlog logger writing to stderr, created once.
+std::shared_ptr<spdlog::logger> Logger(const std::string& name);
+
+}  // namespace writ
