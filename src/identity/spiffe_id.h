@@ -2,7 +2,7 @@
 #pragma once
 
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 
@@ -18,6 +18,6 @@ struct SpiffeId {
 // characters outside [a-z0-9.-_] in the trust domain (so also ports, userinfo, uppercase), a path segment
 // that is empty, "." or ".." or holds characters outside [a-zA-Z0-9.-_], a trailing slash, a query or
 // fragment, and IDs longer than 2048 bytes.
-absl::StatusOr<SpiffeId> ParseSpiffeId(std::string_view s);
+absl::StatusOr<SpiffeId> ParseSpiffeId(absl::string_view s);
 
 }  // namespace writ::identity

@@ -38,7 +38,7 @@ std::string Rfc3339(absl::Time t) {
   return s;
 }
 
-absl::StatusOr<absl::Duration> ParseDuration(std::string_view s) {
+absl::StatusOr<absl::Duration> ParseDuration(absl::string_view s) {
   if (s.empty()) return absl::InvalidArgumentError("empty duration");
   absl::Duration d;
   // absl accepts "1h30m", "90s", "500ms"; it also accepts negatives and "inf", which we refuse.

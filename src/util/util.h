@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "absl/strings/string_view.h"
+
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "spdlog/spdlog.h"
@@ -17,7 +19,7 @@ void AppendRfc3339Nanos(int64_t unix_ns, std::string* out);
 std::string Rfc3339(absl::Time t);
 
 // "30m", "1h30m", "90s", "500ms", "2h". Rejects negatives, empty and unknown units.
-absl::StatusOr<absl::Duration> ParseDuration(std::string_view s);
+absl::StatusOr<absl::Duration> ParseDuration(absl::string_view s);
 
 // CLOCK_REALTIME - CLOCK_BOOTTIME, ns: converts bpf_ktime_get_boot_ns() to Unix time.
 int64_t BootToUnixOffsetNs();

@@ -16,13 +16,7 @@
 #ifdef __BPF__
 /* vmlinux.h provides the fixed-width kernel types. */
 #else
-#include <stdint.h>
-typedef uint8_t __u8;
-typedef uint16_t __u16;
-typedef uint32_t __u32;
-typedef uint64_t __u64;
-typedef int32_t __s32;
-typedef int64_t __s64;
+#include <linux/types.h> /* the same __u32/__u64 the kernel headers and libbpf use */
 #endif
 
 #define WRIT_ABI_VERSION 1
