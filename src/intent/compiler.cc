@@ -1,0 +1,347 @@
+// Compiler: Intent + bound params → CompiledIntent (flat tables; see intent.h).
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "intent/intent.h"
+#include "intent/parse_util.h"
+#include "util/status_macros.h"
+
+namespace writ::intent {
+
+const char* CategoryName(Category c) {
+  switch (c) {
+    case Category::kExec: return "exec";
+    case Category::kFile: return "file";
+    case Category::kNetwork: return "network";
+    case Category::kLimits: return "limits";
+    case Category::kApproval: return "approval";
+  }
+  return "unknown";
+}
+
+const Rule* CompiledIntent::FindRule(absl::string_view id) const {
+  for (const Rule& r : rules_) {
+    if (r.id == id) return &r;
+  }
+  return nullptr;
+}
+
+absl::Duration CompiledIntent::approval_timeout(const Rule* r) const {
+  for (const Approval& a : approvals_) {
+    if (&rules_[a.rule] == r) return a.timeout;
+  }
+  return absl::ZeroDuration();
+}
+
+KernelTables CompiledIntent::kernel_tables() const {
+  KernelTables t;
+  t.exec_judged = exec_judged_;
+  t.exec_default_deny = exec_judged_ && exec_allow_.present();
+  t.exec_allow_exact = exec_allow_.ExactPaths();
+  t.exec_deny_exact = exec_deny_.ExactPaths();
+  t.exec_has_globs = exec_allow_.has_general() || !exec_allow_.Prefixes().empty() ||
+                     exec_deny_.has_general() || !exec_deny_.Prefixes().empty();
+  for (const Approval& a : approvals_) {
+    if (a.exe.kind() == Glob::Kind::kExact) t.exec_approval_exact.push_back(a.exe.literal());
+    if (a.exe.kind() != Glob::Kind::kExact || !a.args.empty()) t.exec_has_globs = true;
+  }
+  t.net_judged = net_judged_;
+  t.net_default_deny = net_judged_ && net_allow_present_;
+  auto add = [&](const std::vector<NetEntry>& v, bool deny) {
+    for (const NetEntry& e : v) {
+      KernelNetRule k;
+      k.family = e.family;
+      std::memcpy(k.addr, e.addr, sizeof(k.addr));
+      k.prefix_len = e.prefix_len;
+      k.port_lo = e.port_lo;
+      k.port_hi = e.port_hi;
+      k.deny = deny;
+      t.net_rules.push_back(k);
+    }
+  };
+  add(net_deny_, true);
+  add(net_allow_, false);
+  t.file_deny_exact = file_deny_.ExactPaths();
+  t.file_deny_prefix = file_deny_.Prefixes();
+  t.file_deny_has_globs = file_deny_.has_general();
+  return t;
+}
+
+class Compiler {
+ public:
+  Compiler(const writ::v1::Intent& in, const absl::flat_hash_map<std::string, std::string>& params)
+      : in_(in), given_(params), ci_(std::make_shared<CompiledIntent>()) {}
+
+  absl::StatusOr<std::shared_ptr<const CompiledIntent>> Run() {
+    RETURN_IF_ERROR(BindParams());
+    ci_->name_ = in_.name();
+    ci_->mode_ = in_.mode();
+    ci_->severity_ = in_.severity().empty() ? "high" : in_.severity();
+    ci_->frameworks_.assign(in_.frameworks().begin(), in_.frameworks().end());
+    ci_->responses_.assign(in_.on_violation().begin(), in_.on_violation().end());
+    if (ci_->responses_.empty()) ci_->responses_.push_back("alert");
+    // Reserve so no push_back moves rules after indices are handed out (pointers are taken later
+    // anyway; this just avoids churn).
+    ci_->rules_.reserve(64);
+
+    if (in_.has_exec()) {
+      const auto& e = in_.exec();
+      ci_->exec_judged_ = true;
+      ci_->exec_allow_.set_present(e.allow_present());
+      ci_->exec_deny_.set_present(true);
+      RETURN_IF_ERROR(Paths("exec.allow", e.allow(), Category::kExec, "exec allowed by",
+                            &ci_->exec_allow_));
+      RETURN_IF_ERROR(Paths("exec.deny", e.deny(), Category::kExec, "exec of a program denied by",
+                            &ci_->exec_deny_));
+      ci_->exec_default_rule_ =
+          AddRule("exec.default", Category::kExec, "exec of a program not in exec.allow", "");
+    }
+    for (int i = 0; i < in_.approval_size(); ++i) {
+      const auto& a = in_.approval(i);
+      const std::string field = absl::StrCat("approval[", i, "]");
+      bool unset = false;
+      std::string exe = SubstituteParams(a.exec(), values_, &unset);
+      CompiledIntent::Approval ap;
+      std::vector<std::string> args;
+      for (const auto& arg : a.args()) args.push_back(SubstituteParams(arg, values_, &unset));
+      if (unset) continue;
+      auto g = Glob::ParsePath(exe);
+      if (!g.ok()) return FieldError(field + ".exec", g.status().message());
+      ap.exe = *std::move(g);
+      for (const auto& arg : args) ap.args.push_back(Glob::ParseArg(arg));
+      ap.timeout = absl::Minutes(5);
+      if (!a.timeout().empty()) {
+        auto d = ParseDurationStrict(SubstituteParams(a.timeout(), values_, &unset));
+        if (!d.ok()) return FieldError(field + ".timeout", d.status().message());
+        ap.timeout = *d;
+      }
+      std::string shown = args.empty() ? exe : absl::StrCat(exe, " ", absl::StrJoin(args, " "));
+      ap.rule = AddRule(field, Category::kApproval,
+                        absl::StrCat("exec requires approval by ", field, " (", shown, ")"), shown);
+      ci_->approvals_.push_back(std::move(ap));
+    }
+
+    if (in_.has_files()) {
+      const auto& f = in_.files();
+      ci_->files_judged_ = true;
+      ci_->file_read_.set_present(f.read_present());
+      ci_->file_write_.set_present(f.write_present());
+      ci_->file_deny_.set_present(true);
+      RETURN_IF_ERROR(Paths("files.deny", f.deny(), Category::kFile, "open of a path denied by",
+                            &ci_->file_deny_));
+      RETURN_IF_ERROR(Paths("files.read", f.read(), Category::kFile, "read allowed by",
+                            &ci_->file_read_));
+      RETURN_IF_ERROR(Paths("files.write", f.write(), Category::kFile, "write allowed by",
+                            &ci_->file_write_));
+      ci_->read_default_rule_ = AddRule("files.read.default", Category::kFile,
+                                        "read of a path not in files.read or files.write", "");
+      ci_->write_default_rule_ =
+          AddRule("files.write.default", Category::kFile, "write to a path not in files.write", "");
+    }
+
+    if (in_.has_network()) {
+      const auto& c = in_.network().connect();
+      ci_->net_judged_ = true;
+      ci_->net_allow_present_ = c.allow_present();
+      RETURN_IF_ERROR(Net("network.connect.deny", c.deny(), "connect to a destination denied by",
+                          &ci_->net_deny_));
+      RETURN_IF_ERROR(Net("network.connect.allow", c.allow(), "connect allowed by", &ci_->net_allow_));
+      ci_->net_default_rule_ = AddRule("network.connect.default", Category::kNetwork,
+                                       "connect to a destination not in network.connect.allow", "");
+    }
+
+    if (in_.has_limits()) {
+      const auto& l = in_.limits();
+      bool unset = false;
+      if (!l.ttl().empty()) {
+        std::string ttl = SubstituteParams(l.ttl(), values_, &unset);
+        if (!unset) {
+          auto d = ParseDurationStrict(ttl);
+          if (!d.ok()) return FieldError("limits.ttl", d.status().message());
+          ci_->ttl_ = *d;
+        }
+      }
+      if (!l.hours().empty()) {
+        auto h = ParseHours(SubstituteParams(l.hours(), values_, &unset));
+        if (!h.ok()) return FieldError("limits.hours", h.status().message());
+        HoursWindow& w = ci_->hours_;
+        w.present = !(h->start_min == 0 && h->end_min == 1440);  // the whole day judges nothing
+        w.start_min = h->start_min;
+        w.end_min = h->end_min;
+        w.utc = h->tz == "UTC";
+        if (!w.utc) absl::LoadTimeZone(h->tz, &w.tz);
+        if (w.present) {
+          ci_->hours_rule_ = AddRule("limits.hours", Category::kLimits,
+                                     absl::StrCat("event outside the allowed hours ", l.hours(),
+                                                  " (limits.hours)"),
+                                     l.hours());
+        }
+      }
+      if (l.max_processes() > 0) {
+        ci_->max_processes_ = l.max_processes();
+        ci_->max_processes_rule_ = AddRule(
+            "limits.max_processes", Category::kLimits,
+            absl::StrCat("process count above limits.max_processes (", l.max_processes(), ")"), "");
+      }
+    }
+    return std::shared_ptr<const CompiledIntent>(std::move(ci_));
+  }
+
+ private:
+  absl::Status FieldError(absl::string_view field, absl::string_view msg) {
+    return absl::InvalidArgumentError(absl::StrCat("intent ", in_.name(), ": ", field, ": ", msg));
+  }
+
+  absl::Status BindParams() {
+    for (const auto& [k, v] : given_) {
+      auto it = in_.params().find(k);
+      if (it == in_.params().end()) {
+        return FieldError(absl::StrCat("params.", k), "unknown parameter (not declared by the intent)");
+      }
+      if (auto st = CheckParamValue(it->second.type(), v); !st.ok()) {
+        return FieldError(absl::StrCat("params.", k), st.message());
+      }
+      values_[k] = v;
+    }
+    std::vector<std::string> names;
+    for (const auto& [k, spec] : in_.params()) names.push_back(k);
+    std::sort(names.begin(), names.end());
+    for (const auto& k : names) {
+      const auto& spec = in_.params().at(k);
+      if (values_.contains(k)) continue;
+      if (spec.required()) return FieldError(absl::StrCat("params.", k), "missing required parameter");
+      if (!spec.default_().empty()) values_[k] = spec.default_();
+    }
+    ci_->params_ = values_;
+    return absl::OkStatus();
+  }
+
+  int AddRule(absl::string_view field, Category cat, std::string reason, std::string pattern) {
+    Rule r;
+    r.id = absl::StrCat(in_.name(), "/", field);
+    r.category = cat;
+    r.reason = std::move(reason);
+    r.pattern = std::move(pattern);
+    r.severity = ci_->severity_;
+    r.frameworks = ci_->frameworks_;
+    r.responses = ci_->responses_;
+    ci_->rules_.push_back(std::move(r));
+    return static_cast<int>(ci_->rules_.size() - 1);
+  }
+
+  absl::Status Paths(absl::string_view field, const google::protobuf::RepeatedPtrField<std::string>& l,
+                     Category cat, absl::string_view verb, PathMatcher* m) {
+    for (int i = 0; i < l.size(); ++i) {
+      const std::string f = absl::StrCat(field, "[", i, "]");
+      bool unset = false;
+      std::string p = SubstituteParams(l.Get(i), values_, &unset);
+      if (unset) continue;  // references an optional parameter that was not given: rule omitted
+      auto g = Glob::ParsePath(p);
+      if (!g.ok()) return FieldError(f, g.status().message());
+      m->Add(*g, AddRule(f, cat, absl::StrCat(verb, " ", f, " (", p, ")"), p));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Net(absl::string_view field, const google::protobuf::RepeatedPtrField<writ::v1::NetRule>& l,
+                   absl::string_view verb, std::vector<NetEntry>* out) {
+    for (int i = 0; i < l.size(); ++i) {
+      const auto& r = l.Get(i);
+      const std::string f = absl::StrCat(field, "[", i, "]");
+      bool unset = false;
+      std::vector<PortRange> ports;
+      std::vector<std::string> port_text;
+      for (int j = 0; j < r.ports_size(); ++j) {
+        std::string ps = SubstituteParams(r.ports(j), values_, &unset);
+        auto pr = ParsePortRange(ps);
+        if (!unset && !pr.ok()) return FieldError(absl::StrCat(f, ".ports[", j, "]"), pr.status().message());
+        if (pr.ok()) ports.push_back(*pr);
+        port_text.push_back(ps);
+      }
+      if (ports.empty()) ports.push_back(PortRange{1, 65535});
+      std::vector<Cidr> addrs;
+      std::string target;
+      if (!r.cidr().empty()) {
+        target = SubstituteParams(r.cidr(), values_, &unset);
+        if (unset) continue;
+        auto c = ParseCidr(target);
+        if (!c.ok()) return FieldError(f + ".cidr", c.status().message());
+        addrs.push_back(*c);
+      } else {
+        target = SubstituteParams(r.host(), values_, &unset);
+        if (unset) continue;
+        auto resolved = Resolve(target);
+        if (!resolved.ok()) return FieldError(f + ".host", resolved.status().message());
+        addrs = *std::move(resolved);
+      }
+      if (unset) continue;
+      std::string shown = port_text.empty() ? target
+                                            : absl::StrCat(target, " ports ", absl::StrJoin(port_text, ","));
+      int rule = AddRule(f, Category::kNetwork, absl::StrCat(verb, " ", f, " (", shown, ")"), shown);
+      for (const Cidr& c : addrs) {
+        for (const PortRange& p : ports) {
+          NetEntry e;
+          e.family = c.family;
+          std::memcpy(e.addr, c.addr, sizeof(e.addr));
+          e.prefix_len = c.prefix_len;
+          e.port_lo = p.lo;
+          e.port_hi = p.hi;
+          e.rule = rule;
+          out->push_back(e);
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Hosts are resolved once, here; the addresses at compile time are the ones enforced.
+  static absl::StatusOr<std::vector<Cidr>> Resolve(const std::string& host) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0) {
+      return absl::UnavailableError(absl::StrCat("cannot resolve \"", host, "\": ", gai_strerror(rc)));
+    }
+    std::vector<Cidr> out;
+    for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+      Cidr c;
+      c.family = a->ai_family;
+      if (a->ai_family == AF_INET) {
+        std::memcpy(c.addr, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, 4);
+        c.prefix_len = 32;
+      } else if (a->ai_family == AF_INET6) {
+        std::memcpy(c.addr, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, 16);
+        c.prefix_len = 128;
+      } else {
+        continue;
+      }
+      bool dup = std::any_of(out.begin(), out.end(), [&](const Cidr& o) {
+        return o.family == c.family && std::memcmp(o.addr, c.addr, 16) == 0;
+      });
+      if (!dup) out.push_back(c);
+    }
+    freeaddrinfo(res);
+    if (out.empty()) return absl::UnavailableError(absl::StrCat("\"", host, "\" has no IP address"));
+    return out;
+  }
+
+  const writ::v1::Intent& in_;
+  const absl::flat_hash_map<std::string, std::string>& given_;
+  absl::flat_hash_map<std::string, std::string> values_;
+  std::shared_ptr<CompiledIntent> ci_;
+};
+
+absl::StatusOr<std::shared_ptr<const CompiledIntent>> Compile(
+    const writ::v1::Intent& intent, const absl::flat_hash_map<std::string, std::string>& params) {
+  return Compiler(intent, params).Run();
+}
+
+}  // namespace writ::intent

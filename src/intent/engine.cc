@@ -1,0 +1,200 @@
+// Engine: the hot path. Evaluate() reads the event in place (string_views, stack buffers), walks the
+// compiled tables and returns a pointer to a rule owned by the CompiledIntent: no allocation, no lock.
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/civil_time.h"
+#include "intent/intent.h"
+
+namespace writ::intent {
+
+const char* VerdictName(Verdict::Kind k) {
+  switch (k) {
+    case Verdict::kAllow: return "allow";
+    case Verdict::kViolation: return "violation";
+    case Verdict::kNeedsApproval: return "needs_approval";
+    case Verdict::kNotJudged: return "not_judged";
+  }
+  return "unknown";
+}
+
+struct Engine {
+  static const Rule* R(const CompiledIntent& ci, int i) { return i < 0 ? nullptr : &ci.rules_[i]; }
+  static Verdict V(const CompiledIntent& ci, Verdict::Kind k, int i) { return Verdict{k, R(ci, i)}; }
+
+  static bool InHours(const HoursWindow& w, absl::Time now) {
+    int minute;
+    if (w.utc) {
+      int64_t s = absl::ToUnixSeconds(now) % 86400;
+      if (s < 0) s += 86400;
+      minute = static_cast<int>(s / 60);
+    } else {
+      absl::CivilMinute cm = absl::ToCivilMinute(now, w.tz);
+      minute = cm.hour() * 60 + cm.minute();
+    }
+    if (w.start_min < w.end_min) return minute >= w.start_min && minute < w.end_min;
+    return minute >= w.start_min || minute < w.end_min;  // window wraps midnight
+  }
+
+  // Limits shared by every judged kind; -1 when they pass.
+  static int Limits(const CompiledIntent& ci, const EvalContext& ctx, bool counts_processes) {
+    if (ci.hours_.present && !InHours(ci.hours_, ctx.now)) return ci.hours_rule_;
+    if (counts_processes && ci.max_processes_ > 0 && ctx.live_processes > ci.max_processes_) {
+      return ci.max_processes_rule_;
+    }
+    return -1;
+  }
+
+  static bool LimitsJudged(const CompiledIntent& ci, bool counts_processes) {
+    return ci.hours_.present || (counts_processes && ci.max_processes_ > 0);
+  }
+
+  static Verdict Exec(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
+    if (int r = Limits(ci, ctx, true); r >= 0) return V(ci, Verdict::kViolation, r);
+    const bool judged = ci.exec_judged_ || !ci.approvals_.empty();
+    if (!judged) return LimitsJudged(ci, true) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
+    const std::string& exe = ev.process().exe();
+    if (ci.exec_judged_) {
+      if (int r = ci.exec_deny_.Match(exe); r >= 0) return V(ci, Verdict::kViolation, r);
+    }
+    for (const auto& a : ci.approvals_) {
+      if (a.exe.Match(exe) && MatchArgs(a.args, ev.process().args())) {
+        return V(ci, Verdict::kNeedsApproval, a.rule);
+      }
+    }
+    if (ci.exec_judged_ && ci.exec_allow_.present()) {
+      int r = ci.exec_allow_.Match(exe);
+      return r >= 0 ? V(ci, Verdict::kAllow, r) : V(ci, Verdict::kViolation, ci.exec_default_rule_);
+    }
+    return Verdict{Verdict::kAllow, nullptr};
+  }
+
+  static Verdict Open(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
+    if (int r = Limits(ci, ctx, false); r >= 0) return V(ci, Verdict::kViolation, r);
+    if (!ci.files_judged_) return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
+    const std::string& path = ev.file().path();
+    if (int r = ci.file_deny_.Match(path); r >= 0) return V(ci, Verdict::kViolation, r);
+    bool want_read = ev.file().flags_size() == 0;  // O_RDONLY is 0: no flags means a read
+    bool want_write = false;
+    for (const std::string& f : ev.file().flags()) {
+      if (f == "read") {
+        want_read = true;
+      } else if (f == "write" || f == "create" || f == "truncate") {
+        want_write = true;
+      }
+    }
+    int allow_rule = -1;
+    if (want_write && ci.file_write_.present()) {
+      allow_rule = ci.file_write_.Match(path);
+      if (allow_rule < 0) return V(ci, Verdict::kViolation, ci.write_default_rule_);
+    }
+    if (want_read && ci.file_read_.present()) {
+      int r = ci.file_read_.Match(path);
+      if (r < 0 && ci.file_write_.present()) r = allow_rule >= 0 ? allow_rule : ci.file_write_.Match(path);
+      if (r < 0) return V(ci, Verdict::kViolation, ci.read_default_rule_);
+      if (allow_rule < 0) allow_rule = r;
+    }
+    return V(ci, Verdict::kAllow, allow_rule);
+  }
+
+  static bool NetMatch(const NetEntry& e, int family, const uint8_t* addr, uint32_t port) {
+    if (e.family != family || port < e.port_lo || port > e.port_hi) return false;
+    const int full = e.prefix_len / 8, bits = e.prefix_len % 8;
+    if (std::memcmp(e.addr, addr, full) != 0) return false;
+    if (bits == 0) return true;
+    const uint8_t mask = static_cast<uint8_t>(0xff << (8 - bits));
+    return (e.addr[full] & mask) == (addr[full] & mask);
+  }
+
+  static Verdict Connect(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
+    if (int r = Limits(ci, ctx, false); r >= 0) return V(ci, Verdict::kViolation, r);
+    if (!ci.net_judged_) return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
+    const auto& n = ev.network();
+    uint8_t addr[16] = {};
+    int family = 0;
+    if (inet_pton(AF_INET, n.dst_ip().c_str(), addr) == 1) {
+      family = AF_INET;
+    } else if (inet_pton(AF_INET6, n.dst_ip().c_str(), addr) == 1) {
+      family = AF_INET6;
+      static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+      if (std::memcmp(addr, kMapped, 12) == 0) {  // ::ffff:a.b.c.d is an IPv4 connect
+        std::memmove(addr, addr + 12, 4);
+        std::memset(addr + 4, 0, 12);
+        family = AF_INET;
+      }
+    }
+    const uint32_t port = n.dst_port();
+    if (family != 0) {
+      for (const NetEntry& e : ci.net_deny_) {
+        if (NetMatch(e, family, addr, port)) return V(ci, Verdict::kViolation, e.rule);
+      }
+    }
+    if (!ci.net_allow_present_) return Verdict{Verdict::kAllow, nullptr};
+    if (family != 0) {
+      for (const NetEntry& e : ci.net_allow_) {
+        if (NetMatch(e, family, addr, port)) return V(ci, Verdict::kAllow, e.rule);
+      }
+    }
+    // An address we cannot parse is not something an allow-list permits.
+    return V(ci, Verdict::kViolation, ci.net_default_rule_);
+  }
+
+  static Verdict Fork(const CompiledIntent& ci, const EvalContext& ctx) {
+    if (int r = Limits(ci, ctx, true); r >= 0) return V(ci, Verdict::kViolation, r);
+    return LimitsJudged(ci, true) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
+  }
+};
+
+Verdict Evaluate(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
+  const std::string& k = ev.kind();
+  if (k == "open") return Engine::Open(ci, ev, ctx);
+  if (k == "exec") return Engine::Exec(ci, ev, ctx);
+  if (k == "connect") return Engine::Connect(ci, ev, ctx);
+  if (k == "fork") return Engine::Fork(ci, ctx);
+  return Verdict{};
+}
+
+std::string Explain(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
+  Verdict v = Evaluate(ci, ev, ctx);
+  std::string subject;
+  const std::string& k = ev.kind();
+  if (k == "exec") {
+    subject = absl::StrCat("exec ", ev.process().exe());
+    if (ev.process().args_size() > 0) absl::StrAppend(&subject, " [", absl::StrJoin(ev.process().args(), " "), "]");
+  } else if (k == "open") {
+    subject = absl::StrCat("open ", ev.file().path(), " (",
+                           ev.file().flags_size() ? absl::StrJoin(ev.file().flags(), ",") : "read", ")");
+  } else if (k == "connect") {
+    subject = absl::StrCat("connect ", ev.network().dst_ip(), " port ", ev.network().dst_port());
+  } else if (k == "fork") {
+    subject = absl::StrCat("fork (", ctx.live_processes, " live processes)");
+  } else {
+    subject = absl::StrCat(k.empty() ? "(no kind)" : k, " event");
+  }
+  std::string out = absl::StrCat("intent ", ci.name(), ": ", subject, " -> ", VerdictName(v.kind), "\n");
+  if (v.rule != nullptr) {
+    absl::StrAppend(&out, "  rule: ", v.rule->id, " (", CategoryName(v.rule->category), ")\n");
+    absl::StrAppend(&out, "  why: ", v.rule->reason, "\n");
+    if (v.kind != Verdict::kAllow) {
+      absl::StrAppend(&out, "  severity: ", v.rule->severity, "; responses: ",
+                      absl::StrJoin(v.rule->responses, ", "), "\n");
+      if (!v.rule->frameworks.empty()) {
+        absl::StrAppend(&out, "  frameworks: ", absl::StrJoin(v.rule->frameworks, ", "), "\n");
+      }
+    }
+    if (v.kind == Verdict::kNeedsApproval) {
+      absl::StrAppend(&out, "  approval timeout: ", absl::FormatDuration(ci.approval_timeout(v.rule)), "\n");
+    }
+  } else if (v.kind == Verdict::kAllow) {
+    absl::StrAppend(&out, "  why: no rule of this intent restricts it (the relevant list is absent)\n");
+  } else {
+    absl::StrAppend(&out, "  why: the intent has no rules for this kind of event\n");
+  }
+  return out;
+}
+
+}  // namespace writ::intent

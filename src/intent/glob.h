@@ -1,0 +1,77 @@
+// writ::intent globs: path patterns over resolved absolute paths and argument patterns over argv.
+//
+// Path globs: `*` = any characters inside one segment (never '/'), `**` = a whole segment matching zero
+// or more segments, `?` = one character, anything else literal. Matching never allocates: patterns are
+// pre-split into segments and matched against string_views of the path with bounded backtracking.
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "google/protobuf/repeated_ptr_field.h"
+
+namespace writ::intent {
+
+class Glob {
+ public:
+  enum class Kind { kExact, kPrefix, kGeneral };
+
+  // Path pattern: absolute (starts with '/') or starting with "**/". Errors say what is wrong, e.g.
+  // "'**' must be a whole path segment" for "/a/***".
+  static absl::StatusOr<Glob> ParsePath(absl::string_view pattern);
+  // Argument pattern: `*` any characters (including '/'), `?` one character, literal otherwise.
+  static Glob ParseArg(absl::string_view pattern);
+
+  bool Match(absl::string_view s) const;
+  const std::string& pattern() const { return pattern_; }
+  Kind kind() const { return kind_; }
+  // kExact: the path; kPrefix: the directory ("" for "/**"), matching it and everything below it.
+  const std::string& literal() const { return literal_; }
+  bool is_any_args() const { return any_args_; }  // argument element "**"
+
+ private:
+  struct Segment {
+    enum Type : uint8_t { kLiteral, kWild, kDoubleStar } type;
+    std::string text;
+  };
+  std::string pattern_;
+  std::string literal_;
+  Kind kind_ = Kind::kGeneral;
+  bool path_ = true;
+  bool any_args_ = false;
+  std::vector<Segment> segments_;
+};
+
+// In-segment wildcard match (`*`, `?`), no allocation.
+bool WildMatch(absl::string_view pattern, absl::string_view s, bool star_crosses_slash);
+
+// argv[1..] against argument patterns; an element "**" matches any number of arguments.
+bool MatchArgs(const std::vector<Glob>& patterns,
+               const google::protobuf::RepeatedPtrField<std::string>& argv);
+
+// A set of path patterns, each tagged with a rule index. Lookup order: exact hash set, then directory
+// prefixes (longest first), then general globs in file order; the first hit decides.
+class PathMatcher {
+ public:
+  void Add(const Glob& g, int rule);
+  void set_present(bool p) { present_ = p; }
+  bool present() const { return present_; }
+  int Match(absl::string_view path) const;  // rule index or -1
+
+  std::vector<std::string> ExactPaths() const;
+  std::vector<std::string> Prefixes() const;  // as "/dir/"
+  bool has_general() const { return !globs_.empty(); }
+  size_t size() const { return exact_.size() + prefixes_.size() + globs_.size(); }
+
+ private:
+  bool present_ = false;
+  absl::flat_hash_map<std::string, int> exact_;
+  std::vector<std::pair<std::string, int>> prefixes_;
+  std::vector<std::pair<Glob, int>> globs_;
+};
+
+}  // namespace writ::intent

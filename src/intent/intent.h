@@ -1,0 +1,212 @@
+// writ::intent — the intent policy language and the hot-path engine.
+//
+// Owns: loading intent files (YAML/JSON) into writ.v1.Intent with precise FILE:LINE: field: errors,
+// compiling an intent + bound parameters into flat matching tables (CompiledIntent), judging events
+// (Evaluate, allocation-free), explaining verdicts, running the policy files' own `tests:`, and
+// suggesting a least-privilege intent from recorded events. See docs/policy.md for the language.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "intent/glob.h"
+#include "writ/v1/event.pb.h"
+#include "writ/v1/policy.pb.h"
+
+namespace writ::intent {
+
+// ---- loading --------------------------------------------------------------------------------------
+
+// Every intent of a policy directory, validated. Immutable once loaded; a reload builds a new one and
+// swaps it in, so a bad file never half-applies.
+class PolicySet {
+ public:
+  const std::vector<writ::v1::Intent>& intents() const { return intents_; }
+  // nullptr when no intent has that name.
+  const writ::v1::Intent* Find(absl::string_view name) const;
+  // Line of a field path (e.g. "files.deny[0]") inside intent `name`, 0 when unknown.
+  int LineOf(absl::string_view name, absl::string_view field_path) const;
+
+ private:
+  friend class Loader;
+  std::vector<writ::v1::Intent> intents_;
+  absl::flat_hash_map<std::string, size_t> by_name_;
+  std::vector<absl::flat_hash_map<std::string, int>> lines_;  // parallel to intents_
+};
+
+// Loads every *.yaml, *.yml and *.json file of `dir` (not recursive). Any error = nothing loaded: the
+// status (InvalidArgument) lists ALL errors, one per line, each "FILE:LINE: field.path: message".
+// writd.yaml (the daemon's own config, not an intent file) is skipped.
+absl::StatusOr<PolicySet> LoadPolicyDir(const std::string& dir);
+// The same for an explicit list of files (e.g. `writ policy check f.yaml`).
+absl::StatusOr<PolicySet> LoadPolicyFiles(const std::vector<std::string>& files);
+// Parses `text` as if it were file `filename` (tests, stdin, the API). Several documents allowed.
+absl::StatusOr<PolicySet> LoadPolicyText(absl::string_view text, const std::string& filename);
+
+// ---- compiled form --------------------------------------------------------------------------------
+
+enum class Category : uint8_t { kExec, kFile, kNetwork, kLimits, kApproval };
+const char* CategoryName(Category c);  // exec, file, network, limits, approval
+
+// One rule of a compiled intent. Lives inside CompiledIntent; verdicts point at it.
+struct Rule {
+  std::string id;          // stable: "<intent>/files.deny[0]", "<intent>/exec.default", ...
+  Category category;
+  std::string reason;      // human text without the event's own path/address (caller adds those)
+  std::string pattern;     // the pattern after parameter substitution ("" for defaults/limits)
+  std::string severity;    // low | medium | high | critical
+  std::vector<std::string> frameworks;
+  std::vector<std::string> responses;  // on_violation: alert, kill, freeze, revoke
+};
+
+// What the in-kernel tables can decide on their own (the bpf module builds maps from this).
+struct KernelNetRule {
+  int family = 0;           // AF_INET or AF_INET6
+  uint8_t addr[16] = {};    // network byte order; v4 uses the first 4 bytes
+  uint8_t prefix_len = 0;
+  uint16_t port_lo = 0;
+  uint16_t port_hi = 65535;
+  bool deny = false;
+};
+struct KernelTables {
+  std::vector<std::string> exec_allow_exact;
+  std::vector<std::string> exec_deny_exact;
+  std::vector<std::string> exec_approval_exact;  // exe paths that have an approval rule
+  bool exec_judged = false;        // exec category present
+  bool exec_default_deny = false;  // exec.allow present: unknown exes are violations
+  bool exec_has_globs = false;     // some exec/approval rule is a glob or has args: defer to userspace
+  std::vector<KernelNetRule> net_rules;
+  bool net_judged = false;         // network category present
+  bool net_default_deny = false;   // network.connect.allow present
+  std::vector<std::string> file_deny_exact;
+  std::vector<std::string> file_deny_prefix;  // "/dir/" (everything below dir)
+  bool file_deny_has_globs = false;           // other deny patterns exist only in userspace
+};
+
+struct NetEntry {
+  int family = 0;
+  uint8_t addr[16] = {};
+  uint8_t prefix_len = 0;
+  uint16_t port_lo = 0;
+  uint16_t port_hi = 65535;
+  int rule = -1;  // index into CompiledIntent rules
+};
+
+// Hours window in minutes of the day [start, end) in `tz`; wraps midnight when end <= start.
+struct HoursWindow {
+  bool present = false;
+  int start_min = 0;
+  int end_min = 1440;
+  bool utc = true;
+  absl::TimeZone tz;
+};
+
+class CompiledIntent {
+ public:
+  const std::string& name() const { return name_; }
+  const std::string& mode() const { return mode_; }          // "" | monitor | enforce
+  const std::string& severity() const { return severity_; }
+  const std::vector<std::string>& responses() const { return responses_; }
+  const std::vector<std::string>& frameworks() const { return frameworks_; }
+  const absl::flat_hash_map<std::string, std::string>& params() const { return params_; }
+  // Limits. ttl() is InfiniteDuration when not set; the task registry applies it as the deadline.
+  absl::Duration ttl() const { return ttl_; }
+  int max_processes() const { return max_processes_; }
+  const HoursWindow& hours() const { return hours_; }
+  // Timeout of an approval rule (default 5m); ZeroDuration for a rule that is not an approval.
+  absl::Duration approval_timeout(const Rule* r) const;
+  const std::vector<Rule>& rules() const { return rules_; }
+  const Rule* FindRule(absl::string_view id) const;
+
+  KernelTables kernel_tables() const;
+
+ private:
+  friend class Compiler;
+  friend struct Engine;
+
+  struct Approval {
+    Glob exe;
+    std::vector<Glob> args;  // ArgGlob semantics (see glob.h)
+    absl::Duration timeout;
+    int rule;
+  };
+
+  std::string name_, mode_, severity_;
+  std::vector<std::string> responses_, frameworks_;
+  absl::flat_hash_map<std::string, std::string> params_;
+  std::vector<Rule> rules_;  // never resized after compile: verdicts hold pointers
+
+  bool exec_judged_ = false;
+  PathMatcher exec_allow_, exec_deny_;  // exec_allow_.present() = allow list present
+  std::vector<Approval> approvals_;
+  int exec_default_rule_ = -1;
+
+  bool files_judged_ = false;
+  PathMatcher file_read_, file_write_, file_deny_;
+  int read_default_rule_ = -1, write_default_rule_ = -1;
+
+  bool net_judged_ = false;
+  bool net_allow_present_ = false;
+  std::vector<NetEntry> net_allow_, net_deny_;
+  int net_default_rule_ = -1;
+
+  absl::Duration ttl_ = absl::InfiniteDuration();
+  int max_processes_ = 0;
+  HoursWindow hours_;
+  int hours_rule_ = -1, max_processes_rule_ = -1;
+};
+
+// Binds and type-checks `params` (missing required, unknown, ill-typed = error), substitutes ${name}
+// everywhere, resolves hosts (getaddrinfo) and builds the tables. Errors name the field.
+absl::StatusOr<std::shared_ptr<const CompiledIntent>> Compile(
+    const writ::v1::Intent& intent, const absl::flat_hash_map<std::string, std::string>& params);
+
+// ---- evaluation -----------------------------------------------------------------------------------
+
+struct EvalContext {
+  absl::Time now;
+  int live_processes = 0;  // processes of the task, including the one this event creates
+};
+
+struct Verdict {
+  enum Kind : uint8_t { kAllow, kViolation, kNeedsApproval, kNotJudged };
+  Kind kind = kNotJudged;
+  // The deciding rule: for kViolation/kNeedsApproval always set; for kAllow the allow rule that matched
+  // (nullptr when the category has no list that judged it); nullptr for kNotJudged.
+  const Rule* rule = nullptr;
+};
+const char* VerdictName(Verdict::Kind k);  // allow, violation, needs_approval, not_judged
+
+// Judges one event. Allocates nothing, takes no lock: safe to call from the hot path, concurrently.
+// Kinds: exec (process.exe, process.args), open (file.path, file.flags), connect (network.*),
+// fork (limits only). Every judged kind is checked against limits.hours. Other kinds: kNotJudged.
+Verdict Evaluate(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx);
+
+// Multi-line human explanation of the verdict: which rule decided and why, with the event's values.
+std::string Explain(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx);
+
+// ---- policy tests ---------------------------------------------------------------------------------
+
+struct TestSummary {
+  int passed = 0;
+  int failed = 0;
+};
+// Runs every intent's `tests:`. Prints one line per failure and, last, exactly "N passed, M failed".
+// Params: the test's own `params:`; otherwise defaults, and "/tmp/writ-test-<name>" for required paths.
+TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out);
+
+// ---- suggestion -----------------------------------------------------------------------------------
+
+// YAML text of a least-privilege intent allowing what `events` did, generalised (shared libraries →
+// /usr/lib/** etc., a busy working directory → ${repo}/** with a default). Loads back without errors.
+std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::Event>& events,
+                          const std::string& task_id);
+
+}  // namespace writ::intent
