@@ -1,0 +1,128 @@
+// Delivery sinks: each sink owns a thread, a bounded in-memory queue, retries with exponential
+// backoff and (optionally) an on-disk spool, so Submit() never blocks the event pipeline. Every line
+// that is not delivered is counted in a drop counter; nothing is lost silently.
+//
+// Delivery is at-least-once where a spool is configured: after a connection failure the tail of what
+// was recently written on the broken connection is sent again, so receivers de-duplicate on the
+// event's stable `id`. Without a spool, lines wait in memory (bounded) and are dropped, counted, when
+// the queue is full.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "writ/v1/event.pb.h"
+
+namespace YAML {
+class Node;
+}
+
+namespace writ::sinks {
+
+struct SinkStats {
+  uint64_t submitted = 0;           // lines handed to Submit()
+  uint64_t delivered = 0;           // lines the transport accepted (resends count again)
+  uint64_t dropped_queue_full = 0;  // in-memory queue full (and no spool, or spool full)
+  uint64_t dropped_spool_full = 0;  // spool at spool_max_bytes
+  uint64_t dropped_on_stop = 0;     // still undelivered at Stop() with nowhere to keep them
+  uint64_t retries = 0;             // failed send attempts that will be retried
+  uint64_t spooled = 0;             // lines written to the spool
+  uint64_t replayed = 0;            // lines replayed from the spool
+  uint64_t resent = 0;              // lines re-sent after a connection broke (may be duplicates)
+  uint64_t queue_depth = 0;
+  uint64_t spool_bytes = 0;         // bytes in the spool not yet replayed
+  std::string last_error;
+  uint64_t dropped() const { return dropped_queue_full + dropped_spool_full + dropped_on_stop; }
+};
+
+class Sink {
+ public:
+  virtual ~Sink();
+  // Queues one encoded line (no trailing newline). Never blocks; a full queue drops and counts.
+  virtual void Submit(std::string line) = 0;
+  virtual SinkStats stats() const = 0;
+  // Waits up to max_wait for everything queued (and spooled) so far to be delivered.
+  virtual void Flush(absl::Duration max_wait) = 0;
+  // Flushes briefly, then stops the thread; undelivered lines go to the spool or the drop counter.
+  // Idempotent; the destructor calls it.
+  virtual void Stop() = 0;
+};
+
+enum class Format { kJson, kOcsf };
+
+struct TlsConfig {
+  bool enabled = false;
+  std::string ca;    // PEM CA bundle the server certificate must chain to
+  std::string cert;  // client certificate (mutual TLS), optional
+  std::string key;
+  bool verify = true;
+};
+
+struct SinkConfig {
+  std::string type;  // stdout, file, syslog, http, hec
+  Format format = Format::kJson;
+  std::string path;     // file
+  std::string address;  // syslog: host:port
+  std::string url;      // http, hec: http(s)://host:port/path
+  std::string token;    // hec
+  TlsConfig tls;
+  uint64_t max_bytes = 0;   // file: rotate past this size (0 = never)
+  int max_files = 5;        // file: path.1 .. path.N kept
+  bool fsync = false;       // file: fsync after each write batch
+  std::string spool_dir;    // empty = no spool
+  uint64_t spool_max_bytes = 64ull << 20;
+  size_t queue_max = 10000;     // in-memory lines
+  size_t batch_max = 100;       // lines per HTTP request / write
+  absl::Duration backoff_min = absl::Milliseconds(100);
+  absl::Duration backoff_max = absl::Seconds(5);
+  absl::Duration timeout = absl::Seconds(5);  // connect and I/O
+  absl::Duration resend_window = absl::Seconds(2);  // syslog: re-send this recent tail on a break
+  std::string name;  // for logs, stats and the spool file name; defaults to "<type>-<index>"
+};
+
+// Parses one sink entry. `where` prefixes errors, e.g. "writd.yaml:12: sinks[2]".
+absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::string& file,
+                                           int index);
+
+absl::StatusOr<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config);
+
+// One file sink (path "-" = stdout) without YAML, e.g. for `writ tail --jsonl`.
+absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Format format);
+
+// Fans events out to several sinks; each event is encoded once per format in use.
+class SinkSet {
+ public:
+  struct Entry {
+    std::unique_ptr<Sink> sink;
+    Format format;
+    std::string name;
+  };
+  explicit SinkSet(std::vector<Entry> entries);
+  ~SinkSet();
+
+  // Encodes and submits to every sink. Not thread-safe: one pipeline thread calls it.
+  void Submit(const writ::v1::Event& ev);
+  void Flush(absl::Duration max_wait);
+  void Stop();
+  size_t size() const { return entries_.size(); }
+  const std::string& name(size_t i) const { return entries_[i].name; }
+  SinkStats stats(size_t i) const { return entries_[i].sink->stats(); }
+  Sink* sink(size_t i) { return entries_[i].sink.get(); }
+
+ private:
+  std::vector<Entry> entries_;
+  bool use_json_ = false;
+  bool use_ocsf_ = false;
+  std::string json_buf_;
+  std::string ocsf_buf_;
+};
+
+// `sinks` is the YAML sequence under `sinks:`; errors read "FILE:LINE: sinks[i].field: ...".
+absl::StatusOr<std::unique_ptr<SinkSet>> MakeSinkSet(const YAML::Node& sinks,
+                                                     const std::string& file_for_errors);
+
+}  // namespace writ::sinks
