@@ -64,7 +64,7 @@ class FileTransport final : public Transport {
     buf_.clear();
     for (const auto& l : lines) {
       // Rotate before a write would take the file past max_bytes (never mid-line).
-      if (c_.path != "-" && c_.max_bytes > 0 && size_ > 0 &&
+      if (c_.path != "-" && c_.max_bytes > 0 && size_ + buf_.size() > 0 &&
           size_ + buf_.size() + l.size() + 1 > c_.max_bytes) {
         RETURN_IF_ERROR(WriteAll());
         RETURN_IF_ERROR(Rotate());
