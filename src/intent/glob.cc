@@ -129,8 +129,8 @@ bool Glob::Match(absl::string_view s) const {
     if (star_pi != SIZE_MAX) {
       // Let the last "**" swallow one more segment and retry from there.
       size_t e = s.find('/', star_pos);
-      if (e == absl::string_view::npos) return false;
-      star_pos = e + 1;
+      // No segment left for the "**" to give back: it swallows the rest, then the tail must be "**"s.
+      star_pos = e == absl::string_view::npos ? s.size() + 1 : e + 1;
       pos = star_pos;
       pi = star_pi + 1;
       continue;

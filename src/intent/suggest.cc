@@ -63,7 +63,8 @@ std::string LibRoot(const std::string& p) {
     if (Under(p, r)) return absl::StrCat(r, "/**");
   }
   std::string base = p.substr(p.rfind('/') + 1);
-  if (absl::StrContains(base, ".so")) return Parent(p) + "/**";
+  const bool shared_object = absl::EndsWith(base, ".so") || absl::StrContains(base, ".so.");
+  if (shared_object && base != "ld.so.cache" && Collapsible(Parent(p))) return Parent(p) + "/**";
   return "";
 }
 
@@ -154,16 +155,24 @@ std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::E
   std::string repo;
   {
     std::map<std::string, int> count;
-    std::set<std::string> all(other_reads.begin(), other_reads.end());
-    all.insert(other_writes.begin(), other_writes.end());
+    // Only the task's own files count: system and scratch locations never become ${repo}.
+    std::set<std::string> all;
+    for (const auto* src : {&other_reads, &other_writes}) {
+      for (const auto& p : *src) {
+        bool system = false;
+        for (const char* r : {"/proc", "/sys", "/dev", "/tmp", "/etc", "/usr", "/lib", "/lib64", "/run",
+                              "/var", "/bin", "/sbin", "/opt"}) {
+          system |= Under(p, r);
+        }
+        if (!system) all.insert(p);
+      }
+    }
     for (const auto& p : all) {
       for (std::string d = Parent(p); Depth(d) >= 2; d = Parent(d)) ++count[d];
     }
     for (const auto& [d, c] : count) {
       if (c >= kCollapseMin && c >= kRepoShare * all.size() && Collapsible(d) &&
-          !absl::StartsWith(d, "/proc/") && !absl::StartsWith(d, "/sys/") && !absl::StartsWith(d, "/dev/") &&
-          !absl::StartsWith(d, "/etc/") && !absl::StartsWith(d, "/tmp/") && d.find('*') == std::string::npos &&
-          d.size() > repo.size()) {
+          d.find('*') == std::string::npos && d.size() > repo.size()) {
         repo = d;
       }
     }
