@@ -227,8 +227,9 @@ class AsyncSink final : public Sink {
       if (!resend.empty()) {
         st = transport_->Send(resend);
         absl::MutexLock lock(&mu_);
+        stats_.resent += resend.size();  // sent again now or via the spool: possible duplicates
         if (st.ok()) {
-          stats_.resent += resend.size();
+          stats_.delivered += resend.size();
         } else if (spool_) {
           // Keep them ahead of everything newer: they go to the spool before the queue drains.
           for (auto& l : resend) SpoolOrDrop(l);
