@@ -1,0 +1,179 @@
+// Workload API in-process: a C++ gRPC client over the real unix socket; the lookup callback decides by pid.
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "creds/workload_api.h"
+#include "gtest/gtest.h"
+#include "writ/v1/workload.grpc.pb.h"
+
+namespace writ::creds {
+namespace {
+
+namespace api = ::SpiffeWorkloadAPI;
+
+class WorkloadApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/writ-wl-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    KeyStoreOptions ko;
+    ko.state_dir = dir_;
+    keys_ = std::move(*KeyStore::Open(ko));
+    revs_ = std::move(*RevocationStore::Open(dir_ + "/revoked.db"));
+    issuer_ = std::make_unique<Issuer>(IssuerOptions{"https://writ.local"}, keys_.get(), revs_.get());
+    WorkloadApiOptions o;
+    o.socket_path = dir_ + "/workload.sock";
+    o.trust_domain = "example.org";
+    o.bundle_poll = absl::Milliseconds(50);
+    o.lookup = [this](pid_t pid, uint64_t start, const std::string& cgroup) -> std::optional<TaskClaims> {
+      lookups_++;
+      seen_pid_ = pid;
+      seen_start_ = start;
+      seen_cgroup_ = cgroup;
+      if (!is_task_) return std::nullopt;
+      return TaskClaims{"task-9", "spiffe://example.org/agent/x", {"user:alice@x"}, "review",
+                        absl::Now() + absl::Hours(1)};
+    };
+    o.on_issued = [this](const TaskClaims&, const Svid& s) { issued_.push_back(s.jti); };
+    auto srv = WorkloadApiServer::Start(o, issuer_.get(), keys_.get());
+    ASSERT_TRUE(srv.ok()) << srv.status();
+    server_ = std::move(*srv);
+    stub_ = api::SpiffeWorkloadAPI::NewStub(
+        grpc::CreateChannel("unix:" + dir_ + "/workload.sock", grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    server_->Stop();
+    std::filesystem::remove_all(dir_);
+  }
+  std::unique_ptr<grpc::ClientContext> Ctx(bool header = true) {
+    auto c = std::make_unique<grpc::ClientContext>();
+    if (header) c->AddMetadata("workload.spiffe.io", "true");
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    return c;
+  }
+
+  std::string dir_;
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<RevocationStore> revs_;
+  std::unique_ptr<Issuer> issuer_;
+  std::unique_ptr<WorkloadApiServer> server_;
+  std::unique_ptr<api::SpiffeWorkloadAPI::Stub> stub_;
+  std::atomic<bool> is_task_{true};
+  std::atomic<int> lookups_{0};
+  pid_t seen_pid_ = 0;
+  uint64_t seen_start_ = 0;
+  std::string seen_cgroup_;
+  std::vector<std::string> issued_;
+};
+
+TEST_F(WorkloadApiTest, FetchAndValidateForAttestedTask) {
+  api::JWTSVIDRequest req;
+  req.add_audience("db");
+  api::JWTSVIDResponse resp;
+  auto st = stub_->FetchJWTSVID(Ctx().get(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(resp.svids_size(), 1);
+  EXPECT_EQ(resp.svids(0).spiffe_id(), "spiffe://example.org/agent/x");
+  EXPECT_EQ(resp.svids(0).hint(), "task-9");
+  // The attestation saw this very process.
+  EXPECT_EQ(seen_pid_, getpid());
+  EXPECT_EQ(seen_start_, *ReadProcStartTime(getpid()));
+  EXPECT_EQ(seen_cgroup_, *ReadCgroupV2Path(getpid()));
+  EXPECT_EQ(issued_.size(), 1u);
+
+  api::ValidateJWTSVIDRequest vreq;
+  vreq.set_audience("db");
+  vreq.set_svid(resp.svids(0).svid());
+  api::ValidateJWTSVIDResponse vresp;
+  st = stub_->ValidateJWTSVID(Ctx().get(), vreq, &vresp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(vresp.spiffe_id(), "spiffe://example.org/agent/x");
+  EXPECT_EQ(vresp.claims().fields().at("writ_task").string_value(), "task-9");
+  EXPECT_EQ(vresp.claims().fields().at("act").struct_value().fields().at("sub").string_value(), "user:alice@x");
+
+  vreq.set_audience("other");
+  st = stub_->ValidateJWTSVID(Ctx().get(), vreq, &vresp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(WorkloadApiTest, MissingHeaderIsInvalidArgument) {
+  api::JWTSVIDRequest req;
+  req.add_audience("db");
+  api::JWTSVIDResponse resp;
+  auto st = stub_->FetchJWTSVID(Ctx(false).get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(resp.svids_size(), 0);
+}
+
+TEST_F(WorkloadApiTest, NonTaskIsPermissionDenied) {
+  is_task_ = false;
+  api::JWTSVIDRequest req;
+  req.add_audience("db");
+  api::JWTSVIDResponse resp;
+  auto st = stub_->FetchJWTSVID(Ctx().get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_GE(lookups_.load(), 1);
+  api::ValidateJWTSVIDRequest vreq;
+  vreq.set_audience("db");
+  vreq.set_svid("x.y.z");
+  api::ValidateJWTSVIDResponse vresp;
+  EXPECT_EQ(stub_->ValidateJWTSVID(Ctx().get(), vreq, &vresp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(WorkloadApiTest, OtherIdentityRefusedAndBadAudienceInvalid) {
+  api::JWTSVIDRequest req;
+  req.add_audience("db");
+  req.set_spiffe_id("spiffe://example.org/agent/someone-else");
+  api::JWTSVIDResponse resp;
+  EXPECT_EQ(stub_->FetchJWTSVID(Ctx().get(), req, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  req.set_spiffe_id("spiffe://example.org/agent/x");  // its own: fine
+  EXPECT_TRUE(stub_->FetchJWTSVID(Ctx().get(), req, &resp).ok());
+  req.clear_audience();
+  auto st = stub_->FetchJWTSVID(Ctx().get(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("audience"), std::string::npos);
+}
+
+TEST_F(WorkloadApiTest, RevokedTaskIsDenied) {
+  ASSERT_TRUE(issuer_->Revoke("task-9", "violation").ok());
+  api::JWTSVIDRequest req;
+  req.add_audience("db");
+  api::JWTSVIDResponse resp;
+  EXPECT_EQ(stub_->FetchJWTSVID(Ctx().get(), req, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(WorkloadApiTest, BundlesStreamSendsJwksAndUpdatesOnRotation) {
+  auto ctx = Ctx();
+  auto reader = stub_->FetchJWTBundles(ctx.get(), api::JWTBundlesRequest());
+  api::JWTBundlesResponse b;
+  ASSERT_TRUE(reader->Read(&b));
+  auto jwks = nlohmann::json::parse(b.bundles().at("example.org"));
+  EXPECT_EQ(jwks["keys"].size(), 1u);
+  ASSERT_TRUE(keys_->Rotate().ok());
+  ASSERT_TRUE(reader->Read(&b));
+  EXPECT_EQ(nlohmann::json::parse(b.bundles().at("example.org"))["keys"].size(), 2u);
+  ctx->TryCancel();
+}
+
+TEST(ProcParse, StartTimeWithHostileComm) {
+  char tmpl[] = "/tmp/writ-proc-XXXXXX";
+  std::string root = mkdtemp(tmpl);
+  std::filesystem::create_directories(root + "/42");
+  std::ofstream(root + "/42/stat") << "42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 "
+                                      "987654 1000 200 18446744073709551615\n";
+  std::ofstream(root + "/42/cgroup") << "12:memory:/x\n0::/writ/t-1\n";
+  EXPECT_EQ(*ReadProcStartTime(42, root), 987654u);
+  EXPECT_EQ(*ReadCgroupV2Path(42, root), "/writ/t-1");
+  std::ofstream(root + "/42/stat") << "42 (x) S 1\n";
+  auto bad = ReadProcStartTime(42, root);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("field 22"), std::string::npos);
+  EXPECT_EQ(ReadProcStartTime(43, root).status().code(), absl::StatusCode::kNotFound);
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace writ::creds
