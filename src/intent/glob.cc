@@ -69,6 +69,9 @@ absl::StatusOr<Glob> Glob::ParsePath(absl::string_view pattern) {
       g.segments_.push_back(std::move(s));
     }
   }
+  for (const Segment& seg : g.segments_) {
+    if (seg.type == Segment::kLiteral && seg.text.size() > g.must_contain_.size()) g.must_contain_ = seg.text;
+  }
   if (pattern[0] == '/' && all_literal) {
     g.kind_ = Kind::kExact;
     g.literal_ = std::string(pattern);
@@ -105,6 +108,7 @@ bool Glob::Match(absl::string_view s) const {
       break;
   }
   if (s.empty() || s[0] != '/') return false;
+  if (!must_contain_.empty() && s.find(must_contain_) == absl::string_view::npos) return false;
   // Segment-level match with one backtrack point per "**" (the latest), like '*' in WildMatch.
   const size_t n = segments_.size();
   size_t pi = 0;

@@ -44,6 +44,9 @@ class Glob {
   bool path_ = true;
   bool any_args_ = false;
   std::vector<Segment> segments_;
+  // Longest literal segment: a path not containing it cannot match, checked with one memmem-like
+  // scan before the segment walk (turns "**/.ssh/**" into a substring test for most paths).
+  std::string must_contain_;
 };
 
 // In-segment wildcard match (`*`, `?`), no allocation.
