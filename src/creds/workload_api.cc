@@ -169,6 +169,8 @@ absl::StatusOr<std::unique_ptr<WorkloadApiServer>> WorkloadApiServer::Start(Work
   return s;
 }
 
+WorkloadApiServer::WorkloadApiServer(WorkloadApiOptions o) : options_(std::move(o)) {}
+
 WorkloadApiServer::~WorkloadApiServer() { Stop(); }
 
 void WorkloadApiServer::Stop() {

@@ -69,7 +69,8 @@ class WorkloadApiServer {
   bool stopping() const { return stopping_.load(); }
 
  private:
-  explicit WorkloadApiServer(WorkloadApiOptions o) : options_(std::move(o)) {}
+  // Out of line: grpc types are incomplete here.
+  explicit WorkloadApiServer(WorkloadApiOptions o);
   void AcceptLoop();
 
   const WorkloadApiOptions options_;
