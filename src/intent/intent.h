@@ -42,7 +42,8 @@ class PolicySet {
 };
 
 // Loads every *.yaml, *.yml and *.json file of `dir` (not recursive). Any error = nothing loaded: the
-// status (InvalidArgument) lists ALL errors, one per line, each "FILE:LINE: field.path: message".
+// status (InvalidArgument) message lists ALL errors, one per line and nothing else, each exactly
+// "FILE:LINE: field.path: message" (yaml syntax errors use the field "yaml").
 // writd.yaml (the daemon's own config, not an intent file) is skipped.
 absl::StatusOr<PolicySet> LoadPolicyDir(const std::string& dir);
 // The same for an explicit list of files (e.g. `writ policy check f.yaml`).

@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "intent/glob.h"
@@ -288,6 +289,7 @@ class Loader {
       writ::v1::Intent in;
       absl::flat_hash_map<std::string, int> lines;
       YamlParseState st{file, &errors_, &lines};
+      const size_t first_error = errors_.size();
       try {
         ParseYamlMessage(doc, &in, "", st);
       } catch (const YAML::Exception& e) {
@@ -300,6 +302,14 @@ class Loader {
       // Semantic checks only make sense on a well-typed intent, but unknown keys should not hide
       // the rest: run them unless the document itself was not a mapping.
       if (doc.IsMap()) Validator(in, file, doc_line, lines, &errors_).Run();
+      // Syntax and semantic passes interleave lines; report in file order like a compiler.
+      auto line_of = [&file](const std::string& e) {
+        int line = 0;
+        (void)absl::SimpleAtoi(e.substr(file.size() + 1, e.find(':', file.size() + 1) - file.size() - 1), &line);
+        return line;
+      };
+      std::stable_sort(errors_.begin() + first_error, errors_.end(),
+                       [&](const std::string& a, const std::string& b) { return line_of(a) < line_of(b); });
       if (!in.name().empty()) {
         auto [it, fresh] = names_.try_emplace(in.name(), absl::StrCat(file, ":", lines["name"]));
         if (!fresh) {
@@ -327,8 +337,8 @@ class Loader {
 
   absl::StatusOr<PolicySet> Finish() {
     if (!errors_.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(errors_.size(), " error(s) in policy:\n",
-                                                     absl::StrJoin(errors_, "\n")));
+      // One error per line, nothing else, so tools can parse FILE:LINE: like compiler output.
+      return absl::InvalidArgumentError(absl::StrJoin(errors_, "\n"));
     }
     return std::move(set_);
   }

@@ -1,5 +1,6 @@
 // Loader: every kind of bad input gives "FILE:LINE: field.path: message", all errors are reported, and
 // any error means nothing loads.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -43,7 +44,7 @@ TEST(LoaderTest, LoadsTheSpecExampleWithPresence) {
 }
 
 TEST(LoaderTest, MalformedYaml) {
-  EXPECT_THAT(Errors(std::string(kHead) + "exec: {allow: [/a\n"), StartsWith("1 error(s) in policy:\np.yaml:"));
+  EXPECT_THAT(Errors(std::string(kHead) + "exec: {allow: [/a\n"), StartsWith("p.yaml:"));
   EXPECT_THAT(Errors(std::string(kHead) + "exec: {allow: [/a\n"), HasSubstr(": yaml: "));
 }
 
@@ -101,7 +102,7 @@ TEST(LoaderTest, BadGlobs) {
   EXPECT_THAT(e, HasSubstr("p.yaml:5: files.read[2]: relative path \"relative/x\": patterns must be absolute"));
   EXPECT_THAT(e, HasSubstr("p.yaml:5: files.read[3]: trailing '/'"));
   EXPECT_THAT(e, HasSubstr("p.yaml:8: files.deny[1]: empty path segment"));
-  EXPECT_THAT(e, StartsWith("5 error(s)"));  // all of them, not just the first
+  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 4) << e;  // all five, one per line, not just the first
 }
 
 TEST(LoaderTest, NetworkErrors) {
@@ -207,7 +208,7 @@ TEST_F(DirTest, DuplicateNamesAcrossFilesAndAllOrNothing) {
   ASSERT_FALSE(set.ok());
   const std::string a = (dir_ / "a.yaml").string(), b = (dir_ / "b.yml").string();
   EXPECT_EQ(std::string(set.status().message()),
-            "1 error(s) in policy:\n" + b + ":4: name: duplicate intent name \"t\" (first defined at " + a + ":3)");
+            b + ":4: name: duplicate intent name \"t\" (first defined at " + a + ":3)");
   std::filesystem::remove(dir_ / "b.yml");
   set = LoadPolicyDir(dir_.string());
   ASSERT_TRUE(set.ok()) << set.status();
