@@ -134,6 +134,13 @@ struct {
 	__type(value, struct writ_net_value);
 } net6_map SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct writ_grant_key);
+	__type(value, __u32);
+} grant_map SEC(".maps");
+
 /* ---- common helpers ------------------------------------------------------------------------------ */
 
 static __always_inline struct writ_task_info *lookup_task(__u64 *cgid)
@@ -681,8 +688,12 @@ static __always_inline __u32 net_verdict(const struct writ_task_info *t, __u16 f
 					 __u16 port)
 {
 	struct writ_net_value *v = NULL;
+	struct writ_grant_key g = { .slot = t->slot, .port = port, .family = family };
 	int i;
 
+	__builtin_memcpy(g.addr, addr, 16);
+	if (bpf_map_lookup_elem(&grant_map, &g))
+		return WRIT_KV_ALLOW;
 	if (family == AF_INET) {
 		struct writ_net4_key k = { .prefixlen = 32 + 32, .slot_be = bpf_htonl(t->slot) };
 

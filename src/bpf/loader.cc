@@ -198,6 +198,14 @@ absl::Status Loader::SetNet6(const writ_net6_key& key, const writ_net_value& val
   return absl::OkStatus();
 }
 
+absl::Status Loader::GrantConnect(const writ_grant_key& key) {
+  uint32_t one = 1;
+  if (bpf_map__update_elem(skel_->maps.grant_map, &key, sizeof(key), &one, sizeof(one), BPF_ANY)) {
+    return ErrnoStatus(errno, "update grant_map");
+  }
+  return absl::OkStatus();
+}
+
 // Walks a map with get_next_key and deletes the keys a predicate selects. Table maps are small per task.
 template <typename Key, typename Pred>
 static void DeleteWhere(bpf_map* map, Pred pred) {
@@ -217,6 +225,8 @@ void Loader::ClearTables(uint32_t slot) {
                              [slot](const writ_path_key& k) { return k.slot == slot; });
   DeleteWhere<writ_path_key>(skel_->maps.file_map,
                              [slot](const writ_path_key& k) { return k.slot == slot; });
+  DeleteWhere<writ_grant_key>(skel_->maps.grant_map,
+                              [slot](const writ_grant_key& k) { return k.slot == slot; });
   uint32_t be = htonl(slot);
   DeleteWhere<writ_net4_key>(skel_->maps.net4_map,
                              [be](const writ_net4_key& k) { return k.slot_be == be; });

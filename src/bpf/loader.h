@@ -54,6 +54,7 @@ class Loader {
   absl::Status SetFileDeny(uint32_t slot, uint64_t path_hash);
   absl::Status SetNet4(const writ_net4_key& key, const writ_net_value& value);
   absl::Status SetNet6(const writ_net6_key& key, const writ_net_value& value);
+  absl::Status GrantConnect(const writ_grant_key& key);
   // Removes every table entry of a slot.
   void ClearTables(uint32_t slot);
 

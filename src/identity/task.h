@@ -41,6 +41,7 @@ struct Task {
   absl::Time start;
   absl::Time deadline = absl::InfiniteFuture();
   std::shared_ptr<const intent::CompiledIntent> compiled;  // null: nothing is judged
+  std::string abort_reason;  // set when the launcher could not start the command
 
   std::atomic<TaskState> state{TaskState::kPending};
   std::atomic<bool> frozen{false};

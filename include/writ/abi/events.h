@@ -188,6 +188,14 @@ struct writ_net_value {
 	struct writ_port_range ranges[WRIT_NET_RANGES];
 };
 
+/* Approved destinations ("writ approve" of a connect): exact address and port, checked before the LPM. */
+struct writ_grant_key {
+	__u32 slot;
+	__u16 port;   /* host byte order */
+	__u16 family;
+	__u8 addr[16];
+};
+
 /* Counters: per-CPU arrays indexed by kind. */
 enum writ_counter {
 	WRIT_CNT_EMITTED = 0,

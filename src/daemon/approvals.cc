@@ -1,0 +1,125 @@
+#include "daemon/approvals.h"
+
+#include <openssl/sha.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "util/util.h"
+
+namespace writ::daemon {
+
+std::string ActionText(const v1::Event& ev) {
+  if (ev.kind() == "exec") {
+    return absl::StrCat("exec ", ev.process().exe(), " [", absl::StrJoin(ev.process().args(), " "),
+                        "]");
+  }
+  if (ev.kind() == "connect") {
+    return absl::StrCat("connect ", ev.network().dst_ip(), ":", ev.network().dst_port());
+  }
+  return absl::StrCat(ev.kind(), " ", ev.file().path(), " (", absl::StrJoin(ev.file().flags(), ","),
+                      ")");
+}
+
+std::string ActionHash(const v1::Event& ev) {
+  std::string canon = ev.kind();
+  canon.push_back('\0');
+  if (ev.kind() == "exec") {
+    canon += ev.process().exe();
+    for (const auto& a : ev.process().args()) {
+      canon.push_back('\0');
+      canon += a;
+    }
+  } else if (ev.kind() == "connect") {
+    canon += absl::StrCat(ev.network().dst_ip(), "\0", ev.network().dst_port());
+  } else {
+    canon += ev.file().path();
+    canon.push_back('\0');
+    canon += absl::StrJoin(ev.file().flags(), ",");
+  }
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(canon.data()), canon.size(), md);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : md) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+std::string Approvals::Add(ApprovalRequest req) {
+  req.id = "ap-" + RandomHex(6);
+  absl::MutexLock lock(&mu_);
+  std::string id = req.id;
+  pending_[id] = std::move(req);
+  return id;
+}
+
+std::optional<ApprovalRequest> Approvals::Take(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return std::nullopt;
+  ApprovalRequest r = std::move(it->second);
+  pending_.erase(it);
+  return r;
+}
+
+std::vector<ApprovalRequest> Approvals::List() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ApprovalRequest> out;
+  for (const auto& [id, r] : pending_) out.push_back(r);
+  std::sort(out.begin(), out.end(),
+            [](const ApprovalRequest& a, const ApprovalRequest& b) { return a.created < b.created; });
+  return out;
+}
+
+std::vector<ApprovalRequest> Approvals::TakeExpired(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  std::vector<ApprovalRequest> out;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.expires <= now) {
+      out.push_back(std::move(it->second));
+      pending_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+std::vector<ApprovalRequest> Approvals::TakeTask(const std::string& task_id) {
+  absl::MutexLock lock(&mu_);
+  std::vector<ApprovalRequest> out;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.task_id == task_id) {
+      out.push_back(std::move(it->second));
+      pending_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+size_t Approvals::size() const {
+  absl::MutexLock lock(&mu_);
+  return pending_.size();
+}
+
+void Approvals::Grant(const std::string& task_id, const std::string& action_hash) {
+  absl::MutexLock lock(&mu_);
+  grants_[task_id].insert(action_hash);
+}
+
+bool Approvals::IsGranted(const std::string& task_id, const std::string& action_hash) const {
+  absl::MutexLock lock(&mu_);
+  auto it = grants_.find(task_id);
+  return it != grants_.end() && it->second.contains(action_hash);
+}
+
+void Approvals::ForgetTask(const std::string& task_id) {
+  absl::MutexLock lock(&mu_);
+  grants_.erase(task_id);
+}
+
+}  // namespace writ::daemon

@@ -1,0 +1,108 @@
+#include "daemon/config.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
+#include "util/util.h"
+
+namespace writ::daemon {
+
+absl::Status ValidateMode(const std::string& mode) {
+  if (mode == "record" || mode == "monitor" || mode == "enforce") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("mode \"", mode, "\" is not one of record, monitor, enforce"));
+}
+
+namespace {
+
+std::string Where(const std::string& file, const YAML::Node& n, const std::string& field) {
+  return absl::StrCat(file, ":", n.Mark().line + 1, ": ", field, ": ");
+}
+
+absl::Status Scalar(const std::string& file, const YAML::Node& n, const std::string& field,
+                    std::string* out) {
+  if (!n.IsScalar()) return absl::InvalidArgumentError(Where(file, n, field) + "must be a string");
+  *out = n.Scalar();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Config> LoadConfig(const std::string& path) {
+  Config c;
+  c.config_file = path;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot read config file"));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
+  }
+  if (root.IsNull()) return c;
+  if (!root.IsMap()) return absl::InvalidArgumentError(path + ":1: config must be a mapping");
+  std::string base = std::filesystem::path(path).parent_path().string();
+  auto resolve = [&base](const std::string& p) {
+    if (p.empty() || p[0] == '/' || p == "-") return p;
+    return (std::filesystem::path(base) / p).lexically_normal().string();
+  };
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    std::string key = it->first.as<std::string>();
+    const YAML::Node& v = it->second;
+    std::string s;
+    if (key == "mode") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.mode));
+      if (!ValidateMode(c.mode).ok()) {
+        return absl::InvalidArgumentError(Where(path, v, key) +
+                                          "must be one of record, monitor, enforce");
+      }
+    } else if (key == "policies") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      c.policies_dir = resolve(s);
+    } else if (key == "state_dir") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.state_dir));
+    } else if (key == "run_dir") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.run_dir));
+    } else if (key == "events") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      c.events = resolve(s);
+    } else if (key == "trust_domain") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.trust_domain));
+    } else if (key == "cgroup_subtree") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.cgroup_subtree));
+    } else if (key == "http") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.http));
+    } else if (key == "on_daemon_loss") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.on_daemon_loss));
+      if (c.on_daemon_loss != "freeze" && c.on_daemon_loss != "continue") {
+        return absl::InvalidArgumentError(Where(path, v, key) + "must be freeze or continue");
+      }
+    } else if (key == "ring_buffer_bytes") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      uint64_t n = 0;
+      if (!absl::SimpleAtoi(s, &n) || n < 4096 || (n & (n - 1)) != 0 || n > (1u << 30)) {
+        return absl::InvalidArgumentError(Where(path, v, key) +
+                                          "must be a power of two between 4096 and 1073741824");
+      }
+      c.ring_buffer_bytes = static_cast<uint32_t>(n);
+    } else if (key == "drain_interval" || key == "housekeeping_interval") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      auto d = ParseDuration(s);
+      if (!d.ok() || *d < absl::Milliseconds(1) || *d > absl::Seconds(1)) {
+        return absl::InvalidArgumentError(Where(path, v, key) +
+                                          "must be a duration between 1ms and 1s");
+      }
+      (key == "drain_interval" ? c.drain_interval : c.housekeeping_interval) = *d;
+    } else if (key == "sinks") {
+      if (!v.IsSequence()) return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
+      c.sinks = v;
+    } else {
+      return absl::InvalidArgumentError(Where(path, it->first, key) + "unknown key");
+    }
+  }
+  return c;
+}
+
+}  // namespace writ::daemon

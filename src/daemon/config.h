@@ -1,0 +1,33 @@
+// writd configuration: policies/writd.yaml, overridden by command-line flags.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "yaml-cpp/yaml.h"
+
+namespace writ::daemon {
+
+struct Config {
+  std::string config_file;                 // where it came from ("" = defaults)
+  std::string mode = "monitor";            // record | monitor | enforce
+  std::string policies_dir = "policies";   // relative paths resolve against the config file's dir
+  std::string state_dir = "/var/lib/writ";
+  std::string run_dir = "/run/writ";
+  std::string events = "";                 // JSONL file, "-" for stdout, "" for none
+  std::string trust_domain = "example.org";
+  std::string cgroup_subtree = "writ";
+  std::string http;                        // ADDR:PORT of the loopback HTTP listener, "" = off
+  std::string on_daemon_loss = "continue"; // freeze | continue
+  uint32_t ring_buffer_bytes = 4u << 20;
+  absl::Duration drain_interval = absl::Milliseconds(10);
+  absl::Duration housekeeping_interval = absl::Milliseconds(50);
+  YAML::Node sinks;                        // handed to the sinks module as written
+};
+
+// Parses a writd.yaml. Errors: "FILE:LINE: field: message". Unknown keys are errors.
+absl::StatusOr<Config> LoadConfig(const std::string& path);
+absl::Status ValidateMode(const std::string& mode);
+
+}  // namespace writ::daemon

@@ -1,0 +1,1054 @@
+#include "daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "actions/signal.h"
+#include "bpf/path_hash.h"
+#include "identity/spiffe_id.h"
+#include "sinks/json_encoder.h"
+#include "util/status_macros.h"
+#include "util/util.h"
+
+namespace writ::daemon {
+
+using identity::Task;
+using identity::TaskState;
+
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+constexpr absl::Duration kPendingTimeout = absl::Seconds(10);
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto l = Logger("writd");
+  return l;
+}
+
+// First 8 hex digits of the kernel's boot id: event ids are unique per boot and stable across writd
+// restarts (they embed the kernel timestamp).
+std::string BootTag() {
+  auto s = ReadFile("/proc/sys/kernel/random/boot_id");
+  std::string tag;
+  if (s.ok()) {
+    for (char c : *s) {
+      if (isxdigit(static_cast<unsigned char>(c))) tag.push_back(c);
+      if (tag.size() == 8) break;
+    }
+  }
+  return tag.empty() ? RandomHex(4) : tag;
+}
+
+const char* StateName(TaskState s) {
+  switch (s) {
+    case TaskState::kPending: return "pending";
+    case TaskState::kRunning: return "running";
+    case TaskState::kEnded: return "ended";
+  }
+  return "?";
+}
+
+v1::Response Error(const absl::Status& st) {
+  v1::Response r;
+  r.set_code(static_cast<int>(st.code()));
+  r.set_error(std::string(st.message()));
+  return r;
+}
+
+bool Has(const std::vector<std::string>& v, const char* s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+Daemon::Daemon(Config cfg)
+    : cfg_(std::move(cfg)),
+      registry_(WRIT_MAX_TASKS),
+      procs_(1 << 16),
+      decoder_(BootToUnixOffsetNs(), BootTag()) {
+  boot_tag_ = BootTag();
+  boot_to_unix_ns_ = BootToUnixOffsetNs();
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  host_ = host;
+}
+
+Daemon::~Daemon() {
+  if (server_) server_->Stop();
+  absl::MutexLock lock(&out_mu_);
+  if (sinks_) sinks_->Stop();
+}
+
+absl::Status Daemon::Start() {
+  // Preflight: each failure names the fix.
+  if (geteuid() != 0) {
+    return absl::PermissionDeniedError(
+        "writd must run as root: it loads BPF programs and manages cgroups (try sudo)");
+  }
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+    return absl::FailedPreconditionError(
+        "no kernel BTF at /sys/kernel/btf/vmlinux: writd needs a kernel built with "
+        "CONFIG_DEBUG_INFO_BTF=y");
+  }
+  ASSIGN_OR_RETURN(std::string cg2, identity::FindCgroup2Mount());
+  RETURN_IF_ERROR(ValidateMode(cfg_.mode));
+
+  // Policies first: a daemon with a broken policy directory does not start.
+  auto set = intent::LoadPolicyDir(cfg_.policies_dir);
+  if (!set.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policies in ", cfg_.policies_dir, " are invalid:\n", set.status().message()));
+  }
+  {
+    absl::MutexLock lock(&policy_mu_);
+    policies_ = std::make_shared<const intent::PolicySet>(std::move(*set));
+  }
+
+  for (const std::string& dir : {cfg_.state_dir, cfg_.run_dir}) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return absl::InternalError(absl::StrCat("create ", dir, ": ", ec.message()));
+    chmod(dir.c_str(), 0700);
+  }
+
+  ASSIGN_OR_RETURN(identity::CgroupManager cgm,
+                   identity::CgroupManager::Create(cg2, cfg_.cgroup_subtree));
+  cgroups_.emplace(std::move(cgm));
+
+  // Sinks: the --events file (JSONL) plus whatever the config lists.
+  std::vector<sinks::SinkSet::Entry> entries;
+  if (!cfg_.events.empty()) {
+    if (cfg_.events != "-") {
+      std::error_code ec;
+      std::filesystem::create_directories(std::filesystem::path(cfg_.events).parent_path(), ec);
+    }
+    ASSIGN_OR_RETURN(auto sink, sinks::MakeFileSink(cfg_.events, sinks::Format::kJson));
+    entries.push_back({std::move(sink), sinks::Format::kJson, "events"});
+  }
+  if (cfg_.sinks && cfg_.sinks.IsSequence()) {
+    for (size_t i = 0; i < cfg_.sinks.size(); i++) {
+      ASSIGN_OR_RETURN(sinks::SinkConfig sc,
+                       sinks::ParseSinkConfig(cfg_.sinks[i], cfg_.config_file, static_cast<int>(i)));
+      ASSIGN_OR_RETURN(auto sink, sinks::MakeSink(sc));
+      entries.push_back({std::move(sink), sc.format, sc.name});
+    }
+  }
+  {
+    absl::MutexLock lock(&out_mu_);
+    sinks_ = std::make_unique<sinks::SinkSet>(std::move(entries));
+  }
+
+  bpf::RouteLibbpfLogs();
+  bpf::LoaderConfig lc;
+  lc.ring_bytes = cfg_.ring_buffer_bytes;
+  lc.task_level = static_cast<uint32_t>(cgroups_->task_level());
+  lc.wakeup_bytes = cfg_.ring_buffer_bytes / 4;
+  lc.cgroup_root = cgroups_->root();
+  ASSIGN_OR_RETURN(loader_, bpf::Loader::Open(lc, [this](const void* d, size_t n) {
+                     OnRecord(d, n);
+                   }));
+  for (const auto& h : loader_->hooks()) {
+    if (h.active) {
+      Log()->info("hook {}: active", h.name);
+    } else {
+      Log()->warn("hook {}: {}", h.name, h.detail);
+    }
+  }
+
+  ASSIGN_OR_RETURN(server_, api::Server::Start(
+                                cfg_.run_dir + "/writd.sock",
+                                [this](const api::PeerCred& p, int fd, const v1::Request& r) {
+                                  Handle(p, fd, r);
+                                }));
+  size_t n_intents;
+  {
+    absl::MutexLock lock(&policy_mu_);
+    n_intents = policies_->intents().size();
+  }
+  Log()->info("writd {} started: mode {}, {} intents from {}, cgroups under {}, socket {}",
+              kVersion, cfg_.mode, n_intents, cfg_.policies_dir, cgroups_->root(),
+              cfg_.run_dir + "/writd.sock");
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Pipeline thread
+
+void Daemon::Run() {
+  const int drain_ms = std::max<int>(1, absl::ToInt64Milliseconds(cfg_.drain_interval));
+  absl::Time next_housekeeping = absl::Now();
+  while (!stop_.load()) {
+    loader_->Poll(drain_ms);
+    if (reload_.exchange(false)) ReloadPolicies();
+    absl::Time now = absl::Now();
+    if (now >= next_housekeeping) {
+      Housekeeping();
+      next_housekeeping = now + cfg_.housekeeping_interval;
+    }
+  }
+  // Clean shutdown: stop accepting, drain what the kernel holds, detach (loader dtor), flush sinks.
+  server_->Stop();
+  loader_->Drain();
+  bpf::Counters c = loader_->ReadCounters();
+  uint64_t emitted = 0, dropped = 0;
+  for (int k = 0; k < WRIT_EV_KIND_MAX; k++) {
+    emitted += c.emitted[k];
+    dropped += c.dropped[k];
+  }
+  Log()->info("shutdown: {} records emitted by the kernel, {} dropped in the kernel, {} decoded, "
+              "{} decode errors, {} unattributed, {} tail drops, {} tasks still registered",
+              emitted, dropped, decoder_.stats().decoded, decode_errors_.load(),
+              unattributed_.load(), tail_drops_.load(), registry_.size());
+  loader_.reset();
+  // Tasks outlive writd (their processes keep running); their cgroups stay, the BPF maps go with the
+  // loader. Restart continuity (pinning and re-adoption) is tracked in docs/architecture.md.
+  absl::MutexLock lock(&out_mu_);
+  sinks_->Flush(absl::Seconds(5));
+  sinks_->Stop();
+  for (auto& s : subscribers_) {
+    absl::MutexLock l(&s->mu);
+    s->closed = true;
+    s->cv.SignalAll();
+  }
+}
+
+std::shared_ptr<Task> Daemon::TaskFor(uint64_t cgroup_id) {
+  uint64_t gen = registry_.generation();
+  if (cached_task_ && cached_task_->cgroup_id == cgroup_id && gen == cached_generation_) {
+    return cached_task_;
+  }
+  cached_task_ = registry_.FindByCgroup(cgroup_id);
+  cached_generation_ = gen;
+  return cached_task_;
+}
+
+void Daemon::OnRecord(const void* data, size_t size) {
+  decode::RecordInfo info;
+  if (!decoder_.Decode(data, size, &ev_, &info).ok()) {
+    decode_errors_++;
+    return;
+  }
+  std::shared_ptr<Task> task = TaskFor(info.cgroup_id);
+  if (!task) {
+    unattributed_++;  // a record from a task already removed: counted, never silently gone
+    return;
+  }
+  events_by_kind_[info.kind & 15]++;
+  FillAgent(*task, &ev_);
+
+  // Process table: exact lineage and the exe of every process, keyed by (tgid, start time).
+  v1::Process* p = ev_.mutable_process();
+  bool created = false;
+  identity::ProcessInfo* pi = procs_.Upsert(info.tgid, info.start_time_ns, &created);
+  if (pi) {
+    if (created) {
+      pi->cgroup_id = info.cgroup_id;
+      pi->ppid = p->ppid();
+      task->live_processes++;
+    }
+    switch (info.kind) {
+      case WRIT_EV_EXEC:
+        pi->exe = p->exe();
+        pi->args.assign(p->args().begin(), p->args().end());
+        break;
+      case WRIT_EV_EXIT:
+        p->set_exe(pi->exe);
+        procs_.Erase(info.tgid, info.start_time_ns);
+        task->live_processes--;
+        break;
+      default:
+        p->set_exe(pi->exe);
+        break;
+    }
+  }
+  if (task->compiled && task->mode != "record") Judge(*task, ev_, info);
+  Emit(ev_);
+}
+
+void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
+  intent::EvalContext ctx;
+  ctx.now = absl::FromUnixNanos(static_cast<int64_t>(info.ktime_ns) + boot_to_unix_ns_);
+  ctx.live_processes = task.live_processes.load();
+  intent::Verdict v = intent::Evaluate(*task.compiled, ev, ctx);
+  if (v.kind == intent::Verdict::kNotJudged) {
+    // Not judged by the intent, but a kernel stop must never be left hanging.
+    if (info.flags & WRIT_F_KERNEL_STOP) {
+      (void)actions::SignalProcess(info.tgid, info.start_time_ns, SIGCONT);
+    }
+    return;
+  }
+  ev.set_verdict(intent::VerdictName(v.kind));
+  if (v.kind == intent::Verdict::kAllow) {
+    ev.set_outcome("allowed");
+    // The kernel stopped an exec it could not decide (glob or argv rule): let it run.
+    if (info.flags & WRIT_F_KERNEL_STOP) {
+      (void)actions::SignalProcess(info.tgid, info.start_time_ns, SIGCONT);
+    }
+    return;
+  }
+  v1::Finding* f = ev.mutable_finding();
+  f->set_rule(v.rule->id);
+  f->set_category(intent::CategoryName(v.rule->category));
+  std::string target = ev.kind() == "exec"      ? ev.process().exe()
+                       : ev.kind() == "connect" ? absl::StrCat(ev.network().dst_ip(), ":",
+                                                               ev.network().dst_port())
+                                                : ev.file().path();
+  f->set_reason(absl::StrCat(v.rule->reason, ": ", target));
+  for (const auto& fw : v.rule->frameworks) f->add_frameworks(fw);
+  for (const auto& r : v.rule->responses) f->add_responses(r);
+  f->set_severity(v.rule->severity);
+  violations_++;
+  Enforce(task, ev, info, v);
+}
+
+void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
+                     const intent::Verdict& v) {
+  const bool enforce = task.mode == "enforce";
+  const bool kernel_denied = info.flags & WRIT_F_KERNEL_DENY;
+  const bool kernel_stopped = info.flags & WRIT_F_KERNEL_STOP;
+
+  if (!enforce) {
+    ev.set_outcome("would_deny");
+    return;
+  }
+
+  if (v.kind == intent::Verdict::kNeedsApproval) {
+    std::string hash = ActionHash(ev);
+    if (approvals_.IsGranted(task.id, hash)) {
+      ev.set_verdict("allow");
+      ev.clear_finding();
+      ev.set_outcome("allowed");
+      if (kernel_stopped) (void)actions::SignalProcess(info.tgid, info.start_time_ns, SIGCONT);
+      return;
+    }
+    // Stop the actor before it proceeds: exec was stopped by the kernel; connect got EPERM; anything
+    // else is stopped now. Then freeze the task while a human decides.
+    if (ev.kind() == "exec" && !kernel_stopped) {
+      (void)actions::SignalProcess(info.tgid, info.start_time_ns, SIGSTOP);
+    }
+    ev.set_outcome(ev.kind() == "connect" && kernel_denied ? "prevented" : "stopped");
+    ev.set_enforcement(kernel_stopped ? "kernel-signal" : kernel_denied ? "cgroup-bpf" : "userspace");
+    FreezeTask(task, true, &ev, "approval requested");
+    ApprovalRequest req;
+    req.task_id = task.id;
+    req.kind = ev.kind();
+    req.action = ActionText(ev);
+    req.action_hash = hash;
+    req.created = absl::Now();
+    req.expires = req.created + task.compiled->approval_timeout(v.rule);
+    req.pid = info.tgid;
+    req.start_ns = info.start_time_ns;
+    req.rule = v.rule->id;
+    req.responses = v.rule->responses;
+    req.cause = ev;
+    std::string id = approvals_.Add(req);
+    v1::Event ar;
+    InitSynthetic(&ar, "approval_request");
+    FillAgent(task, &ar);
+    *ar.mutable_process() = ev.process();
+    if (ev.has_file()) *ar.mutable_file() = ev.file();
+    if (ev.has_network()) *ar.mutable_network() = ev.network();
+    v1::Approval* a = ar.mutable_approval();
+    a->set_id(id);
+    a->set_action(req.action);
+    a->set_action_hash(hash);
+    a->set_expires(Rfc3339(req.expires));
+    *ar.mutable_finding() = ev.finding();
+    Emit(ar);
+    return;
+  }
+
+  // A violation. Prevention where the kernel did it; otherwise the acting process dies now.
+  if (kernel_denied) {
+    if (ev.kind() == "connect") {
+      ev.set_outcome("prevented");
+      ev.set_enforcement("cgroup-bpf");
+    } else if (ev.kind() == "exec") {
+      ev.set_outcome("killed");  // SIGKILL before the new image's first instruction
+      ev.set_enforcement("kernel-signal");
+    } else {
+      ev.set_outcome("killed_after");  // the open happened; the process died at syscall exit
+      ev.set_enforcement("kernel-signal");
+    }
+  } else {
+    absl::Status st = actions::SignalProcess(info.tgid, info.start_time_ns, SIGKILL);
+    // An exec stopped by the kernel never ran an instruction: killing it now still prevents it.
+    ev.set_outcome(kernel_stopped ? "killed" : "killed_after");
+    ev.set_enforcement(kernel_stopped ? "kernel-signal" : "userspace");
+    if (!st.ok() && !absl::IsNotFound(st)) {
+      Log()->error("task {}: kill pid {}: {}", task.id, info.tgid, std::string(st.message()));
+    }
+  }
+  task.violated = true;
+  RunResponses(task, ev, v.rule->responses, ev.finding().reason());
+}
+
+void Daemon::RunResponses(Task& task, const v1::Event& cause,
+                          const std::vector<std::string>& responses, const std::string& reason) {
+  if (Has(responses, "kill")) {
+    KillTask(task, &cause, reason);
+  } else if (Has(responses, "freeze")) {
+    FreezeTask(task, true, &cause, reason);
+  }
+  if (Has(responses, "revoke") && creds_.revoke) {
+    creds_.revoke(task, reason);
+    v1::Event a = ActionEvent(task, "revoke", "ok", cause.ktime_ns(), task.id, reason);
+    Emit(a);
+  }
+}
+
+bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& reason) {
+  absl::Status st = cgroups_->Kill(task.id);
+  // Freezing is undone by the kill: a frozen task's processes die too (cgroup.kill works on frozen
+  // cgroups).
+  v1::Event a = ActionEvent(task, "kill", st.ok() ? "ok" : std::string(st.message()),
+                            cause ? cause->ktime_ns() : 0, task.id, reason);
+  Emit(a);
+  actions_++;
+  return st.ok();
+}
+
+bool Daemon::FreezeTask(Task& task, bool frozen, const v1::Event* cause,
+                        const std::string& reason) {
+  absl::Status st = cgroups_->Freeze(task.id, frozen);
+  if (st.ok()) task.frozen = frozen;
+  v1::Event a = ActionEvent(task, frozen ? "freeze" : "thaw",
+                            st.ok() ? "ok" : std::string(st.message()),
+                            cause ? cause->ktime_ns() : 0, task.id, reason);
+  Emit(a);
+  actions_++;
+  return st.ok();
+}
+
+void Daemon::Housekeeping() {
+  absl::Time now = absl::Now();
+  // Approvals that nobody decided in time: as if denied.
+  for (ApprovalRequest& r : approvals_.TakeExpired(now)) {
+    std::shared_ptr<Task> t = registry_.Find(r.task_id);
+    if (!t) continue;
+    v1::Event a = ActionEvent(*t, "deny", "ok", r.cause.ktime_ns(), r.id, "approval expired");
+    a.mutable_approval()->set_id(r.id);
+    a.mutable_approval()->set_reason("expired");
+    Emit(a);
+    (void)actions::SignalProcess(r.pid, r.start_ns, SIGKILL);
+    FreezeTask(*t, false, &r.cause, "approval expired");
+    RunResponses(*t, r.cause, r.responses, "approval expired: " + r.action);
+  }
+
+  std::vector<std::shared_ptr<Task>> empty;
+  for (const std::shared_ptr<Task>& t : registry_.All()) {
+    TaskState st = t->state.load();
+    if (st == TaskState::kPending) {
+      if (now - t->start > kPendingTimeout) {
+        Log()->warn("task {}: launcher never reported its child; removing", t->id);
+        EndTask(t, "aborted");
+      }
+      continue;
+    }
+    if (st != TaskState::kRunning) continue;
+    if (now >= t->deadline) {
+      KillTask(*t, nullptr, "deadline");
+      t->violated = false;
+      // The task ends below when its cgroup empties; name the reason now.
+      t->state = TaskState::kEnded;
+      ending_.push_back(t);
+      continue;
+    }
+    auto populated = cgroups_->Populated(t->id);
+    if (populated.ok() && !*populated) empty.push_back(t);
+  }
+  // Read "empty" before draining: a task's last exit record is in the ring buffer by the time its
+  // cgroup reports unpopulated, so draining now puts it before task_end.
+  loader_->Drain();
+  for (const auto& t : empty) EndTask(t, "exited");
+  for (auto it = ending_.begin(); it != ending_.end();) {
+    auto populated = cgroups_->Populated((*it)->id);
+    if (!populated.ok() || !*populated) {
+      loader_->Drain();
+      std::shared_ptr<Task> t = *it;
+      it = ending_.erase(it);
+      EndTask(t, "deadline");
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Daemon::EndTask(const std::shared_ptr<Task>& t, const std::string& reason) {
+  t->state = TaskState::kEnded;
+  (void)loader_->RemoveTask(t->cgroup_id);
+  loader_->ClearTables(t->slot);
+  for (ApprovalRequest& r : approvals_.TakeTask(t->id)) {
+    (void)actions::SignalProcess(r.pid, r.start_ns, SIGKILL);
+  }
+  approvals_.ForgetTask(t->id);
+  if (creds_.revoke) creds_.revoke(*t, "task ended: " + reason);
+  v1::Event e;
+  InitSynthetic(&e, "task_end");
+  FillAgent(*t, &e);
+  e.mutable_task()->set_reason(t->abort_reason.empty() ? reason : "aborted");
+  e.mutable_task()->set_cgroup(t->cgroup_path);
+  Emit(e);
+  procs_.EraseTask(t->cgroup_id);
+  absl::Status st = cgroups_->RemoveTask(t->id);
+  if (!st.ok()) Log()->warn("task {}: {}", t->id, std::string(st.message()));
+  registry_.Remove(t->id);
+  registry_.FreeSlot(t->slot);
+  Log()->info("task {} ended: {}", t->id, reason);
+}
+
+void Daemon::ReloadPolicies() {
+  auto set = intent::LoadPolicyDir(cfg_.policies_dir);
+  absl::MutexLock lock(&policy_mu_);
+  if (!set.ok()) {
+    policy_error_ = std::string(set.status().message());
+    Log()->error("policy reload failed, the previous policy stays in force:\n{}", policy_error_);
+    return;
+  }
+  policies_ = std::make_shared<const intent::PolicySet>(std::move(*set));
+  policy_error_.clear();
+  Log()->info("policies reloaded: {} intents", policies_->intents().size());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output
+
+void Daemon::FillAgent(const Task& task, v1::Event* ev) const {
+  v1::Agent* a = ev->mutable_agent();
+  a->set_spiffe_id(task.spiffe_id);
+  a->set_task_id(task.id);
+  if (!task.principal.empty()) a->set_principal(task.principal);
+  if (!task.intent.empty()) a->set_intent(task.intent);
+  if (!task.parent_task.empty()) a->set_parent_task(task.parent_task);
+  if (task.chain.size() > 1) {
+    a->mutable_chain()->Clear();
+    for (const auto& c : task.chain) a->add_chain(c);
+  }
+}
+
+void Daemon::InitSynthetic(v1::Event* ev, const char* kind) {
+  int64_t now = absl::ToUnixNanos(absl::Now());
+  ev->set_id(absl::StrCat(boot_tag_, "-s", absl::Hex(now), "-", synthetic_seq_.fetch_add(1)));
+  AppendRfc3339Nanos(now, ev->mutable_time());
+  ev->set_ktime_ns(static_cast<uint64_t>(NowBootNs()));
+  ev->set_kind(kind);
+}
+
+void Daemon::EmitSynthetic(v1::Event& ev) {
+  if (ev.id().empty()) {
+    std::string kind = ev.kind();
+    InitSynthetic(&ev, kind.c_str());
+  }
+  Emit(ev);
+}
+
+v1::Event Daemon::ActionEvent(const Task& task, const std::string& type, const std::string& result,
+                              uint64_t cause_ktime_ns, const std::string& target,
+                              const std::string& reason) {
+  v1::Event e;
+  InitSynthetic(&e, "action");
+  FillAgent(task, &e);
+  v1::Action* a = e.mutable_action();
+  a->set_type(type);
+  a->set_result(result);
+  a->set_target(target);
+  a->set_reason(reason);
+  if (cause_ktime_ns) {
+    int64_t now = NowBootNs();
+    a->set_latency_us(now > static_cast<int64_t>(cause_ktime_ns)
+                          ? (now - static_cast<int64_t>(cause_ktime_ns)) / 1000
+                          : 0);
+  }
+  return e;
+}
+
+void Daemon::Emit(v1::Event& ev) {
+  ev.set_host(host_);
+  absl::MutexLock lock(&out_mu_);
+  sinks_->Submit(ev);
+  if (subscribers_.empty()) return;
+  const bool violation = ev.verdict() == "violation" || ev.verdict() == "needs_approval";
+  std::string frame;
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    Subscriber& s = **it;
+    {
+      absl::MutexLock l(&s.mu);
+      if (s.closed) {
+        it = subscribers_.erase(it);
+        continue;
+      }
+    }
+    ++it;
+    if (s.filter.violations_only() && !violation) continue;
+    if (!s.filter.agent().empty() && s.filter.agent() != ev.agent().spiffe_id()) continue;
+    if (!s.filter.task().empty() && s.filter.task() != ev.agent().task_id()) continue;
+    if (frame.empty()) {
+      v1::Response r;
+      *r.mutable_event() = ev;
+      frame = r.SerializeAsString();
+    }
+    absl::MutexLock l(&s.mu);
+    if (s.frames.size() >= 10000) {
+      s.dropped++;
+      tail_drops_++;
+      continue;
+    }
+    s.frames.push_back(frame);
+    s.cv.Signal();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Control
+
+bool Daemon::PeerIsInTask(const api::PeerCred& peer) const {
+  auto cg = identity::ProcessCgroup(peer.pid);
+  if (!cg.ok()) return true;  // cannot tell: refuse what needs a human
+  std::string prefix = "/" + cfg_.cgroup_subtree + "/";
+  return absl::StartsWith(*cg, prefix);
+}
+
+void Daemon::Handle(const api::PeerCred& peer, int fd, const v1::Request& req) {
+  v1::Response resp;
+  switch (req.body_case()) {
+    case v1::Request::kCreateTask:
+      resp = CreateTask(peer, req.create_task());
+      break;
+    case v1::Request::kTaskStarted:
+      resp = TaskStarted(req.task_started());
+      break;
+    case v1::Request::kStatus:
+      resp = Status();
+      break;
+    case v1::Request::kTail:
+      Tail(fd, req.tail());
+      return;
+    case v1::Request::kKillTask:
+    case v1::Request::kFreezeTask:
+    case v1::Request::kThawTask:
+    case v1::Request::kRevokeTask:
+      resp = TaskAction(peer, req);
+      break;
+    case v1::Request::kListApprovals: {
+      for (const ApprovalRequest& r : approvals_.List()) {
+        v1::Approval* a = resp.mutable_approvals()->add_approvals();
+        a->set_id(r.id);
+        a->set_action(absl::StrCat(r.task_id, " ", r.action));
+        a->set_action_hash(r.action_hash);
+        a->set_expires(Rfc3339(r.expires));
+        a->set_reason(r.rule);
+      }
+      resp.mutable_approvals();
+      break;
+    }
+    case v1::Request::kDecideApproval:
+      resp = Decide(peer, req.decide_approval());
+      break;
+    case v1::Request::kReloadPolicy: {
+      reload_.store(true);
+      // The pipeline thread applies it; wait briefly so the caller sees the outcome.
+      for (int i = 0; i < 200 && reload_.load(); i++) absl::SleepFor(absl::Milliseconds(10));
+      absl::MutexLock lock(&policy_mu_);
+      if (!policy_error_.empty()) {
+        resp = Error(absl::InvalidArgumentError(
+            absl::StrCat("reload failed, previous policy stays in force:\n", policy_error_)));
+      } else {
+        resp.mutable_reload()->set_intents(policies_->intents().size());
+      }
+      break;
+    }
+    default:
+      resp = Error(absl::InvalidArgumentError("unknown or empty request"));
+  }
+  (void)api::WriteFrame(fd, resp);
+}
+
+v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskRequest& req) {
+  auto id = identity::ParseSpiffeId(req.spiffe_id());
+  if (!id.ok()) return Error(id.status());
+
+  auto task = std::make_shared<Task>();
+  task->id = "t-" + RandomHex(6);
+  task->spiffe_id = id->ToString();
+  task->principal = req.principal();
+  task->intent = req.intent();
+  task->command.assign(req.command().begin(), req.command().end());
+  task->owner_uid = peer.uid;
+  task->start = absl::Now();
+  task->mode = cfg_.mode;
+  for (const auto& [k, v] : req.params()) task->params[k] = v;
+
+  if (!req.parent_task().empty()) {
+    std::shared_ptr<Task> parent = registry_.Find(req.parent_task());
+    if (!parent) {
+      return Error(absl::NotFoundError(absl::StrCat("parent task ", req.parent_task(),
+                                                    " does not exist")));
+    }
+    task->parent_task = parent->id;
+    task->chain = parent->chain;
+    task->deadline = parent->deadline;
+    if (task->principal.empty()) task->principal = parent->principal;
+  } else if (!task->principal.empty()) {
+    task->chain.push_back(task->principal);
+  }
+  task->chain.push_back(task->spiffe_id);
+
+  if (!req.ttl().empty()) {
+    auto ttl = ParseDuration(req.ttl());
+    if (!ttl.ok()) return Error(absl::InvalidArgumentError(absl::StrCat("--ttl: ", ttl.status().message())));
+    task->deadline = std::min(task->deadline, task->start + *ttl);
+  }
+  if (!task->intent.empty()) {
+    std::shared_ptr<const intent::PolicySet> set;
+    {
+      absl::MutexLock lock(&policy_mu_);
+      set = policies_;
+    }
+    const v1::Intent* in = set->Find(task->intent);
+    if (!in) {
+      std::vector<std::string> names;
+      for (const auto& i : set->intents()) names.push_back(i.name());
+      return Error(absl::NotFoundError(absl::StrCat("unknown intent \"", task->intent,
+                                                    "\" (loaded: ", absl::StrJoin(names, ", "),
+                                                    ")")));
+    }
+    absl::flat_hash_map<std::string, std::string> params(task->params.begin(), task->params.end());
+    auto compiled = intent::Compile(*in, params);
+    if (!compiled.ok()) return Error(compiled.status());
+    task->compiled = *compiled;
+    if (!task->compiled->mode().empty()) task->mode = task->compiled->mode();
+    if (task->compiled->ttl() != absl::InfiniteDuration()) {
+      task->deadline = std::min(task->deadline, task->start + task->compiled->ttl());
+    }
+  } else if (!task->params.empty()) {
+    return Error(absl::InvalidArgumentError("--param needs --intent"));
+  }
+
+  // Nothing is created before every check has passed; each step below undoes the ones before it.
+  auto slot = registry_.AllocateSlot();
+  if (!slot.ok()) return Error(slot.status());
+  task->slot = *slot;
+  auto cgid = cgroups_->CreateTask(task->id, peer.uid, peer.gid);
+  if (!cgid.ok()) {
+    registry_.FreeSlot(task->slot);
+    return Error(cgid.status());
+  }
+  task->cgroup_id = *cgid;
+  task->cgroup_path = cgroups_->TaskDir(task->id);
+
+  writ_task_info info{};
+  info.slot = task->slot;
+  info.generation = static_cast<uint64_t>(absl::ToUnixNanos(task->start));
+  absl::Status st;
+  if (task->compiled && task->mode != "record") {
+    intent::KernelTables kt = task->compiled->kernel_tables();
+    st = InstallKernelTables(*task, kt);
+    if (task->mode == "enforce") {
+      info.flags |= WRIT_TASK_ENFORCE;
+      // Userspace judges what the tables cannot: its verdicts must not wait for the batch timer.
+      info.flags |= WRIT_TASK_PROMPT;
+    }
+    if (kt.exec_judged && kt.exec_default_deny && !kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_TABLE;
+    if (kt.net_judged && kt.net_default_deny) info.flags |= WRIT_TASK_NET_TABLE;
+    if (!kt.file_deny_exact.empty() || !kt.file_deny_prefix.empty()) info.flags |= WRIT_TASK_FILE_TABLE;
+  }
+  if (st.ok()) st = loader_->AddTask(task->cgroup_id, info);
+  if (st.ok()) st = registry_.Add(task);
+  if (!st.ok()) {
+    (void)loader_->RemoveTask(task->cgroup_id);
+    loader_->ClearTables(task->slot);
+    (void)cgroups_->RemoveTask(task->id);
+    registry_.FreeSlot(task->slot);
+    return Error(st);
+  }
+  // task_start precedes every event of the task: the command has not been started yet.
+  v1::Event e;
+  InitSynthetic(&e, "task_start");
+  FillAgent(*task, &e);
+  v1::TaskInfo* ti = e.mutable_task();
+  ti->set_cgroup(task->cgroup_path);
+  if (task->deadline != absl::InfiniteFuture()) ti->set_deadline(Rfc3339(task->deadline));
+  for (const auto& [k, v] : task->params) (*ti->mutable_params())[k] = v;
+  for (const auto& c : task->command) ti->add_command(c);
+  e.mutable_process()->set_pid(peer.pid);
+  e.mutable_process()->set_uid(peer.uid);
+  Emit(e);
+
+  v1::Response resp;
+  v1::CreateTaskResponse* r = resp.mutable_create_task();
+  r->set_task_id(task->id);
+  r->set_cgroup_path(task->cgroup_path);
+  if (task->deadline != absl::InfiniteFuture()) r->set_deadline(Rfc3339(task->deadline));
+  Log()->info("task {} created: {} for {} intent {} mode {}", task->id, task->spiffe_id,
+              task->principal.empty() ? "-" : task->principal,
+              task->intent.empty() ? "-" : task->intent, task->mode);
+  return resp;
+}
+
+absl::Status Daemon::InstallKernelTables(const Task& task, const intent::KernelTables& kt) {
+  if (kt.exec_judged) {
+    // Exact paths the kernel can decide; an exe with an approval rule or a glob is stopped (SIGSTOP)
+    // in enforce mode until userspace has judged its argv.
+    for (const auto& p : kt.exec_allow_exact) {
+      RETURN_IF_ERROR(loader_->SetExecVerdict(task.slot, bpf::PathHash(p), WRIT_KV_ALLOW));
+    }
+    for (const auto& p : kt.exec_deny_exact) {
+      RETURN_IF_ERROR(loader_->SetExecVerdict(task.slot, bpf::PathHash(p), WRIT_KV_DENY));
+    }
+    for (const auto& p : kt.exec_approval_exact) {
+      RETURN_IF_ERROR(loader_->SetExecVerdict(task.slot, bpf::PathHash(p), WRIT_KV_APPROVAL));
+    }
+  }
+  for (const auto& p : kt.file_deny_exact) {
+    RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, bpf::PathHash(p)));
+  }
+  for (const auto& p : kt.file_deny_prefix) {
+    RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, bpf::PathHash(p)));
+  }
+  if (kt.net_judged) {
+    // LPM returns only the longest matching prefix, so each prefix's entry carries the ranges of
+    // every rule whose prefix contains it: deny ranges first, then allow, first match wins.
+    auto contains = [](const intent::KernelNetRule& outer, const intent::KernelNetRule& inner) {
+      if (outer.family != inner.family || outer.prefix_len > inner.prefix_len) return false;
+      int full = outer.prefix_len / 8, rem = outer.prefix_len % 8;
+      if (memcmp(outer.addr, inner.addr, full) != 0) return false;
+      if (rem == 0) return true;
+      uint8_t mask = static_cast<uint8_t>(0xff << (8 - rem));
+      return (outer.addr[full] & mask) == (inner.addr[full] & mask);
+    };
+    for (const auto& key_rule : kt.net_rules) {
+      writ_net_value val{};
+      bool overflow = false;
+      for (int pass = 0; pass < 2; pass++) {
+        for (const auto& r : kt.net_rules) {
+          if (r.deny != (pass == 0) || !contains(r, key_rule)) continue;
+          if (val.nranges >= WRIT_NET_RANGES) {
+            overflow = true;
+            continue;
+          }
+          val.ranges[val.nranges++] = {r.port_lo, r.port_hi, r.deny ? WRIT_KV_DENY : WRIT_KV_ALLOW};
+        }
+      }
+      if (overflow) {
+        // More ranges than the kernel entry holds: hand the whole prefix to userspace.
+        val.nranges = 1;
+        val.ranges[0] = {0, 65535, WRIT_KV_USER};
+      }
+      if (key_rule.family == AF_INET) {
+        writ_net4_key k{};
+        k.prefixlen = 32 + key_rule.prefix_len;
+        k.slot_be = htonl(task.slot);
+        memcpy(k.addr, key_rule.addr, 4);
+        RETURN_IF_ERROR(loader_->SetNet4(k, val));
+      } else {
+        writ_net6_key k{};
+        k.prefixlen = 32 + key_rule.prefix_len;
+        k.slot_be = htonl(task.slot);
+        memcpy(k.addr, key_rule.addr, 16);
+        RETURN_IF_ERROR(loader_->SetNet6(k, val));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+v1::Response Daemon::TaskStarted(const v1::TaskStartedRequest& req) {
+  std::shared_ptr<Task> t = registry_.Find(req.task_id());
+  if (!t) return Error(absl::NotFoundError(absl::StrCat("no task ", req.task_id())));
+  if (!req.started()) {
+    // The launcher could not start the command: the task ends now (cgroup, map slot and registry
+    // entry removed by EndTask, on the pipeline thread).
+    Log()->info("task {} aborted: {}", t->id, req.error());
+    t->abort_reason = req.error().empty() ? "launcher failed" : req.error();
+    t->state = TaskState::kRunning;  // housekeeping ends it as soon as its cgroup is empty
+    return v1::Response();
+  }
+  if (creds_.on_task_start) creds_.on_task_start(*t);
+  t->state = TaskState::kRunning;
+  return v1::Response();
+}
+
+v1::Response Daemon::Status() {
+  v1::Response resp;
+  v1::StatusResponse* s = resp.mutable_status();
+  s->set_version(kVersion);
+  s->set_mode(cfg_.mode);
+  for (const auto& h : loader_->hooks()) {
+    v1::HookState* hs = s->add_hooks();
+    hs->set_name(h.name);
+    hs->set_active(h.active);
+    hs->set_detail(h.detail);
+  }
+  auto rung = [s](const char* name, bool active, const char* detail) {
+    v1::HookState* hs = s->add_enforcement();
+    hs->set_name(name);
+    hs->set_active(active);
+    hs->set_detail(detail);
+  };
+  rung("lsm", false, "unavailable: BPF-LSM is not probed in this build");
+  rung("exec: kernel-signal (sched_process_exec + bpf_send_signal)", loader_->hooks()[0].active, "");
+  rung("connect: cgroup-bpf (cgroup/connect4|6 EPERM)",
+       loader_->hooks().size() > 14 && loader_->hooks()[13].active, "");
+  rung("open: kernel-signal at syscall exit (killed_after)", loader_->hooks()[4].active, "");
+  rung("userspace: cgroup.kill / pidfd_send_signal", true, "");
+  bpf::Counters c = loader_->ReadCounters();
+  for (uint16_t k = 1; k < WRIT_EV_KIND_MAX; k++) {
+    (*s->mutable_events_by_kind())[decode::KindName(k)] = events_by_kind_[k].load();
+    (*s->mutable_drops_by_kind())[decode::KindName(k)] = c.dropped[k];
+  }
+  s->set_userspace_drops(decode_errors_.load() + tail_drops_.load());
+  (*s->mutable_counters())["unattributed"] = unattributed_.load();
+  (*s->mutable_counters())["decode_errors"] = decode_errors_.load();
+  (*s->mutable_counters())["tail_drops"] = tail_drops_.load();
+  (*s->mutable_counters())["violations"] = violations_.load();
+  (*s->mutable_counters())["actions"] = actions_.load();
+  {
+    absl::MutexLock lock(&out_mu_);
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      sinks::SinkStats st = sinks_->stats(i);
+      (*s->mutable_counters())["sink_" + sinks_->name(i) + "_delivered"] = st.delivered;
+      (*s->mutable_counters())["sink_" + sinks_->name(i) + "_dropped"] = st.dropped();
+    }
+  }
+  for (const auto& t : registry_.All()) {
+    v1::TaskSummary* ts = s->add_tasks();
+    ts->set_task_id(t->id);
+    ts->set_spiffe_id(t->spiffe_id);
+    ts->set_principal(t->principal);
+    ts->set_intent(t->intent);
+    ts->set_state(t->frozen ? "frozen" : StateName(t->state.load()));
+    ts->set_mode(t->mode);
+    if (t->deadline != absl::InfiniteFuture()) ts->set_deadline(Rfc3339(t->deadline));
+    ts->set_processes(std::max(0, t->live_processes.load()));
+  }
+  {
+    absl::MutexLock lock(&policy_mu_);
+    s->set_policy_error(policy_error_);
+    s->set_intents_loaded(policies_->intents().size());
+  }
+  s->set_approvals_pending(approvals_.size());
+  return resp;
+}
+
+void Daemon::Tail(int fd, const v1::TailRequest& req) {
+  auto sub = std::make_shared<Subscriber>();
+  sub->filter = req;
+  {
+    absl::MutexLock lock(&out_mu_);
+    subscribers_.push_back(sub);
+  }
+  (void)api::WriteFrame(fd, v1::Response());  // accepted
+  for (;;) {
+    std::deque<std::string> batch;
+    {
+      absl::MutexLock l(&sub->mu);
+      while (sub->frames.empty() && !sub->closed && !stop_.load()) {
+        sub->cv.WaitWithTimeout(&sub->mu, absl::Milliseconds(200));
+        // Detect a client that went away while idle.
+        char b;
+        if (::recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) sub->closed = true;
+      }
+      if (sub->closed || stop_.load()) break;
+      batch.swap(sub->frames);
+    }
+    for (const std::string& f : batch) {
+      if (!api::WriteFrameBytes(fd, f).ok()) {
+        absl::MutexLock l(&sub->mu);
+        sub->closed = true;
+        return;
+      }
+    }
+  }
+  absl::MutexLock l(&sub->mu);
+  sub->closed = true;
+}
+
+v1::Response Daemon::TaskAction(const api::PeerCred& peer, const v1::Request& req) {
+  const v1::TaskRequest& tr = req.has_kill_task()     ? req.kill_task()
+                              : req.has_freeze_task() ? req.freeze_task()
+                              : req.has_thaw_task()   ? req.thaw_task()
+                                                      : req.revoke_task();
+  if (PeerIsInTask(peer)) {
+    return Error(absl::PermissionDeniedError("a process inside a task cannot control tasks"));
+  }
+  std::shared_ptr<Task> t = registry_.Find(tr.task_id());
+  if (!t) return Error(absl::NotFoundError(absl::StrCat("no task ", tr.task_id())));
+  std::string reason = tr.reason().empty() ? absl::StrCat("by uid ", peer.uid) : tr.reason();
+  bool ok = true;
+  if (req.has_kill_task()) {
+    ok = KillTask(*t, nullptr, reason);
+  } else if (req.has_freeze_task()) {
+    ok = FreezeTask(*t, true, nullptr, reason);
+  } else if (req.has_thaw_task()) {
+    ok = FreezeTask(*t, false, nullptr, reason);
+  } else {
+    if (creds_.revoke) creds_.revoke(*t, reason);
+    v1::Event a = ActionEvent(*t, "revoke", creds_.revoke ? "ok" : "no credential service", 0,
+                              t->id, reason);
+    Emit(a);
+  }
+  if (!ok) return Error(absl::InternalError("action failed; see writd's log"));
+  return v1::Response();
+}
+
+v1::Response Daemon::Decide(const api::PeerCred& peer, const v1::ApprovalDecision& d) {
+  // An agent must never approve itself: refuse any caller inside a task cgroup.
+  if (PeerIsInTask(peer)) {
+    return Error(absl::PermissionDeniedError(
+        "approvals cannot come from a process inside a task: ask a human outside it"));
+  }
+  std::optional<ApprovalRequest> r = approvals_.Take(d.id());
+  if (!r) {
+    return Error(absl::NotFoundError(absl::StrCat("no pending approval ", d.id(),
+                                                  " (unknown, decided or expired)")));
+  }
+  std::shared_ptr<Task> t = registry_.Find(r->task_id);
+  if (!t) return Error(absl::NotFoundError(absl::StrCat("task ", r->task_id, " has ended")));
+  std::string who = absl::StrCat("uid ", peer.uid);
+  if (struct passwd* pw = getpwuid(peer.uid)) who = absl::StrCat(pw->pw_name, " (uid ", peer.uid, ")");
+  v1::Event a = ActionEvent(*t, d.approve() ? "approve" : "deny", "ok", r->cause.ktime_ns(), r->id,
+                            d.reason());
+  v1::Approval* ap = a.mutable_approval();
+  ap->set_id(r->id);
+  ap->set_action(r->action);
+  ap->set_action_hash(r->action_hash);
+  ap->set_decided_by(who);
+  ap->set_scope(d.scope().empty() ? "once" : d.scope());
+  ap->set_reason(d.reason());
+  Emit(a);
+  if (d.approve()) {
+    if (d.scope() == "task") approvals_.Grant(t->id, r->action_hash);
+    if (r->kind == "connect") {
+      // The kernel refused the connect (EPERM); from now on it allows exactly this destination.
+      writ_grant_key g{};
+      g.slot = t->slot;
+      g.port = static_cast<uint16_t>(r->cause.network().dst_port());
+      bool v6 = r->cause.network().family() == "inet6";
+      g.family = v6 ? AF_INET6 : AF_INET;
+      inet_pton(g.family, r->cause.network().dst_ip().c_str(), g.addr);
+      (void)loader_->GrantConnect(g);
+      approvals_.Grant(t->id, r->action_hash);
+    }
+    if (r->kind == "exec") (void)actions::SignalProcess(r->pid, r->start_ns, SIGCONT);
+    FreezeTask(*t, false, &r->cause, "approved by " + who);
+  } else {
+    (void)actions::SignalProcess(r->pid, r->start_ns, SIGKILL);
+    FreezeTask(*t, false, &r->cause, "denied by " + who);
+    RunResponses(*t, r->cause, r->responses, "approval denied by " + who + ": " + r->action);
+  }
+  return v1::Response();
+}
+
+}  // namespace writ::daemon

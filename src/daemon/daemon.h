@@ -1,0 +1,146 @@
+// writd: the daemon. Owns the BPF loader, the task registry, the policy set, the sinks and the control
+// server, and runs the pipeline:
+//
+//   ring buffer -> decode -> attribute (task, process table) -> judge (intent) -> enforce -> emit
+//
+// Threads: the pipeline thread (Run) polls the ring buffer and does everything per event, plus the
+// periodic housekeeping (task end, deadlines, approval expiry) so that task state has one writer and a
+// task's last records are drained before its task_end. Control-socket threads create tasks, answer
+// status and stream tail; they touch the registry (locked) and the BPF task map, never the pipeline's
+// own state. Sink threads deliver.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "api/framing.h"
+#include "api/server.h"
+#include "bpf/loader.h"
+#include "daemon/approvals.h"
+#include "daemon/config.h"
+#include "decode/decoder.h"
+#include "identity/cgroup.h"
+#include "identity/task.h"
+#include "intent/intent.h"
+#include "sinks/sink.h"
+#include "writ/v1/api.pb.h"
+
+namespace writ::daemon {
+
+// Credential hooks: the credentials module fills these in; each is optional.
+struct CredentialHooks {
+  std::function<void(const identity::Task&)> on_task_start;
+  std::function<void(const identity::Task&, const std::string& reason)> revoke;
+};
+
+class Daemon {
+ public:
+  explicit Daemon(Config cfg);
+  ~Daemon();
+
+  // Preflight (root, BTF, cgroup2, bpffs), load policies, load BPF, open sinks, start the control
+  // socket. Any failure leaves nothing behind and names what to do.
+  absl::Status Start();
+  // The pipeline loop, on the calling thread, until Stop(). Then drains and shuts down.
+  void Run();
+  // Async-signal-safe.
+  void RequestStop() { stop_.store(true); }
+  void RequestReload() { reload_.store(true); }
+
+  void SetCredentialHooks(CredentialHooks hooks) { creds_ = std::move(hooks); }
+  identity::TaskRegistry& registry() { return registry_; }
+  // Emits a synthetic event (task_start, credential, ...) from any thread.
+  void EmitSynthetic(v1::Event& ev);
+
+ private:
+  // ---- pipeline thread ----
+  void OnRecord(const void* data, size_t size);
+  std::shared_ptr<identity::Task> TaskFor(uint64_t cgroup_id);
+  void Judge(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
+  void Enforce(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
+               const intent::Verdict& verdict);
+  void RunResponses(identity::Task& task, const v1::Event& cause,
+                    const std::vector<std::string>& responses, const std::string& reason);
+  void Housekeeping();
+  void EndTask(const std::shared_ptr<identity::Task>& task, const std::string& reason);
+  void ReloadPolicies();
+
+  // ---- any thread ----
+  void Emit(v1::Event& ev);
+  void FillAgent(const identity::Task& task, v1::Event* ev) const;
+  void InitSynthetic(v1::Event* ev, const char* kind);
+  v1::Event ActionEvent(const identity::Task& task, const std::string& type,
+                        const std::string& result, uint64_t cause_ktime_ns,
+                        const std::string& target, const std::string& reason);
+  bool KillTask(identity::Task& task, const v1::Event* cause, const std::string& reason);
+  bool FreezeTask(identity::Task& task, bool frozen, const v1::Event* cause,
+                  const std::string& reason);
+
+  // ---- control threads ----
+  void Handle(const api::PeerCred& peer, int fd, const v1::Request& req);
+  v1::Response CreateTask(const api::PeerCred& peer, const v1::CreateTaskRequest& req);
+  v1::Response TaskStarted(const v1::TaskStartedRequest& req);
+  v1::Response Status();
+  void Tail(int fd, const v1::TailRequest& req);
+  v1::Response TaskAction(const api::PeerCred& peer, const v1::Request& req);
+  v1::Response Decide(const api::PeerCred& peer, const v1::ApprovalDecision& d);
+  absl::Status InstallKernelTables(const identity::Task& task, const intent::KernelTables& kt);
+  bool PeerIsInTask(const api::PeerCred& peer) const;
+
+  Config cfg_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> reload_{false};
+  std::string boot_tag_;
+  int64_t boot_to_unix_ns_ = 0;
+  std::string host_;
+
+  std::optional<identity::CgroupManager> cgroups_;
+  identity::TaskRegistry registry_;
+  identity::ProcessTable procs_;
+  decode::Decoder decoder_;
+  std::unique_ptr<bpf::Loader> loader_;
+  std::unique_ptr<api::Server> server_;
+  CredentialHooks creds_;
+  Approvals approvals_;
+
+  // Policies: swapped whole on reload; a running task keeps the CompiledIntent it started with.
+  mutable absl::Mutex policy_mu_;
+  std::shared_ptr<const intent::PolicySet> policies_ ABSL_GUARDED_BY(policy_mu_);
+  std::string policy_error_ ABSL_GUARDED_BY(policy_mu_);
+
+  // Pipeline-thread state.
+  v1::Event ev_;  // reused for every record: no allocation once grown
+  std::shared_ptr<identity::Task> cached_task_;
+  uint64_t cached_generation_ = ~0ull;
+  std::vector<std::shared_ptr<identity::Task>> ending_;
+
+  // Output: sinks and tail subscribers.
+  absl::Mutex out_mu_;
+  std::unique_ptr<sinks::SinkSet> sinks_ ABSL_GUARDED_BY(out_mu_);
+  struct Subscriber {
+    v1::TailRequest filter;
+    absl::Mutex mu;
+    absl::CondVar cv;
+    std::deque<std::string> frames ABSL_GUARDED_BY(mu);
+    bool closed ABSL_GUARDED_BY(mu) = false;
+    uint64_t dropped = 0;
+  };
+  std::list<std::shared_ptr<Subscriber>> subscribers_ ABSL_GUARDED_BY(out_mu_);
+  std::atomic<uint64_t> synthetic_seq_{0};
+
+  // Counters (status, metrics).
+  std::atomic<uint64_t> events_by_kind_[16] = {};
+  std::atomic<uint64_t> unattributed_{0};
+  std::atomic<uint64_t> decode_errors_{0};
+  std::atomic<uint64_t> tail_drops_{0};
+  std::atomic<uint64_t> violations_{0};
+  std::atomic<uint64_t> actions_{0};
+};
+
+}  // namespace writ::daemon
