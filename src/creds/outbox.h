@@ -1,0 +1,82 @@
+// Durable outbox for external revocations. A revocation is written to SQLite (<state_dir>/outbox.db)
+// before it is attempted, and retried with capped exponential backoff until the provider acknowledges
+// it, across daemon restarts. Depth() is for status and metrics: a growing depth means some system still
+// honours credentials of a task that has ended.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "creds/keystore.h"
+#include "creds/provider.h"
+#include "creds/sqlite.h"
+
+namespace writ::creds {
+
+struct OutboxOptions {
+  std::string path;  // SQLite file
+  absl::Duration base_backoff = absl::Seconds(1);
+  absl::Duration max_backoff = absl::Minutes(5);
+  double jitter = 0.2;  // ± fraction of each delay, so many failing entries do not retry in lockstep
+  absl::Duration poll = absl::Milliseconds(500);
+  int max_batch = 32;  // entries attempted per RunOnce
+  Clock clock;
+};
+
+struct OutboxResult {
+  int64_t id = 0;
+  std::string provider;
+  std::string task_id;
+  int attempts = 0;  // including this one
+  absl::Status status;
+  absl::Time next_attempt;  // when not ok
+};
+
+class Outbox {
+ public:
+  static absl::StatusOr<std::unique_ptr<Outbox>> Open(OutboxOptions options);
+  ~Outbox();
+
+  // Providers must outlive the outbox (or Stop()). Entries for unregistered providers wait.
+  void Register(CredentialProvider* provider);
+  void SetResultHook(std::function<void(const OutboxResult&)> hook);
+
+  // Durably records "revoke task at provider" (deduplicated per provider+task); due immediately.
+  absl::Status Enqueue(const std::string& provider, const std::string& task_id, const std::string& reason);
+  // Attempts every due entry once (at most max_batch); returns how many were acknowledged.
+  absl::StatusOr<int> RunOnce();
+  absl::StatusOr<int64_t> Depth() const;
+
+  // Background retry thread. Wake() makes it run without waiting for the poll period.
+  void Start();
+  void Stop();
+  void Wake();
+
+ private:
+  explicit Outbox(OutboxOptions o, std::unique_ptr<SqliteDb> db) : options_(std::move(o)), db_(std::move(db)) {}
+  absl::Time Now() const { return options_.clock ? options_.clock() : absl::Now(); }
+  absl::Duration Backoff(int attempts) const;
+
+  const OutboxOptions options_;
+  mutable absl::Mutex db_mu_;
+  std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(db_mu_);
+  absl::Mutex run_mu_;  // one RunOnce at a time (thread and callers)
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, CredentialProvider*> providers_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const OutboxResult&)> hook_ ABSL_GUARDED_BY(mu_);
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace writ::creds
