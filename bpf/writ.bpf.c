@@ -382,16 +382,19 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		e->verdict = *v;
 	else if (t->flags & WRIT_TASK_EXEC_TABLE)
 		e->verdict = WRIT_KV_DENY;
+	else if (t->flags & WRIT_TASK_EXEC_USER)
+		e->verdict = WRIT_KV_USER;
 
 	if (e->verdict == WRIT_KV_USER)
 		flags |= WRIT_F_NEEDS_VERDICT;
 	if (t->flags & WRIT_TASK_ENFORCE) {
 		/* bpf_send_signal targets current: the exec'ing task. Delivered on return to user mode, before
-		 * the new image's first instruction. */
+		 * the new image's first instruction. An exe the table cannot decide is stopped the same way
+		 * as one needing approval: userspace judges it, then continues or kills it. */
 		if (e->verdict == WRIT_KV_DENY) {
 			bpf_send_signal(SIGKILL);
 			flags |= WRIT_F_KERNEL_DENY | WRIT_F_NEEDS_VERDICT;
-		} else if (e->verdict == WRIT_KV_APPROVAL) {
+		} else if (e->verdict == WRIT_KV_APPROVAL || e->verdict == WRIT_KV_USER) {
 			bpf_send_signal(SIGSTOP);
 			flags |= WRIT_F_KERNEL_STOP | WRIT_F_NEEDS_VERDICT;
 		}

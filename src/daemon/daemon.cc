@@ -275,6 +275,11 @@ void Daemon::OnRecord(const void* data, size_t size) {
   }
   if (task->compiled && task->mode != "record") Judge(*task, ev_, info);
   Emit(ev_);
+  if (deferred_responses_) {
+    const intent::Rule* rule = deferred_responses_;
+    deferred_responses_ = nullptr;
+    RunResponses(*task, ev_, rule->responses, ev_.finding().reason());
+  }
 }
 
 void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
@@ -392,7 +397,9 @@ void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
     }
   }
   task.violated = true;
-  RunResponses(task, ev, v.rule->responses, ev.finding().reason());
+  // The responses (and their action events) run after the violating event has been emitted, so a
+  // SIEM sees cause before effect; the acting process is already dead or stopped by now.
+  deferred_responses_ = v.rule;
 }
 
 void Daemon::RunResponses(Task& task, const v1::Event& cause,
@@ -761,6 +768,7 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
       info.flags |= WRIT_TASK_PROMPT;
     }
     if (kt.exec_judged && kt.exec_default_deny && !kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_TABLE;
+    if (kt.exec_judged && kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_USER;
     if (kt.net_judged && kt.net_default_deny) info.flags |= WRIT_TASK_NET_TABLE;
     if (!kt.file_deny_exact.empty() || !kt.file_deny_prefix.empty()) info.flags |= WRIT_TASK_FILE_TABLE;
   }

@@ -119,6 +119,7 @@ class Daemon {
   std::shared_ptr<identity::Task> cached_task_;
   uint64_t cached_generation_ = ~0ull;
   std::vector<std::shared_ptr<identity::Task>> ending_;
+  const intent::Rule* deferred_responses_ = nullptr;  // set by Enforce, run after Emit
 
   // Output: sinks and tail subscribers.
   absl::Mutex out_mu_;

@@ -126,6 +126,8 @@ struct writ_connect_event {
 #define WRIT_TASK_NET_TABLE (1u << 2)  /* the task has connect tables: unknown destination = deny */
 #define WRIT_TASK_FILE_TABLE (1u << 3) /* the task has kernel path tables for opens */
 #define WRIT_TASK_PROMPT (1u << 4)     /* userspace judges this task's events: force a wakeup on each */
+#define WRIT_TASK_EXEC_USER (1u << 5)  /* exec rules the table cannot decide (globs, argv): an exe not in
+					* the table is WRIT_KV_USER, stopped in enforce mode until judged */
 
 struct writ_task_info {
 	__u32 slot;
