@@ -1,0 +1,498 @@
+#!/usr/bin/env bash
+# Side-by-side overhead harness (docs/performance.md). Three workloads, each under every monitor
+# configuration, in alternating rounds; prints medians, ratios to no-monitor, events seen and drops,
+# then the violation -> death latency of writd in enforce mode.
+#
+#   scripts/bench.sh [--rounds N] [--quick] [--only cfg,cfg] [--no-build] [--build-dir DIR] [--out DIR]
+#                    [--no-latency]
+#
+# Configurations, in this order within a round (auditd runs after every other round, see below):
+#   none           the workload alone
+#   floor          tests/bench/floor: minimal tracepoint + ring buffer monitor (the physical reference)
+#   writd-task     writd (monitor mode), workload inside a task (intent coding-agent)
+#   writd-outside  writd running, workload outside any task
+#   bpftrace       Debian's bpftrace, one printf per event to a file
+#   auditd         Debian's auditd, openat/execve/connect rules for the workload's gid
+# Enabling audit leaves a per-process cost until reboot (every process forked while audit was ever
+# enabled carries an audit context), so auditd runs last and any later run on this boot is biased.
+#
+# Needs root. Installs bpftrace and auditd (apt-get) when those configurations are selected, and on exit
+# stops everything it started and removes its cgroups and audit rules. Exit 77 = cannot run here (not
+# root, no BPF): the CTest smoke test reports that as skipped.
+# Last line of output, always:
+#   writd-task open=R exec=R connect=R; writd-outside open=R exec=R connect=R; drops=N
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+rounds=5
+quick=0
+only=""
+build_dir="${WRIT_BUILD_DIR:-$root/build}"
+do_build=1
+do_latency=1
+out=""
+
+usage() {
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+while (($#)); do
+  case "$1" in
+    --rounds) rounds="${2:?--rounds needs N}"; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --only) only="${2:?--only needs a list}"; shift 2 ;;
+    --no-build) do_build=0; shift ;;
+    --no-latency) do_latency=0; shift ;;
+    --build-dir) build_dir="${2:?--build-dir needs DIR}"; shift 2 ;;
+    --out) out="${2:?--out needs DIR}"; shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "bench.sh: unknown option $1" >&2; usage ;;
+  esac
+done
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds must be a positive integer" >&2; exit 2; }
+
+# Counts: the spec's full sizes; --quick is a smoke run (< 2 minutes).
+if ((quick)); then
+  n_open=20000 n_exec=60 n_connect=3000 trials=30
+  [[ "$rounds" == 5 ]] && rounds=2
+else
+  n_open=500000 n_exec=600 n_connect=80000 trials=300
+fi
+max_seconds=120          # per workload run: a wedged run stops and says so
+workloads=(open exec connect)
+all_configs=(none floor writd-task writd-outside bpftrace auditd)
+
+configs=()
+if [[ -n "$only" ]]; then
+  IFS=, read -r -a wanted <<<"$only"
+  for w in "${wanted[@]}"; do
+    found=0
+    for c in "${all_configs[@]}"; do [[ "$c" == "$w" ]] && found=1; done
+    ((found)) || { echo "bench.sh: --only: unknown configuration '$w' (known: ${all_configs[*]})" >&2; exit 2; }
+  done
+  for c in "${all_configs[@]}"; do
+    for w in "${wanted[@]}"; do [[ "$c" == "$w" ]] && configs+=("$c"); done
+  done
+else
+  configs=("${all_configs[@]}")
+fi
+has() { local x; for x in "${configs[@]}"; do [[ "$x" == "$1" ]] && return 0; done; return 1; }
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "bench.sh: skipped: must run as root (loads BPF programs, creates cgroups)" >&2
+  exit 77
+fi
+if [[ ! -r /sys/kernel/btf/vmlinux ]]; then
+  echo "bench.sh: skipped: no kernel BTF (/sys/kernel/btf/vmlinux)" >&2
+  exit 77
+fi
+cg2="$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)"
+[[ -n "$cg2" ]] || { echo "bench.sh: skipped: no cgroup2 mount" >&2; exit 77; }
+
+# ---- packages (only what the selected configurations need; never in setup.sh) ----------------------
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+}
+has bpftrace && apt_install bpftrace
+# auditd is installed only when its turn comes: its package scripts may start it, and audit must not be
+# enabled before every other configuration has run.
+
+# ---- build -------------------------------------------------------------------------------------------
+bin="$build_dir/bin"
+if ((do_build)); then
+  log "building writd writ workload floor kill_latency in $build_dir"
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="${WRIT_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+  cmake --build "$build_dir" --target writd writ workload floor kill_latency -j1 >/dev/null
+fi
+for b in workload floor kill_latency writd writ; do
+  [[ -x "$bin/$b" ]] || die "$bin/$b is missing: build it (or drop --no-build)"
+done
+
+# ---- scratch, cgroups, cleanup ---------------------------------------------------------------------
+out="${out:-/tmp/writ-bench-$(date +%Y%m%d-%H%M%S)}"
+rm -rf "$out"
+mkdir -p "$out"/{run,state,repo,kill,policies}
+results="$out/results.tsv"
+printf 'round\tconfig\tworkload\tops_per_sec\tevents\tdrops\n' >"$results"
+echo "bench file" >"$out/repo/file"
+load_cg="$cg2/writ-bench-load"           # workloads of every configuration but writd-task
+mkdir -p "$load_cg"
+connect_port=9077                         # coding-agent allows localhost:9000-9100: no violation noise
+
+writd_pid="" floor_pid="" bt_pid="" auditd_started=0 audit_rules=0
+cleanup() {
+  local rc=$?
+  set +e
+  [[ -n "$bt_pid" ]] && kill -TERM "$bt_pid" 2>/dev/null && wait "$bt_pid" 2>/dev/null
+  [[ -n "$floor_pid" ]] && kill -TERM "$floor_pid" 2>/dev/null && wait "$floor_pid" 2>/dev/null
+  [[ -n "$writd_pid" ]] && stop_writd
+  if ((audit_rules)); then
+    auditctl -D >/dev/null 2>&1
+    auditctl -e 0 >/dev/null 2>&1
+  fi
+  if ((auditd_started)) && [[ -s /var/run/auditd.pid ]]; then
+    kill -TERM "$(cat /var/run/auditd.pid)" 2>/dev/null
+  fi
+  # Cgroups: processes are gone by now; rmdir fails harmlessly on a busy one (reported).
+  rmdir "$load_cg" 2>/dev/null || [[ ! -d "$load_cg" ]] || log "could not remove $load_cg (still in use?)"
+  rm -f "$out/events.jsonl"* "$out/audit/audit.log"*
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Runs "$@" inside cgroup $1 (joins before exec, so the first instruction is already attributed).
+in_cgroup() {
+  local cg="$1"; shift
+  bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+}
+
+workload_args() {
+  case "$1" in
+    open) echo "open $n_open --file $out/repo/file" ;;
+    exec) echo "exec $n_exec --exe /bin/true" ;;
+    connect) echo "connect $n_connect --port $connect_port" ;;
+  esac
+}
+
+# Parses "ops_per_sec=R" from a workload's output; fails the run on anything else.
+ops_of() {
+  local line
+  line="$(grep -o 'ops_per_sec=[0-9.]*' <<<"$1" | head -1)"
+  [[ -n "$line" ]] || die "workload printed no result: $1"
+  grep -q 'complete=1' <<<"$1" || log "warning: workload stopped early (--max-seconds): $1"
+  echo "${line#ops_per_sec=}"
+}
+
+record() {  # round config workload ops events drops
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
+  log "round $1 $2 $3: $4 ops/s, events $5, drops $6"
+}
+
+# ---- writd -------------------------------------------------------------------------------------------
+cat >"$out/writd.yaml" <<EOF
+# Generated by scripts/bench.sh: its own subtree, run dir and state dir; coding-agent in monitor mode.
+mode: monitor
+policies: $root/policies
+state_dir: $out/state
+run_dir: $out/run
+events: $out/events.jsonl
+trust_domain: example.org
+cgroup_subtree: writ-bench
+sinks: []
+EOF
+writ_cli() { WRIT_SOCKET="$out/run/writd.sock" "$bin/writ" "$@"; }
+
+start_writd() {  # config-file
+  rm -f "$out/events.jsonl"*
+  "$bin/writd" --config "$1" --events "$out/events.jsonl" --run-dir "$out/run" \
+    --state-dir "$out/state" >>"$out/writd.log" 2>&1 &
+  writd_pid=$!
+  local i
+  for ((i = 0; i < 300; i++)); do
+    writ_cli status >/dev/null 2>&1 && return 0
+    kill -0 "$writd_pid" 2>/dev/null || { writd_pid=""; die "writd exited at start; see $out/writd.log"; }
+    sleep 0.1
+  done
+  die "writd did not answer status within 30 s; see $out/writd.log"
+}
+
+stop_writd() {
+  local i
+  kill -TERM "$writd_pid" 2>/dev/null || true
+  for ((i = 0; i < 150; i++)); do
+    kill -0 "$writd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$writd_pid" 2>/dev/null; then
+    log "writd did not stop in 15 s: SIGKILL"
+    kill -KILL "$writd_pid" 2>/dev/null || true
+  fi
+  wait "$writd_pid" 2>/dev/null || true
+  writd_pid=""
+  rm -f "$out/events.jsonl"*
+}
+
+# "events drops" from writd's status: records judged (all kinds) and every drop it counts (kernel ring
+# buffer, userspace decode/tail, sink queue).
+writd_counts() {
+  writ_cli status | awk '
+    /^events by kind:/ { for (i = 4; i <= NF; i++) { split($i, kv, "="); ev += kv[2] } }
+    /^drops by kind:/  { for (i = 4; i <= NF; i++) { split($i, kv, "="); dr += kv[2] } }
+    /^userspace drops:/ { dr += $3 }
+    /^counters:/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] ~ /^sink_.*_dropped$/) dr += kv[2] } }
+    END { printf "%d %d\n", ev, dr }'
+}
+
+# Waits (bounded) until writd has no task left, so one run's records never count in the next.
+wait_tasks_gone() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    writ_cli status | grep -q '^tasks: 0$' && return 0
+    sleep 0.1
+  done
+  log "warning: a task was still registered after 10 s"
+}
+
+run_writd_round() {  # round
+  local r="$1" w before after res ops ev dr
+  start_writd "$out/writd.yaml"
+  sleep 1  # let start-up work (policy load, verifier) finish before timing
+  if has writd-task; then
+    for w in "${workloads[@]}"; do
+      read -r ev0 dr0 < <(writd_counts)
+      # shellcheck disable=SC2046
+      res="$(writ_cli run --agent spiffe://example.org/bench --intent coding-agent \
+               --param repo="$out/repo" -- "$bin/workload" $(workload_args "$w") --max-seconds "$max_seconds" 2>>"$out/writ-run.log")" \
+        || die "writ run failed; see $out/writ-run.log"
+      ops="$(ops_of "$res")"
+      wait_tasks_gone
+      read -r ev1 dr1 < <(writd_counts)
+      record "$r" writd-task "$w" "$ops" $((ev1 - ev0)) $((dr1 - dr0))
+    done
+  fi
+  if has writd-outside; then
+    for w in "${workloads[@]}"; do
+      read -r ev0 dr0 < <(writd_counts)
+      # shellcheck disable=SC2046
+      res="$(in_cgroup "$load_cg" "$bin/workload" $(workload_args "$w") --max-seconds "$max_seconds")"
+      ops="$(ops_of "$res")"
+      sleep 0.05
+      read -r ev1 dr1 < <(writd_counts)
+      record "$r" writd-outside "$w" "$ops" $((ev1 - ev0)) $((dr1 - dr0))
+    done
+  fi
+  stop_writd
+}
+
+# ---- floor -------------------------------------------------------------------------------------------
+run_floor() {  # round workload
+  local r="$1" w="$2" res ops line i
+  "$bin/floor" --cgroup "$load_cg" --max-seconds 600 >"$out/floor.out" 2>>"$out/floor.log" &
+  floor_pid=$!
+  for ((i = 0; i < 200; i++)); do
+    grep -q '^floor ready' "$out/floor.out" 2>/dev/null && break
+    kill -0 "$floor_pid" 2>/dev/null || { floor_pid=""; die "floor exited at start; see $out/floor.log"; }
+    sleep 0.05
+  done
+  grep -q '^floor ready' "$out/floor.out" || die "floor not ready after 10 s; see $out/floor.log"
+  # shellcheck disable=SC2046
+  res="$(in_cgroup "$load_cg" "$bin/workload" $(workload_args "$w") --max-seconds "$max_seconds")"
+  ops="$(ops_of "$res")"
+  kill -TERM "$floor_pid"
+  wait "$floor_pid" || die "floor failed; see $out/floor.log"
+  floor_pid=""
+  line="$(grep '^floor events=' "$out/floor.out")" || die "floor printed no counts"
+  record "$r" floor "$w" "$ops" "$(sed 's/.*events=\([0-9]*\).*/\1/' <<<"$line")" \
+    "$(sed 's/.* drops=\([0-9]*\).*/\1/' <<<"$line")"
+}
+
+# ---- bpftrace ----------------------------------------------------------------------------------------
+# The same three hooks as floor, the same cgroup filter, one printf per event into a file.
+cat >"$out/bench.bt" <<EOF
+tracepoint:syscalls:sys_enter_openat /cgroup == cgroupid("$load_cg")/ { printf("open %d %s\n", pid, str(args->filename)); }
+tracepoint:sched:sched_process_exec /cgroup == cgroupid("$load_cg")/ { printf("exec %d %s\n", pid, str(args->filename)); }
+tracepoint:syscalls:sys_enter_connect /cgroup == cgroupid("$load_cg")/ { printf("connect %d\n", pid); }
+EOF
+
+run_bpftrace() {  # round workload
+  local r="$1" w="$2" res ops i ev lost
+  : >"$out/bpftrace.out"
+  bpftrace -o "$out/bpftrace.out" "$out/bench.bt" 2>"$out/bpftrace.err" &
+  bt_pid=$!
+  for ((i = 0; i < 600; i++)); do
+    grep -q '^Attaching' "$out/bpftrace.out" 2>/dev/null && break
+    kill -0 "$bt_pid" 2>/dev/null || { bt_pid=""; die "bpftrace exited at start: $(cat "$out/bpftrace.err")"; }
+    sleep 0.1
+  done
+  grep -q '^Attaching' "$out/bpftrace.out" || die "bpftrace did not attach within 60 s"
+  sleep 0.5
+  # shellcheck disable=SC2046
+  res="$(in_cgroup "$load_cg" "$bin/workload" $(workload_args "$w") --max-seconds "$max_seconds")"
+  ops="$(ops_of "$res")"
+  kill -INT "$bt_pid"
+  for ((i = 0; i < 300; i++)); do kill -0 "$bt_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$bt_pid" 2>/dev/null || true
+  wait "$bt_pid" 2>/dev/null || true
+  bt_pid=""
+  ev="$(grep -cE '^(open|exec|connect) ' "$out/bpftrace.out" || true)"
+  # bpftrace reports perf-buffer losses as "Lost N events".
+  lost="$(cat "$out/bpftrace.out" "$out/bpftrace.err" | awk '/Lost [0-9]+ events/ { for (i = 1; i < NF; i++) if ($i == "Lost") n += $(i + 1) } END { print n + 0 }')"
+  record "$r" bpftrace "$w" "$ops" "$ev" "$lost"
+  rm -f "$out/bpftrace.out"
+}
+
+# ---- auditd ------------------------------------------------------------------------------------------
+audit_gid=4242  # the workload runs with this gid; the rules match it (audit's equivalent of a cgroup filter)
+
+start_auditd() {
+  apt_install auditd
+  mkdir -p "$out/audit"
+  # Our own config: the log in the scratch dir, never rotated during the run, so records can be counted.
+  sed -e "s|^log_file.*|log_file = $out/audit/audit.log|" \
+      -e 's|^max_log_file .*|max_log_file = 100000|' \
+      -e 's|^max_log_file_action.*|max_log_file_action = IGNORE|' \
+      -e 's|^space_left .*|space_left = 1|' -e 's|^admin_space_left .*|admin_space_left = 1|' \
+      -e 's|^space_left_action.*|space_left_action = IGNORE|' \
+      -e 's|^admin_space_left_action.*|admin_space_left_action = IGNORE|' \
+      -e 's|^disk_full_action.*|disk_full_action = IGNORE|' \
+      /etc/audit/auditd.conf >"$out/audit/auditd.conf"
+  chmod 0640 "$out/audit/auditd.conf"
+  if [[ -s /var/run/auditd.pid ]] && kill -0 "$(cat /var/run/auditd.pid)" 2>/dev/null; then
+    # The package's scripts started one: ours replaces it (and is stopped at the end).
+    kill -TERM "$(cat /var/run/auditd.pid)"
+    sleep 1
+  fi
+  auditd -c "$out/audit" || die "auditd did not start"
+  auditd_started=1
+  local i
+  for ((i = 0; i < 100; i++)); do [[ -e "$out/audit/audit.log" ]] && break; sleep 0.1; done
+  audit_rules=1
+  auditctl -D >/dev/null
+  auditctl -b 8192 >/dev/null
+  auditctl -a always,exit -F arch=b64 -S openat -S execve -S connect -F egid=$audit_gid -k writbench >/dev/null
+  auditctl -e 1 >/dev/null
+}
+
+audit_lost() { auditctl -s | awk '$1 == "lost" { print $2 }'; }
+
+run_auditd() {  # round workload
+  local r="$1" w="$2" res ops off lost0 lost1 ev
+  off="$(stat -c %s "$out/audit/audit.log")"
+  lost0="$(audit_lost)"
+  # shellcheck disable=SC2046
+  res="$(in_cgroup "$load_cg" setpriv --regid "$audit_gid" --clear-groups -- "$bin/workload" \
+           $(workload_args "$w") --max-seconds "$max_seconds")"
+  ops="$(ops_of "$res")"
+  sleep 2  # auditd writes asynchronously
+  lost1="$(audit_lost)"
+  ev="$(tail -c +"$((off + 1))" "$out/audit/audit.log" | grep -c '^type=SYSCALL.*key="writbench"' || true)"
+  record "$r" auditd "$w" "$ops" "$ev" $((lost1 - lost0))
+}
+
+# ---- rounds ------------------------------------------------------------------------------------------
+log "configs: ${configs[*]}; rounds: $rounds; counts open=$n_open exec=$n_exec connect=$n_connect; out $out"
+log "machine: $(nproc) cpus, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for ((r = 1; r <= rounds; r++)); do
+  for c in "${configs[@]}"; do
+    case "$c" in
+      none)
+        for w in "${workloads[@]}"; do
+          # shellcheck disable=SC2046
+          res="$(in_cgroup "$load_cg" "$bin/workload" $(workload_args "$w") --max-seconds "$max_seconds")"
+          record "$r" none "$w" "$(ops_of "$res")" 0 0
+        done ;;
+      floor) for w in "${workloads[@]}"; do run_floor "$r" "$w"; done ;;
+      writd-task) run_writd_round "$r" ;;
+      writd-outside) has writd-task || run_writd_round "$r" ;;
+      bpftrace) for w in "${workloads[@]}"; do run_bpftrace "$r" "$w"; done ;;
+      auditd) ;;  # after every other round
+    esac
+  done
+done
+
+# ---- kill latency (writd enforce mode; before auditd) -------------------------------------------------
+latency_lines=()
+if ((do_latency)) && has writd-task; then
+  cp "$root/tests/bench/policies/bench-kill.yaml" "$out/policies/"
+  sed -e "s|^policies:.*|policies: $out/policies|" -e 's|^mode:.*|mode: enforce|' "$out/writd.yaml" \
+    >"$out/writd-enforce.yaml"
+  : >"$out/kill/exact-target"
+  : >"$out/kill/glob-1.secret"
+  : >"$out/kill/allowed"
+  start_writd "$out/writd-enforce.yaml"
+  sleep 1
+  for mode in self exact glob; do
+    case "$mode" in
+      self) path="$out/kill/allowed" ;;
+      exact) path="$out/kill/exact-target" ;;
+      glob) path="$out/kill/glob-1.secret" ;;
+    esac
+    line="$(writ_cli run --agent spiffe://example.org/bench --intent bench-kill --param dir="$out/kill" -- \
+              "$bin/kill_latency" --mode "$mode" --path "$path" --trials "$trials" 2>>"$out/writ-run.log")" \
+      || die "kill_latency failed; see $out/writ-run.log"
+    log "$line"
+    latency_lines+=("$line")
+    wait_tasks_gone
+  done
+  read -r _ kill_drops < <(writd_counts)
+  stop_writd
+  printf '%s\n' "${latency_lines[@]}" >"$out/latency.txt"
+fi
+
+# ---- auditd: last ------------------------------------------------------------------------------------
+if has auditd; then
+  log "auditd: enabling audit now; every process forked from here until reboot carries an audit context"
+  start_auditd
+  for ((r = 1; r <= rounds; r++)); do
+    for w in "${workloads[@]}"; do run_auditd "$r" "$w"; done
+  done
+  auditctl -D >/dev/null
+  auditctl -e 0 >/dev/null
+  audit_rules=0
+  kill -TERM "$(cat /var/run/auditd.pid)" 2>/dev/null || true
+  auditd_started=0
+fi
+
+# ---- report ------------------------------------------------------------------------------------------
+{
+  echo "# writ bench $(date -u +%Y-%m-%dT%H:%M:%SZ): $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+  echo "# rounds $rounds; counts open=$n_open exec=$n_exec connect=$n_connect; load at end $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$out/summary.txt"
+python3 - "$results" "${configs[*]}" >>"$out/summary.txt" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+path, configs = sys.argv[1], sys.argv[2].split()
+ops = defaultdict(list); ev = defaultdict(list); dr = defaultdict(int)
+with open(path) as f:
+    next(f)
+    for line in f:
+        r, c, w, o, e, d = line.rstrip("\n").split("\t")
+        ops[c, w].append(float(o)); ev[c, w].append(int(e)); dr[c, w] += int(d)
+wls = ["open", "exec", "connect"]
+med = {k: statistics.median(v) for k, v in ops.items()}
+print("| config | workload | median ops/s | ratio (none/config) | spread (min-max ops/s) | events seen (median/run) | drops (all runs) |")
+print("|---|---|---:|---:|---|---:|---:|")
+for c in configs:
+    for w in wls:
+        if (c, w) not in med: continue
+        base = med.get(("none", w))
+        ratio = f"{base / med[c, w]:.3f}" if base else "n/a"
+        v = ops[c, w]
+        print(f"| {c} | {w} | {med[c, w]:,.0f} | {ratio} | {min(v):,.0f}-{max(v):,.0f} (n={len(v)}) | "
+              f"{statistics.median(ev[c, w]):,.0f} | {dr[c, w]} |")
+def rat(c, w):
+    b, m = med.get(("none", w)), med.get((c, w))
+    return f"{b / m:.3f}" if b and m else "n/a"
+drops = sum(v for (c, w), v in dr.items() if c.startswith("writd"))
+print(f"RATIOS writd-task open={rat('writd-task','open')} exec={rat('writd-task','exec')} "
+      f"connect={rat('writd-task','connect')}; writd-outside open={rat('writd-outside','open')} "
+      f"exec={rat('writd-outside','exec')} connect={rat('writd-outside','connect')}; drops={drops}")
+EOF
+if ((${#latency_lines[@]})); then
+  {
+    echo
+    echo "kill latency (violation -> process dead, writd enforce, $trials trials each):"
+    printf '  %s\n' "${latency_lines[@]}"
+  } >>"$out/summary.txt"
+fi
+grep -v '^RATIOS ' "$out/summary.txt"
+echo "results: $results"
+ratios="$(grep '^RATIOS ' "$out/summary.txt" | sed 's/^RATIOS //')"
+# writd's kill-latency run counts too: a drop there is a drop.
+if [[ -n "${kill_drops:-}" && "${kill_drops}" != 0 ]]; then
+  n="${ratios##*drops=}"
+  ratios="${ratios%drops=*}drops=$((n + kill_drops))"
+fi
+echo "$ratios"

@@ -1,0 +1,216 @@
+// Workload driver for scripts/bench.sh: one syscall pattern in a tight, bounded loop, timed with
+// CLOCK_MONOTONIC. A monitor's overhead is the ratio of this program's ops/s with and without the
+// monitor, so the loop does nothing but the syscalls being judged.
+//
+//   workload open N [--file PATH]          open(O_RDONLY)+close of an existing file
+//   workload exec N [--exe PATH]           fork + execve(/bin/true) + waitpid
+//   workload connect N [--port P]          TCP connect to a loopback listener (own thread), SO_LINGER 0
+//   common: [--max-seconds S]              stop early (and say so) when the loop takes longer
+//
+// Output, one line on stdout: "workload=open ops=N seconds=S ops_per_sec=R complete=1".
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+namespace {
+
+constexpr int kMaxOutstandingConnects = 256;  // keeps the accept queue far below somaxconn
+
+double Now() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int Usage() {
+  fprintf(stderr,
+          "usage: workload open|exec|connect N [--file PATH] [--exe PATH] [--port P] "
+          "[--max-seconds S]\n");
+  return 2;
+}
+
+struct Options {
+  std::string file = "/etc/hostname";
+  std::string exe = "/bin/true";
+  int port = 0;  // 0 = ephemeral
+  double max_seconds = 300;
+};
+
+// Every loop checks the clock every `stride` iterations: bounded in count and in time.
+template <typename Op>
+long RunLoop(long n, double deadline, long stride, Op op, bool* complete) {
+  long i = 0;
+  for (; i < n; i++) {
+    if (i % stride == 0 && Now() > deadline) break;
+    if (!op(i)) return -1;
+  }
+  *complete = i == n;
+  return i;
+}
+
+long OpenLoop(long n, const Options& o, double deadline, bool* complete) {
+  // Fail before timing if the file cannot be opened at all.
+  int fd = open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    fprintf(stderr, "workload: open %s: %s\n", o.file.c_str(), strerror(errno));
+    return -1;
+  }
+  close(fd);
+  return RunLoop(n, deadline, 1024, [&](long) {
+    int f = open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (f < 0) {
+      fprintf(stderr, "workload: open %s: %s\n", o.file.c_str(), strerror(errno));
+      return false;
+    }
+    close(f);
+    return true;
+  }, complete);
+}
+
+long ExecLoop(long n, const Options& o, double deadline, bool* complete) {
+  char* const argv[] = {const_cast<char*>(o.exe.c_str()), nullptr};
+  char* const envp[] = {nullptr};
+  return RunLoop(n, deadline, 1, [&](long) {
+    pid_t pid = fork();
+    if (pid < 0) {
+      fprintf(stderr, "workload: fork: %s\n", strerror(errno));
+      return false;
+    }
+    if (pid == 0) {
+      execve(argv[0], argv, envp);
+      _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+      if (errno != EINTR) return false;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      fprintf(stderr, "workload: %s exited with status 0x%x\n", argv[0], status);
+      return false;
+    }
+    return true;
+  }, complete);
+}
+
+long ConnectLoop(long n, const Options& o, double deadline, bool* complete) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  struct sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(o.port));
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(lfd, 4096) != 0) {
+    fprintf(stderr, "workload: listen on 127.0.0.1:%d: %s\n", o.port, strerror(errno));
+    return -1;
+  }
+  socklen_t alen = sizeof(addr);
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &alen);
+
+  // The listener accepts and closes; the client waits when it is too far ahead so the accept queue
+  // never overflows (an overflow would turn into a 1 s SYN retransmit and wreck the measurement).
+  std::atomic<long> accepted{0};
+  std::atomic<bool> stop{false};
+  std::thread acceptor([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c >= 0) {
+        close(c);
+        accepted.fetch_add(1, std::memory_order_release);
+      } else if (errno != EINTR && errno != ECONNABORTED) {
+        break;  // listener shut down
+      }
+    }
+  });
+  const struct linger lg = {1, 0};  // RST on close: no TIME_WAIT pile-up over 80k connections
+  long done = RunLoop(n, deadline, 256, [&](long i) {
+    while (i - accepted.load(std::memory_order_acquire) > kMaxOutstandingConnects) {
+      if (Now() > deadline) return false;
+      std::this_thread::yield();
+    }
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c < 0) return false;
+    setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    if (connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      fprintf(stderr, "workload: connect 127.0.0.1:%d: %s\n", ntohs(addr.sin_port), strerror(errno));
+      close(c);
+      return false;
+    }
+    close(c);
+    return true;
+  }, complete);
+  stop.store(true);
+  shutdown(lfd, SHUT_RDWR);  // wakes accept()
+  acceptor.join();
+  close(lfd);
+  return done;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return Usage();
+  std::string kind = argv[1];
+  char* end = nullptr;
+  long n = strtol(argv[2], &end, 10);
+  if (!end || *end || n <= 0) {
+    fprintf(stderr, "workload: N must be a positive integer, got '%s'\n", argv[2]);
+    return 2;
+  }
+  Options o;
+  for (int i = 3; i < argc; i++) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) {
+      fprintf(stderr, "workload: %s needs a value\n", a.c_str());
+      return 2;
+    }
+    const char* v = argv[++i];
+    if (a == "--file") {
+      o.file = v;
+    } else if (a == "--exe") {
+      o.exe = v;
+    } else if (a == "--port") {
+      o.port = atoi(v);
+    } else if (a == "--max-seconds") {
+      o.max_seconds = atof(v);
+    } else {
+      fprintf(stderr, "workload: unknown option %s\n", a.c_str());
+      return Usage();
+    }
+  }
+  const double start = Now();
+  const double deadline = start + o.max_seconds;
+  bool complete = false;
+  long done;
+  if (kind == "open") {
+    done = OpenLoop(n, o, deadline, &complete);
+  } else if (kind == "exec") {
+    done = ExecLoop(n, o, deadline, &complete);
+  } else if (kind == "connect") {
+    done = ConnectLoop(n, o, deadline, &complete);
+  } else {
+    fprintf(stderr, "workload: unknown workload '%s'\n", kind.c_str());
+    return Usage();
+  }
+  const double secs = Now() - start;
+  if (done < 0) return 1;
+  if (!complete) {
+    fprintf(stderr, "workload: %s stopped after %.1f s (--max-seconds) at %ld of %ld ops\n",
+            kind.c_str(), secs, done, n);
+  }
+  printf("workload=%s ops=%ld seconds=%.6f ops_per_sec=%.1f complete=%d\n", kind.c_str(), done, secs,
+         secs > 0 ? done / secs : 0.0, complete ? 1 : 0);
+  return 0;
+}
