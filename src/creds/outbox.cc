@@ -17,7 +17,9 @@ absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
       "CREATE TABLE IF NOT EXISTS outbox ("
       "  id INTEGER PRIMARY KEY AUTOINCREMENT, provider TEXT NOT NULL, task_id TEXT NOT NULL,"
       "  reason TEXT, created_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-      "  next_attempt_ms INTEGER NOT NULL, last_error TEXT, UNIQUE(provider, task_id));"));
+      "  next_attempt_ms INTEGER NOT NULL, last_error TEXT, UNIQUE(provider, task_id));"
+      "CREATE TABLE IF NOT EXISTS issued (provider TEXT NOT NULL, task_id TEXT NOT NULL,"
+      "  PRIMARY KEY(provider, task_id));"));
   return std::unique_ptr<Outbox>(new Outbox(std::move(options), std::move(db)));
 }
 
@@ -31,6 +33,45 @@ void Outbox::Register(CredentialProvider* p) {
 void Outbox::SetResultHook(std::function<void(const OutboxResult&)> hook) {
   absl::MutexLock l(&mu_);
   hook_ = std::move(hook);
+}
+
+absl::Status Outbox::RecordIssued(const std::string& provider, const std::string& task_id) {
+  absl::MutexLock l(&db_mu_);
+  ASSIGN_OR_RETURN(Statement s, db_->Prepare("INSERT OR IGNORE INTO issued(provider, task_id) VALUES(?,?)"));
+  return s.Bind(1, provider).Bind(2, task_id).Run();
+}
+
+absl::StatusOr<std::vector<std::string>> Outbox::EnqueueTask(const std::string& task_id, const std::string& reason) {
+  std::vector<std::string> providers;
+  {
+    absl::MutexLock l(&db_mu_);
+    int64_t now = absl::ToUnixMillis(Now());
+    RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+    auto body = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Statement q, db_->Prepare("SELECT provider FROM issued WHERE task_id = ?"));
+      q.Bind(1, task_id);
+      for (;;) {
+        ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) break;
+        providers.push_back(q.ColumnText(0));
+      }
+      for (const auto& p : providers) {
+        ASSIGN_OR_RETURN(Statement ins, db_->Prepare(
+            "INSERT OR IGNORE INTO outbox(provider, task_id, reason, created_ms, next_attempt_ms) VALUES(?,?,?,?,?)"));
+        RETURN_IF_ERROR(ins.Bind(1, p).Bind(2, task_id).Bind(3, reason).Bind(4, now).Bind(5, now).Run());
+      }
+      ASSIGN_OR_RETURN(Statement d, db_->Prepare("DELETE FROM issued WHERE task_id = ?"));
+      return d.Bind(1, task_id).Run();
+    };
+    absl::Status st = body();
+    if (!st.ok()) {
+      (void)db_->Exec("ROLLBACK");
+      return st;
+    }
+    RETURN_IF_ERROR(db_->Exec("COMMIT"));
+  }
+  if (!providers.empty()) Wake();
+  return providers;
 }
 
 absl::Status Outbox::Enqueue(const std::string& provider, const std::string& task_id, const std::string& reason) {

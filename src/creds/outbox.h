@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -51,6 +52,11 @@ class Outbox {
   void Register(CredentialProvider* provider);
   void SetResultHook(std::function<void(const OutboxResult&)> hook);
 
+  // Durably remembers that `provider` issued something to `task_id`, so EnqueueTask knows whom to call
+  // even after a restart.
+  absl::Status RecordIssued(const std::string& provider, const std::string& task_id);
+  // Enqueues a revocation at every provider recorded for the task; returns their names.
+  absl::StatusOr<std::vector<std::string>> EnqueueTask(const std::string& task_id, const std::string& reason);
   // Durably records "revoke task at provider" (deduplicated per provider+task); due immediately.
   absl::Status Enqueue(const std::string& provider, const std::string& task_id, const std::string& reason);
   // Attempts every due entry once (at most max_batch); returns how many were acknowledged.

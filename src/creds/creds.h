@@ -1,0 +1,109 @@
+// writ::creds public API: the CredentialService facade the daemon owns.
+//
+// It issues task credentials (JWT-SVIDs over the SPIFFE Workload API, external provider credentials),
+// revokes them (task end, violation, by hand; external ones through a durable outbox), answers
+// introspection, and reports every credential operation through an event hook.
+//
+// State under <state_dir>: keys/ (0600 PEM signing keys), jwks.json, revoked.db, outbox.db.
+// Runtime under <run_dir>: workload.sock.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "creds/claims.h"
+#include "creds/issuer.h"
+#include "creds/keystore.h"
+#include "creds/outbox.h"
+#include "creds/provider.h"
+#include "creds/redact.h"
+#include "creds/revocation_store.h"
+#include "creds/workload_api.h"
+#include "http/server.h"
+
+namespace writ::creds {
+
+struct CredentialConfig {
+  std::string state_dir;
+  std::string run_dir;
+  std::string trust_domain;  // e.g. example.org
+  std::string issuer;        // `iss`; default "spiffe://<trust_domain>"
+  std::string http_addr = "127.0.0.1:8181";  // loopback only; empty disables the HTTP endpoints
+  absl::Duration token_ttl = absl::Minutes(5);
+  absl::Duration key_rotation = absl::Hours(24);
+  std::vector<ProviderConfig> providers;
+  // Workload API caller → task. Empty disables the Workload API socket.
+  TaskLookup task_lookup;
+  std::string workload_socket;  // default <run_dir>/workload.sock
+  absl::Duration maintenance_period = absl::Seconds(30);  // key rotation check, revocation pruning
+};
+
+// One credential operation, for the daemon's `credential` events.
+struct CredentialEvent {
+  std::string type;       // "jwt_svid" | "postgres_role" | "vault_lease_prefix" | "webhook"
+  std::string jti;        // token id; for external credentials the credential id (role, prefix, url)
+  std::string provider;   // "writ" for JWT-SVIDs, else ProviderConfig::name
+  std::string operation;  // "issue" | "revoke" | "revoke_queued" | "revoke_failed"
+  absl::Time expires = absl::InfiniteFuture();
+  std::string task_id;
+  std::string detail;     // reason, or the error of a failed attempt
+};
+
+class CredentialService {
+ public:
+  static absl::StatusOr<std::unique_ptr<CredentialService>> Start(CredentialConfig config);
+  ~CredentialService();
+  void Stop();  // idempotent
+
+  // Called from service threads (Workload API, HTTP, outbox); must not block for long.
+  void SetEventHook(std::function<void(const CredentialEvent&)> hook);
+
+  // Issues external credentials for a task. Each request names a configured provider (ProviderConfig::name)
+  // and may carry per-task grants; secrets in the result go to the task's environment, never to logs.
+  absl::StatusOr<std::vector<IssuedCredential>> OnTaskStart(const TaskClaims& task,
+                                                            const std::vector<ProviderConfig>& requests = {});
+  // Task ended (exit, completion, deadline): same as Revoke.
+  absl::StatusOr<std::vector<std::string>> OnTaskEnd(const std::string& task_id, const std::string& reason);
+  // Revokes the task's JWT-SVIDs (returns their jtis) and queues revocation at every external provider
+  // that issued it something.
+  absl::StatusOr<std::vector<std::string>> Revoke(const std::string& task_id, const std::string& reason);
+  // RFC 7662 response JSON.
+  std::string Introspect(std::string_view token) const;
+  // Direct minting (e.g. for the control plane); the Workload API is the normal path.
+  absl::StatusOr<Svid> Mint(const TaskClaims& task, std::vector<std::string> audience);
+
+  absl::StatusOr<int64_t> OutboxDepth() const;
+  std::string JwksJson() const;
+  // The loopback HTTP server (null when disabled): other modules may AddRoute (e.g. /metrics).
+  http::Server* http_server() const { return http_.get(); }
+  std::string http_base_url() const;
+
+ private:
+  explicit CredentialService(CredentialConfig c) : config_(std::move(c)) {}
+  absl::Status Init();
+  void Emit(const CredentialEvent& e) const;
+
+  const CredentialConfig config_;
+  mutable absl::Mutex hook_mu_;
+  std::function<void(const CredentialEvent&)> hook_ ABSL_GUARDED_BY(hook_mu_);
+  // Declaration order = construction order; destruction runs the other way (servers before stores).
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<RevocationStore> revocations_;
+  std::unique_ptr<Issuer> issuer_;
+  std::vector<std::unique_ptr<CredentialProvider>> providers_;
+  std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<http::Server> http_;
+  std::unique_ptr<WorkloadApiServer> workload_;
+  absl::Notification stop_;
+  std::thread maintenance_;
+  bool stopped_ = false;
+};
+
+}  // namespace writ::creds
