@@ -286,7 +286,28 @@ void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
   intent::EvalContext ctx;
   ctx.now = absl::FromUnixNanos(static_cast<int64_t>(info.ktime_ns) + boot_to_unix_ns_);
   ctx.live_processes = task.live_processes.load();
+  if (ev.kind() == "open" && ev.file().unresolved() && !ev.file().path().empty() &&
+      ev.file().path()[0] != '/') {
+    // A failed open carries the string as passed. Best effort: relative to the process's cwd (exact for
+    // AT_FDCWD, the common case); the path stays flagged unresolved.
+    char cwd[4096];
+    std::string link = absl::StrCat("/proc/", info.tgid, "/cwd");
+    ssize_t n = readlink(link.c_str(), cwd, sizeof(cwd) - 1);
+    if (n > 0) {
+      std::string joined(cwd, n);
+      if (joined.back() != '/') joined.push_back('/');
+      joined += ev.file().path();
+      ev.mutable_file()->set_path(std::filesystem::path(joined).lexically_normal().string());
+    }
+  }
   intent::Verdict v = intent::Evaluate(*task.compiled, ev, ctx);
+  if (v.kind == intent::Verdict::kViolation && ev.kind() == "open" && ev.file().result() < 0 &&
+      absl::EndsWith(v.rule->id, ".default")) {
+    // A failed open accessed nothing: the allow-list default does not apply (a shell probing PATH, git
+    // probing optional files). An explicit deny rule still does: the attempt itself is the finding.
+    v.kind = intent::Verdict::kAllow;
+    v.rule = nullptr;
+  }
   if (v.kind == intent::Verdict::kNotJudged) {
     // Not judged by the intent, but a kernel stop must never be left hanging.
     if (info.flags & WRIT_F_KERNEL_STOP) {
