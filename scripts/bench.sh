@@ -54,7 +54,7 @@ done
 
 # Counts: the spec's full sizes; --quick is a smoke run (< 2 minutes).
 if ((quick)); then
-  n_open=20000 n_exec=60 n_connect=3000 trials=30
+  n_open=100000 n_exec=100 n_connect=5000 trials=30
   [[ "$rounds" == 5 ]] && rounds=2
 else
   n_open=500000 n_exec=600 n_connect=80000 trials=300
@@ -144,8 +144,16 @@ cleanup() {
   if ((auditd_started)) && [[ -s /var/run/auditd.pid ]]; then
     kill -TERM "$(cat /var/run/auditd.pid)" 2>/dev/null
   fi
-  # Cgroups: processes are gone by now; rmdir fails harmlessly on a busy one (reported).
-  rmdir "$load_cg" 2>/dev/null || [[ ! -d "$load_cg" ]] || log "could not remove $load_cg (still in use?)"
+  # Cgroups: a cgroup reports populated for a moment after its last process exits; retry briefly.
+  local cg i
+  for cg in "$load_cg" "$cg2/writ-bench"; do
+    for ((i = 0; i < 50; i++)); do
+      [[ -d "$cg" ]] || break
+      rmdir "$cg" 2>/dev/null && break
+      sleep 0.1
+    done
+    [[ ! -d "$cg" ]] || log "could not remove $cg (still in use?)"
+  done
   rm -f "$out/events.jsonl"* "$out/audit/audit.log"*
   exit "$rc"
 }
@@ -246,7 +254,7 @@ wait_tasks_gone() {
 }
 
 run_writd_round() {  # round
-  local r="$1" w before after res ops ev dr
+  local r="$1" w res ops ev0 dr0 ev1 dr1
   start_writd "$out/writd.yaml"
   sleep 1  # let start-up work (policy load, verifier) finish before timing
   if has writd-task; then
@@ -299,15 +307,19 @@ run_floor() {  # round workload
 }
 
 # ---- bpftrace ----------------------------------------------------------------------------------------
-# The same three hooks as floor, the same cgroup filter, one printf per event into a file.
+# The same three hooks as floor, the same cgroup filter, one printf per event into a file. The cgroup id
+# is written as a number: bpftrace 0.17's cgroupid() fails here (name_to_handle_at: EOVERFLOW).
+load_cg_id="$(stat -c %i "$load_cg")"
 cat >"$out/bench.bt" <<EOF
-tracepoint:syscalls:sys_enter_openat /cgroup == cgroupid("$load_cg")/ { printf("open %d %s\n", pid, str(args->filename)); }
-tracepoint:sched:sched_process_exec /cgroup == cgroupid("$load_cg")/ { printf("exec %d %s\n", pid, str(args->filename)); }
-tracepoint:syscalls:sys_enter_connect /cgroup == cgroupid("$load_cg")/ { printf("connect %d\n", pid); }
+tracepoint:syscalls:sys_enter_openat /cgroup == $load_cg_id/ { printf("open %d %s\\n", pid, str(args->filename)); }
+tracepoint:sched:sched_process_exec /cgroup == $load_cg_id/ { printf("exec %d %s\\n", pid, str(args->filename)); }
+tracepoint:syscalls:sys_enter_connect /cgroup == $load_cg_id/ { printf("connect %d\\n", pid); }
 EOF
 
+bt_lines() { grep -cE '^(open|exec|connect) ' "$out/bpftrace.out" || true; }
+
 run_bpftrace() {  # round workload
-  local r="$1" w="$2" res ops i ev lost
+  local r="$1" w="$2" res ops i ev0 ev lost
   : >"$out/bpftrace.out"
   bpftrace -o "$out/bpftrace.out" "$out/bench.bt" 2>"$out/bpftrace.err" &
   bt_pid=$!
@@ -317,7 +329,14 @@ run_bpftrace() {  # round workload
     sleep 0.1
   done
   grep -q '^Attaching' "$out/bpftrace.out" || die "bpftrace did not attach within 60 s"
-  sleep 0.5
+  # "Attaching" is printed before the probes are live: wait until a marker open shows up.
+  for ((i = 0; i < 100; i++)); do
+    in_cgroup "$load_cg" cat "$out/bt-ready-marker" 2>/dev/null || true
+    sleep 0.1
+    grep -q 'bt-ready-marker' "$out/bpftrace.out" && break
+  done
+  grep -q 'bt-ready-marker' "$out/bpftrace.out" || die "bpftrace probes not live after 10 s"
+  ev0="$(bt_lines)"
   # shellcheck disable=SC2046
   res="$(in_cgroup "$load_cg" "$bin/workload" $(workload_args "$w") --max-seconds "$max_seconds")"
   ops="$(ops_of "$res")"
@@ -326,7 +345,7 @@ run_bpftrace() {  # round workload
   kill -KILL "$bt_pid" 2>/dev/null || true
   wait "$bt_pid" 2>/dev/null || true
   bt_pid=""
-  ev="$(grep -cE '^(open|exec|connect) ' "$out/bpftrace.out" || true)"
+  ev=$(($(bt_lines) - ev0))
   # bpftrace reports perf-buffer losses as "Lost N events".
   lost="$(cat "$out/bpftrace.out" "$out/bpftrace.err" | awk '/Lost [0-9]+ events/ { for (i = 1; i < NF; i++) if ($i == "Lost") n += $(i + 1) } END { print n + 0 }')"
   record "$r" bpftrace "$w" "$ops" "$ev" "$lost"
