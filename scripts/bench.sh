@@ -124,7 +124,7 @@ out="${out:-/tmp/writ-bench-$(date +%Y%m%d-%H%M%S)}"
 rm -rf "$out"
 mkdir -p "$out"/{run,state,repo,kill,policies}
 results="$out/results.tsv"
-printf 'round\tconfig\tworkload\tops_per_sec\tevents\tdrops\n' >"$results"
+printf 'round\tconfig\tworkload\tops_per_sec\tevents\tdrops\tcpu_us_per_op\n' >"$results"
 echo "bench file" >"$out/repo/file"
 load_cg="$cg2/writ-bench-load"           # workloads of every configuration but writd-task
 mkdir -p "$load_cg"
@@ -174,18 +174,22 @@ workload_args() {
   esac
 }
 
-# Parses "ops_per_sec=R" from a workload's output; fails the run on anything else.
+# Parses a workload's result line into "OPS_PER_SEC CPU_US_PER_OP"; fails the run on anything else.
+# CPU time (user + sys of the workload and its children) per op is the load-independent companion of
+# ops/s: on a shared machine wall-clock throughput also measures the neighbours.
 ops_of() {
   local line
-  line="$(grep -o 'ops_per_sec=[0-9.]*' <<<"$1" | head -1)"
-  [[ -n "$line" ]] || die "workload printed no result: $1"
-  grep -q 'complete=1' <<<"$1" || log "warning: workload stopped early (--max-seconds): $1"
-  echo "${line#ops_per_sec=}"
+  line="$(grep -m1 '^workload=' <<<"$1")" || die "workload printed no result: $1"
+  grep -q 'complete=1' <<<"$line" || log "warning: workload stopped early (--max-seconds): $line"
+  awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+         printf "%s %.3f\n", v["ops_per_sec"], (v["user_s"] + v["sys_s"]) * 1e6 / v["ops"] }' <<<"$line"
 }
 
-record() {  # round config workload ops events drops
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
-  log "round $1 $2 $3: $4 ops/s, events $5, drops $6"
+record() {  # round config workload "ops cpu" events drops
+  local ops cpu
+  read -r ops cpu <<<"$4"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$ops" "$5" "$6" "$cpu" >>"$results"
+  log "round $1 $2 $3: $ops ops/s, $cpu cpu-us/op, events $5, drops $6"
 }
 
 # ---- writd -------------------------------------------------------------------------------------------
@@ -253,21 +257,30 @@ wait_tasks_gone() {
   log "warning: a task was still registered after 10 s"
 }
 
+# writd's own CPU time (user + sys, all threads) in clock ticks: the cost that does not land on the
+# workload's syscalls but competes with it for the machine's cores.
+writd_ticks() { awk '{ print $14 + $15 }' "/proc/$writd_pid/stat"; }
+
 run_writd_round() {  # round
-  local r="$1" w res ops ev0 dr0 ev1 dr1
+  local r="$1" w res ops ev0 dr0 ev1 dr1 t0 t1
   start_writd "$out/writd.yaml"
   sleep 1  # let start-up work (policy load, verifier) finish before timing
   if has writd-task; then
     for w in "${workloads[@]}"; do
       read -r ev0 dr0 < <(writd_counts)
+      t0="$(writd_ticks)"
       # shellcheck disable=SC2046
       res="$(writ_cli run --agent spiffe://example.org/bench --intent coding-agent \
                --param repo="$out/repo" -- "$bin/workload" $(workload_args "$w") --max-seconds "$max_seconds" 2>>"$out/writ-run.log")" \
         || die "writ run failed; see $out/writ-run.log"
       ops="$(ops_of "$res")"
       wait_tasks_gone
+      t1="$(writd_ticks)"
       read -r ev1 dr1 < <(writd_counts)
       record "$r" writd-task "$w" "$ops" $((ev1 - ev0)) $((dr1 - dr0))
+      printf '%s\t%s\t%s\t%s\n' "$r" "$w" $((ev1 - ev0)) \
+        "$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", t / hz }')" \
+        >>"$out/writd_cpu.tsv"
     done
   fi
   if has writd-outside; then
@@ -453,14 +466,19 @@ fi
 # ---- auditd: last ------------------------------------------------------------------------------------
 if has auditd; then
   log "auditd: enabling audit now; every process forked from here until reboot carries an audit context"
-  start_auditd
-  for ((r = 1; r <= rounds; r++)); do
-    for w in "${workloads[@]}"; do run_auditd "$r" "$w"; done
-  done
-  auditctl -D >/dev/null
-  auditctl -e 0 >/dev/null
+  # In a subshell so a failure here still leaves the report of every other configuration; the flags
+  # are set first so the EXIT trap cleans up whatever the subshell got to start.
+  auditd_started=1 audit_rules=1
+  if (
+    start_auditd
+    for ((r = 1; r <= rounds; r++)); do
+      for w in "${workloads[@]}"; do run_auditd "$r" "$w"; done
+    done
+  ); then :; else log "auditd phase failed: its rows are missing from the report"; fi
+  auditctl -D >/dev/null 2>&1 || true
+  auditctl -e 0 >/dev/null 2>&1 || true
   audit_rules=0
-  kill -TERM "$(cat /var/run/auditd.pid)" 2>/dev/null || true
+  [[ -s /var/run/auditd.pid ]] && kill -TERM "$(cat /var/run/auditd.pid)" 2>/dev/null || true
   auditd_started=0
 fi
 
@@ -473,24 +491,26 @@ python3 - "$results" "${configs[*]}" >>"$out/summary.txt" <<'EOF'
 import statistics, sys
 from collections import defaultdict
 path, configs = sys.argv[1], sys.argv[2].split()
-ops = defaultdict(list); ev = defaultdict(list); dr = defaultdict(int)
+ops = defaultdict(list); ev = defaultdict(list); dr = defaultdict(int); cpu = defaultdict(list)
 with open(path) as f:
     next(f)
     for line in f:
-        r, c, w, o, e, d = line.rstrip("\n").split("\t")
-        ops[c, w].append(float(o)); ev[c, w].append(int(e)); dr[c, w] += int(d)
+        r, c, w, o, e, d, u = line.rstrip("\n").split("\t")
+        ops[c, w].append(float(o)); ev[c, w].append(int(e)); dr[c, w] += int(d); cpu[c, w].append(float(u))
 wls = ["open", "exec", "connect"]
 med = {k: statistics.median(v) for k, v in ops.items()}
-print("| config | workload | median ops/s | ratio (none/config) | spread (min-max ops/s) | events seen (median/run) | drops (all runs) |")
-print("|---|---|---:|---:|---|---:|---:|")
+print("| config | workload | median ops/s | ratio (none/config) | spread (min-max ops/s) | CPU µs/op (ratio) | events seen (median/run) | drops (all runs) |")
+print("|---|---|---:|---:|---|---:|---:|---:|")
 for c in configs:
     for w in wls:
         if (c, w) not in med: continue
         base = med.get(("none", w))
         ratio = f"{base / med[c, w]:.3f}" if base else "n/a"
         v = ops[c, w]
+        u, ub = statistics.median(cpu[c, w]), statistics.median(cpu.get(("none", w), [0]))
+        cpu_ratio = f"{u / ub:.2f}" if ub else "n/a"
         print(f"| {c} | {w} | {med[c, w]:,.0f} | {ratio} | {min(v):,.0f}-{max(v):,.0f} (n={len(v)}) | "
-              f"{statistics.median(ev[c, w]):,.0f} | {dr[c, w]} |")
+              f"{u:.2f} ({cpu_ratio}) | {statistics.median(ev[c, w]):,.0f} | {dr[c, w]} |")
 def rat(c, w):
     b, m = med.get(("none", w)), med.get((c, w))
     return f"{b / m:.3f}" if b and m else "n/a"
@@ -499,6 +519,13 @@ print(f"RATIOS writd-task open={rat('writd-task','open')} exec={rat('writd-task'
       f"connect={rat('writd-task','connect')}; writd-outside open={rat('writd-outside','open')} "
       f"exec={rat('writd-outside','exec')} connect={rat('writd-outside','connect')}; drops={drops}")
 EOF
+if [[ -s "$out/writd_cpu.tsv" ]]; then
+  echo >>"$out/summary.txt"
+  awk -F'\t' '{ ev[$2] += $3; cpu[$2] += $4 }
+    END { printf "writd CPU (all threads) per event judged, writd-task runs:"
+          for (w in ev) if (ev[w] > 0) printf " %s=%.2fus", w, cpu[w] * 1e6 / ev[w]; printf "\n" }' \
+    "$out/writd_cpu.tsv" >>"$out/summary.txt"
+fi
 if ((${#latency_lines[@]})); then
   {
     echo

@@ -7,10 +7,12 @@
 //   workload connect N [--port P]          TCP connect to a loopback listener (own thread), SO_LINGER 0
 //   common: [--max-seconds S]              stop early (and say so) when the loop takes longer
 //
-// Output, one line on stdout: "workload=open ops=N seconds=S ops_per_sec=R complete=1".
+// Output, one line on stdout: "workload=open ops=N seconds=S ops_per_sec=R complete=1 user_s=U sys_s=K"
+// (user/sys: CPU time of this process and its reaped children: where a monitor's cost lands).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -210,7 +212,14 @@ int main(int argc, char** argv) {
     fprintf(stderr, "workload: %s stopped after %.1f s (--max-seconds) at %ld of %ld ops\n",
             kind.c_str(), secs, done, n);
   }
-  printf("workload=%s ops=%ld seconds=%.6f ops_per_sec=%.1f complete=%d\n", kind.c_str(), done, secs,
-         secs > 0 ? done / secs : 0.0, complete ? 1 : 0);
+  struct rusage self = {}, children = {};
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &children);
+  auto seconds = [](const timeval& a, const timeval& b) {
+    return a.tv_sec + b.tv_sec + (a.tv_usec + b.tv_usec) / 1e6;
+  };
+  printf("workload=%s ops=%ld seconds=%.6f ops_per_sec=%.1f complete=%d user_s=%.3f sys_s=%.3f\n",
+         kind.c_str(), done, secs, secs > 0 ? done / secs : 0.0, complete ? 1 : 0,
+         seconds(self.ru_utime, children.ru_utime), seconds(self.ru_stime, children.ru_stime));
   return 0;
 }
