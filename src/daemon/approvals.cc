@@ -30,7 +30,11 @@ std::string ActionHash(const v1::Event& ev) {
       canon += a;
     }
   } else if (ev.kind() == "connect") {
-    canon += absl::StrCat(ev.network().dst_ip(), "\0", ev.network().dst_port());
+    // A string literal "\0" is empty to StrCat: push the separator explicitly, or "127.0.0.1" + 80
+    // and "127.0.0.18" + 0 would hash alike.
+    canon += ev.network().dst_ip();
+    canon.push_back('\0');
+    canon += absl::StrCat(ev.network().dst_port());
   } else {
     canon += ev.file().path();
     canon.push_back('\0');

@@ -1,0 +1,257 @@
+// daemon: config loader errors (FILE:LINE: key: message), approvals (action binding, expiry, grants),
+// and the userspace twin of the BPF path hash against hand-computed FNV-1a values.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "bpf/path_hash.h"
+#include "daemon/approvals.h"
+#include "daemon/config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace writ::daemon {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/writ-core-config-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Write(const std::string& body) {
+    std::string p = dir_ + "/writd.yaml";
+    std::ofstream(p) << body;
+    return p;
+  }
+  std::string dir_;
+};
+
+TEST_F(ConfigTest, FullConfigAndRelativePaths) {
+  std::string p = Write(
+      "mode: enforce\n"
+      "policies: pol\n"
+      "events: out/ev.jsonl\n"
+      "state_dir: /var/x\n"
+      "run_dir: /run/x\n"
+      "cgroup_subtree: writ-test-1\n"
+      "ring_buffer_bytes: 65536\n"
+      "drain_interval: 5ms\n"
+      "on_daemon_loss: freeze\n"
+      "sinks: []\n");
+  auto c = LoadConfig(p);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->mode, "enforce");
+  EXPECT_EQ(c->policies_dir, dir_ + "/pol");
+  EXPECT_EQ(c->events, dir_ + "/out/ev.jsonl");
+  EXPECT_EQ(c->state_dir, "/var/x");
+  EXPECT_EQ(c->run_dir, "/run/x");
+  EXPECT_EQ(c->cgroup_subtree, "writ-test-1");
+  EXPECT_EQ(c->ring_buffer_bytes, 65536u);
+  EXPECT_EQ(c->drain_interval, absl::Milliseconds(5));
+  EXPECT_EQ(c->on_daemon_loss, "freeze");
+}
+
+TEST_F(ConfigTest, EventsDashStaysStdout) {
+  auto c = LoadConfig(Write("events: \"-\"\n"));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->events, "-");
+}
+
+TEST_F(ConfigTest, ShippedConfigLoads) {
+  auto c = LoadConfig(WRIT_SOURCE_DIR "/policies/writd.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->mode, "monitor");
+}
+
+TEST_F(ConfigTest, UnknownKeyNamesFileLineKey) {
+  std::string p = Write("mode: monitor\n# comment\nbogus_key: 1\n");
+  auto c = LoadConfig(p);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), p + ":3: bogus_key: unknown key");
+}
+
+TEST_F(ConfigTest, BadMode) {
+  std::string p = Write("run_dir: /x\nmode: paranoid\n");
+  auto c = LoadConfig(p);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(), p + ":2: mode: must be one of record, monitor, enforce");
+  EXPECT_THAT(std::string(ValidateMode("bogus").message()),
+              HasSubstr("mode \"bogus\" is not one of record, monitor, enforce"));
+  EXPECT_TRUE(ValidateMode("record").ok());
+}
+
+TEST_F(ConfigTest, BadRingSize) {
+  for (const char* v : {"5000", "2048", "abc", "2147483648", "-4096"}) {
+    std::string p = Write(std::string("ring_buffer_bytes: ") + v + "\n");
+    auto c = LoadConfig(p);
+    ASSERT_FALSE(c.ok()) << v;
+    EXPECT_EQ(c.status().message(),
+              p + ":1: ring_buffer_bytes: must be a power of two between 4096 and 1073741824")
+        << v;
+  }
+}
+
+TEST_F(ConfigTest, OtherBadValues) {
+  std::string p = Write("drain_interval: 5s\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":1: drain_interval: must be a duration between 1ms and 1s");
+  p = Write("on_daemon_loss: panic\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: on_daemon_loss: must be freeze or continue");
+  p = Write("mode: [a, b]\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: mode: must be a string");
+  p = Write("sinks: {a: 1}\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: sinks: must be a list");
+  p = Write("- a\n- b\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: config must be a mapping");
+  p = Write("mode: [unclosed\n");
+  EXPECT_THAT(std::string(LoadConfig(p).status().message()), HasSubstr(p + ":"));
+  EXPECT_EQ(LoadConfig(dir_ + "/absent.yaml").status().code(), absl::StatusCode::kNotFound);
+}
+
+v1::Event Exec(const std::string& exe, std::vector<std::string> args) {
+  v1::Event ev;
+  ev.set_kind("exec");
+  ev.mutable_process()->set_exe(exe);
+  for (auto& a : args) ev.mutable_process()->add_args(a);
+  return ev;
+}
+
+v1::Event Connect(const std::string& ip, uint32_t port) {
+  v1::Event ev;
+  ev.set_kind("connect");
+  ev.mutable_network()->set_dst_ip(ip);
+  ev.mutable_network()->set_dst_port(port);
+  return ev;
+}
+
+TEST(Approvals, ActionHashBindsExeAndArgsExactly) {
+  const std::string h = ActionHash(Exec("/usr/bin/git", {"git", "push", "origin"}));
+  EXPECT_EQ(h.size(), 64u);
+  EXPECT_EQ(h, ActionHash(Exec("/usr/bin/git", {"git", "push", "origin"})));
+  EXPECT_NE(h, ActionHash(Exec("/usr/local/bin/git", {"git", "push", "origin"})));
+  EXPECT_NE(h, ActionHash(Exec("/usr/bin/git", {"git", "push", "origin", "--force"})));
+  EXPECT_NE(h, ActionHash(Exec("/usr/bin/git", {"git", "push"})));
+  EXPECT_NE(h, ActionHash(Exec("/usr/bin/git", {"git", "origin", "push"})));
+  EXPECT_NE(h, ActionHash(Exec("/usr/bin/git", {"git", "push origin"})));  // no re-splitting
+  EXPECT_NE(h, ActionHash(Exec("/usr/bin/git", {"git", "push", "origin", ""})));
+  EXPECT_EQ(ActionText(Exec("/usr/bin/git", {"git", "push"})), "exec /usr/bin/git [git push]");
+}
+
+TEST(Approvals, ActionHashBindsConnectAddressAndPort) {
+  EXPECT_EQ(ActionHash(Connect("127.0.0.1", 80)), ActionHash(Connect("127.0.0.1", 80)));
+  EXPECT_NE(ActionHash(Connect("127.0.0.1", 80)), ActionHash(Connect("127.0.0.1", 81)));
+  // The address and the port are separate fields: "127.0.0.1" + 80 is not "127.0.0.18" + 0.
+  EXPECT_NE(ActionHash(Connect("127.0.0.1", 80)), ActionHash(Connect("127.0.0.18", 0)));
+  EXPECT_NE(ActionHash(Connect("::1", 80)), ActionHash(Connect("::18", 0)));
+  EXPECT_EQ(ActionText(Connect("::1", 443)), "connect ::1:443");
+}
+
+TEST(Approvals, ActionHashBindsOpenPathAndFlags) {
+  v1::Event a;
+  a.set_kind("open");
+  a.mutable_file()->set_path("/etc/shadow");
+  a.mutable_file()->add_flags("read");
+  v1::Event b = a;
+  b.mutable_file()->add_flags("write");
+  EXPECT_NE(ActionHash(a), ActionHash(b));
+  EXPECT_NE(ActionHash(a), ActionHash(Exec("/etc/shadow", {"read"})));  // kinds never collide
+  EXPECT_EQ(ActionText(b), "open /etc/shadow (read,write)");
+}
+
+TEST(Approvals, AddListTakeAndExpiry) {
+  Approvals ap;
+  absl::Time now = absl::Now();
+  ApprovalRequest r1;
+  r1.task_id = "t-1";
+  r1.created = now;
+  r1.expires = now + absl::Seconds(2);
+  ApprovalRequest r2 = r1;
+  r2.task_id = "t-2";
+  r2.created = now + absl::Milliseconds(1);
+  r2.expires = now + absl::Seconds(10);
+  std::string id1 = ap.Add(r1);
+  std::string id2 = ap.Add(r2);
+  EXPECT_NE(id1, id2);
+  EXPECT_THAT(id1, ::testing::StartsWith("ap-"));
+  ASSERT_EQ(ap.List().size(), 2u);
+  EXPECT_EQ(ap.List()[0].id, id1);  // oldest first
+
+  EXPECT_TRUE(ap.TakeExpired(now + absl::Seconds(1)).empty());
+  auto expired = ap.TakeExpired(now + absl::Seconds(2));  // expiry is inclusive
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].id, id1);
+  EXPECT_EQ(ap.size(), 1u);
+  EXPECT_FALSE(ap.Take(id1).has_value());  // expired: cannot be decided any more
+
+  auto taken = ap.Take(id2);
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->task_id, "t-2");
+  EXPECT_FALSE(ap.Take(id2).has_value());  // decided once
+  EXPECT_EQ(ap.size(), 0u);
+}
+
+TEST(Approvals, TakeTaskTakesOnlyThatTask) {
+  Approvals ap;
+  ApprovalRequest r;
+  r.expires = absl::InfiniteFuture();
+  r.task_id = "t-1";
+  ap.Add(r);
+  ap.Add(r);
+  r.task_id = "t-2";
+  std::string other = ap.Add(r);
+  EXPECT_EQ(ap.TakeTask("t-1").size(), 2u);
+  EXPECT_EQ(ap.size(), 1u);
+  EXPECT_TRUE(ap.Take(other).has_value());
+}
+
+TEST(Approvals, GrantsArePerTask) {
+  Approvals ap;
+  std::string h = ActionHash(Exec("/usr/bin/git", {"git", "push"}));
+  EXPECT_FALSE(ap.IsGranted("t-1", h));
+  ap.Grant("t-1", h);
+  EXPECT_TRUE(ap.IsGranted("t-1", h));
+  EXPECT_FALSE(ap.IsGranted("t-2", h));
+  EXPECT_FALSE(ap.IsGranted("t-1", ActionHash(Exec("/usr/bin/git", {"git", "push", "-f"}))));
+  ap.ForgetTask("t-1");
+  EXPECT_FALSE(ap.IsGranted("t-1", h));
+}
+
+// FNV-1a 64 written out independently of the production code.
+uint64_t Fnv(std::initializer_list<uint8_t> bytes) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (uint8_t b : bytes) {
+    h ^= b;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+TEST(PathHash, HandComputed) {
+  EXPECT_EQ(bpf::PathHash("/"), 0xcbf29ce484222325ULL);  // the offset basis
+  EXPECT_EQ(bpf::PathHash(""), 0xcbf29ce484222325ULL);
+  // "/a": encoding "a\0" read backwards = 00 'a'.
+  EXPECT_EQ(bpf::PathHash("/a"), 0x08326707b4eb37daULL);
+  // "/usr/bin": encoding "bin\0usr\0" read backwards = 00 r s u 00 n i b.
+  EXPECT_EQ(bpf::PathHash("/usr/bin"), 0xa4e45e26de2c7f3aULL);
+  EXPECT_EQ(bpf::PathHash("/usr/bin"), Fnv({0, 'r', 's', 'u', 0, 'n', 'i', 'b'}));
+  EXPECT_EQ(bpf::PathHash("/usr"), 0x9a848b7ea7322adbULL);
+}
+
+TEST(PathHash, PrefixIsTheRunningHashAndSlashesNormalize) {
+  EXPECT_EQ(bpf::PathHash("/usr"), Fnv({0, 'r', 's', 'u'}));
+  EXPECT_EQ(bpf::PathHash("//usr//bin/"), bpf::PathHash("/usr/bin"));
+  EXPECT_NE(bpf::PathHash("/usr/bin"), bpf::PathHash("/usrbin"));
+  EXPECT_NE(bpf::PathHash("/ab"), bpf::PathHash("/ba"));
+  EXPECT_NE(bpf::PathHash("/a/b"), bpf::PathHash("/b/a"));
+}
+
+}  // namespace
+}  // namespace writ::daemon
