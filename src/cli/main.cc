@@ -21,6 +21,8 @@
 #include "api/client.h"
 #include "api/framing.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "writ/v1/workload.grpc.pb.h"
 #include "intent/intent.h"
 #include "sinks/json_encoder.h"
 #include "sinks/ocsf_encoder.h"
@@ -44,6 +46,7 @@ void Usage(FILE* f) {
           "  run --agent SPIFFE_ID [--principal P] [--intent NAME] [--param K=V]... [--ttl D]\n"
           "      [--parent TASK] -- CMD [ARGS...]    run CMD as a task\n"
           "  status                                  hooks, enforcement, counters, tasks\n"
+          "  svid --audience AUD [--workload-socket PATH]   (inside a task) print a JWT-SVID\n"
           "  tail [--violations] [--agent ID] [--task ID] [--format text|json|ocsf]\n"
           "  approvals | approve ID [--scope once|task] [--reason T] | deny ID [--reason T]\n"
           "  kill TASK | freeze TASK | thaw TASK | revoke TASK\n"
@@ -502,6 +505,42 @@ int CmdPolicy(const std::string& socket, int argc, char** argv) {
   return Fail(kExitUsage, absl::StrCat("unknown policy command ", sub));
 }
 
+// Fetches a JWT-SVID from writd's SPIFFE Workload API, the same way any SPIFFE client would: the caller
+// is attested by the socket's peer credentials, so only a task's own processes get its identity.
+int CmdSvid(int argc, char** argv) {
+  Args a = Parse(argc, argv, 2, {"audience", "workload-socket"}, {});
+  if (!a.error.empty()) return Fail(kExitUsage, a.error);
+  if (!a.Has("audience")) return Fail(kExitUsage, "svid: --audience AUD is required");
+  std::string path = a.Get("workload-socket");
+  if (path.empty()) {
+    const char* env = getenv("SPIFFE_ENDPOINT_SOCKET");
+    path = env && *env ? env : "unix:/run/writ/workload.sock";
+  }
+  if (!absl::StartsWith(path, "unix:")) path = "unix:" + path;
+  auto channel = grpc::CreateChannel(path, grpc::InsecureChannelCredentials());
+  auto stub = SpiffeWorkloadAPI::SpiffeWorkloadAPI::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("workload.spiffe.io", "true");
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  SpiffeWorkloadAPI::JWTSVIDRequest req;
+  for (const std::string& aud : a.opts["audience"]) req.add_audience(aud);
+  SpiffeWorkloadAPI::JWTSVIDResponse resp;
+  grpc::Status st = stub->FetchJWTSVID(&ctx, req, &resp);
+  if (!st.ok()) {
+    if (st.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      return Fail(1, "svid: this process is not part of a task (run it under `writ run`)");
+    }
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      return Fail(1, absl::StrCat("svid: no Workload API at ", path,
+                                  " (is writd running? set SPIFFE_ENDPOINT_SOCKET)"));
+    }
+    return Fail(1, absl::StrCat("svid: ", st.error_message()));
+  }
+  if (resp.svids_size() == 0) return Fail(1, "svid: writd returned no SVID");
+  printf("%s\n", resp.svids(0).svid().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -537,6 +576,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "run") return CmdRun(socket, n, v);
   if (cmd == "status") return CmdStatus(socket);
+  if (cmd == "svid") return CmdSvid(n, v);
   if (cmd == "tail") return CmdTail(socket, n, v);
   if (cmd == "approvals") return CmdApprovals(socket);
   if (cmd == "approve") return CmdDecide(socket, n, v, true);

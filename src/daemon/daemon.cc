@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "actions/signal.h"
 #include "bpf/path_hash.h"
+#include "creds/redact.h"
 #include "identity/spiffe_id.h"
 #include "sinks/json_encoder.h"
 #include "util/status_macros.h"
@@ -150,6 +151,8 @@ absl::Status Daemon::Start() {
     sinks_ = std::make_unique<sinks::SinkSet>(std::move(entries));
   }
 
+  RETURN_IF_ERROR(StartCredentials());
+
   bpf::RouteLibbpfLogs();
   bpf::LoaderConfig lc;
   lc.ring_bytes = cfg_.ring_buffer_bytes;
@@ -183,6 +186,68 @@ absl::Status Daemon::Start() {
   return absl::OkStatus();
 }
 
+creds::TaskClaims Daemon::Claims(const Task& t) {
+  creds::TaskClaims c;
+  c.task_id = t.id;
+  c.spiffe_id = t.spiffe_id;
+  // chain = principal, delegating agents..., this agent: the credential's actors are all but the last.
+  for (size_t i = 0; i + 1 < t.chain.size(); i++) c.principal_chain.push_back(t.chain[i]);
+  c.intent = t.intent;
+  c.deadline = t.deadline;
+  return c;
+}
+
+std::optional<creds::TaskClaims> Daemon::ClaimsForCgroup(const std::string& cgroup_path) const {
+  // "/<subtree>/<task-id>[/nested...]": only a live task's processes are anyone.
+  std::string prefix = "/" + cfg_.cgroup_subtree + "/";
+  if (!absl::StartsWith(cgroup_path, prefix)) return std::nullopt;
+  std::string rest = cgroup_path.substr(prefix.size());
+  std::string id = rest.substr(0, rest.find('/'));
+  std::shared_ptr<Task> t = registry_.Find(id);
+  if (!t || t->state.load() == TaskState::kEnded) return std::nullopt;
+  return Claims(*t);
+}
+
+absl::Status Daemon::StartCredentials() {
+  creds::CredentialConfig cc;
+  cc.state_dir = cfg_.state_dir;
+  cc.run_dir = cfg_.run_dir;
+  cc.trust_domain = cfg_.trust_domain;
+  cc.http_addr = cfg_.http;
+  cc.task_lookup = [this](pid_t, uint64_t, const std::string& cgroup_path) {
+    return ClaimsForCgroup(cgroup_path);
+  };
+  auto svc = creds::CredentialService::Start(cc);
+  if (!svc.ok()) {
+    return absl::Status(svc.status().code(),
+                        absl::StrCat("credential service: ", svc.status().message()));
+  }
+  cred_service_ = std::move(*svc);
+  cred_service_->SetEventHook([this](const creds::CredentialEvent& ce) { OnCredentialEvent(ce); });
+  creds_.on_task_start = [this](const Task& t) { (void)cred_service_->OnTaskStart(Claims(t)); };
+  creds_.revoke = [this](const Task& t, const std::string& reason) {
+    (void)cred_service_->Revoke(t.id, reason);
+  };
+  return absl::OkStatus();
+}
+
+void Daemon::OnCredentialEvent(const creds::CredentialEvent& ce) {
+  v1::Event e;
+  InitSynthetic(&e, "credential");
+  if (std::shared_ptr<Task> t = registry_.Find(ce.task_id)) {
+    FillAgent(*t, &e);
+  } else {
+    e.mutable_agent()->set_task_id(ce.task_id);
+  }
+  v1::Credential* c = e.mutable_credential();
+  c->set_type(ce.type);
+  c->set_jti(ce.jti);
+  c->set_provider(ce.provider);
+  c->set_operation(ce.operation);
+  if (ce.expires != absl::InfiniteFuture()) c->set_expires(Rfc3339(ce.expires));
+  Emit(e);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Pipeline thread
 
@@ -212,6 +277,7 @@ void Daemon::Run() {
               emitted, dropped, decoder_.stats().decoded, decode_errors_.load(),
               unattributed_.load(), tail_drops_.load(), registry_.size());
   loader_.reset();
+  if (cred_service_) cred_service_->Stop();
   // Tasks outlive writd (their processes keep running); their cgroups stay, the BPF maps go with the
   // loader. Restart continuity (pinning and re-adoption) is tracked in docs/architecture.md.
   absl::MutexLock lock(&out_mu_);
@@ -260,6 +326,8 @@ void Daemon::OnRecord(const void* data, size_t size) {
     }
     switch (info.kind) {
       case WRIT_EV_EXEC:
+        // No secrets in telemetry: tokens, passwords and keys in argv never leave writd.
+        for (std::string& arg : *p->mutable_args()) creds::RedactSecrets(&arg);
         pi->exe = p->exe();
         pi->args.assign(p->args().begin(), p->args().end());
         break;
@@ -1024,8 +1092,7 @@ v1::Response Daemon::TaskAction(const api::PeerCred& peer, const v1::Request& re
     ok = FreezeTask(*t, false, nullptr, reason);
   } else {
     if (creds_.revoke) creds_.revoke(*t, reason);
-    v1::Event a = ActionEvent(*t, "revoke", creds_.revoke ? "ok" : "no credential service", 0,
-                              t->id, reason);
+    v1::Event a = ActionEvent(*t, "revoke", "ok", 0, t->id, reason);
     Emit(a);
   }
   if (!ok) return Error(absl::InternalError("action failed; see writd's log"));

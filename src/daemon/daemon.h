@@ -22,6 +22,7 @@
 #include "api/framing.h"
 #include "api/server.h"
 #include "bpf/loader.h"
+#include "creds/creds.h"
 #include "daemon/approvals.h"
 #include "daemon/config.h"
 #include "decode/decoder.h"
@@ -53,7 +54,6 @@ class Daemon {
   void RequestStop() { stop_.store(true); }
   void RequestReload() { reload_.store(true); }
 
-  void SetCredentialHooks(CredentialHooks hooks) { creds_ = std::move(hooks); }
   identity::TaskRegistry& registry() { return registry_; }
   // Emits a synthetic event (task_start, credential, ...) from any thread.
   void EmitSynthetic(v1::Event& ev);
@@ -91,6 +91,10 @@ class Daemon {
   v1::Response TaskAction(const api::PeerCred& peer, const v1::Request& req);
   v1::Response Decide(const api::PeerCred& peer, const v1::ApprovalDecision& d);
   absl::Status InstallKernelTables(const identity::Task& task, const intent::KernelTables& kt);
+  absl::Status StartCredentials();
+  std::optional<creds::TaskClaims> ClaimsForCgroup(const std::string& cgroup_path) const;
+  static creds::TaskClaims Claims(const identity::Task& task);
+  void OnCredentialEvent(const creds::CredentialEvent& ce);
   bool PeerIsInTask(const api::PeerCred& peer) const;
 
   Config cfg_;
@@ -107,6 +111,7 @@ class Daemon {
   std::unique_ptr<bpf::Loader> loader_;
   std::unique_ptr<api::Server> server_;
   CredentialHooks creds_;
+  std::unique_ptr<creds::CredentialService> cred_service_;
   Approvals approvals_;
 
   // Policies: swapped whole on reload; a running task keeps the CompiledIntent it started with.
