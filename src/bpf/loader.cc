@@ -39,7 +39,9 @@ void RouteLibbpfLogs() { libbpf_set_print(LibbpfPrint); }
 Loader::Loader(const LoaderConfig& cfg, Handler handler)
     : cfg_(cfg), handler_(std::move(handler)) {}
 
-Loader::~Loader() = default;
+Loader::~Loader() {
+  if (stats_fd_ >= 0) close(stats_fd_);
+}
 
 absl::StatusOr<std::unique_ptr<Loader>> Loader::Open(const LoaderConfig& cfg, Handler handler) {
   if (cfg.ring_bytes < 4096 || (cfg.ring_bytes & (cfg.ring_bytes - 1)) != 0) {
@@ -126,7 +128,21 @@ absl::Status Loader::LoadAndAttach() {
                                      nullptr);
   if (!rb) return ErrnoStatus(errno, "create ring buffer consumer");
   ring_.reset(rb);
+  // Per-program run time costs two clock reads per run; it is what /metrics reports as the BPF cost.
+  stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
   return absl::OkStatus();
+}
+
+std::vector<Loader::ProgramStats> Loader::ReadProgramStats() const {
+  std::vector<ProgramStats> out;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    bpf_prog_info info = {};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
+    out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+  }
+  return out;
 }
 
 int Loader::OnRecord(void* ctx, void* data, size_t size) {

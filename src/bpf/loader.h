@@ -64,6 +64,14 @@ class Loader {
   int Drain();
 
   Counters ReadCounters() const;
+
+  struct ProgramStats {
+    std::string name;
+    uint64_t run_cnt = 0;
+    uint64_t run_time_ns = 0;
+  };
+  // Per-program run count and time (kernel bpf_stats; enabled while writd holds the stats fd).
+  std::vector<ProgramStats> ReadProgramStats() const;
   const std::vector<HookStatus>& hooks() const { return hooks_; }
   uint32_t ring_bytes() const { return cfg_.ring_bytes; }
 
@@ -90,6 +98,7 @@ class Loader {
   std::unique_ptr<writ_bpf, SkelDeleter> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
+  int stats_fd_ = -1;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
 };
 
 // libbpf's own messages go to the "libbpf" logger (debug level for its chatter, warn for warnings).

@@ -14,6 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "actions/signal.h"
 #include "bpf/path_hash.h"
@@ -224,11 +225,116 @@ absl::Status Daemon::StartCredentials() {
   }
   cred_service_ = std::move(*svc);
   cred_service_->SetEventHook([this](const creds::CredentialEvent& ce) { OnCredentialEvent(ce); });
+  if (http::Server* h = cred_service_->http_server()) {
+    h->AddRoute("GET", "/metrics", [this](const http::Request&) {
+      http::Response r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = Metrics();
+      return r;
+    });
+  }
   creds_.on_task_start = [this](const Task& t) { (void)cred_service_->OnTaskStart(Claims(t)); };
   creds_.revoke = [this](const Task& t, const std::string& reason) {
     (void)cred_service_->Revoke(t.id, reason);
   };
   return absl::OkStatus();
+}
+
+std::string Daemon::Metrics() {
+  std::string o;
+  auto head = [&o](const char* name, const char* type, const char* help) {
+    absl::StrAppend(&o, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+  };
+  head("writ_events_total", "counter", "Events attributed to tasks, by kind.");
+  for (uint16_t k = 1; k < WRIT_EV_KIND_MAX; k++) {
+    absl::StrAppend(&o, "writ_events_total{kind=\"", decode::KindName(k), "\"} ",
+                    events_by_kind_[k].load(), "\n");
+  }
+  head("writ_verdicts_total", "counter", "Judged events by verdict.");
+  const char* vn[4] = {"allow", "violation", "needs_approval", "not_judged"};
+  for (int i = 0; i < 4; i++) {
+    absl::StrAppend(&o, "writ_verdicts_total{verdict=\"", vn[i], "\"} ", verdicts_[i].load(), "\n");
+  }
+  head("writ_actions_total", "counter", "Enforcement actions taken (kill, freeze, thaw).");
+  absl::StrAppend(&o, "writ_actions_total ", actions_.load(), "\n");
+  if (loader_) {
+    bpf::Counters c = loader_->ReadCounters();
+    head("writ_kernel_records_total", "counter", "Ring-buffer records emitted by the kernel, by kind.");
+    for (uint16_t k = 1; k < WRIT_EV_KIND_MAX; k++) {
+      absl::StrAppend(&o, "writ_kernel_records_total{kind=\"", decode::KindName(k), "\"} ",
+                      c.emitted[k], "\n");
+    }
+    head("writ_kernel_drops_total", "counter", "Ring-buffer reserve failures in the kernel, by kind.");
+    for (uint16_t k = 1; k < WRIT_EV_KIND_MAX; k++) {
+      absl::StrAppend(&o, "writ_kernel_drops_total{kind=\"", decode::KindName(k), "\"} ",
+                      c.dropped[k], "\n");
+    }
+    head("writ_bpf_program_runs_total", "counter", "BPF program invocations (bpf_stats).");
+    auto stats = loader_->ReadProgramStats();
+    for (const auto& p : stats) {
+      absl::StrAppend(&o, "writ_bpf_program_runs_total{program=\"", p.name, "\"} ", p.run_cnt, "\n");
+    }
+    head("writ_bpf_program_run_seconds_total", "counter", "BPF program run time (bpf_stats).");
+    for (const auto& p : stats) {
+      absl::StrAppend(&o, "writ_bpf_program_run_seconds_total{program=\"", p.name, "\"} ",
+                      absl::StrFormat("%.9f", p.run_time_ns / 1e9), "\n");
+    }
+  }
+  head("writ_userspace_drops_total", "counter", "Records lost in userspace, by reason.");
+  absl::StrAppend(&o, "writ_userspace_drops_total{reason=\"decode\"} ", decode_errors_.load(), "\n");
+  absl::StrAppend(&o, "writ_userspace_drops_total{reason=\"tail\"} ", tail_drops_.load(), "\n");
+  absl::StrAppend(&o, "writ_userspace_drops_total{reason=\"unattributed\"} ", unattributed_.load(),
+                  "\n");
+  {
+    absl::MutexLock lock(&out_mu_);
+    head("writ_sink_delivered_total", "counter", "Lines delivered per sink.");
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      absl::StrAppend(&o, "writ_sink_delivered_total{sink=\"", sinks_->name(i), "\"} ",
+                      sinks_->stats(i).delivered, "\n");
+    }
+    head("writ_sink_dropped_total", "counter", "Lines dropped per sink (queue or spool full).");
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      absl::StrAppend(&o, "writ_sink_dropped_total{sink=\"", sinks_->name(i), "\"} ",
+                      sinks_->stats(i).dropped(), "\n");
+    }
+    head("writ_sink_retries_total", "counter", "Failed send attempts per sink (retried).");
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      absl::StrAppend(&o, "writ_sink_retries_total{sink=\"", sinks_->name(i), "\"} ",
+                      sinks_->stats(i).retries, "\n");
+    }
+    head("writ_sink_queue_depth", "gauge", "Lines waiting in memory per sink.");
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      absl::StrAppend(&o, "writ_sink_queue_depth{sink=\"", sinks_->name(i), "\"} ",
+                      sinks_->stats(i).queue_depth, "\n");
+    }
+    head("writ_sink_spool_bytes", "gauge", "Bytes spooled on disk per sink.");
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      absl::StrAppend(&o, "writ_sink_spool_bytes{sink=\"", sinks_->name(i), "\"} ",
+                      sinks_->stats(i).spool_bytes, "\n");
+    }
+  }
+  head("writ_tasks_active", "gauge", "Tasks registered.");
+  absl::StrAppend(&o, "writ_tasks_active ", registry_.size(), "\n");
+  head("writ_approvals_pending", "gauge", "Approval requests waiting for a human.");
+  absl::StrAppend(&o, "writ_approvals_pending ", approvals_.size(), "\n");
+  if (cred_service_) {
+    auto depth = cred_service_->OutboxDepth();
+    head("writ_revocation_outbox_depth", "gauge", "External revocations not yet acknowledged.");
+    absl::StrAppend(&o, "writ_revocation_outbox_depth ", depth.ok() ? *depth : -1, "\n");
+  }
+  head("writ_verdict_latency_microseconds", "histogram",
+       "Kernel timestamp of the syscall to the engine's verdict.");
+  uint64_t cum = 0;
+  for (int b = 0; b < kLatencyBuckets; b++) {
+    cum += latency_buckets_[b].load();
+    absl::StrAppend(&o, "writ_verdict_latency_microseconds_bucket{le=\"", uint64_t{1} << b, "\"} ",
+                    cum, "\n");
+  }
+  absl::StrAppend(&o, "writ_verdict_latency_microseconds_bucket{le=\"+Inf\"} ",
+                  latency_count_.load(), "\n");
+  absl::StrAppend(&o, "writ_verdict_latency_microseconds_sum ", latency_sum_us_.load(), "\n");
+  absl::StrAppend(&o, "writ_verdict_latency_microseconds_count ", latency_count_.load(), "\n");
+  return o;
 }
 
 void Daemon::OnCredentialEvent(const creds::CredentialEvent& ce) {
@@ -276,8 +382,8 @@ void Daemon::Run() {
               "{} decode errors, {} unattributed, {} tail drops, {} tasks still registered",
               emitted, dropped, decoder_.stats().decoded, decode_errors_.load(),
               unattributed_.load(), tail_drops_.load(), registry_.size());
+  if (cred_service_) cred_service_->Stop();  // its HTTP thread serves /metrics, which reads the loader
   loader_.reset();
-  if (cred_service_) cred_service_->Stop();
   // Tasks outlive writd (their processes keep running); their cgroups stay, the BPF maps go with the
   // loader. Restart continuity (pinning and re-adoption) is tracked in docs/architecture.md.
   absl::MutexLock lock(&out_mu_);
@@ -376,6 +482,14 @@ void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
     v.kind = intent::Verdict::kAllow;
     v.rule = nullptr;
   }
+  verdicts_[v.kind & 3]++;
+  int64_t lat_us = (NowBootNs() - static_cast<int64_t>(info.ktime_ns)) / 1000;
+  if (lat_us < 0) lat_us = 0;
+  int bucket = 0;
+  while (bucket < kLatencyBuckets - 1 && (int64_t{1} << bucket) < lat_us) bucket++;
+  latency_buckets_[bucket]++;
+  latency_sum_us_ += lat_us;
+  latency_count_++;
   if (v.kind == intent::Verdict::kNotJudged) {
     // Not judged by the intent, but a kernel stop must never be left hanging.
     if (info.flags & WRIT_F_KERNEL_STOP) {

@@ -95,6 +95,7 @@ class Daemon {
   std::optional<creds::TaskClaims> ClaimsForCgroup(const std::string& cgroup_path) const;
   static creds::TaskClaims Claims(const identity::Task& task);
   void OnCredentialEvent(const creds::CredentialEvent& ce);
+  std::string Metrics();
   bool PeerIsInTask(const api::PeerCred& peer) const;
 
   Config cfg_;
@@ -147,6 +148,12 @@ class Daemon {
   std::atomic<uint64_t> tail_drops_{0};
   std::atomic<uint64_t> violations_{0};
   std::atomic<uint64_t> actions_{0};
+  std::atomic<uint64_t> verdicts_[4] = {};  // by intent::Verdict::Kind
+  // Kernel timestamp -> verdict latency of judged events, log2 buckets of microseconds (1us .. 2^20us).
+  static constexpr int kLatencyBuckets = 21;
+  std::atomic<uint64_t> latency_buckets_[kLatencyBuckets] = {};
+  std::atomic<uint64_t> latency_sum_us_{0};
+  std::atomic<uint64_t> latency_count_{0};
 };
 
 }  // namespace writ::daemon
