@@ -1,0 +1,612 @@
+// writd + writ end to end: the real binaries, shell-script agents, the JSONL asserted field by field.
+// Each writd gets its own temp dir, run dir and cgroup subtree (testlib/writd_fixture.h), so these tests
+// never collide with another writd on the host. Needs root (writd loads BPF); skips otherwise.
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testlib/writd_fixture.h"
+
+namespace writ::testlib {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kAgent[] = "spiffe://example.org/agent/x";
+
+std::string RealPath(const std::string& p) {
+  char buf[PATH_MAX];
+  return realpath(p.c_str(), buf) ? std::string(buf) : p;
+}
+
+// Test intents. Paths that differ per host (merged /usr) come in as parameters.
+constexpr char kIntents[] = R"(apiVersion: writ.dev/v1
+kind: Intent
+name: t-exec-monitor
+frameworks: [OWASP-ASI02]
+params:
+  exe: {type: path, required: true}
+exec:
+  deny: ["${exe}"]
+on_violation: [alert, kill]
+mode: monitor
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: t-exec-enforce
+params:
+  exe: {type: path, required: true}
+exec:
+  deny: ["${exe}"]
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: t-net
+params:
+  port: {type: int, required: true}
+network:
+  connect:
+    deny: [{cidr: 127.0.0.1/32, ports: ["${port}"]}, {cidr: "::1/128", ports: ["${port}"]}]
+on_violation: [alert]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: t-files
+params:
+  secret: {type: path, required: true}
+files:
+  deny: ["${secret}/**"]
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: t-approve
+params:
+  exe: {type: path, required: true}
+  marker: {type: path, required: true}
+approval:
+  - {exec: "${exe}", args: ["${marker}"], timeout: 30s}
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: t-approve-short
+params:
+  exe: {type: path, required: true}
+  marker: {type: path, required: true}
+approval:
+  - {exec: "${exe}", args: ["${marker}"], timeout: 2s}
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: t-maxproc
+limits: {max_processes: 3}
+mode: monitor
+)";
+
+struct Listener {
+  int fd = -1;
+  uint16_t port = 0;
+  explicit Listener(int family) {
+    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+      a->sin_family = AF_INET;
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof(*a);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+      a->sin6_family = AF_INET6;
+      a->sin6_addr = in6addr_loopback;
+      len = sizeof(*a);
+    }
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 64) != 0) return;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                   : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  }
+  ~Listener() { close(fd); }
+};
+
+class WritdE2e : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0) return;
+    writd_ = new WritdInstance();
+    WritdInstance::Options o;
+    o.mode = "monitor";
+    o.policies["tests.yaml"] = kIntents;
+    start_status_ = new absl::Status(writd_->Start(o));
+  }
+  static void TearDownTestSuite() {
+    if (!writd_) return;
+    if (writd_->running()) EXPECT_EQ(writd_->Stop(), 0) << "writd did not exit 0 on SIGTERM\n" << writd_->log();
+    delete writd_;
+    delete start_status_;
+    writd_ = nullptr;
+  }
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "e2e needs root: writd loads BPF programs";
+    ASSERT_TRUE(start_status_->ok()) << *start_status_;
+    char tmpl[] = "/tmp/writ-agent-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    work_ = tmpl;
+  }
+  void TearDown() override {
+    if (!work_.empty()) std::filesystem::remove_all(work_);
+  }
+
+  // writ run --agent kAgent [extra...] -- sh -c SCRIPT
+  CmdResult Run(const std::string& script, std::vector<std::string> extra = {},
+                std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    std::vector<std::string> args = {"run", "--agent", kAgent};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--", "/bin/sh", "-c", script});
+    return writd_->Writ(args, timeout);
+  }
+  json TaskEnd(const std::string& task, std::chrono::milliseconds t = std::chrono::seconds(10)) {
+    return writd_->WaitForEvent(
+        [&](const json& e) {
+          return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
+        },
+        t);
+  }
+  static json FindEvent(const std::vector<json>& evs, const std::function<bool(const json&)>& p) {
+    for (const auto& e : evs) {
+      if (p(e)) return e;
+    }
+    return json();
+  }
+  std::vector<std::string> TaskCgroups() const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(writd_->cgroup_root(), ec)) {
+      if (e.is_directory()) out.push_back(e.path().filename());
+    }
+    return out;
+  }
+  bool Exists(const std::string& p) const { return access(p.c_str(), F_OK) == 0; }
+
+  static WritdInstance* writd_;
+  static absl::Status* start_status_;
+  std::string work_;
+};
+WritdInstance* WritdE2e::writd_ = nullptr;
+absl::Status* WritdE2e::start_status_ = nullptr;
+
+// ---- foundation ---------------------------------------------------------------------------------------
+
+TEST_F(WritdE2e, RunEmitsTheContractEventsInOrder) {
+  Listener l4(AF_INET);
+  ASSERT_NE(l4.port, 0);
+  const std::string out = work_ + "/out.txt";
+  const std::string bg = work_ + "/bg.txt";
+  // open (write), connect, fork, exec, a double-forked background process that outlives the script.
+  std::string script = absl::StrCat(
+      ": > ", out, "; /bin/cat /etc/hostname > /dev/null; ",
+      "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/", l4.port, "'; ",
+      "( ( /bin/sleep 0.5; /usr/bin/touch ", bg, " ) & ); exit 3");
+  CmdResult r = Run(script, {"--principal", "user:alice"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  std::string task = TaskIdFrom(r.err);
+  ASSERT_FALSE(task.empty()) << "no 'writ: task <id>' on stderr: " << r.err;
+  json end = TaskEnd(task);
+  ASSERT_FALSE(end.is_null()) << "no task_end\n" << writd_->log();
+  EXPECT_TRUE(Exists(bg));
+
+  std::vector<json> evs = writd_->TaskEvents(task);
+  ASSERT_GE(evs.size(), 6u);
+  EXPECT_EQ(evs.front()["kind"], "task_start");
+  EXPECT_EQ(evs.back()["kind"], "task_end");
+  EXPECT_EQ(evs.back()["task"]["reason"], "exited");
+  const std::regex rfc3339ns(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$)");
+  std::set<std::string> kinds;
+  for (const json& e : evs) {
+    kinds.insert(e.value("kind", ""));
+    EXPECT_TRUE(std::regex_match(e.value("time", ""), rfc3339ns)) << e.dump();
+    EXPECT_EQ(e["agent"]["spiffe_id"], kAgent);
+    EXPECT_EQ(e["agent"]["task_id"], task);
+    EXPECT_EQ(e["agent"]["principal"], "user:alice");
+  }
+  for (const char* k : {"exec", "open", "connect", "fork", "exit"}) EXPECT_TRUE(kinds.count(k)) << k;
+
+  json sh_exec = FindEvent(evs, [&](const json& e) {
+    return e["kind"] == "exec" && e["process"].value("args", json::array()).size() == 3 &&
+           e["process"]["args"][1] == "-c";
+  });
+  ASSERT_FALSE(sh_exec.is_null());
+  EXPECT_EQ(sh_exec["process"]["exe"], RealPath("/bin/sh"));
+  EXPECT_EQ(sh_exec["process"]["args"][2], script);
+  // docs/siem.md: zero numbers are omitted, so root's uid 0 is an absent field.
+  EXPECT_EQ(sh_exec["process"].value("uid", 0u), getuid());
+  EXPECT_GT(sh_exec["process"].value("pid", 0), 0);
+  EXPECT_GT(sh_exec["process"].value("ppid", 0), 0);
+  const int sh_pid = sh_exec["process"]["pid"];
+
+  json cat_exec = FindEvent(evs, [&](const json& e) {
+    return e["kind"] == "exec" && e["process"].value("exe", "") == RealPath("/bin/cat");
+  });
+  ASSERT_FALSE(cat_exec.is_null());
+  EXPECT_EQ(cat_exec["process"]["ppid"], sh_pid);
+  EXPECT_EQ(cat_exec["process"]["args"], json::array({"/bin/cat", "/etc/hostname"}));
+
+  json open_out = FindEvent(evs, [&](const json& e) {
+    return e["kind"] == "open" && e.contains("file") && e["file"].value("path", "") == RealPath(out);
+  });
+  ASSERT_FALSE(open_out.is_null());
+  EXPECT_EQ(open_out["file"]["flags"], json::array({"write", "create", "truncate"}));
+  EXPECT_EQ(open_out["file"].value("result", -1), 0);
+
+  json conn = FindEvent(evs, [&](const json& e) { return e["kind"] == "connect"; });
+  ASSERT_FALSE(conn.is_null());
+  EXPECT_EQ(conn["network"]["family"], "inet");
+  EXPECT_EQ(conn["network"]["dst_ip"], "127.0.0.1");
+  EXPECT_EQ(conn["network"]["dst_port"], l4.port);
+  EXPECT_EQ(conn["network"].value("result", -1), 0);
+
+  json sh_exit = FindEvent(evs, [&](const json& e) {
+    return e["kind"] == "exit" && e["process"].value("pid", 0) == sh_pid;
+  });
+  ASSERT_FALSE(sh_exit.is_null());
+  EXPECT_EQ(sh_exit["process"]["exit_code"], 3);
+
+  // The double-forked writer was reparented away from the script, but is still the task's.
+  json bg_exec = FindEvent(evs, [&](const json& e) {
+    return e["kind"] == "exec" && e["process"].value("args", json::array()).size() == 2 &&
+           e["process"]["args"][1] == bg;
+  });
+  EXPECT_FALSE(bg_exec.is_null()) << "background process not attributed";
+  EXPECT_THAT(TaskCgroups(), Not(::testing::Contains(task)));
+}
+
+TEST_F(WritdE2e, KilledBySignalIs137) {
+  CmdResult r = Run("kill -9 $$");
+  EXPECT_EQ(r.exit_code, 137) << r.err;
+  std::string task = TaskIdFrom(r.err);
+  json end = TaskEnd(task);
+  ASSERT_FALSE(end.is_null());
+  json ex = FindEvent(writd_->TaskEvents(task), [](const json& e) { return e["kind"] == "exit"; });
+  ASSERT_FALSE(ex.is_null());
+  EXPECT_EQ(ex["process"]["exit_code"], 137);
+  EXPECT_EQ(ex["process"]["exit_signal"], 9);
+}
+
+TEST_F(WritdE2e, StatusListsHooksAndCounts) {
+  ASSERT_EQ(Run("/bin/true").exit_code, 0);
+  CmdResult s = writd_->Writ({"status"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_THAT(s.out, HasSubstr("mode monitor"));
+  EXPECT_THAT(s.out, HasSubstr("hooks:"));
+  EXPECT_TRUE(std::regex_search(s.out, std::regex(R"(exec \(tp_btf/sched_process_exec\)\s+active)")))
+      << s.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(s.out, m, std::regex(R"(events by kind:.* exec=(\d+))"))) << s.out;
+  EXPECT_GT(std::stoi(m[1]), 0);
+  EXPECT_THAT(s.out, HasSubstr("drops by kind:"));
+}
+
+TEST_F(WritdE2e, InvalidSpiffeIdLeavesNothing) {
+  size_t before = writd_->Events().size();
+  CmdResult r = writd_->Writ({"run", "--agent", "spiffe://Example.org/a", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("invalid SPIFFE ID"));
+  EXPECT_THAT(r.err, HasSubstr("trust domain must be lowercase"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_TRUE(TaskCgroups().empty());
+  EXPECT_EQ(writd_->Events().size(), before);
+}
+
+TEST_F(WritdE2e, UsageErrors) {
+  CmdResult r = writd_->Writ({"run", "--agent", kAgent, "--bogus", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown flag --bogus"));
+  r = writd_->Writ({"run", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--agent"));
+  r = writd_->Writ({"frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown command"));
+}
+
+TEST_F(WritdE2e, CommandNotFoundCreatesNoTask) {
+  size_t before = writd_->Events().size();
+  CmdResult r = writd_->Writ({"run", "--agent", kAgent, "--", "no-such-command-xyz"});
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_THAT(r.err, HasSubstr("command not found: no-such-command-xyz"));
+  EXPECT_TRUE(TaskIdFrom(r.err).empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(writd_->Events().size(), before);  // no task_start
+  EXPECT_TRUE(TaskCgroups().empty());
+}
+
+TEST_F(WritdE2e, UnknownIntentAndMissingParam) {
+  CmdResult r = writd_->Writ({"run", "--agent", kAgent, "--intent", "nope", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown intent \"nope\""));
+  r = writd_->Writ({"run", "--agent", kAgent, "--intent", "t-files", "--", "/bin/true"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("secret"));
+  EXPECT_TRUE(TaskCgroups().empty());
+}
+
+TEST(WritdStandalone, NotRunningAndBadMode) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  CmdResult r = RunCommand({WRIT_BIN, "--socket", "/tmp/writ-absent-dir/writd.sock", "status"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("writd"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+
+  r = RunCommand({WRITD_BIN, "--mode", "bogus"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--mode"));
+}
+
+TEST(WritdStandalone, SigtermExitsZero) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  WritdInstance w;
+  ASSERT_TRUE(w.Start({}).ok()) << w.log();
+  EXPECT_EQ(w.Stop(), 0) << w.log();
+}
+
+// ---- intent and enforcement ----------------------------------------------------------------------------
+
+TEST_F(WritdE2e, MonitorModeDeniedExecRunsAndIsReported) {
+  const std::string touch = RealPath("/usr/bin/touch");
+  const std::string marker = work_ + "/ran";
+  CmdResult r = Run(absl::StrCat("/usr/bin/touch ", marker),
+                    {"--intent", "t-exec-monitor", "--param", "exe=" + touch});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Exists(marker));
+  std::string task = TaskIdFrom(r.err);
+  ASSERT_FALSE(TaskEnd(task).is_null());
+  json ev = FindEvent(writd_->TaskEvents(task), [&](const json& e) {
+    return e["kind"] == "exec" && e["process"].value("exe", "") == touch;
+  });
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "would_deny");
+  EXPECT_EQ(ev["finding"]["rule"], "t-exec-monitor/exec.deny[0]");
+  EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr(touch));
+  EXPECT_EQ(ev["finding"]["frameworks"], json::array({"OWASP-ASI02"}));
+  EXPECT_EQ(ev["finding"]["responses"], json::array({"alert", "kill"}));
+}
+
+TEST_F(WritdE2e, EnforceModeDeniedExecNeverRuns) {
+  const std::string touch = RealPath("/usr/bin/touch");
+  const std::string marker = work_ + "/ran";
+  CmdResult r = Run(absl::StrCat("/usr/bin/touch ", marker, "; echo survived > ", work_, "/after"),
+                    {"--intent", "t-exec-enforce", "--param", "exe=" + touch});
+  EXPECT_EQ(r.exit_code, 137) << r.err;
+  EXPECT_FALSE(Exists(marker));
+  EXPECT_FALSE(Exists(work_ + "/after"));  // on_violation kill took the whole task
+  std::string task = TaskIdFrom(r.err);
+  ASSERT_FALSE(TaskEnd(task).is_null());
+  auto evs = writd_->TaskEvents(task);
+  json ev = FindEvent(evs, [&](const json& e) {
+    return e["kind"] == "exec" && e["process"].value("exe", "") == touch;
+  });
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "killed");
+  json act = FindEvent(evs, [](const json& e) {
+    return e["kind"] == "action" && e["action"].value("type", "") == "kill";
+  });
+  ASSERT_FALSE(act.is_null());
+  EXPECT_EQ(act["action"]["result"], "ok");
+  EXPECT_TRUE(act["action"].contains("latency_us")) << act.dump();
+  EXPECT_LT(act["action"].value("latency_us", 0), 5'000'000);
+}
+
+TEST_F(WritdE2e, DeniedConnectIsPreventedAllowedConnects) {
+  Listener deny4(AF_INET), ok4(AF_INET);
+  // The intent denies the port on 127.0.0.1 and ::1 alike; EPERM comes before any listener matters.
+  Listener ok6(AF_INET6);
+  std::string script = absl::StrCat(
+      "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/", deny4.port, "' 2>", work_, "/d4.err; echo $? > ", work_, "/d4; ",
+      "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/", ok4.port, "'; echo $? > ", work_, "/a4; ",
+      "/bin/bash -c 'exec 3<>/dev/tcp/::1/", deny4.port, "' 2>", work_, "/d6.err; echo $? > ", work_, "/d6; ",
+      "/bin/bash -c 'exec 3<>/dev/tcp/::1/", ok6.port, "'; echo $? > ", work_, "/a6");
+  CmdResult r = Run(script, {"--intent", "t-net", "--param", absl::StrCat("port=", deny4.port)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p);
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return s;
+  };
+  EXPECT_EQ(slurp(work_ + "/a4"), "0\n");
+  EXPECT_EQ(slurp(work_ + "/a6"), "0\n");
+  EXPECT_NE(slurp(work_ + "/d4"), "0\n");
+  EXPECT_THAT(slurp(work_ + "/d4.err"), HasSubstr("Operation not permitted"));
+  EXPECT_THAT(slurp(work_ + "/d6.err"), HasSubstr("Operation not permitted"));
+  std::string task = TaskIdFrom(r.err);
+  ASSERT_FALSE(TaskEnd(task).is_null());
+  auto evs = writd_->TaskEvents(task);
+  for (const char* fam : {"inet", "inet6"}) {
+    json d = FindEvent(evs, [&](const json& e) {
+      return e["kind"] == "connect" && e["network"]["family"] == fam &&
+             e["network"]["dst_port"] == deny4.port;
+    });
+    ASSERT_FALSE(d.is_null()) << fam;
+    EXPECT_EQ(d["network"]["result"], -1) << fam;  // -EPERM
+    EXPECT_EQ(d["verdict"], "violation");
+    EXPECT_EQ(d["outcome"], "prevented");
+    json a = FindEvent(evs, [&](const json& e) {
+      return e["kind"] == "connect" && e["network"]["family"] == fam &&
+             e["network"]["dst_port"] != deny4.port;
+    });
+    ASSERT_FALSE(a.is_null()) << fam;
+    EXPECT_EQ(a["network"].value("result", -99), 0);
+    EXPECT_NE(a.value("verdict", ""), "violation");
+  }
+}
+
+TEST_F(WritdE2e, OpeningADeniedPathKillsTheTask) {
+  const std::string secret = RealPath(work_) + "/secret";
+  std::filesystem::create_directories(secret);
+  std::ofstream(secret + "/key") << "k";
+  CmdResult r = Run(absl::StrCat("/bin/cat ", secret, "/key; echo survived > ", work_, "/after"),
+                    {"--intent", "t-files", "--param", "secret=" + secret});
+  EXPECT_EQ(r.exit_code, 137) << r.err;
+  EXPECT_FALSE(Exists(work_ + "/after"));
+  std::string task = TaskIdFrom(r.err);
+  ASSERT_FALSE(TaskEnd(task).is_null());
+  json ev = FindEvent(writd_->TaskEvents(task), [&](const json& e) {
+    return e["kind"] == "open" && e["file"].value("path", "") == secret + "/key";
+  });
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "killed_after");
+}
+
+// Starts an approval-gated touch in the background and returns (writ pid, approval id).
+std::pair<pid_t, std::string> StartApproval(WritdInstance* w, const std::string& intent,
+                                            const std::string& marker, const std::string& name) {
+  const std::string touch = RealPath("/usr/bin/touch");
+  pid_t pid = w->WritAsync({"run", "--agent", kAgent, "--intent", intent, "--param", "exe=" + touch,
+                            "--param", "marker=" + marker, "--", touch, marker},
+                           name);
+  json req = w->WaitForEvent([&](const json& e) {
+    return e.value("kind", "") == "approval_request" && e.contains("approval") &&
+           e["approval"].value("action", "").find(marker) != std::string::npos;
+  });
+  return {pid, req.is_null() ? "" : req["approval"].value("id", "")};
+}
+
+TEST_F(WritdE2e, ApprovalApproveLetsTheExecContinue) {
+  const std::string marker = work_ + "/approved";
+  auto [pid, id] = StartApproval(writd_, "t-approve", marker, "approve");
+  ASSERT_FALSE(id.empty()) << writd_->log();
+  EXPECT_FALSE(Exists(marker));
+  CmdResult list = writd_->Writ({"approvals"});
+  EXPECT_EQ(list.exit_code, 0);
+  EXPECT_THAT(list.out, HasSubstr(id));
+  EXPECT_THAT(list.out, HasSubstr(marker));
+  CmdResult a = writd_->Writ({"approve", id});
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  CmdResult r = writd_->WaitAsync(pid, "approve");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Exists(marker));
+  EXPECT_THAT(writd_->Writ({"approvals"}).out, Not(HasSubstr(id)));
+}
+
+TEST_F(WritdE2e, ApprovalDenyKills) {
+  const std::string marker = work_ + "/denied";
+  auto [pid, id] = StartApproval(writd_, "t-approve", marker, "deny");
+  ASSERT_FALSE(id.empty()) << writd_->log();
+  CmdResult d = writd_->Writ({"deny", id});
+  EXPECT_EQ(d.exit_code, 0) << d.err;
+  CmdResult r = writd_->WaitAsync(pid, "deny");
+  EXPECT_EQ(r.exit_code, 137) << r.err;
+  EXPECT_FALSE(Exists(marker));
+}
+
+TEST_F(WritdE2e, ApprovalExpiryKills) {
+  const std::string marker = work_ + "/expired";
+  auto start = std::chrono::steady_clock::now();
+  auto [pid, id] = StartApproval(writd_, "t-approve-short", marker, "expire");
+  ASSERT_FALSE(id.empty()) << writd_->log();
+  CmdResult r = writd_->WaitAsync(pid, "expire", std::chrono::seconds(10));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.exit_code, 137) << r.err;
+  EXPECT_FALSE(Exists(marker));
+  EXPECT_GE(took, std::chrono::milliseconds(1800));
+  EXPECT_LE(took, std::chrono::seconds(5));
+  EXPECT_THAT(writd_->Writ({"approve", id}).err, HasSubstr("no pending approval"));
+}
+
+TEST_F(WritdE2e, ApproveFromInsideATaskIsRefused) {
+  CmdResult r = writd_->Writ({"run", "--agent", kAgent, "--", WRIT_BIN, "--socket", writd_->socket(),
+                              "approve", "ap-000000000000"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("approvals cannot come from a process inside a task"));
+}
+
+TEST_F(WritdE2e, FreezeAndThaw) {
+  const std::string go = work_ + "/go", done = work_ + "/done";
+  // Waits (bounded, 10 s) for the go file, then finishes.
+  pid_t pid = writd_->WritAsync(
+      {"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+       absl::StrCat("i=0; while [ ! -e ", go, " ] && [ $i -lt 500 ]; do /bin/sleep 0.02; i=$((i+1)); done; touch ", done)},
+      "freeze");
+  json start = writd_->WaitForEvent([&](const json& e) {
+    return e.value("kind", "") == "task_start" && e.contains("task") &&
+           e["task"].value("command", json::array()).dump().find(go) != std::string::npos;
+  });
+  ASSERT_FALSE(start.is_null());
+  std::string task = start["agent"]["task_id"];
+  ASSERT_EQ(writd_->Writ({"freeze", task}).exit_code, 0);
+  EXPECT_THAT(writd_->Writ({"status"}).out, HasSubstr(task + " frozen"));
+  std::ofstream(go) << "1";
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_FALSE(Exists(done)) << "a frozen task made progress";
+  ASSERT_EQ(writd_->Writ({"thaw", task}).exit_code, 0);
+  CmdResult r = writd_->WaitAsync(pid, "freeze");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Exists(done));
+  auto evs = writd_->TaskEvents(task);
+  EXPECT_FALSE(FindEvent(evs, [](const json& e) {
+                 return e["kind"] == "action" && e["action"]["type"] == "freeze";
+               }).is_null());
+  EXPECT_FALSE(FindEvent(evs, [](const json& e) {
+                 return e["kind"] == "action" && e["action"]["type"] == "thaw";
+               }).is_null());
+}
+
+TEST_F(WritdE2e, DeadlineKillsInTime) {
+  CmdResult r = writd_->Writ({"run", "--agent", kAgent, "--ttl", "2s", "--", "/bin/sleep", "30"},
+                             std::chrono::seconds(10));
+  EXPECT_EQ(r.exit_code, 137) << r.err;
+  std::string task = TaskIdFrom(r.err);
+  json end = TaskEnd(task);
+  ASSERT_FALSE(end.is_null());
+  EXPECT_EQ(end["task"]["reason"], "deadline");
+  json start = writd_->TaskEvents(task).front();
+  absl::Time t0, t1;
+  std::string err;
+  ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, start["time"].get<std::string>(), &t0, &err));
+  ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, end["time"].get<std::string>(), &t1, &err));
+  EXPECT_GE(t1 - t0, absl::Seconds(1));
+  EXPECT_LE(t1 - t0, absl::Seconds(3));
+}
+
+TEST_F(WritdE2e, MaxProcessesExceededIsAViolation) {
+  CmdResult r = Run("/bin/sleep 0.3 & /bin/sleep 0.3 & /bin/sleep 0.3 & /bin/sleep 0.3 & wait",
+                    {"--intent", "t-maxproc"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string task = TaskIdFrom(r.err);
+  ASSERT_FALSE(TaskEnd(task).is_null());
+  json v = FindEvent(writd_->TaskEvents(task), [](const json& e) {
+    return e.value("verdict", "") == "violation";
+  });
+  ASSERT_FALSE(v.is_null());
+  EXPECT_EQ(v["finding"]["rule"], "t-maxproc/limits.max_processes");
+  EXPECT_EQ(v["outcome"], "would_deny");
+}
+
+}  // namespace
+}  // namespace writ::testlib

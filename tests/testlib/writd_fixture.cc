@@ -1,0 +1,222 @@
+#include "testlib/writd_fixture.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "identity/cgroup.h"
+#include "util/util.h"
+
+namespace writ::testlib {
+namespace {
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int Decode(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+pid_t SpawnTo(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = open("/dev/null", O_RDONLY);
+    dup2(in, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    setpgid(0, 0);  // its own group: a timeout kills what it started too
+    std::vector<char*> v;
+    for (const auto& s : argv) v.push_back(const_cast<char*>(s.c_str()));
+    v.push_back(nullptr);
+    execv(v[0], v.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits for pid with a bound; on timeout kills its process group. Returns decoded status, -1 on timeout.
+int WaitBounded(pid_t pid, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return Decode(status);
+    if (r < 0) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  kill(-pid, SIGKILL);
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return -1;
+}
+
+}  // namespace
+
+CmdResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  char tmpl[] = "/tmp/writ-cmd-XXXXXX";
+  if (!mkdtemp(tmpl)) return {};
+  std::string d = tmpl;
+  pid_t pid = SpawnTo(argv, d + "/out", d + "/err");
+  CmdResult r;
+  r.exit_code = WaitBounded(pid, timeout);
+  r.out = Slurp(d + "/out");
+  r.err = Slurp(d + "/err");
+  std::filesystem::remove_all(d);
+  return r;
+}
+
+std::string TaskIdFrom(const std::string& err) {
+  std::smatch m;
+  static const std::regex re("writ: task (t-[0-9a-f]+)");
+  return std::regex_search(err, m, re) ? m[1].str() : "";
+}
+
+WritdInstance::~WritdInstance() {
+  if (pid_ > 0) Stop();
+  // Whatever a failed test left: kill task processes, remove task cgroups, then the subtree.
+  if (!cgroup_root_.empty() && std::filesystem::exists(cgroup_root_)) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(cgroup_root_, ec)) {
+      if (!e.is_directory()) continue;
+      (void)WriteFile(e.path().string() + "/cgroup.freeze", "0");
+      (void)WriteFile(e.path().string() + "/cgroup.kill", "1");
+      for (int i = 0; i < 100 && rmdir(e.path().c_str()) != 0; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    rmdir(cgroup_root_.c_str());
+  }
+  if (!dir_.empty() && !getenv("WRIT_KEEP_TEST_DIRS")) std::filesystem::remove_all(dir_);
+}
+
+absl::Status WritdInstance::Start(const Options& opts) {
+  char tmpl[] = "/tmp/writ-e2e-XXXXXX";
+  if (!mkdtemp(tmpl)) return absl::InternalError("mkdtemp failed");
+  dir_ = tmpl;
+  chmod(dir_.c_str(), 0755);
+  policies_dir_ = dir_ + "/policies";
+  std::filesystem::create_directories(policies_dir_);
+  for (const auto& [name, text] : opts.policies) std::ofstream(policies_dir_ + "/" + name) << text;
+  socket_ = dir_ + "/run/writd.sock";
+  events_ = dir_ + "/events.jsonl";
+  subtree_ = "writ-test-" + RandomHex(4);
+  auto mount = identity::FindCgroup2Mount();
+  if (!mount.ok()) return mount.status();
+  cgroup_root_ = *mount + "/" + subtree_;
+  std::ofstream(dir_ + "/writd.yaml") << "mode: " << opts.mode << "\n"
+                                      << "policies: policies\n"
+                                      << "state_dir: " << dir_ << "/state\n"
+                                      << "run_dir: " << dir_ << "/run\n"
+                                      << "events: events.jsonl\n"
+                                      << "cgroup_subtree: " << subtree_ << "\n"
+                                      << "drain_interval: 5ms\n"
+                                      << "housekeeping_interval: 20ms\n";
+  std::vector<std::string> argv = {WRITD_BIN, "--config", dir_ + "/writd.yaml"};
+  argv.insert(argv.end(), opts.extra_args.begin(), opts.extra_args.end());
+  pid_ = SpawnTo(argv, dir_ + "/writd.out", dir_ + "/writd.err");
+  for (int i = 0; i < 300; i++) {
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::FailedPreconditionError(
+          absl::StrCat("writd exited with ", Decode(status), ": ", log()));
+    }
+    if (access(socket_.c_str(), F_OK) == 0 &&
+        Writ({"status"}, std::chrono::seconds(5)).exit_code == 0) {
+      return absl::OkStatus();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError("writd did not answer within 15 s: " + log());
+}
+
+int WritdInstance::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int rc = WaitBounded(pid_, std::chrono::seconds(10));
+  pid_ = -1;
+  return rc;
+}
+
+CmdResult WritdInstance::Writ(const std::vector<std::string>& args,
+                              std::chrono::milliseconds timeout) const {
+  std::vector<std::string> argv = {WRIT_BIN, "--socket", socket_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, timeout);
+}
+
+pid_t WritdInstance::WritAsync(const std::vector<std::string>& args, const std::string& name) {
+  std::vector<std::string> argv = {WRIT_BIN, "--socket", socket_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return SpawnTo(argv, dir_ + "/" + name + ".out", dir_ + "/" + name + ".err");
+}
+
+CmdResult WritdInstance::WaitAsync(pid_t pid, const std::string& name,
+                                   std::chrono::milliseconds timeout) {
+  CmdResult r;
+  r.exit_code = WaitBounded(pid, timeout);
+  r.out = Slurp(dir_ + "/" + name + ".out");
+  r.err = Slurp(dir_ + "/" + name + ".err");
+  return r;
+}
+
+std::vector<nlohmann::json> WritdInstance::Events() const {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(events_);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    n++;
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) {
+      // The writer may be mid-line on the last line; anything earlier is a real defect.
+      if (in.peek() != EOF) ADD_FAILURE() << events_ << ":" << n << ": not JSON: " << line;
+      continue;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::vector<nlohmann::json> WritdInstance::TaskEvents(const std::string& task_id) const {
+  std::vector<nlohmann::json> out;
+  for (auto& e : Events()) {
+    if (e.contains("agent") && e["agent"].value("task_id", "") == task_id) out.push_back(e);
+  }
+  return out;
+}
+
+nlohmann::json WritdInstance::WaitForEvent(const std::function<bool(const nlohmann::json&)>& pred,
+                                           std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    for (const auto& e : Events()) {
+      if (pred(e)) return e;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  } while (std::chrono::steady_clock::now() < deadline);
+  return nlohmann::json();
+}
+
+std::string WritdInstance::log() const { return Slurp(dir_ + "/writd.err"); }
+
+}  // namespace writ::testlib

@@ -1,0 +1,81 @@
+// A real writd for end-to-end tests: a temp dir with its own config (run dir, state dir, JSONL events
+// file, policies dir, a cgroup subtree of its own), the binary started as a child, `writ` commands run
+// against its socket with bounded time, and the JSONL read back with nlohmann-json. Stop() sends
+// SIGTERM and reports the exit status; the destructor cleans everything (processes, cgroups, temp dir).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "nlohmann/json.hpp"
+
+namespace writ::testlib {
+
+struct CmdResult {
+  int exit_code = -1;  // 128+signal when killed; -1 when it timed out
+  std::string out;
+  std::string err;
+};
+
+// Runs argv with stdout/stderr captured; killed after timeout.
+CmdResult RunCommand(const std::vector<std::string>& argv,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+class WritdInstance {
+ public:
+  struct Options {
+    std::string mode = "monitor";
+    std::map<std::string, std::string> policies;  // file name -> YAML text
+    std::vector<std::string> extra_args;
+  };
+
+  WritdInstance() = default;
+  ~WritdInstance();
+  WritdInstance(const WritdInstance&) = delete;
+  WritdInstance& operator=(const WritdInstance&) = delete;
+
+  // Starts writd and waits (bounded) until its control socket answers `writ status`.
+  absl::Status Start(const Options& opts);
+  // SIGTERM, then waits up to 10 s; returns the wait status decoded (exit code or 128+signal).
+  int Stop();
+  bool running() const { return pid_ > 0; }
+
+  // `writ --socket S ARGS...`
+  CmdResult Writ(const std::vector<std::string>& args,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(20)) const;
+  // Starts `writ --socket S ARGS...` in the background; output goes to files under dir().
+  pid_t WritAsync(const std::vector<std::string>& args, const std::string& name);
+  // Waits for a background writ (bounded); returns its result with the captured output.
+  CmdResult WaitAsync(pid_t pid, const std::string& name,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+  // Every JSONL event so far (malformed lines fail the test via ADD_FAILURE).
+  std::vector<nlohmann::json> Events() const;
+  // Events of one task, in file order.
+  std::vector<nlohmann::json> TaskEvents(const std::string& task_id) const;
+  // Polls the JSONL until pred matches an event; returns it (null json on timeout).
+  nlohmann::json WaitForEvent(const std::function<bool(const nlohmann::json&)>& pred,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+
+  const std::string& dir() const { return dir_; }
+  const std::string& socket() const { return socket_; }
+  const std::string& cgroup_root() const { return cgroup_root_; }
+  const std::string& policies_dir() const { return policies_dir_; }
+  const std::string& events_path() const { return events_; }
+  std::string log() const;  // writd's stderr
+
+ private:
+  std::string dir_, socket_, events_, policies_dir_, subtree_, cgroup_root_;
+  pid_t pid_ = -1;
+};
+
+// "writ: task t-xxxx" from writ run's stderr, or "".
+std::string TaskIdFrom(const std::string& err);
+
+}  // namespace writ::testlib
