@@ -121,6 +121,10 @@ done
 
 # ---- scratch, cgroups, cleanup ---------------------------------------------------------------------
 out="${out:-/tmp/writ-bench-$(date +%Y%m%d-%H%M%S)}"
+# Reuse only a directory this harness made (it holds results.tsv): never wipe someone's files.
+if [[ -d "$out" && -n "$(ls -A "$out")" && ! -e "$out/results.tsv" ]]; then
+  die "--out $out exists and is not a previous bench output; choose another directory"
+fi
 rm -rf "$out"
 mkdir -p "$out"/{run,state,repo,kill,policies}
 results="$out/results.tsv"
