@@ -8,6 +8,7 @@
 //   {"call": TOOL, "args": {...}, "timeout_ms": N}  -> {"step":i,"call":TOOL,"ok":bool,"is_error":bool,"text":"..."}
 //   {"sleep_ms": N}                                  -> {"step":i,"slept_ms":N}
 //   {"list_tools": true}                             -> {"step":i,"tools":[names]}
+// "${TASK}" inside a call's arguments is replaced by the task id `writ run` printed.
 // and last {"exit": CODE, "signal": SIG|null, "task": "t-..."} for `writ run` itself (its exit status is
 // the task's verdict: 137 when writd killed the server). A step never hangs: every call has a timeout
 // and a closed transport fails the remaining calls at once.
@@ -62,7 +63,10 @@ for (let i = 0; i < steps.length; i++) {
       out({ step: i, tools: r.tools.map((t) => t.name) });
       continue;
     }
-    const r = await client.callTool({ name: s.call, arguments: s.args ?? {} }, undefined,
+    // "${TASK}" in arguments: the task id writ run printed (sub-agents name their parent with it).
+    const task = /writ: task (t-[0-9a-f]+)/.exec(stderrText)?.[1] ?? '';
+    const args = JSON.parse(JSON.stringify(s.args ?? {}).replaceAll('${TASK}', task));
+    const r = await client.callTool({ name: s.call, arguments: args }, undefined,
                                     { timeout: s.timeout_ms ?? 15000 });
     const text = (r.content ?? []).map((c) => c.text ?? '').join('\n');
     out({ step: i, call: s.call, ok: !r.isError, is_error: !!r.isError, text });
