@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -53,26 +55,83 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Open(const LoaderConfig& cfg, Ha
   return l;
 }
 
-absl::Status Loader::LoadAndAttach() {
-  ncpus_ = libbpf_num_possible_cpus();
-  if (ncpus_ <= 0) return ErrnoStatus(-ncpus_, "libbpf_num_possible_cpus");
-
-  writ_bpf* raw = writ_bpf__open();
-  if (!raw) return ErrnoStatus(errno, "open BPF skeleton");
-  skel_.reset(raw);
-
-  skel_->rodata->cfg_task_level = cfg_.task_level;
-  skel_->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
-  int err = bpf_map__set_max_entries(skel_->maps.events_map, cfg_.ring_bytes);
-  if (err) return ErrnoStatus(-err, "set ring buffer size");
-
-  err = writ_bpf__load(skel_.get());
-  if (err) {
+// Opens the skeleton, points every map at its pin (libbpf reuses a compatible pinned map, else creates
+// and pins it), and loads. A pinned map of another shape (a new ABI, another ring size) cannot be
+// reused: then the old pins are removed and the load retried once with fresh maps.
+absl::Status Loader::Load() {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    writ_bpf* raw = writ_bpf__open();
+    if (!raw) return ErrnoStatus(errno, "open BPF skeleton");
+    skel_.reset(raw);
+    skel_->rodata->cfg_task_level = cfg_.task_level;
+    skel_->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
+    int err = bpf_map__set_max_entries(skel_->maps.events_map, cfg_.ring_bytes);
+    if (err) return ErrnoStatus(-err, "set ring buffer size");
+    if (!cfg_.pin_dir.empty()) {
+      if (mkdir(cfg_.pin_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        return ErrnoStatus(errno, absl::StrCat("mkdir ", cfg_.pin_dir,
+                                               " (is bpffs mounted at /sys/fs/bpf?)"));
+      }
+      adopted_ = access((cfg_.pin_dir + "/task_map").c_str(), F_OK) == 0;
+      bpf_map* map;
+      bpf_object__for_each_map(map, skel_->obj) {
+        if (bpf_map__is_internal(map)) continue;  // .rodata/.bss belong to one load
+        std::string path = absl::StrCat(cfg_.pin_dir, "/", bpf_map__name(map));
+        bpf_map__set_pin_path(map, path.c_str());
+      }
+    }
+    err = writ_bpf__load(skel_.get());
+    if (!err) return absl::OkStatus();
+    if (attempt == 0 && adopted_) {
+      Logger("bpf")->warn("pinned maps under {} do not match this build ({}); starting fresh",
+                          cfg_.pin_dir, strerror(-err));
+      skel_.reset();
+      Unpin();
+      adopted_ = false;
+      continue;
+    }
     return ErrnoStatus(-err,
                        "load BPF programs (needs root, BTF at /sys/kernel/btf/vmlinux and a kernel "
                        ">= 5.17; run with -v for the verifier log)");
   }
+  return absl::InternalError("unreachable");
+}
 
+// Pins a new link as <pin_dir>/link_<prog>, replacing a previous writd's link of the same program:
+// the new program is attached before the old one is released, so enforcement has no gap (at worst
+// both run for an instant and a record is seen twice).
+void Loader::PinLink(bpf_link* link, const char* prog_name) {
+  if (cfg_.pin_dir.empty()) return;
+  std::string path = absl::StrCat(cfg_.pin_dir, "/link_", prog_name);
+  std::string fresh = path + ".new";
+  unlink(fresh.c_str());
+  if (bpf_link__pin(link, fresh.c_str()) != 0) {
+    Logger("bpf")->warn("pin {}: {}", fresh, strerror(errno));
+    return;
+  }
+  unlink(path.c_str());  // releases the previous writd's link, if any
+  if (rename(fresh.c_str(), path.c_str()) != 0) {
+    Logger("bpf")->warn("rename {}: {}", fresh, strerror(errno));
+  }
+}
+
+void Loader::Unpin() {
+  if (cfg_.pin_dir.empty()) return;
+  if (DIR* d = opendir(cfg_.pin_dir.c_str())) {
+    while (struct dirent* e = readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+  }
+  rmdir(cfg_.pin_dir.c_str());
+}
+
+absl::Status Loader::LoadAndAttach() {
+  ncpus_ = libbpf_num_possible_cpus();
+  if (ncpus_ <= 0) return ErrnoStatus(-ncpus_, "libbpf_num_possible_cpus");
+
+  RETURN_IF_ERROR(Load());
   struct Hook {
     bpf_program* prog;
     const char* name;
@@ -111,6 +170,7 @@ absl::Status Loader::LoadAndAttach() {
       link = bpf_program__attach(h.prog);
     }
     if (link) {
+      PinLink(link, bpf_program__name(h.prog));
       links_.emplace_back(link);
       st.active = true;
     } else {

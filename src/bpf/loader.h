@@ -23,6 +23,9 @@ struct LoaderConfig {
   uint32_t task_level = 0;          // cgroup level of task cgroups
   uint64_t wakeup_bytes = 1u << 20; // force a wakeup above this much pending data
   std::string cgroup_root;          // writ subtree: cgroup/connect* attach here
+  // bpffs directory for pinned maps and links ("" = no pinning). With pins, in-kernel enforcement
+  // outlives writd, and a restarted writd re-adopts the maps (tasks, tables, counters, ring buffer).
+  std::string pin_dir;
 };
 
 struct HookStatus {
@@ -73,11 +76,17 @@ class Loader {
   // Per-program run count and time (kernel bpf_stats; enabled while writd holds the stats fd).
   std::vector<ProgramStats> ReadProgramStats() const;
   const std::vector<HookStatus>& hooks() const { return hooks_; }
+  // True when the maps were re-adopted from pins left by a previous writd.
+  bool adopted() const { return adopted_; }
+  // Removes every pin: when writd stops with no task left, nothing of writ stays in the kernel.
+  void Unpin();
   uint32_t ring_bytes() const { return cfg_.ring_bytes; }
 
  private:
   Loader(const LoaderConfig& cfg, Handler handler);
   absl::Status LoadAndAttach();
+  absl::Status Load();
+  void PinLink(bpf_link* link, const char* prog_name);
   static int OnRecord(void* ctx, void* data, size_t size);
 
   struct SkelDeleter {
@@ -98,7 +107,8 @@ class Loader {
   std::unique_ptr<writ_bpf, SkelDeleter> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
-  int stats_fd_ = -1;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
+  int stats_fd_ = -1;
+  bool adopted_ = false;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
 };
 
 // libbpf's own messages go to the "libbpf" logger (debug level for its chatter, warn for warnings).

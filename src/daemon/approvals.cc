@@ -51,8 +51,68 @@ std::string ActionHash(const v1::Event& ev) {
   return out;
 }
 
+void Approvals::Persist(const ApprovalRequest& r) {
+  if (!store_) return;
+  v1::ApprovalRecord a;
+  a.set_id(r.id);
+  a.set_task_id(r.task_id);
+  a.set_kind(r.kind);
+  a.set_action(r.action);
+  a.set_action_hash(r.action_hash);
+  a.set_created_unix_ns(absl::ToUnixNanos(r.created));
+  a.set_expires_unix_ns(absl::ToUnixNanos(r.expires));
+  a.set_pid(r.pid);
+  a.set_start_ns(r.start_ns);
+  a.set_rule(r.rule);
+  for (const auto& x : r.responses) a.add_responses(x);
+  *a.mutable_cause() = r.cause;
+  if (absl::Status st = store_->PutApproval(a); !st.ok()) {
+    Logger("writd")->error("persist approval {}: {}", r.id, std::string(st.message()));
+  }
+}
+
+void Approvals::Unpersist(const std::string& id) {
+  if (store_) (void)store_->DeleteApproval(id);
+}
+
+void Approvals::Restore(const std::function<bool(const std::string&)>& task_alive) {
+  if (!store_) return;
+  auto recs = store_->Approvals();
+  if (recs.ok()) {
+    absl::MutexLock lock(&mu_);
+    for (const v1::ApprovalRecord& a : *recs) {
+      if (!task_alive(a.task_id())) {
+        (void)store_->DeleteApproval(a.id());
+        continue;
+      }
+      ApprovalRequest r;
+      r.id = a.id();
+      r.task_id = a.task_id();
+      r.kind = a.kind();
+      r.action = a.action();
+      r.action_hash = a.action_hash();
+      r.created = absl::FromUnixNanos(a.created_unix_ns());
+      r.expires = absl::FromUnixNanos(a.expires_unix_ns());
+      r.pid = a.pid();
+      r.start_ns = a.start_ns();
+      r.rule = a.rule();
+      r.responses.assign(a.responses().begin(), a.responses().end());
+      r.cause = a.cause();
+      pending_[r.id] = std::move(r);
+    }
+  }
+  auto grants = store_->Grants();
+  if (grants.ok()) {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [task, hash] : *grants) {
+      if (task_alive(task)) grants_[task].insert(hash);
+    }
+  }
+}
+
 std::string Approvals::Add(ApprovalRequest req) {
   req.id = "ap-" + RandomHex(6);
+  Persist(req);
   absl::MutexLock lock(&mu_);
   std::string id = req.id;
   pending_[id] = std::move(req);
@@ -65,6 +125,7 @@ std::optional<ApprovalRequest> Approvals::Take(const std::string& id) {
   if (it == pending_.end()) return std::nullopt;
   ApprovalRequest r = std::move(it->second);
   pending_.erase(it);
+  Unpersist(r.id);
   return r;
 }
 
@@ -82,6 +143,7 @@ std::vector<ApprovalRequest> Approvals::TakeExpired(absl::Time now) {
   std::vector<ApprovalRequest> out;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.expires <= now) {
+      Unpersist(it->first);
       out.push_back(std::move(it->second));
       pending_.erase(it++);
     } else {
@@ -96,6 +158,7 @@ std::vector<ApprovalRequest> Approvals::TakeTask(const std::string& task_id) {
   std::vector<ApprovalRequest> out;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.task_id == task_id) {
+      Unpersist(it->first);
       out.push_back(std::move(it->second));
       pending_.erase(it++);
     } else {
@@ -111,6 +174,7 @@ size_t Approvals::size() const {
 }
 
 void Approvals::Grant(const std::string& task_id, const std::string& action_hash) {
+  if (store_) (void)store_->PutGrant(task_id, action_hash);
   absl::MutexLock lock(&mu_);
   grants_[task_id].insert(action_hash);
 }

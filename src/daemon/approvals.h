@@ -2,6 +2,7 @@
 // `--scope task` leaves behind. Thread-safe: the pipeline adds and expires, control threads decide.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "state/store.h"
 #include "writ/v1/event.pb.h"
 
 namespace writ::daemon {
@@ -37,6 +39,11 @@ std::string ActionHash(const v1::Event& ev);
 
 class Approvals {
  public:
+  // With a store, every change is written through and Restore() takes back what a previous writd
+  // left (pending requests and grants of tasks that still exist).
+  void SetStore(state::Store* store) { store_ = store; }
+  void Restore(const std::function<bool(const std::string& task_id)>& task_alive);
+
   std::string Add(ApprovalRequest req);  // assigns and returns the id
   std::optional<ApprovalRequest> Take(const std::string& id);
   std::vector<ApprovalRequest> List() const;
@@ -49,6 +56,10 @@ class Approvals {
   void ForgetTask(const std::string& task_id);
 
  private:
+  void Persist(const ApprovalRequest& r);
+  void Unpersist(const std::string& id);
+
+  state::Store* store_ = nullptr;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, ApprovalRequest> pending_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> grants_ ABSL_GUARDED_BY(mu_);

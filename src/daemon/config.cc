@@ -72,6 +72,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.trust_domain));
     } else if (key == "cgroup_subtree") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.cgroup_subtree));
+    } else if (key == "bpf_pin_dir") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.bpf_pin_dir));
     } else if (key == "http") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.http));
     } else if (key == "on_daemon_loss") {

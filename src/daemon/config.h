@@ -18,6 +18,7 @@ struct Config {
   std::string events = "";                 // JSONL file, "-" for stdout, "" for none
   std::string trust_domain = "example.org";
   std::string cgroup_subtree = "writ";
+  std::string bpf_pin_dir;                 // default /sys/fs/bpf/<cgroup_subtree>; "none" disables
   std::string http;                        // ADDR:PORT of the loopback HTTP listener, "" = off
   std::string on_daemon_loss = "continue"; // freeze | continue
   uint32_t ring_buffer_bytes = 4u << 20;

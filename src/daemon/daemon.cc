@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "actions/signal.h"
 #include "bpf/path_hash.h"
 #include "creds/redact.h"
@@ -71,6 +72,15 @@ v1::Response Error(const absl::Status& st) {
 
 bool Has(const std::vector<std::string>& v, const char* s) {
   return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// Sub-agent tasks delegated by task `id` (direct children; callers recurse through them).
+std::vector<std::shared_ptr<Task>> ChildrenOf(const identity::TaskRegistry& reg, const std::string& id) {
+  std::vector<std::shared_ptr<Task>> out;
+  for (const std::shared_ptr<Task>& t : reg.All()) {
+    if (t->parent_task == id && t->state.load() != TaskState::kEnded) out.push_back(t);
+  }
+  return out;
 }
 
 }  // namespace
@@ -152,6 +162,8 @@ absl::Status Daemon::Start() {
     sinks_ = std::make_unique<sinks::SinkSet>(std::move(entries));
   }
 
+  ASSIGN_OR_RETURN(store_, state::Store::Open(cfg_.state_dir + "/state.db"));
+  approvals_.SetStore(store_.get());
   RETURN_IF_ERROR(StartCredentials());
 
   bpf::RouteLibbpfLogs();
@@ -160,6 +172,9 @@ absl::Status Daemon::Start() {
   lc.task_level = static_cast<uint32_t>(cgroups_->task_level());
   lc.wakeup_bytes = cfg_.ring_buffer_bytes / 4;
   lc.cgroup_root = cgroups_->root();
+  if (cfg_.bpf_pin_dir != "none") {
+    lc.pin_dir = cfg_.bpf_pin_dir.empty() ? "/sys/fs/bpf/" + cfg_.cgroup_subtree : cfg_.bpf_pin_dir;
+  }
   ASSIGN_OR_RETURN(loader_, bpf::Loader::Open(lc, [this](const void* d, size_t n) {
                      OnRecord(d, n);
                    }));
@@ -170,6 +185,8 @@ absl::Status Daemon::Start() {
       Log()->warn("hook {}: {}", h.name, h.detail);
     }
   }
+
+  Restore();
 
   ASSIGN_OR_RETURN(server_, api::Server::Start(
                                 cfg_.run_dir + "/writd.sock",
@@ -383,9 +400,13 @@ void Daemon::Run() {
               emitted, dropped, decoder_.stats().decoded, decode_errors_.load(),
               unattributed_.load(), tail_drops_.load(), registry_.size());
   if (cred_service_) cred_service_->Stop();  // its HTTP thread serves /metrics, which reads the loader
+  if (registry_.size() == 0) {
+    loader_->Unpin();  // nothing to protect: leave nothing of writ in the kernel
+  } else {
+    Log()->warn("{} tasks still running: their in-kernel enforcement stays pinned and the next "
+                "writd re-adopts them", registry_.size());
+  }
   loader_.reset();
-  // Tasks outlive writd (their processes keep running); their cgroups stay, the BPF maps go with the
-  // loader. Restart continuity (pinning and re-adoption) is tracked in docs/architecture.md.
   absl::MutexLock lock(&out_mu_);
   sinks_->Flush(absl::Seconds(5));
   sinks_->Stop();
@@ -616,6 +637,10 @@ void Daemon::RunResponses(Task& task, const v1::Event& cause,
     creds_.revoke(task, reason);
     v1::Event a = ActionEvent(task, "revoke", "ok", cause.ktime_ns(), task.id, reason);
     Emit(a);
+    // A sub-agent holds authority delegated by this task: it cannot outlive the parent's.
+    for (const auto& c : ChildrenOf(registry_, task.id)) {
+      RunResponses(*c, cause, {"revoke"}, "parent task " + task.id + " revoked: " + reason);
+    }
   }
 }
 
@@ -627,6 +652,10 @@ bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& rea
                             cause ? cause->ktime_ns() : 0, task.id, reason);
   Emit(a);
   actions_++;
+  // Killing a parent kills its sub-agents (recursively); each ends when its cgroup empties.
+  for (const auto& c : ChildrenOf(registry_, task.id)) {
+    KillTask(*c, cause, "parent task " + task.id + " killed: " + reason);
+  }
   return st.ok();
 }
 
@@ -705,6 +734,11 @@ void Daemon::EndTask(const std::shared_ptr<Task>& t, const std::string& reason) 
   }
   approvals_.ForgetTask(t->id);
   if (creds_.revoke) creds_.revoke(*t, "task ended: " + reason);
+  // A parent that ends takes its sub-agents with it: killed now, revoked now, ended when empty.
+  for (const auto& c : ChildrenOf(registry_, t->id)) {
+    if (creds_.revoke) creds_.revoke(*c, "parent task " + t->id + " ended: " + reason);
+    KillTask(*c, nullptr, "parent task " + t->id + " ended: " + reason);
+  }
   v1::Event e;
   InitSynthetic(&e, "task_end");
   FillAgent(*t, &e);
@@ -716,6 +750,7 @@ void Daemon::EndTask(const std::shared_ptr<Task>& t, const std::string& reason) 
   if (!st.ok()) Log()->warn("task {}: {}", t->id, std::string(st.message()));
   registry_.Remove(t->id);
   registry_.FreeSlot(t->slot);
+  if (store_) (void)store_->DeleteTask(t->id);
   Log()->info("task {} ended: {}", t->id, reason);
 }
 
@@ -900,8 +935,9 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
   task->mode = cfg_.mode;
   for (const auto& [k, v] : req.params()) task->params[k] = v;
 
+  std::shared_ptr<Task> parent;
   if (!req.parent_task().empty()) {
-    std::shared_ptr<Task> parent = registry_.Find(req.parent_task());
+    parent = registry_.Find(req.parent_task());
     if (!parent) {
       return Error(absl::NotFoundError(absl::StrCat("parent task ", req.parent_task(),
                                                     " does not exist")));
@@ -914,19 +950,33 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
     task->chain.push_back(task->principal);
   }
   task->chain.push_back(task->spiffe_id);
+  // A process inside a task may only delegate from its own task: otherwise a new top-level task (or
+  // another task's child) would be a way out of its intent.
+  if (auto cg = identity::ProcessCgroup(peer.pid);
+      cg.ok() && absl::StartsWith(*cg, "/" + cfg_.cgroup_subtree + "/")) {
+    std::string own = cg->substr(cfg_.cgroup_subtree.size() + 2);
+    own = own.substr(0, own.find('/'));
+    if (!parent || parent->id != own) {
+      return Error(absl::PermissionDeniedError(absl::StrCat(
+          "a process inside task ", own, " can only start sub-agents of it (writ run --parent ", own,
+          ")")));
+    }
+  }
 
   if (!req.ttl().empty()) {
     auto ttl = ParseDuration(req.ttl());
     if (!ttl.ok()) return Error(absl::InvalidArgumentError(absl::StrCat("--ttl: ", ttl.status().message())));
     task->deadline = std::min(task->deadline, task->start + *ttl);
   }
+  std::shared_ptr<const intent::PolicySet> set;
+  const v1::Intent* spec = nullptr;
   if (!task->intent.empty()) {
-    std::shared_ptr<const intent::PolicySet> set;
     {
       absl::MutexLock lock(&policy_mu_);
       set = policies_;
     }
     const v1::Intent* in = set->Find(task->intent);
+    spec = in;
     if (!in) {
       std::vector<std::string> names;
       for (const auto& i : set->intents()) names.push_back(i.name());
@@ -938,12 +988,22 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
     auto compiled = intent::Compile(*in, params);
     if (!compiled.ok()) return Error(compiled.status());
     task->compiled = *compiled;
+    // A sub-agent gets no authority its parent lacks (the parent's compiled intent, as it started).
+    if (parent && parent->compiled) {
+      absl::Status sub = intent::CheckSubset(*task->compiled, *parent->compiled);
+      if (!sub.ok()) return Error(sub);
+    }
     if (!task->compiled->mode().empty()) task->mode = task->compiled->mode();
     if (task->compiled->ttl() != absl::InfiniteDuration()) {
       task->deadline = std::min(task->deadline, task->start + task->compiled->ttl());
     }
   } else if (!task->params.empty()) {
     return Error(absl::InvalidArgumentError("--param needs --intent"));
+  }
+  if (parent && parent->compiled && !task->compiled) {
+    return Error(absl::PermissionDeniedError(absl::StrCat(
+        "a task without an intent (unrestricted) is not allowed by parent intent ",
+        parent->compiled->name())));
   }
 
   // Nothing is created before every check has passed; each step below undoes the ones before it.
@@ -958,24 +1018,7 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
   task->cgroup_id = *cgid;
   task->cgroup_path = cgroups_->TaskDir(task->id);
 
-  writ_task_info info{};
-  info.slot = task->slot;
-  info.generation = static_cast<uint64_t>(absl::ToUnixNanos(task->start));
-  absl::Status st;
-  if (task->compiled && task->mode != "record") {
-    intent::KernelTables kt = task->compiled->kernel_tables();
-    st = InstallKernelTables(*task, kt);
-    if (task->mode == "enforce") {
-      info.flags |= WRIT_TASK_ENFORCE;
-      // Userspace judges what the tables cannot: its verdicts must not wait for the batch timer.
-      info.flags |= WRIT_TASK_PROMPT;
-    }
-    if (kt.exec_judged && kt.exec_default_deny && !kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_TABLE;
-    if (kt.exec_judged && kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_USER;
-    if (kt.net_judged && kt.net_default_deny) info.flags |= WRIT_TASK_NET_TABLE;
-    if (!kt.file_deny_exact.empty() || !kt.file_deny_prefix.empty()) info.flags |= WRIT_TASK_FILE_TABLE;
-  }
-  if (st.ok()) st = loader_->AddTask(task->cgroup_id, info);
+  absl::Status st = Arm(*task);
   if (st.ok()) st = registry_.Add(task);
   if (!st.ok()) {
     (void)loader_->RemoveTask(task->cgroup_id);
@@ -984,6 +1027,7 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
     registry_.FreeSlot(task->slot);
     return Error(st);
   }
+  SaveTask(*task, task->intent.empty() ? nullptr : spec);
   // task_start precedes every event of the task: the command has not been started yet.
   v1::Event e;
   InitSynthetic(&e, "task_start");
@@ -1006,6 +1050,134 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
               task->principal.empty() ? "-" : task->principal,
               task->intent.empty() ? "-" : task->intent, task->mode);
   return resp;
+}
+
+absl::Status Daemon::Arm(const Task& task) {
+  writ_task_info info{};
+  info.slot = task.slot;
+  info.generation = static_cast<uint64_t>(absl::ToUnixNanos(task.start));
+  if (task.compiled && task.mode != "record") {
+    intent::KernelTables kt = task.compiled->kernel_tables();
+    RETURN_IF_ERROR(InstallKernelTables(task, kt));
+    if (task.mode == "enforce") {
+      info.flags |= WRIT_TASK_ENFORCE;
+      // Userspace judges what the tables cannot: its verdicts must not wait for the batch timer.
+      info.flags |= WRIT_TASK_PROMPT;
+    }
+    if (kt.exec_judged && kt.exec_default_deny && !kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_TABLE;
+    if (kt.exec_judged && kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_USER;
+    if (kt.net_judged && kt.net_default_deny) info.flags |= WRIT_TASK_NET_TABLE;
+    if (!kt.file_deny_exact.empty() || !kt.file_deny_prefix.empty()) info.flags |= WRIT_TASK_FILE_TABLE;
+  }
+  return loader_->AddTask(task.cgroup_id, info);
+}
+
+void Daemon::SaveTask(const Task& t, const v1::Intent* spec) {
+  v1::TaskRecord r;
+  r.set_id(t.id);
+  r.set_spiffe_id(t.spiffe_id);
+  r.set_principal(t.principal);
+  r.set_intent(t.intent);
+  r.set_parent_task(t.parent_task);
+  for (const auto& c : t.chain) r.add_chain(c);
+  for (const auto& [k, v] : t.params) (*r.mutable_params())[k] = v;
+  for (const auto& c : t.command) r.add_command(c);
+  r.set_mode(t.mode);
+  r.set_cgroup_path(t.cgroup_path);
+  r.set_cgroup_id(t.cgroup_id);
+  r.set_slot(t.slot);
+  r.set_owner_uid(t.owner_uid);
+  r.set_start_unix_ns(absl::ToUnixNanos(t.start));
+  if (t.deadline != absl::InfiniteFuture()) r.set_deadline_unix_ns(absl::ToUnixNanos(t.deadline));
+  if (spec) *r.mutable_intent_spec() = *spec;
+  if (absl::Status st = store_->PutTask(r); !st.ok()) {
+    Log()->error("task {}: persist: {}", t.id, std::string(st.message()));
+  }
+}
+
+// Takes back the tasks a previous writd left: a task whose cgroup is gone ended while writd was down
+// (task_end, credentials revoked); a live one is re-armed (maps and tables, idempotent when they were
+// pinned) with the intent it started with, and its processes re-read from its cgroup.
+void Daemon::Restore() {
+  auto recs = store_->Tasks();
+  if (!recs.ok()) {
+    Log()->error("state store: {}", std::string(recs.status().message()));
+    return;
+  }
+  if (loader_->adopted()) Log()->info("re-adopted pinned BPF maps and programs");
+  for (const v1::TaskRecord& r : *recs) {
+    auto t = std::make_shared<Task>();
+    t->id = r.id();
+    t->spiffe_id = r.spiffe_id();
+    t->principal = r.principal();
+    t->intent = r.intent();
+    t->parent_task = r.parent_task();
+    t->chain.assign(r.chain().begin(), r.chain().end());
+    for (const auto& [k, v] : r.params()) t->params[k] = v;
+    t->command.assign(r.command().begin(), r.command().end());
+    t->mode = r.mode();
+    t->cgroup_path = r.cgroup_path();
+    t->cgroup_id = r.cgroup_id();
+    t->slot = r.slot();
+    t->owner_uid = r.owner_uid();
+    t->start = absl::FromUnixNanos(r.start_unix_ns());
+    if (r.deadline_unix_ns()) t->deadline = absl::FromUnixNanos(r.deadline_unix_ns());
+    auto id_now = identity::CgroupId(t->cgroup_path);
+    bool alive = id_now.ok() && *id_now == t->cgroup_id;
+    if (alive && r.has_intent_spec()) {
+      absl::flat_hash_map<std::string, std::string> params(t->params.begin(), t->params.end());
+      auto compiled = intent::Compile(r.intent_spec(), params);
+      if (compiled.ok()) {
+        t->compiled = *compiled;
+      } else {
+        Log()->error("task {}: intent no longer compiles ({}); its processes are killed",
+                     t->id, std::string(compiled.status().message()));
+        (void)cgroups_->Kill(t->id);
+      }
+    }
+    if (!alive || !registry_.ClaimSlot(t->slot) || !Arm(*t).ok() || !registry_.Add(t).ok()) {
+      (void)loader_->RemoveTask(t->cgroup_id);
+      loader_->ClearTables(t->slot);
+      if (creds_.revoke) creds_.revoke(*t, "task ended while writd was down");
+      v1::Event e;
+      InitSynthetic(&e, "task_end");
+      FillAgent(*t, &e);
+      e.mutable_task()->set_reason(alive ? "aborted" : "exited");
+      e.mutable_task()->set_cgroup(t->cgroup_path);
+      Emit(e);
+      if (alive) (void)cgroups_->Kill(t->id);
+      (void)store_->DeleteTask(t->id);
+      Log()->warn("task {}: not restored ({})", t->id, alive ? "could not re-arm" : "ended while down");
+      continue;
+    }
+    // Its processes, from the cgroup itself (the ring buffer only has what happened since).
+    if (auto procs = ReadFile(t->cgroup_path + "/cgroup.procs"); procs.ok()) {
+      for (absl::string_view line : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {
+        uint32_t pid = 0;
+        if (!absl::SimpleAtoi(line, &pid)) continue;
+        auto start = actions::ProcessStartNs(pid);
+        if (!start.ok()) continue;
+        bool created = false;
+        if (identity::ProcessInfo* pi = procs_.Upsert(pid, *start, &created); pi && created) {
+          pi->cgroup_id = t->cgroup_id;
+          char exe[4096];
+          ssize_t n = readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), exe, sizeof(exe) - 1);
+          if (n > 0) pi->exe.assign(exe, n);
+          t->live_processes++;
+        }
+      }
+    }
+    t->state = TaskState::kRunning;
+    v1::Event e;
+    InitSynthetic(&e, "task_start");
+    FillAgent(*t, &e);
+    e.mutable_task()->set_cgroup(t->cgroup_path);
+    e.mutable_task()->set_reason("restored");
+    if (t->deadline != absl::InfiniteFuture()) e.mutable_task()->set_deadline(Rfc3339(t->deadline));
+    Emit(e);
+    Log()->info("task {} restored ({} processes)", t->id, t->live_processes.load());
+  }
+  approvals_.Restore([this](const std::string& id) { return registry_.Find(id) != nullptr; });
 }
 
 absl::Status Daemon::InstallKernelTables(const Task& task, const intent::KernelTables& kt) {
@@ -1208,6 +1380,9 @@ v1::Response Daemon::TaskAction(const api::PeerCred& peer, const v1::Request& re
     if (creds_.revoke) creds_.revoke(*t, reason);
     v1::Event a = ActionEvent(*t, "revoke", "ok", 0, t->id, reason);
     Emit(a);
+    for (const auto& c : ChildrenOf(registry_, t->id)) {
+      RunResponses(*c, a, {"revoke"}, "parent task " + t->id + " revoked: " + reason);
+    }
   }
   if (!ok) return Error(absl::InternalError("action failed; see writd's log"));
   return v1::Response();

@@ -30,6 +30,7 @@
 #include "identity/task.h"
 #include "intent/intent.h"
 #include "sinks/sink.h"
+#include "state/store.h"
 #include "writ/v1/api.pb.h"
 
 namespace writ::daemon {
@@ -92,6 +93,10 @@ class Daemon {
   v1::Response Decide(const api::PeerCred& peer, const v1::ApprovalDecision& d);
   absl::Status InstallKernelTables(const identity::Task& task, const intent::KernelTables& kt);
   absl::Status StartCredentials();
+  // The kernel side of a task: its tables and its task_map entry (idempotent).
+  absl::Status Arm(const identity::Task& task);
+  void SaveTask(const identity::Task& task, const v1::Intent* spec);
+  void Restore();
   std::optional<creds::TaskClaims> ClaimsForCgroup(const std::string& cgroup_path) const;
   static creds::TaskClaims Claims(const identity::Task& task);
   void OnCredentialEvent(const creds::CredentialEvent& ce);
@@ -113,6 +118,7 @@ class Daemon {
   std::unique_ptr<api::Server> server_;
   CredentialHooks creds_;
   std::unique_ptr<creds::CredentialService> cred_service_;
+  std::unique_ptr<state::Store> store_;
   Approvals approvals_;
 
   // Policies: swapped whole on reload; a running task keeps the CompiledIntent it started with.

@@ -19,6 +19,13 @@ absl::StatusOr<uint32_t> TaskRegistry::AllocateSlot() {
       absl::StrCat("all ", slots_.size() - 1, " task slots are in use"));
 }
 
+bool TaskRegistry::ClaimSlot(uint32_t slot) {
+  absl::MutexLock lock(&mu_);
+  if (slot == 0 || slot >= slots_.size() || slots_[slot]) return false;
+  slots_[slot] = true;
+  return true;
+}
+
 void TaskRegistry::FreeSlot(uint32_t slot) {
   absl::MutexLock lock(&mu_);
   if (slot < slots_.size()) slots_[slot] = false;

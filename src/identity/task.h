@@ -57,6 +57,8 @@ class TaskRegistry {
 
   // Allocates a slot; fails when all are in use.
   absl::StatusOr<uint32_t> AllocateSlot();
+  // Takes a specific slot back (restart: a restored task keeps the slot its kernel tables use).
+  bool ClaimSlot(uint32_t slot);
   void FreeSlot(uint32_t slot);
 
   absl::Status Add(std::shared_ptr<Task> task);
