@@ -131,6 +131,7 @@ class CompiledIntent {
  private:
   friend class Compiler;
   friend struct Engine;
+  friend class SubsetChecker;
 
   struct Approval {
     Glob exe;
@@ -168,6 +169,14 @@ class CompiledIntent {
 // everywhere, resolves hosts (getaddrinfo) and builds the tables. Errors name the field.
 absl::StatusOr<std::shared_ptr<const CompiledIntent>> Compile(
     const writ::v1::Intent& intent, const absl::flat_hash_map<std::string, std::string>& params);
+
+// ---- sub-agents -----------------------------------------------------------------------------------
+
+// OK when `child` allows nothing `parent` does not (exec, files, network, approvals, limits, mode,
+// on_violation). Conservative: what cannot be proven covered is refused. PermissionDenied otherwise,
+// naming the child permission that would escalate, e.g.
+// "exec.allow /usr/bin/curl is not allowed by parent intent coding-agent".
+absl::Status CheckSubset(const CompiledIntent& child, const CompiledIntent& parent);
 
 // ---- evaluation -----------------------------------------------------------------------------------
 
