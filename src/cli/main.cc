@@ -24,6 +24,7 @@
 #include "grpcpp/grpcpp.h"
 #include "writ/v1/workload.grpc.pb.h"
 #include "intent/intent.h"
+#include "journal/journal.h"
 #include "sinks/json_encoder.h"
 #include "sinks/ocsf_encoder.h"
 #include "util/util.h"
@@ -52,7 +53,9 @@ void Usage(FILE* f) {
           "  kill TASK | freeze TASK | thaw TASK | revoke TASK\n"
           "  policy check [DIR|FILE...] | policy test [DIR] | policy reload\n"
           "  policy explain --intent NAME [--policies DIR] [--param K=V]... --event JSON\n"
-          "  policy suggest --from EVENTS.jsonl --task ID [--name NAME]\n");
+          "  policy suggest --from EVENTS.jsonl --task ID [--name NAME]\n"
+          "  audit verify [PATH]                     check the hash-chained journal\n"
+          "                                          (default /var/lib/writ/journal.jsonl)\n");
 }
 
 // Minimal option scanner: --flag VALUE, --flag=VALUE, boolean --flag; stops at "--".
@@ -541,6 +544,23 @@ int CmdSvid(int argc, char** argv) {
   return 0;
 }
 
+// writ audit verify [PATH]: exit 0 "OK: N records", 1 "TAMPERED: line L: reason", 2 unreadable.
+// Reads the file directly (no daemon needed): an auditor can check a copied journal anywhere.
+int CmdAudit(int argc, char** argv) {
+  if (argc < 3 || std::string(argv[2]) != "verify" || argc > 4) {
+    return Fail(kExitUsage, "usage: writ audit verify [PATH]");
+  }
+  std::string path = argc == 4 ? argv[3] : "/var/lib/writ/journal.jsonl";
+  auto r = writ::journal::VerifyJournal(path);
+  if (!r.ok()) return Fail(kExitUsage, absl::StrCat("audit verify: ", r.status().message()));
+  if (r->ok) {
+    printf("OK: %llu records\n", static_cast<unsigned long long>(r->records));
+    return 0;
+  }
+  printf("TAMPERED: line %llu: %s\n", static_cast<unsigned long long>(r->line), r->reason.c_str());
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -585,6 +605,7 @@ int main(int argc, char** argv) {
     return CmdTaskAction(socket, cmd, n, v);
   }
   if (cmd == "policy") return CmdPolicy(socket, n, v);
+  if (cmd == "audit") return CmdAudit(n, v);
   fprintf(stderr, "writ: unknown command '%s'\n", cmd.c_str());
   Usage(stderr);
   return kExitUsage;
