@@ -224,7 +224,10 @@ const scenarios = {
     let token = '', activeBefore = null;
     const r = await runAgent({ intent: 'mcp-coding-agent', params: cmdParams(), server: cmdServer(),
       env: { SPIFFE_ENDPOINT_SOCKET: `unix:${RUN}/workload.sock` },
-      steps: [svidStep, { sleep_ms: 1500 }, { call: 'run_command', args: { command: 'cat /etc/shadow' } }],
+      // The kernel kills `cat` at once; writd then kills the whole task. The agent keeps talking (as a
+      // real one would), so the follow-up call shows the server is gone and `writ run` reports it.
+      steps: [svidStep, { sleep_ms: 1500 }, { call: 'run_command', args: { command: 'cat /etc/shadow' } },
+              { sleep_ms: 2000 }, { call: 'run_command', args: { command: 'echo still-here' } }],
       onLine: async (l) => {
         if (l.step === 0 && l.ok) {
           token = l.text.trim();
@@ -234,6 +237,7 @@ const scenarios = {
     c.ok(token.split('.').length === 3, `no JWT-SVID from inside the task: ${JSON.stringify(r.steps[0])}`);
     c.eq(activeBefore, true, 'token active while the task runs');
     c.ok(!r.steps[2]?.ok && !String(r.steps[2]?.text ?? '').includes('root:'), `shadow read returned data: ${JSON.stringify(r.steps[2])}`);
+    c.ok(!r.steps[4]?.ok, `server survived the violation: ${JSON.stringify(r.steps[4])}`);
     await expectKilledRead(c, r, '/etc/shadow', 'mcp-coding-agent/files.deny[0]');
     if (token) c.eq((await introspect(token)).active, false, 'token active after the violation');
   },
@@ -350,6 +354,8 @@ async function push(c, approve) {
   execFileSync('git', ['--git-dir', `${TMP}/remote.git`, 'update-ref', '-d', 'refs/heads/main'], { stdio: 'ignore' });
   const agent = runAgent({ intent: 'mcp-coding-agent', params: cmdParams(), server: cmdServer(), steps: [
     { call: 'run_command', args: { command: 'git push origin main', workdir: REPO }, timeout_ms: 40000 },
+    { sleep_ms: 1500 },  // the agent keeps going: after a denial its server is gone
+    { call: 'run_command', args: { command: 'git log --oneline -1', workdir: REPO } },
   ] });
   const id = await waitFor('a pending approval', () => {
     const l = writ('approvals');
@@ -366,11 +372,13 @@ async function push(c, approve) {
     c.ok(r.steps[0]?.ok, `push after approval: ${JSON.stringify(r.steps[0])}`);
     c.eq(pushed.status, 0, 'remote has main after an approved push');
     c.ok(actions(r.task, 'approve').length === 1, 'no approve action');
+    c.ok(r.steps[2]?.ok, `server gone after an approved push: ${JSON.stringify(r.steps[2])}`);
     c.eq(r.exit, 0, 'writ run exit status');
   } else {
     c.ok(pushed.status !== 0, 'remote has main after a denied push');
     c.ok(actions(r.task, 'deny').length === 1, 'no deny action');
     c.ok(actions(r.task, 'kill').length > 0, 'no kill after the denial');
+    c.ok(!r.steps[2]?.ok, `server survived the denial: ${JSON.stringify(r.steps[2])}`);
     c.eq(r.exit, 137, 'writ run exit status');
   }
   await taskEnd(r.task);
