@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "journal/journal.h"
 #include "util/status_macros.h"
 #include "util/util.h"
 
@@ -97,6 +98,14 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
                                           "must be a duration between 1ms and 1s");
       }
       (key == "drain_interval" ? c.drain_interval : c.housekeeping_interval) = *d;
+    } else if (key == "journal") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      c.journal = s == "off" ? s : resolve(s);
+    } else if (key == "journal_fsync") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.journal_fsync));
+      if (auto p = journal::ParseFsyncPolicy(c.journal_fsync); !p.ok()) {
+        return absl::InvalidArgumentError(Where(path, v, key) + std::string(p.status().message()));
+      }
     } else if (key == "sinks") {
       if (!v.IsSequence()) return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
       c.sinks = v;

@@ -29,6 +29,7 @@
 #include "identity/cgroup.h"
 #include "identity/task.h"
 #include "intent/intent.h"
+#include "journal/journal.h"
 #include "sinks/sink.h"
 #include "state/store.h"
 #include "writ/v1/api.pb.h"
@@ -136,6 +137,8 @@ class Daemon {
   // Output: sinks and tail subscribers.
   absl::Mutex out_mu_;
   std::unique_ptr<sinks::SinkSet> sinks_ ABSL_GUARDED_BY(out_mu_);
+  // Set once in Start before any event is emitted; Append is thread-safe (own lock, own fsync).
+  std::unique_ptr<journal::Journal> journal_;
   struct Subscriber {
     v1::TailRequest filter;
     absl::Mutex mu;
