@@ -49,6 +49,9 @@ cleanup() {
     kill "$WRITD_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$WRITD_PID" 2>/dev/null || break; sleep 0.1; done
   fi
+  # writd leaves its (empty) cgroup subtree directory behind; this one is the demo's own.
+  CG=$(sed -n 's/.*cgroups under \([^,]*\),.*/\1/p' "$D/writd.log" 2>/dev/null | head -1)
+  [ -n "$CG" ] && rmdir "$CG" 2>/dev/null || true
   if [ "$KEEP" = 1 ]; then echo "demo files kept in $D"; else rm -rf "$D"; fi
 }
 trap cleanup EXIT

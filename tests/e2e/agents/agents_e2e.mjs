@@ -409,6 +409,8 @@ try {
   writd.kill('SIGTERM');
   await Promise.race([new Promise((r) => writd.on('exit', r)), sleep(10000)]);
   if (writd.exitCode === null) writd.kill('SIGKILL');
+  // writd leaves its (empty) subtree directory; ours is unique per run, so remove it.
+  try { fs.rmdirSync(cgroupRoot); } catch {}
   if (failed) {
     console.log(`--- writd log (${TMP}/writd.log), last lines:`);
     console.log(fs.readFileSync(`${TMP}/writd.log`, 'utf8').split('\n').slice(-30).join('\n'));
