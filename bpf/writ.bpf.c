@@ -141,6 +141,14 @@ struct {
 	__type(value, __u32);
 } grant_map SEC(".maps");
 
+/* Kernel functions (6.13+); weak, so the object still loads where they are missing. */
+extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type, __u64 value) __ksym __weak;
+extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym __weak;
+extern void bpf_task_release(struct task_struct *p) __ksym __weak;
+#ifndef bpf_ksym_exists
+#define bpf_ksym_exists(sym) (!!(sym)) /* libbpf 1.1 predates the helper macro */
+#endif
+
 /* ---- common helpers ------------------------------------------------------------------------------ */
 
 static __always_inline struct writ_task_info *lookup_task(__u64 *cgid)
@@ -330,6 +338,36 @@ static __always_inline __u64 path_hash(struct hash_ctx *c, __u32 len)
 	return c->h;
 }
 
+/*
+ * After an in-kernel deny of a task whose responses include kill: SIGKILL the acting process's parent
+ * too, if it belongs to the same task. Userspace kills the whole cgroup a few hundred microseconds later;
+ * in that window an agent's shell would otherwise run its next command. The parent's membership is
+ * checked through its cgroup's ancestor at the task level, so the `writ run` launcher (outside the task)
+ * is never hit.
+ */
+static __always_inline void kill_lineage(const struct writ_task_info *t, __u64 cgid, __u32 ppid)
+{
+	struct task_struct *parent;
+	struct cgroup *cg, *anc = NULL;
+	__u64 pcg = 0;
+
+	if (!(t->flags & WRIT_TASK_KILL_LINEAGE) || !bpf_ksym_exists(bpf_task_from_pid) ||
+	    !bpf_ksym_exists(bpf_send_signal_task))
+		return;
+	parent = bpf_task_from_pid(ppid);
+	if (!parent)
+		return;
+	cg = BPF_CORE_READ(parent, cgroups, dfl_cgrp);
+	if (cg && BPF_CORE_READ(cg, level) >= (int)cfg_task_level) {
+		bpf_core_read(&anc, sizeof(anc), &cg->ancestors[cfg_task_level & 0xff]);
+		if (anc)
+			pcg = BPF_CORE_READ(anc, kn, id);
+	}
+	if (pcg == cgid)
+		bpf_send_signal_task(parent, SIGKILL, PIDTYPE_TGID, 0);
+	bpf_task_release(parent);
+}
+
 /* ---- exec, fork, exit ---------------------------------------------------------------------------- */
 
 SEC("tp_btf/sched_process_exec")
@@ -393,6 +431,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 		 * as one needing approval: userspace judges it, then continues or kills it. */
 		if (e->verdict == WRIT_KV_DENY) {
 			bpf_send_signal(SIGKILL);
+			kill_lineage(t, cgid, e->hdr.ppid);
 			flags |= WRIT_F_KERNEL_DENY | WRIT_F_NEEDS_VERDICT;
 		} else if (e->verdict == WRIT_KV_APPROVAL || e->verdict == WRIT_KV_USER) {
 			bpf_send_signal(SIGSTOP);
@@ -536,6 +575,7 @@ static __always_inline int open_exit(long ret)
 			flags |= WRIT_F_NEEDS_VERDICT;
 			if (t->flags & WRIT_TASK_ENFORCE) {
 				bpf_send_signal(SIGKILL);
+				kill_lineage(t, cgid, e->hdr.ppid);
 				flags |= WRIT_F_KERNEL_DENY;
 			}
 		}

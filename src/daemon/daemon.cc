@@ -1080,6 +1080,10 @@ absl::Status Daemon::Arm(const Task& task) {
       info.flags |= WRIT_TASK_ENFORCE;
       // Userspace judges what the tables cannot: its verdicts must not wait for the batch timer.
       info.flags |= WRIT_TASK_PROMPT;
+      const auto& resp = task.compiled->responses();
+      if (std::find(resp.begin(), resp.end(), "kill") != resp.end()) {
+        info.flags |= WRIT_TASK_KILL_LINEAGE;
+      }
     }
     if (kt.exec_judged && kt.exec_default_deny && !kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_TABLE;
     if (kt.exec_judged && kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_USER;
@@ -1207,9 +1211,10 @@ absl::Status Daemon::InstallKernelTables(const Task& task, const intent::KernelT
     for (const auto& p : kt.exec_deny_exact) {
       RETURN_IF_ERROR(loader_->SetExecVerdict(task.slot, bpf::PathHash(p), WRIT_KV_DENY));
     }
-    for (const auto& p : kt.exec_approval_exact) {
-      RETURN_IF_ERROR(loader_->SetExecVerdict(task.slot, bpf::PathHash(p), WRIT_KV_APPROVAL));
-    }
+  }
+  // Approval rules apply whether or not the intent has an exec: category.
+  for (const auto& p : kt.exec_approval_exact) {
+    RETURN_IF_ERROR(loader_->SetExecVerdict(task.slot, bpf::PathHash(p), WRIT_KV_APPROVAL));
   }
   for (const auto& p : kt.file_deny_exact) {
     RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, bpf::PathHash(p)));

@@ -126,6 +126,9 @@ struct writ_connect_event {
 #define WRIT_TASK_NET_TABLE (1u << 2)  /* the task has connect tables: unknown destination = deny */
 #define WRIT_TASK_FILE_TABLE (1u << 3) /* the task has kernel path tables for opens */
 #define WRIT_TASK_PROMPT (1u << 4)     /* userspace judges this task's events: force a wakeup on each */
+#define WRIT_TASK_KILL_LINEAGE (1u << 6) /* on_violation has kill: a kernel deny also kills the acting
+					   * process's parent when it is in the task (the agent's shell must
+					   * not run its next command while userspace kills the rest) */
 #define WRIT_TASK_EXEC_USER (1u << 5)  /* exec rules the table cannot decide (globs, argv): an exe not in
 					* the table is WRIT_KV_USER, stopped in enforce mode until judged */
 
