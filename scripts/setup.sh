@@ -11,7 +11,7 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc
   libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev postgresql nodejs npm
+  nlohmann-json3-dev postgresql
   rsyslog rsyslog-openssl
   iproute2 procps util-linux jq curl python3
 )
@@ -19,6 +19,12 @@ PKGS=(
 if [[ $(id -u) -ne 0 ]]; then
   echo "setup.sh: must run as root (apt-get, mounts)" >&2
   exit 1
+fi
+
+# Node.js + npm (MCP and Workload API interop tests): the machine image may already carry a Node.js
+# build that bundles npm and conflicts with Debian's npm package; install Debian's only when absent.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PKGS+=(nodejs npm)
 fi
 
 missing=()
