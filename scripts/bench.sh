@@ -379,7 +379,7 @@ start_auditd() {
   sed -e "s|^log_file.*|log_file = $out/audit/audit.log|" \
       -e 's|^max_log_file .*|max_log_file = 100000|' \
       -e 's|^max_log_file_action.*|max_log_file_action = IGNORE|' \
-      -e 's|^space_left .*|space_left = 1|' -e 's|^admin_space_left .*|admin_space_left = 1|' \
+      -e 's|^space_left .*|space_left = 2|' -e 's|^admin_space_left .*|admin_space_left = 1|' \
       -e 's|^space_left_action.*|space_left_action = IGNORE|' \
       -e 's|^admin_space_left_action.*|admin_space_left_action = IGNORE|' \
       -e 's|^disk_full_action.*|disk_full_action = IGNORE|' \
