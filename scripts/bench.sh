@@ -113,9 +113,13 @@ bin="$build_dir/bin"
 if ((do_build)); then
   log "building writd writ workload floor kill_latency in $build_dir"
   cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="${WRIT_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
-  cmake --build "$build_dir" --target writd writ workload floor kill_latency -j1 >/dev/null
+  cmake --build "$build_dir" --target writd writ workload floor kill_latency -j1 >/dev/null \
+    || die "build failed in $build_dir (run the cmake command above to see why)"
 fi
-for b in workload floor kill_latency writd writ; do
+needed=(workload)
+has floor && needed+=(floor)
+{ has writd-task || has writd-outside; } && needed+=(writd writ kill_latency)
+for b in "${needed[@]}"; do
   [[ -x "$bin/$b" ]] || die "$bin/$b is missing: build it (or drop --no-build)"
 done
 
