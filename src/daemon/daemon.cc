@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -193,6 +194,8 @@ absl::Status Daemon::Start() {
   }
 
   Restore();
+  ThawAfterDaemonLoss();
+  if (cfg_.on_daemon_loss == "freeze") StartGuardian();
 
   ASSIGN_OR_RETURN(server_, api::Server::Start(
                                 cfg_.run_dir + "/writd.sock",
@@ -414,6 +417,19 @@ void Daemon::Run() {
               "{} decode errors, {} unattributed, {} tail drops, {} tasks still registered",
               emitted, dropped, decoder_.stats().decoded, decode_errors_.load(),
               unattributed_.load(), tail_drops_.load(), registry_.size());
+  if (guardian_pid_ > 0) {
+    // A clean stop: freeze the tasks here (they wait for the next writd), and dismiss the guardian.
+    if (registry_.size() > 0) {
+      std::string marker;
+      for (const auto& t : registry_.All()) {
+        if (cgroups_->Freeze(t->id, true).ok()) absl::StrAppend(&marker, t->id, "\n");
+      }
+      (void)WriteFileCreate(GuardianMarker(), marker);
+      Log()->warn("on_daemon_loss freeze: {} tasks frozen until writd returns", registry_.size());
+    }
+    kill(guardian_pid_, SIGTERM);
+    waitpid(guardian_pid_, nullptr, 0);
+  }
   if (cred_service_) cred_service_->Stop();  // its HTTP thread serves /metrics, which reads the loader
   if (registry_.size() == 0) {
     loader_->Unpin();  // nothing to protect: leave nothing of writ in the kernel
@@ -1199,6 +1215,46 @@ void Daemon::Restore() {
     Log()->info("task {} restored ({} processes)", t->id, t->live_processes.load());
   }
   approvals_.Restore([this](const std::string& id) { return registry_.Find(id) != nullptr; });
+}
+
+// on_daemon_loss: freeze. The guardian is writd's own binary re-executed (a fork of this multithreaded
+// process could only call async-signal-safe functions); it is not in any task cgroup.
+void Daemon::StartGuardian() {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) {
+    Log()->error("on_daemon_loss freeze: cannot find my own binary; tasks will continue if writd dies");
+    return;
+  }
+  self[n] = '\0';
+  std::string parent = std::to_string(getpid());
+  std::string root = cgroups_->root();
+  std::string marker = GuardianMarker();
+  pid_t pid = fork();
+  if (pid == 0) {
+    setsid();
+    execl(self, self, "--guardian", parent.c_str(), root.c_str(), marker.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  if (pid < 0) {
+    Log()->error("on_daemon_loss freeze: fork: {}", strerror(errno));
+    return;
+  }
+  guardian_pid_ = pid;
+  Log()->info("on_daemon_loss freeze: guardian {} watches writd", pid);
+}
+
+// Tasks the guardian (or a clean stop) froze while writd was away: thaw those re-adopted.
+void Daemon::ThawAfterDaemonLoss() {
+  auto marker = ReadFile(GuardianMarker());
+  if (!marker.ok()) return;
+  for (absl::string_view id : absl::StrSplit(*marker, '\n', absl::SkipEmpty())) {
+    std::shared_ptr<Task> t = registry_.Find(std::string(id));
+    if (!t) continue;
+    FreezeTask(*t, false, nullptr, "writd is back (on_daemon_loss: freeze)");
+  }
+  unlink(GuardianMarker().c_str());
 }
 
 absl::Status Daemon::InstallKernelTables(const Task& task, const intent::KernelTables& kt) {

@@ -98,6 +98,9 @@ class Daemon {
   absl::Status Arm(const identity::Task& task);
   void SaveTask(const identity::Task& task, const v1::Intent* spec);
   void Restore();
+  void StartGuardian();
+  void ThawAfterDaemonLoss();
+  std::string GuardianMarker() const { return cfg_.state_dir + "/frozen-by-guardian"; }
   std::optional<creds::TaskClaims> ClaimsForCgroup(const std::string& cgroup_path) const;
   static creds::TaskClaims Claims(const identity::Task& task);
   void OnCredentialEvent(const creds::CredentialEvent& ce);
@@ -120,6 +123,7 @@ class Daemon {
   CredentialHooks creds_;
   std::unique_ptr<creds::CredentialService> cred_service_;
   std::unique_ptr<state::Store> store_;
+  pid_t guardian_pid_ = 0;
   Approvals approvals_;
 
   // Policies: swapped whole on reload; a running task keeps the CompiledIntent it started with.

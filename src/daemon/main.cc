@@ -1,5 +1,10 @@
 // writd: the writ host daemon. See docs/operations.md.
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -30,9 +35,49 @@ void Usage(FILE* f) {
           "             [--ring-bytes N] [-v]\n");
 }
 
+// The guardian (on_daemon_loss: freeze): a separate process that outlives a crashed or killed writd.
+// It waits on a pidfd of writd; when writd dies without telling it (SIGTERM = clean stop, writd froze
+// the tasks itself), it freezes every task cgroup under the subtree and leaves a marker naming them, so
+// the next writd thaws them after re-adopting. Only raw syscalls and stack buffers: nothing here can
+// fail on allocation.
+int Guardian(pid_t parent, const char* cgroup_root, const char* marker) {
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, parent, 0));
+  if (pidfd < 0) return 1;
+  struct pollfd pfd = {pidfd, POLLIN, 0};
+  while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+  }
+  DIR* d = opendir(cgroup_root);
+  if (!d) return 1;
+  int mfd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s/cgroup.freeze", cgroup_root, e->d_name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    if (write(fd, "1", 1) == 1 && mfd >= 0) {
+      (void)!write(mfd, e->d_name, strlen(e->d_name));
+      (void)!write(mfd, "\n", 1);
+    }
+    close(fd);
+  }
+  closedir(d);
+  if (mfd >= 0) {
+    fsync(mfd);
+    close(mfd);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && strcmp(argv[1], "--guardian") == 0) {
+    return Guardian(static_cast<pid_t>(atoi(argv[2])), argv[3], argv[4]);
+  }
   static const struct option opts[] = {
       {"config", required_argument, nullptr, 'c'},   {"policies", required_argument, nullptr, 'p'},
       {"mode", required_argument, nullptr, 'm'},     {"events", required_argument, nullptr, 'e'},

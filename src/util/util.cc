@@ -93,6 +93,15 @@ absl::Status WriteFile(const std::string& path, std::string_view data) {
   return absl::OkStatus();
 }
 
+absl::Status WriteFileCreate(const std::string& path, std::string_view data) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
+  if (::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size())) {
+    return ErrnoStatus(errno, absl::StrCat("write ", path));
+  }
+  return absl::OkStatus();
+}
+
 std::string RandomHex(size_t n_bytes) {
   std::string raw(n_bytes, '\0');
   size_t got = 0;

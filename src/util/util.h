@@ -28,6 +28,8 @@ int64_t NowBootNs();
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 // Writes the whole string; for cgroup control files and pid files.
 absl::Status WriteFile(const std::string& path, std::string_view data);
+// Creates or truncates path (mode 0600) and writes data.
+absl::Status WriteFileCreate(const std::string& path, std::string_view data);
 
 // Random lowercase hex string of n_bytes*2 characters (getrandom).
 std::string RandomHex(size_t n_bytes);
