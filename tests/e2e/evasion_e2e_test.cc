@@ -1,0 +1,450 @@
+// The agent as attacker: evasion attempts against a real writd in enforce mode. Each test asserts one
+// of three things, and fails if that ever changes (docs/threat-model.md names each test):
+//   prevented  - the attempt does not happen (exec refused/killed before running, connect EPERM);
+//   detected   - it happens, is reported as a violation and the task is killed (outcome killed_after);
+//   known limit - writ does not see or stop it today; the test pins exactly what writd reports.
+// Needs root (writd loads BPF); skips otherwise. Attempts the shell cannot make run through
+// evasion_helper (evasion_helper.c) inside the task.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testlib/writd_fixture.h"
+
+namespace writ::testlib {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kAgent[] = "spiffe://example.org/agent/evader";
+
+std::string RealPath(const std::string& p) {
+  char buf[PATH_MAX];
+  return realpath(p.c_str(), buf) ? std::string(buf) : p;
+}
+
+constexpr char kIntents[] = R"(apiVersion: writ.dev/v1
+kind: Intent
+name: e-files
+params:
+  secret: {type: path, required: true}
+files:
+  deny: ["${secret}/**"]
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-exec
+params:
+  exe: {type: path, required: true}
+exec:
+  deny: ["${exe}"]
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-allow
+params:
+  helper: {type: path, required: true}
+exec:
+  allow: ["/usr/bin/*", "/bin/*", "${helper}"]
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-net
+params:
+  port: {type: int, required: true}
+network:
+  connect:
+    deny: [{cidr: 127.0.0.1/32, ports: ["${port}"]}]
+on_violation: [alert]
+mode: enforce
+)";
+
+class Evasion : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0) return;
+    writd_ = new WritdInstance();
+    WritdInstance::Options o;
+    o.mode = "enforce";
+    o.policies["evasion.yaml"] = kIntents;
+    start_status_ = new absl::Status(writd_->Start(o));
+  }
+  static void TearDownTestSuite() {
+    if (!writd_) return;
+    if (writd_->running()) EXPECT_EQ(writd_->Stop(), 0) << writd_->log();
+    delete writd_;
+    delete start_status_;
+    writd_ = nullptr;
+  }
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "evasion e2e needs root: writd loads BPF programs";
+    ASSERT_TRUE(start_status_->ok()) << *start_status_;
+    char tmpl[] = "/tmp/writ-evasion-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    work_ = RealPath(tmpl);
+    secret_ = work_ + "/secret";
+    std::filesystem::create_directories(secret_);
+    std::ofstream(secret_ + "/key") << "TOPSECRET";
+  }
+  void TearDown() override {
+    if (!work_.empty()) std::filesystem::remove_all(work_);
+  }
+
+  CmdResult Run(const std::string& script, const std::vector<std::string>& intent_args) {
+    std::vector<std::string> args = {"run", "--agent", kAgent};
+    args.insert(args.end(), intent_args.begin(), intent_args.end());
+    args.insert(args.end(), {"--", "/bin/sh", "-c", script});
+    return writd_->Writ(args);
+  }
+  CmdResult RunFiles(const std::string& script) {
+    return Run(script, {"--intent", "e-files", "--param", "secret=" + secret_});
+  }
+  // All events of the task once its task_end is written.
+  std::vector<json> Events(const CmdResult& r) {
+    std::string task = TaskIdFrom(r.err);
+    EXPECT_FALSE(task.empty()) << r.err;
+    json end = writd_->WaitForEvent([&](const json& e) {
+      return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
+    });
+    EXPECT_FALSE(end.is_null()) << "no task_end for " << task << "\n" << writd_->log();
+    return writd_->TaskEvents(task);
+  }
+  static json Find(const std::vector<json>& evs, const std::function<bool(const json&)>& p) {
+    for (const auto& e : evs) {
+      if (p(e)) return e;
+    }
+    return json();
+  }
+  static json OpenOf(const std::vector<json>& evs, const std::string& path) {
+    return Find(evs, [&](const json& e) {
+      return e.value("kind", "") == "open" && e.contains("file") && e["file"].value("path", "") == path;
+    });
+  }
+  // The denied file was opened, judged a violation and the task killed after the fact.
+  void ExpectSecretOpenKilled(const CmdResult& r) {
+    EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+    EXPECT_THAT(r.out, Not(HasSubstr("after")));
+    auto evs = Events(r);
+    json ev = OpenOf(evs, secret_ + "/key");
+    ASSERT_FALSE(ev.is_null()) << "no open of " << secret_ << "/key reported";
+    EXPECT_EQ(ev["verdict"], "violation");
+    EXPECT_EQ(ev["outcome"], "killed_after");
+  }
+  bool Exists(const std::string& p) const { return access(p.c_str(), F_OK) == 0; }
+
+  static WritdInstance* writd_;
+  static absl::Status* start_status_;
+  std::string work_, secret_;
+  const std::string helper_ = EVASION_HELPER;
+};
+WritdInstance* Evasion::writd_ = nullptr;
+absl::Status* Evasion::start_status_ = nullptr;
+
+// ---- file paths ---------------------------------------------------------------------------------------
+
+TEST_F(Evasion, SymlinkToDeniedFileIsResolvedAndKilled) {
+  std::filesystem::create_symlink(secret_ + "/key", work_ + "/innocent");
+  ExpectSecretOpenKilled(RunFiles(absl::StrCat("cat ", work_, "/innocent; echo after")));
+}
+
+TEST_F(Evasion, RelativeAndDotDotPathsAreResolvedAndKilled) {
+  ExpectSecretOpenKilled(
+      RunFiles(absl::StrCat("cd ", secret_, " && cat ../secret/./key; echo after")));
+}
+
+TEST_F(Evasion, ProcSelfRootPathIsResolvedAndKilled) {
+  ExpectSecretOpenKilled(RunFiles(absl::StrCat("cat /proc/self/root", secret_, "/key; echo after")));
+}
+
+// An fd to the secret inherited from outside the task (the launcher's environment): reopening it via
+// /proc/self/fd/N is an open, resolved to the secret, and killed. Reading the inherited fd directly is
+// not an open at all: known limit (writ watches opens, not reads), pinned by the second half.
+TEST_F(Evasion, InheritedFdReopenIsKilledButDirectReadIsALimit) {
+  int fd = open((secret_ + "/key").c_str(), O_RDONLY);  // no O_CLOEXEC: writ run's child inherits it
+  ASSERT_GE(fd, 0);
+  CmdResult r = RunFiles(absl::StrCat("cat /proc/self/fd/", fd, "; echo after"));
+  ExpectSecretOpenKilled(r);
+  lseek(fd, 0, SEEK_SET);
+  CmdResult r2 = RunFiles(absl::StrCat("cat <&", fd, "; echo after"));
+  close(fd);
+  EXPECT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_THAT(r2.out, HasSubstr("TOPSECRET"));  // limit: read through an inherited descriptor
+  auto evs = Events(r2);
+  EXPECT_TRUE(OpenOf(evs, secret_ + "/key").is_null());
+}
+
+// A hardlink is a second name for the same inode. The kernel's path walk gives the name that was
+// opened, so a `files.deny` of the original path does not match: known limit (deny by directory and
+// keep secrets on a filesystem the agent cannot link from: hardlinks cannot cross filesystems, and
+// fs.protected_hardlinks refuses links to files the linker does not own, unless root).
+TEST_F(Evasion, HardlinkToDeniedFileIsSeenUnderItsOwnNameKnownLimit) {
+  std::filesystem::create_hard_link(secret_ + "/key", work_ + "/hl");
+  CmdResult r = RunFiles(absl::StrCat("cat ", work_, "/hl; echo after"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("TOPSECRET"));
+  auto evs = Events(r);
+  json ev = OpenOf(evs, work_ + "/hl");
+  ASSERT_FALSE(ev.is_null()) << "the hardlink open is still reported";
+  EXPECT_NE(ev.value("verdict", ""), "violation");
+}
+
+TEST_F(Evasion, Openat2WithResolveFlagsIsKilled) {
+  ExpectSecretOpenKilled(
+      RunFiles(absl::StrCat(helper_, " openat2 ", secret_, "/key; echo after")));
+}
+
+TEST_F(Evasion, ChangedCommDoesNotChangeAttribution) {
+  CmdResult r = RunFiles(absl::StrCat(helper_, " comm-open kworker/0:1 ", secret_, "/key; echo after"));
+  ExpectSecretOpenKilled(r);
+  json ev = OpenOf(writd_->TaskEvents(TaskIdFrom(r.err)), secret_ + "/key");
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["process"].value("comm", ""), "kworker/0:1");  // reported, but judged all the same
+}
+
+TEST_F(Evasion, DoubleForkAndSetsidStayAttributed) {
+  ExpectSecretOpenKilled(RunFiles(absl::StrCat(
+      "( setsid sh -c 'sleep 0.3; cat ", secret_, "/key' & ); sleep 3; echo after")));
+}
+
+TEST_F(Evasion, UnshareThenOpenIsStillJudged) {
+  ExpectSecretOpenKilled(
+      RunFiles(absl::StrCat(helper_, " unshare-open ", secret_, "/key; echo after")));
+}
+
+// Paths longer than the kernel buffer and bytes that are not UTF-8: the event is still one valid JSON
+// line (the fixture fails the test on any malformed line), flagged truncated where cut.
+TEST_F(Evasion, LongAndNonUtf8PathsGiveWellFormedEvents) {
+  CmdResult r = RunFiles(absl::StrCat(helper_, " longpath ", work_, "; ", helper_, " nonutf8 ", work_));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto evs = Events(r);  // parsed with nlohmann-json: malformed lines fail
+  json lng = Find(evs, [](const json& e) {
+    return e.value("kind", "") == "open" && e.contains("file") &&
+           e["file"].value("path", "").find("/leaf") != std::string::npos;
+  });
+  // The kernel walks the path leaf first: a cut path keeps its leaf end (what rules match on) and
+  // loses its top, with file.truncated set.
+  ASSERT_FALSE(lng.is_null()) << "no open of the 5 KB path reported";
+  EXPECT_TRUE(lng["file"].value("truncated", false)) << lng.dump();
+  const std::string p = lng["file"]["path"];
+  EXPECT_LT(p.size(), work_.size() + 25 * 201 + 5);
+  EXPECT_EQ(p.substr(p.size() - 5), "/leaf");
+  json bad = Find(evs, [](const json& e) {
+    return e.value("kind", "") == "open" && e.contains("file") &&
+           e["file"].value("path", "").find("/bad-") != std::string::npos;
+  });
+  ASSERT_FALSE(bad.is_null());
+}
+
+// ---- exec -----------------------------------------------------------------------------------------------
+
+void ExpectExecKilled(const CmdResult& r, const std::vector<json>& evs, const std::string& exe) {
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  json ev;
+  for (const auto& e : evs) {
+    if (e.value("kind", "") == "exec" && e["process"].value("exe", "") == exe) ev = e;
+  }
+  ASSERT_FALSE(ev.is_null()) << "no exec of " << exe;
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_THAT(ev.value("outcome", ""), ::testing::AnyOf("killed", "prevented"));
+}
+
+TEST_F(Evasion, ExecveatOfDeniedBinaryIsKilled) {
+  const std::string touch = RealPath("/usr/bin/touch");
+  CmdResult r = Run(absl::StrCat(helper_, " execveat ", touch, "; echo after"),
+                    {"--intent", "e-exec", "--param", "exe=" + touch});
+  ExpectExecKilled(r, Events(r), touch);
+  EXPECT_THAT(r.out, Not(HasSubstr("after")));
+}
+
+TEST_F(Evasion, FexecveOfDeniedBinaryIsKilled) {
+  const std::string touch = RealPath("/usr/bin/touch");
+  CmdResult r = Run(absl::StrCat(helper_, " fexecve ", touch, "; echo after"),
+                    {"--intent", "e-exec", "--param", "exe=" + touch});
+  ExpectExecKilled(r, Events(r), touch);
+}
+
+TEST_F(Evasion, CopiedDeniedBinaryUnderAnotherNameIsALimitOfPathRules) {
+  // exec rules are over paths, not content: a copy elsewhere is a different exe. Pinned so that a
+  // future content-hash rule flips this test.
+  const std::string touch = RealPath("/usr/bin/touch");
+  const std::string marker = work_ + "/copied-ran";
+  CmdResult r = Run(absl::StrCat("cp ", touch, " ", work_, "/t2 && ", work_, "/t2 ", marker),
+                    {"--intent", "e-exec", "--param", "exe=" + touch});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Exists(marker));
+}
+
+// A memfd has no path on any mount the agent sees: the kernel's walk of the exe gives "/" (the
+// internal shm mount's root), which no exec.allow pattern matches, so the payload is killed before it
+// runs (enforcement kernel-signal). The comm shows the memfd name. Note: unlike an exec.deny hit, the
+// shell that started it may run its next command before the task kill lands (no `137` asserted).
+TEST_F(Evasion, MemfdExecIsNotInTheAllowListAndIsKilled) {
+  const std::string marker = work_ + "/memfd-ran";
+  CmdResult r = Run(absl::StrCat(helper_, " memfd-exec /usr/bin/touch touch ", marker),
+                    {"--intent", "e-allow", "--param", "helper=" + helper_});
+  EXPECT_FALSE(Exists(marker)) << "the memfd payload ran";
+  auto evs = Events(r);
+  json ev = Find(evs, [](const json& e) {
+    return e.value("kind", "") == "exec" && e["process"].value("comm", "") == "memfd:payload";
+  });
+  ASSERT_FALSE(ev.is_null()) << "no exec of the memfd payload reported";
+  EXPECT_EQ(ev["process"]["exe"], "/");
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "killed");
+  EXPECT_EQ(ev["finding"]["rule"], "e-allow/exec.default");
+}
+
+// The exe of `sh script` is the shell; the script is an argument. And a shebang exec of the script
+// itself resolves exe to the interpreter too (the kernel's binprm is the interpreter by
+// sched_process_exec), with the script only in process.filename. exec rules judge `exe`, so denying
+// a script path stops neither: known limit (deny or allow-list interpreters; deny the script's path
+// under files: so reading it is a violation). Both pinned.
+TEST_F(Evasion, InterpreterRunningADeniedScriptKnownLimit) {
+  const std::string script = work_ + "/evil.sh";
+  const std::string marker = work_ + "/script-ran";
+  std::ofstream(script) << "#!/bin/sh\ntouch " << marker << "\n";
+  std::filesystem::permissions(script, std::filesystem::perms::owner_all);
+  CmdResult r = Run(absl::StrCat("/bin/sh ", script), {"--intent", "e-exec", "--param", "exe=" + script});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Exists(marker)) << "sh SCRIPT: limit changed, update docs/threat-model.md";
+  std::filesystem::remove(marker);
+  CmdResult r2 = Run(script, {"--intent", "e-exec", "--param", "exe=" + script});
+  EXPECT_EQ(r2.exit_code, 0) << r2.out << r2.err;
+  EXPECT_TRUE(Exists(marker)) << "shebang: limit changed, update docs/threat-model.md";
+  auto evs = Events(r2);
+  json ev = Find(evs, [&](const json& e) {
+    return e.value("kind", "") == "exec" && e["process"].value("filename", "") == script;
+  });
+  ASSERT_FALSE(ev.is_null()) << "shebang exec not reported with filename = script";
+  EXPECT_EQ(ev["process"]["exe"], RealPath("/bin/sh"));
+  EXPECT_NE(ev.value("verdict", ""), "violation");
+}
+
+// ---- network --------------------------------------------------------------------------------------------
+
+struct Listener {
+  int fd = -1;
+  uint16_t port = 0;
+  Listener() {
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd, 16) != 0) return;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~Listener() { close(fd); }
+};
+
+// io_uring's IORING_OP_CONNECT never enters connect(2), but the cgroup connect hook sees every
+// connect of the cgroup: refused with EPERM and reported (enforcement "cgroup-bpf").
+TEST_F(Evasion, IoUringConnectIsPrevented) {
+  Listener l;
+  ASSERT_NE(l.port, 0);
+  CmdResult r = Run(absl::StrCat(helper_, " uring-connect ", l.port),
+                    {"--intent", "e-net", "--param", absl::StrCat("port=", l.port)});
+  EXPECT_THAT(r.out, HasSubstr("uring-connect error Operation not permitted")) << r.err;
+  auto evs = Events(r);
+  json ev = Find(evs, [&](const json& e) {
+    return e.value("kind", "") == "connect" && e["network"].value("dst_port", 0) == l.port;
+  });
+  ASSERT_FALSE(ev.is_null()) << "io_uring connect not reported";
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "prevented");
+}
+
+// io_uring's IORING_OP_OPENAT bypasses the open syscall tracepoints: known limit, pinned here (the
+// secret is read and no open event names it).
+TEST_F(Evasion, IoUringOpenIsNotSeenKnownLimit) {
+  CmdResult r = RunFiles(absl::StrCat(helper_, " uring-open ", secret_, "/key; echo after"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("uring-open ok"));
+  EXPECT_THAT(r.out, HasSubstr("after"));
+  auto evs = Events(r);
+  EXPECT_TRUE(OpenOf(evs, secret_ + "/key").is_null());
+}
+
+// ---- the host and writd itself ------------------------------------------------------------------------
+
+// A root task can create BPF maps/programs (and so could detach writ's own): known limit of running
+// agents as root; pinned so a future bpf() hook flips it.
+TEST_F(Evasion, BpfSyscallFromRootTaskIsAllowedKnownLimit) {
+  CmdResult r = RunFiles(absl::StrCat(helper_, " bpf"));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("bpf ok"));
+}
+
+// Moving itself to the cgroup root (root may write /sys/fs/cgroup/cgroup.procs) does not take a
+// process out of its task: the kernel side keeps attributing a process and its children to the task
+// it was forked in, so the later open is still judged and killed.
+TEST_F(Evasion, LeavingTheTaskCgroupStaysAttributedAndKilled) {
+  CmdResult r = RunFiles(absl::StrCat("echo $$ > /sys/fs/cgroup/cgroup.procs && cat ", secret_,
+                                      "/key; echo after"));
+  ExpectSecretOpenKilled(r);
+  EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
+}
+
+// Writing a policy file from inside a task: denied like any file once an intent denies writd's
+// directories; and a control-API reload from inside a task must not loosen the running task.
+TEST_F(Evasion, WritingThePoliciesDirIsJudgedLikeAnyFile) {
+  const std::string pol = RealPath(writd_->policies_dir());
+  CmdResult r = Run(absl::StrCat("echo x > ", pol, "/evil.yaml; echo after"),
+                    {"--intent", "e-files", "--param", "secret=" + pol});
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  auto evs = Events(r);
+  json ev = OpenOf(evs, pol + "/evil.yaml");
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["verdict"], "violation");
+  std::filesystem::remove(pol + "/evil.yaml");
+}
+
+// kill -9 of writd by a root agent: nothing stops a root process from signalling another; writd dies
+// and enforcement stops (known limit; systemd restarts it and restart continuity re-adopts tasks).
+TEST(EvasionStandalone, RootAgentCanKillWritdKnownLimit) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.mode = "enforce";
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  // writd's pid: the process whose cmdline names this instance's dir.
+  pid_t pid = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream f(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (cmd.find(w.dir()) != std::string::npos && cmd.find("writd") != std::string::npos &&
+        cmd.find("run") == std::string::npos) {
+      pid = std::stoi(e.path().filename());
+    }
+  }
+  ASSERT_GT(pid, 0);
+  CmdResult r = w.Writ({"run", "--agent", kAgent, "--", "/bin/sh", "-c", absl::StrCat("kill -9 ", pid)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (int i = 0; i < 50 && kill(pid, 0) == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(w.Stop(), 137) << "writd survived SIGKILL from a root task?";
+}
+
+}  // namespace
+}  // namespace writ::testlib

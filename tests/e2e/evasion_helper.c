@@ -1,0 +1,166 @@
+/* Evasion attempts the shell cannot make (tests/e2e/evasion_e2e_test.cc runs this inside a writ task).
+ * Each subcommand prints one line "<cmd> <result>" and exits 0 when the attempt itself succeeded,
+ * 1 when the kernel refused it (the result names errno), 2 on usage errors. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/io_uring.h>
+#include <linux/openat2.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+extern char** environ;
+
+static int report(const char* cmd, long rc) {
+  if (rc < 0) {
+    printf("%s error %s\n", cmd, strerror(errno));
+    return 1;
+  }
+  printf("%s ok %ld\n", cmd, rc);
+  return 0;
+}
+
+static int copy_file(const char* src, int dst) {
+  int in = open(src, O_RDONLY | O_CLOEXEC);
+  if (in < 0) return -1;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(in, buf, sizeof(buf))) > 0) {
+    if (write(dst, buf, (size_t)n) != n) return -1;
+  }
+  close(in);
+  return 0;
+}
+
+/* One SQE through a raw io_uring (no liburing): the open/connect never enters the openat/connect
+ * syscalls, only io_uring_enter. Returns the CQE result (fd or -errno), or -1000-errno on setup. */
+static int uring_one(void (*prep)(struct io_uring_sqe*, void*), void* arg) {
+  struct io_uring_params p;
+  memset(&p, 0, sizeof(p));
+  int fd = (int)syscall(__NR_io_uring_setup, 4, &p);
+  if (fd < 0) return -1000 - errno;
+  size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+  size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+  char* sq = mmap(NULL, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+  char* cq = mmap(NULL, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
+  struct io_uring_sqe* sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
+                                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+  if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) return -1000 - errno;
+  unsigned* tail = (unsigned*)(sq + p.sq_off.tail);
+  unsigned* mask = (unsigned*)(sq + p.sq_off.ring_mask);
+  unsigned* array = (unsigned*)(sq + p.sq_off.array);
+  unsigned idx = *tail & *mask;
+  memset(&sqes[idx], 0, sizeof(sqes[idx]));
+  prep(&sqes[idx], arg);
+  array[idx] = idx;
+  __atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+  if (syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) return -1000 - errno;
+  unsigned* chead = (unsigned*)(cq + p.cq_off.head);
+  struct io_uring_cqe* cqes = (struct io_uring_cqe*)(cq + p.cq_off.cqes);
+  unsigned cmask = *(unsigned*)(cq + p.cq_off.ring_mask);
+  int res = cqes[*chead & cmask].res;
+  __atomic_store_n(chead, *chead + 1, __ATOMIC_RELEASE);
+  return res;
+}
+
+static void prep_open(struct io_uring_sqe* s, void* arg) {
+  s->opcode = IORING_OP_OPENAT;
+  s->fd = AT_FDCWD;
+  s->addr = (unsigned long)arg;
+  s->open_flags = O_RDONLY;
+}
+
+static struct sockaddr_in uring_sa;
+static void prep_connect(struct io_uring_sqe* s, void* arg) {
+  s->opcode = IORING_OP_CONNECT;
+  s->fd = *(int*)arg;
+  s->addr = (unsigned long)&uring_sa;
+  s->off = sizeof(uring_sa);
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) return 2;
+  const char* cmd = argv[1];
+  const char* a = argc > 2 ? argv[2] : "";
+  if (!strcmp(cmd, "openat2")) {  /* openat2 PATH: RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS */
+    struct open_how how = {.flags = O_RDONLY, .resolve = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+    return report(cmd, syscall(SYS_openat2, AT_FDCWD, a, &how, sizeof(how)));
+  }
+  if (!strcmp(cmd, "execveat")) {  /* execveat PATH: exec through an O_PATH fd, AT_EMPTY_PATH */
+    int fd = open(a, O_PATH | O_CLOEXEC);
+    char* args[] = {(char*)a, NULL};
+    syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);
+    return report(cmd, -1);
+  }
+  if (!strcmp(cmd, "fexecve")) {
+    int fd = open(a, O_RDONLY | O_CLOEXEC);
+    char* args[] = {(char*)a, NULL};
+    fexecve(fd, args, environ);
+    return report(cmd, -1);
+  }
+  if (!strcmp(cmd, "memfd-exec")) {  /* memfd-exec SRC ARGS...: run a copy of SRC from memory */
+    int fd = memfd_create("payload", MFD_CLOEXEC);
+    if (fd < 0 || copy_file(a, fd) != 0) return report(cmd, -1);
+    fexecve(fd, argv + 2, environ);
+    return report(cmd, -1);
+  }
+  if (!strcmp(cmd, "comm-open")) {  /* comm-open NAME PATH */
+    prctl(PR_SET_NAME, a, 0, 0, 0);
+    return report(cmd, open(argv[3], O_RDONLY));
+  }
+  if (!strcmp(cmd, "uring-open")) {
+    int r = uring_one(prep_open, (void*)a);
+    if (r < 0) errno = r <= -1000 ? -(r + 1000) : -r;
+    return report(cmd, r < 0 ? -1 : r);
+  }
+  if (!strcmp(cmd, "uring-connect")) {  /* uring-connect PORT (127.0.0.1) */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    uring_sa.sin_family = AF_INET;
+    uring_sa.sin_port = htons((unsigned short)atoi(a));
+    uring_sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int r = uring_one(prep_connect, &s);
+    if (r < 0) errno = r <= -1000 ? -(r + 1000) : -r;
+    return report(cmd, r < 0 ? -1 : r);
+  }
+  if (!strcmp(cmd, "bpf")) {  /* a tiny array map: a task with CAP_BPF can load its own programs */
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.map_type = BPF_MAP_TYPE_ARRAY;
+    attr.key_size = 4;
+    attr.value_size = 4;
+    attr.max_entries = 1;
+    return report(cmd, syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr)));
+  }
+  if (!strcmp(cmd, "unshare-open")) {  /* unshare-open PATH: new mount+net namespaces, then open */
+    if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0) return report(cmd, -1);
+    return report(cmd, open(a, O_RDONLY));
+  }
+  if (!strcmp(cmd, "longpath")) {  /* longpath DIR: open a file > 4096 bytes below DIR */
+    if (chdir(a) != 0) return report(cmd, -1);
+    char comp[201];
+    memset(comp, 'd', 200);
+    comp[200] = 0;
+    for (int i = 0; i < 25; i++) {  /* 25 * 201 = 5025 bytes of path below DIR */
+      mkdir(comp, 0755);
+      if (chdir(comp) != 0) return report(cmd, -1);
+    }
+    return report(cmd, open("leaf", O_WRONLY | O_CREAT, 0644));
+  }
+  if (!strcmp(cmd, "nonutf8")) {  /* nonutf8 DIR: create DIR/<invalid UTF-8> */
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/bad-\xff\xfe-\xc3(", a);
+    return report(cmd, open(p, O_WRONLY | O_CREAT, 0644));
+  }
+  return 2;
+}
