@@ -433,6 +433,7 @@ void Daemon::Run() {
   if (cred_service_) cred_service_->Stop();  // its HTTP thread serves /metrics, which reads the loader
   if (registry_.size() == 0) {
     loader_->Unpin();  // nothing to protect: leave nothing of writ in the kernel
+    rmdir(cgroups_->root().c_str());  // the empty subtree too (fails harmlessly if not empty)
   } else {
     Log()->warn("{} tasks still running: their in-kernel enforcement stays pinned and the next "
                 "writd re-adopts them", registry_.size());
@@ -1104,7 +1105,10 @@ absl::Status Daemon::Arm(const Task& task) {
     if (kt.exec_judged && kt.exec_default_deny && !kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_TABLE;
     if (kt.exec_judged && kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_USER;
     if (kt.net_judged && kt.net_default_deny) info.flags |= WRIT_TASK_NET_TABLE;
-    if (!kt.file_deny_exact.empty() || !kt.file_deny_prefix.empty()) info.flags |= WRIT_TASK_FILE_TABLE;
+    // The per-open path hash and prefix lookups only matter where the kernel acts on them.
+    if (task.mode == "enforce" && (!kt.file_deny_exact.empty() || !kt.file_deny_prefix.empty())) {
+      info.flags |= WRIT_TASK_FILE_TABLE;
+    }
   }
   return loader_->AddTask(task.cgroup_id, info);
 }

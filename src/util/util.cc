@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <mutex>
 
@@ -17,19 +18,32 @@
 namespace writ {
 
 void AppendRfc3339Nanos(int64_t unix_ns, std::string* out) {
-  time_t secs = static_cast<time_t>(unix_ns / 1000000000);
+  int64_t secs = unix_ns / 1000000000;
   int64_t nanos = unix_ns % 1000000000;
   if (nanos < 0) {
     nanos += 1000000000;
     secs -= 1;
   }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[48];
-  int n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
-                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   static_cast<long long>(nanos));
-  out->append(buf, n);
+  // Events arrive in bursts within the same second: format the date and time once per second per
+  // thread, then only the nine fraction digits (this runs for every event on the pipeline thread).
+  thread_local int64_t cached_secs = INT64_MIN;
+  thread_local char cached[24];  // "YYYY-MM-DDTHH:MM:SS."
+  if (secs != cached_secs) {
+    time_t t = static_cast<time_t>(secs);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  char frac[11];
+  for (int i = 8; i >= 0; i--) {
+    frac[i] = static_cast<char>('0' + nanos % 10);
+    nanos /= 10;
+  }
+  frac[9] = 'Z';
+  out->append(cached, 20);
+  out->append(frac, 10);
 }
 
 std::string Rfc3339(absl::Time t) {
