@@ -77,6 +77,7 @@ struct SinkConfig {
   uint64_t spool_max_bytes = 64ull << 20;
   size_t queue_max = 10000;     // in-memory lines
   size_t batch_max = 100;       // lines per HTTP request / write
+  absl::Duration linger = absl::Milliseconds(5);  // wait this long for a full batch
   absl::Duration backoff_min = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(5);
   absl::Duration timeout = absl::Seconds(5);  // connect and I/O
