@@ -52,6 +52,7 @@ cleanup() {
   # writd leaves its (empty) cgroup subtree directory behind; this one is the demo's own.
   CG=$(sed -n 's/.*cgroups under \([^,]*\),.*/\1/p' "$D/writd.log" 2>/dev/null | head -1)
   [ -n "$CG" ] && rmdir "$CG" 2>/dev/null || true
+  [ -n "$CG" ] && rm -rf "/sys/fs/bpf/$(basename "$CG")" 2>/dev/null || true
   if [ "$KEEP" = 1 ]; then echo "demo files kept in $D"; else rm -rf "$D"; fi
 }
 trap cleanup EXIT

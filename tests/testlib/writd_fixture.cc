@@ -104,6 +104,12 @@ WritdInstance::~WritdInstance() {
     }
     rmdir(cgroup_root_.c_str());
   }
+  // A writd stopped with tasks registered leaves its programs pinned (by design: enforcement outlives
+  // the daemon). A test must not leave them attached for the rest of the run.
+  if (!subtree_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all("/sys/fs/bpf/" + subtree_, ec);
+  }
   if (!dir_.empty() && !getenv("WRIT_KEEP_TEST_DIRS")) std::filesystem::remove_all(dir_);
 }
 

@@ -411,6 +411,8 @@ try {
   if (writd.exitCode === null) writd.kill('SIGKILL');
   // writd leaves its (empty) subtree directory; ours is unique per run, so remove it.
   try { fs.rmdirSync(cgroupRoot); } catch {}
+  // Pins left when writd stopped with tasks registered: never leave programs attached after a test.
+  try { fs.rmSync(`/sys/fs/bpf/${SUBTREE}`, { recursive: true, force: true }); } catch {}
   if (failed) {
     console.log(`--- writd log (${TMP}/writd.log), last lines:`);
     console.log(fs.readFileSync(`${TMP}/writd.log`, 'utf8').split('\n').slice(-30).join('\n'));
