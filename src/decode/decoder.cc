@@ -127,7 +127,12 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
                    static_cast<unsigned long long>(h.ktime_ns), h.pid);
   ev->set_id(id, n);
   std::string* t = ev->mutable_time();
-  AppendRfc3339Nanos(static_cast<int64_t>(h.ktime_ns) + boot_to_unix_ns_, t);
+  // ktime_ns comes from the record: a corrupt one must not overflow (UB) into the timestamp.
+  int64_t unix_ns;
+  if (__builtin_add_overflow(static_cast<int64_t>(h.ktime_ns & INT64_MAX), boot_to_unix_ns_, &unix_ns)) {
+    unix_ns = INT64_MAX;
+  }
+  AppendRfc3339Nanos(unix_ns, t);
   ev->set_ktime_ns(h.ktime_ns);
   ev->set_kind(KindName(h.kind));
 
