@@ -105,14 +105,24 @@ void Loader::PinLink(bpf_link* link, const char* prog_name) {
   std::string path = absl::StrCat(cfg_.pin_dir, "/link_", prog_name);
   std::string fresh = path + ".new";
   unlink(fresh.c_str());
+  if (link_pin_refused_) return;
   if (bpf_link__pin(link, fresh.c_str()) != 0) {
-    Logger("bpf")->warn("pin {}: {}", fresh, strerror(errno));
+    // Some kernels refuse BPF_OBJ_PIN of links (EPERM here): the guardian then holds the link fds.
+    Logger("bpf")->info("pinning links is refused ({}): the guardian process holds them instead",
+                        strerror(errno));
+    link_pin_refused_ = true;
     return;
   }
   unlink(path.c_str());  // releases the previous writd's link, if any
   if (rename(fresh.c_str(), path.c_str()) != 0) {
     Logger("bpf")->warn("rename {}: {}", fresh, strerror(errno));
   }
+}
+
+std::vector<int> Loader::LinkFds() const {
+  std::vector<int> fds;
+  for (const auto& l : links_) fds.push_back(bpf_link__fd(l.get()));
+  return fds;
 }
 
 void Loader::Unpin() {

@@ -80,6 +80,9 @@ class Loader {
   bool adopted() const { return adopted_; }
   // Removes every pin: when writd stops with no task left, nothing of writ stays in the kernel.
   void Unpin();
+  // The attachment links. A link lives while any process holds its fd (or a pin): writd hands these
+  // to its guardian process so that enforcement outlives a crash even where pinning links is refused.
+  std::vector<int> LinkFds() const;
   uint32_t ring_bytes() const { return cfg_.ring_bytes; }
 
  private:
@@ -108,7 +111,8 @@ class Loader {
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   int stats_fd_ = -1;
-  bool adopted_ = false;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
+  bool adopted_ = false;
+  bool link_pin_refused_ = false;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
 };
 
 // libbpf's own messages go to the "libbpf" logger (debug level for its chatter, warn for warnings).

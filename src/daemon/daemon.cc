@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
 #include "actions/signal.h"
 #include "bpf/path_hash.h"
 #include "creds/redact.h"
@@ -195,7 +198,7 @@ absl::Status Daemon::Start() {
 
   Restore();
   ThawAfterDaemonLoss();
-  if (cfg_.on_daemon_loss == "freeze") StartGuardian();
+  StartGuardian();
 
   ASSIGN_OR_RETURN(server_, api::Server::Start(
                                 cfg_.run_dir + "/writd.sock",
@@ -417,9 +420,14 @@ void Daemon::Run() {
               "{} decode errors, {} unattributed, {} tail drops, {} tasks still registered",
               emitted, dropped, decoder_.stats().decoded, decode_errors_.load(),
               unattributed_.load(), tail_drops_.load(), registry_.size());
-  if (guardian_pid_ > 0) {
-    // A clean stop: freeze the tasks here (they wait for the next writd), and dismiss the guardian.
-    if (registry_.size() > 0) {
+  if (guardian_pid_ > 0 && registry_.size() == 0) {
+    // Nothing left to protect: the guardian releases its links.
+    kill(guardian_pid_, SIGTERM);
+    waitpid(guardian_pid_, nullptr, 0);
+    unlink((cfg_.run_dir + "/guardian.pid").c_str());
+  } else if (guardian_pid_ > 0 && cfg_.on_daemon_loss == "freeze") {
+    // A clean stop with tasks left: freeze them here (the guardian keeps the programs attached).
+    {
       std::string marker;
       for (const auto& t : registry_.All()) {
         if (cgroups_->Freeze(t->id, true).ok()) absl::StrAppend(&marker, t->id, "\n");
@@ -427,8 +435,6 @@ void Daemon::Run() {
       (void)WriteFileCreate(GuardianMarker(), marker);
       Log()->warn("on_daemon_loss freeze: {} tasks frozen until writd returns", registry_.size());
     }
-    kill(guardian_pid_, SIGTERM);
-    waitpid(guardian_pid_, nullptr, 0);
   }
   if (cred_service_) cred_service_->Stop();  // its HTTP thread serves /metrics, which reads the loader
   if (registry_.size() == 0) {
@@ -1221,32 +1227,50 @@ void Daemon::Restore() {
   approvals_.Restore([this](const std::string& id) { return registry_.Find(id) != nullptr; });
 }
 
-// on_daemon_loss: freeze. The guardian is writd's own binary re-executed (a fork of this multithreaded
-// process could only call async-signal-safe functions); it is not in any task cgroup.
+// The guardian (see main.cc) is writd's own binary re-executed (a fork of this multithreaded process
+// could only call async-signal-safe functions); it is in no task cgroup and inherits the link fds.
+// A previous writd's guardian is dismissed only now, after this writd's links are attached: the
+// programs never detach across a restart.
 void Daemon::StartGuardian() {
+  const std::string pidfile = cfg_.run_dir + "/guardian.pid";
+  if (auto old = ReadFile(pidfile); old.ok()) {
+    int pid = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(*old), &pid) && pid > 1) {
+      // Only if it really is a writd guardian (pid files outlive processes).
+      auto cmd = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+      if (cmd.ok() && cmd->find("--guardian") != std::string::npos) {
+        kill(pid, SIGTERM);
+        Log()->info("previous guardian {} released its links", pid);
+      }
+    }
+  }
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (n <= 0) {
-    Log()->error("on_daemon_loss freeze: cannot find my own binary; tasks will continue if writd dies");
+    Log()->error("guardian: cannot find my own binary; enforcement ends if writd dies");
     return;
   }
   self[n] = '\0';
   std::string parent = std::to_string(getpid());
   std::string root = cgroups_->root();
   std::string marker = GuardianMarker();
+  std::string policy = cfg_.on_daemon_loss;
+  std::vector<int> fds = loader_->LinkFds();
   pid_t pid = fork();
   if (pid == 0) {
     setsid();
-    execl(self, self, "--guardian", parent.c_str(), root.c_str(), marker.c_str(),
+    for (int fd : fds) fcntl(fd, F_SETFD, 0);  // async-signal-safe: the guardian inherits the links
+    execl(self, self, "--guardian", parent.c_str(), root.c_str(), marker.c_str(), policy.c_str(),
           static_cast<char*>(nullptr));
     _exit(127);
   }
   if (pid < 0) {
-    Log()->error("on_daemon_loss freeze: fork: {}", strerror(errno));
+    Log()->error("guardian: fork: {}", strerror(errno));
     return;
   }
   guardian_pid_ = pid;
-  Log()->info("on_daemon_loss freeze: guardian {} watches writd", pid);
+  (void)WriteFileCreate(pidfile, std::to_string(pid));
+  Log()->info("guardian {} holds {} links (on_daemon_loss: {})", pid, fds.size(), policy);
 }
 
 // Tasks the guardian (or a clean stop) froze while writd was away: thaw those re-adopted.

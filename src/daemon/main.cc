@@ -35,12 +35,13 @@ void Usage(FILE* f) {
           "             [--ring-bytes N] [-v]\n");
 }
 
-// The guardian (on_daemon_loss: freeze): a separate process that outlives a crashed or killed writd.
-// It waits on a pidfd of writd; when writd dies without telling it (SIGTERM = clean stop, writd froze
-// the tasks itself), it freezes every task cgroup under the subtree and leaves a marker naming them, so
-// the next writd thaws them after re-adopting. Only raw syscalls and stack buffers: nothing here can
-// fail on allocation.
-int Guardian(pid_t parent, const char* cgroup_root, const char* marker) {
+// The guardian: a separate process (writd's own binary re-executed) that outlives a crashed or killed
+// writd. It inherits writd's BPF link fds, so the programs stay attached and in-kernel enforcement goes
+// on while writd is down, even where the kernel refuses to pin links. When writd dies it freezes every
+// task cgroup if the policy is `freeze` (leaving a marker naming them, for the next writd to thaw).
+// The next writd attaches its own links, then sends SIGTERM: the old links are released. With no task
+// left it exits by itself. Only raw syscalls and stack buffers: nothing here allocates.
+int Guardian(pid_t parent, const char* cgroup_root, const char* marker, bool freeze) {
   signal(SIGTERM, SIG_DFL);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
@@ -49,34 +50,43 @@ int Guardian(pid_t parent, const char* cgroup_root, const char* marker) {
   struct pollfd pfd = {pidfd, POLLIN, 0};
   while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
   }
-  DIR* d = opendir(cgroup_root);
-  if (!d) return 1;
-  int mfd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  while (struct dirent* e = readdir(d)) {
-    if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s/cgroup.freeze", cgroup_root, e->d_name);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    if (write(fd, "1", 1) == 1 && mfd >= 0) {
-      (void)!write(mfd, e->d_name, strlen(e->d_name));
-      (void)!write(mfd, "\n", 1);
+  int mfd = freeze ? open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+  for (;;) {
+    DIR* d = opendir(cgroup_root);
+    if (!d) return 0;
+    int tasks = 0;
+    while (struct dirent* e = readdir(d)) {
+      if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+      tasks++;
+      if (mfd < 0) continue;
+      char path[4096];
+      snprintf(path, sizeof(path), "%s/%s/cgroup.freeze", cgroup_root, e->d_name);
+      int fd = open(path, O_WRONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      if (write(fd, "1", 1) == 1) {
+        (void)!write(mfd, e->d_name, strlen(e->d_name));
+        (void)!write(mfd, "\n", 1);
+      }
+      close(fd);
     }
-    close(fd);
+    closedir(d);
+    if (mfd >= 0) {
+      fsync(mfd);
+      close(mfd);
+      mfd = -1;
+    }
+    // Task cgroups are removed by writd; with writd gone, an empty task cgroup is a task that ended.
+    if (tasks == 0) return 0;
+    sleep(5);
   }
-  closedir(d);
-  if (mfd >= 0) {
-    fsync(mfd);
-    close(mfd);
-  }
-  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 5 && strcmp(argv[1], "--guardian") == 0) {
-    return Guardian(static_cast<pid_t>(atoi(argv[2])), argv[3], argv[4]);
+  if (argc == 6 && strcmp(argv[1], "--guardian") == 0) {
+    return Guardian(static_cast<pid_t>(atoi(argv[2])), argv[3], argv[4],
+                    strcmp(argv[5], "freeze") == 0);
   }
   static const struct option opts[] = {
       {"config", required_argument, nullptr, 'c'},   {"policies", required_argument, nullptr, 'p'},

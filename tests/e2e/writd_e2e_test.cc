@@ -610,3 +610,86 @@ TEST_F(WritdE2e, MaxProcessesExceededIsAViolation) {
 
 }  // namespace
 }  // namespace writ::testlib
+
+// ---- restart continuity ------------------------------------------------------------------------------
+
+namespace writ::testlib {
+namespace {
+
+bool WaitForFile(const std::string& path, std::chrono::milliseconds timeout) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (access(path.c_str(), F_OK) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// kill -9 of writd mid-task: the pinned exec table keeps killing a denied binary while writd is down;
+// the restarted writd restores the task from its state store, delivers the records the pinned ring
+// buffer kept (the exec killed during the gap), keeps enforcing, and ends the task when it exits.
+TEST(WritdRestart, EnforcementSurvivesKill9AndTheTaskIsRestored) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
+  const std::string touch = std::filesystem::canonical("/usr/bin/touch").string();
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.mode = "enforce";
+  o.policies = {{"restart.yaml", R"(apiVersion: writ.dev/v1
+kind: Intent
+name: t-restart
+params:
+  exe: {type: path, required: true}
+exec:
+  deny: ["${exe}"]
+on_violation: [alert]
+)"}};
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  const std::string d = w.dir();
+  const std::string script = absl::StrCat(
+      "while [ ! -e ", d, "/go1 ]; do sleep 0.02; done; ", touch, " ", d, "/m1; ",
+      "echo down > ", d, "/did1; while [ ! -e ", d, "/go2 ]; do sleep 0.02; done; ", touch, " ", d,
+      "/m2; exit 5");
+  pid_t run = w.WritAsync({"run", "--agent", "spiffe://example.org/agent/r", "--intent", "t-restart",
+                           "--param", "exe=" + touch, "--", "/bin/sh", "-c", script},
+                          "run");
+  json start = w.WaitForEvent([](const json& e) { return e["kind"] == "task_start"; });
+  ASSERT_FALSE(start.is_null()) << w.log();
+  const std::string task = start["agent"]["task_id"];
+
+  EXPECT_EQ(w.Kill9(), 128 + SIGKILL);
+  std::ofstream(d + "/go1") << "1";
+  ASSERT_TRUE(WaitForFile(d + "/did1", std::chrono::seconds(10)));
+  EXPECT_FALSE(std::filesystem::exists(d + "/m1")) << "the pinned exec table did not kill touch";
+
+  ASSERT_TRUE(w.Restart().ok()) << w.log();
+  json restored = w.WaitForEvent([&](const json& e) {
+    return e["kind"] == "task_start" && e["agent"]["task_id"] == task &&
+           e["task"].value("reason", "") == "restored";
+  });
+  ASSERT_FALSE(restored.is_null()) << w.log();
+  // The exec killed while writd was down was kept in the pinned ring buffer and is judged now.
+  json gap_exec = w.WaitForEvent([&](const json& e) {
+    return e["kind"] == "exec" && e["agent"]["task_id"] == task &&
+           e["process"].value("exe", "") == touch;
+  });
+  ASSERT_FALSE(gap_exec.is_null()) << w.log();
+  EXPECT_EQ(gap_exec["outcome"], "killed");
+
+  std::ofstream(d + "/go2") << "1";
+  CmdResult r = w.WaitAsync(run, "run", std::chrono::seconds(10));
+  EXPECT_EQ(r.exit_code, 5) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(d + "/m2"));
+  json end = w.WaitForEvent([&](const json& e) {
+    return e["kind"] == "task_end" && e["agent"]["task_id"] == task;
+  });
+  ASSERT_FALSE(end.is_null()) << w.log();
+  EXPECT_EQ(end["task"]["reason"], "exited");
+  EXPECT_EQ(w.Stop(), 0);
+  // No task left: a clean stop removes every pin.
+  EXPECT_TRUE(std::filesystem::is_empty("/sys/fs/bpf") ||
+              !std::filesystem::exists("/sys/fs/bpf/" +
+                                       std::filesystem::path(w.cgroup_root()).filename().string()));
+}
+
+}  // namespace
+}  // namespace writ::testlib

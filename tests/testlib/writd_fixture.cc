@@ -36,8 +36,8 @@ int Decode(int status) {
 pid_t SpawnTo(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
   pid_t pid = fork();
   if (pid == 0) {
-    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     int in = open("/dev/null", O_RDONLY);
     dup2(in, 0);
     dup2(o, 1);
@@ -135,9 +135,26 @@ absl::Status WritdInstance::Start(const Options& opts) {
                                       << "cgroup_subtree: " << subtree_ << "\n"
                                       << "drain_interval: 5ms\n"
                                       << "housekeeping_interval: 20ms\n";
-  std::vector<std::string> argv = {WRITD_BIN, "--config", dir_ + "/writd.yaml"};
-  argv.insert(argv.end(), opts.extra_args.begin(), opts.extra_args.end());
-  pid_ = SpawnTo(argv, dir_ + "/writd.out", dir_ + "/writd.err");
+  argv_ = {WRITD_BIN, "--config", dir_ + "/writd.yaml"};
+  argv_.insert(argv_.end(), opts.extra_args.begin(), opts.extra_args.end());
+  return Launch();
+}
+
+int WritdInstance::Kill9() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGKILL);
+  int rc = WaitBounded(pid_, std::chrono::seconds(10));
+  pid_ = -1;
+  return rc;
+}
+
+absl::Status WritdInstance::Restart() {
+  if (pid_ > 0) return absl::FailedPreconditionError("writd is still running");
+  return Launch();
+}
+
+absl::Status WritdInstance::Launch() {
+  pid_ = SpawnTo(argv_, dir_ + "/writd.out", dir_ + "/writd.err");
   for (int i = 0; i < 300; i++) {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {

@@ -44,6 +44,10 @@ class WritdInstance {
   absl::Status Start(const Options& opts);
   // SIGTERM, then waits up to 10 s; returns the wait status decoded (exit code or 128+signal).
   int Stop();
+  // SIGKILL (no clean shutdown: pins, state and the guardian are what a crash leaves), then restart
+  // with the same directories and config.
+  int Kill9();
+  absl::Status Restart();
   bool running() const { return pid_ > 0; }
 
   // `writ --socket S ARGS...`
@@ -64,6 +68,7 @@ class WritdInstance {
                               std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
   const std::string& dir() const { return dir_; }
+  pid_t pid() const { return pid_; }
   const std::string& socket() const { return socket_; }
   const std::string& cgroup_root() const { return cgroup_root_; }
   const std::string& policies_dir() const { return policies_dir_; }
@@ -71,6 +76,8 @@ class WritdInstance {
   std::string log() const;  // writd's stderr
 
  private:
+  absl::Status Launch();
+  std::vector<std::string> argv_;
   std::string dir_, socket_, events_, policies_dir_, subtree_, cgroup_root_;
   pid_t pid_ = -1;
 };
