@@ -942,6 +942,10 @@ void Daemon::Handle(const api::PeerCred& peer, int fd, const v1::Request& req) {
       resp = Decide(peer, req.decide_approval());
       break;
     case v1::Request::kReloadPolicy: {
+      if (PeerIsInTask(peer)) {
+        resp = Error(absl::PermissionDeniedError("a process inside a task cannot reload policies"));
+        break;
+      }
       reload_.store(true);
       // The pipeline thread applies it; wait briefly so the caller sees the outcome.
       for (int i = 0; i < 200 && reload_.load(); i++) absl::SleepFor(absl::Milliseconds(10));
