@@ -49,22 +49,31 @@ void WriteAgent(const writ::v1::Agent& a, JsonWriter& w) {
   w.EndObjectOrRollback(mark);
 }
 
-void WriteProcess(const writ::v1::Process& p, JsonWriter& w) {
+// uid and gid are always written (0 is root: a SIEM rule on uid == 0 must match), and so is exit_code
+// on exit events (0 is a clean exit).
+void WriteProcess(const writ::v1::Process& p, bool is_exit, JsonWriter& w) {
   w.Key("process");
   w.BeginObject();
   w.Key("pid");
   w.Uint(p.pid());
   w.UintField("tid", p.tid());
   w.UintField("ppid", p.ppid());
-  w.UintField("uid", p.uid());
-  w.UintField("gid", p.gid());
+  w.Key("uid");
+  w.Uint(p.uid());
+  w.Key("gid");
+  w.Uint(p.gid());
   w.StrField("exe", p.exe());
   w.StrListField("args", p.args());
   w.BoolField("args_truncated", p.args_truncated());
   w.StrField("comm", p.comm());
   w.UintField("start_time_ns", p.start_time_ns());
   w.StrField("filename", p.filename());
-  w.IntField("exit_code", p.exit_code());
+  if (is_exit) {
+    w.Key("exit_code");
+    w.Int(p.exit_code());
+  } else {
+    w.IntField("exit_code", p.exit_code());
+  }
   w.UintField("exit_signal", p.exit_signal());
   w.EndObject();
 }
@@ -170,7 +179,7 @@ void AppendJson(const writ::v1::Event& ev, std::string* out) {
   w.UintField("ktime_ns", ev.ktime_ns());
   w.StrField("kind", ev.kind());
   if (ev.has_agent()) WriteAgent(ev.agent(), w);
-  if (ev.has_process()) WriteProcess(ev.process(), w);
+  if (ev.has_process()) WriteProcess(ev.process(), ev.kind() == "exit", w);
   if (ev.has_file()) WriteFile(ev.file(), w);
   if (ev.has_network()) WriteNetwork(ev.network(), w);
   w.StrField("verdict", ev.verdict());

@@ -180,12 +180,18 @@ TEST(SinksJson, OmitsDefaultsButKeepsMeaningfulZeros) {
   ev.mutable_agent();     // present but empty: omitted
   ev.mutable_finding();   // likewise
   ev.mutable_task();      // likewise (empty map, empty lists)
-  ev.mutable_process();   // pid 0 is still reported
+  ev.mutable_process();   // pid 0 is still reported, and uid/gid 0 are root
   ev.mutable_file();      // result 0 = success
   ev.mutable_network();   // dst_port 0 and result 0 are meaningful
   EXPECT_EQ(Encode(ev),
-            R"({"kind":"connect","process":{"pid":0},"file":{"result":0},)"
+            R"({"kind":"connect","process":{"pid":0,"uid":0,"gid":0},"file":{"result":0},)"
             R"("network":{"dst_port":0,"result":0}})");
+
+  writ::v1::Event exit_ev;  // a clean exit says so
+  exit_ev.set_kind("exit");
+  exit_ev.mutable_process()->set_pid(7);
+  EXPECT_EQ(Encode(exit_ev),
+            R"({"kind":"exit","process":{"pid":7,"uid":0,"gid":0,"exit_code":0}})");
 
   writ::v1::Event only_empty_sub;
   only_empty_sub.mutable_credential();
