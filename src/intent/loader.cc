@@ -330,6 +330,17 @@ class Loader {
       errors_.push_back(absl::StrCat(path, ":0: (file): cannot read: ", std::strerror(errno)));
       return;
     }
+    // A policy file is a few kilobytes; a huge one is a mistake or an attack on the parser, refused
+    // before yaml-cpp sees it.
+    constexpr std::streamoff kMaxPolicyFileBytes = 1 << 20;
+    f.seekg(0, std::ios::end);
+    std::streamoff size = f.tellg();
+    f.seekg(0, std::ios::beg);
+    if (size > kMaxPolicyFileBytes) {
+      errors_.push_back(absl::StrCat(path, ":1: (file): ", size,
+                                     " bytes; policy files are limited to 1 MiB"));
+      return;
+    }
     std::stringstream ss;
     ss << f.rdbuf();
     AddText(ss.str(), path);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -217,6 +218,17 @@ TEST_F(DirTest, DuplicateNamesAcrossFilesAndAllOrNothing) {
 
 TEST_F(DirTest, MissingDirIsAnError) {
   EXPECT_FALSE(LoadPolicyDir((dir_ / "nope").string()).ok());
+}
+
+TEST(PolicyFileSize, AFileOverOneMiBIsRefusedBeforeParsing) {
+  auto dir = std::filesystem::temp_directory_path() / ("writ-big-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "big.yaml") << std::string((1 << 20) + 1, '#');
+  auto set = LoadPolicyDir(dir.string());
+  std::filesystem::remove_all(dir);
+  ASSERT_FALSE(set.ok());
+  EXPECT_THAT(std::string(set.status().message()), HasSubstr("big.yaml:1: (file): 1048577 bytes"));
+  EXPECT_THAT(std::string(set.status().message()), HasSubstr("limited to 1 MiB"));
 }
 
 }  // namespace
