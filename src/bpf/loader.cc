@@ -16,12 +16,50 @@
 #include "util/status_macros.h"
 #include "util/util.h"
 #include "writ.skel.h"
+#include "writ_lsm.skel.h"
 
 namespace writ::bpf {
 
 void Loader::SkelDeleter::operator()(writ_bpf* s) const { writ_bpf__destroy(s); }
 void Loader::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void Loader::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
+void Loader::LsmDeleter::operator()(writ_lsm_bpf* s) const { writ_lsm_bpf__destroy(s); }
+
+// Loads the LSM object with the main object's maps (reused by fd, so both rungs read the same task
+// map and tables) and attaches it. Kernels without BPF-LSM (not built, "bpf" missing from the lsm= boot
+// list) or that refuse LSM programs fail here: the rung is reported unavailable with the reason.
+void Loader::ProbeLsm() {
+  std::string lsms = ReadFile("/sys/kernel/security/lsm").value_or("");
+  writ_lsm_bpf* raw = writ_lsm_bpf__open();
+  if (!raw) {
+    lsm_detail_ = absl::StrCat("unavailable (open: ", strerror(errno), ")");
+    return;
+  }
+  std::unique_ptr<writ_lsm_bpf, LsmDeleter> l(raw);
+  l->rodata->cfg_task_level = cfg_.task_level;
+  l->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
+  bpf_map* map;
+  bpf_object__for_each_map(map, l->obj) {
+    if (bpf_map__is_internal(map)) continue;
+    bpf_map* main = bpf_object__find_map_by_name(skel_->obj, bpf_map__name(map));
+    if (main) bpf_map__reuse_fd(map, bpf_map__fd(main));
+  }
+  int err = writ_lsm_bpf__load(l.get());
+  if (err) {
+    lsm_detail_ = absl::StrCat("unavailable (", strerror(-err), ")",
+                               lsms.find("bpf") == std::string::npos
+                                   ? "; \"bpf\" is not in /sys/kernel/security/lsm"
+                                   : "");
+    return;
+  }
+  err = writ_lsm_bpf__attach(l.get());
+  if (err) {
+    lsm_detail_ = absl::StrCat("unavailable (attach: ", strerror(-err), ")");
+    return;
+  }
+  lsm_ = std::move(l);
+  lsm_detail_ = "active";
+}
 
 static int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   char buf[1024];
@@ -193,6 +231,10 @@ absl::Status Loader::LoadAndAttach() {
     return absl::FailedPreconditionError(absl::StrCat("attach ", hooks_[0].name, ": ",
                                                       hooks_[0].detail));
   }
+
+  ProbeLsm();
+  hooks_.push_back({"lsm (bprm_check_security, file_open, socket_connect)", lsm_active(),
+                    lsm_active() ? "" : lsm_detail_});
 
   ring_buffer* rb = ring_buffer__new(bpf_map__fd(skel_->maps.events_map), &Loader::OnRecord, this,
                                      nullptr);

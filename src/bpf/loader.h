@@ -13,6 +13,7 @@
 #include "writ/abi/events.h"
 
 struct writ_bpf;
+struct writ_lsm_bpf;
 struct bpf_link;
 struct ring_buffer;
 
@@ -76,6 +77,9 @@ class Loader {
   // Per-program run count and time (kernel bpf_stats; enabled while writd holds the stats fd).
   std::vector<ProgramStats> ReadProgramStats() const;
   const std::vector<HookStatus>& hooks() const { return hooks_; }
+  // BPF-LSM rung: probed at start by loading the LSM object; active only where the kernel allows it.
+  bool lsm_active() const { return lsm_ != nullptr; }
+  const std::string& lsm_detail() const { return lsm_detail_; }
   // True when the maps were re-adopted from pins left by a previous writd.
   bool adopted() const { return adopted_; }
   // Removes every pin: when writd stops with no task left, nothing of writ stays in the kernel.
@@ -98,6 +102,10 @@ class Loader {
   struct LinkDeleter {
     void operator()(bpf_link* l) const;
   };
+  struct LsmDeleter {
+    void operator()(writ_lsm_bpf* s) const;
+  };
+  void ProbeLsm();
   struct RingDeleter {
     void operator()(ring_buffer* r) const;
   };
@@ -108,6 +116,8 @@ class Loader {
   int ncpus_ = 1;
   // Member order is destruction order reversed: ring buffer first, then links, then the skeleton.
   std::unique_ptr<writ_bpf, SkelDeleter> skel_;
+  std::unique_ptr<writ_lsm_bpf, LsmDeleter> lsm_;
+  std::string lsm_detail_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   int stats_fd_ = -1;

@@ -638,7 +638,13 @@ void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
   }
 
   // A violation. Prevention where the kernel did it; otherwise the acting process dies now.
-  if (kernel_denied) {
+  if (kernel_denied && (info.flags & WRIT_F_LSM)) {
+    ev.set_outcome("prevented");  // refused by BPF-LSM before the exec happened
+    ev.set_enforcement("lsm");
+  } else if (loader_->lsm_active() && ev.kind() == "open" && ev.file().result() == -EPERM) {
+    ev.set_outcome("prevented");  // file_open refused it: nothing was opened
+    ev.set_enforcement("lsm");
+  } else if (kernel_denied) {
     if (ev.kind() == "connect") {
       ev.set_outcome("prevented");
       ev.set_enforcement("cgroup-bpf");
@@ -1390,7 +1396,8 @@ v1::Response Daemon::Status() {
     hs->set_active(active);
     hs->set_detail(detail);
   };
-  rung("lsm", false, "unavailable: BPF-LSM is not probed in this build");
+  rung("lsm: BPF-LSM refuses exec/open/connect with EPERM", loader_->lsm_active(),
+       loader_->lsm_detail().c_str());
   rung("exec: kernel-signal (sched_process_exec + bpf_send_signal)", loader_->hooks()[0].active, "");
   rung("connect: cgroup-bpf (cgroup/connect4|6 EPERM)",
        loader_->hooks().size() > 14 && loader_->hooks()[13].active, "");

@@ -560,3 +560,40 @@ TEST_F(BpfTest, FileDenyExactAndPrefixKillTheOpener) {
 
 }  // namespace
 }  // namespace writ::bpf
+
+namespace writ::bpf {
+namespace {
+
+// The BPF-LSM rung is probed by loading its object. Where it loads, a denied exec fails with EPERM in
+// the exec'ing process itself (nothing is killed: the exec never happens) and the refusal is reported
+// with WRIT_F_LSM. Where it does not (this project's CI kernel answers EPERM), the probe must say why.
+TEST_F(BpfTest, LsmRungRefusesWhereItLoadsAndSaysWhyWhereItDoesNot) {
+  Load(WRIT_TASK_ENFORCE);
+  if (!loader_->lsm_active()) {
+    EXPECT_EQ(loader_->lsm_detail().rfind("unavailable (", 0), 0u) << loader_->lsm_detail();
+    bool listed = false;
+    for (const auto& h : loader_->hooks()) {
+      if (h.name.rfind("lsm", 0) == 0) {
+        listed = true;
+        EXPECT_FALSE(h.active);
+        EXPECT_EQ(h.detail, loader_->lsm_detail());
+      }
+    }
+    EXPECT_TRUE(listed);
+    GTEST_SKIP() << "BPF-LSM does not load on this kernel: " << loader_->lsm_detail();
+  }
+  const std::string sh = RealPath("/bin/sh");
+  ASSERT_TRUE(loader_->SetExecVerdict(kSlot, PathHash(sh), WRIT_KV_DENY).ok());
+  pid_t pid = Spawn([] {
+    execl("/bin/sh", "sh", "-c", "true", static_cast<char*>(nullptr));
+    return errno == EPERM ? 42 : 43;
+  });
+  int st = Wait(pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 42) << "the exec should have failed with EPERM";
+  const Rec* r = WaitFor("exec", pid);
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->info.flags & WRIT_F_LSM);
+}
+
+}  // namespace
+}  // namespace writ::bpf

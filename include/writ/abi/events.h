@@ -48,6 +48,7 @@ enum writ_event_kind {
 #define WRIT_F_KERNEL_DENY (1u << 4)    /* the kernel applied a deny (EPERM or SIGKILL) */
 #define WRIT_F_KERNEL_STOP (1u << 5)    /* the kernel stopped the process (SIGSTOP) for approval */
 #define WRIT_F_CGROUP_HOOK (1u << 6)    /* connect seen by cgroup/connect*, not the syscall tracepoint */
+#define WRIT_F_LSM (1u << 7)            /* refused by a BPF-LSM hook: the action never happened */
 
 /* Common header of every ring-buffer record. */
 struct writ_event_hdr {

@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Maps and helpers shared by writ's BPF objects: writ.bpf.c (tracepoints, cgroup hooks: what runs on
+ * every kernel) and writ_lsm.bpf.c (BPF-LSM hooks: loaded only where the kernel allows, with this
+ * header's maps reused from the main object by fd). Included once per object; everything is static.
+ */
+#ifndef WRIT_COMMON_BPF_H
+#define WRIT_COMMON_BPF_H
+
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "writ/abi/events.h"
+
+
+#define EPERM 1
+#define SIGKILL 9
+#define SIGSTOP 19
+#define AF_INET 2
+#define AF_INET6 10
+#define O_ACCMODE 3
+#define O_WRONLY 1
+#define O_CREAT 0100
+#define O_TRUNC 01000
+
+/* Load-time configuration (rodata), set by the loader between open and load. */
+const volatile __u32 cfg_task_level = 0;         /* cgroup level of task cgroups; 0 = use own cgroup */
+const volatile __u64 cfg_wakeup_bytes = 1 << 20; /* force a wakeup when this much data is pending */
+
+/* Ring buffer; its size is set by the loader (bpf_map__set_max_entries) before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events_map SEC(".maps");
+
+/* cgroup id of a task cgroup -> task. Written by userspace before the task's first process joins. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WRIT_MAX_TASKS);
+	__type(key, __u64);
+	__type(value, struct writ_task_info);
+} task_map SEC(".maps");
+
+/* counters_map[kind * WRIT_CNT_MAX + counter], per CPU: emitted and dropped records by kind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WRIT_EV_KIND_MAX * WRIT_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters_map SEC(".maps");
+
+/* Records are built in a per-CPU scratch buffer (too large for the 512-byte stack), then copied into the
+ * ring buffer with bpf_ringbuf_output at their actual size. The slack absorbs the verifier's view of a
+ * masked write at the end of a region. */
+union writ_scratch {
+	struct writ_exec_event exec;
+	struct writ_open_event open;
+	struct writ_connect_event connect;
+	struct writ_fork_event fork;
+	struct writ_exit_event exit;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, union writ_scratch);
+} scratch_map SEC(".maps");
+
+/* Syscall arguments saved at sys_enter for sys_exit, keyed by pid_tgid (one syscall in flight per thread). */
+struct open_args {
+	__u64 filename; /* user pointer */
+	__u32 flags;
+	__u32 nr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct open_args);
+} open_args_map SEC(".maps");
+
+struct connect_args {
+	__u16 family;
+	__u16 port;
+	__u32 verdict; /* set by the cgroup hook during the syscall */
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct connect_args);
+} connect_args_map SEC(".maps");
+
+/* In-kernel decision tables, filled per task by userspace from the compiled intent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct writ_path_key);
+	__type(value, __u32); /* enum writ_kernel_verdict */
+} exec_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct writ_path_key);
+	__type(value, __u32); /* WRIT_KV_DENY for exact paths and for directory prefixes */
+} file_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct writ_net4_key);
+	__type(value, struct writ_net_value);
+} net4_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct writ_net6_key);
+	__type(value, struct writ_net_value);
+} net6_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct writ_grant_key);
+	__type(value, __u32);
+} grant_map SEC(".maps");
+
+/* Kernel functions (6.13+); weak, so the object still loads where they are missing. */
+extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type, __u64 value) __ksym __weak;
+extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym __weak;
+extern void bpf_task_release(struct task_struct *p) __ksym __weak;
+#ifndef bpf_ksym_exists
+#define bpf_ksym_exists(sym) (!!(sym)) /* libbpf 1.1 predates the helper macro */
+#endif
+
+/* ---- common helpers ------------------------------------------------------------------------------ */
+
+static __always_inline struct writ_task_info *lookup_task(__u64 *cgid)
+{
+	__u64 id = cfg_task_level ? bpf_get_current_ancestor_cgroup_id(cfg_task_level)
+				  : bpf_get_current_cgroup_id();
+	*cgid = id;
+	return bpf_map_lookup_elem(&task_map, &id);
+}
+
+static __always_inline void count(__u32 kind, __u32 which)
+{
+	__u32 key = kind * WRIT_CNT_MAX + which;
+	__u64 *v = bpf_map_lookup_elem(&counters_map, &key);
+	if (v)
+		*v += 1; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline union writ_scratch *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+static __always_inline void fill_hdr(struct writ_event_hdr *h, __u16 kind, __u64 cgid,
+				     const struct writ_task_info *t, struct task_struct *task)
+{
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	h->abi_version = WRIT_ABI_VERSION;
+	h->kind = kind;
+	h->ktime_ns = bpf_ktime_get_boot_ns();
+	h->cgroup_id = cgid;
+	h->task_slot = t->slot;
+	h->pid = BPF_CORE_READ(task, pid);
+	h->tgid = BPF_CORE_READ(task, tgid);
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	h->uid = (__u32)uid_gid;
+	h->gid = (__u32)(uid_gid >> 32);
+	h->flags = 0;
+	h->_pad0 = 0;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Submit a record built in scratch. Telemetry is batched (no wakeup: the consumer drains on a timer); a
+ * record that needs a prompt verdict, or a filling buffer, forces the wakeup. A failed output is counted
+ * per kind: nothing is lost silently. */
+static __always_inline void submit(void *rec, __u64 size, __u16 kind, __u32 flags,
+				   const struct writ_task_info *t)
+{
+	__u64 rb_flags = BPF_RB_NO_WAKEUP;
+
+	if ((flags & WRIT_F_NEEDS_VERDICT) || (t->flags & WRIT_TASK_PROMPT) ||
+	    bpf_ringbuf_query(&events_map, BPF_RB_AVAIL_DATA) > cfg_wakeup_bytes)
+		rb_flags = BPF_RB_FORCE_WAKEUP;
+	if (size > sizeof(union writ_scratch))
+		size = sizeof(union writ_scratch);
+	if (bpf_ringbuf_output(&events_map, rec, size, rb_flags))
+		count(kind, WRIT_CNT_DROPPED);
+	else
+		count(kind, WRIT_CNT_EMITTED);
+}
+
+/*
+ * Walk a struct path up to the global root, writing components leaf first ("file\0dir\0usr\0") into the
+ * scratch record's path. Crosses mount points through struct mount (mnt_parent / mnt_mountpoint), so the
+ * result is the absolute path in the initial mount namespace's view, whatever the caller's cwd, dirfd,
+ * symlinks or chroot. Runs as a bpf_loop callback (one iteration per component or mount crossing): an
+ * open-coded loop with this many branches exceeds the verifier's state budget. Kernel pointers travel in
+ * ctx as plain integers; every dereference is a CO-RE probe read.
+ * Each write starts below WRIT_PATH_MAX - WRIT_NAME_MAX; the region's WRIT_NAME_MAX slack is what lets the
+ * verifier accept the masked offset.
+ */
+struct walk_ctx {
+	struct dentry *d;
+	struct mount *m;
+	struct dentry *mnt_root;
+	__u32 off;
+	__u32 flags;
+	__u32 is_exec;
+	__u32 done;
+};
+
+static long walk_step(__u32 i, void *data)
+{
+	struct walk_ctx *c = data;
+	/* Locals, not c->x: BPF_CORE_READ relocates the whole access chain, and walk_ctx has no kernel BTF. */
+	struct dentry *d = c->d;
+	struct mount *m = c->m;
+	union writ_scratch *s;
+	struct dentry *parent;
+	char *buf;
+	long n;
+
+	parent = BPF_CORE_READ(d, d_parent);
+	if (d == c->mnt_root || d == parent) {
+		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+
+		if (m == mp || !mp) {
+			c->done = 1; /* the global root */
+			return 1;
+		}
+		c->d = BPF_CORE_READ(m, mnt_mountpoint);
+		c->m = mp;
+		c->mnt_root = BPF_CORE_READ(mp, mnt.mnt_root);
+		return 0;
+	}
+	if (c->off > WRIT_PATH_MAX - WRIT_NAME_MAX)
+		return 1; /* too long: truncated */
+	s = scratch();
+	if (!s)
+		return 1;
+	buf = c->is_exec ? s->exec.path : s->open.path;
+	n = bpf_probe_read_kernel_str(buf + (c->off & (WRIT_PATH_MAX - 1)), WRIT_NAME_MAX,
+				      BPF_CORE_READ(d, d_name.name));
+	if (n <= 0) {
+		c->done = 1;
+		return 1;
+	}
+	c->off += n;
+	c->d = parent;
+	return 0;
+}
+
+static __always_inline __u32 walk_path(struct path *p, int is_exec, __u32 *flags)
+{
+	struct walk_ctx c = {};
+	struct vfsmount *vm = BPF_CORE_READ(p, mnt);
+
+	c.d = BPF_CORE_READ(p, dentry);
+	c.m = container_of(vm, struct mount, mnt);
+	c.mnt_root = BPF_CORE_READ(vm, mnt_root);
+	c.is_exec = is_exec;
+	bpf_loop(WRIT_PATH_DEPTH, walk_step, &c, 0);
+	if (!c.done)
+		*flags |= WRIT_F_PATH_TRUNC;
+	return c.off;
+}
+
+/*
+ * Path hashing runs in a bpf_loop callback: an open-coded 4096-iteration loop over a variable length
+ * exceeds the verifier's budget, while a callback is verified once. The callback re-fetches the per-CPU
+ * scratch record (same CPU, same value) instead of receiving a pointer through ctx.
+ */
+struct hash_ctx {
+	__u64 h;
+	__u32 len;
+	__u32 is_exec;     /* which record in scratch holds the path */
+	__u32 slot;
+	__u32 check_file;  /* look every prefix up in file_map */
+	__u32 hit;         /* a file_map entry matched */
+	__u32 _pad0;
+};
+
+static long hash_step(__u32 i, void *data)
+{
+	struct hash_ctx *c = data;
+	union writ_scratch *s = scratch();
+	const char *buf;
+	__u32 pos;
+
+	if (!s || i >= c->len)
+		return 1;
+	buf = c->is_exec ? s->exec.path : s->open.path;
+	pos = (c->len - 1 - i) & (WRIT_PATH_MAX - 1);
+	c->h ^= (__u8)buf[pos];
+	c->h *= WRIT_FNV_PRIME;
+	/* A component (read backwards) ends where the previous byte is a NUL, or at the buffer start. */
+	if (c->check_file && (pos == 0 || buf[(pos - 1) & (WRIT_PATH_MAX - 1)] == 0)) {
+		struct writ_path_key key = { .slot = c->slot, .hash = c->h };
+
+		if (bpf_map_lookup_elem(&file_map, &key)) {
+			c->hit = 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static __always_inline __u64 path_hash(struct hash_ctx *c, __u32 len)
+{
+	c->h = WRIT_FNV_OFFSET;
+	c->len = len > WRIT_PATH_MAX ? WRIT_PATH_MAX : len;
+	c->hit = 0;
+	bpf_loop(c->len, hash_step, c, 0);
+	return c->h;
+}
+
+/*
+ * After an in-kernel deny of a task whose responses include kill: SIGKILL the acting process's parent
+ * too, if it belongs to the same task. Userspace kills the whole cgroup a few hundred microseconds later;
+ * in that window an agent's shell would otherwise run its next command. The parent's membership is
+ * checked through its cgroup's ancestor at the task level, so the `writ run` launcher (outside the task)
+ * is never hit.
+ */
+static __always_inline void kill_lineage(const struct writ_task_info *t, __u64 cgid, __u32 ppid)
+{
+	struct task_struct *parent;
+	struct cgroup *cg, *anc = NULL;
+	__u64 pcg = 0;
+
+	if (!(t->flags & WRIT_TASK_KILL_LINEAGE) || !bpf_ksym_exists(bpf_task_from_pid) ||
+	    !bpf_ksym_exists(bpf_send_signal_task))
+		return;
+	parent = bpf_task_from_pid(ppid);
+	if (!parent)
+		return;
+	cg = BPF_CORE_READ(parent, cgroups, dfl_cgrp);
+	if (cg && BPF_CORE_READ(cg, level) >= (int)cfg_task_level) {
+		bpf_core_read(&anc, sizeof(anc), &cg->ancestors[cfg_task_level & 0xff]);
+		if (anc)
+			pcg = BPF_CORE_READ(anc, kn, id);
+	}
+	if (pcg == cgid)
+		bpf_send_signal_task(parent, SIGKILL, PIDTYPE_TGID, 0);
+	bpf_task_release(parent);
+}
+
+/* Decide a destination from the task's LPM table: the longest prefix's port ranges, first match wins. */
+static __always_inline __u32 net_verdict(const struct writ_task_info *t, __u16 family, const __u8 *addr,
+					 __u16 port)
+{
+	struct writ_net_value *v = NULL;
+	struct writ_grant_key g = { .slot = t->slot, .port = port, .family = family };
+	int i;
+
+	__builtin_memcpy(g.addr, addr, 16);
+	if (bpf_map_lookup_elem(&grant_map, &g))
+		return WRIT_KV_ALLOW;
+	if (family == AF_INET) {
+		struct writ_net4_key k = { .prefixlen = 32 + 32, .slot_be = bpf_htonl(t->slot) };
+
+		__builtin_memcpy(k.addr, addr, 4);
+		v = bpf_map_lookup_elem(&net4_map, &k);
+	} else {
+		struct writ_net6_key k = { .prefixlen = 32 + 128, .slot_be = bpf_htonl(t->slot) };
+
+		__builtin_memcpy(k.addr, addr, 16);
+		v = bpf_map_lookup_elem(&net6_map, &k);
+	}
+	if (v) {
+		for (i = 0; i < WRIT_NET_RANGES; i++) {
+			if (i >= v->nranges)
+				break;
+			if (port >= v->ranges[i].lo && port <= v->ranges[i].hi)
+				return v->ranges[i].verdict;
+		}
+	}
+	return (t->flags & WRIT_TASK_NET_TABLE) ? WRIT_KV_DENY : WRIT_KV_NONE;
+}
+
+#endif /* WRIT_COMMON_BPF_H */

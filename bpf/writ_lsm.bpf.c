@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * writ's top enforcement rung: BPF-LSM hooks that refuse a denied exec, open or connect with -EPERM before
+ * it happens, from the same per-task tables as the tracepoint rungs (maps reused from the main object by
+ * fd). A separate object because many kernels refuse LSM programs (this project's CI kernel answers
+ * EPERM at load): writd probes by loading it and falls back to the signal/cgroup rungs when it cannot.
+ *
+ * Only enforce-mode tasks are refused here. The syscall then fails with EPERM; the tracepoint rungs see
+ * no exec (the exec never happened), so the exec hook reports its refusal itself, flagged
+ * WRIT_F_KERNEL_DENY. Opens and connects are reported by their syscall-exit hooks with result -EPERM.
+ */
+#include "writ_common.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("lsm/bprm_check_security")
+int BPF_PROG(lsm_exec, struct linux_binprm *bprm, int ret)
+{
+	struct writ_task_info *t;
+	union writ_scratch *s;
+	struct writ_exec_event *e;
+	struct path fpath;
+	__u32 flags = 0, verdict = WRIT_KV_NONE, *v;
+	__u64 cgid;
+	long n;
+
+	if (ret)
+		return ret;
+	t = lookup_task(&cgid);
+	if (!t || !(t->flags & WRIT_TASK_ENFORCE))
+		return 0;
+	s = scratch();
+	if (!s)
+		return 0;
+	e = &s->exec;
+	bpf_core_read(&fpath, sizeof(fpath), &bprm->file->f_path);
+	e->path_len = walk_path(&fpath, 1, &flags);
+	struct hash_ctx hc = { .is_exec = 1, .slot = t->slot };
+	e->path_hash = path_hash(&hc, e->path_len);
+	struct writ_path_key key = { .slot = t->slot, .hash = e->path_hash };
+	v = bpf_map_lookup_elem(&exec_map, &key);
+	if (v)
+		verdict = *v;
+	else if (t->flags & WRIT_TASK_EXEC_TABLE)
+		verdict = WRIT_KV_DENY;
+	if (verdict != WRIT_KV_DENY)
+		return 0; /* approvals and undecidable execs are stopped by the exec tracepoint */
+
+	fill_hdr(&e->hdr, WRIT_EV_EXEC, cgid, t, (struct task_struct *)bpf_get_current_task());
+	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	e->filename_len = n > 0 ? n : 0;
+	e->args_len = 0;
+	e->verdict = verdict;
+	e->hdr.flags = flags | WRIT_F_KERNEL_DENY | WRIT_F_LSM | WRIT_F_NEEDS_VERDICT;
+	e->hdr.size = offsetof(struct writ_exec_event, args);
+	submit(e, e->hdr.size, WRIT_EV_EXEC, e->hdr.flags, t);
+	return -EPERM;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(lsm_open, struct file *file, int ret)
+{
+	struct writ_task_info *t;
+	union writ_scratch *s;
+	struct path fpath;
+	__u32 flags = 0, len;
+	__u64 cgid;
+
+	if (ret)
+		return ret;
+	t = lookup_task(&cgid);
+	if (!t || (t->flags & (WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE)) !=
+			  (WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE))
+		return 0;
+	s = scratch();
+	if (!s)
+		return 0;
+	bpf_core_read(&fpath, sizeof(fpath), &file->f_path);
+	len = walk_path(&fpath, 0, &flags);
+	struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1 };
+	path_hash(&hc, len);
+	return hc.hit ? -EPERM : 0;
+}
+
+SEC("lsm/socket_connect")
+int BPF_PROG(lsm_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
+{
+	struct writ_task_info *t;
+	__u8 addr[16] = {};
+	__u16 family, port;
+	__u32 verdict;
+	__u64 cgid;
+
+	if (ret)
+		return ret;
+	t = lookup_task(&cgid);
+	if (!t || !(t->flags & WRIT_TASK_ENFORCE))
+		return 0;
+	family = BPF_CORE_READ(address, sa_family);
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)address;
+
+		port = bpf_ntohs(BPF_CORE_READ(sin, sin_port));
+		bpf_core_read(addr, 4, &sin->sin_addr.s_addr);
+	} else if (family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)address;
+
+		port = bpf_ntohs(BPF_CORE_READ(sin6, sin6_port));
+		bpf_core_read(addr, 16, &sin6->sin6_addr);
+	} else {
+		return 0;
+	}
+	verdict = net_verdict(t, family, addr, port);
+	return (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL) ? -EPERM : 0;
+}
