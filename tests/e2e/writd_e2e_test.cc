@@ -2,6 +2,7 @@
 // Each writd gets its own temp dir, run dir and cgroup subtree (testlib/writd_fixture.h), so these tests
 // never collide with another writd on the host. Needs root (writd loads BPF); skips otherwise.
 #include <arpa/inet.h>
+#include <signal.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -689,6 +691,131 @@ on_violation: [alert]
   EXPECT_TRUE(std::filesystem::is_empty("/sys/fs/bpf") ||
               !std::filesystem::exists("/sys/fs/bpf/" +
                                        std::filesystem::path(w.cgroup_root()).filename().string()));
+}
+
+}  // namespace
+}  // namespace writ::testlib
+
+// ---- operator surface: reload, tail, metrics, suggest ----------------------------------------------------
+
+namespace writ::testlib {
+namespace {
+
+constexpr char kOne[] = R"(apiVersion: writ.dev/v1
+kind: Intent
+name: t-one
+exec: {deny: [/usr/bin/sudo]}
+)";
+
+std::string Slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A bad file leaves the policy in force (all or nothing), says where it is wrong, and shows in status;
+// a good one is picked up by `writ policy reload` and by SIGHUP; a process inside a task cannot reload.
+TEST(WritdOps, PolicyReloadIsAtomicAndVisible) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.policies = {{"one.yaml", kOne}};
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  std::ofstream(w.policies_dir() + "/two.yaml") << "apiVersion: writ.dev/v1\nkind: Intent\nname: t-two\n"
+                                                   "exec: {allow: [relative/path]}\n";
+  CmdResult bad = w.Writ({"policy", "reload"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("two.yaml:4: exec.allow[0]"));
+  EXPECT_THAT(w.Writ({"status"}).out, HasSubstr("policy reload FAILED"));
+  CmdResult still = w.Writ({"run", "--agent", "spiffe://example.org/a", "--intent", "t-one", "--",
+                            "/bin/true"});
+  EXPECT_EQ(still.exit_code, 0) << still.err;
+  EXPECT_EQ(w.Writ({"run", "--agent", "spiffe://example.org/a", "--intent", "t-two", "--",
+                    "/bin/true"}).exit_code, 2);
+
+  std::ofstream(w.policies_dir() + "/two.yaml") << "apiVersion: writ.dev/v1\nkind: Intent\nname: t-two\n"
+                                                   "exec: {allow: [/usr/bin/true]}\n";
+  CmdResult good = w.Writ({"policy", "reload"});
+  EXPECT_EQ(good.exit_code, 0) << good.err;
+  EXPECT_THAT(good.out, HasSubstr("2 intents loaded"));
+  EXPECT_THAT(w.Writ({"status"}).out, Not(HasSubstr("policy reload FAILED")));
+
+  std::ofstream(w.policies_dir() + "/three.yaml") << "apiVersion: writ.dev/v1\nkind: Intent\n"
+                                                     "name: t-three\nexec: {deny: [/usr/bin/sudo]}\n";
+  kill(w.pid(), SIGHUP);
+  bool loaded = false;
+  for (int i = 0; i < 100 && !loaded; i++) {
+    loaded = w.Writ({"run", "--agent", "spiffe://example.org/a", "--intent", "t-three", "--",
+                     "/bin/true"}).exit_code == 0;
+    if (!loaded) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(loaded) << "SIGHUP did not reload";
+
+  CmdResult inside = w.Writ({"run", "--agent", "spiffe://example.org/a", "--", WRIT_BIN, "--socket",
+                             w.socket(), "policy", "reload"});
+  EXPECT_NE(inside.exit_code, 0);
+  EXPECT_THAT(inside.err, HasSubstr("cannot reload"));
+  EXPECT_EQ(w.Stop(), 0);
+}
+
+// `writ tail --format json` streams events as they happen; /metrics counts them; `writ policy suggest`
+// turns a task's recorded events into an intent that loads back.
+TEST(WritdOps, TailMetricsAndSuggest) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
+  const int port = 20000 + static_cast<int>(getpid() % 20000);
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.mode = "record";
+  o.policies = {{"one.yaml", kOne}};
+  o.extra_args = {"--http", absl::StrCat("127.0.0.1:", port)};
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  pid_t tail = w.WritAsync({"tail", "--format", "json"}, "tail");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CmdResult r = w.Writ({"run", "--agent", "spiffe://example.org/a", "--", "/bin/sh", "-c",
+                        "cat /etc/hostname > /dev/null; ls / > /dev/null"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string task = TaskIdFrom(r.err);
+  ASSERT_FALSE(w.WaitForEvent([&](const json& e) {
+                  return e["kind"] == "task_end" && e["agent"]["task_id"] == task;
+                }).is_null());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(tail, SIGTERM);
+  w.WaitAsync(tail, "tail", std::chrono::seconds(5));
+  int tailed = 0;
+  bool saw_exec = false;
+  std::istringstream lines(Slurp(w.dir() + "/tail.out"));
+  for (std::string line; std::getline(lines, line);) {
+    json e = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(e.is_discarded()) << line;
+    if (e["agent"].value("task_id", "") != task) continue;
+    tailed++;
+    if (e["kind"] == "exec" && e["process"].value("exe", "").find("/cat") != std::string::npos) {
+      saw_exec = true;
+    }
+  }
+  EXPECT_GT(tailed, 3);
+  EXPECT_TRUE(saw_exec);
+
+  CmdResult m = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  std::smatch sm;
+  ASSERT_TRUE(std::regex_search(m.out, sm, std::regex(R"(writ_events_total\{kind="exec"\} (\d+))")))
+      << m.out;
+  EXPECT_GE(std::stoi(sm[1]), 3);
+  EXPECT_THAT(m.out, HasSubstr("# TYPE writ_kernel_drops_total counter"));
+  EXPECT_THAT(m.out, HasSubstr("writ_verdict_latency_microseconds_count"));
+
+  CmdResult s = w.Writ({"policy", "suggest", "--from", w.events_path(), "--task", task, "--name",
+                        "suggested-sh"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_THAT(s.out, HasSubstr("name: suggested-sh"));
+  std::string dir = w.dir() + "/suggested";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/s.yaml") << s.out;
+  CmdResult check = w.Writ({"policy", "check", dir});
+  EXPECT_EQ(check.exit_code, 0) << check.err << s.out;
+  EXPECT_EQ(w.Stop(), 0);
 }
 
 }  // namespace
