@@ -90,6 +90,16 @@ absl::Status ReadFrame(int fd, google::protobuf::MessageLite* msg, absl::Duratio
   return absl::OkStatus();
 }
 
+absl::StatusOr<struct sockaddr_un> UnixSocketAddress(const std::string& path) {
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", path));
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  return addr;
+}
+
 absl::Status GetPeerCred(int fd, PeerCred* out) {
   struct ucred cred;
   socklen_t len = sizeof(cred);

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message_lite.h"
 
@@ -19,6 +21,9 @@ absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& msg);
 absl::Status WriteFrameBytes(int fd, const std::string& payload);
 // Reads one frame. NotFound on clean EOF before a frame; DeadlineExceeded on timeout (0 = wait forever).
 absl::Status ReadFrame(int fd, google::protobuf::MessageLite* msg, absl::Duration timeout);
+
+// sockaddr_un for a socket path; InvalidArgument when the path does not fit sun_path.
+absl::StatusOr<struct sockaddr_un> UnixSocketAddress(const std::string& path);
 
 struct PeerCred {
   pid_t pid = 0;

@@ -18,12 +18,7 @@ namespace writ::api {
 static constexpr int kMaxConnections = 64;
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& path, Handler handler) {
-  struct sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", path));
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ASSIGN_OR_RETURN(struct sockaddr_un addr, UnixSocketAddress(path));
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus(errno, "socket");
   ::unlink(path.c_str());

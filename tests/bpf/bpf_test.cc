@@ -28,11 +28,14 @@
 #include "decode/decoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testlib/listener.h"
 #include "identity/cgroup.h"
 #include "util/util.h"
 
 namespace writ::bpf {
 namespace {
+
+using ::writ::testlib::Listener;
 
 using ::testing::ElementsAre;
 
@@ -48,32 +51,6 @@ std::string RealPath(const std::string& p) {
   return realpath(p.c_str(), buf) ? std::string(buf) : p;
 }
 
-// A loopback TCP listener on an ephemeral port (the kernel completes handshakes from the backlog).
-struct Listener {
-  int fd = -1;
-  uint16_t port = 0;
-  explicit Listener(int family) {
-    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (family == AF_INET) {
-      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-      a->sin_family = AF_INET;
-      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      len = sizeof(*a);
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-      a->sin6_family = AF_INET6;
-      a->sin6_addr = in6addr_loopback;
-      len = sizeof(*a);
-    }
-    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 16) != 0) return;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                   : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  }
-  ~Listener() { close(fd); }
-};
 
 // connect() to loopback; returns 0 or errno. Runs in the child.
 int ConnectTo(int family, uint16_t port) {

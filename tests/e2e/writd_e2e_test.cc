@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testlib/listener.h"
 #include "testlib/writd_fixture.h"
 
 namespace writ::testlib {
@@ -109,31 +110,6 @@ limits: {max_processes: 3}
 mode: monitor
 )";
 
-struct Listener {
-  int fd = -1;
-  uint16_t port = 0;
-  explicit Listener(int family) {
-    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (family == AF_INET) {
-      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-      a->sin_family = AF_INET;
-      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      len = sizeof(*a);
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-      a->sin6_family = AF_INET6;
-      a->sin6_addr = in6addr_loopback;
-      len = sizeof(*a);
-    }
-    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 64) != 0) return;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                   : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  }
-  ~Listener() { close(fd); }
-};
 
 class WritdE2e : public ::testing::Test {
  protected:
