@@ -183,23 +183,19 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     return Fail(code, absl::StrCat("run: ", resp.status().message()));
   }
   const std::string task_id = resp->create_task().task_id();
-  const std::string procs = resp->create_task().cgroup_path() + "/cgroup.procs";
   fprintf(stderr, "writ: task %s\n", task_id.c_str());
 
-  // The child joins the task cgroup before exec: its first instruction as CMD is already attributed.
-  int sync[2];
-  if (pipe2(sync, O_CLOEXEC) != 0) return Fail(1, "pipe failed");
+  // writd places the child in the task cgroup before it may exec (it waits on `go`): its first
+  // instruction as CMD is already attributed, and no agent ever needs write access to a cgroup.procs.
+  int sync[2], go[2];
+  if (pipe2(sync, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) return Fail(1, "pipe failed");
   pid_t pid = fork();
   if (pid < 0) return Fail(1, absl::StrCat("fork: ", strerror(errno)));
   if (pid == 0) {
     close(sync[0]);
-    int cfd = open(procs.c_str(), O_WRONLY | O_CLOEXEC);
-    if (cfd < 0 || write(cfd, "0", 1) != 1) {
-      std::string err = absl::StrCat("cannot join ", procs, ": ", strerror(errno));
-      (void)!write(sync[1], err.data(), err.size());
-      _exit(126);
-    }
-    close(cfd);
+    close(go[1]);
+    char b;
+    if (read(go[0], &b, 1) != 1) _exit(126);  // the launcher gave up: never run outside the task
     std::vector<char*> cargv;
     for (auto& s : a.rest) cargv.push_back(s.data());
     cargv.push_back(nullptr);
@@ -209,16 +205,35 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     _exit(127);
   }
   close(sync[1]);
+  close(go[0]);
+  Request place;
+  auto* ps = place.mutable_task_started();
+  ps->set_task_id(task_id);
+  ps->set_pid(pid);
+  ps->set_started(true);
+  ps->set_place(true);
+  auto placed = writ::api::Call(fd->get(), place);
+  if (!placed.ok()) {
+    close(go[1]);  // the child exits without running CMD
+    waitpid(pid, nullptr, 0);
+    Request abort;
+    abort.mutable_task_started()->set_task_id(task_id);
+    abort.mutable_task_started()->set_error(std::string(placed.status().message()));
+    (void)writ::api::Call(fd->get(), abort);
+    return Fail(1, absl::StrCat("run: ", placed.status().message()));
+  }
+  (void)!write(go[1], "g", 1);
+  close(go[1]);
   char buf[512];
   ssize_t n = read(sync[0], buf, sizeof(buf));  // EOF (0) = exec succeeded (CLOEXEC closed it)
   close(sync[0]);
-  Request started;
-  auto* ts = started.mutable_task_started();
-  ts->set_task_id(task_id);
-  ts->set_pid(pid);
-  ts->set_started(n <= 0);
-  if (n > 0) ts->set_error(std::string(buf, n));
-  (void)writ::api::Call(fd->get(), started);
+  if (n > 0) {
+    Request failed;
+    failed.mutable_task_started()->set_task_id(task_id);
+    failed.mutable_task_started()->set_pid(pid);
+    failed.mutable_task_started()->set_error(std::string(buf, n));
+    (void)writ::api::Call(fd->get(), failed);
+  }
   fd->Reset();
 
   g_child = pid;

@@ -918,7 +918,7 @@ void Daemon::Handle(const api::PeerCred& peer, int fd, const v1::Request& req) {
       resp = CreateTask(peer, req.create_task());
       break;
     case v1::Request::kTaskStarted:
-      resp = TaskStarted(req.task_started());
+      resp = TaskStarted(peer, req.task_started());
       break;
     case v1::Request::kStatus:
       resp = Status();
@@ -1363,9 +1363,33 @@ absl::Status Daemon::InstallKernelTables(const Task& task, const intent::KernelT
   return absl::OkStatus();
 }
 
-v1::Response Daemon::TaskStarted(const v1::TaskStartedRequest& req) {
+v1::Response Daemon::TaskStarted(const api::PeerCred& peer, const v1::TaskStartedRequest& req) {
   std::shared_ptr<Task> t = registry_.Find(req.task_id());
   if (!t) return Error(absl::NotFoundError(absl::StrCat("no task ", req.task_id())));
+  if (req.place() && req.started()) {
+    // The launcher's child waits on a pipe until this returns. Only the launcher's own child of a task
+    // that has not started yet is moved: no client can use this to pull another process into a task.
+    if (t->state.load() != TaskState::kPending) {
+      return Error(absl::FailedPreconditionError(absl::StrCat("task ", t->id, " already started")));
+    }
+    auto stat = ReadFile(absl::StrCat("/proc/", req.pid(), "/stat"));
+    uint32_t ppid = 0;
+    if (stat.ok()) {
+      size_t rp = stat->rfind(')');
+      std::vector<absl::string_view> f =
+          absl::StrSplit(absl::string_view(*stat).substr(rp == std::string::npos ? 0 : rp + 2), ' ');
+      if (f.size() > 1) (void)absl::SimpleAtoi(f[1], &ppid);
+    }
+    if (ppid == 0 || ppid != static_cast<uint32_t>(peer.pid)) {
+      return Error(absl::PermissionDeniedError(
+          absl::StrCat("pid ", req.pid(), " is not the caller's child")));
+    }
+    absl::Status st = WriteFile(t->cgroup_path + "/cgroup.procs", std::to_string(req.pid()));
+    if (!st.ok()) {
+      return Error(absl::Status(st.code(), absl::StrCat("place pid ", req.pid(), " in task ", t->id,
+                                                        ": ", st.message())));
+    }
+  }
   if (!req.started()) {
     // The launcher could not start the command: the task ends now (cgroup, map slot and registry
     // entry removed by EndTask, on the pipeline thread).

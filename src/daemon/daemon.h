@@ -87,7 +87,7 @@ class Daemon {
   // ---- control threads ----
   void Handle(const api::PeerCred& peer, int fd, const v1::Request& req);
   v1::Response CreateTask(const api::PeerCred& peer, const v1::CreateTaskRequest& req);
-  v1::Response TaskStarted(const v1::TaskStartedRequest& req);
+  v1::Response TaskStarted(const api::PeerCred& peer, const v1::TaskStartedRequest& req);
   v1::Response Status();
   void Tail(int fd, const v1::TailRequest& req);
   v1::Response TaskAction(const api::PeerCred& peer, const v1::Request& req);

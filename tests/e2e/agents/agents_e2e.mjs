@@ -145,7 +145,7 @@ function runAgent({ intent, params = {}, ttl, server, steps, onLine, env = {}, a
 const fsServer = (...dirs) => ['node', FS_SERVER, ...dirs];
 const cmdServer = () => ['node', CMD_SERVER];
 const fsParams = (root) => ({ root, server: NM });
-const cmdParams = () => ({ repo: REPO, remote: `${TMP}/remote.git`, server: NM, writ: WRIT, task_cgroups: cgroupRoot });
+const cmdParams = () => ({ repo: REPO, remote: `${TMP}/remote.git`, server: NM, writ: WRIT });
 const svidStep = { call: 'run_command', args: { command: `${WRIT} svid --audience x` } };
 
 async function introspect(token) {
