@@ -546,13 +546,14 @@ TEST_F(WritdE2e, FreezeAndThaw) {
   CmdResult r = writd_->WaitAsync(pid, "freeze");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Exists(done));
-  auto evs = writd_->TaskEvents(task);
-  EXPECT_FALSE(FindEvent(evs, [](const json& e) {
-                 return e["kind"] == "action" && e["action"]["type"] == "freeze";
-               }).is_null());
-  EXPECT_FALSE(FindEvent(evs, [](const json& e) {
-                 return e["kind"] == "action" && e["action"]["type"] == "thaw";
-               }).is_null());
+  // Sinks batch (they linger a few ms for a fuller batch): wait for the events, do not race the file.
+  for (const char* type : {"freeze", "thaw"}) {
+    EXPECT_FALSE(writd_->WaitForEvent([&](const json& e) {
+                   return e["kind"] == "action" && e["agent"].value("task_id", "") == task &&
+                          e["action"]["type"] == type;
+                 }).is_null())
+        << type;
+  }
 }
 
 TEST_F(WritdE2e, DeadlineKillsInTime) {
@@ -624,7 +625,7 @@ on_violation: [alert]
   ASSERT_TRUE(w.Start(o).ok()) << w.log();
   const std::string d = w.dir();
   const std::string script = absl::StrCat(
-      "while [ ! -e ", d, "/go1 ]; do sleep 0.02; done; ", touch, " ", d, "/m1; ",
+      "echo up > ", d, "/ready; while [ ! -e ", d, "/go1 ]; do sleep 0.02; done; ", touch, " ", d, "/m1; ",
       "echo down > ", d, "/did1; while [ ! -e ", d, "/go2 ]; do sleep 0.02; done; ", touch, " ", d,
       "/m2; exit 5");
   pid_t run = w.WritAsync({"run", "--agent", "spiffe://example.org/agent/r", "--intent", "t-restart",
@@ -633,6 +634,9 @@ on_violation: [alert]
   json start = w.WaitForEvent([](const json& e) { return e["kind"] == "task_start"; });
   ASSERT_FALSE(start.is_null()) << w.log();
   const std::string task = start["agent"]["task_id"];
+  // The script runs (writd has placed it in the task): only now is writd killed. A writd killed between
+  // task_start and placement makes `writ run` fail cleanly instead; that is not what this test is about.
+  ASSERT_TRUE(WaitForFile(d + "/ready", std::chrono::seconds(10)));
 
   EXPECT_EQ(w.Kill9(), 128 + SIGKILL);
   std::ofstream(d + "/go1") << "1";
