@@ -52,7 +52,7 @@ extra_tier() {  # NAME BUILD_DIR CMAKE_ARGS TARGETS CTEST_ARGS
   summary+=("$name: ${line:-no result}")
 }
 if [[ "${WRIT_SKIP_HARDENING:-0}" != 1 ]]; then
-  extra_tier asan-unit "$root/build-asan" "-DWRIT_SANITIZE=address,undefined" \
+  extra_tier asan-unit "$root/build-asan" "-DWRIT_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug" \
     "sinks_unit_test creds_unit_test intent_unit_test core_unit_test journal_unit_test intent_subset_test" \
     "-L ^unit\$"
   if command -v clang++ >/dev/null; then
