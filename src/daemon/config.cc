@@ -51,7 +51,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
   };
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.as<std::string>();
-    const YAML::Node& v = it->second;
+    // A copy, not a reference: yaml-cpp's iterator yields a temporary pair (ASan: stack-use-after-scope).
+    const YAML::Node v = it->second;
     std::string s;
     if (key == "mode") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.mode));
