@@ -36,18 +36,6 @@ void WriteParams(const google::protobuf::Map<std::string, std::string>& params, 
   w.EndObject();
 }
 
-void WriteAgent(const writ::v1::Agent& a, JsonWriter& w) {
-  const auto mark = w.Save();
-  w.Key("agent");
-  w.BeginObject();
-  w.StrField("spiffe_id", a.spiffe_id());
-  w.StrField("task_id", a.task_id());
-  w.StrField("principal", a.principal());
-  w.StrField("intent", a.intent());
-  w.StrField("parent_task", a.parent_task());
-  w.StrListField("chain", a.chain());
-  w.EndObjectOrRollback(mark);
-}
 
 // uid and gid are always written (0 is root: a SIEM rule on uid == 0 must match), and so is exit_code
 // on exit events (0 is a clean exit).
@@ -170,6 +158,19 @@ void WriteCredential(const writ::v1::Credential& c, JsonWriter& w) {
 }
 
 }  // namespace
+
+void WriteAgent(const writ::v1::Agent& a, JsonWriter& w) {
+  const auto mark = w.Save();
+  w.Key("agent");
+  w.BeginObject();
+  w.StrField("spiffe_id", a.spiffe_id());
+  w.StrField("task_id", a.task_id());
+  w.StrField("principal", a.principal());
+  w.StrField("intent", a.intent());
+  w.StrField("parent_task", a.parent_task());
+  w.StrListField("chain", a.chain());
+  w.EndObjectOrRollback(mark);
+}
 
 void AppendJson(const writ::v1::Event& ev, std::string* out) {
   JsonWriter w(out);

@@ -9,11 +9,15 @@
 
 #include <string>
 
+#include "sinks/json_writer.h"
 #include "writ/v1/event.pb.h"
 
 namespace writ::sinks {
 
 // Appends the JSON object for `ev` to `*out`. Allocates nothing once `out` has enough capacity.
 void AppendJson(const writ::v1::Event& ev, std::string* out);
+
+// The "agent" object (omitted when empty), shared by the native JSON and the OCSF encoders.
+void WriteAgent(const writ::v1::Agent& a, JsonWriter& w);
 
 }  // namespace writ::sinks

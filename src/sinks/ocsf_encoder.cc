@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "sinks/json_encoder.h"
 #include "sinks/json_writer.h"
 
 namespace writ::sinks {
@@ -258,19 +259,7 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
   w.BeginObject();
   w.Key("writ");
   w.BeginObject();
-  if (ev.has_agent()) {
-    const auto& a = ev.agent();
-    const auto am = w.Save();
-    w.Key("agent");
-    w.BeginObject();
-    w.StrField("spiffe_id", a.spiffe_id());
-    w.StrField("task_id", a.task_id());
-    w.StrField("principal", a.principal());
-    w.StrField("intent", a.intent());
-    w.StrField("parent_task", a.parent_task());
-    w.StrListField("chain", a.chain());
-    w.EndObjectOrRollback(am);
-  }
+  if (ev.has_agent()) WriteAgent(ev.agent(), w);
   w.StrField("kind", ev.kind());
   w.StrField("verdict", ev.verdict());
   w.StrField("outcome", ev.outcome());
