@@ -1060,9 +1060,7 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
   auto slot = registry_.AllocateSlot();
   if (!slot.ok()) return Error(slot.status());
   task->slot = *slot;
-  // Root-owned: writd places the launcher's child itself, so the agent needs no write access to its
-  // own cgroup (it could otherwise create sub-cgroups or move processes in).
-  auto cgid = cgroups_->CreateTask(task->id, 0, 0);
+  auto cgid = cgroups_->CreateTask(task->id);
   if (!cgid.ok()) {
     registry_.FreeSlot(task->slot);
     return Error(cgid.status());

@@ -55,19 +55,10 @@ absl::StatusOr<CgroupManager> CgroupManager::Create(const std::string& mount,
   return CgroupManager(mount, root);
 }
 
-absl::StatusOr<uint64_t> CgroupManager::CreateTask(const std::string& task_id, uint32_t uid,
-                                                   uint32_t gid) const {
+absl::StatusOr<uint64_t> CgroupManager::CreateTask(const std::string& task_id) const {
+  // Root-owned: writd places the launcher's child itself, so no agent needs write access here.
   std::string dir = TaskDir(task_id);
   if (mkdir(dir.c_str(), 0755) != 0) return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
-  // The launcher runs as the caller: it must be able to place its child in the cgroup.
-  if (uid != 0) {
-    std::string procs = dir + "/cgroup.procs";
-    if (chown(dir.c_str(), uid, gid) != 0 || chown(procs.c_str(), uid, gid) != 0) {
-      absl::Status st = ErrnoStatus(errno, absl::StrCat("chown ", dir));
-      rmdir(dir.c_str());
-      return st;
-    }
-  }
   auto id = CgroupId(dir);
   if (!id.ok()) rmdir(dir.c_str());
   return id;

@@ -30,8 +30,7 @@ class CgroupManager {
   std::string TaskDir(const std::string& task_id) const { return root_ + "/" + task_id; }
   int task_level() const { return CgroupLevel(mount_, root_) + 1; }
 
-  absl::StatusOr<uint64_t> CreateTask(const std::string& task_id, uint32_t owner_uid,
-                                      uint32_t owner_gid) const;
+  absl::StatusOr<uint64_t> CreateTask(const std::string& task_id) const;
   // rmdir; the cgroup must be empty. Missing is fine (idempotent).
   absl::Status RemoveTask(const std::string& task_id) const;
   absl::Status Kill(const std::string& task_id) const;                // cgroup.kill
