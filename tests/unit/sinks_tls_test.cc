@@ -18,12 +18,11 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "sinks/sink.h"
+#include "sinks_log_capture.h"
 #include "sinks_test_receiver.h"
 #include "tls_test_server.h"
 
@@ -33,6 +32,7 @@ namespace {
 namespace fs = std::filesystem;
 using writ::testing::TestPki;
 using writ::testing::TlsTestServer;
+using testing::LogCapture;
 
 fs::path TempDir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / absl::StrCat("writ-sinks-tls-", name, "-", ::getpid());
@@ -90,39 +90,6 @@ std::map<std::string, int> IdCounts(const std::vector<std::string>& msgs, size_t
   }
   return ids;
 }
-
-// Captures what the "sinks" logger writes.
-class LogCapture {
- public:
-  LogCapture() {
-    logger_ = spdlog::get("sinks");
-    if (!logger_) {
-      logger_ = spdlog::default_logger()->clone("sinks");
-      spdlog::register_logger(logger_);
-    }
-    sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
-    logger_->sinks().push_back(sink_);
-  }
-  ~LogCapture() {
-    auto& v = logger_->sinks();
-    v.erase(std::remove(v.begin(), v.end(), sink_), v.end());
-  }
-  std::string text() {
-    logger_->flush();
-    return out_.str();
-  }
-  int Count(const std::string& needle) {
-    const std::string t = text();
-    int n = 0;
-    for (size_t p = t.find(needle); p != std::string::npos; p = t.find(needle, p + 1)) ++n;
-    return n;
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> logger_;
-  spdlog::sink_ptr sink_;
-};
 
 SinkConfig SyslogConfig(int port, const fs::path& spool_dir) {
   SinkConfig c;
