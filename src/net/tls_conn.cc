@@ -71,6 +71,7 @@ absl::Status Conn::Connect(const std::string& host, int port, const TlsOptions& 
                            absl::Duration timeout) {
   Close();
   timeout_ = timeout;
+  peer_ = absl::StrCat(host, ":", port);
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
@@ -129,7 +130,8 @@ absl::Status Conn::WriteAll(std::string_view data, absl::Time deadline) {
           RETURN_IF_ERROR(Wait(err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline));
           continue;
         }
-        return WithFailure(absl::UnavailableError(OpenSslError("TLS write")), Failure::kIo);
+        return WithFailure(absl::UnavailableError(OpenSslError(absl::StrCat("TLS write to ", peer_))),
+                           Failure::kIo);
       }
       n = static_cast<ssize_t>(w);
     } else {
@@ -138,7 +140,7 @@ absl::Status Conn::WriteAll(std::string_view data, absl::Time deadline) {
         RETURN_IF_ERROR(Wait(POLLOUT, deadline));
         continue;
       }
-      if (n < 0) return WithFailure(ErrnoStatus(errno, "send"), Failure::kIo);
+      if (n < 0) return WithFailure(ErrnoStatus(errno, absl::StrCat("send to ", peer_)), Failure::kIo);
     }
     off += static_cast<size_t>(n);
   }
@@ -168,7 +170,8 @@ absl::StatusOr<size_t> Conn::ReadSome(std::string* buf, size_t max, absl::Time d
           ERR_clear_error();
           return 0;
         }
-        return WithFailure(absl::UnavailableError(OpenSslError("TLS read")), Failure::kIo);
+        return WithFailure(
+            absl::UnavailableError(OpenSslError(absl::StrCat("TLS read from ", peer_))), Failure::kIo);
       }
       buf->append(tmp, r);
       return r;
@@ -178,7 +181,7 @@ absl::StatusOr<size_t> Conn::ReadSome(std::string* buf, size_t max, absl::Time d
       RETURN_IF_ERROR(Wait(POLLIN, deadline));
       continue;
     }
-    if (n < 0) return WithFailure(ErrnoStatus(errno, "recv"), Failure::kIo);
+    if (n < 0) return WithFailure(ErrnoStatus(errno, absl::StrCat("recv from ", peer_)), Failure::kIo);
     buf->append(tmp, static_cast<size_t>(n));
     return static_cast<size_t>(n);
   }
@@ -201,14 +204,16 @@ absl::Status Conn::Wait(short events, absl::Time deadline) {
   for (;;) {
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
-      return WithFailure(absl::DeadlineExceededError("I/O timed out"), Failure::kTimeout);
+      return WithFailure(absl::DeadlineExceededError(absl::StrCat(peer_, ": I/O timed out")),
+                         Failure::kTimeout);
     }
     pollfd p{fd_, events, 0};
     const int rc = ::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return WithFailure(ErrnoStatus(errno, "poll"), Failure::kIo);
     if (rc == 0) {
-      return WithFailure(absl::DeadlineExceededError("I/O timed out"), Failure::kTimeout);
+      return WithFailure(absl::DeadlineExceededError(absl::StrCat(peer_, ": I/O timed out")),
+                         Failure::kTimeout);
     }
     return absl::OkStatus();
   }
@@ -299,7 +304,7 @@ absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls) {
       absl::Status st = Wait(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
       if (!st.ok()) {
         return WithFailure(absl::DeadlineExceededError(absl::StrCat(
-                               "TLS handshake with ", host, ": no answer (", st.message(), ")")),
+                               "TLS handshake with ", peer_, ": no answer, timed out")),
                            Failure::kTimeout);
       }
       continue;

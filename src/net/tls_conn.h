@@ -92,6 +92,7 @@ class Conn {
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   absl::Duration timeout_ = absl::Seconds(5);
+  std::string peer_;  // "host:port", for messages
 };
 
 // Splits "host:port" / "[v6]:port".

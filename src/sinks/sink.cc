@@ -10,6 +10,7 @@
 #include <deque>
 #include <thread>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
@@ -25,12 +26,9 @@ namespace {
 
 std::shared_ptr<spdlog::logger> Log() {
   static std::shared_ptr<spdlog::logger> logger = [] {
+    // stderr, never the default (stdout) logger: a stdout sink or `events: -` writes JSONL there.
     auto l = spdlog::get("sinks");
-    if (!l) {
-      l = spdlog::default_logger()->clone("sinks");
-      spdlog::register_logger(l);
-    }
-    return l;
+    return l ? l : spdlog::stderr_color_mt("sinks");
   }();
   return logger;
 }
@@ -96,7 +94,6 @@ class Spool {
     size_ += buf.size();
     return absl::OkStatus();
   }
-  const std::string& path() const { return path_; }
 
   // Reads up to max_lines lines from the replay position without consuming them.
   std::vector<std::string> Peek(size_t max_lines, uint64_t* bytes) {
@@ -217,6 +214,12 @@ class AsyncSink final : public Sink {
       }
     }
     queue_.clear();
+    // After Stop nobody scrapes the counter: say it.
+    if (stats_.dropped_on_stop > 0) {
+      Log()->error("sink {}: {} event(s) neither delivered nor spooled at stop: lost ({})",
+                   config_.name, stats_.dropped_on_stop,
+                   stats_.last_error.empty() ? "no error recorded" : stats_.last_error);
+    }
   }
 
  private:

@@ -7,6 +7,7 @@
 #include <string>
 
 #include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 namespace writ::sinks::testing {
@@ -15,10 +16,7 @@ class LogCapture {
  public:
   LogCapture() {
     logger_ = spdlog::get("sinks");
-    if (!logger_) {
-      logger_ = spdlog::default_logger()->clone("sinks");
-      spdlog::register_logger(logger_);
-    }
+    if (!logger_) logger_ = spdlog::stderr_color_mt("sinks");  // as sinks/sink.cc would
     sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
     logger_->sinks().push_back(sink_);
   }
