@@ -1,7 +1,8 @@
-// The real writd with two failing syslog sinks, watched through GET /metrics and its log: one talks
-// TLS to a receiver (openssl s_server) whose certificate does not verify, one has a spool too small
-// for the events. writd stays up, logs the certificate error and the spool drop (once), and the
-// writ_sink_* counters say exactly what happened.
+// The real writd's syslog sinks: over TLS to a real rsyslogd (every event arrives once, as OCSF), and
+// two failing ones watched through GET /metrics and the log: one talks TLS to a receiver (openssl
+// s_server) whose certificate does not verify, one has a spool too small for the events. writd stays
+// up, logs the certificate error and the spool drop (once), and the writ_sink_* counters say exactly
+// what happened.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +11,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -18,13 +21,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testlib/listener.h"
+#include "testlib/rsyslog.h"
 #include "testlib/writd_fixture.h"
 
 namespace writ::testlib {
 namespace {
 
 using ::testing::HasSubstr;
-constexpr char kOpenssl[] = "/usr/bin/openssl";
 
 constexpr char kOne[] = R"(apiVersion: writ.dev/v1
 kind: Intent
@@ -149,6 +152,67 @@ TEST(WritdSinks, BadCertificateAndFullSpoolShowInMetrics) {
       << log;
   EXPECT_EQ(w.Writ({"status"}).exit_code, 0) << "writd must stay up";
   EXPECT_EQ(w.Stop(), 0) << log;
+}
+
+// writd's own syslog sink, TLS with verification on, against a real rsyslogd whose certificate comes
+// from a CA made with the openssl CLI: every event of the task, as OCSF, arrives once and intact.
+TEST(WritdSinks, DeliversToRsyslogOverTls) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
+  if (!HaveTlsTools()) GTEST_SKIP() << kNoTls;
+  char tmpl[] = "/tmp/writ-sinks-rsyslog-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  OpensslPki pki(dir + "/pki");
+  ServerTls tls;
+  ASSERT_TRUE(pki.MakeCa("siem") && pki.Issue("siem", "rsyslog", "IP:127.0.0.1", &tls))
+      << Slurp(pki.log());
+  const uint16_t port = FreePort();
+  Rsyslog rs(dir, port, &tls);
+  ASSERT_TRUE(rs.Start()) << Slurp(dir + "/rsyslogd.log");
+
+  const int http_port = FreePort();
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.mode = "record";
+  o.policies = {{"one.yaml", kOne}};
+  o.extra_args = {"--http", absl::StrCat("127.0.0.1:", http_port)};
+  o.extra_config = absl::StrCat("sinks:\n  - {type: syslog, name: siem, format: ocsf, address: '127.0.0.1:",
+                                port, "', tls: {ca: ", tls.ca, "}, spool_dir: ", dir, "/spool}\n");
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  CmdResult r = w.Writ({"run", "--agent", "spiffe://example.org/a", "--", "/bin/sh", "-c",
+                        "cat /etc/hostname > /dev/null; ls / > /dev/null"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string task = TaskIdFrom(r.err);
+  ASSERT_FALSE(w.WaitForEvent([&](const nlohmann::json& e) {
+                  return e["kind"] == "task_end" && e["agent"]["task_id"] == task;
+                }).is_null());
+  std::set<std::string> want;
+  for (const auto& e : w.TaskEvents(task)) want.insert(e["id"].get<std::string>());
+  ASSERT_GT(want.size(), 3u);
+
+  std::map<std::string, int> got;
+  for (int i = 0; i < 100; i++) {
+    got.clear();
+    std::ifstream in(rs.out());
+    for (std::string l; std::getline(in, l);) {
+      auto j = nlohmann::json::parse(l, nullptr, /*allow_exceptions=*/false);
+      ASSERT_FALSE(j.is_discarded()) << "not one intact OCSF record per message: " << l;
+      ASSERT_TRUE(j.contains("class_uid")) << l;
+      got[j["metadata"]["uid"].get<std::string>()]++;
+    }
+    bool all = true;
+    for (const auto& id : want) all = all && got.count(id);
+    if (all) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (const auto& id : want) EXPECT_EQ(got[id], 1) << "event " << id;
+  const std::string m =
+      RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", http_port, "/metrics")}).out;
+  EXPECT_GE(Metric(m, R"(writ_sink_delivered_total{sink="siem"})"), static_cast<double>(want.size()));
+  EXPECT_EQ(Metric(m, R"(writ_sink_retries_total{sink="siem"})"), 0) << w.log();
+  EXPECT_EQ(w.Stop(), 0);
+  rs.Stop();
+  if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 
 }  // namespace
