@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <optional>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -35,6 +38,41 @@ std::string OpenSslError(absl::string_view what) {
   ERR_clear_error();
   return absl::StrCat(what, ": ", e ? buf : "unknown TLS error");
 }
+
+// OpenSSL's socket BIO writes with send(fd, ..., 0): writing to a peer that has gone raises SIGPIPE,
+// which kills a process that does not ignore it (writd does; a library should not depend on that).
+// Blocks SIGPIPE on this thread for the scope and swallows one that became pending meanwhile.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &s, &old_);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~SigpipeGuard() {
+    sigset_t pending;
+    sigpending(&pending);
+    if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
+      sigset_t s;
+      sigemptyset(&s);
+      sigaddset(&s, SIGPIPE);
+      const timespec zero{0, 0};
+      while (sigtimedwait(&s, nullptr, &zero) < 0 && errno == EINTR) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t old_;
+  bool was_pending_ = false;
+};
 
 }  // namespace
 
@@ -118,6 +156,8 @@ size_t Conn::UnackedBytes() const {
 absl::Status Conn::WriteAll(std::string_view data, absl::Time deadline) {
   if (fd_ < 0) return WithFailure(absl::FailedPreconditionError("not connected"), Failure::kIo);
   deadline = DeadlineOr(deadline);
+  std::optional<SigpipeGuard> nopipe;
+  if (ssl_ != nullptr) nopipe.emplace();
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n;
@@ -150,6 +190,8 @@ absl::Status Conn::WriteAll(std::string_view data, absl::Time deadline) {
 absl::StatusOr<size_t> Conn::ReadSome(std::string* buf, size_t max, absl::Time deadline) {
   if (fd_ < 0) return WithFailure(absl::FailedPreconditionError("not connected"), Failure::kIo);
   deadline = DeadlineOr(deadline);
+  std::optional<SigpipeGuard> nopipe;  // a TLS read can write (alerts, key updates)
+  if (ssl_ != nullptr) nopipe.emplace();
   char tmp[16384];
   const size_t want = std::min(max, sizeof(tmp));
   for (;;) {
@@ -296,6 +338,7 @@ absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls) {
   }
   if (!is_ip) SSL_set_tlsext_host_name(ssl_, host.c_str());
   const absl::Time deadline = absl::Now() + timeout_;
+  SigpipeGuard nopipe;  // a refused certificate is answered with an alert to a peer that may be gone
   for (;;) {
     const int rc = SSL_connect(ssl_);
     if (rc == 1) break;
