@@ -254,7 +254,9 @@ class HangingSyslogReceiver {
 
 // The receiver accepts, then stops reading: the sink's writes stall, time out (counted as
 // "timeout"), the connection is dropped, the unacknowledged tail is re-sent on a new connection and
-// everything newer goes through the spool. Every event arrives; duplicates are bounded by `resent`.
+// everything newer goes through the spool. Every event arrives; duplicates are bounded by `resent`
+// plus one batch. Under sanitizers the test is slow enough that the receiver resumes reading the
+// stalled connection, which then delivers its queued bytes too (duplicates, same ids).
 TEST(SinksSyslog, HangingReceiverTimesOutAndLosesNothing) {
   const fs::path dir = TempDir("hang");
   HangingSyslogReceiver rx(absl::Seconds(3));
@@ -281,13 +283,19 @@ TEST(SinksSyslog, HangingReceiverTimesOutAndLosesNothing) {
     }
     return ids;
   };
-  ASSERT_TRUE(WaitFor([&] { return all_ids().size() == static_cast<size_t>(kN); },
-                      absl::Seconds(20)))
-      << all_ids().size();
+  // Parsing 4 MB of frames is slow under sanitizers: poll every 250 ms.
+  std::map<std::string, int> ids;
+  for (int i = 0; i < 120 && ids.size() < static_cast<size_t>(kN); ++i) {
+    absl::SleepFor(absl::Milliseconds(250));
+    ids = all_ids();
+  }
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kN));
   const SinkStats st = (*sink)->stats();
   int dups = 0;
-  for (const auto& [id, n] : all_ids()) dups += n - 1;
-  EXPECT_LE(static_cast<uint64_t>(dups), st.resent);
+  for (const auto& [id, n] : ids) dups += n - 1;
+  // Duplicates come from the re-sent tail, plus the part of the one batch whose write timed out
+  // (it is retried whole; if the receiver later reads the stalled connection it has that part twice).
+  EXPECT_LE(static_cast<uint64_t>(dups), st.resent + c.batch_max);
   EXPECT_GT(st.resent, 0u);
   EXPECT_EQ(st.dropped(), 0u);
   EXPECT_NE(st.last_error.find("timed out"), std::string::npos) << st.last_error;
