@@ -12,7 +12,7 @@ PKGS=(
   libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev postgresql
-  rsyslog rsyslog-openssl
+  rsyslog rsyslog-openssl openssl
   iproute2 procps util-linux jq curl python3
 )
 

@@ -18,8 +18,9 @@ struct ProviderConfig {
   std::string name;  // unique; the outbox refers to providers by name across restarts
   std::string type;  // "postgres" | "vault" | "webhook"
   // postgres: conninfo (libpq, admin role that may CREATE ROLE); role_prefix (default "writ_")
-  // vault:    addr (http://host:port), token, prefix (e.g. "database/creds/app/"; "{task}" is replaced)
-  // webhook:  url (http://...), issuer (SET iss), audience (SET aud)
+  // vault:    addr (http(s)://host:port), token, prefix (e.g. "database/creds/app/"; "{task}" is
+  //           replaced), ca_file (https: PEM CA bundle; default the system CA store)
+  // webhook:  url (http(s)://...), issuer (SET iss), audience (SET aud), ca_file (as for vault)
   std::map<std::string, std::string> params;
   // postgres: privileges granted to the task role, each "<privileges> ON <object>", e.g.
   // "SELECT ON TABLE orders". From operator config, never from the agent.

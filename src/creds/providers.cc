@@ -177,6 +177,7 @@ class VaultProvider final : public CredentialProvider {
     http::ClientRequest req;
     req.method = "PUT";
     req.url = absl::StrCat(addr, "/v1/sys/leases/revoke-prefix/", prefix);
+    if (auto it = config_.params.find("ca_file"); it != config_.params.end()) req.ca_file = it->second;
     req.headers = {{"X-Vault-Token", token}, {"Content-Type", "application/json"}};
     req.body = "{}";
     ASSIGN_OR_RETURN(http::ClientResponse resp, http::Fetch(req));
@@ -232,6 +233,7 @@ class WebhookProvider final : public CredentialProvider {
     http::ClientRequest req;
     req.method = "POST";
     req.url = url;
+    if (auto it = config_.params.find("ca_file"); it != config_.params.end()) req.ca_file = it->second;
     req.headers = {{"Content-Type", "application/json"}};
     if (config_.params.count("authorization")) req.headers.emplace_back("Authorization", config_.params.at("authorization"));
     req.body = set.dump();

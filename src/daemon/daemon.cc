@@ -321,15 +321,49 @@ std::string Daemon::Metrics() {
       absl::StrAppend(&o, "writ_sink_delivered_total{sink=\"", sinks_->name(i), "\"} ",
                       sinks_->stats(i).delivered, "\n");
     }
-    head("writ_sink_dropped_total", "counter", "Lines dropped per sink (queue or spool full).");
+    head("writ_sink_dropped_total", "counter",
+         "Lines dropped per sink, by reason (queue_full, spool_full, on_stop).");
     for (size_t i = 0; i < sinks_->size(); i++) {
-      absl::StrAppend(&o, "writ_sink_dropped_total{sink=\"", sinks_->name(i), "\"} ",
-                      sinks_->stats(i).dropped(), "\n");
+      const sinks::SinkStats st = sinks_->stats(i);
+      const std::pair<const char*, uint64_t> by[] = {{"queue_full", st.dropped_queue_full},
+                                                     {"spool_full", st.dropped_spool_full},
+                                                     {"on_stop", st.dropped_on_stop}};
+      for (const auto& [reason, n] : by) {
+        absl::StrAppend(&o, "writ_sink_dropped_total{sink=\"", sinks_->name(i), "\",reason=\"",
+                        reason, "\"} ", n, "\n");
+      }
     }
     head("writ_sink_retries_total", "counter", "Failed send attempts per sink (retried).");
     for (size_t i = 0; i < sinks_->size(); i++) {
       absl::StrAppend(&o, "writ_sink_retries_total{sink=\"", sinks_->name(i), "\"} ",
                       sinks_->stats(i).retries, "\n");
+    }
+    head("writ_sink_errors_total", "counter",
+         "Failed send attempts per sink by cause (connect, tls_verify, tls, timeout, io, "
+         "http_status, other).");
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      const sinks::SinkStats st = sinks_->stats(i);
+      for (size_t k = 0; k < sinks::kSinkErrorKinds; k++) {
+        absl::StrAppend(&o, "writ_sink_errors_total{sink=\"", sinks_->name(i), "\",reason=\"",
+                        sinks::SinkErrorName(static_cast<sinks::SinkError>(k)), "\"} ",
+                        st.errors[k], "\n");
+      }
+    }
+    head("writ_sink_spooled_total", "counter", "Lines written to the on-disk spool per sink.");
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      absl::StrAppend(&o, "writ_sink_spooled_total{sink=\"", sinks_->name(i), "\"} ",
+                      sinks_->stats(i).spooled, "\n");
+    }
+    head("writ_sink_replayed_total", "counter", "Lines replayed from the spool per sink.");
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      absl::StrAppend(&o, "writ_sink_replayed_total{sink=\"", sinks_->name(i), "\"} ",
+                      sinks_->stats(i).replayed, "\n");
+    }
+    head("writ_sink_resent_total", "counter",
+         "Lines re-sent after a broken connection per sink (possible duplicates, same event id).");
+    for (size_t i = 0; i < sinks_->size(); i++) {
+      absl::StrAppend(&o, "writ_sink_resent_total{sink=\"", sinks_->name(i), "\"} ",
+                      sinks_->stats(i).resent, "\n");
     }
     head("writ_sink_queue_depth", "gauge", "Lines waiting in memory per sink.");
     for (size_t i = 0; i < sinks_->size(); i++) {

@@ -1,33 +1,37 @@
 #include "http/client.h"
 
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "net/tls_conn.h"
 
 namespace writ::http {
 namespace {
 
 struct Url {
+  bool tls = false;
   std::string host;
   std::string port = "80";
   std::string target = "/";
 };
 
 absl::StatusOr<Url> ParseUrl(const std::string& url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.rfind(kScheme, 0) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("url '", url, "': only http:// is supported"));
-  }
   Url u;
-  std::string rest = url.substr(kScheme.size());
+  std::string rest;
+  if (url.rfind("https://", 0) == 0) {
+    u.tls = true;
+    u.port = "443";
+    rest = url.substr(8);
+  } else if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("url '", url, "': only http:// and https:// are supported"));
+  }
   size_t slash = rest.find('/');
   std::string authority = rest.substr(0, slash);
   if (slash != std::string::npos) u.target = rest.substr(slash);
@@ -48,42 +52,6 @@ absl::StatusOr<Url> ParseUrl(const std::string& url) {
   }
   if (u.host.empty()) return absl::InvalidArgumentError(absl::StrCat("url '", url, "': empty host"));
   return u;
-}
-
-int Remaining(absl::Time deadline) {
-  return static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
-}
-
-absl::StatusOr<int> Connect(const Url& u, absl::Time deadline) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(u.host.c_str(), u.port.c_str(), &hints, &res);
-  if (rc != 0) return absl::UnavailableError(absl::StrCat("resolve ", u.host, ": ", gai_strerror(rc)));
-  absl::Status last = absl::UnavailableError("no address");
-  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-    if (fd < 0) continue;
-    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-      last = absl::UnavailableError(absl::StrCat("connect ", u.host, ":", u.port, ": ", strerror(errno)));
-      ::close(fd);
-      continue;
-    }
-    pollfd p{fd, POLLOUT, 0};
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (::poll(&p, 1, Remaining(deadline)) != 1 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ||
-        err != 0) {
-      last = absl::UnavailableError(
-          absl::StrCat("connect ", u.host, ":", u.port, ": ", err ? strerror(err) : "timeout"));
-      ::close(fd);
-      continue;
-    }
-    freeaddrinfo(res);
-    return fd;
-  }
-  freeaddrinfo(res);
-  return last;
 }
 
 absl::StatusOr<std::string> DecodeChunked(std::string_view in) {
@@ -111,53 +79,42 @@ absl::StatusOr<std::string> DecodeChunked(std::string_view in) {
 absl::StatusOr<ClientResponse> Fetch(const ClientRequest& req) {
   auto url = ParseUrl(req.url);
   if (!url.ok()) return url.status();
-  absl::Time deadline = absl::Now() + req.timeout;
-  auto fd_or = Connect(*url, deadline);
-  if (!fd_or.ok()) return fd_or.status();
-  int fd = *fd_or;
+  int port = 0;
+  if (!absl::SimpleAtoi(url->port, &port) || port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("url '", req.url, "': bad port"));
+  }
+  const absl::Time deadline = absl::Now() + req.timeout;
+  net::TlsOptions tls;
+  tls.enabled = url->tls;
+  tls.ca_file = req.ca_file;
+  net::Conn conn;
+  if (absl::Status st = conn.Connect(url->host, port, tls, req.timeout); !st.ok()) {
+    // "127.0.0.1:1: connect: Connection refused", "TLS handshake with host: certificate verify
+    // failed: ..."; the net::Failure payload stays for callers that count by cause.
+    return st;
+  }
   std::string msg = absl::StrCat(req.method, " ", url->target, " HTTP/1.1\r\nHost: ", url->host, ":", url->port,
                                  "\r\nConnection: close\r\nContent-Length: ", req.body.size(), "\r\n");
   for (const auto& [k, v] : req.headers) absl::StrAppend(&msg, k, ": ", v, "\r\n");
   absl::StrAppend(&msg, "\r\n", req.body);
-  size_t off = 0;
-  while (off < msg.size()) {
-    ssize_t n = ::send(fd, msg.data() + off, msg.size() - off, MSG_NOSIGNAL);
-    if (n > 0) {
-      off += static_cast<size_t>(n);
-    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      pollfd p{fd, POLLOUT, 0};
-      if (::poll(&p, 1, Remaining(deadline)) != 1) break;
-    } else {
-      break;
-    }
-  }
   // A server may answer early (413) and stop reading; its reply is still worth reading.
-  bool send_incomplete = off < msg.size();
+  const bool send_incomplete = !conn.WriteAll(msg, deadline).ok();
   std::string buf;
-  char chunk[8192];
   for (;;) {
     if (buf.size() > req.max_response_bytes) {
-      ::close(fd);
       return absl::ResourceExhaustedError(absl::StrCat("response from ", req.url, " exceeds ",
                                                        req.max_response_bytes, " bytes"));
     }
-    ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
-    if (n > 0) {
-      buf.append(chunk, static_cast<size_t>(n));
-      continue;
-    }
-    if (n == 0) break;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, Remaining(deadline)) == 1) continue;
-      ::close(fd);
+    absl::StatusOr<size_t> n = conn.ReadSome(&buf, req.max_response_bytes + 1 - buf.size(), deadline);
+    if (n.ok() && *n > 0) continue;
+    if (n.ok()) break;
+    if (net::FailureOf(n.status()) == net::Failure::kTimeout) {
       return absl::DeadlineExceededError(absl::StrCat("no complete response from ", req.url));
     }
-    ::close(fd);
-    return absl::UnavailableError(absl::StrCat("recv from ", req.url, ": ", strerror(errno)));
+    if (send_incomplete && !buf.empty()) break;  // the reset that follows an early answer
+    return absl::UnavailableError(absl::StrCat("recv from ", req.url, ": ", n.status().message()));
   }
-  ::close(fd);
+  conn.Close();
   size_t he = buf.find("\r\n\r\n");
   if (he == std::string::npos && send_incomplete) {
     return absl::DeadlineExceededError(absl::StrCat("send to ", req.url, " did not complete"));

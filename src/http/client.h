@@ -1,6 +1,7 @@
-// Minimal HTTP/1.1 client (plain http:// only) for outbound calls to local or trusted-network services:
-// Vault lease revocation and webhook delivery. One request per connection, bounded response size, a
-// deadline on the whole exchange. No TLS: put a TLS-terminating proxy in front (see docs/credentials.md).
+// Minimal HTTP/1.1 client for outbound calls: Vault lease revocation and revocation webhooks. One
+// request per connection, bounded response size, a deadline on the whole exchange. https:// verifies
+// the server certificate (net/tls_conn.h) against `ca_file` or the system CA store, and its name
+// against the URL's host; there is no switch to turn verification off.
 #pragma once
 
 #include <string>
@@ -20,7 +21,8 @@ struct ClientResponse {
 
 struct ClientRequest {
   std::string method = "GET";
-  std::string url;  // http://host:port/path?query
+  std::string url;  // http(s)://host:port/path?query
+  std::string ca_file;  // https: PEM CA bundle to verify the server against; empty = system CA store
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   absl::Duration timeout = absl::Seconds(5);

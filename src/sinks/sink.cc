@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <deque>
 #include <thread>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
@@ -24,12 +26,9 @@ namespace {
 
 std::shared_ptr<spdlog::logger> Log() {
   static std::shared_ptr<spdlog::logger> logger = [] {
+    // stderr, never the default (stdout) logger: a stdout sink or `events: -` writes JSONL there.
     auto l = spdlog::get("sinks");
-    if (!l) {
-      l = spdlog::default_logger()->clone("sinks");
-      spdlog::register_logger(l);
-    }
-    return l;
+    return l ? l : spdlog::stderr_color_mt("sinks");
   }();
   return logger;
 }
@@ -68,9 +67,13 @@ class Spool {
   uint64_t pending_bytes() const { return size_ - read_off_; }
   bool empty() const { return size_ == read_off_; }
 
-  // False when the spool is full (the caller counts the drop).
-  bool Append(const std::string& line) {
-    if (size_ + line.size() + 1 > max_bytes_) return false;
+  // Fails when the spool is at max_bytes or the file system refuses the write (ENOSPC, EIO); the
+  // caller counts the drop. A partly written line is cut off again, so the spool stays whole lines.
+  absl::Status Append(const std::string& line) {
+    if (size_ + line.size() + 1 > max_bytes_) {
+      return absl::ResourceExhaustedError(absl::StrCat("spool_max_bytes (", max_bytes_,
+                                                       ") reached"));
+    }
     std::string buf = line;
     buf.push_back('\n');
     const char* p = buf.data();
@@ -78,12 +81,18 @@ class Spool {
     while (left > 0) {
       const ssize_t n = ::write(fd_, p, left);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
+      if (n <= 0) {
+        const int err = n < 0 ? errno : ENOSPC;
+        if (left != buf.size() && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+          Log()->warn("spool {}: cutting a partial line failed: {}", path_, std::strerror(errno));
+        }
+        return ErrnoStatus(err, absl::StrCat("write ", path_));
+      }
       p += n;
       left -= static_cast<size_t>(n);
     }
     size_ += buf.size();
-    return true;
+    return absl::OkStatus();
   }
 
   // Reads up to max_lines lines from the replay position without consuming them.
@@ -115,9 +124,16 @@ class Spool {
       Reset();
       return;
     }
-    if (FILE* f = std::fopen(off_path_.c_str(), "w")) {
-      std::fprintf(f, "%llu\n", static_cast<unsigned long long>(read_off_));
-      std::fclose(f);
+    // Write-then-rename: on a full disk the old offset survives (a restart re-sends a little, with
+    // ids) instead of an empty file that would replay the whole spool.
+    const std::string tmp = off_path_ + ".tmp";
+    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+      const bool ok = std::fprintf(f, "%llu\n", static_cast<unsigned long long>(read_off_)) > 0;
+      if (std::fclose(f) == 0 && ok) {
+        ::rename(tmp.c_str(), off_path_.c_str());
+      } else {
+        ::unlink(tmp.c_str());
+      }
     }
   }
 
@@ -191,13 +207,19 @@ class AsyncSink final : public Sink {
     // Whatever is left: keep it in the spool for the next start, else count it.
     absl::MutexLock lock(&mu_);
     for (auto& line : queue_) {
-      if (spool_ && spool_->Append(line)) {
+      if (spool_ && spool_->Append(line).ok()) {
         ++stats_.spooled;
       } else {
         ++stats_.dropped_on_stop;
       }
     }
     queue_.clear();
+    // After Stop nobody scrapes the counter: say it.
+    if (stats_.dropped_on_stop > 0) {
+      Log()->error("sink {}: {} event(s) neither delivered nor spooled at stop: lost ({})",
+                   config_.name, stats_.dropped_on_stop,
+                   stats_.last_error.empty() ? "no error recorded" : stats_.last_error);
+    }
   }
 
  private:
@@ -281,6 +303,7 @@ class AsyncSink final : public Sink {
       {
         absl::MutexLock lock(&mu_);
         ++stats_.retries;
+        ++stats_.errors[static_cast<size_t>(ClassifySendError(st))];
         stats_.last_error = std::string(st.message());
         // While the receiver is down, move the queue into the spool: it keeps order and frees
         // memory for new events.
@@ -304,12 +327,26 @@ class AsyncSink final : public Sink {
   }
 
   void SpoolOrDrop(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (spool_->Append(line)) {
+    if (absl::Status st = spool_->Append(line); st.ok()) {
       ++stats_.spooled;
     } else {
       ++stats_.dropped_spool_full;
+      LogSpoolDrop(st);
     }
     spool_bytes_ = spool_->pending_bytes();
+  }
+
+  // One error line per 10 s at most while the spool refuses lines, with the exact counts.
+  void LogSpoolDrop(const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++drops_unlogged_;
+    const absl::Time now = absl::Now();
+    if (now - last_drop_log_ < absl::Seconds(10)) return;
+    Log()->error("sink {}: spool full, dropping events ({}): {} dropped since last report, {} "
+                 "in total (writ_sink_dropped_total{{sink=\"{}\",reason=\"spool_full\"}})",
+                 config_.name, std::string(why.message()), drops_unlogged_,
+                 stats_.dropped_spool_full, config_.name);
+    last_drop_log_ = now;
+    drops_unlogged_ = 0;
   }
 
   absl::Status ReplaySpool() {
@@ -341,6 +378,8 @@ class AsyncSink final : public Sink {
   SinkStats stats_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time last_drop_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  uint64_t drops_unlogged_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;  // last: starts after every member it uses exists
 };
 
@@ -479,9 +518,6 @@ absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::st
     return ctx.Err(node, "url", absl::StrCat("required for a ", c.type, " sink"));
   }
   if (c.type == "hec" && c.token.empty()) return ctx.Err(node, "token", "required for hec");
-  if (c.tls.enabled && c.tls.verify && c.tls.ca.empty()) {
-    return ctx.Err(node["tls"], "tls.ca", "required when tls.verify is true");
-  }
   if (c.tls.cert.empty() != c.tls.key.empty()) {
     return ctx.Err(node["tls"], "tls", "cert and key go together");
   }

@@ -23,6 +23,12 @@ class Node;
 
 namespace writ::sinks {
 
+// Why a send attempt failed: indexes SinkStats::errors, exported as writ_sink_errors_total{reason}.
+enum class SinkError { kConnect, kTlsVerify, kTls, kTimeout, kIo, kHttpStatus, kOther };
+inline constexpr size_t kSinkErrorKinds = 7;
+// "connect", "tls_verify", "tls", "timeout", "io", "http_status", "other".
+const char* SinkErrorName(SinkError e);
+
 struct SinkStats {
   uint64_t submitted = 0;           // lines handed to Submit()
   uint64_t delivered = 0;           // lines the transport accepted (resends count again)
@@ -35,6 +41,7 @@ struct SinkStats {
   uint64_t resent = 0;              // lines re-sent after a connection broke (may be duplicates)
   uint64_t queue_depth = 0;
   uint64_t spool_bytes = 0;         // bytes in the spool not yet replayed
+  uint64_t errors[kSinkErrorKinds] = {};  // failed send attempts by cause; they sum to retries
   std::string last_error;
   uint64_t dropped() const { return dropped_queue_full + dropped_spool_full + dropped_on_stop; }
 };
@@ -56,7 +63,7 @@ enum class Format { kJson, kOcsf };
 
 struct TlsConfig {
   bool enabled = false;
-  std::string ca;    // PEM CA bundle the server certificate must chain to
+  std::string ca;    // PEM CA bundle the server certificate must chain to; empty = system store
   std::string cert;  // client certificate (mutual TLS), optional
   std::string key;
   bool verify = true;

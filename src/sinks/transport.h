@@ -24,6 +24,9 @@ class Transport {
   virtual void Close() {}
 };
 
+// The cause of a failed Send(), for SinkStats::errors.
+SinkError ClassifySendError(const absl::Status& st);
+
 absl::StatusOr<std::unique_ptr<Transport>> MakeFileTransport(const SinkConfig& c);
 absl::StatusOr<std::unique_ptr<Transport>> MakeSyslogTransport(const SinkConfig& c);
 absl::StatusOr<std::unique_ptr<Transport>> MakeHttpTransport(const SinkConfig& c);

@@ -1,15 +1,8 @@
 // File/stdout, syslog (RFC 5424 + RFC 6587 octet counting, over TCP or TLS per RFC 5425) and HTTP
 // (webhook JSON array, Splunk HEC) transports. The HTTP client is deliberately minimal: one request
 // per connection, Content-Length bodies, status line checked; enough for webhooks and HEC.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,14 +10,12 @@
 #include <cstring>
 #include <deque>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "net/tls_conn.h"
 #include "sinks/json_writer.h"
 #include "sinks/transport.h"
 #include "util/status_macros.h"
@@ -32,12 +23,13 @@
 namespace writ::sinks {
 namespace {
 
-std::string OpenSslError(absl::string_view what) {
-  char buf[256];
-  const unsigned long e = ERR_get_error();
-  ERR_error_string_n(e, buf, sizeof(buf));
-  ERR_clear_error();
-  return absl::StrCat(what, ": ", e ? buf : "unknown TLS error");
+constexpr char kHttpStatusUrl[] = "writ.sinks.HttpStatus";
+
+// A receiver that answered, but not with 2xx (or not with HTTP at all).
+absl::Status HttpStatusError(std::string msg) {
+  absl::Status st = absl::UnavailableError(std::move(msg));
+  st.SetPayload(kHttpStatusUrl, absl::Cord("1"));
+  return st;
 }
 
 // ---- file / stdout ---------------------------------------------------------------------------
@@ -60,6 +52,16 @@ class FileTransport final : public Transport {
   }
 
   absl::Status Send(const std::vector<std::string>& lines) override {
+    return net::WithFailure(Write(lines), net::Failure::kIo);
+  }
+
+  void Close() override {
+    if (fd_ > STDERR_FILENO) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  absl::Status Write(const std::vector<std::string>& lines) {
     if (fd_ < 0) RETURN_IF_ERROR(Open());
     buf_.clear();
     for (const auto& l : lines) {
@@ -79,12 +81,6 @@ class FileTransport final : public Transport {
     return absl::OkStatus();
   }
 
-  void Close() override {
-    if (fd_ > STDERR_FILENO) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
   absl::Status WriteAll() {
     size_t off = 0;
     while (off < buf_.size()) {
@@ -126,242 +122,14 @@ class FileTransport final : public Transport {
   std::string buf_;
 };
 
-// ---- TCP (+TLS) connection ------------------------------------------------------------------
-
-class Conn {
- public:
-  ~Conn() { Close(); }
-
-  absl::Status Connect(const std::string& host, int port, const TlsConfig& tls,
-                       absl::Duration timeout) {
-    Close();
-    timeout_ = timeout;
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    const std::string port_s = std::to_string(port);
-    if (int rc = ::getaddrinfo(host.c_str(), port_s.c_str(), &hints, &res); rc != 0) {
-      return absl::UnavailableError(absl::StrCat("resolve ", host, ": ", gai_strerror(rc)));
-    }
-    absl::Status st = absl::UnavailableError("no address");
-    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      st = ConnectOne(ai);
-      if (st.ok()) break;
-    }
-    ::freeaddrinfo(res);
-    if (!st.ok()) return absl::UnavailableError(absl::StrCat(host, ":", port, ": ", st.message()));
-    if (tls.enabled) {
-      st = StartTls(host, tls);
-      if (!st.ok()) {
-        Close();
-        return st;
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  bool connected() const { return fd_ >= 0; }
-
-  // True when the peer closed or reset the connection (checked before reusing it).
-  bool PeerGone() {
-    if (fd_ < 0) return true;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 0) <= 0) return false;
-    if (p.revents & (POLLERR | POLLHUP)) return true;
-    if (ssl_ != nullptr) return SSL_pending(ssl_) == 0 && PeekClosed();
-    return PeekClosed();
-  }
-
-  absl::Status WriteAll(std::string_view data) {
-    size_t off = 0;
-    const absl::Time deadline = absl::Now() + timeout_;
-    while (off < data.size()) {
-      ssize_t n;
-      if (ssl_ != nullptr) {
-        size_t w = 0;
-        const int rc = SSL_write_ex(ssl_, data.data() + off, data.size() - off, &w);
-        if (rc <= 0) {
-          const int err = SSL_get_error(ssl_, rc);
-          if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
-            RETURN_IF_ERROR(Wait(err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline));
-            continue;
-          }
-          return absl::UnavailableError(OpenSslError("TLS write"));
-        }
-        n = static_cast<ssize_t>(w);
-      } else {
-        n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-          RETURN_IF_ERROR(Wait(POLLOUT, deadline));
-          continue;
-        }
-        if (n < 0) return ErrnoStatus(errno, "send");
-      }
-      off += static_cast<size_t>(n);
-    }
-    return absl::OkStatus();
-  }
-
-  // Reads until `done(buffer)` or EOF or the deadline.
-  template <typename Done>
-  absl::Status ReadUntil(std::string* buf, Done done) {
-    const absl::Time deadline = absl::Now() + timeout_;
-    char tmp[4096];
-    while (!done(*buf)) {
-      ssize_t n;
-      if (ssl_ != nullptr) {
-        size_t r = 0;
-        const int rc = SSL_read_ex(ssl_, tmp, sizeof(tmp), &r);
-        if (rc <= 0) {
-          const int err = SSL_get_error(ssl_, rc);
-          if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-            RETURN_IF_ERROR(Wait(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline));
-            continue;
-          }
-          if (err == SSL_ERROR_ZERO_RETURN) return absl::OkStatus();
-          return absl::UnavailableError(OpenSslError("TLS read"));
-        }
-        n = static_cast<ssize_t>(r);
-      } else {
-        n = ::recv(fd_, tmp, sizeof(tmp), 0);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-          RETURN_IF_ERROR(Wait(POLLIN, deadline));
-          continue;
-        }
-        if (n < 0) return ErrnoStatus(errno, "recv");
-        if (n == 0) return absl::OkStatus();
-      }
-      buf->append(tmp, static_cast<size_t>(n));
-    }
-    return absl::OkStatus();
-  }
-
-  void Close() {
-    if (ssl_ != nullptr) {
-      SSL_free(ssl_);
-      ssl_ = nullptr;
-    }
-    if (ctx_ != nullptr) {
-      SSL_CTX_free(ctx_);
-      ctx_ = nullptr;
-    }
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  absl::Status Wait(short events, absl::Time deadline) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return absl::DeadlineExceededError("I/O timed out");
-    pollfd p{fd_, events, 0};
-    const int rc = ::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-    if (rc < 0 && errno != EINTR) return ErrnoStatus(errno, "poll");
-    if (rc == 0) return absl::DeadlineExceededError("I/O timed out");
-    return absl::OkStatus();
-  }
-
-  bool PeekClosed() {
-    char c;
-    const ssize_t n = ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-  }
-
-  absl::Status ConnectOne(const addrinfo* ai) {
-    fd_ = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return ErrnoStatus(errno, "socket");
-    int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (::connect(fd_, ai->ai_addr, ai->ai_addrlen) != 0) {
-      if (errno != EINPROGRESS) {
-        const int err = errno;
-        Close();
-        return ErrnoStatus(err, "connect");
-      }
-      absl::Status st = Wait(POLLOUT, absl::Now() + timeout_);
-      int err = 0;
-      socklen_t len = sizeof(err);
-      if (st.ok()) ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (!st.ok() || err != 0) {
-        Close();
-        return st.ok() ? ErrnoStatus(err, "connect") : st;
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status StartTls(const std::string& host, const TlsConfig& tls) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    if (ctx_ == nullptr) return absl::InternalError(OpenSslError("SSL_CTX_new"));
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-    if (tls.verify) {
-      if (SSL_CTX_load_verify_locations(ctx_, tls.ca.c_str(), nullptr) != 1) {
-        return absl::FailedPreconditionError(OpenSslError(absl::StrCat("load tls.ca ", tls.ca)));
-      }
-      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    } else {
-      SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
-    }
-    if (!tls.cert.empty()) {
-      if (SSL_CTX_use_certificate_chain_file(ctx_, tls.cert.c_str()) != 1 ||
-          SSL_CTX_use_PrivateKey_file(ctx_, tls.key.c_str(), SSL_FILETYPE_PEM) != 1) {
-        return absl::FailedPreconditionError(OpenSslError("load tls.cert/tls.key"));
-      }
-    }
-    ssl_ = SSL_new(ctx_);
-    SSL_set_fd(ssl_, fd_);
-    // Name check: an IP literal must match an IP SAN, anything else a DNS name (and SNI).
-    in6_addr a6;
-    in_addr a4;
-    const bool is_ip = inet_pton(AF_INET, host.c_str(), &a4) == 1 ||
-                       inet_pton(AF_INET6, host.c_str(), &a6) == 1;
-    if (tls.verify) {
-      X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
-      if (is_ip) {
-        X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
-      } else {
-        X509_VERIFY_PARAM_set1_host(param, host.c_str(), 0);
-      }
-    }
-    if (!is_ip) SSL_set_tlsext_host_name(ssl_, host.c_str());
-    const absl::Time deadline = absl::Now() + timeout_;
-    for (;;) {
-      const int rc = SSL_connect(ssl_);
-      if (rc == 1) break;
-      const int err = SSL_get_error(ssl_, rc);
-      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        RETURN_IF_ERROR(Wait(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline));
-        continue;
-      }
-      const long vr = SSL_get_verify_result(ssl_);
-      if (vr != X509_V_OK) {
-        return absl::UnavailableError(absl::StrCat("TLS handshake with ", host,
-                                                   ": certificate verify failed: ",
-                                                   X509_verify_cert_error_string(vr)));
-      }
-      return absl::UnavailableError(OpenSslError(absl::StrCat("TLS handshake with ", host)));
-    }
-    return absl::OkStatus();
-  }
-
-  int fd_ = -1;
-  SSL_CTX* ctx_ = nullptr;
-  SSL* ssl_ = nullptr;
-  absl::Duration timeout_ = absl::Seconds(5);
-};
-
-absl::Status SplitHostPort(const std::string& address, std::string* host, int* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return absl::InvalidArgumentError("expected host:port");
-  *host = address.substr(0, colon);
-  if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  const char* b = address.data() + colon + 1;
-  const char* e = address.data() + address.size();
-  if (std::from_chars(b, e, *port).ptr != e || *port <= 0 || *port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("bad port in '", address, "'"));
-  }
-  return absl::OkStatus();
+net::TlsOptions TlsOf(const TlsConfig& t) {
+  net::TlsOptions o;
+  o.enabled = t.enabled;
+  o.ca_file = t.ca;
+  o.cert = t.cert;
+  o.key = t.key;
+  o.verify = t.verify;
+  return o;
 }
 
 // ---- syslog ----------------------------------------------------------------------------------
@@ -379,7 +147,7 @@ class SyslogTransport final : public Transport {
   absl::Status Send(const std::vector<std::string>& lines) override {
     if (conn_.connected() && conn_.PeerGone()) Broken();
     if (!conn_.connected()) {
-      RETURN_IF_ERROR(conn_.Connect(host_, port_, c_.tls, c_.timeout));
+      RETURN_IF_ERROR(conn_.Connect(host_, port_, TlsOf(c_.tls), c_.timeout));
     }
     buf_.clear();
     const absl::Time now = absl::Now();
@@ -390,11 +158,20 @@ class SyslogTransport final : public Transport {
       return st;
     }
     // Syslog over TCP has no acknowledgement: remember what this connection carried recently, so a
-    // later break re-sends it (duplicates carry the same event id).
-    for (const auto& l : lines) recent_.push_back({now, l});
+    // later break re-sends it (duplicates carry the same event id). "Recently" is the resend window,
+    // and never less than what the peer's TCP stack has not acknowledged yet: a receiver that
+    // accepts and then stops reading leaves a full send queue that may be older than the window.
+    for (const auto& l : lines) {
+      recent_.push_back({now, l});
+      recent_bytes_ += l.size();
+    }
     const absl::Time horizon = now - c_.resend_window;
-    while (!recent_.empty() && recent_.front().first < horizon) recent_.pop_front();
-    while (recent_.size() > 100000) recent_.pop_front();
+    const size_t unacked = conn_.UnackedBytes();  // framed (and TLS) bytes >= the lines' bytes
+    while (!recent_.empty() && (recent_.front().first < horizon || recent_.size() > 100000) &&
+           recent_bytes_ - recent_.front().second.size() >= unacked) {
+      recent_bytes_ -= recent_.front().second.size();
+      recent_.pop_front();
+    }
     return absl::OkStatus();
   }
 
@@ -412,6 +189,7 @@ class SyslogTransport final : public Transport {
     conn_.Close();
     for (auto& [t, l] : recent_) unconfirmed_.push_back(std::move(l));
     recent_.clear();
+    recent_bytes_ = 0;
   }
 
   const SinkConfig c_;
@@ -419,9 +197,10 @@ class SyslogTransport final : public Transport {
   const int port_;
   std::string hostname_;
   int pid_ = 0;
-  Conn conn_;
+  net::Conn conn_;
   std::string buf_;
   std::deque<std::pair<absl::Time, std::string>> recent_;
+  size_t recent_bytes_ = 0;
   std::vector<std::string> unconfirmed_;
 };
 
@@ -460,8 +239,8 @@ class HttpTransport final : public Transport {
                                    "Content-Length: ", body_.size(), "\r\nConnection: close\r\n");
     if (c_.type == "hec") absl::StrAppend(&req, "Authorization: Splunk ", c_.token, "\r\n");
     req.append("\r\n");
-    Conn conn;
-    RETURN_IF_ERROR(conn.Connect(url_.host, url_.port, c_.tls, c_.timeout));
+    net::Conn conn;
+    RETURN_IF_ERROR(conn.Connect(url_.host, url_.port, TlsOf(c_.tls), c_.timeout));
     RETURN_IF_ERROR(conn.WriteAll(req));
     RETURN_IF_ERROR(conn.WriteAll(body_));
     std::string resp;
@@ -474,11 +253,11 @@ class HttpTransport final : public Transport {
     if (!absl::StartsWith(resp, "HTTP/1.") || sp == std::string::npos ||
         std::from_chars(resp.data() + sp + 1, resp.data() + std::min(resp.size(), sp + 4), code)
                 .ec != std::errc()) {
-      return absl::UnavailableError(
+      return HttpStatusError(
           absl::StrCat("http ", url_.host, ":", url_.port, ": no HTTP response"));
     }
     if (code < 200 || code > 299) {
-      return absl::UnavailableError(
+      return HttpStatusError(
           absl::StrCat("http ", url_.host, ":", url_.port, url_.path, ": status ", code));
     }
     return absl::OkStatus();
@@ -491,6 +270,33 @@ class HttpTransport final : public Transport {
 };
 
 }  // namespace
+
+const char* SinkErrorName(SinkError e) {
+  switch (e) {
+    case SinkError::kConnect: return "connect";
+    case SinkError::kTlsVerify: return "tls_verify";
+    case SinkError::kTls: return "tls";
+    case SinkError::kTimeout: return "timeout";
+    case SinkError::kIo: return "io";
+    case SinkError::kHttpStatus: return "http_status";
+    case SinkError::kOther: return "other";
+  }
+  return "other";
+}
+
+SinkError ClassifySendError(const absl::Status& st) {
+  if (st.GetPayload(kHttpStatusUrl).has_value()) return SinkError::kHttpStatus;
+  switch (net::FailureOf(st)) {
+    case net::Failure::kResolve:
+    case net::Failure::kConnect: return SinkError::kConnect;
+    case net::Failure::kTlsVerify: return SinkError::kTlsVerify;
+    case net::Failure::kTls: return SinkError::kTls;
+    case net::Failure::kTimeout: return SinkError::kTimeout;
+    case net::Failure::kIo: return SinkError::kIo;
+    case net::Failure::kNone: break;
+  }
+  return SinkError::kOther;
+}
 
 void AppendSyslogFrame(std::string_view msg, std::string_view hostname, std::string_view app,
                        int procid, absl::Time now, std::string* out) {
@@ -544,7 +350,7 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeFileTransport(const SinkConfig& c
 absl::StatusOr<std::unique_ptr<Transport>> MakeSyslogTransport(const SinkConfig& c) {
   std::string host;
   int port = 0;
-  RETURN_IF_ERROR(SplitHostPort(c.address, &host, &port));
+  RETURN_IF_ERROR(net::SplitHostPort(c.address, &host, &port));
   return std::unique_ptr<Transport>(new SyslogTransport(c, host, port));
 }
 

@@ -33,6 +33,7 @@ class WritdInstance {
     std::string mode = "monitor";
     std::map<std::string, std::string> policies;  // file name -> YAML text
     std::vector<std::string> extra_args;
+    std::string extra_config;  // appended to writd.yaml as is, e.g. a `sinks:` list
   };
 
   WritdInstance() = default;

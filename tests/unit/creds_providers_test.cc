@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "http/server.h"
 #include "nlohmann/json.hpp"
+#include "tls_test_server.h"
 
 namespace writ::creds {
 namespace {
@@ -51,6 +52,34 @@ TEST(VaultProvider, RevokesLeasePrefixWithToken) {
   EXPECT_NE(st.message().find("HTTP 403"), std::string::npos) << st;
   // Another task's prefix is not routed: 404 is a failure, not a silent success.
   EXPECT_FALSE((*p)->Revoke("task-2", "x").ok());
+}
+
+// Vault over https: params.ca_file names the CA the server must chain to; without it the system
+// store is used, which refuses a private CA (the revocation fails and stays in the outbox).
+TEST(VaultProvider, HttpsVerifiesAgainstCaFile) {
+  const auto dir = std::filesystem::temp_directory_path() / ("writ-vault-tls-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  writ::testing::TestPki pki(dir.string(), "vault");
+  writ::testing::TlsTestServer srv(pki.Issue("vault", "localhost", {"IP:127.0.0.1"}),
+                                   writ::testing::TlsTestServer::Mode::kHttp,
+                                   "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+  const std::string addr = "https://127.0.0.1:" + std::to_string(srv.port());
+  ProviderConfig c{"vault-tls", "vault",
+                   {{"addr", addr}, {"token", "s.t"}, {"prefix", "db/{task}/"}, {"ca_file", pki.ca().cert}},
+                   {}};
+  auto p = MakeProvider(c);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_TRUE((*p)->Revoke("task-9", "done").ok());
+  ASSERT_EQ(srv.requests().size(), 1u);
+  EXPECT_EQ(srv.requests()[0].rfind("PUT /v1/sys/leases/revoke-prefix/db/task-9/ HTTP/1.1\r\n", 0), 0u);
+  c.params.erase("ca_file");
+  auto p2 = MakeProvider(c);
+  ASSERT_TRUE(p2.ok());
+  auto st = (*p2)->Revoke("task-9", "done");
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("certificate verify failed"), std::string::npos) << st;
+  EXPECT_EQ(srv.requests().size(), 1u);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(WebhookProvider, PostsCaepSessionRevoked) {

@@ -61,8 +61,8 @@ TEST(SinksConfig, ErrorsNameFileLineAndField) {
   EXPECT_EQ(ConfigError("sinks:\n  - type: file\n    path: /tmp/x\n    max_bytes: lots\n"),
             "writd.yaml:4: sinks[0].max_bytes: expected a non-negative integer, got 'lots'");
   EXPECT_EQ(ConfigError("sinks:\n  - type: syslog\n    address: 127.0.0.1:514\n    tls: {verify: "
-                        "true}\n"),
-            "writd.yaml:4: sinks[0].tls.ca: required when tls.verify is true");
+                        "maybe}\n"),
+            "writd.yaml:4: sinks[0].tls.verify: expected true or false");
   EXPECT_EQ(ConfigError("sinks:\n  - type: http\n    url: ftp://x\n"),
             "writd.yaml:3: sinks[0].url: expected http:// or https:// URL, got 'ftp://x'");
   EXPECT_EQ(ConfigError("sinks:\n  - type: stdout\n    colour: red\n"),
@@ -238,6 +238,7 @@ TEST(SinksHttp, Receiver500IsRetriedAndNothingLost) {
   EXPECT_EQ(rx.bad_answered(), 3);
   EXPECT_GE(st.retries, 3u);
   EXPECT_NE(st.last_error.find("status 500"), std::string::npos) << st.last_error;
+  EXPECT_EQ(st.errors[static_cast<size_t>(SinkError::kHttpStatus)], st.retries);
   EXPECT_EQ(st.dropped(), 0u);
   const auto ids = Ids(rx.requests(), false);
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 60u);
@@ -253,6 +254,7 @@ TEST(SinksHttp, HangingReceiverTimesOutAndRetries) {
   EXPECT_EQ(rx.bad_answered(), 2);
   EXPECT_GE(st.retries, 2u);
   EXPECT_NE(st.last_error.find("timed out"), std::string::npos) << st.last_error;
+  EXPECT_EQ(st.errors[static_cast<size_t>(SinkError::kTimeout)], st.retries);
   const auto ids = Ids(rx.requests(), false);
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 40u);
   EXPECT_EQ(st.dropped(), 0u);
