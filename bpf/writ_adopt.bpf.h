@@ -9,11 +9,15 @@
  * candidate (costly: a stop and a round trip through writd per exec; docs/policy.md says so). writd checks
  * the full selector set (sha256, cgroup glob, systemd unit) in userspace.
  *
- * A candidate is reported first and stopped only if the record reached the ring buffer, and only while
- * writd's heartbeat is fresh: a process is never stopped when nobody would hear of it or continue it.
+ * A candidate is stopped only while writd's heartbeat is fresh, and the stop is undone when its record
+ * cannot be written: a process is never left stopped when nobody would hear of it or continue it.
  */
 #ifndef WRIT_ADOPT_BPF_H
 #define WRIT_ADOPT_BPF_H
+
+#ifndef SIGCONT
+#define SIGCONT 18
+#endif
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -88,14 +92,20 @@ static __always_inline int adopt_candidate(struct task_struct *p, struct linux_b
 	e.hdr.flags = WRIT_F_NEEDS_VERDICT | (stop ? WRIT_F_KERNEL_STOP : 0);
 	bpf_get_current_comm(e.hdr.comm, sizeof(e.hdr.comm));
 	e.match = match;
+	/* Stop BEFORE the record becomes visible: writd may read it and send SIGCONT on another CPU before
+	 * this program returns, and a SIGSTOP generated after that SIGCONT would never be undone. A stop
+	 * pending on return to user mode is taken before the new image's first instruction; a SIGCONT
+	 * generated meanwhile discards it. */
+	if (stop)
+		bpf_send_signal(SIGSTOP);
 	if (bpf_ringbuf_output(&events_map, &e, sizeof(e), BPF_RB_FORCE_WAKEUP)) {
-		count(WRIT_EV_ADOPT, WRIT_CNT_DROPPED); /* not stopped: writd would never continue it */
+		/* writd will never hear of it: undo the stop (SIGCONT flushes the pending SIGSTOP). */
+		if (stop)
+			bpf_send_signal(SIGCONT);
+		count(WRIT_EV_ADOPT, WRIT_CNT_DROPPED);
 		return 0;
 	}
 	count(WRIT_EV_ADOPT, WRIT_CNT_EMITTED);
-	/* Delivered on return to user mode: no instruction of the new image runs before writd decides. */
-	if (stop)
-		bpf_send_signal(SIGSTOP);
 	return 0;
 }
 

@@ -167,7 +167,12 @@ void Daemon::OnAdoptCandidate(const void* data, size_t size) {
   const pid_t pid = static_cast<pid_t>(r.tgid);
   // Whatever is decided below, a process the kernel stopped is continued (after placement on a match).
   auto resume = [&] {
-    if (r.stopped) (void)actions::SignalProcess(pid, r.start_time_ns, SIGCONT);
+    if (!r.stopped) return;
+    (void)actions::SignalProcess(pid, r.start_time_ns, SIGCONT);
+    // How long the kernel's stop lasted: exec (kernel timestamp) to SIGCONT sent.
+    int64_t us = (NowBootNs() - static_cast<int64_t>(r.ktime_ns)) / 1000;
+    a.stopped_us_total += us > 0 ? static_cast<uint64_t>(us) : 0;
+    a.stops++;
   };
 
   intent::ProcessFacts f;
@@ -223,9 +228,12 @@ void Daemon::OnAdoptCandidate(const void* data, size_t size) {
   }
   absl::Status st = AdoptProcess(*w, r, f);
   if (!st.ok()) {
-    a.failed++;
-    Log()->error("pid {} ({}) matches workload {} but was not adopted: {}", pid, f.exe, w->name(),
-                 std::string(st.message()));
+    // Rate-limited: a broken workload would otherwise log once per exec of its agent.
+    uint64_t nfail = ++a.failed;
+    if (nfail <= 10 || nfail % 1000 == 0) {
+      Log()->error("pid {} ({}) matches workload {} but was not adopted ({} failures so far): {}", pid,
+                   f.exe, w->name(), nfail, std::string(st.message()));
+    }
   } else {
     a.adopted++;
   }
@@ -323,6 +331,8 @@ void Daemon::AdoptCounters(v1::StatusResponse* s) const {
   c["adopt_gone"] = adopt_->gone.load();
   c["adopt_late"] = adopt_->late.load();
   c["adopt_unstopped"] = adopt_->unstopped.load();
+  c["adopt_stops"] = adopt_->stops.load();
+  c["adopt_stopped_us_total"] = adopt_->stopped_us_total.load();
 }
 
 void Daemon::AppendAdoptMetrics(std::string* o) const {

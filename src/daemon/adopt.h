@@ -37,6 +37,8 @@ struct AdoptState {
   std::atomic<uint64_t> gone{0};        // the process exited (or its pid was reused) before a decision
   std::atomic<uint64_t> late{0};        // read more than `timeout` after the exec (writd was behind)
   std::atomic<uint64_t> unstopped{0};   // not stopped by the kernel (writd's heartbeat was stale)
+  std::atomic<uint64_t> stops{0};            // stopped candidates continued by writd
+  std::atomic<uint64_t> stopped_us_total{0};  // their summed exec -> SIGCONT time (microseconds)
 };
 
 // Lowercase hex sha256 of an open file's content, bounded to `max_bytes` ("" on error or when larger).
