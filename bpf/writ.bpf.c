@@ -11,6 +11,7 @@
  * are kept apart by section below.
  */
 #include "writ_common.bpf.h"
+#include "writ_adopt.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -30,7 +31,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 
 	t = lookup_task(&cgid);
 	if (!t)
-		return 0;
+		return adopt_candidate(p, bprm); /* in no task: maybe an agent to adopt (writ_adopt.bpf.h) */
 	s = scratch();
 	if (!s)
 		return 0;

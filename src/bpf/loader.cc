@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 
@@ -380,5 +381,57 @@ Counters Loader::ReadCounters() const {
   return c;
 }
 
+
+// Adoption keys are few (one per workload): the maps are rewritten whole, stale keys deleted after the
+// new ones are in, so a reload never opens a window where a configured exe is not a candidate.
+absl::Status Loader::SetAdoptTables(uint32_t flags, const std::vector<uint64_t>& exe_hashes,
+                                    const std::vector<uint32_t>& uids) {
+  if (exe_hashes.size() > WRIT_ADOPT_MAX_KEYS || uids.size() > WRIT_ADOPT_MAX_KEYS) {
+    return absl::ResourceExhaustedError(absl::StrCat("more than ", WRIT_ADOPT_MAX_KEYS,
+                                                     " workload exe paths or uids"));
+  }
+  uint32_t one = 1;
+  for (uint64_t h : exe_hashes) {
+    if (bpf_map__update_elem(skel_->maps.adopt_exe_map, &h, sizeof(h), &one, sizeof(one), BPF_ANY)) {
+      return ErrnoStatus(errno, "update adopt_exe_map");
+    }
+  }
+  for (uint32_t u : uids) {
+    if (bpf_map__update_elem(skel_->maps.adopt_uid_map, &u, sizeof(u), &one, sizeof(one), BPF_ANY)) {
+      return ErrnoStatus(errno, "update adopt_uid_map");
+    }
+  }
+  DeleteWhere<uint64_t>(skel_->maps.adopt_exe_map, [&](uint64_t k) {
+    return std::find(exe_hashes.begin(), exe_hashes.end(), k) == exe_hashes.end();
+  });
+  DeleteWhere<uint32_t>(skel_->maps.adopt_uid_map, [&](uint32_t k) {
+    return std::find(uids.begin(), uids.end(), k) == uids.end();
+  });
+  adopt_flags_ = flags;
+  uint32_t zero = 0;
+  writ_adopt_cfg cfg{};
+  if (bpf_map__lookup_elem(skel_->maps.adopt_cfg_map, &zero, sizeof(zero), &cfg, sizeof(cfg), 0)) {
+    cfg = writ_adopt_cfg{};
+  }
+  cfg.flags = flags;
+  if (bpf_map__update_elem(skel_->maps.adopt_cfg_map, &zero, sizeof(zero), &cfg, sizeof(cfg),
+                           BPF_ANY)) {
+    return ErrnoStatus(errno, "update adopt_cfg_map");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::AdoptHeartbeat(uint64_t now_boot_ns, uint64_t stale_ns) {
+  uint32_t zero = 0;
+  writ_adopt_cfg cfg{};
+  cfg.flags = adopt_flags_;
+  cfg.heartbeat_ns = now_boot_ns;
+  cfg.stale_ns = stale_ns;
+  if (bpf_map__update_elem(skel_->maps.adopt_cfg_map, &zero, sizeof(zero), &cfg, sizeof(cfg),
+                           BPF_ANY)) {
+    return ErrnoStatus(errno, "update adopt_cfg_map");
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace writ::bpf

@@ -89,6 +89,13 @@ class Loader {
   std::vector<int> LinkFds() const;
   uint32_t ring_bytes() const { return cfg_.ring_bytes; }
 
+  // Adoption pre-filter (bpf/writ_adopt.bpf.h): replaces the exe-hash and uid keys and the flags
+  // (WRIT_ADOPT_*). flags 0 turns adoption off. The heartbeat says writd's pipeline is alive: the kernel
+  // stops a candidate only while the last heartbeat is at most stale_ns old.
+  absl::Status SetAdoptTables(uint32_t flags, const std::vector<uint64_t>& exe_hashes,
+                              const std::vector<uint32_t>& uids);
+  absl::Status AdoptHeartbeat(uint64_t now_boot_ns, uint64_t stale_ns);
+
  private:
   Loader(const LoaderConfig& cfg, Handler handler);
   absl::Status LoadAndAttach();
@@ -122,7 +129,8 @@ class Loader {
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
   int stats_fd_ = -1;
   bool adopted_ = false;
-  bool link_pin_refused_ = false;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
+  bool link_pin_refused_ = false;
+  uint32_t adopt_flags_ = 0;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
 };
 
 // libbpf's own messages go to the "libbpf" logger (debug level for its chatter, warn for warnings).

@@ -199,6 +199,7 @@ absl::Status Daemon::Start() {
   Restore();
   ThawAfterDaemonLoss();
   StartGuardian();
+  SyncAdoption();  // workloads: the kernel pre-filter for agents writ did not launch
 
   ASSIGN_OR_RETURN(server_, api::Server::Start(
                                 cfg_.run_dir + "/writd.sock",
@@ -385,6 +386,7 @@ std::string Daemon::Metrics() {
     head("writ_journal_corrupt_tail", "gauge", "1 when start found a damaged journal tail.");
     absl::StrAppend(&o, "writ_journal_corrupt_tail ", int{js.new_segment_after_corruption}, "\n");
   }
+  AppendAdoptMetrics(&o);
   head("writ_tasks_active", "gauge", "Tasks registered.");
   absl::StrAppend(&o, "writ_tasks_active ", registry_.size(), "\n");
   head("writ_approvals_pending", "gauge", "Approval requests waiting for a human.");
@@ -434,14 +436,19 @@ void Daemon::Run() {
   absl::Time next_housekeeping = absl::Now();
   while (!stop_.load()) {
     loader_->Poll(drain_ms);
-    if (reload_.exchange(false)) ReloadPolicies();
+    if (reload_.exchange(false)) {
+      ReloadPolicies();
+      SyncAdoption();
+    }
     absl::Time now = absl::Now();
     if (now >= next_housekeeping) {
+      AdoptHeartbeat();
       Housekeeping();
       next_housekeeping = now + cfg_.housekeeping_interval;
     }
   }
   // Clean shutdown: stop accepting, drain what the kernel holds, detach (loader dtor), flush sinks.
+  StopAdoption();  // no exec is stopped for adoption once nobody would continue it
   server_->Stop();
   loader_->Drain();
   bpf::Counters c = loader_->ReadCounters();
@@ -500,6 +507,10 @@ std::shared_ptr<Task> Daemon::TaskFor(uint64_t cgroup_id) {
 }
 
 void Daemon::OnRecord(const void* data, size_t size) {
+  if (decode::IsAdoptRecord(data, size)) {  // an exec outside every task: see adopt.cc
+    OnAdoptCandidate(data, size);
+    return;
+  }
   decode::RecordInfo info;
   if (!decoder_.Decode(data, size, &ev_, &info).ok()) {
     decode_errors_++;
@@ -704,6 +715,23 @@ void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
   deferred_responses_ = v.rule;
 }
 
+// A sub-agent acts on authority delegated by its parent: when the parent ends or is revoked, the child
+// is revoked at once (with an `action` event), killed, and ends with a task_end naming why. Grandchildren
+// follow recursively.
+void Daemon::EndChildren(Task& task, const char* end_reason, const std::string& why) {
+  for (const auto& c : ChildrenOf(registry_, task.id)) {
+    const char* none = nullptr;
+    c->end_reason.compare_exchange_strong(none, end_reason);
+    if (creds_.revoke) {
+      creds_.revoke(*c, why);
+      v1::Event a = ActionEvent(*c, "revoke", "ok", 0, c->id, why);
+      Emit(a);
+    }
+    EndChildren(*c, end_reason, "parent task " + c->id + " ended: " + why);
+    KillTask(*c, nullptr, why);
+  }
+}
+
 void Daemon::RunResponses(Task& task, const v1::Event& cause,
                           const std::vector<std::string>& responses, const std::string& reason) {
   if (Has(responses, "kill")) {
@@ -716,9 +744,7 @@ void Daemon::RunResponses(Task& task, const v1::Event& cause,
     v1::Event a = ActionEvent(task, "revoke", "ok", cause.ktime_ns(), task.id, reason);
     Emit(a);
     // A sub-agent holds authority delegated by this task: it cannot outlive the parent's.
-    for (const auto& c : ChildrenOf(registry_, task.id)) {
-      RunResponses(*c, cause, {"revoke"}, "parent task " + task.id + " revoked: " + reason);
-    }
+    EndChildren(task, "parent_revoked", "parent task " + task.id + " revoked: " + reason);
   }
 }
 
@@ -732,6 +758,8 @@ bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& rea
   actions_++;
   // Killing a parent kills its sub-agents (recursively); each ends when its cgroup empties.
   for (const auto& c : ChildrenOf(registry_, task.id)) {
+    const char* none = nullptr;
+    c->end_reason.compare_exchange_strong(none, "parent_killed");
     KillTask(*c, cause, "parent task " + task.id + " killed: " + reason);
   }
   return st.ok();
@@ -789,7 +817,10 @@ void Daemon::Housekeeping() {
   // Read "empty" before draining: a task's last exit record is in the ring buffer by the time its
   // cgroup reports unpopulated, so draining now puts it before task_end.
   loader_->Drain();
-  for (const auto& t : empty) EndTask(t, "exited");
+  for (const auto& t : empty) {
+    const char* why = t->end_reason.load();
+    EndTask(t, why ? why : "exited");
+  }
   for (auto it = ending_.begin(); it != ending_.end();) {
     auto populated = cgroups_->Populated((*it)->id);
     if (!populated.ok() || !*populated) {
@@ -813,10 +844,7 @@ void Daemon::EndTask(const std::shared_ptr<Task>& t, const std::string& reason) 
   approvals_.ForgetTask(t->id);
   if (creds_.revoke) creds_.revoke(*t, "task ended: " + reason);
   // A parent that ends takes its sub-agents with it: killed now, revoked now, ended when empty.
-  for (const auto& c : ChildrenOf(registry_, t->id)) {
-    if (creds_.revoke) creds_.revoke(*c, "parent task " + t->id + " ended: " + reason);
-    KillTask(*c, nullptr, "parent task " + t->id + " ended: " + reason);
-  }
+  EndChildren(*t, "parent_ended", "parent task " + t->id + " ended: " + reason);
   v1::Event e;
   InitSynthetic(&e, "task_end");
   FillAgent(*t, &e);
@@ -1472,6 +1500,7 @@ v1::Response Daemon::Status() {
   (*s->mutable_counters())["tail_drops"] = tail_drops_.load();
   (*s->mutable_counters())["violations"] = violations_.load();
   (*s->mutable_counters())["actions"] = actions_.load();
+  AdoptCounters(s);
   {
     absl::MutexLock lock(&out_mu_);
     for (size_t i = 0; i < sinks_->size(); i++) {
@@ -1555,9 +1584,7 @@ v1::Response Daemon::TaskAction(const api::PeerCred& peer, const v1::Request& re
     if (creds_.revoke) creds_.revoke(*t, reason);
     v1::Event a = ActionEvent(*t, "revoke", "ok", 0, t->id, reason);
     Emit(a);
-    for (const auto& c : ChildrenOf(registry_, t->id)) {
-      RunResponses(*c, a, {"revoke"}, "parent task " + t->id + " revoked: " + reason);
-    }
+    EndChildren(*t, "parent_revoked", "parent task " + t->id + " revoked: " + reason);
   }
   if (!ok) return Error(absl::InternalError("action failed; see writd's log"));
   return v1::Response();

@@ -23,6 +23,7 @@
 #include "api/server.h"
 #include "bpf/loader.h"
 #include "creds/creds.h"
+#include "daemon/adopt.h"
 #include "daemon/approvals.h"
 #include "daemon/config.h"
 #include "decode/decoder.h"
@@ -72,6 +73,18 @@ class Daemon {
   void Housekeeping();
   void EndTask(const std::shared_ptr<identity::Task>& task, const std::string& reason);
   void ReloadPolicies();
+
+  // ---- adoption of agents writ did not launch (adopt.cc; pipeline thread) ----
+  void SyncAdoption();
+  void AdoptHeartbeat();
+  void StopAdoption();
+  void OnAdoptCandidate(const void* data, size_t size);
+  absl::Status AdoptProcess(const v1::Workload& w, const decode::AdoptRecord& r,
+                            const intent::ProcessFacts& f);
+  void AdoptCounters(v1::StatusResponse* s) const;
+  void AppendAdoptMetrics(std::string* o) const;
+  // Sub-agents of `task` end with it: killed now, credentials revoked now, task_end `end_reason`.
+  void EndChildren(identity::Task& task, const char* end_reason, const std::string& why);
 
   // ---- any thread ----
   void Emit(v1::Event& ev);
@@ -137,6 +150,7 @@ class Daemon {
   uint64_t cached_generation_ = ~0ull;
   std::vector<std::shared_ptr<identity::Task>> ending_;
   const intent::Rule* deferred_responses_ = nullptr;  // set by Enforce, run after Emit
+  std::unique_ptr<AdoptState> adopt_;  // workloads: matcher, kernel pre-filter, counters
 
   // Output: sinks and tail subscribers.
   absl::Mutex out_mu_;

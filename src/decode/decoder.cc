@@ -30,6 +30,8 @@ static_assert(sizeof(writ_path_key) == 16);
 static_assert(sizeof(writ_net4_key) == 12);
 static_assert(sizeof(writ_net6_key) == 24);
 static_assert(sizeof(writ_net_value) == 8 + 8 * WRIT_NET_RANGES);
+static_assert(sizeof(writ_adopt_event) == 96);
+static_assert(sizeof(writ_adopt_cfg) == 24);
 
 const char* KindName(uint16_t kind) {
   switch (kind) {
@@ -38,6 +40,7 @@ const char* KindName(uint16_t kind) {
     case WRIT_EV_EXIT: return "exit";
     case WRIT_EV_OPEN: return "open";
     case WRIT_EV_CONNECT: return "connect";
+    case WRIT_EV_ADOPT: return "adopt";
     default: return "unknown";
   }
 }
@@ -230,6 +233,38 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
     }
   }
   stats_.decoded++;
+  return absl::OkStatus();
+}
+
+bool IsAdoptRecord(const void* data, size_t size) {
+  if (size < sizeof(writ_event_hdr)) return false;
+  writ_event_hdr h;
+  std::memcpy(&h, data, sizeof(h));
+  return h.kind == WRIT_EV_ADOPT;
+}
+
+absl::Status DecodeAdopt(const void* data, size_t size, AdoptRecord* out) {
+  if (size < sizeof(writ_adopt_event)) {
+    return absl::DataLossError(absl::StrCat("adopt record of ", size, " bytes, needs ",
+                                            sizeof(writ_adopt_event)));
+  }
+  writ_adopt_event e;
+  std::memcpy(&e, data, sizeof(e));
+  if (e.hdr.abi_version != WRIT_ABI_VERSION) {
+    return absl::DataLossError(absl::StrCat("record ABI version ", e.hdr.abi_version, ", expected ",
+                                            WRIT_ABI_VERSION));
+  }
+  out->tgid = e.hdr.tgid;
+  out->ppid = e.hdr.ppid;
+  out->uid = e.hdr.uid;
+  out->gid = e.hdr.gid;
+  out->start_time_ns = e.hdr.start_time_ns;
+  out->ktime_ns = e.hdr.ktime_ns;
+  out->cgroup_id = e.hdr.cgroup_id;
+  out->stopped = (e.hdr.flags & WRIT_F_KERNEL_STOP) != 0;
+  out->match = e.match;
+  out->path_hash = e.path_hash;
+  out->comm.assign(e.hdr.comm, strnlen(e.hdr.comm, sizeof(e.hdr.comm)));
   return absl::OkStatus();
 }
 

@@ -54,4 +54,22 @@ void ComponentsToPath(const char* data, size_t len, std::string* out);
 void AppendOpenFlags(uint32_t flags, google::protobuf::RepeatedPtrField<std::string>* out);
 const char* KindName(uint16_t kind);
 
+// An adoption candidate (WRIT_EV_ADOPT): an exec outside every task that the kernel pre-filter matched.
+// Not an Event: it belongs to no task until writd has adopted the process.
+struct AdoptRecord {
+  uint32_t tgid = 0;
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t start_time_ns = 0;
+  uint64_t ktime_ns = 0;
+  uint64_t cgroup_id = 0;  // the process's own cgroup
+  bool stopped = false;    // the kernel sent SIGSTOP: whoever decides must continue or kill it
+  uint32_t match = 0;      // WRIT_ADOPT_M_*
+  uint64_t path_hash = 0;
+  std::string comm;
+};
+bool IsAdoptRecord(const void* data, size_t size);
+absl::Status DecodeAdopt(const void* data, size_t size, AdoptRecord* out);
+
 }  // namespace writ::decode

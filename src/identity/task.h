@@ -47,6 +47,9 @@ struct Task {
   std::atomic<bool> frozen{false};
   std::atomic<bool> violated{false};
   std::atomic<int> live_processes{0};
+  // Why the task will end when its cgroup empties, when not just "exited": a sub-agent whose parent
+  // ended, was revoked or was killed (a string literal; set once, first cause wins).
+  std::atomic<const char*> end_reason{nullptr};
 };
 
 // Thread-safe. Lookups by cgroup id are what the pipeline does per event: it caches the last result and

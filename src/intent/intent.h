@@ -33,12 +33,16 @@ class PolicySet {
   const writ::v1::Intent* Find(absl::string_view name) const;
   // Line of a field path (e.g. "files.deny[0]") inside intent `name`, 0 when unknown.
   int LineOf(absl::string_view name, absl::string_view field_path) const;
+  // `kind: Workloads` entries (agents writ did not launch, adopted by selectors), in file order; each
+  // names an intent of this set and carries valid parameters for it.
+  const std::vector<writ::v1::Workload>& workloads() const { return workloads_; }
 
  private:
   friend class Loader;
   std::vector<writ::v1::Intent> intents_;
   absl::flat_hash_map<std::string, size_t> by_name_;
   std::vector<absl::flat_hash_map<std::string, int>> lines_;  // parallel to intents_
+  std::vector<writ::v1::Workload> workloads_;
 };
 
 // Loads every *.yaml, *.yml and *.json file of `dir` (not recursive). Any error = nothing loaded: the

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -17,7 +18,9 @@
 #include "intent/glob.h"
 #include "intent/intent.h"
 #include "intent/parse_util.h"
+#include "intent/workload.h"
 #include "intent/yaml_proto.h"
+#include "identity/spiffe_id.h"
 #include "util/status_macros.h"
 #include "yaml-cpp/yaml.h"
 
@@ -48,6 +51,16 @@ bool ValidName(absl::string_view n) {
   });
 }
 
+// Line of a field path, or of its closest recorded ancestor (a missing key reports its parent).
+int LineFor(const absl::flat_hash_map<std::string, int>& lines, const std::string& path, int doc_line) {
+  for (std::string p = path; !p.empty();) {
+    if (auto it = lines.find(p); it != lines.end()) return it->second;
+    size_t cut = p.find_last_of(".[");
+    p = cut == std::string::npos ? "" : p.substr(0, cut);
+  }
+  return doc_line;
+}
+
 // Semantic checks on one parsed intent. `lines` maps field paths to lines.
 class Validator {
  public:
@@ -64,7 +77,7 @@ class Validator {
     if (!lines_.contains("kind")) {
       Err("kind", "missing (expected Intent)");
     } else if (in_.kind() != "Intent") {
-      Err("kind", absl::StrCat("unknown kind \"", in_.kind(), "\" (expected Intent)"));
+      Err("kind", absl::StrCat("unknown kind \"", in_.kind(), "\" (expected Intent or Workloads)"));
     }
     if (in_.name().empty()) {
       Err("name", "missing");
@@ -286,6 +299,11 @@ class Loader {
     }
     for (const YAML::Node& doc : docs) {
       if (doc.IsNull()) continue;  // empty document ("---" at the end)
+      if (doc.IsMap() && doc["kind"] && doc["kind"].IsScalar() &&
+          doc["kind"].Scalar() == "Workloads") {
+        AddWorkloads(doc, file);
+        continue;
+      }
       writ::v1::Intent in;
       absl::flat_hash_map<std::string, int> lines;
       YamlParseState st{file, &errors_, &lines};
@@ -346,7 +364,97 @@ class Loader {
     AddText(ss.str(), path);
   }
 
+  // A `kind: Workloads` document. Everything but the intent references is checked here; those are
+  // checked in Finish, when every file's intents are known.
+  void AddWorkloads(const YAML::Node& doc, const std::string& file) {
+    writ::v1::WorkloadSet ws;
+    auto lines = std::make_shared<absl::flat_hash_map<std::string, int>>();
+    YamlParseState st{file, &errors_, lines.get()};
+    try {
+      ParseYamlMessage(doc, &ws, "", st);
+    } catch (const YAML::Exception& e) {
+      errors_.push_back(absl::StrCat(file, ":", e.mark.line + 1, ": yaml: ", e.msg));
+      return;
+    }
+    const int doc_line = YamlLine(doc);
+    auto err = [&, lines](const std::string& path, const std::string& msg) {
+      errors_.push_back(absl::StrCat(file, ":", LineFor(*lines, path, doc_line), ": ", path, ": ", msg));
+    };
+    if (!lines->contains("apiVersion")) {
+      err("apiVersion", absl::StrCat("missing (expected ", kApiVersion, ")"));
+    } else if (ws.api_version() != kApiVersion) {
+      err("apiVersion", absl::StrCat("unsupported \"", ws.api_version(), "\" (expected ", kApiVersion, ")"));
+    }
+    if (!lines->contains("workloads")) err("workloads", "missing (a list of workload entries)");
+    for (int i = 0; i < ws.workloads_size(); ++i) {
+      writ::v1::Workload* w = ws.mutable_workloads(i);
+      const std::string p = absl::StrCat("workloads[", i, "]");
+      if (w->name().empty()) {
+        err(p + ".name", "missing");
+      } else if (!ValidName(w->name())) {
+        err(p + ".name", absl::StrCat("bad name \"", w->name(),
+                                      "\" (lowercase letters, digits and '-', at most 63)"));
+      } else if (auto [it, fresh] = workload_names_.try_emplace(
+                     w->name(), absl::StrCat(file, ":", LineFor(*lines, p + ".name", doc_line)));
+                 !fresh) {
+        err(p + ".name", absl::StrCat("duplicate workload name \"", w->name(), "\" (first defined at ",
+                                      it->second, ")"));
+      }
+      if (w->spiffe_id().empty()) {
+        err(p + ".spiffe_id", "missing: the identity the adopted task gets");
+      } else if (auto id = identity::ParseSpiffeId(w->spiffe_id()); !id.ok()) {
+        err(p + ".spiffe_id", std::string(id.status().message()));
+      }
+      if (w->intent().empty()) err(p + ".intent", "missing: the intent the adopted task runs under");
+      if (w->selectors().empty()) {
+        err(p + ".selectors", "missing or empty: a workload needs at least one selector");
+      }
+      for (int j = 0; j < w->selectors_size(); ++j) {
+        if (auto sel = ParseSelector(w->selectors(j)); !sel.ok()) {
+          err(absl::StrCat(p, ".selectors[", j, "]"), std::string(sel.status().message()));
+        }
+      }
+      w->mutable_source()->set_file(file);
+      w->mutable_source()->set_line(LineFor(*lines, p, doc_line));
+      pending_workloads_.push_back({*w, file, p, doc_line, lines});
+    }
+  }
+
   absl::StatusOr<PolicySet> Finish() {
+    // Workload → intent references and parameters, now that every intent is known.
+    for (const PendingWorkload& pw : pending_workloads_) {
+      auto err = [&](const std::string& path, const std::string& msg) {
+        errors_.push_back(absl::StrCat(pw.file, ":", LineFor(*pw.lines, path, pw.doc_line), ": ", path,
+                                       ": ", msg));
+      };
+      const writ::v1::Workload& w = pw.w;
+      if (w.intent().empty()) continue;  // reported already
+      const writ::v1::Intent* in = set_.Find(w.intent());
+      if (in == nullptr) {
+        std::vector<std::string> names;
+        for (const auto& i : set_.intents_) names.push_back(i.name());
+        std::sort(names.begin(), names.end());
+        err(pw.path + ".intent", absl::StrCat("unknown intent \"", w.intent(), "\" (loaded: ",
+                                              names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
+        continue;
+      }
+      for (const auto& [k, v] : w.params()) {
+        auto it = in->params().find(k);
+        if (it == in->params().end()) {
+          err(absl::StrCat(pw.path, ".params.", k),
+              absl::StrCat("intent ", in->name(), " has no parameter \"", k, "\""));
+        } else if (auto st = CheckParamValue(it->second.type(), v); !st.ok()) {
+          err(absl::StrCat(pw.path, ".params.", k), std::string(st.message()));
+        }
+      }
+      for (const auto& [k, spec] : in->params()) {
+        if (spec.required() && !w.params().contains(k)) {
+          err(pw.path + ".params", absl::StrCat("missing required parameter \"", k, "\" of intent ",
+                                                in->name()));
+        }
+      }
+      set_.workloads_.push_back(w);
+    }
     if (!errors_.empty()) {
       // One error per line, nothing else, so tools can parse FILE:LINE: like compiler output.
       return absl::InvalidArgumentError(absl::StrJoin(errors_, "\n"));
@@ -355,9 +463,18 @@ class Loader {
   }
 
  private:
+  struct PendingWorkload {
+    writ::v1::Workload w;
+    std::string file;
+    std::string path;  // "workloads[i]"
+    int doc_line;
+    std::shared_ptr<absl::flat_hash_map<std::string, int>> lines;
+  };
   PolicySet set_;
   std::vector<std::string> errors_;
   absl::flat_hash_map<std::string, std::string> names_;
+  absl::flat_hash_map<std::string, std::string> workload_names_;
+  std::vector<PendingWorkload> pending_workloads_;
 };
 
 absl::StatusOr<PolicySet> LoadPolicyText(absl::string_view text, const std::string& filename) {

@@ -142,6 +142,7 @@ void WriteTask(const writ::v1::TaskInfo& t, JsonWriter& w) {
   WriteParams(t.params(), w);
   w.BoolField("adopted", t.adopted());
   w.StrListField("command", t.command());
+  w.StrField("workload", t.workload());
   w.EndObjectOrRollback(mark);
 }
 

@@ -324,6 +324,7 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
     w.StrField("cgroup", t.cgroup());
     w.BoolField("adopted", t.adopted());
     w.StrListField("command", t.command());
+    w.StrField("workload", t.workload());
     if (!t.params().empty()) {
       w.Key("params");
       w.BeginObject();

@@ -81,7 +81,7 @@ TEST(LoaderTest, HeaderFields) {
   EXPECT_THAT(Errors("apiVersion: writ.dev/v2\nkind: Intent\nname: t\n"),
               HasSubstr("p.yaml:1: apiVersion: unsupported \"writ.dev/v2\" (expected writ.dev/v1)"));
   EXPECT_THAT(Errors("apiVersion: writ.dev/v1\nkind: Workload\nname: t\n"),
-              HasSubstr("p.yaml:2: kind: unknown kind \"Workload\" (expected Intent)"));
+              HasSubstr("p.yaml:2: kind: unknown kind \"Workload\" (expected Intent or Workloads)"));
   EXPECT_THAT(Errors("apiVersion: writ.dev/v1\nname: t\n"), HasSubstr("p.yaml:1: kind: missing (expected Intent)"));
   EXPECT_THAT(Errors("apiVersion: writ.dev/v1\nkind: Intent\nname: Bad_Name\n"),
               HasSubstr("p.yaml:3: name: bad name \"Bad_Name\""));

@@ -23,6 +23,10 @@ TEST(PoliciesTest, LibraryLoadsAndAllTestsPass) {
     ASSERT_NE(set->Find(name), nullptr) << name;
     EXPECT_GE(set->Find(name)->tests_size(), 5) << name;
   }
+  // policies/workloads.yaml: the example `Workloads` entry loads and names a shipped intent.
+  ASSERT_EQ(set->workloads().size(), 1u);
+  EXPECT_EQ(set->workloads()[0].name(), "ticket-triage");
+  EXPECT_NE(set->Find(set->workloads()[0].intent()), nullptr);
   std::ostringstream out;
   TestSummary sum = RunPolicyTests(*set, out);
   EXPECT_EQ(sum.failed, 0) << out.str();

@@ -108,6 +108,7 @@ writ::v1::Event FullEvent() {
   (*t->mutable_params())["branch\"x"] = "main";
   t->set_adopted(true);
   t->add_command("make");
+  t->set_workload("nightly-triage");
   auto* c = ev.mutable_credential();
   c->set_type("jwt-svid");
   c->set_jti("j-1");

@@ -37,7 +37,8 @@ enum writ_event_kind {
 	WRIT_EV_EXIT = 3,
 	WRIT_EV_OPEN = 4,
 	WRIT_EV_CONNECT = 5,
-	WRIT_EV_KIND_MAX = 6, /* size of the per-kind counter arrays */
+	WRIT_EV_ADOPT = 6,    /* an exec outside every task that may belong to a `Workloads` entry */
+	WRIT_EV_KIND_MAX = 7, /* size of the per-kind counter arrays */
 };
 
 /* writ_event_hdr.flags */
@@ -207,6 +208,42 @@ enum writ_counter {
 	WRIT_CNT_EMITTED = 0,
 	WRIT_CNT_DROPPED = 1,
 	WRIT_CNT_MAX = 2,
+};
+
+/*
+ * Adoption of agents writ did not launch (policies' `kind: Workloads` entries). sched_process_exec of a
+ * process in no task looks the exec up in a small pre-filter; a candidate is stopped (SIGSTOP before the
+ * new image's first instruction) and reported with a writ_adopt_event; writd evaluates the full selector
+ * set, places a match in a new task's cgroup, then continues it.
+ */
+#define WRIT_ADOPT_MAX_KEYS 1024
+
+/* writ_adopt_cfg.flags */
+#define WRIT_ADOPT_ON (1u << 0)   /* some workload is configured: candidates are looked for */
+#define WRIT_ADOPT_ANY (1u << 1)  /* some workload has no kernel-checkable selector: every exec is one */
+#define WRIT_ADOPT_EXE (1u << 2)  /* adopt_exe_map has entries: hash the resolved exe path */
+#define WRIT_ADOPT_UID (1u << 3)  /* adopt_uid_map has entries */
+
+/* Single entry of adopt_cfg_map (an array of one), written by writd. */
+struct writ_adopt_cfg {
+	__u32 flags;        /* WRIT_ADOPT_* */
+	__u32 _pad0;
+	__u64 heartbeat_ns; /* bpf_ktime_get_boot_ns() clock: writd's pipeline was alive at this time */
+	__u64 stale_ns;     /* no SIGSTOP when the heartbeat is older than this: nobody would continue it */
+};
+
+/* writ_adopt_event.match: which pre-filter key made the exec a candidate */
+#define WRIT_ADOPT_M_EXE (1u << 0)
+#define WRIT_ADOPT_M_UID (1u << 1)
+#define WRIT_ADOPT_M_ANY (1u << 2)
+
+/* hdr.cgroup_id is the process's own cgroup, hdr.task_slot 0; hdr.flags has WRIT_F_KERNEL_STOP when the
+ * kernel stopped it (writd must continue it whatever it decides). */
+struct writ_adopt_event {
+	struct writ_event_hdr hdr;
+	__u64 path_hash; /* writ_path_hash of the resolved exe (0 unless WRIT_ADOPT_EXE) */
+	__u32 match;     /* WRIT_ADOPT_M_* */
+	__u32 _pad0;
 };
 
 #endif /* WRIT_ABI_EVENTS_H */

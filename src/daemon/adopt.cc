@@ -1,0 +1,350 @@
+// Adoption of agents writ did not launch (policies' `kind: Workloads` entries).
+//
+// Kernel: sched_process_exec of a process in no task consults a pre-filter (exact exe path hashes, uids,
+// or "every exec") and, for a candidate, emits a WRIT_EV_ADOPT record and stops the process before its
+// first instruction (bpf/writ_adopt.bpf.h). Here, on the pipeline thread: read the process's facts
+// (resolved exe, uid, cgroup path, systemd unit, exe sha256 on demand), run the workload selectors, and on
+// a match create a task exactly as `writ run` would (slot, cgroup, BPF tables, registry, state store),
+// move the process into the task cgroup, emit task_start with adopted: true, then continue it. Every path
+// out of OnAdoptCandidate continues a stopped process: nothing is left stopped by a decision.
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "actions/signal.h"
+#include "bpf/path_hash.h"
+#include "daemon/daemon.h"
+#include "identity/spiffe_id.h"
+#include "util/status_macros.h"
+#include "util/util.h"
+
+namespace writ::daemon {
+
+using identity::Task;
+using identity::TaskState;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto l = Logger("adopt");
+  return l;
+}
+
+constexpr int64_t kMaxHashBytes = int64_t{1} << 30;  // an exe larger than 1 GiB never matches a sha256
+
+// argv of a process from /proc/<pid>/cmdline, at most 16 arguments.
+std::vector<std::string> Cmdline(pid_t pid) {
+  std::vector<std::string> out;
+  auto s = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+  if (!s.ok()) return out;
+  for (absl::string_view a : absl::StrSplit(*s, '\0', absl::SkipEmpty())) {
+    if (out.size() == 16) break;
+    out.emplace_back(a.substr(0, 256));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Sha256OfFd(int fd, int64_t max_bytes) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size > max_bytes) return "";
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) {
+    EVP_MD_CTX_free(ctx);
+    return "";
+  }
+  char buf[1 << 16];
+  int64_t total = 0;
+  for (;;) {
+    ssize_t n = pread(fd, buf, sizeof(buf), total);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || total + n > max_bytes) {
+      EVP_MD_CTX_free(ctx);
+      return "";
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx, buf, static_cast<size_t>(n));
+    total += n;
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < len; i++) {
+    hex.push_back(kHex[md[i] >> 4]);
+    hex.push_back(kHex[md[i] & 15]);
+  }
+  return hex;
+}
+
+// Rebuilds the matcher and the kernel pre-filter from the current policy set (start and every reload).
+void Daemon::SyncAdoption() {
+  if (!adopt_) adopt_ = std::make_unique<AdoptState>();
+  AdoptState& a = *adopt_;
+  {
+    absl::MutexLock lock(&policy_mu_);
+    if (a.policies == policies_) return;  // unchanged (a failed reload keeps the old set)
+    a.policies = policies_;
+  }
+  auto m = intent::WorkloadMatcher::Build(a.policies->workloads());
+  if (!m.ok()) {  // the loader validated every selector: this is a broken invariant, say so loudly
+    Log()->error("workloads: {}; adoption is off", std::string(m.status().message()));
+    a.matcher = intent::WorkloadMatcher();
+  } else {
+    a.matcher = *std::move(m);
+  }
+  a.compiled.clear();
+  a.compile_errors.clear();
+  for (const v1::Workload& w : a.policies->workloads()) {
+    const v1::Intent* in = a.policies->Find(w.intent());
+    if (!in) continue;  // the loader refuses this; kept defensive
+    absl::flat_hash_map<std::string, std::string> params(w.params().begin(), w.params().end());
+    auto c = intent::Compile(*in, params);
+    if (c.ok()) {
+      a.compiled[w.name()] = *c;
+    } else {
+      a.compile_errors[w.name()] = std::string(c.status().message());
+      Log()->error("workload {}: intent {} does not compile ({}); matching processes are not adopted",
+                   w.name(), w.intent(), std::string(c.status().message()));
+    }
+  }
+  intent::AdoptKernelKeys keys = a.matcher.kernel_keys();
+  std::vector<uint64_t> hashes;
+  for (const std::string& p : keys.exe_paths) hashes.push_back(bpf::PathHash(p));
+  uint32_t flags = 0;
+  if (!keys.empty()) flags |= WRIT_ADOPT_ON;
+  if (keys.any) flags |= WRIT_ADOPT_ANY;
+  if (!hashes.empty()) flags |= WRIT_ADOPT_EXE;
+  if (!keys.uids.empty()) flags |= WRIT_ADOPT_UID;
+  if (absl::Status st = loader_->SetAdoptTables(flags, hashes, keys.uids); !st.ok()) {
+    Log()->error("adoption pre-filter: {}; adoption is off", std::string(st.message()));
+    (void)loader_->SetAdoptTables(0, {}, {});
+    flags = 0;
+  }
+  a.kernel_flags = flags;
+  if (flags) {
+    Log()->info("adoption: {} workloads; kernel pre-filter: {} exe paths, {} uids{}", a.matcher.size(),
+                hashes.size(), keys.uids.size(),
+                keys.any ? ", EVERY exec (a workload has neither unix:path nor unix:uid)" : "");
+  }
+  AdoptHeartbeat();
+}
+
+// The kernel stops candidates only while this is fresh: a stuck or dead writd stops nobody new.
+void Daemon::AdoptHeartbeat() {
+  if (!adopt_ || !adopt_->kernel_flags) return;
+  (void)loader_->AdoptHeartbeat(static_cast<uint64_t>(NowBootNs()),
+                                static_cast<uint64_t>(absl::ToInt64Nanoseconds(adopt_->timeout)));
+}
+
+// Turns the pre-filter off (clean stop): no process is stopped once nobody will continue it.
+void Daemon::StopAdoption() {
+  if (adopt_ && adopt_->kernel_flags) (void)loader_->SetAdoptTables(0, {}, {});
+}
+
+void Daemon::OnAdoptCandidate(const void* data, size_t size) {
+  decode::AdoptRecord r;
+  if (!decode::DecodeAdopt(data, size, &r).ok()) {
+    decode_errors_++;
+    return;
+  }
+  if (!adopt_) adopt_ = std::make_unique<AdoptState>();
+  AdoptState& a = *adopt_;
+  a.candidates++;
+  if (!r.stopped) a.unstopped++;
+  if (NowBootNs() - static_cast<int64_t>(r.ktime_ns) > absl::ToInt64Nanoseconds(a.timeout)) a.late++;
+  const pid_t pid = static_cast<pid_t>(r.tgid);
+  // Whatever is decided below, a process the kernel stopped is continued (after placement on a match).
+  auto resume = [&] {
+    if (!r.stopped) return;
+    (void)actions::SignalProcess(pid, r.start_time_ns, SIGCONT);
+    // How long the kernel's stop lasted: exec (kernel timestamp) to SIGCONT sent.
+    int64_t us = (NowBootNs() - static_cast<int64_t>(r.ktime_ns)) / 1000;
+    a.stopped_us_total += us > 0 ? static_cast<uint64_t>(us) : 0;
+    a.stops++;
+  };
+
+  intent::ProcessFacts f;
+  f.uid = r.uid;
+  char exe[4096];
+  ssize_t n = readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), exe, sizeof(exe) - 1);
+  auto start = actions::ProcessStartNs(pid);
+  auto cg = identity::ProcessCgroup(pid);
+  // /proc's start time has clock-tick resolution: the same process is within one tick of the kernel's.
+  static const uint64_t tick = 1000000000ull / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
+  const bool same = start.ok() && (*start > r.start_time_ns ? *start - r.start_time_ns
+                                                            : r.start_time_ns - *start) <= tick;
+  if (n <= 0 || !same || !cg.ok()) {
+    a.gone++;  // exited, or the pid is another process now (the pinned signal then hits nothing)
+    resume();
+    return;
+  }
+  f.exe.assign(exe, n);
+  f.cgroup_path = *cg;
+  f.systemd_unit = intent::SystemdUnitOf(f.cgroup_path);
+  // writd's own children (the guardian) and anything already under writd's subtree are never adopted.
+  if (r.ppid == static_cast<uint32_t>(getpid()) ||
+      absl::StartsWith(f.cgroup_path, "/" + cfg_.cgroup_subtree + "/")) {
+    a.misses++;
+    resume();
+    return;
+  }
+  f.sha256 = [pid, &a]() -> std::string {
+    int fd = open(absl::StrCat("/proc/", pid, "/exe").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    struct stat st;
+    std::string out;
+    if (fstat(fd, &st) == 0) {
+      auto key = std::make_tuple(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                                 static_cast<int64_t>(st.st_size),
+                                 static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+      if (auto it = a.sha_cache.find(key); it != a.sha_cache.end()) {
+        out = it->second;
+      } else {
+        out = Sha256OfFd(fd, kMaxHashBytes);
+        if (a.sha_cache.size() >= 256) a.sha_cache.clear();
+        if (!out.empty()) a.sha_cache[key] = out;
+      }
+    }
+    close(fd);
+    return out;
+  };
+  const v1::Workload* w = a.matcher.Match(f);
+  if (!w) {
+    a.misses++;
+    resume();
+    return;
+  }
+  absl::Status st = AdoptProcess(*w, r, f);
+  if (!st.ok()) {
+    // Rate-limited: a broken workload would otherwise log once per exec of its agent.
+    uint64_t nfail = ++a.failed;
+    if (nfail <= 10 || nfail % 1000 == 0) {
+      Log()->error("pid {} ({}) matches workload {} but was not adopted ({} failures so far): {}", pid,
+                   f.exe, w->name(), nfail, std::string(st.message()));
+    }
+  } else {
+    a.adopted++;
+  }
+  resume();
+}
+
+absl::Status Daemon::AdoptProcess(const v1::Workload& w, const decode::AdoptRecord& r,
+                                  const intent::ProcessFacts& f) {
+  AdoptState& a = *adopt_;
+  auto ci = a.compiled.find(w.name());
+  if (ci == a.compiled.end()) {
+    auto e = a.compile_errors.find(w.name());
+    return absl::FailedPreconditionError(absl::StrCat(
+        "intent ", w.intent(), " does not compile: ",
+        e == a.compile_errors.end() ? std::string("unknown intent") : e->second));
+  }
+  ASSIGN_OR_RETURN(identity::SpiffeId id, identity::ParseSpiffeId(w.spiffe_id()));
+  auto task = std::make_shared<Task>();
+  task->id = "t-" + RandomHex(6);
+  task->spiffe_id = id.ToString();
+  task->principal = w.principal();
+  task->intent = w.intent();
+  for (const auto& [k, v] : w.params()) task->params[k] = v;
+  task->command = Cmdline(static_cast<pid_t>(r.tgid));
+  task->owner_uid = r.uid;
+  task->start = absl::Now();
+  task->mode = cfg_.mode;
+  if (!task->principal.empty()) task->chain.push_back(task->principal);
+  task->chain.push_back(task->spiffe_id);
+  task->compiled = ci->second;
+  if (!task->compiled->mode().empty()) task->mode = task->compiled->mode();
+  if (task->compiled->ttl() != absl::InfiniteDuration()) {
+    task->deadline = task->start + task->compiled->ttl();
+  }
+
+  // As CreateTask: nothing is left behind when a step fails.
+  ASSIGN_OR_RETURN(task->slot, registry_.AllocateSlot());
+  auto cgid = cgroups_->CreateTask(task->id);
+  if (!cgid.ok()) {
+    registry_.FreeSlot(task->slot);
+    return cgid.status();
+  }
+  task->cgroup_id = *cgid;
+  task->cgroup_path = cgroups_->TaskDir(task->id);
+  absl::Status st = Arm(*task);  // the task map entry exists before the process joins the cgroup
+  if (st.ok()) st = registry_.Add(task);
+  if (st.ok()) {
+    st = WriteFile(task->cgroup_path + "/cgroup.procs", std::to_string(r.tgid));
+    if (!st.ok()) {
+      st = absl::Status(st.code(), absl::StrCat("place pid ", r.tgid, ": ", st.message()));
+      registry_.Remove(task->id);
+    }
+  }
+  if (!st.ok()) {
+    (void)loader_->RemoveTask(task->cgroup_id);
+    loader_->ClearTables(task->slot);
+    (void)cgroups_->RemoveTask(task->id);
+    registry_.FreeSlot(task->slot);
+    return st;
+  }
+  SaveTask(*task, a.policies->Find(task->intent));
+  v1::Event e;
+  InitSynthetic(&e, "task_start");
+  FillAgent(*task, &e);
+  v1::TaskInfo* ti = e.mutable_task();
+  ti->set_cgroup(task->cgroup_path);
+  ti->set_adopted(true);
+  ti->set_workload(w.name());
+  if (task->deadline != absl::InfiniteFuture()) ti->set_deadline(Rfc3339(task->deadline));
+  for (const auto& [k, v] : task->params) (*ti->mutable_params())[k] = v;
+  for (const auto& c : task->command) ti->add_command(c);
+  v1::Process* p = e.mutable_process();
+  p->set_pid(r.tgid);
+  p->set_ppid(r.ppid);
+  p->set_uid(r.uid);
+  p->set_gid(r.gid);
+  p->set_comm(r.comm);
+  p->set_exe(f.exe);
+  p->set_start_time_ns(r.start_time_ns);
+  Emit(e);
+  if (creds_.on_task_start) creds_.on_task_start(*task);
+  task->state = TaskState::kRunning;
+  Log()->info("pid {} ({}) adopted by workload {}: task {} {} intent {} mode {}", r.tgid, f.exe,
+              w.name(), task->id, task->spiffe_id, task->intent, task->mode);
+  return absl::OkStatus();
+}
+
+void Daemon::AdoptCounters(v1::StatusResponse* s) const {
+  if (!adopt_) return;
+  auto& c = *s->mutable_counters();
+  c["adopt_candidates"] = adopt_->candidates.load();
+  c["adopt_adopted"] = adopt_->adopted.load();
+  c["adopt_misses"] = adopt_->misses.load();
+  c["adopt_failed"] = adopt_->failed.load();
+  c["adopt_gone"] = adopt_->gone.load();
+  c["adopt_late"] = adopt_->late.load();
+  c["adopt_unstopped"] = adopt_->unstopped.load();
+  c["adopt_stops"] = adopt_->stops.load();
+  c["adopt_stopped_us_total"] = adopt_->stopped_us_total.load();
+}
+
+void Daemon::AppendAdoptMetrics(std::string* o) const {
+  if (!adopt_) return;
+  absl::StrAppend(o, "# HELP writ_adopt_candidates_total Adoption candidates by decision.\n",
+                  "# TYPE writ_adopt_candidates_total counter\n");
+  const std::pair<const char*, uint64_t> rows[] = {
+      {"adopted", adopt_->adopted.load()}, {"miss", adopt_->misses.load()},
+      {"failed", adopt_->failed.load()},   {"gone", adopt_->gone.load()}};
+  for (const auto& [name, v] : rows) {
+    absl::StrAppend(o, "writ_adopt_candidates_total{decision=\"", name, "\"} ", v, "\n");
+  }
+}
+
+}  // namespace writ::daemon
