@@ -79,6 +79,9 @@ class CredentialService {
   // Direct minting (e.g. for the control plane); the Workload API is the normal path.
   absl::StatusOr<Svid> Mint(const TaskClaims& task, std::vector<std::string> audience);
 
+  // Event `type` of a configured provider's credentials ("postgres_role", ...); "external" if unknown.
+  std::string ProviderKind(const std::string& provider) const;
+
   absl::StatusOr<int64_t> OutboxDepth() const;
   std::string JwksJson() const;
   // The loopback HTTP server (null when disabled): other modules may AddRoute (e.g. /metrics).

@@ -134,7 +134,8 @@ absl::Status WritdInstance::Start(const Options& opts) {
                                       << "events: events.jsonl\n"
                                       << "cgroup_subtree: " << subtree_ << "\n"
                                       << "drain_interval: 5ms\n"
-                                      << "housekeeping_interval: 20ms\n";
+                                      << "housekeeping_interval: 20ms\n"
+                                      << opts.extra_config;
   argv_ = {WRITD_BIN, "--config", dir_ + "/writd.yaml"};
   argv_.insert(argv_.end(), opts.extra_args.begin(), opts.extra_args.end());
   return Launch();
