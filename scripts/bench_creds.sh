@@ -66,4 +66,4 @@ for _ in $(seq 300); do
 done
 WRIT_SOCKET="$out/run/writd.sock" "$bin/creds_latency" --driver --writ "$bin/writ" --intent bench-revoke \
   --param "dir=$out/work" --path "$out/work/revoke-target" --http "127.0.0.1:$port" \
-  --workload-socket "$out/run/workload.sock" --trials "$trials" | tee "$out/creds_latency.txt"
+  --workload-socket "$out/run/workload.sock" --trials "$trials" 2>>"$out/writ-run.log" | tee "$out/creds_latency.txt"

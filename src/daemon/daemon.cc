@@ -674,6 +674,9 @@ void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
     }
   }
   task.violated = true;
+  // A revocation takes effect now, in memory, like the kill above: its durable record and events follow
+  // in RunResponses, after the violating event's own (journal-fsynced) emission.
+  if (cred_service_ && Has(v.rule->responses, "revoke")) cred_service_->MarkRevoked(task.id);
   // The responses (and their action events) run after the violating event has been emitted, so a
   // SIEM sees cause before effect; the acting process is already dead or stopped by now.
   deferred_responses_ = v.rule;

@@ -7,12 +7,12 @@
 //   2. `writ svid --audience A` --cli-fetches times (a whole CLI process: fork, exec, connect, fetch).
 //   3. Introspects the token once: it must be active.
 //   4. Forks a child that stamps CLOCK_MONOTONIC into shared memory and opens the denied file (writd kills
-//      the child, and `revoke` revokes the task's tokens); the parent polls POST /introspect back to back
+//      the child, and `revoke` revokes the task's tokens); the parent polls POST /introspect every 200 µs
 //      (one loopback connection per request, as the server serves one request per connection) until it
 //      answers active:false and stamps the clock. Latency = that stamp - the child's pre-syscall stamp:
 //      syscall, kernel event, writd's wakeup, decode, verdict, revocation commit (SQLite, synchronous
 //      FULL), and at most one introspection round trip.
-//   Prints one line: "trial cold_us=N fetch_us=a,b,.. cli_us=a,b,.. inactive_us=N".
+//   Prints one line: "trial cold_us=N fetch_us=a,b,.. cli_us=a,b,.. rtt_us=a,b,c inactive_us=N".
 //
 // Driver mode (outside any task): runs N trials through `writ run` and prints the percentiles:
 //   creds_latency --driver --writ BIN --intent I --param dir=D --path FILE --http ADDR:PORT
@@ -164,9 +164,14 @@ int Trial(std::map<std::string, std::string>& a) {
       cli_us.push_back((MonoNs() - t0) / 1e3);
     }
   }
-  if (!Active(Introspect(addr, token))) {
-    fprintf(stderr, "creds_latency: a fresh token is not active (is --http right?)\n");
-    return 1;
+  std::vector<double> rtt_us;  // the probe's own cost: one POST /introspect on an active token
+  for (int i = 0; i < 3; i++) {
+    int64_t t0 = MonoNs();
+    if (!Active(Introspect(addr, token))) {
+      fprintf(stderr, "creds_latency: a fresh token is not active (is --http right?)\n");
+      return 1;
+    }
+    rtt_us.push_back((MonoNs() - t0) / 1e3);
   }
 
   auto* before = static_cast<std::atomic<int64_t>*>(
@@ -190,6 +195,8 @@ int Trial(std::map<std::string, std::string>& a) {
       inactive_ns = MonoNs();
       break;
     }
+    // Not a busy loop: on a 2-vCPU machine that would steal the CPU writd needs to act.
+    usleep(200);
   }
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
@@ -201,6 +208,8 @@ int Trial(std::map<std::string, std::string>& a) {
   for (size_t i = 0; i < fetch_us.size(); i++) printf("%s%.0f", i ? "," : "", fetch_us[i]);
   printf(" cli_us=");
   for (size_t i = 0; i < cli_us.size(); i++) printf("%s%.0f", i ? "," : "", cli_us[i]);
+  printf(" rtt_us=");
+  for (size_t i = 0; i < rtt_us.size(); i++) printf("%s%.0f", i ? "," : "", rtt_us[i]);
   printf(" inactive_us=%.0f\n", (inactive_ns - before->load()) / 1e3);
   return 0;
 }
@@ -230,7 +239,7 @@ void Report(const char* name, const std::vector<double>& v, const char* what) {
 
 int Driver(std::map<std::string, std::string>& a, const char* self) {
   const int trials = a.count("trials") ? atoi(a["trials"].c_str()) : 300;
-  std::vector<double> inactive, fetch, cold, cli;
+  std::vector<double> inactive, fetch, cold, cli, rtt;
   int failed = 0;
   for (int t = 0; t < trials; t++) {
     int pipefd[2];
@@ -269,9 +278,11 @@ int Driver(std::map<std::string, std::string>& a, const char* self) {
     one("fetch_us", &fetch);
     one("cold_us", &cold);
     one("cli_us", &cli);
+    one("rtt_us", &rtt);
   }
   printf("creds_latency trials=%d failed=%d\n", trials, failed);
   Report("revoke_to_inactive", inactive, "violation syscall -> POST /introspect says active:false");
+  Report("introspect_rtt", rtt, "one POST /introspect, active token: the probe's own floor");
   Report("svid_fetch_warm", fetch, "FetchJWTSVID on an open channel, includes re-attestation");
   Report("svid_fetch_cold", cold, "first FetchJWTSVID of a process: connect + attest + mint");
   Report("writ_svid_cli", cli, "writ svid process: fork, exec, connect, fetch, exit");
