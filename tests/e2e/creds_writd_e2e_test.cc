@@ -297,5 +297,43 @@ TEST_F(CredsWritdE2e, PendingRevocationSurvivesKill9AndCompletesAfterRestart) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
+// No PostgreSQL needed: a webhook provider issues without the network.
+TEST(CredsWritdConfig, UnknownProviderIsRefusedAtStartAndAtReload) {
+  if (geteuid() != 0) GTEST_SKIP() << "e2e needs root: writd loads BPF programs";
+  const std::string providers =
+      "credentials:\n  providers:\n    - {name: hook, type: webhook, url: \"http://127.0.0.1:9/caep\"}\n";
+  const std::string good = "apiVersion: writ.dev/v1\nkind: Intent\nname: good\ncredentials:\n  - {provider: hook}\n";
+  const std::string bad = "apiVersion: writ.dev/v1\nkind: Intent\nname: bad\ncredentials:\n  - {provider: hook}\n"
+                          "  - {provider: nosuch}\n";  // line 6
+  {
+    WritdInstance w;
+    WritdInstance::Options o;
+    o.policies["bad.yaml"] = bad;
+    o.extra_config = providers;
+    absl::Status st = w.Start(o);
+    ASSERT_FALSE(st.ok()) << "writd started with an intent naming an unknown provider";
+    EXPECT_THAT(std::string(st.message()),
+                HasSubstr("bad.yaml:6: credentials[1].provider: unknown provider \"nosuch\" (configured in "
+                          "writd's credentials.providers: hook)"));
+  }
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.policies["good.yaml"] = good;
+  o.extra_config = providers;
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  std::ofstream(w.policies_dir() + "/bad.yaml") << bad;
+  CmdResult r = w.Writ({"policy", "reload"});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.err, HasSubstr("credentials[1].provider: unknown provider \"nosuch\""));
+  // Nothing of the bad set was applied; the old set is in force and its credentials are issued.
+  CmdResult run = w.Writ({"run", "--agent", kAgent, "--intent", "bad", "--", "/bin/true"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.err, HasSubstr("unknown intent \"bad\""));
+  run = w.Writ({"run", "--agent", kAgent, "--intent", "good", "--", "/bin/sh", "-c",
+                "test -r \"$WRIT_CREDENTIALS_DIR/hook\" && grep -q '^type=webhook$' \"$WRIT_CREDENTIALS_DIR/hook\""});
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(w.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace writ::testlib
