@@ -261,6 +261,31 @@ TEST_F(CredsWritdE2e, OptionalProviderDownStartsWithoutItAndWarns) {
   EXPECT_THAT(warn["credential"].value("detail", ""), HasSubstr("connect"));
 }
 
+TEST_F(CredsWritdE2e, DeadlineRevokesTheRoleThroughTheOutbox) {
+  pid_t run = w_.WritAsync({"run", "--agent", kAgent, "--intent", "pg-reader", "--ttl", "3s", "--", "/bin/sh", "-c",
+                            Script("sleep 30")},
+                           "run");
+  ASSERT_EQ(WaitFile(work_ + "/count"), "2\n");
+  json iss = w_.WaitForEvent([&](const json& e) {
+    return e.value("kind", "") == "credential" && e["credential"].value("operation", "") == "issue";
+  });
+  ASSERT_FALSE(iss.is_null());
+  const std::string task = iss["agent"].value("task_id", "");
+  const std::string role = iss["credential"].value("jti", "");
+  EXPECT_FALSE(iss["credential"].value("expires", "").empty());  // the role is VALID UNTIL the deadline
+  EXPECT_TRUE(RoleExists(role));
+  json end = w_.WaitForEvent(
+      [&](const json& e) { return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task; },
+      std::chrono::seconds(15));
+  ASSERT_FALSE(end.is_null()) << w_.log();
+  EXPECT_EQ(end["task"]["reason"], "deadline");
+  ASSERT_FALSE(WaitCred(task, "revoke").is_null()) << w_.log();
+  EXPECT_FALSE(RoleExists(role));
+  EXPECT_FALSE(std::filesystem::exists(w_.dir() + "/run/credentials/" + task));
+  CmdResult r = w_.WaitAsync(run, "run");
+  EXPECT_NE(r.exit_code, 0);
+}
+
 TEST_F(CredsWritdE2e, PendingRevocationSurvivesKill9AndCompletesAfterRestart) {
   pid_t run = w_.WritAsync({"run", "--agent", kAgent, "--intent", "pg-reader", "--", "/bin/sh", "-c",
                             Script("exit 0")},
