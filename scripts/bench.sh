@@ -4,7 +4,7 @@
 # then the violation -> death latency of writd in enforce mode.
 #
 #   scripts/bench.sh [--rounds N] [--quick] [--only cfg,cfg] [--no-build] [--build-dir DIR] [--out DIR]
-#                    [--no-latency]
+#                    [--no-latency]   (also skips the credential latencies of scripts/bench_creds.sh)
 #
 # Configurations, in this order within a round (auditd runs after every other round, see below):
 #   none           the workload alone
@@ -471,6 +471,17 @@ if ((do_latency)) && has writd-task; then
   printf '%s\n' "${latency_lines[@]}" >"$out/latency.txt"
 fi
 
+# ---- credentials: violation -> token inactive, SVID fetch (scripts/bench_creds.sh; before auditd) -----
+creds_lines=()
+if ((do_latency)) && has writd-task; then
+  creds_args=(--build-dir "$build_dir" --trials "$trials" --out "$out/creds")
+  ((do_build)) || creds_args+=(--no-build)
+  "$root/scripts/bench_creds.sh" "${creds_args[@]}" >"$out/creds.txt" 2>>"$out/creds.log" \
+    || die "bench_creds.sh failed; see $out/creds.log"
+  mapfile -t creds_lines < <(grep -E '^(creds_latency|revoke_to_inactive|introspect_rtt|svid_fetch|writ_svid)' "$out/creds.txt")
+  log "${creds_lines[1]:-}"
+fi
+
 # ---- auditd: last ------------------------------------------------------------------------------------
 if has auditd; then
   log "auditd: enabling audit now; every process forked from here until reboot carries an audit context"
@@ -539,6 +550,13 @@ if ((${#latency_lines[@]})); then
     echo
     echo "kill latency (violation -> process dead, writd enforce, $trials trials each):"
     printf '  %s\n' "${latency_lines[@]}"
+  } >>"$out/summary.txt"
+fi
+if ((${#creds_lines[@]})); then
+  {
+    echo
+    echo "credentials (violation -> introspection inactive; JWT-SVID fetch), scripts/bench_creds.sh:"
+    printf '  %s\n' "${creds_lines[@]}"
   } >>"$out/summary.txt"
 fi
 grep -v '^RATIOS ' "$out/summary.txt"

@@ -183,6 +183,8 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     return Fail(code, absl::StrCat("run: ", resp.status().message()));
   }
   const std::string task_id = resp->create_task().task_id();
+  // The intent's provider credentials land here (files 0400, ours) before the command runs.
+  const std::string credentials_dir = resp->create_task().credentials_dir();
   fprintf(stderr, "writ: task %s\n", task_id.c_str());
 
   // writd places the child in the task cgroup before it may exec (it waits on `go`): its first
@@ -196,6 +198,7 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     close(go[1]);
     char b;
     if (read(go[0], &b, 1) != 1) _exit(126);  // the launcher gave up: never run outside the task
+    if (!credentials_dir.empty()) setenv("WRIT_CREDENTIALS_DIR", credentials_dir.c_str(), 1);
     std::vector<char*> cargv;
     for (auto& s : a.rest) cargv.push_back(s.data());
     cargv.push_back(nullptr);

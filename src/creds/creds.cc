@@ -162,6 +162,12 @@ absl::StatusOr<std::vector<IssuedCredential>> CredentialService::OnTaskStart(
     // Remember before issuing: if we crash between the two, revocation is still attempted (and is a no-op).
     RETURN_IF_ERROR(outbox_->RecordIssued(p->config().name, task.task_id));
     auto cred = p->Issue(task, req);
+    if (!cred.ok() && absl::IsUnavailable(cred.status())) {
+      // Unavailable = the provider could not be reached: nothing was created, nothing to revoke later.
+      if (absl::Status f = outbox_->ForgetIssued(p->config().name, task.task_id); !f.ok()) {
+        Log()->warn("creds: task {}: forget issue record at '{}': {}", task.task_id, req.name, f.ToString());
+      }
+    }
     if (!cred.ok()) {
       // Whatever was issued so far is revoked by the caller's Revoke/OnTaskEnd through the outbox.
       return absl::Status(cred.status().code(),
@@ -193,6 +199,10 @@ absl::StatusOr<Svid> CredentialService::Mint(const TaskClaims& task, std::vector
   ASSIGN_OR_RETURN(Svid s, issuer_->Mint(task, std::move(audience)));
   Emit({"jwt_svid", s.jti, "writ", "issue", s.expires_at, task.task_id, ""});
   return s;
+}
+
+std::string CredentialService::ProviderKind(const std::string& provider) const {
+  return KindOf(providers_, provider);
 }
 
 absl::StatusOr<int64_t> CredentialService::OutboxDepth() const { return outbox_->Depth(); }

@@ -74,10 +74,16 @@ class CredentialService {
   // Revokes the task's JWT-SVIDs (returns their jtis) and queues revocation at every external provider
   // that issued it something.
   absl::StatusOr<std::vector<std::string>> Revoke(const std::string& task_id, const std::string& reason);
+  // The violation fast path: the task's JWT-SVIDs are inactive (introspection, Workload API) from this
+  // call on, with no disk write and no event; Revoke must follow (durable record, events, providers).
+  void MarkRevoked(const std::string& task_id) { issuer_->MarkRevoked(task_id); }
   // RFC 7662 response JSON.
   std::string Introspect(std::string_view token) const;
   // Direct minting (e.g. for the control plane); the Workload API is the normal path.
   absl::StatusOr<Svid> Mint(const TaskClaims& task, std::vector<std::string> audience);
+
+  // Event `type` of a configured provider's credentials ("postgres_role", ...); "external" if unknown.
+  std::string ProviderKind(const std::string& provider) const;
 
   absl::StatusOr<int64_t> OutboxDepth() const;
   std::string JwksJson() const;

@@ -55,6 +55,8 @@ class Issuer {
   // RFC 7662 response body: {"active":false} or the claims plus active/token_type.
   nlohmann::json Introspect(std::string_view token) const;
 
+  // In memory, at once: the task's tokens are inactive and it is minted nothing more. Revoke follows.
+  void MarkRevoked(const std::string& task_id) { revocations_->MarkTaskRevoked(task_id); }
   // Revokes a task and all its tokens; returns the jtis newly revoked.
   absl::StatusOr<std::vector<std::string>> Revoke(const std::string& task_id, const std::string& reason);
   // RFC 7009: revokes the token's jti if the token is ours (signature verifies); otherwise a no-op. Returns

@@ -41,6 +41,12 @@ absl::Status Outbox::RecordIssued(const std::string& provider, const std::string
   return s.Bind(1, provider).Bind(2, task_id).Run();
 }
 
+absl::Status Outbox::ForgetIssued(const std::string& provider, const std::string& task_id) {
+  absl::MutexLock l(&db_mu_);
+  ASSIGN_OR_RETURN(Statement s, db_->Prepare("DELETE FROM issued WHERE provider = ? AND task_id = ?"));
+  return s.Bind(1, provider).Bind(2, task_id).Run();
+}
+
 absl::StatusOr<std::vector<std::string>> Outbox::EnqueueTask(const std::string& task_id, const std::string& reason) {
   std::vector<std::string> providers;
   {

@@ -55,6 +55,8 @@ class Outbox {
   // Durably remembers that `provider` issued something to `task_id`, so EnqueueTask knows whom to call
   // even after a restart.
   absl::Status RecordIssued(const std::string& provider, const std::string& task_id);
+  // Undoes RecordIssued when issuing provably created nothing (the provider was unreachable).
+  absl::Status ForgetIssued(const std::string& provider, const std::string& task_id);
   // Enqueues a revocation at every provider recorded for the task; returns their names.
   absl::StatusOr<std::vector<std::string>> EnqueueTask(const std::string& task_id, const std::string& reason);
   // Durably records "revoke task at provider" (deduplicated per provider+task); due immediately.

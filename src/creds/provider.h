@@ -40,6 +40,7 @@ class CredentialProvider {
   virtual ~CredentialProvider() = default;
   virtual const ProviderConfig& config() const = 0;
   // `per_task` may narrow or extend the provider's defaults (e.g. grants bound by the intent).
+  // Unavailable means the provider was not reached and nothing was created (no revocation needed).
   virtual absl::StatusOr<IssuedCredential> Issue(const TaskClaims& task, const ProviderConfig& per_task) = 0;
   // Idempotent: revoking a task that holds nothing (or was already revoked) is OK. Must be derivable from
   // the task id alone: after a restart, the outbox has nothing else.
@@ -48,6 +49,10 @@ class CredentialProvider {
 
 // Builds a provider from config; InvalidArgument names the provider and the missing/bad field.
 absl::StatusOr<std::unique_ptr<CredentialProvider>> MakeProvider(const ProviderConfig& config);
+
+// The shape check MakeProvider applies to a postgres grant ("<privileges> ON <object>", no ; quotes,
+// backslashes or comments); for validating intents' per-task grants at load time.
+absl::Status ValidateGrant(const std::string& provider, const std::string& grant);
 
 // The PostgreSQL role name for a task: prefix + sanitized id + short hash (unique, ≤ 63 bytes).
 std::string PostgresRoleName(const std::string& prefix, const std::string& task_id);

@@ -264,6 +264,10 @@ std::string PostgresRoleName(const std::string& prefix, const std::string& task_
   return name.substr(0, 63);
 }
 
+absl::Status ValidateGrant(const std::string& provider, const std::string& grant) {
+  return CheckGrant(provider, grant);
+}
+
 absl::StatusOr<std::unique_ptr<CredentialProvider>> MakeProvider(const ProviderConfig& c) {
   if (c.name.empty()) return absl::InvalidArgumentError("provider: name is required");
   if (c.type == "postgres") {

@@ -24,12 +24,14 @@ absl::Status RevocationStore::Init() {
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
     if (!row) break;
+    absl::MutexLock m(&mem_mu_);
     revoked_jtis_.insert(q.ColumnText(0));
   }
   ASSIGN_OR_RETURN(Statement t, db_->Prepare("SELECT task_id FROM revoked_task"));
   for (;;) {
     ASSIGN_OR_RETURN(bool row, t.Step());
     if (!row) break;
+    absl::MutexLock m(&mem_mu_);
     revoked_tasks_.insert(t.ColumnText(0));
   }
   return absl::OkStatus();
@@ -50,6 +52,9 @@ absl::Status RevocationStore::RecordIssued(const std::string& jti, const std::st
 
 absl::StatusOr<std::vector<std::string>> RevocationStore::RevokeTask(const std::string& task_id,
                                                                      const std::string& reason, absl::Time now) {
+  // Decided: from here on the task's tokens are inactive and it gets no new ones, even while the durable
+  // record below waits for its fsync (and even if writing it fails: fail closed).
+  MarkTaskRevoked(task_id);
   absl::MutexLock l(&mu_);
   int64_t now_s = absl::ToUnixSeconds(now);
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
@@ -81,8 +86,7 @@ absl::StatusOr<std::vector<std::string>> RevocationStore::RevokeTask(const std::
     return result.status();
   }
   RETURN_IF_ERROR(db_->Exec("COMMIT"));
-  // Memory follows disk only after the commit: what introspection reports is what survives a restart.
-  revoked_tasks_.insert(task_id);
+  absl::MutexLock m(&mem_mu_);
   for (const auto& j : *result) revoked_jtis_.insert(j);
   return result;
 }
@@ -94,17 +98,23 @@ absl::Status RevocationStore::RevokeJti(const std::string& jti, const std::strin
       "INSERT OR IGNORE INTO revoked_jti(jti, task_id, exp, reason, at) VALUES(?,?,?,?,?)"));
   RETURN_IF_ERROR(s.Bind(1, jti).Bind(2, task_id).Bind(3, absl::ToUnixSeconds(exp)).Bind(4, reason)
                       .Bind(5, absl::ToUnixSeconds(absl::Now())).Run());
+  absl::MutexLock m(&mem_mu_);
   revoked_jtis_.insert(jti);
   return absl::OkStatus();
 }
 
+void RevocationStore::MarkTaskRevoked(const std::string& task_id) {
+  absl::MutexLock m(&mem_mu_);
+  revoked_tasks_.insert(task_id);
+}
+
 bool RevocationStore::IsJtiRevoked(const std::string& jti) const {
-  absl::MutexLock l(&mu_);
+  absl::MutexLock m(&mem_mu_);
   return revoked_jtis_.contains(jti);
 }
 
 bool RevocationStore::IsTaskRevoked(const std::string& task_id) const {
-  absl::MutexLock l(&mu_);
+  absl::MutexLock m(&mem_mu_);
   return revoked_tasks_.contains(task_id);
 }
 
@@ -123,6 +133,7 @@ absl::Status RevocationStore::Prune(absl::Time now) {
   RETURN_IF_ERROR(d1.Bind(1, now_s).Run());
   ASSIGN_OR_RETURN(Statement d2, db_->Prepare("DELETE FROM issued WHERE exp < ?"));
   RETURN_IF_ERROR(d2.Bind(1, now_s).Run());
+  absl::MutexLock m(&mem_mu_);
   for (const auto& j : gone) revoked_jtis_.erase(j);
   return absl::OkStatus();
 }

@@ -29,6 +29,9 @@ class RevocationStore {
   // Revokes one token. Idempotent. `exp` bounds how long the entry is kept.
   absl::Status RevokeJti(const std::string& jti, const std::string& task_id, absl::Time exp,
                          const std::string& reason);
+  // Memory only: the task's tokens are inactive from now on (RevokeTask does this first, then persists).
+  // For the violation path, which must not wait for a disk write before introspection says inactive.
+  void MarkTaskRevoked(const std::string& task_id);
   bool IsJtiRevoked(const std::string& jti) const;
   bool IsTaskRevoked(const std::string& task_id) const;
   // Drops entries for tokens that expired before `now` (task rows are kept: a task id is never reused).
@@ -38,10 +41,13 @@ class RevocationStore {
   explicit RevocationStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
   absl::Status Init();
 
+  // mu_ (the database, held across fsyncs) is taken before mem_mu_; lookups take only mem_mu_, so
+  // introspection never waits for the disk.
   mutable absl::Mutex mu_;
   std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<std::string> revoked_jtis_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<std::string> revoked_tasks_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex mem_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::flat_hash_set<std::string> revoked_jtis_ ABSL_GUARDED_BY(mem_mu_);
+  absl::flat_hash_set<std::string> revoked_tasks_ ABSL_GUARDED_BY(mem_mu_);
 };
 
 }  // namespace writ::creds

@@ -149,6 +149,7 @@ absl::StatusOr<std::unique_ptr<WorkloadApiServer>> WorkloadApiServer::Start(Work
   s->service_ = std::make_unique<Service>(s.get(), &s->options_, issuer, keys);
   grpc::ServerBuilder builder;
   builder.RegisterService(s->service_.get());
+  builder.SetMaxReceiveMessageSize(s->options_.max_request_bytes);
   s->server_ = builder.BuildAndStart();  // no listening ports: every connection comes from our accept loop
   if (!s->server_) return absl::InternalError("workload api: grpc server did not start");
 
@@ -200,7 +201,7 @@ void WorkloadApiServer::AcceptLoop() {
     socklen_t len = sizeof(cred);
     Attestation a;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0) {
-      auto start = ReadProcStartTime(cred.pid);
+      auto start = ReadProcStartTime(cred.pid, options_.proc_root);
       if (start.ok()) {
         a.pid = cred.pid;
         a.start_time = *start;
@@ -227,15 +228,15 @@ absl::StatusOr<TaskClaims> WorkloadApiServer::Attest(const std::string& peer) co
     if (it != conns_.end()) a = it->second;
   }
   if (a.pid <= 0) return absl::PermissionDeniedError("caller could not be attested");
-  auto start = ReadProcStartTime(a.pid);
+  auto start = ReadProcStartTime(a.pid, options_.proc_root);
   if (!start.ok() || *start != a.start_time) {
     return absl::PermissionDeniedError("the connecting process is gone");
   }
-  auto cgroup = ReadCgroupV2Path(a.pid);
+  auto cgroup = ReadCgroupV2Path(a.pid, options_.proc_root);
   if (!cgroup.ok()) return absl::PermissionDeniedError("caller's cgroup is unknown");
   std::optional<TaskClaims> task = options_.lookup(a.pid, a.start_time, *cgroup);
   // The pid may have exited and been reused while we looked: only a still-matching start time counts.
-  auto again = ReadProcStartTime(a.pid);
+  auto again = ReadProcStartTime(a.pid, options_.proc_root);
   if (!again.ok() || *again != a.start_time) return absl::PermissionDeniedError("the connecting process is gone");
   if (!task.has_value()) {
     Log()->info("workload api: pid {} (cgroup {}) is not a task: denied", a.pid, *cgroup);

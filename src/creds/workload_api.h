@@ -48,6 +48,10 @@ struct WorkloadApiOptions {
   std::string trust_domain;  // e.g. example.org
   TaskLookup lookup;
   absl::Duration bundle_poll = absl::Milliseconds(500);
+  std::string proc_root = "/proc";  // tests point this at a fake /proc (pid reuse, a vanished peer)
+  // Larger requests get RESOURCE_EXHAUSTED before any handler runs (real ones are < 3 KiB: 8 audiences
+  // of at most 256 bytes, or one JWT to validate).
+  int max_request_bytes = 64 * 1024;
   // Called after an SVID was minted for a caller (events).
   std::function<void(const TaskClaims&, const Svid&)> on_issued;
 };

@@ -28,6 +28,63 @@ absl::Status Scalar(const std::string& file, const YAML::Node& n, const std::str
   return absl::OkStatus();
 }
 
+// credentials: {providers: [{name, type, grants: [...], <param>: <string>...}]}. Every provider is
+// built once here (MakeProvider, no connection) so a bad one is reported with its line.
+absl::Status ParseCredentials(const std::string& file, const YAML::Node& v, Config* c) {
+  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "credentials") + "must be a mapping");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node list = it->second;
+    if (key != "providers") {
+      return absl::InvalidArgumentError(Where(file, it->first, "credentials." + key) + "unknown key");
+    }
+    if (!list.IsSequence()) {
+      return absl::InvalidArgumentError(Where(file, list, "credentials.providers") + "must be a list");
+    }
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node p = list[i];
+      const std::string field = absl::StrCat("credentials.providers[", i, "]");
+      if (!p.IsMap()) return absl::InvalidArgumentError(Where(file, p, field) + "must be a mapping");
+      creds::ProviderConfig pc;
+      for (auto f = p.begin(); f != p.end(); ++f) {
+        const std::string k = f->first.as<std::string>();
+        const YAML::Node fv = f->second;
+        const std::string sub = absl::StrCat(field, ".", k);
+        if (k == "grants") {
+          if (!fv.IsSequence()) return absl::InvalidArgumentError(Where(file, fv, sub) + "must be a list");
+          for (size_t g = 0; g < fv.size(); ++g) {
+            std::string grant;
+            RETURN_IF_ERROR(Scalar(file, fv[g], absl::StrCat(sub, "[", g, "]"), &grant));
+            pc.grants.push_back(grant);
+          }
+          continue;
+        }
+        std::string s;
+        RETURN_IF_ERROR(Scalar(file, fv, sub, &s));
+        if (k == "name") {
+          pc.name = s;
+        } else if (k == "type") {
+          pc.type = s;
+        } else {
+          pc.params[k] = s;
+        }
+      }
+      if (pc.name.empty()) return absl::InvalidArgumentError(Where(file, p, field + ".name") + "missing");
+      for (const auto& other : c->credential_providers) {
+        if (other.name == pc.name) {
+          return absl::InvalidArgumentError(Where(file, p, field + ".name") +
+                                            absl::StrCat("provider name \"", pc.name, "\" is used twice"));
+        }
+      }
+      if (auto made = creds::MakeProvider(pc); !made.ok()) {
+        return absl::InvalidArgumentError(Where(file, p, field) + std::string(made.status().message()));
+      }
+      c->credential_providers.push_back(std::move(pc));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {
@@ -107,6 +164,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       if (auto p = journal::ParseFsyncPolicy(c.journal_fsync); !p.ok()) {
         return absl::InvalidArgumentError(Where(path, v, key) + std::string(p.status().message()));
       }
+    } else if (key == "credentials") {
+      RETURN_IF_ERROR(ParseCredentials(path, v, &c));
     } else if (key == "sinks") {
       if (!v.IsSequence()) return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
       c.sinks = v;

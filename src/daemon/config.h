@@ -5,6 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "creds/provider.h"
 #include "yaml-cpp/yaml.h"
 
 namespace writ::daemon {
@@ -27,6 +28,8 @@ struct Config {
   absl::Duration drain_interval = absl::Milliseconds(10);
   absl::Duration housekeeping_interval = absl::Milliseconds(50);
   YAML::Node sinks;                        // handed to the sinks module as written
+  // credentials.providers: external credential providers intents may name (docs/credentials.md).
+  std::vector<creds::ProviderConfig> credential_providers;
 };
 
 // Parses a writd.yaml. Errors: "FILE:LINE: field: message". Unknown keys are errors.

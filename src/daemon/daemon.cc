@@ -123,6 +123,9 @@ absl::Status Daemon::Start() {
 
   // Policies first: a daemon with a broken policy directory does not start.
   auto set = intent::LoadPolicyDir(cfg_.policies_dir);
+  if (set.ok()) {
+    if (absl::Status st = CheckIntentCredentials(*set); !st.ok()) set = st;
+  }
   if (!set.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("policies in ", cfg_.policies_dir, " are invalid:\n", set.status().message()));
@@ -136,7 +139,9 @@ absl::Status Daemon::Start() {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return absl::InternalError(absl::StrCat("create ", dir, ": ", ec.message()));
-    chmod(dir.c_str(), 0700);
+    // The run dir is traversable (0711, not listable) so tasks of other uids reach workload.sock (0666,
+    // attestation decides) and their own credentials/<task>/ (0500, theirs); writd.sock stays 0600.
+    chmod(dir.c_str(), dir == cfg_.run_dir ? 0711 : 0700);
   }
 
   ASSIGN_OR_RETURN(identity::CgroupManager cgm,
@@ -245,6 +250,7 @@ absl::Status Daemon::StartCredentials() {
   cc.run_dir = cfg_.run_dir;
   cc.trust_domain = cfg_.trust_domain;
   cc.http_addr = cfg_.http;
+  cc.providers = cfg_.credential_providers;
   cc.task_lookup = [this](pid_t, uint64_t, const std::string& cgroup_path) {
     return ClaimsForCgroup(cgroup_path);
   };
@@ -263,10 +269,7 @@ absl::Status Daemon::StartCredentials() {
       return r;
     });
   }
-  creds_.on_task_start = [this](const Task& t) { (void)cred_service_->OnTaskStart(Claims(t)); };
-  creds_.revoke = [this](const Task& t, const std::string& reason) {
-    (void)cred_service_->Revoke(t.id, reason);
-  };
+  InstallTaskCredentialHooks();
   return absl::OkStatus();
 }
 
@@ -425,6 +428,12 @@ void Daemon::OnCredentialEvent(const creds::CredentialEvent& ce) {
   c->set_provider(ce.provider);
   c->set_operation(ce.operation);
   if (ce.expires != absl::InfiniteFuture()) c->set_expires(Rfc3339(ce.expires));
+  if (!ce.detail.empty()) {
+    // Provider errors are ours, but a server's message could echo what it was given: redact anyway.
+    std::string detail = ce.detail;
+    creds::RedactSecrets(&detail);
+    c->set_detail(detail);
+  }
   Emit(e);
 }
 
@@ -710,6 +719,9 @@ void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
     }
   }
   task.violated = true;
+  // A revocation takes effect now, in memory, like the kill above: its durable record and events follow
+  // in RunResponses, after the violating event's own (journal-fsynced) emission.
+  if (cred_service_ && Has(v.rule->responses, "revoke")) cred_service_->MarkRevoked(task.id);
   // The responses (and their action events) run after the violating event has been emitted, so a
   // SIEM sees cause before effect; the acting process is already dead or stopped by now.
   deferred_responses_ = v.rule;
@@ -862,6 +874,9 @@ void Daemon::EndTask(const std::shared_ptr<Task>& t, const std::string& reason) 
 
 void Daemon::ReloadPolicies() {
   auto set = intent::LoadPolicyDir(cfg_.policies_dir);
+  if (set.ok()) {
+    if (absl::Status st = CheckIntentCredentials(*set); !st.ok()) set = st;
+  }
   absl::MutexLock lock(&policy_mu_);
   if (!set.ok()) {
     policy_error_ = std::string(set.status().message());
@@ -1157,6 +1172,9 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
   v1::CreateTaskResponse* r = resp.mutable_create_task();
   r->set_task_id(task->id);
   r->set_cgroup_path(task->cgroup_path);
+  if (task_creds_ && task->compiled && !task->compiled->credentials().empty()) {
+    r->set_credentials_dir(task_creds_->DirFor(task->id));
+  }
   if (task->deadline != absl::InfiniteFuture()) r->set_deadline(Rfc3339(task->deadline));
   Log()->info("task {} created: {} for {} intent {} mode {}", task->id, task->spiffe_id,
               task->principal.empty() ? "-" : task->principal,
@@ -1460,7 +1478,14 @@ v1::Response Daemon::TaskStarted(const api::PeerCred& peer, const v1::TaskStarte
     t->state = TaskState::kRunning;  // housekeeping ends it as soon as its cgroup is empty
     return v1::Response();
   }
-  if (creds_.on_task_start) creds_.on_task_start(*t);
+  if (creds_.on_task_start) {
+    // A required credential that cannot be issued fails the start: the launcher does not run the
+    // command and aborts the task (which revokes whatever was issued).
+    if (absl::Status st = creds_.on_task_start(*t, peer); !st.ok()) {
+      Log()->warn("task {}: start refused: {}", t->id, std::string(st.message()));
+      return Error(st);
+    }
+  }
   t->state = TaskState::kRunning;
   return v1::Response();
 }
@@ -1501,6 +1526,10 @@ v1::Response Daemon::Status() {
   (*s->mutable_counters())["violations"] = violations_.load();
   (*s->mutable_counters())["actions"] = actions_.load();
   AdoptCounters(s);
+  if (cred_service_) {
+    auto depth = cred_service_->OutboxDepth();
+    (*s->mutable_counters())["revocation_outbox_depth"] = depth.ok() ? *depth : ~0ull;
+  }
   {
     absl::MutexLock lock(&out_mu_);
     for (size_t i = 0; i < sinks_->size(); i++) {

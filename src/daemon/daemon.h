@@ -26,6 +26,7 @@
 #include "daemon/adopt.h"
 #include "daemon/approvals.h"
 #include "daemon/config.h"
+#include "daemon/task_credentials.h"
 #include "decode/decoder.h"
 #include "identity/cgroup.h"
 #include "identity/task.h"
@@ -39,7 +40,8 @@ namespace writ::daemon {
 
 // Credential hooks: the credentials module fills these in; each is optional.
 struct CredentialHooks {
-  std::function<void(const identity::Task&)> on_task_start;
+  // The launcher's child is placed and waits: an error refuses the start (the command never runs).
+  std::function<absl::Status(const identity::Task&, const api::PeerCred& launcher)> on_task_start;
   std::function<void(const identity::Task&, const std::string& reason)> revoke;
 };
 
@@ -107,6 +109,9 @@ class Daemon {
   v1::Response Decide(const api::PeerCred& peer, const v1::ApprovalDecision& d);
   absl::Status InstallKernelTables(const identity::Task& task, const intent::KernelTables& kt);
   absl::Status StartCredentials();
+  // task_credentials_wiring.cc: the intent's `credentials:` (CredentialHooks over TaskCredentials).
+  void InstallTaskCredentialHooks();
+  absl::Status CheckIntentCredentials(const intent::PolicySet& set) const;
   // The kernel side of a task: its tables and its task_map entry (idempotent).
   absl::Status Arm(const identity::Task& task);
   void SaveTask(const identity::Task& task, const v1::Intent* spec);
@@ -135,6 +140,7 @@ class Daemon {
   std::unique_ptr<api::Server> server_;
   CredentialHooks creds_;
   std::unique_ptr<creds::CredentialService> cred_service_;
+  std::unique_ptr<TaskCredentials> task_creds_;  // after cred_service_: destroyed first
   std::unique_ptr<state::Store> store_;
   pid_t guardian_pid_ = 0;
   Approvals approvals_;

@@ -86,6 +86,7 @@ class Compiler {
     ci_->frameworks_.assign(in_.frameworks().begin(), in_.frameworks().end());
     ci_->responses_.assign(in_.on_violation().begin(), in_.on_violation().end());
     if (ci_->responses_.empty()) ci_->responses_.push_back("alert");
+    ci_->credentials_.assign(in_.credentials().begin(), in_.credentials().end());
     // Reserve so no push_back moves rules after indices are handed out (pointers are taken later
     // anyway; this just avoids churn).
     ci_->rules_.reserve(64);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -54,6 +55,14 @@ absl::StatusOr<PolicySet> LoadPolicyDir(const std::string& dir);
 absl::StatusOr<PolicySet> LoadPolicyFiles(const std::vector<std::string>& files);
 // Parses `text` as if it were file `filename` (tests, stdin, the API). Several documents allowed.
 absl::StatusOr<PolicySet> LoadPolicyText(absl::string_view text, const std::string& filename);
+
+// The intents' `credentials:` against the providers writd is configured with (name -> type): an unknown
+// provider, or grants for a provider that takes none, is an error in the same "FILE:LINE: field: message"
+// form, all errors one per line. `check_grant(type, grant)` validates a grant's shape (may be empty).
+// The loader cannot do this itself: providers are the daemon's config, not the policy directory's.
+absl::Status CheckCredentialProviders(
+    const PolicySet& set, const absl::flat_hash_map<std::string, std::string>& providers,
+    const std::function<absl::Status(const std::string& type, const std::string& grant)>& check_grant);
 
 // ---- compiled form --------------------------------------------------------------------------------
 
@@ -120,6 +129,8 @@ class CompiledIntent {
   const std::string& severity() const { return severity_; }
   const std::vector<std::string>& responses() const { return responses_; }
   const std::vector<std::string>& frameworks() const { return frameworks_; }
+  // Credentials the task gets at start (`credentials:`), as written.
+  const std::vector<writ::v1::CredentialRequest>& credentials() const { return credentials_; }
   const absl::flat_hash_map<std::string, std::string>& params() const { return params_; }
   // Limits. ttl() is InfiniteDuration when not set; the task registry applies it as the deadline.
   absl::Duration ttl() const { return ttl_; }
@@ -146,6 +157,7 @@ class CompiledIntent {
 
   std::string name_, mode_, severity_;
   std::vector<std::string> responses_, frameworks_;
+  std::vector<writ::v1::CredentialRequest> credentials_;
   absl::flat_hash_map<std::string, std::string> params_;
   std::vector<Rule> rules_;  // never resized after compile: verdicts hold pointers
 

@@ -144,6 +144,7 @@ class Validator {
             absl::StrCat("unknown response \"", r, "\" (expected alert, kill, freeze or revoke)"));
       }
     }
+    Credentials();
     if (!in_.mode().empty() && in_.mode() != "monitor" && in_.mode() != "enforce") {
       Err("mode", absl::StrCat("unknown mode \"", in_.mode(), "\" (expected monitor or enforce)"));
     }
@@ -238,6 +239,34 @@ class Validator {
         if (Refs(pp, r.ports(j)) && r.ports(j).find("${") == std::string::npos) {
           if (auto pr = ParsePortRange(r.ports(j)); !pr.ok()) Err(pp, std::string(pr.status().message()));
         }
+      }
+    }
+  }
+
+  // Shape only: whether the provider exists is the daemon's config (CheckCredentialProviders).
+  void Credentials() {
+    absl::flat_hash_map<std::string, int> seen;
+    for (int i = 0; i < in_.credentials_size(); ++i) {
+      const auto& c = in_.credentials(i);
+      const std::string p = Idx("credentials", i);
+      if (c.provider().empty()) {
+        Err(p + ".provider", "missing: the name of a provider in writd's credentials.providers");
+        continue;
+      }
+      const bool name_ok = c.provider().size() <= 63 &&
+                           std::all_of(c.provider().begin(), c.provider().end(), [](char ch) {
+                             return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+                           });
+      if (!name_ok) {
+        Err(p + ".provider", absl::StrCat("bad provider name \"", c.provider(),
+                                          "\" (lowercase letters, digits, '-' and '_', at most 63)"));
+      }
+      if (auto [it, fresh] = seen.try_emplace(c.provider(), i); !fresh) {
+        Err(p + ".provider", absl::StrCat("provider \"", c.provider(), "\" is already requested by credentials[",
+                                          it->second, "]"));
+      }
+      for (int j = 0; j < c.grants_size(); ++j) {
+        if (c.grants(j).empty()) Err(Idx(p + ".grants", j), "empty grant");
       }
     }
   }
@@ -504,6 +533,45 @@ absl::StatusOr<PolicySet> LoadPolicyDir(const std::string& dir) {
   closedir(d);
   std::sort(files.begin(), files.end());  // deterministic "first defined at"
   return LoadPolicyFiles(files);
+}
+
+absl::Status CheckCredentialProviders(
+    const PolicySet& set, const absl::flat_hash_map<std::string, std::string>& providers,
+    const std::function<absl::Status(const std::string& type, const std::string& grant)>& check_grant) {
+  std::vector<std::string> names;
+  for (const auto& [n, t] : providers) names.push_back(n);
+  std::sort(names.begin(), names.end());
+  std::vector<std::string> errors;
+  for (const auto& in : set.intents()) {
+    auto where = [&](const std::string& field) {
+      int line = set.LineOf(in.name(), field);
+      return absl::StrCat(in.source().file(), ":", line ? line : in.source().line(), ": ", field, ": ");
+    };
+    for (int i = 0; i < in.credentials_size(); ++i) {
+      const auto& c = in.credentials(i);
+      const std::string p = absl::StrCat("credentials[", i, "]");
+      auto it = providers.find(c.provider());
+      if (it == providers.end()) {
+        errors.push_back(absl::StrCat(where(p + ".provider"), "unknown provider \"", c.provider(),
+                                      "\" (configured in writd's credentials.providers: ",
+                                      names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
+        continue;
+      }
+      for (int j = 0; j < c.grants_size(); ++j) {
+        const std::string g = absl::StrCat(p, ".grants[", j, "]");
+        if (it->second != "postgres") {
+          errors.push_back(absl::StrCat(where(g), "grants apply to postgres providers; \"", c.provider(),
+                                        "\" is ", it->second));
+        } else if (check_grant) {
+          if (absl::Status st = check_grant(it->second, c.grants(j)); !st.ok()) {
+            errors.push_back(absl::StrCat(where(g), st.message()));
+          }
+        }
+      }
+    }
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
 }
 
 }  // namespace writ::intent

@@ -96,7 +96,30 @@ class SubsetChecker {
     if (auto st = Network(); !st.ok()) return st;
     if (auto st = Limits(); !st.ok()) return st;
     if (auto st = Mode(); !st.ok()) return st;
+    if (auto st = Credentials(); !st.ok()) return st;
     return Responses();
+  }
+
+  // A sub-agent may only ask for providers its parent's intent has, and (postgres) for no grant the
+  // parent's request lacks; a parent request without grants uses the provider's defaults, which the
+  // child then may only ask for by leaving grants out too.
+  absl::Status Credentials() const {
+    for (const auto& cc : c_.credentials()) {
+      const writ::v1::CredentialRequest* pc = nullptr;
+      for (const auto& cand : p_.credentials()) {
+        if (cand.provider() == cc.provider()) pc = &cand;
+      }
+      if (pc == nullptr) return Refuse(absl::StrCat("credentials from provider \"", cc.provider(), "\""));
+      for (const auto& g : cc.grants()) {
+        if (std::find(pc->grants().begin(), pc->grants().end(), g) == pc->grants().end()) {
+          return Refuse(absl::StrCat("credentials[", cc.provider(), "] grant \"", g, "\""));
+        }
+      }
+      if (cc.grants().empty() && !pc->grants().empty()) {
+        return Refuse(absl::StrCat("credentials from \"", cc.provider(), "\" with the provider's default grants"));
+      }
+    }
+    return absl::OkStatus();
   }
 
  private:

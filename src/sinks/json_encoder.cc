@@ -155,6 +155,7 @@ void WriteCredential(const writ::v1::Credential& c, JsonWriter& w) {
   w.StrField("provider", c.provider());
   w.StrField("operation", c.operation());
   w.StrField("expires", c.expires());
+  w.StrField("detail", c.detail());
   w.EndObjectOrRollback(mark);
 }
 

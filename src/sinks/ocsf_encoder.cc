@@ -345,6 +345,7 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
     w.StrField("provider", c.provider());
     w.StrField("operation", c.operation());
     w.StrField("expires", c.expires());
+    w.StrField("detail", c.detail());
     w.EndObject();
   }
   w.EndObject();

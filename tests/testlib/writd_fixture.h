@@ -33,7 +33,7 @@ class WritdInstance {
     std::string mode = "monitor";
     std::map<std::string, std::string> policies;  // file name -> YAML text
     std::vector<std::string> extra_args;
-    std::string extra_config;  // appended to writd.yaml as is, e.g. a `sinks:` list
+    std::string extra_config;  // YAML appended to the generated writd.yaml as is (e.g. `sinks:`, `credentials:`)
   };
 
   WritdInstance() = default;

@@ -78,6 +78,49 @@ TEST_F(ConfigTest, UnknownKeyNamesFileLineKey) {
   EXPECT_EQ(c.status().message(), p + ":3: bogus_key: unknown key");
 }
 
+TEST_F(ConfigTest, CredentialProviders) {
+  auto c = LoadConfig(Write("credentials:\n"
+                            "  providers:\n"
+                            "    - name: pg\n"
+                            "      type: postgres\n"
+                            "      conninfo: host=/run/postgresql user=writ_admin\n"
+                            "      grants: [\"SELECT ON TABLE orders\"]\n"
+                            "    - {name: hook, type: webhook, url: \"http://127.0.0.1:9/caep\"}\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->credential_providers.size(), 2u);
+  EXPECT_EQ(c->credential_providers[0].name, "pg");
+  EXPECT_EQ(c->credential_providers[0].type, "postgres");
+  EXPECT_EQ(c->credential_providers[0].params.at("conninfo"), "host=/run/postgresql user=writ_admin");
+  EXPECT_EQ(c->credential_providers[0].grants, std::vector<std::string>{"SELECT ON TABLE orders"});
+  EXPECT_EQ(c->credential_providers[1].params.at("url"), "http://127.0.0.1:9/caep");
+}
+
+TEST_F(ConfigTest, BadCredentialProvidersNameFileLineField) {
+  struct Case {
+    const char* yaml;
+    const char* want;
+  } cases[] = {
+      {"credentials:\n  providers:\n    - {type: postgres, conninfo: x}\n", ":3: credentials.providers[0].name: missing"},
+      {"credentials:\n  providers:\n    - {name: pg, type: mysql}\n",
+       ":3: credentials.providers[0]: provider 'pg': type 'mysql' is not one of postgres, vault, webhook"},
+      {"credentials:\n  providers:\n    - {name: pg, type: postgres}\n",
+       ":3: credentials.providers[0]: provider 'pg' (postgres): params.conninfo is required"},
+      {"credentials:\n  providers:\n    - {name: pg, type: postgres, conninfo: x, grants: [\"ALL ON t; DROP\"]}\n",
+       ":3: credentials.providers[0]: provider 'pg': grant 'ALL ON t; DROP' contains ; quote backslash or a comment"},
+      {"credentials:\n  providers:\n    - {name: h, type: webhook, url: u}\n    - {name: h, type: webhook, url: u}\n",
+       ":4: credentials.providers[1].name: provider name \"h\" is used twice"},
+      {"credentials:\n  provider: []\n", ":2: credentials.provider: unknown key"},
+      {"credentials:\n  providers: {}\n", ":2: credentials.providers: must be a list"},
+      {"credentials:\n  providers:\n    - {name: h, type: webhook, url: [u]}\n", ":3: credentials.providers[0].url: must be a string"},
+  };
+  for (const auto& k : cases) {
+    std::string p = Write(k.yaml);
+    auto c = LoadConfig(p);
+    ASSERT_FALSE(c.ok()) << k.yaml;
+    EXPECT_EQ(c.status().message(), p + k.want) << k.yaml;
+  }
+}
+
 TEST_F(ConfigTest, BadMode) {
   std::string p = Write("run_dir: /x\nmode: paranoid\n");
   auto c = LoadConfig(p);

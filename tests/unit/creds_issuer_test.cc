@@ -149,6 +149,22 @@ TEST_F(IssuerTest, RevokeTaskSurvivesRestartAndBlocksMint) {
   EXPECT_TRUE(issuer_->Revoke("t5", "again")->empty());
 }
 
+TEST_F(IssuerTest, MarkRevokedIsImmediateAndRevokeMakesItDurable) {
+  auto a = issuer_->Mint(Task("t7"), {"db"});
+  ASSERT_TRUE(a.ok());
+  issuer_->MarkRevoked("t7");  // the violation fast path: memory only
+  EXPECT_EQ(issuer_->Introspect(a->token)["active"], false);
+  EXPECT_EQ(issuer_->Mint(Task("t7"), {"db"}).status().code(), absl::StatusCode::kFailedPrecondition);
+  Reopen();  // a mark alone is not durable (a crash before Revoke loses it: docs/credentials.md)
+  EXPECT_EQ(issuer_->Introspect(a->token)["active"], true);
+  issuer_->MarkRevoked("t7");
+  auto jtis = issuer_->Revoke("t7", "violation");  // the durable record still names the live token
+  ASSERT_TRUE(jtis.ok());
+  EXPECT_EQ(*jtis, std::vector<std::string>{a->jti});
+  Reopen();
+  EXPECT_EQ(issuer_->Introspect(a->token)["active"], false);
+}
+
 TEST_F(IssuerTest, RevokeSingleTokenRfc7009) {
   auto a = issuer_->Mint(Task("t7"), {"db"});
   auto b = issuer_->Mint(Task("t7"), {"db"});

@@ -1,10 +1,16 @@
 // Workload API in-process: a C++ gRPC client over the real unix socket; the lookup callback decides by pid.
 #include <grpcpp/grpcpp.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <thread>
 
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "creds/workload_api.h"
 #include "gtest/gtest.h"
 #include "writ/v1/workload.grpc.pb.h"
@@ -33,10 +39,12 @@ class WorkloadApiTest : public ::testing::Test {
       seen_pid_ = pid;
       seen_start_ = start;
       seen_cgroup_ = cgroup;
+      if (during_lookup_) during_lookup_(pid);
       if (!is_task_) return std::nullopt;
       return TaskClaims{"task-9", "spiffe://example.org/agent/x", {"user:alice@x"}, "review",
                         absl::Now() + absl::Hours(1)};
     };
+    o.proc_root = proc_root_;
     o.on_issued = [this](const TaskClaims&, const Svid& s) { issued_.push_back(s.jti); };
     auto srv = WorkloadApiServer::Start(o, issuer_.get(), keys_.get());
     ASSERT_TRUE(srv.ok()) << srv.status();
@@ -67,7 +75,78 @@ class WorkloadApiTest : public ::testing::Test {
   uint64_t seen_start_ = 0;
   std::string seen_cgroup_;
   std::vector<std::string> issued_;
+  std::string proc_root_ = "/proc";
+  std::function<void(pid_t)> during_lookup_;  // runs inside the daemon's lookup (a gRPC thread)
 };
+
+// A fake /proc holding only this process, so a test can make its pid "exit" or "be reused" at the exact
+// moment the attestation looks (the real kernel gives no such control).
+class WorkloadApiFakeProcTest : public WorkloadApiTest {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/writ-fakeproc-XXXXXX";
+    fake_ = mkdtemp(tmpl);
+    proc_root_ = fake_;
+    pid_dir_ = absl::StrCat(fake_, "/", getpid());
+    std::filesystem::create_directories(pid_dir_);
+    WriteStat(kStart);
+    std::ofstream(pid_dir_ + "/cgroup") << "0::/writ/task-9\n";
+    WorkloadApiTest::SetUp();
+  }
+  void TearDown() override {
+    WorkloadApiTest::TearDown();
+    std::filesystem::remove_all(fake_);
+  }
+  void WriteStat(uint64_t start) {
+    std::ofstream(pid_dir_ + "/stat.tmp") << getpid() << " (agent) S 1 1 1 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 "
+                                           << start << " 1000 200\n";
+    std::filesystem::rename(pid_dir_ + "/stat.tmp", pid_dir_ + "/stat");
+  }
+  grpc::Status Fetch(api::JWTSVIDResponse* resp) {
+    api::JWTSVIDRequest req;
+    req.add_audience("db");
+    return stub_->FetchJWTSVID(Ctx().get(), req, resp);
+  }
+  static constexpr uint64_t kStart = 4242;
+  std::string fake_, pid_dir_;
+};
+
+TEST_F(WorkloadApiFakeProcTest, AttestedThroughTheFakeProc) {
+  api::JWTSVIDResponse resp;
+  ASSERT_TRUE(Fetch(&resp).ok());
+  EXPECT_EQ(seen_start_, kStart);
+  EXPECT_EQ(seen_cgroup_, "/writ/task-9");
+}
+
+TEST_F(WorkloadApiFakeProcTest, PidReusedBetweenPeerCredAndLookupIsDenied) {
+  // The pid's start time changes while the daemon looks the cgroup up: another process now has the pid.
+  during_lookup_ = [this](pid_t) { WriteStat(kStart + 1); };
+  api::JWTSVIDResponse resp;
+  grpc::Status st = Fetch(&resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_NE(st.error_message().find("gone"), std::string::npos) << st.error_message();
+  EXPECT_EQ(resp.svids_size(), 0);
+  EXPECT_TRUE(issued_.empty());
+}
+
+TEST_F(WorkloadApiFakeProcTest, PidReusedBetweenAcceptAndCallIsDeniedWithoutLookup) {
+  api::JWTSVIDResponse resp;
+  ASSERT_TRUE(Fetch(&resp).ok());  // the connection is attested with kStart
+  const int before = lookups_.load();
+  WriteStat(kStart + 7);           // ... then the pid belongs to someone else
+  grpc::Status st = Fetch(&resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(lookups_.load(), before);  // refused before the daemon is even asked
+  EXPECT_EQ(issued_.size(), 1u);
+}
+
+TEST_F(WorkloadApiFakeProcTest, PeerThatVanishesDuringLookupGetsNothing) {
+  during_lookup_ = [this](pid_t) { std::filesystem::remove_all(pid_dir_); };
+  api::JWTSVIDResponse resp;
+  grpc::Status st = Fetch(&resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(issued_.empty());
+}
 
 TEST_F(WorkloadApiTest, FetchAndValidateForAttestedTask) {
   api::JWTSVIDRequest req;
@@ -135,6 +214,80 @@ TEST_F(WorkloadApiTest, OtherIdentityRefusedAndBadAudienceInvalid) {
   auto st = stub_->FetchJWTSVID(Ctx().get(), req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("audience"), std::string::npos);
+}
+
+TEST_F(WorkloadApiTest, UnknownAudienceFormatsAreInvalidArgumentNamingTheEntry) {
+  struct Case {
+    std::vector<std::string> aud;
+    const char* want;
+  } cases[] = {
+      {{"db", "has space"}, "audience[1]"},
+      {{std::string(257, 'a')}, "audience[0]: 257 bytes"},
+      {{"nul\x01"}, "audience[0]"},
+      {std::vector<std::string>(9, "a"), "at most 8"},
+  };
+  for (const auto& c : cases) {
+    api::JWTSVIDRequest req;
+    for (const auto& a : c.aud) req.add_audience(a);
+    api::JWTSVIDResponse resp;
+    auto st = stub_->FetchJWTSVID(Ctx().get(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.want;
+    EXPECT_NE(st.error_message().find(c.want), std::string::npos) << st.error_message() << " want " << c.want;
+    EXPECT_EQ(resp.svids_size(), 0);
+  }
+  EXPECT_TRUE(issued_.empty());
+}
+
+TEST_F(WorkloadApiTest, OversizedRequestIsRefusedAndTheServerKeepsServing) {
+  api::JWTSVIDRequest big;
+  big.add_audience(std::string(100 * 1024, 'a'));  // over the 64 KiB request limit
+  api::JWTSVIDResponse resp;
+  auto st = stub_->FetchJWTSVID(Ctx().get(), big, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  api::ValidateJWTSVIDRequest vbig;
+  vbig.set_audience("db");
+  vbig.set_svid(std::string(1 << 20, 'x'));
+  api::ValidateJWTSVIDResponse vresp;
+  EXPECT_EQ(stub_->ValidateJWTSVID(Ctx().get(), vbig, &vresp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(lookups_.load(), 0);  // refused before attestation or any handler
+  api::JWTSVIDRequest ok;
+  ok.add_audience("db");
+  EXPECT_TRUE(stub_->FetchJWTSVID(Ctx().get(), ok, &resp).ok());
+}
+
+TEST_F(WorkloadApiTest, PeerThatExitsMidRequestGetsNothingAndServerKeepsServing) {
+#ifndef WRIT_BIN
+  GTEST_SKIP() << "WRIT_BIN not defined";
+#else
+  // A real client process (`writ svid`) that is killed and reaped while the daemon is attesting it.
+  std::atomic<pid_t> child{0};
+  std::atomic<bool> killed{false};
+  during_lookup_ = [&](pid_t pid) {
+    if (pid != child.load()) return;
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);  // reaped: its /proc entry is gone (or soon belongs to someone else)
+    killed = true;
+  };
+  pid_t p = fork();
+  if (p == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    std::string sock = dir_ + "/workload.sock";
+    execl(WRIT_BIN, "writ", "svid", "--audience", "db", "--workload-socket", sock.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  child = p;
+  for (int i = 0; i < 500 && !killed.load(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(killed.load()) << "the client never reached the lookup";
+  EXPECT_TRUE(issued_.empty()) << "an SVID was minted for a process that had exited";
+  during_lookup_ = nullptr;
+  api::JWTSVIDRequest req;
+  req.add_audience("db");
+  api::JWTSVIDResponse resp;
+  EXPECT_TRUE(stub_->FetchJWTSVID(Ctx().get(), req, &resp).ok());
+  EXPECT_EQ(issued_.size(), 1u);
+#endif
 }
 
 TEST_F(WorkloadApiTest, RevokedTaskIsDenied) {

@@ -148,6 +148,68 @@ TEST(LoaderTest, LimitsAndApprovalErrors) {
   EXPECT_THAT(e, HasSubstr("p.yaml:10: approval[1].timeout: bad duration \"soon\""));
 }
 
+TEST(LoaderTest, CredentialsShapeErrors) {
+  const std::string e = Errors(std::string(kHead) +
+                               "credentials:\n"                                    // 4
+                               "  - {required: true}\n"                            // 5
+                               "  - {provider: \"Bad Name\"}\n"                    // 6
+                               "  - {provider: pg, grants: [\"\"]}\n"               // 7
+                               "  - {provider: pg}\n"                              // 8
+                               "  - {provider: vault, required: maybe}\n");        // 9
+  EXPECT_THAT(e, HasSubstr("p.yaml:5: credentials[0].provider: missing"));
+  EXPECT_THAT(e, HasSubstr("p.yaml:6: credentials[1].provider: bad provider name \"Bad Name\""));
+  EXPECT_THAT(e, HasSubstr("p.yaml:7: credentials[2].grants[0]: empty grant"));
+  EXPECT_THAT(e, HasSubstr("p.yaml:8: credentials[3].provider: provider \"pg\" is already requested by credentials[2]"));
+  EXPECT_THAT(e, HasSubstr("p.yaml:9: credentials[4].required:"));
+}
+
+TEST(LoaderTest, CredentialsRequiredDefaultsToTrueAndReachTheCompiledIntent) {
+  auto set = LoadPolicyText(std::string(kHead) +
+                                "credentials:\n  - provider: pg\n    grants: [\"SELECT ON TABLE t\"]\n"
+                                "  - {provider: hook, required: false}\n",
+                            "p.yaml");
+  ASSERT_TRUE(set.ok()) << set.status();
+  const auto& in = set->intents()[0];
+  ASSERT_EQ(in.credentials_size(), 2);
+  EXPECT_FALSE(in.credentials(0).has_required());  // absent = required (docs/credentials.md)
+  EXPECT_TRUE(in.credentials(1).has_required());
+  EXPECT_FALSE(in.credentials(1).required());
+  auto ci = Compile(in, {});
+  ASSERT_TRUE(ci.ok()) << ci.status();
+  ASSERT_EQ((*ci)->credentials().size(), 2u);
+  EXPECT_EQ((*ci)->credentials()[0].grants(0), "SELECT ON TABLE t");
+}
+
+TEST(LoaderTest, CredentialProvidersMustBeConfigured) {
+  auto set = LoadPolicyText(std::string(kHead) +
+                                "credentials:\n"                                          // 4
+                                "  - provider: pg\n"                                      // 5
+                                "    grants: [\"SELECT ON TABLE t\", \"ALL; DROP TABLE t\"]\n"  // 6
+                                "  - {provider: nosuch}\n"                                // 7
+                                "  - {provider: hook, grants: [\"SELECT ON TABLE t\"]}\n", // 8
+                            "p.yaml");
+  ASSERT_TRUE(set.ok()) << set.status();
+  absl::flat_hash_map<std::string, std::string> providers = {{"pg", "postgres"}, {"hook", "webhook"}};
+  auto check = [](const std::string&, const std::string& g) {
+    return g.find(';') == std::string::npos ? absl::OkStatus() : absl::InvalidArgumentError("grant has ;");
+  };
+  absl::Status st = CheckCredentialProviders(*set, providers, check);
+  ASSERT_FALSE(st.ok());
+  const std::string e(st.message());
+  EXPECT_THAT(e, HasSubstr("p.yaml:6: credentials[0].grants[1]: grant has ;"));
+  EXPECT_THAT(e, HasSubstr("p.yaml:7: credentials[1].provider: unknown provider \"nosuch\" (configured in "
+                           "writd's credentials.providers: hook, pg)"));
+  EXPECT_THAT(e, HasSubstr("p.yaml:8: credentials[2].grants[0]: grants apply to postgres providers; \"hook\" is webhook"));
+  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 2);  // exactly three errors, one per line
+  EXPECT_TRUE(CheckCredentialProviders(*set, {}, nullptr).message().find("configured in writd's "
+                                                                          "credentials.providers: none") !=
+              absl::string_view::npos);
+  // Without credentials an intent passes whatever is configured.
+  auto plain = LoadPolicyText(kHead, "q.yaml");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(CheckCredentialProviders(*plain, {}, nullptr).ok());
+}
+
 TEST(LoaderTest, TestEntriesAreValidated) {
   const std::string e = Errors(std::string(kHead) +
                                "tests:\n"

@@ -97,6 +97,32 @@ TEST(SubsetTest, MissingAllowListIsRefused) {
   EXPECT_THAT(Check("").message(), HasSubstr("no exec section"));
 }
 
+TEST(SubsetTest, CredentialsOnlyFromTheParentsProvidersAndGrants) {
+  const std::string parent = std::string(kParent) +
+                             "credentials:\n  - {provider: pg, grants: [\"SELECT ON TABLE a\", \"SELECT ON TABLE b\"]}\n"
+                             "  - {provider: hook}\n";
+  auto p = CompileText(parent, "parent");
+  auto check = [&](const std::string& creds) {
+    auto c = CompileText(Child(std::string(kExec) + kFiles + kNet + kLimits + kResponses + creds), "child");
+    return c && p ? CheckSubset(*c, *p) : absl::InternalError("compile failed");
+  };
+  EXPECT_TRUE(check("").ok());
+  EXPECT_TRUE(check("credentials:\n  - {provider: pg, grants: [\"SELECT ON TABLE b\"]}\n  - {provider: hook}\n").ok());
+  EXPECT_EQ(check("credentials:\n  - {provider: vault}\n").message(),
+            "credentials from provider \"vault\" is not allowed by parent intent parent");
+  EXPECT_THAT(check("credentials:\n  - {provider: pg, grants: [\"ALL ON TABLE a\"]}\n").message(),
+              HasSubstr("grant \"ALL ON TABLE a\" is not allowed by parent intent parent"));
+  // The parent pinned its grants: the provider's (wider, unknown here) defaults are not a subset.
+  EXPECT_THAT(check("credentials:\n  - {provider: pg}\n").message(), HasSubstr("default grants"));
+  // A parent without credentials delegates none.
+  auto bare = CompileText(kParent, "parent");
+  auto c = CompileText(Child(std::string(kExec) + kFiles + kNet + kLimits + kResponses +
+                             "credentials:\n  - {provider: hook}\n"),
+                       "child");
+  ASSERT_TRUE(bare && c);
+  EXPECT_EQ(CheckSubset(*c, *bare).code(), absl::StatusCode::kPermissionDenied);
+}
+
 TEST(SubsetTest, ParentApprovalMustSurvive) {
   // git allowed without the parent's push approval: escalation.
   EXPECT_THAT(Check("exec:\n  allow: [/usr/bin/git]\n  deny: [/usr/bin/sudo]\n").message(),

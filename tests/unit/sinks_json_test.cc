@@ -115,6 +115,7 @@ writ::v1::Event FullEvent() {
   c->set_provider("writ");
   c->set_operation("revoke");
   c->set_expires("2025-01-02T05:00:00Z");
+  c->set_detail("violation: exec /usr/bin/curl");
   ev.set_host("build-7");
   return ev;
 }
@@ -169,6 +170,7 @@ TEST(SinksJson, FullEventParsesWithExactFieldNamesAndValues) {
   EXPECT_EQ(j["finding"]["frameworks"], json::array({"ASI03"}));
   EXPECT_EQ(j["action"]["latency_us"], 87);
   EXPECT_EQ(j["credential"]["operation"], "revoke");
+  EXPECT_EQ(j["credential"]["detail"], "violation: exec /usr/bin/curl");
   EXPECT_EQ(j["approval"]["scope"], "once");
   EXPECT_EQ(j["host"], "build-7");
 }
