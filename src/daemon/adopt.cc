@@ -314,7 +314,15 @@ absl::Status Daemon::AdoptProcess(const v1::Workload& w, const decode::AdoptReco
   p->set_exe(f.exe);
   p->set_start_time_ns(r.start_time_ns);
   Emit(e);
-  if (creds_.on_task_start) creds_.on_task_start(*task);
+  if (creds_.on_task_start) {
+    // An adopted agent has no launcher: its credential files are owned by its own uid. A required
+    // credential that cannot be issued does not undo the adoption (the process already runs, and
+    // enforcement is what matters); it is logged and reported as a credential event.
+    api::PeerCred owner{r.tgid, r.uid, r.gid};
+    if (absl::Status st = creds_.on_task_start(*task, owner); !st.ok()) {
+      Log()->warn("adopted task {}: credentials not issued: {}", task->id, std::string(st.message()));
+    }
+  }
   task->state = TaskState::kRunning;
   Log()->info("pid {} ({}) adopted by workload {}: task {} {} intent {} mode {}", r.tgid, f.exe,
               w.name(), task->id, task->spiffe_id, task->intent, task->mode);
