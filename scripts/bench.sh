@@ -4,7 +4,12 @@
 # then the violation -> death latency of writd in enforce mode.
 #
 #   scripts/bench.sh [--rounds N] [--quick] [--only cfg,cfg] [--no-build] [--build-dir DIR] [--out DIR]
-#                    [--no-latency]   (also skips the credential latencies of scripts/bench_creds.sh)
+#                    [--no-latency] [--load-seconds S] (--no-latency also skips the credential
+#                    latencies of scripts/bench_creds.sh)
+#
+# --load-seconds S also runs the load test (tests/e2e/load_e2e_test.cc) for S seconds: producers on
+# every CPU inside one task, every record judged or counted as a drop, nothing left behind; its LOAD
+# line (rate, drops, writd peak RSS) is printed before the summary line. CTest runs it for 10 s.
 #
 # Configurations, in this order within a round (auditd runs after every other round, see below):
 #   none           the workload alone
@@ -30,10 +35,11 @@ only=""
 build_dir="${WRIT_BUILD_DIR:-$root/build}"
 do_build=1
 do_latency=1
+load_seconds=0
 out=""
 
 usage() {
-  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -44,6 +50,7 @@ while (($#)); do
     --only) only="${2:?--only needs a list}"; shift 2 ;;
     --no-build) do_build=0; shift ;;
     --no-latency) do_latency=0; shift ;;
+    --load-seconds) load_seconds="${2:?--load-seconds needs S}"; shift 2 ;;
     --build-dir) build_dir="${2:?--build-dir needs DIR}"; shift 2 ;;
     --out) out="${2:?--out needs DIR}"; shift 2 ;;
     -h|--help) usage ;;
@@ -51,6 +58,7 @@ while (($#)); do
   esac
 done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --rounds must be a positive integer" >&2; exit 2; }
+[[ "$load_seconds" =~ ^[0-9]+$ ]] || { echo "bench.sh: --load-seconds must be a whole number of seconds" >&2; exit 2; }
 
 # Counts: the spec's full sizes; --quick is a smoke run (< 2 minutes).
 if ((quick)); then
@@ -113,12 +121,15 @@ bin="$build_dir/bin"
 if ((do_build)); then
   log "building writd writ workload floor kill_latency in $build_dir"
   cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="${WRIT_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
-  cmake --build "$build_dir" --target writd writ workload floor kill_latency -j1 >/dev/null \
+  targets=(writd writ workload floor kill_latency)
+  ((load_seconds)) && targets+=(load_e2e_test)
+  cmake --build "$build_dir" --target "${targets[@]}" -j1 >/dev/null \
     || die "build failed in $build_dir (run the cmake command above to see why)"
 fi
 needed=(workload)
 has floor && needed+=(floor)
 { has writd-task || has writd-outside; } && needed+=(writd writ kill_latency)
+((load_seconds)) && needed+=(writd writ load_e2e_test)
 for b in "${needed[@]}"; do
   [[ -x "$bin/$b" ]] || die "$bin/$b is missing: build it (or drop --no-build)"
 done
@@ -482,6 +493,18 @@ if ((do_latency)) && has writd-task; then
   log "${creds_lines[1]:-}"
 fi
 
+# ---- load test (writd monitor mode, producers on every CPU; before auditd) ----------------------------
+load_line=""
+if ((load_seconds)); then
+  log "load test: ${load_seconds} s"
+  if WRIT_LOAD_SECONDS="$load_seconds" "$bin/load_e2e_test" >"$out/load.log" 2>&1; then
+    load_line="$(grep -m1 '^LOAD ' "$out/load.log" || true)"
+  else
+    load_line="$(grep -m1 '^LOAD ' "$out/load.log" || true) FAILED (see $out/load.log)"
+  fi
+  log "$load_line"
+fi
+
 # ---- auditd: last ------------------------------------------------------------------------------------
 if has auditd; then
   log "auditd: enabling audit now; every process forked from here until reboot carries an audit context"
@@ -544,6 +567,10 @@ if [[ -s "$out/writd_cpu.tsv" ]]; then
     END { printf "writd CPU (all threads) per event judged, writd-task runs:"
           for (w in ev) if (ev[w] > 0) printf " %s=%.2fus", w, cpu[w] * 1e6 / ev[w]; printf "\n" }' \
     "$out/writd_cpu.tsv" >>"$out/summary.txt"
+fi
+if [[ -n "$load_line" ]]; then
+  printf '\nload test (%s s, writd monitor mode, one task, producers on every CPU):\n  %s\n' \
+    "$load_seconds" "$load_line" >>"$out/summary.txt"
 fi
 if ((${#latency_lines[@]})); then
   {

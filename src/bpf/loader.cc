@@ -190,13 +190,9 @@ absl::Status Loader::LoadAndAttach() {
       {skel_->progs.handle_exec, "exec (tp_btf/sched_process_exec)", false},
       {skel_->progs.handle_fork, "fork (tp_btf/sched_process_fork)", false},
       {skel_->progs.handle_exit, "exit (tp_btf/sched_process_exit)", false},
-      {skel_->progs.enter_openat, "open (syscalls/sys_enter_openat)", false},
       {skel_->progs.exit_openat, "open (syscalls/sys_exit_openat)", false},
-      {skel_->progs.enter_openat2, "open (syscalls/sys_enter_openat2)", false},
       {skel_->progs.exit_openat2, "open (syscalls/sys_exit_openat2)", false},
-      {skel_->progs.enter_open, "open (syscalls/sys_enter_open)", false},
       {skel_->progs.exit_open, "open (syscalls/sys_exit_open)", false},
-      {skel_->progs.enter_creat, "open (syscalls/sys_enter_creat)", false},
       {skel_->progs.exit_creat, "open (syscalls/sys_exit_creat)", false},
       {skel_->progs.enter_connect, "connect (syscalls/sys_enter_connect)", false},
       {skel_->progs.exit_connect, "connect (syscalls/sys_exit_connect)", false},
@@ -254,6 +250,28 @@ std::vector<Loader::ProgramStats> Loader::ReadProgramStats() const {
     uint32_t len = sizeof(info);
     if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
     out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+  }
+  return out;
+}
+
+std::vector<Loader::MapEntries> Loader::CountMapEntries() const {
+  std::vector<MapEntries> out;
+  bpf_map* m;
+  bpf_object__for_each_map(m, skel_->obj) {
+    const bpf_map_type t = bpf_map__type(m);
+    if (t != BPF_MAP_TYPE_HASH && t != BPF_MAP_TYPE_LRU_HASH && t != BPF_MAP_TYPE_LPM_TRIE) continue;
+    const int fd = bpf_map__fd(m);
+    if (fd < 0) continue;
+    std::vector<uint8_t> key(bpf_map__key_size(m)), next(key.size());
+    uint64_t n = 0;
+    const uint64_t bound = uint64_t{bpf_map__max_entries(m)} + 1;
+    const void* prev = nullptr;  // nullptr: the first key
+    while (n < bound && bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+      ++n;
+      key.swap(next);
+      prev = key.data();
+    }
+    out.push_back({bpf_map__name(m), n});
   }
   return out;
 }

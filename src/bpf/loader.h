@@ -76,6 +76,13 @@ class Loader {
   };
   // Per-program run count and time (kernel bpf_stats; enabled while writd holds the stats fd).
   std::vector<ProgramStats> ReadProgramStats() const;
+  struct MapEntries {
+    std::string name;
+    uint64_t entries = 0;
+  };
+  // Entries in every hash and LPM map (tasks, per-syscall arguments, decision tables): what a task
+  // leaves behind after it ends shows up here. Counted by key iteration, bounded per map.
+  std::vector<MapEntries> CountMapEntries() const;
   const std::vector<HookStatus>& hooks() const { return hooks_; }
   // BPF-LSM rung: probed at start by loading the LSM object; active only where the kernel allows it.
   bool lsm_active() const { return lsm_ != nullptr; }

@@ -521,6 +521,9 @@ void Daemon::OnRecord(const void* data, size_t size) {
     return;
   }
   decode::RecordInfo info;
+  // Decode clears the event, which would delete the agent and its strings; FillAgent refills it for
+  // every attributed record, so keep it (and its buffers) aside instead.
+  if (ev_.has_agent()) spare_agent_.reset(ev_.release_agent());
   if (!decoder_.Decode(data, size, &ev_, &info).ok()) {
     decode_errors_++;
     return;
@@ -531,6 +534,10 @@ void Daemon::OnRecord(const void* data, size_t size) {
     return;
   }
   events_by_kind_[info.kind & 15]++;
+  if (spare_agent_) {
+    spare_agent_->Clear();
+    ev_.set_allocated_agent(spare_agent_.release());
+  }
   FillAgent(*task, &ev_);
 
   // Process table: exact lineage and the exe of every process, keyed by (tgid, start time).
@@ -559,6 +566,7 @@ void Daemon::OnRecord(const void* data, size_t size) {
         p->set_exe(pi->exe);
         break;
     }
+    if (created || info.kind == WRIT_EV_EXIT) procs_entries_.store(procs_.size(), std::memory_order_relaxed);
   }
   if (task->compiled && task->mode != "record") Judge(*task, ev_, info);
   Emit(ev_);
@@ -791,6 +799,7 @@ bool Daemon::FreezeTask(Task& task, bool frozen, const v1::Event* cause,
 
 void Daemon::Housekeeping() {
   absl::Time now = absl::Now();
+  procs_entries_.store(procs_.size(), std::memory_order_relaxed);  // also covers Restore's entries
   // Approvals that nobody decided in time: as if denied.
   for (ApprovalRequest& r : approvals_.TakeExpired(now)) {
     std::shared_ptr<Task> t = registry_.Find(r.task_id);
@@ -864,6 +873,7 @@ void Daemon::EndTask(const std::shared_ptr<Task>& t, const std::string& reason) 
   e.mutable_task()->set_cgroup(t->cgroup_path);
   Emit(e);
   procs_.EraseTask(t->cgroup_id);
+  procs_entries_.store(procs_.size(), std::memory_order_relaxed);
   absl::Status st = cgroups_->RemoveTask(t->id);
   if (!st.ok()) Log()->warn("task {}: {}", t->id, std::string(st.message()));
   registry_.Remove(t->id);
@@ -1529,6 +1539,11 @@ v1::Response Daemon::Status() {
   if (cred_service_) {
     auto depth = cred_service_->OutboxDepth();
     (*s->mutable_counters())["revocation_outbox_depth"] = depth.ok() ? *depth : ~0ull;
+  }
+  // What ended tasks must not leave behind (the load test checks these return to their idle values).
+  (*s->mutable_counters())["process_table_entries"] = procs_entries_.load();
+  for (const auto& m : loader_->CountMapEntries()) {
+    (*s->mutable_counters())[absl::StrCat("map_", m.name, "_entries")] = m.entries;
   }
   {
     absl::MutexLock lock(&out_mu_);

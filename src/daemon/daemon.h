@@ -152,6 +152,7 @@ class Daemon {
 
   // Pipeline-thread state.
   v1::Event ev_;  // reused for every record: no allocation once grown
+  std::unique_ptr<v1::Agent> spare_agent_;  // ev_'s agent, kept across Decode (see OnRecord)
   std::shared_ptr<identity::Task> cached_task_;
   uint64_t cached_generation_ = ~0ull;
   std::vector<std::shared_ptr<identity::Task>> ending_;
@@ -181,6 +182,7 @@ class Daemon {
   std::atomic<uint64_t> tail_drops_{0};
   std::atomic<uint64_t> violations_{0};
   std::atomic<uint64_t> actions_{0};
+  std::atomic<uint64_t> procs_entries_{0};  // procs_.size(), published by the pipeline thread
   std::atomic<uint64_t> verdicts_[4] = {};  // by intent::Verdict::Kind
   // Kernel timestamp -> verdict latency of judged events, log2 buckets of microseconds (1us .. 2^20us).
   static constexpr int kLatencyBuckets = 21;

@@ -42,14 +42,11 @@ void WriteParams(const google::protobuf::Map<std::string, std::string>& params, 
 void WriteProcess(const writ::v1::Process& p, bool is_exit, JsonWriter& w) {
   w.Key("process");
   w.BeginObject();
-  w.Key("pid");
-  w.Uint(p.pid());
+  w.NumberField("pid", static_cast<uint64_t>(p.pid()));
   w.UintField("tid", p.tid());
   w.UintField("ppid", p.ppid());
-  w.Key("uid");
-  w.Uint(p.uid());
-  w.Key("gid");
-  w.Uint(p.gid());
+  w.NumberField("uid", static_cast<uint64_t>(p.uid()));
+  w.NumberField("gid", static_cast<uint64_t>(p.gid()));
   w.StrField("exe", p.exe());
   w.StrListField("args", p.args());
   w.BoolField("args_truncated", p.args_truncated());
@@ -57,8 +54,7 @@ void WriteProcess(const writ::v1::Process& p, bool is_exit, JsonWriter& w) {
   w.UintField("start_time_ns", p.start_time_ns());
   w.StrField("filename", p.filename());
   if (is_exit) {
-    w.Key("exit_code");
-    w.Int(p.exit_code());
+    w.NumberField("exit_code", static_cast<int64_t>(p.exit_code()));
   } else {
     w.IntField("exit_code", p.exit_code());
   }
@@ -71,8 +67,7 @@ void WriteFile(const writ::v1::File& f, JsonWriter& w) {
   w.BeginObject();
   w.StrField("path", f.path());
   w.StrListField("flags", f.flags());
-  w.Key("result");
-  w.Int(f.result());
+  w.NumberField("result", static_cast<int64_t>(f.result()));
   w.BoolField("unresolved", f.unresolved());
   w.BoolField("truncated", f.truncated());
   w.UintField("raw_flags", f.raw_flags());
@@ -85,10 +80,8 @@ void WriteNetwork(const writ::v1::Network& n, JsonWriter& w) {
   w.BeginObject();
   w.StrField("family", n.family());
   w.StrField("dst_ip", n.dst_ip());
-  w.Key("dst_port");
-  w.Uint(n.dst_port());
-  w.Key("result");
-  w.Int(n.result());
+  w.NumberField("dst_port", static_cast<uint64_t>(n.dst_port()));
+  w.NumberField("result", static_cast<int64_t>(n.result()));
   w.StrField("hook", n.hook());
   w.EndObject();
 }

@@ -1,5 +1,7 @@
 #include "sinks/json_writer.h"
 
+#include <array>
+
 namespace writ::sinks {
 namespace {
 
@@ -42,12 +44,19 @@ void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+// Printable ASCII other than '"' and '\\': copied as is. One table load per byte on the common path.
+constexpr std::array<bool, 256> kVerbatim = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
+
 void AppendJsonStringBody(std::string_view s, std::string* out) {
   size_t run = 0;  // start of the pending run of bytes copied verbatim
   size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (kVerbatim[c]) {
       ++i;
       continue;
     }

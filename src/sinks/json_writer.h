@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -28,10 +29,16 @@ class JsonWriter {
 
   // Object member key (call before the value). Keys are trusted literals: not escaped.
   void Key(std::string_view key) {
-    Comma();
-    out_->push_back('"');
-    out_->append(key);
-    out_->append("\":");
+    char buf[kKeyBuf];
+    const size_t n = KeyPrefix(key, buf);
+    if (n == 0) {  // a key too long for the buffer (none of the encoders' keys)
+      Comma();
+      out_->push_back('"');
+      out_->append(key);
+      out_->append("\":");
+    } else {
+      out_->append(buf, n);
+    }
     after_key_ = true;
   }
   // Object member key from untrusted data (escaped like a string value).
@@ -63,24 +70,42 @@ class JsonWriter {
     out_->append(json);
   }
 
-  // Convenience: members that are omitted when empty / zero / false.
+  // Convenience: members that are omitted when empty / zero / false. Each writes its key, separator
+  // and the value's opening quote or digits with one append: on the event hot path the number of
+  // string operations, not the bytes, is what encoding costs.
   void StrField(std::string_view key, std::string_view v) {
-    if (!v.empty()) {
+    if (v.empty()) return;
+    char buf[kKeyBuf + 1];
+    size_t n = KeyPrefix(key, buf);
+    if (n == 0) {
       Key(key);
       String(v);
+      return;
     }
+    buf[n++] = '"';
+    out_->append(buf, n);
+    AppendJsonStringBody(v, out_);
+    out_->push_back('"');
   }
   void UintField(std::string_view key, uint64_t v) {
-    if (v != 0) {
-      Key(key);
-      Uint(v);
-    }
+    if (v != 0) NumberField(key, v);
   }
   void IntField(std::string_view key, int64_t v) {
-    if (v != 0) {
+    if (v != 0) NumberField(key, v);
+  }
+  // A member whose value is always written (0 included).
+  template <typename T>
+  void NumberField(std::string_view key, T v) {
+    char buf[kKeyBuf + 24];
+    size_t n = KeyPrefix(key, buf);
+    if (n == 0) {
       Key(key);
-      Int(v);
+      Comma();
+      AppendNumber(v);
+      return;
     }
+    n = static_cast<size_t>(std::to_chars(buf + n, buf + sizeof(buf), v).ptr - buf);
+    out_->append(buf, n);
   }
   void BoolField(std::string_view key, bool v) {
     if (v) {
@@ -122,14 +147,33 @@ class JsonWriter {
 
  private:
   static constexpr int kMaxDepth = 32;
+  static constexpr size_t kKeyBuf = 64;
 
-  void Comma() {
+  // True when the next value needs a separating comma; consumes the pending-key state.
+  bool TakeComma() {
     if (after_key_) {
       after_key_ = false;
-      return;
+      return false;
     }
-    if (!first_[depth_]) out_->push_back(',');
+    const bool comma = !first_[depth_];
     first_[depth_] = false;
+    return comma;
+  }
+  void Comma() {
+    if (TakeComma()) out_->push_back(',');
+  }
+  // Writes [,]"key": into buf (kKeyBuf bytes) and returns its length; 0 (nothing consumed) when the key
+  // does not fit.
+  size_t KeyPrefix(std::string_view key, char* buf) {
+    if (key.size() + 4 > kKeyBuf) return 0;
+    size_t n = 0;
+    if (TakeComma()) buf[n++] = ',';
+    buf[n++] = '"';
+    std::memcpy(buf + n, key.data(), key.size());
+    n += key.size();
+    buf[n++] = '"';
+    buf[n++] = ':';
+    return n;
   }
   void Open(char c) {
     Comma();

@@ -175,6 +175,26 @@ class AsyncSink final : public Sink {
     queue_.push_back(std::move(line));
   }
 
+  void SubmitCopy(std::string_view line) override {
+    absl::MutexLock lock(&mu_);
+    ++stats_.submitted;
+    if (stopping_) {
+      ++stats_.dropped_on_stop;
+      return;
+    }
+    if (queue_.size() >= config_.queue_max) {
+      ++stats_.dropped_queue_full;
+      return;
+    }
+    if (spare_.empty()) {
+      queue_.emplace_back(line);
+      return;
+    }
+    queue_.push_back(std::move(spare_.back()));
+    spare_.pop_back();
+    queue_.back().assign(line.data(), line.size());
+  }
+
   SinkStats stats() const override {
     absl::MutexLock lock(&mu_);
     SinkStats s = stats_;
@@ -287,6 +307,7 @@ class AsyncSink final : public Sink {
             stats_.delivered += batch.size();
             inflight_ = 0;
             pending = false;
+            Recycle(batch);
           } else if (spool_) {
             for (auto& l : batch) SpoolOrDrop(l);
             inflight_ = 0;
@@ -324,6 +345,16 @@ class AsyncSink final : public Sink {
       }
       backoff = std::min(backoff * 2, config_.backoff_max);
     }
+  }
+
+  // Delivered lines go back to SubmitCopy as buffers (their capacity is what saves the allocation).
+  void Recycle(std::vector<std::string>& lines) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const size_t cap = std::max<size_t>(2 * config_.batch_max, 256);
+    for (auto& l : lines) {
+      if (spare_.size() >= cap) break;
+      if (l.capacity() <= 4096) spare_.push_back(std::move(l));  // an odd huge line is not kept
+    }
+    lines.clear();
   }
 
   void SpoolOrDrop(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -372,6 +403,7 @@ class AsyncSink final : public Sink {
   std::unique_ptr<Transport> transport_;  // used only by thread_
   mutable absl::Mutex mu_;
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> spare_ ABSL_GUARDED_BY(mu_);  // delivered lines, reused by SubmitCopy
   size_t inflight_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t spool_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::unique_ptr<Spool> spool_ ABSL_GUARDED_BY(mu_);
@@ -570,7 +602,7 @@ void SinkSet::Submit(const writ::v1::Event& ev) {
     ocsf_buf_.clear();
     AppendOcsf(ev, &ocsf_buf_);
   }
-  for (auto& e : entries_) e.sink->Submit(e.format == Format::kJson ? json_buf_ : ocsf_buf_);
+  for (auto& e : entries_) e.sink->SubmitCopy(e.format == Format::kJson ? json_buf_ : ocsf_buf_);
 }
 void SinkSet::Flush(absl::Duration max_wait) {
   const absl::Time deadline = absl::Now() + max_wait;

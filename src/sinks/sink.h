@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -51,6 +52,9 @@ class Sink {
   virtual ~Sink();
   // Queues one encoded line (no trailing newline). Never blocks; a full queue drops and counts.
   virtual void Submit(std::string line) = 0;
+  // The same from a view: the sink copies it into a line buffer it recycles once the line is
+  // delivered, so the pipeline's steady state allocates nothing per event.
+  virtual void SubmitCopy(std::string_view line) { Submit(std::string(line)); }
   virtual SinkStats stats() const = 0;
   // Waits up to max_wait for everything queued (and spooled) so far to be delivered.
   virtual void Flush(absl::Duration max_wait) = 0;

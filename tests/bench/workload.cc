@@ -6,18 +6,24 @@
 //   workload exec N [--exe PATH]           fork + execve(/bin/true) + waitpid
 //   workload connect N [--port P]          TCP connect to a loopback listener (own thread), SO_LINGER 0
 //   common: [--max-seconds S]              stop early (and say so) when the loop takes longer
+//           [--procs P]                    open only: P producer processes (forked, each pinned to
+//                                          CPU i mod ncpus), N opens in total; the load test's mode
 //
-// Output, one line on stdout: "workload=open ops=N seconds=S ops_per_sec=R complete=1 user_s=U sys_s=K"
-// (user/sys: CPU time of this process and its reaped children: where a monitor's cost lands).
+// Output, one line on stdout: "workload=open ops=N seconds=S ops_per_sec=R complete=1 user_s=U sys_s=K
+// syscalls=M" (user/sys: CPU time of this process and its reaped children: where a monitor's cost
+// lands; syscalls: every open the workload made after main() started, the pre-flight check included,
+// so a load test can reconcile a monitor's event count exactly).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -25,6 +31,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -39,7 +46,7 @@ double Now() {
 int Usage() {
   fprintf(stderr,
           "usage: workload open|exec|connect N [--file PATH] [--exe PATH] [--port P] "
-          "[--max-seconds S]\n");
+          "[--max-seconds S] [--procs P]\n");
   return 2;
 }
 
@@ -48,6 +55,7 @@ struct Options {
   std::string exe = "/bin/true";
   int port = 0;  // 0 = ephemeral
   double max_seconds = 300;
+  int procs = 1;
 };
 
 // Every loop checks the clock every `stride` iterations: bounded in count and in time.
@@ -63,7 +71,7 @@ long RunLoop(long n, double deadline, long stride, Op op, bool* complete) {
 }
 
 long OpenLoop(long n, const Options& o, double deadline, bool* complete) {
-  // Fail before timing if the file cannot be opened at all.
+  // Fail before timing if the file cannot be opened at all (counted in the extra syscalls).
   int fd = open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     fprintf(stderr, "workload: open %s: %s\n", o.file.c_str(), strerror(errno));
@@ -160,6 +168,59 @@ long ConnectLoop(long n, const Options& o, double deadline, bool* complete) {
   return done;
 }
 
+// P forked producers, each pinned to one CPU, N opens in total. Each child reports its count through a
+// pipe; the parent sums them (children's CPU time lands in RUSAGE_CHILDREN).
+long MultiOpenLoop(long n, const Options& o, double deadline, bool* complete, long* extra) {
+  const long ncpu = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  std::vector<pid_t> kids;
+  for (int i = 0; i < o.procs; i++) {
+    const long share = n / o.procs + (i < n % o.procs ? 1 : 0);
+    pid_t pid = fork();
+    if (pid < 0) {
+      fprintf(stderr, "workload: fork: %s\n", strerror(errno));
+      break;
+    }
+    if (pid == 0) {
+      close(fds[0]);
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(i % ncpu, &set);
+      sched_setaffinity(0, sizeof(set), &set);  // best effort: a cpuset may forbid it
+      bool c = false;
+      long d = share > 0 ? OpenLoop(share, o, deadline, &c) : 0;
+      if (share == 0) c = true;
+      long msg[2] = {d, c ? 1 : 0};
+      _exit(write(fds[1], msg, sizeof(msg)) == sizeof(msg) && d >= 0 ? 0 : 1);
+    }
+    kids.push_back(pid);
+  }
+  close(fds[1]);
+  long total = 0;
+  bool all = static_cast<int>(kids.size()) == o.procs;
+  for (size_t i = 0; i < kids.size(); i++) {
+    long msg[2];
+    if (read(fds[0], msg, sizeof(msg)) != sizeof(msg) || msg[0] < 0) {
+      all = false;
+      continue;
+    }
+    total += msg[0];
+    all = all && msg[1] == 1;
+    if (msg[0] > 0) (*extra)++;  // that child's pre-flight open
+  }
+  close(fds[0]);
+  bool failed = false;
+  for (pid_t k : kids) {
+    int st = 0;
+    while (waitpid(k, &st, 0) < 0 && errno == EINTR) {
+    }
+    failed = failed || !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+  }
+  *complete = all && !failed;
+  return failed && total == 0 ? -1 : total;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,6 +248,12 @@ int main(int argc, char** argv) {
       o.port = atoi(v);
     } else if (a == "--max-seconds") {
       o.max_seconds = atof(v);
+    } else if (a == "--procs") {
+      o.procs = atoi(v);
+      if (o.procs < 1 || o.procs > 64) {
+        fprintf(stderr, "workload: --procs must be 1..64, got '%s'\n", v);
+        return 2;
+      }
     } else {
       fprintf(stderr, "workload: unknown option %s\n", a.c_str());
       return Usage();
@@ -196,8 +263,15 @@ int main(int argc, char** argv) {
   const double deadline = start + o.max_seconds;
   bool complete = false;
   long done;
-  if (kind == "open") {
+  long extra = 0;  // opens beyond the N timed ones (pre-flight checks)
+  if (kind == "open" && o.procs > 1) {
+    done = MultiOpenLoop(n, o, deadline, &complete, &extra);
+  } else if (o.procs > 1) {
+    fprintf(stderr, "workload: --procs is for the open workload only\n");
+    return 2;
+  } else if (kind == "open") {
     done = OpenLoop(n, o, deadline, &complete);
+    extra = 1;
   } else if (kind == "exec") {
     done = ExecLoop(n, o, deadline, &complete);
   } else if (kind == "connect") {
@@ -218,8 +292,10 @@ int main(int argc, char** argv) {
   auto seconds = [](const timeval& a, const timeval& b) {
     return a.tv_sec + b.tv_sec + (a.tv_usec + b.tv_usec) / 1e6;
   };
-  printf("workload=%s ops=%ld seconds=%.6f ops_per_sec=%.1f complete=%d user_s=%.3f sys_s=%.3f\n",
+  printf("workload=%s ops=%ld seconds=%.6f ops_per_sec=%.1f complete=%d user_s=%.3f sys_s=%.3f "
+         "syscalls=%ld\n",
          kind.c_str(), done, secs, secs > 0 ? done / secs : 0.0, complete ? 1 : 0,
-         seconds(self.ru_utime, children.ru_utime), seconds(self.ru_stime, children.ru_stime));
+         seconds(self.ru_utime, children.ru_utime), seconds(self.ru_stime, children.ru_stime),
+         done + extra);
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -263,6 +264,59 @@ TEST_F(BpfTest, FailedOpenReportsPassedStringAndErrno) {
   EXPECT_EQ(r->ev.file().path(), "no/such/dir/x.txt");
   EXPECT_EQ(r->ev.file().result(), -ENOENT);
   EXPECT_TRUE(r->ev.file().unresolved());
+  EXPECT_THAT(r->ev.file().flags(), ElementsAre("read"));
+}
+
+// The open programs run at syscall exit only and take the arguments from the saved user registers:
+// every open syscall must still report its own flags, name and (when it fails) the string passed.
+TEST_F(BpfTest, EveryOpenSyscallReportsItsArguments) {
+  Load();
+  const std::string dir = tmp_;
+  pid_t pid = Spawn([dir] {
+    const std::string a = dir + "/legacy-open", b = dir + "/creat", c = dir + "/openat2";
+    int fd = static_cast<int>(syscall(SYS_open, a.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644));
+    if (fd < 0) return 1;
+    close(fd);
+    fd = static_cast<int>(syscall(SYS_creat, b.c_str(), 0644));
+    if (fd < 0) return 2;
+    close(fd);
+    struct {
+      uint64_t flags, mode, resolve;
+    } how = {O_RDWR | O_CREAT | O_CLOEXEC, 0644, 0};
+    fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, c.c_str(), &how, sizeof(how)));
+    if (fd < 0 && errno != ENOSYS) return 3;
+    if (fd >= 0) close(fd);
+    how = {O_RDONLY, 0, 0};
+    if (syscall(SYS_openat2, AT_FDCWD, "missing/openat2-arg", &how, sizeof(how)) >= 0) return 4;
+    if (syscall(SYS_open, "missing/open-arg", O_RDONLY) >= 0) return 5;
+    return 0;
+  });
+  ASSERT_EQ(Wait(pid), 0);
+  auto path_is = [](const std::string& p) {
+    return [p](const Rec& r) { return r.ev.file().path() == p; };
+  };
+  const Rec* r = WaitFor("open", pid, path_is(tmp_ + "/legacy-open"));
+  ASSERT_NE(r, nullptr) << "no record for open(2)";
+  EXPECT_EQ(r->ev.file().syscall(), "open");
+  EXPECT_EQ(r->ev.file().raw_flags(), static_cast<uint32_t>(O_WRONLY | O_CREAT | O_APPEND));
+  EXPECT_THAT(r->ev.file().flags(), ElementsAre("write", "create"));
+  r = WaitFor("open", pid, path_is(tmp_ + "/creat"));
+  ASSERT_NE(r, nullptr) << "no record for creat(2)";
+  EXPECT_EQ(r->ev.file().syscall(), "creat");
+  EXPECT_THAT(r->ev.file().flags(), ElementsAre("write", "create", "truncate"));
+  r = WaitFor("open", pid, path_is(tmp_ + "/openat2"));
+  ASSERT_NE(r, nullptr) << "no record for openat2(2)";
+  EXPECT_EQ(r->ev.file().syscall(), "openat2");
+  EXPECT_EQ(r->ev.file().raw_flags(), static_cast<uint32_t>(O_RDWR | O_CREAT | O_CLOEXEC));
+  EXPECT_THAT(r->ev.file().flags(), ElementsAre("read", "write", "create"));
+  r = WaitFor("open", pid, path_is("missing/openat2-arg"));
+  ASSERT_NE(r, nullptr) << "no record for the failed openat2";
+  EXPECT_EQ(r->ev.file().result(), -ENOENT);
+  EXPECT_TRUE(r->ev.file().unresolved());
+  EXPECT_EQ(r->ev.file().syscall(), "openat2");
+  r = WaitFor("open", pid, path_is("missing/open-arg"));
+  ASSERT_NE(r, nullptr) << "no record for the failed open";
+  EXPECT_EQ(r->ev.file().syscall(), "open");
   EXPECT_THAT(r->ev.file().flags(), ElementsAre("read"));
 }
 
