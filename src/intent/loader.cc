@@ -17,6 +17,7 @@
 #include "intent/glob.h"
 #include "intent/intent.h"
 #include "intent/parse_util.h"
+#include "intent/yaml_guard.h"
 #include "intent/yaml_proto.h"
 #include "util/status_macros.h"
 #include "yaml-cpp/yaml.h"
@@ -277,6 +278,11 @@ class Validator {
 class Loader {
  public:
   void AddText(absl::string_view text, const std::string& file) {
+    // Hostile nesting or alias chains are refused before yaml-cpp recurses into them.
+    if (std::optional<std::string> bad = CheckYamlBounds(text, file)) {
+      errors_.push_back(*std::move(bad));
+      return;
+    }
     std::vector<YAML::Node> docs;
     try {
       docs = YAML::LoadAll(std::string(text));
