@@ -53,5 +53,7 @@ void ComponentsToPath(const char* data, size_t len, std::string* out);
 // O_* flags -> read/write/create/truncate, appended to the repeated field.
 void AppendOpenFlags(uint32_t flags, google::protobuf::RepeatedPtrField<std::string>* out);
 const char* KindName(uint16_t kind);
+// x86_64 number of a syscall the self-protection hooks watch -> its name ("unknown" otherwise).
+const char* SelfSyscallName(uint32_t nr);
 
 }  // namespace writ::decode
