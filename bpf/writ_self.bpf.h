@@ -13,7 +13,7 @@
  *    these with EPERM. seccomp runs before the sys_enter tracepoint, so a refused call never reaches
  *    it; sys_exit still fires with ret = -EPERM (probed on 6.18). The record says WRIT_F_SECCOMP.
  *  - A process without the filter (started with --no-seccomp, or by a launcher that predates it)
- *    reaches sys_enter: the same classification SIGKILLs it there (enforce mode). A tracepoint cannot
+ *    reaches sys_enter: the same classification SIGKILLs it there (WRIT_TASK_SELF_KILL: enforce mode). A tracepoint cannot
  *    refuse the syscall, so it still runs (the record at sys_exit has its result), but the caller never
  *    returns to user mode to use what it got (an attached tracee, a BPF fd, a ring).
  * Syscall arguments at sys_exit are read from the task's saved user registers (x86_64: di, si), which
@@ -161,7 +161,7 @@ static __always_inline int self_enter(__u32 nr, __s64 a0, __s64 a1)
 		return 0;
 	/* No seccomp refusal happened (or this call would not be here): the syscall will run. Kill the
 	 * caller now so that it never returns to user mode with the result. */
-	if (t->flags & WRIT_TASK_ENFORCE) {
+	if (t->flags & WRIT_TASK_SELF_KILL) {
 		bpf_send_signal(SIGKILL);
 		v = 2;
 	}

@@ -1136,6 +1136,8 @@ absl::Status Daemon::Arm(const Task& task) {
       info.flags |= WRIT_TASK_FILE_TABLE;
     }
   }
+  // Self-protection applies with or without an intent (threat-model.md, Self-protection).
+  if (task.mode == "enforce") info.flags |= WRIT_TASK_SELF_KILL;
   return loader_->AddTask(task.cgroup_id, info);
 }
 

@@ -583,7 +583,7 @@ TEST_F(BpfTest, SelfSeccompRefusalIsReportedAtSyscallExit) {
 // Self-protection, fallback path: no filter, so the syscall reaches sys_enter, where an enforce-mode
 // task's caller is SIGKILLed; the call itself runs (a thread id of "writd" resolved to its process).
 TEST_F(BpfTest, SelfWithoutFilterKillsAtSyscallEntry) {
-  Load(WRIT_TASK_ENFORCE);
+  Load(WRIT_TASK_SELF_KILL);
   const pid_t me = getpid();
   ASSERT_TRUE(loader_->SetProtectedPids(0, me, 0).ok());  // this process plays the guardian
   pid_t pid = Spawn([me] {

@@ -164,6 +164,8 @@ struct writ_self_event {
 					   * not run its next command while userspace kills the rest) */
 #define WRIT_TASK_EXEC_USER (1u << 5)  /* exec rules the table cannot decide (globs, argv): an exe not in
 					* the table is WRIT_KV_USER, stopped in enforce mode until judged */
+#define WRIT_TASK_SELF_KILL (1u << 7)  /* enforce mode, with or without an intent: a self-protection
+					* syscall that reaches sys_enter SIGKILLs its caller (bpf/writ_self.bpf.h) */
 
 struct writ_task_info {
 	__u32 slot;
