@@ -20,9 +20,12 @@ struct YamlGuardLimits {
   int max_anchors = 64;        // &name
   int max_aliases = 16;        // *name: each may repeat a whole subtree
   int max_documents = 1024;    // "---"
+  int max_events = 200000;     // nodes in all documents (a dry run of yaml-cpp's parser)
 };
 
-// nullopt when the text is within bounds, else "FILE:LINE: yaml: what is wrong".
+// nullopt when the text is within bounds, else "FILE:LINE: yaml: what is wrong". A cheap lexical pass
+// (depths, anchors, aliases, a few token sequences yaml-cpp loops on), then a bounded dry run of
+// yaml-cpp's event parser (documents, nodes) that catches a parser making no progress.
 std::optional<std::string> CheckYamlBounds(absl::string_view text, const std::string& file,
                                            const YamlGuardLimits& limits = {});
 

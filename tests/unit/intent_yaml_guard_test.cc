@@ -73,6 +73,56 @@ TEST(YamlGuard, QuotesAndCommentsHideStructure) {
             std::nullopt);
 }
 
+// yaml-cpp 0.7's LoadAll never returns (allocating) on a complete root value followed by ','
+// (found by fuzz_policy); a ',' there is invalid YAML anyway. Inside flow collections it is fine.
+TEST(YamlGuard, CommaAfterARootValueIsRefused) {
+  for (const char* bad : {"\"a\",\n", "  \"/proc/*/stat\", \"/x\",\n", "[a],\n", "{\"a\": 1} ,\n", "'a',\n"}) {
+    auto r = CheckYamlBounds(std::string("k: 1\n") + bad, "p.yaml");
+    ASSERT_TRUE(r.has_value()) << bad;
+    EXPECT_THAT(*r, HasSubstr("p.yaml:2: yaml: ',' after a complete value")) << bad;
+  }
+  for (const char* bad : {",\n", "   , x\n"}) {
+    auto r = CheckYamlBounds(std::string("k: 1\n") + bad, "p.yaml");
+    ASSERT_TRUE(r.has_value()) << bad;
+    EXPECT_THAT(*r, HasSubstr("p.yaml:2: yaml: ',' outside [ ] / { } cannot start a value")) << bad;
+  }
+  EXPECT_EQ(CheckYamlBounds("k: a, b ,c\nl: [\n  a,\n  b\n]\n", "p.yaml"), std::nullopt);
+  EXPECT_EQ(CheckYamlBounds("k: [\"a\", 'b', [c], {d: e}]\nl: {\"x\": [1, 2], y: 'z'}\n", "p.yaml"),
+            std::nullopt);
+}
+
+TEST(YamlGuard, BlockScalarTextIsNotStructure) {
+  const std::string text =
+      "description: |\n"
+      "  He said \"stop\", then [[[[ left & came back *later*,\n"
+      "\n"
+      "  'quoted', again\n"
+      "name: after   # structure again\n"
+      "notes: >-\n"
+      "    \"folded\", text\n";
+  EXPECT_EQ(CheckYamlBounds(text, "p.yaml"), std::nullopt);
+  // After the block scalar ends, structure is checked again (with the right line number).
+  auto r = CheckYamlBounds(text + "\"late\",\n", "p.yaml");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_THAT(*r, HasSubstr("p.yaml:8:"));
+}
+
+// The dry run bounds what the lexical pass lets through: documents and nodes.
+TEST(YamlGuard, DryRunBoundsDocumentsAndNodes) {
+  YamlGuardLimits lim;
+  lim.max_documents = 3;
+  auto r = CheckYamlBounds("a: 1\n---\nb: 2\n---\nc: 3\n---\nd: 4\n", "p.yaml", lim);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_THAT(*r, HasSubstr("p.yaml:7: yaml: more than 3 documents"));
+  lim = YamlGuardLimits();
+  lim.max_events = 10;
+  r = CheckYamlBounds("k: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]\n", "p.yaml", lim);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_THAT(*r, HasSubstr("p.yaml:1: yaml: more than 10 nodes"));
+  // A syntax error is not the guard's to report: the loader names it.
+  EXPECT_EQ(CheckYamlBounds("k: [1, 2\n", "p.yaml"), std::nullopt);
+}
+
 TEST(YamlGuard, TheLoaderRefusesBeforeYamlCppAndQuickly) {
   const auto t0 = std::chrono::steady_clock::now();
   auto set = LoadPolicyText(Repeat("[", 100000), "hostile.yaml");
