@@ -415,3 +415,7 @@ int cg_connect6(struct bpf_sock_addr *ctx)
 {
 	return cgroup_connect(ctx, AF_INET6);
 }
+
+/* ---- self-protection (bpf, io_uring, ptrace, signals to writd) ------------------------------------ */
+
+#include "writ_self.bpf.h"

@@ -33,9 +33,11 @@ done
 # Hardening tiers, each in a build dir of its own (never the main build's objects):
 #   asan-unit: the unit tier built with -DWRIT_SANITIZE=address,undefined (g++); e2e stays out to keep
 #              the whole script well under 25 minutes on 2 cores (docs/threat-model.md).
+#   tsan-unit: the unit tests that run threads (sinks with their delivery threads and spools, the
+#              credential service, the journal) built with -DWRIT_SANITIZE=thread at -O1; Debian's
+#              uninstrumented Abseil mutexes are taught to TSan by tests/tsan/absl_tsan_shim.cc.
 #   fuzz:      libFuzzer targets (clang, -DWRIT_FUZZ=ON), each run WRIT_FUZZ_SECONDS (60) under ctest.
-#              fuzz_policy is excluded until the yaml-cpp blowup it finds is fixed (docs/threat-model.md).
-extra_tier() {  # NAME BUILD_DIR CMAKE_ARGS TARGETS CTEST_ARGS
+extra_tier() {  # NAME BUILD_DIR CMAKE_ARGS TARGETS CTEST_ARGS (CMAKE_ARGS is word-split)
   local name=$1 dir=$2 cargs=$3 targets=$4 targs=$5 t0 rc line
   t0=$(date +%s)
   local log="$build/ctest-$name.log"
@@ -55,15 +57,22 @@ if [[ "${WRIT_SKIP_HARDENING:-0}" != 1 ]]; then
   extra_tier asan-unit "$root/build-asan" "-DWRIT_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug" \
     "sinks_unit_test creds_unit_test intent_unit_test core_unit_test journal_unit_test intent_subset_test" \
     "-L ^unit\$"
+  # gtest_discover_tests adds a failing <target>_NOT_BUILT test for targets this tier does not build.
+  # WorkloadApiTest is left out: under TSan, Debian's grpc++ aborts serializing a ValidateJWTSVID reply
+  # (ProtoBufferWriter: byte_count_ < total_size_) inside its own header/library code; not yet understood.
+  export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan/suppressions.txt"
+  extra_tier tsan-unit "$root/build-tsan" \
+    "-DWRIT_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-g -DCMAKE_CXX_FLAGS_DEBUG=-O1" \
+    "sinks_unit_test creds_unit_test journal_unit_test" "-L ^unit\$ -E _NOT_BUILT|^WorkloadApiTest\."
   if command -v clang++ >/dev/null; then
     extra_tier fuzz-libfuzzer "$root/build-fuzz" \
       "-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DWRIT_FUZZ=ON" writ_fuzz_targets \
-      "-L ^fuzz\$ -E ^fuzz_policy\$"
+      "-L ^fuzz\$"
   fi
 fi
 
 passed=0; failed=0; skipped=0
-for label in unit bpf e2e fuzz asan-unit fuzz-libfuzzer; do
+for label in unit bpf e2e fuzz asan-unit tsan-unit fuzz-libfuzzer; do
   log="$build/ctest-$label.log"
   [[ -f $log ]] || continue
   t=$(grep -oE "out of [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)

@@ -198,6 +198,35 @@ absl::Status Loader::LoadAndAttach() {
       {skel_->progs.exit_connect, "connect (syscalls/sys_exit_connect)", false},
       {skel_->progs.cg_connect4, "connect (cgroup/connect4)", true},
       {skel_->progs.cg_connect6, "connect (cgroup/connect6)", true},
+      // Self-protection (bpf/writ_self.bpf.h): appended last, so the indexes above stay put.
+      {skel_->progs.self_enter_kill, "self (syscalls/sys_enter_kill)", false},
+      {skel_->progs.self_exit_kill, "self (syscalls/sys_exit_kill)", false},
+      {skel_->progs.self_enter_tkill, "self (syscalls/sys_enter_tkill)", false},
+      {skel_->progs.self_exit_tkill, "self (syscalls/sys_exit_tkill)", false},
+      {skel_->progs.self_enter_tgkill, "self (syscalls/sys_enter_tgkill)", false},
+      {skel_->progs.self_exit_tgkill, "self (syscalls/sys_exit_tgkill)", false},
+      {skel_->progs.self_enter_rt_sigqueueinfo, "self (syscalls/sys_enter_rt_sigqueueinfo)", false},
+      {skel_->progs.self_exit_rt_sigqueueinfo, "self (syscalls/sys_exit_rt_sigqueueinfo)", false},
+      {skel_->progs.self_enter_rt_tgsigqueueinfo, "self (syscalls/sys_enter_rt_tgsigqueueinfo)", false},
+      {skel_->progs.self_exit_rt_tgsigqueueinfo, "self (syscalls/sys_exit_rt_tgsigqueueinfo)", false},
+      {skel_->progs.self_enter_pidfd_open, "self (syscalls/sys_enter_pidfd_open)", false},
+      {skel_->progs.self_exit_pidfd_open, "self (syscalls/sys_exit_pidfd_open)", false},
+      {skel_->progs.self_enter_pidfd_getfd, "self (syscalls/sys_enter_pidfd_getfd)", false},
+      {skel_->progs.self_exit_pidfd_getfd, "self (syscalls/sys_exit_pidfd_getfd)", false},
+      {skel_->progs.self_enter_ptrace, "self (syscalls/sys_enter_ptrace)", false},
+      {skel_->progs.self_exit_ptrace, "self (syscalls/sys_exit_ptrace)", false},
+      {skel_->progs.self_enter_process_vm_readv, "self (syscalls/sys_enter_process_vm_readv)", false},
+      {skel_->progs.self_exit_process_vm_readv, "self (syscalls/sys_exit_process_vm_readv)", false},
+      {skel_->progs.self_enter_process_vm_writev, "self (syscalls/sys_enter_process_vm_writev)", false},
+      {skel_->progs.self_exit_process_vm_writev, "self (syscalls/sys_exit_process_vm_writev)", false},
+      {skel_->progs.self_enter_bpf, "self (syscalls/sys_enter_bpf)", false},
+      {skel_->progs.self_exit_bpf, "self (syscalls/sys_exit_bpf)", false},
+      {skel_->progs.self_enter_io_uring_setup, "self (syscalls/sys_enter_io_uring_setup)", false},
+      {skel_->progs.self_exit_io_uring_setup, "self (syscalls/sys_exit_io_uring_setup)", false},
+      {skel_->progs.self_enter_io_uring_enter, "self (syscalls/sys_enter_io_uring_enter)", false},
+      {skel_->progs.self_exit_io_uring_enter, "self (syscalls/sys_exit_io_uring_enter)", false},
+      {skel_->progs.self_enter_io_uring_register, "self (syscalls/sys_enter_io_uring_register)", false},
+      {skel_->progs.self_exit_io_uring_register, "self (syscalls/sys_exit_io_uring_register)", false},
   };
 
   Fd cg_fd;
@@ -303,6 +332,18 @@ absl::Status Loader::RemoveTask(uint64_t cgroup_id) {
   if (bpf_map__delete_elem(skel_->maps.task_map, &cgroup_id, sizeof(cgroup_id), 0) &&
       errno != ENOENT) {
     return ErrnoStatus(errno, "remove task from task_map");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Loader::SetProtectedPids(uint32_t writd, uint32_t guardian, uint32_t writd_pgid) {
+  const uint32_t vals[WRIT_SELF_PIDS] = {writd, guardian, writd_pgid, 0};
+  static_assert(WRIT_SELF_PID_WRITD == 0 && WRIT_SELF_PID_GUARDIAN == 1 && WRIT_SELF_PGID_WRITD == 2);
+  for (uint32_t k = 0; k < WRIT_SELF_PIDS; k++) {
+    if (bpf_map__update_elem(skel_->maps.self_pids_map, &k, sizeof(k), &vals[k], sizeof(vals[k]),
+                             BPF_ANY)) {
+      return ErrnoStatus(errno, "update self_pids_map");
+    }
   }
   return absl::OkStatus();
 }

@@ -53,6 +53,9 @@ class Loader {
   absl::Status AddTask(uint64_t cgroup_id, const writ_task_info& info);
   absl::Status RemoveTask(uint64_t cgroup_id);
 
+  // Self-protection: the processes tasks must not signal, trace or reach into (bpf/writ_self.bpf.h).
+  absl::Status SetProtectedPids(uint32_t writd, uint32_t guardian, uint32_t writd_pgid);
+
   // In-kernel tables of a task (enforcement).
   absl::Status SetExecVerdict(uint32_t slot, uint64_t path_hash, uint32_t verdict);
   absl::Status SetFileDeny(uint32_t slot, uint64_t path_hash);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "actions/self_filter.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -45,7 +46,8 @@ void Usage(FILE* f) {
   fprintf(f,
           "usage: writ [--socket PATH] COMMAND ...\n"
           "  run --agent SPIFFE_ID [--principal P] [--intent NAME] [--param K=V]... [--ttl D]\n"
-          "      [--parent TASK] -- CMD [ARGS...]    run CMD as a task\n"
+          "      [--parent TASK] [--no-seccomp] -- CMD [ARGS...]    run CMD as a task\n"
+          "      (--no-seccomp: without the self-protection filter; only the BPF fallback applies)\n"
           "  status                                  hooks, enforcement, counters, tasks\n"
           "  svid --audience AUD [--workload-socket PATH]   (inside a task) print a JWT-SVID\n"
           "  tail [--violations] [--agent ID] [--task ID] [--format text|json|ocsf]\n"
@@ -147,8 +149,9 @@ void Forward(int sig) {
 }
 
 int CmdRun(const std::string& socket, int argc, char** argv) {
-  Args a = Parse(argc, argv, 2, {"agent", "principal", "intent", "param", "ttl", "parent"}, {},
-                 /*stop_at_positional=*/true);
+  Args a = Parse(argc, argv, 2, {"agent", "principal", "intent", "param", "ttl", "parent"},
+                 {"no-seccomp"}, /*stop_at_positional=*/true);
+  const bool seccomp = !a.Has("no-seccomp");
   if (!a.error.empty()) return Fail(kExitUsage, a.error);
   if (!a.Has("agent")) return Fail(kExitUsage, "run: --agent SPIFFE_ID is required");
   if (a.rest.empty()) return Fail(kExitUsage, "run: no command given (writ run --agent ID -- CMD)");
@@ -196,9 +199,37 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   if (pid == 0) {
     close(sync[0]);
     close(go[1]);
-    char b;
-    if (read(go[0], &b, 1) != 1) _exit(126);  // the launcher gave up: never run outside the task
+    // "g", then the protected pids and groups (uint32 each, counts first), then EOF.
+    std::string msg;
+    char b[512];
+    for (ssize_t r; (r = read(go[0], b, sizeof(b))) != 0;) {
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) _exit(126);
+      msg.append(b, r);
+    }
+    if (msg.empty() || msg[0] != 'g') _exit(126);  // the launcher gave up: never run outside the task
     if (!credentials_dir.empty()) setenv("WRIT_CREDENTIALS_DIR", credentials_dir.c_str(), 1);
+    if (seccomp) {
+      // Self-protection: installed last, so nothing of the launcher's own needs is refused.
+      writ::actions::SelfFilterSpec spec;
+      uint32_t counts[2] = {};
+      size_t off = 1;
+      if (msg.size() >= off + sizeof(counts)) memcpy(counts, msg.data() + off, sizeof(counts));
+      off += sizeof(counts);
+      for (int list = 0; list < 2; list++) {
+        for (uint32_t i = 0; i < counts[list] && off + 4 <= msg.size(); i++, off += 4) {
+          uint32_t v;
+          memcpy(&v, msg.data() + off, 4);
+          (list == 0 ? spec.pids : spec.groups).push_back(v);
+        }
+      }
+      absl::Status st = writ::actions::InstallSelfFilter(spec);
+      if (!st.ok()) {
+        std::string err = absl::StrCat(st.message(), " (writ run --no-seccomp runs without it)");
+        (void)!write(sync[1], err.data(), err.size());
+        _exit(126);
+      }
+    }
     std::vector<char*> cargv;
     for (auto& s : a.rest) cargv.push_back(s.data());
     cargv.push_back(nullptr);
@@ -225,7 +256,16 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     (void)writ::api::Call(fd->get(), abort);
     return Fail(1, absl::StrCat("run: ", placed.status().message()));
   }
-  (void)!write(go[1], "g", 1);
+  {
+    std::string msg = "g";
+    const auto& pl = placed->placed();
+    uint32_t counts[2] = {static_cast<uint32_t>(pl.protected_pids_size()),
+                          static_cast<uint32_t>(pl.protected_groups_size())};
+    msg.append(reinterpret_cast<const char*>(counts), sizeof(counts));
+    for (uint32_t v : pl.protected_pids()) msg.append(reinterpret_cast<const char*>(&v), 4);
+    for (uint32_t v : pl.protected_groups()) msg.append(reinterpret_cast<const char*>(&v), 4);
+    (void)!write(go[1], msg.data(), msg.size());  // < PIPE_BUF for any realistic count: one write
+  }
   close(go[1]);
   char buf[512];
   ssize_t n = read(sync[0], buf, sizeof(buf));  // EOF (0) = exec succeeded (CLOEXEC closed it)
@@ -308,6 +348,11 @@ std::string TextLine(const writ::v1::Event& ev, bool color) {
   } else if (ev.kind() == "connect") {
     target = absl::StrCat(ev.network().dst_ip(), ":", ev.network().dst_port(),
                           ev.network().result() ? absl::StrCat(" = ", ev.network().result()) : "");
+  } else if (ev.kind() == "self") {
+    const auto& sc = ev.syscall();
+    target = absl::StrCat(sc.name(), sc.target().empty() ? "" : absl::StrCat(" -> ", sc.target()),
+                          sc.target_pid() ? absl::StrCat(" (pid ", sc.target_pid(), ")") : "", " = ",
+                          sc.result());
   } else if (ev.kind() == "action") {
     target = absl::StrCat(ev.action().type(), " ", ev.action().target(), " ", ev.action().result(),
                           " (", ev.action().latency_us(), " us) ", ev.action().reason());

@@ -205,6 +205,7 @@ absl::Status Daemon::Start() {
   ThawAfterDaemonLoss();
   StartGuardian();
   SyncAdoption();  // workloads: the kernel pre-filter for agents writ did not launch
+  ArmSelfProtection();
 
   ASSIGN_OR_RETURN(server_, api::Server::Start(
                                 cfg_.run_dir + "/writd.sock",
@@ -568,12 +569,21 @@ void Daemon::OnRecord(const void* data, size_t size) {
     }
     if (created || info.kind == WRIT_EV_EXIT) procs_entries_.store(procs_.size(), std::memory_order_relaxed);
   }
-  if (task->compiled && task->mode != "record") Judge(*task, ev_, info);
+  if (info.kind == WRIT_EV_SELF) {
+    JudgeSelf(*task, ev_, info);
+  } else if (task->compiled && task->mode != "record") {
+    Judge(*task, ev_, info);
+  }
   Emit(ev_);
   if (deferred_responses_) {
     const intent::Rule* rule = deferred_responses_;
     deferred_responses_ = nullptr;
     RunResponses(*task, ev_, rule->responses, ev_.finding().reason());
+  }
+  if (!deferred_self_responses_.empty()) {
+    std::vector<std::string> responses;
+    responses.swap(deferred_self_responses_);
+    RunResponses(*task, ev_, responses, ev_.finding().reason());
   }
 }
 
@@ -1216,6 +1226,8 @@ absl::Status Daemon::Arm(const Task& task) {
       info.flags |= WRIT_TASK_FILE_TABLE;
     }
   }
+  // Self-protection applies with or without an intent (threat-model.md, Self-protection).
+  if (task.mode == "enforce") info.flags |= WRIT_TASK_SELF_KILL;
   return loader_->AddTask(task.cgroup_id, info);
 }
 
@@ -1497,7 +1509,14 @@ v1::Response Daemon::TaskStarted(const api::PeerCred& peer, const v1::TaskStarte
     }
   }
   t->state = TaskState::kRunning;
-  return v1::Response();
+  v1::Response resp;
+  if (req.place()) {
+    // What the launcher's seccomp filter must refuse to signal or trace (self-protection).
+    v1::PlacedResponse* p = resp.mutable_placed();
+    for (uint32_t pid : ProtectedPids()) p->add_protected_pids(pid);
+    for (uint32_t g : ProtectedGroups()) p->add_protected_groups(g);
+  }
+  return resp;
 }
 
 v1::Response Daemon::Status() {

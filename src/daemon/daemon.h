@@ -70,6 +70,8 @@ class Daemon {
   void Judge(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
   void Enforce(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
                const intent::Verdict& verdict);
+  // Self-protection (self_protect.cc): a kind "self" record is judged by writ, not by the intent.
+  void JudgeSelf(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
   void RunResponses(identity::Task& task, const v1::Event& cause,
                     const std::vector<std::string>& responses, const std::string& reason);
   void Housekeeping();
@@ -117,6 +119,11 @@ class Daemon {
   void SaveTask(const identity::Task& task, const v1::Intent* spec);
   void Restore();
   void StartGuardian();
+  // Tells the kernel side which processes are writd and its guardian (after StartGuardian).
+  void ArmSelfProtection();
+  // For the launcher's seccomp filter: writd's thread ids and the guardian; process groups holding them.
+  std::vector<uint32_t> ProtectedPids() const;
+  std::vector<uint32_t> ProtectedGroups() const;
   void ThawAfterDaemonLoss();
   std::string GuardianMarker() const { return cfg_.state_dir + "/frozen-by-guardian"; }
   std::optional<creds::TaskClaims> ClaimsForCgroup(const std::string& cgroup_path) const;
@@ -158,6 +165,7 @@ class Daemon {
   std::vector<std::shared_ptr<identity::Task>> ending_;
   const intent::Rule* deferred_responses_ = nullptr;  // set by Enforce, run after Emit
   std::unique_ptr<AdoptState> adopt_;  // workloads: matcher, kernel pre-filter, counters
+  std::vector<std::string> deferred_self_responses_;  // set by JudgeSelf, run after Emit
 
   // Output: sinks and tail subscribers.
   absl::Mutex out_mu_;

@@ -26,6 +26,8 @@ static_assert(offsetof(writ_open_event, path) == 96);
 static_assert(sizeof(writ_connect_event) == 112);
 static_assert(sizeof(writ_fork_event) == 96);
 static_assert(sizeof(writ_exit_event) == 88);
+static_assert(sizeof(writ_self_event) == 112);
+static_assert(offsetof(writ_self_event, args) == 88);
 static_assert(sizeof(writ_task_info) == 16);
 static_assert(sizeof(writ_path_key) == 16);
 static_assert(sizeof(writ_net4_key) == 12);
@@ -42,6 +44,7 @@ const char* KindName(uint16_t kind) {
     case WRIT_EV_OPEN: return "open";
     case WRIT_EV_CONNECT: return "connect";
     case WRIT_EV_ADOPT: return "adopt";
+    case WRIT_EV_SELF: return "self";
     default: return "unknown";
   }
 }
@@ -78,6 +81,36 @@ static const char* SyscallName(uint32_t nr) {
     case 85: return "creat";
     case 257: return "openat";
     case 437: return "openat2";
+    default: return "";
+  }
+}
+
+const char* SelfSyscallName(uint32_t nr) {
+  switch (nr) {
+    case 62: return "kill";
+    case 101: return "ptrace";
+    case 129: return "rt_sigqueueinfo";
+    case 200: return "tkill";
+    case 234: return "tgkill";
+    case 297: return "rt_tgsigqueueinfo";
+    case 310: return "process_vm_readv";
+    case 311: return "process_vm_writev";
+    case 321: return "bpf";
+    case 425: return "io_uring_setup";
+    case 426: return "io_uring_enter";
+    case 427: return "io_uring_register";
+    case 434: return "pidfd_open";
+    case 438: return "pidfd_getfd";
+    default: return "unknown";
+  }
+}
+
+static const char* SelfTargetName(uint32_t t) {
+  switch (t) {
+    case WRIT_SELF_WRITD: return "writd";
+    case WRIT_SELF_GUARDIAN: return "guardian";
+    case WRIT_SELF_OTHER: return "process";
+    case WRIT_SELF_ALL: return "all";
     default: return "";
   }
 }
@@ -140,6 +173,7 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
     case WRIT_EV_EXIT: need = sizeof(writ_exit_event); break;
     case WRIT_EV_OPEN: need = offsetof(writ_open_event, path); break;
     case WRIT_EV_CONNECT: need = sizeof(writ_connect_event); break;
+    case WRIT_EV_SELF: need = sizeof(writ_self_event); break;
     default:
       stats_.bad_kind++;
       return absl::DataLossError(absl::StrCat("unknown record kind ", h.kind));
@@ -265,6 +299,17 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
       net->set_dst_port(e->port);
       net->set_result(e->result);
       net->set_hook((h.flags & WRIT_F_CGROUP_HOOK) ? "cgroup" : "syscall");
+      break;
+    }
+    case WRIT_EV_SELF: {
+      const auto* e = reinterpret_cast<const writ_self_event*>(base);
+      v1::Syscall* sc = ev->mutable_syscall();
+      sc->set_name(SelfSyscallName(e->syscall_nr));
+      sc->set_result(e->result);
+      sc->set_target(SelfTargetName(e->target));
+      sc->set_target_pid(e->target_pid);
+      sc->add_args(e->args[0]);
+      sc->add_args(e->args[1]);
       break;
     }
   }

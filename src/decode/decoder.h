@@ -53,6 +53,8 @@ void ComponentsToPath(const char* data, size_t len, std::string* out);
 // O_* flags -> read/write/create/truncate, appended to the repeated field.
 void AppendOpenFlags(uint32_t flags, google::protobuf::RepeatedPtrField<std::string>* out);
 const char* KindName(uint16_t kind);
+// x86_64 number of a syscall the self-protection hooks watch -> its name ("unknown" otherwise).
+const char* SelfSyscallName(uint32_t nr);
 
 // An adoption candidate (WRIT_EV_ADOPT): an exec outside every task that the kernel pre-filter matched.
 // Not an Event: it belongs to no task until writd has adopted the process.

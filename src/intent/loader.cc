@@ -19,6 +19,7 @@
 #include "intent/intent.h"
 #include "intent/parse_util.h"
 #include "intent/workload.h"
+#include "intent/yaml_guard.h"
 #include "intent/yaml_proto.h"
 #include "identity/spiffe_id.h"
 #include "util/status_macros.h"
@@ -319,6 +320,11 @@ class Validator {
 class Loader {
  public:
   void AddText(absl::string_view text, const std::string& file) {
+    // Hostile nesting or alias chains are refused before yaml-cpp recurses into them.
+    if (std::optional<std::string> bad = CheckYamlBounds(text, file)) {
+      errors_.push_back(*std::move(bad));
+      return;
+    }
     std::vector<YAML::Node> docs;
     try {
       docs = YAML::LoadAll(std::string(text));

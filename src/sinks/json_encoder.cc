@@ -86,6 +86,21 @@ void WriteNetwork(const writ::v1::Network& n, JsonWriter& w) {
   w.EndObject();
 }
 
+void WriteSyscall(const writ::v1::Syscall& s, JsonWriter& w) {
+  w.Key("syscall");
+  w.BeginObject();
+  w.StrField("name", s.name());
+  w.Key("result");
+  w.Int(s.result());
+  w.StrField("target", s.target());
+  w.UintField("target_pid", s.target_pid());
+  w.Key("args");
+  w.BeginArray();
+  for (int64_t a : s.args()) w.Int(a);
+  w.EndArray();
+  w.EndObject();
+}
+
 void WriteFinding(const writ::v1::Finding& f, JsonWriter& w) {
   const auto mark = w.Save();
   w.Key("finding");
@@ -178,6 +193,7 @@ void AppendJson(const writ::v1::Event& ev, std::string* out) {
   if (ev.has_process()) WriteProcess(ev.process(), ev.kind() == "exit", w);
   if (ev.has_file()) WriteFile(ev.file(), w);
   if (ev.has_network()) WriteNetwork(ev.network(), w);
+  if (ev.has_syscall()) WriteSyscall(ev.syscall(), w);
   w.StrField("verdict", ev.verdict());
   w.StrField("outcome", ev.outcome());
   w.StrField("enforcement", ev.enforcement());

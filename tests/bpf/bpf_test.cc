@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "actions/self_filter.h"
 #include "actions/signal.h"
 #include "bpf/loader.h"
 #include "bpf/path_hash.h"
@@ -594,6 +595,64 @@ TEST_F(BpfTest, FileDenyExactAndPrefixKillTheOpener) {
 
 namespace writ::bpf {
 namespace {
+
+// Self-protection, seccomp path: the child installs the launcher's filter naming this test process as
+// "writd", then kill(parent, 0)s it. seccomp refuses it before sys_enter (EPERM in the child, which lives
+// on: nothing to kill at entry), and sys_exit reports it with the target resolved and WRIT_F_SECCOMP.
+TEST_F(BpfTest, SelfSeccompRefusalIsReportedAtSyscallExit) {
+  Load(WRIT_TASK_ENFORCE);
+  const pid_t me = getpid();
+  ASSERT_TRUE(loader_->SetProtectedPids(me, 0, 0).ok());
+  pid_t pid = Spawn([me] {
+    actions::SelfFilterSpec spec{{static_cast<uint32_t>(me)}, {}};
+    if (!actions::InstallSelfFilter(spec).ok()) return 10;
+    if (kill(me, 0) == 0 || errno != EPERM) return 11;
+    if (syscall(SYS_bpf, 0, nullptr, 0) == 0 || errno != EPERM) return 12;
+    return 42;
+  });
+  int st = Wait(pid);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 42) << "status " << st;
+  const Rec* k = WaitFor("self", pid, [](const Rec& r) { return r.ev.syscall().name() == "kill"; });
+  ASSERT_NE(k, nullptr);
+  EXPECT_TRUE(k->info.flags & WRIT_F_SECCOMP);
+  EXPECT_FALSE(k->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_EQ(k->ev.syscall().result(), -EPERM);
+  EXPECT_EQ(k->ev.syscall().target(), "writd");
+  EXPECT_EQ(k->ev.syscall().target_pid(), static_cast<uint32_t>(me));
+  ASSERT_EQ(k->ev.syscall().args_size(), 2);
+  EXPECT_EQ(k->ev.syscall().args(0), me);
+  EXPECT_EQ(k->ev.syscall().args(1), 0);
+  const Rec* b = WaitFor("self", pid, [](const Rec& r) { return r.ev.syscall().name() == "bpf"; });
+  ASSERT_NE(b, nullptr);
+  EXPECT_TRUE(b->info.flags & WRIT_F_SECCOMP);
+  EXPECT_EQ(b->ev.syscall().target(), "");
+  // An ordinary kill (not aimed at a protected process) is nobody's business.
+  pid_t quiet = Spawn([] { return kill(getpid(), 0) == 0 ? 0 : 1; });
+  EXPECT_EQ(Wait(quiet), 0);
+  PollUntil([] { return false; }, 200);
+  EXPECT_EQ(Find("self", quiet), nullptr);
+}
+
+// Self-protection, fallback path: no filter, so the syscall reaches sys_enter, where an enforce-mode
+// task's caller is SIGKILLed; the call itself runs (a thread id of "writd" resolved to its process).
+TEST_F(BpfTest, SelfWithoutFilterKillsAtSyscallEntry) {
+  Load(WRIT_TASK_SELF_KILL);
+  const pid_t me = getpid();
+  ASSERT_TRUE(loader_->SetProtectedPids(0, me, 0).ok());  // this process plays the guardian
+  pid_t pid = Spawn([me] {
+    syscall(SYS_tkill, me, 0);  // signal 0: harmless, but aimed at a protected process
+    return 42;                  // never reached: SIGKILL is delivered on the way back to user mode
+  });
+  int st = Wait(pid);
+  ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
+  const Rec* r = WaitFor("self", pid);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->ev.syscall().name(), "tkill");
+  EXPECT_EQ(r->ev.syscall().target(), "guardian");
+  EXPECT_EQ(r->ev.syscall().result(), 0);  // it ran
+  EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_FALSE(r->info.flags & WRIT_F_SECCOMP);
+}
 
 // The BPF-LSM rung is probed by loading its object. Where it loads, a denied exec fails with EPERM in
 // the exec'ing process itself (nothing is killed: the exec never happens) and the refusal is reported

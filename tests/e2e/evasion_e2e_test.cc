@@ -12,11 +12,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -78,6 +80,17 @@ network:
     deny: [{cidr: 127.0.0.1/32, ports: ["${port}"]}]
 on_violation: [alert]
 mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-net-monitor
+params:
+  port: {type: int, required: true}
+network:
+  connect:
+    deny: [{cidr: 127.0.0.1/32, ports: ["${port}"]}]
+on_violation: [alert]
+mode: monitor
 )";
 
 class Evasion : public ::testing::Test {
@@ -269,6 +282,36 @@ void ExpectExecKilled(const CmdResult& r, const std::vector<json>& evs, const st
   EXPECT_THAT(ev.value("outcome", ""), ::testing::AnyOf("killed", "prevented"));
 }
 
+// A self-protection attempt the launcher's seccomp filter refused: EPERM to the caller, an OWASP-ASI10
+// finding (kind "self"), and the task killed by its response (`; sleep 5; echo after` never finishes).
+json ExpectSelfPrevented(const CmdResult& r, const std::vector<json>& evs, const std::string& syscall,
+                         const std::string& target) {
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("error Operation not permitted")) << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("after")));
+  json ev;
+  for (const auto& e : evs) {
+    if (e.value("kind", "") == "self" && e["syscall"].value("name", "") == syscall) ev = e;
+  }
+  EXPECT_FALSE(ev.is_null()) << "no self event for " << syscall;
+  if (ev.is_null()) return ev;
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "prevented");
+  EXPECT_EQ(ev["enforcement"], "seccomp");
+  EXPECT_EQ(ev["syscall"]["result"], -EPERM);
+  EXPECT_EQ(ev["syscall"].value("target", ""), target);
+  EXPECT_EQ(ev["finding"]["category"], "self");
+  EXPECT_EQ(ev["finding"]["rule"], "writ/self." + syscall);
+  EXPECT_THAT(ev["finding"]["frameworks"].get<std::vector<std::string>>(),
+              ::testing::Contains("OWASP-ASI10"));
+  bool killed = false;
+  for (const auto& e : evs) {
+    if (e.value("kind", "") == "action" && e["action"].value("type", "") == "kill") killed = true;
+  }
+  EXPECT_TRUE(killed) << "the task was not killed after a self-protection finding";
+  return ev;
+}
+
 TEST_F(Evasion, ExecveatOfDeniedBinaryIsKilled) {
   const std::string touch = RealPath("/usr/bin/touch");
   CmdResult r = Run(absl::StrCat(helper_, " execveat ", touch, "; echo after"),
@@ -359,42 +402,82 @@ struct Listener {
   ~Listener() { close(fd); }
 };
 
-// io_uring's IORING_OP_CONNECT never enters connect(2), but the cgroup connect hook sees every
-// connect of the cgroup: refused with EPERM and reported (enforcement "cgroup-bpf").
-TEST_F(Evasion, IoUringConnectIsPrevented) {
+// io_uring: `writ run`'s seccomp filter refuses io_uring_setup (EPERM) so neither IORING_OP_OPENAT
+// (which bypasses the open tracepoints) nor IORING_OP_CONNECT ever runs: an OWASP-ASI10 finding, and
+// the task is killed by its response.
+TEST_F(Evasion, IoUringIsPreventedAndTheTaskKilled) {
+  CmdResult r = RunFiles(absl::StrCat(helper_, " uring-open ", secret_, "/key; sleep 5; echo after"));
+  EXPECT_THAT(r.out, HasSubstr("uring-open error Operation not permitted"));
+  EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
+  ExpectSelfPrevented(r, Events(r), "io_uring_setup", "");
+}
+
+// Without the filter (writ run --no-seccomp; the fallback for processes the launcher did not start) a
+// monitor-mode task's io_uring connect still meets the cgroup connect hook, which sees every connect of
+// the cgroup, io_uring's included: reported (hook "cgroup"), and the io_uring_setup is a finding too.
+TEST_F(Evasion, IoUringConnectWithoutTheFilterIsSeenByTheCgroupHook) {
   Listener l;
   ASSERT_NE(l.port, 0);
   CmdResult r = Run(absl::StrCat(helper_, " uring-connect ", l.port),
-                    {"--intent", "e-net", "--param", absl::StrCat("port=", l.port)});
-  EXPECT_THAT(r.out, HasSubstr("uring-connect error Operation not permitted")) << r.err;
+                    {"--no-seccomp", "--intent", "e-net-monitor", "--param", absl::StrCat("port=", l.port)});
+  EXPECT_THAT(r.out, HasSubstr("uring-connect ok")) << r.err;
   auto evs = Events(r);
   json ev = Find(evs, [&](const json& e) {
     return e.value("kind", "") == "connect" && e["network"].value("dst_port", 0) == l.port;
   });
   ASSERT_FALSE(ev.is_null()) << "io_uring connect not reported";
+  EXPECT_EQ(ev["network"]["hook"], "cgroup");
   EXPECT_EQ(ev["verdict"], "violation");
-  EXPECT_EQ(ev["outcome"], "prevented");
-}
-
-// io_uring's IORING_OP_OPENAT bypasses the open syscall tracepoints: known limit, pinned here (the
-// secret is read and no open event names it).
-TEST_F(Evasion, IoUringOpenIsNotSeenKnownLimit) {
-  CmdResult r = RunFiles(absl::StrCat(helper_, " uring-open ", secret_, "/key; echo after"));
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_THAT(r.out, HasSubstr("uring-open ok"));
-  EXPECT_THAT(r.out, HasSubstr("after"));
-  auto evs = Events(r);
-  EXPECT_TRUE(OpenOf(evs, secret_ + "/key").is_null());
+  EXPECT_EQ(ev["outcome"], "would_deny");
+  json setup = Find(evs, [](const json& e) {
+    return e.value("kind", "") == "self" && e["syscall"].value("name", "") == "io_uring_setup";
+  });
+  ASSERT_FALSE(setup.is_null());
+  EXPECT_EQ(setup["outcome"], "would_deny");
+  EXPECT_EQ(setup["finding"]["frameworks"][0], "OWASP-ASI10");
 }
 
 // ---- the host and writd itself ------------------------------------------------------------------------
 
-// A root task can create BPF maps/programs (and so could detach writ's own): known limit of running
-// agents as root; pinned so a future bpf() hook flips it.
-TEST_F(Evasion, BpfSyscallFromRootTaskIsAllowedKnownLimit) {
-  CmdResult r = RunFiles(absl::StrCat(helper_, " bpf"));
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_THAT(r.out, HasSubstr("bpf ok"));
+// bpf() from a task (which could detach or override writ's programs): refused by the filter.
+TEST_F(Evasion, BpfSyscallIsPreventedAndTheTaskKilled) {
+  CmdResult r = RunFiles(absl::StrCat(helper_, " bpf; sleep 5; echo after"));
+  ExpectSelfPrevented(r, Events(r), "bpf", "");
+}
+
+// Without the filter the bpf() call runs, but the caller is SIGKILLed at syscall entry and never sees
+// the fd it created: outcome killed_after, the syscall's own result recorded.
+TEST_F(Evasion, BpfWithoutTheFilterKillsTheCallerAtEntry) {
+  CmdResult r = Run(absl::StrCat(helper_, " bpf; sleep 5; echo after"),
+                    {"--no-seccomp", "--intent", "e-files", "--param", "secret=" + secret_});
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("bpf ok")));
+  EXPECT_THAT(r.out, Not(HasSubstr("after")));
+  auto evs = Events(r);
+  json ev = Find(evs, [](const json& e) {
+    return e.value("kind", "") == "self" && e["syscall"].value("name", "") == "bpf";
+  });
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["outcome"], "killed_after");
+  EXPECT_EQ(ev["enforcement"], "kernel-signal");
+  EXPECT_GE(ev["syscall"].value("result", -1), 0);  // the map was created: the call did run
+}
+
+// ptrace attach of a process outside the task (to drive it from there): refused whoever the target.
+TEST_F(Evasion, PtraceOfAnotherProcessIsPrevented) {
+  pid_t victim = fork();
+  if (victim == 0) {
+    execl("/bin/sleep", "sleep", "30", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(victim, 0);
+  CmdResult r = RunFiles(absl::StrCat(helper_, " ptrace ", victim, "; sleep 5; echo after"));
+  json ev = ExpectSelfPrevented(r, Events(r), "ptrace", "process");
+  if (!ev.is_null()) {
+    EXPECT_EQ(ev["syscall"]["target_pid"], victim);
+  }
+  kill(victim, SIGKILL);
+  waitpid(victim, nullptr, 0);
 }
 
 // Moving itself to the cgroup root (root may write /sys/fs/cgroup/cgroup.procs) does not take a
@@ -421,22 +504,151 @@ TEST_F(Evasion, WritingThePoliciesDirIsJudgedLikeAnyFile) {
   std::filesystem::remove(pol + "/evil.yaml");
 }
 
-// kill -9 of writd by a root agent: nothing stops a root process from signalling another, and writd
-// dies (known limit). In-kernel enforcement goes on (the guardian holds the programs; see
-// WritdRestart.EnforcementSurvivesKill9AndTheTaskIsRestored); userspace verdicts wait for the next writd.
-TEST(EvasionStandalone, RootAgentCanKillWritdKnownLimit) {
+std::set<pid_t> Threads(pid_t pid) {
+  std::set<pid_t> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+    out.insert(std::atoi(e.path().filename().c_str()));
+  }
+  return out;
+}
+
+// Signals, pidfds and tracing aimed at writd (any thread that existed when the task started), its
+// guardian, and kill(-1): refused by the launcher's filter even for a root agent; writd lives on. A task
+// without an intent gets the default response: kill.
+TEST(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   WritdInstance w;
   WritdInstance::Options o;
   o.mode = "enforce";
   ASSERT_TRUE(w.Start(o).ok()) << w.log();
-  // writd itself (not its guardian, whose command line names the same directories).
-  pid_t pid = w.pid();
-  ASSERT_GT(pid, 0);
-  CmdResult r = w.Writ({"run", "--agent", kAgent, "--", "/bin/sh", "-c", absl::StrCat("kill -9 ", pid)});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const pid_t pid = w.pid();
+  int guardian = 0;
+  std::ifstream(w.dir() + "/run/guardian.pid") >> guardian;
+  ASSERT_GT(guardian, 0);
+  // The first thread writd started (a sink or the control acceptor: it lives as long as writd), not a
+  // short-lived control-connection thread.
+  pid_t thread = 0;
+  for (pid_t tid : Threads(pid)) {
+    if (tid != pid && (thread == 0 || tid < thread)) thread = tid;
+  }
+  ASSERT_GT(thread, 0) << "writd has no second thread?";
+  struct Attempt {
+    std::string args, syscall, target;
+  };
+  const std::vector<Attempt> attempts = {
+      {absl::StrCat("kill ", pid, " 9"), "kill", "writd"},
+      {absl::StrCat("kill ", thread, " 9"), "kill", "writd"},  // kill(2) of a thread id kills the process
+      {absl::StrCat("tkill ", thread, " 9"), "tkill", "writd"},
+      {absl::StrCat("kill ", guardian, " 9"), "kill", "guardian"},
+      {"kill -1 0", "kill", "all"},  // signal 0: were the filter to fail, nothing would die
+      {absl::StrCat("ptrace ", pid), "ptrace", "writd"},
+      {absl::StrCat("pidfd ", pid), "pidfd_open", "writd"},
+  };
+  for (const Attempt& a : attempts) {
+    SCOPED_TRACE(a.args);
+    CmdResult r = w.Writ({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+                          absl::StrCat(EVASION_HELPER, " ", a.args, "; sleep 5; echo after")});
+    std::string task = TaskIdFrom(r.err);
+    json end = w.WaitForEvent([&](const json& e) {
+      return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
+    });
+    ASSERT_FALSE(end.is_null()) << w.log();
+    json ev = ExpectSelfPrevented(r, w.TaskEvents(task), a.syscall, a.target);
+    if (!ev.is_null() && a.target == "writd") {
+      EXPECT_EQ(ev["syscall"]["target_pid"], pid);
+    }
+    ASSERT_EQ(kill(pid, 0), 0) << "writd died";
+    ASSERT_EQ(kill(guardian, 0), 0) << "the guardian died";
+  }
+  EXPECT_EQ(w.Writ({"status"}).exit_code, 0);
+  EXPECT_EQ(w.Stop(), 0) << w.log();
+}
+
+
+// Known limit: the filter names writd's threads as they were when the task started. A thread writd
+// starts later (here: the one serving a `writ tail` connection) is not in it, so tkill of it is not
+// refused; the BPF fallback kills the caller at syscall entry (outcome killed_after). Signal 0 here, so
+// that writd survives the proof; with SIGKILL it would not (see the next test).
+TEST(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallbackKnownLimit) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.mode = "enforce";
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  const std::string d = w.dir();
+  pid_t run = w.WritAsync({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+                           absl::StrCat("echo up > ", d, "/up; while [ ! -s ", d,
+                                        "/tid ]; do sleep 0.05; done; ", EVASION_HELPER, " tkill $(cat ",
+                                        d, "/tid) 0; sleep 5; echo after")},
+                          "run");
+  for (int i = 0; i < 200 && !std::filesystem::exists(d + "/up"); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(std::filesystem::exists(d + "/up")) << w.log();
+  const std::set<pid_t> at_start = Threads(w.pid());  // a superset of what the placement reply named
+  pid_t tail = w.WritAsync({"tail"}, "tail");
+  pid_t fresh = 0;
+  for (int i = 0; i < 200 && !fresh; i++) {
+    for (pid_t t : Threads(w.pid())) {
+      if (!at_start.count(t)) fresh = t;
+    }
+    if (!fresh) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(fresh, 0) << "writd started no thread for the tail connection";
+  std::ofstream(d + "/tid.tmp") << fresh;
+  std::filesystem::rename(d + "/tid.tmp", d + "/tid");
+  CmdResult r = w.WaitAsync(run, "run");
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("tkill ok")));  // killed before it returned to user mode
+  EXPECT_THAT(r.out, Not(HasSubstr("after")));
+  const std::string task = TaskIdFrom(r.err);
+  json ev = w.WaitForEvent([&](const json& e) {
+    return e.value("kind", "") == "self" && e["agent"].value("task_id", "") == task;
+  });
+  ASSERT_FALSE(ev.is_null()) << w.log();
+  EXPECT_EQ(ev["syscall"]["name"], "tkill");
+  EXPECT_EQ(ev["syscall"]["target"], "writd");
+  EXPECT_EQ(ev["syscall"]["target_pid"], w.pid());
+  EXPECT_EQ(ev["syscall"]["result"], 0);  // not refused: limit changed? update docs/threat-model.md
+  EXPECT_EQ(ev["outcome"], "killed_after");
+  EXPECT_EQ(kill(w.pid(), 0), 0);
+  kill(tail, SIGTERM);
+  (void)w.WaitAsync(tail, "tail");
+  EXPECT_EQ(w.Stop(), 0) << w.log();
+}
+
+// Known limit: a process without the filter (writ run --no-seccomp here; in general anything the
+// launcher did not start) can still kill -9 writd, because a tracepoint cannot refuse a syscall. The
+// caller is SIGKILLed at syscall entry, but the rest of the task is not (its kill response is writd's to
+// run); in-kernel enforcement goes on (the guardian holds the programs), and the finding is reported by
+// the next writd from the pinned ring buffer (outcome killed_after).
+TEST(EvasionStandalone, WithoutTheFilterKillOfWritdIsAKnownLimitReportedAfterRestart) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.mode = "enforce";
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  const pid_t pid = w.pid();
+  CmdResult r = w.Writ({"run", "--agent", kAgent, "--no-seccomp", "--", "/bin/sh", "-c",
+                        absl::StrCat(EVASION_HELPER, " kill ", pid, " 9; echo after")});
+  // The caller died at syscall entry (no "kill ok"); the rest of the task lives on, because the task's
+  // kill response is writd's to run and writd is dead.
+  EXPECT_THAT(r.out, Not(HasSubstr("kill ok")));
+  EXPECT_THAT(r.out, HasSubstr("after")) << r.err;
   for (int i = 0; i < 50 && kill(pid, 0) == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(w.Stop(), 137) << "writd survived SIGKILL from a root task?";
+  EXPECT_EQ(w.Stop(), 137) << "writd survived SIGKILL from a task without the filter: update the limit";
+  ASSERT_TRUE(w.Restart().ok()) << w.log();
+  const std::string task = TaskIdFrom(r.err);
+  json ev = w.WaitForEvent([&](const json& e) {
+    return e.value("kind", "") == "self" && e["agent"].value("task_id", "") == task;
+  });
+  ASSERT_FALSE(ev.is_null()) << "the attempt was not reported after the restart\n" << w.log();
+  EXPECT_EQ(ev["syscall"]["name"], "kill");
+  EXPECT_EQ(ev["syscall"]["target"], "writd");
+  EXPECT_EQ(ev["syscall"]["result"], 0);
+  EXPECT_EQ(ev["outcome"], "killed_after");
+  EXPECT_EQ(w.Stop(), 0) << w.log();
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -141,6 +143,18 @@ int main(int argc, char** argv) {
     attr.value_size = 4;
     attr.max_entries = 1;
     return report(cmd, syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr)));
+  }
+  if (!strcmp(cmd, "kill")) {  /* kill PID SIG: kill(2) as an agent would call it */
+    return report(cmd, syscall(SYS_kill, (pid_t)atoi(a), argc > 3 ? atoi(argv[3]) : SIGKILL));
+  }
+  if (!strcmp(cmd, "tkill")) {  /* tkill TID SIG: one thread of a process */
+    return report(cmd, syscall(SYS_tkill, (pid_t)atoi(a), argc > 3 ? atoi(argv[3]) : SIGKILL));
+  }
+  if (!strcmp(cmd, "ptrace")) {  /* ptrace PID: PTRACE_SEIZE (no SIGSTOP to the target if it works) */
+    return report(cmd, ptrace(PTRACE_SEIZE, (pid_t)atoi(a), 0, 0));
+  }
+  if (!strcmp(cmd, "pidfd")) {  /* pidfd PID: a pidfd is a handle to signal (pidfd_send_signal) */
+    return report(cmd, syscall(SYS_pidfd_open, (pid_t)atoi(a), 0));
   }
   if (!strcmp(cmd, "unshare-open")) {  /* unshare-open PATH: new mount+net namespaces, then open */
     if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0) return report(cmd, -1);

@@ -42,6 +42,19 @@ class RecordBuilder {
   static RecordBuilder Fork() { return RecordBuilder(WRIT_EV_FORK, sizeof(writ_fork_event)); }
   static RecordBuilder Exit() { return RecordBuilder(WRIT_EV_EXIT, sizeof(writ_exit_event)); }
   static RecordBuilder Open() { return RecordBuilder(WRIT_EV_OPEN, sizeof(writ_open_event)); }
+  static RecordBuilder Self() { return RecordBuilder(WRIT_EV_SELF, sizeof(writ_self_event)); }
+  // self: syscall number, result, target kind and pid, first two arguments.
+  RecordBuilder& SelfCall(uint32_t nr, int32_t result, uint32_t target, uint32_t target_pid,
+                          int64_t a0, int64_t a1) {
+    auto* e = as<writ_self_event>();
+    e->syscall_nr = nr;
+    e->result = result;
+    e->target = target;
+    e->target_pid = target_pid;
+    e->args[0] = a0;
+    e->args[1] = a1;
+    return *this;
+  }
   static RecordBuilder Connect() {
     return RecordBuilder(WRIT_EV_CONNECT, sizeof(writ_connect_event));
   }

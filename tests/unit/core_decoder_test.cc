@@ -195,6 +195,29 @@ TEST_F(DecoderTest, ConnectIpv4AndIpv6) {
   EXPECT_EQ(ev_.network().hook(), "cgroup");
 }
 
+TEST_F(DecoderTest, SelfRecordNamesSyscallTargetAndArgs) {
+  ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(62, -1, WRIT_SELF_WRITD, 4242, 4243, 9)
+                         .Flags(WRIT_F_SECCOMP | WRIT_F_NEEDS_VERDICT).Build()).ok());
+  EXPECT_EQ(ev_.kind(), "self");
+  EXPECT_EQ(ev_.syscall().name(), "kill");
+  EXPECT_EQ(ev_.syscall().result(), -1);
+  EXPECT_EQ(ev_.syscall().target(), "writd");
+  EXPECT_EQ(ev_.syscall().target_pid(), 4242u);  // a thread id (4243) resolved to its process
+  ASSERT_EQ(ev_.syscall().args_size(), 2);
+  EXPECT_EQ(ev_.syscall().args(0), 4243);
+  EXPECT_EQ(ev_.syscall().args(1), 9);
+  EXPECT_TRUE(info_.flags & WRIT_F_SECCOMP);
+  ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(425, -1, WRIT_SELF_NONE, 0, 4, 0).Build()).ok());
+  EXPECT_EQ(ev_.syscall().name(), "io_uring_setup");
+  EXPECT_EQ(ev_.syscall().target(), "");
+  ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(12345, 0, 99, 0, 0, 0).Build()).ok());
+  EXPECT_EQ(ev_.syscall().name(), "unknown");  // a number the decoder does not know: still decoded
+  auto shorty = RecordBuilder::Self().Pid(1).Build();
+  shorty.resize(sizeof(writ_event_hdr) + 8);
+  reinterpret_cast<writ_event_hdr*>(shorty.data())->size = shorty.size();
+  EXPECT_THAT(std::string(Decode(shorty).message()), HasSubstr("self record of 88 bytes, needs 112"));
+}
+
 TEST_F(DecoderTest, BadVersionCounted) {
   absl::Status st = Decode(RecordBuilder::Exit().Pid(1).Version(WRIT_ABI_VERSION + 1).Build());
   EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);

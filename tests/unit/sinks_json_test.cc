@@ -116,6 +116,13 @@ writ::v1::Event FullEvent() {
   c->set_operation("revoke");
   c->set_expires("2025-01-02T05:00:00Z");
   c->set_detail("violation: exec /usr/bin/curl");
+  auto* sc = ev.mutable_syscall();
+  sc->set_name("kill");
+  sc->set_result(-1);
+  sc->set_target("writd");
+  sc->set_target_pid(77);
+  sc->add_args(-77);  // kill(-pgid, SIGKILL)
+  sc->add_args(9);
   ev.set_host("build-7");
   return ev;
 }
@@ -172,6 +179,9 @@ TEST(SinksJson, FullEventParsesWithExactFieldNamesAndValues) {
   EXPECT_EQ(j["credential"]["operation"], "revoke");
   EXPECT_EQ(j["credential"]["detail"], "violation: exec /usr/bin/curl");
   EXPECT_EQ(j["approval"]["scope"], "once");
+  EXPECT_EQ(j["syscall"]["result"], -1);
+  EXPECT_EQ(j["syscall"]["args"], json::array({-77, 9}));
+  EXPECT_EQ(j["syscall"]["target_pid"], 77);
   EXPECT_EQ(j["host"], "build-7");
 }
 

@@ -38,7 +38,8 @@ enum writ_event_kind {
 	WRIT_EV_OPEN = 4,
 	WRIT_EV_CONNECT = 5,
 	WRIT_EV_ADOPT = 6,    /* an exec outside every task that may belong to a `Workloads` entry */
-	WRIT_EV_KIND_MAX = 7, /* size of the per-kind counter arrays */
+	WRIT_EV_SELF = 7,     /* self-protection: a syscall against writd, BPF, io_uring, ptrace (writ_self_event) */
+	WRIT_EV_KIND_MAX = 8, /* size of the per-kind counter arrays */
 };
 
 /* writ_event_hdr.flags */
@@ -50,6 +51,7 @@ enum writ_event_kind {
 #define WRIT_F_KERNEL_STOP (1u << 5)    /* the kernel stopped the process (SIGSTOP) for approval */
 #define WRIT_F_CGROUP_HOOK (1u << 6)    /* connect seen by cgroup/connect*, not the syscall tracepoint */
 #define WRIT_F_LSM (1u << 7)            /* refused by a BPF-LSM hook: the action never happened */
+#define WRIT_F_SECCOMP (1u << 8)        /* self: refused by the task's seccomp filter (never executed) */
 
 /* Common header of every ring-buffer record. */
 struct writ_event_hdr {
@@ -122,6 +124,36 @@ struct writ_connect_event {
 	__u32 _pad0;
 };
 
+/*
+ * Self-protection (bpf/writ_self.bpf.h). The `writ run` launcher installs a seccomp filter in the task's
+ * first process that refuses (EPERM) bpf, io_uring, ptrace attach, process_vm_*, pidfd_getfd and the
+ * kill family aimed at writd or its guardian. A refused syscall skips sys_enter but passes sys_exit: the
+ * exit tracepoint reports it (WRIT_F_SECCOMP). A process without the filter reaches sys_enter, where the
+ * same classification SIGKILLs it (WRIT_F_KERNEL_DENY): the syscall itself still runs.
+ */
+enum writ_self_target {
+	WRIT_SELF_NONE = 0,     /* no target process (bpf, io_uring) */
+	WRIT_SELF_WRITD = 1,    /* writd (any of its threads, or its process group) */
+	WRIT_SELF_GUARDIAN = 2, /* writd's guardian */
+	WRIT_SELF_OTHER = 3,    /* another process (ptrace attach, process_vm_*, pidfd_getfd) */
+	WRIT_SELF_ALL = 4,      /* kill(-1, ...): every process the caller may signal */
+};
+
+/* self_pids_map slots (array of __u32 tgids / pgids, 0 = unused). */
+#define WRIT_SELF_PID_WRITD 0
+#define WRIT_SELF_PID_GUARDIAN 1
+#define WRIT_SELF_PGID_WRITD 2
+#define WRIT_SELF_PIDS 4
+
+struct writ_self_event {
+	struct writ_event_hdr hdr;
+	__u32 syscall_nr;  /* x86_64 number */
+	__s32 result;      /* return value: -EPERM when seccomp refused it */
+	__s64 args[2];     /* the first two arguments (pid / request / command, signal / pid) */
+	__u32 target;      /* enum writ_self_target */
+	__u32 target_pid;  /* tgid the call aimed at (resolved from a thread id), 0 if none */
+};
+
 /* Values of the task map: cgroup id -> task. */
 #define WRIT_TASK_ENFORCE (1u << 0)  /* in-kernel deny applies (mode enforce) */
 #define WRIT_TASK_EXEC_TABLE (1u << 1) /* the task has an exec allow table: unknown exe = deny */
@@ -133,6 +165,8 @@ struct writ_connect_event {
 					   * not run its next command while userspace kills the rest) */
 #define WRIT_TASK_EXEC_USER (1u << 5)  /* exec rules the table cannot decide (globs, argv): an exe not in
 					* the table is WRIT_KV_USER, stopped in enforce mode until judged */
+#define WRIT_TASK_SELF_KILL (1u << 7)  /* enforce mode, with or without an intent: a self-protection
+					* syscall that reaches sys_enter SIGKILLs its caller (bpf/writ_self.bpf.h) */
 
 struct writ_task_info {
 	__u32 slot;

@@ -1,0 +1,36 @@
+// The seccomp filter `writ run` installs in a task's first process, just before exec (self-protection).
+// Inherited by every descendant and impossible to remove, it refuses with EPERM what a task could use
+// against writd or writ's enforcement, before the syscall runs:
+//   bpf, io_uring_setup/enter/register, process_vm_readv/writev, pidfd_getfd   always
+//   ptrace                        PTRACE_ATTACH / PTRACE_SEIZE of anyone, any request aimed at writd
+//   kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_open   aimed at a protected pid
+//   kill(-1, ...) and kill(-pgid, ...) of a protected process group
+//   syscalls of another ABI (int 0x80 i386, x32)                           always (they would bypass it)
+// and pidfd_send_signal with ENOSYS (a pidfd may come from /proc/<writd>; callers fall back to kill(2),
+// which is checked). Pid arguments are compared on their low 32 bits, as the kernel reads them.
+// Each refusal is reported by the kernel side (bpf/writ_self.bpf.h) and becomes an OWASP-ASI10 finding.
+#pragma once
+
+#include <linux/filter.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace writ::actions {
+
+struct SelfFilterSpec {
+  std::vector<uint32_t> pids;    // writd's threads, the guardian: no signal, pidfd or trace
+  std::vector<uint32_t> groups;  // process groups holding them: no kill(-pgid)
+};
+
+// The classic-BPF program (every jump is local or a 32-bit JA, so any number of pids fits).
+std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec);
+
+// Installs it on the calling thread (before exec). Root installs it directly; anyone else first sets
+// no_new_privs, as the kernel requires. Async-signal-safe apart from building the program: call it in a
+// single-threaded child.
+absl::Status InstallSelfFilter(const SelfFilterSpec& spec);
+
+}  // namespace writ::actions
