@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -185,7 +186,7 @@ class BpfTest : public ::testing::Test {
   std::string mount_, root_, task_dir_, tmp_;
   uint64_t cgid_ = 0;
   decode::Decoder decoder_{BootToUnixOffsetNs(), "test"};
-  std::vector<Rec> recs_;
+  std::deque<Rec> recs_;  // a deque: WaitFor hands out pointers that later polls must not invalidate
   std::unique_ptr<Loader> loader_;
 };
 
