@@ -318,7 +318,7 @@ absl::Status Daemon::AdoptProcess(const v1::Workload& w, const decode::AdoptReco
     // An adopted agent has no launcher: its credential files are owned by its own uid. A required
     // credential that cannot be issued does not undo the adoption (the process already runs, and
     // enforcement is what matters); it is logged and reported as a credential event.
-    api::PeerCred owner{r.tgid, r.uid, r.gid};
+    api::PeerCred owner{static_cast<pid_t>(r.tgid), r.uid, r.gid};
     if (absl::Status st = creds_.on_task_start(*task, owner); !st.ok()) {
       Log()->warn("adopted task {}: credentials not issued: {}", task->id, std::string(st.message()));
     }

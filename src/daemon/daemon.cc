@@ -497,8 +497,7 @@ void Daemon::Run() {
   }
   loader_.reset();
   absl::MutexLock lock(&out_mu_);
-  sinks_->Flush(absl::Seconds(5));
-  sinks_->Stop();
+  sinks_->Stop(absl::Seconds(5));  // one budget for all sinks: the service stops in bounded time
   for (auto& s : subscribers_) {
     absl::MutexLock l(&s->mu);
     s->closed = true;

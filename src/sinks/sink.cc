@@ -211,12 +211,13 @@ class AsyncSink final : public Sink {
     mu_.AwaitWithTimeout(absl::Condition(&idle), max_wait);
   }
 
-  void Stop() override {
+  using Sink::Stop;
+  void Stop(absl::Duration flush) override {
     {
       absl::MutexLock lock(&mu_);
       if (stopped_) return;
     }
-    Flush(absl::Seconds(2));
+    if (flush > absl::ZeroDuration()) Flush(flush);
     {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
@@ -608,8 +609,9 @@ void SinkSet::Flush(absl::Duration max_wait) {
   const absl::Time deadline = absl::Now() + max_wait;
   for (auto& e : entries_) e.sink->Flush(std::max(deadline - absl::Now(), absl::ZeroDuration()));
 }
-void SinkSet::Stop() {
-  for (auto& e : entries_) e.sink->Stop();
+void SinkSet::Stop(absl::Duration flush_budget) {
+  Flush(flush_budget);
+  for (auto& e : entries_) e.sink->Stop(absl::ZeroDuration());
 }
 
 absl::StatusOr<std::unique_ptr<SinkSet>> MakeSinkSet(const YAML::Node& sinks,

@@ -58,9 +58,10 @@ class Sink {
   virtual SinkStats stats() const = 0;
   // Waits up to max_wait for everything queued (and spooled) so far to be delivered.
   virtual void Flush(absl::Duration max_wait) = 0;
-  // Flushes briefly, then stops the thread; undelivered lines go to the spool or the drop counter.
-  // Idempotent; the destructor calls it.
-  virtual void Stop() = 0;
+  // Flushes for up to `flush` (2 s by default), then stops the thread; undelivered lines go to the
+  // spool or the drop counter. Idempotent; the destructor calls it.
+  virtual void Stop(absl::Duration flush) = 0;
+  void Stop() { Stop(absl::Seconds(2)); }
 };
 
 enum class Format { kJson, kOcsf };
@@ -119,7 +120,9 @@ class SinkSet {
   // Encodes and submits to every sink. Not thread-safe: one pipeline thread calls it.
   void Submit(const writ::v1::Event& ev);
   void Flush(absl::Duration max_wait);
-  void Stop();
+  // Flushes every sink within one shared budget (a receiver that is down must not multiply shutdown
+  // time by the number of sinks), then stops them all.
+  void Stop(absl::Duration flush_budget = absl::Seconds(2));
   size_t size() const { return entries_.size(); }
   const std::string& name(size_t i) const { return entries_[i].name; }
   SinkStats stats(size_t i) const { return entries_[i].sink->stats(); }
