@@ -234,8 +234,10 @@ static __always_inline int open_exit(long ret, __u32 nr)
 	}
 
 	if ((t->flags & WRIT_TASK_FILE_TABLE) && !(flags & WRIT_F_UNRESOLVED)) {
-		/* Exact path and ancestor-directory prefixes, in one backwards pass (see path_hash). */
-		struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1 };
+		/* Exact path, ancestor-directory prefixes and (WRIT_TASK_FILE_COMP) path components, in one
+		 * backwards pass (see path_hash). */
+		struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1,
+				       .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP) };
 
 		path_hash(&hc, e->path_len);
 		if (hc.hit) {

@@ -99,7 +99,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct writ_path_key);
-	__type(value, __u32); /* WRIT_KV_DENY for exact paths and for directory prefixes */
+	__type(value, __u32); /* WRIT_KV_DENY for exact paths, directory prefixes and path components */
 } file_map SEC(".maps");
 
 struct {
@@ -323,12 +323,13 @@ static __always_inline __u32 walk_path(struct path *p, int is_exec, __u32 *flags
  */
 struct hash_ctx {
 	__u64 h;
+	__u64 ch;          /* hash of the current component alone (check_comp) */
 	__u32 len;
 	__u32 is_exec;     /* which record in scratch holds the path */
 	__u32 slot;
 	__u32 check_file;  /* look every prefix up in file_map */
+	__u32 check_comp;  /* also look every component up (WRIT_TASK_FILE_COMP); needs check_file */
 	__u32 hit;         /* a file_map entry matched */
-	__u32 _pad0;
 };
 
 static long hash_step(__u32 i, void *data)
@@ -344,6 +345,10 @@ static long hash_step(__u32 i, void *data)
 	pos = (c->len - 1 - i) & (WRIT_PATH_MAX - 1);
 	c->h ^= (__u8)buf[pos];
 	c->h *= WRIT_FNV_PRIME;
+	if (c->check_comp) {
+		c->ch ^= (__u8)buf[pos];
+		c->ch *= WRIT_FNV_PRIME;
+	}
 	/* A component (read backwards) ends where the previous byte is a NUL, or at the buffer start. */
 	if (c->check_file && (pos == 0 || buf[(pos - 1) & (WRIT_PATH_MAX - 1)] == 0)) {
 		struct writ_path_key key = { .slot = c->slot, .hash = c->h };
@@ -352,6 +357,17 @@ static long hash_step(__u32 i, void *data)
 			c->hit = 1;
 			return 1;
 		}
+		if (c->check_comp) {
+			/* The buffer is leaf first, so the component ending at byte 0 is the opened file's
+			 * own name; every other one is an ancestor directory. */
+			key.kind = pos == 0 ? WRIT_PK_LEAF : WRIT_PK_DIR;
+			key.hash = c->ch;
+			if (bpf_map_lookup_elem(&file_map, &key)) {
+				c->hit = 1;
+				return 1;
+			}
+			c->ch = WRIT_FNV_OFFSET;
+		}
 	}
 	return 0;
 }
@@ -359,6 +375,7 @@ static long hash_step(__u32 i, void *data)
 static __always_inline __u64 path_hash(struct hash_ctx *c, __u32 len)
 {
 	c->h = WRIT_FNV_OFFSET;
+	c->ch = WRIT_FNV_OFFSET;
 	c->len = len > WRIT_PATH_MAX ? WRIT_PATH_MAX : len;
 	c->hit = 0;
 	bpf_loop(c->len, hash_step, c, 0);

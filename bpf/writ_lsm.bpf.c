@@ -77,7 +77,8 @@ int BPF_PROG(lsm_open, struct file *file, int ret)
 		return 0;
 	bpf_core_read(&fpath, sizeof(fpath), &file->f_path);
 	len = walk_path(&fpath, 0, &flags);
-	struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1 };
+	struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1,
+			       .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP) };
 	path_hash(&hc, len);
 	return hc.hit ? -EPERM : 0;
 }

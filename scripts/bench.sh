@@ -461,13 +461,15 @@ if ((do_latency)) && has writd-task; then
     >"$out/writd-enforce.yaml"
   : >"$out/kill/exact-target"
   : >"$out/kill/glob-1.secret"
+  : >"$out/kill/component-target.key"
   : >"$out/kill/allowed"
   start_writd "$out/writd-enforce.yaml"
   sleep 1
-  for mode in self exact glob; do
+  for mode in self exact component glob; do
     case "$mode" in
       self) path="$out/kill/allowed" ;;
       exact) path="$out/kill/exact-target" ;;
+      component) path="$out/kill/component-target.key" ;;
       glob) path="$out/kill/glob-1.secret" ;;
     esac
     line="$(writ_cli run --agent spiffe://example.org/bench --intent bench-kill --param dir="$out/kill" -- \

@@ -154,4 +154,4 @@ sleep 0.5
 cat "$D/tail.txt"
 grep -q id_ed25519 "$D/tail.txt" || fail "writ tail did not show the violation"
 
-say "demo OK: the agent read $D/home/.ssh/id_ed25519 through its MCP tool; writ killed task $TASK and revoked its credentials"
+say "demo OK: the agent tried to read $D/home/.ssh/id_ed25519 through its MCP tool; writ killed task $TASK and revoked its credentials"

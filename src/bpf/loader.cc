@@ -372,9 +372,10 @@ absl::Status Loader::SetExecVerdict(uint32_t slot, uint64_t path_hash, uint32_t 
   return absl::OkStatus();
 }
 
-absl::Status Loader::SetFileDeny(uint32_t slot, uint64_t path_hash) {
+absl::Status Loader::SetFileDeny(uint32_t slot, uint64_t path_hash, uint32_t kind) {
   writ_path_key key{};
   key.slot = slot;
+  key.kind = kind;
   key.hash = path_hash;
   uint32_t v = WRIT_KV_DENY;
   if (bpf_map__update_elem(skel_->maps.file_map, &key, sizeof(key), &v, sizeof(v), BPF_ANY)) {

@@ -58,7 +58,9 @@ class Loader {
 
   // In-kernel tables of a task (enforcement).
   absl::Status SetExecVerdict(uint32_t slot, uint64_t path_hash, uint32_t verdict);
-  absl::Status SetFileDeny(uint32_t slot, uint64_t path_hash);
+  // kind: WRIT_PK_PATH (path_hash = PathHash of an exact path or a denied directory), or WRIT_PK_LEAF /
+  // WRIT_PK_DIR (path_hash = ComponentHash of a name; applied only with WRIT_TASK_FILE_COMP).
+  absl::Status SetFileDeny(uint32_t slot, uint64_t path_hash, uint32_t kind = WRIT_PK_PATH);
   absl::Status SetNet4(const writ_net4_key& key, const writ_net_value& value);
   absl::Status SetNet6(const writ_net6_key& key, const writ_net_value& value);
   absl::Status GrantConnect(const writ_grant_key& key);

@@ -29,4 +29,17 @@ inline uint64_t PathHash(std::string_view abs_path) {
   return h;
 }
 
+// Component hash (file_map keys of kind WRIT_PK_LEAF / WRIT_PK_DIR): the hash the kernel restarts at each
+// component of the same backwards pass, a NUL then the name's bytes reversed, i.e. PathHash("/" + name).
+inline uint64_t ComponentHash(std::string_view name) {
+  uint64_t h = WRIT_FNV_OFFSET;
+  auto mix = [&h](unsigned char c) {
+    h ^= c;
+    h *= WRIT_FNV_PRIME;
+  };
+  mix(0);
+  for (size_t j = name.size(); j > 0; j--) mix(static_cast<unsigned char>(name[j - 1]));
+  return h;
+}
+
 }  // namespace writ::bpf

@@ -1221,8 +1221,12 @@ absl::Status Daemon::Arm(const Task& task) {
     if (kt.exec_judged && kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_USER;
     if (kt.net_judged && kt.net_default_deny) info.flags |= WRIT_TASK_NET_TABLE;
     // The per-open path hash and prefix lookups only matter where the kernel acts on them.
-    if (task.mode == "enforce" && (!kt.file_deny_exact.empty() || !kt.file_deny_prefix.empty())) {
+    const bool file_comp = !kt.file_deny_leaf.empty() || !kt.file_deny_any_component.empty();
+    if (task.mode == "enforce" &&
+        (!kt.file_deny_exact.empty() || !kt.file_deny_prefix.empty() || file_comp)) {
       info.flags |= WRIT_TASK_FILE_TABLE;
+      // Per-component hashing and lookups only for tasks that have component entries.
+      if (file_comp) info.flags |= WRIT_TASK_FILE_COMP;
     }
   }
   // Self-protection applies with or without an intent (threat-model.md, Self-protection).
@@ -1416,6 +1420,14 @@ absl::Status Daemon::InstallKernelTables(const Task& task, const intent::KernelT
   }
   for (const auto& p : kt.file_deny_prefix) {
     RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, bpf::PathHash(p)));
+  }
+  for (const auto& name : kt.file_deny_leaf) {
+    RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, bpf::ComponentHash(name), WRIT_PK_LEAF));
+  }
+  // "**/NAME/**" also matches the directory NAME itself: the name as the opened file's own component too.
+  for (const auto& name : kt.file_deny_any_component) {
+    RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, bpf::ComponentHash(name), WRIT_PK_DIR));
+    RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, bpf::ComponentHash(name), WRIT_PK_LEAF));
   }
   if (kt.net_judged) {
     // LPM returns only the longest matching prefix, so each prefix's entry carries the ranges of

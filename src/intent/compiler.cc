@@ -69,7 +69,13 @@ KernelTables CompiledIntent::kernel_tables() const {
   add(net_allow_, false);
   t.file_deny_exact = file_deny_.ExactPaths();
   t.file_deny_prefix = file_deny_.Prefixes();
-  t.file_deny_has_globs = file_deny_.has_general();
+  // Component rules go to the kernel only because a files.deny match is final in this engine
+  // (Engine::Open checks files.deny before files.read/write, and nothing overrides a deny): a kernel
+  // kill on "**/.ssh/**" is a violation userspace would report for the same path. Other globs stay in
+  // userspace.
+  t.file_deny_leaf = file_deny_.Components(Glob::ComponentRule::kLeaf);
+  t.file_deny_any_component = file_deny_.Components(Glob::ComponentRule::kAnyComponent);
+  t.file_deny_has_globs = file_deny_.has_non_component_globs();
   return t;
 }
 

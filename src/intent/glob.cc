@@ -82,6 +82,12 @@ absl::StatusOr<Glob> Glob::ParsePath(absl::string_view pattern) {
     g.kind_ = Kind::kPrefix;
     g.literal_ = std::string(pattern.substr(0, pattern.size() - 3));  // drop "/**"
   }
+  const auto& sg = g.segments_;
+  if (pattern[0] != '/' && sg.size() >= 2 && sg.size() <= 3 && sg[0].type == Segment::kDoubleStar &&
+      sg[1].type == Segment::kLiteral && (sg.size() == 2 || sg[2].type == Segment::kDoubleStar)) {
+    g.component_rule_ = sg.size() == 2 ? ComponentRule::kLeaf : ComponentRule::kAnyComponent;
+    g.component_ = sg[1].text;
+  }
   return g;
 }
 
@@ -204,6 +210,23 @@ std::vector<std::string> PathMatcher::ExactPaths() const {
   for (const auto& [p, r] : exact_) out.push_back(p);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::vector<std::string> PathMatcher::Components(Glob::ComponentRule which) const {
+  std::vector<std::string> out;
+  for (const auto& [glob, rule] : globs_) {
+    if (which != Glob::ComponentRule::kNone && glob.component_rule() == which) out.push_back(glob.component());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+bool PathMatcher::has_non_component_globs() const {
+  for (const auto& [glob, rule] : globs_) {
+    if (glob.component_rule() == Glob::ComponentRule::kNone) return true;
+  }
+  return false;
 }
 
 std::vector<std::string> PathMatcher::Prefixes() const {

@@ -32,6 +32,12 @@ class Glob {
   // kExact: the path; kPrefix: the directory ("" for "/**"), matching it and everything below it.
   const std::string& literal() const { return literal_; }
   bool is_any_args() const { return any_args_; }  // argument element "**"
+  // Path-component patterns, a literal NAME (no '*' or '?') matched as one whole path component:
+  // kLeaf for "**/NAME" (the path's last component is NAME), kAnyComponent for "**/NAME/**" (some
+  // component is NAME: the directory itself or anything below it). kNone otherwise.
+  enum class ComponentRule { kNone, kLeaf, kAnyComponent };
+  ComponentRule component_rule() const { return component_rule_; }
+  const std::string& component() const { return component_; }  // NAME, when component_rule() != kNone
 
  private:
   struct Segment {
@@ -43,6 +49,8 @@ class Glob {
   Kind kind_ = Kind::kGeneral;
   bool path_ = true;
   bool any_args_ = false;
+  ComponentRule component_rule_ = ComponentRule::kNone;
+  std::string component_;
   std::vector<Segment> segments_;
   // Longest literal segment: a path not containing it cannot match, checked with one memmem-like
   // scan before the segment walk (turns "**/.ssh/**" into a substring test for most paths).
@@ -68,6 +76,10 @@ class PathMatcher {
   std::vector<std::string> ExactPaths() const;
   std::vector<std::string> Prefixes() const;  // as "/dir/"
   bool has_general() const { return !globs_.empty(); }
+  // NAMEs of the general globs that are component rules (see Glob::ComponentRule), sorted, unique.
+  std::vector<std::string> Components(Glob::ComponentRule which) const;
+  // General globs that are not component rules: only userspace can match them.
+  bool has_non_component_globs() const;
   size_t size() const { return exact_.size() + prefixes_.size() + globs_.size(); }
 
  private:

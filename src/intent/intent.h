@@ -101,6 +101,11 @@ struct KernelTables {
   bool net_default_deny = false;   // network.connect.allow present
   std::vector<std::string> file_deny_exact;
   std::vector<std::string> file_deny_prefix;  // "/dir/" (everything below dir)
+  // Path-component denies the kernel applies at open exit (one hash lookup per component): NAMEs from
+  // "**/NAME" (the opened file's own name) and from "**/NAME/**" (any component, the file's own name
+  // included: that glob also matches the directory NAME itself).
+  std::vector<std::string> file_deny_leaf;
+  std::vector<std::string> file_deny_any_component;
   bool file_deny_has_globs = false;           // other deny patterns exist only in userspace
 };
 

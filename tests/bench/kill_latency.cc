@@ -7,7 +7,7 @@
 // parent's own wakeup (the "self" mode measures that floor: the child SIGKILLs itself instead).
 // A child the monitor does not kill sleeps --timeout-ms and exits 0: counted as "survived".
 //
-//   kill_latency --mode glob|exact|self --path FILE [--trials N] [--timeout-ms MS]
+//   kill_latency --mode glob|exact|component|self --path FILE [--trials N] [--timeout-ms MS]
 // Output, one line: "kill_latency mode=glob trials=N killed=K survived=S p50_us=.. p90_us=.. p99_us=..
 // max_us=.."
 #include <fcntl.h>
@@ -52,7 +52,7 @@ struct Shared {
 
 int Usage() {
   fprintf(stderr,
-          "usage: kill_latency --mode glob|exact|self --path FILE [--trials N] [--timeout-ms MS]\n");
+          "usage: kill_latency --mode glob|exact|component|self --path FILE [--trials N] [--timeout-ms MS]\n");
   return 2;
 }
 
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
       return Usage();
     }
   }
-  if ((mode != "glob" && mode != "exact" && mode != "self") || path.empty() || trials <= 0 ||
+  if ((mode != "glob" && mode != "exact" && mode != "component" && mode != "self") || path.empty() || trials <= 0 ||
       trials > 100000 || timeout_ms <= 0) {
     return Usage();
   }

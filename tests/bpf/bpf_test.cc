@@ -591,6 +591,75 @@ TEST_F(BpfTest, FileDenyExactAndPrefixKillTheOpener) {
   EXPECT_EQ(Wait(ok), 0);
 }
 
+// Path-component denies ("**/.ssh/**" installed as DIR and LEAF entries of ".ssh", "**/.env" as a LEAF
+// entry of ".env", as the daemon installs them): real opens are killed at open exit by the kernel, with
+// WRIT_F_KERNEL_DENY on the record; near misses and a file below a directory named .env are not.
+class BpfComponentTest : public BpfTest {
+ protected:
+  void Prepare(uint32_t task_flags) {
+    Load(task_flags);
+    if (!loader_) return;
+    for (const char* d : {"/.ssh", "/.sshx", "/a", "/.env"}) {
+      ASSERT_EQ(mkdir((tmp_ + d).c_str(), 0755), 0) << d;
+    }
+    for (const char* f : {"/.ssh/id_x", "/a/.env", "/.sshx/id", "/.env.example", "/.env/inner", "/ssh"}) {
+      int fd = open((tmp_ + f).c_str(), O_WRONLY | O_CREAT, 0600);
+      ASSERT_GE(fd, 0) << f;
+      close(fd);
+    }
+    ASSERT_TRUE(loader_->SetFileDeny(kSlot, ComponentHash(".ssh"), WRIT_PK_DIR).ok());
+    ASSERT_TRUE(loader_->SetFileDeny(kSlot, ComponentHash(".ssh"), WRIT_PK_LEAF).ok());
+    ASSERT_TRUE(loader_->SetFileDeny(kSlot, ComponentHash(".env"), WRIT_PK_LEAF).ok());
+  }
+
+  // Opens target in a task child; returns the wait status and the open record (nullptr if none).
+  std::pair<int, const Rec*> OpenInTask(const std::string& target, int flags = O_RDONLY) {
+    pid_t pid = Spawn([&] { return open(target.c_str(), flags) >= 0 ? 0 : 3; });
+    int st = Wait(pid);
+    return {st, WaitFor("open", pid, [&](const Rec& r) { return r.ev.file().path() == target; })};
+  }
+};
+
+TEST_F(BpfComponentTest, ComponentDenyKillsAtOpenExit) {
+  Prepare(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE | WRIT_TASK_FILE_COMP);
+  if (!loader_) return;
+  struct Case {
+    std::string path;
+    int flags;
+  };
+  for (const Case& c : {Case{tmp_ + "/.ssh/id_x", O_RDONLY}, Case{tmp_ + "/a/.env", O_RDONLY},
+                        Case{tmp_ + "/a/.env", O_WRONLY}, Case{tmp_ + "/.ssh", O_RDONLY | O_DIRECTORY}}) {
+    auto [st, r] = OpenInTask(c.path, c.flags);
+    EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << c.path << " status " << st;
+    ASSERT_NE(r, nullptr) << c.path;
+    EXPECT_GE(r->ev.file().result(), 0) << c.path;  // the open succeeded; the process never used the fd
+    EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_DENY) << c.path;
+    EXPECT_TRUE(r->info.flags & WRIT_F_NEEDS_VERDICT) << c.path;
+  }
+  for (const std::string& p : {tmp_ + "/.sshx/id", tmp_ + "/.env.example", tmp_ + "/.env/inner", tmp_ + "/ssh"}) {
+    auto [st, r] = OpenInTask(p);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << p << " status " << st;
+    ASSERT_NE(r, nullptr) << p;
+    EXPECT_FALSE(r->info.flags & WRIT_F_KERNEL_DENY) << p;
+  }
+}
+
+// Without WRIT_TASK_FILE_COMP the component entries are never looked up (tasks without component rules
+// pay nothing for them), and exact/prefix entries still apply.
+TEST_F(BpfComponentTest, ComponentEntriesNeedTheTaskFlag) {
+  Prepare(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE);
+  if (!loader_) return;
+  ASSERT_TRUE(loader_->SetFileDeny(kSlot, PathHash(tmp_ + "/ssh")).ok());
+  auto [st, r] = OpenInTask(tmp_ + "/.ssh/id_x");
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status " << st;
+  ASSERT_NE(r, nullptr);
+  EXPECT_FALSE(r->info.flags & WRIT_F_KERNEL_DENY);
+  auto [st2, r2] = OpenInTask(tmp_ + "/ssh");
+  EXPECT_TRUE(WIFSIGNALED(st2) && WTERMSIG(st2) == SIGKILL) << "status " << st2;
+  ASSERT_NE(r2, nullptr);
+  EXPECT_TRUE(r2->info.flags & WRIT_F_KERNEL_DENY);
+}
+
 }  // namespace
 }  // namespace writ::bpf
 

@@ -296,5 +296,13 @@ TEST(PathHash, PrefixIsTheRunningHashAndSlashesNormalize) {
   EXPECT_NE(bpf::PathHash("/a/b"), bpf::PathHash("/b/a"));
 }
 
+// The kernel restarts the hash at each component: a NUL, then the name reversed.
+TEST(PathHash, ComponentHashIsTheHashOfOneComponent) {
+  EXPECT_EQ(bpf::ComponentHash(".ssh"), Fnv({0, 'h', 's', 's', '.'}));
+  EXPECT_EQ(bpf::ComponentHash("usr"), bpf::PathHash("/usr"));
+  EXPECT_NE(bpf::ComponentHash(".ssh"), bpf::ComponentHash(".sshx"));
+  EXPECT_NE(bpf::ComponentHash("ab"), bpf::ComponentHash("ba"));
+}
+
 }  // namespace
 }  // namespace writ::daemon

@@ -2,10 +2,13 @@
 // kernel tables, Explain, and that Evaluate allocates nothing.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <vector>
 
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "intent_test_util.h"
@@ -252,13 +255,84 @@ TEST_F(EngineTest, KernelTables) {
   EXPECT_EQ(t.net_rules[0].port_hi, 9050);
   EXPECT_THAT(t.file_deny_exact, ::testing::ElementsAre("/etc/shadow"));
   EXPECT_TRUE(t.file_deny_prefix.empty());
-  EXPECT_TRUE(t.file_deny_has_globs);
+  EXPECT_THAT(t.file_deny_leaf, ::testing::ElementsAre(".env"));
+  EXPECT_THAT(t.file_deny_any_component, ::testing::ElementsAre(".ssh"));
+  EXPECT_FALSE(t.file_deny_has_globs);  // both deny globs are component rules
   auto simple = MustCompile(std::string(testing::kHeader) +
                             "exec: {allow: [/usr/bin/true]}\nfiles: {deny: [\"/root/**\"]}\n");
   KernelTables s = simple->kernel_tables();
   EXPECT_FALSE(s.exec_has_globs);
   EXPECT_FALSE(s.net_judged);
   EXPECT_THAT(s.file_deny_prefix, ::testing::ElementsAre("/root/"));
+}
+
+// Which deny globs become kernel component entries: exactly "**/NAME" and "**/NAME/**" with a literal
+// NAME, from files.deny only (an allow glob never becomes a kernel deny); everything else stays in
+// userspace and keeps file_deny_has_globs set.
+TEST(CompileTest, FileDenyComponentEntries) {
+  auto ci = MustCompile(std::string(testing::kHeader) + R"(files:
+  read: ["**/.npmrc", "/src/**"]
+  write: ["**/.cache/**"]
+  deny: ["**/.env", "**/.ssh/**", "**/.aws/**", "**/.env", "**/id_*", "**/.git/config", "/home/**/.kube/**",
+         "**/.gnupg/*", "/etc/shadow", "/root/**"]
+)");
+  KernelTables t = ci->kernel_tables();
+  EXPECT_THAT(t.file_deny_leaf, ::testing::ElementsAre(".env"));
+  EXPECT_THAT(t.file_deny_any_component, ::testing::ElementsAre(".aws", ".ssh"));
+  EXPECT_TRUE(t.file_deny_has_globs);  // "**/id_*", "**/.git/config", "/home/**/.kube/**", "**/.gnupg/*"
+  EXPECT_THAT(t.file_deny_exact, ::testing::ElementsAre("/etc/shadow"));
+  EXPECT_THAT(t.file_deny_prefix, ::testing::ElementsAre("/root/"));
+
+  auto none = MustCompile(std::string(testing::kHeader) + R"(files: {read: ["**/.env"], deny: ["**/x*"]}
+)");
+  KernelTables n = none->kernel_tables();
+  EXPECT_TRUE(n.file_deny_leaf.empty());
+  EXPECT_TRUE(n.file_deny_any_component.empty());
+  EXPECT_TRUE(n.file_deny_has_globs);
+}
+
+// The kernel's component verdict must be a subset of the engine's: every path the kernel would kill for
+// (modelled here from the compiled tables the way hash_step walks components) is a violation in
+// userspace, even where files.read/files.write allow it (a deny is final), and for these rule shapes the
+// two agree exactly.
+TEST(CompileTest, KernelComponentDenyIsAUserspaceDeny) {
+  auto ci = MustCompile(std::string(testing::kHeader) + R"(files:
+  read: ["/**"]
+  write: ["/work/**"]
+  deny: ["**/.env", "**/.ssh/**"]
+)");
+  KernelTables t = ci->kernel_tables();
+  auto in = [](const std::vector<std::string>& v, absl::string_view s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+  };
+  auto kernel_kills = [&](const std::string& path) {
+    std::vector<std::string> comps = absl::StrSplit(path.substr(1), '/');
+    for (size_t i = 0; i < comps.size(); i++) {
+      const bool leaf = i + 1 == comps.size();
+      if (in(t.file_deny_any_component, comps[i])) return true;  // installed as DIR and LEAF entries
+      if (leaf && in(t.file_deny_leaf, comps[i])) return true;
+    }
+    return false;
+  };
+  struct Case {
+    const char* path;
+    bool denied;
+  };
+  for (const Case& c : {Case{"/home/u/.ssh/id_ed25519", true}, Case{"/home/u/.ssh", true},
+                        Case{"/.ssh/a/b/c", true}, Case{"/work/a/.env", true}, Case{"/.env", true},
+                        Case{"/home/u/.sshx/id", false}, Case{"/home/u/ssh", false},
+                        Case{"/work/.env.example", false}, Case{"/work/.env/inner", false},
+                        Case{"/work/x.env", false}}) {
+    Verdict r = Evaluate(*ci, EventBuilder::Open(c.path, {"read"}), Ctx());
+    EXPECT_EQ(r.kind == Verdict::kViolation, c.denied) << c.path;
+    if (c.denied) {  // a write the write list allows ("/work/**") is still denied
+      Verdict w = Evaluate(*ci, EventBuilder::Open(c.path, {"write", "create"}), Ctx());
+      ASSERT_EQ(w.kind, Verdict::kViolation) << c.path;
+      ASSERT_NE(w.rule, nullptr);
+      EXPECT_THAT(w.rule->id, HasSubstr("files.deny")) << c.path;
+    }
+    EXPECT_EQ(kernel_kills(c.path), c.denied) << c.path;
+  }
 }
 
 TEST_F(EngineTest, Explain) {

@@ -67,6 +67,35 @@ TEST(GlobTest, BadPatternsAreErrors) {
   EXPECT_EQ(Glob::ParsePath("/a/***").status().message(), "'**' must be a whole path segment in \"/a/***\"");
 }
 
+// Exactly two shapes with a literal NAME are component rules (the kernel can match them per component);
+// every other glob stays general-only.
+TEST(GlobTest, ComponentRules) {
+  using CR = Glob::ComponentRule;
+  auto rule = [](const char* p) {
+    auto g = Glob::ParsePath(p);
+    EXPECT_TRUE(g.ok()) << p << ": " << g.status();
+    return g.ok() ? std::make_pair(g->component_rule(), g->component()) : std::make_pair(CR::kNone, std::string());
+  };
+  EXPECT_EQ(rule("**/.env"), std::make_pair(CR::kLeaf, std::string(".env")));
+  EXPECT_EQ(rule("**/.ssh/**"), std::make_pair(CR::kAnyComponent, std::string(".ssh")));
+  EXPECT_EQ(rule("**/id_rsa.pub"), std::make_pair(CR::kLeaf, std::string("id_rsa.pub")));
+  for (const char* p : {"**/id_*", "**/.en?", "**/*/**", "**", "**/**", "**/.git/config", "**/.ssh/*",
+                        "**/**/.env", "**/.ssh/**/x", "/home/**/.env", "/.env", "/.ssh/**", "/**"}) {
+    EXPECT_EQ(rule(p).first, CR::kNone) << p;
+  }
+  // What the kernel will do for each shape is what Match says: the leaf rule matches the last
+  // component only, the any-component rule the directory itself and everything below it.
+  EXPECT_TRUE(M("**/.env", "/.env"));
+  EXPECT_TRUE(M("**/.env", "/a/.env"));
+  EXPECT_FALSE(M("**/.env", "/a/.env/x"));
+  EXPECT_FALSE(M("**/.env", "/a/.env.example"));
+  EXPECT_TRUE(M("**/.ssh/**", "/h/.ssh"));
+  EXPECT_TRUE(M("**/.ssh/**", "/h/.ssh/id"));
+  EXPECT_TRUE(M("**/.ssh/**", "/.ssh/a/b"));
+  EXPECT_FALSE(M("**/.ssh/**", "/h/.sshx/id"));
+  EXPECT_FALSE(M("**/.ssh/**", "/h/ssh"));
+}
+
 TEST(GlobTest, ArgsPatterns) {
   std::vector<Glob> push = {Glob::ParseArg("push"), Glob::ParseArg("**")};
   google::protobuf::RepeatedPtrField<std::string> argv;

@@ -167,6 +167,9 @@ struct writ_self_event {
 					* the table is WRIT_KV_USER, stopped in enforce mode until judged */
 #define WRIT_TASK_SELF_KILL (1u << 7)  /* enforce mode, with or without an intent: a self-protection
 					* syscall that reaches sys_enter SIGKILLs its caller (bpf/writ_self.bpf.h) */
+#define WRIT_TASK_FILE_COMP (1u << 8)  /* the task's file table has path-component entries (deny rules
+					* naming a file or directory at any depth, docs/policy.md): opens
+					* also hash and look up each component. Needs WRIT_TASK_FILE_TABLE. */
 
 struct writ_task_info {
 	__u32 slot;
@@ -183,18 +186,26 @@ enum writ_kernel_verdict {
 	WRIT_KV_USER = 4,     /* table says: userspace must decide now (glob, argv pattern) */
 };
 
-/* Exec table key: (task slot, hash of the resolved exe path). */
+/* Exec and file table key: (task slot, kind, hash). exec_map holds only WRIT_PK_PATH keys. */
+enum writ_path_key_kind {
+	WRIT_PK_PATH = 0, /* hash of an absolute path: an exact path, or a directory covering its subtree */
+	WRIT_PK_LEAF = 1, /* component hash of the opened file's own name */
+	WRIT_PK_DIR = 2,  /* component hash of an ancestor directory's name */
+};
+
 struct writ_path_key {
 	__u32 slot;
-	__u32 _pad0;
-	__u64 hash; /* writ_path_hash() over the resolved absolute path, without NUL */
+	__u32 kind; /* enum writ_path_key_kind */
+	__u64 hash; /* WRIT_PK_PATH: path hash (below); LEAF/DIR: component hash (below) */
 };
 
 /* Path hash: FNV-1a 64 over the bytes of the leaf-first component encoding ("file\0dir\0usr\0") taken from
  * the LAST byte to the first. Read that way the root component comes first, so the running hash at each
  * component boundary is the hash of an ancestor directory: one pass yields the hashes of the path and of
  * every prefix ("/usr", "/usr/dir"), which is what prefix tables need. Userspace computes the same function
- * (src/bpf/path_hash.h). */
+ * (src/bpf/path_hash.h).
+ * Component hash: the same function restarted at each component, i.e. FNV-1a 64 over a NUL then the
+ * component's bytes reversed: the path hash of "/NAME". Computed in the same pass. */
 #define WRIT_FNV_OFFSET 0xcbf29ce484222325ULL
 #define WRIT_FNV_PRIME 0x100000001b3ULL
 

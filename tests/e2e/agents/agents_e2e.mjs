@@ -166,13 +166,16 @@ const violations = (id) => ofTask(id).filter((e) => e.verdict === 'violation');
 const actions = (id, type) => ofTask(id).filter((e) => e.kind === 'action' && e.action?.type === type);
 
 // A killed-for-reading scenario: the violating open, its finding, the kill and the revocation.
-async function expectKilledRead(c, r, file, rule) {
+// enforcement, when given: who stopped the read ('kernel-signal' = killed at open exit by the kernel's
+// file table, before the process could use the fd).
+async function expectKilledRead(c, r, file, rule, enforcement) {
   c.eq(r.exit, 137, 'writ run exit status (SIGKILL)');
   const end = await taskEnd(r.task);
   const v = violations(r.task).find((e) => e.kind === 'open' && e.file?.path === file);
   if (c.ok(v, `no violation event for open ${file}; violations: ${JSON.stringify(violations(r.task).map((e) => e.file?.path))}`)) {
     c.eq(v.finding?.rule, rule, 'finding rule');
     c.ok(['killed_after', 'prevented', 'killed'].includes(v.outcome), `outcome ${v.outcome}`);
+    if (enforcement) c.eq(v.enforcement, enforcement, 'enforcement');
     c.ok(v.finding?.frameworks?.includes('OWASP-ASI02'), `finding not tagged: ${JSON.stringify(v.finding)}`);
   }
   c.ok(actions(r.task, 'kill').length > 0, 'no kill action');
@@ -248,14 +251,15 @@ const scenarios = {
     const r = await runAgent({ intent: 'mcp-filesystem', params: fsParams(DOCS), server: fsServer(DOCS, HOME),
       steps: [{ call: 'read_text_file', args: { path: `${HOME}/.ssh/id_ed25519` } }] });
     c.ok(!r.steps[0]?.ok, `key read succeeded: ${JSON.stringify(r.steps[0])}`);
-    await expectKilledRead(c, r, `${HOME}/.ssh/id_ed25519`, 'mcp-filesystem/files.deny[2]');
+    // "**/.ssh/**" is a kernel component rule: the server is killed at open exit, before it reads.
+    await expectKilledRead(c, r, `${HOME}/.ssh/id_ed25519`, 'mcp-filesystem/files.deny[2]', 'kernel-signal');
   },
 
   async 'dotenv-outside-root-killed'(c) {
     const r = await runAgent({ intent: 'mcp-filesystem', params: fsParams(DOCS), server: fsServer(DOCS, OTHER),
       steps: [{ call: 'read_text_file', args: { path: `${OTHER}/.env` } }] });
     c.ok(!r.steps[0]?.ok, `.env read succeeded: ${JSON.stringify(r.steps[0])}`);
-    await expectKilledRead(c, r, `${OTHER}/.env`, 'mcp-filesystem/files.deny[3]');
+    await expectKilledRead(c, r, `${OTHER}/.env`, 'mcp-filesystem/files.deny[3]', 'kernel-signal');
   },
 
   async 'exfiltration-connect-refused'(c) {
