@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fresh machine -> every test: install dependencies, build, run each CTest tier (unit, bpf, e2e, fuzz).
+# Fresh machine -> every test: install dependencies, build, run each CTest tier (unit, bpf, e2e; then ASan+UBSan, TSan and libFuzzer builds).
 # Exits non-zero if any test fails. Privileged tiers report SKIPPED with a reason when they cannot run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,7 +11,7 @@ echo "build: $(( $(date +%s) - start ))s"
 
 status=0
 summary=()
-for label in unit bpf e2e fuzz; do
+for label in unit bpf e2e; do  # the fuzz label lives in build-fuzz (fuzz-libfuzzer tier below)
   t0=$(date +%s)
   log="$build/ctest-$label.log"
   set +e
@@ -72,7 +72,7 @@ if [[ "${WRIT_SKIP_HARDENING:-0}" != 1 ]]; then
 fi
 
 passed=0; failed=0; skipped=0
-for label in unit bpf e2e fuzz asan-unit tsan-unit fuzz-libfuzzer; do
+for label in unit bpf e2e asan-unit tsan-unit fuzz-libfuzzer; do
   log="$build/ctest-$label.log"
   [[ -f $log ]] || continue
   t=$(grep -oE "out of [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)
