@@ -319,7 +319,10 @@ run_writd_round() {  # round
 # ---- floor -------------------------------------------------------------------------------------------
 run_floor() {  # round workload
   local r="$1" w="$2" res ops line i
-  "$bin/floor" --cgroup "$load_cg" --max-seconds 600 >"$out/floor.out" 2>>"$out/floor.log" &
+  # Truncate here, not in the background child's redirection: the wait loop below could otherwise read
+  # the previous round's "floor ready" before the child gets to truncate the file.
+  : >"$out/floor.out"
+  "$bin/floor" --cgroup "$load_cg" --max-seconds 600 >>"$out/floor.out" 2>>"$out/floor.log" &
   floor_pid=$!
   for ((i = 0; i < 200; i++)); do
     grep -q '^floor ready' "$out/floor.out" 2>/dev/null && break
