@@ -356,7 +356,6 @@ bt_lines() { grep -cE '^(open|exec|connect) ' "$out/bpftrace.out" || true; }
 run_bpftrace() {  # round workload
   local r="$1" w="$2" res ops i ev0 ev lost
   : >"$out/bpftrace.out"
-  : >"$out/bpftrace.out"  # not left to bpftrace: the wait below must not see the last round's line
   bpftrace -o "$out/bpftrace.out" "$out/bench.bt" 2>"$out/bpftrace.err" &
   bt_pid=$!
   for ((i = 0; i < 600; i++)); do
