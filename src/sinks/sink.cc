@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <thread>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -224,9 +225,15 @@ class AsyncSink final : public Sink {
       stopped_ = true;
     }
     if (thread_.joinable()) thread_.join();
+    // Lines written on a connection that broke and not re-sent yet (the thread was stopped during
+    // its backoff): they may not have arrived, so they go with the queue, ahead of it (older).
+    std::vector<std::string> unconfirmed = transport_->TakeUnconfirmed();
     transport_->Close();
     // Whatever is left: keep it in the spool for the next start, else count it.
     absl::MutexLock lock(&mu_);
+    stats_.resent += unconfirmed.size();  // spooled or counted as dropped: as the Run loop does
+    queue_.insert(queue_.begin(), std::make_move_iterator(unconfirmed.begin()),
+                  std::make_move_iterator(unconfirmed.end()));
     for (auto& line : queue_) {
       if (spool_ && spool_->Append(line).ok()) {
         ++stats_.spooled;
