@@ -164,29 +164,12 @@ class AsyncSink final : public Sink {
 
   void Submit(std::string line) override {
     absl::MutexLock lock(&mu_);
-    ++stats_.submitted;
-    if (stopping_) {
-      ++stats_.dropped_on_stop;
-      return;
-    }
-    if (queue_.size() >= config_.queue_max) {
-      ++stats_.dropped_queue_full;
-      return;
-    }
-    queue_.push_back(std::move(line));
+    if (Admit()) queue_.push_back(std::move(line));
   }
 
   void SubmitCopy(std::string_view line) override {
     absl::MutexLock lock(&mu_);
-    ++stats_.submitted;
-    if (stopping_) {
-      ++stats_.dropped_on_stop;
-      return;
-    }
-    if (queue_.size() >= config_.queue_max) {
-      ++stats_.dropped_queue_full;
-      return;
-    }
+    if (!Admit()) return;
     if (spare_.empty()) {
       queue_.emplace_back(line);
       return;
@@ -353,6 +336,20 @@ class AsyncSink final : public Sink {
       }
       backoff = std::min(backoff * 2, config_.backoff_max);
     }
+  }
+
+  // Counts a submitted line; false (and the drop counted) when it cannot be queued.
+  bool Admit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++stats_.submitted;
+    if (stopping_) {
+      ++stats_.dropped_on_stop;
+      return false;
+    }
+    if (queue_.size() >= config_.queue_max) {
+      ++stats_.dropped_queue_full;
+      return false;
+    }
+    return true;
   }
 
   // Delivered lines go back to SubmitCopy as buffers (their capacity is what saves the allocation).
