@@ -186,8 +186,12 @@ absl::StatusOr<std::vector<std::string>> CredentialService::OnTaskEnd(const std:
 
 absl::StatusOr<std::vector<std::string>> CredentialService::Revoke(const std::string& task_id,
                                                                    const std::string& reason) {
-  ASSIGN_OR_RETURN(std::vector<std::string> jtis, issuer_->Revoke(task_id, reason));
-  for (const auto& j : jtis) Emit({"jwt_svid", j, "writ", "revoke", absl::InfiniteFuture(), task_id, reason});
+  // The two stores are independent: a failed JWT-SVID record (the task stays revoked in memory) must
+  // not keep the external credentials (database roles, leases) from being revoked too.
+  absl::StatusOr<std::vector<std::string>> jtis = issuer_->Revoke(task_id, reason);
+  if (jtis.ok()) {
+    for (const auto& j : *jtis) Emit({"jwt_svid", j, "writ", "revoke", absl::InfiniteFuture(), task_id, reason});
+  }
   ASSIGN_OR_RETURN(std::vector<std::string> queued, outbox_->EnqueueTask(task_id, reason));
   for (const auto& p : queued) Emit({KindOf(providers_, p), task_id, p, "revoke_queued", absl::InfiniteFuture(), task_id, reason});
   return jtis;

@@ -72,7 +72,7 @@ class CredentialService {
   // Task ended (exit, completion, deadline): same as Revoke.
   absl::StatusOr<std::vector<std::string>> OnTaskEnd(const std::string& task_id, const std::string& reason);
   // Revokes the task's JWT-SVIDs (returns their jtis) and queues revocation at every external provider
-  // that issued it something.
+  // that issued it something, the latter even when recording the former fails (that error is returned).
   absl::StatusOr<std::vector<std::string>> Revoke(const std::string& task_id, const std::string& reason);
   // The violation fast path: the task's JWT-SVIDs are inactive (introspection, Workload API) from this
   // call on, with no disk write and no event; Revoke must follow (durable record, events, providers).

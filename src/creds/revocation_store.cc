@@ -85,7 +85,10 @@ absl::StatusOr<std::vector<std::string>> RevocationStore::RevokeTask(const std::
     (void)db_->Exec("ROLLBACK");
     return result.status();
   }
-  RETURN_IF_ERROR(db_->Exec("COMMIT"));
+  if (absl::Status c = db_->Exec("COMMIT"); !c.ok()) {
+    (void)db_->Exec("ROLLBACK");  // an open transaction would make every later revocation fail
+    return c;
+  }
   absl::MutexLock m(&mem_mu_);
   for (const auto& j : *result) revoked_jtis_.insert(j);
   return result;

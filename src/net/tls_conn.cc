@@ -109,6 +109,9 @@ absl::Status Conn::Connect(const std::string& host, int port, const TlsOptions& 
                            absl::Duration timeout) {
   Close();
   timeout_ = timeout;
+  // One deadline for every address tried and the handshake, as the header promises (not for
+  // getaddrinfo, which cannot be bounded).
+  const absl::Time deadline = absl::Now() + timeout;
   peer_ = absl::StrCat(host, ":", port);
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
@@ -120,7 +123,7 @@ absl::Status Conn::Connect(const std::string& host, int port, const TlsOptions& 
   }
   absl::Status st = absl::UnavailableError("no address");
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    st = ConnectOne(ai);
+    st = ConnectOne(ai, deadline);
     if (st.ok()) break;
   }
   ::freeaddrinfo(res);
@@ -129,7 +132,7 @@ absl::Status Conn::Connect(const std::string& host, int port, const TlsOptions& 
                        Failure::kConnect);
   }
   if (tls.enabled) {
-    st = StartTls(host, tls);
+    st = StartTls(host, tls, deadline);
     if (!st.ok()) {
       Close();
       return st;
@@ -267,7 +270,7 @@ bool Conn::PeekClosed() {
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-absl::Status Conn::ConnectOne(const void* p) {
+absl::Status Conn::ConnectOne(const void* p, absl::Time deadline) {
   const auto* ai = static_cast<const addrinfo*>(p);
   fd_ = ::socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return ErrnoStatus(errno, "socket");
@@ -279,7 +282,7 @@ absl::Status Conn::ConnectOne(const void* p) {
       Close();
       return ErrnoStatus(err, "connect");
     }
-    absl::Status st = Wait(POLLOUT, absl::Now() + timeout_);
+    absl::Status st = Wait(POLLOUT, deadline);
     int err = 0;
     socklen_t len = sizeof(err);
     if (st.ok()) ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -291,7 +294,7 @@ absl::Status Conn::ConnectOne(const void* p) {
   return absl::OkStatus();
 }
 
-absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls) {
+absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls, absl::Time deadline) {
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (ctx_ == nullptr) {
     return WithFailure(absl::InternalError(OpenSslError("SSL_CTX_new")), Failure::kTls);
@@ -337,7 +340,6 @@ absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls) {
     }
   }
   if (!is_ip) SSL_set_tlsext_host_name(ssl_, host.c_str());
-  const absl::Time deadline = absl::Now() + timeout_;
   SigpipeGuard nopipe;  // a refused certificate is answered with an alert to a peer that may be gone
   for (;;) {
     const int rc = SSL_connect(ssl_);

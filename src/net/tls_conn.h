@@ -82,8 +82,8 @@ class Conn {
  private:
   absl::Status Wait(short events, absl::Time deadline);
   bool PeekClosed();
-  absl::Status ConnectOne(const void* addrinfo);
-  absl::Status StartTls(const std::string& host, const TlsOptions& tls);
+  absl::Status ConnectOne(const void* addrinfo, absl::Time deadline);
+  absl::Status StartTls(const std::string& host, const TlsOptions& tls, absl::Time deadline);
   absl::Time DeadlineOr(absl::Time d) const {
     return d == absl::InfinitePast() ? absl::Now() + timeout_ : d;
   }

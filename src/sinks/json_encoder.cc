@@ -114,6 +114,22 @@ void WriteFinding(const writ::v1::Finding& f, JsonWriter& w) {
   w.EndObjectOrRollback(mark);
 }
 
+void WriteTask(const writ::v1::TaskInfo& t, JsonWriter& w) {
+  const auto mark = w.Save();
+  w.Key("task");
+  w.BeginObject();
+  w.StrField("reason", t.reason());
+  w.StrField("deadline", t.deadline());
+  w.StrField("cgroup", t.cgroup());
+  WriteParams(t.params(), w);
+  w.BoolField("adopted", t.adopted());
+  w.StrListField("command", t.command());
+  w.StrField("workload", t.workload());
+  w.EndObjectOrRollback(mark);
+}
+
+}  // namespace
+
 void WriteAction(const writ::v1::Action& a, JsonWriter& w) {
   const auto mark = w.Save();
   w.Key("action");
@@ -140,20 +156,6 @@ void WriteApproval(const writ::v1::Approval& a, JsonWriter& w) {
   w.EndObjectOrRollback(mark);
 }
 
-void WriteTask(const writ::v1::TaskInfo& t, JsonWriter& w) {
-  const auto mark = w.Save();
-  w.Key("task");
-  w.BeginObject();
-  w.StrField("reason", t.reason());
-  w.StrField("deadline", t.deadline());
-  w.StrField("cgroup", t.cgroup());
-  WriteParams(t.params(), w);
-  w.BoolField("adopted", t.adopted());
-  w.StrListField("command", t.command());
-  w.StrField("workload", t.workload());
-  w.EndObjectOrRollback(mark);
-}
-
 void WriteCredential(const writ::v1::Credential& c, JsonWriter& w) {
   const auto mark = w.Save();
   w.Key("credential");
@@ -166,8 +168,6 @@ void WriteCredential(const writ::v1::Credential& c, JsonWriter& w) {
   w.StrField("detail", c.detail());
   w.EndObjectOrRollback(mark);
 }
-
-}  // namespace
 
 void WriteAgent(const writ::v1::Agent& a, JsonWriter& w) {
   const auto mark = w.Save();

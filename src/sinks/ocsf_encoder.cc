@@ -291,30 +291,8 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
       w.UintField("exit_signal", ev.process().exit_signal());
     }
   }
-  if (ev.has_action()) {
-    const auto& a = ev.action();
-    w.Key("action");
-    w.BeginObject();
-    w.StrField("type", a.type());
-    w.StrField("result", a.result());
-    w.UintField("latency_us", a.latency_us());
-    w.StrField("target", a.target());
-    w.StrField("reason", a.reason());
-    w.EndObject();
-  }
-  if (ev.has_approval()) {
-    const auto& a = ev.approval();
-    w.Key("approval");
-    w.BeginObject();
-    w.StrField("id", a.id());
-    w.StrField("action", a.action());
-    w.StrField("action_hash", a.action_hash());
-    w.StrField("expires", a.expires());
-    w.StrField("decided_by", a.decided_by());
-    w.StrField("scope", a.scope());
-    w.StrField("reason", a.reason());
-    w.EndObject();
-  }
+  if (ev.has_action()) WriteAction(ev.action(), w);
+  if (ev.has_approval()) WriteApproval(ev.approval(), w);
   if (ev.has_task()) {
     const auto& t = ev.task();
     w.Key("task");
@@ -336,18 +314,7 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
     }
     w.EndObject();
   }
-  if (ev.has_credential()) {
-    const auto& c = ev.credential();
-    w.Key("credential");
-    w.BeginObject();
-    w.StrField("type", c.type());
-    w.StrField("jti", c.jti());
-    w.StrField("provider", c.provider());
-    w.StrField("operation", c.operation());
-    w.StrField("expires", c.expires());
-    w.StrField("detail", c.detail());
-    w.EndObject();
-  }
+  if (ev.has_credential()) WriteCredential(ev.credential(), w);
   w.EndObject();
   w.EndObjectOrRollback(mark);
 }

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <thread>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -163,29 +164,12 @@ class AsyncSink final : public Sink {
 
   void Submit(std::string line) override {
     absl::MutexLock lock(&mu_);
-    ++stats_.submitted;
-    if (stopping_) {
-      ++stats_.dropped_on_stop;
-      return;
-    }
-    if (queue_.size() >= config_.queue_max) {
-      ++stats_.dropped_queue_full;
-      return;
-    }
-    queue_.push_back(std::move(line));
+    if (Admit()) queue_.push_back(std::move(line));
   }
 
   void SubmitCopy(std::string_view line) override {
     absl::MutexLock lock(&mu_);
-    ++stats_.submitted;
-    if (stopping_) {
-      ++stats_.dropped_on_stop;
-      return;
-    }
-    if (queue_.size() >= config_.queue_max) {
-      ++stats_.dropped_queue_full;
-      return;
-    }
+    if (!Admit()) return;
     if (spare_.empty()) {
       queue_.emplace_back(line);
       return;
@@ -224,9 +208,15 @@ class AsyncSink final : public Sink {
       stopped_ = true;
     }
     if (thread_.joinable()) thread_.join();
+    // Lines written on a connection that broke and not re-sent yet (the thread was stopped during
+    // its backoff): they may not have arrived, so they go with the queue, ahead of it (older).
+    std::vector<std::string> unconfirmed = transport_->TakeUnconfirmed();
     transport_->Close();
     // Whatever is left: keep it in the spool for the next start, else count it.
     absl::MutexLock lock(&mu_);
+    stats_.resent += unconfirmed.size();  // spooled or counted as dropped: as the Run loop does
+    queue_.insert(queue_.begin(), std::make_move_iterator(unconfirmed.begin()),
+                  std::make_move_iterator(unconfirmed.end()));
     for (auto& line : queue_) {
       if (spool_ && spool_->Append(line).ok()) {
         ++stats_.spooled;
@@ -346,6 +336,20 @@ class AsyncSink final : public Sink {
       }
       backoff = std::min(backoff * 2, config_.backoff_max);
     }
+  }
+
+  // Counts a submitted line; false (and the drop counted) when it cannot be queued.
+  bool Admit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ++stats_.submitted;
+    if (stopping_) {
+      ++stats_.dropped_on_stop;
+      return false;
+    }
+    if (queue_.size() >= config_.queue_max) {
+      ++stats_.dropped_queue_full;
+      return false;
+    }
+    return true;
   }
 
   // Delivered lines go back to SubmitCopy as buffers (their capacity is what saves the allocation).

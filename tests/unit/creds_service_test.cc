@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "creds/creds.h"
+#include "creds/sqlite.h"
 #include "gtest/gtest.h"
 #include "http/client.h"
 #include "writ/v1/workload.grpc.pb.h"
@@ -131,6 +132,33 @@ TEST_F(ServiceTest, WorkloadFetchThenRevokeEverywhere) {
   // A second revoke notifies nobody again (nothing recorded for the task any more).
   EXPECT_TRUE(svc_->Revoke("task-s", "again")->empty());
   EXPECT_EQ(*svc_->OutboxDepth(), 0);
+}
+
+// The JWT-SVID revocation record cannot be written (here: its table is gone): Revoke says so, yet the
+// task's token is inactive at once and the external provider is still told through the outbox.
+TEST_F(ServiceTest, FailedJwtRecordStillRevokesAtProviders) {
+  StartService();
+  const TaskClaims claims{"task-f", "spiffe://example.org/agent/f", {}, "ops", absl::Now() + absl::Hours(1)};
+  auto svid = svc_->Mint(claims, {"db"});
+  ASSERT_TRUE(svid.ok()) << svid.status();
+  ASSERT_TRUE(svc_->OnTaskStart(claims, {{"hook", "", {}, {}}}).ok());
+  {
+    auto db = SqliteDb::Open(dir_ + "/state/revoked.db");
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE((*db)->Exec("DROP TABLE revoked_task").ok());
+  }
+  auto jtis = svc_->Revoke("task-f", "violation");
+  EXPECT_FALSE(jtis.ok());
+  EXPECT_NE(jtis.status().message().find("revoked_task"), std::string::npos) << jtis.status();
+  EXPECT_EQ(nlohmann::json::parse(svc_->Introspect(svid->token))["active"], false);
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock l(&mu_);
+    return !webhook_bodies_.empty();
+  }));
+  EXPECT_TRUE(WaitFor([&] { return *svc_->OutboxDepth() == 0; }));
+  bool queued = false;
+  for (const auto& e : Events()) queued = queued || (e.provider == "hook" && e.operation == "revoke_queued");
+  EXPECT_TRUE(queued);
 }
 
 TEST_F(ServiceTest, ConfigErrors) {

@@ -8,10 +8,12 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -305,6 +307,41 @@ TEST(SinksSyslog, HangingReceiverTimesOutAndLosesNothing) {
               static_cast<unsigned long>(Errors(st, SinkError::kTimeout)),
               static_cast<unsigned long>(st.resent), dups,
               static_cast<unsigned long>(st.spooled));
+}
+
+// The sink is stopped while it waits out its backoff after a write timed out: the lines the broken
+// connection carried (written, maybe never read) have not been re-sent yet. They go to the spool with
+// the rest, so the next start delivers them; none is lost at shutdown.
+TEST(SinksSyslog, StopSpoolsTheBrokenConnectionsUnconfirmedLines) {
+  const fs::path dir = TempDir("stop-broken");
+  HangingSyslogReceiver rx(absl::Minutes(5));  // accepts, never reads during the test
+  ASSERT_TRUE(rx.ok());
+  SinkConfig c = SyslogConfig(rx.port(), dir / "spool");
+  c.timeout = absl::Milliseconds(300);
+  c.resend_window = absl::Minutes(5);  // every line written stays unconfirmed until a break
+  c.backoff_min = c.backoff_max = absl::Minutes(5);  // Stop comes during the first backoff
+  auto sink = MakeSink(c);
+  ASSERT_TRUE(sink.ok());
+  constexpr int kN = 4000;
+  constexpr size_t kPad = 1000;  // ~4 MB: more than the socket buffers hold, so a write times out
+  for (int i = 0; i < kN; ++i) (*sink)->Submit(Line(i, kPad));
+  ASSERT_TRUE(WaitFor([&] { return Errors((*sink)->stats(), SinkError::kTimeout) >= 1; }))
+      << (*sink)->stats().last_error;
+  (*sink)->Stop(absl::ZeroDuration());
+  const SinkStats st = (*sink)->stats();
+  EXPECT_EQ(st.dropped(), 0u);
+  EXPECT_GT(st.resent, 0u);
+  // Nothing was read by the receiver: every line must be in the spool, whole.
+  std::ifstream in(dir / "spool" / "siem.spool");
+  std::set<int> ids;
+  for (std::string l; std::getline(in, l);) {
+    const int n = std::stoi(nlohmann::json::parse(l).at("id").get<std::string>().substr(2));
+    EXPECT_EQ(l, Line(n, kPad));
+    ids.insert(n);
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kN));
+  EXPECT_EQ(st.spooled, static_cast<uint64_t>(kN) + st.resent - st.delivered) << "spooled "
+      << st.spooled << ", resent " << st.resent << ", delivered " << st.delivered;
 }
 
 // A spool that cannot take more: drops are counted exactly and logged once (rate-limited) with the
