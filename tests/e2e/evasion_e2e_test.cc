@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testlib/listener.h"
 #include "testlib/writd_fixture.h"
 
 namespace writ::testlib {
@@ -394,22 +395,6 @@ TEST_F(Evasion, InterpreterRunningADeniedScriptKnownLimit) {
 
 // ---- network --------------------------------------------------------------------------------------------
 
-struct Listener {
-  int fd = -1;
-  uint16_t port = 0;
-  Listener() {
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd, 16) != 0) return;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~Listener() { close(fd); }
-};
-
 // io_uring: `writ run`'s seccomp filter refuses io_uring_setup (EPERM) so neither IORING_OP_OPENAT
 // (which bypasses the open tracepoints) nor IORING_OP_CONNECT ever runs: an OWASP-ASI10 finding, and
 // the task is killed by its response.
@@ -424,7 +409,7 @@ TEST_F(Evasion, IoUringIsPreventedAndTheTaskKilled) {
 // monitor-mode task's io_uring connect still meets the cgroup connect hook, which sees every connect of
 // the cgroup, io_uring's included: reported (hook "cgroup"), and the io_uring_setup is a finding too.
 TEST_F(Evasion, IoUringConnectWithoutTheFilterIsSeenByTheCgroupHook) {
-  Listener l;
+  Listener l(AF_INET);
   ASSERT_NE(l.port, 0);
   CmdResult r = Run(absl::StrCat(helper_, " uring-connect ", l.port),
                     {"--no-seccomp", "--intent", "e-net-monitor", "--param", absl::StrCat("port=", l.port)});
