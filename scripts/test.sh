@@ -58,7 +58,7 @@ extra_tier() {  # NAME BUILD_DIR CMAKE_ARGS TARGETS CTEST_ARGS (CMAKE_ARGS is wo
 }
 if [[ "${WRIT_SKIP_HARDENING:-0}" != 1 ]]; then
   extra_tier asan-unit "$root/build-asan" "-DWRIT_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug" \
-    "sinks_unit_test creds_unit_test intent_unit_test core_unit_test journal_unit_test intent_subset_test" \
+    "sinks_unit_test creds_unit_test intent_unit_test core_unit_test journal_unit_test intent_subset_test net_unit_test" \
     "-L ^unit\$"
   # gtest_discover_tests adds a failing <target>_NOT_BUILT test for targets this tier does not build.
   # WorkloadApiTest is left out: under TSan, Debian's grpc++ aborts serializing a ValidateJWTSVID reply
