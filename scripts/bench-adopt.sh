@@ -102,4 +102,7 @@ done
 echo "$counters" | tr ' ' '\n' | grep '^adopt_' | tr '\n' ' '; echo
 stops=$(echo "$counters" | tr ' ' '\n' | sed -n 's/^adopt_stops=//p')
 total=$(echo "$counters" | tr ' ' '\n' | sed -n 's/^adopt_stopped_us_total=//p')
-[ "${stops:-0}" -gt 0 ] && echo "candidate stop (exec -> SIGCONT, writd's own measure): mean $((total / stops)) us over $stops stops"
+# The candidate rounds must have stopped execs; none means the pre-filter measured nothing (and the
+# script used to end on a bare failed test, exit 1 without a word).
+if [ "${stops:-0}" -eq 0 ]; then echo "bench-adopt: no candidate was stopped (adopt_stops=0)" >&2; exit 1; fi
+echo "candidate stop (exec -> SIGCONT, writd's own measure): mean $((total / stops)) us over $stops stops"

@@ -33,11 +33,6 @@ namespace {
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 
-std::string Slurp(const std::string& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 std::string RealPath(const std::string& p) {
   return std::filesystem::canonical(p).string();
 }

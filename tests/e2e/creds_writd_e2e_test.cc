@@ -30,13 +30,6 @@ using ::testing::HasSubstr;
 
 constexpr char kAgent[] = "spiffe://example.org/agent/db";
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // key=value lines of a credential file.
 std::map<std::string, std::string> ParseCred(const std::string& text) {
   std::map<std::string, std::string> out;

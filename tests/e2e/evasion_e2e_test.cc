@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testlib/listener.h"
 #include "testlib/writd_fixture.h"
 
 namespace writ::testlib {
@@ -394,22 +395,6 @@ TEST_F(Evasion, InterpreterRunningADeniedScriptKnownLimit) {
 
 // ---- network --------------------------------------------------------------------------------------------
 
-struct Listener {
-  int fd = -1;
-  uint16_t port = 0;
-  Listener() {
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd, 16) != 0) return;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~Listener() { close(fd); }
-};
-
 // io_uring: `writ run`'s seccomp filter refuses io_uring_setup (EPERM) so neither IORING_OP_OPENAT
 // (which bypasses the open tracepoints) nor IORING_OP_CONNECT ever runs: an OWASP-ASI10 finding, and
 // the task is killed by its response.
@@ -424,7 +409,7 @@ TEST_F(Evasion, IoUringIsPreventedAndTheTaskKilled) {
 // monitor-mode task's io_uring connect still meets the cgroup connect hook, which sees every connect of
 // the cgroup, io_uring's included: reported (hook "cgroup"), and the io_uring_setup is a finding too.
 TEST_F(Evasion, IoUringConnectWithoutTheFilterIsSeenByTheCgroupHook) {
-  Listener l;
+  Listener l(AF_INET);
   ASSERT_NE(l.port, 0);
   CmdResult r = Run(absl::StrCat(helper_, " uring-connect ", l.port),
                     {"--no-seccomp", "--intent", "e-net-monitor", "--param", absl::StrCat("port=", l.port)});
@@ -521,18 +506,25 @@ std::set<pid_t> Threads(pid_t pid) {
   return out;
 }
 
+// Each of these needs a writd of its own (enforce mode, no intents): they race, kill and restart it.
+class EvasionStandalone : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    WritdInstance::Options o;
+    o.mode = "enforce";
+    ASSERT_TRUE(w_.Start(o).ok()) << w_.log();
+  }
+  WritdInstance w_;
+};
+
 // Signals, pidfds and tracing aimed at writd (any thread that existed when the task started), its
 // guardian, and kill(-1): refused by the launcher's filter even for a root agent; writd lives on. A task
 // without an intent gets the default response: kill.
-TEST(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root";
-  WritdInstance w;
-  WritdInstance::Options o;
-  o.mode = "enforce";
-  ASSERT_TRUE(w.Start(o).ok()) << w.log();
-  const pid_t pid = w.pid();
+TEST_F(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
+  const pid_t pid = w_.pid();
   int guardian = 0;
-  std::ifstream(w.dir() + "/run/guardian.pid") >> guardian;
+  std::ifstream(w_.dir() + "/run/guardian.pid") >> guardian;
   ASSERT_GT(guardian, 0);
   // The first thread writd started (a sink or the control acceptor: it lives as long as writd), not a
   // short-lived control-connection thread.
@@ -555,22 +547,22 @@ TEST(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
   };
   for (const Attempt& a : attempts) {
     SCOPED_TRACE(a.args);
-    CmdResult r = w.Writ({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
-                          absl::StrCat(EVASION_HELPER, " ", a.args, "; sleep 5; echo after")});
+    CmdResult r = w_.Writ({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+                           absl::StrCat(EVASION_HELPER, " ", a.args, "; sleep 5; echo after")});
     std::string task = TaskIdFrom(r.err);
-    json end = w.WaitForEvent([&](const json& e) {
+    json end = w_.WaitForEvent([&](const json& e) {
       return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
     });
-    ASSERT_FALSE(end.is_null()) << w.log();
-    json ev = ExpectSelfPrevented(r, w.TaskEvents(task), a.syscall, a.target);
+    ASSERT_FALSE(end.is_null()) << w_.log();
+    json ev = ExpectSelfPrevented(r, w_.TaskEvents(task), a.syscall, a.target);
     if (!ev.is_null() && a.target == "writd") {
       EXPECT_EQ(ev["syscall"]["target_pid"], pid);
     }
     ASSERT_EQ(kill(pid, 0), 0) << "writd died";
     ASSERT_EQ(kill(guardian, 0), 0) << "the guardian died";
   }
-  EXPECT_EQ(w.Writ({"status"}).exit_code, 0);
-  EXPECT_EQ(w.Stop(), 0) << w.log();
+  EXPECT_EQ(w_.Writ({"status"}).exit_code, 0);
+  EXPECT_EQ(w_.Stop(), 0) << w_.log();
 }
 
 
@@ -578,27 +570,22 @@ TEST(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
 // starts later (here: the one serving a `writ tail` connection) is not in it, so tkill of it is not
 // refused; the BPF fallback kills the caller at syscall entry (outcome killed_after). Signal 0 here, so
 // that writd survives the proof; with SIGKILL it would not (see the next test).
-TEST(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallbackKnownLimit) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root";
-  WritdInstance w;
-  WritdInstance::Options o;
-  o.mode = "enforce";
-  ASSERT_TRUE(w.Start(o).ok()) << w.log();
-  const std::string d = w.dir();
-  pid_t run = w.WritAsync({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
-                           absl::StrCat("echo up > ", d, "/up; while [ ! -s ", d,
-                                        "/tid ]; do sleep 0.05; done; ", EVASION_HELPER, " tkill $(cat ",
-                                        d, "/tid) 0; sleep 5; echo after")},
-                          "run");
+TEST_F(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallbackKnownLimit) {
+  const std::string d = w_.dir();
+  pid_t run = w_.WritAsync({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+                            absl::StrCat("echo up > ", d, "/up; while [ ! -s ", d,
+                                         "/tid ]; do sleep 0.05; done; ", EVASION_HELPER, " tkill $(cat ",
+                                         d, "/tid) 0; sleep 5; echo after")},
+                           "run");
   for (int i = 0; i < 200 && !std::filesystem::exists(d + "/up"); i++) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_TRUE(std::filesystem::exists(d + "/up")) << w.log();
-  const std::set<pid_t> at_start = Threads(w.pid());  // a superset of what the placement reply named
-  pid_t tail = w.WritAsync({"tail"}, "tail");
+  ASSERT_TRUE(std::filesystem::exists(d + "/up")) << w_.log();
+  const std::set<pid_t> at_start = Threads(w_.pid());  // a superset of what the placement reply named
+  pid_t tail = w_.WritAsync({"tail"}, "tail");
   pid_t fresh = 0;
   for (int i = 0; i < 200 && !fresh; i++) {
-    for (pid_t t : Threads(w.pid())) {
+    for (pid_t t : Threads(w_.pid())) {
       if (!at_start.count(t)) fresh = t;
     }
     if (!fresh) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -606,24 +593,24 @@ TEST(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallback
   ASSERT_GT(fresh, 0) << "writd started no thread for the tail connection";
   std::ofstream(d + "/tid.tmp") << fresh;
   std::filesystem::rename(d + "/tid.tmp", d + "/tid");
-  CmdResult r = w.WaitAsync(run, "run");
+  CmdResult r = w_.WaitAsync(run, "run");
   EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   EXPECT_THAT(r.out, Not(HasSubstr("tkill ok")));  // killed before it returned to user mode
   EXPECT_THAT(r.out, Not(HasSubstr("after")));
   const std::string task = TaskIdFrom(r.err);
-  json ev = w.WaitForEvent([&](const json& e) {
+  json ev = w_.WaitForEvent([&](const json& e) {
     return e.value("kind", "") == "self" && e["agent"].value("task_id", "") == task;
   });
-  ASSERT_FALSE(ev.is_null()) << w.log();
+  ASSERT_FALSE(ev.is_null()) << w_.log();
   EXPECT_EQ(ev["syscall"]["name"], "tkill");
   EXPECT_EQ(ev["syscall"]["target"], "writd");
-  EXPECT_EQ(ev["syscall"]["target_pid"], w.pid());
+  EXPECT_EQ(ev["syscall"]["target_pid"], w_.pid());
   EXPECT_EQ(ev["syscall"]["result"], 0);  // not refused: limit changed? update docs/threat-model.md
   EXPECT_EQ(ev["outcome"], "killed_after");
-  EXPECT_EQ(kill(w.pid(), 0), 0);
+  EXPECT_EQ(kill(w_.pid(), 0), 0);
   kill(tail, SIGTERM);
-  (void)w.WaitAsync(tail, "tail");
-  EXPECT_EQ(w.Stop(), 0) << w.log();
+  (void)w_.WaitAsync(tail, "tail");
+  EXPECT_EQ(w_.Stop(), 0) << w_.log();
 }
 
 // Known limit: a process without the filter (writ run --no-seccomp here; in general anything the
@@ -631,32 +618,27 @@ TEST(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallback
 // caller is SIGKILLed at syscall entry, but the rest of the task is not (its kill response is writd's to
 // run); in-kernel enforcement goes on (the guardian holds the programs), and the finding is reported by
 // the next writd from the pinned ring buffer (outcome killed_after).
-TEST(EvasionStandalone, WithoutTheFilterKillOfWritdIsAKnownLimitReportedAfterRestart) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root";
-  WritdInstance w;
-  WritdInstance::Options o;
-  o.mode = "enforce";
-  ASSERT_TRUE(w.Start(o).ok()) << w.log();
-  const pid_t pid = w.pid();
-  CmdResult r = w.Writ({"run", "--agent", kAgent, "--no-seccomp", "--", "/bin/sh", "-c",
-                        absl::StrCat(EVASION_HELPER, " kill ", pid, " 9; echo after")});
+TEST_F(EvasionStandalone, WithoutTheFilterKillOfWritdIsAKnownLimitReportedAfterRestart) {
+  const pid_t pid = w_.pid();
+  CmdResult r = w_.Writ({"run", "--agent", kAgent, "--no-seccomp", "--", "/bin/sh", "-c",
+                         absl::StrCat(EVASION_HELPER, " kill ", pid, " 9; echo after")});
   // The caller died at syscall entry (no "kill ok"); the rest of the task lives on, because the task's
   // kill response is writd's to run and writd is dead.
   EXPECT_THAT(r.out, Not(HasSubstr("kill ok")));
   EXPECT_THAT(r.out, HasSubstr("after")) << r.err;
   for (int i = 0; i < 50 && kill(pid, 0) == 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(w.Stop(), 137) << "writd survived SIGKILL from a task without the filter: update the limit";
-  ASSERT_TRUE(w.Restart().ok()) << w.log();
+  EXPECT_EQ(w_.Stop(), 137) << "writd survived SIGKILL from a task without the filter: update the limit";
+  ASSERT_TRUE(w_.Restart().ok()) << w_.log();
   const std::string task = TaskIdFrom(r.err);
-  json ev = w.WaitForEvent([&](const json& e) {
+  json ev = w_.WaitForEvent([&](const json& e) {
     return e.value("kind", "") == "self" && e["agent"].value("task_id", "") == task;
   });
-  ASSERT_FALSE(ev.is_null()) << "the attempt was not reported after the restart\n" << w.log();
+  ASSERT_FALSE(ev.is_null()) << "the attempt was not reported after the restart\n" << w_.log();
   EXPECT_EQ(ev["syscall"]["name"], "kill");
   EXPECT_EQ(ev["syscall"]["target"], "writd");
   EXPECT_EQ(ev["syscall"]["result"], 0);
   EXPECT_EQ(ev["outcome"], "killed_after");
-  EXPECT_EQ(w.Stop(), 0) << w.log();
+  EXPECT_EQ(w_.Stop(), 0) << w_.log();
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 // Needs root (writd loads BPF); skips otherwise.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -178,6 +179,12 @@ TEST_F(WritdLoad, EveryRecordIsJudgedOrCountedAndNothingLeaks) {
 
   const Status s0 = Settled();
   const uint64_t rss0 = ProcStatusKb(w_.pid(), "VmRSS");
+  // The leak checks at the end compare counters that `writ status` must print: one renamed or gone
+  // must fail here, not compare 0 with 0.
+  ASSERT_TRUE(s0.counters.count("process_table_entries")) << "no process_table_entries counter";
+  ASSERT_TRUE(std::any_of(s0.counters.begin(), s0.counters.end(),
+                          [](const auto& kv) { return kv.first.rfind("map_", 0) == 0; }))
+      << "no map_*_entries counters";
 
   // The fixed cost of the task: the same command with one open per producer.
   CmdResult base = Producers(procs, 30, procs);

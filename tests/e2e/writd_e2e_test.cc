@@ -695,13 +695,6 @@ name: t-one
 exec: {deny: [/usr/bin/sudo]}
 )";
 
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 // A bad file leaves the policy in force (all or nothing), says where it is wrong, and shows in status;
 // a good one is picked up by `writ policy reload` and by SIGHUP; a process inside a task cannot reload.
 TEST(WritdOps, PolicyReloadIsAtomicAndVisible) {

@@ -35,13 +35,6 @@ name: t-one
 exec: {deny: [/usr/bin/sudo]}
 )";
 
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 uint16_t FreePort() {
   Listener l(AF_INET);
   const uint16_t p = l.port;

@@ -18,7 +18,6 @@
 #include "util/util.h"
 
 namespace writ::testlib {
-namespace {
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);
@@ -26,6 +25,8 @@ std::string Slurp(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
+
+namespace {
 
 int Decode(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);

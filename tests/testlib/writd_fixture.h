@@ -83,6 +83,9 @@ class WritdInstance {
   pid_t pid_ = -1;
 };
 
+// A file's whole contents, or "" when it cannot be read.
+std::string Slurp(const std::string& path);
+
 // "writ: task t-xxxx" from writ run's stderr, or "".
 std::string TaskIdFrom(const std::string& err);
 

@@ -389,11 +389,12 @@ async function push(c, approve) {
 }
 
 // ---- run -------------------------------------------------------------------------------------------
-let failed = 0;
+let failed = 0, ran = 0;
 const t0 = Date.now();
 try {
   for (const [name, fn] of Object.entries(scenarios)) {
     if (ONLY && !name.includes(ONLY)) continue;
+    ran++;
     const c = new Check(name);
     const t = Date.now();
     try {
@@ -408,6 +409,11 @@ try {
     } else {
       console.log(`ok   ${name} (${ms} ms)`);
     }
+  }
+  // --only naming no scenario ran nothing: that is a mistake, not a pass.
+  if (!ran) {
+    failed++;
+    console.log(`FAIL no scenario matches --only ${ONLY}`);
   }
 } finally {
   writd.kill('SIGTERM');
