@@ -337,14 +337,8 @@ class Loader {
       }
       writ::v1::Intent in;
       absl::flat_hash_map<std::string, int> lines;
-      YamlParseState st{file, &errors_, &lines};
       const size_t first_error = errors_.size();
-      try {
-        ParseYamlMessage(doc, &in, "", st);
-      } catch (const YAML::Exception& e) {
-        errors_.push_back(absl::StrCat(file, ":", e.mark.line + 1, ": yaml: ", e.msg));
-        continue;
-      }
+      if (!ParseDocument(doc, &in, file, &lines)) continue;
       const int doc_line = YamlLine(doc);
       in.mutable_source()->set_file(file);
       in.mutable_source()->set_line(doc_line);
@@ -400,13 +394,7 @@ class Loader {
   void AddWorkloads(const YAML::Node& doc, const std::string& file) {
     writ::v1::WorkloadSet ws;
     auto lines = std::make_shared<absl::flat_hash_map<std::string, int>>();
-    YamlParseState st{file, &errors_, lines.get()};
-    try {
-      ParseYamlMessage(doc, &ws, "", st);
-    } catch (const YAML::Exception& e) {
-      errors_.push_back(absl::StrCat(file, ":", e.mark.line + 1, ": yaml: ", e.msg));
-      return;
-    }
+    if (!ParseDocument(doc, &ws, file, lines.get())) return;
     const int doc_line = YamlLine(doc);
     auto err = [&](const std::string& path, const std::string& msg) {
       errors_.push_back(FieldError(file, *lines, doc_line, path, msg));
@@ -493,6 +481,20 @@ class Loader {
   }
 
  private:
+  // One document into `msg` (intent or workload set), recording each field's line in `lines`. Schema
+  // errors are collected; false when yaml-cpp threw and the document is abandoned.
+  bool ParseDocument(const YAML::Node& doc, google::protobuf::Message* msg, const std::string& file,
+                     absl::flat_hash_map<std::string, int>* lines) {
+    YamlParseState st{file, &errors_, lines};
+    try {
+      ParseYamlMessage(doc, msg, "", st);
+    } catch (const YAML::Exception& e) {  // yaml-cpp throws; keep it at this edge
+      errors_.push_back(absl::StrCat(file, ":", e.mark.line + 1, ": yaml: ", e.msg));
+      return false;
+    }
+    return true;
+  }
+
   struct PendingWorkload {
     writ::v1::Workload w;
     std::string file;
