@@ -281,6 +281,10 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     return Fail(1, absl::StrCat("run: ", placed.status().message()));
   }
   // The child reads to EOF and refuses a short message (ParseGoMessage), so a failed write fails safe.
+  // A child that is already gone (its task killed meanwhile) gives EPIPE, not a launcher dead of
+  // SIGPIPE without a word: its status is reported below. Only here, after the fork: an ignored
+  // signal would survive the child's exec.
+  signal(SIGPIPE, SIG_IGN);
   const std::string go_msg = GoMessage(placed->placed());
   for (size_t off = 0; off < go_msg.size();) {
     ssize_t w = write(go[1], go_msg.data() + off, go_msg.size() - off);
