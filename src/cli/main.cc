@@ -143,36 +143,6 @@ std::string ResolveCommand(const std::string& cmd) {
   return "";
 }
 
-// The launcher's "go" to its child once writd has placed it in the task cgroup: 'g', then the
-// counts of protected pids and groups (uint32 each), then the pids and the groups (uint32 each).
-std::string GoMessage(const writ::v1::PlacedResponse& pl) {
-  std::string msg = "g";
-  const uint32_t counts[2] = {static_cast<uint32_t>(pl.protected_pids_size()),
-                              static_cast<uint32_t>(pl.protected_groups_size())};
-  msg.append(reinterpret_cast<const char*>(counts), sizeof(counts));
-  for (uint32_t v : pl.protected_pids()) msg.append(reinterpret_cast<const char*>(&v), 4);
-  for (uint32_t v : pl.protected_groups()) msg.append(reinterpret_cast<const char*>(&v), 4);
-  return msg;
-}
-
-// The child's side of GoMessage. False unless the whole message is there: a filter built from part of
-// the pid list would leave some of writd's threads unprotected without anyone noticing.
-bool ParseGoMessage(const std::string& msg, writ::actions::SelfFilterSpec* spec) {
-  uint32_t counts[2];
-  if (msg.size() < 1 + sizeof(counts) || msg[0] != 'g') return false;
-  memcpy(counts, msg.data() + 1, sizeof(counts));
-  if (msg.size() != 1 + sizeof(counts) + 4 * (uint64_t{counts[0]} + counts[1])) return false;
-  size_t off = 1 + sizeof(counts);
-  for (int list = 0; list < 2; list++) {
-    for (uint32_t i = 0; i < counts[list]; i++, off += 4) {
-      uint32_t v;
-      memcpy(&v, msg.data() + off, 4);
-      (list == 0 ? spec->pids : spec->groups).push_back(v);
-    }
-  }
-  return true;
-}
-
 pid_t g_child = 0;
 void Forward(int sig) {
   if (g_child > 0) kill(g_child, sig);
@@ -229,7 +199,8 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   if (pid == 0) {
     close(sync[0]);
     close(go[1]);
-    // GoMessage, then EOF. Nothing (EOF alone) = the launcher gave up: never run outside the task.
+    // 'g' and the encoded SelfFilterSpec, then EOF. EOF alone = the launcher gave up: never run
+    // outside the task.
     std::string msg;
     char b[512];
     for (ssize_t r; (r = read(go[0], b, sizeof(b))) != 0;) {
@@ -239,7 +210,7 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     }
     if (msg.empty()) _exit(126);
     writ::actions::SelfFilterSpec spec;
-    if (!ParseGoMessage(msg, &spec)) {
+    if (msg[0] != 'g' || !writ::actions::DecodeSelfFilterSpec(absl::string_view(msg).substr(1), &spec)) {
       std::string err = absl::StrCat("malformed start message from the launcher (", msg.size(), " bytes)");
       (void)!write(sync[1], err.data(), err.size());
       _exit(126);
@@ -280,12 +251,17 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     (void)writ::api::Call(fd->get(), abort);
     return Fail(1, absl::StrCat("run: ", placed.status().message()));
   }
-  // The child reads to EOF and refuses a short message (ParseGoMessage), so a failed write fails safe.
+  // The child reads to EOF and refuses a short message (DecodeSelfFilterSpec), so a failed write fails
+  // safe.
   // A child that is already gone (its task killed meanwhile) gives EPIPE, not a launcher dead of
   // SIGPIPE without a word: its status is reported below. Only here, after the fork: an ignored
   // signal would survive the child's exec.
   signal(SIGPIPE, SIG_IGN);
-  const std::string go_msg = GoMessage(placed->placed());
+  writ::actions::SelfFilterSpec protect;
+  protect.pids.assign(placed->placed().protected_pids().begin(), placed->placed().protected_pids().end());
+  protect.groups.assign(placed->placed().protected_groups().begin(),
+                        placed->placed().protected_groups().end());
+  const std::string go_msg = "g" + writ::actions::EncodeSelfFilterSpec(protect);
   for (size_t off = 0; off < go_msg.size();) {
     ssize_t w = write(go[1], go_msg.data() + off, go_msg.size() - off);
     if (w < 0 && errno == EINTR) continue;
