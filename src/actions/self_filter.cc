@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstring>
 
 #include "util/status_macros.h"
 
@@ -102,6 +103,32 @@ absl::Status InstallSelfFilter(const SelfFilterSpec& spec) {
     return ErrnoStatus(errno, "install the self-protection seccomp filter");
   }
   return absl::OkStatus();
+}
+
+std::string EncodeSelfFilterSpec(const SelfFilterSpec& spec) {
+  const uint32_t counts[2] = {static_cast<uint32_t>(spec.pids.size()),
+                              static_cast<uint32_t>(spec.groups.size())};
+  std::string out(reinterpret_cast<const char*>(counts), sizeof(counts));
+  for (uint32_t v : spec.pids) out.append(reinterpret_cast<const char*>(&v), sizeof(v));
+  for (uint32_t v : spec.groups) out.append(reinterpret_cast<const char*>(&v), sizeof(v));
+  return out;
+}
+
+bool DecodeSelfFilterSpec(absl::string_view bytes, SelfFilterSpec* spec) {
+  uint32_t counts[2];
+  if (bytes.size() < sizeof(counts)) return false;
+  memcpy(counts, bytes.data(), sizeof(counts));
+  if (bytes.size() != sizeof(counts) + sizeof(uint32_t) * (uint64_t{counts[0]} + counts[1])) return false;
+  size_t off = sizeof(counts);
+  for (int l = 0; l < 2; l++) {
+    std::vector<uint32_t>& list = l == 0 ? spec->pids : spec->groups;
+    for (uint32_t i = 0; i < counts[l]; i++, off += sizeof(uint32_t)) {
+      uint32_t v;
+      memcpy(&v, bytes.data() + off, sizeof(v));
+      list.push_back(v);
+    }
+  }
+  return true;
 }
 
 }  // namespace writ::actions

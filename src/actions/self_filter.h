@@ -14,9 +14,11 @@
 #include <linux/filter.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace writ::actions {
 
@@ -32,5 +34,12 @@ std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec);
 // no_new_privs, as the kernel requires. Async-signal-safe apart from building the program: call it in a
 // single-threaded child.
 absl::Status InstallSelfFilter(const SelfFilterSpec& spec);
+
+// How `writ run` hands the spec to its child over a pipe ("go" once writd has placed it): counts of
+// pids and groups (uint32 each), then the pids and the groups (uint32 each), host byte order.
+std::string EncodeSelfFilterSpec(const SelfFilterSpec& spec);
+// False unless `bytes` is exactly one encoded spec: a filter built from part of the pid list would
+// leave some of writd's threads unprotected without anyone noticing.
+bool DecodeSelfFilterSpec(absl::string_view bytes, SelfFilterSpec* spec);
 
 }  // namespace writ::actions

@@ -199,7 +199,8 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   if (pid == 0) {
     close(sync[0]);
     close(go[1]);
-    // "g", then the protected pids and groups (uint32 each, counts first), then EOF.
+    // 'g' and the encoded SelfFilterSpec, then EOF. EOF alone = the launcher gave up: never run
+    // outside the task.
     std::string msg;
     char b[512];
     for (ssize_t r; (r = read(go[0], b, sizeof(b))) != 0;) {
@@ -207,22 +208,16 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
       if (r < 0) _exit(126);
       msg.append(b, r);
     }
-    if (msg.empty() || msg[0] != 'g') _exit(126);  // the launcher gave up: never run outside the task
+    if (msg.empty()) _exit(126);
+    writ::actions::SelfFilterSpec spec;
+    if (msg[0] != 'g' || !writ::actions::DecodeSelfFilterSpec(absl::string_view(msg).substr(1), &spec)) {
+      std::string err = absl::StrCat("malformed start message from the launcher (", msg.size(), " bytes)");
+      (void)!write(sync[1], err.data(), err.size());
+      _exit(126);
+    }
     if (!credentials_dir.empty()) setenv("WRIT_CREDENTIALS_DIR", credentials_dir.c_str(), 1);
     if (seccomp) {
       // Self-protection: installed last, so nothing of the launcher's own needs is refused.
-      writ::actions::SelfFilterSpec spec;
-      uint32_t counts[2] = {};
-      size_t off = 1;
-      if (msg.size() >= off + sizeof(counts)) memcpy(counts, msg.data() + off, sizeof(counts));
-      off += sizeof(counts);
-      for (int list = 0; list < 2; list++) {
-        for (uint32_t i = 0; i < counts[list] && off + 4 <= msg.size(); i++, off += 4) {
-          uint32_t v;
-          memcpy(&v, msg.data() + off, 4);
-          (list == 0 ? spec.pids : spec.groups).push_back(v);
-        }
-      }
       absl::Status st = writ::actions::InstallSelfFilter(spec);
       if (!st.ok()) {
         std::string err = absl::StrCat(st.message(), " (writ run --no-seccomp runs without it)");
@@ -256,15 +251,22 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     (void)writ::api::Call(fd->get(), abort);
     return Fail(1, absl::StrCat("run: ", placed.status().message()));
   }
-  {
-    std::string msg = "g";
-    const auto& pl = placed->placed();
-    uint32_t counts[2] = {static_cast<uint32_t>(pl.protected_pids_size()),
-                          static_cast<uint32_t>(pl.protected_groups_size())};
-    msg.append(reinterpret_cast<const char*>(counts), sizeof(counts));
-    for (uint32_t v : pl.protected_pids()) msg.append(reinterpret_cast<const char*>(&v), 4);
-    for (uint32_t v : pl.protected_groups()) msg.append(reinterpret_cast<const char*>(&v), 4);
-    (void)!write(go[1], msg.data(), msg.size());  // < PIPE_BUF for any realistic count: one write
+  // The child reads to EOF and refuses a short message (DecodeSelfFilterSpec), so a failed write fails
+  // safe.
+  // A child that is already gone (its task killed meanwhile) gives EPIPE, not a launcher dead of
+  // SIGPIPE without a word: its status is reported below. Only here, after the fork: an ignored
+  // signal would survive the child's exec.
+  signal(SIGPIPE, SIG_IGN);
+  writ::actions::SelfFilterSpec protect;
+  protect.pids.assign(placed->placed().protected_pids().begin(), placed->placed().protected_pids().end());
+  protect.groups.assign(placed->placed().protected_groups().begin(),
+                        placed->placed().protected_groups().end());
+  const std::string go_msg = "g" + writ::actions::EncodeSelfFilterSpec(protect);
+  for (size_t off = 0; off < go_msg.size();) {
+    ssize_t w = write(go[1], go_msg.data() + off, go_msg.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) break;
+    off += w;
   }
   close(go[1]);
   char buf[512];

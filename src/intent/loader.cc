@@ -62,6 +62,12 @@ int LineFor(const absl::flat_hash_map<std::string, int>& lines, const std::strin
   return doc_line;
 }
 
+// "FILE:LINE: field.path: message", the one shape of every loader error (intents and workloads).
+std::string FieldError(const std::string& file, const absl::flat_hash_map<std::string, int>& lines,
+                       int doc_line, const std::string& path, const std::string& msg) {
+  return absl::StrCat(file, ":", LineFor(lines, path, doc_line), ": ", path, ": ", msg);
+}
+
 // Semantic checks on one parsed intent. `lines` maps field paths to lines.
 class Validator {
  public:
@@ -160,17 +166,7 @@ class Validator {
   static std::string Idx(absl::string_view p, int i) { return absl::StrCat(p, "[", i, "]"); }
 
   void Err(const std::string& path, const std::string& msg) {
-    // Fall back to the closest recorded ancestor's line (e.g. a missing key reports its parent).
-    int line = doc_line_;
-    for (std::string p = path; !p.empty();) {
-      if (auto it = lines_.find(p); it != lines_.end()) {
-        line = it->second;
-        break;
-      }
-      size_t cut = p.find_last_of(".[");
-      p = cut == std::string::npos ? "" : p.substr(0, cut);
-    }
-    errors_->push_back(absl::StrCat(file_, ":", line, ": ", path, ": ", msg));
+    errors_->push_back(FieldError(file_, lines_, doc_line_, path, msg));
   }
 
   // Checks ${...} references; false when there was an error.
@@ -341,14 +337,8 @@ class Loader {
       }
       writ::v1::Intent in;
       absl::flat_hash_map<std::string, int> lines;
-      YamlParseState st{file, &errors_, &lines};
       const size_t first_error = errors_.size();
-      try {
-        ParseYamlMessage(doc, &in, "", st);
-      } catch (const YAML::Exception& e) {
-        errors_.push_back(absl::StrCat(file, ":", e.mark.line + 1, ": yaml: ", e.msg));
-        continue;
-      }
+      if (!ParseDocument(doc, &in, file, &lines)) continue;
       const int doc_line = YamlLine(doc);
       in.mutable_source()->set_file(file);
       in.mutable_source()->set_line(doc_line);
@@ -404,16 +394,10 @@ class Loader {
   void AddWorkloads(const YAML::Node& doc, const std::string& file) {
     writ::v1::WorkloadSet ws;
     auto lines = std::make_shared<absl::flat_hash_map<std::string, int>>();
-    YamlParseState st{file, &errors_, lines.get()};
-    try {
-      ParseYamlMessage(doc, &ws, "", st);
-    } catch (const YAML::Exception& e) {
-      errors_.push_back(absl::StrCat(file, ":", e.mark.line + 1, ": yaml: ", e.msg));
-      return;
-    }
+    if (!ParseDocument(doc, &ws, file, lines.get())) return;
     const int doc_line = YamlLine(doc);
-    auto err = [&, lines](const std::string& path, const std::string& msg) {
-      errors_.push_back(absl::StrCat(file, ":", LineFor(*lines, path, doc_line), ": ", path, ": ", msg));
+    auto err = [&](const std::string& path, const std::string& msg) {
+      errors_.push_back(FieldError(file, *lines, doc_line, path, msg));
     };
     if (!lines->contains("apiVersion")) {
       err("apiVersion", absl::StrCat("missing (expected ", kApiVersion, ")"));
@@ -459,8 +443,7 @@ class Loader {
     // Workload → intent references and parameters, now that every intent is known.
     for (const PendingWorkload& pw : pending_workloads_) {
       auto err = [&](const std::string& path, const std::string& msg) {
-        errors_.push_back(absl::StrCat(pw.file, ":", LineFor(*pw.lines, path, pw.doc_line), ": ", path,
-                                       ": ", msg));
+        errors_.push_back(FieldError(pw.file, *pw.lines, pw.doc_line, path, msg));
       };
       const writ::v1::Workload& w = pw.w;
       if (w.intent().empty()) continue;  // reported already
@@ -498,6 +481,20 @@ class Loader {
   }
 
  private:
+  // One document into `msg` (intent or workload set), recording each field's line in `lines`. Schema
+  // errors are collected; false when yaml-cpp threw and the document is abandoned.
+  bool ParseDocument(const YAML::Node& doc, google::protobuf::Message* msg, const std::string& file,
+                     absl::flat_hash_map<std::string, int>* lines) {
+    YamlParseState st{file, &errors_, lines};
+    try {
+      ParseYamlMessage(doc, msg, "", st);
+    } catch (const YAML::Exception& e) {  // yaml-cpp throws; keep it at this edge
+      errors_.push_back(absl::StrCat(file, ":", e.mark.line + 1, ": yaml: ", e.msg));
+      return false;
+    }
+    return true;
+  }
+
   struct PendingWorkload {
     writ::v1::Workload w;
     std::string file;

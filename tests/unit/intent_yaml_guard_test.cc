@@ -2,7 +2,6 @@
 // alone and through the loader (the error must name FILE:LINE like every policy error).
 #include "intent/yaml_guard.h"
 
-#include <chrono>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -123,14 +122,12 @@ TEST(YamlGuard, DryRunBoundsDocumentsAndNodes) {
   EXPECT_EQ(CheckYamlBounds("k: [1, 2\n", "p.yaml"), std::nullopt);
 }
 
-TEST(YamlGuard, TheLoaderRefusesBeforeYamlCppAndQuickly) {
-  const auto t0 = std::chrono::steady_clock::now();
+TEST(YamlGuard, TheLoaderRefusesBeforeYamlCpp) {
+  // The guard's own message: yaml-cpp never saw the text (its recursion, 100000 deep, would have
+  // overflowed the stack and killed this test).
   auto set = LoadPolicyText(Repeat("[", 100000), "hostile.yaml");
-  const auto took = std::chrono::steady_clock::now() - t0;
   ASSERT_FALSE(set.ok());
   EXPECT_THAT(set.status().message(), HasSubstr("hostile.yaml:1: yaml: flow collections"));
-  // Not a performance claim: a loose bound that yaml-cpp's recursion would blow (stack or time).
-  EXPECT_LT(took, std::chrono::seconds(2));
   auto big = LoadPolicyText(std::string((1 << 20) + 1, '#'), "big.yaml");
   ASSERT_FALSE(big.ok());
   EXPECT_THAT(big.status().message(), HasSubstr("big.yaml:1: yaml:"));

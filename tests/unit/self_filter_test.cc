@@ -102,5 +102,24 @@ TEST(SelfFilter, ManyPidsStillFitAndWork) {
   EXPECT_EQ(out, "kill=EPERM");
 }
 
+// `writ run` hands the spec to its child through a pipe: it must come back whole, or not at all.
+TEST(SelfFilter, SpecEncodingRoundTripsAndRefusesAnythingButOneWholeSpec) {
+  const SelfFilterSpec spec{{1, 42, 0xfffffff0u}, {7}};
+  const std::string bytes = EncodeSelfFilterSpec(spec);
+  SelfFilterSpec back;
+  ASSERT_TRUE(DecodeSelfFilterSpec(bytes, &back));
+  EXPECT_EQ(back.pids, spec.pids);
+  EXPECT_EQ(back.groups, spec.groups);
+  SelfFilterSpec empty;
+  EXPECT_TRUE(DecodeSelfFilterSpec(EncodeSelfFilterSpec({}), &empty));
+  EXPECT_TRUE(empty.pids.empty() && empty.groups.empty());
+  for (size_t len = 0; len < bytes.size(); len++) {  // every truncation, e.g. a pid list cut short
+    SelfFilterSpec part;
+    EXPECT_FALSE(DecodeSelfFilterSpec(absl::string_view(bytes).substr(0, len), &part)) << len;
+  }
+  SelfFilterSpec extra;
+  EXPECT_FALSE(DecodeSelfFilterSpec(bytes + "x", &extra));
+}
+
 }  // namespace
 }  // namespace writ::actions
