@@ -758,18 +758,19 @@ void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
 
 // A sub-agent acts on authority delegated by its parent: when the parent ends or is revoked, the child
 // is revoked at once (with an `action` event), killed, and ends with a task_end naming why. Grandchildren
-// follow recursively.
+// follow recursively. A parent is often killed, revoked and ended in turn, and each cascade reaches the
+// same descendants: each one is revoked and killed once (one `action` event each), by the first cascade.
 void Daemon::EndChildren(Task& task, const char* end_reason, const std::string& why) {
   for (const auto& c : ChildrenOf(registry_, task.id)) {
     const char* none = nullptr;
     c->end_reason.compare_exchange_strong(none, end_reason);
-    if (creds_.revoke) {
+    if (creds_.revoke && !c->revoked_by_parent.exchange(true)) {
       creds_.revoke(*c, why);
       v1::Event a = ActionEvent(*c, "revoke", "ok", 0, c->id, why);
       Emit(a);
     }
     EndChildren(*c, end_reason, "parent task " + c->id + " ended: " + why);
-    KillTask(*c, nullptr, why);
+    if (!c->killed_by_parent.exchange(true)) KillTask(*c, nullptr, why);
   }
 }
 
@@ -801,7 +802,7 @@ bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& rea
   for (const auto& c : ChildrenOf(registry_, task.id)) {
     const char* none = nullptr;
     c->end_reason.compare_exchange_strong(none, "parent_killed");
-    KillTask(*c, cause, "parent task " + task.id + " killed: " + reason);
+    if (!c->killed_by_parent.exchange(true)) KillTask(*c, cause, "parent task " + task.id + " killed: " + reason);
   }
   return st.ok();
 }
