@@ -774,6 +774,46 @@ void Daemon::EndChildren(Task& task, const char* end_reason, const std::string& 
   }
 }
 
+absl::Status Daemon::InstallTask(const std::shared_ptr<Task>& task, pid_t place) {
+  // Each step undoes the ones before it when it fails: nothing is left behind.
+  ASSIGN_OR_RETURN(task->slot, registry_.AllocateSlot());
+  auto cgid = cgroups_->CreateTask(task->id);
+  if (!cgid.ok()) {
+    registry_.FreeSlot(task->slot);
+    return cgid.status();
+  }
+  task->cgroup_id = *cgid;
+  task->cgroup_path = cgroups_->TaskDir(task->id);
+  absl::Status st = Arm(*task);  // the task map entry exists before any process joins the cgroup
+  if (st.ok()) st = registry_.Add(task);
+  if (st.ok() && place > 0) {
+    st = WriteFile(task->cgroup_path + "/cgroup.procs", std::to_string(place));
+    if (!st.ok()) {
+      st = absl::Status(st.code(), absl::StrCat("place pid ", place, ": ", st.message()));
+      registry_.Remove(task->id);
+    }
+  }
+  if (!st.ok()) {
+    (void)loader_->RemoveTask(task->cgroup_id);
+    loader_->ClearTables(task->slot);
+    (void)cgroups_->RemoveTask(task->id);
+    registry_.FreeSlot(task->slot);
+  }
+  return st;
+}
+
+v1::Event Daemon::TaskStartEvent(const Task& task) {
+  v1::Event e;
+  InitSynthetic(&e, "task_start");
+  FillAgent(task, &e);
+  v1::TaskInfo* ti = e.mutable_task();
+  ti->set_cgroup(task.cgroup_path);
+  if (task.deadline != absl::InfiniteFuture()) ti->set_deadline(Rfc3339(task.deadline));
+  for (const auto& [k, v] : task.params) (*ti->mutable_params())[k] = v;
+  for (const auto& c : task.command) ti->add_command(c);
+  return e;
+}
+
 void Daemon::RunResponses(Task& task, const v1::Event& cause,
                           const std::vector<std::string>& responses, const std::string& reason) {
   if (Has(responses, "kill")) {
@@ -1165,37 +1205,11 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
         parent->compiled->name())));
   }
 
-  // Nothing is created before every check has passed; each step below undoes the ones before it.
-  auto slot = registry_.AllocateSlot();
-  if (!slot.ok()) return Error(slot.status());
-  task->slot = *slot;
-  auto cgid = cgroups_->CreateTask(task->id);
-  if (!cgid.ok()) {
-    registry_.FreeSlot(task->slot);
-    return Error(cgid.status());
-  }
-  task->cgroup_id = *cgid;
-  task->cgroup_path = cgroups_->TaskDir(task->id);
-
-  absl::Status st = Arm(*task);
-  if (st.ok()) st = registry_.Add(task);
-  if (!st.ok()) {
-    (void)loader_->RemoveTask(task->cgroup_id);
-    loader_->ClearTables(task->slot);
-    (void)cgroups_->RemoveTask(task->id);
-    registry_.FreeSlot(task->slot);
-    return Error(st);
-  }
+  // Nothing is created before every check has passed.
+  if (absl::Status st = InstallTask(task, 0); !st.ok()) return Error(st);
   SaveTask(*task, task->intent.empty() ? nullptr : spec);
   // task_start precedes every event of the task: the command has not been started yet.
-  v1::Event e;
-  InitSynthetic(&e, "task_start");
-  FillAgent(*task, &e);
-  v1::TaskInfo* ti = e.mutable_task();
-  ti->set_cgroup(task->cgroup_path);
-  if (task->deadline != absl::InfiniteFuture()) ti->set_deadline(Rfc3339(task->deadline));
-  for (const auto& [k, v] : task->params) (*ti->mutable_params())[k] = v;
-  for (const auto& c : task->command) ti->add_command(c);
+  v1::Event e = TaskStartEvent(*task);
   e.mutable_process()->set_pid(peer.pid);
   e.mutable_process()->set_uid(peer.uid);
   Emit(e);
