@@ -157,6 +157,14 @@ void Daemon::OnAdoptCandidate(const void* data, size_t size) {
   decode::AdoptRecord r;
   if (!decode::DecodeAdopt(data, size, &r).ok()) {
     decode_errors_++;
+    // Unreadable, but its header may still name a process the kernel stopped: nothing stays stopped.
+    writ_event_hdr h;
+    if (size >= sizeof(h)) {
+      std::memcpy(&h, data, sizeof(h));
+      if (h.flags & WRIT_F_KERNEL_STOP) {
+        (void)actions::SignalProcess(static_cast<pid_t>(h.tgid), h.start_time_ns, SIGCONT);
+      }
+    }
     return;
   }
   if (!adopt_) adopt_ = std::make_unique<AdoptState>();
