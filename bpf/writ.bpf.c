@@ -326,7 +326,7 @@ static __always_inline void emit_connect(const struct writ_task_info *t, __u64 c
 	if (!s)
 		return;
 	e = &s->connect;
-	fill_hdr(&e->hdr, WRIT_EV_CONNECT, cgid, t, (struct task_struct *)bpf_get_current_task());
+	fill_hdr_current(&e->hdr, WRIT_EV_CONNECT, cgid, t, (struct task_struct *)bpf_get_current_task());
 	e->result = result;
 	e->family = family;
 	e->port = port;

@@ -44,17 +44,17 @@ struct {
 
 static __always_inline int adopt_candidate(struct task_struct *p, struct linux_binprm *bprm)
 {
+	const struct writ_task_info no_task = {};
 	struct writ_adopt_event e = {};
 	struct writ_adopt_cfg *cfg;
 	__u32 zero = 0, match = 0, uid;
-	__u64 uid_gid, now;
+	__u64 now;
 	int stop;
 
 	cfg = bpf_map_lookup_elem(&adopt_cfg_map, &zero);
 	if (!cfg || !(cfg->flags & WRIT_ADOPT_ON))
 		return 0;
-	uid_gid = bpf_get_current_uid_gid();
-	uid = (__u32)uid_gid;
+	uid = (__u32)bpf_get_current_uid_gid();
 	if (cfg->flags & WRIT_ADOPT_ANY)
 		match |= WRIT_ADOPT_M_ANY;
 	if ((cfg->flags & WRIT_ADOPT_UID) && bpf_map_lookup_elem(&adopt_uid_map, &uid))
@@ -76,21 +76,12 @@ static __always_inline int adopt_candidate(struct task_struct *p, struct linux_b
 	if (!match)
 		return 0;
 
-	now = bpf_ktime_get_boot_ns();
+	/* In no task: slot 0, the process's own cgroup. */
+	fill_hdr_current(&e.hdr, WRIT_EV_ADOPT, bpf_get_current_cgroup_id(), &no_task, p);
+	now = e.hdr.ktime_ns;
 	stop = now >= cfg->heartbeat_ns && now - cfg->heartbeat_ns <= cfg->stale_ns;
-	e.hdr.abi_version = WRIT_ABI_VERSION;
-	e.hdr.kind = WRIT_EV_ADOPT;
 	e.hdr.size = sizeof(e);
-	e.hdr.ktime_ns = now;
-	e.hdr.cgroup_id = bpf_get_current_cgroup_id();
-	e.hdr.start_time_ns = BPF_CORE_READ(p, group_leader, start_boottime);
-	e.hdr.pid = BPF_CORE_READ(p, pid);
-	e.hdr.tgid = BPF_CORE_READ(p, tgid);
-	e.hdr.ppid = BPF_CORE_READ(p, real_parent, tgid);
-	e.hdr.uid = uid;
-	e.hdr.gid = (__u32)(uid_gid >> 32);
 	e.hdr.flags = WRIT_F_NEEDS_VERDICT | (stop ? WRIT_F_KERNEL_STOP : 0);
-	bpf_get_current_comm(e.hdr.comm, sizeof(e.hdr.comm));
 	e.match = match;
 	/* Stop BEFORE the record becomes visible: writd may read it and send SIGCONT on another CPU before
 	 * this program returns, and a SIGSTOP generated after that SIGCONT would never be undone. A stop

@@ -157,8 +157,9 @@ static __always_inline union writ_scratch *scratch(void)
 	return bpf_map_lookup_elem(&scratch_map, &zero);
 }
 
-static __always_inline void fill_hdr(struct writ_event_hdr *h, __u16 kind, __u64 cgid,
-				     const struct writ_task_info *t, struct task_struct *task)
+static __always_inline void fill_hdr_ids(struct writ_event_hdr *h, __u16 kind, __u64 cgid,
+					 const struct writ_task_info *t, struct task_struct *task,
+					 __u32 pid, __u32 tgid)
 {
 	__u64 uid_gid = bpf_get_current_uid_gid();
 
@@ -167,8 +168,8 @@ static __always_inline void fill_hdr(struct writ_event_hdr *h, __u16 kind, __u64
 	h->ktime_ns = bpf_ktime_get_boot_ns();
 	h->cgroup_id = cgid;
 	h->task_slot = t->slot;
-	h->pid = BPF_CORE_READ(task, pid);
-	h->tgid = BPF_CORE_READ(task, tgid);
+	h->pid = pid;
+	h->tgid = tgid;
 	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	h->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	h->uid = (__u32)uid_gid;
@@ -178,27 +179,20 @@ static __always_inline void fill_hdr(struct writ_event_hdr *h, __u16 kind, __u64
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/* Header of a record about `task` (uid, gid and comm are the current task's). */
+static __always_inline void fill_hdr(struct writ_event_hdr *h, __u16 kind, __u64 cgid,
+				     const struct writ_task_info *t, struct task_struct *task)
+{
+	fill_hdr_ids(h, kind, cgid, t, task, BPF_CORE_READ(task, pid), BPF_CORE_READ(task, tgid));
+}
+
 /* fill_hdr for the current task: pid and tgid from the helper instead of two probe reads. */
 static __always_inline void fill_hdr_current(struct writ_event_hdr *h, __u16 kind, __u64 cgid,
 					     const struct writ_task_info *t, struct task_struct *task)
 {
-	__u64 uid_gid = bpf_get_current_uid_gid();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 
-	h->abi_version = WRIT_ABI_VERSION;
-	h->kind = kind;
-	h->ktime_ns = bpf_ktime_get_boot_ns();
-	h->cgroup_id = cgid;
-	h->task_slot = t->slot;
-	h->pid = (__u32)pid_tgid;
-	h->tgid = (__u32)(pid_tgid >> 32);
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	h->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	h->uid = (__u32)uid_gid;
-	h->gid = (__u32)(uid_gid >> 32);
-	h->flags = 0;
-	h->_pad0 = 0;
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	fill_hdr_ids(h, kind, cgid, t, task, (__u32)pid_tgid, (__u32)(pid_tgid >> 32));
 }
 
 /* Submit a record built in scratch. Telemetry is batched (no wakeup: the consumer drains on a timer); a

@@ -202,7 +202,7 @@ static __always_inline int self_exit(__u32 nr, long ret)
 		flags |= WRIT_F_SECCOMP;
 	if (ent == 2)
 		flags |= WRIT_F_KERNEL_DENY;
-	fill_hdr(&e.hdr, WRIT_EV_SELF, cgid, t, task);
+	fill_hdr_current(&e.hdr, WRIT_EV_SELF, cgid, t, task);
 	e.hdr.flags = flags;
 	e.hdr.size = sizeof(e);
 	e.syscall_nr = nr;

@@ -139,10 +139,10 @@ class Loader {
   std::string lsm_detail_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::unique_ptr<ring_buffer, RingDeleter> ring_;
-  int stats_fd_ = -1;
+  int stats_fd_ = -1;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
   bool adopted_ = false;
   bool link_pin_refused_ = false;
-  uint32_t adopt_flags_ = 0;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
+  uint32_t adopt_flags_ = 0;  // WRIT_ADOPT_* last set: AdoptHeartbeat rewrites them with the time
 };
 
 // libbpf's own messages go to the "libbpf" logger (debug level for its chatter, warn for warnings).

@@ -157,6 +157,14 @@ void Daemon::OnAdoptCandidate(const void* data, size_t size) {
   decode::AdoptRecord r;
   if (!decode::DecodeAdopt(data, size, &r).ok()) {
     decode_errors_++;
+    // Unreadable, but its header may still name a process the kernel stopped: nothing stays stopped.
+    writ_event_hdr h;
+    if (size >= sizeof(h)) {
+      std::memcpy(&h, data, sizeof(h));
+      if (h.flags & WRIT_F_KERNEL_STOP) {
+        (void)actions::SignalProcess(static_cast<pid_t>(h.tgid), h.start_time_ns, SIGCONT);
+      }
+    }
     return;
   }
   if (!adopt_) adopt_ = std::make_unique<AdoptState>();
@@ -269,42 +277,12 @@ absl::Status Daemon::AdoptProcess(const v1::Workload& w, const decode::AdoptReco
     task->deadline = task->start + task->compiled->ttl();
   }
 
-  // As CreateTask: nothing is left behind when a step fails.
-  ASSIGN_OR_RETURN(task->slot, registry_.AllocateSlot());
-  auto cgid = cgroups_->CreateTask(task->id);
-  if (!cgid.ok()) {
-    registry_.FreeSlot(task->slot);
-    return cgid.status();
-  }
-  task->cgroup_id = *cgid;
-  task->cgroup_path = cgroups_->TaskDir(task->id);
-  absl::Status st = Arm(*task);  // the task map entry exists before the process joins the cgroup
-  if (st.ok()) st = registry_.Add(task);
-  if (st.ok()) {
-    st = WriteFile(task->cgroup_path + "/cgroup.procs", std::to_string(r.tgid));
-    if (!st.ok()) {
-      st = absl::Status(st.code(), absl::StrCat("place pid ", r.tgid, ": ", st.message()));
-      registry_.Remove(task->id);
-    }
-  }
-  if (!st.ok()) {
-    (void)loader_->RemoveTask(task->cgroup_id);
-    loader_->ClearTables(task->slot);
-    (void)cgroups_->RemoveTask(task->id);
-    registry_.FreeSlot(task->slot);
-    return st;
-  }
+  // As CreateTask, and the process is moved into the new cgroup: nothing is left behind on failure.
+  RETURN_IF_ERROR(InstallTask(task, static_cast<pid_t>(r.tgid)));
   SaveTask(*task, a.policies->Find(task->intent));
-  v1::Event e;
-  InitSynthetic(&e, "task_start");
-  FillAgent(*task, &e);
-  v1::TaskInfo* ti = e.mutable_task();
-  ti->set_cgroup(task->cgroup_path);
-  ti->set_adopted(true);
-  ti->set_workload(w.name());
-  if (task->deadline != absl::InfiniteFuture()) ti->set_deadline(Rfc3339(task->deadline));
-  for (const auto& [k, v] : task->params) (*ti->mutable_params())[k] = v;
-  for (const auto& c : task->command) ti->add_command(c);
+  v1::Event e = TaskStartEvent(*task);
+  e.mutable_task()->set_adopted(true);
+  e.mutable_task()->set_workload(w.name());
   v1::Process* p = e.mutable_process();
   p->set_pid(r.tgid);
   p->set_ppid(r.ppid);

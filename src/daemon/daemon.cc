@@ -758,19 +758,60 @@ void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
 
 // A sub-agent acts on authority delegated by its parent: when the parent ends or is revoked, the child
 // is revoked at once (with an `action` event), killed, and ends with a task_end naming why. Grandchildren
-// follow recursively.
+// follow recursively. A parent is often killed, revoked and ended in turn, and each cascade reaches the
+// same descendants: each one is revoked and killed once (one `action` event each), by the first cascade.
 void Daemon::EndChildren(Task& task, const char* end_reason, const std::string& why) {
   for (const auto& c : ChildrenOf(registry_, task.id)) {
     const char* none = nullptr;
     c->end_reason.compare_exchange_strong(none, end_reason);
-    if (creds_.revoke) {
+    if (creds_.revoke && !c->revoked_by_parent.exchange(true)) {
       creds_.revoke(*c, why);
       v1::Event a = ActionEvent(*c, "revoke", "ok", 0, c->id, why);
       Emit(a);
     }
     EndChildren(*c, end_reason, "parent task " + c->id + " ended: " + why);
-    KillTask(*c, nullptr, why);
+    if (!c->killed_by_parent.exchange(true)) KillTask(*c, nullptr, why);
   }
+}
+
+absl::Status Daemon::InstallTask(const std::shared_ptr<Task>& task, pid_t place) {
+  // Each step undoes the ones before it when it fails: nothing is left behind.
+  ASSIGN_OR_RETURN(task->slot, registry_.AllocateSlot());
+  auto cgid = cgroups_->CreateTask(task->id);
+  if (!cgid.ok()) {
+    registry_.FreeSlot(task->slot);
+    return cgid.status();
+  }
+  task->cgroup_id = *cgid;
+  task->cgroup_path = cgroups_->TaskDir(task->id);
+  absl::Status st = Arm(*task);  // the task map entry exists before any process joins the cgroup
+  if (st.ok()) st = registry_.Add(task);
+  if (st.ok() && place > 0) {
+    st = WriteFile(task->cgroup_path + "/cgroup.procs", std::to_string(place));
+    if (!st.ok()) {
+      st = absl::Status(st.code(), absl::StrCat("place pid ", place, ": ", st.message()));
+      registry_.Remove(task->id);
+    }
+  }
+  if (!st.ok()) {
+    (void)loader_->RemoveTask(task->cgroup_id);
+    loader_->ClearTables(task->slot);
+    (void)cgroups_->RemoveTask(task->id);
+    registry_.FreeSlot(task->slot);
+  }
+  return st;
+}
+
+v1::Event Daemon::TaskStartEvent(const Task& task) {
+  v1::Event e;
+  InitSynthetic(&e, "task_start");
+  FillAgent(task, &e);
+  v1::TaskInfo* ti = e.mutable_task();
+  ti->set_cgroup(task.cgroup_path);
+  if (task.deadline != absl::InfiniteFuture()) ti->set_deadline(Rfc3339(task.deadline));
+  for (const auto& [k, v] : task.params) (*ti->mutable_params())[k] = v;
+  for (const auto& c : task.command) ti->add_command(c);
+  return e;
 }
 
 void Daemon::RunResponses(Task& task, const v1::Event& cause,
@@ -801,7 +842,7 @@ bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& rea
   for (const auto& c : ChildrenOf(registry_, task.id)) {
     const char* none = nullptr;
     c->end_reason.compare_exchange_strong(none, "parent_killed");
-    KillTask(*c, cause, "parent task " + task.id + " killed: " + reason);
+    if (!c->killed_by_parent.exchange(true)) KillTask(*c, cause, "parent task " + task.id + " killed: " + reason);
   }
   return st.ok();
 }
@@ -1164,37 +1205,11 @@ v1::Response Daemon::CreateTask(const api::PeerCred& peer, const v1::CreateTaskR
         parent->compiled->name())));
   }
 
-  // Nothing is created before every check has passed; each step below undoes the ones before it.
-  auto slot = registry_.AllocateSlot();
-  if (!slot.ok()) return Error(slot.status());
-  task->slot = *slot;
-  auto cgid = cgroups_->CreateTask(task->id);
-  if (!cgid.ok()) {
-    registry_.FreeSlot(task->slot);
-    return Error(cgid.status());
-  }
-  task->cgroup_id = *cgid;
-  task->cgroup_path = cgroups_->TaskDir(task->id);
-
-  absl::Status st = Arm(*task);
-  if (st.ok()) st = registry_.Add(task);
-  if (!st.ok()) {
-    (void)loader_->RemoveTask(task->cgroup_id);
-    loader_->ClearTables(task->slot);
-    (void)cgroups_->RemoveTask(task->id);
-    registry_.FreeSlot(task->slot);
-    return Error(st);
-  }
+  // Nothing is created before every check has passed.
+  if (absl::Status st = InstallTask(task, 0); !st.ok()) return Error(st);
   SaveTask(*task, task->intent.empty() ? nullptr : spec);
   // task_start precedes every event of the task: the command has not been started yet.
-  v1::Event e;
-  InitSynthetic(&e, "task_start");
-  FillAgent(*task, &e);
-  v1::TaskInfo* ti = e.mutable_task();
-  ti->set_cgroup(task->cgroup_path);
-  if (task->deadline != absl::InfiniteFuture()) ti->set_deadline(Rfc3339(task->deadline));
-  for (const auto& [k, v] : task->params) (*ti->mutable_params())[k] = v;
-  for (const auto& c : task->command) ti->add_command(c);
+  v1::Event e = TaskStartEvent(*task);
   e.mutable_process()->set_pid(peer.pid);
   e.mutable_process()->set_uid(peer.uid);
   Emit(e);

@@ -94,6 +94,11 @@ class Daemon {
   void Emit(v1::Event& ev);
   void FillAgent(const identity::Task& task, v1::Event* ev) const;
   void InitSynthetic(v1::Event* ev, const char* kind);
+  // Slot, cgroup, kernel tables and registry entry of a new task; with `place` > 0, that process is
+  // moved into its cgroup. On error nothing of it is left.
+  absl::Status InstallTask(const std::shared_ptr<identity::Task>& task, pid_t place);
+  // task_start of a new task (agent, cgroup, deadline, params, command); the caller adds the process.
+  v1::Event TaskStartEvent(const identity::Task& task);
   v1::Event ActionEvent(const identity::Task& task, const std::string& type,
                         const std::string& result, uint64_t cause_ktime_ns,
                         const std::string& target, const std::string& reason);

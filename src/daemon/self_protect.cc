@@ -61,6 +61,10 @@ void Daemon::JudgeSelf(identity::Task& task, v1::Event& ev, const decode::Record
   verdicts_[intent::Verdict::kViolation & 3]++;
   if (task.mode == "enforce") {
     task.violated = true;
+    // As Enforce: a revocation takes effect now, in memory; RunResponses records it after the emission.
+    if (cred_service_ && std::find(responses.begin(), responses.end(), "revoke") != responses.end()) {
+      cred_service_->MarkRevoked(task.id);
+    }
     deferred_self_responses_ = std::move(responses);
   }
 }

@@ -50,6 +50,10 @@ struct Task {
   // Why the task will end when its cgroup empties, when not just "exited": a sub-agent whose parent
   // ended, was revoked or was killed (a string literal; set once, first cause wins).
   std::atomic<const char*> end_reason{nullptr};
+  // Set by the first of its ancestors' cascades (Daemon::KillTask, Daemon::EndChildren) that killed or
+  // revoked this sub-agent: later cascades (the parent killed, then revoked, then ended) skip it.
+  std::atomic<bool> killed_by_parent{false};
+  std::atomic<bool> revoked_by_parent{false};
 };
 
 // Thread-safe. Lookups by cgroup id are what the pipeline does per event: it caches the last result and

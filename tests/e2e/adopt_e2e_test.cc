@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -296,27 +297,39 @@ TEST_F(AdoptE2e, RevokingTheParentEndsAndRevokesItsSubAgent) {
   ASSERT_FALSE(cstart.is_null()) << writd_->log();
   const std::string ctask = cstart["agent"]["task_id"];
   EXPECT_EQ(cstart["agent"]["parent_task"], ptask);
-  // The child's command runs (its exec is attributed) before the parent is revoked.
-  ASSERT_FALSE(writd_->WaitForEvent([&](const json& e) {
-                 return e.value("kind", "") == "exec" && e["agent"].value("task_id", "") == ctask;
-               }).is_null());
+  // A grandchild too: the revocation reaches every level, and each task is killed exactly once.
+  const std::string g_id = "spiffe://example.org/agent/grandchild-revoke";
+  pid_t grandchild = writd_->WritAsync({"run", "--parent", ctask, "--agent", g_id, "--intent",
+                                        "t-open", "--", "/bin/sleep", "30"},
+                                       "grandchild-r");
+  json gstart = TaskStartOf(g_id);
+  ASSERT_FALSE(gstart.is_null()) << writd_->log();
+  const std::string gtask = gstart["agent"]["task_id"];
+  // The commands run (their execs are attributed) before the parent is revoked.
+  for (const std::string& id : {ctask, gtask}) {
+    ASSERT_FALSE(writd_->WaitForEvent([&](const json& e) {
+                   return e.value("kind", "") == "exec" && e["agent"].value("task_id", "") == id;
+                 }).is_null());
+  }
 
   CmdResult r = writd_->Writ({"revoke", ptask});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  json cend = TaskEnd(ctask);
-  ASSERT_FALSE(cend.is_null()) << writd_->log();
-  EXPECT_EQ(cend["task"]["reason"], "parent_revoked");
-  CmdResult cr = writd_->WaitAsync(child, "child-r");
-  EXPECT_EQ(cr.exit_code, 137) << cr.err;  // its processes were killed
-  auto cevs = writd_->TaskEvents(ctask);
-  bool revoked = false, killed = false;
-  for (const auto& e : cevs) {
-    if (e.value("kind", "") != "action") continue;
-    if (e["action"]["type"] == "revoke" && e["action"]["target"] == ctask) revoked = true;
-    if (e["action"]["type"] == "kill") killed = true;
+  for (const auto& [task, proc, name] : {std::make_tuple(ctask, child, "child-r"),
+                                         std::make_tuple(gtask, grandchild, "grandchild-r")}) {
+    json end = TaskEnd(task);
+    ASSERT_FALSE(end.is_null()) << writd_->log();
+    EXPECT_EQ(end["task"]["reason"], "parent_revoked") << task;
+    CmdResult cr = writd_->WaitAsync(proc, name);
+    EXPECT_EQ(cr.exit_code, 137) << task << ": " << cr.err;  // its processes were killed
+    int revoked = 0, killed = 0;
+    for (const auto& e : writd_->TaskEvents(task)) {
+      if (e.value("kind", "") != "action") continue;
+      if (e["action"]["type"] == "revoke" && e["action"]["target"] == task) revoked++;
+      if (e["action"]["type"] == "kill") killed++;
+    }
+    EXPECT_EQ(revoked, 1) << task;
+    EXPECT_EQ(killed, 1) << task;  // one cgroup.kill, one event: not once per ancestor
   }
-  EXPECT_TRUE(revoked);
-  EXPECT_TRUE(killed);
 
   // The parent itself keeps running (revocation takes its credentials, not its processes).
   EXPECT_TRUE(TaskEnd(ptask, std::chrono::milliseconds(300)).is_null());
