@@ -764,11 +764,7 @@ void Daemon::EndChildren(Task& task, const char* end_reason, const std::string& 
   for (const auto& c : ChildrenOf(registry_, task.id)) {
     const char* none = nullptr;
     c->end_reason.compare_exchange_strong(none, end_reason);
-    if (creds_.revoke && !c->revoked_by_parent.exchange(true)) {
-      creds_.revoke(*c, why);
-      v1::Event a = ActionEvent(*c, "revoke", "ok", 0, c->id, why);
-      Emit(a);
-    }
+    if (!c->revoked_by_parent.exchange(true)) RevokeTask(*c, 0, why);
     EndChildren(*c, end_reason, "parent task " + c->id + " ended: " + why);
     if (!c->killed_by_parent.exchange(true)) KillTask(*c, nullptr, why);
   }
@@ -822,12 +818,20 @@ void Daemon::RunResponses(Task& task, const v1::Event& cause,
     FreezeTask(task, true, &cause, reason);
   }
   if (Has(responses, "revoke") && creds_.revoke) {
-    creds_.revoke(task, reason);
-    v1::Event a = ActionEvent(task, "revoke", "ok", cause.ktime_ns(), task.id, reason);
-    Emit(a);
+    RevokeTask(task, cause.ktime_ns(), reason);
     // A sub-agent holds authority delegated by this task: it cannot outlive the parent's.
     EndChildren(task, "parent_revoked", "parent task " + task.id + " revoked: " + reason);
   }
+}
+
+// Revokes the task's credentials and says so in an `action` event whose result is what happened: a
+// revocation that failed in part (e.g. its durable record could not be written) is not reported "ok".
+void Daemon::RevokeTask(Task& task, uint64_t cause_ktime_ns, const std::string& reason) {
+  if (!creds_.revoke) return;
+  absl::Status st = creds_.revoke(task, reason);
+  v1::Event a = ActionEvent(task, "revoke", st.ok() ? "ok" : std::string(st.message()), cause_ktime_ns,
+                            task.id, reason);
+  Emit(a);
 }
 
 bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& reason) {
@@ -925,7 +929,8 @@ void Daemon::EndTask(const std::shared_ptr<Task>& t, const std::string& reason) 
     (void)actions::SignalProcess(r.pid, r.start_ns, SIGKILL);
   }
   approvals_.ForgetTask(t->id);
-  if (creds_.revoke) creds_.revoke(*t, "task ended: " + reason);
+  // A failure is logged by the revoke itself; provider revocations are queued regardless.
+  if (creds_.revoke) creds_.revoke(*t, "task ended: " + reason).IgnoreError();
   // A parent that ends takes its sub-agents with it: killed now, revoked now, ended when empty.
   EndChildren(*t, "parent_ended", "parent task " + t->id + " ended: " + reason);
   v1::Event e;
@@ -1327,7 +1332,7 @@ void Daemon::Restore() {
     if (!alive || !registry_.ClaimSlot(t->slot) || !Arm(*t).ok() || !registry_.Add(t).ok()) {
       (void)loader_->RemoveTask(t->cgroup_id);
       loader_->ClearTables(t->slot);
-      if (creds_.revoke) creds_.revoke(*t, "task ended while writd was down");
+      if (creds_.revoke) creds_.revoke(*t, "task ended while writd was down").IgnoreError();  // logged
       v1::Event e;
       InitSynthetic(&e, "task_end");
       FillAgent(*t, &e);
@@ -1682,9 +1687,7 @@ v1::Response Daemon::TaskAction(const api::PeerCred& peer, const v1::Request& re
   } else if (req.has_thaw_task()) {
     ok = FreezeTask(*t, false, nullptr, reason);
   } else {
-    if (creds_.revoke) creds_.revoke(*t, reason);
-    v1::Event a = ActionEvent(*t, "revoke", "ok", 0, t->id, reason);
-    Emit(a);
+    RevokeTask(*t, 0, reason);
     EndChildren(*t, "parent_revoked", "parent task " + t->id + " revoked: " + reason);
   }
   if (!ok) return Error(absl::InternalError("action failed; see writd's log"));

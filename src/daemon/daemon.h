@@ -42,7 +42,7 @@ namespace writ::daemon {
 struct CredentialHooks {
   // The launcher's child is placed and waits: an error refuses the start (the command never runs).
   std::function<absl::Status(const identity::Task&, const api::PeerCred& launcher)> on_task_start;
-  std::function<void(const identity::Task&, const std::string& reason)> revoke;
+  std::function<absl::Status(const identity::Task&, const std::string& reason)> revoke;
 };
 
 class Daemon {
@@ -102,6 +102,7 @@ class Daemon {
   v1::Event ActionEvent(const identity::Task& task, const std::string& type,
                         const std::string& result, uint64_t cause_ktime_ns,
                         const std::string& target, const std::string& reason);
+  void RevokeTask(identity::Task& task, uint64_t cause_ktime_ns, const std::string& reason);
   bool KillTask(identity::Task& task, const v1::Event* cause, const std::string& reason);
   bool FreezeTask(identity::Task& task, bool frozen, const v1::Event* cause,
                   const std::string& reason);

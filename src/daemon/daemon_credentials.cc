@@ -20,7 +20,9 @@ void Daemon::InstallTaskCredentialHooks() {
     }
     return task_creds_->Issue(Claims(t), t.owner_uid, gid, t.compiled->credentials());
   };
-  creds_.revoke = [this](const identity::Task& t, const std::string& reason) { task_creds_->Revoke(t.id, reason); };
+  creds_.revoke = [this](const identity::Task& t, const std::string& reason) {
+    return task_creds_->Revoke(t.id, reason);
+  };
 }
 
 absl::Status Daemon::CheckIntentCredentials(const intent::PolicySet& set) const {

@@ -131,11 +131,13 @@ absl::Status TaskCredentials::Issue(const creds::TaskClaims& claims, uid_t uid, 
   return absl::OkStatus();
 }
 
-void TaskCredentials::Revoke(const std::string& task_id, const std::string& reason) {
+absl::Status TaskCredentials::Revoke(const std::string& task_id, const std::string& reason) {
   RemoveDir(task_id);
   if (auto r = svc_->Revoke(task_id, reason); !r.ok()) {
     Log()->error("task {}: revoke credentials: {}", task_id, r.status().ToString());
+    return r.status();
   }
+  return absl::OkStatus();
 }
 
 }  // namespace writ::daemon

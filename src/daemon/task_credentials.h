@@ -36,8 +36,9 @@ class TaskCredentials {
                      const std::vector<v1::CredentialRequest>& requests);
 
   // Revokes every credential of the task (JWT-SVIDs at once, external ones through the outbox) and
-  // removes its credential files. Idempotent.
-  void Revoke(const std::string& task_id, const std::string& reason);
+  // removes its credential files. Idempotent. An error (logged here too) means part of it failed, e.g.
+  // the durable revocation record; provider revocations are queued regardless.
+  absl::Status Revoke(const std::string& task_id, const std::string& reason);
 
   // The file format (one `key=value` per line, values without newlines, shell-sourceable):
   //   provider=pg  type=postgres_role  id=<role>  secret=<password>  expires=<RFC 3339 or empty>
