@@ -101,11 +101,7 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
   }
   if (root.IsNull()) return c;
   if (!root.IsMap()) return absl::InvalidArgumentError(path + ":1: config must be a mapping");
-  std::string base = std::filesystem::path(path).parent_path().string();
-  auto resolve = [&base](const std::string& p) {
-    if (p.empty() || p[0] == '/' || p == "-") return p;
-    return (std::filesystem::path(base) / p).lexically_normal().string();
-  };
+  auto resolve = [&path](const std::string& p) { return ResolveAgainstConfig(path, p); };
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.as<std::string>();
     // A copy, not a reference: yaml-cpp's iterator yields a temporary pair (ASan: stack-use-after-scope).
@@ -121,9 +117,11 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(Scalar(path, v, key, &s));
       c.policies_dir = resolve(s);
     } else if (key == "state_dir") {
-      RETURN_IF_ERROR(Scalar(path, v, key, &c.state_dir));
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      c.state_dir = resolve(s);
     } else if (key == "run_dir") {
-      RETURN_IF_ERROR(Scalar(path, v, key, &c.run_dir));
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      c.run_dir = resolve(s);
     } else if (key == "events") {
       RETURN_IF_ERROR(Scalar(path, v, key, &s));
       c.events = resolve(s);

@@ -59,6 +59,13 @@ TEST_F(ConfigTest, FullConfigAndRelativePaths) {
   EXPECT_EQ(c->on_daemon_loss, "freeze");
 }
 
+TEST_F(ConfigTest, RelativeStateAndRunDirsResolveAgainstTheConfigFile) {
+  auto c = LoadConfig(Write("state_dir: state\nrun_dir: ./run\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->state_dir, dir_ + "/state");
+  EXPECT_EQ(c->run_dir, dir_ + "/run");
+}
+
 TEST_F(ConfigTest, EventsDashStaysStdout) {
   auto c = LoadConfig(Write("events: \"-\"\n"));
   ASSERT_TRUE(c.ok());
