@@ -836,6 +836,10 @@ void Daemon::RevokeTask(Task& task, uint64_t cause_ktime_ns, const std::string& 
 
 bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& reason) {
   absl::Status st = cgroups_->Kill(task.id);
+  // The task ends when its cgroup empties; it did not exit by itself. A cause set first (a parent's
+  // cascade, the deadline) wins.
+  const char* none = nullptr;
+  if (st.ok()) task.end_reason.compare_exchange_strong(none, "killed");
   // Freezing is undone by the kill: a frozen task's processes die too (cgroup.kill works on frozen
   // cgroups).
   v1::Event a = ActionEvent(task, "kill", st.ok() ? "ok" : std::string(st.message()),
@@ -844,7 +848,7 @@ bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& rea
   actions_++;
   // Killing a parent kills its sub-agents (recursively); each ends when its cgroup empties.
   for (const auto& c : ChildrenOf(registry_, task.id)) {
-    const char* none = nullptr;
+    none = nullptr;
     c->end_reason.compare_exchange_strong(none, "parent_killed");
     if (!c->killed_by_parent.exchange(true)) KillTask(*c, cause, "parent task " + task.id + " killed: " + reason);
   }

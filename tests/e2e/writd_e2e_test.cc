@@ -391,7 +391,9 @@ TEST_F(WritdE2e, EnforceModeDeniedExecNeverRuns) {
   EXPECT_FALSE(Exists(marker));
   EXPECT_FALSE(Exists(work_ + "/after"));  // on_violation kill took the whole task
   std::string task = TaskIdFrom(r.err);
-  ASSERT_FALSE(TaskEnd(task).is_null());
+  json end = TaskEnd(task);
+  ASSERT_FALSE(end.is_null());
+  EXPECT_EQ(end["task"]["reason"], "killed");  // not "exited": writd ended it
   auto evs = writd_->TaskEvents(task);
   json ev = FindEvent(evs, [&](const json& e) {
     return e["kind"] == "exec" && e["process"].value("exe", "") == touch;

@@ -180,7 +180,7 @@ async function expectKilledRead(c, r, file, rule, enforcement) {
   }
   c.ok(actions(r.task, 'kill').length > 0, 'no kill action');
   c.ok(actions(r.task, 'revoke').length > 0, 'no revoke action');
-  c.ok(end.task?.reason, 'task_end without reason');
+  c.eq(end.task?.reason, 'killed', 'task_end reason');
 }
 
 // ---- scenarios -----------------------------------------------------------------------------------
