@@ -2,18 +2,19 @@
 # Per-run cost of writd's open program (exit_openat) in ns, inside a task and outside any task.
 #
 #   sudo scripts/bench_bpf_prog.sh [--build-dir DIR] [--runs N] [--count N] [--mode monitor|enforce]
-#                                  [--intent NAME] [--out DIR]
+#                                  [--intent NAME] [--intent-file FILE] [--out DIR]
 #
 # Starts a writd of its own (cgroup_subtree writ-bench-prog, no pinning, journal off) from DIR/bin, then
 # runs `workload open COUNT` RUNS times inside a task (`writ run --intent INTENT`, default coding-agent,
-# whose exec rules must allow DIR/bin/workload in enforce mode) and RUNS times in a cgroup outside any
+# whose exec rules must allow DIR/bin/workload in enforce mode: --intent-file adds an intent file of your
+# own to the policies, e.g. one allowing the build directory) and RUNS times in a cgroup outside any
 # task, reading run_time_ns / run_cnt of writd's exit_openat before and after each run. The kernel's
 # accounting (kernel.bpf_stats_enabled) is on only while this script runs and restored at exit.
 # Other processes' opens land in the same counter: their count (runs - COUNT) is charged at the outside
 # cost measured in the same round. Prints one line per run and the medians. Needs root, BTF and bpftool.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build_dir="$root/build" runs=5 count=200000 mode=monitor intent=coding-agent out=""
+build_dir="$root/build" runs=5 count=200000 mode=monitor intent=coding-agent intent_file="" out=""
 while (($#)); do
   case "$1" in
     --build-dir) build_dir="${2:?}"; shift 2 ;;
@@ -21,6 +22,7 @@ while (($#)); do
     --count) count="${2:?}"; shift 2 ;;
     --mode) mode="${2:?}"; shift 2 ;;
     --intent) intent="${2:?}"; shift 2 ;;
+    --intent-file) intent_file="${2:?}"; shift 2 ;;
     --out) out="${2:?}"; shift 2 ;;
     *) echo "bench_bpf_prog.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -39,6 +41,10 @@ mkdir -p "$out/run" "$out/state" "$out/repo" "$out/pol"
 echo hello >"$out/repo/file"
 cp "$root"/policies/*.yaml "$out/pol/"
 rm -f "$out/pol/writd.yaml"
+if [[ -n "$intent_file" ]]; then
+  [[ -r "$intent_file" ]] || { echo "bench_bpf_prog.sh: --intent-file $intent_file is not readable" >&2; exit 2; }
+  cp "$intent_file" "$out/pol/"
+fi
 cat >"$out/writd.yaml" <<EOF
 mode: $mode
 policies: $out/pol
