@@ -85,6 +85,29 @@ absl::Status ParseCredentials(const std::string& file, const YAML::Node& v, Conf
   return absl::OkStatus();
 }
 
+absl::Status Bool(const std::string& file, const YAML::Node& n, const std::string& field, bool* out) {
+  if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) {
+    *out = n.Scalar() == "true";
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(Where(file, n, field) + "must be true or false");
+}
+
+// metrics: {bpf_program_stats: BOOL}
+absl::Status ParseMetrics(const std::string& file, const YAML::Node& v, Config* c) {
+  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "metrics") + "must be a mapping");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node fv = it->second;
+    if (key == "bpf_program_stats") {
+      RETURN_IF_ERROR(Bool(file, fv, "metrics." + key, &c->bpf_program_stats));
+    } else {
+      return absl::InvalidArgumentError(Where(file, it->first, "metrics." + key) + "unknown key");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {
@@ -164,6 +187,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       }
     } else if (key == "credentials") {
       RETURN_IF_ERROR(ParseCredentials(path, v, &c));
+    } else if (key == "metrics") {
+      RETURN_IF_ERROR(ParseMetrics(path, v, &c));
     } else if (key == "sinks") {
       if (!v.IsSequence()) return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
       c.sinks = v;

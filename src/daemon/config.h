@@ -27,6 +27,10 @@ struct Config {
   uint32_t ring_buffer_bytes = 4u << 20;
   absl::Duration drain_interval = absl::Milliseconds(10);
   absl::Duration housekeeping_interval = absl::Milliseconds(50);
+  // metrics.bpf_program_stats: kernel run-time accounting of BPF programs (BPF_ENABLE_STATS) and the
+  // writ_bpf_program_* metrics. Off by default: while enabled, EVERY BPF program on the host pays two
+  // clock reads per run, not only writ's.
+  bool bpf_program_stats = false;
   YAML::Node sinks;                        // handed to the sinks module as written
   // credentials.providers: external credential providers intents may name (docs/credentials.md).
   std::vector<creds::ProviderConfig> credential_providers;

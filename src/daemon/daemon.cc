@@ -187,6 +187,7 @@ absl::Status Daemon::Start() {
   lc.task_level = static_cast<uint32_t>(cgroups_->task_level());
   lc.wakeup_bytes = cfg_.ring_buffer_bytes / 4;
   lc.cgroup_root = cgroups_->root();
+  lc.program_stats = cfg_.bpf_program_stats;
   if (cfg_.bpf_pin_dir != "none") {
     lc.pin_dir = cfg_.bpf_pin_dir.empty() ? "/sys/fs/bpf/" + cfg_.cgroup_subtree : cfg_.bpf_pin_dir;
   }
@@ -303,15 +304,19 @@ std::string Daemon::Metrics() {
       absl::StrAppend(&o, "writ_kernel_drops_total{kind=\"", decode::KindName(k), "\"} ",
                       c.dropped[k], "\n");
     }
-    head("writ_bpf_program_runs_total", "counter", "BPF program invocations (bpf_stats).");
-    auto stats = loader_->ReadProgramStats();
-    for (const auto& p : stats) {
-      absl::StrAppend(&o, "writ_bpf_program_runs_total{program=\"", p.name, "\"} ", p.run_cnt, "\n");
-    }
-    head("writ_bpf_program_run_seconds_total", "counter", "BPF program run time (bpf_stats).");
-    for (const auto& p : stats) {
-      absl::StrAppend(&o, "writ_bpf_program_run_seconds_total{program=\"", p.name, "\"} ",
-                      absl::StrFormat("%.9f", p.run_time_ns / 1e9), "\n");
+    // Only with metrics.bpf_program_stats: without writd's stats switch the kernel's counters stand
+    // still (or count someone else's accounting window), and a still counter would read as "no cost".
+    if (loader_->program_stats()) {
+      head("writ_bpf_program_runs_total", "counter", "BPF program invocations (bpf_stats).");
+      auto stats = loader_->ReadProgramStats();
+      for (const auto& p : stats) {
+        absl::StrAppend(&o, "writ_bpf_program_runs_total{program=\"", p.name, "\"} ", p.run_cnt, "\n");
+      }
+      head("writ_bpf_program_run_seconds_total", "counter", "BPF program run time (bpf_stats).");
+      for (const auto& p : stats) {
+        absl::StrAppend(&o, "writ_bpf_program_run_seconds_total{program=\"", p.name, "\"} ",
+                        absl::StrFormat("%.9f", p.run_time_ns / 1e9), "\n");
+      }
     }
   }
   head("writ_userspace_drops_total", "counter", "Records lost in userspace, by reason.");

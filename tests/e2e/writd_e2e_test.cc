@@ -742,6 +742,36 @@ TEST(WritdOps, PolicyReloadIsAtomicAndVisible) {
   EXPECT_EQ(w.Stop(), 0);
 }
 
+// metrics.bpf_program_stats: true turns the kernel's run-time accounting on while writd runs, and
+// /metrics reports per-program run counts and time; the exec and open programs ran for the task.
+TEST(WritdOps, BpfProgramStatsWhenEnabled) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
+  const int port = 20000 + static_cast<int>((getpid() + 1) % 20000);
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.mode = "record";
+  o.policies = {{"one.yaml", kOne}};
+  o.extra_args = {"--http", absl::StrCat("127.0.0.1:", port)};
+  o.extra_config = "metrics: {bpf_program_stats: true}\n";
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  CmdResult r = w.Writ({"run", "--agent", "spiffe://example.org/a", "--", "/bin/sh", "-c",
+                        "cat /etc/hostname > /dev/null"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  CmdResult m = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_THAT(m.out, HasSubstr("# TYPE writ_bpf_program_runs_total counter"));
+  EXPECT_THAT(m.out, HasSubstr("# TYPE writ_bpf_program_run_seconds_total counter"));
+  std::smatch sm;
+  ASSERT_TRUE(std::regex_search(m.out, sm, std::regex(R"(writ_bpf_program_runs_total\{program="handle_exec"\} (\d+))")))
+      << m.out;
+  EXPECT_GE(std::stoll(sm[1]), 2);  // sh and cat, at least
+  ASSERT_TRUE(std::regex_search(m.out, sm,
+                                std::regex(R"(writ_bpf_program_run_seconds_total\{program="exit_openat"\} ([0-9.]+))")))
+      << m.out;
+  EXPECT_GT(std::stod(sm[1]), 0.0);
+  EXPECT_EQ(w.Stop(), 0);
+}
+
 // `writ tail --format json` streams events as they happen; /metrics counts them; `writ policy suggest`
 // turns a task's recorded events into an intent that loads back.
 TEST(WritdOps, TailMetricsAndSuggest) {
@@ -788,6 +818,10 @@ TEST(WritdOps, TailMetricsAndSuggest) {
   EXPECT_GE(std::stoi(sm[1]), 3);
   EXPECT_THAT(m.out, HasSubstr("# TYPE writ_kernel_drops_total counter"));
   EXPECT_THAT(m.out, HasSubstr("writ_verdict_latency_microseconds_count"));
+  // bpf_stats is opt-in (metrics.bpf_program_stats): by default writd neither turns on the host-wide
+  // run-time accounting nor reports its counters.
+  EXPECT_THAT(m.out, Not(HasSubstr("writ_bpf_program_runs_total")));
+  EXPECT_THAT(m.out, Not(HasSubstr("writ_bpf_program_run_seconds_total")));
 
   CmdResult s = w.Writ({"policy", "suggest", "--from", w.events_path(), "--task", task, "--name",
                         "suggested-sh"});

@@ -128,6 +128,40 @@ TEST_F(ConfigTest, BadCredentialProvidersNameFileLineField) {
   }
 }
 
+TEST_F(ConfigTest, BpfProgramStatsOffByDefaultOnWhenAsked) {
+  auto c = LoadConfig(Write("mode: monitor\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->bpf_program_stats);
+  c = LoadConfig(WRIT_SOURCE_DIR "/policies/writd.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->bpf_program_stats);
+  c = LoadConfig(Write("metrics:\n  bpf_program_stats: true\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->bpf_program_stats);
+  c = LoadConfig(Write("metrics: {bpf_program_stats: false}\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->bpf_program_stats);
+}
+
+TEST_F(ConfigTest, BadMetricsNameFileLineField) {
+  struct Case {
+    const char* yaml;
+    const char* want;
+  } cases[] = {
+      {"mode: monitor\nmetrics:\n  bpf_program_stats: yes please\n",
+       ":3: metrics.bpf_program_stats: must be true or false"},
+      {"metrics: {bpf_program_stats: [true]}\n", ":1: metrics.bpf_program_stats: must be true or false"},
+      {"metrics:\n  bpf_stats: true\n", ":2: metrics.bpf_stats: unknown key"},
+      {"metrics: [bpf_program_stats]\n", ":1: metrics: must be a mapping"},
+  };
+  for (const auto& k : cases) {
+    std::string p = Write(k.yaml);
+    auto c = LoadConfig(p);
+    ASSERT_FALSE(c.ok()) << k.yaml;
+    EXPECT_EQ(c.status().message(), p + k.want) << k.yaml;
+  }
+}
+
 TEST_F(ConfigTest, BadMode) {
   std::string p = Write("run_dir: /x\nmode: paranoid\n");
   auto c = LoadConfig(p);
