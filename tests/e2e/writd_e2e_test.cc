@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -681,6 +682,54 @@ on_violation: [alert]
   EXPECT_TRUE(std::filesystem::is_empty("/sys/fs/bpf") ||
               !std::filesystem::exists("/sys/fs/bpf/" +
                                        std::filesystem::path(w.cgroup_root()).filename().string()));
+}
+
+// A process that exists and is not a zombie (a guardian whose writd died is reparented, and its new
+// parent may reap it late).
+bool AliveNotZombie(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+// writd dies with a task running: the guardian keeps the programs attached while the task lives, and
+// lets go (exits, releasing the links) once the task's processes are gone -- the empty task cgroup that
+// nobody removes while writd is down must not keep it, and every host-wide program, alive for ever.
+TEST(WritdRestart, GuardianLetsGoWhenTheLastTaskEndsWhileWritdIsDown) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.policies = {{"g.yaml", "apiVersion: writ.dev/v1\nkind: Intent\nname: t-g\n"}};
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  const std::string d = w.dir();
+  pid_t run = w.WritAsync({"run", "--agent", "spiffe://example.org/agent/g", "--intent", "t-g", "--",
+                           "/bin/sh", "-c",
+                           absl::StrCat("echo up > ", d, "/ready; while [ ! -e ", d,
+                                        "/go ]; do sleep 0.02; done")},
+                          "run");
+  ASSERT_TRUE(WaitForFile(d + "/ready", std::chrono::seconds(10))) << w.log();
+  pid_t guardian = 0;
+  std::ifstream(d + "/run/guardian.pid") >> guardian;
+  ASSERT_GT(guardian, 0);
+
+  EXPECT_EQ(w.Kill9(), 128 + SIGKILL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(AliveNotZombie(guardian)) << "the guardian left while the task still ran";
+  std::ofstream(d + "/go") << "1";
+  (void)w.WaitAsync(run, "run", std::chrono::seconds(10));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (AliveNotZombie(guardian) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(AliveNotZombie(guardian)) << "the guardian outlived the last task by 10 s";
+
+  // The next writd finds the task ended while it was down.
+  ASSERT_TRUE(w.Restart().ok()) << w.log();
+  json end = w.WaitForEvent([](const json& e) { return e["kind"] == "task_end"; });
+  ASSERT_FALSE(end.is_null()) << w.log();
+  EXPECT_EQ(end["task"]["reason"], "exited");
+  EXPECT_EQ(w.Stop(), 0);
 }
 
 }  // namespace
