@@ -4,7 +4,7 @@
 #   sudo scripts/bench_bpf_prog.sh [--build-dir DIR] [--runs N] [--count N] [--mode monitor|enforce]
 #                                  [--intent NAME] [--intent-file FILE] [--out DIR]
 #
-# Starts a writd of its own (cgroup_subtree writ-bench-prog, no pinning, journal off) from DIR/bin, then
+# Starts a writd of its own (cgroup_subtree writ-bench-prog-PID, no pinning, journal off) from DIR/bin, then
 # runs `workload open COUNT` RUNS times inside a task (`writ run --intent INTENT`, default coding-agent,
 # whose exec rules must allow DIR/bin/workload in enforce mode: --intent-file adds an intent file of your
 # own to the policies, e.g. one allowing the build directory) and RUNS times in a cgroup outside any
@@ -50,12 +50,12 @@ mode: $mode
 policies: $out/pol
 state_dir: $out/state
 run_dir: $out/run
-cgroup_subtree: writ-bench-prog
+cgroup_subtree: writ-bench-prog-$$
 bpf_pin_dir: none
 journal: "off"
 sinks: []
 EOF
-outside_cg="$cg2/writ-bench-prog-outside"
+outside_cg="$cg2/writ-bench-prog-$$-outside"
 stats_before="$(sysctl -n kernel.bpf_stats_enabled)"
 writd_pid=""
 cleanup() {
