@@ -123,6 +123,12 @@ std::string SanitizerReport(pid_t pid, const std::string& stderr_text) {
   return out;
 }
 
+std::vector<std::string> WritInTaskArgv() {
+  const char* asan = getenv("ASAN_OPTIONS");
+  std::string opts = asan && *asan ? absl::StrCat(asan, ":detect_leaks=0") : "detect_leaks=0";
+  return {"/usr/bin/env", "ASAN_OPTIONS=" + opts, WRIT_BIN};
+}
+
 CmdResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   char tmpl[] = "/tmp/writ-cmd-XXXXXX";
   if (!mkdtemp(tmpl)) return {};

@@ -92,6 +92,11 @@ class WritdInstance {
 // TSAN_OPTIONS name a log_path, in the file <log_path>.<pid> the runtime writes instead.
 std::string SanitizerReport(pid_t pid, const std::string& stderr_text);
 
+// The argv that starts `writ` as a command inside a task. A task's seccomp filter refuses
+// PTRACE_ATTACH (self-protection), and LeakSanitizer needs it to stop the world at exit: in a sanitizer
+// build that writ runs with leak detection off (ASan and UBSan still check it); elsewhere it is a no-op.
+std::vector<std::string> WritInTaskArgv();
+
 // A file's whole contents, or "" when it cannot be read.
 std::string Slurp(const std::string& path);
 
