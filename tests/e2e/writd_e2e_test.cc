@@ -529,8 +529,10 @@ TEST_F(WritdE2e, ApprovalExpiryKills) {
 }
 
 TEST_F(WritdE2e, ApproveFromInsideATaskIsRefused) {
-  CmdResult r = writd_->Writ({"run", "--agent", kAgent, "--", WRIT_BIN, "--socket", writd_->socket(),
-                              "approve", "ap-000000000000"});
+  std::vector<std::string> args = {"run", "--agent", kAgent, "--"};
+  for (const auto& a : WritInTaskArgv()) args.push_back(a);
+  for (const auto& a : {"--socket", writd_->socket().c_str(), "approve", "ap-000000000000"}) args.push_back(a);
+  CmdResult r = writd_->Writ(args);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("approvals cannot come from a process inside a task"));
 }
@@ -784,8 +786,10 @@ TEST(WritdOps, PolicyReloadIsAtomicAndVisible) {
   }
   EXPECT_TRUE(loaded) << "SIGHUP did not reload";
 
-  CmdResult inside = w.Writ({"run", "--agent", "spiffe://example.org/a", "--", WRIT_BIN, "--socket",
-                             w.socket(), "policy", "reload"});
+  std::vector<std::string> args = {"run", "--agent", "spiffe://example.org/a", "--"};
+  for (const auto& a : WritInTaskArgv()) args.push_back(a);
+  for (const auto& a : {"--socket", w.socket().c_str(), "policy", "reload"}) args.push_back(a);
+  CmdResult inside = w.Writ(args);
   EXPECT_NE(inside.exit_code, 0);
   EXPECT_THAT(inside.err, HasSubstr("cannot reload"));
   EXPECT_EQ(w.Stop(), 0);

@@ -6,6 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -69,7 +72,62 @@ int WaitBounded(pid_t pid, std::chrono::milliseconds timeout) {
   return -1;
 }
 
+// The log_path a sanitizer runtime was given in VAR (e.g. ASAN_OPTIONS="...:log_path=/x/r"), or "".
+std::string LogPathFrom(const char* var) {
+  const char* v = getenv(var);
+  if (!v) return "";
+  std::string opts = v;
+  size_t at = 0;
+  std::string path;
+  // Options are separated by ':', ',' or white space (sanitizer_common's flag parser); the last wins.
+  while ((at = opts.find("log_path=", at)) != std::string::npos) {
+    if (at == 0 || std::string(" :,\t\n").find(opts[at - 1]) != std::string::npos) {
+      size_t b = at + strlen("log_path=");
+      path = opts.substr(b, opts.find_first_of(" :,\t\n", b) - b);
+    }
+    at++;
+  }
+  return path == "stderr" || path == "stdout" ? "" : path;
+}
+
+void FailOnSanitizerReport(const std::string& who, pid_t pid, const std::string& err) {
+  std::string report = SanitizerReport(pid, err);
+  if (!report.empty()) ADD_FAILURE() << who << " (pid " << pid << ") left a sanitizer report:\n" << report;
+}
+
 }  // namespace
+
+std::string SanitizerReport(pid_t pid, const std::string& stderr_text) {
+  std::string out;
+  // The first line of each runtime's report; UBSan's "file:line: runtime error:" is followed by this.
+  static const char* const kMarkers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                         "SUMMARY: UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer",
+                                         "ERROR: ThreadSanitizer"};
+  size_t first = std::string::npos;
+  for (const char* m : kMarkers) first = std::min(first, stderr_text.find(m));
+  if (first != std::string::npos) {
+    size_t line = stderr_text.rfind('\n', first);
+    // UBSan prints "file:line:col: runtime error: ..." and the stack before its SUMMARY line.
+    size_t ub = stderr_text.find(": runtime error: ");
+    if (ub != std::string::npos && ub < first) line = stderr_text.rfind('\n', ub);
+    out = stderr_text.substr(line == std::string::npos ? 0 : line + 1, 16000);
+  }
+  for (const char* var : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS"}) {
+    std::string base = LogPathFrom(var);
+    if (base.empty()) continue;
+    std::string file = Slurp(absl::StrCat(base, ".", pid));
+    if (!file.empty() && out.find(file.substr(0, 200)) == std::string::npos) {
+      absl::StrAppend(&out, base, ".", pid, ":\n", file.substr(0, 16000));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> WritInTaskArgv() {
+  const char* asan = getenv("ASAN_OPTIONS");
+  std::string opts = asan && *asan ? absl::StrCat(asan, ":detect_leaks=0") : "detect_leaks=0";
+  return {"/usr/bin/env", "ASAN_OPTIONS=" + opts, WRIT_BIN};
+}
 
 CmdResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   char tmpl[] = "/tmp/writ-cmd-XXXXXX";
@@ -81,6 +139,7 @@ CmdResult RunCommand(const std::vector<std::string>& argv, std::chrono::millisec
   r.out = Slurp(d + "/out");
   r.err = Slurp(d + "/err");
   std::filesystem::remove_all(d);
+  FailOnSanitizerReport(argv[0], pid, r.err);
   return r;
 }
 
@@ -146,8 +205,17 @@ int WritdInstance::Kill9() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGKILL);
   int rc = WaitBounded(pid_, std::chrono::seconds(10));
+  CheckSanitizer(pid_);  // a report written before the kill (writd aborted on its own) still fails
   pid_ = -1;
   return rc;
+}
+
+void WritdInstance::CheckSanitizer(pid_t pid) {
+  // writd.err is appended to across restarts: only what this writd process added is looked at.
+  std::string err = log();
+  std::string fresh = err.size() > log_checked_ ? err.substr(log_checked_) : "";
+  log_checked_ = err.size();
+  FailOnSanitizerReport("writd", pid, fresh);
 }
 
 absl::Status WritdInstance::Restart() {
@@ -160,6 +228,7 @@ absl::Status WritdInstance::Launch() {
   for (int i = 0; i < 300; i++) {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      CheckSanitizer(pid_);
       pid_ = -1;
       return absl::FailedPreconditionError(
           absl::StrCat("writd exited with ", Decode(status), ": ", log()));
@@ -177,6 +246,7 @@ int WritdInstance::Stop() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
   int rc = WaitBounded(pid_, std::chrono::seconds(10));
+  CheckSanitizer(pid_);  // a leak or error found at exit fails the test, whatever the exit status
   pid_ = -1;
   return rc;
 }
@@ -200,6 +270,7 @@ CmdResult WritdInstance::WaitAsync(pid_t pid, const std::string& name,
   r.exit_code = WaitBounded(pid, timeout);
   r.out = Slurp(dir_ + "/" + name + ".out");
   r.err = Slurp(dir_ + "/" + name + ".err");
+  FailOnSanitizerReport(WRIT_BIN, pid, r.err);
   return r;
 }
 

@@ -23,7 +23,8 @@ struct CmdResult {
   std::string err;
 };
 
-// Runs argv with stdout/stderr captured; killed after timeout.
+// Runs argv with stdout/stderr captured; killed after timeout. A sanitizer report from the command
+// (ASan/UBSan/LSan/TSan, see SanitizerReport) fails the calling test.
 CmdResult RunCommand(const std::vector<std::string>& argv,
                      std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
@@ -78,10 +79,23 @@ class WritdInstance {
 
  private:
   absl::Status Launch();
+  // Fails the test (once per writd process) if writd `pid` left a sanitizer report.
+  void CheckSanitizer(pid_t pid);
   std::vector<std::string> argv_;
   std::string dir_, socket_, events_, policies_dir_, subtree_, cgroup_root_;
   pid_t pid_ = -1;
+  size_t log_checked_ = 0;  // bytes of writd.err already looked at by CheckSanitizer
 };
+
+// Sanitizer builds (scripts/test.sh asan-e2e): the report a sanitized process `pid` left, or "".
+// Looked for in `stderr_text` (a report printed to stderr) and, when ASAN_OPTIONS, UBSAN_OPTIONS or
+// TSAN_OPTIONS name a log_path, in the file <log_path>.<pid> the runtime writes instead.
+std::string SanitizerReport(pid_t pid, const std::string& stderr_text);
+
+// The argv that starts `writ` as a command inside a task. A task's seccomp filter refuses
+// PTRACE_ATTACH (self-protection), and LeakSanitizer needs it to stop the world at exit: in a sanitizer
+// build that writ runs with leak detection off (ASan and UBSan still check it); elsewhere it is a no-op.
+std::vector<std::string> WritInTaskArgv();
 
 // A file's whole contents, or "" when it cannot be read.
 std::string Slurp(const std::string& path);
