@@ -104,7 +104,9 @@ absl::Status TaskCredentials::Issue(const creds::TaskClaims& claims, uid_t uid, 
     if (Required(req)) {
       // Nothing of a task that does not start may stay valid: revoke what was issued (the failing provider
       // included: its revocation is a no-op when nothing was created there) and drop the files.
-      Revoke(claims.task_id, absl::StrCat("required credential from '", req.provider(), "' failed"));
+      // A failure of this revoke is logged by Revoke; the caller needs the issuing error.
+      Revoke(claims.task_id, absl::StrCat("required credential from '", req.provider(), "' failed"))
+          .IgnoreError();
       return absl::Status(
           absl::IsInvalidArgument(st) ? absl::StatusCode::kFailedPrecondition : st.code(),
           absl::StrCat("credential from provider '", req.provider(), "' (required by intent ", claims.intent,
@@ -124,7 +126,7 @@ absl::Status TaskCredentials::Issue(const creds::TaskClaims& claims, uid_t uid, 
     const std::string dir = DirFor(claims.task_id);
     if (::chown(dir.c_str(), uid, gid) != 0 || ::chmod(dir.c_str(), 0500) != 0) {
       absl::Status st = ErrnoStatus(errno, absl::StrCat("hand ", dir, " to uid ", uid));
-      Revoke(claims.task_id, "credential files could not be handed over");
+      Revoke(claims.task_id, "credential files could not be handed over").IgnoreError();  // logged
       return st;
     }
   }

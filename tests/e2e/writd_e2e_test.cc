@@ -124,7 +124,9 @@ class WritdE2e : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     if (!writd_) return;
-    if (writd_->running()) EXPECT_EQ(writd_->Stop(), 0) << "writd did not exit 0 on SIGTERM\n" << writd_->log();
+    if (writd_->running()) {
+      EXPECT_EQ(writd_->Stop(), 0) << "writd did not exit 0 on SIGTERM\n" << writd_->log();
+    }
     delete writd_;
     delete start_status_;
     writd_ = nullptr;

@@ -100,11 +100,11 @@ TEST_F(TaskCredentialsTest, WritesTheTasksOwnFileAndRevokeRemovesIt) {
   EXPECT_EQ(issued[0].provider, "hook");
   EXPECT_EQ(issued[0].task_id, "t-abc123");
 
-  tc_->Revoke("t-abc123", "violation");
+  EXPECT_TRUE(tc_->Revoke("t-abc123", "violation").ok());  // queued in the outbox counts as done
   EXPECT_FALSE(std::filesystem::exists(d));
   ASSERT_EQ(Events("revoke_queued").size(), 1u);
   EXPECT_EQ(*svc_->OutboxDepth(), 1);  // nobody listens on :9; it stays queued, nothing lost
-  tc_->Revoke("t-abc123", "task ended");  // idempotent
+  EXPECT_TRUE(tc_->Revoke("t-abc123", "task ended").ok());  // idempotent
 }
 
 TEST_F(TaskCredentialsTest, RequiredFailureUndoesEverythingAndNamesTheProvider) {
