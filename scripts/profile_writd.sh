@@ -9,10 +9,12 @@
 #   sudo scripts/profile_writd.sh [--build-dir DIR] [--small N] [--large N] [--out DIR]
 #                                 [--ocsf] [--top K]
 #     --ocsf   add an OCSF file sink next to the JSONL events file (both encoders run per event)
+#     --reuse  only re-analyse the callgrind files already in --out DIR
 #
 # Needs root (writd loads BPF), valgrind, and the targets writd, writ and workload built in DIR.
 # Each writd gets its own cgroup subtree, run and state dirs; everything is removed on exit.
 set -euo pipefail
+export LC_ALL=C
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build"
 small=10000
@@ -20,6 +22,7 @@ large=50000
 out=""
 ocsf=0
 top=25
+reuse=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) build="$2"; shift 2 ;;
@@ -28,7 +31,8 @@ while [[ $# -gt 0 ]]; do
     --out) out="$2"; shift 2 ;;
     --ocsf) ocsf=1; shift ;;
     --top) top="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --reuse) reuse=1; shift ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "profile_writd: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -124,19 +128,26 @@ run_one() {
   subtree=""
 }
 
-run_one "$small"
-run_one "$large"
+if (( ! reuse )); then
+  run_one "$small"
+  run_one "$large"
+fi
 
 js="$(cat "$out/$small.judged")"
 jl="$(cat "$out/$large.judged")"
 events=$((jl - js))
-callgrind_annotate --inclusive=yes --threshold=100 "$out/cg.$small" >"$out/annotate.$small" 2>/dev/null
-callgrind_annotate --inclusive=yes --threshold=100 "$out/cg.$large" >"$out/annotate.$large" 2>/dev/null
-# "1,234,567 (12.3%)  file:function [obj]" -> function \t count
+for n in "$small" "$large"; do
+  callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$out/cg.$n" >"$out/annotate.$n" 2>/dev/null
+done
+# The function list of an annotation: "1,234,567 (12.3%)  file:function [obj]" -> "function<TAB>count",
+# one line per function (the largest count when inlining lists a function under several files).
 flat() {
-  awk 'f && NF >= 2 && $1 ~ /^[0-9,]+$/ {c = $1; gsub(",", "", c); $1 = ""; if ($1 == "" && $2 ~ /^\(/) $2 = "";
-         sub(/^ +/, ""); sub(/ \[[^]]*\]$/, ""); sub(/^[^:]*:/, ""); print c "\t" $0}
-       /^-+$/ && seen {f = 1} /Ir/ {seen = 1}' "$1"
+  awk '/file:function/ {getline; f = 1; next}
+       f && NF == 0 {exit}
+       f {c = $1; gsub(",", "", c); line = $0; sub(/^ *[0-9,]+ +\([ 0-9.%]+\) +/, "", line);
+          sub(/ \[[^]]*\]$/, "", line); sub(/^[^:]*:/, "", line);
+          if (!(line in m) || c + 0 > m[line] + 0) m[line] = c}
+       END {for (k in m) print k "\t" m[k]}' "$1" | sort -t $'\t' -k1,1
 }
 total() { awk '/PROGRAM TOTALS/ {c = $1; gsub(",", "", c); print c; exit}' "$1"; }
 ts="$(total "$out/annotate.$small")"
@@ -145,8 +156,6 @@ echo
 echo "marginal over $events judged records ($jl - $js):"
 awk -v a="$ts" -v b="$tl" -v e="$events" 'BEGIN {printf "  total per judged event: %.0f instructions\n", (b - a) / e}'
 echo "  per function (inclusive, instructions per event, top $top):"
-join -t $'\t' -1 2 -2 2 -o 0,1.1,2.1 \
-  <(flat "$out/annotate.$small" | sort -t $'\t' -k2,2) \
-  <(flat "$out/annotate.$large" | sort -t $'\t' -k2,2) |
+join -t $'\t' <(flat "$out/annotate.$small") <(flat "$out/annotate.$large") |
   awk -F '\t' -v e="$events" '{printf "%10.0f  %s\n", ($3 - $2) / e, $1}' | sort -rn | head -n "$top"
 echo "(callgrind files and annotations in $out)"
