@@ -446,6 +446,7 @@ void Daemon::Run() {
   absl::Time next_housekeeping = absl::Now();
   while (!stop_.load()) {
     loader_->Poll(drain_ms);
+    CommitOutput();  // the drained records go to the sinks as one batch
     if (reload_.exchange(false)) {
       ReloadPolicies();
       SyncAdoption();
@@ -454,6 +455,7 @@ void Daemon::Run() {
     if (now >= next_housekeeping) {
       AdoptHeartbeat();
       Housekeeping();
+      CommitOutput();
       next_housekeeping = now + cfg_.housekeeping_interval;
     }
   }
@@ -585,7 +587,7 @@ void Daemon::OnRecord(const void* data, size_t size) {
   } else if (task->compiled && task->mode != "record") {
     Judge(*task, ev_, info);
   }
-  Emit(ev_);
+  Emit(ev_, /*batch=*/true);
   if (deferred_responses_) {
     const intent::Rule* rule = deferred_responses_;
     deferred_responses_ = nullptr;
@@ -1017,12 +1019,21 @@ v1::Event Daemon::ActionEvent(const Task& task, const std::string& type, const s
   return e;
 }
 
-void Daemon::Emit(v1::Event& ev) {
+void Daemon::CommitOutput() {
+  absl::MutexLock lock(&out_mu_);
+  sinks_->Commit();
+}
+
+void Daemon::Emit(v1::Event& ev, bool batch) {
   ev.set_host(host_);
   // Before out_mu_: a per-record fsync must not hold up sinks and tail. Errors are counted inside.
   if (journal_ && journal::ShouldJournal(ev)) (void)journal_->Append(ev);
   absl::MutexLock lock(&out_mu_);
-  sinks_->Submit(ev);
+  if (batch) {
+    sinks_->Stage(ev);
+  } else {
+    sinks_->Submit(ev);  // commits whatever the pipeline staged before it too: order is kept
+  }
   if (subscribers_.empty()) return;
   const bool violation = ev.verdict() == "violation" || ev.verdict() == "needs_approval";
   std::string frame;

@@ -91,7 +91,10 @@ class Daemon {
   void EndChildren(identity::Task& task, const char* end_reason, const std::string& why);
 
   // ---- any thread ----
-  void Emit(v1::Event& ev);
+  // To every sink and `writ tail` subscriber (and the journal). `batch` (the pipeline's records):
+  // the sinks get the line at the next CommitOutput(), with the rest of the drained batch.
+  void Emit(v1::Event& ev, bool batch = false);
+  void CommitOutput();
   void FillAgent(const identity::Task& task, v1::Event* ev) const;
   void InitSynthetic(v1::Event* ev, const char* kind);
   // Slot, cgroup, kernel tables and registry entry of a new task; with `place` > 0, that process is
