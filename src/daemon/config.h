@@ -27,6 +27,10 @@ struct Config {
   uint32_t ring_buffer_bytes = 4u << 20;
   absl::Duration drain_interval = absl::Milliseconds(10);
   absl::Duration housekeeping_interval = absl::Milliseconds(50);
+  // Nice value of the pipeline thread (drain, judge, kill, encode): above the watched workloads, so
+  // an event storm slows its producer instead of overflowing the ring buffer, and a verdict is not
+  // queued behind the workload for the CPU. -20 .. 19; 0 leaves the default.
+  int pipeline_nice = -10;
   YAML::Node sinks;                        // handed to the sinks module as written
   // credentials.providers: external credential providers intents may name (docs/credentials.md).
   std::vector<creds::ProviderConfig> credential_providers;

@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -12,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -155,13 +158,15 @@ absl::Status Daemon::Start() {
       std::error_code ec;
       std::filesystem::create_directories(std::filesystem::path(cfg_.events).parent_path(), ec);
     }
-    ASSIGN_OR_RETURN(auto sink, sinks::MakeFileSink(cfg_.events, sinks::Format::kJson));
+    ASSIGN_OR_RETURN(auto sink,
+                     sinks::MakeFileSink(cfg_.events, sinks::Format::kJson, cfg_.pipeline_nice));
     entries.push_back({std::move(sink), sinks::Format::kJson, "events"});
   }
   if (cfg_.sinks && cfg_.sinks.IsSequence()) {
     for (size_t i = 0; i < cfg_.sinks.size(); i++) {
       ASSIGN_OR_RETURN(sinks::SinkConfig sc,
                        sinks::ParseSinkConfig(cfg_.sinks[i], cfg_.config_file, static_cast<int>(i)));
+      sc.thread_nice = cfg_.pipeline_nice;
       ASSIGN_OR_RETURN(auto sink, sinks::MakeSink(sc));
       entries.push_back({std::move(sink), sc.format, sc.name});
     }
@@ -443,6 +448,12 @@ void Daemon::OnCredentialEvent(const creds::CredentialEvent& ce) {
 
 void Daemon::Run() {
   const int drain_ms = std::max<int>(1, absl::ToInt64Milliseconds(cfg_.drain_interval));
+  // This thread only: the sinks, API and credential threads keep the default priority.
+  if (cfg_.pipeline_nice != 0 &&
+      setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), cfg_.pipeline_nice) != 0) {
+    Log()->warn("pipeline_nice {}: {}; the pipeline runs at the default priority", cfg_.pipeline_nice,
+                std::strerror(errno));
+  }
   absl::Time next_housekeeping = absl::Now();
   while (!stop_.load()) {
     loader_->Poll(drain_ms);
@@ -548,11 +559,17 @@ void Daemon::OnRecord(const void* data, size_t size) {
     return;
   }
   events_by_kind_[info.kind & 15]++;
+  // The agent is the task's identity: when this record's task is the one the kept agent was filled
+  // for, it is already right (tasks' identity fields never change once registered).
+  const bool agent_current = spare_agent_ && agent_task_ == task;
   if (spare_agent_) {
-    spare_agent_->Clear();
+    if (!agent_current) spare_agent_->Clear();
     ev_.set_allocated_agent(spare_agent_.release());
   }
-  FillAgent(*task, &ev_);
+  if (!agent_current) {
+    FillAgent(*task, &ev_);
+    agent_task_ = task;
+  }
 
   // Process table: exact lineage and the exe of every process, keyed by (tgid, start time).
   v1::Process* p = ev_.mutable_process();

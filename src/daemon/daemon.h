@@ -169,6 +169,7 @@ class Daemon {
   // Pipeline-thread state.
   v1::Event ev_;  // reused for every record: no allocation once grown
   std::unique_ptr<v1::Agent> spare_agent_;  // ev_'s agent, kept across Decode (see OnRecord)
+  std::shared_ptr<identity::Task> agent_task_;  // the task ev_'s kept agent was filled for
   std::shared_ptr<identity::Task> cached_task_;
   uint64_t cached_generation_ = ~0ull;
   std::vector<std::shared_ptr<identity::Task>> ending_;

@@ -1,7 +1,9 @@
 #include "sinks/sink.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -252,6 +254,10 @@ class AsyncSink final : public Sink {
 
  private:
   void Run() {
+    if (config_.thread_nice != 0 &&
+        setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), config_.thread_nice) != 0) {
+      Log()->warn("sink {}: nice {}: {}", config_.name, config_.thread_nice, std::strerror(errno));
+    }
     absl::Duration backoff = config_.backoff_min;
     std::vector<std::string> batch;
     bool pending = false;  // `batch` failed once and is retried as is (no spool)
@@ -598,8 +604,10 @@ absl::StatusOr<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config) {
   return std::unique_ptr<Sink>(new AsyncSink(config, std::move(t), std::move(spool)));
 }
 
-absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Format format) {
+absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Format format,
+                                                   int thread_nice) {
   SinkConfig c;
+  c.thread_nice = thread_nice;
   c.type = path == "-" ? "stdout" : "file";
   c.path = path;
   c.format = format;

@@ -113,6 +113,9 @@ struct SinkConfig {
   absl::Duration timeout = absl::Seconds(5);  // connect and I/O
   absl::Duration resend_window = absl::Seconds(2);  // syslog: re-send this recent tail on a break
   std::string name;  // for logs, stats and the spool file name; defaults to "<type>-<index>"
+  // Nice value of the sink's thread (not a YAML key: writd passes its pipeline_nice, so delivery
+  // keeps up with the pipeline that feeds it). 0 leaves the creator's.
+  int thread_nice = 0;
 };
 
 // Parses one sink entry. `where` prefixes errors, e.g. "writd.yaml:12: sinks[2]".
@@ -122,7 +125,8 @@ absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::st
 absl::StatusOr<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config);
 
 // One file sink (path "-" = stdout) without YAML, e.g. for `writ tail --jsonl`.
-absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Format format);
+absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Format format,
+                                                   int thread_nice = 0);
 
 // Fans events out to several sinks; each event is encoded once per format in use.
 class SinkSet {
