@@ -106,8 +106,38 @@ Daemon::Daemon(Config cfg)
 
 Daemon::~Daemon() {
   if (server_) server_->Stop();
+  StopJournal();
   absl::MutexLock lock(&out_mu_);
   if (sinks_) sinks_->Stop();
+}
+
+void Daemon::JournalLoop() {
+  std::vector<v1::Event> batch;
+  for (;;) {
+    {
+      absl::MutexLock lock(&journal_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(journal_mu_) {
+        return journal_stop_ || !journal_queue_.empty();
+      };
+      journal_mu_.Await(absl::Condition(&ready));
+      if (journal_queue_.empty()) return;  // stopping, and everything queued is written
+      batch.clear();
+      while (!journal_queue_.empty()) {
+        batch.push_back(std::move(journal_queue_.front()));
+        journal_queue_.pop_front();
+      }
+    }
+    for (const auto& ev : batch) (void)journal_->Append(ev);  // errors are counted inside
+  }
+}
+
+// Writes whatever is queued, then stops the thread. Idempotent.
+void Daemon::StopJournal() {
+  {
+    absl::MutexLock lock(&journal_mu_);
+    journal_stop_ = true;
+  }
+  if (journal_thread_.joinable()) journal_thread_.join();
 }
 
 absl::Status Daemon::Start() {
@@ -180,6 +210,7 @@ absl::Status Daemon::Start() {
     jo.path = cfg_.journal.empty() ? cfg_.state_dir + "/journal.jsonl" : cfg_.journal;
     ASSIGN_OR_RETURN(jo.fsync, journal::ParseFsyncPolicy(cfg_.journal_fsync));
     ASSIGN_OR_RETURN(journal_, journal::Journal::Open(jo));
+    journal_thread_ = std::thread([this] { JournalLoop(); });
   }
 
   ASSIGN_OR_RETURN(store_, state::Store::Open(cfg_.state_dir + "/state.db"));
@@ -516,6 +547,7 @@ void Daemon::Run() {
   }
   loader_.reset();
   const int64_t detach_ms = since(detach_start);
+  StopJournal();  // every queued finding and action is in the journal before the sinks stop
   absl::MutexLock lock(&out_mu_);
   const absl::Time sinks_start = absl::Now();
   // One budget for all sinks, so the service stops in bounded time; whatever is undelivered by then
@@ -1043,8 +1075,19 @@ void Daemon::CommitOutput() {
 
 void Daemon::Emit(v1::Event& ev, bool batch) {
   ev.set_host(host_);
-  // Before out_mu_: a per-record fsync must not hold up sinks and tail. Errors are counted inside.
-  if (journal_ && journal::ShouldJournal(ev)) (void)journal_->Append(ev);
+  // Queued before the sinks get the event, appended (and fsynced) by the journal thread in this order.
+  if (journal_ && journal::ShouldJournal(ev)) {
+    absl::MutexLock lock(&journal_mu_);
+    auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(journal_mu_) {
+      return journal_stop_ || journal_queue_.size() < kJournalQueueMax;
+    };
+    journal_mu_.Await(absl::Condition(&room));  // a stalled disk slows writd; nothing is dropped
+    if (!journal_stop_) {
+      journal_queue_.push_back(ev);
+    } else {
+      (void)journal_->Append(ev);  // after StopJournal (shutdown): write it here
+    }
+  }
   absl::MutexLock lock(&out_mu_);
   if (batch) {
     sinks_->Stage(ev);

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <deque>
+#include <thread>
 #include <list>
 #include <memory>
 #include <string>
@@ -182,6 +183,16 @@ class Daemon {
   std::unique_ptr<sinks::SinkSet> sinks_ ABSL_GUARDED_BY(out_mu_);
   // Set once in Start before any event is emitted; Append is thread-safe (own lock, own fsync).
   std::unique_ptr<journal::Journal> journal_;
+  // Records to journal, appended (and fdatasync'ed, per journal_fsync) by journal_thread_ in the order
+  // Emit queued them: a violation's fsync (milliseconds on this kind of disk) must not hold up the
+  // pipeline, whose next record may be the next violation to kill. Bounded: Emit waits when full.
+  void JournalLoop();
+  void StopJournal();
+  static constexpr size_t kJournalQueueMax = 10000;
+  absl::Mutex journal_mu_;
+  std::deque<v1::Event> journal_queue_ ABSL_GUARDED_BY(journal_mu_);
+  bool journal_stop_ ABSL_GUARDED_BY(journal_mu_) = false;
+  std::thread journal_thread_;
   struct Subscriber {
     v1::TailRequest filter;
     absl::Mutex mu;
