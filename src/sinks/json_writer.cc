@@ -86,6 +86,54 @@ size_t SkipVerbatim(std::string_view s, size_t i) {
 
 }  // namespace
 
+char* WriteDecimal(char* p, uint64_t v) {
+  static constexpr uint64_t kPow10[20] = {1ull,
+                                          10ull,
+                                          100ull,
+                                          1000ull,
+                                          10000ull,
+                                          100000ull,
+                                          1000000ull,
+                                          10000000ull,
+                                          100000000ull,
+                                          1000000000ull,
+                                          10000000000ull,
+                                          100000000000ull,
+                                          1000000000000ull,
+                                          10000000000000ull,
+                                          100000000000000ull,
+                                          1000000000000000ull,
+                                          10000000000000000ull,
+                                          100000000000000000ull,
+                                          1000000000000000000ull,
+                                          10000000000000000000ull};
+  static constexpr std::array<char, 200> kPairs = [] {
+    std::array<char, 200> t{};
+    for (int i = 0; i < 100; ++i) {
+      t[2 * i] = static_cast<char>('0' + i / 10);
+      t[2 * i + 1] = static_cast<char>('0' + i % 10);
+    }
+    return t;
+  }();
+  // floor(log10(v)) is t or t - 1 for t = bit length * log10(2) (1233 / 4096), so one compare fixes it.
+  const int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12;
+  const int n = v < 10 ? 1 : t + (v >= kPow10[t] ? 1 : 0);
+  char* q = p + n;
+  while (v >= 100) {
+    const uint64_t r = v % 100;
+    v /= 100;
+    q -= 2;
+    std::memcpy(q, kPairs.data() + 2 * r, 2);
+  }
+  if (v >= 10) {
+    q -= 2;
+    std::memcpy(q, kPairs.data() + 2 * v, 2);
+  } else {
+    *--q = static_cast<char>('0' + v);
+  }
+  return p + n;
+}
+
 void JsonOut::Grow(size_t n) {
   // Called with the string's size at end_ (>= the cursor). Grow by at least a chunk so that an event
   // takes one or two resizes, but never past the capacity the caller gave when that suffices: once

@@ -1,6 +1,9 @@
 // Native JSON encoder: parsed back with a real JSON parser (nlohmann), field names checked against the
 // proto descriptors, RFC 8259 escaping and invalid-UTF-8 handling, omission rules, no allocation.
 #include <atomic>
+#include <charconv>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -321,6 +324,36 @@ TEST(SinksJson, EscapesAtEveryPositionOfEveryLength) {
   std::string got;
   AppendJsonStringBody("0123456789abcdef01\"3\\", &got);
   EXPECT_EQ(got, "0123456789abcdef01\\\"3\\\\");
+}
+
+// The hand-rolled decimal writer against std::to_chars: every power of ten and its neighbours, the
+// extremes of both types, and a spread of random values of every length.
+TEST(SinksJson, DecimalMatchesToChars) {
+  auto check = [](auto v) {
+    char want[32], got[32];
+    const size_t wn = static_cast<size_t>(std::to_chars(want, want + sizeof(want), v).ptr - want);
+    const size_t gn = static_cast<size_t>(WriteDecimal(got, v) - got);
+    ASSERT_EQ(std::string(got, gn), std::string(want, wn));
+  };
+  uint64_t p = 1;
+  for (int k = 0; k < 20; ++k, p *= 10) {
+    for (uint64_t d : {p - 1, p, p + 1, 2 * p - 1, 9 * p}) {
+      check(d);
+      check(static_cast<int64_t>(d));
+      check(-static_cast<int64_t>(d & INT64_MAX));
+    }
+  }
+  check(uint64_t{0});
+  check(int64_t{0});
+  check(UINT64_MAX);
+  check(INT64_MAX);
+  check(INT64_MIN);
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 100000; ++i) {
+    const uint64_t v = rng() >> (rng() % 64);
+    check(v);
+    check(static_cast<int64_t>(v));
+  }
 }
 
 TEST(SinksJson, AllocatesNothingOnceOutHasCapacity) {
