@@ -185,24 +185,25 @@ static __always_inline int open_exit(long ret, __u32 nr)
 	task = bpf_get_current_task_btf();
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	switch (nr) {
+	/* regs is a BTF pointer (bpf_task_pt_regs): direct loads. */
 	case NR_OPENAT:
-		filename = BPF_CORE_READ(regs, si);
-		open_flags = BPF_CORE_READ(regs, dx);
+		filename = regs->si;
+		open_flags = regs->dx;
 		break;
 	case NR_OPENAT2: {
 		__u64 how_flags = 0;
 
-		filename = BPF_CORE_READ(regs, si);
-		bpf_probe_read_user(&how_flags, sizeof(how_flags), (void *)BPF_CORE_READ(regs, dx)); /* open_how.flags */
+		filename = regs->si;
+		bpf_probe_read_user(&how_flags, sizeof(how_flags), (void *)regs->dx); /* open_how.flags */
 		open_flags = (__u32)how_flags;
 		break;
 	}
 	case NR_OPEN:
-		filename = BPF_CORE_READ(regs, di);
-		open_flags = BPF_CORE_READ(regs, si);
+		filename = regs->di;
+		open_flags = regs->si;
 		break;
 	default: /* creat */
-		filename = BPF_CORE_READ(regs, di);
+		filename = regs->di;
 		open_flags = O_CREAT | O_WRONLY | O_TRUNC;
 		break;
 	}
@@ -213,8 +214,10 @@ static __always_inline int open_exit(long ret, __u32 nr)
 	e->syscall_nr = nr;
 
 	if (ret >= 0) {
-		/* The file the kernel actually opened: current->files->fdt->fd[ret]->f_path. */
-		struct file **fds = BPF_CORE_READ(task, files, fdt, fd);
+		/* The file the kernel actually opened: current->files->fdt->fd[ret]->f_path. task is a BTF
+		 * pointer: files and fdt are direct loads; the fd array is indexed by a variable, so that
+		 * slot is a probe read. */
+		struct file **fds = task->files->fdt->fd;
 		struct file *f = NULL;
 		struct path fpath;
 
@@ -326,7 +329,7 @@ static __always_inline void emit_connect(const struct writ_task_info *t, __u64 c
 	if (!s)
 		return;
 	e = &s->connect;
-	fill_hdr_current(&e->hdr, WRIT_EV_CONNECT, cgid, t, (struct task_struct *)bpf_get_current_task());
+	fill_hdr_current(&e->hdr, WRIT_EV_CONNECT, cgid, t, bpf_get_current_task_btf());
 	e->result = result;
 	e->family = family;
 	e->port = port;

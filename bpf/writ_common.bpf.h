@@ -129,6 +129,9 @@ struct {
 extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type, __u64 value) __ksym __weak;
 extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym __weak;
 extern void bpf_task_release(struct task_struct *p) __ksym __weak;
+/* 6.2+: an integer becomes a read-only BTF pointer, so the path walk loads fields directly (a faulting load
+ * reads 0) instead of one bpf_probe_read_kernel helper call per field. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
 #ifndef bpf_ksym_exists
 #define bpf_ksym_exists(sym) (!!(sym)) /* libbpf 1.1 predates the helper macro */
 #endif
@@ -170,8 +173,9 @@ static __always_inline void fill_hdr_ids(struct writ_event_hdr *h, __u16 kind, _
 	h->task_slot = t->slot;
 	h->pid = pid;
 	h->tgid = tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	h->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	/* task is a BTF pointer (bpf_get_current_task_btf, a tp_btf argument): direct loads, no probe reads. */
+	h->ppid = task->real_parent->tgid;
+	h->start_time_ns = task->group_leader->start_boottime;
 	h->uid = (__u32)uid_gid;
 	h->gid = (__u32)(uid_gid >> 32);
 	h->flags = 0;
@@ -179,11 +183,11 @@ static __always_inline void fill_hdr_ids(struct writ_event_hdr *h, __u16 kind, _
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* Header of a record about `task` (uid, gid and comm are the current task's). */
+/* Header of a record about `task`, a BTF pointer (uid, gid and comm are the current task's). */
 static __always_inline void fill_hdr(struct writ_event_hdr *h, __u16 kind, __u64 cgid,
 				     const struct writ_task_info *t, struct task_struct *task)
 {
-	fill_hdr_ids(h, kind, cgid, t, task, BPF_CORE_READ(task, pid), BPF_CORE_READ(task, tgid));
+	fill_hdr_ids(h, kind, cgid, t, task, task->pid, task->tgid);
 }
 
 /* fill_hdr for the current task: pid and tgid from the helper instead of two probe reads. */
@@ -295,16 +299,65 @@ static long walk_step(__u32 i, void *data)
 	return 0;
 }
 
+/* walk_step with direct loads: c->d, c->m and c->mnt_root are read-only BTF pointers (bpf_rdonly_cast), so
+ * d_parent, d_name.name and the mount fields are plain loads (a faulting one reads 0). What is left of the
+ * helper calls per component is the name copy. Same walk, same output as walk_step. */
+static long walk_step_btf(__u32 i, void *data)
+{
+	struct walk_ctx *c = data;
+	struct dentry *d = c->d;
+	struct mount *m = c->m;
+	struct dentry *parent = d->d_parent;
+	union writ_scratch *s;
+	char *buf;
+	long n;
+
+	if (d == c->mnt_root || d == parent) {
+		struct mount *mp = m->mnt_parent;
+
+		if (m == mp || !mp) {
+			c->done = 1; /* the global root */
+			return 1;
+		}
+		c->d = m->mnt_mountpoint;
+		c->m = mp;
+		c->mnt_root = mp->mnt.mnt_root;
+		return 0;
+	}
+	if (c->off > WRIT_PATH_MAX - WRIT_NAME_MAX)
+		return 1; /* too long: truncated */
+	s = scratch();
+	if (!s)
+		return 1;
+	buf = c->is_exec ? s->exec.path : s->open.path;
+	n = bpf_probe_read_kernel_str(buf + (c->off & (WRIT_PATH_MAX - 1)), WRIT_NAME_MAX, d->d_name.name);
+	if (n <= 0) {
+		c->done = 1;
+		return 1;
+	}
+	c->off += n;
+	c->d = parent;
+	return 0;
+}
+
 static __always_inline __u32 walk_path(struct path *p, int is_exec, __u32 *flags)
 {
 	struct walk_ctx c = {};
 	struct vfsmount *vm = p->mnt; /* p is the caller's copy of the struct path: no probe read */
 
-	c.d = p->dentry;
-	c.m = container_of(vm, struct mount, mnt);
-	c.mnt_root = BPF_CORE_READ(vm, mnt_root);
 	c.is_exec = is_exec;
-	bpf_loop(WRIT_PATH_DEPTH, walk_step, &c, 0);
+	if (bpf_ksym_exists(bpf_rdonly_cast)) {
+		c.d = bpf_rdonly_cast(p->dentry, bpf_core_type_id_kernel(struct dentry));
+		c.m = bpf_rdonly_cast((void *)((unsigned long)vm - bpf_core_field_offset(struct mount, mnt)),
+				      bpf_core_type_id_kernel(struct mount));
+		c.mnt_root = c.m->mnt.mnt_root;
+		bpf_loop(WRIT_PATH_DEPTH, walk_step_btf, &c, 0);
+	} else {
+		c.d = p->dentry;
+		c.m = container_of(vm, struct mount, mnt);
+		c.mnt_root = BPF_CORE_READ(vm, mnt_root);
+		bpf_loop(WRIT_PATH_DEPTH, walk_step, &c, 0);
+	}
 	if (!c.done)
 		*flags |= WRIT_F_PATH_TRUNC;
 	return c.off;

@@ -46,7 +46,7 @@ int BPF_PROG(lsm_exec, struct linux_binprm *bprm, int ret)
 	if (verdict != WRIT_KV_DENY)
 		return 0; /* approvals and undecidable execs are stopped by the exec tracepoint */
 
-	fill_hdr(&e->hdr, WRIT_EV_EXEC, cgid, t, (struct task_struct *)bpf_get_current_task());
+	fill_hdr(&e->hdr, WRIT_EV_EXEC, cgid, t, bpf_get_current_task_btf());
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	e->filename_len = n > 0 ? n : 0;
 	e->args_len = 0;

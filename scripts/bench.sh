@@ -145,9 +145,24 @@ mkdir -p "$out"/{run,state,repo,kill,policies}
 results="$out/results.tsv"
 printf 'round\tconfig\tworkload\tops_per_sec\tevents\tdrops\tcpu_us_per_op\n' >"$results"
 echo "bench file" >"$out/repo/file"
-load_cg="$cg2/writ-bench-load"           # workloads of every configuration but writd-task
+# Names of this run's own: two benches (or a bench and a test) at once must not share a cgroup or port.
+subtree="writ-bench-$$"                   # writd's cgroup subtree (and its pin dir name)
+load_cg="$cg2/$subtree-load"              # workloads of every configuration but writd-task
 mkdir -p "$load_cg"
-connect_port=9077                         # coding-agent allows localhost:9000-9100: no violation noise
+# coding-agent allows localhost:9000-9100 (no violation noise): the first port there free right now.
+connect_port="$(python3 -c '
+import random, socket
+ports = list(range(9000, 9101)); random.shuffle(ports)
+for p in ports:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()
+')"
+[[ -n "$connect_port" ]] || die "no free loopback port in 9000-9100 for the connect workload"
 
 writd_pid="" floor_pid="" bt_pid="" auditd_started=0 audit_rules=0
 cleanup() {
@@ -165,7 +180,7 @@ cleanup() {
   fi
   # Cgroups: a cgroup reports populated for a moment after its last process exits; retry briefly.
   local cg i
-  for cg in "$load_cg" "$cg2/writ-bench"; do
+  for cg in "$load_cg" "$cg2/$subtree"; do
     for ((i = 0; i < 50; i++)); do
       [[ -d "$cg" ]] || break
       rmdir "$cg" 2>/dev/null && break
@@ -220,7 +235,7 @@ state_dir: $out/state
 run_dir: $out/run
 events: $out/events.jsonl
 trust_domain: example.org
-cgroup_subtree: writ-bench
+cgroup_subtree: $subtree
 sinks: []
 EOF
 writ_cli() { WRIT_SOCKET="$out/run/writd.sock" "$bin/writ" "$@"; }

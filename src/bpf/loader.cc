@@ -279,8 +279,14 @@ absl::Status Loader::LoadAndAttach() {
                                      nullptr);
   if (!rb) return ErrnoStatus(errno, "create ring buffer consumer");
   ring_.reset(rb);
-  // Per-program run time costs two clock reads per run; it is what /metrics reports as the BPF cost.
-  stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  // Per-program run time costs two clock reads per run of every BPF program on the host (the switch is
+  // global): only on request (writd.yaml metrics.bpf_program_stats). /metrics reports it as the BPF cost.
+  if (cfg_.program_stats) {
+    stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (stats_fd_ < 0) {
+      return ErrnoStatus(errno, "enable BPF run-time stats (metrics.bpf_program_stats)");
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -27,6 +27,9 @@ struct LoaderConfig {
   // bpffs directory for pinned maps and links ("" = no pinning). With pins, in-kernel enforcement
   // outlives writd, and a restarted writd re-adopts the maps (tasks, tables, counters, ring buffer).
   std::string pin_dir;
+  // Kernel run-time accounting of BPF programs (BPF_ENABLE_STATS, held while the loader lives). Host
+  // wide: every BPF program on the machine pays two clock reads per run while it is on.
+  bool program_stats = false;
 };
 
 struct HookStatus {
@@ -79,8 +82,11 @@ class Loader {
     uint64_t run_cnt = 0;
     uint64_t run_time_ns = 0;
   };
-  // Per-program run count and time (kernel bpf_stats; enabled while writd holds the stats fd).
+  // Per-program run count and time (kernel bpf_stats). Run time and count only advance while stats are
+  // enabled: by this loader (LoaderConfig::program_stats) or by someone else (sysctl
+  // kernel.bpf_stats_enabled).
   std::vector<ProgramStats> ReadProgramStats() const;
+  bool program_stats() const { return stats_fd_ >= 0; }
   struct MapEntries {
     std::string name;
     uint64_t entries = 0;

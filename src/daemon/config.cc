@@ -85,6 +85,29 @@ absl::Status ParseCredentials(const std::string& file, const YAML::Node& v, Conf
   return absl::OkStatus();
 }
 
+absl::Status Bool(const std::string& file, const YAML::Node& n, const std::string& field, bool* out) {
+  if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) {
+    *out = n.Scalar() == "true";
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(Where(file, n, field) + "must be true or false");
+}
+
+// metrics: {bpf_program_stats: BOOL}
+absl::Status ParseMetrics(const std::string& file, const YAML::Node& v, Config* c) {
+  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "metrics") + "must be a mapping");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node fv = it->second;
+    if (key == "bpf_program_stats") {
+      RETURN_IF_ERROR(Bool(file, fv, "metrics." + key, &c->bpf_program_stats));
+    } else {
+      return absl::InvalidArgumentError(Where(file, it->first, "metrics." + key) + "unknown key");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {
@@ -101,11 +124,7 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
   }
   if (root.IsNull()) return c;
   if (!root.IsMap()) return absl::InvalidArgumentError(path + ":1: config must be a mapping");
-  std::string base = std::filesystem::path(path).parent_path().string();
-  auto resolve = [&base](const std::string& p) {
-    if (p.empty() || p[0] == '/' || p == "-") return p;
-    return (std::filesystem::path(base) / p).lexically_normal().string();
-  };
+  auto resolve = [&path](const std::string& p) { return ResolveAgainstConfig(path, p); };
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.as<std::string>();
     // A copy, not a reference: yaml-cpp's iterator yields a temporary pair (ASan: stack-use-after-scope).
@@ -121,9 +140,11 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(Scalar(path, v, key, &s));
       c.policies_dir = resolve(s);
     } else if (key == "state_dir") {
-      RETURN_IF_ERROR(Scalar(path, v, key, &c.state_dir));
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      c.state_dir = resolve(s);
     } else if (key == "run_dir") {
-      RETURN_IF_ERROR(Scalar(path, v, key, &c.run_dir));
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      c.run_dir = resolve(s);
     } else if (key == "events") {
       RETURN_IF_ERROR(Scalar(path, v, key, &s));
       c.events = resolve(s);
@@ -174,6 +195,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       }
     } else if (key == "credentials") {
       RETURN_IF_ERROR(ParseCredentials(path, v, &c));
+    } else if (key == "metrics") {
+      RETURN_IF_ERROR(ParseMetrics(path, v, &c));
     } else if (key == "sinks") {
       if (!v.IsSequence()) return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
       c.sinks = v;

@@ -31,6 +31,10 @@ struct Config {
   // an event storm slows its producer instead of overflowing the ring buffer, and a verdict is not
   // queued behind the workload for the CPU. -20 .. 19; 0 leaves the default.
   int pipeline_nice = -10;
+  // metrics.bpf_program_stats: kernel run-time accounting of BPF programs (BPF_ENABLE_STATS) and the
+  // writ_bpf_program_* metrics. Off by default: while enabled, EVERY BPF program on the host pays two
+  // clock reads per run, not only writ's.
+  bool bpf_program_stats = false;
   YAML::Node sinks;                        // handed to the sinks module as written
   // credentials.providers: external credential providers intents may name (docs/credentials.md).
   std::vector<creds::ProviderConfig> credential_providers;

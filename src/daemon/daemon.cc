@@ -223,6 +223,7 @@ absl::Status Daemon::Start() {
   lc.task_level = static_cast<uint32_t>(cgroups_->task_level());
   lc.wakeup_bytes = cfg_.ring_buffer_bytes / 4;
   lc.cgroup_root = cgroups_->root();
+  lc.program_stats = cfg_.bpf_program_stats;
   if (cfg_.bpf_pin_dir != "none") {
     lc.pin_dir = cfg_.bpf_pin_dir.empty() ? "/sys/fs/bpf/" + cfg_.cgroup_subtree : cfg_.bpf_pin_dir;
   }
@@ -339,15 +340,19 @@ std::string Daemon::Metrics() {
       absl::StrAppend(&o, "writ_kernel_drops_total{kind=\"", decode::KindName(k), "\"} ",
                       c.dropped[k], "\n");
     }
-    head("writ_bpf_program_runs_total", "counter", "BPF program invocations (bpf_stats).");
-    auto stats = loader_->ReadProgramStats();
-    for (const auto& p : stats) {
-      absl::StrAppend(&o, "writ_bpf_program_runs_total{program=\"", p.name, "\"} ", p.run_cnt, "\n");
-    }
-    head("writ_bpf_program_run_seconds_total", "counter", "BPF program run time (bpf_stats).");
-    for (const auto& p : stats) {
-      absl::StrAppend(&o, "writ_bpf_program_run_seconds_total{program=\"", p.name, "\"} ",
-                      absl::StrFormat("%.9f", p.run_time_ns / 1e9), "\n");
+    // Only with metrics.bpf_program_stats: without writd's stats switch the kernel's counters stand
+    // still (or count someone else's accounting window), and a still counter would read as "no cost".
+    if (loader_->program_stats()) {
+      head("writ_bpf_program_runs_total", "counter", "BPF program invocations (bpf_stats).");
+      auto stats = loader_->ReadProgramStats();
+      for (const auto& p : stats) {
+        absl::StrAppend(&o, "writ_bpf_program_runs_total{program=\"", p.name, "\"} ", p.run_cnt, "\n");
+      }
+      head("writ_bpf_program_run_seconds_total", "counter", "BPF program run time (bpf_stats).");
+      for (const auto& p : stats) {
+        absl::StrAppend(&o, "writ_bpf_program_run_seconds_total{program=\"", p.name, "\"} ",
+                        absl::StrFormat("%.9f", p.run_time_ns / 1e9), "\n");
+      }
     }
   }
   head("writ_userspace_drops_total", "counter", "Records lost in userspace, by reason.");
@@ -887,6 +892,10 @@ void Daemon::RevokeTask(Task& task, uint64_t cause_ktime_ns, const std::string& 
 
 bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& reason) {
   absl::Status st = cgroups_->Kill(task.id);
+  // The task ends when its cgroup empties; it did not exit by itself. A cause set first (a parent's
+  // cascade, the deadline) wins.
+  const char* none = nullptr;
+  if (st.ok()) task.end_reason.compare_exchange_strong(none, "killed");
   // Freezing is undone by the kill: a frozen task's processes die too (cgroup.kill works on frozen
   // cgroups).
   v1::Event a = ActionEvent(task, "kill", st.ok() ? "ok" : std::string(st.message()),
@@ -895,7 +904,7 @@ bool Daemon::KillTask(Task& task, const v1::Event* cause, const std::string& rea
   actions_++;
   // Killing a parent kills its sub-agents (recursively); each ends when its cgroup empties.
   for (const auto& c : ChildrenOf(registry_, task.id)) {
-    const char* none = nullptr;
+    none = nullptr;
     c->end_reason.compare_exchange_strong(none, "parent_killed");
     if (!c->killed_by_parent.exchange(true)) KillTask(*c, cause, "parent task " + task.id + " killed: " + reason);
   }

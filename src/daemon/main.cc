@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <signal.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -42,6 +43,19 @@ void Usage(FILE* f) {
 // task cgroup if the policy is `freeze` (leaving a marker naming them, for the next writd to thaw).
 // The next writd attaches its own links, then sends SIGTERM: the old links are released. With no task
 // left it exits by itself. Only raw syscalls and stack buffers: nothing here allocates.
+// Whether a cgroup.events file says "populated 1". Unreadable counts as populated (fail safe: the
+// guardian keeps enforcing).
+bool Populated(const char* events_path) {
+  int fd = open(events_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno != ENOENT;
+  char buf[256];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return true;
+  buf[n] = '\0';
+  return strstr(buf, "populated 0") == nullptr;
+}
+
 int Guardian(pid_t parent, const char* cgroup_root, const char* marker, bool freeze) {
   signal(SIGTERM, SIG_DFL);
   signal(SIGINT, SIG_IGN);
@@ -58,9 +72,13 @@ int Guardian(pid_t parent, const char* cgroup_root, const char* marker, bool fre
     int tasks = 0;
     while (struct dirent* e = readdir(d)) {
       if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+      char path[4096];
+      // With writd gone nobody removes a task cgroup: one whose processes are all gone is a task that
+      // ended, and must not keep the guardian (and the programs it holds attached) alive forever.
+      snprintf(path, sizeof(path), "%s/%s/cgroup.events", cgroup_root, e->d_name);
+      if (!Populated(path)) continue;
       tasks++;
       if (mfd < 0) continue;
-      char path[4096];
       snprintf(path, sizeof(path), "%s/%s/cgroup.freeze", cgroup_root, e->d_name);
       int fd = open(path, O_WRONLY | O_CLOEXEC);
       if (fd < 0) continue;
@@ -76,9 +94,8 @@ int Guardian(pid_t parent, const char* cgroup_root, const char* marker, bool fre
       close(mfd);
       mfd = -1;
     }
-    // Task cgroups are removed by writd; with writd gone, an empty task cgroup is a task that ended.
-    if (tasks == 0) return 0;
-    sleep(5);
+    if (tasks == 0) return 0;  // no task left to enforce on: the links go with this process
+    sleep(2);
   }
 }
 

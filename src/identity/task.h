@@ -47,8 +47,9 @@ struct Task {
   std::atomic<bool> frozen{false};
   std::atomic<bool> violated{false};
   std::atomic<int> live_processes{0};
-  // Why the task will end when its cgroup empties, when not just "exited": a sub-agent whose parent
-  // ended, was revoked or was killed (a string literal; set once, first cause wins).
+  // Why the task will end when its cgroup empties, when not just "exited": writd killed it, or it is a
+  // sub-agent whose parent ended, was revoked or was killed (a string literal; set once, first cause
+  // wins).
   std::atomic<const char*> end_reason{nullptr};
   // Set by the first of its ancestors' cascades (Daemon::KillTask, Daemon::EndChildren) that killed or
   // revoked this sub-agent: later cascades (the parent killed, then revoked, then ended) skip it.

@@ -23,6 +23,7 @@
 #include "sinks/ocsf_encoder.h"
 #include "sinks/transport.h"
 #include "util/status_macros.h"
+#include "util/util.h"
 
 namespace writ::sinks {
 namespace {
@@ -582,6 +583,12 @@ absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::st
     return ctx.Err(node["tls"], "tls", "cert and key go together");
   }
   if (c.type == "stdout") c.path = "-";
+  // Paths in writd.yaml resolve against its directory, as `policies` and `state_dir` do.
+  if (!file.empty()) {
+    for (std::string* p : {&c.path, &c.spool_dir, &c.tls.ca, &c.tls.cert, &c.tls.key}) {
+      *p = ResolveAgainstConfig(file, *p);
+    }
+  }
   if (c.name.empty()) c.name = absl::StrCat(c.type, "-", index);
   return c;
 }

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -114,6 +115,12 @@ absl::Status WriteFileCreate(const std::string& path, std::string_view data) {
     return ErrnoStatus(errno, absl::StrCat("write ", path));
   }
   return absl::OkStatus();
+}
+
+std::string ResolveAgainstConfig(const std::string& config_file, const std::string& path) {
+  if (path.empty() || path[0] == '/' || path == "-") return path;
+  const std::filesystem::path base = std::filesystem::path(config_file).parent_path();
+  return (base / path).lexically_normal().string();
 }
 
 std::string RandomHex(size_t n_bytes) {

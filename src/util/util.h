@@ -31,6 +31,10 @@ absl::Status WriteFile(const std::string& path, std::string_view data);
 // Creates or truncates path (mode 0600) and writes data.
 absl::Status WriteFileCreate(const std::string& path, std::string_view data);
 
+// A path from a config file: relative paths resolve against the config file's directory (not writd's
+// working directory); absolute paths, "" and "-" (stdout) are returned as they are.
+std::string ResolveAgainstConfig(const std::string& config_file, const std::string& path);
+
 // Random lowercase hex string of n_bytes*2 characters (getrandom).
 std::string RandomHex(size_t n_bytes);
 

@@ -6,8 +6,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -258,6 +260,46 @@ TEST_F(BpfTest, OpenRelativeThroughSymlinkResolvesAbsolute) {
   EXPECT_FALSE(r->ev.file().unresolved());
   EXPECT_FALSE(r->ev.file().truncated());
   EXPECT_EQ(r->ev.file().syscall(), "openat");
+}
+
+// The path walk crosses mount points (a tmpfs, a bind mount, procfs): each is resolved to the absolute
+// path through the mount's mountpoint, never to the path inside the mounted filesystem.
+TEST_F(BpfTest, OpenAcrossMountsResolvesThroughMountpoints) {
+  ASSERT_NO_FATAL_FAILURE(Load());
+  ASSERT_EQ(mkdir((tmp_ + "/mnt").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((tmp_ + "/real").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((tmp_ + "/real/sub").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((tmp_ + "/bind").c_str(), 0755), 0);
+  const std::string dir = tmp_;
+  pid_t pid = Spawn([dir] {
+    // A private mount namespace: the mounts vanish with the child.
+    if (unshare(CLONE_NEWNS) != 0) return 10;
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 11;
+    if (mount("tmpfs", (dir + "/mnt").c_str(), "tmpfs", 0, "size=64k") != 0) return 12;
+    if (mount((dir + "/real").c_str(), (dir + "/bind").c_str(), nullptr, MS_BIND, nullptr) != 0) return 13;
+    int fd = open((dir + "/mnt/on-tmpfs").c_str(), O_WRONLY | O_CREAT, 0644);
+    if (fd < 0) return 1;
+    close(fd);
+    fd = open((dir + "/bind/sub/via-bind").c_str(), O_WRONLY | O_CREAT, 0644);
+    if (fd < 0) return 2;
+    close(fd);
+    fd = open("/proc/self/status", O_RDONLY);
+    if (fd < 0) return 3;
+    close(fd);
+    return 0;
+  });
+  ASSERT_EQ(Wait(pid), 0);
+  auto path_is = [](const std::string& p) {
+    return [p](const Rec& r) { return r.ev.file().path() == p; };
+  };
+  const Rec* r = WaitFor("open", pid, path_is(tmp_ + "/mnt/on-tmpfs"));
+  ASSERT_NE(r, nullptr) << "no record with the tmpfs file's absolute path";
+  EXPECT_FALSE(r->ev.file().truncated());
+  r = WaitFor("open", pid, path_is(tmp_ + "/bind/sub/via-bind"));
+  ASSERT_NE(r, nullptr) << "no record with the bind mount's path";
+  r = WaitFor("open", pid, path_is(absl::StrCat("/proc/", pid, "/status")));
+  ASSERT_NE(r, nullptr) << "no record with the procfs path";
+  EXPECT_FALSE(r->ev.file().unresolved());
 }
 
 TEST_F(BpfTest, FailedOpenReportsPassedStringAndErrno) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -391,7 +392,9 @@ TEST_F(WritdE2e, EnforceModeDeniedExecNeverRuns) {
   EXPECT_FALSE(Exists(marker));
   EXPECT_FALSE(Exists(work_ + "/after"));  // on_violation kill took the whole task
   std::string task = TaskIdFrom(r.err);
-  ASSERT_FALSE(TaskEnd(task).is_null());
+  json end = TaskEnd(task);
+  ASSERT_FALSE(end.is_null());
+  EXPECT_EQ(end["task"]["reason"], "killed");  // not "exited": writd ended it
   auto evs = writd_->TaskEvents(task);
   json ev = FindEvent(evs, [&](const json& e) {
     return e["kind"] == "exec" && e["process"].value("exe", "") == touch;
@@ -681,6 +684,54 @@ on_violation: [alert]
                                        std::filesystem::path(w.cgroup_root()).filename().string()));
 }
 
+// A process that exists and is not a zombie (a guardian whose writd died is reparented, and its new
+// parent may reap it late).
+bool AliveNotZombie(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+// writd dies with a task running: the guardian keeps the programs attached while the task lives, and
+// lets go (exits, releasing the links) once the task's processes are gone -- the empty task cgroup that
+// nobody removes while writd is down must not keep it, and every host-wide program, alive for ever.
+TEST(WritdRestart, GuardianLetsGoWhenTheLastTaskEndsWhileWritdIsDown) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.policies = {{"g.yaml", "apiVersion: writ.dev/v1\nkind: Intent\nname: t-g\n"}};
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  const std::string d = w.dir();
+  pid_t run = w.WritAsync({"run", "--agent", "spiffe://example.org/agent/g", "--intent", "t-g", "--",
+                           "/bin/sh", "-c",
+                           absl::StrCat("echo up > ", d, "/ready; while [ ! -e ", d,
+                                        "/go ]; do sleep 0.02; done")},
+                          "run");
+  ASSERT_TRUE(WaitForFile(d + "/ready", std::chrono::seconds(10))) << w.log();
+  pid_t guardian = 0;
+  std::ifstream(d + "/run/guardian.pid") >> guardian;
+  ASSERT_GT(guardian, 0);
+
+  EXPECT_EQ(w.Kill9(), 128 + SIGKILL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(AliveNotZombie(guardian)) << "the guardian left while the task still ran";
+  std::ofstream(d + "/go") << "1";
+  (void)w.WaitAsync(run, "run", std::chrono::seconds(10));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (AliveNotZombie(guardian) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(AliveNotZombie(guardian)) << "the guardian outlived the last task by 10 s";
+
+  // The next writd finds the task ended while it was down.
+  ASSERT_TRUE(w.Restart().ok()) << w.log();
+  json end = w.WaitForEvent([](const json& e) { return e["kind"] == "task_end"; });
+  ASSERT_FALSE(end.is_null()) << w.log();
+  EXPECT_EQ(end["task"]["reason"], "exited");
+  EXPECT_EQ(w.Stop(), 0);
+}
+
 }  // namespace
 }  // namespace writ::testlib
 
@@ -740,6 +791,36 @@ TEST(WritdOps, PolicyReloadIsAtomicAndVisible) {
   EXPECT_EQ(w.Stop(), 0);
 }
 
+// metrics.bpf_program_stats: true turns the kernel's run-time accounting on while writd runs, and
+// /metrics reports per-program run counts and time; the exec and open programs ran for the task.
+TEST(WritdOps, BpfProgramStatsWhenEnabled) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
+  const int port = 20000 + static_cast<int>((getpid() + 1) % 20000);
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.mode = "record";
+  o.policies = {{"one.yaml", kOne}};
+  o.extra_args = {"--http", absl::StrCat("127.0.0.1:", port)};
+  o.extra_config = "metrics: {bpf_program_stats: true}\n";
+  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  CmdResult r = w.Writ({"run", "--agent", "spiffe://example.org/a", "--", "/bin/sh", "-c",
+                        "cat /etc/hostname > /dev/null"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  CmdResult m = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_THAT(m.out, HasSubstr("# TYPE writ_bpf_program_runs_total counter"));
+  EXPECT_THAT(m.out, HasSubstr("# TYPE writ_bpf_program_run_seconds_total counter"));
+  std::smatch sm;
+  ASSERT_TRUE(std::regex_search(m.out, sm, std::regex(R"(writ_bpf_program_runs_total\{program="handle_exec"\} (\d+))")))
+      << m.out;
+  EXPECT_GE(std::stoll(sm[1]), 2);  // sh and cat, at least
+  ASSERT_TRUE(std::regex_search(m.out, sm,
+                                std::regex(R"(writ_bpf_program_run_seconds_total\{program="exit_openat"\} ([0-9.]+))")))
+      << m.out;
+  EXPECT_GT(std::stod(sm[1]), 0.0);
+  EXPECT_EQ(w.Stop(), 0);
+}
+
 // `writ tail --format json` streams events as they happen; /metrics counts them; `writ policy suggest`
 // turns a task's recorded events into an intent that loads back.
 TEST(WritdOps, TailMetricsAndSuggest) {
@@ -786,6 +867,10 @@ TEST(WritdOps, TailMetricsAndSuggest) {
   EXPECT_GE(std::stoi(sm[1]), 3);
   EXPECT_THAT(m.out, HasSubstr("# TYPE writ_kernel_drops_total counter"));
   EXPECT_THAT(m.out, HasSubstr("writ_verdict_latency_microseconds_count"));
+  // bpf_stats is opt-in (metrics.bpf_program_stats): by default writd neither turns on the host-wide
+  // run-time accounting nor reports its counters.
+  EXPECT_THAT(m.out, Not(HasSubstr("writ_bpf_program_runs_total")));
+  EXPECT_THAT(m.out, Not(HasSubstr("writ_bpf_program_run_seconds_total")));
 
   CmdResult s = w.Writ({"policy", "suggest", "--from", w.events_path(), "--task", task, "--name",
                         "suggested-sh"});

@@ -61,6 +61,13 @@ TEST_F(ConfigTest, FullConfigAndRelativePaths) {
   EXPECT_EQ(c->on_daemon_loss, "freeze");
 }
 
+TEST_F(ConfigTest, RelativeStateAndRunDirsResolveAgainstTheConfigFile) {
+  auto c = LoadConfig(Write("state_dir: state\nrun_dir: ./run\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->state_dir, dir_ + "/state");
+  EXPECT_EQ(c->run_dir, dir_ + "/run");
+}
+
 TEST_F(ConfigTest, EventsDashStaysStdout) {
   auto c = LoadConfig(Write("events: \"-\"\n"));
   ASSERT_TRUE(c.ok());
@@ -114,6 +121,40 @@ TEST_F(ConfigTest, BadCredentialProvidersNameFileLineField) {
       {"credentials:\n  provider: []\n", ":2: credentials.provider: unknown key"},
       {"credentials:\n  providers: {}\n", ":2: credentials.providers: must be a list"},
       {"credentials:\n  providers:\n    - {name: h, type: webhook, url: [u]}\n", ":3: credentials.providers[0].url: must be a string"},
+  };
+  for (const auto& k : cases) {
+    std::string p = Write(k.yaml);
+    auto c = LoadConfig(p);
+    ASSERT_FALSE(c.ok()) << k.yaml;
+    EXPECT_EQ(c.status().message(), p + k.want) << k.yaml;
+  }
+}
+
+TEST_F(ConfigTest, BpfProgramStatsOffByDefaultOnWhenAsked) {
+  auto c = LoadConfig(Write("mode: monitor\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->bpf_program_stats);
+  c = LoadConfig(WRIT_SOURCE_DIR "/policies/writd.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->bpf_program_stats);
+  c = LoadConfig(Write("metrics:\n  bpf_program_stats: true\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->bpf_program_stats);
+  c = LoadConfig(Write("metrics: {bpf_program_stats: false}\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->bpf_program_stats);
+}
+
+TEST_F(ConfigTest, BadMetricsNameFileLineField) {
+  struct Case {
+    const char* yaml;
+    const char* want;
+  } cases[] = {
+      {"mode: monitor\nmetrics:\n  bpf_program_stats: yes please\n",
+       ":3: metrics.bpf_program_stats: must be true or false"},
+      {"metrics: {bpf_program_stats: [true]}\n", ":1: metrics.bpf_program_stats: must be true or false"},
+      {"metrics:\n  bpf_stats: true\n", ":2: metrics.bpf_stats: unknown key"},
+      {"metrics: [bpf_program_stats]\n", ":1: metrics: must be a mapping"},
   };
   for (const auto& k : cases) {
     std::string p = Write(k.yaml);

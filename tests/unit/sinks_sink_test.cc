@@ -94,6 +94,26 @@ TEST(SinksConfig, ParsesEveryField) {
   EXPECT_EQ(c->name, "siem");
 }
 
+TEST(SinksConfig, RelativePathsResolveAgainstTheConfigFile) {
+  YAML::Node n = YAML::Load(R"(
+- {type: file, path: log/events.jsonl, spool_dir: ../spool, tls: {ca: ca.pem}}
+- {type: file, path: /abs/events.jsonl, spool_dir: /var/spool/writ}
+- {type: stdout}
+)");
+  auto c = ParseSinkConfig(n[0], "/etc/writ/writd.yaml", 0);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->path, "/etc/writ/log/events.jsonl");
+  EXPECT_EQ(c->spool_dir, "/etc/spool");
+  EXPECT_EQ(c->tls.ca, "/etc/writ/ca.pem");
+  c = ParseSinkConfig(n[1], "/etc/writ/writd.yaml", 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->path, "/abs/events.jsonl");
+  EXPECT_EQ(c->spool_dir, "/var/spool/writ");
+  c = ParseSinkConfig(n[2], "/etc/writ/writd.yaml", 2);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->path, "-");
+}
+
 TEST(SinksSyslog, OctetCountingFrame) {
   std::string out;
   const absl::Time t = absl::FromUnixMicros(1735787045123456);

@@ -49,7 +49,13 @@ const TMP = fs.mkdtempSync('/tmp/writ-agents-');
 const RUN = `${TMP}/run`;
 const EVENTS = `${TMP}/events.jsonl`;
 const SUBTREE = `writ-e2e-agents-${process.pid}`;
-const HTTP_PORT = 20000 + (process.pid % 20000);
+// A port the kernel says is free now (bound to 0, then released), not one derived from the pid, which
+// collides with whatever else happens to listen there.
+const HTTP_PORT = await new Promise((resolve, reject) => {
+  const probe = net.createServer();
+  probe.once('error', reject);
+  probe.listen(0, '127.0.0.1', () => { const { port } = probe.address(); probe.close(() => resolve(port)); });
+});
 fs.writeFileSync(`${TMP}/writd.yaml`, [
   'mode: enforce', `policies: ${SRC}/policies`, `state_dir: ${TMP}/state`, `run_dir: ${RUN}`,
   `events: ${EVENTS}`, 'trust_domain: example.org', `cgroup_subtree: ${SUBTREE}`,
@@ -180,7 +186,7 @@ async function expectKilledRead(c, r, file, rule, enforcement) {
   }
   c.ok(actions(r.task, 'kill').length > 0, 'no kill action');
   c.ok(actions(r.task, 'revoke').length > 0, 'no revoke action');
-  c.ok(end.task?.reason, 'task_end without reason');
+  c.eq(end.task?.reason, 'killed', 'task_end reason');
 }
 
 // ---- scenarios -----------------------------------------------------------------------------------
