@@ -177,6 +177,14 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
                                           "must be a duration between 1ms and 1s");
       }
       (key == "drain_interval" ? c.drain_interval : c.housekeeping_interval) = *d;
+    } else if (key == "pipeline_nice") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      int n = 0;
+      if (!absl::SimpleAtoi(s, &n) || n < -20 || n > 19) {
+        return absl::InvalidArgumentError(Where(path, v, key) +
+                                          "must be an integer between -20 and 19");
+      }
+      c.pipeline_nice = n;
     } else if (key == "journal") {
       RETURN_IF_ERROR(Scalar(path, v, key, &s));
       c.journal = s == "off" ? s : resolve(s);

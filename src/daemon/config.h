@@ -27,6 +27,10 @@ struct Config {
   uint32_t ring_buffer_bytes = 4u << 20;
   absl::Duration drain_interval = absl::Milliseconds(10);
   absl::Duration housekeeping_interval = absl::Milliseconds(50);
+  // Nice value of the pipeline thread (drain, judge, kill, encode): above the watched workloads, so
+  // an event storm slows its producer instead of overflowing the ring buffer, and a verdict is not
+  // queued behind the workload for the CPU. -20 .. 19; 0 leaves the default.
+  int pipeline_nice = -10;
   // metrics.bpf_program_stats: kernel run-time accounting of BPF programs (BPF_ENABLE_STATS) and the
   // writ_bpf_program_* metrics. Off by default: while enabled, EVERY BPF program on the host pays two
   // clock reads per run, not only writ's.

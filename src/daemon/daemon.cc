@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -12,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -103,8 +106,38 @@ Daemon::Daemon(Config cfg)
 
 Daemon::~Daemon() {
   if (server_) server_->Stop();
+  StopJournal();
   absl::MutexLock lock(&out_mu_);
   if (sinks_) sinks_->Stop();
+}
+
+void Daemon::JournalLoop() {
+  std::vector<v1::Event> batch;
+  for (;;) {
+    {
+      absl::MutexLock lock(&journal_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(journal_mu_) {
+        return journal_stop_ || !journal_queue_.empty();
+      };
+      journal_mu_.Await(absl::Condition(&ready));
+      if (journal_queue_.empty()) return;  // stopping, and everything queued is written
+      batch.clear();
+      while (!journal_queue_.empty()) {
+        batch.push_back(std::move(journal_queue_.front()));
+        journal_queue_.pop_front();
+      }
+    }
+    for (const auto& ev : batch) (void)journal_->Append(ev);  // errors are counted inside
+  }
+}
+
+// Writes whatever is queued, then stops the thread. Idempotent.
+void Daemon::StopJournal() {
+  {
+    absl::MutexLock lock(&journal_mu_);
+    journal_stop_ = true;
+  }
+  if (journal_thread_.joinable()) journal_thread_.join();
 }
 
 absl::Status Daemon::Start() {
@@ -155,13 +188,15 @@ absl::Status Daemon::Start() {
       std::error_code ec;
       std::filesystem::create_directories(std::filesystem::path(cfg_.events).parent_path(), ec);
     }
-    ASSIGN_OR_RETURN(auto sink, sinks::MakeFileSink(cfg_.events, sinks::Format::kJson));
+    ASSIGN_OR_RETURN(auto sink,
+                     sinks::MakeFileSink(cfg_.events, sinks::Format::kJson, cfg_.pipeline_nice));
     entries.push_back({std::move(sink), sinks::Format::kJson, "events"});
   }
   if (cfg_.sinks && cfg_.sinks.IsSequence()) {
     for (size_t i = 0; i < cfg_.sinks.size(); i++) {
       ASSIGN_OR_RETURN(sinks::SinkConfig sc,
                        sinks::ParseSinkConfig(cfg_.sinks[i], cfg_.config_file, static_cast<int>(i)));
+      sc.thread_nice = cfg_.pipeline_nice;
       ASSIGN_OR_RETURN(auto sink, sinks::MakeSink(sc));
       entries.push_back({std::move(sink), sc.format, sc.name});
     }
@@ -175,6 +210,7 @@ absl::Status Daemon::Start() {
     jo.path = cfg_.journal.empty() ? cfg_.state_dir + "/journal.jsonl" : cfg_.journal;
     ASSIGN_OR_RETURN(jo.fsync, journal::ParseFsyncPolicy(cfg_.journal_fsync));
     ASSIGN_OR_RETURN(journal_, journal::Journal::Open(jo));
+    journal_thread_ = std::thread([this] { JournalLoop(); });
   }
 
   ASSIGN_OR_RETURN(store_, state::Store::Open(cfg_.state_dir + "/state.db"));
@@ -448,9 +484,16 @@ void Daemon::OnCredentialEvent(const creds::CredentialEvent& ce) {
 
 void Daemon::Run() {
   const int drain_ms = std::max<int>(1, absl::ToInt64Milliseconds(cfg_.drain_interval));
+  // This thread only: the sinks, API and credential threads keep the default priority.
+  if (cfg_.pipeline_nice != 0 &&
+      setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), cfg_.pipeline_nice) != 0) {
+    Log()->warn("pipeline_nice {}: {}; the pipeline runs at the default priority", cfg_.pipeline_nice,
+                std::strerror(errno));
+  }
   absl::Time next_housekeeping = absl::Now();
   while (!stop_.load()) {
     loader_->Poll(drain_ms);
+    CommitOutput();  // the drained records go to the sinks as one batch
     if (reload_.exchange(false)) {
       ReloadPolicies();
       SyncAdoption();
@@ -459,6 +502,7 @@ void Daemon::Run() {
     if (now >= next_housekeeping) {
       AdoptHeartbeat();
       Housekeeping();
+      CommitOutput();
       next_housekeeping = now + cfg_.housekeeping_interval;
     }
   }
@@ -508,6 +552,7 @@ void Daemon::Run() {
   }
   loader_.reset();
   const int64_t detach_ms = since(detach_start);
+  StopJournal();  // every queued finding and action is in the journal before the sinks stop
   absl::MutexLock lock(&out_mu_);
   const absl::Time sinks_start = absl::Now();
   // One budget for all sinks, so the service stops in bounded time; whatever is undelivered by then
@@ -551,11 +596,17 @@ void Daemon::OnRecord(const void* data, size_t size) {
     return;
   }
   events_by_kind_[info.kind & 15]++;
+  // The agent is the task's identity: when this record's task is the one the kept agent was filled
+  // for, it is already right (tasks' identity fields never change once registered).
+  const bool agent_current = spare_agent_ && agent_task_ == task;
   if (spare_agent_) {
-    spare_agent_->Clear();
+    if (!agent_current) spare_agent_->Clear();
     ev_.set_allocated_agent(spare_agent_.release());
   }
-  FillAgent(*task, &ev_);
+  if (!agent_current) {
+    FillAgent(*task, &ev_);
+    agent_task_ = task;
+  }
 
   // Process table: exact lineage and the exe of every process, keyed by (tgid, start time).
   v1::Process* p = ev_.mutable_process();
@@ -590,7 +641,7 @@ void Daemon::OnRecord(const void* data, size_t size) {
   } else if (task->compiled && task->mode != "record") {
     Judge(*task, ev_, info);
   }
-  Emit(ev_);
+  Emit(ev_, /*batch=*/true);
   if (deferred_responses_) {
     const intent::Rule* rule = deferred_responses_;
     deferred_responses_ = nullptr;
@@ -1026,12 +1077,32 @@ v1::Event Daemon::ActionEvent(const Task& task, const std::string& type, const s
   return e;
 }
 
-void Daemon::Emit(v1::Event& ev) {
-  ev.set_host(host_);
-  // Before out_mu_: a per-record fsync must not hold up sinks and tail. Errors are counted inside.
-  if (journal_ && journal::ShouldJournal(ev)) (void)journal_->Append(ev);
+void Daemon::CommitOutput() {
   absl::MutexLock lock(&out_mu_);
-  sinks_->Submit(ev);
+  sinks_->Commit();
+}
+
+void Daemon::Emit(v1::Event& ev, bool batch) {
+  ev.set_host(host_);
+  // Queued before the sinks get the event, appended (and fsynced) by the journal thread in this order.
+  if (journal_ && journal::ShouldJournal(ev)) {
+    absl::MutexLock lock(&journal_mu_);
+    auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(journal_mu_) {
+      return journal_stop_ || journal_queue_.size() < kJournalQueueMax;
+    };
+    journal_mu_.Await(absl::Condition(&room));  // a stalled disk slows writd; nothing is dropped
+    if (!journal_stop_) {
+      journal_queue_.push_back(ev);
+    } else {
+      (void)journal_->Append(ev);  // after StopJournal (shutdown): write it here
+    }
+  }
+  absl::MutexLock lock(&out_mu_);
+  if (batch) {
+    sinks_->Stage(ev);
+  } else {
+    sinks_->Submit(ev);  // commits whatever the pipeline staged before it too: order is kept
+  }
   if (subscribers_.empty()) return;
   const bool violation = ev.verdict() == "violation" || ev.verdict() == "needs_approval";
   std::string frame;

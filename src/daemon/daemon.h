@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <deque>
+#include <thread>
 #include <list>
 #include <memory>
 #include <string>
@@ -91,7 +92,10 @@ class Daemon {
   void EndChildren(identity::Task& task, const char* end_reason, const std::string& why);
 
   // ---- any thread ----
-  void Emit(v1::Event& ev);
+  // To every sink and `writ tail` subscriber (and the journal). `batch` (the pipeline's records):
+  // the sinks get the line at the next CommitOutput(), with the rest of the drained batch.
+  void Emit(v1::Event& ev, bool batch = false);
+  void CommitOutput();
   void FillAgent(const identity::Task& task, v1::Event* ev) const;
   void InitSynthetic(v1::Event* ev, const char* kind);
   // Slot, cgroup, kernel tables and registry entry of a new task; with `place` > 0, that process is
@@ -166,6 +170,7 @@ class Daemon {
   // Pipeline-thread state.
   v1::Event ev_;  // reused for every record: no allocation once grown
   std::unique_ptr<v1::Agent> spare_agent_;  // ev_'s agent, kept across Decode (see OnRecord)
+  std::shared_ptr<identity::Task> agent_task_;  // the task ev_'s kept agent was filled for
   std::shared_ptr<identity::Task> cached_task_;
   uint64_t cached_generation_ = ~0ull;
   std::vector<std::shared_ptr<identity::Task>> ending_;
@@ -178,6 +183,16 @@ class Daemon {
   std::unique_ptr<sinks::SinkSet> sinks_ ABSL_GUARDED_BY(out_mu_);
   // Set once in Start before any event is emitted; Append is thread-safe (own lock, own fsync).
   std::unique_ptr<journal::Journal> journal_;
+  // Records to journal, appended (and fdatasync'ed, per journal_fsync) by journal_thread_ in the order
+  // Emit queued them: a violation's fsync (milliseconds on this kind of disk) must not hold up the
+  // pipeline, whose next record may be the next violation to kill. Bounded: Emit waits when full.
+  void JournalLoop();
+  void StopJournal();
+  static constexpr size_t kJournalQueueMax = 10000;
+  absl::Mutex journal_mu_;
+  std::deque<v1::Event> journal_queue_ ABSL_GUARDED_BY(journal_mu_);
+  bool journal_stop_ ABSL_GUARDED_BY(journal_mu_) = false;
+  std::thread journal_thread_;
   struct Subscriber {
     v1::TailRequest filter;
     absl::Mutex mu;

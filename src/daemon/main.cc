@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "util/util.h"
@@ -101,6 +102,10 @@ int Guardian(pid_t parent, const char* cgroup_root, const char* marker, bool fre
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG, which leaves Mutex deadlock detection on: every Lock and
+  // Unlock then updates a global lock graph (~350 instructions per event on the pipeline). It is a
+  // debugging aid, not a safety net (it aborts on a potential cycle); the tests and TSan builds keep it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (argc == 6 && strcmp(argv[1], "--guardian") == 0) {
     return Guardian(static_cast<pid_t>(atoi(argv[2])), argv[3], argv[4],
                     strcmp(argv[5], "freeze") == 0);

@@ -50,20 +50,25 @@ const char* KindName(uint16_t kind) {
 }
 
 void ComponentsToPath(const char* data, size_t len, std::string* out) {
-  // Components are NUL-terminated, leaf first: emit them last to first.
+  // Components are NUL-terminated, leaf first. Every NUL becomes a '/' and one more leads: the path
+  // is len + 1 bytes, sized once and filled from its end, leaf first.
   while (len > 0 && data[len - 1] == '\0') len--;
   if (len == 0) {
     out->push_back('/');
     return;
   }
-  size_t end = len;
+  const size_t old = out->size();
+  out->resize(old + len + 1);
+  char* end = out->data() + old + len + 1;
+  size_t i = 0;
   for (;;) {
-    size_t start = end;
-    while (start > 0 && data[start - 1] != '\0') start--;
-    out->push_back('/');
-    out->append(data + start, end - start);
-    if (start == 0) break;
-    end = start - 1;  // skip the NUL
+    const auto* nul = static_cast<const char*>(std::memchr(data + i, '\0', len - i));
+    const size_t clen = nul ? static_cast<size_t>(nul - (data + i)) : len - i;
+    end -= clen;
+    std::memcpy(end, data + i, clen);
+    *--end = '/';
+    if (!nul) break;
+    i += clen + 1;
   }
 }
 

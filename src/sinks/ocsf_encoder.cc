@@ -110,10 +110,10 @@ void WriteProcess(const writ::v1::Process& p, JsonWriter& w) {
     w.Key("cmd_line");
     w.Raw("\"");
     for (int i = 0; i < p.args_size(); ++i) {
-      if (i > 0) w.out()->push_back(' ');
-      AppendJsonStringBody(p.args(i), w.out());
+      if (i > 0) w.RawChars(" ");
+      w.StringBody(p.args(i));
     }
-    w.out()->push_back('"');
+    w.RawChars("\"");
   }
   if (!p.exe().empty()) {
     w.Key("file");
@@ -346,23 +346,22 @@ void WriteActivityObjects(const writ::v1::Event& ev, JsonWriter& w) {
 void WriteMessage(const writ::v1::Event& ev, JsonWriter& w) {
   w.Key("message");
   w.Raw("\"");
-  std::string* out = w.out();
   if (ev.has_finding() && !ev.finding().reason().empty()) {
-    AppendJsonStringBody(ev.finding().reason(), out);
+    w.StringBody(ev.finding().reason());
   } else {
-    AppendJsonStringBody(ev.kind().empty() ? std::string_view("event") : ev.kind(), out);
+    w.StringBody(ev.kind().empty() ? std::string_view("event") : ev.kind());
     if (ev.has_file()) {
-      out->push_back(' ');
-      AppendJsonStringBody(ev.file().path(), out);
+      w.RawChars(" ");
+      w.StringBody(ev.file().path());
     } else if (ev.has_network()) {
-      out->push_back(' ');
-      AppendJsonStringBody(ev.network().dst_ip(), out);
+      w.RawChars(" ");
+      w.StringBody(ev.network().dst_ip());
     } else if (ev.has_process() && !ev.process().exe().empty()) {
-      out->push_back(' ');
-      AppendJsonStringBody(ev.process().exe(), out);
+      w.RawChars(" ");
+      w.StringBody(ev.process().exe());
     }
   }
-  out->push_back('"');
+  w.RawChars("\"");
 }
 
 int64_t NowMillis() {
@@ -456,10 +455,10 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
   w.Uint(static_cast<uint64_t>(c.class_uid) * 100 + c.activity_id);
   w.Key("type_name");
   w.Raw("\"");
-  AppendJsonStringBody(c.class_name, out);
-  out->append(": ");
-  AppendJsonStringBody(c.activity_name, out);
-  out->push_back('"');
+  w.StringBody(c.class_name);
+  w.RawChars(": ");
+  w.StringBody(c.activity_name);
+  w.RawChars("\"");
   w.Key("time");
   w.Int(time_ms);
   w.Key("severity_id");
@@ -472,7 +471,7 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
   // Result of the syscall, when the event carries one.
   const bool has_result = ev.has_file() || ev.has_network();
   const int result = ev.has_file() ? ev.file().result() : ev.network().result();
-  Disposition disp;
+  Disposition disp{};
   const bool has_disp = OutcomeDisposition(ev.outcome(), &disp);
 
   if (c.class_uid == 2004) {
@@ -489,11 +488,11 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
     w.Key("title");
     w.Raw("\"");
     if (!ev.finding().rule().empty()) {
-      AppendJsonStringBody(ev.finding().rule(), out);
+      w.StringBody(ev.finding().rule());
     } else {
-      out->append("writ violation");
+      w.RawChars("writ violation");
     }
-    out->push_back('"');
+    w.RawChars("\"");
     w.StrField("desc", ev.finding().reason());
     w.StrListField("types", ev.finding().frameworks());
     w.Key("created_time");

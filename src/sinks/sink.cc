@@ -1,7 +1,9 @@
 #include "sinks/sink.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -180,6 +182,22 @@ class AsyncSink final : public Sink {
     queue_.back().assign(line.data(), line.size());
   }
 
+  // Staged lines move into the queue (their buffers with them); the slots they leave are refilled
+  // from the delivered lines' buffers, so the staging area never allocates in the steady state.
+  void Commit() override {
+    if (nstaged_ == 0) return;
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < nstaged_; ++i) {
+      if (!Admit()) continue;  // counted; the buffer stays staged for reuse
+      queue_.push_back(std::move(staged_[i]));
+      if (!spare_.empty()) {
+        staged_[i] = std::move(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    nstaged_ = 0;
+  }
+
   SinkStats stats() const override {
     absl::MutexLock lock(&mu_);
     SinkStats s = stats_;
@@ -198,6 +216,7 @@ class AsyncSink final : public Sink {
 
   using Sink::Stop;
   void Stop(absl::Duration flush) override {
+    Commit();  // staged lines are queued (and delivered, spooled or counted) like the rest
     {
       absl::MutexLock lock(&mu_);
       if (stopped_) return;
@@ -236,6 +255,10 @@ class AsyncSink final : public Sink {
 
  private:
   void Run() {
+    if (config_.thread_nice != 0 &&
+        setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), config_.thread_nice) != 0) {
+      Log()->warn("sink {}: nice {}: {}", config_.name, config_.thread_nice, std::strerror(errno));
+    }
     absl::Duration backoff = config_.backoff_min;
     std::vector<std::string> batch;
     bool pending = false;  // `batch` failed once and is retried as is (no spool)
@@ -588,8 +611,10 @@ absl::StatusOr<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config) {
   return std::unique_ptr<Sink>(new AsyncSink(config, std::move(t), std::move(spool)));
 }
 
-absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Format format) {
+absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Format format,
+                                                   int thread_nice) {
   SinkConfig c;
+  c.thread_nice = thread_nice;
   c.type = path == "-" ? "stdout" : "file";
   c.path = path;
   c.format = format;
@@ -597,26 +622,36 @@ absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Form
   return MakeSink(c);
 }
 
-SinkSet::SinkSet(std::vector<Entry> entries) : entries_(std::move(entries)) {
-  for (const auto& e : entries_) {
-    use_json_ |= e.format == Format::kJson;
-    use_ocsf_ |= e.format == Format::kOcsf;
-  }
-}
+SinkSet::SinkSet(std::vector<Entry> entries) : entries_(std::move(entries)) {}
 SinkSet::~SinkSet() { Stop(); }
 
-void SinkSet::Submit(const writ::v1::Event& ev) {
-  if (use_json_) {
-    json_buf_.clear();
-    AppendJson(ev, &json_buf_);
+void SinkSet::Stage(const writ::v1::Event& ev) {
+  // Each format is encoded once, straight into the first of its sinks' staging buffers; further
+  // sinks of the same format copy that line.
+  const std::string* encoded[2] = {nullptr, nullptr};
+  for (auto& e : entries_) {
+    const int f = e.format == Format::kJson ? 0 : 1;
+    std::string* line = e.sink->StageBuffer();
+    if (encoded[f] != nullptr) {
+      line->assign(*encoded[f]);
+      continue;
+    }
+    if (f == 0) {
+      AppendJson(ev, line);
+    } else {
+      AppendOcsf(ev, line);
+    }
+    encoded[f] = line;
   }
-  if (use_ocsf_) {
-    ocsf_buf_.clear();
-    AppendOcsf(ev, &ocsf_buf_);
-  }
-  for (auto& e : entries_) e.sink->SubmitCopy(e.format == Format::kJson ? json_buf_ : ocsf_buf_);
+  if (++staged_ >= kCommitEvery) Commit();
+}
+void SinkSet::Commit() {
+  if (staged_ == 0) return;
+  for (auto& e : entries_) e.sink->Commit();
+  staged_ = 0;
 }
 void SinkSet::Flush(absl::Duration max_wait) {
+  Commit();
   const absl::Time deadline = absl::Now() + max_wait;
   for (auto& e : entries_) e.sink->Flush(std::max(deadline - absl::Now(), absl::ZeroDuration()));
 }

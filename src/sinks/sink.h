@@ -55,6 +55,20 @@ class Sink {
   // The same from a view: the sink copies it into a line buffer it recycles once the line is
   // delivered, so the pipeline's steady state allocates nothing per event.
   virtual void SubmitCopy(std::string_view line) { Submit(std::string(line)); }
+  // Batched hand-off, for one producer thread at a time: StageBuffer() returns an empty line buffer to
+  // fill (no trailing newline), and Commit() queues every line staged since the last Commit with one
+  // lock and at most one wakeup of the sink's thread. Lines are counted (submitted, dropped) at Commit.
+  // Staged buffers are recycled: the steady state allocates nothing per line.
+  std::string* StageBuffer() {
+    if (nstaged_ == staged_.size()) staged_.emplace_back();
+    std::string* b = &staged_[nstaged_++];
+    b->clear();
+    return b;
+  }
+  virtual void Commit() {
+    for (size_t i = 0; i < nstaged_; ++i) SubmitCopy(staged_[i]);
+    nstaged_ = 0;
+  }
   virtual SinkStats stats() const = 0;
   // Waits up to max_wait for everything queued (and spooled) so far to be delivered.
   virtual void Flush(absl::Duration max_wait) = 0;
@@ -62,6 +76,10 @@ class Sink {
   // spool or the drop counter. Idempotent; the destructor calls it.
   virtual void Stop(absl::Duration flush) = 0;
   void Stop() { Stop(absl::Seconds(2)); }
+
+ protected:
+  std::vector<std::string> staged_;  // [0, nstaged_) staged since the last Commit; the rest spare
+  size_t nstaged_ = 0;
 };
 
 enum class Format { kJson, kOcsf };
@@ -95,6 +113,9 @@ struct SinkConfig {
   absl::Duration timeout = absl::Seconds(5);  // connect and I/O
   absl::Duration resend_window = absl::Seconds(2);  // syslog: re-send this recent tail on a break
   std::string name;  // for logs, stats and the spool file name; defaults to "<type>-<index>"
+  // Nice value of the sink's thread (not a YAML key: writd passes its pipeline_nice, so delivery
+  // keeps up with the pipeline that feeds it). 0 leaves the creator's.
+  int thread_nice = 0;
 };
 
 // Parses one sink entry. `where` prefixes errors, e.g. "writd.yaml:12: sinks[2]".
@@ -104,7 +125,8 @@ absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::st
 absl::StatusOr<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config);
 
 // One file sink (path "-" = stdout) without YAML, e.g. for `writ tail --jsonl`.
-absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Format format);
+absl::StatusOr<std::unique_ptr<Sink>> MakeFileSink(const std::string& path, Format format,
+                                                   int thread_nice = 0);
 
 // Fans events out to several sinks; each event is encoded once per format in use.
 class SinkSet {
@@ -117,8 +139,18 @@ class SinkSet {
   explicit SinkSet(std::vector<Entry> entries);
   ~SinkSet();
 
-  // Encodes and submits to every sink. Not thread-safe: one pipeline thread calls it.
-  void Submit(const writ::v1::Event& ev);
+  // Encodes and submits to every sink. Not thread-safe: one thread at a time (the daemon serialises
+  // its callers).
+  void Submit(const writ::v1::Event& ev) {
+    Stage(ev);
+    Commit();
+  }
+  // The same, batched: the encoded lines wait in each sink's staging buffers until Commit() (or
+  // Flush/Stop), which hands them over with one lock per sink instead of one per event. Commits by
+  // itself every kCommitEvery events, so staging stays bounded.
+  void Stage(const writ::v1::Event& ev);
+  void Commit();
+  static constexpr size_t kCommitEvery = 128;
   void Flush(absl::Duration max_wait);
   // Flushes every sink within one shared budget (a receiver that is down must not multiply shutdown
   // time by the number of sinks), then stops them all.
@@ -130,10 +162,7 @@ class SinkSet {
 
  private:
   std::vector<Entry> entries_;
-  bool use_json_ = false;
-  bool use_ocsf_ = false;
-  std::string json_buf_;
-  std::string ocsf_buf_;
+  size_t staged_ = 0;  // events staged since the last Commit
 };
 
 // `sinks` is the YAML sequence under `sinks:`; errors read "FILE:LINE: sinks[i].field: ...".

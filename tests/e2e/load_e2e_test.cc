@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -58,6 +59,15 @@ struct Status {
       if (k.rfind("sink_", 0) == 0 &&
           (k.size() > 10 && (k.compare(k.size() - 10, 10, "_delivered") == 0 ||
                              k.compare(k.size() - 8, 8, "_dropped") == 0))) {
+        n += v;
+      }
+    }
+    return n;
+  }
+  uint64_t sink_dropped() const {
+    uint64_t n = 0;
+    for (const auto& [k, v] : counters) {
+      if (k.rfind("sink_", 0) == 0 && k.size() > 8 && k.compare(k.size() - 8, 8, "_dropped") == 0) {
         n += v;
       }
     }
@@ -116,6 +126,22 @@ uint64_t ProcStatusKb(pid_t pid, const std::string& key) {
     if (line.rfind(key + ":", 0) == 0) return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
   }
   return 0;
+}
+
+// writd's CPU time so far (all threads, user + system), in microseconds.
+uint64_t ProcCpuUs(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');  // comm may contain spaces: fields count from after it
+  if (paren == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(paren + 2));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {  // field 3 is the state
+    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return (utime + stime) * 1000000 / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
 }
 
 class WritdLoad : public ::testing::Test {
@@ -198,12 +224,14 @@ TEST_F(WritdLoad, EveryRecordIsJudgedOrCountedAndNothingLeaks) {
   ASSERT_EQ(s1.kernel_drops(), s0.kernel_drops()) << "drops in a run of " << base_opens << " opens";
 
   // The load: as fast as the producers go, bounded by time.
+  const uint64_t cpu1 = ProcCpuUs(w_.pid());
   CmdResult load = Producers(1000000000000L, seconds, procs);
   ASSERT_EQ(load.exit_code, 0) << load.err;
   const double opens = Field(load.out, "syscalls");
   const double rate = Field(load.out, "ops_per_sec");
   ASSERT_GT(opens, 0) << load.out;
   const Status s2 = Settled();
+  const uint64_t cpu2 = ProcCpuUs(w_.pid());
   const uint64_t hwm = ProcStatusKb(w_.pid(), "VmHWM");
   const uint64_t rss2 = ProcStatusKb(w_.pid(), "VmRSS");
 
@@ -213,12 +241,15 @@ TEST_F(WritdLoad, EveryRecordIsJudgedOrCountedAndNothingLeaks) {
   const uint64_t udrops = (s2.counter("decode_errors") - s1.counter("decode_errors")) +
                           (s2.counter("unattributed") - s1.counter("unattributed"));
   const uint64_t sink = s2.sink_total() - s1.sink_total();
+  const uint64_t sink_drops = s2.sink_dropped() - s1.sink_dropped();
   // One machine-readable line for scripts/bench.sh and docs/performance.md.
+  // writd's CPU per judged record over the load and its settling (all threads; clock-tick resolution).
+  const double cpu_per_event_us = judged ? static_cast<double>(cpu2 - cpu1) / judged : 0;
   printf("LOAD producers=%d seconds=%.1f opens=%.0f rate=%.0f/s produced=%lu judged=%lu "
-         "kernel_drops=%lu userspace_drops=%lu sink_lines=%lu rss_kb=%lu peak_rss_kb=%lu "
-         "rss_after_kb=%lu map_entries=%lu->%lu process_table=%lu->%lu\n",
-         procs, seconds, opens, rate, produced, judged, kdrops, udrops, sink, rss0, hwm, rss2,
-         s0.map_entries(), s2.map_entries(), s0.counter("process_table_entries"),
+         "kernel_drops=%lu userspace_drops=%lu sink_lines=%lu sink_drops=%lu writd_cpu_us_per_event=%.2f "
+         "rss_kb=%lu peak_rss_kb=%lu rss_after_kb=%lu map_entries=%lu->%lu process_table=%lu->%lu\n",
+         procs, seconds, opens, rate, produced, judged, kdrops, udrops, sink, sink_drops, cpu_per_event_us, rss0,
+         hwm, rss2, s0.map_entries(), s2.map_entries(), s0.counter("process_table_entries"),
          s2.counter("process_table_entries"));
 
   // kernel -> writd: seen + counted drops == produced, exactly.

@@ -44,6 +44,7 @@ TEST_F(ConfigTest, FullConfigAndRelativePaths) {
       "cgroup_subtree: writ-test-1\n"
       "ring_buffer_bytes: 65536\n"
       "drain_interval: 5ms\n"
+      "pipeline_nice: -5\n"
       "on_daemon_loss: freeze\n"
       "sinks: []\n");
   auto c = LoadConfig(p);
@@ -56,6 +57,7 @@ TEST_F(ConfigTest, FullConfigAndRelativePaths) {
   EXPECT_EQ(c->cgroup_subtree, "writ-test-1");
   EXPECT_EQ(c->ring_buffer_bytes, 65536u);
   EXPECT_EQ(c->drain_interval, absl::Milliseconds(5));
+  EXPECT_EQ(c->pipeline_nice, -5);
   EXPECT_EQ(c->on_daemon_loss, "freeze");
 }
 
@@ -187,6 +189,12 @@ TEST_F(ConfigTest, OtherBadValues) {
   std::string p = Write("drain_interval: 5s\n");
   EXPECT_EQ(LoadConfig(p).status().message(),
             p + ":1: drain_interval: must be a duration between 1ms and 1s");
+  for (const char* v : {"-21", "20", "high", "1.5"}) {
+    p = Write(std::string("pipeline_nice: ") + v + "\n");
+    EXPECT_EQ(LoadConfig(p).status().message(),
+              p + ":1: pipeline_nice: must be an integer between -20 and 19")
+        << v;
+  }
   p = Write("on_daemon_loss: panic\n");
   EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: on_daemon_loss: must be freeze or continue");
   p = Write("mode: [a, b]\n");

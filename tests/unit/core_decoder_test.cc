@@ -270,6 +270,13 @@ TEST(ComponentsToPath, ReversesComponents) {
   EXPECT_EQ(conv(std::string("etc", 3)), "/etc");  // last NUL missing (cut record)
   EXPECT_EQ(conv(std::string("file\0dir\0usr\0", 13)), "/usr/dir/file");
   EXPECT_EQ(conv(testlib::LeafFirst("/a/b c/d.e")), "/a/b c/d.e");
+  EXPECT_EQ(conv(std::string("a\0\0b", 4)), "/b//a");  // an empty component stays one
+  EXPECT_EQ(conv(std::string("\0a", 2)), "/a/");       // an empty leaf
+  std::string deep;  // 200 components, as a long path has
+  for (int i = 199; i >= 0; --i) deep += "c" + std::to_string(i) + std::string(1, '\0');
+  std::string want;
+  for (int i = 0; i < 200; ++i) want += "/c" + std::to_string(i);
+  EXPECT_EQ(conv(deep), want);
   std::string appended = "x:";
   ComponentsToPath("b\0a\0", 4, &appended);
   EXPECT_EQ(appended, "x:/a/b");  // appends, never overwrites

@@ -1,10 +1,15 @@
 // Native JSON encoder: parsed back with a real JSON parser (nlohmann), field names checked against the
 // proto descriptors, RFC 8259 escaping and invalid-UTF-8 handling, omission rules, no allocation.
 #include <atomic>
+#include <charconv>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 #include <random>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -268,6 +273,86 @@ TEST(SinksJson, RandomBytesAlwaysProduceParseableJson) {
     std::string out2;
     AppendJsonString(back, &out2);
     EXPECT_EQ(json::parse(out2).get<std::string>(), back);
+  }
+}
+
+// The escaper scans 16 bytes at a time with a separate path for the last partial block: a byte that
+// needs escaping (or a multi-byte UTF-8 sequence) must be found at every position of every length,
+// with the same bytes out as a byte-at-a-time reference.
+std::string ReferenceEscape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else if (c == 0xC3 && i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80) {
+      out.append(s, i, 2);  // the only multi-byte sequence the test inserts
+      ++i;
+    } else if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      char buf[8];
+      snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+TEST(SinksJson, EscapesAtEveryPositionOfEveryLength) {
+  const std::vector<std::string> specials = {"\"", "\\", "\n", "\x01", "\x1f", "\x80", "\xff",
+                                             "\xc3\xa9", "\xc3"};
+  int checked = 0;
+  for (size_t len = 0; len <= 50; ++len) {
+    for (size_t pos = 0; pos <= len; ++pos) {
+      for (const auto& sp : specials) {
+        std::string s(len, 'a');
+        for (size_t k = 0; k < len; ++k) s[k] = static_cast<char>('a' + k % 26);
+        s.insert(pos, sp);
+        std::string got = "pre";
+        AppendJsonStringBody(s, &got);
+        ASSERT_EQ(got, "pre" + ReferenceEscape(s)) << "len " << len << " pos " << pos;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 1326 * 9);
+  // Two specials in one 16-byte block, and one in the overlapping tail after a clean block.
+  std::string got;
+  AppendJsonStringBody("0123456789abcdef01\"3\\", &got);
+  EXPECT_EQ(got, "0123456789abcdef01\\\"3\\\\");
+}
+
+// The hand-rolled decimal writer against std::to_chars: every power of ten and its neighbours, the
+// extremes of both types, and a spread of random values of every length.
+TEST(SinksJson, DecimalMatchesToChars) {
+  auto check = [](auto v) {
+    char want[32], got[32];
+    const size_t wn = static_cast<size_t>(std::to_chars(want, want + sizeof(want), v).ptr - want);
+    const size_t gn = static_cast<size_t>(WriteDecimal(got, v) - got);
+    ASSERT_EQ(std::string(got, gn), std::string(want, wn));
+  };
+  uint64_t p = 1;
+  for (int k = 0; k < 20; ++k, p *= 10) {
+    for (uint64_t d : {p - 1, p, p + 1, 2 * p - 1, 9 * p}) {
+      check(d);
+      check(static_cast<int64_t>(d));
+      check(-static_cast<int64_t>(d & INT64_MAX));
+    }
+  }
+  check(uint64_t{0});
+  check(int64_t{0});
+  check(UINT64_MAX);
+  check(INT64_MAX);
+  check(INT64_MIN);
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 100000; ++i) {
+    const uint64_t v = rng() >> (rng() % 64);
+    check(v);
+    check(static_cast<int64_t>(v));
   }
 }
 
