@@ -89,7 +89,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	}
 	e->hdr.flags = flags;
 	e->hdr.size = offsetof(struct writ_exec_event, args) + len;
-	submit(e, e->hdr.size, WRIT_EV_EXEC, flags, t);
+	submit(e, e->hdr.size, WRIT_EV_EXEC, flags, t, 1);
 	return 0;
 }
 
@@ -117,7 +117,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	s->fork._pad0 = 0;
 	s->fork.parent_start_time_ns = BPF_CORE_READ(parent, group_leader, start_boottime);
 	s->fork.hdr.size = sizeof(s->fork);
-	submit(&s->fork, sizeof(s->fork), WRIT_EV_FORK, 0, t);
+	submit(&s->fork, sizeof(s->fork), WRIT_EV_FORK, 0, t, 0);
 	return 0;
 }
 
@@ -146,7 +146,7 @@ int BPF_PROG(handle_exit, struct task_struct *p, bool group_dead)
 	s->exit.exit_code = code;
 	s->exit._pad0 = 0;
 	s->exit.hdr.size = sizeof(s->exit);
-	submit(&s->exit, sizeof(s->exit), WRIT_EV_EXIT, 0, t);
+	submit(&s->exit, sizeof(s->exit), WRIT_EV_EXIT, 0, t, 0);
 	return 0;
 }
 
@@ -256,7 +256,7 @@ static __always_inline int open_exit(long ret, __u32 nr)
 	e->hdr.size = offsetof(struct writ_open_event, path) + (e->path_len & (WRIT_PATH_MAX - 1));
 	if (e->path_len >= WRIT_PATH_MAX)
 		e->hdr.size = offsetof(struct writ_open_event, path) + WRIT_PATH_MAX;
-	submit(e, e->hdr.size, WRIT_EV_OPEN, flags, t);
+	submit(e, e->hdr.size, WRIT_EV_OPEN, flags, t, 1);
 	return 0;
 }
 
@@ -342,7 +342,7 @@ static __always_inline void emit_connect(const struct writ_task_info *t, __u64 c
 		flags |= WRIT_F_NEEDS_VERDICT;
 	e->hdr.flags = flags;
 	e->hdr.size = sizeof(*e);
-	submit(e, sizeof(*e), WRIT_EV_CONNECT, flags, t);
+	submit(e, sizeof(*e), WRIT_EV_CONNECT, flags, t, 0); /* decided in the kernel (cgroup hook) */
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")

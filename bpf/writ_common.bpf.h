@@ -201,9 +201,14 @@ static __always_inline void fill_hdr_current(struct writ_event_hdr *h, __u16 kin
 
 /* Submit a record built in scratch. Telemetry is batched (no wakeup: the consumer drains on a timer); a
  * record that needs a prompt verdict, or a filling buffer, forces the wakeup. A failed output is counted
- * per kind: nothing is lost silently. */
+ * per kind: nothing is lost silently.
+ * judged: the record is one userspace judges (exec, open, self-protection). In an enforce-mode task such
+ * a record that cannot be delivered fails closed: the acting process (current) is SIGKILLed, as a
+ * violation would be, and counted (WRIT_CNT_FAIL_CLOSED) -- otherwise an agent could flood the ring buffer
+ * to get an unjudged open or exec through, or leave an exec stopped for a verdict nobody will give.
+ * Callers pass a constant; programs that may not signal (cgroup/connect) pass 0. */
 static __always_inline void submit(void *rec, __u64 size, __u16 kind, __u32 flags,
-				   const struct writ_task_info *t)
+				   const struct writ_task_info *t, const int judged)
 {
 	__u64 rb_flags = BPF_RB_NO_WAKEUP;
 
@@ -212,10 +217,15 @@ static __always_inline void submit(void *rec, __u64 size, __u16 kind, __u32 flag
 		rb_flags = BPF_RB_FORCE_WAKEUP;
 	if (size > sizeof(union writ_scratch))
 		size = sizeof(union writ_scratch);
-	if (bpf_ringbuf_output(&events_map, rec, size, rb_flags))
+	if (bpf_ringbuf_output(&events_map, rec, size, rb_flags)) {
 		count(kind, WRIT_CNT_DROPPED);
-	else
+		if (judged && (t->flags & WRIT_TASK_ENFORCE)) {
+			bpf_send_signal(SIGKILL);
+			count(kind, WRIT_CNT_FAIL_CLOSED);
+		}
+	} else {
 		count(kind, WRIT_CNT_EMITTED);
+	}
 }
 
 /*

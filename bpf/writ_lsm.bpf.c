@@ -53,7 +53,7 @@ int BPF_PROG(lsm_exec, struct linux_binprm *bprm, int ret)
 	e->verdict = verdict;
 	e->hdr.flags = flags | WRIT_F_KERNEL_DENY | WRIT_F_LSM | WRIT_F_NEEDS_VERDICT;
 	e->hdr.size = offsetof(struct writ_exec_event, args);
-	submit(e, e->hdr.size, WRIT_EV_EXEC, e->hdr.flags, t);
+	submit(e, e->hdr.size, WRIT_EV_EXEC, e->hdr.flags, t, 0); /* the LSM hook denies in place */
 	return -EPERM;
 }
 

@@ -209,7 +209,7 @@ static __always_inline int self_exit(__u32 nr, long ret)
 	e.result = ret;
 	e.target = k;
 	e.target_pid = tpid;
-	submit(&e, sizeof(e), WRIT_EV_SELF, flags, t);
+	submit(&e, sizeof(e), WRIT_EV_SELF, flags, t, 1);
 	return 0;
 }
 

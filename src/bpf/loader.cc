@@ -454,7 +454,10 @@ Counters Loader::ReadCounters() const {
       }
       uint64_t sum = 0;
       for (uint64_t v : vals) sum += v;
-      (which == WRIT_CNT_EMITTED ? c.emitted : c.dropped)[kind] = sum;
+      uint64_t* dst = which == WRIT_CNT_EMITTED   ? c.emitted
+                      : which == WRIT_CNT_DROPPED ? c.dropped
+                                                  : c.fail_closed;
+      dst[kind] = sum;
     }
   }
   return c;

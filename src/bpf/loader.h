@@ -41,6 +41,8 @@ struct HookStatus {
 struct Counters {
   uint64_t emitted[WRIT_EV_KIND_MAX] = {};
   uint64_t dropped[WRIT_EV_KIND_MAX] = {};
+  // Of the dropped: judged records of enforce-mode tasks whose process the kernel killed (fail closed).
+  uint64_t fail_closed[WRIT_EV_KIND_MAX] = {};
 };
 
 class Loader {

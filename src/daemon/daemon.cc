@@ -340,6 +340,13 @@ std::string Daemon::Metrics() {
       absl::StrAppend(&o, "writ_kernel_drops_total{kind=\"", decode::KindName(k), "\"} ",
                       c.dropped[k], "\n");
     }
+    head("writ_kernel_fail_closed_kills_total", "counter",
+         "Processes of enforce-mode tasks the kernel killed because the record writd had to judge was "
+         "dropped (fail closed), by kind.");
+    for (uint16_t k = 1; k < WRIT_EV_KIND_MAX; k++) {
+      absl::StrAppend(&o, "writ_kernel_fail_closed_kills_total{kind=\"", decode::KindName(k), "\"} ",
+                      c.fail_closed[k], "\n");
+    }
     // Only with metrics.bpf_program_stats: without writd's stats switch the kernel's counters stand
     // still (or count someone else's accounting window), and a still counter would read as "no cost".
     if (loader_->program_stats()) {
@@ -926,6 +933,20 @@ bool Daemon::FreezeTask(Task& task, bool frozen, const v1::Event* cause,
 void Daemon::Housekeeping() {
   absl::Time now = absl::Now();
   procs_entries_.store(procs_.size(), std::memory_order_relaxed);  // also covers Restore's entries
+  // Processes the kernel killed because their record could not be delivered have no event of their own
+  // (the record is what was lost): say so in the log, at most once a second, besides the metric.
+  if (loader_ && now - fail_closed_checked_ >= absl::Seconds(1)) {
+    fail_closed_checked_ = now;
+    bpf::Counters c = loader_->ReadCounters();
+    uint64_t total = 0;
+    for (uint64_t n : c.fail_closed) total += n;
+    if (total > fail_closed_logged_) {
+      Log()->warn("{} process(es) of enforce-mode tasks killed in the kernel: the ring buffer was full, "
+                  "so the exec/open writd had to judge could not reach it (fail closed; "
+                  "writ_kernel_fail_closed_kills_total)", total - fail_closed_logged_);
+      fail_closed_logged_ = total;
+    }
+  }
   // Approvals that nobody decided in time: as if denied.
   for (ApprovalRequest& r : approvals_.TakeExpired(now)) {
     std::shared_ptr<Task> t = registry_.Find(r.task_id);

@@ -206,6 +206,9 @@ class Daemon {
 
   // Counters (status, metrics).
   std::atomic<uint64_t> events_by_kind_[16] = {};
+  // Fail-closed kernel kills already logged (Housekeeping, on the pipeline thread only).
+  uint64_t fail_closed_logged_ = 0;
+  absl::Time fail_closed_checked_ = absl::InfinitePast();
   std::atomic<uint64_t> unattributed_{0};
   std::atomic<uint64_t> decode_errors_{0};
   std::atomic<uint64_t> tail_drops_{0};

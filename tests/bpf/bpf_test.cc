@@ -484,6 +484,32 @@ TEST_F(BpfTest, TinyRingBufferCountsDrops) {
   EXPECT_GT(c.dropped[WRIT_EV_OPEN], 0u);
   EXPECT_LE(c.emitted[WRIT_EV_OPEN] + c.dropped[WRIT_EV_OPEN], 600u);
   EXPECT_GE(c.emitted[WRIT_EV_OPEN] + c.dropped[WRIT_EV_OPEN], 500u);
+  EXPECT_EQ(c.fail_closed[WRIT_EV_OPEN], 0u);  // not an enforce-mode task: counted, not killed
+}
+
+// Records userspace must judge fail closed in an enforce-mode task: an open whose record does not fit in
+// the (full, unpolled) ring kills its process, and is counted; in a monitor-mode task it is only counted
+// as a drop (TinyRingBufferCountsDrops) and the process lives on.
+TEST_F(BpfTest, FullRingFailsClosedInAnEnforceTask) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_PROMPT, 4096));
+  std::string path = tmp_ + "/many.txt";
+  pid_t pid = Spawn([&] {
+    for (int i = 0; i < 500; i++) close(open(path.c_str(), O_RDONLY | O_CREAT, 0644));
+    return 0;
+  });
+  // Not polled while the child runs: the 4 KiB ring fills up within a few dozen opens.
+  int st = 0;
+  waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
+  Counters c = loader_->ReadCounters();
+  EXPECT_GT(c.emitted[WRIT_EV_OPEN], 0u);
+  EXPECT_GE(c.dropped[WRIT_EV_OPEN], 1u);
+  EXPECT_GE(c.fail_closed[WRIT_EV_OPEN], 1u);
+  EXPECT_LE(c.fail_closed[WRIT_EV_OPEN], c.dropped[WRIT_EV_OPEN]);
+  // Killed at the first lost record, not after 500 opens.
+  EXPECT_LT(c.emitted[WRIT_EV_OPEN] + c.dropped[WRIT_EV_OPEN], 500u);
+  // Records that are not judged (exit) never fail closed.
+  EXPECT_EQ(c.fail_closed[WRIT_EV_EXIT], 0u);
 }
 
 TEST_F(BpfTest, ExecDenyKillsBeforeTheProgramRuns) {

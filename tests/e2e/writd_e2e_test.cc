@@ -872,6 +872,7 @@ TEST(WritdOps, TailMetricsAndSuggest) {
       << m.out;
   EXPECT_GE(std::stoi(sm[1]), 3);
   EXPECT_THAT(m.out, HasSubstr("# TYPE writ_kernel_drops_total counter"));
+  EXPECT_THAT(m.out, HasSubstr("writ_kernel_fail_closed_kills_total{kind=\"open\"} 0"));
   EXPECT_THAT(m.out, HasSubstr("writ_verdict_latency_microseconds_count"));
   // bpf_stats is opt-in (metrics.bpf_program_stats): by default writd neither turns on the host-wide
   // run-time accounting nor reports its counters.

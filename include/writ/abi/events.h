@@ -252,7 +252,9 @@ struct writ_grant_key {
 enum writ_counter {
 	WRIT_CNT_EMITTED = 0,
 	WRIT_CNT_DROPPED = 1,
-	WRIT_CNT_MAX = 2,
+	WRIT_CNT_FAIL_CLOSED = 2, /* of the dropped: records userspace had to judge, of an enforce-mode task,
+				   * whose process was SIGKILLed because the verdict could not be asked */
+	WRIT_CNT_MAX = 3,
 };
 
 /*
