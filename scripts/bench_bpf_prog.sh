@@ -63,6 +63,7 @@ cleanup() {
   if [[ -n "$writd_pid" ]]; then kill -TERM "$writd_pid" 2>/dev/null; wait "$writd_pid" 2>/dev/null; fi
   sysctl -q kernel.bpf_stats_enabled="$stats_before"
   rmdir "$outside_cg" 2>/dev/null
+  return 0  # an EXIT trap's last status becomes the script's
 }
 trap cleanup EXIT
 
