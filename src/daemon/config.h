@@ -22,7 +22,7 @@ struct Config {
   std::string bpf_pin_dir;                 // default /sys/fs/bpf/<cgroup_subtree>; "none" disables
   std::string http;                        // ADDR:PORT of the loopback HTTP listener, "" = off
   std::string journal;                     // hash-chained journal; "" = <state_dir>/journal.jsonl, "off"
-  std::string journal_fsync = "always";    // always | never | DURATION (at most that long unsynced)
+  std::string journal_fsync = "10ms";      // always | never | DURATION (at most that long unsynced)
   std::string on_daemon_loss = "continue"; // freeze | continue
   uint32_t ring_buffer_bytes = 4u << 20;
   absl::Duration drain_interval = absl::Milliseconds(10);

@@ -192,6 +192,10 @@ class Daemon {
   absl::Mutex journal_mu_;
   std::deque<v1::Event> journal_queue_ ABSL_GUARDED_BY(journal_mu_);
   bool journal_stop_ ABSL_GUARDED_BY(journal_mu_) = false;
+  // Set when the journal thread should take the queue: by the pipeline's CommitOutput (once per drained
+  // batch, not once per finding: a wakeup per record cost more than the append itself), by an Emit from
+  // any other thread, and when the queue is full.
+  bool journal_ready_ ABSL_GUARDED_BY(journal_mu_) = false;
   std::thread journal_thread_;
   struct Subscriber {
     v1::TailRequest filter;

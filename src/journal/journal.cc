@@ -296,7 +296,7 @@ absl::StatusOr<Record> ParseRecord(absl::string_view line) {
 // ---- Journal ------------------------------------------------------------------------------------
 
 Journal::Journal(std::string path, FsyncPolicy fsync, int fd)
-    : path_(std::move(path)), fsync_(fsync), fd_(fd), last_sync_(absl::Now()) {}
+    : path_(std::move(path)), fsync_(fsync), fd_(fd), last_sync_(absl::InfinitePast()) {}
 
 Journal::~Journal() {
   absl::MutexLock lock(&mu_);
@@ -397,13 +397,31 @@ absl::Status Journal::WriteLocked(const std::string& line) {
   return st;
 }
 
-absl::Status Journal::Append(const v1::Event& ev) {
-  // Encode outside the lock: Emit runs on several threads.
-  thread_local std::string event_json;
-  event_json.clear();
-  sinks::AppendJson(ev, &event_json);
+absl::Status Journal::Append(const v1::Event& ev) { return Append(absl::MakeConstSpan(&ev, 1)); }
 
+absl::Status Journal::Append(absl::Span<const v1::Event> events) {
+  thread_local std::string event_json;
   absl::MutexLock lock(&mu_);
+  absl::Status first_error;
+  bool wrote = false;
+  for (const v1::Event& ev : events) {
+    event_json.clear();
+    sinks::AppendJson(ev, &event_json);
+    absl::Status st = AppendLocked(event_json);
+    if (st.ok()) {
+      wrote = true;
+    } else if (first_error.ok()) {
+      first_error = st;
+    }
+  }
+  // Group commit: one fdatasync for the whole batch, after its last record is written.
+  if (wrote) {
+    if (absl::Status st = MaybeSyncLocked(); !st.ok() && first_error.ok()) first_error = st;
+  }
+  return first_error;
+}
+
+absl::Status Journal::AppendLocked(absl::string_view event_json) {
   if (fd_ < 0 || broken_) {
     stats_.write_errors++;
     return absl::FailedPreconditionError(absl::StrCat("journal ", path_, " is not writable"));
@@ -430,33 +448,49 @@ absl::Status Journal::Append(const v1::Event& ev) {
   stats_.records++;
   stats_.last_seq = seq;
   dirty_ = true;
-  const absl::Time now = absl::Now();
+  return absl::OkStatus();
+}
+
+absl::Status Journal::MaybeSyncLocked() {
   if (fsync_.kind == FsyncPolicy::Kind::kAlways ||
-      (fsync_.kind == FsyncPolicy::Kind::kInterval && now - last_sync_ >= fsync_.interval)) {
-    stats_.fsyncs++;
-    last_sync_ = now;
-    dirty_ = false;
-    if (fdatasync(fd_) != 0) {
-      uint64_t n = ++stats_.fsync_errors;
-      absl::Status st = ErrnoStatus(errno, "fdatasync journal");
-      if (n == 1 || n % 1000 == 0) Log()->error("journal {}: {} ({} errors)", path_, std::string(st.message()), n);
-      return st;
-    }
+      (fsync_.kind == FsyncPolicy::Kind::kInterval && absl::Now() - last_sync_ >= fsync_.interval)) {
+    return SyncLocked();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Journal::SyncLocked() {
+  if (fd_ < 0) return absl::FailedPreconditionError("journal closed");
+  stats_.fsyncs++;
+  last_sync_ = absl::Now();
+  dirty_ = false;
+  if (fdatasync(fd_) != 0) {
+    uint64_t n = ++stats_.fsync_errors;
+    absl::Status st = ErrnoStatus(errno, "fdatasync journal");
+    if (n == 1 || n % 1000 == 0) Log()->error("journal {}: {} ({} errors)", path_, std::string(st.message()), n);
+    return st;
   }
   return absl::OkStatus();
 }
 
 absl::Status Journal::Sync() {
   absl::MutexLock lock(&mu_);
-  if (fd_ < 0) return absl::FailedPreconditionError("journal closed");
-  stats_.fsyncs++;
-  last_sync_ = absl::Now();
-  dirty_ = false;
-  if (fdatasync(fd_) != 0) {
-    stats_.fsync_errors++;
-    return ErrnoStatus(errno, "fdatasync journal");
+  return SyncLocked();
+}
+
+absl::Duration Journal::UntilSyncDue() const {
+  absl::MutexLock lock(&mu_);
+  if (!dirty_ || fsync_.kind != FsyncPolicy::Kind::kInterval) return absl::InfiniteDuration();
+  return std::max(absl::ZeroDuration(), last_sync_ + fsync_.interval - absl::Now());
+}
+
+absl::Status Journal::SyncIfDue() {
+  absl::MutexLock lock(&mu_);
+  if (!dirty_ || fsync_.kind != FsyncPolicy::Kind::kInterval ||
+      absl::Now() - last_sync_ < fsync_.interval) {
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  return SyncLocked();
 }
 
 JournalStats Journal::stats() const {

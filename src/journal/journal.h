@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "writ/v1/event.pb.h"
@@ -46,7 +47,11 @@ inline constexpr size_t kMaxRecordBytes = 1 << 20;
 // When the journal calls fdatasync(2).
 struct FsyncPolicy {
   enum class Kind { kAlways, kInterval, kNever };
-  Kind kind = Kind::kAlways;               // default: findings are rare and each one matters
+  // kAlways: each Append call (writd's journal thread passes all it has queued) is on disk before the
+  // next begins -- group commit, one fdatasync per batch. kInterval: a record appended more than
+  // `interval` after the last sync is synced at once, later ones at the latest `interval` after it
+  // (writd's default, 10ms: see docs/operations.md).
+  Kind kind = Kind::kAlways;
   absl::Duration interval = absl::Seconds(1);  // kInterval: at most this long unsynced
 };
 // "always", "never", or a duration ("200ms", "1s") for at most that long between syncs.
@@ -87,8 +92,17 @@ class Journal {
   // Appends one record. Thread-safe. On failure nothing of the record stays in the file (a partial
   // write is cut back) and the chain continues from the last good record; the error is counted.
   absl::Status Append(const v1::Event& ev);
+  // Appends the records in order, then syncs once as the policy says (group commit: under a burst of
+  // findings, one fdatasync per batch instead of one per record). A record that fails is left out and
+  // counted, the rest are still written; returns the first error.
+  absl::Status Append(absl::Span<const v1::Event> events);
   // fdatasync now (shutdown, or an interval policy that wants a bound).
   absl::Status Sync();
+  // Interval policy: how long until unsynced records are due (zero: now); infinite when nothing is
+  // unsynced or the policy is not an interval. The appending thread waits at most this long, then calls
+  // SyncIfDue, so "at most that long unsynced" holds when appends stop too.
+  absl::Duration UntilSyncDue() const;
+  absl::Status SyncIfDue();
 
   JournalStats stats() const;
   const std::string& path() const { return path_; }
@@ -99,6 +113,9 @@ class Journal {
  private:
   Journal(std::string path, FsyncPolicy fsync, int fd);
   absl::Status WriteLocked(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status AppendLocked(absl::string_view event_json) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status MaybeSyncLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SyncLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string path_;
   const FsyncPolicy fsync_;

@@ -385,6 +385,40 @@ TEST_F(WritdE2e, MonitorModeDeniedExecRunsAndIsReported) {
   EXPECT_EQ(ev["finding"]["responses"], json::array({"alert", "kill"}));
 }
 
+// The finding of a monitor-mode violation is in the hash-chained journal (handed to the journal
+// thread once per drained batch, synced within journal_fsync's 10 ms), and the chain verifies.
+TEST_F(WritdE2e, FindingIsJournaledAndTheJournalVerifies) {
+  const std::string touch = RealPath("/usr/bin/touch");
+  CmdResult r = Run(absl::StrCat("/usr/bin/touch ", work_, "/ran"),
+                    {"--intent", "t-exec-monitor", "--param", "exe=" + touch});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string task = TaskIdFrom(r.err);
+  ASSERT_FALSE(TaskEnd(task).is_null());
+  json ev = FindEvent(writd_->TaskEvents(task), [&](const json& e) {
+    return e["kind"] == "exec" && e.value("verdict", "") == "violation";
+  });
+  ASSERT_FALSE(ev.is_null());
+  const std::string journal = writd_->dir() + "/state/journal.jsonl";
+  const std::string id = ev.value("id", "");
+  ASSERT_FALSE(id.empty());
+  bool found = false;
+  for (int i = 0; i < 50 && !found; i++) {  // bounded: 5 s
+    std::ifstream in(journal);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.find(absl::StrCat("\"id\":\"", id, "\"")) != std::string::npos) found = true;
+    }
+    if (!found) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(found) << "finding " << id << " not in " << journal;
+  CmdResult v = writd_->Writ({"audit", "verify", journal});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  CmdResult m = writd_->Writ({"status"});
+  std::smatch fs;
+  ASSERT_TRUE(std::regex_search(m.out, fs, std::regex("journal_fsyncs[^0-9]*([0-9]+)"))) << m.out;
+  EXPECT_GE(std::stoll(fs[1]), 1) << m.out;
+}
+
 TEST_F(WritdE2e, EnforceModeDeniedExecNeverRuns) {
   const std::string touch = RealPath("/usr/bin/touch");
   const std::string marker = work_ + "/ran";

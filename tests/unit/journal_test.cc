@@ -319,6 +319,49 @@ TEST_F(JournalTest, ConcurrentAppendsFormOneChain) {
   EXPECT_EQ(r.records, static_cast<uint64_t>(kThreads * kEach));
 }
 
+TEST_F(JournalTest, BatchAppendSyncsOncePerBatchAndChainsInOrder) {
+  {
+    auto j = Journal::Open({path_, *ParseFsyncPolicy("always")});
+    ASSERT_TRUE(j.ok());
+    std::vector<v1::Event> batch;
+    for (int i = 1; i <= 5; i++) batch.push_back(Finding(i));
+    ASSERT_TRUE((*j)->Append(batch).ok());
+    EXPECT_EQ((*j)->stats().records, 5u);
+    EXPECT_EQ((*j)->stats().fsyncs, 1u);  // group commit: the batch, not each record
+    ASSERT_TRUE((*j)->Append(Finding(6)).ok());
+    EXPECT_EQ((*j)->stats().fsyncs, 2u);
+    ASSERT_TRUE((*j)->Append(absl::Span<const v1::Event>()).ok());
+    EXPECT_EQ((*j)->stats().fsyncs, 2u);  // nothing written, nothing to sync
+  }
+  VerifyResult r = Verify();
+  EXPECT_TRUE(r.ok) << r.line << ": " << r.reason;
+  EXPECT_EQ(r.records, 6u);
+  std::vector<std::string> lines = Lines();
+  ASSERT_EQ(lines.size(), 6u);
+  for (int i = 0; i < 6; i++) EXPECT_THAT(lines[i], StartsWith(absl::StrCat("{\"seq\":", i + 1, ",")));
+}
+
+TEST_F(JournalTest, IntervalPolicySyncsAtOnceWhenIdleAndTheTailByItsDeadline) {
+  auto j = Journal::Open({path_, *ParseFsyncPolicy("200ms")});
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ((*j)->UntilSyncDue(), absl::InfiniteDuration());  // nothing unsynced
+  ASSERT_TRUE((*j)->Append(Finding(1)).ok());
+  EXPECT_EQ((*j)->stats().fsyncs, 1u);  // the first record after a quiet spell: synced at once
+  EXPECT_EQ((*j)->UntilSyncDue(), absl::InfiniteDuration());
+  ASSERT_TRUE((*j)->Append(Finding(2)).ok());
+  EXPECT_EQ((*j)->stats().fsyncs, 1u);  // inside the interval: left for the deadline
+  absl::Duration due = (*j)->UntilSyncDue();
+  EXPECT_GT(due, absl::ZeroDuration());
+  EXPECT_LE(due, absl::Milliseconds(200));
+  ASSERT_TRUE((*j)->SyncIfDue().ok());
+  EXPECT_EQ((*j)->stats().fsyncs, 1u);  // not due yet
+  absl::SleepFor(due);
+  EXPECT_EQ((*j)->UntilSyncDue(), absl::ZeroDuration());
+  ASSERT_TRUE((*j)->SyncIfDue().ok());
+  EXPECT_EQ((*j)->stats().fsyncs, 2u);
+  EXPECT_EQ((*j)->UntilSyncDue(), absl::InfiniteDuration());
+}
+
 TEST_F(JournalTest, FsyncPolicy) {
   EXPECT_EQ(ParseFsyncPolicy("always")->kind, FsyncPolicy::Kind::kAlways);
   EXPECT_EQ(ParseFsyncPolicy("never")->kind, FsyncPolicy::Kind::kNever);
