@@ -89,7 +89,7 @@ static __always_inline int adopt_candidate(struct task_struct *p, struct linux_b
 	 * generated meanwhile discards it. */
 	if (stop)
 		bpf_send_signal(SIGSTOP);
-	if (bpf_ringbuf_output(&events_map, &e, sizeof(e), BPF_RB_FORCE_WAKEUP)) {
+	if (ring_emit(&e, sizeof(e), 1)) {
 		/* writd will never hear of it: undo the stop (SIGCONT flushes the pending SIGSTOP). */
 		if (stop)
 			bpf_send_signal(SIGCONT);

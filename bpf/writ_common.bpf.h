@@ -26,6 +26,9 @@
 #define O_WRONLY 1
 #define O_CREAT 0100
 #define O_TRUNC 01000
+#ifndef READ_ONCE
+#define READ_ONCE(x) (*(const volatile typeof(x) *)&(x))
+#endif
 
 /* Load-time configuration (rodata), set by the loader between open and load. */
 const volatile __u32 cfg_task_level = 0;         /* cgroup level of task cgroups; 0 = use own cgroup */
@@ -36,6 +39,15 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
 } events_map SEC(".maps");
+
+/* The consumer's sleep flag (struct writ_consumer_state, see the ABI header). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct writ_consumer_state);
+} consumer_map SEC(".maps");
 
 /* cgroup id of a task cgroup -> task. Written by userspace before the task's first process joins. */
 struct {
@@ -54,7 +66,7 @@ struct {
 } counters_map SEC(".maps");
 
 /* Records are built in a per-CPU scratch buffer (too large for the 512-byte stack), then copied into the
- * ring buffer with bpf_ringbuf_output at their actual size. The slack absorbs the verifier's view of a
+ * ring buffer at their actual size (ring_emit). The slack absorbs the verifier's view of a
  * masked write at the end of a region. */
 union writ_scratch {
 	struct writ_exec_event exec;
@@ -199,9 +211,45 @@ static __always_inline void fill_hdr_current(struct writ_event_hdr *h, __u16 kin
 	fill_hdr_ids(h, kind, cgid, t, task, (__u32)pid_tgid, (__u32)(pid_tgid >> 32));
 }
 
-/* Submit a record built in scratch. Telemetry is batched (no wakeup: the consumer drains on a timer); a
- * record that needs a prompt verdict, or a filling buffer, forces the wakeup. A failed output is counted
- * per kind: nothing is lost silently.
+/*
+ * Put one record of `size` bytes (a constant, or bounded by the caller) into the ring buffer; 0 when it
+ * is there. Telemetry is batched (no wakeup: the consumer drains on a timer). A prompt record (one that
+ * needs a verdict now), or any record once a lot is pending, wakes the consumer -- only if it sleeps
+ * (consumer_map, see struct writ_consumer_state for why that loses no wakeup): the sleep flag is read
+ * after the reservation and a full barrier, as the protocol needs. Hence
+ * reserve + copy + submit instead of bpf_ringbuf_output, which reserves and commits in one call.
+ */
+static __always_inline int ring_emit(const void *rec, __u64 size, int prompt)
+{
+	struct bpf_dynptr ptr;
+	__u64 rb_flags = BPF_RB_NO_WAKEUP;
+
+	if (bpf_ringbuf_reserve_dynptr(&events_map, size, 0, &ptr)) {
+		bpf_ringbuf_discard_dynptr(&ptr, 0); /* the verifier wants every dynptr released */
+		return -1;
+	}
+	bpf_dynptr_write(&ptr, 0, (void *)rec, size, 0);
+	if (prompt || bpf_ringbuf_query(&events_map, BPF_RB_AVAIL_DATA) > cfg_wakeup_bytes) {
+		__u32 zero = 0;
+		struct writ_consumer_state *c = bpf_map_lookup_elem(&consumer_map, &zero);
+
+		/* A locked add (BPF_XADD: "lock xadd" on x86, a full barrier) orders the reservation's
+		 * store of the producer position before the read of the flag. It counts the checks, to
+		 * have something to add: clang turns an add of 0 into an atomic or, and the fetching
+		 * atomics (which could return the flag itself) need -mcpu=v3, whose 32-bit codegen the
+		 * verifier rejects elsewhere in this object. x86 only: arm64's JIT emits an unordered
+		 * atomic add, so a port would need the fetching form. */
+		if (c)
+			__sync_fetch_and_add(&c->wake_checks, 1);
+		if (!c || READ_ONCE(c->sleeping))
+			rb_flags = BPF_RB_FORCE_WAKEUP;
+	}
+	bpf_ringbuf_submit_dynptr(&ptr, rb_flags);
+	return 0;
+}
+
+/* Submit a record built in scratch (or on the stack) through ring_emit. A failed emit is counted per
+ * kind: nothing is lost silently.
  * judged: the record is one userspace judges (exec, open, self-protection). In an enforce-mode task such
  * a record that cannot be delivered fails closed: the acting process (current) is SIGKILLed, as a
  * violation would be, and counted (WRIT_CNT_FAIL_CLOSED) -- otherwise an agent could flood the ring buffer
@@ -210,14 +258,9 @@ static __always_inline void fill_hdr_current(struct writ_event_hdr *h, __u16 kin
 static __always_inline void submit(void *rec, __u64 size, __u16 kind, __u32 flags,
 				   const struct writ_task_info *t, const int judged)
 {
-	__u64 rb_flags = BPF_RB_NO_WAKEUP;
-
-	if ((flags & WRIT_F_NEEDS_VERDICT) || (t->flags & WRIT_TASK_PROMPT) ||
-	    bpf_ringbuf_query(&events_map, BPF_RB_AVAIL_DATA) > cfg_wakeup_bytes)
-		rb_flags = BPF_RB_FORCE_WAKEUP;
 	if (size > sizeof(union writ_scratch))
 		size = sizeof(union writ_scratch);
-	if (bpf_ringbuf_output(&events_map, rec, size, rb_flags)) {
+	if (ring_emit(rec, size, (flags & WRIT_F_NEEDS_VERDICT) || (t->flags & WRIT_TASK_PROMPT))) {
 		count(kind, WRIT_CNT_DROPPED);
 		if (judged && (t->flags & WRIT_TASK_ENFORCE)) {
 			bpf_send_signal(SIGKILL);

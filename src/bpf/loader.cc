@@ -24,7 +24,6 @@ namespace writ::bpf {
 
 void Loader::SkelDeleter::operator()(writ_bpf* s) const { writ_bpf__destroy(s); }
 void Loader::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
-void Loader::RingDeleter::operator()(ring_buffer* r) const { ring_buffer__free(r); }
 void Loader::LsmDeleter::operator()(writ_lsm_bpf* s) const { writ_lsm_bpf__destroy(s); }
 
 // Loads the LSM object with the main object's maps (reused by fd, so both rungs read the same task
@@ -275,10 +274,9 @@ absl::Status Loader::LoadAndAttach() {
   hooks_.push_back({"lsm (bprm_check_security, file_open, socket_connect)", lsm_active(),
                     lsm_active() ? "" : lsm_detail_});
 
-  ring_buffer* rb = ring_buffer__new(bpf_map__fd(skel_->maps.events_map), &Loader::OnRecord, this,
-                                     nullptr);
-  if (!rb) return ErrnoStatus(errno, "create ring buffer consumer");
-  ring_.reset(rb);
+  ASSIGN_OR_RETURN(ring_, RingReader::Open(bpf_map__fd(skel_->maps.events_map),
+                                           bpf_map__fd(skel_->maps.consumer_map),
+                                           [this](const void* data, size_t size) { handler_(data, size); }));
   // Per-program run time costs two clock reads per run of every BPF program on the host (the switch is
   // global): only on request (writd.yaml metrics.bpf_program_stats). /metrics reports it as the BPF cost.
   if (cfg_.program_stats) {
@@ -324,30 +322,36 @@ std::vector<Loader::MapEntries> Loader::CountMapEntries() const {
   return out;
 }
 
-int Loader::OnRecord(void* ctx, void* data, size_t size) {
-  static_cast<Loader*>(ctx)->handler_(data, size);
-  return 0;
-}
-
 int Loader::Poll(int timeout_ms) {
-  int n = ring_buffer__poll(ring_.get(), timeout_ms);
-  if (n < 0 && n != -EINTR) return n;
-  // Batched records (BPF_RB_NO_WAKEUP) never wake epoll: drain after every wait.
-  int m = ring_buffer__consume(ring_.get());
-  return (n > 0 ? n : 0) + (m > 0 ? m : 0);
+  // Spin only while a task's records want prompt verdicts: telemetry-only traffic is drained in
+  // batches, and a consumer that chases its producers record by record costs them cache misses.
+  ring_->set_spin_ns(prompt_count_.load(std::memory_order_relaxed) > 0 ? cfg_.spin_ns : 0);
+  return ring_->Poll(timeout_ms);
 }
 
-int Loader::Drain() { return ring_buffer__consume(ring_.get()); }
+int Loader::Drain() { return ring_->Consume(); }
 
 absl::Status Loader::AddTask(uint64_t cgroup_id, const writ_task_info& info) {
   if (bpf_map__update_elem(skel_->maps.task_map, &cgroup_id, sizeof(cgroup_id), &info, sizeof(info),
                            BPF_ANY)) {
     return ErrnoStatus(errno, "register task in task_map");
   }
+  absl::MutexLock lock(&prompt_mu_);
+  if (info.flags & WRIT_TASK_PROMPT) {
+    prompt_tasks_.insert(cgroup_id);
+  } else {
+    prompt_tasks_.erase(cgroup_id);
+  }
+  prompt_count_.store(prompt_tasks_.size(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
 absl::Status Loader::RemoveTask(uint64_t cgroup_id) {
+  {
+    absl::MutexLock lock(&prompt_mu_);
+    prompt_tasks_.erase(cgroup_id);
+    prompt_count_.store(prompt_tasks_.size(), std::memory_order_relaxed);
+  }
   if (bpf_map__delete_elem(skel_->maps.task_map, &cgroup_id, sizeof(cgroup_id), 0) &&
       errno != ENOENT) {
     return ErrnoStatus(errno, "remove task from task_map");

@@ -3,19 +3,23 @@
 // for `writ status`). Destruction order is member order reversed: ring buffer, links, skeleton.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "bpf/ring.h"
 #include "writ/abi/events.h"
 
 struct writ_bpf;
 struct writ_lsm_bpf;
 struct bpf_link;
-struct ring_buffer;
 
 namespace writ::bpf {
 
@@ -23,6 +27,9 @@ struct LoaderConfig {
   uint32_t ring_bytes = 4u << 20;   // power of two, >= page size
   uint32_t task_level = 0;          // cgroup level of task cgroups
   uint64_t wakeup_bytes = 1u << 20; // force a wakeup above this much pending data
+  // While a task with prompt verdicts (WRIT_TASK_PROMPT) exists, Poll spins this long for the next
+  // record before it sleeps (RingReader::set_spin_ns; writd.yaml drain_spin).
+  int64_t spin_ns = 20000;
   std::string cgroup_root;          // writ subtree: cgroup/connect* attach here
   // bpffs directory for pinned maps and links ("" = no pinning). With pins, in-kernel enforcement
   // outlives writd, and a restarted writd re-adopts the maps (tasks, tables, counters, ring buffer).
@@ -72,8 +79,9 @@ class Loader {
   // Removes every table entry of a slot.
   void ClearTables(uint32_t slot);
 
-  // Waits up to timeout_ms for a wakeup, then drains whatever is pending (batched records never wake
-  // the poller). Returns records consumed or a negative errno.
+  // Drains what is pending; if nothing was, sleeps up to timeout_ms or until a prompt record (or a
+  // large backlog) wakes it, then drains (RingReader::Poll: batched records never wake the poller, and
+  // prompt ones only while it sleeps). Returns records consumed or a negative errno.
   int Poll(int timeout_ms);
   int Drain();
 
@@ -121,7 +129,6 @@ class Loader {
   absl::Status LoadAndAttach();
   absl::Status Load();
   void PinLink(bpf_link* link, const char* prog_name);
-  static int OnRecord(void* ctx, void* data, size_t size);
 
   struct SkelDeleter {
     void operator()(writ_bpf* s) const;
@@ -133,9 +140,6 @@ class Loader {
     void operator()(writ_lsm_bpf* s) const;
   };
   void ProbeLsm();
-  struct RingDeleter {
-    void operator()(ring_buffer* r) const;
-  };
 
   LoaderConfig cfg_;
   Handler handler_;
@@ -146,11 +150,15 @@ class Loader {
   std::unique_ptr<writ_lsm_bpf, LsmDeleter> lsm_;
   std::string lsm_detail_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
-  std::unique_ptr<ring_buffer, RingDeleter> ring_;
+  std::unique_ptr<RingReader> ring_;
   int stats_fd_ = -1;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
   bool adopted_ = false;
   bool link_pin_refused_ = false;
   uint32_t adopt_flags_ = 0;  // WRIT_ADOPT_* last set: AdoptHeartbeat rewrites them with the time
+  // Tasks registered with WRIT_TASK_PROMPT (AddTask runs on API threads, RemoveTask on the pipeline).
+  absl::Mutex prompt_mu_;
+  absl::flat_hash_set<uint64_t> prompt_tasks_ ABSL_GUARDED_BY(prompt_mu_);
+  std::atomic<size_t> prompt_count_{0};
 };
 
 // libbpf's own messages go to the "libbpf" logger (debug level for its chatter, warn for warnings).

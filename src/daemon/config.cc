@@ -177,6 +177,14 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
                                           "must be a duration between 1ms and 1s");
       }
       (key == "drain_interval" ? c.drain_interval : c.housekeeping_interval) = *d;
+    } else if (key == "drain_spin") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &s));
+      auto d = ParseDuration(s);
+      if (!d.ok() || *d < absl::ZeroDuration() || *d > absl::Milliseconds(1)) {
+        return absl::InvalidArgumentError(Where(path, v, key) +
+                                          "must be a duration between 0s and 1ms (e.g. 20us)");
+      }
+      c.drain_spin = *d;
     } else if (key == "pipeline_nice") {
       RETURN_IF_ERROR(Scalar(path, v, key, &s));
       int n = 0;

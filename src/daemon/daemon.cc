@@ -231,6 +231,7 @@ absl::Status Daemon::Start() {
   lc.ring_bytes = cfg_.ring_buffer_bytes;
   lc.task_level = static_cast<uint32_t>(cgroups_->task_level());
   lc.wakeup_bytes = cfg_.ring_buffer_bytes / 4;
+  lc.spin_ns = absl::ToInt64Nanoseconds(cfg_.drain_spin);
   lc.cgroup_root = cgroups_->root();
   lc.program_stats = cfg_.bpf_program_stats;
   if (cfg_.bpf_pin_dir != "none") {

@@ -154,6 +154,23 @@ struct writ_self_event {
 	__u32 target_pid;  /* tgid the call aimed at (resolved from a thread id), 0 if none */
 };
 
+/*
+ * consumer_map[0]: what the ring-buffer consumer (writd's pipeline) tells the producers. sleeping is 1
+ * while writd waits in epoll for the ring buffer, 0 while it is draining. A record that needs a prompt
+ * verdict forces a wakeup only when the consumer sleeps: an awake consumer reaches it anyway, and a
+ * wakeup costs the producer an irq_work (a self-IPI in a VM) of several microseconds. Protocol
+ * (a Dekker pair, no lost wakeup): the producer reserves its record (publishing the producer
+ * position), then a full barrier (a locked add to wake_checks), then reads sleeping; the consumer stores
+ * sleeping = 1 with a full barrier, then reads the producer position and does not sleep if anything
+ * arrived. So either the producer sees the consumer asleep and wakes it, or the consumer sees the
+ * record. Mapped into writd's memory (BPF_F_MMAPABLE).
+ */
+struct writ_consumer_state {
+	__u32 sleeping;
+	__u32 _pad0;
+	__u64 wake_checks; /* producers' locked adds (the barrier); how many records asked */
+};
+
 /* Values of the task map: cgroup id -> task. */
 #define WRIT_TASK_ENFORCE (1u << 0)  /* in-kernel deny applies (mode enforce) */
 #define WRIT_TASK_EXEC_TABLE (1u << 1) /* the task has an exec allow table: unknown exe = deny */
