@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side overhead harness (docs/performance.md). Three workloads, each under every monitor
 # configuration, in alternating rounds; prints medians, ratios to no-monitor, events seen and drops,
-# then the violation -> death latency of writd in enforce mode.
+# then the violation -> death latency of writd in enforce mode and the kernel timestamp -> verdict
+# latency at 10k and 100k events/s (enforce and monitor mode).
 #
 #   scripts/bench.sh [--rounds N] [--quick] [--only cfg,cfg] [--no-build] [--build-dir DIR] [--out DIR]
 #                    [--no-latency] [--load-seconds S] (--no-latency also skips the credential
@@ -163,6 +164,8 @@ for p in ports:
         s.close()
 ')"
 [[ -n "$connect_port" ]] || die "no free loopback port in 9000-9100 for the connect workload"
+# writd's /metrics (verdict latency histogram): a port the kernel says is free now.
+http_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 
 writd_pid="" floor_pid="" bt_pid="" auditd_started=0 audit_rules=0
 cleanup() {
@@ -236,6 +239,7 @@ run_dir: $out/run
 events: $out/events.jsonl
 trust_domain: example.org
 cgroup_subtree: $subtree
+http: 127.0.0.1:$http_port
 sinks: []
 EOF
 writ_cli() { WRIT_SOCKET="$out/run/writd.sock" "$bin/writ" "$@"; }
@@ -471,8 +475,48 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
-# ---- kill latency (writd enforce mode; before auditd) -------------------------------------------------
+# ---- kill latency and verdict latency (before auditd) --------------------------------------------------
 latency_lines=()
+# Kernel timestamp -> verdict at a fixed event rate: `workload open --rate R` (paced, one process) in a
+# task, writd's writ_verdict_latency_microseconds histogram read from /metrics before and after, p50
+# and p99 interpolated within the histogram's buckets (bounds 1.4-2x apart).
+if ((quick)); then verdict_rates=(10000); verdict_secs=1; else verdict_rates=(10000 100000); verdict_secs=5; fi
+metrics_buckets() {  # le<TAB>cumulative count, one line per bucket
+  curl -s -m 5 "http://127.0.0.1:$http_port/metrics" |
+    sed -n 's/^writ_verdict_latency_microseconds_bucket{le="\([^"]*\)"} \([0-9]*\)$/\1\t\2/p'
+}
+verdict_latency() {  # MODE INTENT PARAM FILE RATE
+  local mode=$1 intent=$2 param=$3 file=$4 rate=$5 before after res line
+  before="$(metrics_buckets)"
+  [[ -n "$before" ]] || die "no verdict latency histogram at http://127.0.0.1:$http_port/metrics"
+  res="$(writ_cli run --agent spiffe://example.org/bench --intent "$intent" --param "$param" -- \
+           "$bin/workload" open $((rate * verdict_secs)) --rate "$rate" --file "$file" \
+           --max-seconds "$max_seconds" 2>>"$out/writ-run.log")" || die "writ run failed; see $out/writ-run.log"
+  wait_tasks_gone
+  after="$(metrics_buckets)"
+  line="$(paste <(echo "$before") <(echo "$after") | awk -F'\t' -v mode="$mode" -v rate="$rate" \
+      -v ops="$(ops_of "$res" | cut -d" " -f1)" '
+    { le[NR] = $3; n[NR] = $4 - $2 }
+    END {
+      total = n[NR]; if (total <= 0) { printf "verdict_latency mode=%s rate=%s events=0\n", mode, rate; exit }
+      split("0.5 0.99", qs, " ")
+      for (k = 1; k <= 2; k++) {
+        want = qs[k] * total; prev_le = 0; prev_n = 0; v = "inf"
+        for (i = 1; i <= NR; i++) {
+          if (n[i] >= want) {
+            if (le[i] == "+Inf") { v = "> " prev_le; break }
+            v = sprintf("%.0f", prev_le + (le[i] - prev_le) * (want - prev_n) / ((n[i] - prev_n) > 0 ? n[i] - prev_n : 1))
+            break
+          }
+          prev_le = le[i]; prev_n = n[i]
+        }
+        p[k] = v
+      }
+      printf "verdict_latency mode=%s rate=%s achieved=%.0f events=%d p50_us=%s p99_us=%s\n", mode, rate, ops, total, p[1], p[2]
+    }')"
+  log "$line"
+  latency_lines+=("$line")
+}
 if ((do_latency)) && has writd-task; then
   cp "$root/tests/bench/policies/bench-kill.yaml" "$out/policies/"
   sed -e "s|^policies:.*|policies: $out/policies|" -e 's|^mode:.*|mode: enforce|' "$out/writd.yaml" \
@@ -497,7 +541,20 @@ if ((do_latency)) && has writd-task; then
     latency_lines+=("$line")
     wait_tasks_gone
   done
+  for rate in "${verdict_rates[@]}"; do
+    verdict_latency enforce bench-kill dir="$out/kill" "$out/kill/allowed" "$rate"
+  done
   read -r _ kill_drops < <(writd_counts)
+  stop_writd
+  # The same paced workload judged by a monitor-mode writd: telemetry is batched (drain_batch, and
+  # drain_interval when idle), so its latency is the batching delay by design.
+  start_writd "$out/writd.yaml"
+  sleep 1
+  for rate in "${verdict_rates[@]}"; do
+    verdict_latency monitor coding-agent repo="$out/repo" "$out/repo/file" "$rate"
+  done
+  read -r _ d < <(writd_counts)
+  kill_drops=$((kill_drops + d))
   stop_writd
   printf '%s\n' "${latency_lines[@]}" >"$out/latency.txt"
 fi
@@ -595,7 +652,8 @@ fi
 if ((${#latency_lines[@]})); then
   {
     echo
-    echo "kill latency (violation -> process dead, writd enforce, $trials trials each):"
+    echo "kill latency (violation -> process dead, writd enforce, $trials trials each) and verdict latency"
+    echo "(kernel timestamp -> verdict at a paced event rate, one task, ${verdict_secs} s per rate):"
     printf '  %s\n' "${latency_lines[@]}"
   } >>"$out/summary.txt"
 fi

@@ -47,6 +47,12 @@ std::shared_ptr<spdlog::logger> Log() {
   return l;
 }
 
+// A counter only the pipeline thread writes (others read it): a relaxed load and store, not a locked
+// read-modify-write per event.
+inline void Bump(std::atomic<uint64_t>& c, uint64_t by = 1) {
+  c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
 // First 8 hex digits of the kernel's boot id: event ids are unique per boot and stable across writd
 // restarts (they embed the kernel timestamp).
 std::string BootTag() {
@@ -232,6 +238,7 @@ absl::Status Daemon::Start() {
   lc.task_level = static_cast<uint32_t>(cgroups_->task_level());
   lc.wakeup_bytes = cfg_.ring_buffer_bytes / 4;
   lc.spin_ns = absl::ToInt64Nanoseconds(cfg_.drain_spin);
+  lc.batch_ns = absl::ToInt64Nanoseconds(cfg_.drain_batch);
   lc.cgroup_root = cgroups_->root();
   lc.program_stats = cfg_.bpf_program_stats;
   if (cfg_.bpf_pin_dir != "none") {
@@ -463,9 +470,9 @@ std::string Daemon::Metrics() {
   head("writ_verdict_latency_microseconds", "histogram",
        "Kernel timestamp of the syscall to the engine's verdict.");
   uint64_t cum = 0;
-  for (int b = 0; b < kLatencyBuckets; b++) {
+  for (int b = 0; b + 1 < kLatencyBuckets; b++) {
     cum += latency_buckets_[b].load();
-    absl::StrAppend(&o, "writ_verdict_latency_microseconds_bucket{le=\"", uint64_t{1} << b, "\"} ",
+    absl::StrAppend(&o, "writ_verdict_latency_microseconds_bucket{le=\"", kLatencyBoundsUs[b], "\"} ",
                     cum, "\n");
   }
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_bucket{le=\"+Inf\"} ",
@@ -614,7 +621,7 @@ void Daemon::OnRecord(const void* data, size_t size) {
     unattributed_++;  // a record from a task already removed: counted, never silently gone
     return;
   }
-  events_by_kind_[info.kind & 15]++;
+  Bump(events_by_kind_[info.kind & 15]);
   // The agent is the task's identity: when this record's task is the one the kept agent was filled
   // for, it is already right (tasks' identity fields never change once registered).
   const bool agent_current = spare_agent_ && agent_task_ == task;
@@ -699,14 +706,15 @@ void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
     v.kind = intent::Verdict::kAllow;
     v.rule = nullptr;
   }
-  verdicts_[v.kind & 3]++;
+  Bump(verdicts_[v.kind & 3]);
   int64_t lat_us = (NowBootNs() - static_cast<int64_t>(info.ktime_ns)) / 1000;
   if (lat_us < 0) lat_us = 0;
-  int bucket = 0;
-  while (bucket < kLatencyBuckets - 1 && (int64_t{1} << bucket) < lat_us) bucket++;
-  latency_buckets_[bucket]++;
-  latency_sum_us_ += lat_us;
-  latency_count_++;
+  const int bucket = static_cast<int>(
+      std::lower_bound(std::begin(kLatencyBoundsUs), std::end(kLatencyBoundsUs), lat_us) -
+      std::begin(kLatencyBoundsUs));
+  Bump(latency_buckets_[bucket]);
+  Bump(latency_sum_us_, static_cast<uint64_t>(lat_us));
+  Bump(latency_count_);
   if (v.kind == intent::Verdict::kNotJudged) {
     // Not judged by the intent, but a kernel stop must never be left hanging.
     if (info.flags & WRIT_F_KERNEL_STOP) {

@@ -220,8 +220,14 @@ class Daemon {
   std::atomic<uint64_t> actions_{0};
   std::atomic<uint64_t> procs_entries_{0};  // procs_.size(), published by the pipeline thread
   std::atomic<uint64_t> verdicts_[4] = {};  // by intent::Verdict::Kind
-  // Kernel timestamp -> verdict latency of judged events, log2 buckets of microseconds (1us .. 2^20us).
-  static constexpr int kLatencyBuckets = 21;
+  // Kernel timestamp -> verdict latency of judged events: buckets of microseconds with upper bounds
+  // kLatencyBoundsUs (steps of 1.4-2x, so a percentile read off the histogram is within a bucket's
+  // width), the last one everything above 1 s.
+  static constexpr int64_t kLatencyBoundsUs[] = {
+      1,    2,    3,    5,     7,     10,    15,    20,     30,     50,     70,     100,
+      150,  200,  300,  500,   700,   1000,  1500,  2000,   3000,   5000,   7000,   10000,
+      15000, 20000, 30000, 50000, 70000, 100000, 150000, 200000, 300000, 500000, 700000, 1000000};
+  static constexpr int kLatencyBuckets = std::size(kLatencyBoundsUs) + 1;
   std::atomic<uint64_t> latency_buckets_[kLatencyBuckets] = {};
   std::atomic<uint64_t> latency_sum_us_{0};
   std::atomic<uint64_t> latency_count_{0};

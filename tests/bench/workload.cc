@@ -8,6 +8,9 @@
 //   common: [--max-seconds S]              stop early (and say so) when the loop takes longer
 //           [--procs P]                    open only: P producer processes (forked, each pinned to
 //                                          CPU i mod ncpus), N opens in total; the load test's mode
+//           [--rate R]                     open only: paced at R opens/s on an absolute schedule (op i
+//                                          at start + i/R: sleeps while the next op is >= 30 us away,
+//                                          spins the last 15 us); the verdict-latency bench's mode
 //
 // Output, one line on stdout: "workload=open ops=N seconds=S ops_per_sec=R complete=1 user_s=U sys_s=K
 // syscalls=M" (user/sys: CPU time of this process and its reaped children: where a monitor's cost
@@ -17,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -46,7 +50,7 @@ double Now() {
 int Usage() {
   fprintf(stderr,
           "usage: workload open|exec|connect N [--file PATH] [--exe PATH] [--port P] "
-          "[--max-seconds S] [--procs P]\n");
+          "[--max-seconds S] [--procs P] [--rate R]\n");
   return 2;
 }
 
@@ -56,7 +60,25 @@ struct Options {
   int port = 0;  // 0 = ephemeral
   double max_seconds = 300;
   int procs = 1;
+  double rate = 0;  // open: ops per second, 0 = as fast as possible
 };
+
+// Waits until CLOCK_MONOTONIC reaches t (seconds): sleeps (timer slack set to 1 ns in main) until
+// 15 us before t when at least 30 us are left, spins the rest, so a paced run neither drifts nor burns
+// a CPU at low rates.
+void WaitUntil(double t) {
+  for (;;) {
+    const double left = t - Now();
+    if (left <= 0) return;
+    if (left >= 30e-6) {
+      struct timespec ts;
+      const double wake = t - 15e-6;
+      ts.tv_sec = static_cast<time_t>(wake);
+      ts.tv_nsec = static_cast<long>((wake - ts.tv_sec) * 1e9);
+      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+    }
+  }
+}
 
 // Every loop checks the clock every `stride` iterations: bounded in count and in time.
 template <typename Op>
@@ -78,7 +100,9 @@ long OpenLoop(long n, const Options& o, double deadline, bool* complete) {
     return -1;
   }
   close(fd);
-  return RunLoop(n, deadline, 1024, [&](long) {
+  const double start = Now();
+  return RunLoop(n, deadline, o.rate > 0 ? 1 : 1024, [&](long i) {
+    if (o.rate > 0) WaitUntil(start + static_cast<double>(i) / o.rate);
     int f = open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
     if (f < 0) {
       fprintf(stderr, "workload: open %s: %s\n", o.file.c_str(), strerror(errno));
@@ -248,6 +272,12 @@ int main(int argc, char** argv) {
       o.port = atoi(v);
     } else if (a == "--max-seconds") {
       o.max_seconds = atof(v);
+    } else if (a == "--rate") {
+      o.rate = atof(v);
+      if (o.rate <= 0) {
+        fprintf(stderr, "workload: --rate must be a positive number of ops per second, got '%s'\n", v);
+        return 2;
+      }
     } else if (a == "--procs") {
       o.procs = atoi(v);
       if (o.procs < 1 || o.procs > 64) {
@@ -259,6 +289,11 @@ int main(int argc, char** argv) {
       return Usage();
     }
   }
+  if (o.rate > 0 && (kind != "open" || o.procs > 1)) {
+    fprintf(stderr, "workload: --rate is for the single-process open workload only\n");
+    return 2;
+  }
+  if (o.rate > 0) prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
   const double start = Now();
   const double deadline = start + o.max_seconds;
   bool complete = false;
@@ -269,6 +304,7 @@ int main(int argc, char** argv) {
   } else if (o.procs > 1) {
     fprintf(stderr, "workload: --procs is for the open workload only\n");
     return 2;
+
   } else if (kind == "open") {
     done = OpenLoop(n, o, deadline, &complete);
     extra = 1;
