@@ -31,6 +31,12 @@ int64_t NowMonotonicNs() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 uint64_t RoundUp(uint32_t len) {
   uint64_t n = (len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) + BPF_RINGBUF_HDR_SZ;
   return (n + 7) & ~uint64_t{7};
@@ -145,6 +151,12 @@ int RingReader::Consume() {
 }
 
 int RingReader::Poll(int timeout_ms) {
+  const int n = WaitAndConsume(timeout_ms);
+  last_consumed_ = n;
+  return n;
+}
+
+int RingReader::WaitAndConsume(int timeout_ms) {
   // Telemetry only (no spin: no task wants prompt verdicts): after a drain that found records, let the
   // next batch gather for batch_ns_ before reading it, unless a backlog is building. A consumer that
   // comes straight back reads each record right after the producer wrote it, and the cache lines then
@@ -154,19 +166,18 @@ int RingReader::Poll(int timeout_ms) {
     nanosleep(&nap, nullptr);
   }
   int n = Consume();
-  last_consumed_ = n;
   if (n > 0) return n;
   // Spin a little before sleeping: a record that follows within spin_ns_ is read without anyone
   // paying for a wakeup (the producer's irq_work, a self-IPI in a VM, costs it microseconds).
   if (spin_ns_ > 0) {
     const int64_t end = NowMonotonicNs() + spin_ns_;
-    while (Pending() == 0 && NowMonotonicNs() < end) __builtin_ia32_pause();
+    while (Pending() == 0 && NowMonotonicNs() < end) CpuRelax();
     n = Consume();
     if (n > 0) return n;
   }
   for (int retry = 0;; retry++) {
-    // Announce the sleep, then look once more (the consumer's half of the Dekker pair: a seq_cst store
-    // is a full barrier on every architecture the kernel runs BPF rings on; see writ_consumer_state).
+    // Announce the sleep, then look once more (the consumer's half of the Dekker pair: the store, a
+    // full fence, then the read of the producer position; see writ_consumer_state).
     __atomic_store_n(&state_->sleeping, 1u, __ATOMIC_SEQ_CST);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (Pending() == 0) break;

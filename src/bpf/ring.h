@@ -52,7 +52,8 @@ class RingReader {
   }
 
  private:
-  RingReader(Handler handler) : handler_(std::move(handler)) {}
+  explicit RingReader(Handler handler) : handler_(std::move(handler)) {}
+  int WaitAndConsume(int timeout_ms);
 
   Handler handler_;
   Fd epoll_;
@@ -71,7 +72,7 @@ class RingReader {
   int64_t spin_ns_ = 0;
   int64_t batch_ns_ = 0;
   uint64_t batch_bytes_ = 0;
-  int last_consumed_ = 0;
+  int last_consumed_ = 0;  // what the last Poll returned: > 0 means the next one may wait for a batch
 };
 
 }  // namespace writ::bpf
