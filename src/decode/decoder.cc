@@ -126,29 +126,37 @@ static void AssignCStr(const char* p, size_t max, std::string* out) {
 }
 
 // Event::Clear() (proto3, no arena) deletes every sub-message with its strings: a dozen allocations and
-// frees per record on the hot path. Decode fills process for every record and file or network by kind,
-// so those are cleared in place (keeping their buffers) and put back; everything else is cleared as
-// usual. Which fields are present afterwards is exactly what Clear() followed by Decode gives.
-static void ClearForRecord(uint16_t kind, v1::Event* ev) {
+// frees per record on the hot path. Decode fills process for every record and file, network or syscall
+// by kind, so those four are taken out before the Clear, cleared in place (keeping their buffers and
+// repeated fields' elements) and the ones this record uses put back; the others wait in the decoder
+// for a record of their kind, so a stream that alternates kinds allocates nothing either. Which fields
+// are present afterwards is exactly what Clear() followed by Decode gives.
+void Decoder::ClearForRecord(uint16_t kind, v1::Event* ev) {
   if (ev->GetArena() != nullptr) {
     ev->Clear();
     return;
   }
   v1::Process* p = ev->has_process() ? ev->release_process() : nullptr;
-  v1::File* f = kind == WRIT_EV_OPEN && ev->has_file() ? ev->release_file() : nullptr;
-  v1::Network* n = kind == WRIT_EV_CONNECT && ev->has_network() ? ev->release_network() : nullptr;
+  if (ev->has_file()) spare_file_.reset(ev->release_file());
+  if (ev->has_network()) spare_network_.reset(ev->release_network());
+  if (ev->has_syscall()) spare_syscall_.reset(ev->release_syscall());
   ev->Clear();
   if (p) {
     p->Clear();
     ev->set_allocated_process(p);
   }
-  if (f) {
-    f->Clear();
-    ev->set_allocated_file(f);
-  }
-  if (n) {
-    n->Clear();
-    ev->set_allocated_network(n);
+  auto reuse = [](auto& spare, auto set) {
+    if (!spare) return;
+    spare->Clear();
+    set(spare.release());
+  };
+  switch (kind) {
+    case WRIT_EV_OPEN: reuse(spare_file_, [ev](v1::File* f) { ev->set_allocated_file(f); }); break;
+    case WRIT_EV_CONNECT:
+      reuse(spare_network_, [ev](v1::Network* n) { ev->set_allocated_network(n); });
+      break;
+    case WRIT_EV_SELF: reuse(spare_syscall_, [ev](v1::Syscall* s) { ev->set_allocated_syscall(s); }); break;
+    default: break;
   }
 }
 

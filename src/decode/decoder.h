@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -43,9 +44,15 @@ class Decoder {
   const DecoderStats& stats() const { return stats_; }
 
  private:
+  void ClearForRecord(uint16_t kind, v1::Event* ev);
+
   int64_t boot_to_unix_ns_;
   std::string boot_tag_;
   DecoderStats stats_;
+  // Sub-messages of the kinds the last record did not use, kept with their buffers (ClearForRecord).
+  std::unique_ptr<v1::File> spare_file_;
+  std::unique_ptr<v1::Network> spare_network_;
+  std::unique_ptr<v1::Syscall> spare_syscall_;
 };
 
 // Leaf-first component encoding ("file\0dir\0usr\0") -> "/usr/dir/file". Appends to *out.

@@ -7,6 +7,7 @@
 #include "decode/decoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testlib/alloc_counter.h"
 #include "testlib/record_builder.h"
 
 namespace writ::decode {
@@ -256,6 +257,29 @@ TEST_F(DecoderTest, EventStorageReusedWithoutLeftovers) {
   ASSERT_TRUE(Decode(RecordBuilder::Exit().Pid(2).Build()).ok());
   EXPECT_FALSE(ev_.has_file());  // Decode clears what the previous record left
   EXPECT_EQ(ev_.process().pid(), 2u);
+}
+
+// The pipeline decodes every record into one reused Event: once its strings and sub-messages have
+// grown, a stream that alternates kinds (the sub-message of a kind the last record did not use waits
+// in the decoder) allocates nothing.
+TEST_F(DecoderTest, AlternatingKindsAllocateNothingOnceWarm) {
+  const std::vector<std::vector<uint8_t>> recs = {
+      RecordBuilder::Open().Pid(7).OpenPath("/usr/lib/x86_64-linux-gnu/libc.so.6").OpenFlags(0).Build(),
+      RecordBuilder::Exec().Pid(7).Exe("/usr/bin/git").Filename("git").Args({"git", "status"}).Build(),
+      RecordBuilder::Connect().Pid(7).Build(),
+      RecordBuilder::Open().Pid(8).OpenPath("/home/dev/repo/src/main.cc").OpenFlags(01101).Build(),
+      RecordBuilder::Fork().Pid(9).Parent(7, 1).Build(),
+      RecordBuilder::Self().Pid(7).SelfCall(62, -1, WRIT_SELF_WRITD, 1, 9, 9).Build(),
+      RecordBuilder::Exit().Pid(9).WaitStatus(0).Build(),
+  };
+  for (int warm = 0; warm < 2; warm++) {
+    for (const auto& r : recs) ASSERT_TRUE(Decode(r).ok());
+  }
+  testlib::AllocCounter::Start();
+  for (int i = 0; i < 700; i++) ASSERT_TRUE(Decode(recs[i % recs.size()]).ok());
+  EXPECT_EQ(testlib::AllocCounter::Stop(), 0);
+  EXPECT_EQ(ev_.kind(), "exit");  // and the last one decoded as itself
+  EXPECT_FALSE(ev_.has_file());
 }
 
 TEST(ComponentsToPath, ReversesComponents) {

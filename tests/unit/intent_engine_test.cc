@@ -13,32 +13,7 @@
 #include "gtest/gtest.h"
 #include "intent_test_util.h"
 
-// Counting global operator new: the engine's no-allocation promise is tested, not assumed.
-// GCC cannot see that our operator new is malloc-based, hence the pragma.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocs{0};
-}  // namespace
-void* operator new(std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-// The nothrow forms too (std::stable_sort's temporary buffer uses them), so every new/delete pair
-// in this binary goes through malloc/free consistently (ASan checks the pairing).
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n ? n : 1);
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#include "testlib/alloc_counter.h"
 
 namespace writ::intent {
 namespace {
@@ -364,21 +339,18 @@ TEST_F(EngineTest, EvaluateAllocatesNothing) {
   auto berlin = MustCompile(std::string(testing::kHeader) + "limits: {hours: \"09:00-17:00 Europe/Berlin\"}\n");
   EvalContext ctx = Ctx(3);
   int violations = 0;
-  g_allocs = 0;
-  g_counting = true;
+  testlib::AllocCounter::Start();
   for (int i = 0; i < 100000; ++i) {
     const auto& ev = evs[i % evs.size()];
     violations += Evaluate(*ci_, ev, ctx).kind == Verdict::kViolation;
     violations += Evaluate(*berlin, ev, ctx).kind == Verdict::kViolation;
   }
-  g_counting = false;
-  EXPECT_EQ(g_allocs.load(), 0);
+  EXPECT_EQ(testlib::AllocCounter::Stop(), 0);
   EXPECT_GT(violations, 0);  // the loop really judged something
   // And the counter works: a std::string that escapes SSO is counted.
-  g_counting = true;
+  testlib::AllocCounter::Start();
   std::string* s = new std::string(100, 'x');
-  g_counting = false;
-  EXPECT_GE(g_allocs.load(), 1);
+  EXPECT_GE(testlib::AllocCounter::Stop(), 1);
   delete s;
 }
 

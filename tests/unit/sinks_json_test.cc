@@ -18,19 +18,7 @@
 #include "sinks/json_writer.h"
 #include "writ/v1/event.pb.h"
 
-// The replaced operator new below pairs with the replaced delete; GCC cannot see that.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-// Allocation counter for the "allocates nothing once out has capacity" contract.
-static std::atomic<bool> g_count_allocs{false};
-static std::atomic<long> g_allocs{0};
-void* operator new(std::size_t n) {
-  if (g_count_allocs.load(std::memory_order_relaxed)) g_allocs.fetch_add(1);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#include "testlib/alloc_counter.h"
 
 namespace writ::sinks {
 namespace {
@@ -363,19 +351,16 @@ TEST(SinksJson, AllocatesNothingOnceOutHasCapacity) {
   const size_t len = out.size();
   out.reserve(len * 2);
   out.clear();
-  g_allocs = 0;
-  g_count_allocs = true;
+  testlib::AllocCounter::Start();
   for (int i = 0; i < 100; ++i) {
     out.clear();
     AppendJson(ev, &out);
   }
-  g_count_allocs = false;
-  EXPECT_EQ(g_allocs.load(), 0);
+  EXPECT_EQ(testlib::AllocCounter::Stop(), 0);
   // The counter itself works: a heap-sized string while counting is seen.
-  g_count_allocs = true;
+  testlib::AllocCounter::Start();
   std::string probe(1000, 'x');
-  g_count_allocs = false;
-  EXPECT_GT(g_allocs.load(), 0) << probe.size();
+  EXPECT_GT(testlib::AllocCounter::Stop(), 0) << probe.size();
   EXPECT_EQ(out.size(), len);
 }
 
