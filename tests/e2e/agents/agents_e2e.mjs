@@ -7,8 +7,10 @@
 //   node agents_e2e.mjs --writd BIN --writ BIN [--only NAME] [--sanitized]
 //
 // --sanitized (CTest passes it in a tree built with WRIT_SANITIZE): writ carries a sanitizer runtime.
-// writd loads the intents with the runtime's two start-up reads added (sanitizer_policies.mjs), a last
-// check making sure only writ used them.
+// Where the scenarios start writ inside a task it runs with leak detection off (LeakSanitizer's exit
+// check PTRACE_ATTACHes the process, which the task's seccomp filter refuses: a self-protection finding
+// that kills the task; ASan and UBSan still check it), and writd loads the intents with the runtime's
+// two start-up reads added (sanitizer_policies.mjs), a last check making sure only writ used them.
 // Exit 0 = all passed, 1 = a failure (each printed), 77 = skipped (printed reason: not root, or npm
 // cannot reach the registry for the pinned tool servers). Every wait is bounded.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -107,6 +109,12 @@ const NM = `${HERE}/node_modules`;
 const FS_SERVER = `${NM}/@modelcontextprotocol/server-filesystem/dist/index.js`;
 const CMD_SERVER = `${NM}/mcp-server-commands/build/index.js`;
 const AGENT = 'spiffe://example.org/agent/coder';
+// writ as a tool call's shell starts it inside the task: in a sanitizer build without LeakSanitizer,
+// as tests/testlib/writd_fixture's WritInTaskArgv does (a prefix assignment: no extra exec to judge).
+const shq = (s) => `'${s.replaceAll("'", "'\\''")}'`;
+const WRIT_IN_TASK = SANITIZED
+  ? `ASAN_OPTIONS=${shq([process.env.ASAN_OPTIONS, 'detect_leaks=0'].filter(Boolean).join(':'))} ${WRIT}`
+  : WRIT;
 
 // ---- helpers ---------------------------------------------------------------------------------------
 function events() {
@@ -163,7 +171,7 @@ const fsServer = (...dirs) => ['node', FS_SERVER, ...dirs];
 const cmdServer = () => ['node', CMD_SERVER];
 const fsParams = (root) => ({ root, server: NM });
 const cmdParams = () => ({ repo: REPO, remote: `${TMP}/remote.git`, server: NM, writ: WRIT });
-const svidStep = { call: 'run_command', args: { command: `${WRIT} svid --audience x` } };
+const svidStep = { call: 'run_command', args: { command: `${WRIT_IN_TASK} svid --audience x` } };
 
 async function introspect(token) {
   const r = await fetch(`http://127.0.0.1:${HTTP_PORT}/introspect`, {
@@ -333,10 +341,10 @@ const scenarios = {
 
   async 'sub-agents'(c) {
     let parentId = '';
-    const sub = `${WRIT} run --parent \${TASK} --agent spiffe://example.org/agent/reader --intent mcp-repo-reader --param repo=${REPO}`;
+    const sub = `${WRIT_IN_TASK} run --parent \${TASK} --agent spiffe://example.org/agent/reader --intent mcp-repo-reader --param repo=${REPO}`;
     const r = await runAgent({ intent: 'mcp-coding-agent', params: cmdParams(), server: cmdServer(), steps: [
       { call: 'run_command', args: { command: `${sub} -- cat ${REPO}/in.txt` } },
-      { call: 'run_command', args: { command: `${WRIT} run --parent \${TASK} --agent spiffe://example.org/agent/wide --intent data-analyst --param dataset=${REPO} -- cat ${REPO}/in.txt; echo exit=$?` } },
+      { call: 'run_command', args: { command: `${WRIT_IN_TASK} run --parent \${TASK} --agent spiffe://example.org/agent/wide --intent data-analyst --param dataset=${REPO} -- cat ${REPO}/in.txt; echo exit=$?` } },
       { call: 'run_command', args: { command: `${sub} -- sleep 60 >/dev/null 2>&1 &` } },
       { sleep_ms: 8000 },
     ], onLine: async (l) => {
