@@ -5,7 +5,11 @@
 # finding lands in the SIEM file. Non-interactive; everything lives in a temp dir and is stopped at the
 # end. Exit 0 = the demo showed what it should; 1 = it did not; 77 = cannot run here (reason printed).
 #
-#   scripts/demo.sh [--writd BIN] [--writ BIN] [--keep]
+#   scripts/demo.sh [--writd BIN] [--writ BIN] [--keep] [--sanitized]
+# --sanitized (CTest passes it in a tree built with WRIT_SANITIZE, e.g. build-asan): writd loads the
+# intents with the sanitizer runtime's start-up reads of /proc/self/{cmdline,environ} added, which the
+# sanitized `writ svid` makes inside the task, and the demo checks that nothing else used them
+# (tests/e2e/agents/sanitizer_policies.mjs says why).
 # Needs: root, a built tree (scripts/build.sh), node + npm (the MCP packages are installed with npm ci
 # into tests/e2e/agents/node_modules on first use).
 set -euo pipefail
@@ -14,12 +18,14 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 WRITD=$SRC/build/bin/writd
 WRIT=$SRC/build/bin/writ
 KEEP=0
+SANITIZED=0
 while [ $# -gt 0 ]; do
   case $1 in
     --writd) WRITD=$2; shift 2 ;;
     --writ) WRIT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    *) echo "usage: $0 [--writd BIN] [--writ BIN] [--keep]" >&2; exit 2 ;;
+    --sanitized) SANITIZED=1; shift ;;
+    *) echo "usage: $0 [--writd BIN] [--writ BIN] [--keep] [--sanitized]" >&2; exit 2 ;;
   esac
 done
 
@@ -57,10 +63,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+POLICIES=$SRC/policies
+if [ "$SANITIZED" = 1 ]; then
+  POLICIES=$D/policies
+  node "$AGENTS/sanitizer_policies.mjs" write "$SRC/policies" "$POLICIES" || fail "cannot write $POLICIES"
+fi
+
 say "1. configuration: enforce mode, the repo's intents, an OCSF file sink ($D)"
 cat > "$D/writd.yaml" <<EOF
 mode: enforce
-policies: $SRC/policies
+policies: $POLICIES
 state_dir: $D/state
 run_dir: $D/run
 events: $D/events.jsonl
@@ -153,5 +165,10 @@ say "8. writ tail saw it live"
 sleep 0.5
 cat "$D/tail.txt"
 grep -q id_ed25519 "$D/tail.txt" || fail "writ tail did not show the violation"
+
+if [ "$SANITIZED" = 1 ]; then
+  node "$AGENTS/sanitizer_policies.mjs" check "$D/events.jsonl" "$WRIT" ||
+    fail "a process other than the sanitized writ used the reads added for its runtime"
+fi
 
 say "demo OK: the agent tried to read $D/home/.ssh/id_ed25519 through its MCP tool; writ killed task $TASK and revoked its credentials"

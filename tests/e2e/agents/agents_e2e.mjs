@@ -4,8 +4,13 @@
 // Each scenario asserts the agent's tool results, `writ run`'s exit status, and the JSONL events
 // (verdicts, outcomes, findings, actions, task_end reasons); credentials through /introspect.
 //
-//   node agents_e2e.mjs --writd BIN --writ BIN [--only NAME]
+//   node agents_e2e.mjs --writd BIN --writ BIN [--only NAME] [--sanitized]
 //
+// --sanitized (CTest passes it in a tree built with WRIT_SANITIZE): writ carries a sanitizer runtime.
+// Where the scenarios start writ inside a task it runs with leak detection off (LeakSanitizer's exit
+// check PTRACE_ATTACHes the process, which the task's seccomp filter refuses: a self-protection finding
+// that kills the task; ASan and UBSan still check it), and writd loads the intents with the runtime's
+// two start-up reads added (sanitizer_policies.mjs), a last check making sure only writ used them.
 // Exit 0 = all passed, 1 = a failure (each printed), 77 = skipped (printed reason: not root, or npm
 // cannot reach the registry for the pinned tool servers). Every wait is bounded.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -14,6 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { foreignSanitizerReads, writeSanitizerPolicies } from './sanitizer_policies.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SRC = path.resolve(HERE, '../../..');
@@ -22,6 +28,7 @@ const opt = (k) => { const i = argv.indexOf(`--${k}`); return i >= 0 ? argv[i + 
 const WRITD = path.resolve(opt('writd') ?? `${SRC}/build/bin/writd`);
 const WRIT = path.resolve(opt('writ') ?? `${SRC}/build/bin/writ`);
 const ONLY = opt('only');
+const SANITIZED = argv.includes('--sanitized');
 const SKIP = 77;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -49,6 +56,12 @@ const TMP = fs.mkdtempSync('/tmp/writ-agents-');
 const RUN = `${TMP}/run`;
 const EVENTS = `${TMP}/events.jsonl`;
 const SUBTREE = `writ-e2e-agents-${process.pid}`;
+// The shipped intents, or (sanitizer builds) their copy with the runtime's start-up reads.
+let POLICIES = `${SRC}/policies`;
+if (SANITIZED) {
+  POLICIES = `${TMP}/policies`;
+  writeSanitizerPolicies(`${SRC}/policies`, POLICIES);
+}
 // A port the kernel says is free now (bound to 0, then released), not one derived from the pid, which
 // collides with whatever else happens to listen there.
 const HTTP_PORT = await new Promise((resolve, reject) => {
@@ -57,7 +70,7 @@ const HTTP_PORT = await new Promise((resolve, reject) => {
   probe.listen(0, '127.0.0.1', () => { const { port } = probe.address(); probe.close(() => resolve(port)); });
 });
 fs.writeFileSync(`${TMP}/writd.yaml`, [
-  'mode: enforce', `policies: ${SRC}/policies`, `state_dir: ${TMP}/state`, `run_dir: ${RUN}`,
+  'mode: enforce', `policies: ${POLICIES}`, `state_dir: ${TMP}/state`, `run_dir: ${RUN}`,
   `events: ${EVENTS}`, 'trust_domain: example.org', `cgroup_subtree: ${SUBTREE}`,
   `sinks:\n  - {type: file, path: ${TMP}/ocsf.jsonl, format: ocsf}`, ''].join('\n'));
 const writdLog = fs.openSync(`${TMP}/writd.log`, 'w');
@@ -96,6 +109,12 @@ const NM = `${HERE}/node_modules`;
 const FS_SERVER = `${NM}/@modelcontextprotocol/server-filesystem/dist/index.js`;
 const CMD_SERVER = `${NM}/mcp-server-commands/build/index.js`;
 const AGENT = 'spiffe://example.org/agent/coder';
+// writ as a tool call's shell starts it inside the task: in a sanitizer build without LeakSanitizer,
+// as tests/testlib/writd_fixture's WritInTaskArgv does (a prefix assignment: no extra exec to judge).
+const shq = (s) => `'${s.replaceAll("'", "'\\''")}'`;
+const WRIT_IN_TASK = SANITIZED
+  ? `ASAN_OPTIONS=${shq([process.env.ASAN_OPTIONS, 'detect_leaks=0'].filter(Boolean).join(':'))} ${WRIT}`
+  : WRIT;
 
 // ---- helpers ---------------------------------------------------------------------------------------
 function events() {
@@ -152,7 +171,7 @@ const fsServer = (...dirs) => ['node', FS_SERVER, ...dirs];
 const cmdServer = () => ['node', CMD_SERVER];
 const fsParams = (root) => ({ root, server: NM });
 const cmdParams = () => ({ repo: REPO, remote: `${TMP}/remote.git`, server: NM, writ: WRIT });
-const svidStep = { call: 'run_command', args: { command: `${WRIT} svid --audience x` } };
+const svidStep = { call: 'run_command', args: { command: `${WRIT_IN_TASK} svid --audience x` } };
 
 async function introspect(token) {
   const r = await fetch(`http://127.0.0.1:${HTTP_PORT}/introspect`, {
@@ -322,10 +341,10 @@ const scenarios = {
 
   async 'sub-agents'(c) {
     let parentId = '';
-    const sub = `${WRIT} run --parent \${TASK} --agent spiffe://example.org/agent/reader --intent mcp-repo-reader --param repo=${REPO}`;
+    const sub = `${WRIT_IN_TASK} run --parent \${TASK} --agent spiffe://example.org/agent/reader --intent mcp-repo-reader --param repo=${REPO}`;
     const r = await runAgent({ intent: 'mcp-coding-agent', params: cmdParams(), server: cmdServer(), steps: [
       { call: 'run_command', args: { command: `${sub} -- cat ${REPO}/in.txt` } },
-      { call: 'run_command', args: { command: `${WRIT} run --parent \${TASK} --agent spiffe://example.org/agent/wide --intent data-analyst --param dataset=${REPO} -- cat ${REPO}/in.txt; echo exit=$?` } },
+      { call: 'run_command', args: { command: `${WRIT_IN_TASK} run --parent \${TASK} --agent spiffe://example.org/agent/wide --intent data-analyst --param dataset=${REPO} -- cat ${REPO}/in.txt; echo exit=$?` } },
       { call: 'run_command', args: { command: `${sub} -- sleep 60 >/dev/null 2>&1 &` } },
       { sleep_ms: 8000 },
     ], onLine: async (l) => {
@@ -414,6 +433,17 @@ try {
       console.log(`FAIL ${name} (${ms} ms)\n  - ${c.failures.join('\n  - ')}`);
     } else {
       console.log(`ok   ${name} (${ms} ms)`);
+    }
+  }
+  if (SANITIZED) {
+    // The reads sanitizer_policies.mjs added served the sanitized writ's runtime and nothing else.
+    const bad = foreignSanitizerReads(events(), WRIT);
+    if (bad.length) {
+      failed++;
+      console.log(`FAIL sanitizer reads used by another process:\n  - ${bad.map((e) => JSON.stringify(e)).join('\n  - ')}`);
+    } else {
+      const own = events().filter((e) => e.process?.exe === WRIT && /^\/proc\/\d+\/(cmdline|environ)$/.test(e.file?.path ?? ''));
+      console.log(`ok   sanitizer reads: only ${WRIT}, each of its own /proc/<pid> (${own.length} opens)`);
     }
   }
   // --only naming no scenario ran nothing: that is a mistake, not a pass.
