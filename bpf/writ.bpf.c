@@ -213,6 +213,9 @@ static __always_inline int open_exit(long ret, __u32 nr)
 	e->open_flags = open_flags;
 	e->syscall_nr = nr;
 
+	e->ino = 0;
+	e->dev = 0;
+	e->_pad0 = 0;
 	if (ret >= 0) {
 		/* The file the kernel actually opened: current->files->fdt->fd[ret]->f_path. task is a BTF
 		 * pointer: files and fdt are direct loads; the fd array is indexed by a variable, so that
@@ -223,7 +226,21 @@ static __always_inline int open_exit(long ret, __u32 nr)
 
 		bpf_core_read(&f, sizeof(f), &fds[ret & 0xfffff]);
 		if (f) {
-			bpf_core_read(&fpath, sizeof(fpath), &f->f_path);
+			if (bpf_ksym_exists(bpf_rdonly_cast)) {
+				/* The file as a read-only BTF pointer: its fields are plain loads. */
+				struct file *fb = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
+				struct inode *ib = fb->f_inode;
+
+				fpath = fb->f_path;
+				if (ib) {
+					e->ino = ib->i_ino;
+					e->dev = ib->i_sb->s_dev;
+				}
+			} else {
+				bpf_core_read(&fpath, sizeof(fpath), &f->f_path);
+				e->ino = BPF_CORE_READ(f, f_inode, i_ino);
+				e->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+			}
 			e->path_len = walk_path(&fpath, 0, &flags);
 		} else {
 			e->path_len = 0;
@@ -238,11 +255,18 @@ static __always_inline int open_exit(long ret, __u32 nr)
 
 	if ((t->flags & WRIT_TASK_FILE_TABLE) && !(flags & WRIT_F_UNRESOLVED)) {
 		/* Exact path, ancestor-directory prefixes and (WRIT_TASK_FILE_COMP) path components, in one
-		 * backwards pass (see path_hash). */
+		 * backwards pass (see path_hash); then the file's identity, which also catches a hard link
+		 * (or bind mount) of a denied file under a name no path rule matches. */
 		struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1,
 				       .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP) };
 
 		path_hash(&hc, e->path_len);
+		if (!hc.hit && e->ino) {
+			struct writ_path_key key = { .slot = t->slot, .kind = WRIT_PK_INODE,
+						     .hash = writ_file_id_hash(e->dev, e->ino) };
+
+			hc.hit = bpf_map_lookup_elem(&file_map, &key) != NULL;
+		}
 		if (hc.hit) {
 			flags |= WRIT_F_NEEDS_VERDICT;
 			if (t->flags & WRIT_TASK_ENFORCE) {

@@ -80,6 +80,14 @@ int BPF_PROG(lsm_open, struct file *file, int ret)
 	struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1,
 			       .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP) };
 	path_hash(&hc, len);
+	if (!hc.hit) {
+		/* A hard link of a denied file: its identity (see open_exit in writ.bpf.c). */
+		__u64 ino = BPF_CORE_READ(file, f_inode, i_ino);
+		struct writ_path_key key = { .slot = t->slot, .kind = WRIT_PK_INODE,
+					     .hash = writ_file_id_hash(BPF_CORE_READ(file, f_inode, i_sb, s_dev), ino) };
+
+		hc.hit = ino && bpf_map_lookup_elem(&file_map, &key);
+	}
 	return hc.hit ? -EPERM : 0;
 }
 

@@ -738,7 +738,9 @@ void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
                        : ev.kind() == "connect" ? absl::StrCat(ev.network().dst_ip(), ":",
                                                                ev.network().dst_port())
                                                 : ev.file().path();
-  f->set_reason(absl::StrCat(v.rule->reason, ": ", target));
+  f->set_reason(absl::StrCat(v.rule->reason, ": ", target,
+                             v.by_file_id ? " (the same file under another name: a hard link or bind mount)"
+                                          : ""));
   for (const auto& fw : v.rule->frameworks) f->add_frameworks(fw);
   for (const auto& r : v.rule->responses) f->add_responses(r);
   f->set_severity(v.rule->severity);
@@ -1381,6 +1383,11 @@ absl::Status Daemon::Arm(const Task& task) {
     if (kt.net_judged && kt.net_default_deny) info.flags |= WRIT_TASK_NET_TABLE;
     // The per-open path hash and prefix lookups only matter where the kernel acts on them.
     const bool file_comp = !kt.file_deny_leaf.empty() || !kt.file_deny_any_component.empty();
+    if (task.compiled->file_deny_ids_truncated()) {
+      Log()->warn("task {}: intent {} denies more files than writ lists by identity ({}): hard links of the "
+                  "others are judged by their own names only",
+                  task.id, task.compiled->name(), task.compiled->file_deny_id_count());
+    }
     if (task.mode == "enforce" &&
         (!kt.file_deny_exact.empty() || !kt.file_deny_prefix.empty() || file_comp)) {
       info.flags |= WRIT_TASK_FILE_TABLE;
@@ -1579,6 +1586,9 @@ absl::Status Daemon::InstallKernelTables(const Task& task, const intent::KernelT
   }
   for (const auto& p : kt.file_deny_prefix) {
     RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, bpf::PathHash(p)));
+  }
+  for (const auto& [dev, ino] : kt.file_deny_ids) {
+    RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, writ_file_id_hash(dev, ino), WRIT_PK_INODE));
   }
   for (const auto& name : kt.file_deny_leaf) {
     RETURN_IF_ERROR(loader_->SetFileDeny(task.slot, bpf::ComponentHash(name), WRIT_PK_LEAF));

@@ -22,7 +22,8 @@ static_assert(offsetof(writ_event_hdr, flags) == 56);
 static_assert(offsetof(writ_event_hdr, comm) == 64);
 static_assert(offsetof(writ_exec_event, path) == 104);
 static_assert(offsetof(writ_exec_event, args) == 104 + WRIT_PATH_MAX + WRIT_NAME_MAX + WRIT_NAME_MAX);
-static_assert(offsetof(writ_open_event, path) == 96);
+static_assert(offsetof(writ_open_event, ino) == 96);
+static_assert(offsetof(writ_open_event, path) == 112);
 static_assert(sizeof(writ_connect_event) == 112);
 static_assert(sizeof(writ_fork_event) == 96);
 static_assert(sizeof(writ_exit_event) == 88);
@@ -294,6 +295,8 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
       f->set_result(e->result < 0 ? e->result : 0);
       f->set_raw_flags(e->open_flags);
       f->set_syscall(SyscallName(e->syscall_nr));
+      f->set_inode(e->ino);
+      f->set_dev(e->dev);
       break;
     }
     case WRIT_EV_CONNECT: {

@@ -1,10 +1,15 @@
 // Compiler: Intent + bound params → CompiledIntent (flat tables; see intent.h).
 #include <arpa/inet.h>
+#include <linux/magic.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -76,6 +81,8 @@ KernelTables CompiledIntent::kernel_tables() const {
   t.file_deny_leaf = file_deny_.Components(Glob::ComponentRule::kLeaf);
   t.file_deny_any_component = file_deny_.Components(Glob::ComponentRule::kAnyComponent);
   t.file_deny_has_globs = file_deny_.has_non_component_globs();
+  for (const auto& [id, rule] : file_deny_ids_) t.file_deny_ids.push_back(id);
+  std::sort(t.file_deny_ids.begin(), t.file_deny_ids.end());
   return t;
 }
 
@@ -146,6 +153,7 @@ class Compiler {
                             &ci_->file_read_));
       RETURN_IF_ERROR(Paths("files.write", f.write(), Category::kFile, "write allowed by",
                             &ci_->file_write_));
+      BindDenyFileIds();
       ci_->read_default_rule_ = AddRule("files.read.default", Category::kFile,
                                         "read of a path not in files.read or files.write", "");
       ci_->write_default_rule_ =
@@ -227,6 +235,47 @@ class Compiler {
     }
     ci_->params_ = values_;
     return absl::OkStatus();
+  }
+
+  // The files the exact and directory denies name, by identity: an exact path is stat()ed (following
+  // symlinks, like the kernel's resolved path), a denied directory's regular files are listed
+  // (symlinks not followed, pseudo filesystems skipped: nothing on them can be hard-linked). Bounded:
+  // at most kMaxDenyFileIds files and kMaxDenyDepth levels per intent; beyond that only names match.
+  void BindDenyFileIds() {
+    constexpr size_t kMaxDenyFileIds = 4096;
+    constexpr int kMaxDenyDepth = 16;
+    auto add = [&](const struct stat& st, int rule) {
+      if (!S_ISREG(st.st_mode)) return;
+      if (ci_->file_deny_ids_.size() >= kMaxDenyFileIds) {
+        ci_->file_deny_ids_truncated_ = true;
+        return;
+      }
+      // The kernel's s_dev is MKDEV(major, minor) = major << 20 | minor; st_dev is glibc's encoding.
+      const uint32_t kdev = static_cast<uint32_t>((major(st.st_dev) << 20) | minor(st.st_dev));
+      ci_->file_deny_ids_.try_emplace({kdev, static_cast<uint64_t>(st.st_ino)}, rule);
+    };
+    for (const auto& [path, rule] : ci_->file_deny_.exact_entries()) {
+      struct stat st;
+      if (stat(path.c_str(), &st) == 0) add(st, rule);
+    }
+    for (const auto& [dir, rule] : ci_->file_deny_.prefix_entries()) {
+      struct statfs fs;
+      if (statfs(dir.c_str(), &fs) != 0 || fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC ||
+          fs.f_type == CGROUP2_SUPER_MAGIC || fs.f_type == CGROUP_SUPER_MAGIC ||
+          fs.f_type == DEVPTS_SUPER_MAGIC || fs.f_type == DEBUGFS_MAGIC || fs.f_type == TRACEFS_MAGIC ||
+          fs.f_type == BPF_FS_MAGIC) {
+        continue;
+      }
+      std::error_code ec;
+      auto it = std::filesystem::recursive_directory_iterator(
+          dir, std::filesystem::directory_options::skip_permission_denied, ec);
+      for (; !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+        if (ci_->file_deny_ids_truncated_) break;
+        if (it.depth() >= kMaxDenyDepth) it.disable_recursion_pending();
+        struct stat st;
+        if (lstat(it->path().c_str(), &st) == 0) add(st, rule);
+      }
+    }
   }
 
   int AddRule(absl::string_view field, Category cat, std::string reason, std::string pattern) {

@@ -78,6 +78,14 @@ struct Engine {
     if (!ci.files_judged_) return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
     const std::string& path = ev.file().path();
     if (int r = ci.file_deny_.Match(path); r >= 0) return V(ci, Verdict::kViolation, r);
+    if (!ci.file_deny_ids_.empty() && ev.file().inode() != 0) {
+      auto it = ci.file_deny_ids_.find(std::make_pair(ev.file().dev(), ev.file().inode()));
+      if (it != ci.file_deny_ids_.end()) {
+        Verdict v = V(ci, Verdict::kViolation, it->second);
+        v.by_file_id = true;
+        return v;
+      }
+    }
     bool want_read = ev.file().flags_size() == 0;  // O_RDONLY is 0: no flags means a read
     bool want_write = false;
     for (const std::string& f : ev.file().flags()) {

@@ -75,6 +75,9 @@ class PathMatcher {
 
   std::vector<std::string> ExactPaths() const;
   std::vector<std::string> Prefixes() const;  // as "/dir/"
+  // The same with the rule each belongs to (prefixes without the trailing '/').
+  const absl::flat_hash_map<std::string, int>& exact_entries() const { return exact_; }
+  const std::vector<std::pair<std::string, int>>& prefix_entries() const { return prefixes_; }
   bool has_general() const { return !globs_.empty(); }
   // NAMEs of the general globs that are component rules (see Glob::ComponentRule), sorted, unique.
   std::vector<std::string> Components(Glob::ComponentRule which) const;

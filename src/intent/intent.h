@@ -107,6 +107,10 @@ struct KernelTables {
   std::vector<std::string> file_deny_leaf;
   std::vector<std::string> file_deny_any_component;
   bool file_deny_has_globs = false;           // other deny patterns exist only in userspace
+  // Identities (kernel device, inode) of the files the exact and directory denies named when the
+  // intent was compiled: the kernel matches them at open exit too (WRIT_PK_INODE), so a hard link or
+  // bind mount of a denied file is denied under any name.
+  std::vector<std::pair<uint32_t, uint64_t>> file_deny_ids;
 };
 
 struct NetEntry {
@@ -141,6 +145,10 @@ class CompiledIntent {
   absl::Duration ttl() const { return ttl_; }
   int max_processes() const { return max_processes_; }
   const HoursWindow& hours() const { return hours_; }
+  // Files.deny'd files found by identity at compile time (see KernelTables::file_deny_ids), and
+  // whether the bound on how many a compile lists was reached.
+  size_t file_deny_id_count() const { return file_deny_ids_.size(); }
+  bool file_deny_ids_truncated() const { return file_deny_ids_truncated_; }
   // Timeout of an approval rule (default 5m); ZeroDuration for a rule that is not an approval.
   absl::Duration approval_timeout(const Rule* r) const;
   const std::vector<Rule>& rules() const { return rules_; }
@@ -173,6 +181,9 @@ class CompiledIntent {
 
   bool files_judged_ = false;
   PathMatcher file_read_, file_write_, file_deny_;
+  // (kernel device, inode) -> files.deny rule; see KernelTables::file_deny_ids.
+  absl::flat_hash_map<std::pair<uint32_t, uint64_t>, int> file_deny_ids_;
+  bool file_deny_ids_truncated_ = false;
   int read_default_rule_ = -1, write_default_rule_ = -1;
 
   bool net_judged_ = false;
@@ -212,6 +223,9 @@ struct Verdict {
   // The deciding rule: for kViolation/kNeedsApproval always set; for kAllow the allow rule that matched
   // (nullptr when the category has no list that judged it); nullptr for kNotJudged.
   const Rule* rule = nullptr;
+  // The open was denied by the file's identity, not its path: the same file as one a files.deny rule
+  // names, opened through another name (a hard link or a bind mount).
+  bool by_file_id = false;
 };
 const char* VerdictName(Verdict::Kind k);  // allow, violation, needs_approval, not_judged
 

@@ -72,6 +72,8 @@ void WriteFile(const writ::v1::File& f, JsonWriter& w) {
   w.BoolField("truncated", f.truncated());
   w.UintField("raw_flags", f.raw_flags());
   w.StrField("syscall", f.syscall());
+  w.UintField("inode", f.inode());
+  w.UintField("dev", f.dev());
   w.EndObject();
 }
 

@@ -275,6 +275,8 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
     w.StrListField("file_flags", ev.file().flags());
     w.UintField("file_raw_flags", ev.file().raw_flags());
     w.StrField("file_syscall", ev.file().syscall());
+    w.UintField("file_inode", ev.file().inode());
+    w.UintField("file_dev", ev.file().dev());
     w.Key("file_result");
     w.Int(ev.file().result());
   }

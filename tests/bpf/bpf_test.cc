@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -785,6 +786,41 @@ TEST_F(BpfTest, FileDenyExactAndPrefixKillTheOpener) {
   }
   pid_t ok = Spawn([&] { return open(fine.c_str(), O_RDONLY) >= 0 ? 0 : 3; });
   EXPECT_EQ(Wait(ok), 0);
+}
+
+// A file's identity travels with its open record (the inode and the kernel's device number, as stat(2)
+// reports them), and a WRIT_PK_INODE entry -- what the daemon installs for each file a files.deny rule
+// names -- kills an open of the same file through a hard link, whose path no path entry matches.
+TEST_F(BpfTest, FileDenyByIdentityKillsAnOpenThroughAHardLink) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE));
+  const std::string secret = tmp_ + "/secret.key";
+  const std::string link = tmp_ + "/innocent";
+  const std::string fine = tmp_ + "/fine.txt";
+  for (const auto& p : {secret, fine}) close(open(p.c_str(), O_WRONLY | O_CREAT, 0644));
+  ASSERT_EQ(::link(secret.c_str(), link.c_str()), 0) << strerror(errno);
+  struct stat st;
+  ASSERT_EQ(stat(secret.c_str(), &st), 0);
+  const uint32_t kdev = static_cast<uint32_t>((major(st.st_dev) << 20) | minor(st.st_dev));
+  ASSERT_TRUE(loader_->SetFileDeny(kSlot, PathHash(secret)).ok());
+  ASSERT_TRUE(loader_->SetFileDeny(kSlot, writ_file_id_hash(kdev, st.st_ino), WRIT_PK_INODE).ok());
+
+  pid_t pid = Spawn([&] { return open(link.c_str(), O_RDONLY) >= 0 ? 0 : 3; });
+  int status = Wait(pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  const Rec* r = WaitFor("open", pid, [&](const Rec& r) { return r.ev.file().path() == link; });
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_EQ(r->ev.file().inode(), st.st_ino);
+  EXPECT_EQ(r->ev.file().dev(), kdev);
+
+  struct stat fst;
+  ASSERT_EQ(stat(fine.c_str(), &fst), 0);
+  pid_t ok = Spawn([&] { return open(fine.c_str(), O_RDONLY) >= 0 ? 0 : 3; });
+  EXPECT_EQ(Wait(ok), 0);
+  const Rec* f = WaitFor("open", ok, [&](const Rec& r) { return r.ev.file().path() == fine; });
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->ev.file().inode(), fst.st_ino);
+  EXPECT_FALSE(f->info.flags & WRIT_F_KERNEL_DENY);
 }
 
 // Path-component denies ("**/.ssh/**" installed as DIR and LEAF entries of ".ssh", "**/.env" as a LEAF

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -210,19 +211,49 @@ TEST_F(Evasion, InheritedFdReopenIsKilledButDirectReadIsALimit) {
   EXPECT_TRUE(OpenOf(evs, secret_ + "/key").is_null());
 }
 
-// A hardlink is a second name for the same inode. The kernel's path walk gives the name that was
-// opened, so a `files.deny` of the original path does not match: known limit (deny by directory and
-// keep secrets on a filesystem the agent cannot link from: hardlinks cannot cross filesystems, and
-// fs.protected_hardlinks refuses links to files the linker does not own, unless root).
-TEST_F(Evasion, HardlinkToDeniedFileIsSeenUnderItsOwnNameKnownLimit) {
+// A hard link is a second name for the same inode: the kernel's path walk gives the name that was
+// opened, which no path rule matches. writd takes the identity (device, inode) of every file a
+// files.deny rule names when the task starts (here: every file below the denied directory) and the
+// kernel kills an open of that identity at syscall exit, as it does for the path itself. The finding
+// names the deny rule and says the file was reached under another name.
+TEST_F(Evasion, HardlinkToDeniedFileIsKilledByItsIdentity) {
   std::filesystem::create_hard_link(secret_ + "/key", work_ + "/hl");
   CmdResult r = RunFiles(absl::StrCat("cat ", work_, "/hl; echo after"));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("TOPSECRET"));
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
+  EXPECT_THAT(r.out, Not(HasSubstr("after")));
   auto evs = Events(r);
   json ev = OpenOf(evs, work_ + "/hl");
-  ASSERT_FALSE(ev.is_null()) << "the hardlink open is still reported";
-  EXPECT_NE(ev.value("verdict", ""), "violation");
+  ASSERT_FALSE(ev.is_null()) << "the hard link's open is reported under its own name";
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "killed_after");
+  EXPECT_EQ(ev["enforcement"], "kernel-signal");
+  EXPECT_EQ(ev["finding"]["rule"], "e-files/files.deny[0]");
+  EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr("hard link"));
+  struct stat st;
+  ASSERT_EQ(stat((secret_ + "/key").c_str(), &st), 0);
+  EXPECT_EQ(ev["file"].value("inode", 0ull), static_cast<unsigned long long>(st.st_ino));
+}
+
+// A hard link made inside the task, to a file that existed when the task started, is caught the same
+// way. A file created below the denied directory after the start has no identity entry: its path is
+// still denied, but a hard link to it is judged by the link's own name (known limit, pinned here with
+// a file and link made outside the task while it runs).
+TEST_F(Evasion, HardlinkMadeInsideTheTaskIsKilledOneToAFileCreatedLaterIsALimit) {
+  CmdResult r = RunFiles(absl::StrCat("ln ", secret_, "/key ", work_, "/early && cat ", work_,
+                                      "/early; echo after"));
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
+
+  std::thread outside([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::ofstream(secret_ + "/late") << "LATE";
+    std::filesystem::create_hard_link(secret_ + "/late", work_ + "/late-link");
+  });
+  CmdResult r2 = RunFiles(absl::StrCat("sleep 1; cat ", work_, "/late-link; echo after"));
+  outside.join();
+  EXPECT_EQ(r2.exit_code, 0) << "limit changed, update docs/threat-model.md: " << r2.out << r2.err;
+  EXPECT_THAT(r2.out, HasSubstr("LATE"));
 }
 
 TEST_F(Evasion, Openat2WithResolveFlagsIsKilled) {

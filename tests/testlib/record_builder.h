@@ -142,6 +142,13 @@ class RecordBuilder {
     return Flags(WRIT_F_UNRESOLVED);
   }
   RecordBuilder& OpenFlags(uint32_t f) { as<writ_open_event>()->open_flags = f; return *this; }
+  // The opened file's identity (kernel device encoding).
+  RecordBuilder& FileId(uint32_t dev, uint64_t ino) {
+    auto* e = as<writ_open_event>();
+    e->dev = dev;
+    e->ino = ino;
+    return *this;
+  }
   RecordBuilder& Result(int32_t r) {
     if (hdr()->kind == WRIT_EV_CONNECT) {
       as<writ_connect_event>()->result = r;

@@ -1,18 +1,18 @@
 // Compiler and engine: parameters, verdicts and rule ids per category, presence semantics, limits,
 // kernel tables, Explain, and that Evaluate allocates nothing.
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdlib>
-#include <new>
+#include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "intent_test_util.h"
-
 #include "testlib/alloc_counter.h"
 
 namespace writ::intent {
@@ -308,6 +308,53 @@ TEST(CompileTest, KernelComponentDenyIsAUserspaceDeny) {
     }
     EXPECT_EQ(kernel_kills(c.path), c.denied) << c.path;
   }
+}
+
+// files.deny also denies a denied file's other names: its identity (kernel device, inode) is taken at
+// compile time -- the exact path stat()ed, a denied directory's files listed -- and an open of the same
+// file through a hard link is a violation of the same rule, flagged by_file_id.
+TEST_F(EngineTest, DeniedFilesAreDeniedByIdentityUnderAnyName) {
+  char tmpl[] = "/tmp/writ-engine-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  std::filesystem::create_directories(dir + "/secrets/sub");
+  std::ofstream(dir + "/exact.key") << "k";
+  std::ofstream(dir + "/secrets/sub/deep.key") << "k";
+  std::ofstream(dir + "/other") << "o";
+  auto id = [](const std::string& p) {
+    struct stat st;
+    EXPECT_EQ(stat(p.c_str(), &st), 0) << p;
+    return std::make_pair(static_cast<uint32_t>((major(st.st_dev) << 20) | minor(st.st_dev)),
+                          static_cast<uint64_t>(st.st_ino));
+  };
+  auto ci = MustCompile(std::string(testing::kHeader) + "files:\n  deny: [\"" + dir + "/exact.key\", \"" +
+                        dir + "/secrets/**\", \"" + dir + "/missing\"]\n");
+  ASSERT_NE(ci, nullptr);
+  EXPECT_EQ(ci->file_deny_id_count(), 2u);  // the exact file and the one regular file below secrets/
+  EXPECT_FALSE(ci->file_deny_ids_truncated());
+  auto [edev, eino] = id(dir + "/exact.key");
+  auto [ddev, dino] = id(dir + "/secrets/sub/deep.key");
+  auto [odev, oino] = id(dir + "/other");
+  Verdict v = Evaluate(*ci, EventBuilder::Open("/tmp/innocent-link").FileId(edev, eino), Ctx());
+  EXPECT_EQ(v.kind, Verdict::kViolation);
+  EXPECT_EQ(RuleOf(v), "t/files.deny[0]");
+  EXPECT_TRUE(v.by_file_id);
+  v = Evaluate(*ci, EventBuilder::Open("/tmp/another-link").FileId(ddev, dino), Ctx());
+  EXPECT_EQ(RuleOf(v), "t/files.deny[1]");
+  EXPECT_TRUE(v.by_file_id);
+  // The path rule decides first (not by identity), other files are not affected, and an event
+  // without an identity (a failed open) is judged by its path alone.
+  v = Evaluate(*ci, EventBuilder::Open(dir + "/exact.key").FileId(edev, eino), Ctx());
+  EXPECT_EQ(v.kind, Verdict::kViolation);
+  EXPECT_FALSE(v.by_file_id);
+  EXPECT_NE(Evaluate(*ci, EventBuilder::Open("/tmp/x").FileId(odev, oino), Ctx()).kind, Verdict::kViolation);
+  EXPECT_NE(Evaluate(*ci, EventBuilder::Open("/tmp/x"), Ctx()).kind, Verdict::kViolation);
+  // The kernel gets the same identities.
+  auto ids = ci->kernel_tables().file_deny_ids;
+  EXPECT_EQ(ids.size(), 2u);
+  EXPECT_NE(std::find(ids.begin(), ids.end(), std::make_pair(edev, eino)), ids.end());
+  EXPECT_NE(std::find(ids.begin(), ids.end(), std::make_pair(ddev, dino)), ids.end());
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(EngineTest, Explain) {

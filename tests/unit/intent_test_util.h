@@ -32,6 +32,12 @@ class EventBuilder {
     return b;
   }
   static EventBuilder Kind(const std::string& kind) { return EventBuilder(kind); }
+  // open: the identity of the file the kernel opened (kernel device encoding, inode).
+  EventBuilder& FileId(uint32_t dev, uint64_t ino) {
+    ev_.mutable_file()->set_dev(dev);
+    ev_.mutable_file()->set_inode(ino);
+    return *this;
+  }
   operator const writ::v1::Event&() const { return ev_; }
   const writ::v1::Event& event() const { return ev_; }
 

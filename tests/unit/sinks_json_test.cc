@@ -63,6 +63,8 @@ writ::v1::Event FullEvent() {
   f->set_truncated(true);
   f->set_raw_flags(0x241);
   f->set_syscall("openat");
+  f->set_inode(1234567);
+  f->set_dev((8u << 20) | 1);
   auto* n = ev.mutable_network();
   n->set_family("inet6");
   n->set_dst_ip("2001:db8::1");
@@ -162,6 +164,8 @@ TEST(SinksJson, FullEventParsesWithExactFieldNamesAndValues) {
   EXPECT_EQ(j["process"]["args_truncated"], true);
   EXPECT_EQ(j["file"]["result"], -13);
   EXPECT_EQ(j["file"]["raw_flags"], 0x241);
+  EXPECT_EQ(j["file"]["inode"], 1234567);
+  EXPECT_EQ(j["file"]["dev"], (8u << 20) | 1);
   EXPECT_EQ(j["network"]["dst_port"], 443);
   EXPECT_EQ(j["network"]["result"], -111);
   EXPECT_EQ(j["agent"]["chain"][1], "spiffe://example.org/agent/reviewer");

@@ -19,7 +19,7 @@
 #include <linux/types.h> /* the same __u32/__u64 the kernel headers and libbpf use */
 #endif
 
-#define WRIT_ABI_VERSION 1
+#define WRIT_ABI_VERSION 2 /* 2: writ_open_event carries the opened file's inode and device */
 
 /* Limits. Sizes are powers of two where the BPF side masks offsets with (size - 1). */
 #define WRIT_PATH_MAX 4096      /* bytes of one resolved path, NUL included */
@@ -111,6 +111,9 @@ struct writ_open_event {
 	__u32 open_flags;
 	__u32 path_len;
 	__u32 syscall_nr; /* which syscall (openat, openat2, open, creat) */
+	__u64 ino;        /* the opened file's inode number (0 when nothing was opened) */
+	__u32 dev;        /* and its filesystem's device, the kernel's encoding (major << 20 | minor) */
+	__u32 _pad0;
 	char path[WRIT_PATH_MAX + WRIT_NAME_MAX]; /* emitted up to path + path_len */
 };
 
@@ -208,7 +211,17 @@ enum writ_path_key_kind {
 	WRIT_PK_PATH = 0, /* hash of an absolute path: an exact path, or a directory covering its subtree */
 	WRIT_PK_LEAF = 1, /* component hash of the opened file's own name */
 	WRIT_PK_DIR = 2,  /* component hash of an ancestor directory's name */
+	WRIT_PK_INODE = 3, /* writ_file_id_hash of a denied file's (device, inode): its hard links too */
 };
+
+/* file_map key hash of a file identity (WRIT_PK_INODE): a 64-bit mix of the kernel's device number and
+ * the inode number, the same in BPF and C++. */
+static inline __u64 writ_file_id_hash(__u32 dev, __u64 ino)
+{
+	__u64 h = (ino ^ ((__u64)dev << 32) ^ dev) * 0x9E3779B97F4A7C15ULL;
+
+	return h ^ (h >> 31);
+}
 
 struct writ_path_key {
 	__u32 slot;
