@@ -88,8 +88,9 @@ KernelTables CompiledIntent::kernel_tables() const {
 
 class Compiler {
  public:
-  Compiler(const writ::v1::Intent& in, const absl::flat_hash_map<std::string, std::string>& params)
-      : in_(in), given_(params), ci_(std::make_shared<CompiledIntent>()) {}
+  Compiler(const writ::v1::Intent& in, const absl::flat_hash_map<std::string, std::string>& params,
+           const CompileOptions& options)
+      : in_(in), given_(params), options_(options), ci_(std::make_shared<CompiledIntent>()) {}
 
   absl::StatusOr<std::shared_ptr<const CompiledIntent>> Run() {
     RETURN_IF_ERROR(BindParams());
@@ -153,7 +154,7 @@ class Compiler {
                             &ci_->file_read_));
       RETURN_IF_ERROR(Paths("files.write", f.write(), Category::kFile, "write allowed by",
                             &ci_->file_write_));
-      BindDenyFileIds();
+      if (options_.bind_file_ids) BindDenyFileIds();
       ci_->read_default_rule_ = AddRule("files.read.default", Category::kFile,
                                         "read of a path not in files.read or files.write", "");
       ci_->write_default_rule_ =
@@ -391,13 +392,15 @@ class Compiler {
 
   const writ::v1::Intent& in_;
   const absl::flat_hash_map<std::string, std::string>& given_;
+  const CompileOptions options_;
   absl::flat_hash_map<std::string, std::string> values_;
   std::shared_ptr<CompiledIntent> ci_;
 };
 
 absl::StatusOr<std::shared_ptr<const CompiledIntent>> Compile(
-    const writ::v1::Intent& intent, const absl::flat_hash_map<std::string, std::string>& params) {
-  return Compiler(intent, params).Run();
+    const writ::v1::Intent& intent, const absl::flat_hash_map<std::string, std::string>& params,
+    const CompileOptions& options) {
+  return Compiler(intent, params, options).Run();
 }
 
 }  // namespace writ::intent

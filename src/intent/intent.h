@@ -197,10 +197,18 @@ class CompiledIntent {
   int hours_rule_ = -1, max_processes_rule_ = -1;
 };
 
+struct CompileOptions {
+  // Take the identities of the files files.deny names (stat, a bounded directory listing), which is
+  // what a task's compile needs. Policy tests and the fuzzer judge events without identities: off.
+  bool bind_file_ids = true;
+};
+
 // Binds and type-checks `params` (missing required, unknown, ill-typed = error), substitutes ${name}
-// everywhere, resolves hosts (getaddrinfo) and builds the tables. Errors name the field.
+// everywhere, resolves hosts (getaddrinfo), takes denied files' identities and builds the tables.
+// Errors name the field.
 absl::StatusOr<std::shared_ptr<const CompiledIntent>> Compile(
-    const writ::v1::Intent& intent, const absl::flat_hash_map<std::string, std::string>& params);
+    const writ::v1::Intent& intent, const absl::flat_hash_map<std::string, std::string>& params,
+    const CompileOptions& options = {});
 
 // ---- sub-agents -----------------------------------------------------------------------------------
 
