@@ -892,10 +892,10 @@ TEST(WritdOps, TailMetricsAndSuggest) {
   EXPECT_EQ(w.Stop(), 0);
 }
 
-
-// Every thread of writd at once: a task keeps the pipeline judging (monitor-mode exec violations, the
+// Every thread of writd at once: GET /metrics is scraped from before writd starts (its HTTP server is up
+// before the BPF loader is), then a task keeps the pipeline judging (monitor-mode exec violations, the
 // process table, its sub-agents) while clients on the control socket ask for status, freeze and thaw
-// it, list approvals, reload policies and start sub-agents, GET /metrics is scraped, and two `writ tail`s
+// it, list approvals, reload policies and start sub-agents, /metrics is scraped, and two `writ tail`s
 // stream. The outcome asserted here is modest (everything answers, the task ends, writd exits 0); the
 // point is the interleaving: under ThreadSanitizer (scripts/test.sh tsan-e2e) an unguarded access
 // between the pipeline, control, HTTP, journal and sink threads is a report, and the report fails it.
@@ -919,7 +919,17 @@ TEST(WritdOps, ClientsConcurrentWithThePipeline) {
   o.mode = "monitor";
   o.policies = {{"churn.yaml", kChurn}};
   o.extra_args = {"--http", absl::StrCat("127.0.0.1:", port)};
-  ASSERT_TRUE(w.Start(o).ok()) << w.log();
+  std::atomic<bool> started{false};
+  std::thread early([&] {  // 404 until writd has set what /metrics reads; never a half-set loader
+    for (int i = 0; i < 300 && !started.load(); i++) {
+      RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "--max-time", "1",
+                  absl::StrCat("http://127.0.0.1:", port, "/metrics")});
+    }
+  });
+  absl::Status st = w.Start(o);
+  started = true;
+  early.join();
+  ASSERT_TRUE(st.ok()) << w.log();
   pid_t tail = w.WritAsync({"tail", "--format", "json"}, "tail");
   pid_t vtail = w.WritAsync({"tail", "--violations"}, "vtail");
   // Two execs a round (the denied one judged a violation, would_deny) until the clients are done (the
