@@ -895,8 +895,8 @@ TEST(WritdOps, TailMetricsAndSuggest) {
 // Every thread of writd at once: GET /metrics is scraped from before writd starts (its HTTP server is up
 // before the BPF loader is), then a task keeps the pipeline judging (monitor-mode exec violations, the
 // process table, its sub-agents) while clients on the control socket ask for status, freeze and thaw
-// it, list approvals, reload policies and start sub-agents, /metrics is scraped, and two `writ tail`s
-// stream. The outcome asserted here is modest (everything answers, the task ends, writd exits 0); the
+// it, list approvals, reload policies, start sub-agents and revoke it (which kills a live sub-agent),
+// /metrics is scraped, and two `writ tail`s stream. The outcome asserted here is modest (everything answers, the task ends, writd exits 0); the
 // point is the interleaving: under ThreadSanitizer (scripts/test.sh tsan-e2e) an unguarded access
 // between the pipeline, control, HTTP, journal and sink threads is a report, and the report fails it.
 constexpr char kChurn[] = R"(apiVersion: writ.dev/v1
@@ -932,13 +932,14 @@ TEST(WritdOps, ClientsConcurrentWithThePipeline) {
   ASSERT_TRUE(st.ok()) << w.log();
   pid_t tail = w.WritAsync({"tail", "--format", "json"}, "tail");
   pid_t vtail = w.WritAsync({"tail", "--violations"}, "vtail");
-  // Two execs a round (the denied one judged a violation, would_deny) until the clients are done (the
-  // stop file), at most 5000 rounds.
+  // Three execs a round (the denied one judged a violation, would_deny), ~40 rounds a second, until
+  // the clients are done (the stop file), at most 2000 rounds. Paced: a few thousand events a second
+  // keep the pipeline busy without burying the JSONL the fixture re-reads.
   const std::string stop = std::filesystem::path(w.dir()) / "stop";
   pid_t run = w.WritAsync({"run", "--agent", kAgent, "--intent", "t-churn", "--param", "exe=" + truebin,
                            "--", "/bin/sh", "-c",
-                           absl::StrCat("i=0; while [ ! -e ", stop, " ] && [ $i -lt 5000 ]; do ", truebin,
-                                        "; cat /etc/hostname > /dev/null; i=$((i+1)); done")},
+                           absl::StrCat("i=0; while [ ! -e ", stop, " ] && [ $i -lt 2000 ]; do ", truebin,
+                                        "; cat /etc/hostname > /dev/null; /bin/sleep 0.02; i=$((i+1)); done")},
                           "run");
   json start = w.WaitForEvent([&](const json& e) { return e.value("kind", "") == "task_start"; });
   ASSERT_FALSE(start.is_null()) << w.log();
@@ -976,6 +977,20 @@ TEST(WritdOps, ClientsConcurrentWithThePipeline) {
       ok(w.Writ({"run", "--parent", task, "--agent", "spiffe://example.org/agent/sub", "--intent",
                  "t-churn", "--param", "exe=" + truebin, "--", "/bin/sh", "-c", "cat /etc/hostname"}));
     }
+    // A sub-agent that lives until `writ revoke` of its parent kills it, from a control thread, while
+    // the pipeline reads its exits and ends it.
+    const std::string ready = std::filesystem::path(w.dir()) / "sub-ready";
+    pid_t sub = w.WritAsync({"run", "--parent", task, "--agent", "spiffe://example.org/agent/sub2",
+                             "--intent", "t-churn", "--param", "exe=" + truebin, "--", "/bin/sh", "-c",
+                             absl::StrCat(": > ", ready, "; i=0; while [ ! -e ", stop,
+                                          " ] && [ $i -lt 1000 ]; do /bin/sleep 0.02; i=$((i+1)); done")},
+                            "sub");
+    for (int i = 0; i < 500 && access(ready.c_str(), F_OK) != 0; i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (access(ready.c_str(), F_OK) != 0) failures++;
+    ok(w.Writ({"revoke", task}));
+    if (w.WaitAsync(sub, "sub", std::chrono::seconds(20)).exit_code != 137) failures++;
   });
   for (auto& c : clients) c.join();
   std::ofstream(stop) << "1";
