@@ -44,7 +44,10 @@ void Server::Stop() {
   std::list<Conn> conns;
   {
     absl::MutexLock lock(&mu_);
-    for (Conn& c : conns_) ::shutdown(c.fd, SHUT_RDWR);
+    // A finished connection's fd is closed (and its number possibly reused by a sink's socket): skip it.
+    for (Conn& c : conns_) {
+      if (!c.done) ::shutdown(c.fd, SHUT_RDWR);
+    }
     conns.swap(conns_);
   }
   for (Conn& c : conns) {
@@ -79,8 +82,10 @@ void Server::AcceptLoop() {
     Conn* c = &conns_.back();
     c->thread = std::thread([this, c] {
       Serve(c->fd);
-      ::close(c->fd);
+      // Closed under mu_, with done: Stop() shuts down only fds still open, never a closed number
+      // another thread's socket now has.
       absl::MutexLock l(&mu_);
+      ::close(c->fd);
       c->done = true;
     });
   }

@@ -266,6 +266,17 @@ absl::Status Daemon::Start() {
                                 [this](const api::PeerCred& p, int fd, const v1::Request& r) {
                                   Handle(p, fd, r);
                                 }));
+  // The HTTP server's threads run from StartCredentials on, but Metrics() reads loader_ and adopt_,
+  // which are set since: the route exists only once Start has nothing left to set (before, a scrape
+  // gets 404). AddRoute's lock orders these writes before every request's read.
+  if (http::Server* h = cred_service_->http_server()) {
+    h->AddRoute("GET", "/metrics", [this](const http::Request&) {
+      http::Response r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = Metrics();
+      return r;
+    });
+  }
   size_t n_intents;
   {
     absl::MutexLock lock(&policy_mu_);
@@ -316,14 +327,6 @@ absl::Status Daemon::StartCredentials() {
   }
   cred_service_ = std::move(*svc);
   cred_service_->SetEventHook([this](const creds::CredentialEvent& ce) { OnCredentialEvent(ce); });
-  if (http::Server* h = cred_service_->http_server()) {
-    h->AddRoute("GET", "/metrics", [this](const http::Request&) {
-      http::Response r;
-      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      r.body = Metrics();
-      return r;
-    });
-  }
   InstallTaskCredentialHooks();
   return absl::OkStatus();
 }

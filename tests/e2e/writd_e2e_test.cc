@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -922,6 +923,123 @@ TEST(WritdOps, TailMetricsAndSuggest) {
   std::ofstream(dir + "/s.yaml") << s.out;
   CmdResult check = w.Writ({"policy", "check", dir});
   EXPECT_EQ(check.exit_code, 0) << check.err << s.out;
+  EXPECT_EQ(w.Stop(), 0);
+}
+
+// Every thread of writd at once: GET /metrics is scraped from before writd starts (its HTTP server is up
+// before the BPF loader is), then a task keeps the pipeline judging (monitor-mode exec violations, the
+// process table, its sub-agents) while clients on the control socket ask for status, freeze and thaw
+// it, list approvals, reload policies, start sub-agents and revoke it (which kills a live sub-agent),
+// /metrics is scraped, and two `writ tail`s stream. The outcome asserted here is modest (everything answers, the task ends, writd exits 0); the
+// point is the interleaving: under ThreadSanitizer (scripts/test.sh tsan-e2e) an unguarded access
+// between the pipeline, control, HTTP, journal and sink threads is a report, and the report fails it.
+constexpr char kChurn[] = R"(apiVersion: writ.dev/v1
+kind: Intent
+name: t-churn
+params:
+  exe: {type: path, required: true}
+exec:
+  deny: ["${exe}"]
+on_violation: [alert]
+mode: monitor
+)";
+
+TEST(WritdOps, ClientsConcurrentWithThePipeline) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
+  const int port = 20000 + static_cast<int>((getpid() + 2) % 20000);
+  const std::string truebin = RealPath("/bin/true");
+  WritdInstance w;
+  WritdInstance::Options o;
+  o.mode = "monitor";
+  o.policies = {{"churn.yaml", kChurn}};
+  o.extra_args = {"--http", absl::StrCat("127.0.0.1:", port)};
+  std::atomic<bool> started{false};
+  std::thread early([&] {  // 404 until writd has set what /metrics reads; never a half-set loader
+    for (int i = 0; i < 300 && !started.load(); i++) {
+      RunCommand({"/usr/bin/curl", "-s", "-o", "/dev/null", "--max-time", "1",
+                  absl::StrCat("http://127.0.0.1:", port, "/metrics")});
+    }
+  });
+  absl::Status st = w.Start(o);
+  started = true;
+  early.join();
+  ASSERT_TRUE(st.ok()) << w.log();
+  pid_t tail = w.WritAsync({"tail", "--format", "json"}, "tail");
+  pid_t vtail = w.WritAsync({"tail", "--violations"}, "vtail");
+  // Three execs a round (the denied one judged a violation, would_deny), ~40 rounds a second, until
+  // the clients are done (the stop file), at most 2000 rounds. Paced: a few thousand events a second
+  // keep the pipeline busy without burying the JSONL the fixture re-reads.
+  const std::string stop = std::filesystem::path(w.dir()) / "stop";
+  pid_t run = w.WritAsync({"run", "--agent", kAgent, "--intent", "t-churn", "--param", "exe=" + truebin,
+                           "--", "/bin/sh", "-c",
+                           absl::StrCat("i=0; while [ ! -e ", stop, " ] && [ $i -lt 2000 ]; do ", truebin,
+                                        "; cat /etc/hostname > /dev/null; /bin/sleep 0.02; i=$((i+1)); done")},
+                          "run");
+  json start = w.WaitForEvent([&](const json& e) { return e.value("kind", "") == "task_start"; });
+  ASSERT_FALSE(start.is_null()) << w.log();
+  const std::string task = start["agent"]["task_id"];
+
+  constexpr int kRounds = 12;
+  std::atomic<int> failures{0};
+  auto ok = [&](const CmdResult& r) {
+    if (r.exit_code != 0) failures++;
+  };
+  std::vector<std::thread> clients;
+  clients.emplace_back([&] {
+    for (int i = 0; i < kRounds; i++) ok(w.Writ({"status"}));
+  });
+  clients.emplace_back([&] {
+    for (int i = 0; i < kRounds; i++) {
+      ok(RunCommand({"/usr/bin/curl", "-sf", "-o", "/dev/null",
+                     absl::StrCat("http://127.0.0.1:", port, "/metrics")}));
+    }
+  });
+  clients.emplace_back([&] {
+    for (int i = 0; i < kRounds / 2; i++) {  // always ends thawed: the task must be able to finish
+      ok(w.Writ({"freeze", task}));
+      ok(w.Writ({"thaw", task}));
+    }
+  });
+  clients.emplace_back([&] {
+    for (int i = 0; i < kRounds / 2; i++) {
+      ok(w.Writ({"approvals"}));
+      ok(w.Writ({"policy", "reload"}));
+    }
+  });
+  clients.emplace_back([&] {
+    for (int i = 0; i < 3; i++) {
+      ok(w.Writ({"run", "--parent", task, "--agent", "spiffe://example.org/agent/sub", "--intent",
+                 "t-churn", "--param", "exe=" + truebin, "--", "/bin/sh", "-c", "cat /etc/hostname"}));
+    }
+    // A sub-agent that lives until `writ revoke` of its parent kills it, from a control thread, while
+    // the pipeline reads its exits and ends it.
+    const std::string ready = std::filesystem::path(w.dir()) / "sub-ready";
+    pid_t sub = w.WritAsync({"run", "--parent", task, "--agent", "spiffe://example.org/agent/sub2",
+                             "--intent", "t-churn", "--param", "exe=" + truebin, "--", "/bin/sh", "-c",
+                             absl::StrCat(": > ", ready, "; i=0; while [ ! -e ", stop,
+                                          " ] && [ $i -lt 1000 ]; do /bin/sleep 0.02; i=$((i+1)); done")},
+                            "sub");
+    for (int i = 0; i < 500 && access(ready.c_str(), F_OK) != 0; i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (access(ready.c_str(), F_OK) != 0) failures++;
+    ok(w.Writ({"revoke", task}));
+    if (w.WaitAsync(sub, "sub", std::chrono::seconds(20)).exit_code != 137) failures++;
+  });
+  for (auto& c : clients) c.join();
+  std::ofstream(stop) << "1";
+  EXPECT_EQ(failures.load(), 0) << w.log();
+
+  CmdResult r = w.WaitAsync(run, "run", std::chrono::seconds(60));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(w.WaitForEvent([&](const json& e) {
+                  return e["kind"] == "task_end" && e["agent"].value("task_id", "") == task;
+                }).is_null());
+  kill(tail, SIGTERM);
+  kill(vtail, SIGTERM);
+  w.WaitAsync(tail, "tail", std::chrono::seconds(5));
+  w.WaitAsync(vtail, "vtail", std::chrono::seconds(5));
+  EXPECT_THAT(Slurp(w.dir() + "/vtail.out"), HasSubstr(truebin));  // the judged execs were streamed
   EXPECT_EQ(w.Stop(), 0);
 }
 
