@@ -546,8 +546,9 @@ if ((do_latency)) && has writd-task; then
   done
   read -r _ kill_drops < <(writd_counts)
   stop_writd
-  # The same paced workload judged by a monitor-mode writd: telemetry is batched (drain_batch, and
-  # drain_interval when idle), so its latency is the batching delay by design.
+  # The same paced workload judged by a monitor-mode writd: telemetry is batched (no wakeup; drained
+  # every drain_interval, or as soon as writd is back from the previous drain), so its latency is the
+  # batching delay by design.
   start_writd "$out/writd.yaml"
   sleep 1
   for rate in "${verdict_rates[@]}"; do

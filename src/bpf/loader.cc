@@ -277,7 +277,6 @@ absl::Status Loader::LoadAndAttach() {
   ASSIGN_OR_RETURN(ring_, RingReader::Open(bpf_map__fd(skel_->maps.events_map),
                                            bpf_map__fd(skel_->maps.consumer_map),
                                            [this](const void* data, size_t size) { handler_(data, size); }));
-  ring_->set_batch(cfg_.batch_ns, cfg_.wakeup_bytes);
   // Per-program run time costs two clock reads per run of every BPF program on the host (the switch is
   // global): only on request (writd.yaml metrics.bpf_program_stats). /metrics reports it as the BPF cost.
   if (cfg_.program_stats) {

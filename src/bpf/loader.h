@@ -30,9 +30,6 @@ struct LoaderConfig {
   // While a task with prompt verdicts (WRIT_TASK_PROMPT) exists, Poll spins this long for the next
   // record before it sleeps (RingReader::set_spin_ns; writd.yaml drain_spin).
   int64_t spin_ns = 20000;
-  // Otherwise, Poll lets records gather this long after a drain that found some (RingReader::set_batch;
-  // writd.yaml drain_batch), unless wakeup_bytes are pending.
-  int64_t batch_ns = 0;
   std::string cgroup_root;          // writ subtree: cgroup/connect* attach here
   // bpffs directory for pinned maps and links ("" = no pinning). With pins, in-kernel enforcement
   // outlives writd, and a restarted writd re-adopts the maps (tasks, tables, counters, ring buffer).

@@ -151,20 +151,6 @@ int RingReader::Consume() {
 }
 
 int RingReader::Poll(int timeout_ms) {
-  const int n = WaitAndConsume(timeout_ms);
-  last_consumed_ = n;
-  return n;
-}
-
-int RingReader::WaitAndConsume(int timeout_ms) {
-  // Telemetry only (no spin: no task wants prompt verdicts): after a drain that found records, let the
-  // next batch gather for batch_ns_ before reading it, unless a backlog is building. A consumer that
-  // comes straight back reads each record right after the producer wrote it, and the cache lines then
-  // bounce between the two CPUs at the producer's expense (measured: +0.2 us per open+close).
-  if (last_consumed_ > 0 && spin_ns_ == 0 && batch_ns_ > 0 && Pending() < batch_bytes_) {
-    timespec nap = {0, static_cast<long>(batch_ns_)};
-    nanosleep(&nap, nullptr);
-  }
   int n = Consume();
   if (n > 0) return n;
   // Spin a little before sleeping: a record that follows within spin_ns_ is read without anyone

@@ -44,16 +44,9 @@ class RingReader {
   bool sleeping() const;  // for tests
   // Poll spins this long for the next record before it sleeps (0: sleep at once).
   void set_spin_ns(int64_t ns) { spin_ns_ = ns; }
-  // Without spinning, Poll waits this long between a drain that found records and the next one, as
-  // long as less than max_pending bytes wait (0: no wait).
-  void set_batch(int64_t ns, uint64_t max_pending) {
-    batch_ns_ = ns;
-    batch_bytes_ = max_pending;
-  }
 
  private:
   explicit RingReader(Handler handler) : handler_(std::move(handler)) {}
-  int WaitAndConsume(int timeout_ms);
 
   Handler handler_;
   Fd epoll_;
@@ -70,9 +63,6 @@ class RingReader {
   writ_consumer_state* state_ = nullptr;
   bool in_consume_ = false;
   int64_t spin_ns_ = 0;
-  int64_t batch_ns_ = 0;
-  uint64_t batch_bytes_ = 0;
-  int last_consumed_ = 0;  // what the last Poll returned: > 0 means the next one may wait for a batch
 };
 
 }  // namespace writ::bpf

@@ -177,16 +177,14 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
                                           "must be a duration between 1ms and 1s");
       }
       (key == "drain_interval" ? c.drain_interval : c.housekeeping_interval) = *d;
-    } else if (key == "drain_spin" || key == "drain_batch") {
+    } else if (key == "drain_spin") {
       RETURN_IF_ERROR(Scalar(path, v, key, &s));
       auto d = ParseDuration(s);
-      const absl::Duration max = key == "drain_spin" ? absl::Milliseconds(1) : absl::Milliseconds(100);
-      if (!d.ok() || *d < absl::ZeroDuration() || *d > max) {
-        return absl::InvalidArgumentError(Where(path, v, key) + "must be a duration between 0s and " +
-                                          absl::FormatDuration(max) + " (e.g. " +
-                                          (key == "drain_spin" ? "20us" : "1ms") + ")");
+      if (!d.ok() || *d < absl::ZeroDuration() || *d > absl::Milliseconds(1)) {
+        return absl::InvalidArgumentError(Where(path, v, key) +
+                                          "must be a duration between 0s and 1ms (e.g. 20us)");
       }
-      (key == "drain_spin" ? c.drain_spin : c.drain_batch) = *d;
+      c.drain_spin = *d;
     } else if (key == "pipeline_nice") {
       RETURN_IF_ERROR(Scalar(path, v, key, &s));
       int n = 0;

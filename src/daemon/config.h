@@ -31,10 +31,6 @@ struct Config {
   // before it sleeps: records that follow each other closer than this are read without a wakeup
   // (docs/performance.md: 5.7 -> 1.0 us per enforce-mode open). 0 .. 1ms.
   absl::Duration drain_spin = absl::Microseconds(20);
-  // Without enforce-mode tasks: after a drain that found records, the pipeline lets the next batch
-  // gather this long before reading it (unless a quarter of the ring is pending), so that it does not
-  // read each record right behind the process writing it. 0 .. 100ms.
-  absl::Duration drain_batch = absl::Milliseconds(1);
   // Nice value of the pipeline thread (drain, judge, kill, encode): above the watched workloads, so
   // an event storm slows its producer instead of overflowing the ring buffer, and a verdict is not
   // queued behind the workload for the CPU. -20 .. 19; 0 leaves the default.

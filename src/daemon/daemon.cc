@@ -238,7 +238,6 @@ absl::Status Daemon::Start() {
   lc.task_level = static_cast<uint32_t>(cgroups_->task_level());
   lc.wakeup_bytes = cfg_.ring_buffer_bytes / 4;
   lc.spin_ns = absl::ToInt64Nanoseconds(cfg_.drain_spin);
-  lc.batch_ns = absl::ToInt64Nanoseconds(cfg_.drain_batch);
   lc.cgroup_root = cgroups_->root();
   lc.program_stats = cfg_.bpf_program_stats;
   if (cfg_.bpf_pin_dir != "none") {

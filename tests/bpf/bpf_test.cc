@@ -121,7 +121,6 @@ class BpfTest : public ::testing::Test {
     lc.task_level = static_cast<uint32_t>(identity::CgroupLevel(mount_, task_dir_));
     lc.cgroup_root = root_;
     lc.wakeup_bytes = ring_bytes / 4;
-    lc.batch_ns = batch_ns_;
     auto l = Loader::Open(lc, [this](const void* d, size_t n) {
       Rec r;
       if (decoder_.Decode(d, n, &r.ev, &r.info).ok()) recs_.push_back(std::move(r));
@@ -192,7 +191,6 @@ class BpfTest : public ::testing::Test {
 
   std::string mount_, root_, task_dir_, tmp_;
   uint64_t cgid_ = 0;
-  int64_t batch_ns_ = 0;  // LoaderConfig::batch_ns for Load
   decode::Decoder decoder_{BootToUnixOffsetNs(), "test"};
   std::deque<Rec> recs_;  // a deque: WaitFor hands out pointers that later polls must not invalidate
   std::unique_ptr<Loader> loader_;
@@ -542,41 +540,6 @@ TEST_F(BpfTest, TelemetryWaitsForThePollTimeoutAPromptRecordWakesTheConsumer) {
   EXPECT_GE(open_when_told(0, 1000), 900);
   // Prompt: the consumer sleeps (it announced it in consumer_map) and is woken by the record.
   EXPECT_LT(open_when_told(WRIT_TASK_PROMPT, 5000), 2500);
-}
-
-// Telemetry without prompt tasks is read in batches: after a drain that found records, the next one
-// waits batch_ns (here 50 ms) while records keep coming, instead of reading each right behind its
-// producer. A lower bound (sleeps do not end early), then: with a prompt task there is no such wait.
-TEST_F(BpfTest, TelemetryIsDrainedInBatchesWhileRecordsKeepComing) {
-  batch_ns_ = 50'000'000;
-  ASSERT_NO_FATAL_FAILURE(Load(0));
-  const std::string path = tmp_ + "/batch.txt";
-  pid_t pid = Spawn([&] {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-    while (std::chrono::steady_clock::now() < end) {
-      close(open(path.c_str(), O_RDONLY | O_CREAT, 0644));
-      usleep(100);
-    }
-    return 0;
-  });
-  ASSERT_TRUE(PollUntil([&] { return Find("open", pid) != nullptr; }));
-  ASSERT_GT(loader_->Poll(1000), 0);  // a drain that found records...
-  const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_GT(loader_->Poll(1000), 0);  // ...so this one waits for the batch before it reads
-  const auto waited = std::chrono::steady_clock::now() - t0;
-  EXPECT_GE(waited, std::chrono::milliseconds(45));
-  // A prompt task's records are read as they come: no batch wait.
-  writ_task_info ti{};
-  ti.slot = kSlot;
-  ti.flags = WRIT_TASK_PROMPT;
-  ti.generation = 1;
-  ASSERT_TRUE(loader_->AddTask(cgid_, ti).ok());
-  ASSERT_GT(loader_->Poll(1000), 0);
-  const auto t1 = std::chrono::steady_clock::now();
-  EXPECT_GT(loader_->Poll(1000), 0);
-  EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::milliseconds(45));
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
 }
 
 // Many sleep/wake transitions: 300 prompt opens at irregular gaps (0..400 us, on both sides of the
