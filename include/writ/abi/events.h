@@ -43,7 +43,8 @@ enum writ_event_kind {
 };
 
 /* writ_event_hdr.flags */
-#define WRIT_F_NEEDS_VERDICT (1u << 0)  /* userspace must judge this promptly (wakeup forced) */
+#define WRIT_F_NEEDS_VERDICT (1u << 0)  /* userspace must act now (the kernel killed or stopped a process, or
+					 * holds an adoption candidate): wakes the consumer if it sleeps */
 #define WRIT_F_PATH_TRUNC (1u << 1)     /* path deeper than WRIT_PATH_DEPTH or longer than WRIT_PATH_MAX */
 #define WRIT_F_UNRESOLVED (1u << 2)     /* path is the string the caller passed, not the kernel's */
 #define WRIT_F_ARGS_TRUNC (1u << 3)     /* argv longer than WRIT_ARGS_MAX */
