@@ -5,6 +5,8 @@
 //   workload open N [--file PATH]          open(O_RDONLY)+close of an existing file
 //   workload exec N [--exe PATH]           fork + execve(/bin/true) + waitpid
 //   workload connect N [--port P]          TCP connect to a loopback listener (own thread), SO_LINGER 0
+//   workload getppid N                     getppid(2): the cheapest syscall, for what a monitor costs
+//                                          syscalls it does not watch (scripts/bench_dispatch.sh)
 //   common: [--max-seconds S]              stop early (and say so) when the loop takes longer
 //           [--procs P]                    open only: P producer processes (forked, each pinned to
 //                                          CPU i mod ncpus), N opens in total; the load test's mode
@@ -23,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,7 +52,7 @@ double Now() {
 
 int Usage() {
   fprintf(stderr,
-          "usage: workload open|exec|connect N [--file PATH] [--exe PATH] [--port P] "
+          "usage: workload open|exec|connect|getppid N [--file PATH] [--exe PATH] [--port P] "
           "[--max-seconds S] [--procs P] [--rate R]\n");
   return 2;
 }
@@ -109,6 +112,13 @@ long OpenLoop(long n, const Options& o, double deadline, bool* complete) {
       return false;
     }
     close(f);
+    return true;
+  }, complete);
+}
+
+long GetppidLoop(long n, double deadline, bool* complete) {
+  return RunLoop(n, deadline, 4096, [](long) {
+    syscall(SYS_getppid);
     return true;
   }, complete);
 }
@@ -312,6 +322,8 @@ int main(int argc, char** argv) {
     done = ExecLoop(n, o, deadline, &complete);
   } else if (kind == "connect") {
     done = ConnectLoop(n, o, deadline, &complete);
+  } else if (kind == "getppid") {
+    done = GetppidLoop(n, deadline, &complete);
   } else {
     fprintf(stderr, "workload: unknown workload '%s'\n", kind.c_str());
     return Usage();
