@@ -7,7 +7,9 @@
 # Starts a writd of its own (cgroup_subtree writ-bench-prog-PID, no pinning, journal off) from DIR/bin, then
 # runs `workload open COUNT` RUNS times inside a task (`writ run --intent INTENT`, default coding-agent,
 # whose exec rules must allow DIR/bin/workload in enforce mode: --intent-file adds an intent file of your
-# own to the policies, e.g. one allowing the build directory) and RUNS times in a cgroup outside any
+# own to the policies; for enforce mode use `--intent bench-enforce --intent-file
+# tests/bench/policies/bench-enforce.yaml`, the coding-agent's file denies with any exec allowed) and
+# RUNS times in a cgroup outside any
 # task, reading run_time_ns / run_cnt of writd's exit_openat before and after each run. The kernel's
 # accounting (kernel.bpf_stats_enabled) is on only while this script runs and restored at exit.
 # Other processes' opens land in the same counter: their count (runs - COUNT) is charged at the outside
