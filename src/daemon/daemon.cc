@@ -1041,7 +1041,7 @@ void Daemon::EndTask(const std::shared_ptr<Task>& t, const std::string& reason) 
   v1::Event e;
   InitSynthetic(&e, "task_end");
   FillAgent(*t, &e);
-  e.mutable_task()->set_reason(t->abort_reason.empty() ? reason : "aborted");
+  e.mutable_task()->set_reason(t->AbortReason().empty() ? reason : "aborted");
   e.mutable_task()->set_cgroup(t->cgroup_path);
   Emit(e);
   procs_.EraseTask(t->cgroup_id);
@@ -1678,7 +1678,7 @@ v1::Response Daemon::TaskStarted(const api::PeerCred& peer, const v1::TaskStarte
     // The launcher could not start the command: the task ends now (cgroup, map slot and registry
     // entry removed by EndTask, on the pipeline thread).
     Log()->info("task {} aborted: {}", t->id, req.error());
-    t->abort_reason = req.error().empty() ? "launcher failed" : req.error();
+    t->SetAbortReason(req.error().empty() ? "launcher failed" : req.error());
     t->state = TaskState::kRunning;  // housekeeping ends it as soon as its cgroup is empty
     return v1::Response();
   }

@@ -23,7 +23,8 @@ namespace writ::identity {
 
 enum class TaskState { kPending, kRunning, kEnded };
 
-// Immutable after registration except for the atomics: the pipeline reads tasks without a lock.
+// Immutable after registration except for the atomics and the abort reason (under its own lock): the
+// pipeline reads tasks without taking the registry's lock.
 struct Task {
   std::string id;
   std::string spiffe_id;
@@ -41,7 +42,18 @@ struct Task {
   absl::Time start;
   absl::Time deadline = absl::InfiniteFuture();
   std::shared_ptr<const intent::CompiledIntent> compiled;  // null: nothing is judged
-  std::string abort_reason;  // set when the launcher could not start the command
+
+  // Why the launcher could not start the command ("" = it did not fail). Written by the control thread
+  // that hears from the launcher, read by the pipeline when it ends the task (also on the pending
+  // timeout, when the two can meet): hence the lock.
+  void SetAbortReason(std::string why) {
+    absl::MutexLock lock(&abort_mu_);
+    abort_reason_ = std::move(why);
+  }
+  std::string AbortReason() const {
+    absl::MutexLock lock(&abort_mu_);
+    return abort_reason_;
+  }
 
   std::atomic<TaskState> state{TaskState::kPending};
   std::atomic<bool> frozen{false};
@@ -55,6 +67,10 @@ struct Task {
   // revoked this sub-agent: later cascades (the parent killed, then revoked, then ended) skip it.
   std::atomic<bool> killed_by_parent{false};
   std::atomic<bool> revoked_by_parent{false};
+
+ private:
+  mutable absl::Mutex abort_mu_;
+  std::string abort_reason_ ABSL_GUARDED_BY(abort_mu_);
 };
 
 // Thread-safe. Lookups by cgroup id are what the pipeline does per event: it caches the last result and
