@@ -291,17 +291,39 @@ struct walk_ctx {
 	__u32 done;
 };
 
+/* The tail both walk steps share: copy one component's name (leaf first) and step to the parent.
+ * name is a kernel pointer; 1 = stop the loop. */
+static __always_inline long walk_copy_name(struct walk_ctx *c, const unsigned char *name,
+					   struct dentry *parent)
+{
+	union writ_scratch *s;
+	char *buf;
+	long n;
+
+	if (c->off > WRIT_PATH_MAX - WRIT_NAME_MAX)
+		return 1; /* too long: truncated */
+	s = scratch();
+	if (!s)
+		return 1;
+	buf = c->is_exec ? s->exec.path : s->open.path;
+	n = bpf_probe_read_kernel_str(buf + (c->off & (WRIT_PATH_MAX - 1)), WRIT_NAME_MAX, name);
+	if (n <= 0) {
+		c->done = 1;
+		return 1;
+	}
+	c->off += n;
+	c->d = parent;
+	return 0;
+}
+
 static long walk_step(__u32 i, void *data)
 {
 	struct walk_ctx *c = data;
 	/* Locals, not c->x: BPF_CORE_READ relocates the whole access chain, and walk_ctx has no kernel BTF. */
 	struct dentry *d = c->d;
 	struct mount *m = c->m;
-	union writ_scratch *s;
 	struct dentry *parent;
 	const unsigned char *name;
-	char *buf;
-	long n;
 
 	/* d_parent and d_name.name in one read where they are adjacent (struct dentry has kept d_parent
 	 * right before d_name {hash_len, name} for years); two reads elsewhere. One probe read less per
@@ -334,22 +356,9 @@ static long walk_step(__u32 i, void *data)
 		c->mnt_root = BPF_CORE_READ(mp, mnt.mnt_root);
 		return 0;
 	}
-	if (c->off > WRIT_PATH_MAX - WRIT_NAME_MAX)
-		return 1; /* too long: truncated */
-	s = scratch();
-	if (!s)
-		return 1;
-	buf = c->is_exec ? s->exec.path : s->open.path;
 	if (!name)
 		name = BPF_CORE_READ(d, d_name.name);
-	n = bpf_probe_read_kernel_str(buf + (c->off & (WRIT_PATH_MAX - 1)), WRIT_NAME_MAX, name);
-	if (n <= 0) {
-		c->done = 1;
-		return 1;
-	}
-	c->off += n;
-	c->d = parent;
-	return 0;
+	return walk_copy_name(c, name, parent);
 }
 
 /* walk_step with direct loads: c->d, c->m and c->mnt_root are read-only BTF pointers (bpf_rdonly_cast), so
@@ -361,9 +370,6 @@ static long walk_step_btf(__u32 i, void *data)
 	struct dentry *d = c->d;
 	struct mount *m = c->m;
 	struct dentry *parent = d->d_parent;
-	union writ_scratch *s;
-	char *buf;
-	long n;
 
 	if (d == c->mnt_root || d == parent) {
 		struct mount *mp = m->mnt_parent;
@@ -377,20 +383,7 @@ static long walk_step_btf(__u32 i, void *data)
 		c->mnt_root = mp->mnt.mnt_root;
 		return 0;
 	}
-	if (c->off > WRIT_PATH_MAX - WRIT_NAME_MAX)
-		return 1; /* too long: truncated */
-	s = scratch();
-	if (!s)
-		return 1;
-	buf = c->is_exec ? s->exec.path : s->open.path;
-	n = bpf_probe_read_kernel_str(buf + (c->off & (WRIT_PATH_MAX - 1)), WRIT_NAME_MAX, d->d_name.name);
-	if (n <= 0) {
-		c->done = 1;
-		return 1;
-	}
-	c->off += n;
-	c->d = parent;
-	return 0;
+	return walk_copy_name(c, d->d_name.name, parent);
 }
 
 static __always_inline __u32 walk_path(struct path *p, int is_exec, __u32 *flags)
