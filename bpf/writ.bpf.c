@@ -47,6 +47,11 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	e->filename_len = n > 0 ? n : 0;
+	/* bprm->interp starts as bprm->filename; binfmt_script and binfmt_misc replace it with the
+	 * interpreter's path. By this tracepoint the script's own file is closed: userspace resolves its
+	 * name (WRIT_F_SCRIPT). */
+	if (BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename))
+		flags |= WRIT_F_SCRIPT;
 
 	arg_start = BPF_CORE_READ(p, mm, arg_start);
 	arg_end = BPF_CORE_READ(p, mm, arg_end);
@@ -68,6 +73,10 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	else if (t->flags & WRIT_TASK_EXEC_TABLE)
 		e->verdict = WRIT_KV_DENY;
 	else if (t->flags & WRIT_TASK_EXEC_USER)
+		e->verdict = WRIT_KV_USER;
+	/* The table judged the interpreter; a deny or approval rule may name the script. */
+	if ((flags & WRIT_F_SCRIPT) && (t->flags & WRIT_TASK_EXEC_SCRIPT) &&
+	    (e->verdict == WRIT_KV_NONE || e->verdict == WRIT_KV_ALLOW))
 		e->verdict = WRIT_KV_USER;
 
 	/* Only enforce mode makes a record urgent: there the kernel has killed or stopped the process and

@@ -38,13 +38,16 @@ int BPF_PROG(lsm_exec, struct linux_binprm *bprm, int ret)
 	struct hash_ctx hc = { .is_exec = 1, .slot = t->slot };
 	e->path_hash = path_hash(&hc, e->path_len);
 	struct writ_path_key key = { .slot = t->slot, .hash = e->path_hash };
+	/* Only an explicit exec.deny entry is refused here. This hook runs once per binfmt round: for a
+	 * shebang script first with bprm->file = the script, then with its interpreter, and deny rules judge
+	 * both (docs/policy.md, Scripts). The allow list judges only the image that finally runs, which the
+	 * exec tracepoint kills before its first instruction when the table does not list it; approvals and
+	 * undecidable execs are stopped there too. */
 	v = bpf_map_lookup_elem(&exec_map, &key);
 	if (v)
 		verdict = *v;
-	else if (t->flags & WRIT_TASK_EXEC_TABLE)
-		verdict = WRIT_KV_DENY;
 	if (verdict != WRIT_KV_DENY)
-		return 0; /* approvals and undecidable execs are stopped by the exec tracepoint */
+		return 0;
 
 	fill_hdr(&e->hdr, WRIT_EV_EXEC, cgid, t, bpf_get_current_task_btf());
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));

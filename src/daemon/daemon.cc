@@ -27,6 +27,7 @@
 #include "actions/signal.h"
 #include "bpf/path_hash.h"
 #include "creds/redact.h"
+#include "identity/proc_path.h"
 #include "identity/spiffe_id.h"
 #include "sinks/json_encoder.h"
 #include "util/status_macros.h"
@@ -650,6 +651,7 @@ void Daemon::OnRecord(const void* data, size_t size) {
       case WRIT_EV_EXEC:
         // No secrets in telemetry: tokens, passwords and keys in argv never leave writd.
         for (std::string& arg : *p->mutable_args()) creds::RedactSecrets(&arg);
+        if (info.flags & WRIT_F_SCRIPT) ResolveScript(info, p);
         pi->exe = p->exe();
         pi->args.assign(p->args().begin(), p->args().end());
         break;
@@ -682,6 +684,22 @@ void Daemon::OnRecord(const void* data, size_t size) {
   }
 }
 
+// A shebang exec: the kernel ran the interpreter and gave the script only as the name passed to
+// execve. In enforce mode the process is stopped at this point (WRIT_TASK_EXEC_SCRIPT), so its cwd
+// and fds are the ones the kernel used. The kernel's copy of the name holds WRIT_NAME_MAX - 1 bytes;
+// a longer name is taken whole from argv, where binfmt_script put it.
+void Daemon::ResolveScript(const decode::RecordInfo& info, v1::Process* p) {
+  std::string name = p->filename();
+  if (name.size() >= WRIT_NAME_MAX - 1) {
+    std::string whole = identity::ArgWithPrefix(static_cast<pid_t>(info.tgid), name);
+    if (!whole.empty()) name = std::move(whole);
+  }
+  std::string script = identity::ResolveProcessPath(static_cast<pid_t>(info.tgid), name,
+                                                    /*follow_symlinks=*/true);
+  // Unresolvable (the process is gone): the name as passed; a deny of an absolute path still holds.
+  p->set_script(script.empty() ? name : std::move(script));
+}
+
 void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
   intent::EvalContext ctx;
   ctx.now = absl::FromUnixNanos(static_cast<int64_t>(info.ktime_ns) + boot_to_unix_ns_);
@@ -690,15 +708,9 @@ void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
       ev.file().path()[0] != '/') {
     // A failed open carries the string as passed. Best effort: relative to the process's cwd (exact for
     // AT_FDCWD, the common case); the path stays flagged unresolved.
-    char cwd[4096];
-    std::string link = absl::StrCat("/proc/", info.tgid, "/cwd");
-    ssize_t n = readlink(link.c_str(), cwd, sizeof(cwd) - 1);
-    if (n > 0) {
-      std::string joined(cwd, n);
-      if (joined.back() != '/') joined.push_back('/');
-      joined += ev.file().path();
-      ev.mutable_file()->set_path(std::filesystem::path(joined).lexically_normal().string());
-    }
+    std::string abs = identity::ResolveProcessPath(static_cast<pid_t>(info.tgid), ev.file().path(),
+                                                   /*follow_symlinks=*/false);
+    if (!abs.empty()) ev.mutable_file()->set_path(std::move(abs));
   }
   intent::Verdict v = intent::Evaluate(*task.compiled, ev, ctx);
   if (v.kind == intent::Verdict::kViolation && ev.kind() == "open" && ev.file().result() < 0 &&
@@ -736,7 +748,9 @@ void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
   v1::Finding* f = ev.mutable_finding();
   f->set_rule(v.rule->id);
   f->set_category(intent::CategoryName(v.rule->category));
-  std::string target = ev.kind() == "exec"      ? ev.process().exe()
+  std::string target = ev.kind() == "exec" && v.by_script
+                           ? absl::StrCat(ev.process().script(), " (run by ", ev.process().exe(), ")")
+                       : ev.kind() == "exec"    ? ev.process().exe()
                        : ev.kind() == "connect" ? absl::StrCat(ev.network().dst_ip(), ":",
                                                                ev.network().dst_port())
                                                 : ev.file().path();
@@ -1382,6 +1396,7 @@ absl::Status Daemon::Arm(const Task& task) {
     }
     if (kt.exec_judged && kt.exec_default_deny && !kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_TABLE;
     if (kt.exec_judged && kt.exec_has_globs) info.flags |= WRIT_TASK_EXEC_USER;
+    if (kt.exec_script_judged) info.flags |= WRIT_TASK_EXEC_SCRIPT;
     if (kt.net_judged && kt.net_default_deny) info.flags |= WRIT_TASK_NET_TABLE;
     // The per-open path hash and prefix lookups only matter where the kernel acts on them.
     const bool file_comp = !kt.file_deny_leaf.empty() || !kt.file_deny_any_component.empty();

@@ -68,6 +68,7 @@ class Daemon {
   // ---- pipeline thread ----
   void OnRecord(const void* data, size_t size);
   std::shared_ptr<identity::Task> TaskFor(uint64_t cgroup_id);
+  void ResolveScript(const decode::RecordInfo& info, v1::Process* p);
   void Judge(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
   void Enforce(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
                const intent::Verdict& verdict);

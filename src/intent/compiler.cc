@@ -52,6 +52,7 @@ KernelTables CompiledIntent::kernel_tables() const {
   t.exec_deny_exact = exec_deny_.ExactPaths();
   t.exec_has_globs = exec_allow_.has_general() || !exec_allow_.Prefixes().empty() ||
                      exec_deny_.has_general() || !exec_deny_.Prefixes().empty();
+  t.exec_script_judged = (exec_judged_ && exec_deny_.size() > 0) || !approvals_.empty();
   for (const Approval& a : approvals_) {
     if (a.exe.kind() == Glob::Kind::kExact) t.exec_approval_exact.push_back(a.exe.literal());
     if (a.exe.kind() != Glob::Kind::kExact || !a.args.empty()) t.exec_has_globs = true;

@@ -58,12 +58,26 @@ struct Engine {
     const bool judged = ci.exec_judged_ || !ci.approvals_.empty();
     if (!judged) return LimitsJudged(ci, true) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
     const std::string& exe = ev.process().exe();
+    // A shebang exec runs the interpreter (exe) on the script: deny and approval rules judge both, the
+    // allow list the image that runs (an allowed interpreter may run the task's own scripts).
+    const std::string& script = ev.process().script();
     if (ci.exec_judged_) {
       if (int r = ci.exec_deny_.Match(exe); r >= 0) return V(ci, Verdict::kViolation, r);
+      if (!script.empty()) {
+        if (int r = ci.exec_deny_.Match(script); r >= 0) {
+          Verdict v = V(ci, Verdict::kViolation, r);
+          v.by_script = true;
+          return v;
+        }
+      }
     }
     for (const auto& a : ci.approvals_) {
-      if (a.exe.Match(exe) && MatchArgs(a.args, ev.process().args())) {
-        return V(ci, Verdict::kNeedsApproval, a.rule);
+      if (!MatchArgs(a.args, ev.process().args())) continue;
+      if (a.exe.Match(exe)) return V(ci, Verdict::kNeedsApproval, a.rule);
+      if (!script.empty() && a.exe.Match(script)) {
+        Verdict v = V(ci, Verdict::kNeedsApproval, a.rule);
+        v.by_script = true;
+        return v;
       }
     }
     if (ci.exec_judged_ && ci.exec_allow_.present()) {

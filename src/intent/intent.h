@@ -96,6 +96,7 @@ struct KernelTables {
   bool exec_judged = false;        // exec category present
   bool exec_default_deny = false;  // exec.allow present: unknown exes are violations
   bool exec_has_globs = false;     // some exec/approval rule is a glob or has args: defer to userspace
+  bool exec_script_judged = false; // exec.deny or exec.approve rules: a script's own path is judged too
   std::vector<KernelNetRule> net_rules;
   bool net_judged = false;         // network category present
   bool net_default_deny = false;   // network.connect.allow present
@@ -234,6 +235,8 @@ struct Verdict {
   // The open was denied by the file's identity, not its path: the same file as one a files.deny rule
   // names, opened through another name (a hard link or a bind mount).
   bool by_file_id = false;
+  // The exec was decided by the script an interpreter runs (process.script), not by the interpreter.
+  bool by_script = false;
 };
 const char* VerdictName(Verdict::Kind k);  // allow, violation, needs_approval, not_judged
 

@@ -53,6 +53,7 @@ void WriteProcess(const writ::v1::Process& p, bool is_exit, JsonWriter& w) {
   w.StrField("comm", p.comm());
   w.UintField("start_time_ns", p.start_time_ns());
   w.StrField("filename", p.filename());
+  w.StrField("script", p.script());
   if (is_exit) {
     w.NumberField("exit_code", static_cast<int64_t>(p.exit_code()));
   } else {

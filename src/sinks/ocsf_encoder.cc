@@ -149,10 +149,11 @@ void WriteProcess(const writ::v1::Process& p, JsonWriter& w) {
     w.Key("uid");
     w.String(std::string_view(buf, static_cast<size_t>(r2.ptr - buf)));
   }
-  if (!p.filename().empty() && p.filename() != p.exe()) {
+  if ((!p.filename().empty() && p.filename() != p.exe()) || !p.script().empty()) {
     w.Key("xattributes");  // OCSF custom attribute bag on the process object
     w.BeginObject();
-    w.StrField("execve_filename", p.filename());
+    if (p.filename() != p.exe()) w.StrField("execve_filename", p.filename());
+    w.StrField("script", p.script());
     w.EndObject();
   }
   w.EndObject();

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -668,6 +669,67 @@ TEST_F(BpfTest, ExecApprovalStopsUntilContinued) {
   kill(pid, SIGCONT);
   EXPECT_EQ(Wait(pid), 0);
   EXPECT_EQ(access(marker.c_str(), F_OK), 0) << "continued program did not complete";
+}
+
+// A shebang exec: the image is the interpreter, filename the script, WRIT_F_SCRIPT set (a binary's exec
+// has it clear). With WRIT_TASK_EXEC_SCRIPT an enforce task stops it for userspace even though the table
+// allows the interpreter (userspace judges the script's path); without the flag it runs.
+TEST_F(BpfTest, ShebangExecIsFlaggedAndStoppedForTheScriptsVerdict) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_EXEC_SCRIPT));
+  ASSERT_TRUE(loader_->SetExecVerdict(kSlot, PathHash(RealPath("/bin/sh")), WRIT_KV_ALLOW).ok());
+  const std::string script = tmp_ + "/s.sh", marker = tmp_ + "/script-ran";
+  {
+    std::ofstream(script) << "#!/bin/sh\ntouch " << marker << "\n";
+  }
+  ASSERT_EQ(chmod(script.c_str(), 0700), 0);
+  pid_t bin = Spawn([] {
+    execl("/bin/true", "true", static_cast<char*>(nullptr));
+    return 121;
+  });
+  EXPECT_EQ(Wait(bin), 0);
+  const Rec* rb = WaitFor("exec", bin);
+  ASSERT_NE(rb, nullptr);
+  EXPECT_FALSE(rb->info.flags & WRIT_F_SCRIPT);
+  pid_t pid = Spawn([&] {
+    execl(script.c_str(), "s.sh", static_cast<char*>(nullptr));
+    return 121;
+  });
+  char state = '?';
+  for (int i = 0; i < 300 && (state = ProcState(pid)) != 'T'; i++) {
+    loader_->Poll(10);
+  }
+  EXPECT_EQ(state, 'T') << "the script's exec was not stopped";
+  EXPECT_NE(access(marker.c_str(), F_OK), 0);
+  const Rec* r = WaitFor("exec", pid);
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->info.flags & WRIT_F_SCRIPT);
+  EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_STOP);
+  EXPECT_EQ(r->info.kernel_verdict, static_cast<uint32_t>(WRIT_KV_USER));
+  EXPECT_EQ(r->ev.process().exe(), RealPath("/bin/sh"));
+  EXPECT_EQ(r->ev.process().filename(), script);
+  kill(pid, SIGCONT);
+  EXPECT_EQ(Wait(pid), 0);
+  EXPECT_EQ(access(marker.c_str(), F_OK), 0) << "continued script did not complete";
+}
+
+TEST_F(BpfTest, ShebangExecRunsWithoutTheScriptFlag) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE));
+  ASSERT_TRUE(loader_->SetExecVerdict(kSlot, PathHash(RealPath("/bin/sh")), WRIT_KV_ALLOW).ok());
+  const std::string script = tmp_ + "/s2.sh";
+  {
+    std::ofstream(script) << "#!/bin/sh\nexit 7\n";
+  }
+  ASSERT_EQ(chmod(script.c_str(), 0700), 0);
+  pid_t pid = Spawn([&] {
+    execl(script.c_str(), "s2.sh", static_cast<char*>(nullptr));
+    return 121;
+  });
+  EXPECT_EQ(Wait(pid), 7 << 8);
+  const Rec* r = WaitFor("exec", pid);
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->info.flags & WRIT_F_SCRIPT);
+  EXPECT_FALSE(r->info.flags & WRIT_F_KERNEL_STOP);
+  EXPECT_EQ(r->info.kernel_verdict, static_cast<uint32_t>(WRIT_KV_ALLOW));
 }
 
 // Same key layout as Daemon::InstallKernelTables: prefixlen counts the slot's 32 bits.

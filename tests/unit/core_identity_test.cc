@@ -1,10 +1,20 @@
 // identity: SPIFFE ID parser (valid IDs and every class of bad input, with its message), the process
-// table keyed by (pid, start time), and the task registry's slots and generation.
+// table keyed by (pid, start time), the task registry's slots and generation, and resolving a name a
+// process passed to the kernel from /proc.
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "identity/proc_path.h"
 #include "identity/spiffe_id.h"
 #include "identity/task.h"
 
@@ -74,6 +84,71 @@ TEST(SpiffeId, OverlongIdIsQuotedShortened) {
   auto id = ParseSpiffeId("spiffe://example.org/" + std::string(3000, 'a'));
   ASSERT_FALSE(id.ok());
   EXPECT_LT(id.status().message().size(), 200u);  // the message quotes a prefix, not 3 KB
+}
+
+// A scratch directory with a file, a symlink to it and a directory fd, for ResolveProcessPath on this
+// very process (its cwd is moved there and restored).
+class ProcPathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/writ-procpath-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = std::filesystem::canonical(tmpl).string();
+    std::filesystem::create_directories(dir_ + "/sub");
+    std::ofstream(dir_ + "/f.sh") << "#!/bin/sh\n";
+    std::filesystem::create_symlink(dir_ + "/f.sh", dir_ + "/sub/link.sh");
+    old_cwd_ = std::filesystem::current_path();
+    std::filesystem::current_path(dir_ + "/sub");
+  }
+  void TearDown() override {
+    std::filesystem::current_path(old_cwd_);
+    std::filesystem::remove_all(dir_);
+  }
+  std::string dir_;
+  std::filesystem::path old_cwd_;
+};
+
+TEST_F(ProcPathTest, RelativeDotDotFdAndSymlinkNames) {
+  const pid_t me = getpid();
+  EXPECT_EQ(ResolveProcessPath(me, "../f.sh", false), dir_ + "/f.sh");
+  EXPECT_EQ(ResolveProcessPath(me, "./../sub/./../f.sh", false), dir_ + "/f.sh");
+  EXPECT_EQ(ResolveProcessPath(me, dir_ + "//sub/../f.sh", false), dir_ + "/f.sh");
+  // A symlink is kept as named without follow_symlinks, resolved with it.
+  EXPECT_EQ(ResolveProcessPath(me, "link.sh", false), dir_ + "/sub/link.sh");
+  EXPECT_EQ(ResolveProcessPath(me, "link.sh", true), dir_ + "/f.sh");
+  // A name that does not exist resolves lexically either way.
+  EXPECT_EQ(ResolveProcessPath(me, "nope/../x", true), dir_ + "/sub/x");
+  // execveat(dirfd, NAME): the kernel's "/dev/fd/N/NAME" goes through the process's fd N.
+  int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dfd, 0);
+  EXPECT_EQ(ResolveProcessPath(me, "/dev/fd/" + std::to_string(dfd) + "/f.sh", true), dir_ + "/f.sh");
+  EXPECT_EQ(ResolveProcessPath(me, "/dev/fd/" + std::to_string(dfd), true), dir_);
+  close(dfd);
+  EXPECT_EQ(ResolveProcessPath(me, "/dev/fd/" + std::to_string(dfd) + "/f.sh", true), "");  // closed
+  EXPECT_EQ(ResolveProcessPath(me, "", true), "");
+  EXPECT_EQ(ResolveProcessPath(0x7ffffff0, "rel", true), "");  // no such process: no cwd
+}
+
+TEST(ProcPath, ArgWithPrefixFindsTheWholeArgument) {
+  const std::string longarg = "/tmp/" + std::string(300, 'a') + "/script.sh";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", "sleep 5; exit 0", longarg.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait (bounded) until the child's argv is the new image's.
+  std::string found;
+  for (int i = 0; i < 200 && found.empty(); i++) {
+    found = ArgWithPrefix(pid, longarg.substr(0, 255));
+    if (found.empty()) usleep(10000);
+  }
+  EXPECT_EQ(found, longarg);
+  EXPECT_EQ(ArgWithPrefix(pid, "sh"), "");           // argv[0] is never taken
+  EXPECT_EQ(ArgWithPrefix(pid, longarg), "");        // equal is not longer
+  EXPECT_EQ(ArgWithPrefix(pid, "/nowhere/"), "");
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
 }
 
 TEST(ProcessTable, PidReuseWithAnotherStartTimeIsAnotherProcess) {

@@ -86,6 +86,37 @@ TEST_F(EngineTest, Approval) {
   EXPECT_EQ(Eval(EventBuilder::Exec("/usr/bin/git", {"git", "pull", "push"})).kind, Verdict::kAllow);
 }
 
+// A shebang exec (process.script set): deny and approval rules judge the script as well as the
+// interpreter; the allow list judges the interpreter, the image that runs.
+TEST_F(EngineTest, ScriptOfAShebangExec) {
+  auto script_exec = [](const char* exe, const char* script) -> writ::v1::Event {
+    return EventBuilder::Exec(exe).Script(script).event();
+  };
+  auto ci = MustCompile(std::string(testing::kHeader) +
+                        "exec:\n  allow: [/usr/bin/git, /bin/sh]\n  deny: [/usr/bin/sudo, \"/opt/bad/**\"]\n"
+                        "approval:\n  - {exec: /srv/deploy.sh}\n");
+  ASSERT_NE(ci, nullptr);
+  Verdict v = Evaluate(*ci, script_exec("/bin/sh", "/opt/bad/x.sh"), Ctx(1));
+  EXPECT_EQ(v.kind, Verdict::kViolation);
+  EXPECT_TRUE(v.by_script);
+  EXPECT_EQ(RuleOf(v), "t/exec.deny[1]");
+  v = Evaluate(*ci, script_exec("/bin/sh", "/srv/deploy.sh"), Ctx(1));
+  EXPECT_EQ(v.kind, Verdict::kNeedsApproval);
+  EXPECT_TRUE(v.by_script);
+  // An allowed interpreter runs any other script; the script is not held to the allow list.
+  v = Evaluate(*ci, script_exec("/bin/sh", "/src/proj/build.sh"), Ctx(1));
+  EXPECT_EQ(v.kind, Verdict::kAllow);
+  EXPECT_FALSE(v.by_script);
+  // The interpreter itself is still judged first.
+  v = Evaluate(*ci, script_exec("/usr/bin/python3", "/src/proj/build.py"), Ctx(1));
+  EXPECT_EQ(v.kind, Verdict::kViolation);
+  EXPECT_FALSE(v.by_script);
+  EXPECT_TRUE(ci->kernel_tables().exec_script_judged);
+  EXPECT_TRUE(ci_->kernel_tables().exec_script_judged);
+  auto allow_only = MustCompile(std::string(testing::kHeader) + "exec: {allow: [/usr/bin/true]}\n");
+  EXPECT_FALSE(allow_only->kernel_tables().exec_script_judged);  // nothing could name a script
+}
+
 TEST_F(EngineTest, Files) {
   auto check = [&](const char* path, std::initializer_list<const char*> flags, Verdict::Kind k,
                    const std::string& rule) {

@@ -32,6 +32,11 @@ class EventBuilder {
     return b;
   }
   static EventBuilder Kind(const std::string& kind) { return EventBuilder(kind); }
+  // exec: the script a shebang exec runs (exe is its interpreter).
+  EventBuilder& Script(const std::string& script) {
+    ev_.mutable_process()->set_script(script);
+    return *this;
+  }
   // open: the identity of the file the kernel opened (kernel device encoding, inode).
   EventBuilder& FileId(uint32_t dev, uint64_t ino) {
     ev_.mutable_file()->set_dev(dev);

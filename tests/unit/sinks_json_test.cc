@@ -53,6 +53,7 @@ writ::v1::Event FullEvent() {
   p->set_comm("cat");
   p->set_start_time_ns(123456789012345ull);
   p->set_filename("cat");
+  p->set_script("/srv/tools/cat.sh");
   p->set_exit_code(-1);
   p->set_exit_signal(9);
   auto* f = ev.mutable_file();
@@ -162,6 +163,7 @@ TEST(SinksJson, FullEventParsesWithExactFieldNamesAndValues) {
   EXPECT_EQ(j["process"]["exit_code"], -1);
   EXPECT_EQ(j["process"]["args"], json::array({"cat", "/etc/shadow"}));
   EXPECT_EQ(j["process"]["args_truncated"], true);
+  EXPECT_EQ(j["process"]["script"], "/srv/tools/cat.sh");
   EXPECT_EQ(j["file"]["result"], -13);
   EXPECT_EQ(j["file"]["raw_flags"], 0x241);
   EXPECT_EQ(j["file"]["inode"], 1234567);

@@ -208,6 +208,18 @@ TEST(SinksOcsf, CommonAttributes) {
   EXPECT_EQ(exec["process"]["file"]["path"], "/usr/bin/curl");
   EXPECT_EQ(exec["process"]["uid"], "42:99");
   EXPECT_EQ(exec["actor"]["process"]["pid"], 7);  // the parent launched it
+  EXPECT_FALSE(exec["process"].contains("xattributes"));  // filename = exe, no script
+
+  // A shebang exec: the interpreter is the process's file, the script and the name passed go in
+  // the process's custom attributes.
+  auto script_ev = AllKinds()[0].second;
+  script_ev.mutable_process()->set_exe("/usr/bin/dash");
+  script_ev.mutable_process()->set_filename("./deploy.sh");
+  script_ev.mutable_process()->set_script("/srv/app/deploy.sh");
+  const json script = Encode(script_ev);
+  EXPECT_EQ(script["process"]["file"]["path"], "/usr/bin/dash");
+  EXPECT_EQ(script["process"]["xattributes"]["execve_filename"], "./deploy.sh");
+  EXPECT_EQ(script["process"]["xattributes"]["script"], "/srv/app/deploy.sh");
 
   const json conn = Encode(AllKinds()[4].second);
   EXPECT_EQ(conn["dst_endpoint"]["ip"], "10.0.0.1");

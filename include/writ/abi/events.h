@@ -53,6 +53,8 @@ enum writ_event_kind {
 #define WRIT_F_CGROUP_HOOK (1u << 6)    /* connect seen by cgroup/connect*, not the syscall tracepoint */
 #define WRIT_F_LSM (1u << 7)            /* refused by a BPF-LSM hook: the action never happened */
 #define WRIT_F_SECCOMP (1u << 8)        /* self: refused by the task's seccomp filter (never executed) */
+#define WRIT_F_SCRIPT (1u << 9)         /* exec: the file asked for named its interpreter (a shebang script or
+					 * binfmt_misc): the image is the interpreter, filename the script */
 
 /* Common header of every ring-buffer record. */
 struct writ_event_hdr {
@@ -191,6 +193,9 @@ struct writ_consumer_state {
 #define WRIT_TASK_FILE_COMP (1u << 8)  /* the task's file table has path-component entries (deny rules
 					* naming a file or directory at any depth, docs/policy.md): opens
 					* also hash and look up each component. Needs WRIT_TASK_FILE_TABLE. */
+#define WRIT_TASK_EXEC_SCRIPT (1u << 9) /* exec.deny or exec.approve rules exist: a script exec the table did
+					  * not deny is WRIT_KV_USER (stopped in enforce mode) so userspace
+					  * judges the script's own path too (docs/policy.md) */
 
 struct writ_task_info {
 	__u32 slot;
