@@ -840,6 +840,14 @@ void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
       ev.set_enforcement("kernel-signal");
     }
   } else {
+    // With a kill response the whole task dies now, before the acting process: killed alone first, its
+    // parent (the agent's shell) would be woken by its death and could run its next command before the
+    // deferred task kill lands. The response's action event still follows the violation's.
+    if (Has(v.rule->responses, "kill")) {
+      if (absl::Status kst = cgroups_->Kill(task.id); !kst.ok()) {
+        Log()->error("task {}: kill: {}", task.id, std::string(kst.message()));
+      }
+    }
     absl::Status st = actions::SignalProcess(info.tgid, info.start_time_ns, SIGKILL);
     // An exec stopped by the kernel never ran an instruction: killing it now still prevents it.
     ev.set_outcome(kernel_stopped ? "killed" : "killed_after");

@@ -390,13 +390,15 @@ TEST_F(Evasion, CopiedDeniedBinaryUnderAnotherNameIsALimitOfPathRules) {
 
 // A memfd has no path on any mount the agent sees: the kernel's walk of the exe gives "/" (the
 // internal shm mount's root), which no exec.allow pattern matches, so the payload is killed before it
-// runs (enforcement kernel-signal). The comm shows the memfd name. Note: unlike an exec.deny hit, the
-// shell that started it may run its next command before the task kill lands (no `137` asserted).
+// runs (enforcement kernel-signal). The comm shows the memfd name. The task's kill response lands
+// before the payload's own kill, so the shell that started it never runs its next command.
 TEST_F(Evasion, MemfdExecIsNotInTheAllowListAndIsKilled) {
   const std::string marker = work_ + "/memfd-ran";
-  CmdResult r = Run(absl::StrCat(helper_, " memfd-exec /usr/bin/touch touch ", marker),
+  CmdResult r = Run(absl::StrCat(helper_, " memfd-exec /usr/bin/touch touch ", marker, "; echo after"),
                     {"--intent", "e-allow", "--param", "helper=" + helper_});
   EXPECT_FALSE(Exists(marker)) << "the memfd payload ran";
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("after")));
   auto evs = Events(r);
   json ev = Find(evs, [](const json& e) {
     return e.value("kind", "") == "exec" && e["process"].value("comm", "") == "memfd:payload";
