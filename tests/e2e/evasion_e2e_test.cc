@@ -423,7 +423,7 @@ TEST_F(Evasion, ShebangExecOfADeniedScriptIsKilledBeforeItRuns) {
   std::ofstream(script) << "#!/bin/sh\ntouch " << marker << "\n";
   std::filesystem::permissions(script, std::filesystem::perms::owner_all);
   std::filesystem::create_symlink(script, work_ + "/sub/innocent.sh");
-  for (const std::string inv : {script, std::string("../sub/../evil.sh"), std::string("./innocent.sh")}) {
+  for (const std::string& inv : {script, std::string("../sub/../evil.sh"), std::string("./innocent.sh")}) {
     SCOPED_TRACE(inv);
     CmdResult r = Run(absl::StrCat("cd ", work_, "/sub && ", inv, "; echo after"),
                       {"--intent", "e-exec", "--param", "exe=" + script});
