@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
@@ -53,6 +54,20 @@ struct Engine {
     return ci.hours_.present || (counts_processes && ci.max_processes_ > 0);
   }
 
+  // binfmt_script gives the interpreter argv [interpreter, (its one optional argument), the name passed
+  // to execve, the script's own arguments...]: the script's name is the first argument after argv[0]
+  // equal to process.filename, or beginning with it where the kernel's copy of the name was cut. 0 (the
+  // interpreter's own name) when it is not there (argv cut short).
+  static int ScriptArgIndex(const writ::v1::Process& p) {
+    for (int i = 1; i < p.args_size(); i++) {
+      if (p.args(i) == p.filename()) return i;
+    }
+    for (int i = 1; i < p.args_size(); i++) {
+      if (!p.filename().empty() && absl::StartsWith(p.args(i), p.filename())) return i;
+    }
+    return 0;
+  }
+
   static Verdict Exec(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
     if (int r = Limits(ci, ctx, true); r >= 0) return V(ci, Verdict::kViolation, r);
     const bool judged = ci.exec_judged_ || !ci.approvals_.empty();
@@ -72,9 +87,10 @@ struct Engine {
       }
     }
     for (const auto& a : ci.approvals_) {
-      if (!MatchArgs(a.args, ev.process().args())) continue;
-      if (a.exe.Match(exe)) return V(ci, Verdict::kNeedsApproval, a.rule);
-      if (!script.empty() && a.exe.Match(script)) {
+      if (a.exe.Match(exe)) {
+        if (MatchArgs(a.args, ev.process().args())) return V(ci, Verdict::kNeedsApproval, a.rule);
+      } else if (!script.empty() && a.exe.Match(script) &&
+                 MatchArgs(a.args, ev.process().args(), ScriptArgIndex(ev.process()))) {
         Verdict v = V(ci, Verdict::kNeedsApproval, a.rule);
         v.by_script = true;
         return v;

@@ -151,9 +151,10 @@ bool Glob::Match(absl::string_view s) const {
   return pi == n;
 }
 
-bool MatchArgs(const std::vector<Glob>& p, const google::protobuf::RepeatedPtrField<std::string>& argv) {
+bool MatchArgs(const std::vector<Glob>& p, const google::protobuf::RepeatedPtrField<std::string>& argv,
+               int name) {
   const int n = static_cast<int>(p.size());
-  int pi = 0, ai = 1;  // argv[0] is the program name, judged by the exe pattern
+  int pi = 0, ai = name + 1;  // argv[name] is the program's name, judged by the exe pattern
   int star_pi = -1, star_ai = 0;
   while (ai < argv.size()) {
     if (pi < n && p[pi].is_any_args()) {

@@ -60,9 +60,11 @@ class Glob {
 // In-segment wildcard match (`*`, `?`), no allocation.
 bool WildMatch(absl::string_view pattern, absl::string_view s, bool star_crosses_slash);
 
-// argv[1..] against argument patterns; an element "**" matches any number of arguments.
+// argv[name + 1..] against argument patterns; an element "**" matches any number of arguments.
+// `name` is the index of the program's own name: 0, or for a shebang exec the script's place in the
+// interpreter's argv (the arguments the script was given follow it).
 bool MatchArgs(const std::vector<Glob>& patterns,
-               const google::protobuf::RepeatedPtrField<std::string>& argv);
+               const google::protobuf::RepeatedPtrField<std::string>& argv, int name = 0);
 
 // A set of path patterns, each tagged with a rule index. Lookup order: exact hash set, then directory
 // prefixes (longest first), then general globs in file order; the first hit decides.

@@ -96,7 +96,7 @@ struct KernelTables {
   bool exec_judged = false;        // exec category present
   bool exec_default_deny = false;  // exec.allow present: unknown exes are violations
   bool exec_has_globs = false;     // some exec/approval rule is a glob or has args: defer to userspace
-  bool exec_script_judged = false; // exec.deny or exec.approve rules: a script's own path is judged too
+  bool exec_script_judged = false; // exec.deny or approval rules: a script's own path is judged too
   std::vector<KernelNetRule> net_rules;
   bool net_judged = false;         // network category present
   bool net_default_deny = false;   // network.connect.allow present

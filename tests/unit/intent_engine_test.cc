@@ -103,6 +103,25 @@ TEST_F(EngineTest, ScriptOfAShebangExec) {
   v = Evaluate(*ci, script_exec("/bin/sh", "/srv/deploy.sh"), Ctx(1));
   EXPECT_EQ(v.kind, Verdict::kNeedsApproval);
   EXPECT_TRUE(v.by_script);
+  // An approval's args are the script's own: what follows the script's name in the interpreter's argv
+  // ([interpreter, its optional argument, the name passed to execve, the script's arguments]).
+  auto gated = MustCompile(std::string(testing::kHeader) +
+                           "approval:\n  - {exec: /srv/deploy.sh, args: [prod, \"**\"]}\n");
+  ASSERT_NE(gated, nullptr);
+  auto deploy = [](std::initializer_list<const char*> argv, const char* filename) -> writ::v1::Event {
+    writ::v1::Event ev = EventBuilder::Exec("/usr/bin/bash", argv).Script("/srv/deploy.sh").event();
+    ev.mutable_process()->set_filename(filename);
+    return ev;
+  };
+  EXPECT_EQ(Evaluate(*gated, deploy({"/bin/bash", "./deploy.sh", "prod", "-v"}, "./deploy.sh"), Ctx(1)).kind,
+            Verdict::kNeedsApproval);
+  EXPECT_EQ(Evaluate(*gated, deploy({"/bin/bash", "-e", "./deploy.sh", "prod"}, "./deploy.sh"), Ctx(1)).kind,
+            Verdict::kNeedsApproval);  // the shebang line's optional argument comes first
+  EXPECT_EQ(Evaluate(*gated, deploy({"/bin/bash", "./deploy.sh", "staging"}, "./deploy.sh"), Ctx(1)).kind,
+            Verdict::kAllow);
+  // The kernel's copy of a long name is cut: the argument beginning with it is the script's name.
+  EXPECT_EQ(Evaluate(*gated, deploy({"/bin/bash", "/long/deploy.sh", "prod"}, "/long/dep"), Ctx(1)).kind,
+            Verdict::kNeedsApproval);
   // An allowed interpreter runs any other script; the script is not held to the allow list.
   v = Evaluate(*ci, script_exec("/bin/sh", "/src/proj/build.sh"), Ctx(1));
   EXPECT_EQ(v.kind, Verdict::kAllow);

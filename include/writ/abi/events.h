@@ -193,7 +193,7 @@ struct writ_consumer_state {
 #define WRIT_TASK_FILE_COMP (1u << 8)  /* the task's file table has path-component entries (deny rules
 					* naming a file or directory at any depth, docs/policy.md): opens
 					* also hash and look up each component. Needs WRIT_TASK_FILE_TABLE. */
-#define WRIT_TASK_EXEC_SCRIPT (1u << 9) /* exec.deny or exec.approve rules exist: a script exec the table did
+#define WRIT_TASK_EXEC_SCRIPT (1u << 9) /* exec.deny or approval rules exist: a script exec the table did
 					  * not deny is WRIT_KV_USER (stopped in enforce mode) so userspace
 					  * judges the script's own path too (docs/policy.md) */
 
