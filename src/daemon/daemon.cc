@@ -700,6 +700,23 @@ void Daemon::ResolveScript(const decode::RecordInfo& info, v1::Process* p) {
   p->set_script(script.empty() ? name : std::move(script));
 }
 
+namespace {
+
+// What a finding's reason names: the program, script, destination or file the verdict was about.
+std::string FindingTarget(const v1::Event& ev, const intent::Verdict& v) {
+  if (ev.kind() == "exec") {
+    if (v.by_script) return absl::StrCat(ev.process().script(), " (run by ", ev.process().exe(), ")");
+    return ev.process().exe();
+  }
+  if (ev.kind() == "connect") return absl::StrCat(ev.network().dst_ip(), ":", ev.network().dst_port());
+  if (v.by_file_id) {
+    return absl::StrCat(ev.file().path(), " (the same file under another name: a hard link or bind mount)");
+  }
+  return ev.file().path();
+}
+
+}  // namespace
+
 void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
   intent::EvalContext ctx;
   ctx.now = absl::FromUnixNanos(static_cast<int64_t>(info.ktime_ns) + boot_to_unix_ns_);
@@ -748,15 +765,7 @@ void Daemon::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
   v1::Finding* f = ev.mutable_finding();
   f->set_rule(v.rule->id);
   f->set_category(intent::CategoryName(v.rule->category));
-  std::string target = ev.kind() == "exec" && v.by_script
-                           ? absl::StrCat(ev.process().script(), " (run by ", ev.process().exe(), ")")
-                       : ev.kind() == "exec"    ? ev.process().exe()
-                       : ev.kind() == "connect" ? absl::StrCat(ev.network().dst_ip(), ":",
-                                                               ev.network().dst_port())
-                                                : ev.file().path();
-  f->set_reason(absl::StrCat(v.rule->reason, ": ", target,
-                             v.by_file_id ? " (the same file under another name: a hard link or bind mount)"
-                                          : ""));
+  f->set_reason(absl::StrCat(v.rule->reason, ": ", FindingTarget(ev, v)));
   for (const auto& fw : v.rule->frameworks) f->add_frameworks(fw);
   for (const auto& r : v.rule->responses) f->add_responses(r);
   f->set_severity(v.rule->severity);
