@@ -81,6 +81,13 @@ int ConnectTo(int family, uint16_t port) {
   return err;
 }
 
+char ProcState(pid_t pid) {
+  auto s = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!s.ok()) return '?';
+  size_t rp = s->rfind(')');
+  return rp == std::string::npos || rp + 2 >= s->size() ? '?' : (*s)[rp + 2];
+}
+
 class BpfTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -164,6 +171,15 @@ class BpfTest : public ::testing::Test {
     waitpid(pid, &status, 0);
     ADD_FAILURE() << "child " << pid << " did not finish in " << timeout_ms << " ms";
     return status;
+  }
+
+  // Polls (bounded: 3 s) until the process is stopped (state T).
+  bool WaitStopped(pid_t pid) {
+    for (int i = 0; i < 300; i++) {
+      if (ProcState(pid) == 'T') return true;
+      loader_->Poll(10);
+    }
+    return false;
   }
 
   // Polls until pred holds over the collected records, or the timeout passes.
@@ -641,13 +657,6 @@ TEST_F(BpfTest, ExecDenyWithoutEnforceOnlyFlags) {
   EXPECT_FALSE(r->info.flags & WRIT_F_KERNEL_DENY);
 }
 
-char ProcState(pid_t pid) {
-  auto s = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
-  if (!s.ok()) return '?';
-  size_t rp = s->rfind(')');
-  return rp == std::string::npos || rp + 2 >= s->size() ? '?' : (*s)[rp + 2];
-}
-
 TEST_F(BpfTest, ExecApprovalStopsUntilContinued) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE));
   ASSERT_TRUE(loader_->SetExecVerdict(kSlot, PathHash(RealPath("/bin/sh")), WRIT_KV_APPROVAL).ok());
@@ -656,11 +665,7 @@ TEST_F(BpfTest, ExecApprovalStopsUntilContinued) {
     execl("/bin/sh", "sh", "-c", ("touch " + marker).c_str(), static_cast<char*>(nullptr));
     return 121;
   });
-  char state = '?';
-  for (int i = 0; i < 300 && (state = ProcState(pid)) != 'T'; i++) {
-    loader_->Poll(10);
-  }
-  EXPECT_EQ(state, 'T') << "the exec was not stopped for approval";
+  EXPECT_TRUE(WaitStopped(pid)) << "the exec was not stopped for approval";
   EXPECT_NE(access(marker.c_str(), F_OK), 0);
   const Rec* r = WaitFor("exec", pid);
   ASSERT_NE(r, nullptr);
@@ -694,11 +699,7 @@ TEST_F(BpfTest, ShebangExecIsFlaggedAndStoppedForTheScriptsVerdict) {
     execl(script.c_str(), "s.sh", static_cast<char*>(nullptr));
     return 121;
   });
-  char state = '?';
-  for (int i = 0; i < 300 && (state = ProcState(pid)) != 'T'; i++) {
-    loader_->Poll(10);
-  }
-  EXPECT_EQ(state, 'T') << "the script's exec was not stopped";
+  EXPECT_TRUE(WaitStopped(pid)) << "the script's exec was not stopped";
   EXPECT_NE(access(marker.c_str(), F_OK), 0);
   const Rec* r = WaitFor("exec", pid);
   ASSERT_NE(r, nullptr);
