@@ -367,8 +367,12 @@ TEST(SinksSpool, FullSpoolLogsOnceAndReplaysWhatItKept) {
   EXPECT_EQ(log.Count("spool_max_bytes (" + std::to_string(c.spool_max_bytes) + ") reached"), 1);
 
   // The receiver comes back on the same port: the 20 kept lines arrive first, in order, then new ones.
+  // New lines are submitted once the spool has been replayed: submitted while the sink is still
+  // reconnecting, they queue behind the spool, which is full, and are dropped by design (order is kept,
+  // the spool is bounded), which is the case above, not this one.
   HangingSyslogReceiver rx(absl::ZeroDuration(), port);
   ASSERT_TRUE(rx.ok()) << "port " << port << " taken meanwhile";
+  ASSERT_TRUE(WaitFor([&] { return (*sink)->stats().replayed == 20u; })) << (*sink)->stats().replayed;
   for (int i = 100; i < 110; ++i) (*sink)->Submit(Line(i));
   (*sink)->Flush(absl::Seconds(10));
   std::vector<int> order;
