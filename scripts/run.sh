@@ -4,5 +4,5 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/setup.sh"
-"$root/scripts/build.sh"
+"$root/scripts/build.sh" writd writ  # what it runs; scripts/test.sh builds the tests too
 exec "$root/build/bin/writd" --config "$root/policies/writd.yaml" "$@"

@@ -22,6 +22,20 @@
 
 namespace writ::bpf {
 
+namespace {
+
+// One map element written, or the errno named with the map it failed on.
+template <typename K, typename V>
+absl::Status Update(bpf_map* map, const K& key, const V& value) {
+  if (bpf_map__update_elem(map, &key, sizeof(key), &value, sizeof(value), BPF_ANY)) {
+    return ErrnoStatus(errno, absl::StrCat("update ", bpf_map__name(map)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+
 void Loader::SkelDeleter::operator()(writ_bpf* s) const { writ_bpf__destroy(s); }
 void Loader::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void Loader::LsmDeleter::operator()(writ_lsm_bpf* s) const { writ_lsm_bpf__destroy(s); }
@@ -81,7 +95,6 @@ Loader::Loader(const LoaderConfig& cfg, Handler handler)
     : cfg_(cfg), handler_(std::move(handler)) {}
 
 Loader::~Loader() {
-  if (stats_fd_ >= 0) close(stats_fd_);
   // Detaching a tracepoint link waits for an RCU grace period (~50-100 ms each here). One after the
   // other, writd's ~45 links made a clean shutdown take seconds; detached from a few threads at once
   // the grace periods are shared.
@@ -195,50 +208,42 @@ absl::Status Loader::LoadAndAttach() {
   RETURN_IF_ERROR(Load());
   struct Hook {
     bpf_program* prog;
+    HookId id;
     const char* name;
-    bool cgroup;
   };
   const Hook hooks[] = {
-      {skel_->progs.handle_exec, "exec (tp_btf/sched_process_exec)", false},
-      {skel_->progs.handle_fork, "fork (tp_btf/sched_process_fork)", false},
-      {skel_->progs.handle_exit, "exit (tp_btf/sched_process_exit)", false},
-      {skel_->progs.exit_openat, "open (syscalls/sys_exit_openat)", false},
-      {skel_->progs.exit_openat2, "open (syscalls/sys_exit_openat2)", false},
-      {skel_->progs.exit_open, "open (syscalls/sys_exit_open)", false},
-      {skel_->progs.exit_creat, "open (syscalls/sys_exit_creat)", false},
-      {skel_->progs.enter_connect, "connect (syscalls/sys_enter_connect)", false},
-      {skel_->progs.exit_connect, "connect (syscalls/sys_exit_connect)", false},
-      {skel_->progs.cg_connect4, "connect (cgroup/connect4)", true},
-      {skel_->progs.cg_connect6, "connect (cgroup/connect6)", true},
-      // Self-protection (bpf/writ_self.bpf.h): appended last, so the indexes above stay put.
-      {skel_->progs.self_enter_kill, "self (syscalls/sys_enter_kill)", false},
-      {skel_->progs.self_exit_kill, "self (syscalls/sys_exit_kill)", false},
-      {skel_->progs.self_enter_tkill, "self (syscalls/sys_enter_tkill)", false},
-      {skel_->progs.self_exit_tkill, "self (syscalls/sys_exit_tkill)", false},
-      {skel_->progs.self_enter_tgkill, "self (syscalls/sys_enter_tgkill)", false},
-      {skel_->progs.self_exit_tgkill, "self (syscalls/sys_exit_tgkill)", false},
-      {skel_->progs.self_enter_rt_sigqueueinfo, "self (syscalls/sys_enter_rt_sigqueueinfo)", false},
-      {skel_->progs.self_exit_rt_sigqueueinfo, "self (syscalls/sys_exit_rt_sigqueueinfo)", false},
-      {skel_->progs.self_enter_rt_tgsigqueueinfo, "self (syscalls/sys_enter_rt_tgsigqueueinfo)", false},
-      {skel_->progs.self_exit_rt_tgsigqueueinfo, "self (syscalls/sys_exit_rt_tgsigqueueinfo)", false},
-      {skel_->progs.self_enter_pidfd_open, "self (syscalls/sys_enter_pidfd_open)", false},
-      {skel_->progs.self_exit_pidfd_open, "self (syscalls/sys_exit_pidfd_open)", false},
-      {skel_->progs.self_enter_pidfd_getfd, "self (syscalls/sys_enter_pidfd_getfd)", false},
-      {skel_->progs.self_exit_pidfd_getfd, "self (syscalls/sys_exit_pidfd_getfd)", false},
-      {skel_->progs.self_enter_ptrace, "self (syscalls/sys_enter_ptrace)", false},
-      {skel_->progs.self_exit_ptrace, "self (syscalls/sys_exit_ptrace)", false},
-      {skel_->progs.self_enter_process_vm_readv, "self (syscalls/sys_enter_process_vm_readv)", false},
-      {skel_->progs.self_exit_process_vm_readv, "self (syscalls/sys_exit_process_vm_readv)", false},
-      {skel_->progs.self_enter_process_vm_writev, "self (syscalls/sys_enter_process_vm_writev)", false},
-      {skel_->progs.self_exit_process_vm_writev, "self (syscalls/sys_exit_process_vm_writev)", false},
-      {skel_->progs.self_enter_bpf, "self (syscalls/sys_enter_bpf)", false},
-      {skel_->progs.self_exit_bpf, "self (syscalls/sys_exit_bpf)", false},
-      {skel_->progs.self_enter_io_uring_setup, "self (syscalls/sys_enter_io_uring_setup)", false},
-      {skel_->progs.self_exit_io_uring_setup, "self (syscalls/sys_exit_io_uring_setup)", false},
-      {skel_->progs.self_enter_io_uring_enter, "self (syscalls/sys_enter_io_uring_enter)", false},
-      {skel_->progs.self_exit_io_uring_enter, "self (syscalls/sys_exit_io_uring_enter)", false},
-      {skel_->progs.self_enter_io_uring_register, "self (syscalls/sys_enter_io_uring_register)", false},
-      {skel_->progs.self_exit_io_uring_register, "self (syscalls/sys_exit_io_uring_register)", false},
+      {skel_->progs.handle_exec, HookId::kExec, "exec (tp_btf/sched_process_exec)"},
+      {skel_->progs.handle_fork, HookId::kFork, "fork (tp_btf/sched_process_fork)"},
+      {skel_->progs.handle_exit, HookId::kExit, "exit (tp_btf/sched_process_exit)"},
+      {skel_->progs.exit_openat, HookId::kOpenExit, "open (syscalls/sys_exit_openat)"},
+      {skel_->progs.exit_openat2, HookId::kOpenExit, "open (syscalls/sys_exit_openat2)"},
+      {skel_->progs.exit_open, HookId::kOpenExit, "open (syscalls/sys_exit_open)"},
+      {skel_->progs.exit_creat, HookId::kOpenExit, "open (syscalls/sys_exit_creat)"},
+      {skel_->progs.enter_connect, HookId::kConnectEnter, "connect (syscalls/sys_enter_connect)"},
+      {skel_->progs.exit_connect, HookId::kConnectExit, "connect (syscalls/sys_exit_connect)"},
+      {skel_->progs.cg_connect4, HookId::kCgroupConnect, "connect (cgroup/connect4)"},
+      {skel_->progs.cg_connect6, HookId::kCgroupConnect, "connect (cgroup/connect6)"},
+      // Self-protection (bpf/writ_self.bpf.h).
+#define WRIT_SELF_HOOK(sc)                                                                    \
+  {skel_->progs.self_enter_##sc, HookId::kSelf, "self (syscalls/sys_enter_" #sc ")"},        \
+  {                                                                                           \
+    skel_->progs.self_exit_##sc, HookId::kSelf, "self (syscalls/sys_exit_" #sc ")"           \
+  }
+      WRIT_SELF_HOOK(kill),
+      WRIT_SELF_HOOK(tkill),
+      WRIT_SELF_HOOK(tgkill),
+      WRIT_SELF_HOOK(rt_sigqueueinfo),
+      WRIT_SELF_HOOK(rt_tgsigqueueinfo),
+      WRIT_SELF_HOOK(pidfd_open),
+      WRIT_SELF_HOOK(pidfd_getfd),
+      WRIT_SELF_HOOK(ptrace),
+      WRIT_SELF_HOOK(process_vm_readv),
+      WRIT_SELF_HOOK(process_vm_writev),
+      WRIT_SELF_HOOK(bpf),
+      WRIT_SELF_HOOK(io_uring_setup),
+      WRIT_SELF_HOOK(io_uring_enter),
+      WRIT_SELF_HOOK(io_uring_register),
+#undef WRIT_SELF_HOOK
   };
 
   Fd cg_fd;
@@ -247,9 +252,9 @@ absl::Status Loader::LoadAndAttach() {
     if (!cg_fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", cfg_.cgroup_root));
   }
   for (const Hook& h : hooks) {
-    HookStatus st{h.name, false, ""};
+    HookStatus st{h.id, h.name, false, ""};
     bpf_link* link = nullptr;
-    if (h.cgroup) {
+    if (h.id == HookId::kCgroupConnect) {
       if (cg_fd.valid()) link = bpf_program__attach_cgroup(h.prog, cg_fd.get());
       else errno = EBADF;
     } else {
@@ -265,13 +270,12 @@ absl::Status Loader::LoadAndAttach() {
     hooks_.push_back(std::move(st));
   }
   // The exec hook is the spine of attribution: without it writ cannot name what a task runs.
-  if (!hooks_[0].active) {
-    return absl::FailedPreconditionError(absl::StrCat("attach ", hooks_[0].name, ": ",
-                                                      hooks_[0].detail));
+  if (std::string why; !HooksActive(hooks_, HookId::kExec, &why)) {
+    return absl::FailedPreconditionError(absl::StrCat("attach ", why));
   }
 
   ProbeLsm();
-  hooks_.push_back({"lsm (bprm_check_security, file_open, socket_connect)", lsm_active(),
+  hooks_.push_back({HookId::kLsm, "lsm (bprm_check_security, file_open, socket_connect)", lsm_active(),
                     lsm_active() ? "" : lsm_detail_});
 
   ASSIGN_OR_RETURN(ring_, RingReader::Open(bpf_map__fd(skel_->maps.events_map),
@@ -280,8 +284,8 @@ absl::Status Loader::LoadAndAttach() {
   // Per-program run time costs two clock reads per run of every BPF program on the host (the switch is
   // global): only on request (writd.yaml metrics.bpf_program_stats). /metrics reports it as the BPF cost.
   if (cfg_.program_stats) {
-    stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
-    if (stats_fd_ < 0) {
+    stats_fd_.Reset(bpf_enable_stats(BPF_STATS_RUN_TIME));
+    if (!stats_fd_.valid()) {
       return ErrnoStatus(errno, "enable BPF run-time stats (metrics.bpf_program_stats)");
     }
   }
@@ -332,10 +336,7 @@ int Loader::Poll(int timeout_ms) {
 int Loader::Drain() { return ring_->Consume(); }
 
 absl::Status Loader::AddTask(uint64_t cgroup_id, const writ_task_info& info) {
-  if (bpf_map__update_elem(skel_->maps.task_map, &cgroup_id, sizeof(cgroup_id), &info, sizeof(info),
-                           BPF_ANY)) {
-    return ErrnoStatus(errno, "register task in task_map");
-  }
+  RETURN_IF_ERROR(Update(skel_->maps.task_map, cgroup_id, info));
   absl::MutexLock lock(&prompt_mu_);
   if (info.flags & WRIT_TASK_PROMPT) {
     prompt_tasks_.insert(cgroup_id);
@@ -359,14 +360,25 @@ absl::Status Loader::RemoveTask(uint64_t cgroup_id) {
   return absl::OkStatus();
 }
 
+bool HooksActive(const std::vector<HookStatus>& hooks, HookId id, std::string* why) {
+  bool any = false, all = true;
+  for (const HookStatus& h : hooks) {
+    if (h.id != id) continue;
+    any = true;
+    if (!h.active) {
+      all = false;
+      if (why) absl::StrAppend(why, why->empty() ? "" : "; ", h.name, ": ", h.detail);
+    }
+  }
+  if (!any && why) *why = "not attached by this writd";
+  return any && all;
+}
+
 absl::Status Loader::SetProtectedPids(uint32_t writd, uint32_t guardian, uint32_t writd_pgid) {
   const uint32_t vals[WRIT_SELF_PIDS] = {writd, guardian, writd_pgid, 0};
   static_assert(WRIT_SELF_PID_WRITD == 0 && WRIT_SELF_PID_GUARDIAN == 1 && WRIT_SELF_PGID_WRITD == 2);
   for (uint32_t k = 0; k < WRIT_SELF_PIDS; k++) {
-    if (bpf_map__update_elem(skel_->maps.self_pids_map, &k, sizeof(k), &vals[k], sizeof(vals[k]),
-                             BPF_ANY)) {
-      return ErrnoStatus(errno, "update self_pids_map");
-    }
+    RETURN_IF_ERROR(Update(skel_->maps.self_pids_map, k, vals[k]));
   }
   return absl::OkStatus();
 }
@@ -375,11 +387,7 @@ absl::Status Loader::SetExecVerdict(uint32_t slot, uint64_t path_hash, uint32_t 
   writ_path_key key{};
   key.slot = slot;
   key.hash = path_hash;
-  if (bpf_map__update_elem(skel_->maps.exec_map, &key, sizeof(key), &verdict, sizeof(verdict),
-                           BPF_ANY)) {
-    return ErrnoStatus(errno, "update exec_map");
-  }
-  return absl::OkStatus();
+  return Update(skel_->maps.exec_map, key, verdict);
 }
 
 absl::Status Loader::SetFileDeny(uint32_t slot, uint64_t path_hash, uint32_t kind) {
@@ -387,35 +395,19 @@ absl::Status Loader::SetFileDeny(uint32_t slot, uint64_t path_hash, uint32_t kin
   key.slot = slot;
   key.kind = kind;
   key.hash = path_hash;
-  uint32_t v = WRIT_KV_DENY;
-  if (bpf_map__update_elem(skel_->maps.file_map, &key, sizeof(key), &v, sizeof(v), BPF_ANY)) {
-    return ErrnoStatus(errno, "update file_map");
-  }
-  return absl::OkStatus();
+  return Update(skel_->maps.file_map, key, uint32_t{WRIT_KV_DENY});
 }
 
 absl::Status Loader::SetNet4(const writ_net4_key& key, const writ_net_value& value) {
-  if (bpf_map__update_elem(skel_->maps.net4_map, &key, sizeof(key), &value, sizeof(value),
-                           BPF_ANY)) {
-    return ErrnoStatus(errno, "update net4_map");
-  }
-  return absl::OkStatus();
+  return Update(skel_->maps.net4_map, key, value);
 }
 
 absl::Status Loader::SetNet6(const writ_net6_key& key, const writ_net_value& value) {
-  if (bpf_map__update_elem(skel_->maps.net6_map, &key, sizeof(key), &value, sizeof(value),
-                           BPF_ANY)) {
-    return ErrnoStatus(errno, "update net6_map");
-  }
-  return absl::OkStatus();
+  return Update(skel_->maps.net6_map, key, value);
 }
 
 absl::Status Loader::GrantConnect(const writ_grant_key& key) {
-  uint32_t one = 1;
-  if (bpf_map__update_elem(skel_->maps.grant_map, &key, sizeof(key), &one, sizeof(one), BPF_ANY)) {
-    return ErrnoStatus(errno, "update grant_map");
-  }
-  return absl::OkStatus();
+  return Update(skel_->maps.grant_map, key, uint32_t{1});
 }
 
 // Walks a map with get_next_key and deletes the keys a predicate selects. Table maps are small per task.
@@ -476,17 +468,9 @@ absl::Status Loader::SetAdoptTables(uint32_t flags, const std::vector<uint64_t>&
     return absl::ResourceExhaustedError(absl::StrCat("more than ", WRIT_ADOPT_MAX_KEYS,
                                                      " workload exe paths or uids"));
   }
-  uint32_t one = 1;
-  for (uint64_t h : exe_hashes) {
-    if (bpf_map__update_elem(skel_->maps.adopt_exe_map, &h, sizeof(h), &one, sizeof(one), BPF_ANY)) {
-      return ErrnoStatus(errno, "update adopt_exe_map");
-    }
-  }
-  for (uint32_t u : uids) {
-    if (bpf_map__update_elem(skel_->maps.adopt_uid_map, &u, sizeof(u), &one, sizeof(one), BPF_ANY)) {
-      return ErrnoStatus(errno, "update adopt_uid_map");
-    }
-  }
+  const uint32_t one = 1;
+  for (uint64_t h : exe_hashes) RETURN_IF_ERROR(Update(skel_->maps.adopt_exe_map, h, one));
+  for (uint32_t u : uids) RETURN_IF_ERROR(Update(skel_->maps.adopt_uid_map, u, one));
   DeleteWhere<uint64_t>(skel_->maps.adopt_exe_map, [&](uint64_t k) {
     return std::find(exe_hashes.begin(), exe_hashes.end(), k) == exe_hashes.end();
   });
@@ -500,11 +484,7 @@ absl::Status Loader::SetAdoptTables(uint32_t flags, const std::vector<uint64_t>&
     cfg = writ_adopt_cfg{};
   }
   cfg.flags = flags;
-  if (bpf_map__update_elem(skel_->maps.adopt_cfg_map, &zero, sizeof(zero), &cfg, sizeof(cfg),
-                           BPF_ANY)) {
-    return ErrnoStatus(errno, "update adopt_cfg_map");
-  }
-  return absl::OkStatus();
+  return Update(skel_->maps.adopt_cfg_map, zero, cfg);
 }
 
 absl::Status Loader::AdoptHeartbeat(uint64_t now_boot_ns, uint64_t stale_ns) {
@@ -513,11 +493,7 @@ absl::Status Loader::AdoptHeartbeat(uint64_t now_boot_ns, uint64_t stale_ns) {
   cfg.flags = adopt_flags_;
   cfg.heartbeat_ns = now_boot_ns;
   cfg.stale_ns = stale_ns;
-  if (bpf_map__update_elem(skel_->maps.adopt_cfg_map, &zero, sizeof(zero), &cfg, sizeof(cfg),
-                           BPF_ANY)) {
-    return ErrnoStatus(errno, "update adopt_cfg_map");
-  }
-  return absl::OkStatus();
+  return Update(skel_->maps.adopt_cfg_map, zero, cfg);
 }
 
 }  // namespace writ::bpf

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "bpf/ring.h"
+#include "util/fd.h"
 #include "writ/abi/events.h"
 
 struct writ_bpf;
@@ -39,11 +40,30 @@ struct LoaderConfig {
   bool program_stats = false;
 };
 
+// What a hook is, so that status and the enforcement ladder name hooks by identity, never by their
+// position in hooks(). Several programs may share an id (the four open syscalls, the self-protection
+// syscalls).
+enum class HookId : uint8_t {
+  kExec,         // tp_btf/sched_process_exec: attribution and exec enforcement
+  kFork,
+  kExit,
+  kOpenExit,     // syscalls/sys_exit_{openat,openat2,open,creat}
+  kConnectEnter,
+  kConnectExit,
+  kCgroupConnect,  // cgroup/connect4|6: connect refused with EPERM
+  kSelf,         // self-protection syscall tracepoints
+  kLsm,          // the BPF-LSM object (one row for its programs)
+};
+
 struct HookStatus {
+  HookId id = HookId::kExec;
   std::string name;     // e.g. "exec (tp_btf/sched_process_exec)"
   bool active = false;
   std::string detail;   // why not, when inactive
 };
+
+// True when every hook with this id is active (and there is at least one); *why says which is not.
+bool HooksActive(const std::vector<HookStatus>& hooks, HookId id, std::string* why = nullptr);
 
 struct Counters {
   uint64_t emitted[WRIT_EV_KIND_MAX] = {};
@@ -96,7 +116,7 @@ class Loader {
   // enabled: by this loader (LoaderConfig::program_stats) or by someone else (sysctl
   // kernel.bpf_stats_enabled).
   std::vector<ProgramStats> ReadProgramStats() const;
-  bool program_stats() const { return stats_fd_ >= 0; }
+  bool program_stats() const { return stats_fd_.valid(); }
   struct MapEntries {
     std::string name;
     uint64_t entries = 0;
@@ -151,7 +171,7 @@ class Loader {
   std::string lsm_detail_;
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::unique_ptr<RingReader> ring_;
-  int stats_fd_ = -1;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
+  Fd stats_fd_;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
   bool adopted_ = false;
   bool link_pin_refused_ = false;
   uint32_t adopt_flags_ = 0;  // WRIT_ADOPT_* last set: AdoptHeartbeat rewrites them with the time

@@ -1,12 +1,15 @@
 // Adoption of agents writ did not launch (policies' `kind: Workloads` entries).
 //
-// Kernel: sched_process_exec of a process in no task consults a pre-filter (exact exe path hashes, uids,
-// or "every exec") and, for a candidate, emits a WRIT_EV_ADOPT record and stops the process before its
-// first instruction (bpf/writ_adopt.bpf.h). Here, on the pipeline thread: read the process's facts
-// (resolved exe, uid, cgroup path, systemd unit, exe sha256 on demand), run the workload selectors, and on
-// a match create a task exactly as `writ run` would (slot, cgroup, BPF tables, registry, state store),
-// move the process into the task cgroup, emit task_start with adopted: true, then continue it. Every path
-// out of OnAdoptCandidate continues a stopped process: nothing is left stopped by a decision.
+// Kernel: sched_process_exec of a process in no task consults a pre-filter (exact exe path hashes,
+// uids, or "every exec") and, for a candidate, emits a WRIT_EV_ADOPT record and stops the process
+// before its first instruction (bpf/writ_adopt.bpf.h). Here, on the pipeline thread: read the
+// process's facts (resolved exe, uid, cgroup path, systemd unit, exe sha256 on demand), run the
+// workload selectors, and on a match create a task exactly as `writ run` would (slot, cgroup, BPF
+// tables, registry, state store), move the process into the task cgroup, emit task_start with
+// adopted: true, then continue it. Every path out of OnAdoptCandidate continues a stopped process:
+// nothing is left stopped by a decision.
+#include "daemon/adopt.h"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -21,8 +24,10 @@
 #include "absl/strings/str_split.h"
 #include "actions/signal.h"
 #include "bpf/path_hash.h"
-#include "daemon/daemon.h"
+#include "daemon/events.h"
+#include "identity/cgroup.h"
 #include "identity/spiffe_id.h"
+#include "util/fd.h"
 #include "util/status_macros.h"
 #include "util/util.h"
 
@@ -38,7 +43,8 @@ std::shared_ptr<spdlog::logger> Log() {
   return l;
 }
 
-constexpr int64_t kMaxHashBytes = int64_t{1} << 30;  // an exe larger than 1 GiB never matches a sha256
+constexpr int64_t kMaxHashBytes = int64_t{1}
+                                  << 30;  // an exe larger than 1 GiB never matches a sha256
 
 // argv of a process from /proc/<pid>/cmdline, at most 16 arguments.
 std::vector<std::string> Cmdline(pid_t pid) {
@@ -88,38 +94,36 @@ std::string Sha256OfFd(int fd, int64_t max_bytes) {
   return hex;
 }
 
-// Rebuilds the matcher and the kernel pre-filter from the current policy set (start and every reload).
-void Daemon::SyncAdoption() {
-  if (!adopt_) adopt_ = std::make_unique<AdoptState>();
-  AdoptState& a = *adopt_;
-  {
-    absl::MutexLock lock(&policy_mu_);
-    if (a.policies == policies_) return;  // unchanged (a failed reload keeps the old set)
-    a.policies = policies_;
-  }
-  auto m = intent::WorkloadMatcher::Build(a.policies->workloads());
+// Rebuilds the matcher and the kernel pre-filter from the current policy set (start and every
+// reload).
+void Adoption::Sync() {
+  std::shared_ptr<const intent::PolicySet> set = d_.policies.Get();
+  if (policies_ == set) return;  // unchanged (a failed reload keeps the old set)
+  policies_ = std::move(set);
+  auto m = intent::WorkloadMatcher::Build(policies_->workloads());
   if (!m.ok()) {  // the loader validated every selector: this is a broken invariant, say so loudly
     Log()->error("workloads: {}; adoption is off", std::string(m.status().message()));
-    a.matcher = intent::WorkloadMatcher();
+    matcher_ = intent::WorkloadMatcher();
   } else {
-    a.matcher = *std::move(m);
+    matcher_ = *std::move(m);
   }
-  a.compiled.clear();
-  a.compile_errors.clear();
-  for (const v1::Workload& w : a.policies->workloads()) {
-    const v1::Intent* in = a.policies->Find(w.intent());
+  compiled_.clear();
+  compile_errors_.clear();
+  for (const v1::Workload& w : policies_->workloads()) {
+    const v1::Intent* in = policies_->Find(w.intent());
     if (!in) continue;  // the loader refuses this; kept defensive
     absl::flat_hash_map<std::string, std::string> params(w.params().begin(), w.params().end());
     auto c = intent::Compile(*in, params);
     if (c.ok()) {
-      a.compiled[w.name()] = *c;
+      compiled_[w.name()] = *c;
     } else {
-      a.compile_errors[w.name()] = std::string(c.status().message());
-      Log()->error("workload {}: intent {} does not compile ({}); matching processes are not adopted",
-                   w.name(), w.intent(), std::string(c.status().message()));
+      compile_errors_[w.name()] = std::string(c.status().message());
+      Log()->error(
+          "workload {}: intent {} does not compile ({}); matching processes are not adopted",
+          w.name(), w.intent(), std::string(c.status().message()));
     }
   }
-  intent::AdoptKernelKeys keys = a.matcher.kernel_keys();
+  intent::AdoptKernelKeys keys = matcher_.kernel_keys();
   std::vector<uint64_t> hashes;
   for (const std::string& p : keys.exe_paths) hashes.push_back(bpf::PathHash(p));
   uint32_t flags = 0;
@@ -127,37 +131,51 @@ void Daemon::SyncAdoption() {
   if (keys.any) flags |= WRIT_ADOPT_ANY;
   if (!hashes.empty()) flags |= WRIT_ADOPT_EXE;
   if (!keys.uids.empty()) flags |= WRIT_ADOPT_UID;
-  if (absl::Status st = loader_->SetAdoptTables(flags, hashes, keys.uids); !st.ok()) {
+  if (absl::Status st = d_.loader.SetAdoptTables(flags, hashes, keys.uids); !st.ok()) {
     Log()->error("adoption pre-filter: {}; adoption is off", std::string(st.message()));
-    (void)loader_->SetAdoptTables(0, {}, {});
+    (void)d_.loader.SetAdoptTables(0, {}, {});
     flags = 0;
   }
-  a.kernel_flags = flags;
+  kernel_flags_ = flags;
   if (flags) {
-    Log()->info("adoption: {} workloads; kernel pre-filter: {} exe paths, {} uids{}", a.matcher.size(),
-                hashes.size(), keys.uids.size(),
+    Log()->info("adoption: {} workloads; kernel pre-filter: {} exe paths, {} uids{}",
+                matcher_.size(), hashes.size(), keys.uids.size(),
                 keys.any ? ", EVERY exec (a workload has neither unix:path nor unix:uid)" : "");
   }
-  AdoptHeartbeat();
+  Heartbeat();
 }
 
-// The kernel stops candidates only while this is fresh: a stuck or dead writd stops nobody new.
-void Daemon::AdoptHeartbeat() {
-  if (!adopt_ || !adopt_->kernel_flags) return;
-  (void)loader_->AdoptHeartbeat(static_cast<uint64_t>(NowBootNs()),
-                                static_cast<uint64_t>(absl::ToInt64Nanoseconds(adopt_->timeout)));
+void Adoption::Heartbeat() {
+  if (!kernel_flags_) return;
+  (void)d_.loader.AdoptHeartbeat(static_cast<uint64_t>(NowBootNs()),
+                                 static_cast<uint64_t>(absl::ToInt64Nanoseconds(timeout_)));
 }
 
-// Turns the pre-filter off (clean stop): no process is stopped once nobody will continue it.
-void Daemon::StopAdoption() {
-  if (adopt_ && adopt_->kernel_flags) (void)loader_->SetAdoptTables(0, {}, {});
+void Adoption::Stop() {
+  if (kernel_flags_) (void)d_.loader.SetAdoptTables(0, {}, {});
 }
 
-void Daemon::OnAdoptCandidate(const void* data, size_t size) {
+std::string Adoption::Sha256Of(pid_t pid) {
+  Fd fd(open(absl::StrCat("/proc/", pid, "/exe").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return "";
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return "";
+  auto key =
+      std::make_tuple(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                      static_cast<int64_t>(st.st_size),
+                      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+  if (auto it = sha_cache_.find(key); it != sha_cache_.end()) return it->second;
+  std::string out = Sha256OfFd(fd.get(), kMaxHashBytes);
+  if (sha_cache_.size() >= 256) sha_cache_.clear();
+  if (!out.empty()) sha_cache_[key] = out;
+  return out;
+}
+
+bool Adoption::OnCandidate(const void* data, size_t size) {
   decode::AdoptRecord r;
   if (!decode::DecodeAdopt(data, size, &r).ok()) {
-    decode_errors_++;
-    // Unreadable, but its header may still name a process the kernel stopped: nothing stays stopped.
+    // Unreadable, but its header may still name a process the kernel stopped: nothing stays
+    // stopped.
     writ_event_hdr h;
     if (size >= sizeof(h)) {
       std::memcpy(&h, data, sizeof(h));
@@ -165,22 +183,21 @@ void Daemon::OnAdoptCandidate(const void* data, size_t size) {
         (void)actions::SignalProcess(static_cast<pid_t>(h.tgid), h.start_time_ns, SIGCONT);
       }
     }
-    return;
+    return false;
   }
-  if (!adopt_) adopt_ = std::make_unique<AdoptState>();
-  AdoptState& a = *adopt_;
-  a.candidates++;
-  if (!r.stopped) a.unstopped++;
-  if (NowBootNs() - static_cast<int64_t>(r.ktime_ns) > absl::ToInt64Nanoseconds(a.timeout)) a.late++;
+  candidates_++;
+  if (!r.stopped) unstopped_++;
+  if (NowBootNs() - static_cast<int64_t>(r.ktime_ns) > absl::ToInt64Nanoseconds(timeout_)) late_++;
   const pid_t pid = static_cast<pid_t>(r.tgid);
-  // Whatever is decided below, a process the kernel stopped is continued (after placement on a match).
+  // Whatever is decided below, a process the kernel stopped is continued (after placement on a
+  // match).
   auto resume = [&] {
     if (!r.stopped) return;
     (void)actions::SignalProcess(pid, r.start_time_ns, SIGCONT);
     // How long the kernel's stop lasted: exec (kernel timestamp) to SIGCONT sent.
     int64_t us = (NowBootNs() - static_cast<int64_t>(r.ktime_ns)) / 1000;
-    a.stopped_us_total += us > 0 ? static_cast<uint64_t>(us) : 0;
-    a.stops++;
+    stopped_us_total_ += us > 0 ? static_cast<uint64_t>(us) : 0;
+    stops_++;
   };
 
   intent::ProcessFacts f;
@@ -189,74 +206,57 @@ void Daemon::OnAdoptCandidate(const void* data, size_t size) {
   ssize_t n = readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), exe, sizeof(exe) - 1);
   auto start = actions::ProcessStartNs(pid);
   auto cg = identity::ProcessCgroup(pid);
-  // /proc's start time has clock-tick resolution: the same process is within one tick of the kernel's.
+  // /proc's start time has clock-tick resolution: the same process is within one tick of the
+  // kernel's.
   static const uint64_t tick = 1000000000ull / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
   const bool same = start.ok() && (*start > r.start_time_ns ? *start - r.start_time_ns
                                                             : r.start_time_ns - *start) <= tick;
   if (n <= 0 || !same || !cg.ok()) {
-    a.gone++;  // exited, or the pid is another process now (the pinned signal then hits nothing)
+    gone_++;  // exited, or the pid is another process now (the pinned signal then hits nothing)
     resume();
-    return;
+    return true;
   }
   f.exe.assign(exe, n);
   f.cgroup_path = *cg;
   f.systemd_unit = intent::SystemdUnitOf(f.cgroup_path);
-  // writd's own children (the guardian) and anything already under writd's subtree are never adopted.
+  // writd's own children (the guardian) and anything already under writd's subtree are never
+  // adopted.
   if (r.ppid == static_cast<uint32_t>(getpid()) ||
-      absl::StartsWith(f.cgroup_path, "/" + cfg_.cgroup_subtree + "/")) {
-    a.misses++;
+      absl::StartsWith(f.cgroup_path, "/" + opts_.cgroup_subtree + "/")) {
+    misses_++;
     resume();
-    return;
+    return true;
   }
-  f.sha256 = [pid, &a]() -> std::string {
-    int fd = open(absl::StrCat("/proc/", pid, "/exe").c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return "";
-    struct stat st;
-    std::string out;
-    if (fstat(fd, &st) == 0) {
-      auto key = std::make_tuple(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
-                                 static_cast<int64_t>(st.st_size),
-                                 static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
-      if (auto it = a.sha_cache.find(key); it != a.sha_cache.end()) {
-        out = it->second;
-      } else {
-        out = Sha256OfFd(fd, kMaxHashBytes);
-        if (a.sha_cache.size() >= 256) a.sha_cache.clear();
-        if (!out.empty()) a.sha_cache[key] = out;
-      }
-    }
-    close(fd);
-    return out;
-  };
-  const v1::Workload* w = a.matcher.Match(f);
+  f.sha256 = [this, pid] { return Sha256Of(pid); };
+  const v1::Workload* w = matcher_.Match(f);
   if (!w) {
-    a.misses++;
+    misses_++;
     resume();
-    return;
+    return true;
   }
-  absl::Status st = AdoptProcess(*w, r, f);
+  absl::Status st = Adopt(*w, r, f);
   if (!st.ok()) {
     // Rate-limited: a broken workload would otherwise log once per exec of its agent.
-    uint64_t nfail = ++a.failed;
+    uint64_t nfail = ++failed_;
     if (nfail <= 10 || nfail % 1000 == 0) {
-      Log()->error("pid {} ({}) matches workload {} but was not adopted ({} failures so far): {}", pid,
-                   f.exe, w->name(), nfail, std::string(st.message()));
+      Log()->error("pid {} ({}) matches workload {} but was not adopted ({} failures so far): {}",
+                   pid, f.exe, w->name(), nfail, std::string(st.message()));
     }
   } else {
-    a.adopted++;
+    adopted_++;
   }
   resume();
+  return true;
 }
 
-absl::Status Daemon::AdoptProcess(const v1::Workload& w, const decode::AdoptRecord& r,
-                                  const intent::ProcessFacts& f) {
-  AdoptState& a = *adopt_;
-  auto ci = a.compiled.find(w.name());
-  if (ci == a.compiled.end()) {
-    auto e = a.compile_errors.find(w.name());
-    return absl::FailedPreconditionError(absl::StrCat(
-        "intent ", w.intent(), " does not compile: ",
-        e == a.compile_errors.end() ? std::string("unknown intent") : e->second));
+absl::Status Adoption::Adopt(const v1::Workload& w, const decode::AdoptRecord& r,
+                             const intent::ProcessFacts& f) {
+  auto ci = compiled_.find(w.name());
+  if (ci == compiled_.end()) {
+    auto e = compile_errors_.find(w.name());
+    return absl::FailedPreconditionError(
+        absl::StrCat("intent ", w.intent(), " does not compile: ",
+                     e == compile_errors_.end() ? std::string("unknown intent") : e->second));
   }
   ASSIGN_OR_RETURN(identity::SpiffeId id, identity::ParseSpiffeId(w.spiffe_id()));
   auto task = std::make_shared<Task>();
@@ -268,19 +268,20 @@ absl::Status Daemon::AdoptProcess(const v1::Workload& w, const decode::AdoptReco
   task->command = Cmdline(static_cast<pid_t>(r.tgid));
   task->owner_uid = r.uid;
   task->start = absl::Now();
-  task->mode = cfg_.mode;
+  task->mode = opts_.mode;
   if (!task->principal.empty()) task->chain.push_back(task->principal);
   task->chain.push_back(task->spiffe_id);
   task->compiled = ci->second;
-  if (!task->compiled->mode().empty()) task->mode = task->compiled->mode();
+  if (!task->compiled->mode().empty())
+    task->mode = *identity::ParseTaskMode(task->compiled->mode());
   if (task->compiled->ttl() != absl::InfiniteDuration()) {
     task->deadline = task->start + task->compiled->ttl();
   }
 
   // As CreateTask, and the process is moved into the new cgroup: nothing is left behind on failure.
-  RETURN_IF_ERROR(InstallTask(task, static_cast<pid_t>(r.tgid)));
-  SaveTask(*task, a.policies->Find(task->intent));
-  v1::Event e = TaskStartEvent(*task);
+  RETURN_IF_ERROR(
+      d_.tasks.Install(task, policies_->Find(task->intent), static_cast<pid_t>(r.tgid)));
+  v1::Event e = TaskStartEvent(d_.output, *task);
   e.mutable_task()->set_adopted(true);
   e.mutable_task()->set_workload(w.name());
   v1::Process* p = e.mutable_process();
@@ -291,43 +292,41 @@ absl::Status Daemon::AdoptProcess(const v1::Workload& w, const decode::AdoptReco
   p->set_comm(r.comm);
   p->set_exe(f.exe);
   p->set_start_time_ns(r.start_time_ns);
-  Emit(e);
-  if (creds_.on_task_start) {
-    // An adopted agent has no launcher: its credential files are owned by its own uid. A required
-    // credential that cannot be issued does not undo the adoption (the process already runs, and
-    // enforcement is what matters); it is logged and reported as a credential event.
-    api::PeerCred owner{static_cast<pid_t>(r.tgid), r.uid, r.gid};
-    if (absl::Status st = creds_.on_task_start(*task, owner); !st.ok()) {
-      Log()->warn("adopted task {}: credentials not issued: {}", task->id, std::string(st.message()));
-    }
+  d_.output.Emit(e);
+  // An adopted agent has no launcher: its credential files are owned by its own uid. A required
+  // credential that cannot be issued does not undo the adoption (the process already runs, and
+  // enforcement is what matters); it is logged and reported as a credential event.
+  api::PeerCred owner{static_cast<pid_t>(r.tgid), r.uid, r.gid};
+  if (absl::Status st = d_.tasks.OnStarted(*task, owner); !st.ok()) {
+    Log()->warn("adopted task {}: credentials not issued: {}", task->id, std::string(st.message()));
   }
   task->state = TaskState::kRunning;
   Log()->info("pid {} ({}) adopted by workload {}: task {} {} intent {} mode {}", r.tgid, f.exe,
-              w.name(), task->id, task->spiffe_id, task->intent, task->mode);
+              w.name(), task->id, task->spiffe_id, task->intent,
+              identity::TaskModeName(task->mode));
   return absl::OkStatus();
 }
 
-void Daemon::AdoptCounters(v1::StatusResponse* s) const {
-  if (!adopt_) return;
+void Adoption::AddCounters(v1::StatusResponse* s) const {
   auto& c = *s->mutable_counters();
-  c["adopt_candidates"] = adopt_->candidates.load();
-  c["adopt_adopted"] = adopt_->adopted.load();
-  c["adopt_misses"] = adopt_->misses.load();
-  c["adopt_failed"] = adopt_->failed.load();
-  c["adopt_gone"] = adopt_->gone.load();
-  c["adopt_late"] = adopt_->late.load();
-  c["adopt_unstopped"] = adopt_->unstopped.load();
-  c["adopt_stops"] = adopt_->stops.load();
-  c["adopt_stopped_us_total"] = adopt_->stopped_us_total.load();
+  c["adopt_candidates"] = candidates_.load();
+  c["adopt_adopted"] = adopted_.load();
+  c["adopt_misses"] = misses_.load();
+  c["adopt_failed"] = failed_.load();
+  c["adopt_gone"] = gone_.load();
+  c["adopt_late"] = late_.load();
+  c["adopt_unstopped"] = unstopped_.load();
+  c["adopt_stops"] = stops_.load();
+  c["adopt_stopped_us_total"] = stopped_us_total_.load();
 }
 
-void Daemon::AppendAdoptMetrics(std::string* o) const {
-  if (!adopt_) return;
+void Adoption::AppendMetrics(std::string* o) const {
   absl::StrAppend(o, "# HELP writ_adopt_candidates_total Adoption candidates by decision.\n",
                   "# TYPE writ_adopt_candidates_total counter\n");
-  const std::pair<const char*, uint64_t> rows[] = {
-      {"adopted", adopt_->adopted.load()}, {"miss", adopt_->misses.load()},
-      {"failed", adopt_->failed.load()},   {"gone", adopt_->gone.load()}};
+  const std::pair<const char*, uint64_t> rows[] = {{"adopted", adopted_.load()},
+                                                   {"miss", misses_.load()},
+                                                   {"failed", failed_.load()},
+                                                   {"gone", gone_.load()}};
   for (const auto& [name, v] : rows) {
     absl::StrAppend(o, "writ_adopt_candidates_total{decision=\"", name, "\"} ", v, "\n");
   }

@@ -133,39 +133,34 @@ std::vector<ApprovalRequest> Approvals::List() const {
   absl::MutexLock lock(&mu_);
   std::vector<ApprovalRequest> out;
   for (const auto& [id, r] : pending_) out.push_back(r);
-  std::sort(out.begin(), out.end(),
-            [](const ApprovalRequest& a, const ApprovalRequest& b) { return a.created < b.created; });
+  std::sort(out.begin(), out.end(), [](const ApprovalRequest& a, const ApprovalRequest& b) {
+    return a.created < b.created;
+  });
+  return out;
+}
+
+template <typename Pred>
+std::vector<ApprovalRequest> Approvals::TakeWhere(Pred pred) {
+  absl::MutexLock lock(&mu_);
+  std::vector<ApprovalRequest> out;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (pred(it->second)) {
+      Unpersist(it->first);
+      out.push_back(std::move(it->second));
+      pending_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
   return out;
 }
 
 std::vector<ApprovalRequest> Approvals::TakeExpired(absl::Time now) {
-  absl::MutexLock lock(&mu_);
-  std::vector<ApprovalRequest> out;
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.expires <= now) {
-      Unpersist(it->first);
-      out.push_back(std::move(it->second));
-      pending_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
-  return out;
+  return TakeWhere([now](const ApprovalRequest& r) { return r.expires <= now; });
 }
 
 std::vector<ApprovalRequest> Approvals::TakeTask(const std::string& task_id) {
-  absl::MutexLock lock(&mu_);
-  std::vector<ApprovalRequest> out;
-  for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.task_id == task_id) {
-      Unpersist(it->first);
-      out.push_back(std::move(it->second));
-      pending_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
-  return out;
+  return TakeWhere([&task_id](const ApprovalRequest& r) { return r.task_id == task_id; });
 }
 
 size_t Approvals::size() const {

@@ -32,8 +32,8 @@ struct ApprovalRequest {
   v1::Event cause;
 };
 
-// Canonical action text and its sha256: exec "exec\0exe\0arg0\0arg1...", connect "connect\0ip\0port",
-// open "open\0path\0flags". The approval covers exactly this and nothing else.
+// Canonical action text and its sha256: exec "exec\0exe\0arg0\0arg1...", connect
+// "connect\0ip\0port", open "open\0path\0flags". The approval covers exactly this and nothing else.
 std::string ActionText(const v1::Event& ev);
 std::string ActionHash(const v1::Event& ev);
 
@@ -56,6 +56,9 @@ class Approvals {
   void ForgetTask(const std::string& task_id);
 
  private:
+  // Removes and returns the pending requests `pred` selects.
+  template <typename Pred>
+  std::vector<ApprovalRequest> TakeWhere(Pred pred);
   void Persist(const ApprovalRequest& r);
   void Unpersist(const std::string& id);
 

@@ -31,27 +31,32 @@ absl::Status Scalar(const std::string& file, const YAML::Node& n, const std::str
 // credentials: {providers: [{name, type, grants: [...], <param>: <string>...}]}. Every provider is
 // built once here (MakeProvider, no connection) so a bad one is reported with its line.
 absl::Status ParseCredentials(const std::string& file, const YAML::Node& v, Config* c) {
-  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "credentials") + "must be a mapping");
+  if (!v.IsMap())
+    return absl::InvalidArgumentError(Where(file, v, "credentials") + "must be a mapping");
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string key = it->first.as<std::string>();
     const YAML::Node list = it->second;
     if (key != "providers") {
-      return absl::InvalidArgumentError(Where(file, it->first, "credentials." + key) + "unknown key");
+      return absl::InvalidArgumentError(Where(file, it->first, "credentials." + key) +
+                                        "unknown key");
     }
     if (!list.IsSequence()) {
-      return absl::InvalidArgumentError(Where(file, list, "credentials.providers") + "must be a list");
+      return absl::InvalidArgumentError(Where(file, list, "credentials.providers") +
+                                        "must be a list");
     }
     for (size_t i = 0; i < list.size(); ++i) {
       const YAML::Node p = list[i];
       const std::string field = absl::StrCat("credentials.providers[", i, "]");
-      if (!p.IsMap()) return absl::InvalidArgumentError(Where(file, p, field) + "must be a mapping");
+      if (!p.IsMap())
+        return absl::InvalidArgumentError(Where(file, p, field) + "must be a mapping");
       creds::ProviderConfig pc;
       for (auto f = p.begin(); f != p.end(); ++f) {
         const std::string k = f->first.as<std::string>();
         const YAML::Node fv = f->second;
         const std::string sub = absl::StrCat(field, ".", k);
         if (k == "grants") {
-          if (!fv.IsSequence()) return absl::InvalidArgumentError(Where(file, fv, sub) + "must be a list");
+          if (!fv.IsSequence())
+            return absl::InvalidArgumentError(Where(file, fv, sub) + "must be a list");
           for (size_t g = 0; g < fv.size(); ++g) {
             std::string grant;
             RETURN_IF_ERROR(Scalar(file, fv[g], absl::StrCat(sub, "[", g, "]"), &grant));
@@ -69,15 +74,18 @@ absl::Status ParseCredentials(const std::string& file, const YAML::Node& v, Conf
           pc.params[k] = s;
         }
       }
-      if (pc.name.empty()) return absl::InvalidArgumentError(Where(file, p, field + ".name") + "missing");
+      if (pc.name.empty())
+        return absl::InvalidArgumentError(Where(file, p, field + ".name") + "missing");
       for (const auto& other : c->credential_providers) {
         if (other.name == pc.name) {
-          return absl::InvalidArgumentError(Where(file, p, field + ".name") +
-                                            absl::StrCat("provider name \"", pc.name, "\" is used twice"));
+          return absl::InvalidArgumentError(
+              Where(file, p, field + ".name") +
+              absl::StrCat("provider name \"", pc.name, "\" is used twice"));
         }
       }
       if (auto made = creds::MakeProvider(pc); !made.ok()) {
-        return absl::InvalidArgumentError(Where(file, p, field) + std::string(made.status().message()));
+        return absl::InvalidArgumentError(Where(file, p, field) +
+                                          std::string(made.status().message()));
       }
       c->credential_providers.push_back(std::move(pc));
     }
@@ -85,7 +93,8 @@ absl::Status ParseCredentials(const std::string& file, const YAML::Node& v, Conf
   return absl::OkStatus();
 }
 
-absl::Status Bool(const std::string& file, const YAML::Node& n, const std::string& field, bool* out) {
+absl::Status Bool(const std::string& file, const YAML::Node& n, const std::string& field,
+                  bool* out) {
   if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) {
     *out = n.Scalar() == "true";
     return absl::OkStatus();
@@ -95,7 +104,8 @@ absl::Status Bool(const std::string& file, const YAML::Node& n, const std::strin
 
 // metrics: {bpf_program_stats: BOOL}
 absl::Status ParseMetrics(const std::string& file, const YAML::Node& v, Config* c) {
-  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "metrics") + "must be a mapping");
+  if (!v.IsMap())
+    return absl::InvalidArgumentError(Where(file, v, "metrics") + "must be a mapping");
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string key = it->first.as<std::string>();
     const YAML::Node fv = it->second;
@@ -119,15 +129,15 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
   } catch (const YAML::BadFile&) {
     return absl::NotFoundError(absl::StrCat(path, ": cannot read config file"));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
+    return absl::InvalidArgumentError(absl::StrCat(path, ":", e.mark.line + 1, ": ", e.msg));
   }
   if (root.IsNull()) return c;
   if (!root.IsMap()) return absl::InvalidArgumentError(path + ":1: config must be a mapping");
   auto resolve = [&path](const std::string& p) { return ResolveAgainstConfig(path, p); };
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.as<std::string>();
-    // A copy, not a reference: yaml-cpp's iterator yields a temporary pair (ASan: stack-use-after-scope).
+    // A copy, not a reference: yaml-cpp's iterator yields a temporary pair (ASan:
+    // stack-use-after-scope).
     const YAML::Node v = it->second;
     std::string s;
     if (key == "mode") {
@@ -206,7 +216,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
     } else if (key == "metrics") {
       RETURN_IF_ERROR(ParseMetrics(path, v, &c));
     } else if (key == "sinks") {
-      if (!v.IsSequence()) return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
+      if (!v.IsSequence())
+        return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
       c.sinks = v;
     } else {
       return absl::InvalidArgumentError(Where(path, it->first, key) + "unknown key");

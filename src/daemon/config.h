@@ -11,35 +11,36 @@
 namespace writ::daemon {
 
 struct Config {
-  std::string config_file;                 // where it came from ("" = defaults)
-  std::string mode = "monitor";            // record | monitor | enforce
-  std::string policies_dir = "policies";   // relative paths resolve against the config file's dir
+  std::string config_file;                // where it came from ("" = defaults)
+  std::string mode = "monitor";           // record | monitor | enforce
+  std::string policies_dir = "policies";  // relative paths resolve against the config file's dir
   std::string state_dir = "/var/lib/writ";
   std::string run_dir = "/run/writ";
-  std::string events = "";                 // JSONL file, "-" for stdout, "" for none
+  std::string events = "";  // JSONL file, "-" for stdout, "" for none
   std::string trust_domain = "example.org";
   std::string cgroup_subtree = "writ";
-  std::string bpf_pin_dir;                 // default /sys/fs/bpf/<cgroup_subtree>; "none" disables
-  std::string http;                        // ADDR:PORT of the loopback HTTP listener, "" = off
-  std::string journal;                     // hash-chained journal; "" = <state_dir>/journal.jsonl, "off"
-  std::string journal_fsync = "10ms";      // always | never | DURATION (at most that long unsynced)
-  std::string on_daemon_loss = "continue"; // freeze | continue
+  std::string bpf_pin_dir;  // default /sys/fs/bpf/<cgroup_subtree>; "none" disables
+  std::string http;         // ADDR:PORT of the loopback HTTP listener, "" = off
+  std::string journal;      // hash-chained journal; "" = <state_dir>/journal.jsonl, "off"
+  std::string journal_fsync = "10ms";  // always | never | DURATION (at most that long unsynced)
+  std::string on_daemon_loss = "continue";  // freeze | continue
   uint32_t ring_buffer_bytes = 4u << 20;
   absl::Duration drain_interval = absl::Milliseconds(10);
   absl::Duration housekeeping_interval = absl::Milliseconds(50);
-  // While an enforce-mode task exists, the pipeline polls the ring buffer this long for the next record
-  // before it sleeps: records that follow each other closer than this are read without a wakeup
-  // (docs/performance.md: with the sleep flag alone 4.9 us per enforce-mode open, with the spin 0.66). 0 .. 1ms.
+  // While an enforce-mode task exists, the pipeline polls the ring buffer this long for the next
+  // record before it sleeps: records that follow each other closer than this are read without a
+  // wakeup (docs/performance.md: with the sleep flag alone 4.9 us per enforce-mode open, with the
+  // spin 0.66). 0 .. 1ms.
   absl::Duration drain_spin = absl::Microseconds(20);
   // Nice value of the pipeline thread (drain, judge, kill, encode): above the watched workloads, so
   // an event storm slows its producer instead of overflowing the ring buffer, and a verdict is not
   // queued behind the workload for the CPU. -20 .. 19; 0 leaves the default.
   int pipeline_nice = -10;
-  // metrics.bpf_program_stats: kernel run-time accounting of BPF programs (BPF_ENABLE_STATS) and the
-  // writ_bpf_program_* metrics. Off by default: while enabled, EVERY BPF program on the host pays two
-  // clock reads per run, not only writ's.
+  // metrics.bpf_program_stats: kernel run-time accounting of BPF programs (BPF_ENABLE_STATS) and
+  // the writ_bpf_program_* metrics. Off by default: while enabled, EVERY BPF program on the host
+  // pays two clock reads per run, not only writ's.
   bool bpf_program_stats = false;
-  YAML::Node sinks;                        // handed to the sinks module as written
+  YAML::Node sinks;  // handed to the sinks module as written
   // credentials.providers: external credential providers intents may name (docs/credentials.md).
   std::vector<creds::ProviderConfig> credential_providers;
 };

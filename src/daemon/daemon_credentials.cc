@@ -1,5 +1,5 @@
-// Daemon ↔ per-task provider credentials (task_credentials.h): the hooks every revocation path calls, and
-// the check that every intent names only configured providers. Separate from daemon.cc on purpose.
+// Daemon <-> per-task provider credentials (task_credentials.h): the hooks every revocation path
+// calls, and the check that every intent names only configured providers.
 #include <pwd.h>
 
 #include "absl/strings/str_cat.h"
@@ -7,10 +7,9 @@
 
 namespace writ::daemon {
 
-void Daemon::InstallTaskCredentialHooks() {
-  task_creds_ = std::make_unique<TaskCredentials>(
-      cred_service_.get(), cfg_.run_dir, [this](const creds::CredentialEvent& ce) { OnCredentialEvent(ce); });
-  creds_.on_task_start = [this](const identity::Task& t, const api::PeerCred& launcher) -> absl::Status {
+CredentialHooks Daemon::TaskCredentialHooks() {
+  CredentialHooks h;
+  h.on_task_start = [this](const identity::Task& t, const api::PeerCred& launcher) -> absl::Status {
     if (!t.compiled || t.compiled->credentials().empty()) return absl::OkStatus();
     // The files belong to the task's owner (the launcher's uid; its child runs as it).
     gid_t gid = launcher.gid;
@@ -20,16 +19,20 @@ void Daemon::InstallTaskCredentialHooks() {
     }
     return task_creds_->Issue(Claims(t), t.owner_uid, gid, t.compiled->credentials());
   };
-  creds_.revoke = [this](const identity::Task& t, const std::string& reason) {
+  h.revoke = [this](const identity::Task& t, const std::string& reason) {
     return task_creds_->Revoke(t.id, reason);
   };
+  h.mark_revoked = [this](const std::string& task_id) { cred_service_->MarkRevoked(task_id); };
+  return h;
 }
 
 absl::Status Daemon::CheckIntentCredentials(const intent::PolicySet& set) const {
   absl::flat_hash_map<std::string, std::string> providers;
   for (const auto& p : cfg_.credential_providers) providers[p.name] = p.type;
-  return intent::CheckCredentialProviders(
-      set, providers, [](const std::string&, const std::string& grant) { return creds::ValidateGrant("intent", grant); });
+  return intent::CheckCredentialProviders(set, providers,
+                                          [](const std::string&, const std::string& grant) {
+                                            return creds::ValidateGrant("intent", grant);
+                                          });
 }
 
 }  // namespace writ::daemon

@@ -35,26 +35,31 @@ TaskCredentials::TaskCredentials(creds::CredentialService* svc, std::string run_
   std::error_code ec;
   std::filesystem::create_directories(root_, ec);
   if (ec || ::chmod(root_.c_str(), 0711) != 0) {
-    Log()->error("credential files: cannot prepare {}: {}", root_, ec ? ec.message() : strerror(errno));
+    Log()->error("credential files: cannot prepare {}: {}", root_,
+                 ec ? ec.message() : strerror(errno));
   }
 }
 
-std::string TaskCredentials::DirFor(const std::string& task_id) const { return root_ + "/" + task_id; }
+std::string TaskCredentials::DirFor(const std::string& task_id) const {
+  return root_ + "/" + task_id;
+}
 
 std::string TaskCredentials::Format(const creds::IssuedCredential& c) {
-  return absl::StrCat("provider=", c.provider, "\ntype=", c.kind, "\nid=", c.id, "\nsecret=", c.secret,
-                      "\nexpires=", c.expires == absl::InfiniteFuture() ? "" : Rfc3339(c.expires), "\n");
+  return absl::StrCat(
+      "provider=", c.provider, "\ntype=", c.kind, "\nid=", c.id, "\nsecret=", c.secret,
+      "\nexpires=", c.expires == absl::InfiniteFuture() ? "" : Rfc3339(c.expires), "\n");
 }
 
 absl::Status TaskCredentials::WriteCredential(const std::string& task_id, uid_t uid, gid_t gid,
-                                        const creds::IssuedCredential& c) {
+                                              const creds::IssuedCredential& c) {
   if (!LineSafe(c.provider) || !LineSafe(c.kind) || !LineSafe(c.id) || !LineSafe(c.secret) ||
       c.provider.find('/') != std::string::npos || c.provider.empty() || c.provider[0] == '.') {
-    return absl::InternalError(absl::StrCat("credential from '", c.provider, "' cannot be written safely"));
+    return absl::InternalError(
+        absl::StrCat("credential from '", c.provider, "' cannot be written safely"));
   }
   const std::string dir = DirFor(task_id);
-  // The directory stays root's (0700) while files are written, so nothing of the task's uid can race
-  // symlinks into it; Issue hands it over (0500) at the end.
+  // The directory stays root's (0700) while files are written, so nothing of the task's uid can
+  // race symlinks into it; Issue hands it over (0500) at the end.
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, absl::StrCat("mkdir ", dir));
   }
@@ -102,15 +107,15 @@ absl::Status TaskCredentials::Issue(const creds::TaskClaims& claims, uid_t uid, 
     }
     if (st.ok()) continue;
     if (Required(req)) {
-      // Nothing of a task that does not start may stay valid: revoke what was issued (the failing provider
-      // included: its revocation is a no-op when nothing was created there) and drop the files.
-      // A failure of this revoke is logged by Revoke; the caller needs the issuing error.
+      // Nothing of a task that does not start may stay valid: revoke what was issued (the failing
+      // provider included: its revocation is a no-op when nothing was created there) and drop the
+      // files. A failure of this revoke is logged by Revoke; the caller needs the issuing error.
       Revoke(claims.task_id, absl::StrCat("required credential from '", req.provider(), "' failed"))
           .IgnoreError();
       return absl::Status(
           absl::IsInvalidArgument(st) ? absl::StatusCode::kFailedPrecondition : st.code(),
-          absl::StrCat("credential from provider '", req.provider(), "' (required by intent ", claims.intent,
-                       ") could not be issued: ", st.message()));
+          absl::StrCat("credential from provider '", req.provider(), "' (required by intent ",
+                       claims.intent, ") could not be issued: ", st.message()));
     }
     Log()->warn("task {}: optional credential from '{}' not issued, the task starts without it: {}",
                 claims.task_id, req.provider(), st.ToString());

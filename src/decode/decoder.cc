@@ -37,17 +37,18 @@ static_assert(sizeof(writ_net_value) == 8 + 8 * WRIT_NET_RANGES);
 static_assert(sizeof(writ_adopt_event) == 96);
 static_assert(sizeof(writ_adopt_cfg) == 24);
 
+// EventKind's values are the ABI's record kinds.
+static_assert(static_cast<int>(EventKind::kExec) == WRIT_EV_EXEC);
+static_assert(static_cast<int>(EventKind::kFork) == WRIT_EV_FORK);
+static_assert(static_cast<int>(EventKind::kExit) == WRIT_EV_EXIT);
+static_assert(static_cast<int>(EventKind::kOpen) == WRIT_EV_OPEN);
+static_assert(static_cast<int>(EventKind::kConnect) == WRIT_EV_CONNECT);
+static_assert(static_cast<int>(EventKind::kAdopt) == WRIT_EV_ADOPT);
+static_assert(static_cast<int>(EventKind::kSelf) == WRIT_EV_SELF);
+static_assert(kEventKinds == WRIT_EV_KIND_MAX);
+
 const char* KindName(uint16_t kind) {
-  switch (kind) {
-    case WRIT_EV_EXEC: return "exec";
-    case WRIT_EV_FORK: return "fork";
-    case WRIT_EV_EXIT: return "exit";
-    case WRIT_EV_OPEN: return "open";
-    case WRIT_EV_CONNECT: return "connect";
-    case WRIT_EV_ADOPT: return "adopt";
-    case WRIT_EV_SELF: return "self";
-    default: return "unknown";
-  }
+  return kind < kEventKinds ? EventKindName(static_cast<EventKind>(kind)) : "unknown";
 }
 
 void ComponentsToPath(const char* data, size_t len, std::string* out) {
@@ -199,8 +200,20 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
   }
 
   ClearForRecord(h.kind, ev);
-  *info = RecordInfo{h.kind, h.flags, 0, h.cgroup_id, h.start_time_ns, h.tgid, h.task_slot,
-                     h.ktime_ns};
+  *info = RecordInfo{};
+  info->kind = static_cast<EventKind>(h.kind);  // checked above: one of the kinds a record can have
+  info->needs_verdict = (h.flags & WRIT_F_NEEDS_VERDICT) != 0;
+  info->kernel_denied = (h.flags & WRIT_F_KERNEL_DENY) != 0;
+  info->kernel_stopped = (h.flags & WRIT_F_KERNEL_STOP) != 0;
+  info->lsm = (h.flags & WRIT_F_LSM) != 0;
+  info->seccomp = (h.flags & WRIT_F_SECCOMP) != 0;
+  info->script = (h.flags & WRIT_F_SCRIPT) != 0;
+  info->path_truncated = (h.flags & WRIT_F_PATH_TRUNC) != 0;
+  info->cgroup_id = h.cgroup_id;
+  info->start_time_ns = h.start_time_ns;
+  info->tgid = h.tgid;
+  info->slot = h.task_slot;
+  info->ktime_ns = h.ktime_ns;
   // "<boot tag>-<ktime hex>-<tid hex>", formatted by hand: snprintf cost more than the rest of Decode.
   {
     std::string* id = ev->mutable_id();

@@ -10,14 +10,22 @@
 
 #include "absl/status/status.h"
 #include "writ/abi/events.h"
+#include "writ/event_kind.h"
 #include "writ/v1/event.pb.h"
 
 namespace writ::decode {
 
-// What the pipeline needs besides the Event itself.
+// What the pipeline needs besides the Event itself: what the kernel already did, as named fields (the
+// decoder is the only userspace reader of the ABI's WRIT_F_* bits).
 struct RecordInfo {
-  uint16_t kind = 0;
-  uint32_t flags = 0;           // WRIT_F_*
+  EventKind kind = EventKind::kNone;
+  bool needs_verdict = false;   // userspace must act now (the kernel killed or stopped a process, ...)
+  bool kernel_denied = false;   // the kernel applied a deny: EPERM (connect, LSM) or SIGKILL
+  bool kernel_stopped = false;  // the kernel stopped the process (SIGSTOP) until userspace judges it
+  bool lsm = false;             // refused by a BPF-LSM hook: the action never happened
+  bool seccomp = false;         // self: refused by the task's seccomp filter (never executed)
+  bool script = false;          // exec: a shebang script (process.filename names it)
+  bool path_truncated = false;  // exec/open: the kernel's path walk did not reach the root
   uint32_t kernel_verdict = 0;  // enum writ_kernel_verdict (exec, connect)
   uint64_t cgroup_id = 0;
   uint64_t start_time_ns = 0;
@@ -59,6 +67,7 @@ class Decoder {
 void ComponentsToPath(const char* data, size_t len, std::string* out);
 // O_* flags -> read/write/create/truncate, appended to the repeated field.
 void AppendOpenFlags(uint32_t flags, google::protobuf::RepeatedPtrField<std::string>* out);
+// ABI record kind -> event kind name ("unknown" for anything else).
 const char* KindName(uint16_t kind);
 // x86_64 number of a syscall the self-protection hooks watch -> its name ("unknown" otherwise).
 const char* SelfSyscallName(uint32_t nr);

@@ -4,6 +4,32 @@
 
 namespace writ::identity {
 
+const char* TaskStateName(TaskState s) {
+  switch (s) {
+    case TaskState::kPending: return "pending";
+    case TaskState::kRunning: return "running";
+    case TaskState::kEnded: return "ended";
+  }
+  return "?";
+}
+
+const char* TaskModeName(TaskMode m) {
+  switch (m) {
+    case TaskMode::kRecord: return "record";
+    case TaskMode::kMonitor: return "monitor";
+    case TaskMode::kEnforce: return "enforce";
+  }
+  return "?";
+}
+
+absl::StatusOr<TaskMode> ParseTaskMode(absl::string_view name) {
+  if (name == "record") return TaskMode::kRecord;
+  if (name == "monitor") return TaskMode::kMonitor;
+  if (name == "enforce") return TaskMode::kEnforce;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown mode \"", name, "\" (expected record, monitor or enforce)"));
+}
+
 TaskRegistry::TaskRegistry(uint32_t max_tasks) : slots_(max_tasks, false) {}
 
 absl::StatusOr<uint32_t> TaskRegistry::AllocateSlot() {
@@ -88,7 +114,9 @@ ProcessInfo* ProcessTable::Upsert(uint32_t tgid, uint64_t start_ns, bool* create
     return nullptr;
   }
   *created = true;
-  return &map_[Key{tgid, start_ns}];
+  ProcessInfo* pi = &map_[Key{tgid, start_ns}];
+  Publish();
+  return pi;
 }
 
 ProcessInfo* ProcessTable::Find(uint32_t tgid, uint64_t start_ns) {
@@ -97,7 +125,9 @@ ProcessInfo* ProcessTable::Find(uint32_t tgid, uint64_t start_ns) {
 }
 
 bool ProcessTable::Erase(uint32_t tgid, uint64_t start_ns) {
-  return map_.erase(Key{tgid, start_ns}) > 0;
+  const bool erased = map_.erase(Key{tgid, start_ns}) > 0;
+  if (erased) Publish();
+  return erased;
 }
 
 size_t ProcessTable::EraseTask(uint64_t cgroup_id) {
@@ -110,6 +140,7 @@ size_t ProcessTable::EraseTask(uint64_t cgroup_id) {
       ++it;
     }
   }
+  Publish();
   return n;
 }
 

@@ -12,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -22,6 +23,14 @@ class CompiledIntent;
 namespace writ::identity {
 
 enum class TaskState { kPending, kRunning, kEnded };
+const char* TaskStateName(TaskState s);
+
+// What writd does with a task's events: record (observe, judge nothing), monitor (judge, act on
+// nothing: `would_deny`), enforce.
+enum class TaskMode : uint8_t { kRecord, kMonitor, kEnforce };
+const char* TaskModeName(TaskMode m);
+// "record" | "monitor" | "enforce"; anything else is an error naming the value.
+absl::StatusOr<TaskMode> ParseTaskMode(absl::string_view name);
 
 // Immutable after registration except for the atomics and the abort reason (under its own lock): the
 // pipeline reads tasks without taking the registry's lock.
@@ -34,7 +43,7 @@ struct Task {
   std::vector<std::string> chain;  // principal, agent, sub-agent ... (outermost first)
   std::map<std::string, std::string> params;
   std::vector<std::string> command;
-  std::string mode;  // effective: record, monitor, enforce
+  TaskMode mode = TaskMode::kMonitor;  // effective: the intent's mode, else the daemon's
   std::string cgroup_path;
   uint64_t cgroup_id = 0;
   uint32_t slot = 0;
@@ -102,7 +111,7 @@ class TaskRegistry {
 };
 
 // Processes seen in tasks, keyed by (tgid, start time) so a reused pid is a different process.
-// Single-threaded: owned by the pipeline thread.
+// Single-threaded (the pipeline thread), but for published_size().
 struct ProcessInfo {
   uint32_t ppid = 0;
   uint64_t cgroup_id = 0;
@@ -121,6 +130,8 @@ class ProcessTable {
   // Drops every entry of a task (at task end): returns how many.
   size_t EraseTask(uint64_t cgroup_id);
   size_t size() const { return map_.size(); }
+  // size() as last changed, readable from any thread (status: what ended tasks must not leave behind).
+  size_t published_size() const { return published_size_.load(std::memory_order_relaxed); }
   uint64_t overflows() const { return overflows_; }
 
  private:
@@ -133,9 +144,12 @@ class ProcessTable {
       return H::combine(std::move(h), k.tgid, k.start_ns);
     }
   };
+  void Publish() { published_size_.store(map_.size(), std::memory_order_relaxed); }
+
   size_t max_entries_;
   uint64_t overflows_ = 0;
   absl::flat_hash_map<Key, ProcessInfo> map_;
+  std::atomic<size_t> published_size_{0};
 };
 
 }  // namespace writ::identity

@@ -187,13 +187,19 @@ struct Engine {
   }
 };
 
+Verdict Evaluate(const CompiledIntent& ci, EventKind kind, const writ::v1::Event& ev,
+                 const EvalContext& ctx) {
+  switch (kind) {
+    case EventKind::kOpen: return Engine::Open(ci, ev, ctx);
+    case EventKind::kExec: return Engine::Exec(ci, ev, ctx);
+    case EventKind::kConnect: return Engine::Connect(ci, ev, ctx);
+    case EventKind::kFork: return Engine::Fork(ci, ctx);
+    default: return Verdict{};
+  }
+}
+
 Verdict Evaluate(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
-  const std::string& k = ev.kind();
-  if (k == "open") return Engine::Open(ci, ev, ctx);
-  if (k == "exec") return Engine::Exec(ci, ev, ctx);
-  if (k == "connect") return Engine::Connect(ci, ev, ctx);
-  if (k == "fork") return Engine::Fork(ci, ctx);
-  return Verdict{};
+  return Evaluate(ci, EventKindFromName(ev.kind()), ev, ctx);
 }
 
 std::string Explain(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {

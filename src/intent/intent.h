@@ -11,13 +11,15 @@
 #include <memory>
 #include <ostream>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "intent/glob.h"
+#include "writ/event_kind.h"
 #include "writ/v1/event.pb.h"
 #include "writ/v1/policy.pb.h"
 
@@ -244,6 +246,9 @@ const char* VerdictName(Verdict::Kind k);  // allow, violation, needs_approval, 
 // Kinds: exec (process.exe, process.args), open (file.path, file.flags), connect (network.*),
 // fork (limits only). Every judged kind is checked against limits.hours. Other kinds: kNotJudged.
 Verdict Evaluate(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx);
+// The same with the event's kind already known (the pipeline's hot path: no string comparison).
+Verdict Evaluate(const CompiledIntent& ci, EventKind kind, const writ::v1::Event& ev,
+                 const EvalContext& ctx);
 
 // Multi-line human explanation of the verdict: which rule decided and why, with the event's values.
 std::string Explain(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx);

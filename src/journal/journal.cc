@@ -17,6 +17,7 @@
 #include "nlohmann/json.hpp"
 #include "openssl/evp.h"
 #include "sinks/json_encoder.h"
+#include "util/fd.h"
 #include "util/status_macros.h"
 #include "util/util.h"
 
@@ -83,10 +84,9 @@ absl::Status PreadAll(int fd, char* buf, size_t n, off_t at) {
 void SyncDir(const std::string& path) {
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
-  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return;
-  (void)fsync(dfd);  // best effort: the records themselves are synced by the policy
-  close(dfd);
+  Fd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd.valid()) return;
+  (void)fsync(dfd.get());  // best effort: the records themselves are synced by the policy
 }
 
 // Checks the end of an existing journal: the last record is complete, self-consistent and linked to
@@ -295,16 +295,13 @@ absl::StatusOr<Record> ParseRecord(absl::string_view line) {
 
 // ---- Journal ------------------------------------------------------------------------------------
 
-Journal::Journal(std::string path, FsyncPolicy fsync, int fd)
-    : path_(std::move(path)), fsync_(fsync), fd_(fd), last_sync_(absl::InfinitePast()) {}
+Journal::Journal(std::string path, FsyncPolicy fsync, Fd fd)
+    : path_(std::move(path)), fsync_(fsync), fd_(std::move(fd)), last_sync_(absl::InfinitePast()) {}
 
 Journal::~Journal() {
   absl::MutexLock lock(&mu_);
-  if (fd_ >= 0) {
-    if (dirty_) (void)fdatasync(fd_);
-    close(fd_);  // releases the flock
-    fd_ = -1;
-  }
+  if (fd_.valid() && dirty_) (void)fdatasync(fd_.get());
+  fd_.Reset();  // releases the flock
 }
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opts) {
@@ -316,11 +313,10 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
   std::string quarantined_to, why;
   // At most two rounds: the existing file, then (after quarantine) a fresh one.
   for (int round = 0; round < 2; round++) {
-    int fd = open(opts.path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open journal ", opts.path));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    Fd fd(open(opts.path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open journal ", opts.path));
+    if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
-      close(fd);
       if (err == EWOULDBLOCK) {
         return absl::FailedPreconditionError(absl::StrCat(
             "journal ", opts.path, " is locked by another process (is another writd running?)"));
@@ -328,17 +324,16 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
       return ErrnoStatus(err, absl::StrCat("lock journal ", opts.path));
     }
     struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd.get(), &st) != 0) {
       int err = errno;
-      close(fd);
       return ErrnoStatus(err, absl::StrCat("stat journal ", opts.path));
     }
     uint64_t seq = 0;
     std::string prev(kGenesisPrev);
     absl::Status tail = absl::OkStatus();
-    if (st.st_size > 0) tail = CheckTail(fd, static_cast<uint64_t>(st.st_size), &seq, &prev);
+    if (st.st_size > 0) tail = CheckTail(fd.get(), static_cast<uint64_t>(st.st_size), &seq, &prev);
     if (tail.ok()) {
-      std::unique_ptr<Journal> j(new Journal(opts.path, opts.fsync, fd));
+      std::unique_ptr<Journal> j(new Journal(opts.path, opts.fsync, std::move(fd)));
       {
         absl::MutexLock lock(&j->mu_);
         j->seq_ = seq;
@@ -358,7 +353,6 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
       return j;
     }
     if (!absl::IsDataLoss(tail)) {  // I/O error: do not guess, do not move anything
-      close(fd);
       return tail;
     }
     if (round == 1) break;
@@ -371,11 +365,10 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
     }
     if (rename(opts.path.c_str(), quarantined_to.c_str()) != 0) {
       int err = errno;
-      close(fd);
       return ErrnoStatus(err, absl::StrCat("journal ", opts.path, " has a corrupt tail (", why,
                                            ") and could not be moved aside"));
     }
-    close(fd);
+    fd.Reset();
     SyncDir(opts.path);
     Log()->error(
         "JOURNAL TAMPERED OR DAMAGED: {}: {}. Moved it to {} (kept as evidence; check it with "
@@ -386,10 +379,10 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
 }
 
 absl::Status Journal::WriteLocked(const std::string& line) {
-  absl::Status st = WriteAll(fd_, line);
+  absl::Status st = WriteAll(fd_.get(), line);
   if (st.ok()) return st;
   // Cut a partial record so the file stays a valid chain; if that fails, the next start quarantines.
-  if (ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+  if (ftruncate(fd_.get(), static_cast<off_t>(size_)) != 0) {
     broken_ = true;
     Log()->error("journal {}: a partial record could not be removed ({}); refusing further appends",
                  path_, strerror(errno));
@@ -422,7 +415,7 @@ absl::Status Journal::Append(absl::Span<const v1::Event> events) {
 }
 
 absl::Status Journal::AppendLocked(absl::string_view event_json) {
-  if (fd_ < 0 || broken_) {
+  if (!fd_.valid() || broken_) {
     stats_.write_errors++;
     return absl::FailedPreconditionError(absl::StrCat("journal ", path_, " is not writable"));
   }
@@ -460,11 +453,11 @@ absl::Status Journal::MaybeSyncLocked() {
 }
 
 absl::Status Journal::SyncLocked() {
-  if (fd_ < 0) return absl::FailedPreconditionError("journal closed");
+  if (!fd_.valid()) return absl::FailedPreconditionError("journal closed");
   stats_.fsyncs++;
   last_sync_ = absl::Now();
   dirty_ = false;
-  if (fdatasync(fd_) != 0) {
+  if (fdatasync(fd_.get()) != 0) {
     uint64_t n = ++stats_.fsync_errors;
     absl::Status st = ErrnoStatus(errno, "fdatasync journal");
     if (n == 1 || n % 1000 == 0) Log()->error("journal {}: {} ({} errors)", path_, std::string(st.message()), n);

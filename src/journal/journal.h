@@ -34,6 +34,7 @@
 #include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "util/fd.h"
 #include "writ/v1/event.pb.h"
 
 namespace writ::journal {
@@ -111,7 +112,7 @@ class Journal {
   const std::string& quarantine_reason() const { return quarantine_reason_; }
 
  private:
-  Journal(std::string path, FsyncPolicy fsync, int fd);
+  Journal(std::string path, FsyncPolicy fsync, Fd fd);
   absl::Status WriteLocked(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AppendLocked(absl::string_view event_json) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeSyncLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -123,7 +124,7 @@ class Journal {
   std::string quarantine_reason_;
 
   mutable absl::Mutex mu_;
-  int fd_ ABSL_GUARDED_BY(mu_);
+  Fd fd_ ABSL_GUARDED_BY(mu_);
   uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::string prev_ ABSL_GUARDED_BY(mu_){kGenesisPrev};
   uint64_t size_ ABSL_GUARDED_BY(mu_) = 0;  // bytes of complete records: where a failed write is cut

@@ -250,9 +250,9 @@ void BM_DecodeAttributeEvaluate(benchmark::State& state) {
     }
     bool created = false;
     identity::ProcessInfo* pi = procs.Upsert(info.tgid, info.start_time_ns, &created);
-    if (pi && info.kind == WRIT_EV_EXEC) pi->exe = ev.process().exe();
-    if (pi && info.kind != WRIT_EV_EXEC) ev.mutable_process()->set_exe(pi->exe);
-    Verdict v = Evaluate(**ci, ev, ctx);
+    if (pi && info.kind == EventKind::kExec) pi->exe = ev.process().exe();
+    if (pi && info.kind != EventKind::kExec) ev.mutable_process()->set_exe(pi->exe);
+    Verdict v = Evaluate(**ci, info.kind, ev, ctx);
     violations += v.kind == Verdict::kViolation;
     benchmark::DoNotOptimize(v);
     if (++i == raw.size()) i = 0;

@@ -35,6 +35,7 @@
 #include "decode/decoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testlib/paths.h"
 #include "testlib/listener.h"
 #include "identity/cgroup.h"
 #include "util/util.h"
@@ -53,10 +54,7 @@ struct Rec {
   decode::RecordInfo info;
 };
 
-std::string RealPath(const std::string& p) {
-  char buf[PATH_MAX];
-  return realpath(p.c_str(), buf) ? std::string(buf) : p;
-}
+using testlib::RealPath;
 
 
 // connect() to loopback; returns 0 or errno. Runs in the child.
@@ -634,7 +632,7 @@ TEST_F(BpfTest, ExecDenyKillsBeforeTheProgramRuns) {
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->ev.process().exe(), sh);
   EXPECT_EQ(r->info.kernel_verdict, static_cast<uint32_t>(WRIT_KV_DENY));
-  EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_TRUE(r->info.kernel_denied);
   // Another exe of the same task is untouched.
   pid_t ok = Spawn([] {
     execl("/bin/true", "true", static_cast<char*>(nullptr));
@@ -654,7 +652,7 @@ TEST_F(BpfTest, ExecDenyWithoutEnforceOnlyFlags) {
   const Rec* r = WaitFor("exec", pid);
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->info.kernel_verdict, static_cast<uint32_t>(WRIT_KV_DENY));
-  EXPECT_FALSE(r->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_FALSE(r->info.kernel_denied);
 }
 
 TEST_F(BpfTest, ExecApprovalStopsUntilContinued) {
@@ -669,7 +667,7 @@ TEST_F(BpfTest, ExecApprovalStopsUntilContinued) {
   EXPECT_NE(access(marker.c_str(), F_OK), 0);
   const Rec* r = WaitFor("exec", pid);
   ASSERT_NE(r, nullptr);
-  EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_STOP);
+  EXPECT_TRUE(r->info.kernel_stopped);
   EXPECT_EQ(r->info.kernel_verdict, static_cast<uint32_t>(WRIT_KV_APPROVAL));
   kill(pid, SIGCONT);
   EXPECT_EQ(Wait(pid), 0);
@@ -694,7 +692,7 @@ TEST_F(BpfTest, ShebangExecIsFlaggedAndStoppedForTheScriptsVerdict) {
   EXPECT_EQ(Wait(bin), 0);
   const Rec* rb = WaitFor("exec", bin);
   ASSERT_NE(rb, nullptr);
-  EXPECT_FALSE(rb->info.flags & WRIT_F_SCRIPT);
+  EXPECT_FALSE(rb->info.script);
   pid_t pid = Spawn([&] {
     execl(script.c_str(), "s.sh", static_cast<char*>(nullptr));
     return 121;
@@ -703,8 +701,8 @@ TEST_F(BpfTest, ShebangExecIsFlaggedAndStoppedForTheScriptsVerdict) {
   EXPECT_NE(access(marker.c_str(), F_OK), 0);
   const Rec* r = WaitFor("exec", pid);
   ASSERT_NE(r, nullptr);
-  EXPECT_TRUE(r->info.flags & WRIT_F_SCRIPT);
-  EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_STOP);
+  EXPECT_TRUE(r->info.script);
+  EXPECT_TRUE(r->info.kernel_stopped);
   EXPECT_EQ(r->info.kernel_verdict, static_cast<uint32_t>(WRIT_KV_USER));
   EXPECT_EQ(r->ev.process().exe(), RealPath("/bin/sh"));
   EXPECT_EQ(r->ev.process().filename(), script);
@@ -728,8 +726,8 @@ TEST_F(BpfTest, ShebangExecRunsWithoutTheScriptFlag) {
   EXPECT_EQ(Wait(pid), 7 << 8);
   const Rec* r = WaitFor("exec", pid);
   ASSERT_NE(r, nullptr);
-  EXPECT_TRUE(r->info.flags & WRIT_F_SCRIPT);
-  EXPECT_FALSE(r->info.flags & WRIT_F_KERNEL_STOP);
+  EXPECT_TRUE(r->info.script);
+  EXPECT_FALSE(r->info.kernel_stopped);
   EXPECT_EQ(r->info.kernel_verdict, static_cast<uint32_t>(WRIT_KV_ALLOW));
 }
 
@@ -782,7 +780,7 @@ TEST_F(BpfTest, NetDenyIsEpermAllowedPortConnects) {
   ASSERT_TRUE(d4 && d6 && a4);
   EXPECT_EQ(d4->ev.network().result(), -EPERM);
   EXPECT_EQ(d4->info.kernel_verdict, static_cast<uint32_t>(WRIT_KV_DENY));
-  EXPECT_TRUE(d4->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_TRUE(d4->info.kernel_denied);
   EXPECT_EQ(d6->ev.network().result(), -EPERM);
   EXPECT_EQ(d6->ev.network().dst_ip(), "::1");
   EXPECT_EQ(a4->ev.network().result(), 0);
@@ -808,7 +806,7 @@ TEST_F(BpfTest, FileDenyExactAndPrefixKillTheOpener) {
     EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << target << " status " << st;
     const Rec* r = WaitFor("open", pid, [&](const Rec& r) { return r.ev.file().path() == target; });
     ASSERT_NE(r, nullptr) << target;
-    EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_DENY);
+    EXPECT_TRUE(r->info.kernel_denied);
   }
   pid_t ok = Spawn([&] { return open(fine.c_str(), O_RDONLY) >= 0 ? 0 : 3; });
   EXPECT_EQ(Wait(ok), 0);
@@ -835,7 +833,7 @@ TEST_F(BpfTest, FileDenyByIdentityKillsAnOpenThroughAHardLink) {
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
   const Rec* r = WaitFor("open", pid, [&](const Rec& r) { return r.ev.file().path() == link; });
   ASSERT_NE(r, nullptr);
-  EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_TRUE(r->info.kernel_denied);
   EXPECT_EQ(r->ev.file().inode(), st.st_ino);
   EXPECT_EQ(r->ev.file().dev(), kdev);
 
@@ -846,7 +844,7 @@ TEST_F(BpfTest, FileDenyByIdentityKillsAnOpenThroughAHardLink) {
   const Rec* f = WaitFor("open", ok, [&](const Rec& r) { return r.ev.file().path() == fine; });
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->ev.file().inode(), fst.st_ino);
-  EXPECT_FALSE(f->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_FALSE(f->info.kernel_denied);
 }
 
 // Path-component denies ("**/.ssh/**" installed as DIR and LEAF entries of ".ssh", "**/.env" as a LEAF
@@ -889,14 +887,14 @@ TEST_F(BpfComponentTest, ComponentDenyKillsAtOpenExit) {
     EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << c.path << " status " << st;
     ASSERT_NE(r, nullptr) << c.path;
     EXPECT_GE(r->ev.file().result(), 0) << c.path;  // the open succeeded; the process never used the fd
-    EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_DENY) << c.path;
-    EXPECT_TRUE(r->info.flags & WRIT_F_NEEDS_VERDICT) << c.path;
+    EXPECT_TRUE(r->info.kernel_denied) << c.path;
+    EXPECT_TRUE(r->info.needs_verdict) << c.path;
   }
   for (const std::string& p : {tmp_ + "/.sshx/id", tmp_ + "/.env.example", tmp_ + "/.env/inner", tmp_ + "/ssh"}) {
     auto [st, r] = OpenInTask(p);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << p << " status " << st;
     ASSERT_NE(r, nullptr) << p;
-    EXPECT_FALSE(r->info.flags & WRIT_F_KERNEL_DENY) << p;
+    EXPECT_FALSE(r->info.kernel_denied) << p;
   }
 }
 
@@ -908,11 +906,11 @@ TEST_F(BpfComponentTest, ComponentEntriesNeedTheTaskFlag) {
   auto [st, r] = OpenInTask(tmp_ + "/.ssh/id_x");
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status " << st;
   ASSERT_NE(r, nullptr);
-  EXPECT_FALSE(r->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_FALSE(r->info.kernel_denied);
   auto [st2, r2] = OpenInTask(tmp_ + "/ssh");
   EXPECT_TRUE(WIFSIGNALED(st2) && WTERMSIG(st2) == SIGKILL) << "status " << st2;
   ASSERT_NE(r2, nullptr);
-  EXPECT_TRUE(r2->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_TRUE(r2->info.kernel_denied);
 }
 
 }  // namespace
@@ -939,8 +937,8 @@ TEST_F(BpfTest, SelfSeccompRefusalIsReportedAtSyscallExit) {
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 42) << "status " << st;
   const Rec* k = WaitFor("self", pid, [](const Rec& r) { return r.ev.syscall().name() == "kill"; });
   ASSERT_NE(k, nullptr);
-  EXPECT_TRUE(k->info.flags & WRIT_F_SECCOMP);
-  EXPECT_FALSE(k->info.flags & WRIT_F_KERNEL_DENY);
+  EXPECT_TRUE(k->info.seccomp);
+  EXPECT_FALSE(k->info.kernel_denied);
   EXPECT_EQ(k->ev.syscall().result(), -EPERM);
   EXPECT_EQ(k->ev.syscall().target(), "writd");
   EXPECT_EQ(k->ev.syscall().target_pid(), static_cast<uint32_t>(me));
@@ -949,7 +947,7 @@ TEST_F(BpfTest, SelfSeccompRefusalIsReportedAtSyscallExit) {
   EXPECT_EQ(k->ev.syscall().args(1), 0);
   const Rec* b = WaitFor("self", pid, [](const Rec& r) { return r.ev.syscall().name() == "bpf"; });
   ASSERT_NE(b, nullptr);
-  EXPECT_TRUE(b->info.flags & WRIT_F_SECCOMP);
+  EXPECT_TRUE(b->info.seccomp);
   EXPECT_EQ(b->ev.syscall().target(), "");
   // An ordinary kill (not aimed at a protected process) is nobody's business.
   pid_t quiet = Spawn([] { return kill(getpid(), 0) == 0 ? 0 : 1; });
@@ -975,8 +973,8 @@ TEST_F(BpfTest, SelfWithoutFilterKillsAtSyscallEntry) {
   EXPECT_EQ(r->ev.syscall().name(), "tkill");
   EXPECT_EQ(r->ev.syscall().target(), "guardian");
   EXPECT_EQ(r->ev.syscall().result(), 0);  // it ran
-  EXPECT_TRUE(r->info.flags & WRIT_F_KERNEL_DENY);
-  EXPECT_FALSE(r->info.flags & WRIT_F_SECCOMP);
+  EXPECT_TRUE(r->info.kernel_denied);
+  EXPECT_FALSE(r->info.seccomp);
 }
 
 // The BPF-LSM rung is probed by loading its object. Where it loads, a denied exec fails with EPERM in
@@ -1007,7 +1005,7 @@ TEST_F(BpfTest, LsmRungRefusesWhereItLoadsAndSaysWhyWhereItDoesNot) {
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 42) << "the exec should have failed with EPERM";
   const Rec* r = WaitFor("exec", pid);
   ASSERT_NE(r, nullptr);
-  EXPECT_TRUE(r->info.flags & WRIT_F_LSM);
+  EXPECT_TRUE(r->info.lsm);
 }
 
 }  // namespace

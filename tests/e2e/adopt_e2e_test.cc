@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "identity/cgroup.h"
+#include "testlib/paths.h"
 #include "testlib/listener.h"
 #include "testlib/writd_fixture.h"
 #include "util/util.h"
@@ -34,9 +35,7 @@ namespace {
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 
-std::string RealPath(const std::string& p) {
-  return std::filesystem::canonical(p).string();
-}
+using testlib::RealPath;
 
 // Waits (bounded) for a child started with fork; returns its exit code, 128+signal, or -1 on timeout
 // (then it is killed).

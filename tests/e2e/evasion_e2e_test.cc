@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testlib/paths.h"
 #include "testlib/listener.h"
 #include "testlib/writd_fixture.h"
 
@@ -37,10 +38,7 @@ using ::testing::Not;
 
 constexpr char kAgent[] = "spiffe://example.org/agent/evader";
 
-std::string RealPath(const std::string& p) {
-  char buf[PATH_MAX];
-  return realpath(p.c_str(), buf) ? std::string(buf) : p;
-}
+using testlib::RealPath;
 
 constexpr char kIntents[] = R"(apiVersion: writ.dev/v1
 kind: Intent

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testlib/paths.h"
 #include "testlib/listener.h"
 #include "testlib/writd_fixture.h"
 
@@ -35,10 +36,7 @@ using ::testing::Not;
 
 constexpr char kAgent[] = "spiffe://example.org/agent/x";
 
-std::string RealPath(const std::string& p) {
-  char buf[PATH_MAX];
-  return realpath(p.c_str(), buf) ? std::string(buf) : p;
-}
+using testlib::RealPath;
 
 // Test intents. Paths that differ per host (merged /usr) come in as parameters.
 constexpr char kIntents[] = R"(apiVersion: writ.dev/v1

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "bpf/path_hash.h"
+#include "bpf/task_tables.h"
+#include "intent/intent.h"
 #include "daemon/approvals.h"
 #include "daemon/config.h"
 #include "gmock/gmock.h"
@@ -351,6 +353,46 @@ TEST(PathHash, ComponentHashIsTheHashOfOneComponent) {
   EXPECT_EQ(bpf::ComponentHash("usr"), bpf::PathHash("/usr"));
   EXPECT_NE(bpf::ComponentHash(".ssh"), bpf::ComponentHash(".sshx"));
   EXPECT_NE(bpf::ComponentHash("ab"), bpf::ComponentHash("ba"));
+}
+
+}  // namespace
+}  // namespace writ::daemon
+
+namespace writ::daemon {
+namespace {
+
+// What the kernel decides for a task: its task_map flags from mode and intent.
+TEST(TaskInfoFor, FlagsFollowModeAndTables) {
+  auto set = intent::LoadPolicyText(R"(apiVersion: writ.dev/v1
+kind: Intent
+name: t
+exec: {allow: [/usr/bin/ls]}
+files: {deny: [/etc/shadow, "**/.env"]}
+network: {connect: {allow: [{cidr: 127.0.0.1/32}]}}
+on_violation: [alert, kill]
+)",
+                                    "t.yaml");
+  ASSERT_TRUE(set.ok()) << set.status();
+  identity::Task t;
+  t.slot = 3;
+  t.compiled = *intent::Compile(set->intents()[0], {});
+  intent::KernelTables kt = t.compiled->kernel_tables();
+
+  t.mode = identity::TaskMode::kEnforce;
+  writ_task_info i = bpf::TaskInfoFor(t, &kt);
+  EXPECT_EQ(i.slot, 3u);
+  for (uint32_t f : {WRIT_TASK_ENFORCE, WRIT_TASK_PROMPT, WRIT_TASK_KILL_LINEAGE, WRIT_TASK_EXEC_TABLE,
+                     WRIT_TASK_NET_TABLE, WRIT_TASK_FILE_TABLE, WRIT_TASK_FILE_COMP,
+                     WRIT_TASK_SELF_KILL}) {
+    EXPECT_TRUE(i.flags & f) << f;
+  }
+  t.mode = identity::TaskMode::kMonitor;
+  i = bpf::TaskInfoFor(t, &kt);
+  EXPECT_FALSE(i.flags & (WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE | WRIT_TASK_SELF_KILL));
+  EXPECT_TRUE(i.flags & WRIT_TASK_EXEC_TABLE);  // decided in the kernel, acted on by nobody
+  // No intent: self-protection only, and only when enforcing.
+  t.mode = identity::TaskMode::kEnforce;
+  EXPECT_EQ(bpf::TaskInfoFor(t, nullptr).flags, WRIT_TASK_SELF_KILL);
 }
 
 }  // namespace

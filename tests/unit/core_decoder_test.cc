@@ -55,8 +55,10 @@ TEST_F(DecoderTest, ExecEveryField) {
   EXPECT_EQ(p.filename(), "curl");
   EXPECT_THAT(p.args(), ElementsAre("curl", "-s", "https://x.test/a b"));
   EXPECT_FALSE(p.args_truncated());
-  EXPECT_EQ(info_.kind, WRIT_EV_EXEC);
-  EXPECT_EQ(info_.flags, WRIT_F_NEEDS_VERDICT);
+  EXPECT_EQ(info_.kind, EventKind::kExec);
+  EXPECT_TRUE(info_.needs_verdict);
+  EXPECT_FALSE(info_.kernel_denied);
+  EXPECT_FALSE(info_.kernel_stopped);
   EXPECT_EQ(info_.kernel_verdict, static_cast<uint32_t>(WRIT_KV_DENY));
   EXPECT_EQ(info_.cgroup_id, 777u);
   EXPECT_EQ(info_.start_time_ns, 99'000u);
@@ -211,7 +213,7 @@ TEST_F(DecoderTest, SelfRecordNamesSyscallTargetAndArgs) {
   ASSERT_EQ(ev_.syscall().args_size(), 2);
   EXPECT_EQ(ev_.syscall().args(0), 4243);
   EXPECT_EQ(ev_.syscall().args(1), 9);
-  EXPECT_TRUE(info_.flags & WRIT_F_SECCOMP);
+  EXPECT_TRUE(info_.seccomp);
   ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(425, -1, WRIT_SELF_NONE, 0, 4, 0).Build()).ok());
   EXPECT_EQ(ev_.syscall().name(), "io_uring_setup");
   EXPECT_EQ(ev_.syscall().target(), "");

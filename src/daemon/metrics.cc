@@ -1,0 +1,266 @@
+#include "daemon/metrics.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "creds/creds.h"
+#include "daemon/adopt.h"
+#include "daemon/approvals.h"
+#include "daemon/output.h"
+#include "daemon/pipeline.h"
+#include "daemon/policies.h"
+#include "daemon/task_lifecycle.h"
+#include "decode/decoder.h"
+#include "identity/task.h"
+#include "util/util.h"
+
+namespace writ::daemon {
+
+namespace {
+
+// "# HELP" and "# TYPE" of one metric family.
+void Head(std::string* o, const char* name, const char* type, const char* help) {
+  absl::StrAppend(o, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+}
+
+// One family with one sample per event kind.
+void PerKind(std::string* o, const char* name, const char* type, const char* help,
+             const uint64_t (&by_kind)[WRIT_EV_KIND_MAX]) {
+  Head(o, name, type, help);
+  for (int k = 1; k < kEventKinds; k++) {
+    absl::StrAppend(o, name, "{kind=\"", EventKindName(static_cast<EventKind>(k)), "\"} ",
+                    by_kind[k], "\n");
+  }
+}
+
+// One family with one sample per sink (and label `extra` when given).
+template <typename Fn>
+void PerSink(std::string* o, const std::vector<Output::SinkRow>& rows, const char* name,
+             const char* type, const char* help, Fn value) {
+  Head(o, name, type, help);
+  for (const auto& r : rows)
+    absl::StrAppend(o, name, "{sink=\"", r.name, "\"} ", value(r.stats), "\n");
+}
+
+}  // namespace
+
+std::vector<v1::HookState> EnforcementRungs(const std::vector<bpf::HookStatus>& hooks,
+                                            bool lsm_active, const std::string& lsm_detail) {
+  std::vector<v1::HookState> out;
+  auto rung = [&out](const char* name, bool active, const std::string& detail) {
+    v1::HookState hs;
+    hs.set_name(name);
+    hs.set_active(active);
+    if (!active) hs.set_detail(detail);
+    out.push_back(std::move(hs));
+  };
+  auto by_id = [&hooks](bpf::HookId id, std::string* why) {
+    return bpf::HooksActive(hooks, id, why);
+  };
+  std::string why;
+  rung("lsm: BPF-LSM refuses exec/open/connect with EPERM", lsm_active, lsm_detail);
+  why.clear();
+  rung("exec: kernel-signal (sched_process_exec + bpf_send_signal)",
+       by_id(bpf::HookId::kExec, &why), why);
+  why.clear();
+  rung("connect: cgroup-bpf (cgroup/connect4|6 EPERM)", by_id(bpf::HookId::kCgroupConnect, &why),
+       why);
+  why.clear();
+  rung("open: kernel-signal at syscall exit (killed_after)", by_id(bpf::HookId::kOpenExit, &why),
+       why);
+  rung("userspace: cgroup.kill / pidfd_send_signal", true, "");
+  return out;
+}
+
+void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
+  s->set_version(m.version);
+  s->set_mode(m.mode);
+  for (const auto& h : m.loader->hooks()) {
+    v1::HookState* hs = s->add_hooks();
+    hs->set_name(h.name);
+    hs->set_active(h.active);
+    hs->set_detail(h.detail);
+  }
+  for (auto& r :
+       EnforcementRungs(m.loader->hooks(), m.loader->lsm_active(), m.loader->lsm_detail())) {
+    *s->add_enforcement() = std::move(r);
+  }
+  const PipelineCounters& pc = m.pipeline->counters();
+  bpf::Counters c = m.loader->ReadCounters();
+  for (int k = 1; k < kEventKinds; k++) {
+    const char* kind = EventKindName(static_cast<EventKind>(k));
+    (*s->mutable_events_by_kind())[kind] = pc.events_by_kind[k].load();
+    (*s->mutable_drops_by_kind())[kind] = c.dropped[k];
+  }
+  auto& counters = *s->mutable_counters();
+  s->set_userspace_drops(pc.decode_errors.load() + m.output->tail_drops());
+  counters["unattributed"] = pc.unattributed.load();
+  counters["decode_errors"] = pc.decode_errors.load();
+  counters["tail_drops"] = m.output->tail_drops();
+  counters["violations"] = pc.violations.load();
+  counters["actions"] = m.lifecycle->actions();
+  if (m.adoption) m.adoption->AddCounters(s);
+  if (m.creds) {
+    auto depth = m.creds->OutboxDepth();
+    counters["revocation_outbox_depth"] = depth.ok() ? *depth : ~0ull;
+  }
+  if (const journal::Journal* j = m.output->journal()) {
+    journal::JournalStats js = j->stats();
+    counters["journal_records"] = js.records;
+    counters["journal_fsyncs"] = js.fsyncs;
+    counters["journal_errors"] = js.write_errors + js.fsync_errors;
+  }
+  // What ended tasks must not leave behind (the load test checks these return to their idle
+  // values).
+  counters["process_table_entries"] = m.procs->published_size();
+  for (const auto& me : m.loader->CountMapEntries()) {
+    counters[absl::StrCat("map_", me.name, "_entries")] = me.entries;
+  }
+  for (const auto& r : m.output->SinkRows()) {
+    counters["sink_" + r.name + "_delivered"] = r.stats.delivered;
+    counters["sink_" + r.name + "_dropped"] = r.stats.dropped();
+  }
+  for (const auto& t : m.registry->All()) {
+    v1::TaskSummary* ts = s->add_tasks();
+    ts->set_task_id(t->id);
+    ts->set_spiffe_id(t->spiffe_id);
+    ts->set_principal(t->principal);
+    ts->set_intent(t->intent);
+    ts->set_state(t->frozen ? "frozen" : identity::TaskStateName(t->state.load()));
+    ts->set_mode(identity::TaskModeName(t->mode));
+    if (t->deadline != absl::InfiniteFuture()) ts->set_deadline(Rfc3339(t->deadline));
+    ts->set_processes(std::max(0, t->live_processes.load()));
+  }
+  s->set_policy_error(m.policies->error());
+  s->set_intents_loaded(m.policies->Get()->intents().size());
+  s->set_approvals_pending(m.approvals->size());
+}
+
+std::string RenderMetrics(const MetricsSources& m) {
+  std::string o;
+  const PipelineCounters& pc = m.pipeline->counters();
+  uint64_t by_kind[WRIT_EV_KIND_MAX] = {};
+  for (int k = 0; k < kEventKinds; k++) by_kind[k] = pc.events_by_kind[k].load();
+  PerKind(&o, "writ_events_total", "counter", "Events attributed to tasks, by kind.", by_kind);
+  Head(&o, "writ_verdicts_total", "counter", "Judged events by verdict.");
+  const char* vn[4] = {"allow", "violation", "needs_approval", "not_judged"};
+  for (int i = 0; i < 4; i++) {
+    absl::StrAppend(&o, "writ_verdicts_total{verdict=\"", vn[i], "\"} ", pc.verdicts[i].load(),
+                    "\n");
+  }
+  Head(&o, "writ_actions_total", "counter", "Enforcement actions taken (kill, freeze, thaw).");
+  absl::StrAppend(&o, "writ_actions_total ", m.lifecycle->actions(), "\n");
+
+  const bpf::Counters c = m.loader->ReadCounters();
+  PerKind(&o, "writ_kernel_records_total", "counter",
+          "Ring-buffer records emitted by the kernel, by kind.", c.emitted);
+  PerKind(&o, "writ_kernel_drops_total", "counter",
+          "Ring-buffer reserve failures in the kernel, by kind.", c.dropped);
+  PerKind(
+      &o, "writ_kernel_fail_closed_kills_total", "counter",
+      "Processes of enforce-mode tasks the kernel killed because the record writd had to judge was "
+      "dropped (fail closed), by kind.",
+      c.fail_closed);
+  // Only with metrics.bpf_program_stats: without writd's stats switch the kernel's counters stand
+  // still (or count someone else's accounting window), and a still counter would read as "no cost".
+  if (m.loader->program_stats()) {
+    auto stats = m.loader->ReadProgramStats();
+    Head(&o, "writ_bpf_program_runs_total", "counter", "BPF program invocations (bpf_stats).");
+    for (const auto& p : stats) {
+      absl::StrAppend(&o, "writ_bpf_program_runs_total{program=\"", p.name, "\"} ", p.run_cnt,
+                      "\n");
+    }
+    Head(&o, "writ_bpf_program_run_seconds_total", "counter", "BPF program run time (bpf_stats).");
+    for (const auto& p : stats) {
+      absl::StrAppend(&o, "writ_bpf_program_run_seconds_total{program=\"", p.name, "\"} ",
+                      absl::StrFormat("%.9f", p.run_time_ns / 1e9), "\n");
+    }
+  }
+  Head(&o, "writ_userspace_drops_total", "counter", "Records lost in userspace, by reason.");
+  absl::StrAppend(&o, "writ_userspace_drops_total{reason=\"decode\"} ", pc.decode_errors.load(),
+                  "\n");
+  absl::StrAppend(&o, "writ_userspace_drops_total{reason=\"tail\"} ", m.output->tail_drops(), "\n");
+  absl::StrAppend(&o, "writ_userspace_drops_total{reason=\"unattributed\"} ",
+                  pc.unattributed.load(), "\n");
+
+  const std::vector<Output::SinkRow> rows = m.output->SinkRows();
+  PerSink(&o, rows, "writ_sink_delivered_total", "counter", "Lines delivered per sink.",
+          [](const sinks::SinkStats& s) { return s.delivered; });
+  Head(&o, "writ_sink_dropped_total", "counter",
+       "Lines dropped per sink, by reason (queue_full, spool_full, on_stop).");
+  for (const auto& r : rows) {
+    const std::pair<const char*, uint64_t> by[] = {{"queue_full", r.stats.dropped_queue_full},
+                                                   {"spool_full", r.stats.dropped_spool_full},
+                                                   {"on_stop", r.stats.dropped_on_stop}};
+    for (const auto& [reason, n] : by) {
+      absl::StrAppend(&o, "writ_sink_dropped_total{sink=\"", r.name, "\",reason=\"", reason, "\"} ",
+                      n, "\n");
+    }
+  }
+  PerSink(&o, rows, "writ_sink_retries_total", "counter",
+          "Failed send attempts per sink (retried).",
+          [](const sinks::SinkStats& s) { return s.retries; });
+  Head(
+      &o, "writ_sink_errors_total", "counter",
+      "Failed send attempts per sink by cause (connect, tls_verify, tls, timeout, io, http_status, "
+      "other).");
+  for (const auto& r : rows) {
+    for (size_t k = 0; k < sinks::kSinkErrorKinds; k++) {
+      absl::StrAppend(&o, "writ_sink_errors_total{sink=\"", r.name, "\",reason=\"",
+                      sinks::SinkErrorName(static_cast<sinks::SinkError>(k)), "\"} ",
+                      r.stats.errors[k], "\n");
+    }
+  }
+  PerSink(&o, rows, "writ_sink_spooled_total", "counter",
+          "Lines written to the on-disk spool per sink.",
+          [](const sinks::SinkStats& s) { return s.spooled; });
+  PerSink(&o, rows, "writ_sink_replayed_total", "counter",
+          "Lines replayed from the spool per sink.",
+          [](const sinks::SinkStats& s) { return s.replayed; });
+  PerSink(&o, rows, "writ_sink_resent_total", "counter",
+          "Lines re-sent after a broken connection per sink (possible duplicates, same event id).",
+          [](const sinks::SinkStats& s) { return s.resent; });
+  PerSink(&o, rows, "writ_sink_queue_depth", "gauge", "Lines waiting in memory per sink.",
+          [](const sinks::SinkStats& s) { return s.queue_depth; });
+  PerSink(&o, rows, "writ_sink_spool_bytes", "gauge", "Bytes spooled on disk per sink.",
+          [](const sinks::SinkStats& s) { return s.spool_bytes; });
+
+  if (const journal::Journal* j = m.output->journal()) {
+    journal::JournalStats js = j->stats();
+    Head(&o, "writ_journal_records_total", "counter", "Records appended to the journal.");
+    absl::StrAppend(&o, "writ_journal_records_total ", js.records, "\n");
+    Head(&o, "writ_journal_fsyncs_total", "counter",
+         "fdatasync calls on the journal (journal_fsync).");
+    absl::StrAppend(&o, "writ_journal_fsyncs_total ", js.fsyncs, "\n");
+    Head(&o, "writ_journal_errors_total", "counter", "Journal appends or fsyncs that failed.");
+    absl::StrAppend(&o, "writ_journal_errors_total ", js.write_errors + js.fsync_errors, "\n");
+    Head(&o, "writ_journal_corrupt_tail", "gauge", "1 when start found a damaged journal tail.");
+    absl::StrAppend(&o, "writ_journal_corrupt_tail ", int{js.new_segment_after_corruption}, "\n");
+  }
+  if (m.adoption) m.adoption->AppendMetrics(&o);
+  Head(&o, "writ_tasks_active", "gauge", "Tasks registered.");
+  absl::StrAppend(&o, "writ_tasks_active ", m.registry->size(), "\n");
+  Head(&o, "writ_approvals_pending", "gauge", "Approval requests waiting for a human.");
+  absl::StrAppend(&o, "writ_approvals_pending ", m.approvals->size(), "\n");
+  if (m.creds) {
+    auto depth = m.creds->OutboxDepth();
+    Head(&o, "writ_revocation_outbox_depth", "gauge", "External revocations not yet acknowledged.");
+    absl::StrAppend(&o, "writ_revocation_outbox_depth ", depth.ok() ? *depth : -1, "\n");
+  }
+  const LatencyHistogram& lat = pc.latency;
+  Head(&o, "writ_verdict_latency_microseconds", "histogram",
+       "Kernel timestamp of the syscall to the engine's verdict.");
+  uint64_t cum = 0;
+  for (int b = 0; b + 1 < LatencyHistogram::kBuckets; b++) {
+    cum += lat.bucket(b);
+    absl::StrAppend(&o, "writ_verdict_latency_microseconds_bucket{le=\"",
+                    LatencyHistogram::kBoundsUs[b], "\"} ", cum, "\n");
+  }
+  absl::StrAppend(&o, "writ_verdict_latency_microseconds_bucket{le=\"+Inf\"} ", lat.count(), "\n");
+  absl::StrAppend(&o, "writ_verdict_latency_microseconds_sum ", lat.sum_us(), "\n");
+  absl::StrAppend(&o, "writ_verdict_latency_microseconds_count ", lat.count(), "\n");
+  return o;
+}
+
+}  // namespace writ::daemon

@@ -1,0 +1,52 @@
+// What `writ status` and `/metrics` (Prometheus text format) show: read-only views over every part
+// of writd, from whatever thread asks. Enforcement rungs are derived from hooks by identity
+// (HookId).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bpf/loader.h"
+#include "writ/v1/api.pb.h"
+
+namespace writ::creds {
+class CredentialService;
+}
+namespace writ::identity {
+class TaskRegistry;
+class ProcessTable;
+}  // namespace writ::identity
+
+namespace writ::daemon {
+
+class Adoption;
+class Approvals;
+class Output;
+class Pipeline;
+class PolicyStore;
+class TaskLifecycle;
+
+struct MetricsSources {
+  const char* version = "";
+  std::string mode;
+  const bpf::Loader* loader = nullptr;
+  const Pipeline* pipeline = nullptr;
+  const Output* output = nullptr;
+  const TaskLifecycle* lifecycle = nullptr;
+  const identity::TaskRegistry* registry = nullptr;
+  const identity::ProcessTable* procs = nullptr;
+  const Approvals* approvals = nullptr;
+  const Adoption* adoption = nullptr;
+  const PolicyStore* policies = nullptr;
+  creds::CredentialService* creds = nullptr;  // null: no credential service
+};
+
+// The enforcement ladder as `writ status` shows it: one row per rung, active when the hooks it
+// rests on are attached (by identity, never by position in the hook list).
+std::vector<v1::HookState> EnforcementRungs(const std::vector<bpf::HookStatus>& hooks,
+                                            bool lsm_active, const std::string& lsm_detail);
+
+void FillStatus(const MetricsSources& m, v1::StatusResponse* s);
+std::string RenderMetrics(const MetricsSources& m);
+
+}  // namespace writ::daemon

@@ -1,0 +1,58 @@
+// The policy set in force: loaded whole from the policies directory at start and on every reload,
+// checked (intent credentials name configured providers), and swapped whole. A reload that fails
+// keeps the set in force and says why (`writ policy reload`, `writ status`): never a half-applied
+// policy. A running task keeps the CompiledIntent it started with.
+//
+// Threads: Get() from any thread; reloads are applied on the pipeline thread (ApplyReload), asked
+// for from a control thread (RequestReload + AwaitReload) or by SIGHUP (RequestReload from the
+// handler).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "intent/intent.h"
+
+namespace writ::daemon {
+
+class PolicyStore {
+ public:
+  // `check` validates a whole set beyond what the loader does (null: nothing more).
+  using Check = std::function<absl::Status(const intent::PolicySet&)>;
+  PolicyStore(std::string dir, Check check);
+
+  // The first load (start): an error means writd must not start.
+  absl::Status Load();
+  std::shared_ptr<const intent::PolicySet> Get() const;
+  // The last reload's error ("" after a successful one).
+  std::string error() const;
+
+  // Async-signal-safe.
+  void RequestReload() { requested_.fetch_add(1); }
+  // Pipeline thread: applies a pending request (true when there was one).
+  bool ApplyReload();
+  // Control thread: asks for a reload and waits (bounded) until the pipeline thread applied it. The
+  // error names what is wrong (FILE:LINE) when the set in force was kept.
+  absl::Status ReloadAndWait(absl::Duration timeout);
+
+ private:
+  absl::Status LoadChecked(std::shared_ptr<const intent::PolicySet>* out) const;
+
+  const std::string dir_;
+  const Check check_;
+  std::atomic<uint64_t> requested_{0};
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const intent::PolicySet> set_ ABSL_GUARDED_BY(mu_);
+  std::string error_ ABSL_GUARDED_BY(mu_);
+  uint64_t applied_ ABSL_GUARDED_BY(mu_) =
+      0;  // requests taken into account by the last ApplyReload
+};
+
+}  // namespace writ::daemon

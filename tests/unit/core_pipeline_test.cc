@@ -1,0 +1,262 @@
+// Pipeline: every rung of the enforcement ladder as the pipeline reports and enacts it, from
+// ring-buffer records built like the kernel's (testlib/record_builder.h), with the task actions and
+// the output faked (daemon_fakes.h): allowed, prevented (cgroup-bpf, lsm), killed, killed_after
+// (kernel and userspace), stopped for approval, would_deny, not judged, self-protection. No root
+// needed.
+#include <fcntl.h>
+
+#include <string>
+#include <vector>
+
+#include "daemon/pipeline.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "intent/intent.h"
+#include "testlib/record_builder.h"
+#include "unit/daemon_fakes.h"
+
+namespace writ::daemon {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using testlib::RecordBuilder;
+
+constexpr uint64_t kCgroup = 4242;
+constexpr uint32_t kPid = 3999991;  // no such process: /proc lookups find nothing
+constexpr uint64_t kStart = 77;
+
+constexpr const char* kIntent = R"(apiVersion: writ.dev/v1
+kind: Intent
+name: t
+exec:
+  allow: [/usr/bin/git, /usr/bin/ls]
+  deny: [/usr/bin/sudo]
+files:
+  read: ["/repo/**"]
+  deny: [/etc/shadow]
+network:
+  connect:
+    allow: [{cidr: 127.0.0.1/32, ports: [8080]}]
+approval:
+  - {exec: /usr/bin/git, args: [push, "**"], timeout: 5m}
+on_violation: [alert, kill, revoke]
+)";
+
+std::shared_ptr<const intent::CompiledIntent> Compiled(const std::string& yaml) {
+  auto set = intent::LoadPolicyText(yaml, "t.yaml");
+  EXPECT_TRUE(set.ok()) << set.status();
+  auto ci = intent::Compile(set->intents()[0], {});
+  EXPECT_TRUE(ci.ok()) << ci.status();
+  return *ci;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Use(identity::TaskMode::kEnforce); }
+
+  void Use(identity::TaskMode mode, const std::string& yaml = kIntent) {
+    if (task_) registry_.Remove(task_->id);
+    task_ = std::make_shared<identity::Task>();
+    task_->id = "t-1";
+    task_->spiffe_id = "spiffe://example.org/agent";
+    task_->cgroup_id = kCgroup;
+    task_->slot = 1;
+    task_->mode = mode;
+    task_->state = identity::TaskState::kRunning;
+    task_->compiled = Compiled(yaml);
+    ASSERT_TRUE(registry_.Add(task_).ok());
+  }
+
+  // The event the pipeline emitted for the record, and what it did, in order.
+  v1::Event Run(RecordBuilder b) {
+    log_.clear();
+    out_.events.clear();
+    auto rec = b.Cgroup(kCgroup).Pid(kPid).StartNs(kStart).Build();
+    pipeline_.OnRecord(rec.data(), rec.size());
+    for (const v1::Event& e : out_.events) {
+      if (e.id().rfind("s-", 0) != 0) return e;  // the record's own event, not a synthetic one
+    }
+    return v1::Event();
+  }
+  static RecordBuilder Exec(const std::string& exe, std::vector<std::string> args = {}) {
+    return RecordBuilder::Exec().Exe(exe).Filename(exe).Args(args);
+  }
+  static RecordBuilder Open(const std::string& path, int32_t result = 3) {
+    return RecordBuilder::Open().OpenPath(path).OpenFlags(O_RDONLY).Result(result);
+  }
+
+  std::vector<std::string> log_;
+  identity::TaskRegistry registry_{16};
+  identity::ProcessTable procs_{1024};
+  Approvals approvals_;
+  testing::FakeTasks tasks_{&log_};
+  testing::FakeOutput out_{&log_};
+  Pipeline pipeline_{Pipeline::Deps{registry_, procs_, approvals_, tasks_, out_}, 0, "test"};
+  std::shared_ptr<identity::Task> task_;
+};
+
+TEST_F(PipelineTest, AllowedExecRunsUntouched) {
+  v1::Event ev = Run(Exec("/usr/bin/ls", {"ls"}));
+  EXPECT_EQ(ev.verdict(), "allow");
+  EXPECT_EQ(ev.outcome(), "allowed");
+  EXPECT_THAT(log_, ElementsAre("emit exec"));
+  EXPECT_EQ(ev.agent().task_id(), "t-1");
+}
+
+TEST_F(PipelineTest, AllowedExecTheKernelStoppedIsContinued) {
+  v1::Event ev = Run(Exec("/usr/bin/git", {"git", "status"}).Flags(WRIT_F_KERNEL_STOP));
+  EXPECT_EQ(ev.outcome(), "allowed");
+  EXPECT_THAT(log_, ElementsAre("signal 3999991 CONT", "emit exec"));
+}
+
+TEST_F(PipelineTest, ConnectRefusedByCgroupHookIsPreventedThenResponsesRun) {
+  v1::Event ev =
+      Run(RecordBuilder::Connect().Dst("10.0.0.1", 443).Result(-1).Flags(WRIT_F_KERNEL_DENY));
+  EXPECT_EQ(ev.verdict(), "violation");
+  EXPECT_EQ(ev.outcome(), "prevented");
+  EXPECT_EQ(ev.enforcement(), "cgroup-bpf");
+  EXPECT_EQ(ev.finding().rule(), "t/network.connect.default");
+  // Nothing to kill (the kernel refused it); revocation at once, responses after the event (cause
+  // before effect).
+  EXPECT_THAT(log_,
+              ElementsAre("mark-revoked t-1", "emit connect", "responses t-1 alert,kill,revoke"));
+}
+
+TEST_F(PipelineTest, LsmRefusalIsPrevented) {
+  v1::Event ev = Run(Exec("/usr/bin/sudo", {"sudo", "id"}).Flags(WRIT_F_KERNEL_DENY | WRIT_F_LSM));
+  EXPECT_EQ(ev.outcome(), "prevented");
+  EXPECT_EQ(ev.enforcement(), "lsm");
+  EXPECT_EQ(ev.finding().rule(), "t/exec.deny[0]");
+}
+
+TEST_F(PipelineTest, OpenRefusedWithEpermWhereLsmIsActiveIsPrevented) {
+  pipeline_.set_lsm_active(true);
+  v1::Event ev = Run(Open("/etc/shadow", -EPERM));
+  EXPECT_EQ(ev.outcome(), "prevented");
+  EXPECT_EQ(ev.enforcement(), "lsm");
+}
+
+TEST_F(PipelineTest, ExecKilledByTheKernelIsKilled) {
+  v1::Event ev = Run(Exec("/usr/bin/sudo", {"sudo", "id"}).Flags(WRIT_F_KERNEL_DENY));
+  EXPECT_EQ(ev.outcome(), "killed");
+  EXPECT_EQ(ev.enforcement(), "kernel-signal");
+  EXPECT_THAT(log_,
+              ElementsAre("mark-revoked t-1", "emit exec", "responses t-1 alert,kill,revoke"));
+}
+
+TEST_F(PipelineTest, ExecStoppedByTheKernelAndDeniedIsKilledBeforeItRuns) {
+  v1::Event ev = Run(Exec("/usr/bin/curl", {"curl"}).Flags(WRIT_F_KERNEL_STOP));
+  EXPECT_EQ(ev.finding().rule(), "t/exec.default");
+  EXPECT_EQ(ev.outcome(), "killed");
+  EXPECT_EQ(ev.enforcement(), "kernel-signal");
+  // The task dies before the acting process, so the agent's shell cannot run its next command.
+  EXPECT_THAT(log_, ElementsAre("kill-now t-1", "signal 3999991 KILL", "mark-revoked t-1",
+                                "emit exec", "responses t-1 alert,kill,revoke"));
+}
+
+TEST_F(PipelineTest, OpenKilledAtSyscallExitByTheKernelIsKilledAfter) {
+  v1::Event ev = Run(Open("/etc/shadow").Flags(WRIT_F_KERNEL_DENY));
+  EXPECT_EQ(ev.outcome(), "killed_after");
+  EXPECT_EQ(ev.enforcement(), "kernel-signal");
+  EXPECT_EQ(ev.finding().rule(), "t/files.deny[0]");
+}
+
+TEST_F(PipelineTest, OpenJudgedInUserspaceIsKilledAfterByWritd) {
+  v1::Event ev = Run(Open("/home/alice/notes"));
+  EXPECT_EQ(ev.finding().rule(), "t/files.read.default");
+  EXPECT_EQ(ev.outcome(), "killed_after");
+  EXPECT_EQ(ev.enforcement(), "userspace");
+  EXPECT_THAT(log_, ElementsAre("kill-now t-1", "signal 3999991 KILL", "mark-revoked t-1",
+                                "emit open", "responses t-1 alert,kill,revoke"));
+}
+
+TEST_F(PipelineTest, FailedOpenIsNotJudgedByTheAllowListDefault) {
+  v1::Event ev = Run(Open("/home/alice/notes", -ENOENT));
+  EXPECT_EQ(ev.verdict(), "allow");
+  EXPECT_THAT(log_, ElementsAre("emit open"));
+}
+
+TEST_F(PipelineTest, ApprovalStopsTheExecFreezesTheTaskAndAsks) {
+  v1::Event ev = Run(Exec("/usr/bin/git", {"git", "push", "origin"}).Flags(WRIT_F_KERNEL_STOP));
+  EXPECT_EQ(ev.verdict(), "needs_approval");
+  EXPECT_EQ(ev.outcome(), "stopped");
+  EXPECT_EQ(ev.enforcement(), "kernel-signal");
+  EXPECT_THAT(log_, ElementsAre("freeze t-1", "emit approval_request", "emit exec"));
+  ASSERT_EQ(approvals_.size(), 1u);
+  EXPECT_EQ(approvals_.List()[0].pid, kPid);
+  EXPECT_EQ(out_.events[0].approval().action_hash(), ActionHash(ev));
+}
+
+TEST_F(PipelineTest, ApprovalOfAnExecTheKernelDidNotStopStopsItFromUserspace) {
+  v1::Event ev = Run(Exec("/usr/bin/git", {"git", "push", "origin"}));
+  EXPECT_EQ(ev.outcome(), "stopped");
+  EXPECT_EQ(ev.enforcement(), "userspace");
+  EXPECT_THAT(
+      log_, ElementsAre("signal 3999991 STOP", "freeze t-1", "emit approval_request", "emit exec"));
+}
+
+TEST_F(PipelineTest, AnActionGrantedForTheTaskRuns) {
+  v1::Event first = Run(Exec("/usr/bin/git", {"git", "push", "origin"}).Flags(WRIT_F_KERNEL_STOP));
+  approvals_.Grant("t-1", ActionHash(first));
+  v1::Event ev = Run(Exec("/usr/bin/git", {"git", "push", "origin"}).Flags(WRIT_F_KERNEL_STOP));
+  EXPECT_EQ(ev.verdict(), "allow");
+  EXPECT_EQ(ev.outcome(), "allowed");
+  EXPECT_FALSE(ev.has_finding());
+  EXPECT_THAT(log_, ElementsAre("signal 3999991 CONT", "emit exec"));
+}
+
+TEST_F(PipelineTest, MonitorModeWouldDenyAndDoesNothing) {
+  Use(identity::TaskMode::kMonitor);
+  v1::Event ev = Run(Open("/etc/shadow"));
+  EXPECT_EQ(ev.verdict(), "violation");
+  EXPECT_EQ(ev.outcome(), "would_deny");
+  EXPECT_THAT(log_, ElementsAre("emit open"));
+}
+
+TEST_F(PipelineTest, RecordModeJudgesNothing) {
+  Use(identity::TaskMode::kRecord);
+  v1::Event ev = Run(Open("/etc/shadow"));
+  EXPECT_EQ(ev.verdict(), "");
+  EXPECT_EQ(ev.kind(), "open");
+  EXPECT_THAT(log_, ElementsAre("emit open"));
+}
+
+TEST_F(PipelineTest, SelfProtectionRefusedBySeccompIsPreventedAndTheTasksResponsesRun) {
+  v1::Event ev = Run(RecordBuilder::Self()
+                         .SelfCall(62 /* kill */, -1, WRIT_SELF_WRITD, 1, 1, 9)
+                         .Flags(WRIT_F_SECCOMP));
+  EXPECT_EQ(ev.verdict(), "violation");
+  EXPECT_EQ(ev.outcome(), "prevented");
+  EXPECT_EQ(ev.enforcement(), "seccomp");
+  EXPECT_THAT(ev.finding().frameworks(), ::testing::Contains("OWASP-ASI10"));
+  EXPECT_THAT(log_,
+              ElementsAre("mark-revoked t-1", "emit self", "responses t-1 alert,kill,revoke"));
+}
+
+TEST_F(PipelineTest, RecordOfAnUnknownTaskIsCountedNotEmitted) {
+  log_.clear();
+  auto rec = Exec("/usr/bin/ls").Cgroup(999).Pid(kPid).Build();
+  pipeline_.OnRecord(rec.data(), rec.size());
+  EXPECT_THAT(log_, IsEmpty());
+  EXPECT_EQ(pipeline_.counters().unattributed.load(), 1u);
+}
+
+TEST_F(PipelineTest, UndecodableRecordIsCounted) {
+  auto rec = Exec("/usr/bin/ls").Version(WRIT_ABI_VERSION + 1).Cgroup(kCgroup).Build();
+  pipeline_.OnRecord(rec.data(), rec.size());
+  EXPECT_EQ(pipeline_.counters().decode_errors.load(), 1u);
+}
+
+TEST_F(PipelineTest, ProcessTableFollowsExecAndExit) {
+  Run(Exec("/usr/bin/ls", {"ls"}));
+  EXPECT_EQ(procs_.published_size(), 1u);
+  EXPECT_EQ(task_->live_processes.load(), 1);
+  v1::Event ev = Run(RecordBuilder::Exit().WaitStatus(0));
+  EXPECT_EQ(ev.process().exe(), "/usr/bin/ls");  // the exit names what the process ran
+  EXPECT_EQ(procs_.published_size(), 0u);
+  EXPECT_EQ(task_->live_processes.load(), 0);
+}
+
+}  // namespace
+}  // namespace writ::daemon
