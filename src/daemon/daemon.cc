@@ -317,6 +317,7 @@ absl::Status Daemon::StartCredentials() {
   cc.trust_domain = cfg_.trust_domain;
   cc.http_addr = cfg_.http;
   cc.providers = cfg_.credential_providers;
+  cc.revocation_alert_after = cfg_.revocation_alert_after;
   cc.task_lookup = [this](pid_t, uint64_t, const std::string& cgroup_path) {
     return ClaimsForCgroup(cgroup_path);
   };
@@ -469,6 +470,20 @@ std::string Daemon::Metrics() {
     auto depth = cred_service_->OutboxDepth();
     head("writ_revocation_outbox_depth", "gauge", "External revocations not yet acknowledged.");
     absl::StrAppend(&o, "writ_revocation_outbox_depth ", depth.ok() ? *depth : -1, "\n");
+    if (auto failing = cred_service_->FailingRevocations(); failing.ok()) {
+      head("writ_revocations_failing", "gauge",
+           "External revocations that failed and are not acknowledged yet, per provider.");
+      for (const auto& f : *failing) {
+        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing,
+                        "\n");
+      }
+      head("writ_revocation_failing_oldest_seconds", "gauge",
+           "Age of the oldest failing external revocation per provider (0 when none).");
+      for (const auto& f : *failing) {
+        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider,
+                        "\"} ", absl::ToInt64Seconds(f.oldest_age), "\n");
+      }
+    }
   }
   head("writ_verdict_latency_microseconds", "histogram",
        "Kernel timestamp of the syscall to the engine's verdict.");
@@ -504,6 +519,19 @@ void Daemon::OnCredentialEvent(const creds::CredentialEvent& ce) {
     std::string detail = ce.detail;
     creds::RedactSecrets(&detail);
     c->set_detail(detail);
+  }
+  if (ce.operation == "revoke_overdue") {
+    // A credential outlived its task: the revocation has kept failing for revocation_alert_after.
+    v1::Finding* f = e.mutable_finding();
+    f->set_rule("writ/credentials.revoke_overdue");
+    f->set_category("credential");
+    f->set_reason(absl::StrCat("revocation at provider '", ce.provider, "' of task ", ce.task_id,
+                               " still failing: ", c->detail()));
+    for (const char* id : {"OWASP-NHI1", "OWASP-NHI7", "MAESTRO-L6", "NIST-AI-RMF-MANAGE-2.4"}) {
+      f->add_frameworks(id);
+    }
+    f->add_responses("alert");
+    f->set_severity("high");
   }
   Emit(e);
 }
@@ -1772,6 +1800,13 @@ v1::Response Daemon::Status() {
   if (cred_service_) {
     auto depth = cred_service_->OutboxDepth();
     (*s->mutable_counters())["revocation_outbox_depth"] = depth.ok() ? *depth : ~0ull;
+    if (auto failing = cred_service_->FailingRevocations(); failing.ok()) {
+      for (const auto& f : *failing) {
+        (*s->mutable_counters())["revocations_failing_" + f.provider] = f.failing;
+        (*s->mutable_counters())["revocations_failing_" + f.provider + "_oldest_s"] =
+            absl::ToInt64Seconds(f.oldest_age);
+      }
+    }
   }
   if (journal_) {
     journal::JournalStats js = journal_->stats();
