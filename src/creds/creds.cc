@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -67,6 +68,7 @@ absl::Status CredentialService::Init() {
 
   OutboxOptions oo;
   oo.path = config_.state_dir + "/outbox.db";
+  oo.overdue_after = config_.revocation_alert_after;
   ASSIGN_OR_RETURN(outbox_, Outbox::Open(oo));
   for (const auto& pc : config_.providers) {
     for (const auto& existing : providers_) {
@@ -75,12 +77,31 @@ absl::Status CredentialService::Init() {
       }
     }
     ASSIGN_OR_RETURN(auto p, MakeProvider(pc));
+    // A provider that could not revoke what it issues is refused: better no credential than one
+    // that outlives its task. One that cannot be reached now is checked again before it issues
+    // anything.
+    if (absl::Status st = p->CheckRevocable(); absl::IsUnavailable(st)) {
+      Log()->warn(
+          "creds: provider '{}': revocation privileges not checked now ({}); checked before "
+          "its first issue",
+          pc.name, std::string(st.message()));
+    } else if (!st.ok()) {
+      return st;
+    }
     outbox_->Register(p.get());
     providers_.push_back(std::move(p));
   }
   outbox_->SetResultHook([this](const OutboxResult& r) {
     Emit({KindOf(providers_, r.provider), r.task_id, r.provider, r.status.ok() ? "revoke" : "revoke_failed", absl::InfiniteFuture(), r.task_id,
           r.status.ok() ? "" : std::string(r.status.message())});
+  });
+  outbox_->SetOverdueHook([this](const OverdueRevocation& o) {
+    Emit({KindOf(providers_, o.provider), o.task_id, o.provider, "revoke_overdue",
+          absl::InfiniteFuture(), o.task_id,
+          absl::StrCat("revocation (", o.reason, ") queued ",
+                       absl::FormatTime(absl::RFC3339_sec, o.queued, absl::UTCTimeZone()),
+                       " still failing after ", o.attempts,
+                       " attempts; last error: ", o.last_error)});
   });
   outbox_->Start();
 
@@ -210,6 +231,22 @@ std::string CredentialService::ProviderKind(const std::string& provider) const {
 }
 
 absl::StatusOr<int64_t> CredentialService::OutboxDepth() const { return outbox_->Depth(); }
+
+absl::StatusOr<std::vector<ProviderRevocationHealth>> CredentialService::FailingRevocations()
+    const {
+  ASSIGN_OR_RETURN(std::vector<FailingAtProvider> failing, outbox_->Failing());
+  const absl::Time now = absl::Now();
+  std::vector<ProviderRevocationHealth> out;
+  for (const auto& p : providers_) out.push_back({p->config().name});
+  for (const auto& f : failing) {
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const auto& h) { return h.provider == f.provider; });
+    if (it == out.end()) it = out.insert(out.end(), ProviderRevocationHealth{f.provider});
+    it->failing = f.count;
+    it->oldest_age = std::max(absl::ZeroDuration(), now - f.oldest_queued);
+  }
+  return out;
+}
 
 std::string CredentialService::JwksJson() const { return keys_->JwksJson(); }
 

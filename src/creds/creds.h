@@ -43,6 +43,16 @@ struct CredentialConfig {
   TaskLookup task_lookup;
   std::string workload_socket;  // default <run_dir>/workload.sock
   absl::Duration maintenance_period = absl::Seconds(30);  // key rotation check, revocation pruning
+  // An external revocation still failing this long after it was queued is reported once as a
+  // `revoke_overdue` event (writd: a high-severity finding). Zero disables the report.
+  absl::Duration revocation_alert_after = absl::Minutes(5);
+};
+
+// Failing external revocations at one provider (attempted at least once, not acknowledged).
+struct ProviderRevocationHealth {
+  std::string provider;
+  int64_t failing = 0;
+  absl::Duration oldest_age = absl::ZeroDuration();  // since the oldest failing one was queued
 };
 
 // One credential operation, for the daemon's `credential` events.
@@ -50,7 +60,9 @@ struct CredentialEvent {
   std::string type;       // "jwt_svid" | "postgres_role" | "vault_lease_prefix" | "webhook"
   std::string jti;        // token id; for external credentials the credential id (role, prefix, url)
   std::string provider;   // "writ" for JWT-SVIDs, else ProviderConfig::name
-  std::string operation;  // "issue" | "revoke" | "revoke_queued" | "revoke_failed"
+  // "issue" | "revoke" | "revoke_queued" | "revoke_failed" | "revoke_overdue" (failing for longer
+  // than revocation_alert_after: once per revocation)
+  std::string operation;
   absl::Time expires = absl::InfiniteFuture();
   std::string task_id;
   std::string detail;     // reason, or the error of a failed attempt
@@ -86,6 +98,9 @@ class CredentialService {
   std::string ProviderKind(const std::string& provider) const;
 
   absl::StatusOr<int64_t> OutboxDepth() const;
+  // For status and metrics: one entry per configured provider (failing 0 when all is well), then
+  // any provider the outbox still holds failing revocations for that is no longer configured.
+  absl::StatusOr<std::vector<ProviderRevocationHealth>> FailingRevocations() const;
   std::string JwksJson() const;
   // The loopback HTTP server (null when disabled): other modules may AddRoute (e.g. /metrics).
   http::Server* http_server() const { return http_.get(); }

@@ -20,6 +20,20 @@ absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
       "  next_attempt_ms INTEGER NOT NULL, last_error TEXT, UNIQUE(provider, task_id));"
       "CREATE TABLE IF NOT EXISTS issued (provider TEXT NOT NULL, task_id TEXT NOT NULL,"
       "  PRIMARY KEY(provider, task_id));"));
+  // Added after the first release: outboxes written before it get the column (0 = not reported).
+  bool has_overdue = false;
+  {
+    ASSIGN_OR_RETURN(Statement q, db->Prepare("SELECT name FROM pragma_table_info('outbox')"));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      if (q.ColumnText(0) == "overdue_signalled") has_overdue = true;
+    }
+  }
+  if (!has_overdue) {
+    RETURN_IF_ERROR(
+        db->Exec("ALTER TABLE outbox ADD COLUMN overdue_signalled INTEGER NOT NULL DEFAULT 0"));
+  }
   return std::unique_ptr<Outbox>(new Outbox(std::move(options), std::move(db)));
 }
 
@@ -33,6 +47,11 @@ void Outbox::Register(CredentialProvider* p) {
 void Outbox::SetResultHook(std::function<void(const OutboxResult&)> hook) {
   absl::MutexLock l(&mu_);
   hook_ = std::move(hook);
+}
+
+void Outbox::SetOverdueHook(std::function<void(const OverdueRevocation&)> hook) {
+  absl::MutexLock l(&mu_);
+  overdue_hook_ = std::move(hook);
 }
 
 absl::Status Outbox::RecordIssued(const std::string& provider, const std::string& task_id) {
@@ -169,6 +188,64 @@ absl::StatusOr<int64_t> Outbox::Depth() const {
   return row ? q.ColumnInt(0) : 0;
 }
 
+absl::StatusOr<std::vector<FailingAtProvider>> Outbox::Failing() const {
+  absl::MutexLock l(&db_mu_);
+  ASSIGN_OR_RETURN(Statement q,
+                   db_->Prepare("SELECT provider, COUNT(*), MIN(created_ms) FROM outbox "
+                                "WHERE attempts > 0 GROUP BY provider ORDER BY provider"));
+  std::vector<FailingAtProvider> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, q.Step());
+    if (!row) break;
+    out.push_back({q.ColumnText(0), q.ColumnInt(1), absl::FromUnixMillis(q.ColumnInt(2))});
+  }
+  return out;
+}
+
+absl::StatusOr<int> Outbox::SignalOverdue() {
+  if (options_.overdue_after <= absl::ZeroDuration()) return 0;
+  absl::MutexLock run(&run_mu_);  // one reporter at a time: each entry is reported once
+  std::vector<std::pair<int64_t, OverdueRevocation>> overdue;
+  {
+    absl::MutexLock l(&db_mu_);
+    ASSIGN_OR_RETURN(
+        Statement q,
+        db_->Prepare(
+            "SELECT id, provider, task_id, reason, created_ms, attempts, last_error FROM outbox "
+            "WHERE attempts > 0 AND overdue_signalled = 0 AND created_ms <= ? ORDER BY "
+            "created_ms"));
+    q.Bind(1, absl::ToUnixMillis(Now() - options_.overdue_after));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, q.Step());
+      if (!row) break;
+      overdue.push_back(
+          {q.ColumnInt(0),
+           {q.ColumnText(1), q.ColumnText(2), q.ColumnText(3), absl::FromUnixMillis(q.ColumnInt(4)),
+            static_cast<int>(q.ColumnInt(5)), q.ColumnText(6)}});
+    }
+  }
+  if (overdue.empty()) return 0;
+  std::function<void(const OverdueRevocation&)> hook;
+  {
+    absl::MutexLock l(&mu_);
+    hook = overdue_hook_;
+  }
+  for (const auto& [id, o] : overdue) {
+    Log()->error("outbox: revocation of task {} at {} has failed for {} ({} attempts): {}",
+                 o.task_id, o.provider,
+                 absl::FormatDuration(absl::Trunc(Now() - o.queued, absl::Milliseconds(1))),
+                 o.attempts, o.last_error);
+    if (hook) hook(o);
+  }
+  absl::MutexLock l(&db_mu_);
+  for (const auto& [id, o] : overdue) {
+    ASSIGN_OR_RETURN(Statement u,
+                     db_->Prepare("UPDATE outbox SET overdue_signalled = 1 WHERE id = ?"));
+    RETURN_IF_ERROR(u.Bind(1, id).Run());
+  }
+  return static_cast<int>(overdue.size());
+}
+
 void Outbox::Start() {
   if (thread_.joinable()) return;
   thread_ = std::thread([this] {
@@ -182,6 +259,8 @@ void Outbox::Start() {
       }
       auto r = RunOnce();
       if (!r.ok()) Log()->error("outbox: {}", r.status().ToString());
+      auto o = SignalOverdue();
+      if (!o.ok()) Log()->error("outbox: overdue revocations: {}", o.status().ToString());
     }
   });
 }

@@ -1,7 +1,8 @@
-// Durable outbox for external revocations. A revocation is written to SQLite (<state_dir>/outbox.db)
-// before it is attempted, and retried with capped exponential backoff until the provider acknowledges
-// it, across daemon restarts. Depth() is for status and metrics: a growing depth means some system still
-// honours credentials of a task that has ended.
+// Durable outbox for external revocations. A revocation is written to SQLite
+// (<state_dir>/outbox.db) before it is attempted, and retried with capped exponential backoff until
+// the provider acknowledges it, across daemon restarts. Depth() and Failing() are for status and
+// metrics: a growing depth means some system still honours credentials of a task that has ended;
+// SignalOverdue() says so once per revocation that kept failing for longer than overdue_after.
 #pragma once
 
 #include <atomic>
@@ -31,6 +32,9 @@ struct OutboxOptions {
   double jitter = 0.2;  // ± fraction of each delay, so many failing entries do not retry in lockstep
   absl::Duration poll = absl::Milliseconds(500);
   int max_batch = 32;  // entries attempted per RunOnce
+  // A revocation that has failed and is still unacknowledged this long after it was queued is
+  // reported once through the overdue hook (a live credential outlived its task). Zero disables.
+  absl::Duration overdue_after = absl::Minutes(5);
   Clock clock;
 };
 
@@ -43,6 +47,23 @@ struct OutboxResult {
   absl::Time next_attempt;  // when not ok
 };
 
+// Revocations at one provider that failed at least once and are not acknowledged yet.
+struct FailingAtProvider {
+  std::string provider;
+  int64_t count = 0;
+  absl::Time oldest_queued = absl::InfiniteFuture();  // when the oldest of them was queued
+};
+
+// A failing revocation that crossed OutboxOptions::overdue_after; reported once per entry, ever.
+struct OverdueRevocation {
+  std::string provider;
+  std::string task_id;
+  std::string reason;      // why it was revoked
+  absl::Time queued;       // when it was queued
+  int attempts = 0;        // failed so far
+  std::string last_error;  // of the last attempt
+};
+
 class Outbox {
  public:
   static absl::StatusOr<std::unique_ptr<Outbox>> Open(OutboxOptions options);
@@ -51,6 +72,8 @@ class Outbox {
   // Providers must outlive the outbox (or Stop()). Entries for unregistered providers wait.
   void Register(CredentialProvider* provider);
   void SetResultHook(std::function<void(const OutboxResult&)> hook);
+  // Called (from the retry thread, or the caller of SignalOverdue) once per overdue revocation.
+  void SetOverdueHook(std::function<void(const OverdueRevocation&)> hook);
 
   // Durably remembers that `provider` issued something to `task_id`, so EnqueueTask knows whom to call
   // even after a restart.
@@ -64,6 +87,12 @@ class Outbox {
   // Attempts every due entry once (at most max_batch); returns how many were acknowledged.
   absl::StatusOr<int> RunOnce();
   absl::StatusOr<int64_t> Depth() const;
+  // Per provider with at least one failing revocation, by provider name.
+  absl::StatusOr<std::vector<FailingAtProvider>> Failing() const;
+  // Reports every failing revocation older than overdue_after that was not reported yet, then marks
+  // it durably (a restart does not report it again; a crash between the two reports it twice rather
+  // than never); returns how many. The retry thread calls it after each RunOnce.
+  absl::StatusOr<int> SignalOverdue();
 
   // Background retry thread. Wake() makes it run without waiting for the poll period.
   void Start();
@@ -82,6 +111,7 @@ class Outbox {
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, CredentialProvider*> providers_ ABSL_GUARDED_BY(mu_);
   std::function<void(const OutboxResult&)> hook_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const OverdueRevocation&)> overdue_hook_ ABSL_GUARDED_BY(mu_);
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

@@ -17,7 +17,8 @@ namespace writ::creds {
 struct ProviderConfig {
   std::string name;  // unique; the outbox refers to providers by name across restarts
   std::string type;  // "postgres" | "vault" | "webhook"
-  // postgres: conninfo (libpq, admin role that may CREATE ROLE); role_prefix (default "writ_")
+  // postgres: conninfo (libpq, an admin role with CREATEROLE, docs/credentials.md); role_prefix
+  //           (default "writ_")
   // vault:    addr (http(s)://host:port), token, prefix (e.g. "database/creds/app/"; "{task}" is
   //           replaced), ca_file (https: PEM CA bundle; default the system CA store)
   // webhook:  url (http(s)://...), issuer (SET iss), audience (SET aud), ca_file (as for vault)
@@ -45,6 +46,11 @@ class CredentialProvider {
   // Idempotent: revoking a task that holds nothing (or was already revoked) is OK. Must be derivable from
   // the task id alone: after a restart, the outbox has nothing else.
   virtual absl::Status Revoke(const std::string& task_id, const std::string& reason) = 0;
+  // Proves against the live system that this provider can revoke what it would issue (e.g. the
+  // PostgreSQL admin's privileges), without leaving anything behind. PermissionDenied names the
+  // missing privilege; Unavailable means the system could not be reached (a provider that must be
+  // sure checks again before its first Issue). Default: nothing to check.
+  virtual absl::Status CheckRevocable() { return absl::OkStatus(); }
 };
 
 // Builds a provider from config; InvalidArgument names the provider and the missing/bad field.

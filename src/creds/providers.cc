@@ -1,5 +1,5 @@
-// PostgreSQL JIT roles (libpq), Vault lease-prefix revocation and CAEP-style webhook notification.
-#include <libpq-fe.h>
+// Provider construction, grant validation, role names; Vault lease-prefix revocation and CAEP-style
+// webhook notification. The PostgreSQL provider is in postgres_provider.cc.
 #include <openssl/sha.h>
 
 #include "absl/strings/ascii.h"
@@ -9,6 +9,7 @@
 #include "absl/strings/str_replace.h"
 #include "creds/jwt.h"
 #include "creds/log.h"
+#include "creds/postgres_provider.h"
 #include "creds/provider.h"
 #include "http/client.h"
 #include "nlohmann/json.hpp"
@@ -26,24 +27,7 @@ absl::StatusOr<std::string> Param(const ProviderConfig& c, const std::string& ke
   return it->second;
 }
 
-// ---- PostgreSQL ----------------------------------------------------------------------------------------
-
-struct PgConnDeleter {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-using PgConn = std::unique_ptr<PGconn, PgConnDeleter>;
-struct PgResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
-
-std::string Escaped(PGconn* c, const std::string& s, bool identifier) {
-  char* e = identifier ? PQescapeIdentifier(c, s.data(), s.size()) : PQescapeLiteral(c, s.data(), s.size());
-  if (e == nullptr) return "";
-  std::string out(e);
-  PQfreemem(e);
-  return out;
-}
+// ---- Grants (postgres) ---------------------------------------------------------------------------------
 
 absl::Status CheckGrant(const std::string& provider, const std::string& g) {
   // Grants come from operator config, but they are spliced into SQL: refuse anything that could end the
@@ -60,100 +44,6 @@ absl::Status CheckGrant(const std::string& provider, const std::string& g) {
   }
   return absl::OkStatus();
 }
-
-class PostgresProvider final : public CredentialProvider {
- public:
-  explicit PostgresProvider(ProviderConfig c) : config_(std::move(c)) {
-    auto it = config_.params.find("role_prefix");
-    prefix_ = it == config_.params.end() ? "writ_" : it->second;
-  }
-  const ProviderConfig& config() const override { return config_; }
-
-  absl::StatusOr<IssuedCredential> Issue(const TaskClaims& task, const ProviderConfig& per_task) override {
-    std::vector<std::string> grants = per_task.grants.empty() ? config_.grants : per_task.grants;
-    for (const auto& g : grants) RETURN_IF_ERROR(CheckGrant(config_.name, g));
-    ASSIGN_OR_RETURN(PgConn conn, Connect());
-    IssuedCredential cred;
-    cred.provider = config_.name;
-    cred.kind = "postgres_role";
-    cred.id = PostgresRoleName(prefix_, task.task_id);
-    cred.secret = Base64UrlEncode(RandomBytes(24));
-    cred.expires = task.deadline;
-    std::string role = Escaped(conn.get(), cred.id, true);
-    // VALID UNTIL makes the server itself refuse the password after the deadline, even if writd is down.
-    std::string until = task.deadline == absl::InfiniteFuture()
-                            ? "infinity"
-                            : absl::FormatTime("%Y-%m-%d %H:%M:%S+00", task.deadline, absl::UTCTimeZone());
-    RETURN_IF_ERROR(Exec(conn.get(), "BEGIN"));
-    std::string create = absl::StrCat("CREATE ROLE ", role, " LOGIN NOINHERIT PASSWORD ",
-                                      Escaped(conn.get(), cred.secret, false), " VALID UNTIL ",
-                                      Escaped(conn.get(), until, false));
-    absl::Status st = Exec(conn.get(), create, /*redact=*/true);
-    for (size_t i = 0; st.ok() && i < grants.size(); ++i) {
-      st = Exec(conn.get(), absl::StrCat("GRANT ", grants[i], " TO ", role));
-    }
-    if (!st.ok()) {
-      (void)Exec(conn.get(), "ROLLBACK");
-      return st;
-    }
-    RETURN_IF_ERROR(Exec(conn.get(), "COMMIT"));
-    return cred;
-  }
-
-  absl::Status Revoke(const std::string& task_id, const std::string& reason) override {
-    ASSIGN_OR_RETURN(PgConn conn, Connect());
-    std::string name = PostgresRoleName(prefix_, task_id);
-    std::string lit = Escaped(conn.get(), name, false);
-    ASSIGN_OR_RETURN(bool exists, Exists(conn.get(), absl::StrCat("SELECT 1 FROM pg_roles WHERE rolname = ", lit)));
-    if (!exists) return absl::OkStatus();  // never issued, or already revoked: idempotent
-    std::string role = Escaped(conn.get(), name, true);
-    // Order matters: no new logins first, then cut live sessions, then remove privileges and the role.
-    RETURN_IF_ERROR(Exec(conn.get(), absl::StrCat("ALTER ROLE ", role, " NOLOGIN")));
-    RETURN_IF_ERROR(Exec(conn.get(), absl::StrCat(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ", lit)));
-    for (const auto& g : config_.grants) {
-      if (CheckGrant(config_.name, g).ok()) (void)Exec(conn.get(), absl::StrCat("REVOKE ", g, " FROM ", role));
-    }
-    // DROP OWNED also revokes every privilege granted to the role in this database, including per-task
-    // grants that a restarted daemon no longer remembers.
-    RETURN_IF_ERROR(Exec(conn.get(), absl::StrCat("DROP OWNED BY ", role)));
-    RETURN_IF_ERROR(Exec(conn.get(), absl::StrCat("DROP ROLE IF EXISTS ", role)));
-    Log()->info("postgres provider '{}': dropped role {} of task {} ({})", config_.name, name, task_id, reason);
-    return absl::OkStatus();
-  }
-
- private:
-  absl::StatusOr<PgConn> Connect() {
-    ASSIGN_OR_RETURN(std::string conninfo, Param(config_, "conninfo"));
-    if (conninfo.find("connect_timeout") == std::string::npos) conninfo += " connect_timeout=5";
-    PgConn conn(PQconnectdb(conninfo.c_str()));
-    if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-      return absl::UnavailableError(absl::StrCat("provider '", config_.name, "': connect: ",
-                                                 conn ? PQerrorMessage(conn.get()) : "out of memory"));
-    }
-    return conn;
-  }
-  absl::Status Exec(PGconn* c, const std::string& sql, bool redact = false) {
-    PgResult r(PQexec(c, sql.c_str()));
-    ExecStatusType s = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-      // The statement may contain the password: name it only when it cannot.
-      return absl::InternalError(absl::StrCat("provider '", config_.name, "': ",
-                                              redact ? "CREATE ROLE" : sql, ": ", PQerrorMessage(c)));
-    }
-    return absl::OkStatus();
-  }
-  absl::StatusOr<bool> Exists(PGconn* c, const std::string& sql) {
-    PgResult r(PQexec(c, sql.c_str()));
-    if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
-      return absl::InternalError(absl::StrCat("provider '", config_.name, "': ", sql, ": ", PQerrorMessage(c)));
-    }
-    return PQntuples(r.get()) > 0;
-  }
-
-  const ProviderConfig config_;
-  std::string prefix_;
-};
 
 // ---- Vault -----------------------------------------------------------------------------------------------
 
@@ -273,7 +163,7 @@ absl::StatusOr<std::unique_ptr<CredentialProvider>> MakeProvider(const ProviderC
   if (c.type == "postgres") {
     RETURN_IF_ERROR(Param(c, "conninfo").status());
     for (const auto& g : c.grants) RETURN_IF_ERROR(CheckGrant(c.name, g));
-    return std::unique_ptr<CredentialProvider>(new PostgresProvider(c));
+    return NewPostgresProvider(c);
   }
   if (c.type == "vault") {
     for (const char* k : {"addr", "token", "prefix"}) RETURN_IF_ERROR(Param(c, k).status());

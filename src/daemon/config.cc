@@ -28,7 +28,8 @@ absl::Status Scalar(const std::string& file, const YAML::Node& n, const std::str
   return absl::OkStatus();
 }
 
-// credentials: {providers: [{name, type, grants: [...], <param>: <string>...}]}. Every provider is
+// credentials: {revocation_alert_after: DURATION, providers: [{name, type, grants: [...],
+// <param>: <string>...}]}. Every provider is
 // built once here (MakeProvider, no connection) so a bad one is reported with its line.
 absl::Status ParseCredentials(const std::string& file, const YAML::Node& v, Config* c) {
   if (!v.IsMap())
@@ -36,6 +37,17 @@ absl::Status ParseCredentials(const std::string& file, const YAML::Node& v, Conf
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string key = it->first.as<std::string>();
     const YAML::Node list = it->second;
+    if (key == "revocation_alert_after") {
+      std::string s;
+      RETURN_IF_ERROR(Scalar(file, list, "credentials." + key, &s));
+      auto d = ParseDuration(s);
+      if (!d.ok() || *d < absl::ZeroDuration()) {
+        return absl::InvalidArgumentError(Where(file, list, "credentials." + key) +
+                                          "must be a duration (e.g. 5m; 0s disables the finding)");
+      }
+      c->revocation_alert_after = *d;
+      continue;
+    }
     if (key != "providers") {
       return absl::InvalidArgumentError(Where(file, it->first, "credentials." + key) +
                                         "unknown key");

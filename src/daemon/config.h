@@ -43,6 +43,8 @@ struct Config {
   YAML::Node sinks;  // handed to the sinks module as written
   // credentials.providers: external credential providers intents may name (docs/credentials.md).
   std::vector<creds::ProviderConfig> credential_providers;
+  // credentials.revocation_alert_after: an external revocation failing this long becomes a finding.
+  absl::Duration revocation_alert_after = absl::Minutes(5);
 };
 
 // Parses a writd.yaml. Errors: "FILE:LINE: field: message". Unknown keys are errors.

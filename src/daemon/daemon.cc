@@ -260,6 +260,7 @@ absl::Status Daemon::StartCredentials() {
   cc.trust_domain = cfg_.trust_domain;
   cc.http_addr = cfg_.http;
   cc.providers = cfg_.credential_providers;
+  cc.revocation_alert_after = cfg_.revocation_alert_after;
   cc.task_lookup = [this](pid_t, uint64_t, const std::string& cgroup_path) {
     return ClaimsForCgroup(cgroup_path);
   };
@@ -294,6 +295,19 @@ void Daemon::OnCredentialEvent(const creds::CredentialEvent& ce) {
     std::string detail = ce.detail;
     creds::RedactSecrets(&detail);
     c->set_detail(detail);
+  }
+  if (ce.operation == "revoke_overdue") {
+    // A credential outlived its task: the revocation has kept failing for revocation_alert_after.
+    v1::Finding* f = e.mutable_finding();
+    f->set_rule("writ/credentials.revoke_overdue");
+    f->set_category("credential");
+    f->set_reason(absl::StrCat("revocation at provider '", ce.provider, "' of task ", ce.task_id,
+                               " still failing: ", c->detail()));
+    for (const char* id : {"OWASP-NHI1", "OWASP-NHI7", "MAESTRO-L6", "NIST-AI-RMF-MANAGE-2.4"}) {
+      f->add_frameworks(id);
+    }
+    f->add_responses("alert");
+    f->set_severity("high");
   }
   output_.Emit(e);
 }

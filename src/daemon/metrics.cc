@@ -104,6 +104,12 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
   if (m.creds) {
     auto depth = m.creds->OutboxDepth();
     counters["revocation_outbox_depth"] = depth.ok() ? *depth : ~0ull;
+    if (auto failing = m.creds->FailingRevocations(); failing.ok()) {
+      for (const auto& f : *failing) {
+        counters["revocations_failing_" + f.provider] = f.failing;
+        counters["revocations_failing_" + f.provider + "_oldest_s"] = absl::ToInt64Seconds(f.oldest_age);
+      }
+    }
   }
   if (const journal::Journal* j = m.output->journal()) {
     journal::JournalStats js = j->stats();
@@ -247,6 +253,19 @@ std::string RenderMetrics(const MetricsSources& m) {
     auto depth = m.creds->OutboxDepth();
     Head(&o, "writ_revocation_outbox_depth", "gauge", "External revocations not yet acknowledged.");
     absl::StrAppend(&o, "writ_revocation_outbox_depth ", depth.ok() ? *depth : -1, "\n");
+    if (auto failing = m.creds->FailingRevocations(); failing.ok()) {
+      Head(&o, "writ_revocations_failing", "gauge",
+           "External revocations that failed and are not acknowledged yet, per provider.");
+      for (const auto& f : *failing) {
+        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing, "\n");
+      }
+      Head(&o, "writ_revocation_failing_oldest_seconds", "gauge",
+           "Age of the oldest failing external revocation per provider (0 when none).");
+      for (const auto& f : *failing) {
+        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider, "\"} ",
+                        absl::ToInt64Seconds(f.oldest_age), "\n");
+      }
+    }
   }
   const LatencyHistogram& lat = pc.latency;
   Head(&o, "writ_verdict_latency_microseconds", "histogram",

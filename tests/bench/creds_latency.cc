@@ -1,27 +1,45 @@
-// creds_latency: violation -> introspection says `active: false`, and JWT-SVID fetch latency, against a
-// real writd (enforce mode, an intent with `on_violation: [alert, revoke]`, HTTP endpoints on loopback).
+// creds_latency: violation -> introspection says `active: false`, and JWT-SVID fetch latency,
+// against a real writd (enforce mode, an intent with `on_violation: [alert, revoke]`, HTTP
+// endpoints on loopback).
 //
 // Trial mode (runs inside a writ task, one task per trial because a revocation is task-wide):
-//   1. FetchJWTSVID over the Workload API --fetches times on one channel (the first call includes the
+//   1. FetchJWTSVID over the Workload API --fetches times on one channel (the first call includes
+//   the
 //      connection and attestation of a new peer: reported apart as "cold").
-//   2. `writ svid --audience A` --cli-fetches times (a whole CLI process: fork, exec, connect, fetch).
+//   2. `writ svid --audience A` --cli-fetches times (a whole CLI process: fork, exec, connect,
+//   fetch).
 //   3. Introspects the token once: it must be active.
-//   4. Forks a child that stamps CLOCK_MONOTONIC into shared memory and opens the denied file (writd kills
-//      the child, and `revoke` revokes the task's tokens); the parent polls POST /introspect every 200 µs
-//      (one loopback connection per request, as the server serves one request per connection) until it
-//      answers active:false and stamps the clock. Latency = that stamp - the child's pre-syscall stamp:
-//      syscall, kernel event, writd's wakeup, decode, verdict, revocation commit (SQLite, synchronous
-//      FULL), and at most one introspection round trip.
+//   4. Forks a child that stamps CLOCK_MONOTONIC into shared memory and opens the denied file
+//   (writd kills
+//      the child, and `revoke` revokes the task's tokens); the parent polls POST /introspect every
+//      200 µs (one loopback connection per request, as the server serves one request per
+//      connection) until it answers active:false and stamps the clock. Latency = that stamp - the
+//      child's pre-syscall stamp: syscall, kernel event, writd's wakeup, decode, verdict,
+//      revocation commit (SQLite, synchronous FULL), and at most one introspection round trip.
 //   Prints one line: "trial cold_us=N fetch_us=a,b,.. cli_us=a,b,.. rtt_us=a,b,c inactive_us=N".
 //
 // Driver mode (outside any task): runs N trials through `writ run` and prints the percentiles:
 //   creds_latency --driver --writ BIN --intent I --param dir=D --path FILE --http ADDR:PORT
 //                 --workload-socket PATH [--trials N] [--fetches K] [--cli-fetches M]
+//
+// PostgreSQL: revocation -> the task's live session terminated (scripts/bench_creds.sh --pg). Each
+// trial is a task whose intent has a postgres credential; inside it (--pg-trial) a libpq session
+// logs in with the task's role and sends `SELECT pg_sleep(60)`, then
+//   violation: a child stamps CLOCK_MONOTONIC and opens the denied file (revoke response);
+//   cli:       it prints "ready <task>" and the driver stamps the clock and runs `writ revoke
+//   <task>`;
+// the session stamps the clock when the server's termination arrives. Latency = the two stamps
+// apart: the violation (or the CLI and its control request), writd's outbox, the provider's
+// connection as the admin (SCRAM), NOLOGIN, its membership grant, pg_terminate_backend and the
+// client seeing the error.
+//   creds_latency --pg-driver --writ BIN --intent I --param dir=D --path FILE [--trials N]
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -34,7 +52,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -61,7 +81,7 @@ std::map<std::string, std::string> ParseArgs(int argc, char** argv) {
     std::string k = argv[i];
     if (k.rfind("--", 0) != 0) continue;
     k = k.substr(2);
-    if (k == "driver" || k == "trial") {
+    if (k == "driver" || k == "trial" || k == "pg-driver" || k == "pg-trial") {
       a[k] = "1";
     } else if (i + 1 < argc) {
       a[k] = argv[++i];
@@ -289,10 +309,172 @@ int Driver(std::map<std::string, std::string>& a, const char* self) {
   return failed == trials ? 1 : 0;
 }
 
+// key=value lines of the task's credential file for provider `pg`.
+std::map<std::string, std::string> ReadCredential() {
+  std::map<std::string, std::string> out;
+  const char* dir = getenv("WRIT_CREDENTIALS_DIR");
+  if (dir == nullptr) return out;
+  std::ifstream in(std::string(dir) + "/pg");
+  for (std::string l; std::getline(in, l);) {
+    size_t eq = l.find('=');
+    if (eq != std::string::npos) out[l.substr(0, eq)] = l.substr(eq + 1);
+  }
+  std::string d = dir;
+  out["task"] = d.substr(d.rfind('/') + 1);
+  return out;
+}
+
+// Blocks (at most 10 s) until the busy session's query ends; returns the clock then, 0 on timeout.
+int64_t AwaitTermination(PGconn* c, std::string* what) {
+  const int64_t limit = MonoNs() + 10'000'000'000;
+  while (PQisBusy(c)) {
+    pollfd p{PQsocket(c), POLLIN, 0};
+    int ms = static_cast<int>((limit - MonoNs()) / 1'000'000);
+    if (ms <= 0) return 0;
+    if (poll(&p, 1, ms) > 0 && !PQconsumeInput(c)) break;
+  }
+  const int64_t t = MonoNs();
+  while (PGresult* r = PQgetResult(c)) {
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) *what = PQerrorMessage(c);
+    PQclear(r);
+  }
+  if (what->empty()) *what = PQerrorMessage(c);
+  return t;
+}
+
+int PgTrial(std::map<std::string, std::string>& a) {
+  auto cred = ReadCredential();
+  if (cred["id"].empty() || cred["secret"].empty()) {
+    fprintf(stderr, "creds_latency: no pg credential in $WRIT_CREDENTIALS_DIR\n");
+    return 1;
+  }
+  std::string conninfo = "host=" + a["pg-host"] + " port=" + a["pg-port"] + " user=" + cred["id"] +
+                         " password=" + cred["secret"] + " dbname=postgres connect_timeout=5";
+  PGconn* c = PQconnectdb(conninfo.c_str());
+  if (PQstatus(c) != CONNECTION_OK || !PQsendQuery(c, "SELECT pg_sleep(60)")) {
+    fprintf(stderr, "creds_latency: task session: %s\n", PQerrorMessage(c));
+    return 1;
+  }
+  usleep(20000);  // let the server start the sleep before anything revokes it
+  int64_t before = 0;
+  pid_t child = -1;
+  auto* stamp = static_cast<std::atomic<int64_t>*>(mmap(nullptr, sizeof(std::atomic<int64_t>),
+                                                        PROT_READ | PROT_WRITE,
+                                                        MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  stamp->store(0);
+  if (a["pg-trigger"] == "violation") {
+    child = fork();
+    if (child == 0) {
+      stamp->store(MonoNs());
+      int fd = open(a["path"].c_str(), O_RDONLY);  // the violation: killed, and the task revoked
+      (void)fd;
+      pause();
+      _exit(0);
+    }
+  } else {
+    printf("ready %s\n", cred["task"].c_str());
+    fflush(stdout);
+  }
+  std::string what;
+  int64_t t = AwaitTermination(c, &what);
+  if (child > 0) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    before = stamp->load();
+  }
+  PQfinish(c);
+  if (t == 0 || what.find("terminating connection") == std::string::npos) {
+    fprintf(stderr, "creds_latency: session not terminated within 10 s (%s)\n", what.c_str());
+    return 1;
+  }
+  printf("pgtrial terminated_ns=%lld before_ns=%lld\n", static_cast<long long>(t),
+         static_cast<long long>(before));
+  return 0;
+}
+
+int PgDriver(std::map<std::string, std::string>& a, const char* self) {
+  const int trials = a.count("trials") ? atoi(a["trials"].c_str()) : 100;
+  std::map<std::string, std::vector<double>> lat;
+  int failed = 0;
+  for (int t = 0; t < 2 * trials; t++) {
+    const std::string trigger = t % 2 ? "cli" : "violation";
+    int pipefd[2];
+    if (pipe(pipefd) != 0) return 1;
+    pid_t p = fork();
+    if (p == 0) {
+      dup2(pipefd[1], 1);
+      close(pipefd[0]);
+      std::vector<std::string> args = {
+          a["writ"],    "run",       "--agent",    "spiffe://example.org/bench/pg",
+          "--intent",   a["intent"], "--param",    a["param"],
+          "--",         self,        "--pg-trial", "--pg-trigger",
+          trigger,      "--path",    a["path"],    "--pg-host",
+          a["pg-host"], "--pg-port", a["pg-port"]};
+      std::vector<char*> v;
+      for (auto& s : args) v.push_back(s.data());
+      v.push_back(nullptr);
+      execv(v[0], v.data());
+      _exit(127);
+    }
+    close(pipefd[1]);
+    FILE* in = fdopen(pipefd[0], "r");
+    char line[512];
+    int64_t revoke_ns = 0;
+    std::string out;
+    while (fgets(line, sizeof(line), in) != nullptr) {
+      std::string l = line;
+      if (l.rfind("ready ", 0) == 0) {
+        std::string task = l.substr(6, l.find('\n') - 6);
+        revoke_ns = MonoNs();
+        pid_t r = fork();
+        if (r == 0) {
+          int null = open("/dev/null", O_WRONLY);
+          dup2(null, 1);
+          execl(a["writ"].c_str(), "writ", "revoke", task.c_str(), static_cast<char*>(nullptr));
+          _exit(127);
+        }
+        waitpid(r, nullptr, 0);
+      } else {
+        out += l;
+      }
+    }
+    fclose(in);
+    int status = 0;
+    waitpid(p, &status, 0);
+    size_t at = out.find("pgtrial ");
+    if (at == std::string::npos) {
+      failed++;
+      continue;
+    }
+    long long term = 0, before = 0;
+    sscanf(out.c_str() + at, "pgtrial terminated_ns=%lld before_ns=%lld", &term, &before);
+    int64_t from = trigger == "cli" ? revoke_ns : before;
+    if (from == 0 || term <= from) {
+      failed++;
+      continue;
+    }
+    lat[trigger].push_back((term - from) / 1e3);
+  }
+  printf("creds_latency pg trials=%d per trigger, failed=%d\n", trials, failed);
+  Report("pg_violation_to_session_terminated", lat["violation"],
+         "violation syscall -> the task's busy PostgreSQL session gets the termination");
+  Report("pg_writ_revoke_to_session_terminated", lat["cli"],
+         "writ revoke started -> the task's busy PostgreSQL session gets the termination");
+  return failed == 2 * trials ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   auto a = ParseArgs(argc, argv);
+  if (a.count("pg-trial")) return PgTrial(a);
+  if (a.count("pg-driver")) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) return 1;
+    self[n] = 0;
+    return PgDriver(a, self);
+  }
   for (const char* k : {"path", "http", "workload-socket"}) {
     if (!a.count(k)) {
       fprintf(stderr,

@@ -104,6 +104,10 @@ TEST_F(ConfigTest, CredentialProviders) {
   EXPECT_EQ(c->credential_providers[0].params.at("conninfo"), "host=/run/postgresql user=writ_admin");
   EXPECT_EQ(c->credential_providers[0].grants, std::vector<std::string>{"SELECT ON TABLE orders"});
   EXPECT_EQ(c->credential_providers[1].params.at("url"), "http://127.0.0.1:9/caep");
+  EXPECT_EQ(c->revocation_alert_after, absl::Minutes(5));  // the default
+  c = LoadConfig(Write("credentials:\n  revocation_alert_after: 90s\n  providers: []\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->revocation_alert_after, absl::Seconds(90));
 }
 
 TEST_F(ConfigTest, BadCredentialProvidersNameFileLineField) {
@@ -111,18 +115,27 @@ TEST_F(ConfigTest, BadCredentialProvidersNameFileLineField) {
     const char* yaml;
     const char* want;
   } cases[] = {
-      {"credentials:\n  providers:\n    - {type: postgres, conninfo: x}\n", ":3: credentials.providers[0].name: missing"},
+      {"credentials:\n  providers:\n    - {type: postgres, conninfo: x}\n",
+       ":3: credentials.providers[0].name: missing"},
       {"credentials:\n  providers:\n    - {name: pg, type: mysql}\n",
-       ":3: credentials.providers[0]: provider 'pg': type 'mysql' is not one of postgres, vault, webhook"},
+       ":3: credentials.providers[0]: provider 'pg': type 'mysql' is not one of postgres, vault, "
+       "webhook"},
       {"credentials:\n  providers:\n    - {name: pg, type: postgres}\n",
        ":3: credentials.providers[0]: provider 'pg' (postgres): params.conninfo is required"},
-      {"credentials:\n  providers:\n    - {name: pg, type: postgres, conninfo: x, grants: [\"ALL ON t; DROP\"]}\n",
-       ":3: credentials.providers[0]: provider 'pg': grant 'ALL ON t; DROP' contains ; quote backslash or a comment"},
-      {"credentials:\n  providers:\n    - {name: h, type: webhook, url: u}\n    - {name: h, type: webhook, url: u}\n",
+      {"credentials:\n  providers:\n    - {name: pg, type: postgres, conninfo: x, grants: [\"ALL "
+       "ON t; DROP\"]}\n",
+       ":3: credentials.providers[0]: provider 'pg': grant 'ALL ON t; DROP' contains ; quote "
+       "backslash or a comment"},
+      {"credentials:\n  providers:\n    - {name: h, type: webhook, url: u}\n    - {name: h, type: "
+       "webhook, url: u}\n",
        ":4: credentials.providers[1].name: provider name \"h\" is used twice"},
       {"credentials:\n  provider: []\n", ":2: credentials.provider: unknown key"},
+      {"credentials:\n  revocation_alert_after: soon\n",
+       ":2: credentials.revocation_alert_after: must be a duration (e.g. 5m; 0s disables the "
+       "finding)"},
       {"credentials:\n  providers: {}\n", ":2: credentials.providers: must be a list"},
-      {"credentials:\n  providers:\n    - {name: h, type: webhook, url: [u]}\n", ":3: credentials.providers[0].url: must be a string"},
+      {"credentials:\n  providers:\n    - {name: h, type: webhook, url: [u]}\n",
+       ":3: credentials.providers[0].url: must be a string"},
   };
   for (const auto& k : cases) {
     std::string p = Write(k.yaml);

@@ -1,10 +1,12 @@
 // Vault and webhook providers against in-process HTTP receivers; the durable outbox with a scripted
-// provider (fails, then succeeds; survives reopen).
+// provider (fails, then succeeds; survives reopen; failing counts and the once-only overdue
+// report).
 #include <filesystem>
 
 #include "absl/strings/ascii.h"
 #include "creds/outbox.h"
 #include "creds/provider.h"
+#include "creds/sqlite.h"
 #include "gtest/gtest.h"
 #include "http/server.h"
 #include "nlohmann/json.hpp"
@@ -212,6 +214,123 @@ TEST(Outbox, BackgroundThreadDeliversPromptly) {
   EXPECT_EQ(*ob->Depth(), 0);
   ob->Stop();
   EXPECT_EQ(p.calls, std::vector<std::string>{"t2"});
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Outbox, FailingRevocationsPerProviderAndOverdueReportedOnce) {
+  char tmpl[] = "/tmp/writ-outbox-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  const absl::Time t0 = absl::FromUnixSeconds(1'700'000'000);
+  absl::Time now = t0;
+  OutboxOptions o;
+  o.path = dir + "/outbox.db";
+  o.jitter = 0;
+  o.overdue_after = absl::Minutes(5);
+  o.clock = [&] { return now; };
+  ScriptedProvider pg("pg"), hook("hook");
+  pg.failures_left = 1000;
+  std::vector<OverdueRevocation> overdue;
+  {
+    auto ob = std::move(*Outbox::Open(o));
+    ob->Register(&pg);
+    ob->Register(&hook);
+    ob->SetOverdueHook([&](const OverdueRevocation& r) { overdue.push_back(r); });
+    ASSERT_TRUE(ob->Enqueue("pg", "t1", "violation").ok());
+    ASSERT_TRUE(ob->Enqueue("hook", "t1", "violation").ok());
+    now += absl::Seconds(30);
+    ASSERT_TRUE(ob->Enqueue("pg", "t2", "task_ended").ok());
+    // Queued but never attempted is pending, not failing.
+    EXPECT_TRUE(ob->Failing()->empty());
+    EXPECT_EQ(*ob->RunOnce(), 1);  // hook acknowledges; both pg revocations fail
+    auto failing = ob->Failing();
+    ASSERT_TRUE(failing.ok()) << failing.status();
+    ASSERT_EQ(failing->size(), 1u);
+    EXPECT_EQ((*failing)[0].provider, "pg");
+    EXPECT_EQ((*failing)[0].count, 2);
+    EXPECT_EQ((*failing)[0].oldest_queued, t0);
+
+    now = t0 + absl::Minutes(5) - absl::Seconds(1);
+    EXPECT_EQ(*ob->SignalOverdue(), 0);
+    EXPECT_TRUE(overdue.empty());
+    now = t0 + absl::Minutes(5);  // t1 is overdue, t2 (queued 30 s later) is not yet
+    EXPECT_EQ(*ob->SignalOverdue(), 1);
+    ASSERT_EQ(overdue.size(), 1u);
+    EXPECT_EQ(overdue[0].provider, "pg");
+    EXPECT_EQ(overdue[0].task_id, "t1");
+    EXPECT_EQ(overdue[0].reason, "violation");
+    EXPECT_EQ(overdue[0].queued, t0);
+    EXPECT_EQ(overdue[0].attempts, 1);
+    EXPECT_EQ(overdue[0].last_error, "down");
+    EXPECT_EQ(*ob->SignalOverdue(), 0);  // once
+    now += absl::Minutes(1);
+    EXPECT_EQ(*ob->RunOnce(), 0);  // both retried, both fail again
+    EXPECT_EQ(*ob->SignalOverdue(), 1);
+    ASSERT_EQ(overdue.size(), 2u);
+    EXPECT_EQ(overdue[1].task_id, "t2");
+  }
+  // After a restart neither is reported again; each still counts as failing until acknowledged.
+  auto ob = std::move(*Outbox::Open(o));
+  ob->Register(&pg);
+  ob->SetOverdueHook([&](const OverdueRevocation& r) { overdue.push_back(r); });
+  now += absl::Hours(1);
+  EXPECT_EQ(*ob->SignalOverdue(), 0);
+  EXPECT_EQ(overdue.size(), 2u);
+  EXPECT_EQ((*ob->Failing())[0].count, 2);
+  pg.failures_left = 0;
+  EXPECT_EQ(*ob->RunOnce(), 2);
+  EXPECT_TRUE(ob->Failing()->empty());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Outbox, OverdueReportCanBeDisabled) {
+  char tmpl[] = "/tmp/writ-outbox-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
+  OutboxOptions o;
+  o.path = dir + "/outbox.db";
+  o.overdue_after = absl::ZeroDuration();
+  o.clock = [&] { return now; };
+  ScriptedProvider pg("pg");
+  pg.failures_left = 10;
+  auto ob = std::move(*Outbox::Open(o));
+  ob->Register(&pg);
+  int reported = 0;
+  ob->SetOverdueHook([&](const OverdueRevocation&) { reported++; });
+  ASSERT_TRUE(ob->Enqueue("pg", "t1", "x").ok());
+  EXPECT_EQ(*ob->RunOnce(), 0);
+  now += absl::Hours(24);
+  EXPECT_EQ(*ob->SignalOverdue(), 0);
+  EXPECT_EQ(reported, 0);
+  EXPECT_EQ((*ob->Failing())[0].count, 1);  // still counted
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Outbox, OpensAnOutboxWrittenBeforeOverdueReports) {
+  char tmpl[] = "/tmp/writ-outbox-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  {
+    // The schema as the first release wrote it, with one failing revocation in it.
+    auto db = std::move(*SqliteDb::Open(dir + "/outbox.db"));
+    ASSERT_TRUE(
+        db->Exec(
+              "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, provider TEXT NOT NULL,"
+              " task_id TEXT NOT NULL, reason TEXT, created_ms INTEGER NOT NULL,"
+              " attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL,"
+              " last_error TEXT, UNIQUE(provider, task_id));"
+              "INSERT INTO outbox(provider, task_id, reason, created_ms, attempts, next_attempt_ms,"
+              " last_error) VALUES('pg', 'old', 'ended', 1000, 3, 0, 'permission denied')")
+            .ok());
+  }
+  OutboxOptions o;
+  o.path = dir + "/outbox.db";
+  auto ob = Outbox::Open(o);
+  ASSERT_TRUE(ob.ok()) << ob.status();
+  std::vector<OverdueRevocation> overdue;
+  (*ob)->SetOverdueHook([&](const OverdueRevocation& r) { overdue.push_back(r); });
+  EXPECT_EQ(*(*ob)->SignalOverdue(), 1);
+  ASSERT_EQ(overdue.size(), 1u);
+  EXPECT_EQ(overdue[0].last_error, "permission denied");
+  EXPECT_EQ(*(*ob)->Depth(), 1);
   std::filesystem::remove_all(dir);
 }
 

@@ -23,7 +23,7 @@ class ServiceTest : public ::testing::Test {
     rx_->AddRoute("POST", "/caep", [this](const http::Request& r) {
       absl::MutexLock l(&mu_);
       webhook_bodies_.push_back(r.body);
-      return http::Response{200, "text/plain", ""};
+      return http::Response{webhook_status_, "text/plain", ""};
     });
     ASSERT_TRUE(rx_->Start().ok());
   }
@@ -59,8 +59,8 @@ class ServiceTest : public ::testing::Test {
     absl::MutexLock l(&mu_);
     return events_;
   }
-  bool WaitFor(std::function<bool()> cond) {
-    absl::Time deadline = absl::Now() + absl::Seconds(5);
+  bool WaitFor(std::function<bool()> cond, absl::Duration bound = absl::Seconds(5)) {
+    absl::Time deadline = absl::Now() + bound;
     while (!cond()) {
       if (absl::Now() > deadline) return false;
       absl::SleepFor(absl::Milliseconds(10));
@@ -73,6 +73,7 @@ class ServiceTest : public ::testing::Test {
   std::unique_ptr<CredentialService> svc_;
   absl::Mutex mu_;
   std::vector<std::string> webhook_bodies_;
+  int webhook_status_ ABSL_GUARDED_BY(mu_) = 200;
   std::vector<CredentialEvent> events_;
 };
 
@@ -159,6 +160,60 @@ TEST_F(ServiceTest, FailedJwtRecordStillRevokesAtProviders) {
   bool queued = false;
   for (const auto& e : Events()) queued = queued || (e.provider == "hook" && e.operation == "revoke_queued");
   EXPECT_TRUE(queued);
+}
+
+TEST_F(ServiceTest, FailingRevocationIsCountedAndReportedOnceOverdue) {
+  {
+    absl::MutexLock l(&mu_);
+    webhook_status_ = 503;
+  }
+  CredentialConfig c = Config();
+  c.revocation_alert_after = absl::Milliseconds(300);
+  auto s = CredentialService::Start(c);
+  ASSERT_TRUE(s.ok()) << s.status();
+  svc_ = std::move(*s);
+  svc_->SetEventHook([this](const CredentialEvent& e) {
+    absl::MutexLock l(&mu_);
+    events_.push_back(e);
+  });
+  auto health = svc_->FailingRevocations();
+  ASSERT_TRUE(health.ok()) << health.status();
+  ASSERT_EQ(health->size(), 1u);  // every configured provider, healthy ones too
+  EXPECT_EQ((*health)[0].provider, "hook");
+  EXPECT_EQ((*health)[0].failing, 0);
+
+  const TaskClaims claims{
+      "task-o", "spiffe://example.org/agent/o", {}, "ops", absl::Now() + absl::Hours(1)};
+  ASSERT_TRUE(svc_->OnTaskStart(claims, {{"hook", "", {}, {}}}).ok());
+  ASSERT_TRUE(svc_->Revoke("task-o", "violation").ok());
+  auto count = [&](const std::string& op) {
+    int n = 0;
+    for (const auto& e : Events()) n += e.task_id == "task-o" && e.operation == op;
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return count("revoke_overdue") > 0; }, absl::Seconds(10)));
+  health = svc_->FailingRevocations();
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ((*health)[0].failing, 1);
+  EXPECT_GE((*health)[0].oldest_age, absl::Milliseconds(300));
+  for (const auto& e : Events()) {
+    if (e.operation != "revoke_overdue") continue;
+    EXPECT_EQ(e.provider, "hook");
+    EXPECT_EQ(e.type, "webhook");
+    EXPECT_NE(e.detail.find("(violation)"), std::string::npos) << e.detail;
+    EXPECT_NE(e.detail.find("HTTP 503"), std::string::npos) << e.detail;
+  }
+  // The provider recovers: the revocation is acknowledged, nothing fails, and the report stayed
+  // single.
+  {
+    absl::MutexLock l(&mu_);
+    webhook_status_ = 200;
+  }
+  ASSERT_TRUE(WaitFor([&] { return *svc_->OutboxDepth() == 0; }, absl::Seconds(15)));
+  EXPECT_EQ(svc_->FailingRevocations()->at(0).failing, 0);
+  EXPECT_GE(count("revoke_failed"), 1);
+  EXPECT_EQ(count("revoke_overdue"), 1);
+  EXPECT_EQ(count("revoke"), 1);
 }
 
 TEST_F(ServiceTest, ConfigErrors) {
