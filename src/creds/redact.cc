@@ -70,6 +70,10 @@ struct LowerTable {
 };
 constexpr LowerTable kLower;
 
+constexpr size_t kTriHashes = 1 << 16;
+// Three lower-cased bytes (24 bits) -> 16 bits.
+inline uint32_t TriHash(uint32_t tri) { return (tri * 0x9E3779B1u) >> 16; }
+
 struct Span {
   uint32_t b, e;  // [b, e) in the string
   uint16_t rule;
@@ -116,7 +120,7 @@ struct Redactor::Impl {
     int groups = 0;
   };
   struct Keyword {
-    std::string rest;  // lower case, after the first two bytes
+    std::string rest;  // lower case, after the first three bytes
     RuleMask rules;
   };
 
@@ -125,9 +129,15 @@ struct Redactor::Impl {
   std::unique_ptr<RE2::Set> set;
   std::vector<uint16_t> set_rule;  // RE2::Set index -> rule index
 
-  // Prefilter: a bit per lower-cased byte pair that starts a keyword, then that pair's keywords.
-  uint64_t pair_bits[65536 / 64] = {};
-  absl::flat_hash_map<uint16_t, std::vector<Keyword>> pair_keywords;
+  // Prefilter: a bit per hash of the lower-cased three bytes that start a keyword (8 KiB: stays in L1),
+  // then that hash's bucket of keywords (their first three bytes are compared again: hashes collide).
+  uint64_t tri_bits[kTriHashes / 64] = {};
+  std::vector<uint16_t> tri_bucket;  // hash -> index into buckets
+  struct Bucket {
+    uint32_t tri;  // the three lower-cased bytes, b0 << 16 | b1 << 8 | b2
+    std::vector<Keyword> keywords;
+  };
+  std::vector<std::vector<Bucket>> buckets;
   uint32_t char_bits[256] = {};  // the `requires` characters, one bit each (at most 32 distinct)
 
   // Option rules: exact spellings (case-folded for ignore_case rules), and the option_pattern
@@ -171,19 +181,20 @@ RuleMask Redactor::Impl::Prefilter(std::string_view s) const {
   const size_t n = s.size();
   if (n < 3) return m;  // keywords have at least three bytes
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  unsigned prev = kLower.t[p[0]];
-  for (size_t i = 1; i + 1 < n; ++i) {
-    const unsigned cur = kLower.t[p[i]];
-    const unsigned pair = prev << 8 | cur;
-    prev = cur;
-    if ((pair_bits[pair >> 6] >> (pair & 63)) & 1) [[unlikely]] {
-      auto it = pair_keywords.find(static_cast<uint16_t>(pair));
-      for (const Keyword& k : it->second) {
-        if (k.rest.size() > n - i - 1) continue;
-        size_t j = 0;
-        while (j < k.rest.size() && kLower.t[p[i + 1 + j]] == static_cast<unsigned char>(k.rest[j]))
-          ++j;
-        if (j == k.rest.size()) m |= k.rules;
+  uint32_t tri = static_cast<uint32_t>(kLower.t[p[0]]) << 8 | kLower.t[p[1]];
+  for (size_t i = 2; i < n; ++i) {
+    tri = (tri << 8 | kLower.t[p[i]]) & 0xFFFFFF;  // bytes i-2, i-1, i
+    const uint32_t h = TriHash(tri);
+    if ((tri_bits[h >> 6] >> (h & 63)) & 1) [[unlikely]] {
+      for (const Bucket& b : buckets[tri_bucket[h]]) {
+        if (b.tri != tri) continue;
+        for (const Keyword& k : b.keywords) {
+          if (k.rest.size() > n - i - 1) continue;
+          size_t j = 0;
+          while (j < k.rest.size() && kLower.t[p[i + 1 + j]] == static_cast<unsigned char>(k.rest[j]))
+            ++j;
+          if (j == k.rest.size()) m |= k.rules;
+        }
       }
     }
   }
@@ -538,11 +549,25 @@ absl::StatusOr<std::unique_ptr<Redactor>> Redactor::Create(const RedactionRuleSe
   for (size_t i = 0; i < required_chars.size(); ++i) {
     impl->char_bits[static_cast<unsigned char>(required_chars[i])] |= uint32_t{1} << i;
   }
+  impl->tri_bucket.assign(kTriHashes, 0);
+  impl->buckets.emplace_back();  // bucket 0: none
   for (auto& [k, mask] : keywords) {
-    const unsigned pair = kLower.t[static_cast<unsigned char>(k[0])] << 8 |
-                          kLower.t[static_cast<unsigned char>(k[1])];
-    impl->pair_bits[pair >> 6] |= uint64_t{1} << (pair & 63);
-    impl->pair_keywords[static_cast<uint16_t>(pair)].push_back({k.substr(2), mask});
+    const uint32_t tri = static_cast<uint32_t>(kLower.t[static_cast<unsigned char>(k[0])]) << 16 |
+                         static_cast<uint32_t>(kLower.t[static_cast<unsigned char>(k[1])]) << 8 |
+                         kLower.t[static_cast<unsigned char>(k[2])];
+    const uint32_t h = TriHash(tri);
+    impl->tri_bits[h >> 6] |= uint64_t{1} << (h & 63);
+    if (impl->tri_bucket[h] == 0) {
+      impl->tri_bucket[h] = static_cast<uint16_t>(impl->buckets.size());
+      impl->buckets.emplace_back();
+    }
+    std::vector<Impl::Bucket>& bucket = impl->buckets[impl->tri_bucket[h]];
+    auto same = std::find_if(bucket.begin(), bucket.end(), [&](const Impl::Bucket& b) { return b.tri == tri; });
+    if (same == bucket.end()) {
+      bucket.push_back({tri, {}});
+      same = bucket.end() - 1;
+    }
+    same->keywords.push_back({k.substr(3), mask});
   }
   impl->counts = std::make_unique<std::atomic<uint64_t>[]>(impl->rules.size());
   for (size_t i = 0; i < impl->rules.size(); ++i)
