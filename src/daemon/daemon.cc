@@ -193,6 +193,17 @@ absl::Status Daemon::Start() {
     chmod(dir.c_str(), dir == cfg_.run_dir ? 0711 : 0700);
   }
 
+  // Secret redaction, before anything can be emitted: a bad rules file or key file stops the start.
+  {
+    ASSIGN_OR_RETURN(creds::RedactionRuleSet rules, creds::LoadRedactionRules(cfg_.redaction_rules));
+    const std::string key_path =
+        cfg_.redaction_key.empty() ? cfg_.state_dir + "/redaction.key" : cfg_.redaction_key;
+    ASSIGN_OR_RETURN(std::string key, creds::LoadOrCreateRedactionKey(key_path));
+    ASSIGN_OR_RETURN(redactor_, creds::Redactor::Create(rules, key));
+    Log()->info("redaction: {} rules ({}), key {}", redactor_->rule_count(),
+                cfg_.redaction_rules.empty() ? "built in" : "built in + " + cfg_.redaction_rules, key_path);
+  }
+
   ASSIGN_OR_RETURN(identity::CgroupManager cgm,
                    identity::CgroupManager::Create(cg2, cfg_.cgroup_subtree));
   cgroups_.emplace(std::move(cgm));
@@ -482,6 +493,7 @@ std::string Daemon::Metrics() {
                   latency_count_.load(), "\n");
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_sum ", latency_sum_us_.load(), "\n");
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_count ", latency_count_.load(), "\n");
+  creds::AppendRedactionMetrics(Redactor(), &o);  // writ_redactions_total{rule}
   return o;
 }
 
@@ -499,12 +511,8 @@ void Daemon::OnCredentialEvent(const creds::CredentialEvent& ce) {
   c->set_provider(ce.provider);
   c->set_operation(ce.operation);
   if (ce.expires != absl::InfiniteFuture()) c->set_expires(Rfc3339(ce.expires));
-  if (!ce.detail.empty()) {
-    // Provider errors are ours, but a server's message could echo what it was given: redact anyway.
-    std::string detail = ce.detail;
-    creds::RedactSecrets(&detail);
-    c->set_detail(detail);
-  }
+  // Provider errors are ours, but a server's message could echo what it was given: Emit redacts it.
+  if (!ce.detail.empty()) c->set_detail(ce.detail);
   Emit(e);
 }
 
@@ -649,8 +657,7 @@ void Daemon::OnRecord(const void* data, size_t size) {
     }
     switch (info.kind) {
       case WRIT_EV_EXEC:
-        // No secrets in telemetry: tokens, passwords and keys in argv never leave writd.
-        for (std::string& arg : *p->mutable_args()) creds::RedactSecrets(&arg);
+        // argv is judged as it is and redacted before it is emitted (below).
         if (info.flags & WRIT_F_SCRIPT) ResolveScript(info, p);
         pi->exe = p->exe();
         pi->args.assign(p->args().begin(), p->args().end());
@@ -671,7 +678,11 @@ void Daemon::OnRecord(const void* data, size_t size) {
   } else if (task->compiled && task->mode != "record") {
     Judge(*task, ev_, info);
   }
-  Emit(ev_, /*batch=*/true);
+  // Judged on what happened, emitted without secrets: every string of the event is redacted before the
+  // journal, the sinks and `writ tail` see it (the kept agent only when FillAgent refilled it above).
+  const creds::RedactionReport red = Redactor().RedactEvent(&ev_, {.agent = !agent_current});
+  Emit(ev_, /*batch=*/true, /*redacted=*/true);
+  if (red.argv_marks > 0 && info.kind == WRIT_EV_EXEC) EmitSecretInArgv(*task, ev_, red);
   if (deferred_responses_) {
     const intent::Rule* rule = deferred_responses_;
     deferred_responses_ = nullptr;
@@ -785,6 +796,9 @@ void Daemon::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info,
   }
 
   if (v.kind == intent::Verdict::kNeedsApproval) {
+    // The approver, the approvals store and the hash see the action without its secrets (the marks
+    // are keyed per secret, so the hash still binds the approval to this exact action).
+    Redactor().RedactEvent(&ev);
     std::string hash = ActionHash(ev);
     if (approvals_.IsGranted(task.id, hash)) {
       ev.set_verdict("allow");
@@ -1162,7 +1176,19 @@ void Daemon::CommitOutput() {
   sinks_->Commit();
 }
 
-void Daemon::Emit(v1::Event& ev, bool batch) {
+void Daemon::EmitSecretInArgv(const Task& task, const v1::Event& exec,
+                              const creds::RedactionReport& r) {
+  v1::Event e;
+  InitSynthetic(&e, "secret");
+  FillAgent(task, &e);
+  *e.mutable_process() = exec.process();  // redacted already
+  creds::FillSecretInArgvFinding(r, e.mutable_finding());
+  Emit(e, /*batch=*/true);
+}
+
+void Daemon::Emit(v1::Event& ev, bool batch, bool redacted) {
+  // Nothing leaves writd with a secret in it: not the journal, a sink, `writ tail` or a log line.
+  if (!redacted) Redactor().RedactEvent(&ev);
   ev.set_host(host_);
   // Queued before the sinks get the event, appended (and fsynced) by the journal thread in this order.
   if (journal_ && journal::ShouldJournal(ev)) {

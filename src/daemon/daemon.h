@@ -94,8 +94,13 @@ class Daemon {
 
   // ---- any thread ----
   // To every sink and `writ tail` subscriber (and the journal). `batch` (the pipeline's records):
-  // the sinks get the line at the next CommitOutput(), with the rest of the drained batch.
-  void Emit(v1::Event& ev, bool batch = false);
+  // the sinks get the line at the next CommitOutput(), with the rest of the drained batch. Every string
+  // of the event is redacted first, unless `redacted` says the caller just did (the pipeline).
+  void Emit(v1::Event& ev, bool batch = false, bool redacted = false);
+  // The configured redactor (the built-in rules with a per-process key before Start loaded it).
+  const creds::Redactor& Redactor() const { return redactor_ ? *redactor_ : creds::DefaultRedactor(); }
+  // An exec whose argv carried a credential: a `secret` event with its finding, after the exec's.
+  void EmitSecretInArgv(const identity::Task& task, const v1::Event& exec, const creds::RedactionReport& r);
   void CommitOutput();
   void FillAgent(const identity::Task& task, v1::Event* ev) const;
   void InitSynthetic(v1::Event* ev, const char* kind);
@@ -157,6 +162,7 @@ class Daemon {
   std::unique_ptr<bpf::Loader> loader_;
   std::unique_ptr<api::Server> server_;
   CredentialHooks creds_;
+  std::unique_ptr<creds::Redactor> redactor_;  // set once in Start, before anything is emitted
   std::unique_ptr<creds::CredentialService> cred_service_;
   std::unique_ptr<TaskCredentials> task_creds_;  // after cred_service_: destroyed first
   std::unique_ptr<state::Store> store_;
