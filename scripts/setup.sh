@@ -9,7 +9,7 @@ PKGS=(
   libabsl-dev libspdlog-dev libfmt-dev
   libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc
-  libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev
+  libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev libre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev postgresql
   rsyslog rsyslog-openssl openssl

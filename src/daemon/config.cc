@@ -130,6 +130,24 @@ absl::Status ParseMetrics(const std::string& file, const YAML::Node& v, Config* 
   return absl::OkStatus();
 }
 
+// redaction: {rules: PATH, key: PATH}. The rules file itself is parsed at start (Daemon::Start).
+absl::Status ParseRedaction(const std::string& file, const YAML::Node& v, Config* c) {
+  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "redaction") + "must be a mapping");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node fv = it->second;
+    std::string s;
+    if (key == "rules" || key == "key") {
+      RETURN_IF_ERROR(Scalar(file, fv, "redaction." + key, &s));
+      if (s.empty()) return absl::InvalidArgumentError(Where(file, fv, "redaction." + key) + "must not be empty");
+      (key == "rules" ? c->redaction_rules : c->redaction_key) = ResolveAgainstConfig(file, s);
+    } else {
+      return absl::InvalidArgumentError(Where(file, it->first, "redaction." + key) + "unknown key");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {
@@ -227,6 +245,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(ParseCredentials(path, v, &c));
     } else if (key == "metrics") {
       RETURN_IF_ERROR(ParseMetrics(path, v, &c));
+    } else if (key == "redaction") {
+      RETURN_IF_ERROR(ParseRedaction(path, v, &c));
     } else if (key == "sinks") {
       if (!v.IsSequence())
         return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");

@@ -40,6 +40,10 @@ struct Config {
   // the writ_bpf_program_* metrics. Off by default: while enabled, EVERY BPF program on the host
   // pays two clock reads per run, not only writ's.
   bool bpf_program_stats = false;
+  // redaction.rules: a rules file merged with the built-in set (data/redaction.yaml); "" = built-in only.
+  // redaction.key: the HMAC key of the marks; "" = <state_dir>/redaction.key (created 0600 at start).
+  std::string redaction_rules;
+  std::string redaction_key;
   YAML::Node sinks;  // handed to the sinks module as written
   // credentials.providers: external credential providers intents may name (docs/credentials.md).
   std::vector<creds::ProviderConfig> credential_providers;

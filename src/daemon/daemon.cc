@@ -128,6 +128,18 @@ absl::Status Daemon::Start() {
     // stays 0600.
     chmod(dir.c_str(), dir == cfg_.run_dir ? 0711 : 0700);
   }
+  // Secret redaction, before anything can be emitted: a bad rules file or key file stops the start.
+  {
+    ASSIGN_OR_RETURN(creds::RedactionRuleSet rules, creds::LoadRedactionRules(cfg_.redaction_rules));
+    const std::string key_path =
+        cfg_.redaction_key.empty() ? cfg_.state_dir + "/redaction.key" : cfg_.redaction_key;
+    ASSIGN_OR_RETURN(std::string key, creds::LoadOrCreateRedactionKey(key_path));
+    ASSIGN_OR_RETURN(redactor_, creds::Redactor::Create(rules, key));
+    output_.SetRedactor(redactor_.get());
+    Log()->info("redaction: {} rules ({}), key {}", redactor_->rule_count(),
+                cfg_.redaction_rules.empty() ? "built in" : "built in + " + cfg_.redaction_rules,
+                key_path);
+  }
   ASSIGN_OR_RETURN(identity::CgroupManager cgm,
                    identity::CgroupManager::Create(cg2, cfg_.cgroup_subtree));
   cgroups_.emplace(std::move(cgm));
@@ -164,8 +176,8 @@ absl::Status Daemon::Start() {
                                                           approvals_, output_, store_.get()},
                                       TaskCredentialHooks());
   pipeline_ = std::make_unique<Pipeline>(
-      Pipeline::Deps{registry_, procs_, approvals_, *lifecycle_, output_}, boot_to_unix_ns_,
-      boot_tag_);
+      Pipeline::Deps{registry_, procs_, approvals_, *lifecycle_, output_, output_.redactor()},
+      boot_to_unix_ns_, boot_tag_);
   pipeline_->set_lsm_active(loader_->lsm_active());
   adoption_ = std::make_unique<Adoption>(Adoption::Deps{*loader_, policies_, *lifecycle_, output_},
                                          Adoption::Options{cfg_.cgroup_subtree, mode_});
@@ -227,6 +239,7 @@ MetricsSources Daemon::Sources() const {
   m.adoption = adoption_.get();
   m.policies = &policies_;
   m.creds = cred_service_.get();
+  m.redactor = &output_.redactor();
   return m;
 }
 
@@ -290,12 +303,9 @@ void Daemon::OnCredentialEvent(const creds::CredentialEvent& ce) {
   c->set_provider(ce.provider);
   c->set_operation(ce.operation);
   if (ce.expires != absl::InfiniteFuture()) c->set_expires(Rfc3339(ce.expires));
-  if (!ce.detail.empty()) {
-    // Provider errors are ours, but a server's message could echo what it was given: redact anyway.
-    std::string detail = ce.detail;
-    creds::RedactSecrets(&detail);
-    c->set_detail(detail);
-  }
+  // Provider errors are ours, but a server's message could echo what it was given: Emit redacts it
+  // (and the finding's reason below, which quotes it).
+  if (!ce.detail.empty()) c->set_detail(ce.detail);
   if (ce.operation == "revoke_overdue") {
     // A credential outlived its task: the revocation has kept failing for revocation_alert_after.
     v1::Finding* f = e.mutable_finding();

@@ -77,6 +77,7 @@ class Daemon {
   const int64_t boot_to_unix_ns_;
 
   // Member order is construction order: each part is destroyed before what it uses.
+  std::unique_ptr<creds::Redactor> redactor_;  // set in Start before anything is emitted
   Output output_;
   PolicyStore policies_;
   identity::TaskRegistry registry_;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "creds/creds.h"
+#include "creds/redact.h"
 #include "daemon/adopt.h"
 #include "daemon/approvals.h"
 #include "daemon/output.h"
@@ -279,6 +280,7 @@ std::string RenderMetrics(const MetricsSources& m) {
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_bucket{le=\"+Inf\"} ", lat.count(), "\n");
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_sum ", lat.sum_us(), "\n");
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_count ", lat.count(), "\n");
+  if (m.redactor) creds::AppendRedactionMetrics(*m.redactor, &o);  // writ_redactions_total{rule}
   return o;
 }
 

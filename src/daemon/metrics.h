@@ -11,6 +11,7 @@
 
 namespace writ::creds {
 class CredentialService;
+class Redactor;
 }
 namespace writ::identity {
 class TaskRegistry;
@@ -39,6 +40,7 @@ struct MetricsSources {
   const Adoption* adoption = nullptr;
   const PolicyStore* policies = nullptr;
   creds::CredentialService* creds = nullptr;  // null: no credential service
+  const creds::Redactor* redactor = nullptr;
 };
 
 // The enforcement ladder as `writ status` shows it: one row per rung, active when the hooks it

@@ -108,7 +108,9 @@ void Output::Commit() {
   sinks_->Commit();
 }
 
-void Output::Emit(v1::Event& ev, bool batch) {
+void Output::Emit(v1::Event& ev, bool batch, bool redacted) {
+  // Nothing leaves writd with a secret in it: not the journal, a sink, `writ tail` or a log line.
+  if (!redacted) redactor().RedactEvent(&ev);
   ev.set_host(host_);
   // Queued before the sinks get the event, appended (and fsynced) by the journal thread in this
   // order.

@@ -18,6 +18,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "creds/redact.h"
 #include "daemon/seams.h"
 #include "journal/journal.h"
 #include "sinks/sink.h"
@@ -36,8 +37,15 @@ class Output final : public EventOutput {
   // The sinks (never null) and the journal (null: off). Before the first Emit.
   void Start(std::unique_ptr<sinks::SinkSet> sinks, std::unique_ptr<journal::Journal> journal);
 
+  // The secret redaction every event goes through (null: the built-in rules with a per-process key).
+  // Set in Start before any thread emits; it outlives the Output.
+  void SetRedactor(const creds::Redactor* r) { redactor_ = r; }
+  const creds::Redactor& redactor() const {
+    return redactor_ ? *redactor_ : creds::DefaultRedactor();
+  }
+
   v1::Event NewEvent(const char* kind) override;
-  void Emit(v1::Event& ev, bool batch = false) override;
+  void Emit(v1::Event& ev, bool batch = false, bool redacted = false) override;
   // The pipeline's drained batch goes to the sinks (and its findings to the journal thread) as one.
   void Commit();
 
@@ -71,6 +79,7 @@ class Output final : public EventOutput {
   void JournalLoop();
   void Publish(const v1::Event& ev) ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
 
+  const creds::Redactor* redactor_ = nullptr;
   const std::string host_;
   const std::string boot_tag_;
   std::atomic<uint64_t> synthetic_seq_{0};

@@ -135,8 +135,7 @@ void Pipeline::OnRecord(const void* data, size_t size) {
     }
     switch (info.kind) {
       case EventKind::kExec:
-        // No secrets in telemetry: tokens, passwords and keys in argv never leave writd.
-        for (std::string& arg : *p->mutable_args()) creds::RedactSecrets(&arg);
+        // argv is judged as it is and redacted before it is emitted (below).
         if (info.script) ResolveScript(info, p);
         pi->exe = p->exe();
         pi->args.assign(p->args().begin(), p->args().end());
@@ -156,7 +155,11 @@ void Pipeline::OnRecord(const void* data, size_t size) {
   } else if (task->compiled && task->mode != TaskMode::kRecord) {
     Judge(*task, ev_, info);
   }
-  d_.output.Emit(ev_, /*batch=*/true);
+  // Judged on what happened, emitted without secrets: every string of the event is redacted before the
+  // journal, the sinks and `writ tail` see it (the kept agent only when FillAgent refilled it above).
+  const creds::RedactionReport red = d_.redactor.RedactEvent(&ev_, {.agent = !agent_current});
+  d_.output.Emit(ev_, /*batch=*/true, /*redacted=*/true);
+  if (red.argv_marks > 0 && info.kind == EventKind::kExec) EmitSecretInArgv(*task, ev_, red);
   if (deferred_responses_) {
     const std::vector<std::string>* responses = deferred_responses_;
     deferred_responses_ = nullptr;
@@ -284,6 +287,9 @@ void Pipeline::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info
 // exact action. An action granted for the task before (`--scope task`) simply runs.
 void Pipeline::RequestApproval(Task& task, v1::Event& ev, const decode::RecordInfo& info,
                                const intent::Verdict& v) {
+  // The approver, the approvals store and the hash see the action without its secrets (the marks are
+  // keyed per secret, so the hash still binds the approval to this exact action).
+  d_.redactor.RedactEvent(&ev);
   std::string hash = ActionHash(ev);
   if (d_.approvals.IsGranted(task.id, hash)) {
     ev.set_verdict("allow");
@@ -325,6 +331,15 @@ void Pipeline::RequestApproval(Task& task, v1::Event& ev, const decode::RecordIn
   a->set_expires(Rfc3339(req.expires));
   *ar.mutable_finding() = ev.finding();
   d_.output.Emit(ar);
+}
+
+void Pipeline::EmitSecretInArgv(const Task& task, const v1::Event& exec,
+                                const creds::RedactionReport& r) {
+  v1::Event e = d_.output.NewEvent("secret");
+  FillAgent(task, &e);
+  *e.mutable_process() = exec.process();  // redacted already
+  creds::FillSecretInArgvFinding(r, e.mutable_finding());
+  d_.output.Emit(e, /*batch=*/true);
 }
 
 // Every self-protection record is a violation tagged OWASP-ASI10 (rogue agent), in every mode; in

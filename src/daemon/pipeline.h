@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "creds/redact.h"
 #include "daemon/approvals.h"
 #include "daemon/seams.h"
 #include "decode/decoder.h"
@@ -67,6 +68,7 @@ class Pipeline {
     Approvals& approvals;
     TaskActions& actions;
     EventOutput& output;
+    const creds::Redactor& redactor;
   };
   // `boot_to_unix_ns` converts kernel timestamps; `boot_tag` prefixes event ids.
   Pipeline(Deps deps, int64_t boot_to_unix_ns, std::string boot_tag);
@@ -93,6 +95,9 @@ class Pipeline {
                const intent::Verdict& v);
   void RequestApproval(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
                        const intent::Verdict& v);
+  // An exec whose argv carried a credential: a `secret` event with its finding, after the exec's.
+  void EmitSecretInArgv(const identity::Task& task, const v1::Event& exec,
+                        const creds::RedactionReport& r);
   // Self-protection (kind "self"): judged by writ, not by the intent.
   void JudgeSelf(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
 

@@ -27,7 +27,9 @@ class EventOutput {
   virtual v1::Event NewEvent(const char* kind) = 0;
   // To every sink and `writ tail` subscriber, and (findings, actions, approvals) the journal.
   // `batch`: the pipeline's own records, handed to the sinks with the rest of the drained batch.
-  virtual void Emit(v1::Event& ev, bool batch = false) = 0;
+  // Every string of the event is redacted first (creds/redact.h), unless `redacted` says the caller
+  // just did.
+  virtual void Emit(v1::Event& ev, bool batch = false, bool redacted = false) = 0;
 };
 
 // What the pipeline does to a task's processes and credentials when it judges.

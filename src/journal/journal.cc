@@ -222,7 +222,7 @@ bool ShouldJournal(const v1::Event& ev) {
   const std::string& v = ev.verdict();
   if (v == "violation" || v == "needs_approval") return true;
   const std::string& k = ev.kind();
-  if (k == "action" || k == "approval_request") return true;
+  if (k == "action" || k == "approval_request" || k == "secret") return true;
   return k == "credential" && absl::StartsWith(ev.credential().operation(), "revoke");
 }
 

@@ -72,8 +72,9 @@ struct JournalStats {
   bool new_segment_after_corruption = false;
 };
 
-// Whether writd journals `ev`: verdict violation or needs_approval, kind action, kind approval_request,
-// kind credential with an operation starting with "revoke" (revoke, revoke_failed, revoke_queued).
+// Whether writd journals `ev`: verdict violation or needs_approval, kind action, kind
+// approval_request, kind secret (a credential on a command line), kind credential with an operation
+// starting with "revoke" (revoke, revoke_failed, revoke_queued).
 bool ShouldJournal(const v1::Event& ev);
 
 // Lowercase hex SHA-256.

@@ -26,8 +26,9 @@ constexpr ClassInfo kDetection{2004, 2, 1, "Detection Finding", "Findings", "Cre
 constexpr ClassInfo kBase{0, 0, 99, "Base Event", "Uncategorized", "Other"};
 
 const ClassInfo& Classify(const writ::v1::Event& ev) {
-  if (ev.verdict() == "violation") return kDetection;
   const std::string& k = ev.kind();
+  // A violation, or writ's own finding that is not one (a credential on a command line).
+  if (ev.verdict() == "violation" || k == "secret") return kDetection;
   if (k == "exec" || k == "fork") return kProcessLaunch;
   if (k == "exit") return kProcessTerminate;
   if (k == "open") return kFileOpen;

@@ -9,6 +9,7 @@
 
 #include "bpf/path_hash.h"
 #include "bpf/task_tables.h"
+#include "creds/redact.h"
 #include "intent/intent.h"
 #include "daemon/approvals.h"
 #include "daemon/config.h"
@@ -160,6 +161,32 @@ TEST_F(ConfigTest, BpfProgramStatsOffByDefaultOnWhenAsked) {
   EXPECT_FALSE(c->bpf_program_stats);
 }
 
+TEST_F(ConfigTest, RedactionPathsResolveAgainstTheConfigAndBadOnesNameTheField) {
+  auto c = LoadConfig(Write("mode: monitor\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->redaction_rules, "");  // the built-in set
+  EXPECT_EQ(c->redaction_key, "");    // <state_dir>/redaction.key
+  c = LoadConfig(Write("redaction:\n  rules: extra.yaml\n  key: /etc/writ/redaction.key\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->redaction_rules, dir_ + "/extra.yaml");
+  EXPECT_EQ(c->redaction_key, "/etc/writ/redaction.key");
+  struct Case {
+    const char* yaml;
+    const char* want;
+  } cases[] = {
+      {"redaction:\n  rulez: x.yaml\n", ":2: redaction.rulez: unknown key"},
+      {"redaction: [x.yaml]\n", ":1: redaction: must be a mapping"},
+      {"redaction:\n  rules: [a, b]\n", ":2: redaction.rules: must be a string"},
+      {"redaction: {key: \"\"}\n", ":1: redaction.key: must not be empty"},
+  };
+  for (const auto& k : cases) {
+    std::string p = Write(k.yaml);
+    auto r = LoadConfig(p);
+    ASSERT_FALSE(r.ok()) << k.yaml;
+    EXPECT_EQ(r.status().message(), p + k.want) << k.yaml;
+  }
+}
+
 TEST_F(ConfigTest, BadMetricsNameFileLineField) {
   struct Case {
     const char* yaml;
@@ -250,6 +277,23 @@ TEST(Approvals, ActionHashBindsExeAndArgsExactly) {
   EXPECT_NE(h, ActionHash(Exec("/usr/bin/git", {"git", "push origin"})));  // no re-splitting
   EXPECT_NE(h, ActionHash(Exec("/usr/bin/git", {"git", "push", "origin", ""})));
   EXPECT_EQ(ActionText(Exec("/usr/bin/git", {"git", "push"})), "exec /usr/bin/git [git push]");
+}
+
+// An approval is asked for and granted on the redacted action (the approver never sees the secret),
+// and still binds the secret: another token is another action, which a task cannot get approved by
+// having a first one approved.
+TEST(Approvals, ActionHashOfRedactedArgvStillBindsTheSecret) {
+  auto r = creds::Redactor::Create(creds::BuiltinRedactionRules(), std::string(32, 'k'));
+  ASSERT_TRUE(r.ok());
+  auto redacted = [&](const std::string& token) {
+    v1::Event e = Exec("/usr/bin/curl", {"curl", "-H", "Authorization: Bearer " + token, "https://api"});
+    (*r)->RedactEvent(&e);
+    return e;
+  };
+  const std::string a = "aaaaaaaaaaaaaaaaaaaaaaaa1", b = "bbbbbbbbbbbbbbbbbbbbbbbb2";
+  EXPECT_THAT(ActionText(redacted(a)), testing::Not(HasSubstr(a)));
+  EXPECT_EQ(ActionHash(redacted(a)), ActionHash(redacted(a)));
+  EXPECT_NE(ActionHash(redacted(a)), ActionHash(redacted(b)));
 }
 
 TEST(Approvals, ActionHashBindsConnectAddressAndPort) {

@@ -92,7 +92,8 @@ class PipelineTest : public ::testing::Test {
   Approvals approvals_;
   testing::FakeTasks tasks_{&log_};
   testing::FakeOutput out_{&log_};
-  Pipeline pipeline_{Pipeline::Deps{registry_, procs_, approvals_, tasks_, out_}, 0, "test"};
+  Pipeline pipeline_{
+      Pipeline::Deps{registry_, procs_, approvals_, tasks_, out_, creds::DefaultRedactor()}, 0, "test"};
   std::shared_ptr<identity::Task> task_;
 };
 

@@ -22,7 +22,7 @@ class FakeOutput : public EventOutput {
     e.set_id(absl::StrCat("s-", next_++));
     return e;
   }
-  void Emit(v1::Event& ev, bool batch) override {
+  void Emit(v1::Event& ev, bool batch, bool redacted) override {
     log_->push_back(absl::StrCat("emit ", ev.kind()));
     events.push_back(ev);
   }

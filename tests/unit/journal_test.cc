@@ -413,6 +413,8 @@ TEST(ShouldJournalTest, SelectsFindingsActionsApprovalsAndRevocations) {
   EXPECT_TRUE(ShouldJournal(a));
   a.set_kind("approval_request");
   EXPECT_TRUE(ShouldJournal(a));
+  a.set_kind("secret");
+  EXPECT_TRUE(ShouldJournal(a));
   a.set_kind("task_start");
   EXPECT_FALSE(ShouldJournal(a));
 

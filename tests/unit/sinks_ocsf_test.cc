@@ -161,6 +161,19 @@ std::vector<std::pair<std::string, writ::v1::Event>> AllKinds() {
   auto cred = Base("credential");
   cred.mutable_credential()->set_operation("revoke");
   v.emplace_back("credential", cred);
+  auto secret = Base("secret");
+  secret.mutable_process()->set_pid(42);
+  secret.mutable_process()->set_exe("/usr/bin/curl");
+  secret.mutable_process()->clear_args();
+  secret.mutable_process()->add_args("curl");
+  secret.mutable_process()->add_args("-u");
+  secret.mutable_process()->add_args("bot:[REDACTED:curl-user-password:0123456789ab]");
+  secret.mutable_finding()->set_rule("writ/secret.argv");
+  secret.mutable_finding()->set_category("secret");
+  secret.mutable_finding()->set_reason("a credential was passed on the command line");
+  secret.mutable_finding()->add_frameworks("OWASP-NHI2");
+  secret.mutable_finding()->set_severity("medium");
+  v.emplace_back("secret", secret);
   writ::v1::Event bare;  // nothing set at all: still a valid record
   v.emplace_back("empty", bare);
   return v;
@@ -168,10 +181,10 @@ std::vector<std::pair<std::string, writ::v1::Event>> AllKinds() {
 
 TEST(SinksOcsf, EveryKindProducesAValidRecordOfTheExpectedClass) {
   const std::map<std::string, std::pair<int, int>> expected = {
-      {"exec", {1007, 1}},    {"fork", {1007, 1}},         {"exit", {1007, 2}},
-      {"open", {1001, 14}},   {"connect", {4001, 1}},      {"task_start", {0, 99}},
-      {"task_end", {0, 99}},  {"action", {0, 99}},         {"approval_request", {0, 99}},
-      {"credential", {0, 99}}, {"empty", {0, 99}},
+      {"exec", {1007, 1}},     {"fork", {1007, 1}},    {"exit", {1007, 2}},
+      {"open", {1001, 14}},    {"connect", {4001, 1}}, {"task_start", {0, 99}},
+      {"task_end", {0, 99}},   {"action", {0, 99}},    {"approval_request", {0, 99}},
+      {"credential", {0, 99}}, {"empty", {0, 99}},     {"secret", {2004, 1}},
   };
   for (const auto& [name, ev] : AllKinds()) {
     const json r = Encode(ev);
@@ -260,6 +273,22 @@ TEST(SinksOcsf, SeverityMapping) {
     ev.mutable_finding()->set_severity(sev);
     EXPECT_EQ(Encode(ev)["severity_id"], id) << sev;
   }
+}
+
+TEST(SinksOcsf, SecretOnTheCommandLineIsADetectionFindingWithoutDisposition) {
+  for (const auto& [name, ev] : AllKinds()) {
+    if (name != "secret") continue;
+    const json r = Encode(ev);
+    EXPECT_EQ(r["class_uid"], 2004);
+    EXPECT_EQ(r["severity_id"], 3);
+    EXPECT_EQ(r["finding_info"]["title"], "writ/secret.argv");
+    EXPECT_EQ(r["finding_info"]["types"], json::array({"OWASP-NHI2"}));
+    EXPECT_EQ(r["evidences"][0]["process"]["cmd_line"],
+              "curl -u bot:[REDACTED:curl-user-password:0123456789ab]");
+    EXPECT_FALSE(r.contains("disposition_id"));  // nothing was blocked or allowed: not a verdict
+    return;
+  }
+  FAIL() << "no secret event in AllKinds()";
 }
 
 TEST(SinksOcsf, InvalidUtf8PathStillValidJson) {
