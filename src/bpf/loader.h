@@ -62,6 +62,13 @@ struct HookStatus {
   std::string detail;   // why not, when inactive
 };
 
+// One rung of the enforcement ladder as `writ status` lists it (Loader::Rungs).
+struct Rung {
+  std::string name;  // "<hook>: <rung> (<how>)"
+  bool active = false;
+  std::string detail;  // why not, when inactive
+};
+
 // True when every hook with this id is active (and there is at least one); *why says which is not.
 bool HooksActive(const std::vector<HookStatus>& hooks, HookId id, std::string* why = nullptr);
 
@@ -125,6 +132,11 @@ class Loader {
   // leaves behind after it ends shows up here. Counted by key iteration, bounded per map.
   std::vector<MapEntries> CountMapEntries() const;
   const std::vector<HookStatus>& hooks() const { return hooks_; }
+  // Which rung enforces each hook (exec, open, connect, self), strongest first: the BPF-LSM rung
+  // where it loaded, else the signal and cgroup rungs (docs/architecture.md, Kernel matrix). One
+  // entry per hook, named "<hook>: <rung> (<how>)"; inactive with the reason when the hook has no
+  // rung at all. The first entry is the LSM probe itself, with its reason when it did not load.
+  std::vector<Rung> Rungs() const;
   // BPF-LSM rung: probed at start by loading the LSM object; active only where the kernel allows it.
   bool lsm_active() const { return lsm_ != nullptr; }
   const std::string& lsm_detail() const { return lsm_detail_; }
