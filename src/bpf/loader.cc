@@ -46,6 +46,7 @@ void Loader::LsmDeleter::operator()(writ_lsm_bpf* s) const { writ_lsm_bpf__destr
 // says why.
 struct KernelFeatures {
   bool exit_group_dead = true;  // tp_btf/sched_process_exit passes group_dead (6.18; not 6.1)
+  bool kill_lineage = true;     // kfuncs bpf_task_from_pid and bpf_send_signal_task (6.13+)
 };
 
 static KernelFeatures ProbeKernelFeatures() {
@@ -59,6 +60,10 @@ static KernelFeatures ProbeKernelFeatures() {
     if (t && btf_is_ptr(t)) t = btf__type_by_id(vmlinux, t->type);
     if (t && btf_is_func_proto(t)) f.exit_group_dead = btf_vlen(t) >= 3;
   }
+  // The programs test these with bpf_ksym_exists (libbpf resolves them at load); asked here only to
+  // say in `writ status` whether a kernel deny can also kill the actor's parent (kill_lineage).
+  f.kill_lineage = btf__find_by_name_kind(vmlinux, "bpf_task_from_pid", BTF_KIND_FUNC) > 0 &&
+                   btf__find_by_name_kind(vmlinux, "bpf_send_signal_task", BTF_KIND_FUNC) > 0;
   btf__free(vmlinux);
   return f;
 }
@@ -155,6 +160,7 @@ absl::Status Loader::Load() {
     skel_->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
     const KernelFeatures kf = ProbeKernelFeatures();
     skel_->rodata->cfg_exit_group_dead = kf.exit_group_dead;
+    kill_lineage_ = kf.kill_lineage;
     int err = bpf_map__set_max_entries(skel_->maps.events_map, cfg_.ring_bytes);
     if (err) return ErrnoStatus(-err, "set ring buffer size");
     if (!cfg_.pin_dir.empty()) {
@@ -346,6 +352,12 @@ std::vector<Rung> Loader::Rungs() const {
   const bool self = HooksActive(hooks_, HookId::kSelf, &why);
   out.push_back({"self: seccomp (writ run's filter: EPERM); without it kernel-signal at sys_enter",
                  self, why});
+  out.push_back(
+      {"lineage: a kernel deny also kills the actor's parent in the task "
+       "(bpf_send_signal_task)",
+       kill_lineage_,
+       "unavailable (no bpf_send_signal_task kfunc, Linux < 6.13): the actor's shell may run "
+       "its next command until userspace kills the task"});
   out.push_back({"userspace: cgroup.kill / pidfd_send_signal", true, ""});
   return out;
 }
