@@ -47,6 +47,7 @@ void Loader::LsmDeleter::operator()(writ_lsm_bpf* s) const { writ_lsm_bpf__destr
 struct KernelFeatures {
   bool exit_group_dead = true;  // tp_btf/sched_process_exit passes group_dead (6.18; not 6.1)
   bool kill_lineage = true;     // kfuncs bpf_task_from_pid and bpf_send_signal_task (6.13+)
+  bool task_from_pid = true;  // kfunc bpf_task_from_pid (6.2+): a thread id resolves to its process
 };
 
 static KernelFeatures ProbeKernelFeatures() {
@@ -62,8 +63,9 @@ static KernelFeatures ProbeKernelFeatures() {
   }
   // The programs test these with bpf_ksym_exists (libbpf resolves them at load); asked here only to
   // say in `writ status` whether a kernel deny can also kill the actor's parent (kill_lineage).
-  f.kill_lineage = btf__find_by_name_kind(vmlinux, "bpf_task_from_pid", BTF_KIND_FUNC) > 0 &&
-                   btf__find_by_name_kind(vmlinux, "bpf_send_signal_task", BTF_KIND_FUNC) > 0;
+  f.task_from_pid = btf__find_by_name_kind(vmlinux, "bpf_task_from_pid", BTF_KIND_FUNC) > 0;
+  f.kill_lineage =
+      f.task_from_pid && btf__find_by_name_kind(vmlinux, "bpf_send_signal_task", BTF_KIND_FUNC) > 0;
   btf__free(vmlinux);
   return f;
 }
@@ -161,6 +163,7 @@ absl::Status Loader::Load() {
     const KernelFeatures kf = ProbeKernelFeatures();
     skel_->rodata->cfg_exit_group_dead = kf.exit_group_dead;
     kill_lineage_ = kf.kill_lineage;
+    task_from_pid_ = kf.task_from_pid;
     int err = bpf_map__set_max_entries(skel_->maps.events_map, cfg_.ring_bytes);
     if (err) return ErrnoStatus(-err, "set ring buffer size");
     if (!cfg_.pin_dir.empty()) {
@@ -352,6 +355,11 @@ std::vector<Rung> Loader::Rungs() const {
   const bool self = HooksActive(hooks_, HookId::kSelf, &why);
   out.push_back({"self: seccomp (writ run's filter: EPERM); without it kernel-signal at sys_enter",
                  self, why});
+  out.push_back(
+      {"self-threads: a signal to any thread of writd is recognised (bpf_task_from_pid)",
+       task_from_pid_,
+       "unavailable (Linux < 6.2): only the thread ids writd and the guardian have as "
+       "processes are; the filter refuses the others unreported, the fallback misses them"});
   out.push_back(
       {"lineage: a kernel deny also kills the actor's parent in the task "
        "(bpf_send_signal_task)",

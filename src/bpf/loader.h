@@ -187,6 +187,7 @@ class Loader {
   bool adopted_ = false;
   bool link_pin_refused_ = false;
   bool kill_lineage_ = true;  // the kernel has the kfuncs kill_lineage needs (writ_common.bpf.h)
+  bool task_from_pid_ = true;  // self_tgid_of resolves thread ids (writ_self.bpf.h)
   uint32_t adopt_flags_ = 0;  // WRIT_ADOPT_* last set: AdoptHeartbeat rewrites them with the time
   // Tasks registered with WRIT_TASK_PROMPT (AddTask runs on API threads, RemoveTask on the pipeline).
   absl::Mutex prompt_mu_;

@@ -111,6 +111,15 @@ on_violation: [alert]
 mode: monitor
 )";
 
+// `writ status` lists each rung as "  NAME  active|why not" (Loader::Rungs).
+bool RungActive(const std::string& status, const std::string& prefix) {
+  const size_t pos = status.find("\n  " + prefix);
+  if (pos == std::string::npos) return false;
+  const size_t end = status.find('\n', pos + 1);
+  const std::string line = status.substr(pos + 1, end == std::string::npos ? end : end - pos - 1);
+  return line.size() >= 6 && line.compare(line.size() - 6, 6, "active") == 0;
+}
+
 class Evasion : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -128,14 +137,7 @@ class Evasion : public ::testing::Test {
              lsm_ ? "BPF-LSM" : "tracepoints and cgroup hooks", lineage_ ? "yes" : "no");
     }
   }
-  // `writ status` lists each rung as "  NAME  active|why not" (Loader::Rungs).
-  static bool RungActive(const std::string& status, const std::string& prefix) {
-    const size_t pos = status.find("\n  " + prefix);
-    if (pos == std::string::npos) return false;
-    const size_t end = status.find('\n', pos + 1);
-    const std::string line = status.substr(pos + 1, end == std::string::npos ? end : end - pos - 1);
-    return line.size() >= 6 && line.compare(line.size() - 6, 6, "active") == 0;
-  }
+
   static void TearDownTestSuite() {
     if (!writd_) return;
     if (writd_->running()) {
@@ -698,8 +700,14 @@ class EvasionStandalone : public ::testing::Test {
     WritdInstance::Options o;
     o.mode = "enforce";
     ASSERT_TRUE(w_.Start(o).ok()) << w_.log();
+    threads_ = RungActive(w_.Writ({"status"}).out, "self-threads: ");
   }
   WritdInstance w_;
+  // The kernel resolves a thread id to its process (bpf_task_from_pid, 6.2+). Without it (Debian
+  // 12's 6.1, the VM tier) only writd's and the guardian's process ids are recognised as theirs: a
+  // signal to another writd thread is refused by the launcher's filter all the same, but not
+  // reported, and the fallback (no filter) does not see it at all.
+  bool threads_ = true;
 };
 
 // Signals, pidfds and tracing aimed at writd (any thread that existed when the task started), its
@@ -738,9 +746,17 @@ TEST_F(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
       return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
     });
     ASSERT_FALSE(end.is_null()) << w_.log();
-    json ev = ExpectSelfPrevented(r, w_.TaskEvents(task), a.syscall, a.target);
-    if (!ev.is_null() && a.target == "writd") {
-      EXPECT_EQ(ev["syscall"]["target_pid"], pid);
+    if (!threads_ && a.args.find(absl::StrCat(" ", thread, " ")) != std::string::npos) {
+      // Known limit of kernels < 6.2: refused (EPERM from the filter), unreported, the task lives
+      // on.
+      EXPECT_THAT(r.out, HasSubstr("error Operation not permitted")) << r.err;
+      EXPECT_THAT(r.out, HasSubstr("after"));
+      for (const auto& e : w_.TaskEvents(task)) EXPECT_NE(e.value("kind", ""), "self") << e.dump();
+    } else {
+      json ev = ExpectSelfPrevented(r, w_.TaskEvents(task), a.syscall, a.target);
+      if (!ev.is_null() && a.target == "writd") {
+        EXPECT_EQ(ev["syscall"]["target_pid"], pid);
+      }
     }
     ASSERT_EQ(kill(pid, 0), 0) << "writd died";
     ASSERT_EQ(kill(guardian, 0), 0) << "the guardian died";
@@ -778,10 +794,25 @@ TEST_F(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallba
   std::ofstream(d + "/tid.tmp") << fresh;
   std::filesystem::rename(d + "/tid.tmp", d + "/tid");
   CmdResult r = w_.WaitAsync(run, "run");
+  const std::string task = TaskIdFrom(r.err);
+  if (!threads_) {
+    // Kernels < 6.2: the thread is not recognised as writd's at all; tkill(tid, 0) runs,
+    // unreported.
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr("tkill ok"));
+    json end = w_.WaitForEvent([&](const json& e) {
+      return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
+    });
+    ASSERT_FALSE(end.is_null()) << w_.log();
+    for (const auto& e : w_.TaskEvents(task)) EXPECT_NE(e.value("kind", ""), "self") << e.dump();
+    kill(tail, SIGTERM);
+    (void)w_.WaitAsync(tail, "tail");
+    EXPECT_EQ(w_.Stop(), 0) << w_.log();
+    return;
+  }
   EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   EXPECT_THAT(r.out, Not(HasSubstr("tkill ok")));  // killed before it returned to user mode
   EXPECT_THAT(r.out, Not(HasSubstr("after")));
-  const std::string task = TaskIdFrom(r.err);
   json ev = w_.WaitForEvent([&](const json& e) {
     return e.value("kind", "") == "self" && e["agent"].value("task_id", "") == task;
   });
