@@ -152,7 +152,7 @@ console="$vm/console.log"
 share() {  # TAG PATH [ro]
   echo "-fsdev local,id=$1,path=$2,security_model=none${3:+,readonly=on} -device virtio-9p-pci,fsdev=$1,mount_tag=$1"
 }
-qemu_args=(-machine q35 -accel "$accel" -cpu "$cpu" -smp 2 -m "$mem_mb" -nographic -no-reboot
+qemu_args=(-machine q35 -accel "$accel" -cpu "$cpu" -smp 2 -m "$mem_mb" -nographic -no-reboot -nic none
   -kernel "$vmlinuz" -initrd "$vm/initramfs.cpio"
   -append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init"
   $(share usr /usr ro) $(share etc /etc ro) $(share src "$root" ro) $(share results "$results"))
@@ -170,6 +170,8 @@ secs=$(( $(date +%s) - t0 ))
 stage_line=$(grep -a "writ-vm:" "$console" | tail -1 || true)
 if [[ $qrc == 124 || $qrc == 137 ]]; then
   echo "vm: TIMED OUT after ${secs}s; last stage: ${stage_line:-none (the kernel never reached /init)}"
+  running=$(grep -ah "^\[ RUN      \]" "$results"/*.log 2>/dev/null | tail -1 || true)
+  [[ -n $running ]] && echo "vm: last test started: ${running#*] }"
   echo "vm: console tail ($console):"; tail -25 "$console" | sed 's/^/  /'
   echo "0 passed, 1 failed"
   exit 1
