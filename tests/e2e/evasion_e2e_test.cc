@@ -20,8 +20,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -30,12 +30,14 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testlib/paths.h"
 #include "testlib/listener.h"
 #include "testlib/writd_fixture.h"
+#include "util/util.h"
 
 namespace writ::testlib {
 namespace {
@@ -230,6 +232,42 @@ WritdInstance* Evasion::writd_ = nullptr;
 absl::Status* Evasion::start_status_ = nullptr;
 bool Evasion::lsm_ = false;
 bool Evasion::lineage_ = false;
+
+// ---- the rungs
+// ------------------------------------------------------------------------------------------
+
+// `writ status` names the rung that enforces each hook. The oracle is the kernel's own list of
+// active LSMs: writd's LSM object loads where "bpf" is in it (Debian 12's 6.1 in the VM tier) and
+// nowhere else (this project's CI host has no securityfs list with bpf, and refuses LSM programs).
+TEST_F(Evasion, StatusNamesTheRungOfEachHook) {
+  const bool bpf_lsm = absl::StrContains(ReadFile("/sys/kernel/security/lsm").value_or(""), "bpf");
+  EXPECT_EQ(lsm_, bpf_lsm)
+      << "BPF-LSM is listed by the kernel but writd did not load it, or the reverse";
+  CmdResult r = writd_->Writ({"status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string& st = r.out;
+  const size_t from = st.find("enforcement:"), to = st.find("events by kind");
+  if (from != std::string::npos && to != std::string::npos) {
+    printf("%s", st.substr(from, to - from).c_str());  // the VM tier's log keeps it
+  }
+  EXPECT_EQ(RungActive(st, "lsm: "), bpf_lsm) << st;
+  if (bpf_lsm) {
+    for (const char* rung : {"exec: lsm (", "open: lsm (", "connect: lsm ("}) {
+      EXPECT_TRUE(RungActive(st, rung)) << rung << "\n" << st;
+    }
+    for (const char* hook : {"exec (lsm/bprm_check_security)", "open (lsm/file_open)",
+                             "connect (lsm/socket_connect)"}) {
+      EXPECT_TRUE(RungActive(st, hook)) << hook << "\n" << st;
+    }
+  } else {
+    EXPECT_THAT(st, HasSubstr("unavailable (")) << st;  // the LSM probe's reason
+    for (const char* rung :
+         {"exec: kernel-signal (", "open: kernel-signal ", "connect: cgroup-bpf ("}) {
+      EXPECT_TRUE(RungActive(st, rung)) << rung << "\n" << st;
+    }
+    EXPECT_FALSE(RungActive(st, "exec (lsm/bprm_check_security)")) << st;
+  }
+}
 
 // ---- file paths ---------------------------------------------------------------------------------------
 
