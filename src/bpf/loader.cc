@@ -329,11 +329,11 @@ absl::Status Loader::LoadAndAttach() {
   return absl::OkStatus();
 }
 
-std::vector<Rung> Loader::Rungs() const {
-  const bool lsm = lsm_active();
+std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const KernelFacts& k) {
+  const bool lsm = k.lsm_active;
   std::vector<Rung> out;
   out.push_back(
-      {"lsm: BPF-LSM refuses exec/open/connect with EPERM (prevented)", lsm, lsm_detail_});
+      {"lsm: BPF-LSM refuses exec/open/connect with EPERM (prevented)", lsm, k.lsm_detail});
   if (lsm) {
     out.push_back(
         {"exec: lsm (bprm_check_security: exec.deny refused with EPERM); allow lists, "
@@ -344,7 +344,7 @@ std::vector<Rung> Loader::Rungs() const {
   } else {
     auto rung = [&](const char* name, HookId id) {
       std::string why;
-      const bool active = HooksActive(hooks_, id, &why);
+      const bool active = HooksActive(hooks, id, &why);
       out.push_back({name, active, why});
     };
     rung("exec: kernel-signal (sched_process_exec + bpf_send_signal: killed)", HookId::kExec);
@@ -352,22 +352,26 @@ std::vector<Rung> Loader::Rungs() const {
     rung("connect: cgroup-bpf (cgroup/connect4|6: EPERM, prevented)", HookId::kCgroupConnect);
   }
   std::string why;
-  const bool self = HooksActive(hooks_, HookId::kSelf, &why);
+  const bool self = HooksActive(hooks, HookId::kSelf, &why);
   out.push_back({"self: seccomp (writ run's filter: EPERM); without it kernel-signal at sys_enter",
                  self, why});
   out.push_back(
       {"self-threads: a signal to any thread of writd is recognised (bpf_task_from_pid)",
-       task_from_pid_,
+       k.task_from_pid,
        "unavailable (Linux < 6.2): only the thread ids writd and the guardian have as "
        "processes are; the filter refuses the others unreported, the fallback misses them"});
   out.push_back(
       {"lineage: a kernel deny also kills the actor's parent in the task "
        "(bpf_send_signal_task)",
-       kill_lineage_,
+       k.kill_lineage,
        "unavailable (no bpf_send_signal_task kfunc, Linux < 6.13): the actor's shell may run "
        "its next command until userspace kills the task"});
   out.push_back({"userspace: cgroup.kill / pidfd_send_signal", true, ""});
   return out;
+}
+
+std::vector<Rung> Loader::Rungs() const {
+  return EnforcementRungs(hooks_, {lsm_active(), lsm_detail_, kill_lineage_, task_from_pid_});
 }
 
 std::vector<Loader::ProgramStats> Loader::ReadProgramStats() const {

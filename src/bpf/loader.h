@@ -69,6 +69,18 @@ struct Rung {
   std::string detail;  // why not, when inactive
 };
 
+// What the kernel offers beyond the hooks that attached (Loader probes it at load).
+struct KernelFacts {
+  bool lsm_active = false;
+  std::string lsm_detail;     // "active", or why the LSM object did not load
+  bool kill_lineage = true;   // bpf_task_from_pid + bpf_send_signal_task (6.13+)
+  bool task_from_pid = true;  // bpf_task_from_pid (6.2+)
+};
+
+// The enforcement ladder as `writ status` shows it (Loader::Rungs): which rung enforces each hook,
+// strongest first, active when the hooks it rests on are attached (by identity, never by position).
+std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const KernelFacts& k);
+
 // True when every hook with this id is active (and there is at least one); *why says which is not.
 bool HooksActive(const std::vector<HookStatus>& hooks, HookId id, std::string* why = nullptr);
 
