@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "api/client.h"
 #include "api/framing.h"
+#include "cli/run_as.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "writ/v1/workload.grpc.pb.h"
@@ -46,7 +47,9 @@ void Usage(FILE* f) {
   fprintf(f,
           "usage: writ [--socket PATH] COMMAND ...\n"
           "  run --agent SPIFFE_ID [--principal P] [--intent NAME] [--param K=V]... [--ttl D]\n"
-          "      [--parent TASK] [--no-seccomp] -- CMD [ARGS...]    run CMD as a task\n"
+          "      [--parent TASK] [--user NAME | --allow-root] [--no-seccomp] -- CMD [ARGS...]\n"
+          "      run CMD as a task, as an unprivileged user: the invoking user (behind sudo: the real\n"
+          "      user), or --user NAME; as root only with --allow-root and an intent that allows it\n"
           "      (--no-seccomp: without the self-protection filter; only the BPF fallback applies)\n"
           "  status                                  hooks, enforcement, counters, tasks\n"
           "  svid --audience AUD [--workload-socket PATH]   (inside a task) print a JWT-SVID\n"
@@ -149,10 +152,15 @@ void Forward(int sig) {
 }
 
 int CmdRun(const std::string& socket, int argc, char** argv) {
-  Args a = Parse(argc, argv, 2, {"agent", "principal", "intent", "param", "ttl", "parent"},
-                 {"no-seccomp"}, /*stop_at_positional=*/true);
+  Args a = Parse(argc, argv, 2, {"agent", "principal", "intent", "param", "ttl", "parent", "user"},
+                 {"no-seccomp", "allow-root"}, /*stop_at_positional=*/true);
   const bool seccomp = !a.Has("no-seccomp");
   if (!a.error.empty()) return Fail(kExitUsage, a.error);
+  auto run_as = writ::cli::ChooseRunAs(a.Get("user"), a.Has("allow-root"));
+  if (!run_as.ok()) {
+    return Fail(absl::IsPermissionDenied(run_as.status()) ? 1 : kExitUsage,
+                absl::StrCat("run: ", run_as.status().message()));
+  }
   if (!a.Has("agent")) return Fail(kExitUsage, "run: --agent SPIFFE_ID is required");
   if (a.rest.empty()) return Fail(kExitUsage, "run: no command given (writ run --agent ID -- CMD)");
   std::string exe = ResolveCommand(a.rest[0]);
@@ -173,6 +181,8 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     (*ct->mutable_params())[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   for (const auto& s : a.rest) ct->add_command(s);
+  ct->set_run_uid(run_as->uid);
+  ct->set_allow_root(run_as->root);
 
   auto fd = Dial(socket);
   if (!fd.ok()) return Fail(1, std::string(fd.status().message()));
@@ -188,6 +198,7 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   const std::string task_id = resp->create_task().task_id();
   // The intent's provider credentials land here (files 0400, ours) before the command runs.
   const std::string credentials_dir = resp->create_task().credentials_dir();
+  const std::string workload_socket = resp->create_task().workload_socket();
   fprintf(stderr, "writ: task %s\n", task_id.c_str());
 
   // writd places the child in the task cgroup before it may exec (it waits on `go`): its first
@@ -216,6 +227,14 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
       _exit(126);
     }
     if (!credentials_dir.empty()) setenv("WRIT_CREDENTIALS_DIR", credentials_dir.c_str(), 1);
+    // The Workload API of the writd that placed it: what SPIFFE libraries (and `writ svid`) read.
+    if (!workload_socket.empty()) setenv("SPIFFE_ENDPOINT_SOCKET", workload_socket.c_str(), 1);
+    setenv("WRIT_TASK_ID", task_id.c_str(), 1);
+    if (absl::Status st = writ::cli::DropPrivileges(*run_as); !st.ok()) {
+      std::string err = absl::StrCat("give up privileges: ", st.message());
+      (void)!write(sync[1], err.data(), err.size());
+      _exit(126);
+    }
     if (seccomp) {
       // Self-protection: installed last, so nothing of the launcher's own needs is refused.
       absl::Status st = writ::actions::InstallSelfFilter(spec);

@@ -97,6 +97,7 @@ class Compiler {
     RETURN_IF_ERROR(BindParams());
     ci_->name_ = in_.name();
     ci_->mode_ = in_.mode();
+    ci_->run_as_root_ = in_.run_as_root();
     ci_->severity_ = in_.severity().empty() ? "high" : in_.severity();
     ci_->frameworks_.assign(in_.frameworks().begin(), in_.frameworks().end());
     ci_->responses_.assign(in_.on_violation().begin(), in_.on_violation().end());

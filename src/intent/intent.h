@@ -138,6 +138,7 @@ class CompiledIntent {
  public:
   const std::string& name() const { return name_; }
   const std::string& mode() const { return mode_; }          // "" | monitor | enforce
+  bool run_as_root() const { return run_as_root_; }  // the task may run as root (with --allow-root)
   const std::string& severity() const { return severity_; }
   const std::vector<std::string>& responses() const { return responses_; }
   const std::vector<std::string>& frameworks() const { return frameworks_; }
@@ -172,6 +173,7 @@ class CompiledIntent {
   };
 
   std::string name_, mode_, severity_;
+  bool run_as_root_ = false;
   std::vector<std::string> responses_, frameworks_;
   std::vector<writ::v1::CredentialRequest> credentials_;
   absl::flat_hash_map<std::string, std::string> params_;

@@ -96,6 +96,7 @@ class SubsetChecker {
     if (auto st = Network(); !st.ok()) return st;
     if (auto st = Limits(); !st.ok()) return st;
     if (auto st = Mode(); !st.ok()) return st;
+    if (auto st = Root(); !st.ok()) return st;
     if (auto st = Credentials(); !st.ok()) return st;
     return Responses();
   }
@@ -151,6 +152,11 @@ class SubsetChecker {
       return Refuse(absl::StrCat("mode ", c_.mode().empty() ? "(daemon default)" : c_.mode()));
     }
     if (pr < 0 && cr >= 0 && cr < 2) return Refuse(absl::StrCat("mode ", c_.mode()));
+    return absl::OkStatus();
+  }
+
+  absl::Status Root() const {
+    if (c_.run_as_root() && !p_.run_as_root()) return Refuse("run_as_root");
     return absl::OkStatus();
   }
 
