@@ -178,7 +178,6 @@ absl::Status Daemon::Start() {
   pipeline_ = std::make_unique<Pipeline>(
       Pipeline::Deps{registry_, procs_, approvals_, *lifecycle_, output_, output_.redactor()},
       boot_to_unix_ns_, boot_tag_);
-  pipeline_->set_lsm_active(loader_->lsm_active());
   adoption_ = std::make_unique<Adoption>(Adoption::Deps{*loader_, policies_, *lifecycle_, output_},
                                          Adoption::Options{cfg_.cgroup_subtree, mode_});
   pipeline_->set_adopt_handler(

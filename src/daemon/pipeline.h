@@ -78,8 +78,6 @@ class Pipeline {
   void set_adopt_handler(std::function<bool(const void*, size_t)> handler) {
     adopt_handler_ = std::move(handler);
   }
-  // BPF-LSM is loaded: an open that failed with EPERM was refused by it (`prevented`).
-  void set_lsm_active(bool on) { lsm_active_ = on; }
 
   // One ring-buffer record, on the pipeline thread.
   void OnRecord(const void* data, size_t size);
@@ -105,7 +103,6 @@ class Pipeline {
   const int64_t boot_to_unix_ns_;
   decode::Decoder decoder_;
   std::function<bool(const void*, size_t)> adopt_handler_;
-  bool lsm_active_ = false;
   PipelineCounters counters_;
 
   v1::Event ev_;                                // reused for every record: no allocation once grown
