@@ -499,7 +499,12 @@ int CmdPolicy(const std::string& socket, int argc, char** argv) {
       return 1;
     }
     if (sub == "check") {
-      printf("%zu intents OK\n", set->intents().size());
+      // Warnings (dead or skippable rules) go to stderr like a compiler's; they fail nothing.
+      const std::vector<std::string> warnings = writ::intent::PolicyWarnings(*set);
+      for (const std::string& w : warnings) fprintf(stderr, "%s\n", w.c_str());
+      printf("%zu intents OK", set->intents().size());
+      if (!warnings.empty()) printf(", %zu warnings", warnings.size());
+      printf("\n");
       return 0;
     }
     writ::intent::TestSummary sum = writ::intent::RunPolicyTests(*set, std::cout);

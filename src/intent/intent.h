@@ -66,6 +66,16 @@ absl::Status CheckCredentialProviders(
     const PolicySet& set, const absl::flat_hash_map<std::string, std::string>& providers,
     const std::function<absl::Status(const std::string& type, const std::string& grant)>& check_grant);
 
+// Rules that load without error but can never take effect, or that an agent steps around by how it
+// spells a command, one line each: "FILE:LINE: field: warning: message" (`writ policy check` prints
+// them; they fail nothing). An approval rule no exec reaches (exec.deny takes the program first, an
+// earlier approval asks for every invocation of it, a duplicate), `args: []` (asks only for a bare
+// invocation), a literal first argument that options before it skip (use `subcommand:`), duplicate
+// list entries, allow rules a deny rule always wins over, and exec or approval paths that are
+// symlinks on this host (exec rules match the resolved program). Patterns with ${param} are skipped
+// where their value matters.
+std::vector<std::string> PolicyWarnings(const PolicySet& set);
+
 // ---- compiled form --------------------------------------------------------------------------------
 
 enum class Category : uint8_t { kExec, kFile, kNetwork, kLimits, kApproval };
