@@ -59,6 +59,17 @@ KernelTables CompiledIntent::kernel_tables() const {
     // argument patterns send every exec there too (conservative, as before).
     if (a.exe.kind() != Glob::Kind::kExact || !a.any_invocation()) t.exec_has_globs = true;
   }
+  // An exact exec.allow path a program-glob approval matches ("/usr/**/git" and /usr/bin/git) must not
+  // reach the table as ALLOW, or the kernel would let it run before writd judged its argv: it is an
+  // approval path too (APPROVAL overrides ALLOW in the table).
+  for (const std::string& p : t.exec_allow_exact) {
+    for (const Approval& a : approvals_) {
+      if (a.exe.kind() != Glob::Kind::kExact && a.exe.Match(p)) {
+        t.exec_approval_exact.push_back(p);
+        break;
+      }
+    }
+  }
   // Approval rules judge execs without an exec: category too: the kernel must then stop what its
   // table cannot decide (WRIT_TASK_EXEC_USER is set from exec_judged && exec_has_globs), or a
   // program a glob approval names would run before writd asked.

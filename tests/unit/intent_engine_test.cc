@@ -217,6 +217,17 @@ TEST(ApprovalTest, ArgvWritdCouldNotSeeWholeIsAsked) {
   EXPECT_EQ(Evaluate(*ci, two, Ctx()).kind, Verdict::kAllow);  // more arguments than the rule has
 }
 
+// Known limit (docs/threat-model.md): an alias is git's own indirection; argv shows no push.
+TEST(ApprovalTest, GitAliasRunsPushUnaskedKnownLimit) {
+  auto ci = MustCompile(std::string(testing::kHeader) +
+                        "approval:\n  - {exec: /usr/bin/git, subcommand: push}\n");
+  ASSERT_NE(ci, nullptr);
+  EXPECT_EQ(Evaluate(*ci, EventBuilder::Exec("/usr/bin/git", {"git", "-c", "alias.p=push", "p", "origin"}),
+                     Ctx())
+                .kind,
+            Verdict::kAllow);
+}
+
 // An intent with approval rules but no exec: category still has its execs judged, so the kernel
 // stops those its table cannot decide (a program glob): WRIT_TASK_EXEC_USER comes from exec_judged.
 TEST(ApprovalTest, GlobApprovalWithoutAnExecCategoryIsStoppedByTheKernel) {
@@ -233,6 +244,20 @@ TEST(ApprovalTest, GlobApprovalWithoutAnExecCategoryIsStoppedByTheKernel) {
   EXPECT_EQ(Evaluate(*ci, EventBuilder::Exec("/usr/bin/ls"), Ctx()).kind, Verdict::kAllow);
   auto none = MustCompile(std::string(testing::kHeader) + "files: {deny: [/etc/shadow]}\n");
   EXPECT_FALSE(none->kernel_tables().exec_judged);
+}
+
+// An exact exec.allow path that a program-glob approval covers is an approval path in the kernel's
+// table (APPROVAL, stopped for userspace), not ALLOW: the shipped "/usr/**/git" rules and
+// exec.allow /usr/bin/git would otherwise let git run before writd looked at its argv.
+TEST(ApprovalTest, AllowedProgramAGlobApprovalCoversIsStoppedByTheKernel) {
+  auto ci = MustCompile(std::string(testing::kHeader) +
+                        "exec: {allow: [/usr/bin/git, /usr/bin/make]}\n"
+                        "approval:\n  - {exec: \"/usr/**/git\", subcommand: push}\n");
+  ASSERT_NE(ci, nullptr);
+  KernelTables t = ci->kernel_tables();
+  EXPECT_THAT(t.exec_allow_exact, ::testing::ElementsAre("/usr/bin/git", "/usr/bin/make"));
+  EXPECT_THAT(t.exec_approval_exact, ::testing::ElementsAre("/usr/bin/git"));
+  EXPECT_TRUE(t.exec_has_globs);
 }
 
 // A shebang exec (process.script set): deny and approval rules judge the script as well as the
