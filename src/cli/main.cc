@@ -357,19 +357,20 @@ std::string TextLine(const writ::v1::Event& ev, bool color) {
   };
   std::string target;
   if (ev.kind() == "exec") {
-    target = absl::StrCat(TerminalSafe(ev.process().exe()), " ", safe_join(ev.process().args(), " "));
+    target =
+        absl::StrCat(TerminalSafe(ev.process().exe()), " ", safe_join(ev.process().args(), " "));
   } else if (ev.kind() == "open") {
-    target = absl::StrCat(TerminalSafe(ev.file().path()), " [", safe_join(ev.file().flags(), ","), "]",
-                          ev.file().result() ? absl::StrCat(" = ", ev.file().result()) : "");
+    target = absl::StrCat(TerminalSafe(ev.file().path()), " [", safe_join(ev.file().flags(), ","),
+                          "]", ev.file().result() ? absl::StrCat(" = ", ev.file().result()) : "");
   } else if (ev.kind() == "connect") {
     target = absl::StrCat(TerminalSafe(ev.network().dst_ip()), ":", ev.network().dst_port(),
                           ev.network().result() ? absl::StrCat(" = ", ev.network().result()) : "");
   } else if (ev.kind() == "self") {
     const auto& sc = ev.syscall();
-    target = absl::StrCat(TerminalSafe(sc.name()),
-                          sc.target().empty() ? "" : absl::StrCat(" -> ", TerminalSafe(sc.target())),
-                          sc.target_pid() ? absl::StrCat(" (pid ", sc.target_pid(), ")") : "", " = ",
-                          sc.result());
+    target = absl::StrCat(
+        TerminalSafe(sc.name()),
+        sc.target().empty() ? "" : absl::StrCat(" -> ", TerminalSafe(sc.target())),
+        sc.target_pid() ? absl::StrCat(" (pid ", sc.target_pid(), ")") : "", " = ", sc.result());
   } else if (ev.kind() == "action") {
     const auto& a = ev.action();
     target = absl::StrCat(TerminalSafe(a.type()), " ", TerminalSafe(a.target()), " ",
@@ -380,7 +381,8 @@ std::string TextLine(const writ::v1::Event& ev, bool color) {
   } else if (ev.kind() == "exit") {
     target = absl::StrCat("code=", ev.process().exit_code());
   } else if (ev.kind() == "approval_request") {
-    target = absl::StrCat(TerminalSafe(ev.approval().id()), " ", TerminalSafe(ev.approval().action()));
+    target =
+        absl::StrCat(TerminalSafe(ev.approval().id()), " ", TerminalSafe(ev.approval().action()));
   } else if (ev.kind() == "credential") {
     const auto& c = ev.credential();
     target = absl::StrCat(TerminalSafe(c.operation()), " ", TerminalSafe(c.type()), " ",
@@ -389,10 +391,10 @@ std::string TextLine(const writ::v1::Event& ev, bool color) {
   const char* vc = ev.verdict() == "violation"        ? red
                    : ev.verdict() == "needs_approval" ? yellow
                                                       : "";
-  std::string line = absl::StrCat(dim, TerminalSafe(ev.time()), reset, " ",
-                                  TerminalSafe(ev.agent().spiffe_id()), " ",
-                                  TerminalSafe(ev.agent().task_id()), " pid=", ev.process().pid(), " ",
-                                  TerminalSafe(ev.kind()), " ", target);
+  std::string line =
+      absl::StrCat(dim, TerminalSafe(ev.time()), reset, " ", TerminalSafe(ev.agent().spiffe_id()),
+                   " ", TerminalSafe(ev.agent().task_id()), " pid=", ev.process().pid(), " ",
+                   TerminalSafe(ev.kind()), " ", target);
   if (!ev.verdict().empty()) absl::StrAppend(&line, " ", vc, TerminalSafe(ev.verdict()), reset);
   if (!ev.outcome().empty()) absl::StrAppend(&line, " ", vc, TerminalSafe(ev.outcome()), reset);
   if (ev.has_finding()) {

@@ -63,10 +63,18 @@ void AppendTerminalSafe(absl::string_view in, std::string* out) {
     const uint8_t c = static_cast<uint8_t>(in[i]);
     if (c < 0x80) {
       switch (c) {
-        case '\\': out->append("\\\\"); break;
-        case '\n': out->append("\\n"); break;
-        case '\r': out->append("\\r"); break;
-        case '\t': out->append("\\t"); break;
+        case '\\':
+          out->append("\\\\");
+          break;
+        case '\n':
+          out->append("\\n");
+          break;
+        case '\r':
+          out->append("\\r");
+          break;
+        case '\t':
+          out->append("\\t");
+          break;
         default:
           if (c < 0x20 || c == 0x7f) {
             AppendHexByte(c, out);

@@ -1,8 +1,9 @@
 // Text from events (paths, argv, reasons) made safe to print on an operator's terminal.
 //
-// A task names its files and chooses its argv: printed raw, "\033[2J" clears the operator's screen and
-// "\r" or "\n" forges a line of `writ tail` or `writ approvals` output. These functions show every such
-// byte as a visible escape instead; valid UTF-8 text (accents, CJK, emoji) passes unchanged.
+// A task names its files and chooses its argv: printed raw, "\033[2J" clears the operator's screen
+// and "\r" or "\n" forges a line of `writ tail` or `writ approvals` output. These functions show
+// every such byte as a visible escape instead; valid UTF-8 text (accents, CJK, emoji) passes
+// unchanged.
 #pragma once
 
 #include <string>

@@ -1,7 +1,6 @@
 // TerminalSafe: what `writ tail` (text) and `writ approvals` print of a task's paths and argv.
-#include "util/terminal_text.h"
-
 #include "gtest/gtest.h"
+#include "util/terminal_text.h"
 
 namespace writ {
 namespace {
@@ -25,23 +24,31 @@ TEST(TerminalSafe, ControlCharactersBecomeVisibleEscapes) {
 }
 
 TEST(TerminalSafe, C1AndLayoutControlsAreEscaped) {
-  EXPECT_EQ(TerminalSafe("\xc2\x9b" "31m"), "\\u009b31m");  // CSI, the 8-bit ESC [
-  EXPECT_EQ(TerminalSafe("\xc2\x85"), "\\u0085");           // NEL
-  EXPECT_EQ(TerminalSafe("\xc2\xa0"), "\xc2\xa0");          // NBSP is text
+  EXPECT_EQ(TerminalSafe("\xc2\x9b"
+                         "31m"),
+            "\\u009b31m");                                                   // CSI, the 8-bit ESC [
+  EXPECT_EQ(TerminalSafe("\xc2\x85"), "\\u0085");                            // NEL
+  EXPECT_EQ(TerminalSafe("\xc2\xa0"), "\xc2\xa0");                           // NBSP is text
   EXPECT_EQ(TerminalSafe("file\xe2\x80\xaegpj.exe"), "file\\u202egpj.exe");  // RLO
   EXPECT_EQ(TerminalSafe("\xe2\x81\xa6x\xe2\x81\xa9"), "\\u2066x\\u2069");
-  EXPECT_EQ(TerminalSafe("a\xe2\x80\xa8" "b"), "a\\u2028b");
+  EXPECT_EQ(TerminalSafe("a\xe2\x80\xa8"
+                         "b"),
+            "a\\u2028b");
 }
 
 TEST(TerminalSafe, InvalidUtf8IsEscapedByteByByte) {
   EXPECT_EQ(TerminalSafe("\xff\xfe"), "\\xff\\xfe");
-  EXPECT_EQ(TerminalSafe("\x80" "abc"), "\\x80abc");                  // stray continuation byte
-  EXPECT_EQ(TerminalSafe("\xc0\x9b"), "\\xc0\\x9b");                  // overlong ESC-ish
-  EXPECT_EQ(TerminalSafe("\xe0\x80\x9b"), "\\xe0\\x80\\x9b");          // overlong
-  EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");          // a surrogate
+  EXPECT_EQ(TerminalSafe("\x80"
+                         "abc"),
+            "\\x80abc");                                                // stray continuation byte
+  EXPECT_EQ(TerminalSafe("\xc0\x9b"), "\\xc0\\x9b");                    // overlong ESC-ish
+  EXPECT_EQ(TerminalSafe("\xe0\x80\x9b"), "\\xe0\\x80\\x9b");           // overlong
+  EXPECT_EQ(TerminalSafe("\xed\xa0\x80"), "\\xed\\xa0\\x80");           // a surrogate
   EXPECT_EQ(TerminalSafe("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
-  EXPECT_EQ(TerminalSafe("ok\xe6\x97"), "ok\\xe6\\x97");              // cut at the end
-  EXPECT_EQ(TerminalSafe("\xe6\x97" "\n"), "\\xe6\\x97\\n");          // cut by a control
+  EXPECT_EQ(TerminalSafe("ok\xe6\x97"), "ok\\xe6\\x97");                // cut at the end
+  EXPECT_EQ(TerminalSafe("\xe6\x97"
+                         "\n"),
+            "\\xe6\\x97\\n");  // cut by a control
 }
 
 TEST(TerminalSafe, EveryByteValueOutputHasNoControlByte) {
