@@ -29,6 +29,7 @@
 #include "journal/journal.h"
 #include "sinks/json_encoder.h"
 #include "sinks/ocsf_encoder.h"
+#include "util/terminal_text.h"
 #include "util/util.h"
 
 namespace {
@@ -355,49 +356,70 @@ int CmdStatus(const std::string& socket) {
   return 0;
 }
 
+// One event as a line for a person. Every string from the event is passed through TerminalSafe: a
+// task chooses its file names and argv, and raw they could clear the screen or forge lines.
 std::string TextLine(const writ::v1::Event& ev, bool color) {
   const char* red = color ? "\033[31m" : "";
   const char* yellow = color ? "\033[33m" : "";
   const char* dim = color ? "\033[2m" : "";
   const char* reset = color ? "\033[0m" : "";
+  using writ::TerminalSafe;
+  auto safe_join = [](const auto& list, absl::string_view sep) {
+    std::string out;
+    bool first = true;
+    for (const auto& s : list) {
+      if (!first) out.append(sep.data(), sep.size());
+      first = false;
+      writ::AppendTerminalSafe(s, &out);
+    }
+    return out;
+  };
   std::string target;
   if (ev.kind() == "exec") {
-    target = absl::StrCat(ev.process().exe(), " ", absl::StrJoin(ev.process().args(), " "));
+    target =
+        absl::StrCat(TerminalSafe(ev.process().exe()), " ", safe_join(ev.process().args(), " "));
   } else if (ev.kind() == "open") {
-    target = absl::StrCat(ev.file().path(), " [", absl::StrJoin(ev.file().flags(), ","), "]",
-                          ev.file().result() ? absl::StrCat(" = ", ev.file().result()) : "");
+    target = absl::StrCat(TerminalSafe(ev.file().path()), " [", safe_join(ev.file().flags(), ","),
+                          "]", ev.file().result() ? absl::StrCat(" = ", ev.file().result()) : "");
   } else if (ev.kind() == "connect") {
-    target = absl::StrCat(ev.network().dst_ip(), ":", ev.network().dst_port(),
+    target = absl::StrCat(TerminalSafe(ev.network().dst_ip()), ":", ev.network().dst_port(),
                           ev.network().result() ? absl::StrCat(" = ", ev.network().result()) : "");
   } else if (ev.kind() == "self") {
     const auto& sc = ev.syscall();
-    target = absl::StrCat(sc.name(), sc.target().empty() ? "" : absl::StrCat(" -> ", sc.target()),
-                          sc.target_pid() ? absl::StrCat(" (pid ", sc.target_pid(), ")") : "", " = ",
-                          sc.result());
+    target = absl::StrCat(
+        TerminalSafe(sc.name()),
+        sc.target().empty() ? "" : absl::StrCat(" -> ", TerminalSafe(sc.target())),
+        sc.target_pid() ? absl::StrCat(" (pid ", sc.target_pid(), ")") : "", " = ", sc.result());
   } else if (ev.kind() == "action") {
-    target = absl::StrCat(ev.action().type(), " ", ev.action().target(), " ", ev.action().result(),
-                          " (", ev.action().latency_us(), " us) ", ev.action().reason());
+    const auto& a = ev.action();
+    target = absl::StrCat(TerminalSafe(a.type()), " ", TerminalSafe(a.target()), " ",
+                          TerminalSafe(a.result()), " (", a.latency_us(), " us) ",
+                          TerminalSafe(a.reason()));
   } else if (ev.kind() == "task_end") {
-    target = "reason=" + ev.task().reason();
+    target = "reason=" + TerminalSafe(ev.task().reason());
   } else if (ev.kind() == "exit") {
     target = absl::StrCat("code=", ev.process().exit_code());
   } else if (ev.kind() == "approval_request") {
-    target = absl::StrCat(ev.approval().id(), " ", ev.approval().action());
+    target =
+        absl::StrCat(TerminalSafe(ev.approval().id()), " ", TerminalSafe(ev.approval().action()));
   } else if (ev.kind() == "credential") {
-    target = absl::StrCat(ev.credential().operation(), " ", ev.credential().type(), " ",
-                          ev.credential().jti());
+    const auto& c = ev.credential();
+    target = absl::StrCat(TerminalSafe(c.operation()), " ", TerminalSafe(c.type()), " ",
+                          TerminalSafe(c.jti()));
   }
   const char* vc = ev.verdict() == "violation"        ? red
                    : ev.verdict() == "needs_approval" ? yellow
                                                       : "";
-  std::string line = absl::StrCat(dim, ev.time(), reset, " ", ev.agent().spiffe_id(), " ",
-                                  ev.agent().task_id(), " pid=", ev.process().pid(), " ", ev.kind(),
-                                  " ", target);
-  if (!ev.verdict().empty()) absl::StrAppend(&line, " ", vc, ev.verdict(), reset);
-  if (!ev.outcome().empty()) absl::StrAppend(&line, " ", vc, ev.outcome(), reset);
+  std::string line =
+      absl::StrCat(dim, TerminalSafe(ev.time()), reset, " ", TerminalSafe(ev.agent().spiffe_id()),
+                   " ", TerminalSafe(ev.agent().task_id()), " pid=", ev.process().pid(), " ",
+                   TerminalSafe(ev.kind()), " ", target);
+  if (!ev.verdict().empty()) absl::StrAppend(&line, " ", vc, TerminalSafe(ev.verdict()), reset);
+  if (!ev.outcome().empty()) absl::StrAppend(&line, " ", vc, TerminalSafe(ev.outcome()), reset);
   if (ev.has_finding()) {
-    absl::StrAppend(&line, " ", vc, ev.finding().rule(), ": ", ev.finding().reason(), " [",
-                    absl::StrJoin(ev.finding().frameworks(), ","), "]", reset);
+    absl::StrAppend(&line, " ", vc, TerminalSafe(ev.finding().rule()), ": ",
+                    TerminalSafe(ev.finding().reason()), " [",
+                    safe_join(ev.finding().frameworks(), ","), "]", reset);
   }
   return line;
 }
@@ -444,9 +466,11 @@ int CmdApprovals(const std::string& socket) {
   req.mutable_list_approvals();
   auto resp = Call(socket, req);
   if (!resp.ok()) return Fail(1, std::string(resp.status().message()));
+  // The action is the task's argv or path: escaped like `writ tail`'s text (writ::TerminalSafe).
   for (const auto& ap : resp->approvals().approvals()) {
-    printf("%s %s expires=%s rule=%s\n", ap.id().c_str(), ap.action().c_str(), ap.expires().c_str(),
-           ap.reason().c_str());
+    printf("%s %s expires=%s rule=%s\n", writ::TerminalSafe(ap.id()).c_str(),
+           writ::TerminalSafe(ap.action()).c_str(), writ::TerminalSafe(ap.expires()).c_str(),
+           writ::TerminalSafe(ap.reason()).c_str());
   }
   return 0;
 }
@@ -518,7 +542,12 @@ int CmdPolicy(const std::string& socket, int argc, char** argv) {
       return 1;
     }
     if (sub == "check") {
-      printf("%zu intents OK\n", set->intents().size());
+      // Warnings (dead or skippable rules) go to stderr like a compiler's; they fail nothing.
+      const std::vector<std::string> warnings = writ::intent::PolicyWarnings(*set);
+      for (const std::string& w : warnings) fprintf(stderr, "%s\n", w.c_str());
+      printf("%zu intents OK", set->intents().size());
+      if (!warnings.empty()) printf(", %zu warnings", warnings.size());
+      printf("\n");
       return 0;
     }
     writ::intent::TestSummary sum = writ::intent::RunPolicyTests(*set, std::cout);

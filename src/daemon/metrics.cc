@@ -92,6 +92,9 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
         counters["revocations_failing_" + f.provider + "_oldest_s"] = absl::ToInt64Seconds(f.oldest_age);
       }
     }
+    const creds::WorkloadApiStats w = m.creds->workload_stats();
+    counters["workload_streams_open"] = w.streams_open;
+    counters["workload_streams_refused"] = w.streams_refused;
   }
   if (const journal::Journal* j = m.output->journal()) {
     journal::JournalStats js = j->stats();
@@ -263,6 +266,13 @@ std::string RenderMetrics(const MetricsSources& m) {
                         absl::ToInt64Seconds(f.oldest_age), "\n");
       }
     }
+    const creds::WorkloadApiStats w = m.creds->workload_stats();
+    Head(&o, "writ_workload_api_streams_open", "gauge",
+         "Workload API FetchJWTBundles streams open.");
+    absl::StrAppend(&o, "writ_workload_api_streams_open ", w.streams_open, "\n");
+    Head(&o, "writ_workload_api_streams_refused_total", "counter",
+         "Workload API streams refused: a task's or all tasks' stream cap reached.");
+    absl::StrAppend(&o, "writ_workload_api_streams_refused_total ", w.streams_refused, "\n");
   }
   const LatencyHistogram& lat = pc.latency;
   Head(&o, "writ_verdict_latency_microseconds", "histogram",
