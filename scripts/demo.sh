@@ -98,7 +98,8 @@ WRITD_PID=$!
 for _ in $(seq 100); do [ -S "$D/run/writd.sock" ] && break; sleep 0.1; done
 [ -S "$D/run/writd.sock" ] || { cat "$D/writd.log"; fail "writd did not start in 10 s"; }
 export WRIT_SOCKET=$D/run/writd.sock
-"$WRIT" status | head -20
+"$WRIT" status >"$D/status.txt"
+head -20 "$D/status.txt"
 
 say "3. writ tail --violations in the background"
 "$WRIT" tail --violations --format text >"$D/tail.txt" 2>&1 &

@@ -82,9 +82,8 @@ class ApprovalsE2e : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "e2e needs root: writd loads BPF programs";
     ASSERT_TRUE(start_status_->ok()) << *start_status_;
-    char tmpl[] = "/tmp/writ-approvals-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    work_ = tmpl;
+    work_ = MakeAgentDir("writ-approvals");  // the agent's, as its user's repository would be
+    ASSERT_FALSE(work_.empty());
     chmod(work_.c_str(), 0755);
   }
   void TearDown() override {
@@ -132,9 +131,12 @@ class ApprovalsE2e : public ::testing::Test {
       CmdResult r = RunCommand(full);
       ASSERT_EQ(r.exit_code, 0) << absl::StrJoin(argv, " ") << ": " << r.err;
     }
+    // The agent's, as its user's repository would be (git refuses to work in another user's).
+    ASSERT_EQ(RunCommand({"/bin/chown", "-R", WRIT_TEST_AGENT_USER ":", repo_, remote_}).exit_code, 0);
   }
   bool RemoteHasMain() {
-    return RunCommand({"/usr/bin/git", "--git-dir", remote_, "rev-parse", "--verify", "-q",
+    return RunCommand({"/usr/bin/git", "-c", "safe.directory=*", "--git-dir", remote_, "rev-parse",
+                       "--verify", "-q",
                        "refs/heads/main"})
                .exit_code == 0;
   }
@@ -241,7 +243,7 @@ TEST_F(ApprovalsE2e, ArgsLessRuleStopsSudoWithArguments) {
   EXPECT_EQ(writd_->Writ({"approve", req["approval"].value("id", "")}).exit_code, 0);
   CmdResult r = writd_->WaitAsync(pid, "sudo-id");
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "0\n");
+  EXPECT_EQ(r.out, absl::StrCat(TestAgentUid(), "\n"));  // env standing in for sudo: as the agent
 
   // An argument that would clear the operator's screen and forge a line of `writ approvals`.
   const std::string evil =
