@@ -40,6 +40,9 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The control socket's group (policies/writd.yaml control.group): its members launch agents without root.
+getent group writ >/dev/null || groupadd --system writ
+
 # bpffs and tracefs: writd pins under /sys/fs/bpf/writ and attaches tracepoints.
 if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
   mount -t bpf bpf /sys/fs/bpf

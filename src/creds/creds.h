@@ -102,6 +102,10 @@ class CredentialService {
   // any provider the outbox still holds failing revocations for that is no longer configured.
   absl::StatusOr<std::vector<ProviderRevocationHealth>> FailingRevocations() const;
   std::string JwksJson() const;
+  // Workload API streams open and refused (caps per task and in total); zeros when it is off.
+  WorkloadApiStats workload_stats() const {
+    return workload_ ? workload_->stats() : WorkloadApiStats{};
+  }
   // The loopback HTTP server (null when disabled): other modules may AddRoute (e.g. /metrics).
   http::Server* http_server() const { return http_.get(); }
   std::string http_base_url() const;

@@ -1,5 +1,7 @@
 #include "daemon/config.h"
 
+#include <grp.h>
+
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -130,6 +132,27 @@ absl::Status ParseMetrics(const std::string& file, const YAML::Node& v, Config* 
   return absl::OkStatus();
 }
 
+// control: {group: NAME, admin_group: NAME}: who reaches the control socket and who may decide.
+absl::Status ParseControl(const std::string& file, const YAML::Node& v, Config* c) {
+  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "control") + "must be a mapping");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node fv = it->second;
+    if (key != "group" && key != "admin_group") {
+      return absl::InvalidArgumentError(Where(file, it->first, "control." + key) + "unknown key");
+    }
+    std::string name;
+    RETURN_IF_ERROR(Scalar(file, fv, "control." + key, &name));
+    struct group* g = name.empty() ? nullptr : getgrnam(name.c_str());
+    if (!g) {
+      return absl::InvalidArgumentError(Where(file, fv, "control." + key) +
+                                        absl::StrCat("no group \"", name, "\" on this host (create it: groupadd --system ", name, ")"));
+    }
+    (key == "group" ? c->control_gid : c->admin_gid) = static_cast<int>(g->gr_gid);
+  }
+  return absl::OkStatus();
+}
+
 // redaction: {rules: PATH, key: PATH}. The rules file itself is parsed at start (Daemon::Start).
 absl::Status ParseRedaction(const std::string& file, const YAML::Node& v, Config* c) {
   if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "redaction") + "must be a mapping");
@@ -243,6 +266,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       }
     } else if (key == "credentials") {
       RETURN_IF_ERROR(ParseCredentials(path, v, &c));
+    } else if (key == "control") {
+      RETURN_IF_ERROR(ParseControl(path, v, &c));
     } else if (key == "metrics") {
       RETURN_IF_ERROR(ParseMetrics(path, v, &c));
     } else if (key == "redaction") {

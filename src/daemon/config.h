@@ -42,6 +42,11 @@ struct Config {
   bool bpf_program_stats = false;
   // redaction.rules: a rules file merged with the built-in set (data/redaction.yaml); "" = built-in only.
   // redaction.key: the HMAC key of the marks; "" = <state_dir>/redaction.key (created 0600 at start).
+  // control.group: the control socket is 0660 root:<group>; its members launch tasks (-1: 0600, root
+  // only). control.admin_group: its members may also kill, freeze, thaw, revoke, approve and reload
+  // (-1: root only). Never a process inside a task, whatever its uid or groups.
+  int control_gid = -1;
+  int admin_gid = -1;
   std::string redaction_rules;
   std::string redaction_key;
   YAML::Node sinks;  // handed to the sinks module as written

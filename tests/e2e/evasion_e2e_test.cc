@@ -50,8 +50,11 @@ constexpr char kAgent[] = "spiffe://example.org/agent/evader";
 
 using testlib::RealPath;
 
+// The suite is the root attacker model (docs/threat-model.md): every technique from a root agent,
+// opted in on the command line (Run passes --allow-root) and in each intent (run_as_root).
 constexpr char kIntents[] = R"(apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-files
 params:
   secret: {type: path, required: true}
@@ -62,6 +65,7 @@ mode: enforce
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-exec
 params:
   exe: {type: path, required: true}
@@ -72,6 +76,7 @@ mode: enforce
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-exec-monitor
 params:
   exe: {type: path, required: true}
@@ -82,6 +87,7 @@ mode: monitor
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-allow
 params:
   helper: {type: path, required: true}
@@ -92,6 +98,7 @@ mode: enforce
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-net
 params:
   port: {type: int, required: true}
@@ -103,6 +110,7 @@ mode: enforce
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-net-monitor
 params:
   port: {type: int, required: true}
@@ -164,7 +172,7 @@ class Evasion : public ::testing::Test {
   }
 
   CmdResult Run(const std::string& script, const std::vector<std::string>& intent_args) {
-    std::vector<std::string> args = {"run", "--agent", kAgent};
+    std::vector<std::string> args = {"run", "--agent", kAgent, "--allow-root"};
     args.insert(args.end(), intent_args.begin(), intent_args.end());
     args.insert(args.end(), {"--", "/bin/sh", "-c", script});
     return writd_->Writ(args);
@@ -737,6 +745,10 @@ class EvasionStandalone : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     WritdInstance::Options o;
     o.mode = "enforce";
+    // A root agent with no rules: what these tests attack is writd itself.
+    o.policies["root.yaml"] =
+        "apiVersion: writ.dev/v1\nkind: Intent\nname: root-any\nrun_as_root: true\n"
+        "on_violation: [alert, kill]\n";
     ASSERT_TRUE(w_.Start(o).ok()) << w_.log();
     threads_ = RungActive(w_.Writ({"status"}).out, "self-threads: ");
   }
@@ -777,7 +789,7 @@ TEST_F(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
   };
   for (const Attempt& a : attempts) {
     SCOPED_TRACE(a.args);
-    CmdResult r = w_.Writ({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+    CmdResult r = w_.Writ({"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--", "/bin/sh", "-c",
                            absl::StrCat(EVASION_HELPER, " ", a.args, "; sleep 5; echo after")});
     std::string task = TaskIdFrom(r.err);
     json end = w_.WaitForEvent([&](const json& e) {
@@ -810,7 +822,7 @@ TEST_F(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
 // that writd survives the proof; with SIGKILL it would not (see the next test).
 TEST_F(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallbackKnownLimit) {
   const std::string d = w_.dir();
-  pid_t run = w_.WritAsync({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+  pid_t run = w_.WritAsync({"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--", "/bin/sh", "-c",
                             absl::StrCat("echo up > ", d, "/up; while [ ! -s ", d,
                                          "/tid ]; do sleep 0.05; done; ", EVASION_HELPER, " tkill $(cat ",
                                          d, "/tid) 0; sleep 5; echo after")},
@@ -873,7 +885,7 @@ TEST_F(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallba
 // the next writd from the pinned ring buffer (outcome killed_after).
 TEST_F(EvasionStandalone, WithoutTheFilterKillOfWritdIsAKnownLimitReportedAfterRestart) {
   const pid_t pid = w_.pid();
-  CmdResult r = w_.Writ({"run", "--agent", kAgent, "--no-seccomp", "--", "/bin/sh", "-c",
+  CmdResult r = w_.Writ({"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--no-seccomp", "--", "/bin/sh", "-c",
                          absl::StrCat(EVASION_HELPER, " kill ", pid, " 9; echo after")});
   // The caller died at syscall entry (no "kill ok"); the rest of the task lives on, because the task's
   // kill response is writd's to run and writd is dead.

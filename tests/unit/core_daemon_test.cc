@@ -83,6 +83,19 @@ TEST_F(ConfigTest, ShippedConfigLoads) {
   EXPECT_EQ(c->mode, "monitor");
 }
 
+TEST_F(ConfigTest, ControlGroupsResolveAndAnUnknownGroupNamesFileLineField) {
+  auto c = LoadConfig(Write("control: {group: root, admin_group: root}\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->control_gid, 0);
+  EXPECT_EQ(c->admin_gid, 0);
+  c = LoadConfig(Write("mode: monitor\ncontrol:\n  group: no-such-group-here\n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("writd.yaml:3: control.group"));
+  EXPECT_THAT(c.status().message(), HasSubstr("no group \"no-such-group-here\""));
+  c = LoadConfig(Write("control: {owner: x}\n"));
+  EXPECT_THAT(c.status().message(), HasSubstr("control.owner: unknown key"));
+}
+
 TEST_F(ConfigTest, UnknownKeyNamesFileLineKey) {
   std::string p = Write("mode: monitor\n# comment\nbogus_key: 1\n");
   auto c = LoadConfig(p);
