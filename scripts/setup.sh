@@ -11,7 +11,7 @@ PKGS=(
   libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc
   libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev libre2-dev
-  libboost-dev
+  libboost-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev postgresql
   rsyslog rsyslog-openssl openssl
