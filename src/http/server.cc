@@ -169,6 +169,8 @@ void BuildResponse(Response&& r, bool keep_alive, bhttp::response<bhttp::string_
 // to it, so nothing here needs a lock.
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  static constexpr size_t kReadChunk = 4096;
+
   Session(Server::Impl* srv, tcp::socket socket, std::string peer)
       : srv_(srv),
         socket_(std::move(socket)),
@@ -215,6 +217,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<uint32_t>(std::min(o.max_header_bytes, o.max_request_bytes)));
     parser_->body_limit(o.max_request_bytes);
     Arm(o.io_timeout);  // the whole request, header and body, within one deadline
+    // Room for a whole ordinary request in one read (into an empty buffer Beast reads 512 bytes,
+    // and a request with a token needs two reads then): kReadChunk per connection, idle or not.
+    buffer_.reserve(kReadChunk);
     bhttp::async_read_header(
         socket_, buffer_, *parser_,
         [self = shared_from_this()](const error_code& ec, size_t n) { self->OnHeader(ec, n); });
