@@ -5,11 +5,11 @@
 
 #include <atomic>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -100,7 +100,9 @@ class Session;
 // io_context (whose queued handlers own the sessions) goes before the registry sessions leave on
 // destruction.
 struct Server::Impl {
-  explicit Impl(ServerOptions o) : options(std::move(o)), ioc(options.workers) {}
+  explicit Impl(ServerOptions o) : options(std::move(o)) {
+    for (int i = 0; i < options.workers; ++i) iocs.push_back(std::make_unique<net::io_context>(1));
+  }
 
   // What a connection does with a parsed request header: nullopt to go on reading the body, or the
   // error response that ends the connection. Sets *body_limit.
@@ -138,7 +140,13 @@ struct Server::Impl {
 
   std::atomic<bool> stopping{false};
   bool started = false;
-  net::io_context ioc;
+  // One io_context per worker thread, connections dealt round-robin: a connection's handlers all
+  // run on one thread (no strand, no cross-thread hand-off per event), as libmicrohttpd's thread
+  // pool does. A slow handler delays only the connections of its own thread.
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  size_t next_ioc = 0;  // acceptor's thread only
+  // Keep each thread's io_context running while it has no connection; released by Stop().
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> idle_guards;
   std::optional<tcp::acceptor> acceptor;
   std::optional<net::steady_timer> accept_retry;
   std::vector<std::thread> threads;
@@ -165,8 +173,8 @@ void BuildResponse(Response&& r, bool keep_alive, bhttp::response<bhttp::string_
 
 }  // namespace
 
-// One connection. Every handler runs on the connection's strand; the socket and the timer are bound
-// to it, so nothing here needs a lock.
+// One connection. Its socket and timer belong to one worker's io_context, run by that one thread:
+// every handler here runs there, so nothing here needs a lock (Close() posts to it from elsewhere).
 class Session : public std::enable_shared_from_this<Session> {
  public:
   static constexpr size_t kReadChunk = 4096;
@@ -282,10 +290,13 @@ class Session : public std::enable_shared_from_this<Session> {
     bhttp::async_write(
         socket_, res_,
         [self = shared_from_this(), keep_alive, drain](const error_code& ec, size_t) {
+          self->res_ = {};  // an idle connection keeps no response
           if (ec || self->closing_.load()) return self->Shut();
           if (!keep_alive) return drain ? self->Drain() : self->Shut();
-          // Idle keep-alive connections hold no request buffer.
-          if (self->buffer_.size() == 0) self->buffer_.shrink_to_fit();
+          // The buffer of a large request is not kept through the idle time that follows.
+          if (self->buffer_.size() == 0 && self->buffer_.capacity() > 2 * kReadChunk) {
+            self->buffer_.shrink_to_fit();
+          }
           self->ReadHeader();
         });
   }
@@ -476,7 +487,8 @@ void Server::Impl::Unregister(Session* s) {
 }
 
 void Server::Impl::Accept() {
-  acceptor->async_accept(net::make_strand(ioc), [this](const error_code& ec, tcp::socket socket) {
+  net::io_context& target = *iocs[next_ioc++ % iocs.size()];
+  acceptor->async_accept(target, [this](const error_code& ec, tcp::socket socket) {
     OnAccept(ec, std::move(socket));
   });
 }
@@ -597,7 +609,7 @@ absl::Status Server::Start() {
   ParseLoopback(s.host, &ep);
   ep.port(static_cast<uint16_t>(s.port.load()));
   error_code ec;
-  s.acceptor.emplace(net::make_strand(s.ioc));
+  s.acceptor.emplace(*s.iocs[0]);
   s.acceptor->open(ep.protocol(), ec);
   if (!ec) s.acceptor->set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) s.acceptor->bind(ep, ec);
@@ -614,11 +626,12 @@ absl::Status Server::Start() {
   s.accept_retry.emplace(s.acceptor->get_executor());
   s.started = true;
   s.Accept();
+  for (auto& ioc : s.iocs) s.idle_guards.emplace_back(ioc->get_executor());
   s.running = s.options.workers;
   for (int i = 0; i < s.options.workers; ++i) {
-    s.threads.emplace_back([&s] {
+    s.threads.emplace_back([&s, i] {
       pthread_setname_np(pthread_self(), "writ-http");
-      s.ioc.run();
+      s.iocs[i]->run();
       if (--s.running == 0) s.all_returned.Notify();
     });
   }
@@ -643,9 +656,12 @@ void Server::Stop() {
   }
   for (auto& sp : open) sp->Close();
   open.clear();
+  for (auto& g : s.idle_guards) g.reset();
   // With the acceptor and every connection closed the threads run out of work; a handler still
   // running gets a grace period before the rest is abandoned.
-  if (!s.all_returned.WaitForNotificationWithTimeout(absl::Seconds(3))) s.ioc.stop();
+  if (!s.all_returned.WaitForNotificationWithTimeout(absl::Seconds(3))) {
+    for (auto& ioc : s.iocs) ioc->stop();
+  }
   for (auto& t : s.threads) t.join();
   s.threads.clear();
 }
