@@ -12,6 +12,7 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc
   libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev libre2-dev
   libboost-dev libcurl4-openssl-dev
+  libmicrohttpd-dev libcpp-httplib-dev wrk
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev postgresql
   rsyslog rsyslog-openssl openssl
