@@ -97,7 +97,7 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
 class Session;
 
 // Everything behind the Server interface. Member order is destruction order in reverse: the
-// io_context (whose queued handlers own the sessions) goes before the registry sessions leave on
+// io_contexts (whose queued handlers own the sessions) go before the registry sessions leave on
 // destruction.
 struct Server::Impl {
   explicit Impl(ServerOptions o) : options(std::move(o)) {
