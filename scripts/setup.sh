@@ -11,6 +11,8 @@ PKGS=(
   libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc
   libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev libre2-dev
+  libboost-dev libcurl4-openssl-dev
+  libmicrohttpd-dev libcpp-httplib-dev wrk
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev postgresql
   rsyslog rsyslog-openssl openssl

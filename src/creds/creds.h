@@ -36,6 +36,8 @@ struct CredentialConfig {
   std::string trust_domain;  // e.g. example.org
   std::string issuer;        // `iss`; default "spiffe://<trust_domain>"
   std::string http_addr = "127.0.0.1:8181";  // loopback only; empty disables the HTTP endpoints
+  // Host header names the HTTP server answers to besides http_addr's host and localhost (421 else).
+  std::vector<std::string> http_hosts;
   absl::Duration token_ttl = absl::Minutes(5);
   absl::Duration key_rotation = absl::Hours(24);
   std::vector<ProviderConfig> providers;

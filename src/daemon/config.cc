@@ -219,6 +219,17 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.bpf_pin_dir));
     } else if (key == "http") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.http));
+    } else if (key == "http_hosts") {
+      if (!v.IsSequence()) return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string field = absl::StrCat(key, "[", i, "]");
+        RETURN_IF_ERROR(Scalar(path, v[i], field, &s));
+        if (s.empty() || s.find_first_of(":/ \t@") != std::string::npos) {
+          return absl::InvalidArgumentError(Where(path, v[i], field) +
+                                            "must be a host name (no port, scheme or path)");
+        }
+        c.http_hosts.push_back(s);
+      }
     } else if (key == "on_daemon_loss") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.on_daemon_loss));
       if (c.on_daemon_loss != "freeze" && c.on_daemon_loss != "continue") {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -21,6 +22,8 @@ struct Config {
   std::string cgroup_subtree = "writ";
   std::string bpf_pin_dir;  // default /sys/fs/bpf/<cgroup_subtree>; "none" disables
   std::string http;         // ADDR:PORT of the loopback HTTP listener, "" = off
+  // Host header names the HTTP listener answers to besides its address and localhost (421 else).
+  std::vector<std::string> http_hosts;
   std::string journal;      // hash-chained journal; "" = <state_dir>/journal.jsonl, "off"
   std::string journal_fsync = "10ms";  // always | never | DURATION (at most that long unsynced)
   std::string on_daemon_loss = "continue";  // freeze | continue

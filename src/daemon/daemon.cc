@@ -282,6 +282,7 @@ absl::Status Daemon::StartCredentials() {
   cc.run_dir = cfg_.run_dir;
   cc.trust_domain = cfg_.trust_domain;
   cc.http_addr = cfg_.http;
+  cc.http_hosts = cfg_.http_hosts;
   cc.providers = cfg_.credential_providers;
   cc.revocation_alert_after = cfg_.revocation_alert_after;
   cc.task_lookup = [this](pid_t, uint64_t, const std::string& cgroup_path) {

@@ -287,6 +287,7 @@ std::string RenderMetrics(const MetricsSources& m) {
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_sum ", lat.sum_us(), "\n");
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_count ", lat.count(), "\n");
   if (m.redactor) creds::AppendRedactionMetrics(*m.redactor, &o);  // writ_redactions_total{rule}
+  if (m.creds && m.creds->http_server()) o += m.creds->http_server()->MetricsText();  // writ_http_*
   return o;
 }
 

@@ -250,6 +250,14 @@ TEST_F(ConfigTest, OtherBadValues) {
               p + ":1: pipeline_nice: must be an integer between -20 and 19")
         << v;
   }
+  p = Write("http_hosts: [writ.internal, \"evil.example:80\"]\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":1: http_hosts[1]: must be a host name (no port, scheme or path)");
+  p = Write("http_hosts: writ.internal\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: http_hosts: must be a list");
+  auto hosts = LoadConfig(Write("http_hosts: [writ.internal, Metrics.Example.Org]\n"));
+  ASSERT_TRUE(hosts.ok()) << hosts.status();
+  EXPECT_EQ(hosts->http_hosts, (std::vector<std::string>{"writ.internal", "Metrics.Example.Org"}));
   p = Write("on_daemon_loss: panic\n");
   EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: on_daemon_loss: must be freeze or continue");
   p = Write("mode: [a, b]\n");
