@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "dns/name_policy.h"
 #include "absl/strings/string_view.h"
 
 #include "absl/container/flat_hash_map.h"
@@ -126,6 +127,15 @@ struct KernelTables {
   std::vector<std::pair<uint32_t, uint64_t>> file_deny_ids;
 };
 
+// A connect rule by name (`host:`), kept as written for the stub resolver and the kernel pins of #17
+// phase 2. An exact name is also resolved at compile time into NetEntry addresses (today's enforcement);
+// a wildcard has no address until a pin gives it one.
+struct HostRule {
+  dns::NamePattern pattern;
+  std::vector<std::pair<uint16_t, uint16_t>> ports;  // inclusive ranges; all ports when not given
+  int rule = -1;
+};
+
 struct NetEntry {
   int family = 0;
   uint8_t addr[16] = {};
@@ -170,6 +180,14 @@ class CompiledIntent {
 
   KernelTables kernel_tables() const;
 
+  // Names the task may resolve (network.dns.allow, or the host names of network.connect.allow when it
+  // is absent; connect.deny hosts are denied). dns_judged() is false when neither list is present: any
+  // name. Not yet enforced on the task's own DNS traffic (docs/threat-model.md, #17 phase 2).
+  bool dns_judged() const { return dns_judged_; }
+  const dns::NamePolicy& dns_policy() const { return dns_policy_; }
+  const std::vector<HostRule>& host_allow() const { return host_allow_; }
+  const std::vector<HostRule>& host_deny() const { return host_deny_; }
+
  private:
   friend class Compiler;
   friend struct Engine;
@@ -211,6 +229,9 @@ class CompiledIntent {
   bool net_allow_present_ = false;
   std::vector<NetEntry> net_allow_, net_deny_;
   int net_default_rule_ = -1;
+  std::vector<HostRule> host_allow_, host_deny_;
+  bool dns_judged_ = false;
+  dns::NamePolicy dns_policy_;
 
   absl::Duration ttl_ = absl::InfiniteDuration();
   int max_processes_ = 0;
