@@ -199,8 +199,8 @@ class Compiler {
       ci_->net_allow_present_ = c.allow_present();
       RETURN_IF_ERROR(Net("network.connect.deny", c.deny(), "connect to a destination denied by",
                           &ci_->net_deny_, &ci_->host_deny_));
-      RETURN_IF_ERROR(Net("network.connect.allow", c.allow(), "connect allowed by", &ci_->net_allow_,
-                          &ci_->host_allow_));
+      RETURN_IF_ERROR(Net("network.connect.allow", c.allow(), "connect allowed by",
+                          &ci_->net_allow_, &ci_->host_allow_));
       RETURN_IF_ERROR(Dns());
       ci_->net_default_rule_ = AddRule("network.connect.default", Category::kNetwork,
                                        "connect to a destination not in network.connect.allow", "");
@@ -355,7 +355,8 @@ class Compiler {
     return absl::OkStatus();
   }
 
-  // network.dns.allow, or by default the names of the connect allow rules; connect.deny names are denied.
+  // network.dns.allow, or by default the names of the connect allow rules; connect.deny names are
+  // denied.
   absl::Status Dns() {
     const auto& n = in_.network();
     ci_->dns_judged_ = n.has_dns() || n.connect().allow_present();
@@ -369,14 +370,17 @@ class Compiler {
       std::string s = SubstituteParams(n.dns().allow(i), values_, &unset);
       if (unset) continue;
       auto p = dns::NamePattern::Parse(s);
-      if (!p.ok()) return FieldError(absl::StrCat("network.dns.allow[", i, "]"), p.status().message());
+      if (!p.ok())
+        return FieldError(absl::StrCat("network.dns.allow[", i, "]"), p.status().message());
       ci_->dns_policy_.Allow(*std::move(p));
     }
     return absl::OkStatus();
   }
 
-  absl::Status Net(absl::string_view field, const google::protobuf::RepeatedPtrField<writ::v1::NetRule>& l,
-                   absl::string_view verb, std::vector<NetEntry>* out, std::vector<HostRule>* hosts) {
+  absl::Status Net(absl::string_view field,
+                   const google::protobuf::RepeatedPtrField<writ::v1::NetRule>& l,
+                   absl::string_view verb, std::vector<NetEntry>* out,
+                   std::vector<HostRule>* hosts) {
     for (int i = 0; i < l.size(); ++i) {
       const auto& r = l.Get(i);
       const std::string f = absl::StrCat(field, "[", i, "]");
@@ -416,7 +420,8 @@ class Compiler {
         if (!host || !host->pattern.wildcard()) {
           auto resolved = Resolve(target);
           const bool deny = hosts == &ci_->host_deny_;
-          if (!resolved.ok() && !(deny && host)) return FieldError(f + ".host", resolved.status().message());
+          if (!resolved.ok() && !(deny && host))
+            return FieldError(f + ".host", resolved.status().message());
           if (resolved.ok()) addrs = *std::move(resolved);
         }
       }

@@ -13,12 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "dns/name_policy.h"
-#include "absl/strings/string_view.h"
-
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "dns/name_policy.h"
 #include "intent/glob.h"
 #include "writ/event_kind.h"
 #include "writ/v1/event.pb.h"
@@ -127,9 +126,9 @@ struct KernelTables {
   std::vector<std::pair<uint32_t, uint64_t>> file_deny_ids;
 };
 
-// A connect rule by name (`host:`), kept as written for the stub resolver and the kernel pins of #17
-// phase 2. An exact name is also resolved at compile time into NetEntry addresses (today's enforcement);
-// a wildcard has no address until a pin gives it one.
+// A connect rule by name (`host:`), kept as written for the stub resolver and the kernel pins of
+// #17 phase 2. An exact name is also resolved at compile time into NetEntry addresses (today's
+// enforcement); a wildcard has no address until a pin gives it one.
 struct HostRule {
   dns::NamePattern pattern;
   std::vector<std::pair<uint16_t, uint16_t>> ports;  // inclusive ranges; all ports when not given
@@ -180,9 +179,10 @@ class CompiledIntent {
 
   KernelTables kernel_tables() const;
 
-  // Names the task may resolve (network.dns.allow, or the host names of network.connect.allow when it
-  // is absent; connect.deny hosts are denied). dns_judged() is false when neither list is present: any
-  // name. Not yet enforced on the task's own DNS traffic (docs/threat-model.md, #17 phase 2).
+  // Names the task may resolve (network.dns.allow, or the host names of network.connect.allow when
+  // it is absent; connect.deny hosts are denied). dns_judged() is false when neither list is
+  // present: any name. Not yet enforced on the task's own DNS traffic (docs/threat-model.md, #17
+  // phase 2).
   bool dns_judged() const { return dns_judged_; }
   const dns::NamePolicy& dns_policy() const { return dns_policy_; }
   const std::vector<HostRule>& host_allow() const { return host_allow_; }

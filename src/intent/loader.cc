@@ -15,14 +15,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "intent/glob.h"
 #include "dns/name_policy.h"
+#include "identity/spiffe_id.h"
+#include "intent/glob.h"
 #include "intent/intent.h"
 #include "intent/parse_util.h"
 #include "intent/workload.h"
 #include "intent/yaml_guard.h"
 #include "intent/yaml_proto.h"
-#include "identity/spiffe_id.h"
 #include "util/status_macros.h"
 #include "yaml-cpp/yaml.h"
 
@@ -129,7 +129,8 @@ class Validator {
       for (int i = 0; i < dns.size(); ++i) {
         const std::string p = Idx("network.dns.allow", i);
         if (!Refs(p, dns.Get(i)) || dns.Get(i).find("${") != std::string::npos) continue;
-        if (auto np = dns::NamePattern::Parse(dns.Get(i)); !np.ok()) Err(p, std::string(np.status().message()));
+        if (auto np = dns::NamePattern::Parse(dns.Get(i)); !np.ok())
+          Err(p, std::string(np.status().message()));
       }
     }
     if (in_.has_limits()) {
@@ -243,8 +244,8 @@ class Validator {
       if (!r.cidr().empty() && Refs(p + ".cidr", r.cidr()) && r.cidr().find("${") == std::string::npos) {
         if (auto c = ParseCidr(r.cidr()); !c.ok()) Err(p + ".cidr", std::string(c.status().message()));
       }
-      if (!r.host().empty() && Refs(p + ".host", r.host()) && r.host().find("${") == std::string::npos &&
-          r.host().find('*') != std::string::npos) {
+      if (!r.host().empty() && Refs(p + ".host", r.host()) &&
+          r.host().find("${") == std::string::npos && r.host().find('*') != std::string::npos) {
         if (auto np = dns::NamePattern::Parse(r.host()); !np.ok()) {
           Err(p + ".host", std::string(np.status().message()));
         }

@@ -318,7 +318,9 @@ class SubsetChecker {
   }
 
   static bool PortsCovered(const HostRule& inner, const HostRule& outer) {
-    auto all = [](const HostRule& h) { return h.ports.empty() ? std::vector<std::pair<uint16_t, uint16_t>>{{1, 65535}} : h.ports; };
+    auto all = [](const HostRule& h) {
+      return h.ports.empty() ? std::vector<std::pair<uint16_t, uint16_t>>{{1, 65535}} : h.ports;
+    };
     for (const auto& [lo, hi] : all(inner)) {
       bool ok = false;
       for (const auto& [olo, ohi] : all(outer)) ok = ok || (olo <= lo && hi <= ohi);
@@ -344,12 +346,14 @@ class SubsetChecker {
     if (!c_.dns_judged_) return Refuse("network.dns (any name: no DNS policy)");
     const auto& pa = p_.dns_policy_.allow();
     for (const dns::NamePattern& n : c_.dns_policy_.allow()) {
-      bool ok = std::any_of(pa.begin(), pa.end(), [&](const dns::NamePattern& q) { return n.CoveredBy(q); });
+      bool ok = std::any_of(pa.begin(), pa.end(),
+                            [&](const dns::NamePattern& q) { return n.CoveredBy(q); });
       if (!ok) return Refuse(absl::StrCat("network.dns.allow ", n.text()));
       for (const dns::NamePattern& d : p_.dns_policy_.deny()) {
         if (!d.CoveredBy(n) && !n.CoveredBy(d)) continue;  // disjoint
         const auto& cd = c_.dns_policy_.deny();
-        bool kept = std::any_of(cd.begin(), cd.end(), [&](const dns::NamePattern& x) { return d.CoveredBy(x); });
+        bool kept = std::any_of(cd.begin(), cd.end(),
+                                [&](const dns::NamePattern& x) { return d.CoveredBy(x); });
         if (!kept) return Refuse(absl::StrCat("name ", d.text(), " (parent network.connect.deny)"));
       }
     }

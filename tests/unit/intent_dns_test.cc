@@ -51,7 +51,9 @@ TEST(IntentDns, LoaderErrorsNameFileLineField) {
       e, HasSubstr("p.yaml:8: network.connect.allow[1].host: bad name pattern \"a*.example.com\""));
   EXPECT_THAT(e,
               HasSubstr("p.yaml:9: network.connect.allow[2].host: bad name \"*.*.example.com\""));
-  EXPECT_THAT(e, HasSubstr("p.yaml:10: network.connect.allow[3].host: bad name \"a..example.com\": empty label"));
+  EXPECT_THAT(
+      e, HasSubstr(
+             "p.yaml:10: network.connect.allow[3].host: bad name \"a..example.com\": empty label"));
   EXPECT_THAT(e, HasSubstr("p.yaml:14: network.dns.allow[1]: bad name pattern \"x.*.example\""));
   EXPECT_THAT(e, HasSubstr("p.yaml:15: network.dns.allow[2]: bad name \"bad name\""));
   EXPECT_THAT(e, ::testing::Not(HasSubstr("p.yaml:13")));
