@@ -322,6 +322,7 @@ Outcome TaskResolver::Handle(absl::Span<const uint8_t> query, size_t max_reply, 
     }
     rcode = a->header.rcode;
     if (rcode != kNoError) break;  // NXDOMAIN and friends pass through, with nothing pinned
+    const size_t chain_before = chain.size();
     bool moved = true;
     while (moved) {  // walk the CNAMEs present in this answer
       moved = false;
@@ -346,6 +347,7 @@ Outcome TaskResolver::Handle(absl::Span<const uint8_t> query, size_t max_reply, 
       if (r.type == question.type && r.name == want) addrs.push_back(r);
     }
     if (!addrs.empty() || chain.empty() || a->answers.empty()) break;
+    if (asks > 0 && chain.size() == chain_before) break;  // the target answered, with no data
     bool chain_end_in_answer = std::any_of(a->answers.begin(), a->answers.end(),
                                            [&](const Record& r) { return r.name == want; });
     if (chain_end_in_answer) break;  // the target exists with no record of this type: no data

@@ -142,6 +142,20 @@ TEST(DnsResolver, CnameTargetAskedAgain) {
   EXPECT_EQ(PinAddrText(o.pins[0]), "127.0.0.3");
 }
 
+TEST(DnsResolver, CnameTargetWithNoDataIsAskedOnce) {
+  Fixture f([](const Message& q) {
+    if (q.questions[0].name == "api.example.com") {
+      return BuildResponse(q, kNoError, {Cname("api.example.com", "t.net")});
+    }
+    return BuildResponse(q, kNoError, {});
+  });
+  Outcome o = f.Ask("api.example.com");
+  EXPECT_EQ(f.up.calls, 2);
+  EXPECT_EQ(o.event.verdict, "allowed");
+  EXPECT_TRUE(o.pins.empty());
+  EXPECT_EQ(Parse(o.reply)->answers.size(), 1u);  // the CNAME, no address
+}
+
 TEST(DnsResolver, CnameLoopAndLongChainRefused) {
   Fixture loop([](const Message& q) {
     return BuildResponse(q, kNoError,
