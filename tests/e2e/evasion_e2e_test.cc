@@ -22,7 +22,9 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testlib/paths.h"
@@ -35,6 +37,8 @@ namespace {
 using json = nlohmann::json;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testlib::UdpReceiver;
+using testlib::UnixListener;
 
 constexpr char kAgent[] = "spiffe://example.org/agent/evader";
 
@@ -101,6 +105,76 @@ network:
     deny: [{cidr: 127.0.0.1/32, ports: ["${port}"]}]
 on_violation: [alert]
 mode: monitor
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-allow-lib
+params:
+  helper: {type: path, required: true}
+exec:
+  allow: ["/usr/bin/*", "/bin/*", "/usr/lib/**", "${helper}"]
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-repo
+params:
+  repo: {type: path, required: true}
+  helper: {type: path, required: true}
+exec:
+  allow: ["${repo}/**", "/usr/bin/*", "/bin/*", "${helper}"]
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-comp
+params:
+  exact: {type: path, required: true}
+files:
+  deny: ["**/.env", "**/.ssh/**", "${exact}"]
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-comp-alert
+params:
+  exact: {type: path, required: true}
+files:
+  deny: ["**/.env", "**/.ssh/**", "${exact}"]
+on_violation: [alert]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-udp
+network:
+  connect:
+    allow: [{cidr: 127.0.0.1/32, ports: [1]}]
+on_violation: [alert, kill]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-udp-alert
+network:
+  connect:
+    allow: [{cidr: 127.0.0.1/32, ports: [1]}]
+on_violation: [alert]
+mode: enforce
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: e-unix
+params:
+  ok: {type: path, required: true}
+network:
+  unix:
+    allow: ["${ok}"]
+on_violation: [alert, kill]
+mode: enforce
 )";
 
 class Evasion : public ::testing::Test {
@@ -610,6 +684,389 @@ TEST_F(Evasion, WritingThePoliciesDirIsJudgedLikeAnyFile) {
   ASSERT_FALSE(ev.is_null());
   EXPECT_EQ(ev["verdict"], "violation");
   std::filesystem::remove(pol + "/evil.yaml");
+}
+
+// ---- no syscall around the hooks (issue 16) ----------------------------------------------------------
+
+// open_by_handle_at(2) opens a file by a handle (name_to_handle_at), no name passing through the call:
+// judged like any open, from the file it opened, and killed at its exit (a root task: it needs
+// CAP_DAC_READ_SEARCH).
+TEST_F(Evasion, OpenByHandleAtIsJudgedLikeAnOpenAndKilled) {
+  // The mount fd: any directory of the same filesystem (not the denied one: opening it is a violation).
+  CmdResult r = RunFiles(absl::StrCat(helper_, " open-by-handle ", secret_, "/key ", work_, "; echo after"));
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
+  EXPECT_THAT(r.out, Not(HasSubstr("after")));
+  auto evs = Events(r);
+  json ev = OpenOf(evs, secret_ + "/key");
+  ASSERT_FALSE(ev.is_null()) << "open_by_handle_at of the denied file not reported";
+  EXPECT_EQ(ev["file"]["syscall"], "open_by_handle_at");
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "killed_after");
+  EXPECT_EQ(ev["enforcement"], "kernel-signal");
+  EXPECT_EQ(ev["finding"]["rule"], "e-files/files.deny[0]");
+}
+
+// A datagram sent to a denied address without connect(): refused by cgroup/sendmsg4|6 with EPERM, the
+// datagram never leaves, a connect event flagged as a send, the task killed by its response.
+TEST_F(Evasion, UdpSendtoWithoutConnectIsPreventedV4AndV6) {
+  for (int family : {AF_INET, AF_INET6}) {
+    SCOPED_TRACE(family == AF_INET ? "v4" : "v6");
+    UdpReceiver rx(family);
+    ASSERT_NE(rx.port, 0);
+    const std::string ip = family == AF_INET ? "127.0.0.1" : "::1";
+    CmdResult r = Run(absl::StrCat(helper_, " udp-send ", ip, " ", rx.port, "; sleep 5; echo after"),
+                      {"--intent", "e-udp"});
+    EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+    if (!r.out.empty()) {
+      EXPECT_THAT(r.out, HasSubstr("udp-send error Operation not permitted"));
+    }
+    EXPECT_THAT(r.out, Not(HasSubstr("after")));
+    EXPECT_EQ(rx.Received(), 0) << "the datagram left";
+    auto evs = Events(r);
+    json ev = Find(evs, [&](const json& e) {
+      return e.value("kind", "") == "connect" && e["network"].value("dst_port", 0) == rx.port;
+    });
+    ASSERT_FALSE(ev.is_null()) << "the refused send was not reported";
+    EXPECT_EQ(ev["network"]["send"], true);
+    EXPECT_EQ(ev["network"]["hook"], "cgroup");
+    EXPECT_EQ(ev["network"]["dst_ip"], ip);
+    EXPECT_EQ(ev["network"]["result"], -1);
+    EXPECT_EQ(ev["verdict"], "violation");
+    EXPECT_EQ(ev["outcome"], "prevented");
+    EXPECT_EQ(ev["enforcement"], "cgroup-bpf");
+    EXPECT_EQ(ev["finding"]["rule"], "e-udp/network.connect.default");
+    EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr("datagram to "));
+  }
+}
+
+// A dual-stack socket reaching IPv4 through a v4-mapped address is judged by the IPv4 rules in the
+// kernel too (a deny-only rule used to be applied in userspace only, after the send).
+TEST_F(Evasion, UdpSendToAV4MappedAddressIsJudgedAsIpv4) {
+  UdpReceiver rx(AF_INET6);
+  ASSERT_NE(rx.port, 0);
+  CmdResult r = Run(absl::StrCat(helper_, " udp-send ::ffff:127.0.0.1 ", rx.port),
+                    {"--intent", "e-net", "--param", absl::StrCat("port=", rx.port)});
+  EXPECT_THAT(r.out, HasSubstr("udp-send error Operation not permitted")) << r.err;
+  EXPECT_EQ(rx.Received(), 0);
+  auto evs = Events(r);
+  json ev = Find(evs, [&](const json& e) { return e.value("kind", "") == "connect"; });
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["outcome"], "prevented");
+  EXPECT_EQ(ev["finding"]["rule"], "e-net/network.connect.deny[0]");
+}
+
+// A flood of refused sends costs the ring buffer a few records: one per destination per second, the
+// rest counted (writ_kernel_suppressed_total, and the next record says how many it stands for). The
+// task's response is only an alert here, so it keeps sending.
+TEST_F(Evasion, UdpFloodOfRefusedSendsIsReportedBoundedAndCounted) {
+  UdpReceiver rx(AF_INET);
+  ASSERT_NE(rx.port, 0);
+  CmdResult r = Run(absl::StrCat(helper_, " udp-send 127.0.0.1 ", rx.port, " 20000; sleep 1.2; ", helper_,
+                                 " udp-send 127.0.0.1 ", rx.port),
+                    {"--intent", "e-udp-alert"});
+  EXPECT_THAT(r.out, HasSubstr("refused 20000 of 20000")) << r.err;
+  EXPECT_EQ(rx.Received(), 0);
+  auto evs = Events(r);
+  std::vector<json> sends;
+  for (const auto& e : evs) {
+    if (e.value("kind", "") == "connect" && e["network"].value("send", false)) sends.push_back(e);
+  }
+  // 20000 sends in well under the second it takes: 1 record, plus 1 for the send after the pause.
+  ASSERT_GE(sends.size(), 2u);
+  EXPECT_LE(sends.size(), 4u) << "refused sends were not rate-limited";
+  uint64_t suppressed = 0;
+  for (const auto& e : sends) suppressed += e["network"].value("suppressed", 0);
+  EXPECT_GE(suppressed, 19990u) << "the record after the pause says how many were not reported";
+  EXPECT_EQ(sends.back()["verdict"], "violation");
+  CmdResult st = writd_->Writ({"status"});
+  EXPECT_THAT(st.out, HasSubstr("kernel_sends_suppressed"));
+}
+
+// Unix sockets: an intent lists the sockets it may connect to. Anything else -- an SSH agent, D-Bus
+// (whose systemd-run starts processes outside the task), a container runtime -- is refused by
+// cgroup/connect_unix before the socket is looked up: nothing connects.
+TEST_F(Evasion, UnixConnectToAnUnlistedSocketIsPrevented) {
+  UnixListener ok(work_ + "/ok.sock"), agent(work_ + "/agent.sock");
+  UnixListener abstract("@writ-evasion-" + std::to_string(getpid()));
+  ASSERT_GE(ok.fd, 0);
+  ASSERT_GE(agent.fd, 0);
+  ASSERT_GE(abstract.fd, 0);
+  const std::vector<std::string> intent = {"--intent", "e-unix", "--param", "ok=" + work_ + "/ok.sock"};
+  CmdResult allowed = Run(absl::StrCat(helper_, " unix-connect ", work_, "/ok.sock"), intent);
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.out << allowed.err;
+  EXPECT_TRUE(ok.Pending());
+  json ev = Find(Events(allowed), [](const json& e) { return e.value("kind", "") == "connect"; });
+  ASSERT_FALSE(ev.is_null()) << "the allowed unix connect was not reported";
+  EXPECT_EQ(ev["network"]["family"], "unix");
+  EXPECT_EQ(ev["network"]["path"], work_ + "/ok.sock");
+  EXPECT_EQ(ev["network"]["peer_path"], work_ + "/ok.sock");
+  EXPECT_EQ(ev["verdict"], "allow");
+
+  for (const std::string& name : {work_ + "/agent.sock", abstract.name}) {
+    SCOPED_TRACE(name);
+    CmdResult r = Run(absl::StrCat(helper_, " unix-connect ", name, "; sleep 5; echo after"), intent);
+    EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+    if (!r.out.empty()) {
+      EXPECT_THAT(r.out, HasSubstr("unix-connect error Operation not permitted"));
+    }
+    EXPECT_FALSE(agent.Pending() || abstract.Pending()) << "the refused connect got through";
+    json refused = Find(Events(r), [](const json& e) { return e.value("kind", "") == "connect"; });
+    ASSERT_FALSE(refused.is_null());
+    EXPECT_EQ(refused["network"]["path"], name);
+    EXPECT_EQ(refused["network"]["result"], -1);
+    EXPECT_EQ(refused["outcome"], "prevented");
+    EXPECT_EQ(refused["enforcement"], "cgroup-bpf");
+    EXPECT_EQ(refused["finding"]["rule"], "e-unix/network.unix.default");
+  }
+}
+
+// An allowed name pointed (symlink) at another socket reaches that one: the socket file the connect
+// reached is judged too, and the task killed.
+TEST_F(Evasion, UnixConnectThroughASymlinkIsJudgedByTheSocketReached) {
+  UnixListener agent(work_ + "/agent.sock");
+  ASSERT_GE(agent.fd, 0);
+  std::filesystem::create_symlink(work_ + "/agent.sock", work_ + "/ok.sock");
+  CmdResult r = Run(absl::StrCat(helper_, " unix-connect ", work_, "/ok.sock; sleep 5; echo after"),
+                    {"--intent", "e-unix", "--param", "ok=" + work_ + "/ok.sock"});
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("after")));
+  json ev = Find(Events(r), [](const json& e) { return e.value("kind", "") == "connect"; });
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["network"]["path"], work_ + "/ok.sock");
+  EXPECT_EQ(ev["network"]["peer_path"], work_ + "/agent.sock");
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "killed_after");
+  EXPECT_EQ(ev["finding"]["rule"], "e-unix/network.unix.default");
+  EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr("the socket " + work_ + "/agent.sock"));
+}
+
+// An intent with an egress allow list and no network.unix allows no unix socket (but writd's own).
+TEST_F(Evasion, UnixSocketsAreDeniedByAConnectAllowListsDefault) {
+  UnixListener agent(work_ + "/agent.sock");
+  ASSERT_GE(agent.fd, 0);
+  CmdResult r = Run(absl::StrCat(helper_, " unix-connect ", work_, "/agent.sock; sleep 5; echo after"),
+                    {"--intent", "e-udp"});
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_FALSE(agent.Pending());
+  json ev = Find(Events(r), [](const json& e) { return e.value("kind", "") == "connect"; });
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["outcome"], "prevented");
+  EXPECT_EQ(ev["finding"]["rule"], "e-udp/network.unix.default");
+  // A socket that does not exist reached nothing (glibc probing nscd): refused, but no finding.
+  CmdResult probe = Run(absl::StrCat(helper_, " unix-connect ", work_, "/no-such.sock; echo after"),
+                        {"--intent", "e-udp"});
+  EXPECT_EQ(probe.exit_code, 0) << probe.out << probe.err;
+  EXPECT_THAT(probe.out, HasSubstr("after"));
+  json pe = Find(Events(probe), [](const json& e) { return e.value("kind", "") == "connect"; });
+  ASSERT_FALSE(pe.is_null());
+  EXPECT_EQ(pe["outcome"], "prevented");
+  EXPECT_FALSE(pe.contains("finding"));
+}
+
+// Renames and links cannot launder a denied name into an allowed one. Component denies (any .env,
+// anything below any .ssh) and exact denies; rename, hard link and symlink; a name relative to the
+// cwd inside the denied directory. The caller and its shell are SIGKILLed at the syscall's entry:
+// the `cat` never runs.
+TEST_F(Evasion, RenameOrLinkOfADeniedFileIsKilledBeforeTheNewNameIsRead) {
+  const std::string exact = work_ + "/exact-secret";
+  auto setup = [&] {
+    std::filesystem::remove_all(work_ + "/p");
+    std::filesystem::create_directories(work_ + "/p/.ssh");
+    std::ofstream(work_ + "/p/.env") << "TOPSECRET-ENV";
+    std::ofstream(work_ + "/p/.ssh/id_ed25519") << "TOPSECRET-KEY";
+    std::ofstream(exact) << "TOPSECRET-EXACT";
+  };
+  struct Case {
+    std::string script, rule, syscall_prefix;
+  };
+  const std::vector<Case> cases = {
+      {"mv .env e.txt; cat e.txt", "e-comp/files.deny[0]", "rename"},
+      {"ln .ssh/id_ed25519 k; cat k", "e-comp/files.deny[1]", "link"},
+      {"ln -s .ssh/id_ed25519 s; cat s", "e-comp/files.deny[1]", "symlink"},
+      {"cd .ssh && mv id_ed25519 ../k2; cat ../k2", "e-comp/files.deny[1]", "rename"},
+      {"mv " + exact + " x; cat x", "e-comp/files.deny[2]", "rename"},
+      {"ln " + exact + " y; cat y", "e-comp/files.deny[2]", "link"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.script);
+    setup();
+    CmdResult r = Run(absl::StrCat("cd ", work_, "/p && ", c.script, "; echo after"),
+                      {"--intent", "e-comp", "--param", "exact=" + exact});
+    EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+    EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
+    EXPECT_THAT(r.out, Not(HasSubstr("after")));
+    auto evs = Events(r);
+    json ev = Find(evs, [](const json& e) { return e.value("kind", "") == "link"; });
+    ASSERT_FALSE(ev.is_null()) << "no link event";
+    EXPECT_THAT(ev["file"].value("syscall", ""), ::testing::StartsWith(c.syscall_prefix));
+    EXPECT_EQ(ev["verdict"], "violation");
+    EXPECT_EQ(ev["outcome"], "killed_after");
+    EXPECT_EQ(ev["enforcement"], "kernel-signal");
+    EXPECT_EQ(ev["finding"]["rule"], c.rule);
+    EXPECT_EQ(ev["file"].value("path", "").rfind("/", 0), 0u) << "the old name was not made absolute";
+  }
+}
+
+// The new name stays denied in the kernel for every process of the task (its last component joins the
+// task's component denies before the rename runs): with an alert-only response the task lives on, the
+// shell's next command opens the laundered name, and that open is killed at its exit.
+TEST_F(Evasion, ARenamedDeniedFileStaysDeniedUnderItsNewName) {
+  std::filesystem::create_directories(work_ + "/p");
+  std::ofstream(work_ + "/p/.env") << "TOPSECRET-ENV";
+  CmdResult r = Run(absl::StrCat("cd ", work_, "/p && (mv .env e.txt; cat e.txt; echo after)"),
+                    {"--intent", "e-comp-alert", "--param", "exact=" + work_ + "/none"});
+  EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
+  EXPECT_THAT(r.out, HasSubstr("after")) << r.err;  // alert only: the shell itself is not killed
+  auto evs = Events(r);
+  json open = OpenOf(evs, work_ + "/p/e.txt");
+  ASSERT_FALSE(open.is_null()) << "the open of the new name was not reported";
+  EXPECT_EQ(open["verdict"], "violation");
+  EXPECT_EQ(open["outcome"], "killed_after");
+  EXPECT_EQ(open["enforcement"], "kernel-signal");
+  EXPECT_EQ(open["finding"]["rule"], "e-comp-alert/files.deny.renamed");
+}
+
+// The dynamic loader run as a program is judged by the program it loads, however it is named and
+// whatever options come first: the kernel stops it before its first instruction, writd finds the
+// program (process.loaded) and kills it. A program the allow list allows runs.
+TEST_F(Evasion, DynamicLoaderRunAsAProgramIsJudgedByTheProgramItLoads) {
+  const std::string ld = "/lib64/ld-linux-x86-64.so.2";
+  const std::string real_ld = RealPath(ld);
+  std::filesystem::copy_file(RealPath("/usr/bin/touch"), work_ + "/t2");
+  std::filesystem::permissions(work_ + "/t2", std::filesystem::perms::owner_all);
+  const std::string marker = work_ + "/loaded-ran";
+  const std::vector<std::string> intent = {"--intent", "e-allow-lib", "--param", "helper=" + helper_};
+  for (const std::string& inv :
+       {ld + " ./t2", real_ld + " ./t2", ld + " --library-path /tmp --argv0 /usr/bin/git ./t2",
+        ld + " --preload /usr/lib/x86_64-linux-gnu/libc.so.6 ./t2", ld + " --inhibit-cache ./t2"}) {
+    SCOPED_TRACE(inv);
+    CmdResult r = Run(absl::StrCat("cd ", work_, " && ", inv, " ", marker, "; echo after"), intent);
+    EXPECT_FALSE(Exists(marker)) << "the loaded program ran";
+    EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+    EXPECT_THAT(r.out, Not(HasSubstr("after")));
+    json ev = Find(Events(r), [&](const json& e) {
+      return e.value("kind", "") == "exec" && e["process"].value("exe", "") == real_ld;
+    });
+    ASSERT_FALSE(ev.is_null()) << "no exec of the loader";
+    EXPECT_EQ(ev["process"]["loaded"], work_ + "/t2");
+    EXPECT_EQ(ev["verdict"], "violation");
+    EXPECT_EQ(ev["outcome"], "killed");
+    EXPECT_EQ(ev["enforcement"], "kernel-signal");
+    EXPECT_EQ(ev["finding"]["rule"], "e-allow-lib/exec.default");
+    EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr("(loaded by " + real_ld + ")"));
+    std::filesystem::remove(marker);
+  }
+  // A bare name the loader would look up in library paths itself: never allowed.
+  CmdResult bare = Run(absl::StrCat("cd ", work_, " && ", ld, " --library-path ", work_, " t2 ", marker,
+                                    "; echo after"),
+                       intent);
+  EXPECT_FALSE(Exists(marker));
+  EXPECT_EQ(bare.exit_code, 137) << bare.out << bare.err;
+  json b = Find(Events(bare), [&](const json& e) {
+    return e.value("kind", "") == "exec" && e["process"].value("exe", "") == real_ld;
+  });
+  ASSERT_FALSE(b.is_null());
+  EXPECT_EQ(b["process"]["unresolved"], true);
+  EXPECT_EQ(b["finding"]["rule"], "e-allow-lib/exec.unresolved");
+  // An allowed program through the loader runs.
+  CmdResult ok = Run(absl::StrCat(ld, " /usr/bin/touch ", marker), intent);
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  EXPECT_TRUE(Exists(marker));
+}
+
+// An exec whose path is deeper than the kernel's walk (48 components) is reported by its tail, which
+// can be made to look like an allowed path (here: the repository the intent allows, below an
+// attacker's directory). It is never allowed: stopped, judged unresolved, killed.
+TEST_F(Evasion, ExecOfAPathTooDeepToResolveIsNeverAllowed) {
+  const std::string repo = work_ + "/repo";
+  std::vector<std::string> comps;
+  for (absl::string_view c : absl::StrSplit(repo, '/', absl::SkipEmpty())) comps.emplace_back(c);
+  const int fill = 48 - static_cast<int>(comps.size()) - 1;
+  std::string chain;
+  for (const auto& c : comps) absl::StrAppend(&chain, " ", c);
+  for (int i = 0; i < fill; i++) absl::StrAppend(&chain, " d");
+  const std::string marker = work_ + "/deep-ran";
+  std::filesystem::create_directories(work_ + "/evil");
+  CmdResult r = Run(absl::StrCat(helper_, " deep-exec ", work_, "/evil /usr/bin/touch ", marker, " 1", chain,
+                                 " payload; echo after"),
+                    {"--intent", "e-repo", "--param", "repo=" + repo, "--param", "helper=" + helper_});
+  EXPECT_FALSE(Exists(marker)) << "the program at the end of the deep path ran";
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  json ev = Find(Events(r), [](const json& e) {
+    return e.value("kind", "") == "exec" && e["process"].value("comm", "") == "payload";
+  });
+  ASSERT_FALSE(ev.is_null()) << "no exec of the payload";
+  // What the kernel could walk: the repository-looking tail.
+  EXPECT_EQ(ev["process"].value("exe", "").rfind(repo + "/d/", 0), 0u) << ev.dump();
+  EXPECT_EQ(ev["process"]["unresolved"], true);
+  EXPECT_EQ(ev["verdict"], "violation");
+  EXPECT_EQ(ev["outcome"], "killed");
+  EXPECT_EQ(ev["finding"]["rule"], "e-repo/exec.unresolved");
+}
+
+// Signal ownership handed to writd: F_SETOWN(writd) + F_SETSIG(SIGKILL) + O_ASYNC on a pipe, then a write,
+// would have the kernel SIGKILL writd. F_SETOWN of a protected pid is refused by the launcher's filter,
+// F_SETOWN_EX and FIOSETOWN (their owner behind a pointer) outright: writd lives, a self finding.
+TEST_F(Evasion, SignalOwnershipAimedAtWritdIsPreventedAndWritdLives) {
+  const pid_t pid = writd_->pid();
+  for (const std::string how : {"fcntl", "ex", "ioctl"}) {
+    SCOPED_TRACE(how);
+    CmdResult r = RunFiles(absl::StrCat(helper_, " setown ", pid, " ", how, "; sleep 5; echo after"));
+    ASSERT_EQ(kill(pid, 0), 0) << "writd died";
+    json ev = ExpectSelfPrevented(r, Events(r), how == "ioctl" ? "ioctl" : "fcntl", "writd");
+    if (!ev.is_null()) {
+      EXPECT_EQ(ev["syscall"]["target_pid"], pid);
+      EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr("writd"));
+    }
+  }
+  EXPECT_EQ(writd_->Writ({"status"}).exit_code, 0);
+}
+
+// Without the filter the fallback SIGKILLs the caller at F_SETOWN's entry: the owner is set, but the
+// caller never reaches F_SETSIG or the write, and its pipe dies with it.
+TEST_F(Evasion, SignalOwnershipWithoutTheFilterKillsTheCallerFirst) {
+  const pid_t pid = writd_->pid();
+  CmdResult r = Run(absl::StrCat(helper_, " setown ", pid, "; sleep 5; echo after"),
+                    {"--no-seccomp", "--intent", "e-files", "--param", "secret=" + secret_});
+  ASSERT_EQ(kill(pid, 0), 0) << "writd died";
+  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("setown ok")));
+  json ev = Find(Events(r), [](const json& e) { return e.value("kind", "") == "self"; });
+  ASSERT_FALSE(ev.is_null());
+  EXPECT_EQ(ev["syscall"]["name"], "fcntl");
+  EXPECT_EQ(ev["syscall"]["target"], "writd");
+  EXPECT_EQ(ev["outcome"], "killed_after");
+}
+
+// Joining writd's process group (kill(0) would then signal it) is refused and reported.
+TEST_F(Evasion, JoiningWritdsProcessGroupIsPrevented) {
+  const pid_t pgid = getpgid(writd_->pid());
+  CmdResult r = RunFiles(absl::StrCat(helper_, " setpgid ", pgid, "; sleep 5; echo after"));
+  ASSERT_EQ(kill(writd_->pid(), 0), 0);
+  ExpectSelfPrevented(r, Events(r), "setpgid", "writd");
+}
+
+// Loading a kernel module (or a kernel to kexec into) from a task: refused by the filter. The finding
+// needs the syscall's tracepoint, which a kernel without module (or kexec) support does not have.
+TEST_F(Evasion, ModuleLoadingAndKexecAreRefused) {
+  CmdResult r = RunFiles(absl::StrCat(helper_, " finit-module; ", helper_, " kexec-file-load; echo after"));
+  // `writ status` names each hook: "self (syscalls/sys_exit_finit_module)  active" or why not.
+  const std::string status = writd_->Writ({"status"}).out;
+  const size_t at = status.find("self (syscalls/sys_exit_finit_module)");
+  ASSERT_NE(at, std::string::npos) << status;
+  const std::string line = status.substr(at, status.find('\n', at) - at);
+  const bool reported = absl::EndsWith(line, " active");
+  if (reported) {
+    ExpectSelfPrevented(r, Events(r), "finit_module", "");
+    return;
+  }
+  // Without the finding the task lives on: both calls got the filter's EPERM (ENOSYS or EBADF had they
+  // run).
+  EXPECT_THAT(r.out, HasSubstr("finit-module error Operation not permitted")) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("kexec-file-load error Operation not permitted"));
+  GTEST_SKIP() << "refused (EPERM) but not reported: this kernel has no sys_exit_finit_module tracepoint "
+                  "(no module support), so there is nothing to hook";
 }
 
 std::set<pid_t> Threads(pid_t pid) {

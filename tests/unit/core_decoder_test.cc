@@ -210,9 +210,10 @@ TEST_F(DecoderTest, SelfRecordNamesSyscallTargetAndArgs) {
   EXPECT_EQ(ev_.syscall().result(), -1);
   EXPECT_EQ(ev_.syscall().target(), "writd");
   EXPECT_EQ(ev_.syscall().target_pid(), 4242u);  // a thread id (4243) resolved to its process
-  ASSERT_EQ(ev_.syscall().args_size(), 2);
+  ASSERT_EQ(ev_.syscall().args_size(), 3);
   EXPECT_EQ(ev_.syscall().args(0), 4243);
   EXPECT_EQ(ev_.syscall().args(1), 9);
+  EXPECT_EQ(ev_.syscall().args(2), 0);
   EXPECT_TRUE(info_.seccomp);
   ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(425, -1, WRIT_SELF_NONE, 0, 4, 0).Build()).ok());
   EXPECT_EQ(ev_.syscall().name(), "io_uring_setup");
