@@ -59,8 +59,8 @@ class RecordBuilder {
   static RecordBuilder Connect() {
     return RecordBuilder(WRIT_EV_CONNECT, sizeof(writ_connect_event));
   }
-  // A unix connect: the name as in sun_path ("@x" is written as an abstract name, a NUL then "x"), and
-  // the socket file reached ("" for none).
+  // A unix connect: the name as in sun_path ("@x" is written as an abstract name, a NUL then "x"),
+  // and the socket file reached ("" for none).
   static RecordBuilder UnixConnect(std::string_view name, std::string_view peer = "") {
     RecordBuilder b(WRIT_EV_CONNECT, sizeof(writ_unix_connect_event));
     auto* e = b.as<writ_unix_connect_event>();
@@ -78,8 +78,8 @@ class RecordBuilder {
     e->peer_len = static_cast<uint32_t>(lf.size());
     return b;
   }
-  // A rename, link or symlink (syscall number): each name absolute (sent as components, as the kernel
-  // resolves it) or, with raw, as passed.
+  // A rename, link or symlink (syscall number): each name absolute (sent as components, as the
+  // kernel resolves it) or, with raw, as passed.
   static RecordBuilder Link(uint32_t nr, std::string_view old_name, std::string_view new_name,
                             bool old_raw = false, bool new_raw = false) {
     RecordBuilder b(WRIT_EV_LINK, sizeof(writ_link_event));
@@ -99,8 +99,14 @@ class RecordBuilder {
     e->link_flags = (old_raw ? WRIT_LINK_OLD_RAW : 0) | (new_raw ? WRIT_LINK_NEW_RAW : 0);
     return b;
   }
-  RecordBuilder& LinkFlags(uint32_t f) { as<writ_link_event>()->link_flags |= f; return *this; }
-  RecordBuilder& Suppressed(uint32_t n) { as<writ_connect_event>()->suppressed = n; return *this; }
+  RecordBuilder& LinkFlags(uint32_t f) {
+    as<writ_link_event>()->link_flags |= f;
+    return *this;
+  }
+  RecordBuilder& Suppressed(uint32_t n) {
+    as<writ_connect_event>()->suppressed = n;
+    return *this;
+  }
 
   // Header.
   RecordBuilder& Version(uint16_t v) { hdr()->abi_version = v; return *this; }

@@ -454,15 +454,16 @@ TEST_F(EngineTest, EvaluateAllocatesNothing) {
 }  // namespace
 }  // namespace writ::intent
 
-// ---- containment: what the kernel could not name whole, loaders, unix sockets, renames ----------------
+// ---- containment: what the kernel could not name whole, loaders, unix sockets, renames
+// ----------------
 
 namespace writ::intent {
 namespace {
 
 constexpr const char* kLd = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
 
-// An exe path the kernel's walk could not finish is a tail: "/usr/bin/git" at the end of a chain of 60
-// directories must not be allowed by exec.allow's /usr/bin/git (nor /usr/lib/git-core/**).
+// An exe path the kernel's walk could not finish is a tail: "/usr/bin/git" at the end of a chain of
+// 60 directories must not be allowed by exec.allow's /usr/bin/git (nor /usr/lib/git-core/**).
 TEST_F(EngineTest, UnresolvedExecIsNeverAllowed) {
   Verdict v = Eval(EventBuilder::Exec("/usr/bin/git", {"git", "status"}).Unresolved());
   EXPECT_EQ(v.kind, Verdict::kViolation);
@@ -479,7 +480,8 @@ TEST_F(EngineTest, UnresolvedExecIsNeverAllowed) {
   EXPECT_EQ(none->FindRule("t/exec.unresolved"), nullptr);
 }
 
-// `ld.so PROGRAM` runs PROGRAM: the allow list judges it (not the loader), deny and approval rules both.
+// `ld.so PROGRAM` runs PROGRAM: the allow list judges it (not the loader), deny and approval rules
+// both.
 TEST_F(EngineTest, DynamicLoaderIsJudgedByTheProgramItLoads) {
   Verdict v = Eval(EventBuilder::Exec(kLd, {"ld.so", "/tmp/evil"}).Loaded("/tmp/evil"));
   EXPECT_EQ(v.kind, Verdict::kViolation);
@@ -487,7 +489,8 @@ TEST_F(EngineTest, DynamicLoaderIsJudgedByTheProgramItLoads) {
   v = Eval(EventBuilder::Exec(kLd, {"ld.so", "/usr/bin/git", "status"}).Loaded("/usr/bin/git"));
   EXPECT_EQ(v.kind, Verdict::kAllow);
   EXPECT_EQ(RuleOf(v), "coding-agent/exec.allow[0]");
-  v = Eval(EventBuilder::Exec(kLd, {"ld.so", "--argv0", "git", "/usr/bin/sudo"}).Loaded("/usr/bin/sudo"));
+  v = Eval(EventBuilder::Exec(kLd, {"ld.so", "--argv0", "git", "/usr/bin/sudo"})
+               .Loaded("/usr/bin/sudo"));
   EXPECT_EQ(RuleOf(v), "coding-agent/exec.deny[0]");
   EXPECT_TRUE(v.by_loaded);
   // The approval's arguments are the program's own, after its name.
@@ -505,8 +508,9 @@ TEST(DynamicLoaderProgram, FollowsTheLoadersOwnGrammar) {
     google::protobuf::RepeatedPtrField<std::string> argv;
     for (const char* a : args) argv.Add(a);
     LoadedProgram lp = DynamicLoaderProgram(argv, cut);
-    return lp.index < 0 ? std::string("?") : lp.index == 0 ? std::string("none")
-                                                           : argv.Get(lp.index) + (lp.bare ? " bare" : "");
+    return lp.index < 0    ? std::string("?")
+           : lp.index == 0 ? std::string("none")
+                           : argv.Get(lp.index) + (lp.bare ? " bare" : "");
   };
   EXPECT_EQ(at({"ld.so", "./a.out", "x"}), "./a.out");
   // Options that take an argument must not be mistaken for the program: the argument is skipped.
@@ -521,7 +525,7 @@ TEST(DynamicLoaderProgram, FollowsTheLoadersOwnGrammar) {
   EXPECT_EQ(at({"ld.so", "--frobnicate", "x", "/bin/ls"}), "?");  // unknown: may take an argument
   EXPECT_EQ(at({"ld.so", "--help"}), "none");
   EXPECT_EQ(at({"ld.so"}), "none");
-  EXPECT_EQ(at({"ld.so", "--preload"}), "none");  // usage error: runs nothing
+  EXPECT_EQ(at({"ld.so", "--preload"}), "none");                  // usage error: runs nothing
   EXPECT_EQ(at({"ld.so", "--preload", "x"}, /*cut=*/true), "?");  // the program was past the cut
 }
 
@@ -555,15 +559,16 @@ TEST(UnixSockets, AllowListDenyListAndTheSocketReached) {
   EXPECT_TRUE(v.by_second);
   v = eval(EventBuilder::Unix("/run/app/x.sock", "/run/app/admin.sock"));
   EXPECT_EQ(RuleOf(v), "u/network.unix.deny[0]");
-  EXPECT_EQ(eval(EventBuilder::Unix("/run/app/x.sock", "/run/app/real.sock")).kind, Verdict::kAllow);
+  EXPECT_EQ(eval(EventBuilder::Unix("/run/app/x.sock", "/run/app/real.sock")).kind,
+            Verdict::kAllow);
   // A relative name writd could not make absolute matches no path pattern.
   EXPECT_EQ(RuleOf(eval(EventBuilder::Unix("socket"))), "u/network.unix.default");
-  // Network rules for addresses are not judged (no connect list).
-  EXPECT_EQ(eval(EventBuilder::Connect("10.0.0.1", 443)).kind, Verdict::kNotJudged);
+  // Addresses: the network category is present, its connect lists are not: allowed.
+  EXPECT_EQ(eval(EventBuilder::Connect("10.0.0.1", 443)).kind, Verdict::kAllow);
 }
 
-// An egress allow list without network.unix denies every unix socket; without an allow list (or with
-// `unix` present and no `allow`) only what is denied is.
+// An egress allow list without network.unix denies every unix socket; without an allow list (or
+// with `unix` present and no `allow`) only what is denied is.
 TEST(UnixSockets, DefaultFollowsTheConnectAllowList) {
   auto allow_list = MustCompile(std::string(testing::kHeader) +
                                 "network: {connect: {allow: [{cidr: 10.0.0.0/8}]}}\n");
@@ -592,7 +597,8 @@ TEST(UnixSockets, KernelTablesHoldExactNamesAndDirectories) {
   EXPECT_THAT(kt.unix_allow_exact, ::testing::ElementsAre("/run/nscd/socket", "@svc"));
   EXPECT_THAT(kt.unix_allow_prefix, ::testing::ElementsAre("/run/app"));
   EXPECT_THAT(kt.unix_deny_exact, ::testing::ElementsAre("/run/app/admin.sock"));
-  auto exact = MustCompile(std::string(testing::kHeader) + "network: {unix: {allow: [/run/a.sock]}}\n");
+  auto exact =
+      MustCompile(std::string(testing::kHeader) + "network: {unix: {allow: [/run/a.sock]}}\n");
   EXPECT_FALSE(exact->kernel_tables().unix_has_globs);
 }
 
@@ -602,7 +608,8 @@ TEST(UnixSockets, BadNamesAreLoadErrorsNamingTheField) {
                             "u.yaml");
   ASSERT_FALSE(set.ok());
   const std::string msg(set.status().message());
-  EXPECT_THAT(msg, HasSubstr("u.yaml:6: network.unix.allow[0]: \"run/x.sock\" is neither an absolute"));
+  EXPECT_THAT(msg,
+              HasSubstr("u.yaml:6: network.unix.allow[0]: \"run/x.sock\" is neither an absolute"));
   EXPECT_THAT(msg, HasSubstr("network.unix.allow[1]: empty abstract socket name"));
   EXPECT_THAT(msg, HasSubstr("network.unix.allow[2]: empty path segment"));
 }
@@ -624,7 +631,8 @@ TEST_F(EngineTest, RenamesAndLinksAreJudgedByFilesDenyOnBothNames) {
   ASSERT_NE(ci_->renamed_rule(), nullptr);
   EXPECT_EQ(ci_->renamed_rule()->id, "coding-agent/files.deny.renamed");
   auto no_deny = MustCompile(std::string(testing::kHeader) + "files: {read: [/x/**]}\n");
-  EXPECT_EQ(Evaluate(*no_deny, EventBuilder::Link("rename", "/a", "/b"), Ctx()).kind, Verdict::kNotJudged);
+  EXPECT_EQ(Evaluate(*no_deny, EventBuilder::Link("rename", "/a", "/b"), Ctx()).kind,
+            Verdict::kNotJudged);
   EXPECT_EQ(no_deny->renamed_rule(), nullptr);
 }
 
@@ -642,7 +650,8 @@ TEST(UnixSockets, EvaluateAllocatesNothing) {
   ASSERT_NE(ci, nullptr);
   const writ::v1::Event a = EventBuilder::Unix("/run/app/x.sock", "/run/dbus/system_bus_socket");
   const writ::v1::Event b = EventBuilder::Link("rename", "/a/.env", "/a/e.txt");
-  const writ::v1::Event c = EventBuilder::Exec(kLd, {"ld.so", "--preload", "x", "/bin/ls"}).Loaded("/bin/ls");
+  const writ::v1::Event c =
+      EventBuilder::Exec(kLd, {"ld.so", "--preload", "x", "/bin/ls"}).Loaded("/bin/ls");
   const EvalContext ctx = Ctx();
   testlib::AllocCounter::Start();
   for (int i = 0; i < 1000; i++) {
