@@ -12,8 +12,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,8 +27,8 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testlib/paths.h"
 #include "testlib/listener.h"
+#include "testlib/paths.h"
 #include "testlib/writd_fixture.h"
 
 namespace writ::testlib {
@@ -686,14 +686,17 @@ TEST_F(Evasion, WritingThePoliciesDirIsJudgedLikeAnyFile) {
   std::filesystem::remove(pol + "/evil.yaml");
 }
 
-// ---- no syscall around the hooks (issue 16) ----------------------------------------------------------
+// ---- no syscall around the hooks (issue 16)
+// ----------------------------------------------------------
 
-// open_by_handle_at(2) opens a file by a handle (name_to_handle_at), no name passing through the call:
-// judged like any open, from the file it opened, and killed at its exit (a root task: it needs
-// CAP_DAC_READ_SEARCH).
+// open_by_handle_at(2) opens a file by a handle (name_to_handle_at), no name passing through the
+// call: judged like any open, from the file it opened, and killed at its exit (a root task: it
+// needs CAP_DAC_READ_SEARCH).
 TEST_F(Evasion, OpenByHandleAtIsJudgedLikeAnOpenAndKilled) {
-  // The mount fd: any directory of the same filesystem (not the denied one: opening it is a violation).
-  CmdResult r = RunFiles(absl::StrCat(helper_, " open-by-handle ", secret_, "/key ", work_, "; echo after"));
+  // The mount fd: any directory of the same filesystem (not the denied one: opening it is a
+  // violation).
+  CmdResult r =
+      RunFiles(absl::StrCat(helper_, " open-by-handle ", secret_, "/key ", work_, "; echo after"));
   EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
   EXPECT_THAT(r.out, Not(HasSubstr("after")));
@@ -707,16 +710,17 @@ TEST_F(Evasion, OpenByHandleAtIsJudgedLikeAnOpenAndKilled) {
   EXPECT_EQ(ev["finding"]["rule"], "e-files/files.deny[0]");
 }
 
-// A datagram sent to a denied address without connect(): refused by cgroup/sendmsg4|6 with EPERM, the
-// datagram never leaves, a connect event flagged as a send, the task killed by its response.
+// A datagram sent to a denied address without connect(): refused by cgroup/sendmsg4|6 with EPERM,
+// the datagram never leaves, a connect event flagged as a send, the task killed by its response.
 TEST_F(Evasion, UdpSendtoWithoutConnectIsPreventedV4AndV6) {
   for (int family : {AF_INET, AF_INET6}) {
     SCOPED_TRACE(family == AF_INET ? "v4" : "v6");
     UdpReceiver rx(family);
     ASSERT_NE(rx.port, 0);
     const std::string ip = family == AF_INET ? "127.0.0.1" : "::1";
-    CmdResult r = Run(absl::StrCat(helper_, " udp-send ", ip, " ", rx.port, "; sleep 5; echo after"),
-                      {"--intent", "e-udp"});
+    CmdResult r =
+        Run(absl::StrCat(helper_, " udp-send ", ip, " ", rx.port, "; sleep 5; echo after"),
+            {"--intent", "e-udp"});
     EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
     if (!r.out.empty()) {
       EXPECT_THAT(r.out, HasSubstr("udp-send error Operation not permitted"));
@@ -762,8 +766,8 @@ TEST_F(Evasion, UdpSendToAV4MappedAddressIsJudgedAsIpv4) {
 TEST_F(Evasion, UdpFloodOfRefusedSendsIsReportedBoundedAndCounted) {
   UdpReceiver rx(AF_INET);
   ASSERT_NE(rx.port, 0);
-  CmdResult r = Run(absl::StrCat(helper_, " udp-send 127.0.0.1 ", rx.port, " 20000; sleep 1.2; ", helper_,
-                                 " udp-send 127.0.0.1 ", rx.port),
+  CmdResult r = Run(absl::StrCat(helper_, " udp-send 127.0.0.1 ", rx.port, " 20000; sleep 1.2; ",
+                                 helper_, " udp-send 127.0.0.1 ", rx.port),
                     {"--intent", "e-udp-alert"});
   EXPECT_THAT(r.out, HasSubstr("refused 20000 of 20000")) << r.err;
   EXPECT_EQ(rx.Received(), 0);
@@ -792,7 +796,8 @@ TEST_F(Evasion, UnixConnectToAnUnlistedSocketIsPrevented) {
   ASSERT_GE(ok.fd, 0);
   ASSERT_GE(agent.fd, 0);
   ASSERT_GE(abstract.fd, 0);
-  const std::vector<std::string> intent = {"--intent", "e-unix", "--param", "ok=" + work_ + "/ok.sock"};
+  const std::vector<std::string> intent = {"--intent", "e-unix", "--param",
+                                           "ok=" + work_ + "/ok.sock"};
   CmdResult allowed = Run(absl::StrCat(helper_, " unix-connect ", work_, "/ok.sock"), intent);
   EXPECT_EQ(allowed.exit_code, 0) << allowed.out << allowed.err;
   EXPECT_TRUE(ok.Pending());
@@ -805,7 +810,8 @@ TEST_F(Evasion, UnixConnectToAnUnlistedSocketIsPrevented) {
 
   for (const std::string& name : {work_ + "/agent.sock", abstract.name}) {
     SCOPED_TRACE(name);
-    CmdResult r = Run(absl::StrCat(helper_, " unix-connect ", name, "; sleep 5; echo after"), intent);
+    CmdResult r =
+        Run(absl::StrCat(helper_, " unix-connect ", name, "; sleep 5; echo after"), intent);
     EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
     if (!r.out.empty()) {
       EXPECT_THAT(r.out, HasSubstr("unix-connect error Operation not permitted"));
@@ -845,8 +851,9 @@ TEST_F(Evasion, UnixConnectThroughASymlinkIsJudgedByTheSocketReached) {
 TEST_F(Evasion, UnixSocketsAreDeniedByAConnectAllowListsDefault) {
   UnixListener agent(work_ + "/agent.sock");
   ASSERT_GE(agent.fd, 0);
-  CmdResult r = Run(absl::StrCat(helper_, " unix-connect ", work_, "/agent.sock; sleep 5; echo after"),
-                    {"--intent", "e-udp"});
+  CmdResult r =
+      Run(absl::StrCat(helper_, " unix-connect ", work_, "/agent.sock; sleep 5; echo after"),
+          {"--intent", "e-udp"});
   EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   EXPECT_FALSE(agent.Pending());
   json ev = Find(Events(r), [](const json& e) { return e.value("kind", "") == "connect"; });
@@ -904,13 +911,14 @@ TEST_F(Evasion, RenameOrLinkOfADeniedFileIsKilledBeforeTheNewNameIsRead) {
     EXPECT_EQ(ev["outcome"], "killed_after");
     EXPECT_EQ(ev["enforcement"], "kernel-signal");
     EXPECT_EQ(ev["finding"]["rule"], c.rule);
-    EXPECT_EQ(ev["file"].value("path", "").rfind("/", 0), 0u) << "the old name was not made absolute";
+    EXPECT_EQ(ev["file"].value("path", "").rfind("/", 0), 0u)
+        << "the old name was not made absolute";
   }
 }
 
-// The new name stays denied in the kernel for every process of the task (its last component joins the
-// task's component denies before the rename runs): with an alert-only response the task lives on, the
-// shell's next command opens the laundered name, and that open is killed at its exit.
+// The new name stays denied in the kernel for every process of the task (its last component joins
+// the task's component denies before the rename runs): with an alert-only response the task lives
+// on, the shell's next command opens the laundered name, and that open is killed at its exit.
 TEST_F(Evasion, ARenamedDeniedFileStaysDeniedUnderItsNewName) {
   std::filesystem::create_directories(work_ + "/p");
   std::ofstream(work_ + "/p/.env") << "TOPSECRET-ENV";
@@ -936,7 +944,8 @@ TEST_F(Evasion, DynamicLoaderRunAsAProgramIsJudgedByTheProgramItLoads) {
   std::filesystem::copy_file(RealPath("/usr/bin/touch"), work_ + "/t2");
   std::filesystem::permissions(work_ + "/t2", std::filesystem::perms::owner_all);
   const std::string marker = work_ + "/loaded-ran";
-  const std::vector<std::string> intent = {"--intent", "e-allow-lib", "--param", "helper=" + helper_};
+  const std::vector<std::string> intent = {"--intent", "e-allow-lib", "--param",
+                                           "helper=" + helper_};
   for (const std::string& inv :
        {ld + " ./t2", real_ld + " ./t2", ld + " --library-path /tmp --argv0 /usr/bin/git ./t2",
         ld + " --preload /usr/lib/x86_64-linux-gnu/libc.so.6 ./t2", ld + " --inhibit-cache ./t2"}) {
@@ -958,8 +967,8 @@ TEST_F(Evasion, DynamicLoaderRunAsAProgramIsJudgedByTheProgramItLoads) {
     std::filesystem::remove(marker);
   }
   // A bare name the loader would look up in library paths itself: never allowed.
-  CmdResult bare = Run(absl::StrCat("cd ", work_, " && ", ld, " --library-path ", work_, " t2 ", marker,
-                                    "; echo after"),
+  CmdResult bare = Run(absl::StrCat("cd ", work_, " && ", ld, " --library-path ", work_, " t2 ",
+                                    marker, "; echo after"),
                        intent);
   EXPECT_FALSE(Exists(marker));
   EXPECT_EQ(bare.exit_code, 137) << bare.out << bare.err;
@@ -975,8 +984,8 @@ TEST_F(Evasion, DynamicLoaderRunAsAProgramIsJudgedByTheProgramItLoads) {
   EXPECT_TRUE(Exists(marker));
 }
 
-// An exec whose path is deeper than the kernel's walk (48 components) is reported by its tail, which
-// can be made to look like an allowed path (here: the repository the intent allows, below an
+// An exec whose path is deeper than the kernel's walk (48 components) is reported by its tail,
+// which can be made to look like an allowed path (here: the repository the intent allows, below an
 // attacker's directory). It is never allowed: stopped, judged unresolved, killed.
 TEST_F(Evasion, ExecOfAPathTooDeepToResolveIsNeverAllowed) {
   const std::string repo = work_ + "/repo";
@@ -988,9 +997,10 @@ TEST_F(Evasion, ExecOfAPathTooDeepToResolveIsNeverAllowed) {
   for (int i = 0; i < fill; i++) absl::StrAppend(&chain, " d");
   const std::string marker = work_ + "/deep-ran";
   std::filesystem::create_directories(work_ + "/evil");
-  CmdResult r = Run(absl::StrCat(helper_, " deep-exec ", work_, "/evil /usr/bin/touch ", marker, " 1", chain,
-                                 " payload; echo after"),
-                    {"--intent", "e-repo", "--param", "repo=" + repo, "--param", "helper=" + helper_});
+  CmdResult r =
+      Run(absl::StrCat(helper_, " deep-exec ", work_, "/evil /usr/bin/touch ", marker, " 1", chain,
+                       " payload; echo after"),
+          {"--intent", "e-repo", "--param", "repo=" + repo, "--param", "helper=" + helper_});
   EXPECT_FALSE(Exists(marker)) << "the program at the end of the deep path ran";
   EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   json ev = Find(Events(r), [](const json& e) {
@@ -1005,14 +1015,16 @@ TEST_F(Evasion, ExecOfAPathTooDeepToResolveIsNeverAllowed) {
   EXPECT_EQ(ev["finding"]["rule"], "e-repo/exec.unresolved");
 }
 
-// Signal ownership handed to writd: F_SETOWN(writd) + F_SETSIG(SIGKILL) + O_ASYNC on a pipe, then a write,
-// would have the kernel SIGKILL writd. F_SETOWN of a protected pid is refused by the launcher's filter,
-// F_SETOWN_EX and FIOSETOWN (their owner behind a pointer) outright: writd lives, a self finding.
+// Signal ownership handed to writd: F_SETOWN(writd) + F_SETSIG(SIGKILL) + O_ASYNC on a pipe, then a
+// write, would have the kernel SIGKILL writd. F_SETOWN of a protected pid is refused by the
+// launcher's filter, F_SETOWN_EX and FIOSETOWN (their owner behind a pointer) outright: writd
+// lives, a self finding.
 TEST_F(Evasion, SignalOwnershipAimedAtWritdIsPreventedAndWritdLives) {
   const pid_t pid = writd_->pid();
   for (const std::string how : {"fcntl", "ex", "ioctl"}) {
     SCOPED_TRACE(how);
-    CmdResult r = RunFiles(absl::StrCat(helper_, " setown ", pid, " ", how, "; sleep 5; echo after"));
+    CmdResult r =
+        RunFiles(absl::StrCat(helper_, " setown ", pid, " ", how, "; sleep 5; echo after"));
     ASSERT_EQ(kill(pid, 0), 0) << "writd died";
     json ev = ExpectSelfPrevented(r, Events(r), how == "ioctl" ? "ioctl" : "fcntl", "writd");
     if (!ev.is_null()) {
@@ -1023,8 +1035,8 @@ TEST_F(Evasion, SignalOwnershipAimedAtWritdIsPreventedAndWritdLives) {
   EXPECT_EQ(writd_->Writ({"status"}).exit_code, 0);
 }
 
-// Without the filter the fallback SIGKILLs the caller at F_SETOWN's entry: the owner is set, but the
-// caller never reaches F_SETSIG or the write, and its pipe dies with it.
+// Without the filter the fallback SIGKILLs the caller at F_SETOWN's entry: the owner is set, but
+// the caller never reaches F_SETSIG or the write, and its pipe dies with it.
 TEST_F(Evasion, SignalOwnershipWithoutTheFilterKillsTheCallerFirst) {
   const pid_t pid = writd_->pid();
   CmdResult r = Run(absl::StrCat(helper_, " setown ", pid, "; sleep 5; echo after"),
@@ -1047,10 +1059,12 @@ TEST_F(Evasion, JoiningWritdsProcessGroupIsPrevented) {
   ExpectSelfPrevented(r, Events(r), "setpgid", "writd");
 }
 
-// Loading a kernel module (or a kernel to kexec into) from a task: refused by the filter. The finding
-// needs the syscall's tracepoint, which a kernel without module (or kexec) support does not have.
+// Loading a kernel module (or a kernel to kexec into) from a task: refused by the filter. The
+// finding needs the syscall's tracepoint, which a kernel without module (or kexec) support does not
+// have.
 TEST_F(Evasion, ModuleLoadingAndKexecAreRefused) {
-  CmdResult r = RunFiles(absl::StrCat(helper_, " finit-module; ", helper_, " kexec-file-load; echo after"));
+  CmdResult r =
+      RunFiles(absl::StrCat(helper_, " finit-module; ", helper_, " kexec-file-load; echo after"));
   // `writ status` names each hook: "self (syscalls/sys_exit_finit_module)  active" or why not.
   const std::string status = writd_->Writ({"status"}).out;
   const size_t at = status.find("self (syscalls/sys_exit_finit_module)");
@@ -1061,12 +1075,13 @@ TEST_F(Evasion, ModuleLoadingAndKexecAreRefused) {
     ExpectSelfPrevented(r, Events(r), "finit_module", "");
     return;
   }
-  // Without the finding the task lives on: both calls got the filter's EPERM (ENOSYS or EBADF had they
-  // run).
+  // Without the finding the task lives on: both calls got the filter's EPERM (ENOSYS or EBADF had
+  // they run).
   EXPECT_THAT(r.out, HasSubstr("finit-module error Operation not permitted")) << r.err;
   EXPECT_THAT(r.out, HasSubstr("kexec-file-load error Operation not permitted"));
-  GTEST_SKIP() << "refused (EPERM) but not reported: this kernel has no sys_exit_finit_module tracepoint "
-                  "(no module support), so there is nothing to hook";
+  GTEST_SKIP()
+      << "refused (EPERM) but not reported: this kernel has no sys_exit_finit_module tracepoint "
+         "(no module support), so there is nothing to hook";
 }
 
 std::set<pid_t> Threads(pid_t pid) {

@@ -44,8 +44,8 @@ struct Listener {
 };
 
 // A unix stream socket listening at a path, or at an abstract name ("@name"). The kernel queues a
-// connect in the backlog without an accept: Pending() takes one if there is one (non-blocking), so a
-// test can tell whether anything connected.
+// connect in the backlog without an accept: Pending() takes one if there is one (non-blocking), so
+// a test can tell whether anything connected.
 struct UnixListener {
   int fd = -1;
   std::string name;
@@ -79,7 +79,8 @@ struct UnixListener {
   UnixListener& operator=(const UnixListener&) = delete;
 };
 
-// A UDP socket bound to loopback on an ephemeral port: Received() counts the datagrams that arrived.
+// A UDP socket bound to loopback on an ephemeral port: Received() counts the datagrams that
+// arrived.
 struct UdpReceiver {
   int fd = -1;
   uint16_t port = 0;
