@@ -157,17 +157,31 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+/*
+ * The tracepoint's group_dead argument is recent (6.18 has it; Debian 12's 6.1 passes the task only, and
+ * its verifier refuses even a read of a second argument). The loader reads the tracepoint's prototype
+ * from the kernel's BTF into cfg_exit_group_dead; a frozen rodata constant, so the verifier drops the
+ * branch not taken (clang 14 has no CO-RE type-match to decide it in the object). Without the
+ * argument, the same fact comes from the counter it is computed from: do_exit decrements signal->live
+ * before this tracepoint, and the last thread takes it to zero. (Two threads of one process exiting at
+ * once may both read zero there: the process then gets two exit records, never none.)
+ */
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(handle_exit, struct task_struct *p, bool group_dead)
+int handle_exit(__u64 *ctx)
 {
+	struct task_struct *p = (struct task_struct *)ctx[0];
 	struct writ_task_info *t;
 	union writ_scratch *s;
 	__u64 cgid;
 	__s32 code;
 
 	/* One record per process: when its last thread exits. */
-	if (!group_dead)
+	if (cfg_exit_group_dead) {
+		if (!(__u8)ctx[1])
+			return 0;
+	} else if (BPF_CORE_READ(p, signal, live.counter)) {
 		return 0;
+	}
 	t = lookup_task(&cgid);
 	if (!t)
 		return 0;
@@ -290,6 +304,8 @@ static __always_inline int open_exit(long ret, __u32 nr)
 			flags |= WRIT_F_UNRESOLVED;
 		}
 	} else {
+		/* Refused by lsm/file_open (writ_lsm.bpf.c), which reported it with the resolved path. */
+		if (ret == -EPERM && lsm_refused()) return 0;
 		/* Nothing was opened: report the string as passed. */
 		long n = bpf_probe_read_user_str(e->path, WRIT_PATH_MAX, (void *)filename);
 		e->path_len = n > 0 ? n : 0;
@@ -395,44 +411,6 @@ int enter_connect(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-/* A connect record in scratch, its header flags set; NULL when there is no scratch. */
-static __always_inline struct writ_connect_event *fill_connect(const struct writ_task_info *t, __u64 cgid,
-							      __u16 family, __u16 port, const __u8 *addr,
-							      __s32 result, __u32 verdict, __u32 flags)
-{
-	union writ_scratch *s = scratch();
-	struct writ_connect_event *e;
-
-	if (!s)
-		return NULL;
-	e = &s->connect;
-	fill_hdr_current(&e->hdr, WRIT_EV_CONNECT, cgid, t, bpf_get_current_task_btf());
-	e->result = result;
-	e->family = family;
-	e->port = port;
-	__builtin_memcpy(e->addr, addr, 16);
-	e->verdict = verdict;
-	e->suppressed = 0;
-	if (verdict == WRIT_KV_DENY && result == -EPERM)
-		flags |= WRIT_F_KERNEL_DENY;
-	if ((t->flags & WRIT_TASK_ENFORCE) &&
-	    (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL || verdict == WRIT_KV_USER))
-		flags |= WRIT_F_NEEDS_VERDICT;
-	e->hdr.flags = flags;
-	e->hdr.size = sizeof(*e);
-	return e;
-}
-
-static __always_inline void emit_connect(const struct writ_task_info *t, __u64 cgid, __u16 family,
-					 __u16 port, const __u8 *addr, __s32 result, __u32 verdict,
-					 __u32 flags)
-{
-	struct writ_connect_event *e = fill_connect(t, cgid, family, port, addr, result, verdict, flags);
-
-	if (e) /* decided in the kernel (cgroup hook) */
-		submit(e, sizeof(*e), WRIT_EV_CONNECT, e->hdr.flags, t, 0);
-}
-
 SEC("tracepoint/syscalls/sys_exit_connect")
 int exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
@@ -446,7 +424,7 @@ int exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	t = lookup_task(&cgid);
 	if (t)
-		emit_connect(t, cgid, a->family, a->port, a->addr, ctx->ret, a->verdict, 0);
+		emit_connect(t, cgid, a->family, a->port, a->addr, ctx->ret, a->verdict, a->flags);
 	bpf_map_delete_elem(&connect_args_map, &id);
 	return 0;
 }

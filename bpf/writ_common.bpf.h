@@ -33,6 +33,9 @@
 /* Load-time configuration (rodata), set by the loader between open and load. */
 const volatile __u32 cfg_task_level = 0;         /* cgroup level of task cgroups; 0 = use own cgroup */
 const volatile __u64 cfg_wakeup_bytes = 1 << 20; /* force a wakeup when this much data is pending */
+/* Kernel features the loader probes before load (src/bpf/loader.cc, ProbeKernelFeatures). Constants to
+ * the verifier: the branch a kernel cannot take is never verified there, and costs nothing here. */
+const volatile __u32 cfg_exit_group_dead = 1; /* tp_btf/sched_process_exit has its group_dead argument */
 
 /* Ring buffer; its size is set by the loader (bpf_map__set_max_entries) before load. */
 struct {
@@ -107,8 +110,10 @@ enum writ_path_buf {
 struct connect_args {
 	__u16 family;
 	__u16 port;
-	__u32 verdict; /* set by the cgroup hook during the syscall */
+	__u32 verdict; /* set by the cgroup hook (or lsm/socket_connect) during the syscall */
 	__u8 addr[16];
+	__u32 flags;   /* WRIT_F_LSM: lsm/socket_connect decided it */
+	__u32 _pad0;
 };
 
 struct {
@@ -117,6 +122,16 @@ struct {
 	__type(key, __u64);
 	__type(value, struct connect_args);
 } connect_args_map SEC(".maps");
+
+/* Threads whose open lsm/file_open refused and reported (writ_lsm.bpf.c): their open's syscall-exit
+ * program (writ.bpf.c) reports nothing more. LRU: an open with no syscall exit (io_uring) leaves an entry
+ * nobody deletes. Only looked up for opens that failed with EPERM. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} lsm_refused_map SEC(".maps");
 
 /* In-kernel decision tables, filled per task by userspace from the compiled intent. */
 struct {
@@ -597,6 +612,58 @@ static __always_inline __u32 net_verdict(const struct writ_task_info *t, __u16 f
 		}
 	}
 	return (t->flags & WRIT_TASK_NET_TABLE) ? WRIT_KV_DENY : WRIT_KV_NONE;
+}
+
+/* Takes the current thread's mark in lsm_refused_map, if any: 1 when lsm/file_open refused its open. */
+static __always_inline int lsm_refused(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (!bpf_map_lookup_elem(&lsm_refused_map, &id))
+		return 0;
+	bpf_map_delete_elem(&lsm_refused_map, &id);
+	return 1;
+}
+
+/* A connect record: from its syscall exit (the verdict the cgroup or LSM hook left in connect_args_map),
+ * or from the hook itself for a connect no syscall tracepoint sees (io_uring). fill_connect builds it in
+ * scratch with its header flags set (NULL without scratch) for a caller that adds to it before submitting;
+ * emit_connect submits it as is. */
+static __always_inline struct writ_connect_event *fill_connect(const struct writ_task_info *t, __u64 cgid,
+							      __u16 family, __u16 port, const __u8 *addr,
+							      __s32 result, __u32 verdict, __u32 flags)
+{
+	union writ_scratch *s = scratch();
+	struct writ_connect_event *e;
+
+	if (!s)
+		return NULL;
+	e = &s->connect;
+	fill_hdr_current(&e->hdr, WRIT_EV_CONNECT, cgid, t, bpf_get_current_task_btf());
+	e->result = result;
+	e->family = family;
+	e->port = port;
+	__builtin_memcpy(e->addr, addr, 16);
+	e->verdict = verdict;
+	e->suppressed = 0;
+	if (verdict == WRIT_KV_DENY && result == -EPERM)
+		flags |= WRIT_F_KERNEL_DENY;
+	if ((t->flags & WRIT_TASK_ENFORCE) &&
+	    (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL || verdict == WRIT_KV_USER))
+		flags |= WRIT_F_NEEDS_VERDICT;
+	e->hdr.flags = flags;
+	e->hdr.size = sizeof(*e);
+	return e;
+}
+
+static __always_inline void emit_connect(const struct writ_task_info *t, __u64 cgid, __u16 family,
+					 __u16 port, const __u8 *addr, __s32 result, __u32 verdict,
+					 __u32 flags)
+{
+	struct writ_connect_event *e = fill_connect(t, cgid, family, port, addr, result, verdict, flags);
+
+	if (e) /* decided in the kernel (cgroup hook) */
+		submit(e, sizeof(*e), WRIT_EV_CONNECT, e->hdr.flags, t, 0);
 }
 
 #endif /* WRIT_COMMON_BPF_H */

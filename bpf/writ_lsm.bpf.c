@@ -5,13 +5,30 @@
  * fd). A separate object because many kernels refuse LSM programs (this project's CI kernel answers
  * EPERM at load): writd probes by loading it and falls back to the signal/cgroup rungs when it cannot.
  *
- * Only enforce-mode tasks are refused here. The syscall then fails with EPERM; the tracepoint rungs see
- * no exec (the exec never happened), so the exec hook reports its refusal itself, flagged
- * WRIT_F_KERNEL_DENY. Opens and connects are reported by their syscall-exit hooks with result -EPERM.
+ * Only enforce-mode tasks are refused here. The syscall then fails with EPERM, and the record says so
+ * (WRIT_F_KERNEL_DENY | WRIT_F_LSM, outcome `prevented`):
+ *  - exec: the tracepoint rung sees no exec (it never happened): this hook reports it;
+ *  - open: this hook reports it, with the path it resolved (the syscall-exit program would only have
+ *    the string passed, unresolved), and marks the thread so that the exit program does not report it
+ *    twice (lsm_refused_map);
+ *  - connect: the verdict goes to the syscall-exit program through connect_args_map, as the cgroup
+ *    hook's does (this hook runs first and the cgroup hook never sees a refused connect); a connect
+ *    without a syscall (io_uring) is reported from here.
+ * A task whose responses include kill (WRIT_TASK_KILL_LINEAGE) has a refused exec's or open's actor
+ * (and its parent, where the kfuncs exist) killed here as well, as the tracepoint rung does: the
+ * agent's shell must not run its next command while userspace kills the rest of the task.
  */
 #include "writ_common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+static __always_inline void lsm_kill(const struct writ_task_info *t, __u64 cgid, __u32 ppid)
+{
+	if (!(t->flags & WRIT_TASK_KILL_LINEAGE))
+		return;
+	bpf_send_signal(SIGKILL);
+	kill_lineage(t, cgid, ppid);
+}
 
 SEC("lsm/bprm_check_security")
 int BPF_PROG(lsm_exec, struct linux_binprm *bprm, int ret)
@@ -57,6 +74,7 @@ int BPF_PROG(lsm_exec, struct linux_binprm *bprm, int ret)
 	e->hdr.flags = flags | WRIT_F_KERNEL_DENY | WRIT_F_LSM | WRIT_F_NEEDS_VERDICT;
 	e->hdr.size = offsetof(struct writ_exec_event, args);
 	submit(e, e->hdr.size, WRIT_EV_EXEC, e->hdr.flags, t, 0); /* the LSM hook denies in place */
+	lsm_kill(t, cgid, e->hdr.ppid);
 	return -EPERM;
 }
 
@@ -65,9 +83,11 @@ int BPF_PROG(lsm_open, struct file *file, int ret)
 {
 	struct writ_task_info *t;
 	union writ_scratch *s;
+	struct writ_open_event *e;
+	struct task_struct *task;
 	struct path fpath;
-	__u32 flags = 0, len;
-	__u64 cgid;
+	__u32 flags = 0, len, one = 1;
+	__u64 cgid, ino, id;
 
 	if (ret)
 		return ret;
@@ -83,25 +103,48 @@ int BPF_PROG(lsm_open, struct file *file, int ret)
 	struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1,
 			       .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP) };
 	path_hash(&hc, len);
+	ino = BPF_CORE_READ(file, f_inode, i_ino);
+	e = &s->open;
+	e->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
 	if (!hc.hit) {
 		/* A hard link of a denied file: its identity (see open_exit in writ.bpf.c). */
-		__u64 ino = BPF_CORE_READ(file, f_inode, i_ino);
 		struct writ_path_key key = { .slot = t->slot, .kind = WRIT_PK_INODE,
-					     .hash = writ_file_id_hash(BPF_CORE_READ(file, f_inode, i_sb, s_dev), ino) };
+					     .hash = writ_file_id_hash(e->dev, ino) };
 
 		hc.hit = ino && bpf_map_lookup_elem(&file_map, &key);
 	}
-	return hc.hit ? -EPERM : 0;
+	if (!hc.hit)
+		return 0;
+
+	/* Refused: the record the syscall-exit program would have made, with the resolved path. */
+	task = bpf_get_current_task_btf();
+	fill_hdr_current(&e->hdr, WRIT_EV_OPEN, cgid, t, task);
+	e->result = -EPERM;
+	e->open_flags = BPF_CORE_READ(file, f_flags); /* O_CREAT/O_TRUNC are cleared only after this hook */
+	e->syscall_nr = ((struct pt_regs *)bpf_task_pt_regs(task))->orig_ax;
+	e->path_len = len;
+	e->ino = ino;
+	e->_pad0 = 0;
+	e->hdr.flags = flags | WRIT_F_KERNEL_DENY | WRIT_F_LSM | WRIT_F_NEEDS_VERDICT;
+	e->hdr.size = offsetof(struct writ_open_event, path) + (len & (WRIT_PATH_MAX - 1));
+	if (len >= WRIT_PATH_MAX)
+		e->hdr.size = offsetof(struct writ_open_event, path) + WRIT_PATH_MAX;
+	id = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&lsm_refused_map, &id, &one, BPF_ANY);
+	submit(e, e->hdr.size, WRIT_EV_OPEN, e->hdr.flags, t, 0); /* refused in place */
+	lsm_kill(t, cgid, e->hdr.ppid);
+	return -EPERM;
 }
 
 SEC("lsm/socket_connect")
 int BPF_PROG(lsm_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
 {
 	struct writ_task_info *t;
+	struct connect_args *a;
 	__u8 addr[16] = {};
 	__u16 family, port;
 	__u32 verdict;
-	__u64 cgid;
+	__u64 cgid, id;
 
 	if (ret)
 		return ret;
@@ -123,5 +166,15 @@ int BPF_PROG(lsm_connect, struct socket *sock, struct sockaddr *address, int add
 		return 0;
 	}
 	verdict = net_verdict(t, family, addr, port);
-	return (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL) ? -EPERM : 0;
+	if (verdict != WRIT_KV_DENY && verdict != WRIT_KV_APPROVAL)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	a = bpf_map_lookup_elem(&connect_args_map, &id);
+	if (a) {
+		a->verdict = verdict;
+		a->flags = WRIT_F_LSM;
+	} else {
+		emit_connect(t, cgid, family, port, addr, -EPERM, verdict, WRIT_F_LSM);
+	}
+	return -EPERM;
 }

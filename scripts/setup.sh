@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent host setup for building and running writ: Debian packages, bpffs, tracefs.
 # Every dependency the build or the tests need is installed here; CI starts from a fresh clone.
+# (The VM tier's guest kernel is not installed: scripts/vm-test.sh fetches it with apt-get download.)
 set -euo pipefail
 
 PKGS=(
@@ -14,6 +15,7 @@ PKGS=(
   nlohmann-json3-dev postgresql
   rsyslog rsyslog-openssl openssl
   iproute2 procps util-linux jq curl python3
+  qemu-system-x86 busybox-static
 )
 
 if [[ $(id -u) -ne 0 ]]; then

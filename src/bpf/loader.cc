@@ -60,6 +60,35 @@ void Loader::SkelDeleter::operator()(writ_bpf* s) const { writ_bpf__destroy(s); 
 void Loader::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void Loader::LsmDeleter::operator()(writ_lsm_bpf* s) const { writ_lsm_bpf__destroy(s); }
 
+// What the kernel offers that the programs adapt to, read from its BTF before load (the answers
+// become rodata constants: see writ_common.bpf.h). Missing BTF answers "the newest", and the load
+// says why.
+struct KernelFeatures {
+  bool exit_group_dead = true;  // tp_btf/sched_process_exit passes group_dead (6.18; not 6.1)
+  bool kill_lineage = true;     // kfuncs bpf_task_from_pid and bpf_send_signal_task (6.13+)
+  bool task_from_pid = true;  // kfunc bpf_task_from_pid (6.2+): a thread id resolves to its process
+};
+
+static KernelFeatures ProbeKernelFeatures() {
+  KernelFeatures f;
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (libbpf_get_error(vmlinux)) return f;
+  // typedef void (*btf_trace_sched_process_exit)(void *, struct task_struct *[, bool group_dead]);
+  int id = btf__find_by_name_kind(vmlinux, "btf_trace_sched_process_exit", BTF_KIND_TYPEDEF);
+  if (id > 0) {
+    const btf_type* t = btf__type_by_id(vmlinux, btf__resolve_type(vmlinux, id));
+    if (t && btf_is_ptr(t)) t = btf__type_by_id(vmlinux, t->type);
+    if (t && btf_is_func_proto(t)) f.exit_group_dead = btf_vlen(t) >= 3;
+  }
+  // The programs test these with bpf_ksym_exists (libbpf resolves them at load); asked here only to
+  // say in `writ status` whether a kernel deny can also kill the actor's parent (kill_lineage).
+  f.task_from_pid = btf__find_by_name_kind(vmlinux, "bpf_task_from_pid", BTF_KIND_FUNC) > 0;
+  f.kill_lineage =
+      f.task_from_pid && btf__find_by_name_kind(vmlinux, "bpf_send_signal_task", BTF_KIND_FUNC) > 0;
+  btf__free(vmlinux);
+  return f;
+}
+
 // Loads the LSM object with the main object's maps (reused by fd, so both rungs read the same task
 // map and tables) and attaches it. Kernels without BPF-LSM (not built, "bpf" missing from the lsm= boot
 // list) or that refuse LSM programs fail here: the rung is reported unavailable with the reason.
@@ -73,6 +102,7 @@ void Loader::ProbeLsm() {
   std::unique_ptr<writ_lsm_bpf, LsmDeleter> l(raw);
   l->rodata->cfg_task_level = cfg_.task_level;
   l->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
+  l->rodata->cfg_exit_group_dead = skel_->rodata->cfg_exit_group_dead;
   bpf_map* map;
   bpf_object__for_each_map(map, l->obj) {
     if (bpf_map__is_internal(map)) continue;
@@ -178,6 +208,10 @@ absl::Status Loader::Load() {
     PrepareUnixHooks(unix_off, unix_why);
     skel_->rodata->cfg_task_level = cfg_.task_level;
     skel_->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
+    const KernelFeatures kf = ProbeKernelFeatures();
+    skel_->rodata->cfg_exit_group_dead = kf.exit_group_dead;
+    kill_lineage_ = kf.kill_lineage;
+    task_from_pid_ = kf.task_from_pid;
     int err = bpf_map__set_max_entries(skel_->maps.events_map, cfg_.ring_bytes);
     if (err) return ErrnoStatus(-err, "set ring buffer size");
     if (!cfg_.pin_dir.empty()) {
@@ -365,8 +399,10 @@ absl::Status Loader::LoadAndAttach() {
   }
 
   ProbeLsm();
-  hooks_.push_back({HookId::kLsm, "lsm (bprm_check_security, file_open, socket_connect)", lsm_active(),
-                    lsm_active() ? "" : lsm_detail_});
+  for (const char* h :
+       {"exec (lsm/bprm_check_security)", "open (lsm/file_open)", "connect (lsm/socket_connect)"}) {
+    hooks_.push_back({HookId::kLsm, h, lsm_active(), lsm_active() ? "" : lsm_detail_});
+  }
 
   ASSIGN_OR_RETURN(ring_, RingReader::Open(bpf_map__fd(skel_->maps.events_map),
                                            bpf_map__fd(skel_->maps.consumer_map),
@@ -380,6 +416,51 @@ absl::Status Loader::LoadAndAttach() {
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const KernelFacts& k) {
+  const bool lsm = k.lsm_active;
+  std::vector<Rung> out;
+  out.push_back(
+      {"lsm: BPF-LSM refuses exec/open/connect with EPERM (prevented)", lsm, k.lsm_detail});
+  if (lsm) {
+    out.push_back(
+        {"exec: lsm (bprm_check_security: exec.deny refused with EPERM); allow lists, "
+         "approvals: kernel-signal (sched_process_exec)",
+         true, ""});
+    out.push_back({"open: lsm (file_open: EPERM, prevented)", true, ""});
+    out.push_back({"connect: lsm (socket_connect: EPERM, prevented)", true, ""});
+  } else {
+    auto rung = [&](const char* name, HookId id) {
+      std::string why;
+      const bool active = HooksActive(hooks, id, &why);
+      out.push_back({name, active, why});
+    };
+    rung("exec: kernel-signal (sched_process_exec + bpf_send_signal: killed)", HookId::kExec);
+    rung("open: kernel-signal at syscall exit (killed_after)", HookId::kOpenExit);
+    rung("connect: cgroup-bpf (cgroup/connect4|6: EPERM, prevented)", HookId::kCgroupConnect);
+  }
+  std::string why;
+  const bool self = HooksActive(hooks, HookId::kSelf, &why);
+  out.push_back({"self: seccomp (writ run's filter: EPERM); without it kernel-signal at sys_enter",
+                 self, why});
+  out.push_back(
+      {"self-threads: a signal to any thread of writd is recognised (bpf_task_from_pid)",
+       k.task_from_pid,
+       "unavailable (Linux < 6.2): only the thread ids writd and the guardian have as "
+       "processes are; the filter refuses the others unreported, the fallback misses them"});
+  out.push_back(
+      {"lineage: a kernel deny also kills the actor's parent in the task "
+       "(bpf_send_signal_task)",
+       k.kill_lineage,
+       "unavailable (no bpf_send_signal_task kfunc, Linux < 6.13): the actor's shell may run "
+       "its next command until userspace kills the task"});
+  out.push_back({"userspace: cgroup.kill / pidfd_send_signal", true, ""});
+  return out;
+}
+
+std::vector<Rung> Loader::Rungs() const {
+  return EnforcementRungs(hooks_, {lsm_active(), lsm_detail_, kill_lineage_, task_from_pid_});
 }
 
 std::vector<Loader::ProgramStats> Loader::ReadProgramStats() const {

@@ -66,6 +66,25 @@ struct HookStatus {
   std::string detail;   // why not, when inactive
 };
 
+// One rung of the enforcement ladder as `writ status` lists it (Loader::Rungs).
+struct Rung {
+  std::string name;  // "<hook>: <rung> (<how>)"
+  bool active = false;
+  std::string detail;  // why not, when inactive
+};
+
+// What the kernel offers beyond the hooks that attached (Loader probes it at load).
+struct KernelFacts {
+  bool lsm_active = false;
+  std::string lsm_detail;     // "active", or why the LSM object did not load
+  bool kill_lineage = true;   // bpf_task_from_pid + bpf_send_signal_task (6.13+)
+  bool task_from_pid = true;  // bpf_task_from_pid (6.2+)
+};
+
+// The enforcement ladder as `writ status` shows it (Loader::Rungs): which rung enforces each hook,
+// strongest first, active when the hooks it rests on are attached (by identity, never by position).
+std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const KernelFacts& k);
+
 // True when every hook with this id is active (and there is at least one); *why says which is not.
 bool HooksActive(const std::vector<HookStatus>& hooks, HookId id, std::string* why = nullptr);
 
@@ -138,6 +157,11 @@ class Loader {
   // leaves behind after it ends shows up here. Counted by key iteration, bounded per map.
   std::vector<MapEntries> CountMapEntries() const;
   const std::vector<HookStatus>& hooks() const { return hooks_; }
+  // Which rung enforces each hook (exec, open, connect, self), strongest first: the BPF-LSM rung
+  // where it loaded, else the signal and cgroup rungs (docs/architecture.md, Kernel matrix). One
+  // entry per hook, named "<hook>: <rung> (<how>)"; inactive with the reason when the hook has no
+  // rung at all. The first entry is the LSM probe itself, with its reason when it did not load.
+  std::vector<Rung> Rungs() const;
   // BPF-LSM rung: probed at start by loading the LSM object; active only where the kernel allows it.
   bool lsm_active() const { return lsm_ != nullptr; }
   const std::string& lsm_detail() const { return lsm_detail_; }
@@ -191,6 +215,8 @@ class Loader {
   bool adopted_ = false;
   bool link_pin_refused_ = false;
   std::string unix_hooks_detail_;  // why cgroup/connect_unix is not loaded ("" when it is)
+  bool kill_lineage_ = true;  // the kernel has the kfuncs kill_lineage needs (writ_common.bpf.h)
+  bool task_from_pid_ = true;  // self_tgid_of resolves thread ids (writ_self.bpf.h)
   uint32_t adopt_flags_ = 0;  // WRIT_ADOPT_* last set: AdoptHeartbeat rewrites them with the time
   // Tasks registered with WRIT_TASK_PROMPT (AddTask runs on API threads, RemoveTask on the pipeline).
   absl::Mutex prompt_mu_;

@@ -180,7 +180,6 @@ absl::Status Daemon::Start() {
   pipeline_ = std::make_unique<Pipeline>(
       Pipeline::Deps{registry_, procs_, approvals_, *lifecycle_, output_, output_.redactor()},
       boot_to_unix_ns_, boot_tag_);
-  pipeline_->set_lsm_active(loader_->lsm_active());
   {
     // writd's own sockets are reachable from every task: writd authorizes each request on them.
     std::vector<std::string> own = {cfg_.run_dir + "/writd.sock", cfg_.run_dir + "/workload.sock"};

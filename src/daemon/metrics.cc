@@ -46,34 +46,6 @@ void PerSink(std::string* o, const std::vector<Output::SinkRow>& rows, const cha
 
 }  // namespace
 
-std::vector<v1::HookState> EnforcementRungs(const std::vector<bpf::HookStatus>& hooks,
-                                            bool lsm_active, const std::string& lsm_detail) {
-  std::vector<v1::HookState> out;
-  auto rung = [&out](const char* name, bool active, const std::string& detail) {
-    v1::HookState hs;
-    hs.set_name(name);
-    hs.set_active(active);
-    if (!active) hs.set_detail(detail);
-    out.push_back(std::move(hs));
-  };
-  auto by_id = [&hooks](bpf::HookId id, std::string* why) {
-    return bpf::HooksActive(hooks, id, why);
-  };
-  std::string why;
-  rung("lsm: BPF-LSM refuses exec/open/connect with EPERM", lsm_active, lsm_detail);
-  why.clear();
-  rung("exec: kernel-signal (sched_process_exec + bpf_send_signal)",
-       by_id(bpf::HookId::kExec, &why), why);
-  why.clear();
-  rung("connect: cgroup-bpf (cgroup/connect4|6 EPERM)", by_id(bpf::HookId::kCgroupConnect, &why),
-       why);
-  why.clear();
-  rung("open: kernel-signal at syscall exit (killed_after)", by_id(bpf::HookId::kOpenExit, &why),
-       why);
-  rung("userspace: cgroup.kill / pidfd_send_signal", true, "");
-  return out;
-}
-
 void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
   s->set_version(m.version);
   s->set_mode(m.mode);
@@ -83,9 +55,11 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     hs->set_active(h.active);
     hs->set_detail(h.detail);
   }
-  for (auto& r :
-       EnforcementRungs(m.loader->hooks(), m.loader->lsm_active(), m.loader->lsm_detail())) {
-    *s->add_enforcement() = std::move(r);
+  for (const bpf::Rung& r : m.loader->Rungs()) {
+    v1::HookState* hs = s->add_enforcement();
+    hs->set_name(r.name);
+    hs->set_active(r.active);
+    if (!r.active) hs->set_detail(r.detail);
   }
   const PipelineCounters& pc = m.pipeline->counters();
   bpf::Counters c = m.loader->ReadCounters();

@@ -43,11 +43,6 @@ struct MetricsSources {
   const creds::Redactor* redactor = nullptr;
 };
 
-// The enforcement ladder as `writ status` shows it: one row per rung, active when the hooks it
-// rests on are attached (by identity, never by position in the hook list).
-std::vector<v1::HookState> EnforcementRungs(const std::vector<bpf::HookStatus>& hooks,
-                                            bool lsm_active, const std::string& lsm_detail);
-
 void FillStatus(const MetricsSources& m, v1::StatusResponse* s);
 std::string RenderMetrics(const MetricsSources& m);
 

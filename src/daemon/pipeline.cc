@@ -356,10 +356,7 @@ void Pipeline::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info
   }
   // A violation. Prevention where the kernel did it; otherwise the acting process dies now.
   if (info.kernel_denied && info.lsm) {
-    ev.set_outcome("prevented");  // refused by BPF-LSM before it happened
-    ev.set_enforcement("lsm");
-  } else if (lsm_active_ && info.kind == EventKind::kOpen && ev.file().result() == -EPERM) {
-    ev.set_outcome("prevented");  // file_open refused it: nothing was opened
+    ev.set_outcome("prevented");  // refused by BPF-LSM before the exec, open or connect happened
     ev.set_enforcement("lsm");
   } else if (info.kernel_denied) {
     switch (info.kind) {

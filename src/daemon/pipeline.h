@@ -78,8 +78,6 @@ class Pipeline {
   void set_adopt_handler(std::function<bool(const void*, size_t)> handler) {
     adopt_handler_ = std::move(handler);
   }
-  // BPF-LSM is loaded: an open that failed with EPERM was refused by it (`prevented`).
-  void set_lsm_active(bool on) { lsm_active_ = on; }
   // writd's own unix sockets (control, Workload API): every task may connect to them (writd
   // authorizes each request); the kernel's unix table allows them for every task too.
   void set_own_sockets(std::vector<std::string> paths) { own_sockets_ = std::move(paths); }
@@ -113,7 +111,6 @@ class Pipeline {
   const int64_t boot_to_unix_ns_;
   decode::Decoder decoder_;
   std::function<bool(const void*, size_t)> adopt_handler_;
-  bool lsm_active_ = false;
   std::vector<std::string> own_sockets_;
   PipelineCounters counters_;
 

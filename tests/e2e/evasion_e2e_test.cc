@@ -1,10 +1,18 @@
-// The agent as attacker: evasion attempts against a real writd in enforce mode. Each test asserts one
-// of three things, and fails if that ever changes (docs/threat-model.md names each test):
+// The agent as attacker: evasion attempts against a real writd in enforce mode. Each test asserts
+// one of three things, and fails if that ever changes (docs/threat-model.md names each test):
 //   prevented  - the attempt does not happen (exec refused/killed before running, connect EPERM);
-//   detected   - it happens, is reported as a violation and the task is killed (outcome killed_after);
-//   known limit - writ does not see or stop it today; the test pins exactly what writd reports.
+//   detected   - it happens, is reported as a violation and the task is killed (outcome
+//   killed_after); known limit - writ does not see or stop it today; the test pins exactly what
+//   writd reports.
 // Needs root (writd loads BPF); skips otherwise. Attempts the shell cannot make run through
 // evasion_helper (evasion_helper.c) inside the task.
+// Two rungs (docs/architecture.md, Kernel matrix), read from `writ status` once: where writd's
+// BPF-LSM object loads (Debian 12's 6.1 in the VM tier, scripts/vm-test.sh) a denied open or
+// exec.deny'd exec is refused with EPERM (outcome prevented, enforcement lsm); elsewhere (this
+// project's 6.18 CI kernel) the tracepoint rung kills it (killed_after / killed, kernel-signal).
+// Each test states what it expects on each. Kernels without bpf_send_signal_task (< 6.13) cannot
+// kill the actor's shell in the kernel: there the shell's next command may run before writd's
+// cgroup.kill, and the tests say so.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -30,6 +38,7 @@
 #include "testlib/listener.h"
 #include "testlib/paths.h"
 #include "testlib/writd_fixture.h"
+#include "util/util.h"
 
 namespace writ::testlib {
 namespace {
@@ -177,6 +186,15 @@ on_violation: [alert, kill]
 mode: enforce
 )";
 
+// `writ status` lists each rung as "  NAME  active|why not" (Loader::Rungs).
+bool RungActive(const std::string& status, const std::string& prefix) {
+  const size_t pos = status.find("\n  " + prefix);
+  if (pos == std::string::npos) return false;
+  const size_t end = status.find('\n', pos + 1);
+  const std::string line = status.substr(pos + 1, end == std::string::npos ? end : end - pos - 1);
+  return line.size() >= 6 && line.compare(line.size() - 6, 6, "active") == 0;
+}
+
 class Evasion : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -186,7 +204,15 @@ class Evasion : public ::testing::Test {
     o.mode = "enforce";
     o.policies["evasion.yaml"] = kIntents;
     start_status_ = new absl::Status(writd_->Start(o));
+    if (start_status_->ok()) {
+      const std::string st = writd_->Writ({"status"}).out;
+      lsm_ = RungActive(st, "open: lsm ");
+      lineage_ = RungActive(st, "lineage: ");
+      printf("evasion: rungs of this kernel: %s, kernel kill of the actor's shell %s\n",
+             lsm_ ? "BPF-LSM" : "tracepoints and cgroup hooks", lineage_ ? "yes" : "no");
+    }
   }
+
   static void TearDownTestSuite() {
     if (!writd_) return;
     if (writd_->running()) {
@@ -240,25 +266,81 @@ class Evasion : public ::testing::Test {
       return e.value("kind", "") == "open" && e.contains("file") && e["file"].value("path", "") == path;
     });
   }
-  // The denied file was opened, judged a violation and the task killed after the fact.
+  // The task ran a denied attempt and then `echo after`; its intent's responses include kill. Where
+  // the kernel kills the actor's shell too (lineage_), nothing after the attempt runs; elsewhere
+  // the shell races writd's cgroup.kill, and only the kill response itself is asserted.
+  void ExpectTaskKilled(const CmdResult& r, const std::vector<json>& evs) {
+    if (lineage_) {
+      EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+      EXPECT_THAT(r.out, Not(HasSubstr("after")));
+    }
+    json kill = Find(evs, [](const json& e) {
+      return e.value("kind", "") == "action" && e["action"].value("type", "") == "kill";
+    });
+    EXPECT_FALSE(kill.is_null()) << "the task's kill response did not run";
+  }
+  // The denied file was opened and the process killed at the open's exit (tracepoint rung), or the
+  // open was refused (LSM rung); either way a violation, judged on the resolved path, and the task
+  // killed by its response. The secret never reaches the output.
   void ExpectSecretOpenKilled(const CmdResult& r) {
-    EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
-    EXPECT_THAT(r.out, Not(HasSubstr("after")));
+    EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
     auto evs = Events(r);
+    ExpectTaskKilled(r, evs);
     json ev = OpenOf(evs, secret_ + "/key");
     ASSERT_FALSE(ev.is_null()) << "no open of " << secret_ << "/key reported";
     EXPECT_EQ(ev["verdict"], "violation");
-    EXPECT_EQ(ev["outcome"], "killed_after");
+    EXPECT_EQ(ev["outcome"], lsm_ ? "prevented" : "killed_after") << ev.dump();
+    EXPECT_EQ(ev["enforcement"], lsm_ ? "lsm" : "kernel-signal");
   }
   bool Exists(const std::string& p) const { return access(p.c_str(), F_OK) == 0; }
 
   static WritdInstance* writd_;
   static absl::Status* start_status_;
+  static bool lsm_;      // the BPF-LSM rung is active (writ status)
+  static bool lineage_;  // a kernel deny also kills the actor's shell (writ status)
   std::string work_, secret_;
   const std::string helper_ = EVASION_HELPER;
 };
 WritdInstance* Evasion::writd_ = nullptr;
 absl::Status* Evasion::start_status_ = nullptr;
+bool Evasion::lsm_ = false;
+bool Evasion::lineage_ = false;
+
+// ---- the rungs
+// ------------------------------------------------------------------------------------------
+
+// `writ status` names the rung that enforces each hook. The oracle is the kernel's own list of
+// active LSMs: writd's LSM object loads where "bpf" is in it (Debian 12's 6.1 in the VM tier) and
+// nowhere else (this project's CI host has no securityfs list with bpf, and refuses LSM programs).
+TEST_F(Evasion, StatusNamesTheRungOfEachHook) {
+  const bool bpf_lsm = absl::StrContains(ReadFile("/sys/kernel/security/lsm").value_or(""), "bpf");
+  EXPECT_EQ(lsm_, bpf_lsm)
+      << "BPF-LSM is listed by the kernel but writd did not load it, or the reverse";
+  CmdResult r = writd_->Writ({"status"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string& st = r.out;
+  const size_t from = st.find("enforcement:"), to = st.find("events by kind");
+  if (from != std::string::npos && to != std::string::npos) {
+    printf("%s", st.substr(from, to - from).c_str());  // the VM tier's log keeps it
+  }
+  EXPECT_EQ(RungActive(st, "lsm: "), bpf_lsm) << st;
+  if (bpf_lsm) {
+    for (const char* rung : {"exec: lsm (", "open: lsm (", "connect: lsm ("}) {
+      EXPECT_TRUE(RungActive(st, rung)) << rung << "\n" << st;
+    }
+    for (const char* hook : {"exec (lsm/bprm_check_security)", "open (lsm/file_open)",
+                             "connect (lsm/socket_connect)"}) {
+      EXPECT_TRUE(RungActive(st, hook)) << hook << "\n" << st;
+    }
+  } else {
+    EXPECT_THAT(st, HasSubstr("unavailable (")) << st;  // the LSM probe's reason
+    for (const char* rung :
+         {"exec: kernel-signal (", "open: kernel-signal ", "connect: cgroup-bpf ("}) {
+      EXPECT_TRUE(RungActive(st, rung)) << rung << "\n" << st;
+    }
+    EXPECT_FALSE(RungActive(st, "exec (lsm/bprm_check_security)")) << st;
+  }
+}
 
 // ---- file paths ---------------------------------------------------------------------------------------
 
@@ -301,15 +383,14 @@ TEST_F(Evasion, InheritedFdReopenIsKilledButDirectReadIsALimit) {
 TEST_F(Evasion, HardlinkToDeniedFileIsKilledByItsIdentity) {
   std::filesystem::create_hard_link(secret_ + "/key", work_ + "/hl");
   CmdResult r = RunFiles(absl::StrCat("cat ", work_, "/hl; echo after"));
-  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
-  EXPECT_THAT(r.out, Not(HasSubstr("after")));
   auto evs = Events(r);
+  ExpectTaskKilled(r, evs);
   json ev = OpenOf(evs, work_ + "/hl");
   ASSERT_FALSE(ev.is_null()) << "the hard link's open is reported under its own name";
   EXPECT_EQ(ev["verdict"], "violation");
-  EXPECT_EQ(ev["outcome"], "killed_after");
-  EXPECT_EQ(ev["enforcement"], "kernel-signal");
+  EXPECT_EQ(ev["outcome"], lsm_ ? "prevented" : "killed_after");
+  EXPECT_EQ(ev["enforcement"], lsm_ ? "lsm" : "kernel-signal");
   EXPECT_EQ(ev["finding"]["rule"], "e-files/files.deny[0]");
   EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr("hard link"));
   struct stat st;
@@ -322,25 +403,35 @@ TEST_F(Evasion, HardlinkToDeniedFileIsKilledByItsIdentity) {
 // still denied, but a hard link to it is judged by the link's own name (known limit, pinned here with
 // a file and link made outside the task while it runs).
 TEST_F(Evasion, HardlinkMadeInsideTheTaskIsKilledOneToAFileCreatedLaterIsALimit) {
-  CmdResult r = RunFiles(absl::StrCat("ln ", secret_, "/key ", work_, "/early && cat ", work_,
-                                      "/early; echo after"));
-  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  CmdResult r = RunFiles(
+      absl::StrCat("ln ", secret_, "/key ", work_, "/early && cat ", work_, "/early; echo after"));
   EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
+  ExpectTaskKilled(r, Events(r));
 
+  // The file and its link are made once the task runs (it says so with a file of its own): a fixed
+  // delay raced the task's start on a slow machine (the VM tier's emulated CPU), where the file
+  // then existed at the start and had its identity taken.
   std::thread outside([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    for (int i = 0; i < 400 && !Exists(work_ + "/started"); i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
     std::ofstream(secret_ + "/late") << "LATE";
     std::filesystem::create_hard_link(secret_ + "/late", work_ + "/late-link");
   });
-  CmdResult r2 = RunFiles(absl::StrCat("sleep 1; cat ", work_, "/late-link; echo after"));
+  CmdResult r2 = RunFiles(absl::StrCat("touch ", work_, "/started; i=0; while [ ! -e ", work_,
+                                       "/late-link ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); "
+                                       "done; cat ",
+                                       work_, "/late-link; echo after"));
   outside.join();
   EXPECT_EQ(r2.exit_code, 0) << "limit changed, update docs/threat-model.md: " << r2.out << r2.err;
   EXPECT_THAT(r2.out, HasSubstr("LATE"));
 }
 
+// Relative to the secret's directory: RESOLVE_NO_XDEV refuses (EXDEV) a walk that crosses a mount,
+// and an absolute path crosses one wherever /tmp is a mount of its own (the VM tier's tmpfs).
 TEST_F(Evasion, Openat2WithResolveFlagsIsKilled) {
   ExpectSecretOpenKilled(
-      RunFiles(absl::StrCat(helper_, " openat2 ", secret_, "/key; echo after")));
+      RunFiles(absl::StrCat("cd ", secret_, " && ", helper_, " openat2 key; echo after")));
 }
 
 TEST_F(Evasion, ChangedCommDoesNotChangeAttribution) {
@@ -387,15 +478,19 @@ TEST_F(Evasion, LongAndNonUtf8PathsGiveWellFormedEvents) {
 
 // ---- exec -----------------------------------------------------------------------------------------------
 
-void ExpectExecKilled(const CmdResult& r, const std::vector<json>& evs, const std::string& exe) {
-  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+// exec.deny of an exact path: refused by lsm/bprm_check_security (prevented) or killed before its
+// first instruction by the exec tracepoint (killed); the task's kill response runs either way.
+void ExpectExecKilled(const CmdResult& r, const std::vector<json>& evs, const std::string& exe,
+                      bool lsm, bool lineage) {
+  if (lineage) EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   json ev;
   for (const auto& e : evs) {
     if (e.value("kind", "") == "exec" && e["process"].value("exe", "") == exe) ev = e;
   }
   ASSERT_FALSE(ev.is_null()) << "no exec of " << exe;
   EXPECT_EQ(ev["verdict"], "violation");
-  EXPECT_THAT(ev.value("outcome", ""), ::testing::AnyOf("killed", "prevented"));
+  EXPECT_EQ(ev["outcome"], lsm ? "prevented" : "killed");
+  EXPECT_EQ(ev["enforcement"], lsm ? "lsm" : "kernel-signal");
 }
 
 // A self-protection attempt the launcher's seccomp filter refused: EPERM to the caller, an OWASP-ASI10
@@ -438,15 +533,15 @@ TEST_F(Evasion, ExecveatOfDeniedBinaryIsKilled) {
   const std::string touch = RealPath("/usr/bin/touch");
   CmdResult r = Run(absl::StrCat(helper_, " execveat ", touch, "; echo after"),
                     {"--intent", "e-exec", "--param", "exe=" + touch});
-  ExpectExecKilled(r, Events(r), touch);
-  EXPECT_THAT(r.out, Not(HasSubstr("after")));
+  ExpectExecKilled(r, Events(r), touch, lsm_, lineage_);
+  if (lineage_) EXPECT_THAT(r.out, Not(HasSubstr("after")));
 }
 
 TEST_F(Evasion, FexecveOfDeniedBinaryIsKilled) {
   const std::string touch = RealPath("/usr/bin/touch");
   CmdResult r = Run(absl::StrCat(helper_, " fexecve ", touch, "; echo after"),
                     {"--intent", "e-exec", "--param", "exe=" + touch});
-  ExpectExecKilled(r, Events(r), touch);
+  ExpectExecKilled(r, Events(r), touch, lsm_, lineage_);
 }
 
 TEST_F(Evasion, CopiedDeniedBinaryUnderAnotherNameIsALimitOfPathRules) {
@@ -482,12 +577,15 @@ TEST_F(Evasion, MemfdExecIsNotInTheAllowListAndIsKilled) {
   EXPECT_EQ(ev["finding"]["rule"], "e-allow/exec.default");
 }
 
-// A shebang exec runs the interpreter (exe) on the script, which the kernel names only as the string
-// passed to execve (process.filename). exec.deny and exec.approve rules judge the script too: in
-// enforce mode the kernel stops the interpreter before its first instruction (WRIT_TASK_EXEC_SCRIPT),
-// writd resolves the name against the stopped process's cwd, fds and symlinks (process.script), and a
-// denied script is killed before it runs. By absolute path, by a relative path with "..", and through
-// a symlink.
+// A shebang exec runs the interpreter (exe) on the script, which the kernel names only as the
+// string passed to execve (process.filename). exec.deny and exec.approve rules judge the script
+// too: in enforce mode the kernel stops the interpreter before its first instruction
+// (WRIT_TASK_EXEC_SCRIPT), writd resolves the name against the stopped process's cwd, fds and
+// symlinks (process.script), and a denied script is killed before it runs. By absolute path, by a
+// relative path with "..", and through a symlink. On the LSM rung, bprm_check_security sees the
+// script's own file in the first binfmt round and refuses it with EPERM: the exec reported is the
+// script itself (exe = the script, resolved by the kernel: no name for writd to resolve), outcome
+// prevented.
 TEST_F(Evasion, ShebangExecOfADeniedScriptIsKilledBeforeItRuns) {
   std::filesystem::create_directories(work_ + "/sub");
   const std::string script = work_ + "/evil.sh";
@@ -500,26 +598,28 @@ TEST_F(Evasion, ShebangExecOfADeniedScriptIsKilledBeforeItRuns) {
     CmdResult r = Run(absl::StrCat("cd ", work_, "/sub && ", inv, "; echo after"),
                       {"--intent", "e-exec", "--param", "exe=" + script});
     EXPECT_FALSE(Exists(marker)) << "the denied script ran";
-    EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
-    EXPECT_THAT(r.out, Not(HasSubstr("after")));
     auto evs = Events(r);
+    ExpectTaskKilled(r, evs);
     json ev = Find(evs, [&](const json& e) {
-      return e.value("kind", "") == "exec" && e["process"].value("script", "") == script;
+      return e.value("kind", "") == "exec" && (lsm_ ? e["process"].value("exe", "") == script
+                                                    : e["process"].value("script", "") == script);
     });
-    ASSERT_FALSE(ev.is_null()) << "no exec with process.script = " << script;
+    ASSERT_FALSE(ev.is_null()) << "no exec with process." << (lsm_ ? "exe" : "script") << " = "
+                               << script;
     EXPECT_EQ(ev["process"]["filename"], inv);
-    EXPECT_EQ(ev["process"]["exe"], RealPath("/bin/sh"));
+    EXPECT_EQ(ev["process"]["exe"], lsm_ ? script : RealPath("/bin/sh"));
     EXPECT_EQ(ev["verdict"], "violation");
-    EXPECT_EQ(ev["outcome"], "killed");
-    EXPECT_EQ(ev["enforcement"], "kernel-signal");
+    EXPECT_EQ(ev["outcome"], lsm_ ? "prevented" : "killed");
+    EXPECT_EQ(ev["enforcement"], lsm_ ? "lsm" : "kernel-signal");
     EXPECT_EQ(ev["finding"]["rule"], "e-exec/exec.deny[0]");
-    EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr(script + " (run by "));
+    if (!lsm_) EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr(script + " (run by "));
     std::filesystem::remove(marker);
   }
 }
 
-// The kernel's copy of the name passed to execve is cut at 255 bytes; writd takes the whole name from
-// the stopped interpreter's argv, where binfmt_script put it.
+// The kernel's copy of the name passed to execve is cut at 255 bytes; writd takes the whole name
+// from the stopped interpreter's argv, where binfmt_script put it. (LSM rung: the kernel's own walk
+// of the script's file gives the whole path, and the exec is refused.)
 TEST_F(Evasion, ShebangExecOfADeniedScriptWithALongPathIsKilled) {
   const std::string dir = work_ + "/" + std::string(200, 'd') + "/" + std::string(150, 'e');
   std::filesystem::create_directories(dir);
@@ -530,14 +630,15 @@ TEST_F(Evasion, ShebangExecOfADeniedScriptWithALongPathIsKilled) {
   ASSERT_GT(script.size(), 255u);
   CmdResult r = Run(script + "; echo after", {"--intent", "e-exec", "--param", "exe=" + script});
   EXPECT_FALSE(Exists(marker)) << "the denied script ran";
-  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   auto evs = Events(r);
+  ExpectTaskKilled(r, evs);
   json ev = Find(evs, [&](const json& e) {
-    return e.value("kind", "") == "exec" && e["process"].value("script", "") == script;
+    return e.value("kind", "") == "exec" &&
+           e["process"].value(lsm_ ? "exe" : "script", "") == script;
   });
   ASSERT_FALSE(ev.is_null()) << "no exec with the whole script path";
   EXPECT_EQ(ev["process"]["filename"].get<std::string>().size(), 255u);  // the kernel's copy
-  EXPECT_EQ(ev["outcome"], "killed");
+  EXPECT_EQ(ev["outcome"], lsm_ ? "prevented" : "killed");
 }
 
 // Monitor mode: the script runs (nothing is stopped) and the exec is reported with its script and the
@@ -662,14 +763,21 @@ TEST_F(Evasion, PtraceOfAnotherProcessIsPrevented) {
   waitpid(victim, nullptr, 0);
 }
 
-// Moving itself to the cgroup root (root may write /sys/fs/cgroup/cgroup.procs) does not take a
-// process out of its task: the kernel side keeps attributing a process and its children to the task
-// it was forked in, so the later open is still judged and killed.
-TEST_F(Evasion, LeavingTheTaskCgroupStaysAttributedAndKilled) {
-  CmdResult r = RunFiles(absl::StrCat("echo $$ > /sys/fs/cgroup/cgroup.procs && cat ", secret_,
-                                      "/key; echo after"));
-  ExpectSecretOpenKilled(r);
-  EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
+// Known limit, on both rungs: a root agent can move itself to the cgroup2 root by writing its pid
+// to the root's cgroup.procs, and from there nothing it does is attributed to its task (every hook
+// keys on the task cgroup). This test used to write /sys/fs/cgroup/cgroup.procs, which on this
+// project's CI host is a tmpfs of cgroup v1 hierarchies (cgroup2 is at /sys/fs/cgroup/unified): the
+// write created a regular file, the process never moved, and the test passed for the wrong reason.
+// The VM tier, whose cgroup2 is at /sys/fs/cgroup, showed the escape. Now the write goes to the
+// real cgroup2 root.
+TEST_F(Evasion, LeavingTheTaskCgroupForTheRootEscapesAttributionKnownLimit) {
+  const std::string root = std::filesystem::path(writd_->cgroup_root()).parent_path().string();
+  CmdResult r = RunFiles(
+      absl::StrCat("echo $$ > ", root, "/cgroup.procs && cat ", secret_, "/key; echo after"));
+  EXPECT_EQ(r.exit_code, 0) << "limit changed, update docs/threat-model.md: " << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("TOPSECRET"));
+  auto evs = Events(r);
+  EXPECT_TRUE(OpenOf(evs, secret_ + "/key").is_null()) << "the open was attributed after all";
 }
 
 // Writing a policy file from inside a task: denied like any file once an intent denies writd's
@@ -1101,8 +1209,14 @@ class EvasionStandalone : public ::testing::Test {
     WritdInstance::Options o;
     o.mode = "enforce";
     ASSERT_TRUE(w_.Start(o).ok()) << w_.log();
+    threads_ = RungActive(w_.Writ({"status"}).out, "self-threads: ");
   }
   WritdInstance w_;
+  // The kernel resolves a thread id to its process (bpf_task_from_pid, 6.2+). Without it (Debian
+  // 12's 6.1, the VM tier) only writd's and the guardian's process ids are recognised as theirs: a
+  // signal to another writd thread is refused by the launcher's filter all the same, but not
+  // reported, and the fallback (no filter) does not see it at all.
+  bool threads_ = true;
 };
 
 // Signals, pidfds and tracing aimed at writd (any thread that existed when the task started), its
@@ -1141,9 +1255,17 @@ TEST_F(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
       return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
     });
     ASSERT_FALSE(end.is_null()) << w_.log();
-    json ev = ExpectSelfPrevented(r, w_.TaskEvents(task), a.syscall, a.target);
-    if (!ev.is_null() && a.target == "writd") {
-      EXPECT_EQ(ev["syscall"]["target_pid"], pid);
+    if (!threads_ && a.args.find(absl::StrCat(" ", thread, " ")) != std::string::npos) {
+      // Known limit of kernels < 6.2: refused (EPERM from the filter), unreported, the task lives
+      // on.
+      EXPECT_THAT(r.out, HasSubstr("error Operation not permitted")) << r.err;
+      EXPECT_THAT(r.out, HasSubstr("after"));
+      for (const auto& e : w_.TaskEvents(task)) EXPECT_NE(e.value("kind", ""), "self") << e.dump();
+    } else {
+      json ev = ExpectSelfPrevented(r, w_.TaskEvents(task), a.syscall, a.target);
+      if (!ev.is_null() && a.target == "writd") {
+        EXPECT_EQ(ev["syscall"]["target_pid"], pid);
+      }
     }
     ASSERT_EQ(kill(pid, 0), 0) << "writd died";
     ASSERT_EQ(kill(guardian, 0), 0) << "the guardian died";
@@ -1181,10 +1303,25 @@ TEST_F(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallba
   std::ofstream(d + "/tid.tmp") << fresh;
   std::filesystem::rename(d + "/tid.tmp", d + "/tid");
   CmdResult r = w_.WaitAsync(run, "run");
+  const std::string task = TaskIdFrom(r.err);
+  if (!threads_) {
+    // Kernels < 6.2: the thread is not recognised as writd's at all; tkill(tid, 0) runs,
+    // unreported.
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr("tkill ok"));
+    json end = w_.WaitForEvent([&](const json& e) {
+      return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
+    });
+    ASSERT_FALSE(end.is_null()) << w_.log();
+    for (const auto& e : w_.TaskEvents(task)) EXPECT_NE(e.value("kind", ""), "self") << e.dump();
+    kill(tail, SIGTERM);
+    (void)w_.WaitAsync(tail, "tail");
+    EXPECT_EQ(w_.Stop(), 0) << w_.log();
+    return;
+  }
   EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   EXPECT_THAT(r.out, Not(HasSubstr("tkill ok")));  // killed before it returned to user mode
   EXPECT_THAT(r.out, Not(HasSubstr("after")));
-  const std::string task = TaskIdFrom(r.err);
   json ev = w_.WaitForEvent([&](const json& e) {
     return e.value("kind", "") == "self" && e["agent"].value("task_id", "") == task;
   });

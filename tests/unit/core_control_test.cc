@@ -242,24 +242,38 @@ TEST(EnforcementRungs, NameHooksByIdentityNotPosition) {
   add(bpf::HookId::kCgroupConnect, "connect (cgroup/connect6)", false);
   for (int i = 0; i < 28; i++) add(bpf::HookId::kSelf, "self", true);
 
-  auto rungs = EnforcementRungs(hooks, false, "bpf not in /sys/kernel/security/lsm");
-  auto find = [&rungs](const std::string& prefix) -> const v1::HookState* {
+  bpf::KernelFacts k{false, "bpf not in /sys/kernel/security/lsm"};
+  auto rungs = bpf::EnforcementRungs(hooks, k);
+  auto find = [&rungs](const std::string& prefix) -> const bpf::Rung* {
     for (const auto& r : rungs) {
-      if (r.name().rfind(prefix, 0) == 0) return &r;
+      if (r.name.rfind(prefix, 0) == 0) return &r;
     }
     return nullptr;
   };
   ASSERT_NE(find("connect:"), nullptr);
-  EXPECT_FALSE(find("connect:")->active());
-  EXPECT_THAT(find("connect:")->detail(), HasSubstr("connect (cgroup/connect4)"));
-  EXPECT_TRUE(find("exec:")->active());
-  EXPECT_TRUE(find("open:")->active());
-  EXPECT_FALSE(find("lsm:")->active());
-  EXPECT_EQ(find("lsm:")->detail(), "bpf not in /sys/kernel/security/lsm");
+  EXPECT_FALSE(find("connect:")->active);
+  EXPECT_THAT(find("connect:")->detail, HasSubstr("connect (cgroup/connect4)"));
+  EXPECT_TRUE(find("exec:")->active);
+  EXPECT_TRUE(find("open:")->active);
+  EXPECT_FALSE(find("lsm:")->active);
+  EXPECT_EQ(find("lsm:")->detail, "bpf not in /sys/kernel/security/lsm");
 
   hooks[3].active = false;  // one of the open syscalls
-  rungs = EnforcementRungs(hooks, false, "");
-  EXPECT_FALSE(find("open:")->active());
+  rungs = bpf::EnforcementRungs(hooks, k);
+  EXPECT_FALSE(find("open:")->active);
+
+  // Where the LSM object loaded, exec, open and connect name the LSM rung; the kernel's missing
+  // kfuncs (6.1) are named with what they cost.
+  k = {true, "active", false, false};
+  rungs = bpf::EnforcementRungs(hooks, k);
+  for (const char* hook : {"exec: lsm ", "open: lsm ", "connect: lsm "}) {
+    ASSERT_NE(find(hook), nullptr) << hook;
+    EXPECT_TRUE(find(hook)->active) << hook;
+  }
+  EXPECT_EQ(find("open: kernel-signal"), nullptr);
+  EXPECT_FALSE(find("lineage:")->active);
+  EXPECT_FALSE(find("self-threads:")->active);
+  EXPECT_THAT(find("lineage:")->detail, HasSubstr("next command"));
 }
 
 }  // namespace

@@ -131,11 +131,19 @@ TEST_F(PipelineTest, LsmRefusalIsPrevented) {
   EXPECT_EQ(ev.finding().rule(), "t/exec.deny[0]");
 }
 
-TEST_F(PipelineTest, OpenRefusedWithEpermWhereLsmIsActiveIsPrevented) {
-  pipeline_.set_lsm_active(true);
-  v1::Event ev = Run(Open("/etc/shadow", -EPERM));
+// lsm/file_open reports its own refusal (the resolved path, result -EPERM, KERNEL_DENY|LSM); an
+// open that failed with EPERM for any other reason is not the LSM's doing, whatever rung is loaded.
+TEST_F(PipelineTest, OpenRefusedByTheLsmHookIsPrevented) {
+  v1::Event ev = Run(Open("/etc/shadow", -EPERM).Flags(WRIT_F_KERNEL_DENY | WRIT_F_LSM));
   EXPECT_EQ(ev.outcome(), "prevented");
   EXPECT_EQ(ev.enforcement(), "lsm");
+}
+
+TEST_F(PipelineTest, OpenFailingWithEpermWithoutTheLsmFlagIsNotCalledPrevented) {
+  v1::Event ev = Run(Open("/etc/shadow", -EPERM));
+  EXPECT_EQ(ev.verdict(), "violation");  // the attempt is the finding
+  EXPECT_NE(ev.outcome(), "prevented");
+  EXPECT_NE(ev.enforcement(), "lsm");
 }
 
 TEST_F(PipelineTest, ExecKilledByTheKernelIsKilled) {
