@@ -406,8 +406,8 @@ int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	verdict = a->verdict;
 	if (!a->from_hook) {
 		/* cgroup/connect_unix did not run (not loaded here): the connect happened. A denied one is
-		 * killed at its exit, before the caller uses the socket. */
-		if (verdict == WRIT_KV_DENY && (t->flags & WRIT_TASK_ENFORCE)) {
+		 * killed at its exit, before the caller uses the socket (one that failed reached nothing). */
+		if (verdict == WRIT_KV_DENY && ret == 0 && (t->flags & WRIT_TASK_ENFORCE)) {
 			bpf_send_signal(SIGKILL);
 			kill_lineage(t, cgid, bpf_get_current_task_btf()->real_parent->tgid);
 			flags |= WRIT_F_KERNEL_DENY;

@@ -440,6 +440,30 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
     rung("open: kernel-signal at syscall exit (killed_after)", HookId::kOpenExit);
     rung("connect: cgroup-bpf (cgroup/connect4|6: EPERM, prevented)", HookId::kCgroupConnect);
   }
+  // The hooks without an LSM counterpart: the same rung on every kernel.
+  {
+    std::string why;
+    out.push_back({"send: cgroup-bpf (cgroup/sendmsg4|6: a datagram to a denied address, EPERM, "
+                   "prevented)",
+                   HooksActive(hooks, HookId::kCgroupSendmsg, &why), why});
+  }
+  {
+    std::string why, exit_why;
+    if (HooksActive(hooks, HookId::kCgroupUnix, &why)) {
+      out.push_back({"unix: cgroup-bpf (cgroup/connect_unix, sendmsg_unix: EPERM, prevented)", true, ""});
+    } else {
+      // Linux < 6.7: judged at the connect's exit, and killed there.
+      const bool at_exit = HooksActive(hooks, HookId::kUnixConnect, &exit_why);
+      out.push_back({"unix: kernel-signal at connect exit (killed_after; datagrams to a unix name "
+                     "unjudged)",
+                     at_exit, at_exit ? "" : exit_why});
+    }
+  }
+  {
+    std::string why;
+    out.push_back({"link: kernel-signal at sys_enter (a rename or link of a denied name: killed_after)",
+                   HooksActive(hooks, HookId::kLink, &why), why});
+  }
   std::string why;
   const bool self = HooksActive(hooks, HookId::kSelf, &why);
   out.push_back({"self: seccomp (writ run's filter: EPERM); without it kernel-signal at sys_enter",

@@ -1121,7 +1121,7 @@ TEST_F(BpfComponentTest, RenameOfADeniedNameKillsTheCallerAndTheNewNameStaysDeni
   EXPECT_TRUE(r->info.needs_verdict);
   // Another process of the task opens the new name: killed at the open's exit.
   auto [ost, orec] = OpenInTask(dir + "/e.txt");
-  EXPECT_TRUE(WIFSIGNALED(ost) && WTERMSIG(ost) == SIGKILL) << "status " << ost;
+  ExpectRefusedOrKilled(ost, 3, "open of the new name");
   ASSERT_NE(orec, nullptr);
   EXPECT_TRUE(orec->info.kernel_denied);
   // A hard link from inside the denied directory by a relative name: the base directory's
@@ -1213,6 +1213,9 @@ TEST_F(BpfTest, UnixConnectsAreDecidedByTheTasksTable) {
     ASSERT_GE(ls.back()->fd, 0) << n;
   }
   const std::string dir = tmp_;
+  // Linux < 6.7 has no cgroup/connect_unix: a denied connect is made and its caller killed at the
+  // syscall's exit (one to a socket that does not exist fails by itself).
+  const bool hook = HooksActive(loader_->hooks(), HookId::kCgroupUnix);
   struct Case {
     std::string name;
     int err;
@@ -1231,12 +1234,19 @@ TEST_F(BpfTest, UnixConnectsAreDecidedByTheTasksTable) {
       return UnixConnect(c.name);
     });
     int st = Wait(pid);
-    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == c.err) << "status " << st;
+    const bool missing = c.name.find("no-such") != std::string::npos;
+    if (hook || c.err == 0) {
+      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == c.err) << "status " << st;
+    } else if (missing) {
+      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == ENOENT) << "status " << st;
+    } else {
+      EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
+    }
     const Rec* r = WaitFor("connect", pid);
     ASSERT_NE(r, nullptr) << "no record";
     EXPECT_EQ(r->ev.network().family(), "unix");
     EXPECT_EQ(r->ev.network().path(), c.name);
-    EXPECT_EQ(r->info.kernel_denied, c.err == EPERM);
+    EXPECT_EQ(r->info.kernel_denied, c.err == EPERM && (hook || !missing));
     if (c.err == 0 && c.name[0] == '/') EXPECT_EQ(r->ev.network().peer_path(), c.name);
   }
   // writd's own sockets (slot WRIT_SLOT_ALL) pass for every task.
