@@ -275,8 +275,10 @@ absl::StatusOr<RedactionRuleSet> ParseRedactionRules(std::string_view text, cons
   RedactionRuleSet out;
   if (base != nullptr && builtin) out = *base;
   for (const auto& [id, node] : disable) {
+    // A named copy: clang 14 (C++20 before P1091) cannot capture a structured binding.
+    const std::string& disabled = id;
     auto it = std::find_if(out.rules.begin(), out.rules.end(),
-                           [&](const RedactionRule& r) { return r.id == id; });
+                           [&](const RedactionRule& r) { return r.id == disabled; });
     if (it == out.rules.end()) {
       return p.Error(node, "disable", absl::StrCat("no built-in rule \"", id, "\" to turn off"));
     }
