@@ -46,7 +46,15 @@ if [ ! -f "$AGENTS/node_modules/.package-lock.json" ] || [ "$AGENTS/package-lock
   fi
 fi
 
+# The agent runs unprivileged, as the user behind sudo (or, run as plain root, as a system user made
+# for it), a member of the control group writ: the group the socket is 0660 for.
+getent group writ >/dev/null || groupadd --system writ
+AGENT_USER=${SUDO_USER:-writ-agent}
+if [ "$AGENT_USER" = writ-agent ] && ! getent passwd writ-agent >/dev/null; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --groups writ writ-agent
+fi
 D=$(mktemp -d /tmp/writ-demo-XXXXXX)
+chmod 755 "$D"
 PORT=$((18000 + RANDOM % 2000))
 WRITD_PID=""; TAIL_PID=""
 cleanup() {
@@ -78,6 +86,7 @@ run_dir: $D/run
 events: $D/events.jsonl
 trust_domain: example.org
 cgroup_subtree: writ-e2e-demo-$$
+control: {group: writ}
 sinks:
   - {type: file, path: $D/ocsf.jsonl, format: ocsf}
 EOF
@@ -89,7 +98,8 @@ WRITD_PID=$!
 for _ in $(seq 100); do [ -S "$D/run/writd.sock" ] && break; sleep 0.1; done
 [ -S "$D/run/writd.sock" ] || { cat "$D/writd.log"; fail "writd did not start in 10 s"; }
 export WRIT_SOCKET=$D/run/writd.sock
-"$WRIT" status | head -20
+"$WRIT" status >"$D/status.txt"
+head -20 "$D/status.txt"
 
 say "3. writ tail --violations in the background"
 "$WRIT" tail --violations --format text >"$D/tail.txt" 2>&1 &
@@ -99,6 +109,7 @@ TAIL_PID=$!
 mkdir -p "$D/docs" "$D/home/.ssh"
 echo "meeting notes" >"$D/docs/notes.md"
 echo "-----BEGIN OPENSSH PRIVATE KEY----- (fake)" >"$D/home/.ssh/id_ed25519"
+chown -R "$AGENT_USER:" "$D/docs" "$D/home"
 
 say "4. the agent: an MCP client drives @modelcontextprotocol/server-filesystem under intent mcp-filesystem"
 # The server itself is started with too wide a scope (docs AND the home directory), as a careless
@@ -114,7 +125,7 @@ EOF
 SERVER=$AGENTS/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js
 HOME=$D/home SPIFFE_ENDPOINT_SOCKET=unix:$D/run/workload.sock \
   timeout 60 node "$AGENTS/agent.mjs" "$(cat "$D/steps.json")" -- \
-  "$WRIT" run --agent spiffe://example.org/agent/docs-bot --principal user:alice@example.org \
+  "$WRIT" run --user "$AGENT_USER" --agent spiffe://example.org/agent/docs-bot --principal user:alice@example.org \
     --intent mcp-filesystem --param "root=$D/docs" --param "server=$AGENTS" --param "writ=$WRIT" \
     -- node "$AGENTS/with_svid.mjs" "$WRIT" demo "$SERVER" "$D/docs" "$D/home" \
     2>"$D/agent.stderr" | tee "$D/agent.jsonl" || true

@@ -11,6 +11,8 @@ PKGS=(
   libprotobuf-dev protobuf-compiler
   libgrpc++-dev protobuf-compiler-grpc
   libyaml-cpp-dev libssl-dev libsqlite3-dev libpq-dev libre2-dev
+  libboost-dev libcurl4-openssl-dev
+  libmicrohttpd-dev libcpp-httplib-dev wrk
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev postgresql
   rsyslog rsyslog-openssl openssl
@@ -39,6 +41,9 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The control socket's group (policies/writd.yaml control.group): its members launch agents without root.
+getent group writ >/dev/null || groupadd --system writ
 
 # bpffs and tracefs: writd pins under /sys/fs/bpf/writ and attaches tracepoints.
 if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then

@@ -17,7 +17,8 @@ namespace writ::api {
 
 static constexpr int kMaxConnections = 64;
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& path, Handler handler) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& path, Handler handler,
+                                                      int group) {
   ASSIGN_OR_RETURN(struct sockaddr_un addr, UnixSocketAddress(path));
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus(errno, "socket");
@@ -26,6 +27,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& path, H
   int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   ::umask(old);
   if (rc != 0) return ErrnoStatus(errno, absl::StrCat("bind ", path));
+  if (group >= 0) {
+    // Group members reach the socket; until this chown/chmod it is 0600 (umask above): no window.
+    if (::chown(path.c_str(), 0, static_cast<gid_t>(group)) != 0 || ::chmod(path.c_str(), 0660) != 0) {
+      int err = errno;
+      ::unlink(path.c_str());
+      return ErrnoStatus(err, absl::StrCat("give ", path, " to group ", group));
+    }
+  }
   if (::listen(fd.get(), 64) != 0) return ErrnoStatus(errno, absl::StrCat("listen ", path));
   std::unique_ptr<Server> s(new Server(path, std::move(fd), std::move(handler)));
   s->acceptor_ = std::thread([p = s.get()] { p->AcceptLoop(); });
@@ -92,8 +101,21 @@ void Server::AcceptLoop() {
 }
 
 void Server::Serve(int fd) {
-  PeerCred peer;
-  if (!GetPeerCred(fd, &peer).ok()) return;
+  auto identified = IdentifyPeer(fd);
+  if (!identified.ok()) {
+    // Answer the first request with the reason, so the client sees why, then drop it.
+    unidentified_++;
+    rejected_++;
+    v1::Request req;
+    if (ReadFrame(fd, &req, absl::Seconds(2)).ok()) {
+      v1::Response resp;
+      resp.set_code(static_cast<int>(absl::StatusCode::kPermissionDenied));
+      resp.set_error(std::string(identified.status().message()));
+      (void)WriteFrame(fd, resp);
+    }
+    return;
+  }
+  const Peer& peer = *identified;
   while (!stopping_.load()) {
     v1::Request req;
     absl::Status st = ReadFrame(fd, &req, absl::ZeroDuration());

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "api/client.h"
 #include "api/framing.h"
+#include "cli/run_as.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "writ/v1/workload.grpc.pb.h"
@@ -28,6 +29,7 @@
 #include "journal/journal.h"
 #include "sinks/json_encoder.h"
 #include "sinks/ocsf_encoder.h"
+#include "util/terminal_text.h"
 #include "util/util.h"
 
 namespace {
@@ -46,7 +48,9 @@ void Usage(FILE* f) {
   fprintf(f,
           "usage: writ [--socket PATH] COMMAND ...\n"
           "  run --agent SPIFFE_ID [--principal P] [--intent NAME] [--param K=V]... [--ttl D]\n"
-          "      [--parent TASK] [--no-seccomp] -- CMD [ARGS...]    run CMD as a task\n"
+          "      [--parent TASK] [--user NAME | --allow-root] [--no-seccomp] -- CMD [ARGS...]\n"
+          "      run CMD as a task, as an unprivileged user: the invoking user (behind sudo: the real\n"
+          "      user), or --user NAME; as root only with --allow-root and an intent that allows it\n"
           "      (--no-seccomp: without the self-protection filter; only the BPF fallback applies)\n"
           "  status                                  hooks, enforcement, counters, tasks\n"
           "  svid --audience AUD [--workload-socket PATH]   (inside a task) print a JWT-SVID\n"
@@ -149,10 +153,15 @@ void Forward(int sig) {
 }
 
 int CmdRun(const std::string& socket, int argc, char** argv) {
-  Args a = Parse(argc, argv, 2, {"agent", "principal", "intent", "param", "ttl", "parent"},
-                 {"no-seccomp"}, /*stop_at_positional=*/true);
+  Args a = Parse(argc, argv, 2, {"agent", "principal", "intent", "param", "ttl", "parent", "user"},
+                 {"no-seccomp", "allow-root"}, /*stop_at_positional=*/true);
   const bool seccomp = !a.Has("no-seccomp");
   if (!a.error.empty()) return Fail(kExitUsage, a.error);
+  auto run_as = writ::cli::ChooseRunAs(a.Get("user"), a.Has("allow-root"));
+  if (!run_as.ok()) {
+    return Fail(absl::IsPermissionDenied(run_as.status()) ? 1 : kExitUsage,
+                absl::StrCat("run: ", run_as.status().message()));
+  }
   if (!a.Has("agent")) return Fail(kExitUsage, "run: --agent SPIFFE_ID is required");
   if (a.rest.empty()) return Fail(kExitUsage, "run: no command given (writ run --agent ID -- CMD)");
   std::string exe = ResolveCommand(a.rest[0]);
@@ -173,6 +182,8 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     (*ct->mutable_params())[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   for (const auto& s : a.rest) ct->add_command(s);
+  ct->set_run_uid(run_as->uid);
+  ct->set_allow_root(run_as->root);
 
   auto fd = Dial(socket);
   if (!fd.ok()) return Fail(1, std::string(fd.status().message()));
@@ -188,6 +199,7 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   const std::string task_id = resp->create_task().task_id();
   // The intent's provider credentials land here (files 0400, ours) before the command runs.
   const std::string credentials_dir = resp->create_task().credentials_dir();
+  const std::string workload_socket = resp->create_task().workload_socket();
   fprintf(stderr, "writ: task %s\n", task_id.c_str());
 
   // writd places the child in the task cgroup before it may exec (it waits on `go`): its first
@@ -216,6 +228,14 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
       _exit(126);
     }
     if (!credentials_dir.empty()) setenv("WRIT_CREDENTIALS_DIR", credentials_dir.c_str(), 1);
+    // The Workload API of the writd that placed it: what SPIFFE libraries (and `writ svid`) read.
+    if (!workload_socket.empty()) setenv("SPIFFE_ENDPOINT_SOCKET", workload_socket.c_str(), 1);
+    setenv("WRIT_TASK_ID", task_id.c_str(), 1);
+    if (absl::Status st = writ::cli::DropPrivileges(*run_as); !st.ok()) {
+      std::string err = absl::StrCat("give up privileges: ", st.message());
+      (void)!write(sync[1], err.data(), err.size());
+      _exit(126);
+    }
     if (seccomp) {
       // Self-protection: installed last, so nothing of the launcher's own needs is refused.
       absl::Status st = writ::actions::InstallSelfFilter(spec);
@@ -336,49 +356,70 @@ int CmdStatus(const std::string& socket) {
   return 0;
 }
 
+// One event as a line for a person. Every string from the event is passed through TerminalSafe: a
+// task chooses its file names and argv, and raw they could clear the screen or forge lines.
 std::string TextLine(const writ::v1::Event& ev, bool color) {
   const char* red = color ? "\033[31m" : "";
   const char* yellow = color ? "\033[33m" : "";
   const char* dim = color ? "\033[2m" : "";
   const char* reset = color ? "\033[0m" : "";
+  using writ::TerminalSafe;
+  auto safe_join = [](const auto& list, absl::string_view sep) {
+    std::string out;
+    bool first = true;
+    for (const auto& s : list) {
+      if (!first) out.append(sep.data(), sep.size());
+      first = false;
+      writ::AppendTerminalSafe(s, &out);
+    }
+    return out;
+  };
   std::string target;
   if (ev.kind() == "exec") {
-    target = absl::StrCat(ev.process().exe(), " ", absl::StrJoin(ev.process().args(), " "));
+    target =
+        absl::StrCat(TerminalSafe(ev.process().exe()), " ", safe_join(ev.process().args(), " "));
   } else if (ev.kind() == "open") {
-    target = absl::StrCat(ev.file().path(), " [", absl::StrJoin(ev.file().flags(), ","), "]",
-                          ev.file().result() ? absl::StrCat(" = ", ev.file().result()) : "");
+    target = absl::StrCat(TerminalSafe(ev.file().path()), " [", safe_join(ev.file().flags(), ","),
+                          "]", ev.file().result() ? absl::StrCat(" = ", ev.file().result()) : "");
   } else if (ev.kind() == "connect") {
-    target = absl::StrCat(ev.network().dst_ip(), ":", ev.network().dst_port(),
+    target = absl::StrCat(TerminalSafe(ev.network().dst_ip()), ":", ev.network().dst_port(),
                           ev.network().result() ? absl::StrCat(" = ", ev.network().result()) : "");
   } else if (ev.kind() == "self") {
     const auto& sc = ev.syscall();
-    target = absl::StrCat(sc.name(), sc.target().empty() ? "" : absl::StrCat(" -> ", sc.target()),
-                          sc.target_pid() ? absl::StrCat(" (pid ", sc.target_pid(), ")") : "", " = ",
-                          sc.result());
+    target = absl::StrCat(
+        TerminalSafe(sc.name()),
+        sc.target().empty() ? "" : absl::StrCat(" -> ", TerminalSafe(sc.target())),
+        sc.target_pid() ? absl::StrCat(" (pid ", sc.target_pid(), ")") : "", " = ", sc.result());
   } else if (ev.kind() == "action") {
-    target = absl::StrCat(ev.action().type(), " ", ev.action().target(), " ", ev.action().result(),
-                          " (", ev.action().latency_us(), " us) ", ev.action().reason());
+    const auto& a = ev.action();
+    target = absl::StrCat(TerminalSafe(a.type()), " ", TerminalSafe(a.target()), " ",
+                          TerminalSafe(a.result()), " (", a.latency_us(), " us) ",
+                          TerminalSafe(a.reason()));
   } else if (ev.kind() == "task_end") {
-    target = "reason=" + ev.task().reason();
+    target = "reason=" + TerminalSafe(ev.task().reason());
   } else if (ev.kind() == "exit") {
     target = absl::StrCat("code=", ev.process().exit_code());
   } else if (ev.kind() == "approval_request") {
-    target = absl::StrCat(ev.approval().id(), " ", ev.approval().action());
+    target =
+        absl::StrCat(TerminalSafe(ev.approval().id()), " ", TerminalSafe(ev.approval().action()));
   } else if (ev.kind() == "credential") {
-    target = absl::StrCat(ev.credential().operation(), " ", ev.credential().type(), " ",
-                          ev.credential().jti());
+    const auto& c = ev.credential();
+    target = absl::StrCat(TerminalSafe(c.operation()), " ", TerminalSafe(c.type()), " ",
+                          TerminalSafe(c.jti()));
   }
   const char* vc = ev.verdict() == "violation"        ? red
                    : ev.verdict() == "needs_approval" ? yellow
                                                       : "";
-  std::string line = absl::StrCat(dim, ev.time(), reset, " ", ev.agent().spiffe_id(), " ",
-                                  ev.agent().task_id(), " pid=", ev.process().pid(), " ", ev.kind(),
-                                  " ", target);
-  if (!ev.verdict().empty()) absl::StrAppend(&line, " ", vc, ev.verdict(), reset);
-  if (!ev.outcome().empty()) absl::StrAppend(&line, " ", vc, ev.outcome(), reset);
+  std::string line =
+      absl::StrCat(dim, TerminalSafe(ev.time()), reset, " ", TerminalSafe(ev.agent().spiffe_id()),
+                   " ", TerminalSafe(ev.agent().task_id()), " pid=", ev.process().pid(), " ",
+                   TerminalSafe(ev.kind()), " ", target);
+  if (!ev.verdict().empty()) absl::StrAppend(&line, " ", vc, TerminalSafe(ev.verdict()), reset);
+  if (!ev.outcome().empty()) absl::StrAppend(&line, " ", vc, TerminalSafe(ev.outcome()), reset);
   if (ev.has_finding()) {
-    absl::StrAppend(&line, " ", vc, ev.finding().rule(), ": ", ev.finding().reason(), " [",
-                    absl::StrJoin(ev.finding().frameworks(), ","), "]", reset);
+    absl::StrAppend(&line, " ", vc, TerminalSafe(ev.finding().rule()), ": ",
+                    TerminalSafe(ev.finding().reason()), " [",
+                    safe_join(ev.finding().frameworks(), ","), "]", reset);
   }
   return line;
 }
@@ -425,9 +466,11 @@ int CmdApprovals(const std::string& socket) {
   req.mutable_list_approvals();
   auto resp = Call(socket, req);
   if (!resp.ok()) return Fail(1, std::string(resp.status().message()));
+  // The action is the task's argv or path: escaped like `writ tail`'s text (writ::TerminalSafe).
   for (const auto& ap : resp->approvals().approvals()) {
-    printf("%s %s expires=%s rule=%s\n", ap.id().c_str(), ap.action().c_str(), ap.expires().c_str(),
-           ap.reason().c_str());
+    printf("%s %s expires=%s rule=%s\n", writ::TerminalSafe(ap.id()).c_str(),
+           writ::TerminalSafe(ap.action()).c_str(), writ::TerminalSafe(ap.expires()).c_str(),
+           writ::TerminalSafe(ap.reason()).c_str());
   }
   return 0;
 }
@@ -499,7 +542,12 @@ int CmdPolicy(const std::string& socket, int argc, char** argv) {
       return 1;
     }
     if (sub == "check") {
-      printf("%zu intents OK\n", set->intents().size());
+      // Warnings (dead or skippable rules) go to stderr like a compiler's; they fail nothing.
+      const std::vector<std::string> warnings = writ::intent::PolicyWarnings(*set);
+      for (const std::string& w : warnings) fprintf(stderr, "%s\n", w.c_str());
+      printf("%zu intents OK", set->intents().size());
+      if (!warnings.empty()) printf(", %zu warnings", warnings.size());
+      printf("\n");
       return 0;
     }
     writ::intent::TestSummary sum = writ::intent::RunPolicyTests(*set, std::cout);

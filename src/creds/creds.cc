@@ -108,6 +108,7 @@ absl::Status CredentialService::Init() {
   if (!config_.http_addr.empty()) {
     http::ServerOptions ho;
     ho.address = config_.http_addr;
+    ho.allowed_hosts = config_.http_hosts;
     ASSIGN_OR_RETURN(http_, http::Server::Create(ho));
     RETURN_IF_ERROR(http_->Start());
     EndpointOptions eo;

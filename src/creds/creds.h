@@ -36,6 +36,8 @@ struct CredentialConfig {
   std::string trust_domain;  // e.g. example.org
   std::string issuer;        // `iss`; default "spiffe://<trust_domain>"
   std::string http_addr = "127.0.0.1:8181";  // loopback only; empty disables the HTTP endpoints
+  // Host header names the HTTP server answers to besides http_addr's host and localhost (421 else).
+  std::vector<std::string> http_hosts;
   absl::Duration token_ttl = absl::Minutes(5);
   absl::Duration key_rotation = absl::Hours(24);
   std::vector<ProviderConfig> providers;
@@ -102,6 +104,10 @@ class CredentialService {
   // any provider the outbox still holds failing revocations for that is no longer configured.
   absl::StatusOr<std::vector<ProviderRevocationHealth>> FailingRevocations() const;
   std::string JwksJson() const;
+  // Workload API streams open and refused (caps per task and in total); zeros when it is off.
+  WorkloadApiStats workload_stats() const {
+    return workload_ ? workload_->stats() : WorkloadApiStats{};
+  }
   // The loopback HTTP server (null when disabled): other modules may AddRoute (e.g. /metrics).
   http::Server* http_server() const { return http_.get(); }
   std::string http_base_url() const;

@@ -706,6 +706,7 @@ const std::vector<std::string_view>& FieldsNotRedacted() {
       "writ.v1.Approval.expires",
       "writ.v1.Approval.scope",
       "writ.v1.TaskInfo.reason",
+      "writ.v1.TaskInfo.run_user",  // a name from the host's passwd, looked up by writd
       "writ.v1.TaskInfo.deadline",
       "writ.v1.Credential.type",
       "writ.v1.Credential.provider",

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/server_posix.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -71,7 +72,11 @@ class Service final : public api::SpiffeWorkloadAPI::Service {
   grpc::Status FetchJWTBundles(grpc::ServerContext* ctx, const api::JWTBundlesRequest*,
                                grpc::ServerWriter<api::JWTBundlesResponse>* writer) override {
     if (auto s = CheckHeader(ctx); !s.ok()) return s;
-    if (auto t = owner_->Attest(ctx->peer()); !t.ok()) return ToGrpc(t.status());
+    auto t = owner_->Attest(ctx->peer());
+    if (!t.ok()) return ToGrpc(t.status());
+    // This call holds a thread until the client cancels: capped per task and in total.
+    auto slot = owner_->AcquireStream(t->task_id);
+    if (!slot.ok()) return ToGrpc(slot.status());
     uint64_t sent_generation = ~0ull;
     // Bounded by the client (cancel) and by server shutdown; each wait is one poll period.
     while (!ctx->IsCancelled() && !owner_->stopping()) {
@@ -145,11 +150,28 @@ absl::StatusOr<std::unique_ptr<WorkloadApiServer>> WorkloadApiServer::Start(Work
     return absl::InvalidArgumentError(absl::StrCat("workload api: socket path '", options.socket_path,
                                                    "' is empty or longer than ", sizeof(addr.sun_path) - 1));
   }
+  if (options.max_streams_per_task < 1 ||
+      options.max_streams_total < options.max_streams_per_task) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "workload api: max_streams_per_task (", options.max_streams_per_task,
+        ") must be at least 1 and at most max_streams_total (", options.max_streams_total, ")"));
+  }
+  if (options.max_threads == 0) options.max_threads = options.max_streams_total + 16;
+  if (options.max_threads <= options.max_streams_total) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("workload api: max_threads (", options.max_threads,
+                     ") leaves no thread for unary calls beside max_streams_total (",
+                     options.max_streams_total, ")"));
+  }
   std::unique_ptr<WorkloadApiServer> s(new WorkloadApiServer(std::move(options)));
   s->service_ = std::make_unique<Service>(s.get(), &s->options_, issuer, keys);
   grpc::ServerBuilder builder;
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(s->options_.max_request_bytes);
+  // A sync server otherwise starts a thread per concurrent call, without bound.
+  grpc::ResourceQuota quota("writ-workload-api");
+  quota.SetMaxThreads(s->options_.max_threads);
+  builder.SetResourceQuota(quota);
   s->server_ = builder.BuildAndStart();  // no listening ports: every connection comes from our accept loop
   if (!s->server_) return absl::InternalError("workload api: grpc server did not start");
 
@@ -214,6 +236,50 @@ void WorkloadApiServer::AcceptLoop() {
     }
     grpc::AddInsecureChannelFromFd(server_.get(), fd);
   }
+}
+
+absl::StatusOr<std::unique_ptr<WorkloadApiServer::StreamSlot>> WorkloadApiServer::AcquireStream(
+    const std::string& task_id) {
+  absl::MutexLock l(&streams_mu_);
+  int& mine = streams_[task_id];
+  const bool task_full = mine >= options_.max_streams_per_task;
+  const bool all_full = streams_open_ >= options_.max_streams_total;
+  if (!task_full && !all_full) {
+    ++mine;
+    ++streams_open_;
+    return std::make_unique<StreamSlot>(this, task_id);
+  }
+  if (mine == 0) streams_.erase(task_id);
+  const uint64_t refused = streams_refused_.fetch_add(1, std::memory_order_relaxed) + 1;
+  const std::string why =
+      task_full ? absl::StrCat("task ", task_id, " already has ", options_.max_streams_per_task,
+                               " FetchJWTBundles streams open (the limit per task)")
+                : absl::StrCat(options_.max_streams_total,
+                               " FetchJWTBundles streams are open (the limit for all tasks)");
+  const int64_t now = absl::GetCurrentTimeNanos();
+  int64_t last = last_refusal_log_ns_.load(std::memory_order_relaxed);
+  if (now - last >= absl::ToInt64Nanoseconds(absl::Seconds(10)) &&
+      last_refusal_log_ns_.compare_exchange_strong(last, now)) {
+    Log()->warn("workload api: stream refused: {} ({} refused since start)", why, refused);
+  }
+  return absl::ResourceExhaustedError(why);
+}
+
+void WorkloadApiServer::ReleaseStream(const std::string& task_id) {
+  absl::MutexLock l(&streams_mu_);
+  auto it = streams_.find(task_id);
+  if (it != streams_.end() && --it->second <= 0) streams_.erase(it);
+  --streams_open_;
+}
+
+WorkloadApiStats WorkloadApiServer::stats() const {
+  WorkloadApiStats st;
+  {
+    absl::MutexLock l(&streams_mu_);
+    st.streams_open = streams_open_;
+  }
+  st.streams_refused = streams_refused_.load(std::memory_order_relaxed);
+  return st;
 }
 
 absl::StatusOr<TaskClaims> WorkloadApiServer::Attest(const std::string& peer) const {

@@ -5,7 +5,8 @@
 // between the two reads fails the check), then hand the fd to gRPC with AddInsecureChannelFromFd. gRPC
 // names such a connection's peer "fd:<n>", so each call finds its connection's attestation by fd number.
 // Every call re-attests (same pid, same start time, lookup still yields a task) so a task that ended, or
-// a connection whose original process died, gets PermissionDenied.
+// a connection whose original process died, gets PermissionDenied. Streams are capped per task and in
+// total and the gRPC threads bounded, so no task can take the threads other tasks' calls need.
 #pragma once
 
 #include <sys/types.h>
@@ -54,6 +55,22 @@ struct WorkloadApiOptions {
   int max_request_bytes = 64 * 1024;
   // Called after an SVID was minted for a caller (events).
   std::function<void(const TaskClaims&, const Svid&)> on_issued;
+  // FetchJWTBundles is a server stream: each open one holds a gRPC thread until its client cancels.
+  // Beyond these many open at once for one task, or for all tasks together, a new one is refused
+  // with RESOURCE_EXHAUSTED (counted: WorkloadApiStats::streams_refused), so one task cannot take
+  // every thread and other tasks keep getting SVIDs.
+  int max_streams_per_task = 4;
+  int max_streams_total = 32;
+  // gRPC threads serving calls (the ResourceQuota's max threads, pollers included): the stream cap
+  // plus room for unary calls (FetchJWTSVID, ValidateJWTSVID), which return at once. 0: streams +
+  // 16. Past it gRPC itself answers RESOURCE_EXHAUSTED ("Server Threadpool Exhausted").
+  int max_threads = 0;
+};
+
+// For `writ status` / metrics.
+struct WorkloadApiStats {
+  int64_t streams_open = 0;
+  uint64_t streams_refused = 0;  // since start: per-task or total cap reached
 };
 
 class WorkloadApiServer {
@@ -72,10 +89,28 @@ class WorkloadApiServer {
   absl::StatusOr<TaskClaims> Attest(const std::string& peer) const;
   bool stopping() const { return stopping_.load(); }
 
+  // A FetchJWTBundles stream of task `task_id` holding its place under the caps until destroyed.
+  class StreamSlot {
+   public:
+    StreamSlot(WorkloadApiServer* owner, std::string task_id)
+        : owner_(owner), task_id_(std::move(task_id)) {}
+    StreamSlot(const StreamSlot&) = delete;
+    StreamSlot& operator=(const StreamSlot&) = delete;
+    ~StreamSlot() { owner_->ReleaseStream(task_id_); }
+
+   private:
+    WorkloadApiServer* owner_;
+    std::string task_id_;
+  };
+  // A slot for one more stream of `task_id`, or RESOURCE_EXHAUSTED naming the cap (counted).
+  absl::StatusOr<std::unique_ptr<StreamSlot>> AcquireStream(const std::string& task_id);
+  WorkloadApiStats stats() const;
+
  private:
   // Out of line: grpc types are incomplete here.
   explicit WorkloadApiServer(WorkloadApiOptions o);
   void AcceptLoop();
+  void ReleaseStream(const std::string& task_id);
 
   const WorkloadApiOptions options_;
   std::unique_ptr<grpc::Service> service_;
@@ -90,6 +125,12 @@ class WorkloadApiServer {
   // which (as far as gRPC 1.51's ref counting goes) is after its last call; every call also re-checks the
   // pid's start time, so a mix-up needs a reused fd number *and* a live call on a dead transport.
   absl::flat_hash_map<int, Attestation> conns_ ABSL_GUARDED_BY(mu_);
+
+  mutable absl::Mutex streams_mu_;
+  absl::flat_hash_map<std::string, int> streams_ ABSL_GUARDED_BY(streams_mu_);  // task id -> open
+  int64_t streams_open_ ABSL_GUARDED_BY(streams_mu_) = 0;
+  std::atomic<uint64_t> streams_refused_{0};
+  std::atomic<int64_t> last_refusal_log_ns_{0};  // refusals are logged at most every 10 s
 };
 
 }  // namespace writ::creds

@@ -267,6 +267,8 @@ absl::Status Adoption::Adopt(const v1::Workload& w, const decode::AdoptRecord& r
   for (const auto& [k, v] : w.params()) task->params[k] = v;
   task->command = Cmdline(static_cast<pid_t>(r.tgid));
   task->owner_uid = r.uid;
+  task->run_uid = r.uid;
+  task->root = r.uid == 0;
   task->start = absl::Now();
   task->mode = opts_.mode;
   if (!task->principal.empty()) task->chain.push_back(task->principal);

@@ -1,5 +1,7 @@
 #include "daemon/config.h"
 
+#include <grp.h>
+
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -130,6 +132,27 @@ absl::Status ParseMetrics(const std::string& file, const YAML::Node& v, Config* 
   return absl::OkStatus();
 }
 
+// control: {group: NAME, admin_group: NAME}: who reaches the control socket and who may decide.
+absl::Status ParseControl(const std::string& file, const YAML::Node& v, Config* c) {
+  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "control") + "must be a mapping");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node fv = it->second;
+    if (key != "group" && key != "admin_group") {
+      return absl::InvalidArgumentError(Where(file, it->first, "control." + key) + "unknown key");
+    }
+    std::string name;
+    RETURN_IF_ERROR(Scalar(file, fv, "control." + key, &name));
+    struct group* g = name.empty() ? nullptr : getgrnam(name.c_str());
+    if (!g) {
+      return absl::InvalidArgumentError(Where(file, fv, "control." + key) +
+                                        absl::StrCat("no group \"", name, "\" on this host (create it: groupadd --system ", name, ")"));
+    }
+    (key == "group" ? c->control_gid : c->admin_gid) = static_cast<int>(g->gr_gid);
+  }
+  return absl::OkStatus();
+}
+
 // redaction: {rules: PATH, key: PATH}. The rules file itself is parsed at start (Daemon::Start).
 absl::Status ParseRedaction(const std::string& file, const YAML::Node& v, Config* c) {
   if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "redaction") + "must be a mapping");
@@ -196,6 +219,17 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.bpf_pin_dir));
     } else if (key == "http") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.http));
+    } else if (key == "http_hosts") {
+      if (!v.IsSequence()) return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string field = absl::StrCat(key, "[", i, "]");
+        RETURN_IF_ERROR(Scalar(path, v[i], field, &s));
+        if (s.empty() || s.find_first_of(":/ \t@") != std::string::npos) {
+          return absl::InvalidArgumentError(Where(path, v[i], field) +
+                                            "must be a host name (no port, scheme or path)");
+        }
+        c.http_hosts.push_back(s);
+      }
     } else if (key == "on_daemon_loss") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.on_daemon_loss));
       if (c.on_daemon_loss != "freeze" && c.on_daemon_loss != "continue") {
@@ -243,6 +277,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       }
     } else if (key == "credentials") {
       RETURN_IF_ERROR(ParseCredentials(path, v, &c));
+    } else if (key == "control") {
+      RETURN_IF_ERROR(ParseControl(path, v, &c));
     } else if (key == "metrics") {
       RETURN_IF_ERROR(ParseMetrics(path, v, &c));
     } else if (key == "redaction") {

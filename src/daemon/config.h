@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -21,6 +22,8 @@ struct Config {
   std::string cgroup_subtree = "writ";
   std::string bpf_pin_dir;  // default /sys/fs/bpf/<cgroup_subtree>; "none" disables
   std::string http;         // ADDR:PORT of the loopback HTTP listener, "" = off
+  // Host header names the HTTP listener answers to besides its address and localhost (421 else).
+  std::vector<std::string> http_hosts;
   std::string journal;      // hash-chained journal; "" = <state_dir>/journal.jsonl, "off"
   std::string journal_fsync = "10ms";  // always | never | DURATION (at most that long unsynced)
   std::string on_daemon_loss = "continue";  // freeze | continue
@@ -42,6 +45,11 @@ struct Config {
   bool bpf_program_stats = false;
   // redaction.rules: a rules file merged with the built-in set (data/redaction.yaml); "" = built-in only.
   // redaction.key: the HMAC key of the marks; "" = <state_dir>/redaction.key (created 0600 at start).
+  // control.group: the control socket is 0660 root:<group>; its members launch tasks (-1: 0600, root
+  // only). control.admin_group: its members may also kill, freeze, thaw, revoke, approve and reload
+  // (-1: root only). Never a process inside a task, whatever its uid or groups.
+  int control_gid = -1;
+  int admin_gid = -1;
   std::string redaction_rules;
   std::string redaction_key;
   YAML::Node sinks;  // handed to the sinks module as written

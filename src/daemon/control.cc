@@ -12,7 +12,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "daemon/events.h"
-#include "identity/cgroup.h"
 #include "identity/spiffe_id.h"
 #include "util/util.h"
 
@@ -48,26 +47,128 @@ uint32_t ParentOf(uint32_t pid) {
   return ppid;
 }
 
+std::string UserName(uint32_t uid) {
+  if (struct passwd* pw = getpwuid(uid)) return pw->pw_name;
+  return absl::StrCat("uid ", uid);
+}
+
+const char* RequestName(const v1::Request& req) {
+  switch (req.body_case()) {
+    case v1::Request::kCreateTask:
+      return "create_task";
+    case v1::Request::kTaskStarted:
+      return "task_started";
+    case v1::Request::kStatus:
+      return "status";
+    case v1::Request::kTail:
+      return "tail";
+    case v1::Request::kKillTask:
+      return "kill";
+    case v1::Request::kFreezeTask:
+      return "freeze";
+    case v1::Request::kThawTask:
+      return "thaw";
+    case v1::Request::kRevokeTask:
+      return "revoke";
+    case v1::Request::kListApprovals:
+      return "approvals";
+    case v1::Request::kDecideApproval:
+      return "decide";
+    case v1::Request::kReloadPolicy:
+      return "reload";
+    default:
+      return "unknown";
+  }
+}
+
 }  // namespace
 
 ControlService::ControlService(Deps deps, Hooks hooks, Options opts)
-    : d_(deps), hooks_(std::move(hooks)), opts_(std::move(opts)) {
-  if (!hooks_.cgroup_of) hooks_.cgroup_of = [](pid_t pid) { return identity::ProcessCgroup(pid); };
-}
+    : d_(deps), hooks_(std::move(hooks)), opts_(std::move(opts)) {}
 
-bool ControlService::PeerIsInTask(const api::PeerCred& peer, std::string* task_id) const {
-  auto cg = hooks_.cgroup_of(peer.pid);
-  if (!cg.ok()) return true;  // cannot tell: refuse what needs a human
-  std::string prefix = "/" + opts_.cgroup_subtree + "/";
-  if (!absl::StartsWith(*cg, prefix)) return false;
-  if (task_id) {
-    std::string rest = cg->substr(prefix.size());
-    *task_id = rest.substr(0, rest.find('/'));
+ControlService::Caller ControlService::Classify(const api::Peer& peer) const {
+  Caller c;
+  const std::string prefix = "/" + opts_.cgroup_subtree + "/";
+  if (absl::StartsWith(peer.cgroup, prefix)) {
+    c.in_task = true;
+    std::string rest = peer.cgroup.substr(prefix.size());
+    c.task_id = rest.substr(0, rest.find('/'));
+    c.task = d_.registry.Find(c.task_id);
+  } else {
+    c.admin = peer.cred.uid == 0 ||
+              (opts_.admin_gid >= 0 && peer.InGroup(static_cast<gid_t>(opts_.admin_gid)));
   }
-  return true;
+  return c;
 }
 
-void ControlService::Handle(const api::PeerCred& peer, int fd, const v1::Request& req) {
+bool ControlService::Sees(const api::Peer& peer, const Caller& c, const Task& t) const {
+  if (c.admin) return true;
+  // A task sees itself and the sub-agents it delegated to, nothing else.
+  if (c.in_task) return t.id == c.task_id || t.parent_task == c.task_id;
+  return t.owner_uid == peer.cred.uid;
+}
+
+v1::Response ControlService::Refuse(const api::Peer& peer, const Caller& c, const char* request,
+                                    const absl::Status& why) {
+  refused_++;
+  if (!c.in_task) return Error(why);
+  refused_from_tasks_++;
+  Log()->warn("task {}: refused {} from pid {} inside it: {}", c.task_id, request, peer.cred.pid,
+              std::string(why.message()));
+  if (!c.task) return Error(why);  // the task has ended: nothing of it left to respond on
+  Task& t = *c.task;
+  // A process of the task tried to use writd against its own writ: a self-protection finding, like
+  // a syscall aimed at writd, and the task's responses (in enforce mode).
+  v1::Event ev = d_.output.NewEvent("self");
+  FillAgent(t, &ev);
+  v1::Process* p = ev.mutable_process();
+  p->set_pid(static_cast<uint32_t>(peer.cred.pid));
+  p->set_uid(peer.cred.uid);
+  p->set_gid(peer.cred.gid);
+  v1::Syscall* sc = ev.mutable_syscall();
+  sc->set_name(absl::StrCat("control:", request));
+  sc->set_target("writd");
+  ev.set_verdict("violation");
+  ev.set_outcome("prevented");  // refused by writd, whatever the mode
+  ev.set_enforcement("writd");
+  v1::Finding* f = ev.mutable_finding();
+  f->set_rule(absl::StrCat("writ/self.control.", request));
+  f->set_category("self");
+  f->set_reason(absl::StrCat("a process inside task ", t.id,
+                             " used writd's control socket against its writ (", request,
+                             "): ", why.message()));
+  for (const char* fw : {"OWASP-ASI10", "OWASP-ASI03", "MAESTRO-L4"}) f->add_frameworks(fw);
+  std::vector<std::string> responses = {"alert", "kill"};
+  if (t.compiled && !t.compiled->responses().empty()) responses = t.compiled->responses();
+  for (const auto& r : responses) f->add_responses(r);
+  f->set_severity("critical");
+  const bool enforce = t.mode == identity::TaskMode::kEnforce;
+  if (enforce) {
+    t.violated = true;
+    if (std::find(responses.begin(), responses.end(), "revoke") != responses.end()) {
+      d_.tasks.MarkRevoked(t);
+    }
+  }
+  d_.output.Emit(ev);
+  if (enforce) d_.tasks.RunResponses(t, ev, responses, f->reason());
+  return Error(why);
+}
+
+std::optional<v1::Response> ControlService::RequireAdmin(const api::Peer& peer, const Caller& c,
+                                                         const char* request) {
+  if (c.admin) return std::nullopt;
+  if (c.in_task) {
+    return Refuse(peer, c, request,
+                  absl::PermissionDeniedError(absl::StrCat("a process inside a task cannot ",
+                                                           request, " (ask a human outside it)")));
+  }
+  return Refuse(peer, c, request,
+                absl::PermissionDeniedError(
+                    absl::StrCat(request, " is for writd's admins (root or the admin group), not ",
+                                 UserName(peer.cred.uid))));
+}
+
+void ControlService::Handle(const api::Peer& peer, int fd, const v1::Request& req) {
   v1::Response resp;
   switch (req.body_case()) {
     case v1::Request::kCreateTask:
@@ -77,11 +178,26 @@ void ControlService::Handle(const api::PeerCred& peer, int fd, const v1::Request
       resp = TaskStarted(peer, req.task_started());
       break;
     case v1::Request::kStatus:
-      hooks_.status(resp.mutable_status());
+      resp = Status(peer);
       break;
-    case v1::Request::kTail:
-      hooks_.tail(fd, req.tail());
+    case v1::Request::kTail: {
+      const Caller c = Classify(peer);
+      v1::TailRequest filter = req.tail();
+      if (c.in_task && !filter.task().empty() && filter.task() != c.task_id) {
+        resp = Refuse(peer, c, "tail",
+                      absl::PermissionDeniedError(absl::StrCat("a process inside task ", c.task_id,
+                                                               " may tail only its own task")));
+        break;
+      }
+      if (c.in_task) filter.set_task(c.task_id);
+      auto visible = [this, peer, c](const v1::Event& ev) {
+        if (c.admin) return true;
+        std::shared_ptr<Task> t = d_.registry.Find(ev.agent().task_id());
+        return t && Sees(peer, c, *t);
+      };
+      hooks_.tail(fd, filter, std::move(visible));
       return;
+    }
     case v1::Request::kKillTask:
     case v1::Request::kFreezeTask:
     case v1::Request::kThawTask:
@@ -103,10 +219,44 @@ void ControlService::Handle(const api::PeerCred& peer, int fd, const v1::Request
   (void)api::WriteFrame(fd, resp);
 }
 
-v1::Response ControlService::CreateTask(const api::PeerCred& peer,
-                                        const v1::CreateTaskRequest& req) {
+v1::Response ControlService::CreateTask(const api::Peer& peer, const v1::CreateTaskRequest& req) {
+  const Caller c = Classify(peer);
+  // A process inside a task may only delegate from its own task: a new top-level task (or another
+  // task's child) would be a way out of its intent.
+  if (c.in_task && req.parent_task() != c.task_id) {
+    return Refuse(peer, c, "create_task",
+                  absl::PermissionDeniedError(absl::StrCat(
+                      "a process inside task ", c.task_id,
+                      " can only start sub-agents of it (writ run --parent ", c.task_id, ")")));
+  }
   auto id = identity::ParseSpiffeId(req.spiffe_id());
   if (!id.ok()) return Error(id.status());
+
+  // Who the command runs as. The launcher (root, or the caller itself) asks; writd decides.
+  const uint32_t caller_uid = peer.cred.uid;
+  const uint32_t run_uid = req.has_run_uid() ? req.run_uid() : caller_uid;
+  if (req.allow_root() && caller_uid != 0) {
+    return Refuse(peer, c, "create_task",
+                  absl::PermissionDeniedError(absl::StrCat("--allow-root: ", UserName(caller_uid),
+                                                           " cannot start a root task")));
+  }
+  if (run_uid != caller_uid && caller_uid != 0) {
+    return Refuse(peer, c, "create_task",
+                  absl::PermissionDeniedError(
+                      absl::StrCat("only root may run a task as another user (",
+                                   UserName(caller_uid), " asked for ", UserName(run_uid), ")")));
+  }
+  if (req.allow_root() != (run_uid == 0)) {
+    return Refuse(
+        peer, c, "create_task",
+        absl::PermissionDeniedError(
+            req.allow_root()
+                ? std::string("--allow-root asks for root, but the task would run as ") +
+                      UserName(run_uid)
+                : std::string("the agent would run as root: run it as an unprivileged user "
+                              "(writ run --user NAME), or opt in with --allow-root and an "
+                              "intent that sets run_as_root: true")));
+  }
 
   auto task = std::make_shared<Task>();
   task->id = "t-" + RandomHex(6);
@@ -114,7 +264,10 @@ v1::Response ControlService::CreateTask(const api::PeerCred& peer,
   task->principal = req.principal();
   task->intent = req.intent();
   task->command.assign(req.command().begin(), req.command().end());
-  task->owner_uid = peer.uid;
+  task->owner_uid = caller_uid;
+  task->run_uid = run_uid;
+  task->root = run_uid == 0;
+  task->launcher_conn = peer.conn_id;
   task->start = absl::Now();
   task->mode = opts_.mode;
   for (const auto& [k, v] : req.params()) task->params[k] = v;
@@ -130,22 +283,15 @@ v1::Response ControlService::CreateTask(const api::PeerCred& peer,
     task->chain = parent->chain;
     task->deadline = parent->deadline;
     if (task->principal.empty()) task->principal = parent->principal;
+    if (task->root && !parent->root) {
+      return Refuse(peer, c, "create_task",
+                    absl::PermissionDeniedError(absl::StrCat(
+                        "a root sub-agent of task ", parent->id, ", which does not run as root")));
+    }
   } else if (!task->principal.empty()) {
     task->chain.push_back(task->principal);
   }
   task->chain.push_back(task->spiffe_id);
-  // A process inside a task may only delegate from its own task: otherwise a new top-level task (or
-  // another task's child) would be a way out of its intent.
-  if (auto cg = hooks_.cgroup_of(peer.pid);
-      cg.ok() && absl::StartsWith(*cg, "/" + opts_.cgroup_subtree + "/")) {
-    std::string own = cg->substr(opts_.cgroup_subtree.size() + 2);
-    own = own.substr(0, own.find('/'));
-    if (!parent || parent->id != own) {
-      return Error(absl::PermissionDeniedError(
-          absl::StrCat("a process inside task ", own,
-                       " can only start sub-agents of it (writ run --parent ", own, ")")));
-    }
-  }
 
   if (!req.ttl().empty()) {
     auto ttl = ParseDuration(req.ttl());
@@ -172,7 +318,7 @@ v1::Response ControlService::CreateTask(const api::PeerCred& peer,
     // A sub-agent gets no authority its parent lacks (the parent's compiled intent, as it started).
     if (parent && parent->compiled) {
       absl::Status sub = intent::CheckSubset(*task->compiled, *parent->compiled);
-      if (!sub.ok()) return Error(sub);
+      if (!sub.ok()) return Refuse(peer, c, "create_task", sub);
     }
     if (!task->compiled->mode().empty()) {
       task->mode = *identity::ParseTaskMode(task->compiled->mode());  // the loader checked it
@@ -184,17 +330,27 @@ v1::Response ControlService::CreateTask(const api::PeerCred& peer,
     return Error(absl::InvalidArgumentError("--param needs --intent"));
   }
   if (parent && parent->compiled && !task->compiled) {
-    return Error(absl::PermissionDeniedError(
-        absl::StrCat("a task without an intent (unrestricted) is not allowed by parent intent ",
-                     parent->compiled->name())));
+    return Refuse(peer, c, "create_task",
+                  absl::PermissionDeniedError(absl::StrCat(
+                      "a task without an intent (unrestricted) is not allowed by parent intent ",
+                      parent->compiled->name())));
+  }
+  // Root needs an opt-in on the command line (checked above) and in the intent.
+  if (task->root && (!task->compiled || !task->compiled->run_as_root())) {
+    return Refuse(peer, c, "create_task",
+                  absl::PermissionDeniedError(
+                      task->compiled ? absl::StrCat("intent ", task->compiled->name(),
+                                                    " does not allow root (run_as_root: true)")
+                                     : std::string("a root task needs an intent that allows root "
+                                                   "(run_as_root: true)")));
   }
 
   // Nothing is created before every check has passed.
   if (absl::Status st = d_.tasks.Install(task, spec, 0); !st.ok()) return Error(st);
   // task_start precedes every event of the task: the command has not been started yet.
   v1::Event e = TaskStartEvent(d_.output, *task);
-  e.mutable_process()->set_pid(peer.pid);
-  e.mutable_process()->set_uid(peer.uid);
+  e.mutable_process()->set_pid(static_cast<uint32_t>(peer.cred.pid));
+  e.mutable_process()->set_uid(peer.cred.uid);
   d_.output.Emit(e);
 
   v1::Response resp;
@@ -205,30 +361,42 @@ v1::Response ControlService::CreateTask(const api::PeerCred& peer,
     r->set_credentials_dir(dir);
   }
   if (task->deadline != absl::InfiniteFuture()) r->set_deadline(Rfc3339(task->deadline));
-  Log()->info("task {} created: {} for {} intent {} mode {}", task->id, task->spiffe_id,
+  r->set_workload_socket(opts_.workload_socket);
+  Log()->info("task {} created: {} for {} intent {} mode {} as {}{}", task->id, task->spiffe_id,
               task->principal.empty() ? "-" : task->principal,
-              task->intent.empty() ? "-" : task->intent, identity::TaskModeName(task->mode));
+              task->intent.empty() ? "-" : task->intent, identity::TaskModeName(task->mode),
+              UserName(task->run_uid), task->root ? " (root: opted in)" : "");
   return resp;
 }
 
-v1::Response ControlService::TaskStarted(const api::PeerCred& peer,
-                                         const v1::TaskStartedRequest& req) {
+v1::Response ControlService::TaskStarted(const api::Peer& peer, const v1::TaskStartedRequest& req) {
+  const Caller c = Classify(peer);
   std::shared_ptr<Task> t = d_.registry.Find(req.task_id());
-  if (!t) return Error(absl::NotFoundError(absl::StrCat("no task ", req.task_id())));
+  // Only the connection that created the task starts it: a second connection (another process, or
+  // the task itself) cannot place a process into it, abort it, or claim its credentials.
+  if (!t || t->launcher_conn != peer.conn_id) {
+    return Refuse(peer, c, "task_started",
+                  t ? absl::PermissionDeniedError(
+                          absl::StrCat("task ", t->id,
+                                       " was created by another connection: only its launcher "
+                                       "may start it"))
+                    : absl::NotFoundError(absl::StrCat("no task ", req.task_id())));
+  }
   if (req.place() && req.started()) {
     // The launcher's child waits on a pipe until this returns. Only the launcher's own child of a
-    // task that has not started yet is moved: no client can use this to pull another process into a
-    // task.
+    // task that has not started yet is moved.
     if (t->state.load() != TaskState::kPending) {
       return Error(absl::FailedPreconditionError(absl::StrCat("task ", t->id, " already started")));
     }
     const uint32_t ppid = ParentOf(req.pid());
-    if (ppid == 0 || ppid != static_cast<uint32_t>(peer.pid)) {
-      return Error(absl::PermissionDeniedError(
-          absl::StrCat("pid ", req.pid(), " is not the caller's child")));
+    if (ppid == 0 || ppid != static_cast<uint32_t>(peer.cred.pid)) {
+      return Refuse(peer, c, "task_started",
+                    absl::PermissionDeniedError(
+                        absl::StrCat("pid ", req.pid(), " is not the caller's child")));
     }
-    if (absl::Status st = d_.tasks.Place(*t, static_cast<pid_t>(req.pid())); !st.ok())
+    if (absl::Status st = d_.tasks.Place(*t, static_cast<pid_t>(req.pid())); !st.ok()) {
       return Error(st);
+    }
   }
   if (!req.started()) {
     // The launcher could not start the command: the task ends now (cgroup, map slot and registry
@@ -240,7 +408,7 @@ v1::Response ControlService::TaskStarted(const api::PeerCred& peer,
   }
   // A required credential that cannot be issued fails the start: the launcher does not run the
   // command and aborts the task (which revokes whatever was issued).
-  if (absl::Status st = d_.tasks.OnStarted(*t, peer); !st.ok()) {
+  if (absl::Status st = d_.tasks.OnStarted(*t, peer.cred); !st.ok()) {
     Log()->warn("task {}: start refused: {}", t->id, std::string(st.message()));
     return Error(st);
   }
@@ -250,17 +418,44 @@ v1::Response ControlService::TaskStarted(const api::PeerCred& peer,
   return resp;
 }
 
-v1::Response ControlService::TaskAction(const api::PeerCred& peer, const v1::Request& req) {
+v1::Response ControlService::Status(const api::Peer& peer) {
+  const Caller c = Classify(peer);
+  v1::Response resp;
+  v1::StatusResponse* s = resp.mutable_status();
+  hooks_.status(s);
+  if (c.admin) return resp;
+  // Others see the tasks they may see; a task sees neither the host's hooks nor its counters (what
+  // is not watched would be a map of the way around writ).
+  auto* tasks = s->mutable_tasks();
+  tasks->erase(std::remove_if(tasks->begin(), tasks->end(),
+                              [&](const v1::TaskSummary& ts) {
+                                std::shared_ptr<Task> t = d_.registry.Find(ts.task_id());
+                                return !t || !Sees(peer, c, *t);
+                              }),
+               tasks->end());
+  if (c.in_task) {
+    s->clear_hooks();
+    s->clear_enforcement();
+    s->clear_counters();
+    s->clear_events_by_kind();
+    s->clear_drops_by_kind();
+    s->clear_approvals_pending();
+    s->clear_policy_error();
+  }
+  return resp;
+}
+
+v1::Response ControlService::TaskAction(const api::Peer& peer, const v1::Request& req) {
+  const Caller c = Classify(peer);
+  if (auto refused = RequireAdmin(peer, c, RequestName(req))) return *refused;
   const v1::TaskRequest& tr = req.has_kill_task()     ? req.kill_task()
                               : req.has_freeze_task() ? req.freeze_task()
                               : req.has_thaw_task()   ? req.thaw_task()
                                                       : req.revoke_task();
-  if (PeerIsInTask(peer)) {
-    return Error(absl::PermissionDeniedError("a process inside a task cannot control tasks"));
-  }
   std::shared_ptr<Task> t = d_.registry.Find(tr.task_id());
   if (!t) return Error(absl::NotFoundError(absl::StrCat("no task ", tr.task_id())));
-  std::string reason = tr.reason().empty() ? absl::StrCat("by uid ", peer.uid) : tr.reason();
+  std::string reason =
+      tr.reason().empty() ? absl::StrCat("by ", UserName(peer.cred.uid)) : tr.reason();
   bool ok = true;
   if (req.has_kill_task()) {
     ok = d_.tasks.Kill(*t, nullptr, reason);
@@ -275,9 +470,14 @@ v1::Response ControlService::TaskAction(const api::PeerCred& peer, const v1::Req
   return v1::Response();
 }
 
-v1::Response ControlService::ListApprovals(const api::PeerCred& peer) {
+v1::Response ControlService::ListApprovals(const api::Peer& peer) {
+  const Caller c = Classify(peer);
   v1::Response resp;
   for (const ApprovalRequest& r : d_.approvals.List()) {
+    if (!c.admin) {
+      std::shared_ptr<Task> t = d_.registry.Find(r.task_id);
+      if (!t || !Sees(peer, c, *t)) continue;
+    }
     v1::Approval* a = resp.mutable_approvals()->add_approvals();
     a->set_id(r.id);
     a->set_action(absl::StrCat(r.task_id, " ", r.action));
@@ -289,12 +489,10 @@ v1::Response ControlService::ListApprovals(const api::PeerCred& peer) {
   return resp;
 }
 
-v1::Response ControlService::Decide(const api::PeerCred& peer, const v1::ApprovalDecision& d) {
-  // An agent must never approve itself: refuse any caller inside a task cgroup.
-  if (PeerIsInTask(peer)) {
-    return Error(absl::PermissionDeniedError(
-        "approvals cannot come from a process inside a task: ask a human outside it"));
-  }
+v1::Response ControlService::Decide(const api::Peer& peer, const v1::ApprovalDecision& d) {
+  // An agent must never approve itself, and only an admin decides for anyone.
+  const Caller c = Classify(peer);
+  if (auto refused = RequireAdmin(peer, c, d.approve() ? "approve" : "deny")) return *refused;
   std::optional<ApprovalRequest> r = d_.approvals.Take(d.id());
   if (!r) {
     return Error(absl::NotFoundError(
@@ -302,9 +500,7 @@ v1::Response ControlService::Decide(const api::PeerCred& peer, const v1::Approva
   }
   std::shared_ptr<Task> t = d_.registry.Find(r->task_id);
   if (!t) return Error(absl::NotFoundError(absl::StrCat("task ", r->task_id, " has ended")));
-  std::string who = absl::StrCat("uid ", peer.uid);
-  if (struct passwd* pw = getpwuid(peer.uid))
-    who = absl::StrCat(pw->pw_name, " (uid ", peer.uid, ")");
+  const std::string who = absl::StrCat(UserName(peer.cred.uid), " (uid ", peer.cred.uid, ")");
   v1::Event a = ActionEvent(d_.output, *t, d.approve() ? "approve" : "deny", "ok",
                             r->cause.ktime_ns(), r->id, d.reason());
   v1::Approval* ap = a.mutable_approval();
@@ -327,6 +523,11 @@ v1::Response ControlService::Decide(const api::PeerCred& peer, const v1::Approva
     if (r->kind == "exec") (void)d_.tasks.Signal(r->pid, r->start_ns, SIGCONT);
     d_.tasks.Freeze(*t, false, &r->cause, "approved by " + who);
   } else {
+    // With a kill response the task dies before it is thawed: thawed first, the agent's shell would
+    // be woken by the denied child's death and could run its next command before the kill lands.
+    if (std::find(r->responses.begin(), r->responses.end(), "kill") != r->responses.end()) {
+      (void)d_.tasks.KillNow(*t);
+    }
     (void)d_.tasks.Signal(r->pid, r->start_ns, SIGKILL);
     d_.tasks.Freeze(*t, false, &r->cause, "denied by " + who);
     d_.tasks.RunResponses(*t, r->cause, r->responses,
@@ -335,10 +536,9 @@ v1::Response ControlService::Decide(const api::PeerCred& peer, const v1::Approva
   return v1::Response();
 }
 
-v1::Response ControlService::Reload(const api::PeerCred& peer) {
-  if (PeerIsInTask(peer)) {
-    return Error(absl::PermissionDeniedError("a process inside a task cannot reload policies"));
-  }
+v1::Response ControlService::Reload(const api::Peer& peer) {
+  const Caller c = Classify(peer);
+  if (auto refused = RequireAdmin(peer, c, "reload")) return *refused;
   // The pipeline thread applies it; wait briefly so the caller sees the outcome.
   if (absl::Status st = d_.policies.ReloadAndWait(absl::Seconds(2)); !st.ok()) return Error(st);
   v1::Response resp;

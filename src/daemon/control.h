@@ -1,15 +1,27 @@
 // ControlService: every request on writd's control socket (include/writ/v1/api.proto), answered on
 // the connection's own thread: create a task, the launcher's task-started report, status, tail,
-// kill / freeze / thaw / revoke, approvals and decisions, policy reload. Authorization is decided
-// here, from the peer the connection was accepted with (api::PeerCred), before anything changes; a
-// refused request changes nothing.
+// kill / freeze / thaw / revoke, approvals and decisions, policy reload.
+//
+// Authorization is decided here, on the identity the connection was accepted with (api::Peer: uid
+// and groups at connect, the cgroup read through the peer's pidfd), before anything changes; a
+// refused request changes nothing. The rules (docs/threat-model.md, Control plane):
+//   - a process inside a task may create only sub-agents of its own task, and sees only its own
+//   task
+//     (status, tail, approvals); anything else it asks for is refused and reported as a `self`
+//     finding (OWASP-ASI10, ASI03) that runs its task's responses;
+//   - only the connection that created a task may start it (place the launcher's child);
+//   - kill, freeze, thaw, revoke, approve, deny and reload are for admins: root or the admin group,
+//     never a process inside any task, whatever its uid;
+//   - other callers (the control group's members) launch tasks and see the tasks they launched.
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
-#include "absl/status/statusor.h"
-#include "api/framing.h"
+#include "api/peer.h"
 #include "daemon/approvals.h"
 #include "daemon/policies.h"
 #include "daemon/seams.h"
@@ -30,38 +42,62 @@ class ControlService {
   // What the control service asks of the rest of writd.
   struct Hooks {
     std::function<void(v1::StatusResponse*)> status;
-    std::function<void(int fd, const v1::TailRequest&)> tail;
+    // Streams events to a tail client; `visible` says which events this caller may see.
+    std::function<void(int fd, const v1::TailRequest&,
+                       std::function<bool(const v1::Event&)> visible)>
+        tail;
     // What the launcher's seccomp filter must refuse to signal or trace (self-protection).
     std::function<void(v1::PlacedResponse*)> protect;
     // Where the task's provider credentials are delivered ("" when it has none).
     std::function<std::string(const identity::Task&)> credentials_dir;
-    // The cgroup v2 path of a process (identity::ProcessCgroup when unset; unit tests fake it).
-    std::function<absl::StatusOr<std::string>(pid_t)> cgroup_of;
   };
   struct Options {
     std::string cgroup_subtree = "writ";  // task cgroups are /<subtree>/<task-id>
     identity::TaskMode mode = identity::TaskMode::kMonitor;  // the daemon's
+    int admin_gid = -1;           // members may kill, approve, reload (-1: root only)
+    std::string workload_socket;  // unix:///... exported to tasks as SPIFFE_ENDPOINT_SOCKET
   };
   ControlService(Deps deps, Hooks hooks, Options opts);
 
   // One request; writes its answer (several frames for tail) on fd.
-  void Handle(const api::PeerCred& peer, int fd, const v1::Request& req);
+  void Handle(const api::Peer& peer, int fd, const v1::Request& req);
 
   // The handlers (public for the unit tests).
-  v1::Response CreateTask(const api::PeerCred& peer, const v1::CreateTaskRequest& req);
-  v1::Response TaskStarted(const api::PeerCred& peer, const v1::TaskStartedRequest& req);
-  v1::Response TaskAction(const api::PeerCred& peer, const v1::Request& req);
-  v1::Response ListApprovals(const api::PeerCred& peer);
-  v1::Response Decide(const api::PeerCred& peer, const v1::ApprovalDecision& d);
-  v1::Response Reload(const api::PeerCred& peer);
+  v1::Response CreateTask(const api::Peer& peer, const v1::CreateTaskRequest& req);
+  v1::Response TaskStarted(const api::Peer& peer, const v1::TaskStartedRequest& req);
+  v1::Response Status(const api::Peer& peer);
+  v1::Response TaskAction(const api::Peer& peer, const v1::Request& req);
+  v1::Response ListApprovals(const api::Peer& peer);
+  v1::Response Decide(const api::Peer& peer, const v1::ApprovalDecision& d);
+  v1::Response Reload(const api::Peer& peer);
+
+  // Requests refused on authorization (any caller), and of them those from inside a task.
+  uint64_t refused() const { return refused_.load(); }
+  uint64_t refused_from_tasks() const { return refused_from_tasks_.load(); }
 
  private:
-  // The task whose cgroup holds the peer ("" when none); an unreadable cgroup counts as inside one.
-  bool PeerIsInTask(const api::PeerCred& peer, std::string* task_id = nullptr) const;
+  // Who is asking, as far as authorization goes.
+  struct Caller {
+    bool in_task = false;                  // the peer's cgroup is under /<subtree>/
+    std::string task_id;                   // that task's id (even when it has ended since)
+    std::shared_ptr<identity::Task> task;  // that task, while it is registered
+    bool admin = false;                    // not in a task, and root or in the admin group
+  };
+  Caller Classify(const api::Peer& peer) const;
+  // May this caller see (status, tail, approvals) task `t`?
+  bool Sees(const api::Peer& peer, const Caller& c, const identity::Task& t) const;
+  // A refusal: counted; from inside a task also a `self` finding and the task's responses.
+  v1::Response Refuse(const api::Peer& peer, const Caller& c, const char* request,
+                      const absl::Status& why);
+  // Admin-only requests: nullopt when allowed, else the refusal.
+  std::optional<v1::Response> RequireAdmin(const api::Peer& peer, const Caller& c,
+                                           const char* request);
 
   Deps d_;
   Hooks hooks_;
   Options opts_;
+  std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> refused_from_tasks_{0};
 };
 
 }  // namespace writ::daemon

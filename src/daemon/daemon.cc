@@ -126,8 +126,8 @@ absl::Status Daemon::Start() {
     std::filesystem::create_directories(dir, ec);
     if (ec) return absl::InternalError(absl::StrCat("create ", dir, ": ", ec.message()));
     // The run dir is traversable (0711, not listable) so tasks of other uids reach workload.sock
-    // (0666, attestation decides) and their own credentials/<task>/ (0500, theirs); writd.sock
-    // stays 0600.
+    // (0666, attestation decides) and their own credentials/<task>/ (0500, theirs); writd.sock is
+    // 0600, or 0660 root:<control.group>.
     chmod(dir.c_str(), dir == cfg_.run_dir ? 0711 : 0700);
   }
   // Secret redaction, before anything can be emitted: a bad rules file or key file stops the start.
@@ -214,20 +214,29 @@ absl::Status Daemon::Start() {
 
   ControlService::Hooks hooks;
   hooks.status = [this](v1::StatusResponse* s) { FillStatus(Sources(), s); };
-  hooks.tail = [this](int fd, const v1::TailRequest& r) { output_.Tail(fd, r); };
+  hooks.tail = [this](int fd, const v1::TailRequest& r,
+                      std::function<bool(const v1::Event&)> visible) {
+    output_.Tail(fd, r, std::move(visible));
+  };
   hooks.protect = [this](v1::PlacedResponse* p) { guardian_->Protected(p); };
   hooks.credentials_dir = [this](const Task& t) -> std::string {
     if (!task_creds_ || !t.compiled || t.compiled->credentials().empty()) return "";
     return task_creds_->DirFor(t.id);
   };
+  ControlService::Options copts;
+  copts.cgroup_subtree = cfg_.cgroup_subtree;
+  copts.mode = mode_;
+  copts.admin_gid = cfg_.admin_gid;
+  copts.workload_socket = "unix://" + cfg_.run_dir + "/workload.sock";
   control_ = std::make_unique<ControlService>(
       ControlService::Deps{registry_, policies_, approvals_, *lifecycle_, output_},
-      std::move(hooks), ControlService::Options{cfg_.cgroup_subtree, mode_});
-  ASSIGN_OR_RETURN(server_,
-                   api::Server::Start(cfg_.run_dir + "/writd.sock",
-                                      [this](const api::PeerCred& p, int fd, const v1::Request& r) {
-                                        control_->Handle(p, fd, r);
-                                      }));
+      std::move(hooks), std::move(copts));
+  ASSIGN_OR_RETURN(server_, api::Server::Start(
+                                cfg_.run_dir + "/writd.sock",
+                                [this](const api::Peer& p, int fd, const v1::Request& r) {
+                                  control_->Handle(p, fd, r);
+                                },
+                                cfg_.control_gid));
   // The HTTP server's threads run from StartCredentials on, but /metrics reads what was set since:
   // the route exists only once Start has nothing left to set (before, a scrape gets 404).
   // AddRoute's lock orders these writes before every request's read.
@@ -260,6 +269,8 @@ MetricsSources Daemon::Sources() const {
   m.policies = &policies_;
   m.creds = cred_service_.get();
   m.redactor = &output_.redactor();
+  m.control = control_.get();
+  m.server = server_.get();
   return m;
 }
 
@@ -292,6 +303,7 @@ absl::Status Daemon::StartCredentials() {
   cc.run_dir = cfg_.run_dir;
   cc.trust_domain = cfg_.trust_domain;
   cc.http_addr = cfg_.http;
+  cc.http_hosts = cfg_.http_hosts;
   cc.providers = cfg_.credential_providers;
   cc.revocation_alert_after = cfg_.revocation_alert_after;
   cc.task_lookup = [this](pid_t, uint64_t, const std::string& cgroup_path) {

@@ -11,13 +11,13 @@ CredentialHooks Daemon::TaskCredentialHooks() {
   CredentialHooks h;
   h.on_task_start = [this](const identity::Task& t, const api::PeerCred& launcher) -> absl::Status {
     if (!t.compiled || t.compiled->credentials().empty()) return absl::OkStatus();
-    // The files belong to the task's owner (the launcher's uid; its child runs as it).
+    // The files belong to the user the task's processes run as.
     gid_t gid = launcher.gid;
-    if (static_cast<uint32_t>(launcher.uid) != t.owner_uid) {
-      passwd* pw = getpwuid(t.owner_uid);
-      gid = pw ? pw->pw_gid : t.owner_uid;
+    if (static_cast<uint32_t>(launcher.uid) != t.run_uid) {
+      passwd* pw = getpwuid(t.run_uid);
+      gid = pw ? pw->pw_gid : t.run_uid;
     }
-    return task_creds_->Issue(Claims(t), t.owner_uid, gid, t.compiled->credentials());
+    return task_creds_->Issue(Claims(t), t.run_uid, gid, t.compiled->credentials());
   };
   h.revoke = [this](const identity::Task& t, const std::string& reason) {
     return task_creds_->Revoke(t.id, reason);

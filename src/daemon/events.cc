@@ -1,5 +1,7 @@
 #include "daemon/events.h"
 
+#include <pwd.h>
+
 #include "absl/time/time.h"
 #include "util/util.h"
 
@@ -26,6 +28,9 @@ v1::Event TaskStartEvent(EventOutput& out, const identity::Task& task) {
   if (task.deadline != absl::InfiniteFuture()) ti->set_deadline(Rfc3339(task.deadline));
   for (const auto& [k, v] : task.params) (*ti->mutable_params())[k] = v;
   for (const auto& c : task.command) ti->add_command(c);
+  ti->set_run_uid(task.run_uid);
+  if (struct passwd* pw = getpwuid(task.run_uid)) ti->set_run_user(pw->pw_name);
+  ti->set_root(task.root);
   return e;
 }
 

@@ -7,7 +7,9 @@
 #include "creds/creds.h"
 #include "creds/redact.h"
 #include "daemon/adopt.h"
+#include "api/server.h"
 #include "daemon/approvals.h"
+#include "daemon/control.h"
 #include "daemon/output.h"
 #include "daemon/pipeline.h"
 #include "daemon/policies.h"
@@ -76,6 +78,11 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
   counters["tail_drops"] = m.output->tail_drops();
   counters["violations"] = pc.violations.load();
   counters["actions"] = m.lifecycle->actions();
+  if (m.control) {
+    counters["control_refused"] = m.control->refused();
+    counters["control_refused_from_tasks"] = m.control->refused_from_tasks();
+  }
+  if (m.server) counters["control_unidentified_peers"] = m.server->unidentified();
   if (m.adoption) m.adoption->AddCounters(s);
   if (m.creds) {
     auto depth = m.creds->OutboxDepth();
@@ -86,6 +93,9 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
         counters["revocations_failing_" + f.provider + "_oldest_s"] = absl::ToInt64Seconds(f.oldest_age);
       }
     }
+    const creds::WorkloadApiStats w = m.creds->workload_stats();
+    counters["workload_streams_open"] = w.streams_open;
+    counters["workload_streams_refused"] = w.streams_refused;
   }
   if (const journal::Journal* j = m.output->journal()) {
     journal::JournalStats js = j->stats();
@@ -113,6 +123,8 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     ts->set_mode(identity::TaskModeName(t->mode));
     if (t->deadline != absl::InfiniteFuture()) ts->set_deadline(Rfc3339(t->deadline));
     ts->set_processes(std::max(0, t->live_processes.load()));
+    ts->set_run_uid(t->run_uid);
+    ts->set_root(t->root);
   }
   s->set_policy_error(m.policies->error());
   s->set_intents_loaded(m.policies->Get()->intents().size());
@@ -225,6 +237,19 @@ std::string RenderMetrics(const MetricsSources& m) {
     absl::StrAppend(&o, "writ_journal_corrupt_tail ", int{js.new_segment_after_corruption}, "\n");
   }
   if (m.adoption) m.adoption->AppendMetrics(&o);
+  if (m.control) {
+    Head(&o, "writ_control_refused_total", "counter",
+         "Control requests refused on authorization, by where the caller was.");
+    absl::StrAppend(&o, "writ_control_refused_total{caller=\"task\"} ", m.control->refused_from_tasks(),
+                    "\n", "writ_control_refused_total{caller=\"host\"} ",
+                    m.control->refused() - m.control->refused_from_tasks(), "\n");
+  }
+  if (m.server) {
+    Head(&o, "writ_control_unidentified_peers_total", "counter",
+         "Control connections refused because their peer could not be identified (it exited, or its "
+         "pid no longer named it).");
+    absl::StrAppend(&o, "writ_control_unidentified_peers_total ", m.server->unidentified(), "\n");
+  }
   Head(&o, "writ_tasks_active", "gauge", "Tasks registered.");
   absl::StrAppend(&o, "writ_tasks_active ", m.registry->size(), "\n");
   Head(&o, "writ_approvals_pending", "gauge", "Approval requests waiting for a human.");
@@ -246,6 +271,13 @@ std::string RenderMetrics(const MetricsSources& m) {
                         absl::ToInt64Seconds(f.oldest_age), "\n");
       }
     }
+    const creds::WorkloadApiStats w = m.creds->workload_stats();
+    Head(&o, "writ_workload_api_streams_open", "gauge",
+         "Workload API FetchJWTBundles streams open.");
+    absl::StrAppend(&o, "writ_workload_api_streams_open ", w.streams_open, "\n");
+    Head(&o, "writ_workload_api_streams_refused_total", "counter",
+         "Workload API streams refused: a task's or all tasks' stream cap reached.");
+    absl::StrAppend(&o, "writ_workload_api_streams_refused_total ", w.streams_refused, "\n");
   }
   const LatencyHistogram& lat = pc.latency;
   Head(&o, "writ_verdict_latency_microseconds", "histogram",
@@ -260,6 +292,7 @@ std::string RenderMetrics(const MetricsSources& m) {
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_sum ", lat.sum_us(), "\n");
   absl::StrAppend(&o, "writ_verdict_latency_microseconds_count ", lat.count(), "\n");
   if (m.redactor) creds::AppendRedactionMetrics(*m.redactor, &o);  // writ_redactions_total{rule}
+  if (m.creds && m.creds->http_server()) o += m.creds->http_server()->MetricsText();  // writ_http_*
   return o;
 }
 

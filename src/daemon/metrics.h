@@ -9,6 +9,9 @@
 #include "bpf/loader.h"
 #include "writ/v1/api.pb.h"
 
+namespace writ::api {
+class Server;
+}
 namespace writ::creds {
 class CredentialService;
 class Redactor;
@@ -21,6 +24,7 @@ class ProcessTable;
 namespace writ::daemon {
 
 class Adoption;
+class ControlService;
 class Approvals;
 class Output;
 class Pipeline;
@@ -41,6 +45,8 @@ struct MetricsSources {
   const PolicyStore* policies = nullptr;
   creds::CredentialService* creds = nullptr;  // null: no credential service
   const creds::Redactor* redactor = nullptr;
+  const ControlService* control = nullptr;
+  const api::Server* server = nullptr;
 };
 
 void FillStatus(const MetricsSources& m, v1::StatusResponse* s);

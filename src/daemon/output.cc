@@ -153,6 +153,7 @@ void Output::Publish(const v1::Event& ev) {
     if (s.filter.violations_only() && !violation) continue;
     if (!s.filter.agent().empty() && s.filter.agent() != ev.agent().spiffe_id()) continue;
     if (!s.filter.task().empty() && s.filter.task() != ev.agent().task_id()) continue;
+    if (s.visible && !s.visible(ev)) continue;
     if (frame.empty()) {
       v1::Response r;
       *r.mutable_event() = ev;
@@ -169,9 +170,11 @@ void Output::Publish(const v1::Event& ev) {
   }
 }
 
-void Output::Tail(int fd, const v1::TailRequest& filter) {
+void Output::Tail(int fd, const v1::TailRequest& filter,
+                  std::function<bool(const v1::Event&)> visible) {
   auto sub = std::make_shared<Subscriber>();
   sub->filter = filter;
+  sub->visible = std::move(visible);
   {
     absl::MutexLock lock(&out_mu_);
     subscribers_.push_back(sub);

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -49,8 +50,9 @@ class Output final : public EventOutput {
   // The pipeline's drained batch goes to the sinks (and its findings to the journal thread) as one.
   void Commit();
 
-  // Streams every matching event to a tail client on `fd` until the client goes away or Stop.
-  void Tail(int fd, const v1::TailRequest& filter);
+  // Streams every matching event the caller may see (`visible`; null: all) to a tail client on `fd`
+  // until the client goes away or Stop.
+  void Tail(int fd, const v1::TailRequest& filter, std::function<bool(const v1::Event&)> visible);
 
   // Shutdown, in this order: StopJournal writes every queued finding and action; Stop flushes the
   // sinks within `budget` (what is left is spooled or counted) and ends every tail stream.
@@ -70,6 +72,7 @@ class Output final : public EventOutput {
  private:
   struct Subscriber {
     v1::TailRequest filter;
+    std::function<bool(const v1::Event&)> visible;
     absl::Mutex mu;
     absl::CondVar cv;
     std::deque<std::string> frames ABSL_GUARDED_BY(mu);

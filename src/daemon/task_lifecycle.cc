@@ -203,6 +203,7 @@ void TaskLifecycle::Housekeeping() {
     a.mutable_approval()->set_id(r.id);
     a.mutable_approval()->set_reason("expired");
     d_.output.Emit(a);
+    if (Has(r.responses, "kill")) (void)KillNow(*t);  // before the thaw, as ControlService::Decide
     (void)Signal(r.pid, r.start_ns, SIGKILL);
     Freeze(*t, false, &r.cause, "approval expired");
     RunResponses(*t, r.cause, r.responses, "approval expired: " + r.action);

@@ -43,6 +43,8 @@ std::shared_ptr<Task> TaskFromRecord(const v1::TaskRecord& r) {
   t->cgroup_id = r.cgroup_id();
   t->slot = r.slot();
   t->owner_uid = r.owner_uid();
+  t->run_uid = r.run_uid();
+  t->root = r.root();
   t->start = absl::FromUnixNanos(r.start_unix_ns());
   if (r.deadline_unix_ns()) t->deadline = absl::FromUnixNanos(r.deadline_unix_ns());
   return t;
@@ -66,6 +68,8 @@ void TaskLifecycle::Save(const Task& t, const v1::Intent* spec) {
   r.set_cgroup_id(t.cgroup_id);
   r.set_slot(t.slot);
   r.set_owner_uid(t.owner_uid);
+  r.set_run_uid(t.run_uid);
+  r.set_root(t.root);
   r.set_start_unix_ns(absl::ToUnixNanos(t.start));
   if (t.deadline != absl::InfiniteFuture()) r.set_deadline_unix_ns(absl::ToUnixNanos(t.deadline));
   if (spec) *r.mutable_intent_spec() = *spec;

@@ -1,10 +1,16 @@
 #include "http/client.h"
 
-#include <algorithm>
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "net/tls_conn.h"
@@ -12,145 +18,327 @@
 namespace writ::http {
 namespace {
 
-struct Url {
-  bool tls = false;
-  std::string host;
-  std::string port = "80";
-  std::string target = "/";
+using net::Failure;
+using net::WithFailure;
+
+struct CurlUrlDeleter {
+  void operator()(CURLU* u) const { curl_url_cleanup(u); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
-absl::StatusOr<Url> ParseUrl(const std::string& url) {
-  Url u;
-  std::string rest;
-  if (url.rfind("https://", 0) == 0) {
-    u.tls = true;
-    u.port = "443";
-    rest = url.substr(8);
-  } else if (url.rfind("http://", 0) == 0) {
-    rest = url.substr(7);
-  } else {
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct Target {
+  bool tls = false;
+  std::string host;  // without brackets
+  std::string port;
+  bool loopback = false;
+  bool is_ip = false;
+};
+
+std::string CurlPart(CURLU* u, CURLUPart part) {
+  char* v = nullptr;
+  if (curl_url_get(u, part, &v, 0) != CURLUE_OK || v == nullptr) return "";
+  std::string out(v);
+  curl_free(v);
+  return out;
+}
+
+absl::StatusOr<Target> ParseTarget(const std::string& url) {
+  std::unique_ptr<CURLU, CurlUrlDeleter> u(curl_url());
+  if (!u) return absl::ResourceExhaustedError("curl_url: out of memory");
+  if (!absl::StartsWith(url, "http://") && !absl::StartsWith(url, "https://")) {
     return absl::InvalidArgumentError(
         absl::StrCat("url '", url, "': only http:// and https:// are supported"));
   }
-  size_t slash = rest.find('/');
-  std::string authority = rest.substr(0, slash);
-  if (slash != std::string::npos) u.target = rest.substr(slash);
-  if (authority.find('@') != std::string::npos) {
-    return absl::InvalidArgumentError("url: userinfo is not supported (it would leak credentials in logs)");
+  if (CURLUcode rc = curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0); rc != CURLUE_OK) {
+    return absl::InvalidArgumentError(absl::StrCat("url '", url, "': ", curl_url_strerror(rc)));
   }
-  size_t colon = authority.rfind(':');
-  if (!authority.empty() && authority[0] == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string::npos) return absl::InvalidArgumentError(absl::StrCat("url '", url, "': bad IPv6 host"));
-    u.host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') u.port = authority.substr(close + 2);
-  } else if (colon != std::string::npos) {
-    u.host = authority.substr(0, colon);
-    u.port = authority.substr(colon + 1);
+  if (!CurlPart(u.get(), CURLUPART_USER).empty() ||
+      !CurlPart(u.get(), CURLUPART_PASSWORD).empty()) {
+    return absl::InvalidArgumentError(
+        "url: userinfo is not supported (it would leak credentials in logs)");
+  }
+  Target t;
+  t.tls = CurlPart(u.get(), CURLUPART_SCHEME) == "https";
+  t.host = CurlPart(u.get(), CURLUPART_HOST);
+  if (t.host.size() > 2 && t.host.front() == '[' && t.host.back() == ']')
+    t.host = t.host.substr(1, t.host.size() - 2);
+  if (t.host.empty())
+    return absl::InvalidArgumentError(absl::StrCat("url '", url, "': empty host"));
+  t.port = CurlPart(u.get(), CURLUPART_PORT);
+  if (t.port.empty()) t.port = t.tls ? "443" : "80";
+  in_addr a4;
+  in6_addr a6;
+  if (inet_pton(AF_INET, t.host.c_str(), &a4) == 1) {
+    t.is_ip = true;
+    t.loopback = (ntohl(a4.s_addr) >> 24) == 127;
+  } else if (inet_pton(AF_INET6, t.host.c_str(), &a6) == 1) {
+    t.is_ip = true;
+    t.loopback = IN6_IS_ADDR_LOOPBACK(&a6);
   } else {
-    u.host = authority;
+    t.loopback = absl::EqualsIgnoreCase(t.host, "localhost");
   }
-  if (u.host.empty()) return absl::InvalidArgumentError(absl::StrCat("url '", url, "': empty host"));
-  return u;
+  return t;
 }
 
-absl::StatusOr<std::string> DecodeChunked(std::string_view in) {
-  std::string out;
-  size_t pos = 0;
-  for (int guard = 0; guard < 100000; ++guard) {
-    size_t e = in.find("\r\n", pos);
-    if (e == std::string_view::npos) return absl::DataLossError("chunked: truncated size line");
-    std::string size_hex(in.substr(pos, e - pos));
-    size_t semi = size_hex.find(';');
-    if (semi != std::string::npos) size_hex.resize(semi);
-    size_t n = 0;
-    if (!absl::SimpleHexAtoi(size_hex, &n)) return absl::DataLossError("chunked: bad size");
-    pos = e + 2;
-    if (n == 0) return out;
-    if (pos + n > in.size()) return absl::DataLossError("chunked: truncated chunk");
-    out.append(in.substr(pos, n));
-    pos += n + 2;
+bool HasCtl(std::string_view s) {
+  for (char c : s) {
+    if (c == '\r' || c == '\n' || c == '\0') return true;
   }
-  return absl::DataLossError("chunked: too many chunks");
+  return false;
+}
+
+struct Exchange {
+  ClientResponse resp;
+  size_t max = 0;
+  bool too_large = false;
+  const Target* target = nullptr;
+};
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) {
+  auto* x = static_cast<Exchange*>(user);
+  const size_t len = size * n;
+  if (x->resp.body.size() + len > x->max) {
+    x->too_large = true;
+    return 0;  // aborts the transfer: CURLE_WRITE_ERROR
+  }
+  x->resp.body.append(data, len);
+  return len;
+}
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* x = static_cast<Exchange*>(user);
+  const size_t len = size * n;
+  absl::string_view line(data, len);
+  if (absl::StartsWith(line, "HTTP/")) {
+    x->resp.headers.clear();  // a new response (after 100 Continue): its headers only
+    return len;
+  }
+  const size_t colon = line.find(':');
+  if (colon == absl::string_view::npos) return len;
+  std::string name = absl::AsciiStrToLower(absl::string_view(data, colon));
+  std::string value(
+      absl::StripAsciiWhitespace(absl::string_view(data + colon + 1, len - colon - 1)));
+  x->resp.headers.emplace_back(std::move(name), std::move(value));
+  return len;
+}
+
+// The same name check as net::Conn, done by OpenSSL during the handshake, so a mismatch reads
+// "certificate verify failed: IP address mismatch" / "hostname mismatch" like the sinks' syslog
+// connections (libcurl checks the name again itself after the handshake).
+CURLcode OnSslCtx(CURL*, void* ssl_ctx, void* user) {
+  const auto* t = static_cast<const Target*>(user);
+  X509_VERIFY_PARAM* param = SSL_CTX_get0_param(static_cast<SSL_CTX*>(ssl_ctx));
+  const int ok = t->is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, t->host.c_str())
+                          : X509_VERIFY_PARAM_set1_host(param, t->host.c_str(), 0);
+  return ok == 1 ? CURLE_OK : CURLE_SSL_CERTPROBLEM;
+}
+
+absl::Status Failed(CURL* c, CURLcode rc, const char* errbuf, const ClientRequest& req,
+                    const Target& t, const Exchange& x) {
+  const std::string detail =
+      errbuf[0] != '\0' ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+  const std::string hostport = absl::StrCat(t.host, ":", t.port);
+  long os_errno = 0;
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);
+  curl_off_t connected_us = 0;
+  curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connected_us);
+  switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return WithFailure(absl::UnavailableError(absl::StrCat("resolve ", t.host, ": ", detail)),
+                         Failure::kResolve);
+    case CURLE_COULDNT_CONNECT:
+      return WithFailure(
+          absl::UnavailableError(absl::StrCat(
+              hostport, ": connect: ", os_errno ? strerror(static_cast<int>(os_errno)) : detail)),
+          Failure::kConnect);
+    case CURLE_OPERATION_TIMEDOUT:
+      if (connected_us == 0) {
+        return WithFailure(absl::UnavailableError(absl::StrCat(hostport, ": connect: timed out")),
+                           Failure::kConnect);
+      }
+      return WithFailure(absl::DeadlineExceededError(
+                             absl::StrCat("no complete response from ", req.url,
+                                          ": timed out after ", absl::FormatDuration(req.timeout))),
+                         Failure::kTimeout);
+    case CURLE_PEER_FAILED_VERIFICATION: {
+      long vr = X509_V_OK;
+      curl_easy_getinfo(c, CURLINFO_SSL_VERIFYRESULT, &vr);
+      const std::string why = vr != X509_V_OK ? X509_verify_cert_error_string(vr) : detail;
+      return WithFailure(absl::UnavailableError(absl::StrCat("TLS handshake with ", t.host,
+                                                             ": certificate verify failed: ", why)),
+                         Failure::kTlsVerify);
+    }
+    case CURLE_SSL_CACERT_BADFILE:
+      return WithFailure(
+          absl::FailedPreconditionError(absl::StrCat(
+              "load CA file ", req.ca_file.empty() ? "(system store)" : req.ca_file, ": ", detail)),
+          Failure::kTls);
+    case CURLE_SSL_CERTPROBLEM:
+      return WithFailure(absl::FailedPreconditionError(absl::StrCat(
+                             "load client cert ", req.cert, " / key ", req.key, ": ", detail)),
+                         Failure::kTls);
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+      return WithFailure(
+          absl::UnavailableError(absl::StrCat("TLS handshake with ", t.host, ": ", detail)),
+          Failure::kTls);
+    case CURLE_WRITE_ERROR:
+    case CURLE_FILESIZE_EXCEEDED:
+      if (x.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("response from ", req.url, " exceeds ", req.max_response_bytes, " bytes"));
+      }
+      break;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return WithFailure(
+          absl::DataLossError(absl::StrCat("malformed response from ", req.url, ": ", detail)),
+          Failure::kIo);
+    case CURLE_OUT_OF_MEMORY:
+      return absl::ResourceExhaustedError(absl::StrCat(req.url, ": out of memory"));
+    default:
+      break;
+  }
+  // Send/receive errors, a connection closed before the response, HTTP/2 stream errors.
+  return WithFailure(absl::UnavailableError(absl::StrCat(req.method, " ", req.url, ": ", detail)),
+                     Failure::kIo);
 }
 
 }  // namespace
 
-absl::StatusOr<ClientResponse> Fetch(const ClientRequest& req) {
-  auto url = ParseUrl(req.url);
-  if (!url.ok()) return url.status();
-  int port = 0;
-  if (!absl::SimpleAtoi(url->port, &port) || port <= 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("url '", req.url, "': bad port"));
+struct Client::Handle {
+  CURL* curl = nullptr;
+  ~Handle() {
+    if (curl != nullptr) curl_easy_cleanup(curl);
   }
-  const absl::Time deadline = absl::Now() + req.timeout;
-  net::TlsOptions tls;
-  tls.enabled = url->tls;
-  tls.ca_file = req.ca_file;
-  net::Conn conn;
-  if (absl::Status st = conn.Connect(url->host, port, tls, req.timeout); !st.ok()) {
-    // "127.0.0.1:1: connect: Connection refused", "TLS handshake with host: certificate verify
-    // failed: ..."; the net::Failure payload stays for callers that count by cause.
-    return st;
+};
+
+Client::Client() : h_(std::make_unique<Handle>()) { GlobalInit(); }
+Client::~Client() = default;
+
+absl::StatusOr<ClientResponse> Client::Fetch(const ClientRequest& req) {
+  absl::StatusOr<Target> t = ParseTarget(req.url);
+  if (!t.ok()) return t.status();
+  if (req.method.empty() || HasCtl(req.method) || req.method.find(' ') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("bad method '", req.method, "'"));
   }
-  std::string msg = absl::StrCat(req.method, " ", url->target, " HTTP/1.1\r\nHost: ", url->host, ":", url->port,
-                                 "\r\nConnection: close\r\nContent-Length: ", req.body.size(), "\r\n");
-  for (const auto& [k, v] : req.headers) absl::StrAppend(&msg, k, ": ", v, "\r\n");
-  absl::StrAppend(&msg, "\r\n", req.body);
-  // A server may answer early (413) and stop reading; its reply is still worth reading.
-  const bool send_incomplete = !conn.WriteAll(msg, deadline).ok();
-  std::string buf;
-  for (;;) {
-    if (buf.size() > req.max_response_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat("response from ", req.url, " exceeds ",
-                                                       req.max_response_bytes, " bytes"));
+  if (req.cert.empty() != req.key.empty()) {
+    return absl::InvalidArgumentError("client certificate and key go together");
+  }
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  auto add = [&headers](const std::string& line) {
+    curl_slist* l = curl_slist_append(headers.get(), line.c_str());
+    if (l != nullptr) {
+      (void)headers.release();
+      headers.reset(l);
     }
-    absl::StatusOr<size_t> n = conn.ReadSome(&buf, req.max_response_bytes + 1 - buf.size(), deadline);
-    if (n.ok() && *n > 0) continue;
-    if (n.ok()) break;
-    if (net::FailureOf(n.status()) == net::Failure::kTimeout) {
-      return absl::DeadlineExceededError(absl::StrCat("no complete response from ", req.url));
+    return l != nullptr;
+  };
+  bool content_type = false;
+  for (const auto& [k, v] : req.headers) {
+    if (k.empty() || HasCtl(k) || HasCtl(v) || k.find(':') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("header '", k, "': bad name or value (CR, LF, NUL or ':')"));
     }
-    if (send_incomplete && !buf.empty()) break;  // the reset that follows an early answer
-    return absl::UnavailableError(absl::StrCat("recv from ", req.url, ": ", n.status().message()));
+    if (absl::EqualsIgnoreCase(k, "content-type")) content_type = true;
+    if (!add(absl::StrCat(k, ": ", v)))
+      return absl::ResourceExhaustedError("curl_slist_append: out of memory");
   }
-  conn.Close();
-  size_t he = buf.find("\r\n\r\n");
-  if (he == std::string::npos && send_incomplete) {
-    return absl::DeadlineExceededError(absl::StrCat("send to ", req.url, " did not complete"));
-  }
-  if (he == std::string::npos || buf.rfind("HTTP/1.", 0) != 0 || buf.size() < 12) {
-    return absl::DataLossError(absl::StrCat("malformed response from ", req.url));
-  }
-  ClientResponse resp;
-  if (!absl::SimpleAtoi(buf.substr(9, 3), &resp.status)) {
-    return absl::DataLossError(absl::StrCat("malformed status line from ", req.url));
-  }
-  std::string_view head(buf.data(), he);
-  size_t pos = head.find("\r\n");
-  bool chunked = false;
-  while (pos != std::string_view::npos && pos < head.size()) {
-    pos += 2;
-    size_t e = head.find("\r\n", pos);
-    std::string_view h = head.substr(pos, e == std::string_view::npos ? std::string_view::npos : e - pos);
-    size_t colon = h.find(':');
-    if (colon != std::string_view::npos) {
-      std::string name = absl::AsciiStrToLower(absl::string_view(h.data(), colon));
-      std::string value(absl::StripAsciiWhitespace(absl::string_view(h.data() + colon + 1, h.size() - colon - 1)));
-      if (name == "transfer-encoding" && absl::StrContains(absl::AsciiStrToLower(value), "chunked")) chunked = true;
-      resp.headers.emplace_back(std::move(name), std::move(value));
-    }
-    pos = e;
-  }
-  std::string_view body(buf.data() + he + 4, buf.size() - he - 4);
-  if (chunked) {
-    auto d = DecodeChunked(body);
-    if (!d.ok()) return d.status();
-    resp.body = std::move(*d);
+  // No "Expect: 100-continue" round trip; no Content-Type the caller did not ask for.
+  add("Expect:");
+  if (!content_type) add("Content-Type:");
+
+  if (h_->curl == nullptr) {
+    h_->curl = curl_easy_init();
+    if (h_->curl == nullptr) return absl::ResourceExhaustedError("curl_easy_init failed");
   } else {
-    resp.body = std::string(body);
+    curl_easy_reset(h_->curl);  // options only: live connections and caches stay
   }
-  return resp;
+  CURL* c = h_->curl;
+  Exchange x;
+  x.max = req.max_response_bytes;
+  x.target = &*t;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  const long timeout_ms =
+      std::max<long>(1, static_cast<long>(absl::ToInt64Milliseconds(req.timeout)));
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "writd");
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(req.max_response_bytes));
+  if (t->loopback) curl_easy_setopt(c, CURLOPT_PROXY, "");  // never through a proxy
+  // TLS: always verified (peer and name), TLS 1.2 or later.
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  curl_easy_setopt(c, CURLOPT_CA_CACHE_TIMEOUT, 60L);  // a replaced CA file counts within a minute
+  if (!req.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
+  if (!req.cert.empty()) {
+    curl_easy_setopt(c, CURLOPT_SSLCERT, req.cert.c_str());
+    curl_easy_setopt(c, CURLOPT_SSLKEY, req.key.c_str());
+  }
+  if (t->tls) {
+    curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, OnSslCtx);
+    curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, static_cast<void*>(const_cast<Target*>(&*t)));
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
+  if (req.method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "GET" && req.body.empty()) {
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    if (req.method != "POST") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
+
+  const CURLcode rc = curl_easy_perform(c);
+  // Nothing of this request may outlive it in the handle (the header list, the target).
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, nullptr);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
+  if (rc != CURLE_OK) return Failed(c, rc, errbuf, req, *t, x);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  long version = 0;
+  curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
+  x.resp.status = static_cast<int>(status);
+  x.resp.http_version = version == CURL_HTTP_VERSION_2_0   ? 20
+                        : version == CURL_HTTP_VERSION_1_0 ? 10
+                                                           : 11;
+  return std::move(x.resp);
+}
+
+absl::StatusOr<ClientResponse> Fetch(const ClientRequest& req) {
+  Client c;
+  return c.Fetch(req);
 }
 
 }  // namespace writ::http

@@ -1,31 +1,37 @@
-// writ_http: a small HTTP/1.1 server for loopback-only endpoints (token introspection, JWKS, /metrics).
-// One acceptor thread hands connections to a few workers through a bounded queue; one request per
-// connection (Connection: close). Requests are bounded (64 KiB by default → 413) and every read/write has
-// a deadline, so a slow or hostile local client cannot pin a worker.
+// writ_http: writd's HTTP/1.1 server (token introspection and revocation, JWKS, discovery,
+// /metrics), on Boost.Beast's parser and Boost.Asio (chosen by measurement: docs/architecture.md,
+// "HTTP").
+//
+// A few threads (`workers`) run every connection asynchronously and the route handlers; an idle or
+// slow connection holds a socket and a few hundred bytes, never a thread. Keep-alive. Every request
+// has one deadline (`io_timeout`) from the moment the server waits for its first byte to its last,
+// so a client that trickles bytes (slowloris) is cut off like a silent one; the response has its
+// own. At `max_connections` a new connection closes the one that has waited longest for a request
+// (never one whose handler runs), so idle connections cannot lock out a request. Requests are
+// bounded (431 for the headers, 413 for the whole), chunked request bodies are refused (411), and
+// the Host header must name this server (421 otherwise: a browser page whose name was rebound to
+// 127.0.0.1 reads nothing). The listen address must be a loopback address.
 #pragma once
 
-#include <atomic>
-#include <deque>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "http/parse.h"
 
 namespace writ::http {
 
 struct Request {
   std::string method;
-  std::string path;   // without the query
-  std::string query;  // raw, after '?'
+  std::string path;                                          // %-decoded, without the query
+  std::string query;                                         // raw, after '?'
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
   std::string peer;  // "127.0.0.1:port"
@@ -45,51 +51,61 @@ using Handler = std::function<Response(const Request&)>;
 
 struct ServerOptions {
   std::string address = "127.0.0.1:0";  // host:port; host must be a loopback address
-  int workers = 2;
-  size_t max_request_bytes = 64 * 1024;
-  size_t max_queued_connections = 64;
+  // Host header names served besides the listen address's host and "localhost" (case-insensitive,
+  // with or without this server's port). Any other Host gets 421.
+  std::vector<std::string> allowed_hosts;
+  int workers = 2;                       // threads running the connections and the handlers: 1..64
+  size_t max_request_bytes = 64 * 1024;  // request line + headers + body; beyond: 413
+  size_t max_header_bytes = 16 * 1024;   // request line + headers; beyond: 431
+  size_t max_connections = 256;          // open connections; see the banner for what happens beyond
+  // Per request: from the wait for its first byte to its last (also the keep-alive idle time), and
+  // again for writing the response.
   absl::Duration io_timeout = absl::Seconds(5);
+};
+
+// Counters since Start(); every connection or request the server refuses or cuts off is counted.
+struct ServerStats {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_evicted = 0;  // closed at max_connections to make room for a new one
+  uint64_t connections_refused = 0;  // accept failed (e.g. out of file descriptors)
+  uint64_t connections_open = 0;
+  uint64_t requests = 0;        // answered by a route, 404 or 405
+  uint64_t timeouts = 0;        // request not complete within io_timeout (408 or closed)
+  uint64_t too_large = 0;       // 413 and 431
+  uint64_t bad_requests = 0;    // 400 and 411: malformed, chunked, missing Host
+  uint64_t host_refused = 0;    // 421: Host names another server
+  uint64_t handler_errors = 0;  // a handler threw: 500
 };
 
 class Server {
  public:
   static absl::StatusOr<std::unique_ptr<Server>> Create(ServerOptions options);
   ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
   // Routes are matched exactly on method and path. Add routes before or after Start().
   void AddRoute(std::string method, std::string path, Handler handler);
-  absl::Status Start();  // binds, listens, spawns threads
-  void Stop();           // idempotent; joins threads
-  int port() const { return port_; }
+  absl::Status Start();  // binds, listens, starts the worker threads
+  void Stop();           // idempotent; closes every connection, joins the threads
+  int port() const;
   std::string address() const;
 
+  ServerStats stats() const;
+  // The counters above in Prometheus text format (writ_http_*), for a /metrics handler.
+  std::string MetricsText() const;
+
+  // Parses `bytes` as one request with the parser and limits a connection uses, and answers it as a
+  // connection would (Host check, routing, handler): the serialized response. No socket is
+  // involved; bytes missing at the end are answered like a client that stopped sending (408). The
+  // fuzz target's entry point (tests/fuzz/http_request_fuzz.cc).
+  std::string ServeBytes(std::string_view bytes, const std::string& peer = "127.0.0.1:1");
+
+  struct Impl;
+
  private:
-  explicit Server(ServerOptions o) : options_(std::move(o)) {}
-  void AcceptLoop();
-  void WorkerLoop();
-  void Serve(int fd, const std::string& peer);
-  Handler Lookup(const std::string& method, const std::string& path, bool* path_known) const;
-
-  const ServerOptions options_;
-  std::string host_;
-  int port_ = 0;
-  int listen_fd_ = -1;
-  int wake_pipe_[2] = {-1, -1};
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
-  std::vector<std::thread> workers_;
-
-  mutable absl::Mutex routes_mu_;
-  std::map<std::pair<std::string, std::string>, Handler> routes_ ABSL_GUARDED_BY(routes_mu_);
-
-  absl::Mutex queue_mu_;
-  std::deque<std::pair<int, std::string>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
-
-// application/x-www-form-urlencoded → map (last value wins). Bad %-escapes are an error.
-absl::StatusOr<std::map<std::string, std::string>> ParseForm(std::string_view body);
-absl::StatusOr<std::string> UrlDecode(std::string_view s, bool plus_is_space = true);
-std::string UrlEncode(std::string_view s);
-std::string_view StatusText(int status);
 
 }  // namespace writ::http

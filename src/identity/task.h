@@ -47,7 +47,11 @@ struct Task {
   std::string cgroup_path;
   uint64_t cgroup_id = 0;
   uint32_t slot = 0;
-  uint32_t owner_uid = 0;
+  uint32_t owner_uid = 0;  // who launched it (the control peer's uid; the adopted process's uid)
+  uint32_t run_uid = 0;    // who its processes run as (credential files are theirs)
+  bool root = false;       // runs as root: opted in on the command line and in the intent
+  // The control connection that created it: only that connection may start it (ControlService).
+  uint64_t launcher_conn = 0;
   absl::Time start;
   absl::Time deadline = absl::InfiniteFuture();
   std::shared_ptr<const intent::CompiledIntent> compiled;  // null: nothing is judged

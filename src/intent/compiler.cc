@@ -46,7 +46,6 @@ absl::Duration CompiledIntent::approval_timeout(const Rule* r) const {
 
 KernelTables CompiledIntent::kernel_tables() const {
   KernelTables t;
-  t.exec_judged = exec_judged_;
   t.exec_default_deny = exec_judged_ && exec_allow_.present();
   t.exec_allow_exact = exec_allow_.ExactPaths();
   t.exec_deny_exact = exec_deny_.ExactPaths();
@@ -56,8 +55,26 @@ KernelTables CompiledIntent::kernel_tables() const {
   t.exec_any_judged = exec_judged_ || !approvals_.empty();
   for (const Approval& a : approvals_) {
     if (a.exe.kind() == Glob::Kind::kExact) t.exec_approval_exact.push_back(a.exe.literal());
-    if (a.exe.kind() != Glob::Kind::kExact || !a.args.empty()) t.exec_has_globs = true;
+    // An exact program is in the table as APPROVAL: the kernel stops each of its execs before the
+    // first instruction and userspace judges the argv. A program glob only userspace can match;
+    // argument patterns send every exec there too (conservative, as before).
+    if (a.exe.kind() != Glob::Kind::kExact || !a.any_invocation()) t.exec_has_globs = true;
   }
+  // An exact exec.allow path a program-glob approval matches ("/usr/**/git" and /usr/bin/git) must not
+  // reach the table as ALLOW, or the kernel would let it run before writd judged its argv: it is an
+  // approval path too (APPROVAL overrides ALLOW in the table).
+  for (const std::string& p : t.exec_allow_exact) {
+    for (const Approval& a : approvals_) {
+      if (a.exe.kind() != Glob::Kind::kExact && a.exe.Match(p)) {
+        t.exec_approval_exact.push_back(p);
+        break;
+      }
+    }
+  }
+  // Approval rules judge execs without an exec: category too: the kernel must then stop what its
+  // table cannot decide (WRIT_TASK_EXEC_USER is set from exec_judged && exec_has_globs), or a
+  // program a glob approval names would run before writd asked.
+  t.exec_judged = exec_judged_ || !approvals_.empty();
   t.net_judged = net_judged_;
   t.net_default_deny = net_judged_ && net_allow_present_;
   auto add = [&](const std::vector<NetEntry>& v, bool deny) {
@@ -124,6 +141,7 @@ class Compiler {
     RETURN_IF_ERROR(BindParams());
     ci_->name_ = in_.name();
     ci_->mode_ = in_.mode();
+    ci_->run_as_root_ = in_.run_as_root();
     ci_->severity_ = in_.severity().empty() ? "high" : in_.severity();
     ci_->frameworks_.assign(in_.frameworks().begin(), in_.frameworks().end());
     ci_->responses_.assign(in_.on_violation().begin(), in_.on_violation().end());
@@ -161,18 +179,30 @@ class Compiler {
       CompiledIntent::Approval ap;
       std::vector<std::string> args;
       for (const auto& arg : a.args()) args.push_back(SubstituteParams(arg, values_, &unset));
+      const std::string sub = SubstituteParams(a.subcommand(), values_, &unset);
       if (unset) continue;
       auto g = Glob::ParsePath(exe);
       if (!g.ok()) return FieldError(field + ".exec", g.status().message());
       ap.exe = *std::move(g);
+      // Proto3 has no presence for a repeated field: the loader sets args_present. A message built
+      // by hand (tests, the API) that lists arguments means them.
+      ap.args_present = a.args_present() || !args.empty();
       for (const auto& arg : args) ap.args.push_back(Glob::ParseArg(arg));
+      if (!sub.empty()) {
+        if (sub == "**")
+          return FieldError(
+              field + ".subcommand",
+              "\"**\" is not a subcommand (leave subcommand out to ask for every invocation)");
+        ap.has_subcommand = true;
+        ap.subcommand = Glob::ParseArg(sub);
+      }
       ap.timeout = absl::Minutes(5);
       if (!a.timeout().empty()) {
         auto d = ParseDurationStrict(SubstituteParams(a.timeout(), values_, &unset));
         if (!d.ok()) return FieldError(field + ".timeout", d.status().message());
         ap.timeout = *d;
       }
-      std::string shown = args.empty() ? exe : absl::StrCat(exe, " ", absl::StrJoin(args, " "));
+      const std::string shown = ApprovalShown(exe, ap.args_present, args, sub);
       ap.rule = AddRule(field, Category::kApproval,
                         absl::StrCat("exec requires approval by ", field, " (", shown, ")"), shown);
       ci_->approvals_.push_back(std::move(ap));
@@ -338,6 +368,21 @@ class Compiler {
         if (lstat(it->path().c_str(), &st) == 0) add(st, rule);
       }
     }
+  }
+
+  // What an approval rule asks for, as the rule's pattern and in its reason:
+  // "/usr/bin/sudo, any arguments", "/usr/bin/git [options] push", "/usr/bin/git push **",
+  // "/usr/bin/top, no arguments", "/usr/bin/git [options] push, nothing after it".
+  static std::string ApprovalShown(const std::string& exe, bool args_present,
+                                   const std::vector<std::string>& args, const std::string& sub) {
+    std::string out = exe;
+    if (!sub.empty()) absl::StrAppend(&out, " [options] ", sub);
+    if (!args.empty()) absl::StrAppend(&out, " ", absl::StrJoin(args, " "));
+    if (sub.empty() && !args_present) absl::StrAppend(&out, ", any arguments");
+    if (args_present && args.empty()) {
+      absl::StrAppend(&out, sub.empty() ? ", no arguments" : ", nothing after it");
+    }
+    return out;
   }
 
   int AddRule(absl::string_view field, Category cat, std::string reason, std::string pattern) {

@@ -68,6 +68,17 @@ struct Engine {
     return 0;
   }
 
+  // The argument side of an approval rule; `name` is the program's own place in argv
+  // (ScriptArgIndex for a script). No `args:` and no `subcommand:`: every invocation.
+  static bool ApprovalArgs(const CompiledIntent::Approval& a, const writ::v1::Process& p,
+                           int name) {
+    if (a.has_subcommand) {
+      return MatchSubcommand(a.subcommand, a.args_present ? &a.args : nullptr, p.args(), name,
+                             p.args_truncated());
+    }
+    return !a.args_present || MatchArgs(a.args, p.args(), name, p.args_truncated());
+  }
+
   static Verdict Exec(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
     if (int r = Limits(ci, ctx, true); r >= 0) return V(ci, Verdict::kViolation, r);
     const bool judged = ci.exec_judged_ || !ci.approvals_.empty();
@@ -101,9 +112,9 @@ struct Engine {
     }
     for (const auto& a : ci.approvals_) {
       if (a.exe.Match(exe)) {
-        if (MatchArgs(a.args, ev.process().args())) return V(ci, Verdict::kNeedsApproval, a.rule);
+        if (ApprovalArgs(a, ev.process(), 0)) return V(ci, Verdict::kNeedsApproval, a.rule);
       } else if (!script.empty() && a.exe.Match(script) &&
-                 MatchArgs(a.args, ev.process().args(), ScriptArgIndex(ev.process()))) {
+                 ApprovalArgs(a, ev.process(), ScriptArgIndex(ev.process()))) {
         Verdict v = V(ci, Verdict::kNeedsApproval, a.rule);
         v.by_script = true;
         return v;

@@ -4,8 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "writ/abi/events.h"
 
 namespace writ::intent {
+
+static_assert(kArgCutBytes == WRIT_NAME_MAX, "the decoder cuts an argument at WRIT_NAME_MAX bytes");
 
 bool WildMatch(absl::string_view p, absl::string_view s, bool star_crosses_slash) {
   // Classic single-backtrack-point wildcard match: linear in practice, O(|p|*|s|) worst case.
@@ -151,8 +154,18 @@ bool Glob::Match(absl::string_view s) const {
   return pi == n;
 }
 
-bool MatchArgs(const std::vector<Glob>& p, const google::protobuf::RepeatedPtrField<std::string>& argv,
-               int name) {
+namespace {
+
+using Argv = google::protobuf::RepeatedPtrField<std::string>;
+
+// An argument writd may have seen only the beginning of (see MatchArgs).
+bool MayBeCut(const Argv& argv, int i, bool truncated) {
+  return truncated && (i == argv.size() - 1 || argv.Get(i).size() >= kArgCutBytes);
+}
+
+}  // namespace
+
+bool MatchArgs(const std::vector<Glob>& p, const Argv& argv, int name, bool truncated) {
   const int n = static_cast<int>(p.size());
   int pi = 0, ai = name + 1;  // argv[name] is the program's name, judged by the exe pattern
   int star_pi = -1, star_ai = 0;
@@ -160,7 +173,7 @@ bool MatchArgs(const std::vector<Glob>& p, const google::protobuf::RepeatedPtrFi
     if (pi < n && p[pi].is_any_args()) {
       star_pi = pi++;
       star_ai = ai;
-    } else if (pi < n && p[pi].Match(argv.Get(ai))) {
+    } else if (pi < n && (p[pi].Match(argv.Get(ai)) || MayBeCut(argv, ai, truncated))) {
       ++pi;
       ++ai;
     } else if (star_pi >= 0) {
@@ -170,8 +183,39 @@ bool MatchArgs(const std::vector<Glob>& p, const google::protobuf::RepeatedPtrFi
       return false;
     }
   }
+  // Every argument seen is matched by a prefix of the patterns: unseen arguments could complete it.
+  if (truncated) return true;
   while (pi < n && p[pi].is_any_args()) ++pi;
   return pi == n;
+}
+
+bool MatchSubcommand(const Glob& sub, const std::vector<Glob>* args, const Argv& argv, int name,
+                     bool truncated) {
+  auto rest_matches = [&](int at) {
+    return args == nullptr || MatchArgs(*args, argv, at, truncated);
+  };
+  if (name == 0 && argv.size() > 0) {
+    absl::string_view prog = argv.Get(0);
+    if (size_t slash = prog.rfind('/'); slash != absl::string_view::npos)
+      prog.remove_prefix(slash + 1);
+    if (size_t dash = prog.find('-');
+        dash != absl::string_view::npos &&
+        (sub.Match(prog.substr(dash + 1)) || MayBeCut(argv, 0, truncated)) && rest_matches(0)) {
+      return true;
+    }
+  }
+  bool after_option = false;  // the previous argument was an option: this one may be its value
+  for (int i = name + 1; i < argv.size(); ++i) {
+    absl::string_view a = argv.Get(i);
+    if (!a.empty() && a[0] == '-') {
+      after_option = true;
+      continue;
+    }
+    if ((sub.Match(a) || MayBeCut(argv, i, truncated)) && rest_matches(i)) return true;
+    if (!after_option) return false;  // an operand no option can claim: the subcommand, another one
+    after_option = false;
+  }
+  return truncated;  // undecided when the arguments seen ran out: the subcommand may follow
 }
 
 void PathMatcher::Add(const Glob& g, int rule) {

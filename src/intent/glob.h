@@ -60,11 +60,39 @@ class Glob {
 // In-segment wildcard match (`*`, `?`), no allocation.
 bool WildMatch(absl::string_view pattern, absl::string_view s, bool star_crosses_slash);
 
+// Bytes of one argument the decoder keeps (WRIT_NAME_MAX): a longer one is cut, and the event's
+// process.args_truncated set.
+inline constexpr size_t kArgCutBytes = 256;
+
 // argv[name + 1..] against argument patterns; an element "**" matches any number of arguments.
 // `name` is the index of the program's own name: 0, or for a shebang exec the script's place in the
 // interpreter's argv (the arguments the script was given follow it).
+// `truncated` (process.args_truncated): writd saw only part of argv (more than 16 arguments, 4 KiB,
+// or an argument over kArgCutBytes). Then the patterns match when what was seen could begin an argv
+// they match: the last argument seen, and any of kArgCutBytes, match any one pattern element, and
+// arguments may follow. An approval is asked rather than skipped by padding argv.
 bool MatchArgs(const std::vector<Glob>& patterns,
-               const google::protobuf::RepeatedPtrField<std::string>& argv, int name = 0);
+               const google::protobuf::RepeatedPtrField<std::string>& argv, int name = 0,
+               bool truncated = false);
+
+// The program's subcommand, wherever its options put it, against `subcommand` (an argument
+// pattern), then, when `args` is given, the arguments after it against `args` (MatchArgs).
+// Candidates:
+//   * the program's dashed name: argv[0]'s last path component is "<prog>-<sub>" (git-push, how git
+//     dispatches a command run as /usr/lib/git-core/git-push or through a symlink of that name);
+//     only when `name` is 0;
+//   * the first argument after argv[name] that does not start with '-', and every later one that
+//     directly follows an argument starting with '-' (it may be that option's value: `git -C DIR
+//     push`, `git -c k=v push`) until an argument neither an option nor an option's value decides.
+// No list of a program's options is needed; what is assumed is that an option takes at most one
+// separate value argument. An argument that happens to be an option's value and equals the
+// subcommand
+// (`git -C push status`) matches too: the rule errs on asking. With `truncated`, running out of
+// arguments before the subcommand was decided matches (it may follow unseen), as does an argument
+// that may have been cut.
+bool MatchSubcommand(const Glob& subcommand, const std::vector<Glob>* args,
+                     const google::protobuf::RepeatedPtrField<std::string>& argv, int name = 0,
+                     bool truncated = false);
 
 // A set of path patterns, each tagged with a rule index. Lookup order: exact hash set, then directory
 // prefixes (longest first), then general globs in file order; the first hit decides.

@@ -66,6 +66,16 @@ absl::Status CheckCredentialProviders(
     const PolicySet& set, const absl::flat_hash_map<std::string, std::string>& providers,
     const std::function<absl::Status(const std::string& type, const std::string& grant)>& check_grant);
 
+// Rules that load without error but can never take effect, or that an agent steps around by how it
+// spells a command, one line each: "FILE:LINE: field: warning: message" (`writ policy check` prints
+// them; they fail nothing). An approval rule no exec reaches (exec.deny takes the program first, an
+// earlier approval asks for every invocation of it, a duplicate), `args: []` (asks only for a bare
+// invocation), a literal first argument that options before it skip (use `subcommand:`), duplicate
+// list entries, allow rules a deny rule always wins over, and exec or approval paths that are
+// symlinks on this host (exec rules match the resolved program). Patterns with ${param} are skipped
+// where their value matters.
+std::vector<std::string> PolicyWarnings(const PolicySet& set);
+
 // ---- compiled form --------------------------------------------------------------------------------
 
 enum class Category : uint8_t { kExec, kFile, kNetwork, kLimits, kApproval };
@@ -95,9 +105,9 @@ struct KernelTables {
   std::vector<std::string> exec_allow_exact;
   std::vector<std::string> exec_deny_exact;
   std::vector<std::string> exec_approval_exact;  // exe paths that have an approval rule
-  bool exec_judged = false;        // exec category present
+  bool exec_judged = false;        // exec category or approval rules present
   bool exec_default_deny = false;  // exec.allow present: unknown exes are violations
-  bool exec_has_globs = false;     // some exec/approval rule is a glob or has args: defer to userspace
+  bool exec_has_globs = false;     // an exec/approval rule is a glob or judges argv: userspace decides
   bool exec_script_judged = false; // exec.deny or approval rules: a script's own path is judged too
   // Exec or approval rules exist: what the kernel cannot name whole (an exe path cut short, the
   // program a dynamic loader was asked to run) is judged in userspace (exec.unresolved,
@@ -184,6 +194,7 @@ class CompiledIntent {
  public:
   const std::string& name() const { return name_; }
   const std::string& mode() const { return mode_; }          // "" | monitor | enforce
+  bool run_as_root() const { return run_as_root_; }  // the task may run as root (with --allow-root)
   const std::string& severity() const { return severity_; }
   const std::vector<std::string>& responses() const { return responses_; }
   const std::vector<std::string>& frameworks() const { return frameworks_; }
@@ -217,12 +228,19 @@ class CompiledIntent {
 
   struct Approval {
     Glob exe;
-    std::vector<Glob> args;  // ArgGlob semantics (see glob.h)
+    // Neither `args:` nor `subcommand:`: every invocation of the program needs approval.
+    bool args_present = false;  // `args:` given (`args: []` = only an invocation with no arguments)
+    std::vector<Glob> args;     // argument globs (glob.h); after the subcommand when there is one
+    bool has_subcommand = false;
+    Glob subcommand;  // an argument glob (MatchSubcommand)
     absl::Duration timeout;
     int rule;
+    // Does this rule ask for every invocation of the programs `exe` matches?
+    bool any_invocation() const { return !args_present && !has_subcommand; }
   };
 
   std::string name_, mode_, severity_;
+  bool run_as_root_ = false;
   std::vector<std::string> responses_, frameworks_;
   std::vector<writ::v1::CredentialRequest> credentials_;
   absl::flat_hash_map<std::string, std::string> params_;

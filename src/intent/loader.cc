@@ -145,6 +145,17 @@ class Validator {
         Pattern(p + ".exec", a.exec());
       }
       for (int j = 0; j < a.args_size(); ++j) Refs(Idx(p + ".args", j), a.args(j));
+      if (const std::string& sub = a.subcommand(); !sub.empty() && Refs(p + ".subcommand", sub)) {
+        if (sub == "**") {
+          Err(p + ".subcommand",
+              "\"**\" is not a subcommand (leave subcommand out to ask for every invocation)");
+        } else if (sub[0] == '-') {
+          Err(p + ".subcommand",
+              absl::StrCat("\"", sub,
+                           "\" starts with '-': options are skipped when looking for the "
+                           "subcommand, so it would never match (use args: for an option)"));
+        }
+      }
       if (!a.timeout().empty()) Duration(p + ".timeout", a.timeout());
     }
     for (int i = 0; i < in_.on_violation_size(); ++i) {

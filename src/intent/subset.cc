@@ -97,6 +97,7 @@ class SubsetChecker {
     if (auto st = Unix(); !st.ok()) return st;
     if (auto st = Limits(); !st.ok()) return st;
     if (auto st = Mode(); !st.ok()) return st;
+    if (auto st = Root(); !st.ok()) return st;
     if (auto st = Credentials(); !st.ok()) return st;
     return Responses();
   }
@@ -152,6 +153,11 @@ class SubsetChecker {
       return Refuse(absl::StrCat("mode ", c_.mode().empty() ? "(daemon default)" : c_.mode()));
     }
     if (pr < 0 && cr >= 0 && cr < 2) return Refuse(absl::StrCat("mode ", c_.mode()));
+    return absl::OkStatus();
+  }
+
+  absl::Status Root() const {
+    if (c_.run_as_root() && !p_.run_as_root()) return Refuse("run_as_root");
     return absl::OkStatus();
   }
 
@@ -212,11 +218,29 @@ class SubsetChecker {
         return Refuse(absl::StrCat("exec of ", d.glob.pattern(), " (parent exec.deny)"));
       }
     }
-    // A parent's step-up approval must survive: the child repeats it, or never allows that program.
+    // A parent's step-up approval must survive: the child repeats it (the same program, subcommand
+    // and argument patterns), asks for every invocation of programs covering it, or never allows
+    // that program.
     for (const auto& pa : p_.approvals_) {
       const std::string& shown = p_.rules_[pa.rule].pattern;
-      bool ok = std::any_of(c_.approvals_.begin(), c_.approvals_.end(),
-                            [&](const auto& ca) { return c_.rules_[ca.rule].pattern == shown; });
+      auto same_args = [](const auto& a, const auto& b) {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                          [](const Glob& x, const Glob& y) { return x.pattern() == y.pattern(); });
+      };
+      bool ok = std::any_of(c_.approvals_.begin(), c_.approvals_.end(), [&](const auto& ca) {
+        if (ca.any_invocation()) return Covers(ca.exe, pa.exe);
+        // `subcommand: push` asks for every argv whose argv[1] is push, so it keeps `args: [push,
+        // ...]`.
+        if (ca.has_subcommand && !ca.args_present && !pa.has_subcommand && !pa.args.empty() &&
+            pa.args[0].kind() == Glob::Kind::kExact &&
+            !absl::StartsWith(pa.args[0].literal(), "-") &&
+            ca.subcommand.Match(pa.args[0].literal())) {
+          return Covers(ca.exe, pa.exe);
+        }
+        return ca.exe.pattern() == pa.exe.pattern() && ca.has_subcommand == pa.has_subcommand &&
+               ca.subcommand.pattern() == pa.subcommand.pattern() &&
+               ca.args_present == pa.args_present && same_args(ca.args, pa.args);
+      });
       if (!ok && c_allow_present) {
         ok = std::all_of(c_allow.begin(), c_allow.end(),
                          [&](const Pat& a) { return Disjoint(a.glob, pa.exe); });

@@ -135,6 +135,9 @@ void WriteTask(const writ::v1::TaskInfo& t, JsonWriter& w) {
   w.BoolField("adopted", t.adopted());
   w.StrListField("command", t.command());
   w.StrField("workload", t.workload());
+  w.UintField("run_uid", t.run_uid());
+  w.StrField("run_user", t.run_user());
+  w.BoolField("root", t.root());
   w.EndObjectOrRollback(mark);
 }
 

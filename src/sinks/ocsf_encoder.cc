@@ -311,6 +311,9 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
     w.BoolField("adopted", t.adopted());
     w.StrListField("command", t.command());
     w.StrField("workload", t.workload());
+    w.UintField("run_uid", t.run_uid());
+    w.StrField("run_user", t.run_user());
+    w.BoolField("root", t.root());
     if (!t.params().empty()) {
       w.Key("params");
       w.BeginObject();

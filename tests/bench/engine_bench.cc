@@ -22,6 +22,7 @@
 #include "creds/redact.h"
 #include "decode/decoder.h"
 #include "identity/task.h"
+#include "absl/strings/str_cat.h"
 #include "intent/intent.h"
 #include "testlib/alloc_counter.h"
 #include "writ/abi/events.h"
@@ -351,6 +352,28 @@ BENCHMARK_CAPTURE(BM_EvaluateOne, open_default_deny, Open("/etc/passwd", {"read"
 BENCHMARK_CAPTURE(BM_EvaluateOne, exec_allow, Exec("/usr/bin/git", {"git", "status"}));
 BENCHMARK_CAPTURE(BM_EvaluateOne, exec_approval, Exec("/usr/bin/git", {"git", "push", "origin", "main"}));
 BENCHMARK_CAPTURE(BM_EvaluateOne, connect_allow, Connect("127.0.0.1", 9050));
+
+// The shipped intents' approval form: the subcommand found after the options (docs/policy.md).
+void BM_EvaluateSubcommand(benchmark::State& state, writ::v1::Event ev) {
+  auto set = LoadPolicyText(absl::StrCat(kCodingAgent, R"(---
+apiVersion: writ.dev/v1
+kind: Intent
+name: sub
+exec:
+  allow: [/usr/bin/git, "/usr/lib/git-core/**"]
+approval:
+  - {exec: "/usr/**/git", subcommand: push}
+  - {exec: "/usr/**/git", subcommand: send-pack}
+)"),
+                            "bench.yaml");
+  auto ci = Compile(set->intents()[1], {});
+  const EvalContext ctx{absl::Now(), 4};
+  for (auto _ : state) benchmark::DoNotOptimize(Evaluate(**ci, ev, ctx));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(BM_EvaluateSubcommand, exec_status, Exec("/usr/bin/git", {"git", "status"}));
+BENCHMARK_CAPTURE(BM_EvaluateSubcommand, exec_push_after_options,
+                  Exec("/usr/bin/git", {"git", "-C", "/home/dev/proj", "-c", "k=v", "push", "origin"}));
 
 }  // namespace
 }  // namespace writ::intent

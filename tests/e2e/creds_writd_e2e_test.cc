@@ -116,9 +116,8 @@ class CredsWritdE2e : public ::testing::Test {
     psql_ = PsqlBin();
     if (psql_.empty()) GTEST_SKIP() << "no /usr/lib/postgresql/*/bin/psql (install postgresql)";
     ASSERT_TRUE(pg_.Create().ok());
-    char tmpl[] = "/tmp/writ-agent-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    work_ = tmpl;
+    work_ = MakeAgentDir("writ-agent");
+    ASSERT_FALSE(work_.empty());
     touch_ = std::filesystem::canonical("/usr/bin/touch").string();
     if (start_in_setup_) {
       absl::Status st = StartWritd(pg_.provider_conninfo());
@@ -251,12 +250,12 @@ TEST_F(CredsWritdE2e, IntentCredentialLogsInAndViolationRevokesIt) {
   const std::string role = issue["credential"].value("jti", "");
   ASSERT_FALSE(role.empty());
 
-  // Delivered as the task's own file: 0400, owned by the launcher's uid, in a 0500 directory.
+  // Delivered as the task's own file: 0400, owned by the user the task runs as, in a 0500 directory.
   const std::string dir = w_.dir() + "/run/credentials/" + task;
   struct stat st{};
   ASSERT_EQ(stat((dir + "/pg").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400u);
-  EXPECT_EQ(st.st_uid, geteuid());
+  EXPECT_EQ(st.st_uid, TestAgentUid());
   ASSERT_EQ(stat(dir.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0500u);
   auto cred = ParseCred(Slurp(dir + "/pg"));

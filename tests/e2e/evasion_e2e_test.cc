@@ -53,8 +53,11 @@ constexpr char kAgent[] = "spiffe://example.org/agent/evader";
 
 using testlib::RealPath;
 
+// The suite is the root attacker model (docs/threat-model.md): every technique from a root agent,
+// opted in on the command line (Run passes --allow-root) and in each intent (run_as_root).
 constexpr char kIntents[] = R"(apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-files
 params:
   secret: {type: path, required: true}
@@ -65,6 +68,7 @@ mode: enforce
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-exec
 params:
   exe: {type: path, required: true}
@@ -75,6 +79,7 @@ mode: enforce
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-exec-monitor
 params:
   exe: {type: path, required: true}
@@ -85,6 +90,7 @@ mode: monitor
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-allow
 params:
   helper: {type: path, required: true}
@@ -95,6 +101,7 @@ mode: enforce
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-net
 params:
   port: {type: int, required: true}
@@ -106,6 +113,7 @@ mode: enforce
 ---
 apiVersion: writ.dev/v1
 kind: Intent
+run_as_root: true
 name: e-net-monitor
 params:
   port: {type: int, required: true}
@@ -118,6 +126,7 @@ mode: monitor
 apiVersion: writ.dev/v1
 kind: Intent
 name: e-allow-lib
+run_as_root: true
 params:
   helper: {type: path, required: true}
 exec:
@@ -128,6 +137,7 @@ mode: enforce
 apiVersion: writ.dev/v1
 kind: Intent
 name: e-repo
+run_as_root: true
 params:
   repo: {type: path, required: true}
   helper: {type: path, required: true}
@@ -139,6 +149,7 @@ mode: enforce
 apiVersion: writ.dev/v1
 kind: Intent
 name: e-comp
+run_as_root: true
 params:
   exact: {type: path, required: true}
 files:
@@ -149,6 +160,7 @@ mode: enforce
 apiVersion: writ.dev/v1
 kind: Intent
 name: e-comp-alert
+run_as_root: true
 params:
   exact: {type: path, required: true}
 files:
@@ -159,6 +171,7 @@ mode: enforce
 apiVersion: writ.dev/v1
 kind: Intent
 name: e-udp
+run_as_root: true
 network:
   connect:
     allow: [{cidr: 127.0.0.1/32, ports: [1]}]
@@ -168,6 +181,7 @@ mode: enforce
 apiVersion: writ.dev/v1
 kind: Intent
 name: e-udp-alert
+run_as_root: true
 network:
   connect:
     allow: [{cidr: 127.0.0.1/32, ports: [1]}]
@@ -177,6 +191,7 @@ mode: enforce
 apiVersion: writ.dev/v1
 kind: Intent
 name: e-unix
+run_as_root: true
 params:
   ok: {type: path, required: true}
 network:
@@ -238,7 +253,7 @@ class Evasion : public ::testing::Test {
   }
 
   CmdResult Run(const std::string& script, const std::vector<std::string>& intent_args) {
-    std::vector<std::string> args = {"run", "--agent", kAgent};
+    std::vector<std::string> args = {"run", "--agent", kAgent, "--allow-root"};
     args.insert(args.end(), intent_args.begin(), intent_args.end());
     args.insert(args.end(), {"--", "/bin/sh", "-c", script});
     return writd_->Writ(args);
@@ -1226,6 +1241,10 @@ class EvasionStandalone : public ::testing::Test {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     WritdInstance::Options o;
     o.mode = "enforce";
+    // A root agent with no rules: what these tests attack is writd itself.
+    o.policies["root.yaml"] =
+        "apiVersion: writ.dev/v1\nkind: Intent\nname: root-any\nrun_as_root: true\n"
+        "on_violation: [alert, kill]\n";
     ASSERT_TRUE(w_.Start(o).ok()) << w_.log();
     threads_ = RungActive(w_.Writ({"status"}).out, "self-threads: ");
   }
@@ -1266,7 +1285,7 @@ TEST_F(EvasionStandalone, RootAgentCannotSignalOrTraceWritd) {
   };
   for (const Attempt& a : attempts) {
     SCOPED_TRACE(a.args);
-    CmdResult r = w_.Writ({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+    CmdResult r = w_.Writ({"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--", "/bin/sh", "-c",
                            absl::StrCat(EVASION_HELPER, " ", a.args, "; sleep 5; echo after")});
     std::string task = TaskIdFrom(r.err);
     json end = w_.WaitForEvent([&](const json& e) {
@@ -1332,7 +1351,7 @@ CmdResult WritInGroup(const WritdInstance& w, pid_t pgid, const std::vector<std:
 TEST_F(EvasionStandalone, KillOfTheOwnGroupFromInsideWritdsGroupIsPrevented) {
   const pid_t pgid = getpgid(w_.pid());
   ASSERT_GT(pgid, 0);
-  CmdResult r = WritInGroup(w_, pgid, {"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+  CmdResult r = WritInGroup(w_, pgid, {"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--", "/bin/sh", "-c",
                                        absl::StrCat(EVASION_HELPER, " pgid; ", EVASION_HELPER,
                                                     " kill 0 0; sleep 5; echo after")});
   ASSERT_THAT(r.out, HasSubstr(absl::StrCat("pgid ", pgid))) << "the task is not in writd's group: "
@@ -1345,7 +1364,7 @@ TEST_F(EvasionStandalone, KillOfTheOwnGroupFromInsideWritdsGroupIsPrevented) {
   if (!ev.is_null()) EXPECT_EQ(ev["syscall"]["target_pid"], pgid);
   ASSERT_TRUE(Alive(w_.pid())) << "writd died";
 
-  CmdResult nf = WritInGroup(w_, pgid, {"run", "--agent", kAgent, "--no-seccomp", "--", "/bin/sh", "-c",
+  CmdResult nf = WritInGroup(w_, pgid, {"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--no-seccomp", "--", "/bin/sh", "-c",
                                         absl::StrCat(EVASION_HELPER, " kill 0 0; echo after")});
   EXPECT_THAT(nf.out, Not(HasSubstr("kill ok"))) << nf.err;  // killed at the call's entry
   const std::string task2 = TaskIdFrom(nf.err);
@@ -1366,7 +1385,7 @@ TEST_F(EvasionStandalone, KillOfTheOwnGroupFromInsideWritdsGroupIsPrevented) {
 // that writd survives the proof; with SIGKILL it would not (see the next test).
 TEST_F(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallbackKnownLimit) {
   const std::string d = w_.dir();
-  pid_t run = w_.WritAsync({"run", "--agent", kAgent, "--", "/bin/sh", "-c",
+  pid_t run = w_.WritAsync({"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--", "/bin/sh", "-c",
                             absl::StrCat("echo up > ", d, "/up; while [ ! -s ", d,
                                          "/tid ]; do sleep 0.05; done; ", EVASION_HELPER, " tkill $(cat ",
                                          d, "/tid) 0; sleep 5; echo after")},
@@ -1429,7 +1448,7 @@ TEST_F(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallba
 // the next writd from the pinned ring buffer (outcome killed_after).
 TEST_F(EvasionStandalone, WithoutTheFilterKillOfWritdIsAKnownLimitReportedAfterRestart) {
   const pid_t pid = w_.pid();
-  CmdResult r = w_.Writ({"run", "--agent", kAgent, "--no-seccomp", "--", "/bin/sh", "-c",
+  CmdResult r = w_.Writ({"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--no-seccomp", "--", "/bin/sh", "-c",
                          absl::StrCat(EVASION_HELPER, " kill ", pid, " 9; echo after")});
   // The caller died at syscall entry (no "kill ok"); the rest of the task lives on, because the task's
   // kill response is writd's to run and writd is dead.

@@ -133,9 +133,8 @@ class WritdE2e : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "e2e needs root: writd loads BPF programs";
     ASSERT_TRUE(start_status_->ok()) << *start_status_;
-    char tmpl[] = "/tmp/writ-agent-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    work_ = tmpl;
+    work_ = MakeAgentDir("writ-agent");  // the agent's, as a repository of its user would be
+    ASSERT_FALSE(work_.empty());
   }
   void TearDown() override {
     if (!work_.empty()) std::filesystem::remove_all(work_);
@@ -232,7 +231,7 @@ TEST_F(WritdE2e, RunEmitsTheContractEventsInOrder) {
   EXPECT_EQ(sh_exec["process"]["exe"], RealPath("/bin/sh"));
   EXPECT_EQ(sh_exec["process"]["args"][2], script);
   // docs/siem.md: zero numbers are omitted, so root's uid 0 is an absent field.
-  EXPECT_EQ(sh_exec["process"].value("uid", 0u), getuid());
+  EXPECT_EQ(sh_exec["process"].value("uid", 0u), TestAgentUid());
   EXPECT_GT(sh_exec["process"].value("pid", 0), 0);
   EXPECT_GT(sh_exec["process"].value("ppid", 0), 0);
   const int sh_pid = sh_exec["process"]["pid"];
@@ -569,7 +568,7 @@ TEST_F(WritdE2e, ApproveFromInsideATaskIsRefused) {
   for (const auto& a : {"--socket", writd_->socket().c_str(), "approve", "ap-000000000000"}) args.push_back(a);
   CmdResult r = writd_->Writ(args);
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_THAT(r.err, HasSubstr("approvals cannot come from a process inside a task"));
+  EXPECT_THAT(r.err, HasSubstr("a process inside a task cannot approve"));
 }
 
 TEST_F(WritdE2e, FreezeAndThaw) {

@@ -1,12 +1,14 @@
 #include "testlib/writd_fixture.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "identity/cgroup.h"
@@ -173,11 +176,58 @@ WritdInstance::~WritdInstance() {
   if (!dir_.empty() && !getenv("WRIT_KEEP_TEST_DIRS")) std::filesystem::remove_all(dir_);
 }
 
+absl::Status EnsureTestUsers() {
+  // What scripts/setup.sh creates on a host (the control group) and what only tests need (an agent
+  // user in that group, another outside it). Idempotent.
+  const char* cmds[] = {
+      "getent group writ >/dev/null || groupadd --system writ",
+      "getent passwd " WRIT_TEST_AGENT_USER " >/dev/null || useradd --system --no-create-home "
+      "--home-dir /nonexistent --shell /usr/sbin/nologin --groups writ " WRIT_TEST_AGENT_USER,
+      "getent passwd " WRIT_TEST_OTHER_USER " >/dev/null || useradd --system --no-create-home "
+      "--home-dir /nonexistent --shell /usr/sbin/nologin " WRIT_TEST_OTHER_USER,
+  };
+  for (const char* c : cmds) {
+    if (std::system(c) != 0) return absl::InternalError(absl::StrCat("test users: `", c, "` failed"));
+  }
+  return absl::OkStatus();
+}
+
+uid_t TestAgentUid() {
+  struct passwd* pw = getpwnam(WRIT_TEST_AGENT_USER);
+  return pw ? pw->pw_uid : static_cast<uid_t>(-1);
+}
+
+std::string MakeAgentDir(const std::string& prefix) {
+  if (!EnsureTestUsers().ok()) return "";
+  std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+  if (!mkdtemp(tmpl.data())) return "";
+  struct passwd* pw = getpwnam(WRIT_TEST_AGENT_USER);
+  if (!pw || chown(tmpl.c_str(), pw->pw_uid, pw->pw_gid) != 0 || chmod(tmpl.c_str(), 0755) != 0) {
+    return "";
+  }
+  char real[PATH_MAX];
+  return realpath(tmpl.c_str(), real) ? std::string(real) : tmpl;
+}
+
+std::vector<std::string> AsTestAgent(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "run") return args;
+  for (const std::string& a : args) {
+    if (a == "--") break;
+    if (a == "--user" || a == "--allow-root" || absl::StartsWith(a, "--user=")) return args;
+  }
+  std::vector<std::string> out = {"run", "--user", WRIT_TEST_AGENT_USER};
+  out.insert(out.end(), args.begin() + 1, args.end());
+  return out;
+}
+
 absl::Status WritdInstance::Start(const Options& opts) {
+  if (absl::Status st = EnsureTestUsers(); !st.ok()) return st;
   char tmpl[] = "/tmp/writ-e2e-XXXXXX";
   if (!mkdtemp(tmpl)) return absl::InternalError("mkdtemp failed");
   dir_ = tmpl;
-  chmod(dir_.c_str(), 0755);
+  // Agents (an unprivileged test user) drop files here that the test waits for: world-writable and
+  // sticky, like /tmp. writd's own state and run dirs below it are its own (0700, 0711).
+  chmod(dir_.c_str(), 01777);
   policies_dir_ = dir_ + "/policies";
   std::filesystem::create_directories(policies_dir_);
   for (const auto& [name, text] : opts.policies) std::ofstream(policies_dir_ + "/" + name) << text;
@@ -195,6 +245,9 @@ absl::Status WritdInstance::Start(const Options& opts) {
                                       << "cgroup_subtree: " << subtree_ << "\n"
                                       << "drain_interval: 5ms\n"
                                       << "housekeeping_interval: 20ms\n"
+                                      << (absl::StrContains(opts.extra_config, "control:")
+                                              ? ""
+                                              : "control: {group: writ}\n")
                                       << opts.extra_config;
   argv_ = {WRITD_BIN, "--config", dir_ + "/writd.yaml"};
   argv_.insert(argv_.end(), opts.extra_args.begin(), opts.extra_args.end());
@@ -254,13 +307,15 @@ int WritdInstance::Stop() {
 CmdResult WritdInstance::Writ(const std::vector<std::string>& args,
                               std::chrono::milliseconds timeout) const {
   std::vector<std::string> argv = {WRIT_BIN, "--socket", socket_};
-  argv.insert(argv.end(), args.begin(), args.end());
+  const std::vector<std::string> a = AsTestAgent(args);
+  argv.insert(argv.end(), a.begin(), a.end());
   return RunCommand(argv, timeout);
 }
 
 pid_t WritdInstance::WritAsync(const std::vector<std::string>& args, const std::string& name) {
   std::vector<std::string> argv = {WRIT_BIN, "--socket", socket_};
-  argv.insert(argv.end(), args.begin(), args.end());
+  const std::vector<std::string> a = AsTestAgent(args);
+  argv.insert(argv.end(), a.begin(), a.end());
   return SpawnTo(argv, dir_ + "/" + name + ".out", dir_ + "/" + name + ".err");
 }
 

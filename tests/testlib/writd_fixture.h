@@ -87,6 +87,19 @@ class WritdInstance {
   size_t log_checked_ = 0;  // bytes of writd.err already looked at by CheckSanitizer
 };
 
+// The unprivileged users tests run agents as: WRIT_TEST_AGENT_USER is in the control group `writ`
+// (like an operator who launches agents as themselves), WRIT_TEST_OTHER_USER is not.
+#define WRIT_TEST_AGENT_USER "writ-agent"
+#define WRIT_TEST_OTHER_USER "writ-other"
+absl::Status EnsureTestUsers();
+// A new directory under /tmp (realpath'd) that belongs to WRIT_TEST_AGENT_USER: where an agent of a
+// test writes. "" on failure.
+std::string MakeAgentDir(const std::string& prefix);
+uid_t TestAgentUid();
+// `writ run ARGS` without --user or --allow-root runs the agent as WRIT_TEST_AGENT_USER: tests run
+// agents unprivileged, as users do (docs/threat-model.md). Other commands are returned as they are.
+std::vector<std::string> AsTestAgent(const std::vector<std::string>& args);
+
 // Sanitizer builds (scripts/test.sh asan-e2e): the report a sanitized process `pid` left, or "".
 // Looked for in `stderr_text` (a report printed to stderr) and, when ASAN_OPTIONS, UBSAN_OPTIONS or
 // TSAN_OPTIONS name a log_path, in the file <log_path>.<pid> the runtime writes instead.

@@ -1,10 +1,12 @@
 // ControlService: the control socket's handlers with the task actions and output faked
-// (daemon_fakes.h) and the peer's cgroup given by the test: what each refuses, and that a refused
-// request changes nothing. No root needed.
+// (daemon_fakes.h) and the caller given as the identity the server would have taken at accept
+// (api::Peer): who may do what, that a refused request changes nothing, and that a refusal from
+// inside a task is a `self` finding that runs the task's responses. No root needed.
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,7 @@
 namespace writ::daemon {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -26,13 +29,32 @@ kind: Intent
 name: narrow
 files:
   read: ["/repo/**"]
+on_violation: [alert, kill, revoke]
 ---
 apiVersion: writ.dev/v1
 kind: Intent
 name: wide
 files:
   read: ["/**"]
+---
+apiVersion: writ.dev/v1
+kind: Intent
+name: rooted
+run_as_root: true
+files:
+  read: ["/**"]
 )";
+
+constexpr gid_t kAdminGid = 901;
+
+api::Peer MakePeer(uid_t uid, std::string cgroup, uint64_t conn, std::vector<gid_t> groups = {}) {
+  api::Peer p;
+  p.cred = api::PeerCred{static_cast<pid_t>(4000 + conn), uid, uid};
+  p.cgroup = std::move(cgroup);
+  p.conn_id = conn;
+  p.groups = std::move(groups);
+  return p;
+}
 
 class ControlTest : public ::testing::Test {
  protected:
@@ -44,40 +66,40 @@ class ControlTest : public ::testing::Test {
     policies_ = std::make_unique<PolicyStore>(dir_, nullptr);
     ASSERT_TRUE(policies_->Load().ok());
     ControlService::Hooks hooks;
-    hooks.cgroup_of = [this](pid_t pid) -> absl::StatusOr<std::string> {
-      auto it = cgroups_.find(pid);
-      if (it == cgroups_.end()) return absl::NotFoundError("no such process");
-      return it->second;
+    hooks.status = [this](v1::StatusResponse* s) {
+      s->add_hooks()->set_name("exec");
+      (*s->mutable_counters())["violations"] = 7;
+      for (const auto& t : registry_.All()) s->add_tasks()->set_task_id(t->id);
     };
+    hooks.tail = [this](int, const v1::TailRequest& r, std::function<bool(const v1::Event&)> v) {
+      tails_.push_back(r);
+    };
+    ControlService::Options opts{"writ", identity::TaskMode::kEnforce, static_cast<int>(kAdminGid),
+                                 "unix:///run/writ/workload.sock"};
     control_ = std::make_unique<ControlService>(
         ControlService::Deps{registry_, *policies_, approvals_, tasks_, out_}, std::move(hooks),
-        ControlService::Options{"writ", identity::TaskMode::kEnforce});
-    cgroups_[kOperator.pid] = "/user.slice/session-1.scope";
+        std::move(opts));
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::shared_ptr<identity::Task> AddTask(const std::string& id, const std::string& intent = "") {
+  std::shared_ptr<identity::Task> AddTask(const std::string& id, const std::string& intent = "",
+                                          uint32_t owner = 1000) {
     auto t = std::make_shared<identity::Task>();
     t->id = id;
     t->spiffe_id = "spiffe://example.org/agent";
     t->intent = intent;
+    t->owner_uid = owner;
+    t->run_uid = owner;
+    t->mode = identity::TaskMode::kEnforce;
     t->state = identity::TaskState::kRunning;
-    if (!intent.empty()) {
-      t->compiled = *intent::Compile(*policies_->Get()->Find(intent), {});
-    }
+    if (!intent.empty()) t->compiled = *intent::Compile(*policies_->Get()->Find(intent), {});
     t->chain = {t->spiffe_id};
     EXPECT_TRUE(registry_.Add(t).ok());
     return t;
   }
-  // A process of task `id` (its cgroup is under the writ subtree).
-  api::PeerCred InTask(const std::string& id, pid_t pid = 5001) {
-    cgroups_[pid] = "/writ/" + id;
-    return api::PeerCred{pid, 1000, 1000};
-  }
-  v1::CreateTaskRequest Create(const std::string& spiffe, const std::string& intent = "",
-                               const std::string& parent = "") {
+  v1::CreateTaskRequest Create(const std::string& intent = "", const std::string& parent = "") {
     v1::CreateTaskRequest r;
-    r.set_spiffe_id(spiffe);
+    r.set_spiffe_id("spiffe://example.org/agent");
     r.set_intent(intent);
     r.set_parent_task(parent);
     return r;
@@ -87,14 +109,37 @@ class ControlTest : public ::testing::Test {
     r.mutable_kill_task()->set_task_id(id);
     return r;
   }
+  std::string Pending(const std::string& task) {
+    ApprovalRequest req;
+    req.task_id = task;
+    req.kind = "exec";
+    req.pid = 77;
+    req.expires = absl::Now() + absl::Minutes(1);
+    return approvals_.Add(req);
+  }
   static absl::StatusCode Code(const v1::Response& r) {
     return static_cast<absl::StatusCode>(r.code());
   }
+  // The self findings emitted so far.
+  std::vector<v1::Event> SelfFindings() const {
+    std::vector<v1::Event> out;
+    for (const auto& e : out_.events) {
+      if (e.kind() == "self") out.push_back(e);
+    }
+    return out;
+  }
 
-  static constexpr api::PeerCred kOperator{4001, 0, 0};
+  // Root and members of the admin group outside any task are admins; an operator is in the control
+  // group only; a process of task t-mine is whatever its uid.
+  const api::Peer root_ = MakePeer(0, "/user.slice/session-1.scope", 1);
+  const api::Peer admin_ = MakePeer(1001, "/user.slice/session-2.scope", 2, {kAdminGid});
+  const api::Peer operator_ = MakePeer(1000, "/user.slice/session-3.scope", 3);
+  const api::Peer agent_ = MakePeer(1000, "/writ/t-mine", 4);
+  const api::Peer root_agent_ = MakePeer(0, "/writ/t-mine/nested", 5, {kAdminGid});
+
   std::string dir_;
-  std::map<pid_t, std::string> cgroups_;
   std::vector<std::string> log_;
+  std::vector<v1::TailRequest> tails_;
   identity::TaskRegistry registry_{16};
   Approvals approvals_;
   testing::FakeTasks tasks_{&log_};
@@ -103,118 +148,211 @@ class ControlTest : public ::testing::Test {
   std::unique_ptr<ControlService> control_;
 };
 
-TEST_F(ControlTest, OperatorCreatesATask) {
-  v1::Response r = control_->CreateTask(kOperator, Create("spiffe://example.org/agent", "narrow"));
+TEST_F(ControlTest, AnOperatorLaunchesAsItself) {
+  v1::Response r = control_->CreateTask(operator_, Create("narrow"));
   ASSERT_EQ(r.code(), 0) << r.error();
   ASSERT_EQ(tasks_.installed.size(), 1u);
-  EXPECT_EQ(tasks_.installed[0]->intent, "narrow");
-  EXPECT_EQ(tasks_.installed[0]->mode, identity::TaskMode::kEnforce);
-  EXPECT_THAT(log_, ElementsAre("install " + r.create_task().task_id(), "emit task_start"));
+  const identity::Task& t = *tasks_.installed[0];
+  EXPECT_EQ(t.run_uid, 1000u);
+  EXPECT_FALSE(t.root);
+  EXPECT_EQ(t.owner_uid, 1000u);
+  EXPECT_EQ(t.launcher_conn, operator_.conn_id);
+  EXPECT_EQ(t.mode, identity::TaskMode::kEnforce);
+  EXPECT_EQ(r.create_task().workload_socket(), "unix:///run/writ/workload.sock");
+  EXPECT_THAT(log_, ElementsAre("install " + t.id, "emit task_start"));
+  EXPECT_EQ(out_.events.back().task().run_uid(), 1000u);
+}
+
+TEST_F(ControlTest, RootSaysWhomTheAgentRunsAsAndOnlyRootChoosesAnother) {
+  v1::CreateTaskRequest req = Create("narrow");
+  EXPECT_THAT(control_->CreateTask(root_, req).error(), HasSubstr("would run as root"));
+  req.set_run_uid(1000);
+  EXPECT_EQ(control_->CreateTask(root_, req).code(), 0);
+  req.set_run_uid(1001);
+  EXPECT_EQ(Code(control_->CreateTask(operator_, req)), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(tasks_.installed.size(), 1u);
+}
+
+TEST_F(ControlTest, ARootTaskIsOptedInOnTheCommandLineAndInTheIntent) {
+  v1::CreateTaskRequest req = Create("narrow");
+  req.set_run_uid(0);
+  req.set_allow_root(true);
+  EXPECT_THAT(control_->CreateTask(root_, req).error(), HasSubstr("does not allow root"));
+  req.set_intent("");
+  EXPECT_THAT(control_->CreateTask(root_, req).error(), HasSubstr("needs an intent"));
+  req.set_intent("rooted");
+  EXPECT_THAT(control_->CreateTask(operator_, req).error(), HasSubstr("cannot start a root task"));
+  EXPECT_THAT(tasks_.installed, IsEmpty());
+  v1::Response r = control_->CreateTask(root_, req);
+  ASSERT_EQ(r.code(), 0) << r.error();
+  EXPECT_TRUE(tasks_.installed[0]->root);
+  EXPECT_TRUE(out_.events.back().task().root());
 }
 
 TEST_F(ControlTest, BadInputIsRefusedAndNothingIsCreated) {
-  v1::Response r = control_->CreateTask(kOperator, Create("http://not-spiffe"));
-  EXPECT_EQ(Code(r), absl::StatusCode::kInvalidArgument);
-  r = control_->CreateTask(kOperator, Create("spiffe://example.org/a", "nope"));
+  v1::CreateTaskRequest bad = Create();
+  bad.set_spiffe_id("http://not-spiffe");
+  EXPECT_EQ(Code(control_->CreateTask(operator_, bad)), absl::StatusCode::kInvalidArgument);
+  v1::Response r = control_->CreateTask(operator_, Create("nope"));
   EXPECT_EQ(Code(r), absl::StatusCode::kNotFound);
-  EXPECT_THAT(r.error(), HasSubstr("loaded: narrow, wide"));
-  v1::CreateTaskRequest p = Create("spiffe://example.org/a");
+  EXPECT_THAT(r.error(), HasSubstr("loaded: narrow, wide, rooted"));
+  v1::CreateTaskRequest p = Create();
   (*p.mutable_params())["repo"] = "/x";
-  EXPECT_THAT(control_->CreateTask(kOperator, p).error(), HasSubstr("--param needs --intent"));
-  p = Create("spiffe://example.org/a", "narrow");
+  EXPECT_THAT(control_->CreateTask(operator_, p).error(), HasSubstr("--param needs --intent"));
+  p = Create("narrow");
   p.set_ttl("soon");
-  EXPECT_THAT(control_->CreateTask(kOperator, p).error(), HasSubstr("--ttl"));
-  EXPECT_THAT(
-      control_->CreateTask(kOperator, Create("spiffe://example.org/a", "", "t-none")).error(),
-      HasSubstr("parent task t-none does not exist"));
+  EXPECT_THAT(control_->CreateTask(operator_, p).error(), HasSubstr("--ttl"));
+  EXPECT_THAT(control_->CreateTask(operator_, Create("", "t-none")).error(),
+              HasSubstr("parent task t-none does not exist"));
   EXPECT_THAT(log_, IsEmpty());
 }
 
+// The forged task of issue 16: a process inside a task asks for a new top-level task with another
+// identity. Refused, reported as a self finding, and the task's responses run.
 TEST_F(ControlTest, ATaskCannotStartATopLevelTaskOrAnotherTasksChild) {
   AddTask("t-mine", "narrow");
-  AddTask("t-other", "wide");
-  api::PeerCred agent = InTask("t-mine");
-  v1::Response r = control_->CreateTask(agent, Create("spiffe://example.org/agent/admin"));
-  EXPECT_EQ(Code(r), absl::StatusCode::kPermissionDenied);
-  r = control_->CreateTask(agent, Create("spiffe://example.org/a", "wide", "t-other"));
-  EXPECT_EQ(Code(r), absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(log_, IsEmpty());
+  AddTask("t-other", "wide", 2000);
+  v1::CreateTaskRequest forged = Create();
+  forged.set_spiffe_id("spiffe://example.org/agent/admin");
+  EXPECT_EQ(Code(control_->CreateTask(agent_, forged)), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Code(control_->CreateTask(agent_, Create("wide", "t-other"))),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(tasks_.installed, IsEmpty());
+  auto found = SelfFindings();
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].agent().task_id(), "t-mine");
+  EXPECT_EQ(found[0].syscall().name(), "control:create_task");
+  EXPECT_EQ(found[0].outcome(), "prevented");
+  EXPECT_THAT(found[0].finding().frameworks(), Contains("OWASP-ASI10"));
+  EXPECT_THAT(found[0].finding().frameworks(), Contains("OWASP-ASI03"));
+  EXPECT_THAT(log_, Contains("responses t-mine alert,kill,revoke"));
+  EXPECT_THAT(log_, Contains("mark-revoked t-mine"));
+  EXPECT_EQ(control_->refused_from_tasks(), 2u);
 }
 
 TEST_F(ControlTest, ASubAgentGetsNoAuthorityItsParentLacks) {
   AddTask("t-mine", "narrow");
-  api::PeerCred agent = InTask("t-mine");
-  v1::Response r =
-      control_->CreateTask(agent, Create("spiffe://example.org/sub", "wide", "t-mine"));
-  EXPECT_NE(r.code(), 0);
-  r = control_->CreateTask(agent, Create("spiffe://example.org/sub", "", "t-mine"));
+  EXPECT_NE(control_->CreateTask(agent_, Create("wide", "t-mine")).code(), 0);
+  v1::Response r = control_->CreateTask(agent_, Create("", "t-mine"));
   EXPECT_EQ(Code(r), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(r.error(), HasSubstr("without an intent"));
-  EXPECT_THAT(log_, IsEmpty());
-  r = control_->CreateTask(agent, Create("spiffe://example.org/sub", "narrow", "t-mine"));
+  EXPECT_THAT(tasks_.installed, IsEmpty());
+  r = control_->CreateTask(agent_, Create("narrow", "t-mine"));
   EXPECT_EQ(r.code(), 0) << r.error();
 }
 
+// Whatever its uid and groups, a process inside a task is no admin.
 TEST_F(ControlTest, ATaskCannotControlTasksDecideApprovalsOrReload) {
-  AddTask("t-mine", "narrow");
-  api::PeerCred agent = InTask("t-mine");
-  EXPECT_EQ(Code(control_->TaskAction(agent, KillReq("t-mine"))),
-            absl::StatusCode::kPermissionDenied);
-  ApprovalRequest req;
-  req.task_id = "t-mine";
-  req.kind = "exec";
-  req.expires = absl::Now() + absl::Minutes(1);
-  std::string id = approvals_.Add(req);
+  AddTask("t-mine", "narrow", 0);
+  std::string id = Pending("t-mine");
   v1::ApprovalDecision d;
   d.set_id(id);
   d.set_approve(true);
-  EXPECT_EQ(Code(control_->Decide(agent, d)), absl::StatusCode::kPermissionDenied);
+  for (const api::Peer* p : {&agent_, &root_agent_}) {
+    EXPECT_EQ(Code(control_->TaskAction(*p, KillReq("t-mine"))),
+              absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(Code(control_->Decide(*p, d)), absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(Code(control_->Reload(*p)), absl::StatusCode::kPermissionDenied);
+  }
   EXPECT_EQ(approvals_.size(), 1u);  // still pending: nothing was decided
-  EXPECT_EQ(Code(control_->Reload(agent)), absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(log_, IsEmpty());
+  EXPECT_EQ(SelfFindings().size(), 6u);
+  EXPECT_THAT(log_, ::testing::Not(Contains("kill t-mine")));
 }
 
-TEST_F(ControlTest, APeerWhoseCgroupCannotBeReadIsTreatedAsInsideATask) {
+TEST_F(ControlTest, OnlyAdminsKillApproveAndReload) {
   AddTask("t-1");
-  api::PeerCred vanished{4999, 0, 0};  // no cgroup entry: the lookup fails
-  EXPECT_EQ(Code(control_->TaskAction(vanished, KillReq("t-1"))),
+  EXPECT_EQ(Code(control_->TaskAction(operator_, KillReq("t-1"))),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(log_, IsEmpty());
+  EXPECT_THAT(SelfFindings(), IsEmpty());  // an operator is no task: refused, not a finding
+  EXPECT_EQ(control_->TaskAction(admin_, KillReq("t-1")).code(), 0);
+  EXPECT_EQ(control_->TaskAction(root_, KillReq("t-1")).code(), 0);
+  EXPECT_EQ(Code(control_->TaskAction(root_, KillReq("t-none"))), absl::StatusCode::kNotFound);
+  std::string id = Pending("t-1");
+  v1::ApprovalDecision d;
+  d.set_id(id);
+  d.set_approve(true);
+  EXPECT_EQ(Code(control_->Decide(operator_, d)), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(control_->Decide(admin_, d).code(), 0);
+  EXPECT_EQ(Code(control_->Decide(admin_, d)), absl::StatusCode::kNotFound);  // decided once
+  EXPECT_THAT(log_, Contains("signal 77 CONT"));
 }
 
-TEST_F(ControlTest, OperatorKillsAndDecides) {
+// A denial with a kill response kills the task before thawing it: thawed first, the agent's shell
+// would run its next command when the denied child died.
+TEST_F(ControlTest, ADenialWithAKillResponseKillsBeforeItThaws) {
   AddTask("t-1");
-  EXPECT_EQ(control_->TaskAction(kOperator, KillReq("t-1")).code(), 0);
-  EXPECT_EQ(Code(control_->TaskAction(kOperator, KillReq("t-none"))), absl::StatusCode::kNotFound);
   ApprovalRequest req;
   req.task_id = "t-1";
   req.kind = "exec";
   req.pid = 77;
+  req.responses = {"alert", "kill"};
   req.expires = absl::Now() + absl::Minutes(1);
-  std::string id = approvals_.Add(req);
   v1::ApprovalDecision d;
-  d.set_id(id);
-  d.set_approve(true);
-  EXPECT_EQ(control_->Decide(kOperator, d).code(), 0);
-  EXPECT_THAT(log_, ElementsAre("kill t-1", "emit action", "signal 77 CONT", "thaw t-1"));
-  EXPECT_EQ(Code(control_->Decide(kOperator, d)), absl::StatusCode::kNotFound);  // decided once
+  d.set_id(approvals_.Add(req));
+  d.set_approve(false);
+  ASSERT_EQ(control_->Decide(root_, d).code(), 0);
+  EXPECT_THAT(log_, ElementsAre("emit action", "kill-now t-1", "signal 77 KILL", "thaw t-1",
+                                "responses t-1 alert,kill"));
 }
 
-TEST_F(ControlTest, TaskStartedPlacesOnlyTheCallersOwnChildOfAPendingTask) {
-  auto t = AddTask("t-1");
-  t->state = identity::TaskState::kPending;
+TEST_F(ControlTest, OnlyTheConnectionThatCreatedATaskStartsIt) {
+  v1::Response r = control_->CreateTask(operator_, Create("narrow"));
+  ASSERT_EQ(r.code(), 0);
+  const std::string id = r.create_task().task_id();
+  ASSERT_TRUE(registry_.Add(tasks_.installed[0]).ok());  // what TaskLifecycle::Install does
   v1::TaskStartedRequest s;
-  s.set_task_id("t-1");
+  s.set_task_id(id);
   s.set_started(true);
   s.set_place(true);
-  s.set_pid(1);  // init is nobody's child here
-  v1::Response r = control_->TaskStarted(kOperator, s);
-  EXPECT_EQ(Code(r), absl::StatusCode::kPermissionDenied);
-  EXPECT_THAT(log_, IsEmpty());
-  t->state = identity::TaskState::kRunning;
   s.set_pid(getpid());
-  EXPECT_EQ(Code(control_->TaskStarted(api::PeerCred{getppid(), 0, 0}, s)),
-            absl::StatusCode::kFailedPrecondition);
+  api::Peer second = operator_;
+  second.conn_id = 99;  // the same user, another connection
+  EXPECT_EQ(Code(control_->TaskStarted(second, s)), absl::StatusCode::kPermissionDenied);
+  AddTask("t-mine", "narrow");
+  EXPECT_EQ(Code(control_->TaskStarted(agent_, s)), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(SelfFindings().size(), 1u);  // the task's attempt is a finding; the operator's is not
+  EXPECT_THAT(log_, ::testing::Not(Contains(::testing::StartsWith("place"))));
+  // Its own launcher may start it, and only with its own child.
+  s.set_pid(1);
+  EXPECT_EQ(Code(control_->TaskStarted(operator_, s)), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ControlTest, EachCallerSeesOnlyWhatItMay) {
+  AddTask("t-mine", "narrow", 1000);
+  AddTask("t-sub", "narrow", 1000)->parent_task = "t-mine";
+  AddTask("t-other", "wide", 2000);
+  Pending("t-mine");
+  Pending("t-other");
+  auto ids = [](const v1::Response& r) {
+    std::vector<std::string> out;
+    for (const auto& t : r.status().tasks()) out.push_back(t.task_id());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_THAT(ids(control_->Status(root_)), ElementsAre("t-mine", "t-other", "t-sub"));
+  EXPECT_THAT(ids(control_->Status(operator_)), ElementsAre("t-mine", "t-sub"));
+  v1::Response mine = control_->Status(agent_);
+  EXPECT_THAT(ids(mine), ElementsAre("t-mine", "t-sub"));
+  EXPECT_EQ(mine.status().hooks_size(), 0);  // a task gets no map of what is not watched
+  EXPECT_TRUE(mine.status().counters().empty());
+  EXPECT_EQ(control_->Status(root_).status().hooks_size(), 1);
+  EXPECT_EQ(control_->ListApprovals(root_).approvals().approvals_size(), 2);
+  EXPECT_EQ(control_->ListApprovals(agent_).approvals().approvals_size(), 1);
+  EXPECT_EQ(control_->ListApprovals(MakePeer(3000, "/user.slice", 7)).approvals().approvals_size(),
+            0);
+}
+
+TEST_F(ControlTest, ATaskTailsOnlyItself) {
+  AddTask("t-mine", "narrow");
+  v1::Request req;
+  req.mutable_tail()->set_task("t-other");
+  control_->Handle(agent_, -1, req);
+  EXPECT_THAT(tails_, IsEmpty());
+  EXPECT_EQ(SelfFindings().size(), 1u);
+  req.mutable_tail()->clear_task();
+  control_->Handle(agent_, -1, req);
+  ASSERT_EQ(tails_.size(), 1u);
+  EXPECT_EQ(tails_[0].task(), "t-mine");  // narrowed to its own task
 }
 
 }  // namespace

@@ -85,6 +85,19 @@ TEST_F(ConfigTest, ShippedConfigLoads) {
   EXPECT_EQ(c->mode, "monitor");
 }
 
+TEST_F(ConfigTest, ControlGroupsResolveAndAnUnknownGroupNamesFileLineField) {
+  auto c = LoadConfig(Write("control: {group: root, admin_group: root}\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->control_gid, 0);
+  EXPECT_EQ(c->admin_gid, 0);
+  c = LoadConfig(Write("mode: monitor\ncontrol:\n  group: no-such-group-here\n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("writd.yaml:3: control.group"));
+  EXPECT_THAT(c.status().message(), HasSubstr("no group \"no-such-group-here\""));
+  c = LoadConfig(Write("control: {owner: x}\n"));
+  EXPECT_THAT(c.status().message(), HasSubstr("control.owner: unknown key"));
+}
+
 TEST_F(ConfigTest, UnknownKeyNamesFileLineKey) {
   std::string p = Write("mode: monitor\n# comment\nbogus_key: 1\n");
   auto c = LoadConfig(p);
@@ -239,6 +252,14 @@ TEST_F(ConfigTest, OtherBadValues) {
               p + ":1: pipeline_nice: must be an integer between -20 and 19")
         << v;
   }
+  p = Write("http_hosts: [writ.internal, \"evil.example:80\"]\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":1: http_hosts[1]: must be a host name (no port, scheme or path)");
+  p = Write("http_hosts: writ.internal\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: http_hosts: must be a list");
+  auto hosts = LoadConfig(Write("http_hosts: [writ.internal, Metrics.Example.Org]\n"));
+  ASSERT_TRUE(hosts.ok()) << hosts.status();
+  EXPECT_EQ(hosts->http_hosts, (std::vector<std::string>{"writ.internal", "Metrics.Example.Org"}));
   p = Write("on_daemon_loss: panic\n");
   EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: on_daemon_loss: must be freeze or continue");
   p = Write("mode: [a, b]\n");

@@ -1,17 +1,17 @@
 // Workload API in-process: a C++ gRPC client over the real unix socket; the lookup callback decides by pid.
-#include <grpcpp/grpcpp.h>
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <thread>
-
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "creds/workload_api.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "writ/v1/workload.grpc.pb.h"
 
@@ -41,10 +41,16 @@ class WorkloadApiTest : public ::testing::Test {
       seen_cgroup_ = cgroup;
       if (during_lookup_) during_lookup_(pid);
       if (!is_task_) return std::nullopt;
-      return TaskClaims{"task-9", "spiffe://example.org/agent/x", {"user:alice@x"}, "review",
+      return TaskClaims{task_b_ ? "task-b" : "task-9",
+                        "spiffe://example.org/agent/x",
+                        {"user:alice@x"},
+                        "review",
                         absl::Now() + absl::Hours(1)};
     };
     o.proc_root = proc_root_;
+    o.max_streams_per_task = max_streams_per_task_;
+    o.max_streams_total = max_streams_total_;
+    o.max_threads = max_threads_;
     o.on_issued = [this](const TaskClaims&, const Svid& s) { issued_.push_back(s.jti); };
     auto srv = WorkloadApiServer::Start(o, issuer_.get(), keys_.get());
     ASSERT_TRUE(srv.ok()) << srv.status();
@@ -70,6 +76,8 @@ class WorkloadApiTest : public ::testing::Test {
   std::unique_ptr<WorkloadApiServer> server_;
   std::unique_ptr<api::SpiffeWorkloadAPI::Stub> stub_;
   std::atomic<bool> is_task_{true};
+  std::atomic<bool> task_b_{false};  // the caller is task-b instead of task-9
+  int max_streams_per_task_ = 4, max_streams_total_ = 32, max_threads_ = 0;
   std::atomic<int> lookups_{0};
   pid_t seen_pid_ = 0;
   uint64_t seen_start_ = 0;
@@ -309,6 +317,173 @@ TEST_F(WorkloadApiTest, BundlesStreamSendsJwksAndUpdatesOnRotation) {
   ASSERT_TRUE(reader->Read(&b));
   EXPECT_EQ(nlohmann::json::parse(b.bundles().at("example.org"))["keys"].size(), 2u);
   ctx->TryCancel();
+}
+
+// FetchJWTBundles holds a thread per stream: a task gets max_streams_per_task of them, all tasks
+// together max_streams_total; beyond, RESOURCE_EXHAUSTED naming the cap, counted, and the server
+// keeps serving SVIDs to everyone. A stream's place is given back when its client cancels.
+class WorkloadApiCapTest : public WorkloadApiTest {
+ protected:
+  WorkloadApiCapTest() {
+    max_streams_per_task_ = 2;
+    max_streams_total_ = 3;
+  }
+  struct Stream {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<api::JWTBundlesResponse>> reader;
+  };
+  // Opens a stream and waits for its first message (OK) or its end (the status).
+  grpc::Status Open(std::vector<Stream>* open) {
+    Stream s{Ctx(), nullptr};
+    s.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    s.reader = stub_->FetchJWTBundles(s.ctx.get(), api::JWTBundlesRequest());
+    api::JWTBundlesResponse b;
+    if (s.reader->Read(&b)) {
+      open->push_back(std::move(s));
+      return grpc::Status::OK;
+    }
+    return s.reader->Finish();
+  }
+  bool SvidWorks() {
+    api::JWTSVIDRequest req;
+    req.add_audience("db");
+    api::JWTSVIDResponse resp;
+    return stub_->FetchJWTSVID(Ctx().get(), req, &resp).ok() && resp.svids_size() == 1;
+  }
+  void WaitForOpen(int64_t n) {
+    for (int i = 0; i < 100 && server_->stats().streams_open != n; ++i)
+      absl::SleepFor(absl::Milliseconds(20));
+    EXPECT_EQ(server_->stats().streams_open, n);
+  }
+};
+
+TEST_F(WorkloadApiCapTest, StreamsAreCappedPerTaskAndInTotalAndRefusalsCounted) {
+  std::vector<Stream> a, b;
+  ASSERT_TRUE(Open(&a).ok());
+  ASSERT_TRUE(Open(&a).ok());
+  grpc::Status st = Open(&a);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(st.error_message(),
+            "task task-9 already has 2 FetchJWTBundles streams open (the limit per task)");
+  EXPECT_TRUE(SvidWorks());  // the capped task still gets SVIDs
+  task_b_ = true;
+  ASSERT_TRUE(Open(&b).ok());
+  st = Open(&b);  // task-b has one, but all tasks together have 3
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(st.error_message(), "3 FetchJWTBundles streams are open (the limit for all tasks)");
+  EXPECT_TRUE(SvidWorks());
+  WorkloadApiStats s = server_->stats();
+  EXPECT_EQ(s.streams_open, 3);
+  EXPECT_EQ(s.streams_refused, 2u);
+  // task-9 cancels one: the place is free again (after at most one poll period).
+  a[0].ctx->TryCancel();
+  WaitForOpen(2);
+  EXPECT_TRUE(Open(&b).ok());
+  for (auto* l : {&a, &b}) {
+    for (auto& x : *l) x.ctx->TryCancel();
+  }
+  WaitForOpen(0);
+  EXPECT_EQ(server_->stats().streams_refused, 2u);
+}
+
+// A flood of streams from one task, beyond every cap and beyond the thread bound: each gets an
+// answer, the server is still serving SVIDs, and every refusal but gRPC's own is counted.
+TEST_F(WorkloadApiCapTest, FloodOfStreamsLeavesTheServerServing) {
+  std::vector<Stream> open;
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<api::JWTBundlesResponse>>> readers;
+  constexpr int kFlood = 200;
+  for (int i = 0; i < kFlood; ++i) {
+    ctxs.push_back(Ctx());
+    readers.push_back(stub_->FetchJWTBundles(ctxs.back().get(), api::JWTBundlesRequest()));
+  }
+  int ok = 0, exhausted = 0;
+  for (int i = 0; i < kFlood; ++i) {
+    api::JWTBundlesResponse r;
+    if (readers[i]->Read(&r)) {
+      ok++;
+      continue;
+    }
+    exhausted += readers[i]->Finish().error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+  }
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(exhausted, kFlood - 2);
+  EXPECT_TRUE(SvidWorks());
+  const WorkloadApiStats s = server_->stats();
+  EXPECT_EQ(s.streams_open, 2);
+  EXPECT_GE(s.streams_refused, 1u);
+  EXPECT_LE(s.streams_refused, static_cast<uint64_t>(kFlood - 2));
+  for (auto& c : ctxs) c->TryCancel();
+  WaitForOpen(0);
+}
+
+// The gRPC threads are bounded (ResourceQuota): calls held inside the server (here: a lookup that
+// takes 300 ms) never run on more threads than max_threads, whatever a client sends at once; the
+// calls beyond wait or get RESOURCE_EXHAUSTED from gRPC, and the server serves again afterwards.
+class WorkloadApiThreadsTest : public WorkloadApiTest {
+ protected:
+  void SetUp() override {
+    max_threads_ = 6;
+    max_streams_per_task_ = 1;
+    max_streams_total_ = 2;
+    WorkloadApiTest::SetUp();
+  }
+};
+
+TEST_F(WorkloadApiThreadsTest, ConcurrentCallsNeverExceedTheThreadBound) {
+  std::atomic<int> in_flight{0}, most{0};
+  during_lookup_ = [&](pid_t) {
+    int now = ++in_flight;
+    for (int m = most.load(); now > m && !most.compare_exchange_weak(m, now);) {
+    }
+    absl::SleepFor(absl::Milliseconds(300));
+    --in_flight;
+  };
+  constexpr int kCalls = 40;
+  std::atomic<int> ok{0}, exhausted{0}, other{0};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCalls; ++i) {
+    callers.emplace_back([&] {
+      api::JWTSVIDRequest req;
+      req.add_audience("db");
+      api::JWTSVIDResponse resp;
+      auto ctx = Ctx();
+      ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+      grpc::Status st = stub_->FetchJWTSVID(ctx.get(), req, &resp);
+      (st.ok()                                                   ? ok
+       : st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ? exhausted
+                                                                 : other)++;
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_GE(most.load(), 2);
+  EXPECT_LE(most.load(), 6);  // pollers count against the quota too
+  EXPECT_EQ(ok + exhausted, kCalls) << other << " calls ended otherwise";
+  EXPECT_GT(ok.load(), 0);
+  printf("%d calls at once, at most %d in the server together: %d served, %d refused by gRPC\n",
+         kCalls, most.load(), ok.load(), exhausted.load());
+  during_lookup_ = nullptr;
+  api::JWTSVIDRequest req;
+  req.add_audience("db");
+  api::JWTSVIDResponse resp;
+  EXPECT_TRUE(stub_->FetchJWTSVID(Ctx().get(), req, &resp).ok());
+}
+
+TEST(WorkloadApiOptionsTest, CapsMustLeaveRoom) {
+  WorkloadApiOptions o;
+  o.socket_path = "/tmp/unused.sock";
+  o.trust_domain = "example.org";
+  o.lookup = [](pid_t, uint64_t, const std::string&) { return std::optional<TaskClaims>(); };
+  o.max_streams_per_task = 0;
+  EXPECT_THAT(std::string(WorkloadApiServer::Start(o, nullptr, nullptr).status().message()),
+              ::testing::HasSubstr("max_streams_per_task (0) must be at least 1"));
+  o.max_streams_per_task = 8;
+  o.max_streams_total = 4;
+  EXPECT_FALSE(WorkloadApiServer::Start(o, nullptr, nullptr).ok());
+  o.max_streams_total = 8;
+  o.max_threads = 8;
+  EXPECT_THAT(std::string(WorkloadApiServer::Start(o, nullptr, nullptr).status().message()),
+              ::testing::HasSubstr("leaves no thread for unary calls"));
 }
 
 TEST(ProcParse, StartTimeWithHostileComm) {

@@ -148,6 +148,21 @@ TEST(LoaderTest, LimitsAndApprovalErrors) {
   EXPECT_THAT(e, HasSubstr("p.yaml:10: approval[1].timeout: bad duration \"soon\""));
 }
 
+TEST(LoaderTest, ApprovalSubcommandErrors) {
+  const std::string e = Errors(std::string(kHead) +
+                               "approval:\n"                                             // 4
+                               "  - {exec: /usr/bin/git, subcommand: \"**\"}\n"          // 5
+                               "  - {exec: /usr/bin/git, subcommand: --force}\n"         // 6
+                               "  - {exec: /usr/bin/git, subcommand: \"${nope}\"}\n"     // 7
+                               "  - {exec: /usr/bin/git, subcommand: push, args: []}\n"  // 8
+                               "  - {exec: /usr/bin/git, subcomand: push}\n");           // 9
+  EXPECT_THAT(e, HasSubstr("p.yaml:5: approval[0].subcommand: \"**\" is not a subcommand"));
+  EXPECT_THAT(e, HasSubstr("p.yaml:6: approval[1].subcommand: \"--force\" starts with '-'"));
+  EXPECT_THAT(e, HasSubstr("p.yaml:7: approval[2].subcommand: unknown parameter ${nope}"));
+  EXPECT_THAT(e, ::testing::Not(HasSubstr("approval[3]")));
+  EXPECT_THAT(e, HasSubstr("p.yaml:9: approval[4].subcomand: unknown key \"subcomand\""));
+}
+
 TEST(LoaderTest, CredentialsShapeErrors) {
   const std::string e = Errors(std::string(kHead) +
                                "credentials:\n"                                    // 4

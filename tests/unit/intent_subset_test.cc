@@ -131,6 +131,25 @@ TEST(SubsetTest, ParentApprovalMustSurvive) {
                     "approval:\n  - {exec: /usr/bin/git, args: [push, \"**\"]}\n").ok());
 }
 
+// Repeating a parent's approval means the same rule (program, subcommand, argument patterns), not
+// the same text; asking for every invocation of the program is stricter and also keeps it.
+TEST(SubsetTest, ParentApprovalIsKeptBySameRuleOrByAskingForEveryInvocation) {
+  const std::string exec = "exec:\n  allow: [/usr/bin/git]\n  deny: [/usr/bin/sudo]\n";
+  EXPECT_TRUE(Check(exec + "approval:\n  - {exec: /usr/bin/git}\n").ok());
+  // A subcommand rule asks for every push argv[1] names, and for more (`git -C d push`).
+  EXPECT_TRUE(Check(exec + "approval:\n  - {exec: /usr/bin/git, subcommand: push}\n").ok());
+  EXPECT_THAT(Check(exec + "approval:\n  - {exec: /usr/bin/git, subcommand: pull}\n").message(),
+              HasSubstr("exec of /usr/bin/git push ** without approval"));
+  EXPECT_THAT(
+      Check(exec + "approval:\n  - {exec: /usr/bin/git, subcommand: push, args: [origin]}\n")
+          .message(),
+      HasSubstr("without approval"));
+  EXPECT_THAT(Check(exec + "approval:\n  - {exec: /usr/bin/git, args: [push]}\n").message(),
+              HasSubstr("without approval"));
+  EXPECT_THAT(Check(exec + "approval:\n  - {exec: /usr/bin/git, args: []}\n").message(),
+              HasSubstr("without approval"));
+}
+
 TEST(SubsetTest, ParentDenyNeedNotBeRepeatedWhenUnreachable) {
   // The child's allow list (cat only) can never exec sudo: the parent's deny holds anyway.
   EXPECT_TRUE(Check("exec:\n  allow: [/usr/bin/cat]\n").ok());

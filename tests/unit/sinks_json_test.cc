@@ -112,6 +112,9 @@ writ::v1::Event FullEvent() {
   t->set_adopted(true);
   t->add_command("make");
   t->set_workload("nightly-triage");
+  t->set_run_uid(1000);
+  t->set_run_user("alice");
+  t->set_root(true);
   auto* c = ev.mutable_credential();
   c->set_type("jwt-svid");
   c->set_jti("j-1");

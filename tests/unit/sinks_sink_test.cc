@@ -1,17 +1,20 @@
 // Sink framework: YAML config errors, syslog framing, URL parsing, file rotation, HTTP webhook and
 // HEC against an in-process receiver (500s, hangs, down then up with a spool), drop accounting.
+#include "sinks/sink.h"
+
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "sinks/sink.h"
+#include "http/server.h"
 #include "sinks/transport.h"
 #include "sinks_test_receiver.h"
 
@@ -278,6 +281,46 @@ TEST(SinksHttp, HangingReceiverTimesOutAndRetries) {
   const auto ids = Ids(rx.requests(), false);
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 40u);
   EXPECT_EQ(st.dropped(), 0u);
+}
+
+// Batches go over one kept-alive connection (http::Client), not one connection each.
+TEST(SinksHttp, KeepsItsConnectionAcrossBatches) {
+  auto rx = http::Server::Create({});
+  ASSERT_TRUE(rx.ok()) << rx.status();
+  std::atomic<int> batches{0};
+  (*rx)->AddRoute("POST", "/hook", [&batches](const http::Request& r) {
+    batches++;
+    http::Response resp;
+    resp.body = nlohmann::json::parse(r.body).is_array() ? "{}" : "not an array";
+    return resp;
+  });
+  ASSERT_TRUE((*rx)->Start().ok());
+  SinkConfig c = HttpConfig("http", (*rx)->port());
+  c.batch_max = 10;
+  c.linger = absl::ZeroDuration();
+  auto sink = MakeSink(c);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  for (int i = 0; i < 100; ++i) {
+    (*sink)->Submit(Line(i));
+    if (i % 10 == 9) (*sink)->Flush(absl::Seconds(10));
+  }
+  EXPECT_EQ((*sink)->stats().delivered, 100u);
+  EXPECT_GE(batches.load(), 10);
+  EXPECT_EQ((*rx)->stats().connections_accepted, 1u);
+}
+
+// https is always verified: a configuration that turns verification off is refused, naming why.
+TEST(SinksHttp, VerifyOffIsRefused) {
+  for (const char* type : {"http", "hec"}) {
+    SinkConfig c = HttpConfig(type, 443);
+    c.url = "https://siem.example:8088/hook";
+    c.tls.verify = false;
+    auto sink = MakeSink(c);
+    ASSERT_FALSE(sink.ok()) << type;
+    EXPECT_EQ(sink.status().message(),
+              absl::StrCat("sink ", type, ": tls.verify: false is not available for ", type,
+                           " sinks (https is always verified; give the receiver's CA in tls.ca)"));
+  }
 }
 
 TEST(SinksSpool, ReceiverDownThenUpReplaysInOrder) {

@@ -149,12 +149,13 @@ class TlsTestServer {
 
   // Later connections present this certificate.
   void SetCertificate(const TestPki::Files& cert) {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
-    SSL_CTX_use_certificate_chain_file(ctx, cert.cert.c_str());
-    SSL_CTX_use_PrivateKey_file(ctx, cert.key.c_str(), SSL_FILETYPE_PEM);
-    std::lock_guard<std::mutex> l(mu_);
-    SSL_CTX_free(ctx_);
-    ctx_ = ctx;
+    cert_ = cert;
+    Configure();
+  }
+  // Later handshakes require a client certificate chaining to ca_file (mutual TLS).
+  void RequireClientCert(const std::string& ca_file) {
+    client_ca_ = ca_file;
+    Configure();
   }
 
   bool ok() const { return ok_; }
@@ -169,8 +170,40 @@ class TlsTestServer {
     std::lock_guard<std::mutex> l(mu_);
     return requests_;
   }
+  // The ALPN protocols the last client offered, e.g. {"h2", "http/1.1"} (none is selected).
+  std::vector<std::string> alpn_offered() {
+    std::lock_guard<std::mutex> l(mu_);
+    return alpn_offered_;
+  }
 
  private:
+  void Configure() {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate_chain_file(ctx, cert_.cert.c_str());
+    SSL_CTX_use_PrivateKey_file(ctx, cert_.key.c_str(), SSL_FILETYPE_PEM);
+    if (!client_ca_.empty()) {
+      SSL_CTX_load_verify_locations(ctx, client_ca_.c_str(), nullptr);
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, &TlsTestServer::OnAlpn, this);
+    std::lock_guard<std::mutex> l(mu_);
+    SSL_CTX_free(ctx_);
+    ctx_ = ctx;
+  }
+
+  static int OnAlpn(SSL*, const unsigned char**, unsigned char*, const unsigned char* in, unsigned inlen,
+                    void* arg) {
+    auto* self = static_cast<TlsTestServer*>(arg);
+    std::vector<std::string> offered;
+    for (unsigned i = 0; i < inlen && i + 1 + in[i] <= inlen; i += 1 + in[i]) {
+      offered.emplace_back(reinterpret_cast<const char*>(in + i + 1), in[i]);
+    }
+    // Called during a handshake, under no lock of ours (Serve takes mu_ only around SSL_new).
+    std::lock_guard<std::mutex> l(self->mu_);
+    self->alpn_offered_ = std::move(offered);
+    return SSL_TLSEXT_ERR_NOACK;  // select nothing: the client speaks HTTP/1.1
+  }
+
   void Loop() {
     // A client that refuses our certificate hangs up; the alert we may still write must not SIGPIPE
     // the test process (SIGPIPE goes to the writing thread, so blocking it here is enough).
@@ -254,6 +287,9 @@ class TlsTestServer {
 
   const Mode mode_;
   const std::string http_response_;
+  TestPki::Files cert_;
+  std::string client_ca_;
+  std::vector<std::string> alpn_offered_;
   int fd_ = -1;
   int port_ = 0;
   bool ok_ = false;

@@ -52,7 +52,16 @@ function ensureNodeModules() {
 ensureNodeModules();
 
 // ---- fixture: one writd of our own -------------------------------------------------------------
+// Agents run unprivileged, as users run them: as AGENT_USER, a member of the control group `writ`
+// (an operator launching agents as themselves; tests/testlib/writd_fixture's EnsureTestUsers).
+const AGENT_USER = 'writ-agent';
+for (const c of ['getent group writ >/dev/null || groupadd --system writ',
+                 `getent passwd ${AGENT_USER} >/dev/null || useradd --system --no-create-home ` +
+                 `--home-dir /nonexistent --shell /usr/sbin/nologin --groups writ ${AGENT_USER}`]) {
+  execFileSync('sh', ['-c', c]);
+}
 const TMP = fs.mkdtempSync('/tmp/writ-agents-');
+fs.chmodSync(TMP, 0o755);
 const RUN = `${TMP}/run`;
 const EVENTS = `${TMP}/events.jsonl`;
 const SUBTREE = `writ-e2e-agents-${process.pid}`;
@@ -72,6 +81,7 @@ const HTTP_PORT = await new Promise((resolve, reject) => {
 fs.writeFileSync(`${TMP}/writd.yaml`, [
   'mode: enforce', `policies: ${POLICIES}`, `state_dir: ${TMP}/state`, `run_dir: ${RUN}`,
   `events: ${EVENTS}`, 'trust_domain: example.org', `cgroup_subtree: ${SUBTREE}`,
+  'control: {group: writ}',
   `sinks:\n  - {type: file, path: ${TMP}/ocsf.jsonl, format: ocsf}`, ''].join('\n'));
 const writdLog = fs.openSync(`${TMP}/writd.log`, 'w');
 const writd = spawn(WRITD, ['--config', `${TMP}/writd.yaml`, '--http', `127.0.0.1:${HTTP_PORT}`],
@@ -104,6 +114,8 @@ git('add', '.');
 git('-c', 'user.email=a@example.org', '-c', 'user.name=a', 'commit', '-qm', 'init');
 execFileSync('git', ['init', '-q', '--bare', `${TMP}/remote.git`]);
 git('remote', 'add', 'origin', `${TMP}/remote.git`);
+// The scenario data is the agent user's, as a user's repository and home are.
+execFileSync('chown', ['-R', `${AGENT_USER}:`, REPO, HOME, OTHER, DOCS, `${TMP}/remote.git`]);
 
 const NM = `${HERE}/node_modules`;
 const FS_SERVER = `${NM}/@modelcontextprotocol/server-filesystem/dist/index.js`;
@@ -138,7 +150,8 @@ function writ(...a) {
 // Runs agent.mjs: `writ run <runArgs> -- <server...>` with `steps`; onLine sees each result line as it
 // arrives (to act while the agent waits). Resolves {steps: [...], exit, signal, task}.
 function runAgent({ intent, params = {}, ttl, server, steps, onLine, env = {}, agentId = AGENT }) {
-  const runArgs = ['run', '--agent', agentId, '--principal', 'user:alice@example.org', '--intent', intent];
+  const runArgs = ['run', '--user', AGENT_USER, '--agent', agentId, '--principal', 'user:alice@example.org',
+                   '--intent', intent];
   for (const [k, v] of Object.entries(params)) runArgs.push('--param', `${k}=${v}`);
   if (ttl) runArgs.push('--ttl', ttl);
   const child = spawn('node', [`${HERE}/agent.mjs`, JSON.stringify(steps), '--', WRIT, ...runArgs, '--', ...server],
@@ -344,11 +357,10 @@ const scenarios = {
     const sub = `${WRIT_IN_TASK} run --parent \${TASK} --agent spiffe://example.org/agent/reader --intent mcp-repo-reader --param repo=${REPO}`;
     const r = await runAgent({ intent: 'mcp-coding-agent', params: cmdParams(), server: cmdServer(), steps: [
       { call: 'run_command', args: { command: `${sub} -- cat ${REPO}/in.txt` } },
-      { call: 'run_command', args: { command: `${WRIT_IN_TASK} run --parent \${TASK} --agent spiffe://example.org/agent/wide --intent data-analyst --param dataset=${REPO} -- cat ${REPO}/in.txt; echo exit=$?` } },
       { call: 'run_command', args: { command: `${sub} -- sleep 60 >/dev/null 2>&1 &` } },
       { sleep_ms: 8000 },
     ], onLine: async (l) => {
-      if (l.step !== 2) return;
+      if (l.step !== 1) return;
       // The long-running sub-agent has started: kill the parent from outside; the child must end.
       parentId = await waitFor('parent task id', () => events().find((e) => e.kind === 'task_start' && e.agent?.spiffe_id === AGENT && !ofTask(e.agent.task_id).some((x) => x.kind === 'task_end'))?.agent.task_id);
       await waitFor('sub-agent start', () => events().some((e) => e.kind === 'exec' && e.agent?.parent_task === parentId && e.process?.exe === '/usr/bin/sleep'));
@@ -356,11 +368,8 @@ const scenarios = {
       if (k.status !== 0) throw new Error(`writ kill: ${k.stderr}`);
     } });
     c.ok(r.steps[0]?.ok && r.steps[0].text.includes('data'), `sub-agent read: ${JSON.stringify(r.steps[0])}`);
-    const wide = String(r.steps[1]?.text ?? '');
-    c.ok(wide.includes('exit=2'), `wider sub-agent exit status: ${wide}`);
-    c.ok(wide.includes('exec.allow /usr/bin/python3.11 is not allowed by parent intent mcp-coding-agent'), `refusal message: ${wide}`);
     const children = events().filter((e) => e.kind === 'task_start' && e.agent?.parent_task === r.task);
-    c.eq(children.length, 2, 'sub-agent tasks started (the wider one must not start)');
+    c.eq(children.length, 2, 'sub-agent tasks started');
     for (const s of children) {
       c.eq(s.agent.chain, ['user:alice@example.org', AGENT, 'spiffe://example.org/agent/reader'], 'sub-agent chain');
     }
@@ -373,6 +382,24 @@ const scenarios = {
       c.ok(end, 'sub-agent did not end');
       c.ok(actions(last.agent.task_id, 'kill').some((a) => JSON.stringify(a).includes(`parent task ${r.task}`)), 'sub-agent not killed with its parent');
     }
+  },
+
+  // Asking writd for a sub-agent with more authority than the task has is using writd against its own
+  // writ: refused, nothing starts, and it is a self finding that runs the task's responses (kill).
+  async 'wider-sub-agent-refused-and-reported'(c) {
+    const r = await runAgent({ intent: 'mcp-coding-agent', params: cmdParams(), server: cmdServer(), steps: [
+      { call: 'run_command', args: { command: `${WRIT_IN_TASK} run --parent \${TASK} --agent spiffe://example.org/agent/wide --intent data-analyst --param dataset=${REPO} -- cat ${REPO}/in.txt; echo exit=$?` } },
+      { sleep_ms: 1500 },
+      { call: 'run_command', args: { command: 'git status', workdir: REPO } },
+    ] });
+    c.eq(r.exit, 137, 'writ run exit status (SIGKILL)');
+    c.ok(!r.steps[2]?.ok, `the task kept running: ${JSON.stringify(r.steps[2])}`);
+    c.eq(events().filter((e) => e.kind === 'task_start' && e.agent?.parent_task === r.task).length, 0,
+         'sub-agent tasks started');
+    const self = await waitFor('self finding', () => ofTask(r.task).find((e) => e.kind === 'self'));
+    c.eq(self.finding?.rule, 'writ/self.control.create_task', 'finding rule');
+    c.ok(String(self.finding?.reason).includes('is not allowed by parent intent mcp-coding-agent'), `finding reason: ${self.finding?.reason}`);
+    c.ok(self.finding?.frameworks?.includes('OWASP-ASI03'), 'ASI03 tag');
   },
 };
 
