@@ -160,7 +160,11 @@ int main(int argc, char** argv) {
     return report(cmd, syscall(SYS_pidfd_open, (pid_t)atoi(a), 0));
   }
   if (!strcmp(cmd, "unshare-open")) {  /* unshare-open PATH: new mount+net namespaces, then open */
-    if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0) return report(cmd, -1);
+    /* An unprivileged caller gets them inside a user namespace of its own (`unshare -Urmn`). */
+    if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0 &&
+        (errno != EPERM || unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) != 0)) {
+      return report(cmd, -1);
+    }
     return report(cmd, open(a, O_RDONLY));
   }
   if (!strcmp(cmd, "longpath")) {  /* longpath DIR: open a file > 4096 bytes below DIR */
