@@ -1,0 +1,24 @@
+// `writ policy suggest`: a recorded task's events → a suggested intent, its replay check and its
+// comparison with an intent already written (docs/policy.md, "Suggesting an intent").
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace writ::cli {
+
+struct SuggestArgs {
+  std::string from;  // JSONL events (writd's events file or `writ tail --format json` output)
+  std::string task;
+  std::string name = "suggested";
+  bool check = false;    // replay the recording against the suggestion
+  std::string diff;      // compare with this intent of `policies` instead of printing YAML
+  std::string policies;  // policy directory for --diff
+  std::vector<std::string> params;  // K=V for the --diff intent's parameters
+};
+
+// Exit status: 0, 1 (a failed check, an intent that lacks what was recorded, unreadable input),
+// 2 (usage). Messages go to stderr as "writ: ...".
+int PolicySuggest(const SuggestArgs& a);
+
+}  // namespace writ::cli
