@@ -76,8 +76,16 @@ int PolicySuggest(const SuggestArgs& a) {
       return Fail(2, absl::StrCat("--diff: intent ", a.diff, ": ", ci.status().message(),
                                   " (give its parameters with --param K=V)"));
     }
+    // The suggestion records no limits, mode or responses: compare permissions only, with those of
+    // the intent it is compared with.
+    writ::v1::Intent as_theirs = loaded->intents()[0];
+    *as_theirs.mutable_limits() = theirs->limits();
+    *as_theirs.mutable_on_violation() = theirs->on_violation();
+    as_theirs.set_mode(theirs->mode());
+    auto mine_as = intent::Compile(as_theirs, s.params, {.bind_file_ids = false});
+    if (!mine_as.ok()) return Fail(1, std::string(mine_as.status().message()));
     bool subset = false;
-    std::string text = intent::DiffIntent(**mine, **ci, events, &subset);
+    std::string text = intent::DiffIntent(**mine_as, **ci, events, &subset);
     printf("%s", text.c_str());
     return intent::ReplayEvents(**ci, events).violations == 0 ? 0 : 1;
   }

@@ -133,6 +133,7 @@ void EmitEvent(YAML::Emitter& y, const writ::v1::Event& ev, const std::string& p
 }
 
 void EmitList(YAML::Emitter& y, const Rules& rules) {
+  if (rules.empty()) y << YAML::Flow;  // `[]` on the key's line
   y << YAML::BeginSeq;
   for (const auto& [p, ev] : rules) y << YAML::DoubleQuoted << p;
   y << YAML::EndSeq;
@@ -216,7 +217,9 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
   for (const auto& s : suggest::SecretRules()) y << YAML::DoubleQuoted << s.pattern;
   y << YAML::EndSeq << YAML::EndMap;
   y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "connect"
-    << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value << YAML::BeginSeq;
+    << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value;
+  if (o.dests.empty()) y << YAML::Flow;
+  y << YAML::BeginSeq;
   for (const auto& [ip, ports] : o.dests) {
     y << YAML::Flow << YAML::BeginMap << YAML::Key << "cidr" << YAML::Value << YAML::DoubleQuoted
       << ip;

@@ -74,12 +74,12 @@ class SuggestE2e : public ::testing::Test {
   // agent.mjs: STEPS against `writ run [--intent I --param ...] -- SERVER...`.
   AgentRun RunAgent(const json& steps, const std::vector<std::string>& server,
                     const std::vector<std::string>& intent_args = {}) {
-    std::vector<std::string> argv = {"/usr/bin/node",       kAgentsDir + "/agent.mjs",
-                                     steps.dump(), "--",
-                                     WRIT_BIN,     "--socket",
-                                     w_.socket(),  "run",
-                                     "--user",     WRIT_TEST_AGENT_USER,
-                                     "--agent",    kAgent};
+    std::vector<std::string> argv = {"/usr/bin/node", kAgentsDir + "/agent.mjs",
+                                     steps.dump(),    "--",
+                                     WRIT_BIN,        "--socket",
+                                     w_.socket(),     "run",
+                                     "--user",        WRIT_TEST_AGENT_USER,
+                                     "--agent",       kAgent};
     argv.insert(argv.end(), intent_args.begin(), intent_args.end());
     argv.push_back("--");
     argv.insert(argv.end(), server.begin(), server.end());
@@ -227,6 +227,24 @@ TEST_F(SuggestE2e, FilesystemServer) {
   const std::string yaml = SuggestAndLoad(rec.task, "sug-fs");
   EXPECT_THAT(yaml, HasSubstr("node_modules/**"));
   EXPECT_THAT(yaml, HasSubstr("\"${docs}/**\""));
+  // --diff against the shipped intent for this server: what it lacks, what it allows beyond, and
+  // whether the suggestion is a subset of it.
+  CmdResult d =
+      w_.Writ({"policy", "suggest", "--from", w_.events_path(), "--task", rec.task, "--diff",
+               "mcp-filesystem", "--policies", std::string(WRIT_SOURCE_DIR) + "/policies",
+               "--param", "root=" + docs, "--param", "server=" + kNodeModules});
+  std::cout << "---- diff against mcp-filesystem\n" << d.out << d.err;
+  EXPECT_EQ(d.exit_code, absl::StrContains(d.out, "lacks: ") ? 1 : 0) << d.err;
+  EXPECT_THAT(d.out, HasSubstr("# mcp-filesystem against the recording: "));
+  EXPECT_THAT(d.out, ::testing::ContainsRegex("subset: (yes|no: )"));
+  // /lib is a symlink to /usr/lib here: nothing opens a path under it.
+  EXPECT_THAT(d.out,
+              ::testing::ContainsRegex(R"(beyond: mcp-filesystem/files.read\[[0-9]+\] /lib/\*\*)"));
+  // Bad input names the file and line.
+  std::ofstream(w_.dir() + "/bad.jsonl") << "{\"kind\":\"exec\"}\n{not json\n";
+  CmdResult bad = w_.Writ({"policy", "suggest", "--from", w_.dir() + "/bad.jsonl", "--task", "x"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr(w_.dir() + "/bad.jsonl:2: "));
 
   // Enforced: the same work on another directory, given as the parameter.
   const std::string docs2 = base_ + "/docs2";
