@@ -82,13 +82,30 @@ Observed Collect(const std::vector<writ::v1::Event>& events) {
   return o;
 }
 
-// pattern → the first observed path it allows (its sample), for the rules and their tests.
-using Rules = std::map<std::string, const writ::v1::Event*>;
+// A rule's sample for its test: a recorded event, and when its path holds a per-run name, a path
+// the rule allows without one (the test then reads /proc/self/maps, not /proc/4242/maps).
+struct Sample {
+  const writ::v1::Event* ev = nullptr;
+  std::string path;  // "" = the event's own
+};
+// pattern → its sample.
+using Rules = std::map<std::string, Sample>;
+
+// A concrete path a stable glob allows: ** segments dropped, * → self under /proc, else example.
+std::string Instance(const std::string& stable) {
+  std::vector<std::string> out;
+  for (absl::string_view seg : absl::StrSplit(absl::string_view(stable).substr(1), '/')) {
+    if (seg == "**") continue;
+    const std::string with = out.size() == 1 && out[0] == "proc" ? "self" : "example";
+    out.push_back(absl::StrReplaceAll(seg, {{"*", with}}));
+  }
+  return "/" + absl::StrJoin(out, "/");
+}
 
 Rules MakeRules(const std::map<std::string, const writ::v1::Event*>& seen, bool write, bool exec,
                 const std::vector<Param>& params, std::set<std::string>* notes) {
   std::set<std::string> pats;
-  std::map<std::string, const writ::v1::Event*> by_pattern;
+  std::multimap<std::string, Sample> by_pattern;
   for (const auto& [raw, ev] : seen) {
     // A parameter's value is itself a per-run name: match it before making names stable.
     const bool in_param = std::any_of(params.begin(), params.end(), [&](const Param& p) {
@@ -99,13 +116,15 @@ Rules MakeRules(const std::map<std::string, const writ::v1::Event*>& seen, bool 
         exec ? suggest::ExecRuleFor(path, params) : suggest::RuleFor(path, write, params);
     if (r.pattern.empty()) continue;
     pats.insert(r.pattern);
-    by_pattern.emplace(r.pattern, ev);
+    by_pattern.emplace(r.pattern, Sample{ev, path == raw ? "" : Instance(path)});
   }
   Rules out;
   for (const auto& p : suggest::Generalise(pats, write)) {
-    const writ::v1::Event* sample = nullptr;
-    for (const auto& [q, ev] : by_pattern) {
-      if (suggest::Covers(p, q) && !sample) sample = ev;
+    Sample sample;
+    for (const auto& [q, smp] : by_pattern) {
+      if (!suggest::Covers(p, q)) continue;
+      // The first recorded path the rule allows, preferring one that is the same every run.
+      if (!sample.ev || (!sample.path.empty() && smp.path.empty())) sample = smp;
     }
     out.emplace(p, sample);
   }
@@ -135,7 +154,7 @@ void EmitEvent(YAML::Emitter& y, const writ::v1::Event& ev, const std::string& p
 void EmitList(YAML::Emitter& y, const Rules& rules) {
   if (rules.empty()) y << YAML::Flow;  // `[]` on the key's line
   y << YAML::BeginSeq;
-  for (const auto& [p, ev] : rules) y << YAML::DoubleQuoted << p;
+  for (const auto& [p, sample] : rules) y << YAML::DoubleQuoted << p;
   y << YAML::EndSeq;
 }
 
@@ -249,8 +268,8 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     y << YAML::EndMap;
   };
   for (const Rules* rules : {&exec, &reads, &writes}) {
-    for (const auto& [p, ev] : *rules) {
-      if (ev) test(*ev, "allow");
+    for (const auto& [p, smp] : *rules) {
+      if (smp.ev) test(*smp.ev, "allow", smp.path);
     }
   }
   for (const auto& [ip, ev] : o.dest_sample) test(*ev, "allow");

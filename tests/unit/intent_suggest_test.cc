@@ -135,6 +135,12 @@ TEST(SuggestTest, PackageTreesAndPerRunNamesAreGeneral) {
   EXPECT_THAT(rules, HasSubstr("\"/data/work/**\""));
   EXPECT_THAT(rules, Not(HasSubstr("t-3f9a0c1d2e")));
   EXPECT_THAT(s.yaml, HasSubstr("# Rewritten: /proc/<pid>/"));
+  // The tests drawn from the recording use paths without the per-run names.
+  EXPECT_THAT(s.yaml, HasSubstr("path: \"/proc/self/maps\""));
+  EXPECT_THAT(s.yaml, HasSubstr("path: \"/sys/fs/cgroup/memory.max\""));
+  EXPECT_THAT(s.yaml, HasSubstr("path: \"/tmp/tmp.example\""));
+  EXPECT_THAT(s.yaml, Not(HasSubstr("/proc/77")));
+  EXPECT_THAT(s.yaml, Not(HasSubstr("9f2c1e7a44")));
   auto ci = LoadAndCompile(s);
   ASSERT_NE(ci, nullptr);
   Replay r = ReplayEvents(*ci, evs);
