@@ -148,6 +148,42 @@ TEST(SuggestTest, PackageTreesAndPerRunNamesAreGeneral) {
   EXPECT_GT(r.judged, 200);
 }
 
+// A directory of helpers becomes DIR/** (never /usr/bin); a path --param keeps its name; addresses
+// the task connected to are allowed with their ports; a relative or system path is no parameter.
+TEST(SuggestTest, HelpersTaskParamsAndNetwork) {
+  std::vector<writ::v1::Event> evs;
+  writ::v1::Event start = Start({"/usr/bin/git", "-C", "/usr/share/doc", "fetch"});
+  (*start.mutable_task()->mutable_params())["checkout"] = "/srv/src/app/";
+  (*start.mutable_task()->mutable_params())["label"] = "fast";
+  evs.push_back(start);
+  for (const char* exe : {"/usr/bin/git", "/usr/bin/ssh", "/usr/bin/cat", "/usr/bin/gzip",
+                          "/usr/lib/git-core/git-remote-http", "/usr/lib/git-core/git-fetch-pack",
+                          "/usr/lib/git-core/git-index-pack"}) {
+    evs.push_back(EventBuilder::Exec(exe));
+  }
+  evs.push_back(EventBuilder::Open("/srv/src/app/.git/FETCH_HEAD", {"write", "create"}));
+  evs.push_back(EventBuilder::Open("/srv/src/app/.git/config"));
+  evs.push_back(EventBuilder::Connect("10.1.2.3", 443));
+  evs.push_back(EventBuilder::Connect("10.1.2.3", 80));
+  Suggestion s = Suggest("fetch", evs, "t-2");
+  EXPECT_EQ(s.params.size(), 1u) << s.yaml;
+  EXPECT_EQ(s.params.at("checkout"), "/srv/src/app");
+  const std::string rules = RulesOf(s.yaml);
+  EXPECT_THAT(rules, HasSubstr("\"/usr/lib/git-core/**\""));
+  EXPECT_THAT(rules, HasSubstr("\"/usr/bin/cat\""));
+  EXPECT_THAT(rules, Not(HasSubstr("\"/usr/bin/**\"")));
+  EXPECT_THAT(rules, HasSubstr("\"${checkout}/**\""));
+  EXPECT_THAT(rules, HasSubstr("{cidr: \"10.1.2.3\", ports: [80, 443]}"));
+  EXPECT_THAT(s.yaml, HasSubstr("# Network: addresses as connected to"));
+  auto ci = LoadAndCompile(s);
+  ASSERT_NE(ci, nullptr);
+  EXPECT_EQ(ReplayEvents(*ci, evs).violations, 0);
+  EXPECT_EQ(Evaluate(*ci, EventBuilder::Connect("10.1.2.3", 22), testing::Ctx()).kind,
+            Verdict::kViolation);
+  EXPECT_EQ(Evaluate(*ci, EventBuilder::Exec("/usr/bin/curl"), testing::Ctx()).kind,
+            Verdict::kViolation);
+}
+
 // A recording that read a key and a .env: the suggestion says so, reports it, and denies both.
 TEST(SuggestTest, SecretsAreReportedAndNeverAllowed) {
   std::vector<writ::v1::Event> evs;
