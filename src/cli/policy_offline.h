@@ -1,11 +1,20 @@
-// `writ policy suggest`: a recorded task's events → a suggested intent, its replay check and its
-// comparison with an intent already written (docs/policy.md, "Suggesting an intent").
+// The `writ policy` commands that need no writd: `explain` (one event against an intent) and
+// `suggest` (a recorded task's events → a suggested intent, its replay check and its comparison
+// with an intent already written; docs/policy.md, "Suggesting an intent").
 #pragma once
 
 #include <string>
 #include <vector>
 
 namespace writ::cli {
+
+struct ExplainArgs {
+  std::string intent;
+  std::string policies;
+  std::vector<std::string> params;  // K=V
+  std::string event;                // a writ.v1.Event as JSON
+};
+int PolicyExplain(const ExplainArgs& a);
 
 struct SuggestArgs {
   std::string from;  // JSONL events (writd's events file or `writ tail --format json` output)

@@ -1,7 +1,8 @@
-// `writ policy suggest`: reads one task's events from a JSONL file, prints the suggested intent
-// (writ::intent::Suggest), and with --check replays the whole recording against it; with --diff
-// INTENT it prints what that intent lacks or allows beyond the recording instead.
-#include "cli/policy_suggest.h"
+// `writ policy explain` and `writ policy suggest`. Suggest reads one task's events from a JSONL
+// file, prints the suggested intent (writ::intent::Suggest), and with --check replays the whole
+// recording against it; with --diff INTENT it prints what that intent lacks or allows beyond the
+// recording.
+#include "cli/policy_offline.h"
 
 #include <cstdio>
 #include <fstream>
@@ -18,7 +19,42 @@ int Fail(int code, const std::string& msg) {
   return code;
 }
 
+// K=V arguments of --param.
+bool ParseParams(const std::vector<std::string>& kvs,
+                 absl::flat_hash_map<std::string, std::string>* out) {
+  for (const std::string& kv : kvs) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) return false;
+    (*out)[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return true;
+}
+
 }  // namespace
+
+int PolicyExplain(const ExplainArgs& a) {
+  if (a.intent.empty() || a.event.empty()) {
+    return Fail(2, "policy explain needs --intent NAME and --event JSON");
+  }
+  auto set = intent::LoadPolicyDir(a.policies);
+  if (!set.ok()) return Fail(1, std::string(set.status().message()));
+  const writ::v1::Intent* in = set->Find(a.intent);
+  if (!in) return Fail(2, absl::StrCat("unknown intent ", a.intent));
+  absl::flat_hash_map<std::string, std::string> params;
+  if (!ParseParams(a.params, &params)) return Fail(2, "--param expects KEY=VALUE");
+  auto ci = intent::Compile(*in, params);
+  if (!ci.ok()) return Fail(2, std::string(ci.status().message()));
+  writ::v1::Event ev;
+  google::protobuf::util::JsonParseOptions jo;
+  jo.ignore_unknown_fields = false;
+  auto st = google::protobuf::util::JsonStringToMessage(a.event, &ev, jo);
+  if (!st.ok()) return Fail(2, absl::StrCat("--event: ", st.ToString()));
+  intent::EvalContext ctx;
+  ctx.now = absl::Now();
+  ctx.live_processes = 1;
+  printf("%s\n", intent::Explain(**ci, ev, ctx).c_str());
+  return 0;
+}
 
 int PolicySuggest(const SuggestArgs& a) {
   if (a.from.empty() || a.task.empty()) {
@@ -59,11 +95,7 @@ int PolicySuggest(const SuggestArgs& a) {
     // Its parameters: --param, else the recorded task's own (when it ran under that intent), else
     // a suggestion parameter of the same name.
     absl::flat_hash_map<std::string, std::string> params;
-    for (const std::string& kv : a.params) {
-      size_t eq = kv.find('=');
-      if (eq == std::string::npos) return Fail(2, "--param expects KEY=VALUE");
-      params[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
+    if (!ParseParams(a.params, &params)) return Fail(2, "--param expects KEY=VALUE");
     for (const auto& ev : events) {
       if (ev.kind() != "task_start" || ev.agent().intent() != a.diff) continue;
       for (const auto& [k, v] : ev.task().params()) params.emplace(k, v);
