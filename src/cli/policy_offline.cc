@@ -123,14 +123,16 @@ int PolicySuggest(const SuggestArgs& a) {
   }
 
   printf("%s", s.yaml.c_str());
+  // Reported whether or not --check was asked for: the suggestion denies what the task did.
+  for (const auto& sec : s.secrets) {
+    fprintf(stderr, "writ: the recording touched a secret location: %s: denied, never allowed\n",
+            sec.c_str());
+  }
   if (!a.check) return 0;
   intent::Replay r = intent::ReplayEvents(**mine, events);
   fprintf(stderr, "check: %d lines of rules; %d events of task %s replayed: %d violations\n",
           s.rule_lines, r.judged, a.task.c_str(), r.violations);
   for (const auto& l : r.lines) fprintf(stderr, "check: would break: %s\n", l.c_str());
-  for (const auto& sec : s.secrets) {
-    fprintf(stderr, "check: secret touched, denied on purpose: %s\n", sec.c_str());
-  }
   return r.violations == 0 ? 0 : 1;
 }
 

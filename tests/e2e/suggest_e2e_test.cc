@@ -327,6 +327,19 @@ TEST_F(SuggestE2e, GitMakeSession) {
   AgentRun exec =
       RunTask({"/bin/sh", "-c", absl::StrCat("cd ", repo2, " && git status && id")}, as);
   ExpectKilledFor(exec, "exec", "/usr/bin/id");
+
+  // A recording that read a key: reported, denied by the suggestion, and --check says what breaks.
+  const std::string key_path = base_ + "/home/.ssh/id_ed25519";
+  AgentRun peek = RunTask({"/bin/sh", "-c", absl::StrCat("cat ", repo, "/in.txt ", key_path)}, {});
+  CmdResult s =
+      w_.Writ({"policy", "suggest", "--from", w_.events_path(), "--task", peek.task, "--check"});
+  EXPECT_EQ(s.exit_code, 1) << s.err;
+  EXPECT_THAT(s.err, HasSubstr(absl::StrCat("the recording touched a secret location: ", key_path,
+                                            " (**/.ssh/**): denied, never allowed")));
+  EXPECT_THAT(s.err, HasSubstr(absl::StrCat("check: would break: open ", key_path,
+                                            " (read): violation by suggested/files.deny[")));
+  EXPECT_THAT(s.out, HasSubstr(absl::StrCat("# SECRET: the recording touched ", key_path)));
+  EXPECT_THAT(s.out.substr(0, s.out.find("\ntests:")), ::testing::Not(HasSubstr("\"" + key_path)));
 }
 
 }  // namespace
