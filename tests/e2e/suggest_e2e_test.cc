@@ -153,6 +153,10 @@ class SuggestE2e : public ::testing::Test {
     const std::string dir = absl::StrCat(w_.dir(), "/suggested-", name);
     std::filesystem::create_directories(dir);
     std::ofstream(dir + "/s.yaml") << s.out;
+    // It loads without a warning (no rule a deny always beats, no duplicate, no symlinked program).
+    CmdResult c = w_.Writ({"policy", "check", dir});
+    EXPECT_EQ(c.exit_code, 0) << c.err;
+    EXPECT_THAT(c.out + c.err, ::testing::Not(HasSubstr("warning")));
     CmdResult t = w_.Writ({"policy", "test", dir});
     EXPECT_EQ(t.exit_code, 0) << t.out << t.err;
     EXPECT_THAT(t.out, HasSubstr(" passed, 0 failed"));
