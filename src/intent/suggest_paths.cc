@@ -70,8 +70,11 @@ bool RandomToken(absl::string_view t) {
     }
   }
   if (digits == static_cast<int>(t.size())) return true;  // 123456
-  // Letters and digits mixed (aB3dE9, 9f2c1e7a), or both cases in one word (XyZqWe).
-  return (digits > 0 && lower + upper > 0) || (lower >= 2 && upper >= 2);
+  // Letters and digits mixed (9f2c1e7a, aB3dE9), or both cases in one word (XyZqWe); a word with
+  // one digit (python3, utf8) is a name.
+  const int letters = lower + upper;
+  return (digits >= 2 && letters >= 2) || (lower >= 2 && upper >= 2) ||
+         (digits >= 1 && lower >= 1 && upper >= 1);
 }
 
 // A path segment with its random parts replaced by *; unchanged when it has none.

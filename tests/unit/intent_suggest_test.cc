@@ -115,6 +115,7 @@ TEST(SuggestTest, PackageTreesAndPerRunNamesAreGeneral) {
   evs.push_back(EventBuilder::Open("/proc/self/maps"));
   evs.push_back(EventBuilder::Open("/proc/77/task/78/stat"));
   evs.push_back(EventBuilder::Open("/tmp/tmp.aB3dE9xYz1", {"write", "create"}));
+  evs.push_back(EventBuilder::Open("/tmp/python3-cache/utf8.map", {"write", "create"}));
   evs.push_back(
       EventBuilder::Open("/tmp/node-compile-cache/5a1b2c3d4e/x.bin", {"write", "create"}));
   for (const char* f : {"/data/work/a", "/data/work/b", "/data/work/c", "/data/work/d"}) {
@@ -131,6 +132,7 @@ TEST(SuggestTest, PackageTreesAndPerRunNamesAreGeneral) {
   EXPECT_THAT(rules, HasSubstr("\"/proc/*/maps\""));
   EXPECT_THAT(rules, HasSubstr("\"/proc/*/task/*/stat\""));
   EXPECT_THAT(rules, HasSubstr("\"/tmp/tmp.*\""));
+  EXPECT_THAT(rules, HasSubstr("\"/tmp/python3-cache/utf8.map\""));  // names, not random
   EXPECT_THAT(rules, HasSubstr("\"/tmp/node-compile-cache/*/x.bin\""));
   EXPECT_THAT(rules, HasSubstr("\"/data/work/**\""));
   EXPECT_THAT(rules, Not(HasSubstr("t-3f9a0c1d2e")));
