@@ -304,8 +304,8 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
 std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::Event>& events,
                           const std::string& task_id);
 
-// Recorded events judged again against `ci` as writd judges them (exec, open, connect; a failed open
-// that only an allow-list default would deny accessed nothing and is allowed).
+// Recorded events judged again against `ci` as writd judges them (every kind Evaluate judges; a failed
+// open that only an allow-list default would deny accessed nothing and is allowed).
 struct Replay {
   int judged = 0;
   int violations = 0;

@@ -17,17 +17,20 @@ std::string Describe(const writ::v1::Event& ev) {
                         ev.file().flags().empty() ? "read" : absl::StrJoin(ev.file().flags(), ","),
                         ")");
   }
-  return absl::StrCat("connect ", ev.network().dst_ip(), ":", ev.network().dst_port());
-}
-
-bool Judged(const writ::v1::Event& ev) {
-  return ev.kind() == "exec" || ev.kind() == "open" || ev.kind() == "connect";
+  if (ev.kind() == "connect") {
+    return absl::StrCat("connect ", ev.network().dst_ip(), ":", ev.network().dst_port());
+  }
+  return ev.kind();
 }
 
 // Evaluate as writd's pipeline does: a failed open that only an allow-list default denies accessed
 // nothing and is allowed (src/daemon/pipeline.cc, Judge).
 Verdict Judge(const CompiledIntent& ci, const writ::v1::Event& ev) {
+  // At the time it happened: an intent's limits.hours judges the recorded run, not the replay.
   EvalContext ctx{absl::Now(), 1};
+  absl::Time at;
+  std::string err;
+  if (!ev.time().empty() && absl::ParseTime(absl::RFC3339_full, ev.time(), &at, &err)) ctx.now = at;
   Verdict v = Evaluate(ci, ev, ctx);
   if (v.kind == Verdict::kViolation && ev.kind() == "open" && ev.file().result() < 0 &&
       absl::EndsWith(v.rule->id, ".default")) {
@@ -43,9 +46,9 @@ Replay ReplayEvents(const CompiledIntent& ci, const std::vector<writ::v1::Event>
   std::map<std::string, size_t> index;  // line key → position in order
   std::vector<std::pair<std::string, int>> order;
   for (const auto& ev : events) {
-    if (!Judged(ev)) continue;
+    Verdict v = Judge(ci, ev);  // every kind the engine judges, the ones to come included
+    if (v.kind == Verdict::kNotJudged) continue;
     ++r.judged;
-    Verdict v = Judge(ci, ev);
     if (v.kind == Verdict::kAllow && v.rule) r.used_rules.insert(v.rule->id);
     if (v.kind != Verdict::kViolation && v.kind != Verdict::kNeedsApproval) continue;
     ++r.violations;

@@ -3,6 +3,7 @@
 // the command line, never guessed), never allow a secret, replay and diff against other intents.
 #include <sstream>
 
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -226,17 +227,23 @@ TEST(SuggestTest, ReplayAndDiff) {
   ASSERT_NE(mine, nullptr);
   EXPECT_EQ(ReplayEvents(*mine, evs).violations, 0);
 
-  auto theirs_set = LoadPolicyText(R"(apiVersion: writ.dev/v1
+  // An hours window that excludes the time the test runs and includes the recorded events' time.
+  const int h = (absl::ToTimeT(absl::Now()) / 3600 + 2) % 24;
+  auto theirs_set = LoadPolicyText(absl::StrFormat(R"(apiVersion: writ.dev/v1
 kind: Intent
 name: theirs
+limits: {hours: "%02d:00-%02d:00 UTC"}
 exec: {allow: [/usr/bin/make, /usr/bin/curl]}
 files: {read: ["/usr/**"], deny: ["**/.ssh/**"]}
 )",
+                                                   h, (h + 2) % 24),
                                    "t.yaml");
   ASSERT_TRUE(theirs_set.ok()) << theirs_set.status();
   auto theirs = Compile(theirs_set->intents()[0], {}, {.bind_file_ids = false});
   ASSERT_TRUE(theirs.ok());
   evs.push_back(EventBuilder::Exec("/usr/bin/git"));
+  // Judged at the time it was recorded (inside the hours window), not at the replay's.
+  for (auto& ev : evs) ev.set_time(absl::StrFormat("2026-01-01T%02d:30:00Z", h));
   Replay r = ReplayEvents(**theirs, evs);
   EXPECT_EQ(r.violations, 2);
   ASSERT_EQ(r.lines.size(), 1u);
