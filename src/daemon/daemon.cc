@@ -216,6 +216,7 @@ absl::Status Daemon::Start() {
                                   control_->Handle(p, fd, r);
                                 },
                                 cfg_.control_gid));
+  server_view_.store(server_.get(), std::memory_order_release);
   // The HTTP server's threads run from StartCredentials on, but /metrics reads what was set since:
   // the route exists only once Start has nothing left to set (before, a scrape gets 404).
   // AddRoute's lock orders these writes before every request's read.
@@ -249,7 +250,7 @@ MetricsSources Daemon::Sources() const {
   m.creds = cred_service_.get();
   m.redactor = &output_.redactor();
   m.control = control_.get();
-  m.server = server_.get();
+  m.server = server_view_.load(std::memory_order_acquire);
   return m;
 }
 

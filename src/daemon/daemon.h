@@ -94,6 +94,9 @@ class Daemon {
   std::unique_ptr<Guardian> guardian_;
   std::unique_ptr<ControlService> control_;
   std::unique_ptr<api::Server> server_;
+  // What Sources() reads: a status request can arrive on the server's own thread before Start's
+  // assignment to server_ has completed, so the pointer is published only once it has.
+  std::atomic<const api::Server*> server_view_{nullptr};
 
   // Fail-closed kernel kills already logged (pipeline thread).
   uint64_t fail_closed_logged_ = 0;

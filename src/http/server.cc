@@ -344,7 +344,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool timed_out_ = false;
   std::atomic<bool> busy_{false};
   std::atomic<bool> closing_{false};
-  std::atomic<int64_t> waiting_since_{0};
+  // From construction, not from the first ReadHeader (posted to the worker): a session registered
+  // but not yet started must not look like the one that has waited longest, or a flood of new
+  // connections evicts every newcomer before it is read.
+  std::atomic<int64_t> waiting_since_{SteadyNanos()};
 };
 
 std::string Request::Header(std::string_view name) const {
