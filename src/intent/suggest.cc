@@ -43,6 +43,8 @@ struct Observed {
   std::map<std::string, const writ::v1::Event*> exes, reads, writes;
   std::map<std::string, std::set<uint32_t>> dests;  // address → ports (0 = any)
   std::map<std::string, const writ::v1::Event*> dest_sample;
+  // Unix sockets reached: both names (the one given, the socket file reached) are judged.
+  std::map<std::string, const writ::v1::Event*> sockets;
   std::map<std::string, std::string> secrets;  // path → pattern
   std::map<std::string, const writ::v1::Event*> secret_sample;
   std::set<std::string> notes;
@@ -57,7 +59,11 @@ Observed Collect(const std::vector<writ::v1::Event>& events) {
       o.command.assign(ev.task().command().begin(), ev.task().command().end());
       o.task_params.insert(ev.task().params().begin(), ev.task().params().end());
     } else if (ev.kind() == "exec" && absl::StartsWith(ev.process().exe(), "/")) {
-      const std::string& exe = ev.process().exe();
+      // ld.so PROGRAM: exec.allow judges the program the loader runs, not the loader. One that
+      // could not be named whole is never allowed: no grant.
+      if (ev.process().unresolved()) continue;
+      const std::string& exe =
+          ev.process().loaded().empty() ? ev.process().exe() : ev.process().loaded();
       if (const char* s = suggest::SecretOf(exe)) {
         o.secrets.emplace(exe, s);
         o.secret_sample.emplace(exe, &ev);
@@ -74,6 +80,14 @@ Observed Collect(const std::vector<writ::v1::Event>& events) {
       // A failed open accessed nothing, and writd allows it unless a deny rule names it: no grant.
       if (ev.file().result() < 0 || ev.file().unresolved()) continue;
       (IsWrite(ev) ? o.writes : o.reads).emplace(path, &ev);
+    } else if (ev.kind() == "connect" && ev.network().family() == "unix") {
+      // A socket that was not reached (glibc probing nscd) needs no grant: writd allows it.
+      const auto& n = ev.network();
+      if (n.result() != 0) continue;
+      for (const std::string& name : {n.path(), n.peer_path()}) {
+        if (absl::StartsWith(name, "/") || absl::StartsWith(name, "@"))
+          o.sockets.emplace(name, &ev);
+      }
     } else if (ev.kind() == "connect" && !ev.network().dst_ip().empty()) {
       o.dests[ev.network().dst_ip()].insert(ev.network().dst_port());
       o.dest_sample.emplace(ev.network().dst_ip(), &ev);
@@ -116,7 +130,9 @@ Rules MakeRules(const std::map<std::string, const writ::v1::Event*>& seen, bool 
         exec ? suggest::ExecRuleFor(path, params) : suggest::RuleFor(path, write, params);
     if (r.pattern.empty()) continue;
     pats.insert(r.pattern);
-    by_pattern.emplace(r.pattern, Sample{ev, path == raw ? "" : Instance(path)});
+    // A loaded program's event names the loader as its exe: the test names the program.
+    const std::string& own = ev->process().loaded().empty() ? ev->process().exe() : raw;
+    by_pattern.emplace(r.pattern, Sample{ev, path != raw ? Instance(path) : exec ? own : ""});
   }
   Rules out;
   for (const auto& p : suggest::Generalise(pats, write)) {
@@ -143,6 +159,15 @@ void EmitEvent(YAML::Emitter& y, const writ::v1::Event& ev, const std::string& p
       << YAML::Key << "flags" << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (const auto& f : ev.file().flags()) y << f;
     y << YAML::EndSeq << YAML::EndMap;
+  } else if (ev.network().family() == "unix") {
+    y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "family"
+      << YAML::Value << "unix" << YAML::Key << "path" << YAML::Value << YAML::DoubleQuoted
+      << ev.network().path();
+    if (!ev.network().peer_path().empty()) {
+      y << YAML::Key << "peer_path" << YAML::Value << YAML::DoubleQuoted
+        << ev.network().peer_path();
+    }
+    y << YAML::EndMap;
   } else {
     y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "dst_ip"
       << YAML::Value << YAML::DoubleQuoted << ev.network().dst_ip() << YAML::Key << "dst_port"
@@ -187,6 +212,12 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     bool covered = std::any_of(writes.begin(), writes.end(),
                                [&](const auto& w) { return suggest::Covers(w.first, it->first); });
     it = covered ? reads.erase(it) : std::next(it);
+  }
+
+  Rules sockets;  // their names, made stable like paths
+  for (const auto& [name, ev] : o.sockets) {
+    std::string n = absl::StartsWith(name, "/") ? suggest::Stable(name, &o.notes) : name;
+    sockets.emplace(n, Sample{n == name ? ev : nullptr, ""});
   }
 
   const std::string task = task_id.empty() ? "(unknown)" : task_id;
@@ -249,7 +280,15 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     }
     y << YAML::EndMap;
   }
-  y << YAML::EndSeq << YAML::EndMap << YAML::EndMap;
+  y << YAML::EndSeq << YAML::EndMap;
+  // With connect.allow present, a socket not listed here is denied (network.unix.default).
+  if (!sockets.empty()) {
+    y << YAML::Key << "unix" << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value
+      << YAML::BeginSeq;
+    for (const auto& [name, smp] : sockets) y << YAML::DoubleQuoted << name;
+    y << YAML::EndSeq << YAML::EndMap;
+  }
+  y << YAML::EndMap;
   y << YAML::Key << "on_violation" << YAML::Value << YAML::Flow << YAML::BeginSeq << "alert"
     << "kill" << YAML::EndSeq;
 
@@ -273,6 +312,16 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     }
   }
   for (const auto& [ip, ev] : o.dest_sample) test(*ev, "allow");
+  std::set<const writ::v1::Event*> socket_tested;
+  for (const auto& [name, smp] : sockets) {
+    // A recorded connect whose names are both listed as recorded.
+    if (smp.ev && sockets.contains(smp.ev->network().path()) &&
+        socket_tested.insert(smp.ev).second &&
+        (smp.ev->network().peer_path().empty() ||
+         sockets.contains(smp.ev->network().peer_path()))) {
+      test(*smp.ev, "allow");
+    }
+  }
   for (const auto& s : suggest::SecretRules()) {
     const writ::v1::Event* touched = nullptr;
     for (const auto& [path, pat] : o.secrets) {

@@ -61,6 +61,10 @@ TEST(SuggestTest, SuggestionLoadsBackAndAllowsWhatHappened) {
   add(EventBuilder::Open("/proc/4242/status"));
   add(EventBuilder::Connect("127.0.0.1", 8080));
   add(EventBuilder::Connect("127.0.0.1", 9001));
+  add(EventBuilder::Unix("/var/run/nscd/socket", "/run/nscd/socket"));  // reached through /var/run
+  writ::v1::Event probe = EventBuilder::Unix("/run/missing/socket");    // reached nothing
+  probe.mutable_network()->set_result(-2);
+  add(probe);
   Suggestion s = Suggest("Alice's Task!", evs, "task-1");
   auto set = LoadPolicyText(s.yaml, "suggested.yaml");
   ASSERT_TRUE(set.ok()) << set.status() << "\n" << s.yaml;
@@ -86,6 +90,13 @@ TEST(SuggestTest, SuggestionLoadsBackAndAllowsWhatHappened) {
   ASSERT_NE(ci, nullptr);
   EXPECT_EQ(ReplayEvents(*ci, evs).violations, 0);
   // ... and not more than that.
+  EXPECT_EQ(Evaluate(*ci, EventBuilder::Unix("/run/dbus/system_bus_socket"), testing::Ctx()).kind,
+            Verdict::kViolation);
+  EXPECT_THAT(
+      RulesOf(s.yaml),
+      HasSubstr(
+          "unix:\n    allow:\n      - \"/run/nscd/socket\"\n      - \"/var/run/nscd/socket\""));
+  EXPECT_THAT(RulesOf(s.yaml), Not(HasSubstr("/run/missing")));
   EXPECT_EQ(Evaluate(*ci, EventBuilder::Exec("/usr/bin/curl"), testing::Ctx()).kind,
             Verdict::kViolation);
   EXPECT_EQ(Evaluate(*ci, EventBuilder::Open("/etc/passwd"), testing::Ctx()).kind,
@@ -164,6 +175,10 @@ TEST(SuggestTest, HelpersTaskParamsAndNetwork) {
                           "/usr/lib/git-core/git-index-pack"}) {
     evs.push_back(EventBuilder::Exec(exe));
   }
+  // ld.so PROGRAM: the program is what exec.allow judges (and its test names it), not the loader.
+  writ::v1::Event ld = EventBuilder::Exec("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+  ld.mutable_process()->set_loaded("/opt/tool/bin/tool");
+  evs.push_back(ld);
   evs.push_back(EventBuilder::Open("/srv/src/app/.git/FETCH_HEAD", {"write", "create"}));
   evs.push_back(EventBuilder::Open("/srv/src/app/.git/config"));
   evs.push_back(EventBuilder::Connect("10.1.2.3", 443));
@@ -174,6 +189,8 @@ TEST(SuggestTest, HelpersTaskParamsAndNetwork) {
   const std::string rules = RulesOf(s.yaml);
   EXPECT_THAT(rules, HasSubstr("\"/usr/lib/git-core/**\""));
   EXPECT_THAT(rules, HasSubstr("\"/usr/bin/cat\""));
+  EXPECT_THAT(rules, HasSubstr("\"/opt/tool/bin/tool\""));
+  EXPECT_THAT(rules, Not(HasSubstr("ld-linux")));
   EXPECT_THAT(rules, Not(HasSubstr("\"/usr/bin/**\"")));
   EXPECT_THAT(rules, HasSubstr("\"${checkout}/**\""));
   EXPECT_THAT(rules, HasSubstr("{cidr: \"10.1.2.3\", ports: [80, 443]}"));
