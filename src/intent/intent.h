@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -367,9 +368,43 @@ TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out);
 
 // ---- suggestion -----------------------------------------------------------------------------------
 
-// YAML text of a least-privilege intent allowing what `events` did, generalised (shared libraries →
-// /usr/lib/** etc., a busy working directory → ${repo}/** with a default). Loads back without errors.
+// A least-privilege intent from one task's recorded events (`writ policy suggest`), written as a
+// person would: package and runtime trees as their root with ** (`.../node_modules/**`), system reads
+// as their usual locations (`/usr/lib/**`), per-process and per-boot names as globs, directories and
+// files the task's command line or params named as `params:` with ${name} in the rules, writes narrow.
+// Well-known secret locations are always in files.deny and never allowed; a recording that touched one
+// says so. The intent carries `tests:` drawn from the recording and loads back without errors.
+struct Suggestion {
+  std::string yaml;
+  // The parameters' values in the recorded task (the intent requires them; --check binds these).
+  absl::flat_hash_map<std::string, std::string> params;
+  // "PATH (PATTERN)" for every secret location the recording touched: denied, never allowed.
+  std::vector<std::string> secrets;
+  int rule_lines = 0;  // lines of the document before `tests:` (what a reviewer reads)
+};
+Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& events,
+                   const std::string& task_id);
+// Suggest(...).yaml.
 std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::Event>& events,
                           const std::string& task_id);
+
+// Recorded events judged again against `ci` as writd judges them (every kind Evaluate judges; a failed
+// open that only an allow-list default would deny accessed nothing and is allowed).
+struct Replay {
+  int judged = 0;
+  int violations = 0;
+  // One line per distinct violation: "open /etc/x (read): violation by i/files.read.default (...)",
+  // with "(N events)" when it happened more than once; in recording order.
+  std::vector<std::string> lines;
+  // Rule ids of `ci` that allowed at least one event.
+  std::set<std::string> used_rules;
+};
+Replay ReplayEvents(const CompiledIntent& ci, const std::vector<writ::v1::Event>& events);
+
+// What `existing` lacks (recorded events it would deny) and allows beyond what was observed (its
+// allow rules no recorded event used), and whether `suggested` is a subset of it (CheckSubset).
+// Human text, one finding a line; `*subset` set accordingly.
+std::string DiffIntent(const CompiledIntent& suggested, const CompiledIntent& existing,
+                       const std::vector<writ::v1::Event>& events, bool* subset);
 
 }  // namespace writ::intent
