@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
-
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "dns/name_policy.h"
 #include "intent/glob.h"
 #include "writ/event_kind.h"
 #include "writ/v1/event.pb.h"
@@ -138,6 +138,15 @@ struct KernelTables {
   std::vector<std::string> unix_allow_exact, unix_deny_exact, unix_allow_prefix, unix_deny_prefix;
 };
 
+// A connect rule by name (`host:`), kept as written for the stub resolver and the kernel pins of
+// #17 phase 2. An exact name is also resolved at compile time into NetEntry addresses (today's
+// enforcement); a wildcard has no address until a pin gives it one.
+struct HostRule {
+  dns::NamePattern pattern;
+  std::vector<std::pair<uint16_t, uint16_t>> ports;  // inclusive ranges; all ports when not given
+  int rule = -1;
+};
+
 // Unix-socket name patterns: path globs ("/run/user/*/bus") over absolute names, or "@" followed by
 // an argument glob for abstract names ("@/tmp/.X11-unix/X*"). First match in the order added.
 class UnixMatcher {
@@ -222,6 +231,15 @@ class CompiledIntent {
 
   KernelTables kernel_tables() const;
 
+  // Names the task may resolve (network.dns.allow, or the host names of network.connect.allow when
+  // it is absent; connect.deny hosts are denied). dns_judged() is false when neither list is
+  // present: any name. Not yet enforced on the task's own DNS traffic (docs/threat-model.md, #17
+  // phase 2).
+  bool dns_judged() const { return dns_judged_; }
+  const dns::NamePolicy& dns_policy() const { return dns_policy_; }
+  const std::vector<HostRule>& host_allow() const { return host_allow_; }
+  const std::vector<HostRule>& host_deny() const { return host_deny_; }
+
  private:
   friend class Compiler;
   friend struct Engine;
@@ -265,6 +283,9 @@ class CompiledIntent {
   bool net_allow_present_ = false;
   std::vector<NetEntry> net_allow_, net_deny_;
   int net_default_rule_ = -1;
+  std::vector<HostRule> host_allow_, host_deny_;
+  bool dns_judged_ = false;
+  dns::NamePolicy dns_policy_;
   bool unix_judged_ = false;
   UnixMatcher unix_allow_, unix_deny_;  // unix_allow_.present(): an allow list (or the default)
   int unix_default_rule_ = -1;
