@@ -15,23 +15,23 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "actions/self_filter.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "actions/self_filter.h"
 #include "api/client.h"
 #include "api/framing.h"
 #include "cli/policy_offline.h"
 #include "cli/run_as.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
-#include "writ/v1/workload.grpc.pb.h"
 #include "intent/intent.h"
 #include "journal/journal.h"
 #include "sinks/json_encoder.h"
 #include "sinks/ocsf_encoder.h"
 #include "util/terminal_text.h"
 #include "util/util.h"
+#include "writ/v1/workload.grpc.pb.h"
 
 namespace {
 
@@ -46,24 +46,26 @@ int Fail(int code, const std::string& msg) {
 }
 
 void Usage(FILE* f) {
-  fprintf(f,
-          "usage: writ [--socket PATH] COMMAND ...\n"
-          "  run --agent SPIFFE_ID [--principal P] [--intent NAME] [--param K=V]... [--ttl D]\n"
-          "      [--parent TASK] [--user NAME | --allow-root] [--no-seccomp] -- CMD [ARGS...]\n"
-          "      run CMD as a task, as an unprivileged user: the invoking user (behind sudo: the real\n"
-          "      user), or --user NAME; as root only with --allow-root and an intent that allows it\n"
-          "      (--no-seccomp: without the self-protection filter; only the BPF fallback applies)\n"
-          "  status                                  hooks, enforcement, counters, tasks\n"
-          "  svid --audience AUD [--workload-socket PATH]   (inside a task) print a JWT-SVID\n"
-          "  tail [--violations] [--agent ID] [--task ID] [--format text|json|ocsf]\n"
-          "  approvals | approve ID [--scope once|task] [--reason T] | deny ID [--reason T]\n"
-          "  kill TASK | freeze TASK | thaw TASK | revoke TASK\n"
-          "  policy check [DIR|FILE...] | policy test [DIR] | policy reload\n"
-          "  policy explain --intent NAME [--policies DIR] [--param K=V]... --event JSON\n"
-          "  policy suggest --from EVENTS.jsonl --task ID [--name NAME] [--check]\n"
-          "  policy suggest --from EVENTS.jsonl --task ID --diff INTENT [--policies DIR] [--param K=V]...\n"
-          "  audit verify [PATH]                     check the hash-chained journal\n"
-          "                                          (default /var/lib/writ/journal.jsonl)\n");
+  fprintf(
+      f,
+      "usage: writ [--socket PATH] COMMAND ...\n"
+      "  run --agent SPIFFE_ID [--principal P] [--intent NAME] [--param K=V]... [--ttl D]\n"
+      "      [--parent TASK] [--user NAME | --allow-root] [--no-seccomp] -- CMD [ARGS...]\n"
+      "      run CMD as a task, as an unprivileged user: the invoking user (behind sudo: the real\n"
+      "      user), or --user NAME; as root only with --allow-root and an intent that allows it\n"
+      "      (--no-seccomp: without the self-protection filter; only the BPF fallback applies)\n"
+      "  status                                  hooks, enforcement, counters, tasks\n"
+      "  svid --audience AUD [--workload-socket PATH]   (inside a task) print a JWT-SVID\n"
+      "  tail [--violations] [--agent ID] [--task ID] [--format text|json|ocsf]\n"
+      "  approvals | approve ID [--scope once|task] [--reason T] | deny ID [--reason T]\n"
+      "  kill TASK | freeze TASK | thaw TASK | revoke TASK\n"
+      "  policy check [DIR|FILE...] | policy test [DIR] | policy reload\n"
+      "  policy explain --intent NAME [--policies DIR] [--param K=V]... --event JSON\n"
+      "  policy suggest --from EVENTS.jsonl --task ID [--name NAME] [--check]\n"
+      "  policy suggest --from EVENTS.jsonl --task ID --diff INTENT [--policies DIR] [--param "
+      "K=V]...\n"
+      "  audit verify [PATH]                     check the hash-chained journal\n"
+      "                                          (default /var/lib/writ/journal.jsonl)\n");
 }
 
 // Minimal option scanner: --flag VALUE, --flag=VALUE, boolean --flag; stops at "--".
@@ -191,7 +193,8 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   if (!fd.ok()) return Fail(1, std::string(fd.status().message()));
   auto resp = writ::api::Call(fd->get(), req);
   if (!resp.ok()) {
-    // Refusals of what the user asked for (bad identity, unknown intent, bad parameter): usage errors.
+    // Refusals of what the user asked for (bad identity, unknown intent, bad parameter): usage
+    // errors.
     int code = absl::IsInvalidArgument(resp.status()) || absl::IsNotFound(resp.status()) ||
                        absl::IsPermissionDenied(resp.status())
                    ? kExitUsage
@@ -205,7 +208,8 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   fprintf(stderr, "writ: task %s\n", task_id.c_str());
 
   // writd places the child in the task cgroup before it may exec (it waits on `go`): its first
-  // instruction as CMD is already attributed, and no agent ever needs write access to a cgroup.procs.
+  // instruction as CMD is already attributed, and no agent ever needs write access to a
+  // cgroup.procs.
   int sync[2], go[2];
   if (pipe2(sync, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0) return Fail(1, "pipe failed");
   pid_t pid = fork();
@@ -224,8 +228,10 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     }
     if (msg.empty()) _exit(126);
     writ::actions::SelfFilterSpec spec;
-    if (msg[0] != 'g' || !writ::actions::DecodeSelfFilterSpec(absl::string_view(msg).substr(1), &spec)) {
-      std::string err = absl::StrCat("malformed start message from the launcher (", msg.size(), " bytes)");
+    if (msg[0] != 'g' ||
+        !writ::actions::DecodeSelfFilterSpec(absl::string_view(msg).substr(1), &spec)) {
+      std::string err =
+          absl::StrCat("malformed start message from the launcher (", msg.size(), " bytes)");
       (void)!write(sync[1], err.data(), err.size());
       _exit(126);
     }
@@ -273,14 +279,14 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     (void)writ::api::Call(fd->get(), abort);
     return Fail(1, absl::StrCat("run: ", placed.status().message()));
   }
-  // The child reads to EOF and refuses a short message (DecodeSelfFilterSpec), so a failed write fails
-  // safe.
-  // A child that is already gone (its task killed meanwhile) gives EPIPE, not a launcher dead of
-  // SIGPIPE without a word: its status is reported below. Only here, after the fork: an ignored
-  // signal would survive the child's exec.
+  // The child reads to EOF and refuses a short message (DecodeSelfFilterSpec), so a failed write
+  // fails safe. A child that is already gone (its task killed meanwhile) gives EPIPE, not a
+  // launcher dead of SIGPIPE without a word: its status is reported below. Only here, after the
+  // fork: an ignored signal would survive the child's exec.
   signal(SIGPIPE, SIG_IGN);
   writ::actions::SelfFilterSpec protect;
-  protect.pids.assign(placed->placed().protected_pids().begin(), placed->placed().protected_pids().end());
+  protect.pids.assign(placed->placed().protected_pids().begin(),
+                      placed->placed().protected_pids().end());
   protect.groups.assign(placed->placed().protected_groups().begin(),
                         placed->placed().protected_groups().end());
   const std::string go_msg = "g" + writ::actions::EncodeSelfFilterSpec(protect);
@@ -326,7 +332,8 @@ int CmdStatus(const std::string& socket) {
   const auto& s = resp->status();
   printf("writd %s, mode %s, %u intents loaded\n", s.version().c_str(), s.mode().c_str(),
          s.intents_loaded());
-  if (!s.policy_error().empty()) printf("policy reload FAILED (old policy in force):\n%s\n", s.policy_error().c_str());
+  if (!s.policy_error().empty())
+    printf("policy reload FAILED (old policy in force):\n%s\n", s.policy_error().c_str());
   printf("hooks:\n");
   for (const auto& h : s.hooks()) {
     printf("  %-45s %s\n", h.name().c_str(), h.active() ? "active" : h.detail().c_str());
@@ -336,24 +343,27 @@ int CmdStatus(const std::string& socket) {
     printf("  %-60s %s\n", h.name().c_str(), h.active() ? "active" : h.detail().c_str());
   }
   printf("events by kind:");
-  for (const auto& [k, v] : std::map<std::string, uint64_t>(s.events_by_kind().begin(), s.events_by_kind().end())) {
+  for (const auto& [k, v] :
+       std::map<std::string, uint64_t>(s.events_by_kind().begin(), s.events_by_kind().end())) {
     printf(" %s=%lu", k.c_str(), static_cast<unsigned long>(v));
   }
   printf("\ndrops by kind:");
-  for (const auto& [k, v] : std::map<std::string, uint64_t>(s.drops_by_kind().begin(), s.drops_by_kind().end())) {
+  for (const auto& [k, v] :
+       std::map<std::string, uint64_t>(s.drops_by_kind().begin(), s.drops_by_kind().end())) {
     printf(" %s=%lu", k.c_str(), static_cast<unsigned long>(v));
   }
   printf("\nuserspace drops: %lu\n", static_cast<unsigned long>(s.userspace_drops()));
   printf("counters:");
-  for (const auto& [k, v] : std::map<std::string, uint64_t>(s.counters().begin(), s.counters().end())) {
+  for (const auto& [k, v] :
+       std::map<std::string, uint64_t>(s.counters().begin(), s.counters().end())) {
     printf(" %s=%lu", k.c_str(), static_cast<unsigned long>(v));
   }
   printf("\napprovals pending: %u\ntasks: %d\n", s.approvals_pending(), s.tasks_size());
   for (const auto& t : s.tasks()) {
     printf("  %s %s %s intent=%s mode=%s processes=%u%s%s\n", t.task_id().c_str(),
            t.state().c_str(), t.spiffe_id().c_str(), t.intent().empty() ? "-" : t.intent().c_str(),
-           t.mode().c_str(), t.processes(), t.deadline().empty() ? "" : " deadline=",
-           t.deadline().c_str());
+           t.mode().c_str(), t.processes(),
+           t.deadline().empty() ? "" : " deadline=", t.deadline().c_str());
   }
   return 0;
 }
@@ -574,16 +584,21 @@ int CmdPolicy(const std::string& socket, int argc, char** argv) {
   if (sub == "suggest") {
     Args a = Parse(argc, argv, 3, {"from", "task", "name", "diff", "policies", "param"}, {"check"});
     if (!a.error.empty()) return Fail(kExitUsage, a.error);
-    writ::cli::SuggestArgs sa{a.Get("from"), a.Get("task"), a.Get("name", "suggested"),
-                              a.Has("check"), a.Get("diff"), a.Get("policies", DefaultPolicyDir()),
+    writ::cli::SuggestArgs sa{a.Get("from"),
+                              a.Get("task"),
+                              a.Get("name", "suggested"),
+                              a.Has("check"),
+                              a.Get("diff"),
+                              a.Get("policies", DefaultPolicyDir()),
                               a.Has("param") ? a.opts["param"] : std::vector<std::string>{}};
     return writ::cli::PolicySuggest(sa);
   }
   return Fail(kExitUsage, absl::StrCat("unknown policy command ", sub));
 }
 
-// Fetches a JWT-SVID from writd's SPIFFE Workload API, the same way any SPIFFE client would: the caller
-// is attested by the socket's peer credentials, so only a task's own processes get its identity.
+// Fetches a JWT-SVID from writd's SPIFFE Workload API, the same way any SPIFFE client would: the
+// caller is attested by the socket's peer credentials, so only a task's own processes get its
+// identity.
 int CmdSvid(int argc, char** argv) {
   Args a = Parse(argc, argv, 2, {"audience", "workload-socket"}, {});
   if (!a.error.empty()) return Fail(kExitUsage, a.error);

@@ -129,8 +129,9 @@ struct Redactor::Impl {
   std::unique_ptr<RE2::Set> set;
   std::vector<uint16_t> set_rule;  // RE2::Set index -> rule index
 
-  // Prefilter: a bit per hash of the lower-cased three bytes that start a keyword (8 KiB: stays in L1),
-  // then that hash's bucket of keywords (their first three bytes are compared again: hashes collide).
+  // Prefilter: a bit per hash of the lower-cased three bytes that start a keyword (8 KiB: stays in
+  // L1), then that hash's bucket of keywords (their first three bytes are compared again: hashes
+  // collide).
   uint64_t tri_bits[kTriHashes / 64] = {};
   std::vector<uint16_t> tri_bucket;  // hash -> index into buckets
   struct Bucket {
@@ -191,7 +192,8 @@ RuleMask Redactor::Impl::Prefilter(std::string_view s) const {
         for (const Keyword& k : b.keywords) {
           if (k.rest.size() > n - i - 1) continue;
           size_t j = 0;
-          while (j < k.rest.size() && kLower.t[p[i + 1 + j]] == static_cast<unsigned char>(k.rest[j]))
+          while (j < k.rest.size() &&
+                 kLower.t[p[i + 1 + j]] == static_cast<unsigned char>(k.rest[j]))
             ++j;
           if (j == k.rest.size()) m |= k.rules;
         }
@@ -562,7 +564,8 @@ absl::StatusOr<std::unique_ptr<Redactor>> Redactor::Create(const RedactionRuleSe
       impl->buckets.emplace_back();
     }
     std::vector<Impl::Bucket>& bucket = impl->buckets[impl->tri_bucket[h]];
-    auto same = std::find_if(bucket.begin(), bucket.end(), [&](const Impl::Bucket& b) { return b.tri == tri; });
+    auto same = std::find_if(bucket.begin(), bucket.end(),
+                             [&](const Impl::Bucket& b) { return b.tri == tri; });
     if (same == bucket.end()) {
       bucket.push_back({tri, {}});
       same = bucket.end() - 1;

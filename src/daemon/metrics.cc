@@ -4,10 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "api/server.h"
 #include "creds/creds.h"
 #include "creds/redact.h"
 #include "daemon/adopt.h"
-#include "api/server.h"
 #include "daemon/approvals.h"
 #include "daemon/control.h"
 #include "daemon/output.h"
@@ -90,7 +90,8 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     if (auto failing = m.creds->FailingRevocations(); failing.ok()) {
       for (const auto& f : *failing) {
         counters["revocations_failing_" + f.provider] = f.failing;
-        counters["revocations_failing_" + f.provider + "_oldest_s"] = absl::ToInt64Seconds(f.oldest_age);
+        counters["revocations_failing_" + f.provider + "_oldest_s"] =
+            absl::ToInt64Seconds(f.oldest_age);
       }
     }
     const creds::WorkloadApiStats w = m.creds->workload_stats();
@@ -240,14 +241,16 @@ std::string RenderMetrics(const MetricsSources& m) {
   if (m.control) {
     Head(&o, "writ_control_refused_total", "counter",
          "Control requests refused on authorization, by where the caller was.");
-    absl::StrAppend(&o, "writ_control_refused_total{caller=\"task\"} ", m.control->refused_from_tasks(),
-                    "\n", "writ_control_refused_total{caller=\"host\"} ",
+    absl::StrAppend(&o, "writ_control_refused_total{caller=\"task\"} ",
+                    m.control->refused_from_tasks(), "\n",
+                    "writ_control_refused_total{caller=\"host\"} ",
                     m.control->refused() - m.control->refused_from_tasks(), "\n");
   }
   if (m.server) {
-    Head(&o, "writ_control_unidentified_peers_total", "counter",
-         "Control connections refused because their peer could not be identified (it exited, or its "
-         "pid no longer named it).");
+    Head(
+        &o, "writ_control_unidentified_peers_total", "counter",
+        "Control connections refused because their peer could not be identified (it exited, or its "
+        "pid no longer named it).");
     absl::StrAppend(&o, "writ_control_unidentified_peers_total ", m.server->unidentified(), "\n");
   }
   Head(&o, "writ_tasks_active", "gauge", "Tasks registered.");
@@ -262,13 +265,14 @@ std::string RenderMetrics(const MetricsSources& m) {
       Head(&o, "writ_revocations_failing", "gauge",
            "External revocations that failed and are not acknowledged yet, per provider.");
       for (const auto& f : *failing) {
-        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing, "\n");
+        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing,
+                        "\n");
       }
       Head(&o, "writ_revocation_failing_oldest_seconds", "gauge",
            "Age of the oldest failing external revocation per provider (0 when none).");
       for (const auto& f : *failing) {
-        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider, "\"} ",
-                        absl::ToInt64Seconds(f.oldest_age), "\n");
+        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider,
+                        "\"} ", absl::ToInt64Seconds(f.oldest_age), "\n");
       }
     }
     const creds::WorkloadApiStats w = m.creds->workload_stats();

@@ -197,8 +197,9 @@ void Pipeline::OnRecord(const void* data, size_t size) {
   } else if (task->compiled && task->mode != TaskMode::kRecord) {
     Judge(*task, ev_, info);
   }
-  // Judged on what happened, emitted without secrets: every string of the event is redacted before the
-  // journal, the sinks and `writ tail` see it (the kept agent only when FillAgent refilled it above).
+  // Judged on what happened, emitted without secrets: every string of the event is redacted before
+  // the journal, the sinks and `writ tail` see it (the kept agent only when FillAgent refilled it
+  // above).
   const creds::RedactionReport red = d_.redactor.RedactEvent(&ev_, {.agent = !agent_current});
   d_.output.Emit(ev_, /*batch=*/true, /*redacted=*/true);
   if (red.argv_marks > 0 && info.kind == EventKind::kExec) EmitSecretInArgv(*task, ev_, red);
@@ -406,8 +407,8 @@ void Pipeline::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info
 // exact action. An action granted for the task before (`--scope task`) simply runs.
 void Pipeline::RequestApproval(Task& task, v1::Event& ev, const decode::RecordInfo& info,
                                const intent::Verdict& v) {
-  // The approver, the approvals store and the hash see the action without its secrets (the marks are
-  // keyed per secret, so the hash still binds the approval to this exact action).
+  // The approver, the approvals store and the hash see the action without its secrets (the marks
+  // are keyed per secret, so the hash still binds the approval to this exact action).
   d_.redactor.RedactEvent(&ev);
   std::string hash = ActionHash(ev);
   if (d_.approvals.IsGranted(task.id, hash)) {

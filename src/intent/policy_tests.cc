@@ -1,5 +1,6 @@
-// Runs the `tests:` embedded in intent files (writ policy test): each test is one event and the verdict
-// it must get, so a policy change that breaks an expectation is caught before it is deployed.
+// Runs the `tests:` embedded in intent files (writ policy test): each test is one event and the
+// verdict it must get, so a policy change that breaks an expectation is caught before it is
+// deployed.
 #include "absl/strings/str_cat.h"
 #include "intent/intent.h"
 
@@ -37,8 +38,8 @@ TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out) {
       const auto& t = in.tests(i);
       const std::string field = absl::StrCat("tests[", i, "]");
       const std::string where =
-          absl::StrCat(in.source().file(), ":", set.LineOf(in.name(), field), ": ", in.name(), "/", field,
-                       t.name().empty() ? "" : absl::StrCat(" (", t.name(), ")"), ": ");
+          absl::StrCat(in.source().file(), ":", set.LineOf(in.name(), field), ": ", in.name(), "/",
+                       field, t.name().empty() ? "" : absl::StrCat(" (", t.name(), ")"), ": ");
       auto ci = Compile(in, TestParams(in, t), {.bind_file_ids = false});
       if (!ci.ok()) {
         ++sum.failed;
@@ -48,7 +49,8 @@ TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out) {
       EvalContext ctx{DefaultTestTime(), t.live_processes() > 0 ? t.live_processes() : 1};
       if (!t.event().time().empty()) {
         std::string err;
-        absl::ParseTime(absl::RFC3339_full, t.event().time(), &ctx.now, &err);  // validated by the loader
+        absl::ParseTime(absl::RFC3339_full, t.event().time(), &ctx.now,
+                        &err);  // validated by the loader
       }
       Verdict v = Evaluate(**ci, t.event(), ctx);
       const std::string got_rule = v.rule ? v.rule->id : "";

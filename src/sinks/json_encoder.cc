@@ -36,9 +36,8 @@ void WriteParams(const google::protobuf::Map<std::string, std::string>& params, 
   w.EndObject();
 }
 
-
-// uid and gid are always written (0 is root: a SIEM rule on uid == 0 must match), and so is exit_code
-// on exit events (0 is a clean exit).
+// uid and gid are always written (0 is root: a SIEM rule on uid == 0 must match), and so is
+// exit_code on exit events (0 is a clean exit).
 void WriteProcess(const writ::v1::Process& p, bool is_exit, JsonWriter& w) {
   w.Key("process");
   w.BeginObject();

@@ -18,7 +18,7 @@ struct ClassInfo {
 };
 
 constexpr ClassInfo kProcessLaunch{1007, 1, 1, "Process Activity", "System Activity", "Launch"};
-constexpr ClassInfo kProcessTerminate{1007, 1, 2, "Process Activity", "System Activity",
+constexpr ClassInfo kProcessTerminate{1007,       1, 2, "Process Activity", "System Activity",
                                       "Terminate"};
 constexpr ClassInfo kFileOpen{1001, 1, 14, "File System Activity", "System Activity", "Open"};
 constexpr ClassInfo kFileRename{1001, 1, 5, "File System Activity", "System Activity", "Rename"};
@@ -51,16 +51,22 @@ int SeverityId(const writ::v1::Event& ev) {
 }
 std::string_view SeverityName(int id) {
   switch (id) {
-    case 2: return "Low";
-    case 3: return "Medium";
-    case 4: return "High";
-    case 5: return "Critical";
-    default: return "Informational";
+    case 2:
+      return "Low";
+    case 3:
+      return "Medium";
+    case 4:
+      return "High";
+    case 5:
+      return "Critical";
+    default:
+      return "Informational";
   }
 }
 
 // Security-control disposition from writ's outcome. "killed_after": the access happened and the
-// process was killed afterwards, so it is not "Blocked"; reported as Other with a caption saying so.
+// process was killed afterwards, so it is not "Blocked"; reported as Other with a caption saying
+// so.
 struct Disposition {
   int id;
   std::string_view name;
@@ -333,8 +339,8 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
 // The activity-specific primary objects (process / file / dst_endpoint), shared by the activity
 // classes and by a Detection Finding's evidence.
 void WriteActivityObjects(const writ::v1::Event& ev, JsonWriter& w) {
-  if (ev.has_process() && (ev.kind() == "exec" || ev.kind() == "fork" || ev.kind() == "exit" ||
-                           !ev.has_file())) {
+  if (ev.has_process() &&
+      (ev.kind() == "exec" || ev.kind() == "fork" || ev.kind() == "exit" || !ev.has_file())) {
     w.Key("process");
     WriteProcess(ev.process(), w);
   }
@@ -466,8 +472,7 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
   w.Key("activity_id");
   w.Uint(c.activity_id);
   w.Key("activity_name");
-  w.String(c.class_uid == 0 && !ev.kind().empty() ? std::string_view(ev.kind())
-                                                   : c.activity_name);
+  w.String(c.class_uid == 0 && !ev.kind().empty() ? std::string_view(ev.kind()) : c.activity_name);
   w.Key("type_uid");
   w.Uint(static_cast<uint64_t>(c.class_uid) * 100 + c.activity_id);
   w.Key("type_name");
