@@ -120,7 +120,8 @@ Rules MakeRules(const std::map<std::string, const writ::v1::Event*>& seen, bool 
                 const std::vector<Param>& params, std::set<std::string>* notes) {
   std::set<std::string> pats;
   std::multimap<std::string, Sample> by_pattern;
-  for (const auto& [raw, ev] : seen) {
+  for (const auto& [raw_name, ev] : seen) {
+    const std::string& raw = raw_name;  // a lambda may not capture a structured binding (clang 14)
     // A parameter's value is itself a per-run name: match it before making names stable.
     const bool in_param = std::any_of(params.begin(), params.end(), [&](const Param& p) {
       return p.dir ? suggest::Under(raw, p.value) : raw == p.value;

@@ -87,7 +87,14 @@ TEST_P(Evasion, WritingThePoliciesDirIsJudgedLikeAnyFile) {
   const std::string pol = RealPath(writd_->policies_dir());
   CmdResult r = Run(absl::StrCat("echo x > ", pol, "/evil.yaml; echo after"),
                     {"--intent", "e-files", "--param", "secret=" + pol});
-  EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  // Judged like any file: a violation either way. The root agent's open succeeds and it is killed;
+  // the unprivileged agent is killed too where the directory lets it write, and otherwise gets
+  // EACCES from the kernel first (nothing is created, the shell goes on).
+  if (root() || r.exit_code != 0) {
+    EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  } else {
+    EXPECT_FALSE(std::filesystem::exists(pol + "/evil.yaml"));
+  }
   auto evs = Events(r);
   json ev = OpenOf(evs, pol + "/evil.yaml");
   ASSERT_FALSE(ev.is_null());
