@@ -1,23 +1,44 @@
 // Test helper: captures what the "sinks" spdlog logger writes, to assert on log lines.
 #pragma once
 
-#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <memory>
-#include <sstream>
+#include <mutex>
 #include <string>
 
 namespace writ::sinks::testing {
+
+// A sink whose text is read under the same mutex spdlog writes it under (an ostringstream read
+// while a delivery thread logs is a data race).
+class StringSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  std::string Text() {
+    std::lock_guard<std::mutex> l(this->mutex_);
+    return text_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t buf;
+    this->formatter_->format(msg, buf);
+    text_.append(buf.data(), buf.size());
+  }
+  void flush_() override {}
+
+ private:
+  std::string text_;
+};
 
 class LogCapture {
  public:
   LogCapture() {
     logger_ = spdlog::get("sinks");
     if (!logger_) logger_ = spdlog::stderr_color_mt("sinks");  // as sinks/sink.cc would
-    sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    sink_ = std::make_shared<StringSink>();
     logger_->sinks().push_back(sink_);
   }
   ~LogCapture() {
@@ -26,7 +47,7 @@ class LogCapture {
   }
   std::string text() {
     logger_->flush();
-    return out_.str();
+    return sink_->Text();
   }
   int Count(const std::string& needle) {
     const std::string t = text();
@@ -36,9 +57,8 @@ class LogCapture {
   }
 
  private:
-  std::ostringstream out_;
   std::shared_ptr<spdlog::logger> logger_;
-  spdlog::sink_ptr sink_;
+  std::shared_ptr<StringSink> sink_;
 };
 
 }  // namespace writ::sinks::testing
