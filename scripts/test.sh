@@ -181,7 +181,7 @@ san_check() {  # NAME: every report a sanitized process of tier NAME wrote fails
 if [[ $hardening == 1 ]]; then
   rm -rf "$reports"; mkdir -p "$reports"; chmod 1777 "$reports"
   symbolizer=$(command -v llvm-symbolizer || true)
-  tier_env=(ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:log_path=$reports/report"
+  tier_env=(WRIT_TEST_START_SECONDS=60 ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:log_path=$reports/report"
             UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/report"
             ${symbolizer:+ASAN_SYMBOLIZER_PATH=$symbolizer})
   if hard_wait asan; then
@@ -192,7 +192,7 @@ if [[ $hardening == 1 ]]; then
   else
     tier_broken asan-unit asan; tier_broken asan-e2e asan
   fi
-  tier_env=(TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan/suppressions.txt log_path=$reports/report")
+  tier_env=(WRIT_TEST_START_SECONDS=60 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan/suppressions.txt log_path=$reports/report")
   # gtest_discover_tests adds a failing <target>_NOT_BUILT test for the targets this tree does not build;
   # evasion and load are named too, so a build-tsan that has them built (by hand) still leaves them out.
   if hard_wait tsan; then
