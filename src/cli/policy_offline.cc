@@ -24,7 +24,7 @@ bool ParseParams(const std::vector<std::string>& kvs,
                  absl::flat_hash_map<std::string, std::string>* out) {
   for (const std::string& kv : kvs) {
     size_t eq = kv.find('=');
-    if (eq == std::string::npos) return false;
+    if (eq == std::string::npos || eq == 0) return false;
     (*out)[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   return true;
@@ -87,6 +87,9 @@ int PolicySuggest(const SuggestArgs& a) {
     return Fail(1, absl::StrCat("the suggestion does not compile: ", mine.status().message()));
   }
 
+  if (!a.diff.empty() && a.check) {
+    return Fail(2, "--check replays the suggestion, --diff compares it with an intent: give one");
+  }
   if (!a.diff.empty()) {
     auto set = intent::LoadPolicyDir(a.policies);
     if (!set.ok()) return Fail(1, std::string(set.status().message()));

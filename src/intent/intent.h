@@ -397,9 +397,6 @@ struct Suggestion {
 };
 Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& events,
                    const std::string& task_id);
-// Suggest(...).yaml.
-std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::Event>& events,
-                          const std::string& task_id);
 
 // Recorded events judged again against `ci` as writd judges them (every kind Evaluate judges; a
 // failed open that only an allow-list default would deny accessed nothing and is allowed).

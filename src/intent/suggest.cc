@@ -14,6 +14,7 @@
 #include "intent/glob.h"
 #include "intent/intent.h"
 #include "intent/suggest_internal.h"
+#include "util/terminal_text.h"
 #include "yaml-cpp/yaml.h"
 
 namespace writ::intent {
@@ -122,6 +123,12 @@ Rules MakeRules(const std::map<std::string, const writ::v1::Event*>& seen, bool 
   std::multimap<std::string, Sample> by_pattern;
   for (const auto& [raw_name, ev] : seen) {
     const std::string& raw = raw_name;  // a lambda may not capture a structured binding (clang 14)
+    // A name the task chose can carry rule syntax: `a*b` would become a wildcard, `${x}` a
+    // parameter. Such a name is left out, and said so, never turned into a rule.
+    if (raw.find_first_of("*?") != std::string::npos || absl::StrContains(raw, "${")) {
+      notes->insert(absl::StrCat("left out, its name has glob or parameter syntax: ", raw));
+      continue;
+    }
     // A parameter's value is itself a per-run name: match it before making names stable.
     const bool in_param = std::any_of(params.begin(), params.end(), [&](const Param& p) {
       return p.dir ? suggest::Under(raw, p.value) : raw == p.value;
@@ -221,19 +228,22 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     sockets.emplace(n, Sample{n == name ? ev : nullptr, ""});
   }
 
-  const std::string task = task_id.empty() ? "(unknown)" : task_id;
+  // Every recorded string in a comment goes through TerminalSafe: a path is the task's choice, and
+  // a newline in it would otherwise start a YAML line of the task's own (`mode: monitor`).
+  const std::string task = TerminalSafe(task_id.empty() ? "(unknown)" : task_id);
   std::string head =
       absl::StrCat("# Suggested by writ from task ", task, " (", events.size(),
                    " events): it allows what was observed, generalised; review it.\n");
   for (const auto& p : params) {
-    absl::StrAppend(&head, "# ${", p.name, "}: the ", p.dir ? "directory " : "file ", p.value,
-                    " the task's command named; give it with --param ", p.name, "=...\n");
+    absl::StrAppend(&head, "# ${", p.name, "}: the ", p.dir ? "directory " : "file ",
+                    TerminalSafe(p.value), " the task's command named; give it with --param ",
+                    p.name, "=...\n");
   }
-  for (const auto& n : o.notes) absl::StrAppend(&head, "# Rewritten: ", n, "\n");
+  for (const auto& n : o.notes) absl::StrAppend(&head, "# Rewritten: ", TerminalSafe(n), "\n");
   for (const auto& [path, pat] : o.secrets) {
-    absl::StrAppend(&head, "# SECRET: the recording touched ", path, " (", pat,
-                    "): denied by files.deny, never allowed\n");
-    out.secrets.push_back(absl::StrCat(path, " (", pat, ")"));
+    out.secrets.push_back(absl::StrCat(TerminalSafe(path), " (", TerminalSafe(pat), ")"));
+    absl::StrAppend(&head, "# SECRET: the recording touched ", out.secrets.back(),
+                    ": denied by files.deny, never allowed\n");
   }
   if (o.dests.empty()) {
     absl::StrAppend(&head, "# Network: the task connected nowhere; all egress is denied.\n");
@@ -356,11 +366,6 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
   }
   out.yaml = absl::StrCat(head, doc, "\n");
   return out;
-}
-
-std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::Event>& events,
-                          const std::string& task_id) {
-  return Suggest(name, events, task_id).yaml;
 }
 
 }  // namespace writ::intent

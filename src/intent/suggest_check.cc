@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "intent/intent.h"
+#include "util/terminal_text.h"
 
 namespace writ::intent {
 namespace {
@@ -70,7 +71,7 @@ Replay ReplayEvents(const CompiledIntent& ci, const std::vector<writ::v1::Event>
     ++order[it->second].second;
   }
   for (const auto& [key, n] : order) {
-    r.lines.push_back(n > 1 ? absl::StrCat(key, " (", n, " events)") : key);
+    r.lines.push_back(TerminalSafe(n > 1 ? absl::StrCat(key, " (", n, " events)") : key));
   }
   return r;
 }

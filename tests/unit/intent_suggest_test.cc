@@ -230,6 +230,32 @@ TEST(SuggestTest, SecretsAreReportedAndNeverAllowed) {
               Contains(HasSubstr("open /srv/app/.env (read): violation by s/files.deny[")));
 }
 
+// The task chooses the names it touches: a newline in one must not become a YAML line of its own in
+// the suggestion's comments (`mode: monitor` would turn enforcement off for whoever adopts it), and
+// a name with glob or parameter syntax must not become a wildcard or a parameter.
+TEST(SuggestTest, NamesTheTaskChoseCannotWriteTheSuggestion) {
+  std::vector<writ::v1::Event> evs;
+  evs.push_back(Start({"/bin/sh", "-c", "cat /srv/app/config.yml"}));
+  evs.push_back(EventBuilder::Exec("/usr/bin/cat"));
+  evs.push_back(EventBuilder::Open("/srv/app/config.yml"));
+  evs.push_back(EventBuilder::Open("/srv/x\nmode: monitor\non_violation: []\n#/.env"));
+  evs.push_back(EventBuilder::Open("/srv/data/a*b"));
+  evs.push_back(EventBuilder::Open("/srv/data/${config_yml}"));
+  Suggestion s = Suggest("s", evs, "t-\nmode: monitor");
+  EXPECT_THAT(s.yaml, Not(HasSubstr("\nmode:")));
+  EXPECT_THAT(s.yaml, Not(HasSubstr("\non_violation: []")));
+  EXPECT_THAT(s.yaml, HasSubstr("# SECRET: the recording touched /srv/x\\nmode: monitor"));
+  EXPECT_THAT(s.secrets, Contains(HasSubstr("/srv/x\\nmode: monitor")));  // escaped for stderr too
+  const std::string rules = RulesOf(s.yaml);
+  EXPECT_THAT(rules, Not(HasSubstr("a*b")));
+  EXPECT_THAT(rules, Not(HasSubstr("/srv/data")));
+  EXPECT_THAT(s.yaml, HasSubstr("left out, its name has glob or parameter syntax: /srv/data/a*b"));
+  auto set = LoadPolicyText(s.yaml, "suggested.yaml");
+  ASSERT_TRUE(set.ok()) << set.status() << "\n" << s.yaml;
+  EXPECT_NE(set->intents()[0].mode(), "monitor");
+  EXPECT_EQ(set->intents()[0].on_violation_size(), 2);
+}
+
 // --check judges as writd does: a failed open that only a default denies is allowed; repeated
 // violations are one line with a count. --diff: what an intent lacks, allows beyond, and subset.
 TEST(SuggestTest, ReplayAndDiff) {
