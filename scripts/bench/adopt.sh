@@ -26,8 +26,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--execs N] [--rounds R] [--build-dir DIR]" >&2; exit 2 ;;
   esac
 done
-[ "$(id -u)" = 0 ] || { echo "bench-adopt: needs root" >&2; exit 77; }
-[ -x "$build/bin/writd" ] || { echo "bench-adopt: no $build/bin/writd (build first)" >&2; exit 77; }
+[ "$(id -u)" = 0 ] || { echo "bench/adopt.sh: needs root" >&2; exit 77; }
+[ -x "$build/bin/writd" ] || { echo "bench/adopt.sh: no $build/bin/writd (build first)" >&2; exit 77; }
 
 tmp="$(mktemp -d /tmp/writ-bench-adopt-XXXXXX)"
 chmod 755 "$tmp"
@@ -105,5 +105,5 @@ stops=$(echo "$counters" | tr ' ' '\n' | sed -n 's/^adopt_stops=//p')
 total=$(echo "$counters" | tr ' ' '\n' | sed -n 's/^adopt_stopped_us_total=//p')
 # The candidate rounds must have stopped execs; none means the pre-filter measured nothing (and the
 # script used to end on a bare failed test, exit 1 without a word).
-if [ "${stops:-0}" -eq 0 ]; then echo "bench-adopt: no candidate was stopped (adopt_stops=0)" >&2; exit 1; fi
+if [ "${stops:-0}" -eq 0 ]; then echo "bench/adopt.sh: no candidate was stopped (adopt_stops=0)" >&2; exit 1; fi
 echo "candidate stop (exec -> SIGCONT, writd's own measure): mean $((total / stops)) us over $stops stops"

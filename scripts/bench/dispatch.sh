@@ -4,7 +4,7 @@
 #
 #   sudo scripts/bench/dispatch.sh [--build-dir DIR] [--rounds N] [--open N] [--getppid N]
 #
-# Configurations, one program attached at a time (tests/bench/dispatch.bpf.c), alternating by round:
+# Configurations, one program attached at a time (tests/bench/bpf/dispatch.bpf.c), alternating by round:
 #   none        nothing attached
 #   tp_empty    syscalls/sys_exit_openat returning at once
 #   tp_filter   the same with writd's task filter (ancestor cgroup id + one hash lookup)
