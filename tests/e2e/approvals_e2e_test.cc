@@ -62,28 +62,17 @@ mode: enforce
 class ApprovalsE2e : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    writd_ = new WritdInstance();
     WritdInstance::Options o;
     o.mode = "enforce";
     o.policies["tests.yaml"] = kIntents;
     // The intent as shipped, not a copy of its rules.
     o.policies["coding-agent.yaml"] =
         Slurp(std::string(WRIT_SOURCE_DIR) + "/policies/coding-agent.yaml");
-    start_status_ = new absl::Status(writd_->Start(o));
+    writd_.Start(o);
   }
-  static void TearDownTestSuite() {
-    if (!writd_) return;
-    if (writd_->running()) {
-      EXPECT_EQ(writd_->Stop(), 0) << writd_->log();
-    }
-    delete writd_;
-    delete start_status_;
-    writd_ = nullptr;
-  }
+  static void TearDownTestSuite() { writd_.Stop(); }
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "e2e needs root: writd loads BPF programs";
-    ASSERT_TRUE(start_status_->ok()) << *start_status_;
+    WRIT_SUITE_WRITD_READY(writd_);
     work_ = MakeAgentDir("writ-approvals");  // the agent's, as its user's repository would be
     ASSERT_FALSE(work_.empty());
     chmod(work_.c_str(), 0755);
@@ -149,12 +138,10 @@ class ApprovalsE2e : public ::testing::Test {
                              name);
   }
 
-  static WritdInstance* writd_;
-  static absl::Status* start_status_;
+  static SuiteWritd writd_;
   std::string work_, repo_, remote_;
 };
-WritdInstance* ApprovalsE2e::writd_ = nullptr;
-absl::Status* ApprovalsE2e::start_status_ = nullptr;
+SuiteWritd ApprovalsE2e::writd_;
 
 // `git -C REPO push` and git-core's dashed git-push under the shipped intent: stopped by the kernel
 // before git's first instruction, the task frozen, the action shown to the operator; denied, the

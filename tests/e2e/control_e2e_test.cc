@@ -59,26 +59,13 @@ uint32_t UidOf(const char* user) {
 class Control : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    writd_ = new WritdInstance();
     WritdInstance::Options o;
     o.mode = "enforce";
     o.policies["control.yaml"] = kIntents;
-    start_status_ = new absl::Status(writd_->Start(o));
+    writd_.Start(o);
   }
-  static void TearDownTestSuite() {
-    if (!writd_) return;
-    if (writd_->running()) {
-      EXPECT_EQ(writd_->Stop(), 0) << writd_->log();
-    }
-    delete writd_;
-    delete start_status_;
-    writd_ = nullptr;
-  }
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "control e2e needs root: writd loads BPF programs";
-    ASSERT_TRUE(start_status_->ok()) << *start_status_;
-  }
+  static void TearDownTestSuite() { writd_.Stop(); }
+  void SetUp() override { WRIT_SUITE_WRITD_READY(writd_); }
 
   // `writ run` of a shell script as the test agent (or as root with root = true).
   static CmdResult Run(const std::string& intent, const std::string& script, bool root = false) {
@@ -119,11 +106,9 @@ class Control : public ::testing::Test {
     return absl::StrCat(s, "--socket ", writd_->socket());
   }
 
-  static WritdInstance* writd_;
-  static absl::Status* start_status_;
+  static SuiteWritd writd_;
 };
-WritdInstance* Control::writd_ = nullptr;
-absl::Status* Control::start_status_ = nullptr;
+SuiteWritd Control::writd_;
 
 // The agent runs as the user it was launched for, without privileges it could use against writd:
 // no_new_privs, an empty capability bounding set, a session of its own, and the Workload API of the

@@ -159,8 +159,7 @@ bool RungActive(const std::string& status, const std::string& prefix) {
   return line.size() >= 6 && line.compare(line.size() - 6, 6, "active") == 0;
 }
 
-WritdInstance* Evasion::writd_ = nullptr;
-absl::Status* Evasion::start_status_ = nullptr;
+SuiteWritd Evasion::writd_;
 bool Evasion::lsm_ = false;
 bool Evasion::lineage_ = false;
 bool Evasion::unix_hook_ = false;

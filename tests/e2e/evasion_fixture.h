@@ -14,6 +14,7 @@
 // project's 6.18 CI kernel) the tracepoint rung kills it (killed_after / killed, kernel-signal).
 // Each test states what it expects on each. Kernels without bpf_send_signal_task (< 6.13) cannot
 // kill the actor's shell in the kernel: there the shell's next command may run before writd's
+// cgroup.kill, and the tests say so.
 //
 // Two attacker models (docs/threat-model.md): every Evasion test runs for an unprivileged agent
 // (the default: `writ run --user writ-agent`; the task's files are the agent's own) and for a root
@@ -21,7 +22,6 @@
 // model (the kernel's own permission checks stop the unprivileged agent first) says what each gets.
 #pragma once
 
-// cgroup.kill, and the tests say so.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -74,13 +74,11 @@ inline void PrintTo(Model m, std::ostream* os) {
 class Evasion : public ::testing::TestWithParam<Model> {
  protected:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    writd_ = new WritdInstance();
     WritdInstance::Options o;
     o.mode = "enforce";
     o.policies["evasion.yaml"] = kIntents;
-    start_status_ = new absl::Status(writd_->Start(o));
-    if (start_status_->ok()) {
+    writd_.Start(o);
+    if (writd_.status().ok()) {
       const std::string st = writd_->Writ({"status"}).out;
       lsm_ = RungActive(st, "open: lsm ");
       lineage_ = RungActive(st, "lineage: ");
@@ -90,18 +88,9 @@ class Evasion : public ::testing::TestWithParam<Model> {
     }
   }
 
-  static void TearDownTestSuite() {
-    if (!writd_) return;
-    if (writd_->running()) {
-      EXPECT_EQ(writd_->Stop(), 0) << writd_->log();
-    }
-    delete writd_;
-    delete start_status_;
-    writd_ = nullptr;
-  }
+  static void TearDownTestSuite() { writd_.Stop(); }
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "evasion e2e needs root: writd loads BPF programs";
-    ASSERT_TRUE(start_status_->ok()) << *start_status_;
+    WRIT_SUITE_WRITD_READY(writd_);
     char tmpl[] = "/tmp/writ-evasion-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     work_ = RealPath(tmpl);
@@ -194,8 +183,7 @@ class Evasion : public ::testing::TestWithParam<Model> {
     }
   }
 
-  static WritdInstance* writd_;
-  static absl::Status* start_status_;
+  static SuiteWritd writd_;
   static bool lsm_;        // the BPF-LSM rung is active (writ status)
   static bool lineage_;    // a kernel deny also kills the actor's shell (writ status)
   static bool unix_hook_;  // cgroup/connect_unix refuses unix connects (Linux 6.7+; writ status)

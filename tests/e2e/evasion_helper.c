@@ -1,6 +1,7 @@
-/* Evasion attempts the shell cannot make (tests/e2e/evasion_e2e_test.cc runs this inside a writ
- * task). Each subcommand prints one line "<cmd> <result>" and exits 0 when the attempt itself
- * succeeded, 1 when the kernel refused it (the result names errno), 2 on usage errors. */
+/* Evasion attempts the shell cannot make (the evasion suite, tests/e2e/evasion_*_test.cc, runs this
+ * inside a writ task). Each subcommand prints one line "<cmd> <result>" and exits 0 when the
+ * attempt itself succeeded, 1 when the kernel refused it (the result names errno), 2 on usage
+ * errors. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>

@@ -114,25 +114,14 @@ mode: monitor
 class WritdE2e : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    writd_ = new WritdInstance();
     WritdInstance::Options o;
     o.mode = "monitor";
     o.policies["tests.yaml"] = kIntents;
-    start_status_ = new absl::Status(writd_->Start(o));
+    writd_.Start(o);
   }
-  static void TearDownTestSuite() {
-    if (!writd_) return;
-    if (writd_->running()) {
-      EXPECT_EQ(writd_->Stop(), 0) << "writd did not exit 0 on SIGTERM\n" << writd_->log();
-    }
-    delete writd_;
-    delete start_status_;
-    writd_ = nullptr;
-  }
+  static void TearDownTestSuite() { writd_.Stop(); }
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "e2e needs root: writd loads BPF programs";
-    ASSERT_TRUE(start_status_->ok()) << *start_status_;
+    WRIT_SUITE_WRITD_READY(writd_);
     work_ = MakeAgentDir("writ-agent");  // the agent's, as a repository of its user would be
     ASSERT_FALSE(work_.empty());
   }
@@ -171,12 +160,10 @@ class WritdE2e : public ::testing::Test {
   }
   bool Exists(const std::string& p) const { return access(p.c_str(), F_OK) == 0; }
 
-  static WritdInstance* writd_;
-  static absl::Status* start_status_;
+  static SuiteWritd writd_;
   std::string work_;
 };
-WritdInstance* WritdE2e::writd_ = nullptr;
-absl::Status* WritdE2e::start_status_ = nullptr;
+SuiteWritd WritdE2e::writd_;
 
 // ---- foundation
 // ---------------------------------------------------------------------------------------
@@ -527,7 +514,7 @@ std::pair<pid_t, std::string> StartApproval(WritdInstance* w, const std::string&
 
 TEST_F(WritdE2e, ApprovalApproveLetsTheExecContinue) {
   const std::string marker = work_ + "/approved";
-  auto [pid, id] = StartApproval(writd_, "t-approve", marker, "approve");
+  auto [pid, id] = StartApproval(&*writd_, "t-approve", marker, "approve");
   ASSERT_FALSE(id.empty()) << writd_->log();
   EXPECT_FALSE(Exists(marker));
   CmdResult list = writd_->Writ({"approvals"});
@@ -544,7 +531,7 @@ TEST_F(WritdE2e, ApprovalApproveLetsTheExecContinue) {
 
 TEST_F(WritdE2e, ApprovalDenyKills) {
   const std::string marker = work_ + "/denied";
-  auto [pid, id] = StartApproval(writd_, "t-approve", marker, "deny");
+  auto [pid, id] = StartApproval(&*writd_, "t-approve", marker, "deny");
   ASSERT_FALSE(id.empty()) << writd_->log();
   CmdResult d = writd_->Writ({"deny", id});
   EXPECT_EQ(d.exit_code, 0) << d.err;
@@ -556,7 +543,7 @@ TEST_F(WritdE2e, ApprovalDenyKills) {
 TEST_F(WritdE2e, ApprovalExpiryKills) {
   const std::string marker = work_ + "/expired";
   auto start = std::chrono::steady_clock::now();
-  auto [pid, id] = StartApproval(writd_, "t-approve-short", marker, "expire");
+  auto [pid, id] = StartApproval(&*writd_, "t-approve-short", marker, "expire");
   ASSERT_FALSE(id.empty()) << writd_->log();
   CmdResult r = writd_->WaitAsync(pid, "expire", std::chrono::seconds(10));
   auto took = std::chrono::steady_clock::now() - start;

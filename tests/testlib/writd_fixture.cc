@@ -393,4 +393,18 @@ nlohmann::json WritdInstance::WaitForEvent(const std::function<bool(const nlohma
 
 std::string WritdInstance::log() const { return Slurp(dir_ + "/writd.err"); }
 
+void SuiteWritd::Start(const WritdInstance::Options& o) {
+  if (geteuid() != 0) return;
+  w_ = std::make_unique<WritdInstance>();
+  status_ = w_->Start(o);
+}
+
+void SuiteWritd::Stop() {
+  if (!w_) return;
+  if (w_->running()) {
+    EXPECT_EQ(w_->Stop(), 0) << "writd did not exit 0 on SIGTERM\n" << w_->log();
+  }
+  w_.reset();
+}
+
 }  // namespace writ::testlib

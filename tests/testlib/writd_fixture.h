@@ -6,10 +6,12 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -119,5 +121,28 @@ std::string Slurp(const std::string& path);
 
 // "writ: task t-xxxx" from writ run's stderr, or "".
 std::string TaskIdFrom(const std::string& err);
+
+// One writd shared by every test of a suite: Start in SetUpTestSuite (it starts nothing unless
+// root), Stop in TearDownTestSuite (it expects writd to exit 0 on SIGTERM), and each test's SetUp
+// begins with WRIT_SUITE_WRITD_READY(writd_): skipped with the reason when not root, failed when
+// the start failed. Tests use it as a WritdInstance* (writd_->Writ(...), *writd_).
+class SuiteWritd {
+ public:
+  void Start(const WritdInstance::Options& o);
+  void Stop();
+  const absl::Status& status() const { return status_; }
+  WritdInstance* operator->() const { return w_.get(); }
+  WritdInstance& operator*() const { return *w_; }
+
+ private:
+  std::unique_ptr<WritdInstance> w_;
+  absl::Status status_ = absl::FailedPreconditionError("writd was not started (not root)");
+};
+
+#define WRIT_SUITE_WRITD_READY(suite_writd)                                     \
+  do {                                                                          \
+    if (geteuid() != 0) GTEST_SKIP() << "needs root: writd loads BPF programs"; \
+    ASSERT_TRUE((suite_writd).status().ok()) << (suite_writd).status();         \
+  } while (0)
 
 }  // namespace writ::testlib
