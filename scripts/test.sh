@@ -40,8 +40,8 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #     and writ) teaches TSan absl's Mutex/CondVar/Notification, tests/tsan/protobuf_abi.h (force-included)
 #     keeps libprotobuf's MapFieldBase layout, tests/tsan/suppressions.txt names the libraries whose own
 #     frames are not ours:
-#     tsan-unit  the unit tests that run threads (sinks with their delivery threads and spools, the
-#                credential service and its Workload API gRPC server, the journal);
+#     tsan-unit  the unit tests that run threads (sinks with their delivery threads and spools, the DNS
+#                stub's thread, the credential service and its Workload API gRPC server, the journal);
 #     tsan-e2e   writd's own threads: the real writd and writ built with TSan, driven by writd_e2e
 #                (control API, pipeline, approvals, tail, status, reload, restart; and
 #                WritdOps.ClientsConcurrentWithThePipeline, every writd thread at once), writd_sinks,
@@ -64,11 +64,11 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 hardening=0
 [[ "${WRIT_SKIP_HARDENING:-0}" != 1 ]] && hardening=1
 asan_dir="$root/build-asan"; tsan_dir="$root/build-tsan"
-asan_targets="sinks_unit_test net_unit_test creds_unit_test intent_unit_test core_unit_test
+asan_targets="sinks_unit_test net_unit_test creds_unit_test dns_unit_test intent_unit_test core_unit_test
   journal_unit_test intent_subset_test redact_unit_test sinks_e2e_test creds_e2e_test creds_writd_e2e_test
   writd_e2e_test writd_sinks_e2e_test redact_e2e_test evasion_e2e_test adopt_e2e_test control_e2e_test
   control_attack http_e2e_test writ_fuzz_targets writd writ"
-tsan_targets="sinks_unit_test creds_unit_test journal_unit_test redact_unit_test writd writ writd_e2e_test
+tsan_targets="sinks_unit_test creds_unit_test dns_unit_test journal_unit_test redact_unit_test writd writ writd_e2e_test
   writd_sinks_e2e_test creds_writd_e2e_test adopt_e2e_test creds_e2e_test sinks_e2e_test control_e2e_test
   control_attack http_e2e_test"
 hard_build() {  # NAME DIR CXX CMAKE_ARGS TARGETS (word-split): configure + build, rc in build-NAME.rc

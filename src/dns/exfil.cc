@@ -52,11 +52,27 @@ std::vector<ExfilFinding> ExfilDetector::Observe(absl::string_view name, absl::T
       }
     }
   }
-  if (now - window_start_ >= c_.window || domains_.size() >= c_.max_domains) {
+  if (now - window_start_ >= c_.window) {
     domains_.clear();
     window_start_ = now;
+    domains_full_reported_ = false;
   }
-  Domain& d = domains_[domain];
+  // A full table is not cleared (cheap queries to fresh domains would reset the count of the one
+  // being exfiltrated to): new domains go untracked, and so many of them is a finding once.
+  auto it = domains_.find(domain);
+  if (it == domains_.end()) {
+    if (domains_.size() >= c_.max_domains) {
+      if (!domains_full_reported_) {
+        domains_full_reported_ = true;
+        out.push_back({"many_domains", domain,
+                       absl::StrCat("more than ", c_.max_domains, " distinct domains in ",
+                                    absl::FormatDuration(c_.window))});
+      }
+      return out;
+    }
+    it = domains_.emplace(domain, Domain{}).first;
+  }
+  Domain& d = it->second;
   if (d.names.size() <= c_.unique_per_window) d.names.insert(absl::HashOf(name));
   if (!d.reported && d.names.size() > c_.unique_per_window) {
     d.reported = true;

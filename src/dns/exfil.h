@@ -22,7 +22,7 @@ struct ExfilConfig {
   size_t long_name = 180;          // total name length
   size_t unique_per_window = 100;  // distinct names under one domain per window
   absl::Duration window = absl::Minutes(1);
-  size_t max_domains = 1024;  // tracked domains per task (then the window is reset early)
+  size_t max_domains = 1024;  // tracked domains per task and window; more is a finding itself
 };
 
 struct ExfilFinding {
@@ -48,6 +48,7 @@ class ExfilDetector {
   };
   ExfilConfig c_;
   absl::Time window_start_ = absl::InfinitePast();
+  bool domains_full_reported_ = false;
   absl::flat_hash_map<std::string, Domain> domains_;
 };
 

@@ -16,23 +16,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "util/fd.h"
 
 namespace writ::dns {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 socklen_t Len(const sockaddr_storage& s) {
   return s.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
@@ -360,7 +347,16 @@ Outcome TaskResolver::Handle(absl::Span<const uint8_t> query, size_t max_reply, 
   if (addrs.empty() && ttl == UINT32_MAX) ttl = 0;
   const uint32_t pin_ttl = std::clamp(ttl, c_.min_ttl, c_.max_ttl);
   const uint32_t told_ttl = std::min(ttl, c_.max_ttl);
-  pins_.Expire(now);
+  o.expired = pins_.Expire(now);
+  // All of the answer is pinned or none of it: a table that cannot take every new address refuses
+  // before adding any (an address already pinned is only refreshed).
+  size_t fresh = 0;
+  for (const Record& r : addrs) {
+    fresh += pins_.Find(r.type == kTypeA ? AF_INET : AF_INET6, r.addr) == nullptr;
+  }
+  if (pins_.size() + fresh > pins_.max()) {
+    return Refuse(std::move(o), &q, kServFail, "failed", "pin table full", max_reply);
+  }
   for (const Record& r : addrs) {
     Pin p;
     p.family = r.type == kTypeA ? AF_INET : AF_INET6;
@@ -368,10 +364,7 @@ Outcome TaskResolver::Handle(absl::Span<const uint8_t> query, size_t max_reply, 
     p.name = question.name;
     p.rule = rule->text();
     p.expires = now + absl::Seconds(pin_ttl);
-    if (!pins_.Add(p)) {
-      // What was pinned of this answer stays until it expires; the task gets no address.
-      return Refuse(std::move(o), &q, kServFail, "failed", "pin table full", max_reply);
-    }
+    pins_.Add(p);  // room was counted above
     o.pins.push_back(p);
   }
   std::vector<Record> reply = chain;

@@ -73,6 +73,7 @@ class PinTable {
   std::vector<Pin> Expire(absl::Time now);  // removes and returns the pins expired at `now`
   const Pin* Find(int family, const std::array<uint8_t, 16>& addr) const;
   size_t size() const { return pins_.size(); }
+  size_t max() const { return max_; }
 
  private:
   size_t max_;
@@ -95,7 +96,8 @@ struct DnsEvent {
 struct Outcome {
   std::vector<uint8_t> reply;  // empty: nothing to send (input too short to answer)
   DnsEvent event;
-  std::vector<Pin> pins;  // new or refreshed pins, already in the table
+  std::vector<Pin> pins;     // new or refreshed pins, already in the table
+  std::vector<Pin> expired;  // pins this call found expired and removed: to be revoked
   std::vector<ExfilFinding> findings;
 };
 

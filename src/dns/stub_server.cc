@@ -83,8 +83,14 @@ void StubServer::Stop() {
 }
 
 void StubServer::AddTask(const std::string& task, NamePolicy policy) {
-  absl::MutexLock l(&mu_);
-  tasks_[task] = std::make_unique<TaskResolver>(config_, std::move(policy), upstream_.get());
+  std::vector<Pin> gone;  // a task added again (its policy reloaded) starts from no pins
+  {
+    absl::MutexLock l(&mu_);
+    auto& slot = tasks_[task];
+    if (slot) gone = slot->pins().Expire(absl::InfiniteFuture());
+    slot = std::make_unique<TaskResolver>(config_, std::move(policy), upstream_.get());
+  }
+  if (!gone.empty() && cb_.on_expired) cb_.on_expired(task, gone);
 }
 
 void StubServer::RemoveTask(const std::string& task) {
@@ -129,6 +135,7 @@ std::vector<uint8_t> StubServer::Answer(const sockaddr_storage& peer, absl::Span
     if (o.event.verdict == "malformed") ++counters_.malformed;
     if (o.event.verdict == "failed") ++counters_.failed;
   }
+  if (!o.expired.empty() && cb_.on_expired) cb_.on_expired(*task, o.expired);
   if (cb_.on_query) cb_.on_query(*task, o);
   return std::move(o.reply);
 }

@@ -207,6 +207,24 @@ TEST(DnsExfil, LabelsAndBursts) {
   EXPECT_EQ(bursts, 1);  // reported once per window
   auto later = d.Observe("n99.tunnel.org", t + absl::Minutes(2));
   EXPECT_TRUE(later.empty());
+  // A full table of domains is not cleared by fresh ones (which would reset the count of the
+  // domain being exfiltrated to): they go untracked, reported once.
+  ExfilConfig small;
+  small.unique_per_window = 3;
+  small.max_domains = 4;
+  ExfilDetector e(small);
+  e.Observe("a.tunnel.org", t);
+  int many_domains = 0, tunnel = 0;
+  for (int i = 0; i < 10; ++i) {
+    for (auto& x : e.Observe("x.d" + std::to_string(i) + ".org", t)) {
+      many_domains += x.kind == "many_domains";
+    }
+  }
+  for (const char* n : {"b.tunnel.org", "c.tunnel.org", "d.tunnel.org"}) {
+    for (auto& x : e.Observe(n, t)) tunnel += x.kind == "many_subdomains";
+  }
+  EXPECT_EQ(many_domains, 1);
+  EXPECT_EQ(tunnel, 1);
   EXPECT_EQ(BaseDomain("a.b.example.com"), "example.com");
   EXPECT_EQ(BaseDomain("localhost"), "localhost");
 }

@@ -263,6 +263,25 @@ TEST(DnsResolver, PinTableBounded) {
       res.Handle(*BuildQuery(1, "z.cdn.example", kTypeA), kMaxMessage, f.now + absl::Seconds(61));
   EXPECT_EQ(later.event.verdict, "allowed");  // expired pins made room
   EXPECT_EQ(res.pins().size(), 1u);
+  EXPECT_EQ(later.expired.size(), 3u);  // and are handed back, to be revoked
+}
+
+// An answer the table cannot take whole is pinned not at all: no address is left pinned that the
+// task was never told of.
+TEST(DnsResolver, AnAnswerIsPinnedWholeOrNotAtAll) {
+  Fixture f([&](const Message& q) {
+    const std::string& n = q.questions[0].name;
+    if (n == "one.cdn.example") return BuildResponse(q, kNoError, {A(n, 1, 60)});
+    return BuildResponse(q, kNoError, {A(n, 2, 60), A(n, 3, 60)});
+  });
+  f.config.max_pins = 2;
+  TaskResolver res(f.config, Policy(), &f.up);
+  EXPECT_EQ(res.Handle(*BuildQuery(1, "one.cdn.example", kTypeA), kMaxMessage, f.now).event.verdict,
+            "allowed");
+  Outcome two = res.Handle(*BuildQuery(2, "two.cdn.example", kTypeA), kMaxMessage, f.now);
+  EXPECT_EQ(two.event.reason, "pin table full");
+  EXPECT_TRUE(two.pins.empty());
+  EXPECT_EQ(res.pins().size(), 1u);
 }
 
 TEST(DnsResolver, ExfilFindingOnAllowedAndRefusedNames) {
