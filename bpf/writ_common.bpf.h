@@ -308,8 +308,8 @@ static __always_inline int ring_emit(const void *rec, __u64 size, int prompt)
  * violation would be, and counted (WRIT_CNT_FAIL_CLOSED) -- otherwise an agent could flood the ring buffer
  * to get an unjudged open or exec through, or leave an exec stopped for a verdict nobody will give.
  * Callers pass a constant; programs that may not signal (cgroup/connect) pass 0. */
-static __always_inline void submit(void *rec, __u64 size, __u16 kind, __u32 flags,
-				   const struct writ_task_info *t, const int judged)
+static __always_inline int submit(void *rec, __u64 size, __u16 kind, __u32 flags,
+				  const struct writ_task_info *t, const int judged)
 {
 	if (size > sizeof(union writ_scratch))
 		size = sizeof(union writ_scratch);
@@ -319,9 +319,10 @@ static __always_inline void submit(void *rec, __u64 size, __u16 kind, __u32 flag
 			bpf_send_signal(SIGKILL);
 			count(kind, WRIT_CNT_FAIL_CLOSED);
 		}
-	} else {
-		count(kind, WRIT_CNT_EMITTED);
+		return -1;
 	}
+	count(kind, WRIT_CNT_EMITTED);
+	return 0;
 }
 
 /*

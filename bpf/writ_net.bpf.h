@@ -58,9 +58,10 @@ struct {
 	__type(value, struct send_budget);
 } send_budget_map SEC(".maps");
 
-/* 1 when a send that is not plainly allowed should be reported now; *suppressed is how many sends to the
- * same destination were not, since the last record. Counters are approximate across CPUs (no lock): the
- * bound, not the exact count, is what matters here. */
+/* 1 when a send that is not plainly allowed should be reported now, 0 when the same destination was
+ * reported within the last second, -1 when the task's budget of records for this second is spent;
+ * *suppressed is how many sends to the same destination were not reported, since the last record. Counters
+ * are approximate across CPUs (no lock): the bound, not the exact count, is what matters here. */
 static __always_inline int send_report(const struct writ_task_info *t, __u16 family, const __u8 *addr,
 				       __u16 port, __u32 *suppressed)
 {
@@ -86,7 +87,7 @@ static __always_inline int send_report(const struct writ_task_info *t, __u16 fam
 		}
 		if (b->n >= WRIT_SEND_BUDGET) {
 			count(WRIT_EV_CONNECT, WRIT_CNT_SUPPRESSED);
-			return 0;
+			return -1;
 		}
 		b->n++;
 	}
@@ -97,6 +98,18 @@ static __always_inline int send_report(const struct writ_task_info *t, __u16 fam
 	return 1;
 }
 
+/* A send or hook-seen connect only userspace can judge (WRIT_KV_USER) that no record reports (the send
+ * budget is spent, the ring is full) would go unjudged: in enforce mode it is refused instead (EPERM: a
+ * cgroup hook cannot signal), and counted as failed closed. */
+static __always_inline int unreported_send(const struct writ_task_info *t, __u32 verdict, int allow)
+{
+	if (verdict == WRIT_KV_USER && (t->flags & WRIT_TASK_ENFORCE)) {
+		count(WRIT_EV_CONNECT, WRIT_CNT_FAIL_CLOSED);
+		return 0;
+	}
+	return allow;
+}
+
 static __always_inline int cgroup_sendmsg(struct bpf_sock_addr *ctx, __u16 family)
 {
 	struct writ_task_info *t;
@@ -105,7 +118,7 @@ static __always_inline int cgroup_sendmsg(struct bpf_sock_addr *ctx, __u16 famil
 	__u32 verdict, suppressed = 0;
 	__u64 cgid;
 	__u16 port;
-	int allow;
+	int allow, report;
 
 	t = lookup_task(&cgid);
 	if (!t)
@@ -116,15 +129,17 @@ static __always_inline int cgroup_sendmsg(struct bpf_sock_addr *ctx, __u16 famil
 	if (verdict == WRIT_KV_ALLOW || verdict == WRIT_KV_NONE)
 		return 1;
 	allow = !((t->flags & WRIT_TASK_ENFORCE) && (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL));
-	if (send_report(t, family, addr, port, &suppressed)) {
+	report = send_report(t, family, addr, port, &suppressed);
+	if (report > 0) {
 		e = fill_connect(t, cgid, family, port, addr, allow ? 0 : -EPERM, verdict,
 				 WRIT_F_CGROUP_HOOK | WRIT_F_SEND);
-		if (e) {
-			e->suppressed = suppressed;
-			submit(e, sizeof(*e), WRIT_EV_CONNECT, e->hdr.flags, t, 0);
-		}
+		if (!e)
+			return unreported_send(t, verdict, allow);
+		e->suppressed = suppressed;
+		if (submit(e, sizeof(*e), WRIT_EV_CONNECT, e->hdr.flags, t, 0))
+			return unreported_send(t, verdict, allow);
 	}
-	return allow;
+	return report < 0 ? unreported_send(t, verdict, allow) : allow;
 }
 
 SEC("cgroup/sendmsg4")
@@ -313,13 +328,24 @@ int unix_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	a.verdict = unix_verdict(t, len, &h); /* from the caller's copy: cgroup/connect_unix overrides it */
 	a.name_len = len;
 	bpf_probe_read_kernel(a.name, sizeof(a.name), s->unix_conn.name);
-	bpf_map_update_elem(&unix_args_map, &id, &a, BPF_ANY);
+	if (bpf_map_update_elem(&unix_args_map, &id, &a, BPF_ANY)) {
+		/* Full (connects blocked on a listener's backlog can fill it): sys_exit would find nothing to
+		 * report. A connect the kernel must refuse or userspace must judge is killed here instead. */
+		count(WRIT_EV_CONNECT, WRIT_CNT_DROPPED);
+		if ((a.verdict == WRIT_KV_DENY || a.verdict == WRIT_KV_USER) &&
+		    (t->flags & WRIT_TASK_ENFORCE)) {
+			bpf_send_signal(SIGKILL);
+			count(WRIT_EV_CONNECT, WRIT_CNT_FAIL_CLOSED);
+		}
+	}
 	return 0;
 }
 
-/* The unix record in scratch, name set already; peer walked from `peer_path` (NULL: none). */
-static __always_inline void emit_unix(const struct writ_task_info *t, __u64 cgid, __s32 result, __u32 verdict,
-				      __u32 flags, struct path *peer_path, __u32 suppressed)
+/* The unix record in scratch, name set already; peer walked from `peer_path` (NULL: none). `judged`: a
+ * record userspace must judge, whose loss kills the caller in enforce mode (only programs that may signal
+ * pass 1). 0 when the record went out, -1 when it did not. */
+static __always_inline int emit_unix(const struct writ_task_info *t, __u64 cgid, __s32 result, __u32 verdict,
+				     __u32 flags, struct path *peer_path, __u32 suppressed, const int judged)
 {
 	union writ_scratch *s = scratch();
 	struct writ_connect_event *e;
@@ -327,13 +353,13 @@ static __always_inline void emit_unix(const struct writ_task_info *t, __u64 cgid
 	__u32 plen = 0, nlen;
 
 	if (!s)
-		return;
+		return -1;
 	nlen = s->unix_conn.name_len; /* fill_connect leaves the tail alone */
 	if (peer_path)
 		plen = walk_path_at(peer_path, WRIT_BUF_UNIX, 0, 0, &flags);
 	e = fill_connect(t, cgid, AF_UNIX, 0, none, result, verdict, flags);
 	if (!e)
-		return;
+		return -1;
 	e->suppressed = suppressed;
 	s->unix_conn.name_len = nlen;
 	s->unix_conn.peer_len = plen;
@@ -341,7 +367,7 @@ static __always_inline void emit_unix(const struct writ_task_info *t, __u64 cgid
 	if (s->unix_conn.peer_len >= WRIT_PATH_MAX)
 		plen = WRIT_PATH_MAX;
 	e->hdr.size = offsetof(struct writ_unix_connect_event, peer) + plen;
-	submit(e, e->hdr.size, WRIT_EV_CONNECT, e->hdr.flags, t, 0);
+	return submit(e, e->hdr.size, WRIT_EV_CONNECT, e->hdr.flags, t, judged);
 }
 
 /* The peer a connected unix socket reached: fd -> socket -> its peer's bound path (a stream connect's peer
@@ -411,7 +437,7 @@ int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 		have_peer = unix_peer_path(task, (int)regs->di, &peer) == 0;
 	}
-	emit_unix(t, cgid, ret, verdict, flags, have_peer ? &peer : NULL, 0);
+	emit_unix(t, cgid, ret, verdict, flags, have_peer ? &peer : NULL, 0, verdict == WRIT_KV_USER);
 	return 0;
 }
 
@@ -465,7 +491,8 @@ int cg_connect_unix(struct bpf_sock_addr *ctx)
 			bpf_probe_read_kernel(a->name, sizeof(a->name), s->unix_conn.name);
 	} else {
 		/* No syscall record will follow (io_uring's connect): report it from here. */
-		emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, WRIT_F_CGROUP_HOOK, NULL, 0);
+		if (emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, WRIT_F_CGROUP_HOOK, NULL, 0, 0))
+			return unreported_send(t, verdict, allow);
 	}
 	return allow;
 }
@@ -478,7 +505,7 @@ int cg_sendmsg_unix(struct bpf_sock_addr *ctx)
 	__u8 addr[16] = {};
 	__u32 verdict, suppressed = 0;
 	__u64 cgid, h;
-	int len, allow;
+	int len, allow, report;
 
 	t = lookup_task(&cgid);
 	if (!t)
@@ -492,10 +519,11 @@ int cg_sendmsg_unix(struct bpf_sock_addr *ctx)
 	allow = !((t->flags & WRIT_TASK_ENFORCE) && verdict == WRIT_KV_DENY);
 	/* Rate-limited per name like UDP destinations: the name's hash stands for the address. */
 	__builtin_memcpy(addr, &h, 8);
-	if (send_report(t, AF_UNIX, addr, 0, &suppressed))
-		emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, WRIT_F_CGROUP_HOOK | WRIT_F_SEND, NULL,
-			  suppressed);
-	return allow;
+	report = send_report(t, AF_UNIX, addr, 0, &suppressed);
+	if (report > 0 && emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, WRIT_F_CGROUP_HOOK | WRIT_F_SEND,
+				    NULL, suppressed, 0))
+		return unreported_send(t, verdict, allow);
+	return report < 0 ? unreported_send(t, verdict, allow) : allow;
 }
 
 #endif /* WRIT_NET_BPF_H */

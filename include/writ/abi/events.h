@@ -362,8 +362,9 @@ struct writ_grant_key {
 enum writ_counter {
 	WRIT_CNT_EMITTED = 0,
 	WRIT_CNT_DROPPED = 1,
-	WRIT_CNT_FAIL_CLOSED = 2, /* of the dropped: records userspace had to judge, of an enforce-mode task,
-				   * whose process was SIGKILLed because the verdict could not be asked */
+	WRIT_CNT_FAIL_CLOSED = 2, /* records userspace had to judge, of an enforce-mode task, that could not be
+				   * delivered: the process was SIGKILLed, or (cgroup hooks, which cannot signal)
+				   * its send or connect refused with EPERM */
 	WRIT_CNT_SUPPRESSED = 3,  /* not emitted on purpose: a refused datagram send to a destination already
 				   * reported in the last second (the next record carries the count) */
 	WRIT_CNT_MAX = 4,
