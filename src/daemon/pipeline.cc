@@ -37,12 +37,10 @@ std::string FindingTarget(EventKind kind, const v1::Event& ev, const intent::Ver
     case EventKind::kExec:
       if (v.by_script)
         return absl::StrCat(ev.process().script(), " (run by ", ev.process().exe(), ")");
-      if (!ev.process().loaded().empty() || ev.process().unresolved()) {
-        const std::string& what =
-            ev.process().loaded().empty() ? ev.process().exe() : ev.process().loaded();
-        return ev.process().loaded().empty()
-                   ? what
-                   : absl::StrCat(what, " (loaded by ", ev.process().exe(), ")");
+      // The program the loader runs when the rule matched it; the loader itself when it was what
+      // matched (an exec.deny of ld.so).
+      if (v.by_loaded) {
+        return absl::StrCat(ev.process().loaded(), " (loaded by ", ev.process().exe(), ")");
       }
       return ev.process().exe();
     case EventKind::kConnect:
@@ -260,7 +258,7 @@ void Pipeline::ResolveLoaded(const decode::RecordInfo& info, v1::Process* p) {
   p->set_loaded(path.empty() ? name : std::move(path));
 }
 
-bool Pipeline::SettleUnix(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
+bool Pipeline::SettleUnix(v1::Event& ev, const decode::RecordInfo& info) {
   v1::Network* n = ev.mutable_network();
   if (!n->path().empty() && n->path()[0] != '/' && n->path()[0] != '@') {
     std::string abs = identity::ResolveProcessPath(static_cast<pid_t>(info.tgid), n->path(),
@@ -288,8 +286,7 @@ void Pipeline::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) 
                                                    /*follow_symlinks=*/false);
     if (!abs.empty()) ev.mutable_file()->set_path(std::move(abs));
   }
-  if (info.kind == EventKind::kConnect && ev.network().family() == "unix" &&
-      SettleUnix(task, ev, info)) {
+  if (info.kind == EventKind::kConnect && ev.network().family() == "unix" && SettleUnix(ev, info)) {
     return;
   }
   intent::Verdict v = intent::Evaluate(*task.compiled, info.kind, ev, ctx);

@@ -95,7 +95,7 @@ class Pipeline {
   void ResolveLoaded(const decode::RecordInfo& info, v1::Process* p);
   // A unix connect: a relative name made absolute; writd's own sockets and names that reach nothing
   // decided here. True when the event is settled (not judged by the intent).
-  bool SettleUnix(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
+  bool SettleUnix(v1::Event& ev, const decode::RecordInfo& info);
   void Judge(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
   void Enforce(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
                const intent::Verdict& v);

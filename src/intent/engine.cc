@@ -92,7 +92,11 @@ struct Engine {
     if (!judged) return LimitsJudged(ci, true) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
     // What runs is not known whole (an exe path cut short, whose tail may look allowed; a program
     // the dynamic loader would look for by itself): no rule may allow it.
-    if (ev.process().unresolved()) return V(ci, Verdict::kViolation, ci.exec_unresolved_rule_);
+    if (ev.process().unresolved()) {
+      Verdict v = V(ci, Verdict::kViolation, ci.exec_unresolved_rule_);
+      v.by_loaded = !ev.process().loaded().empty();  // the name the loader would look up
+      return v;
+    }
     const std::string& exe = ev.process().exe();
     // The dynamic loader run as a program runs process.loaded: deny and approval rules judge both,
     // the allow list the program that runs (allowing the loader itself allows nothing).
@@ -137,7 +141,10 @@ struct Engine {
     }
     if (ci.exec_judged_ && ci.exec_allow_.present()) {
       int r = ci.exec_allow_.Match(loaded.empty() ? exe : loaded);
-      return r >= 0 ? V(ci, Verdict::kAllow, r) : V(ci, Verdict::kViolation, ci.exec_default_rule_);
+      Verdict v =
+          r >= 0 ? V(ci, Verdict::kAllow, r) : V(ci, Verdict::kViolation, ci.exec_default_rule_);
+      v.by_loaded = !loaded.empty();  // the allow list judged the program the loader runs
+      return v;
     }
     return Verdict{Verdict::kAllow, nullptr};
   }

@@ -714,9 +714,16 @@ TEST_F(EngineTest, DynamicLoaderIsJudgedByTheProgramItLoads) {
   Verdict v = Eval(EventBuilder::Exec(kLd, {"ld.so", "/tmp/evil"}).Loaded("/tmp/evil"));
   EXPECT_EQ(v.kind, Verdict::kViolation);
   EXPECT_EQ(RuleOf(v), "coding-agent/exec.default");
+  EXPECT_TRUE(v.by_loaded);  // the finding names /tmp/evil, not the loader
   v = Eval(EventBuilder::Exec(kLd, {"ld.so", "/usr/bin/git", "status"}).Loaded("/usr/bin/git"));
   EXPECT_EQ(v.kind, Verdict::kAllow);
   EXPECT_EQ(RuleOf(v), "coding-agent/exec.allow[0]");
+  // A deny rule that names the loader itself: the finding names the loader.
+  auto deny_ld = MustCompile(std::string(testing::kHeader) + "exec: {deny: [\"" + kLd + "\"]}\n");
+  v = Evaluate(*deny_ld, EventBuilder::Exec(kLd, {"ld.so", "/usr/bin/git"}).Loaded("/usr/bin/git"),
+               Ctx());
+  EXPECT_EQ(RuleOf(v), "t/exec.deny[0]");
+  EXPECT_FALSE(v.by_loaded);
   v = Eval(EventBuilder::Exec(kLd, {"ld.so", "--argv0", "git", "/usr/bin/sudo"})
                .Loaded("/usr/bin/sudo"));
   EXPECT_EQ(RuleOf(v), "coding-agent/exec.deny[0]");
@@ -729,6 +736,7 @@ TEST_F(EngineTest, DynamicLoaderIsJudgedByTheProgramItLoads) {
   // A loader whose program could not be resolved (a bare name it looks up itself).
   v = Eval(EventBuilder::Exec(kLd, {"ld.so", "git"}).Loaded("git").Unresolved());
   EXPECT_EQ(RuleOf(v), "coding-agent/exec.unresolved");
+  EXPECT_TRUE(v.by_loaded);
 }
 
 TEST(DynamicLoaderProgram, FollowsTheLoadersOwnGrammar) {
