@@ -253,6 +253,17 @@ for label in "${ran[@]}"; do
   s=$(grep -cE "\*\*\*Skipped" "$log" || true)
   passed=$((passed + t - f - s)); failed=$((failed + f)); skipped=$((skipped + s))
 done
+# What each failed test said, last, where a reader of the tail sees it: googletest's "file:line: Failure"
+# with the lines after it (the expectation, the values), a few per failure, the first ones per tier.
+for label in "${ran[@]}"; do
+  log="$build/ctest-$label.log"
+  [[ $label == vm ]] && log="$build/ctest-vm.log"
+  if grep -qE ': Failure$' "$log" 2>/dev/null; then
+    echo
+    echo "== $label: what the failed tests said (first 60 lines; all of it in $log)"
+    grep -E -A7 ': Failure$' "$log" | cut -c1-300 | head -60
+  fi
+done
 echo
 printf '%s\n' "${summary[@]}"
 echo "$passed passed, $failed failed, $skipped skipped${broken:+; no result from: ${broken[*]}}${san_reports:+; sanitizer reports from: ${san_reports[*]}}"
