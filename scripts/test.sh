@@ -67,10 +67,10 @@ asan_dir="$root/build-asan"; tsan_dir="$root/build-tsan"
 asan_targets="sinks_unit_test net_unit_test creds_unit_test dns_unit_test intent_unit_test core_unit_test
   journal_unit_test intent_subset_test redact_unit_test sinks_e2e_test creds_e2e_test creds_writd_e2e_test
   writd_e2e_test writd_sinks_e2e_test redact_e2e_test evasion_e2e_test adopt_e2e_test control_e2e_test
-  control_attack http_e2e_test writ_fuzz_targets writd writ"
+  control_attack approvals_e2e_test http_e2e_test writ_fuzz_targets writd writ"
 tsan_targets="sinks_unit_test creds_unit_test dns_unit_test journal_unit_test redact_unit_test writd writ writd_e2e_test
   writd_sinks_e2e_test creds_writd_e2e_test adopt_e2e_test creds_e2e_test sinks_e2e_test control_e2e_test
-  control_attack http_e2e_test"
+  control_attack approvals_e2e_test http_e2e_test"
 hard_build() {  # NAME DIR CXX CMAKE_ARGS TARGETS (word-split): configure + build, rc in build-NAME.rc
   local name=$1 dir=$2 cxx=$3 cargs=$4 targets=$5 t0 rc
   t0=$(date +%s)
@@ -111,18 +111,41 @@ if [[ $hardening == 1 ]]; then
 fi
 
 tier_env=()  # VAR=value pairs run_tier gives ctest (the sanitizer options)
+# The binaries CTest runs whole (tests/e2e/CMakeLists.txt, WHOLE: their suites share one writd) leave
+# googletest's XML report in DIR/gtest-xml/: their tests are counted from it ("TESTS FAILED SKIPPED
+# BINARIES FAILED_BINARIES" in $build/ctest-NAME.whole) and each skipped one is listed with its reason.
+whole_tally() {  # NAME DIR
+  local name=$1 dir=$2 x t f s tt=0 tf=0 ts=0 n=0 nf=0
+  for x in "$dir"/gtest-xml/*.xml; do
+    [[ -f $x ]] || continue
+    read -r t f < <(sed -n 's/.*<testsuites tests="\([0-9]*\)" failures="\([0-9]*\)".*/\1 \2/p' "$x")
+    s=$(grep -c 'result="skipped"' "$x" || true)
+    tt=$((tt + ${t:-0})); tf=$((tf + ${f:-0})); ts=$((ts + s)); n=$((n + 1)); (( ${f:-0} > 0 )) && nf=$((nf + 1))
+    awk '/result="skipped"/ { match($0, /name="[^"]*"/); t = substr($0, RSTART + 6, RLENGTH - 7)
+           match($0, /classname="[^"]*"/); c = substr($0, RSTART + 11, RLENGTH - 12); getline; m = ""
+           if (match($0, /message="[^"]*"/)) m = substr($0, RSTART + 9, RLENGTH - 10)
+           gsub(/&#x0A;/, ": ", m); print "   SKIPPED " c "." t " -- " m }' "$x"
+  done
+  echo "$tt $tf $ts $n $nf" >"$build/ctest-$name.whole"
+}
 run_tier() {  # NAME DIR CTEST_ARGS (word-split): one ctest tier, its tally kept in $build/ctest-NAME.log
-  local name=$1 dir=$2 targs=$3 t0 rc line skipped
+  local name=$1 dir=$2 targs=$3 t0 rc line skipped wt wf ws wn wnf
   t0=$(date +%s)
   local log="$build/ctest-$name.log"
+  rm -rf "$dir/gtest-xml"  # a report an earlier run left must not be counted
   set +e
   (cd "$dir" && env "${tier_env[@]}" ctest $targs --output-on-failure) >"$log" 2>&1
   rc=$?
   set -e
   # ctest prints "N% tests passed, M tests failed out of K"; keep it per tier.
   line=$(grep -E "tests passed|No tests were found" "$log" | tail -1 || true)
-  skipped=$(grep -cE "\*\*\*Skipped|\[  SKIPPED \]" "$log" || true)
+  skipped=$(grep -cE "\*\*\*Skipped" "$log" || true)
+  whole_tally "$name" "$dir" >>"$log"
+  read -r wt wf ws wn wnf <"$build/ctest-$name.whole"
+  skipped=$((skipped + ws))
+  (( wn > 0 )) && line+=" ($wn of them run whole: $wt tests, $wf failed)"
   echo "== $name: ${line:-no result} (skipped: $skipped, $(( $(date +%s) - t0 ))s)"
+  grep -E "^   SKIPPED " "$log" | cut -c1-250 || true
   if [[ $rc -ne 0 ]]; then
     status=1
     grep -E "Failed|\*\*\*Exception|\*\*\*Timeout" "$log" | head -20 || true
@@ -198,7 +221,7 @@ if [[ $hardening == 1 ]]; then
   if hard_wait tsan; then
     run_tier tsan-unit "$tsan_dir" "-L ^unit\$ -E _NOT_BUILT --timeout 900 -j1"
     san_check tsan-unit
-    run_tier tsan-e2e "$tsan_dir" "-L ^e2e\$ -E _NOT_BUILT|^install_layout\$|^bench_harness_smoke\$|^agents_e2e\$|^demo_sh\$|^Evasion|^WritdLoad\. --timeout 900 -j1"
+    run_tier tsan-e2e "$tsan_dir" "-L ^e2e\$ -E _NOT_BUILT|^install_layout\$|^bench_harness_smoke\$|^agents_e2e\$|^demo_sh\$|^evasion_e2e_test\$|^WritdLoad\. --timeout 900 -j1"
     san_check tsan-e2e
   else
     tier_broken tsan-unit tsan; tier_broken tsan-e2e tsan
@@ -251,6 +274,9 @@ for label in "${ran[@]}"; do
   t=$(grep -oE "out of [0-9]+" "$log" | tail -1 | grep -oE "[0-9]+" || echo 0)
   f=$(grep -oE "[0-9]+ tests failed" "$log" | tail -1 | grep -oE "^[0-9]+" || echo 0)
   s=$(grep -cE "\*\*\*Skipped" "$log" || true)
+  # A binary run whole counts as its tests, not as one.
+  read -r wt wf ws wn wnf 2>/dev/null <"$build/ctest-$label.whole" || { wt=0; wf=0; ws=0; wn=0; wnf=0; }
+  t=$((t + wt - wn)); f=$((f + wf - wnf)); s=$((s + ws))
   passed=$((passed + t - f - s)); failed=$((failed + f)); skipped=$((skipped + s))
 done
 # What each failed test said, last, where a reader of the tail sees it: googletest's "file:line: Failure"
