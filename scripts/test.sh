@@ -23,7 +23,7 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #     asan-unit       every unit test;
 #     asan-e2e        the e2e tests that drive writd's whole pipeline with the real writd and writ built
 #                     with ASan+UBSan (writd_e2e, writd_sinks, sinks, creds, creds_writd, adopt, evasion,
-#                     agents_e2e, demo_sh). agents_e2e and demo_sh run the sanitized `writ` as an MCP
+#                     control, approvals, http, redact, agents_e2e, demo_sh). agents_e2e and demo_sh run the sanitized `writ` as an MCP
 #                     server's launcher and as `writ svid`/`writ run --parent` inside tasks with the
 #                     narrow mcp-* intents; there (CTest passes them --sanitized) that writ runs with
 #                     detect_leaks=0 (LeakSanitizer's exit check needs PTRACE_ATTACH, which the task's
@@ -32,8 +32,10 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #                     the test failing if anything but that writ used them
 #                     (tests/e2e/agents/sanitizer_policies.mjs). Left out: load_e2e (a throughput and
 #                     peak-RSS test: ASan's shadow and quarantine make both numbers meaningless, and its
-#                     producers would load both CPUs), install_layout and bench_harness_smoke (packaging
-#                     and the bench script). docs/threat-model.md;
+#                     producers would load both CPUs), suggest_e2e and workload_flood_e2e (npm MCP
+#                     servers recorded for `policy suggest`, a gRPC stream flood: the writd paths they
+#                     drive are the ones the tests above drive), install_layout and bench_harness_smoke
+#                     (packaging and the bench script). docs/threat-model.md;
 #     fuzz-libfuzzer  each libFuzzer target for WRIT_FUZZ_SECONDS (60), two at a time (one per CPU).
 #   build-tsan (g++, -DWRIT_SANITIZE=thread, -O1 -g1) serves two tiers. Debian's Abseil, protobuf and
 #     grpc are not instrumented: tests/tsan/absl_tsan_shim.cc (linked into every TSan test binary, writd
@@ -53,7 +55,7 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #                intents: besides the /proc/self/environ and cmdline reads --sanitized grants for
 #                ASan, GCC's TSan runtime creates /tmp/tsan.rodata.<pid> as it starts, a write those
 #                intents deny -- measured: 3 scenarios and the demo fail on it), install_layout and
-#                bench_harness_smoke.
+#                bench_harness_smoke; suggest_e2e, redact_e2e and workload_flood_e2e are not built there.
 # Both trees build in the background at nice 19 while the main build's unit, bpf and e2e tiers run:
 # those tiers mostly wait on processes and timers, so the builds take CPU the tests leave idle, and
 # the tests keep their priority. That overlap is what keeps the script near 25 minutes on 2 cores.
