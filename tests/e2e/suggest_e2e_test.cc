@@ -74,12 +74,20 @@ class SuggestE2e : public ::testing::Test {
   // agent.mjs: STEPS against `writ run [--intent I --param ...] -- SERVER...`.
   AgentRun RunAgent(const json& steps, const std::vector<std::string>& server,
                     const std::vector<std::string>& intent_args = {}) {
-    std::vector<std::string> argv = {"/usr/bin/node", kAgentsDir + "/agent.mjs",
-                                     steps.dump(),    "--",
-                                     WRIT_BIN,        "--socket",
-                                     w_.socket(),     "run",
-                                     "--user",        WRIT_TEST_AGENT_USER,
-                                     "--agent",       kAgent};
+    // node from PATH, as agents_e2e and the tutorial run it (setup.sh installs Debian's).
+    std::vector<std::string> argv = {"/usr/bin/env",
+                                     "node",
+                                     kAgentsDir + "/agent.mjs",
+                                     steps.dump(),
+                                     "--",
+                                     WRIT_BIN,
+                                     "--socket",
+                                     w_.socket(),
+                                     "run",
+                                     "--user",
+                                     WRIT_TEST_AGENT_USER,
+                                     "--agent",
+                                     kAgent};
     argv.insert(argv.end(), intent_args.begin(), intent_args.end());
     argv.push_back("--");
     argv.insert(argv.end(), server.begin(), server.end());
