@@ -15,12 +15,14 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "actions/self_filter.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "api/client.h"
 #include "api/framing.h"
+#include "cli/mcp_gateway.h"
 #include "cli/run_as.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -48,10 +50,12 @@ void Usage(FILE* f) {
   fprintf(f,
           "usage: writ [--socket PATH] COMMAND ...\n"
           "  run --agent SPIFFE_ID [--principal P] [--intent NAME] [--param K=V]... [--ttl D]\n"
-          "      [--parent TASK] [--user NAME | --allow-root] [--no-seccomp] -- CMD [ARGS...]\n"
+          "      [--parent TASK] [--user NAME | --allow-root] [--no-seccomp]\n"
+          "      [--mcp [--mcp-max-message BYTES]] -- CMD [ARGS...]\n"
           "      run CMD as a task, as an unprivileged user: the invoking user (behind sudo: the real\n"
           "      user), or --user NAME; as root only with --allow-root and an intent that allows it\n"
           "      (--no-seccomp: without the self-protection filter; only the BPF fallback applies)\n"
+          "      (--mcp: CMD is a stdio MCP server; writ relays and judges its JSON-RPC, intent tools:)\n"
           "  status                                  hooks, enforcement, counters, tasks\n"
           "  svid --audience AUD [--workload-socket PATH]   (inside a task) print a JWT-SVID\n"
           "  tail [--violations] [--agent ID] [--task ID] [--format text|json|ocsf]\n"
@@ -153,10 +157,25 @@ void Forward(int sig) {
 }
 
 int CmdRun(const std::string& socket, int argc, char** argv) {
-  Args a = Parse(argc, argv, 2, {"agent", "principal", "intent", "param", "ttl", "parent", "user"},
-                 {"no-seccomp", "allow-root"}, /*stop_at_positional=*/true);
+  Args a = Parse(argc, argv, 2,
+                 {"agent", "principal", "intent", "param", "ttl", "parent", "user", "mcp-max-message"},
+                 {"no-seccomp", "allow-root", "mcp"}, /*stop_at_positional=*/true);
   const bool seccomp = !a.Has("no-seccomp");
   if (!a.error.empty()) return Fail(kExitUsage, a.error);
+  // --mcp: the launcher relays and judges the MCP stdio (cli/mcp_gateway.h). Only from outside every
+  // task: writd believes tool-call reports only from there.
+  const bool mcp = a.Has("mcp");
+  writ::cli::GatewayOptions gw_opts;
+  if (mcp && !a.Get("parent").empty()) {
+    return Fail(kExitUsage, "run: --mcp is for a launcher outside tasks, not a sub-agent's (--parent)");
+  }
+  if (a.Has("mcp-max-message") && !absl::SimpleAtoi(a.Get("mcp-max-message"), &gw_opts.max_message)) {
+    return Fail(kExitUsage, "run: --mcp-max-message: expected a number of bytes");
+  }
+  int mcp_in[2] = {-1, -1}, mcp_out[2] = {-1, -1};
+  if (mcp && (pipe2(mcp_in, O_CLOEXEC) != 0 || pipe2(mcp_out, O_CLOEXEC) != 0)) {
+    return Fail(1, "run: pipe failed");
+  }
   auto run_as = writ::cli::ChooseRunAs(a.Get("user"), a.Has("allow-root"));
   if (!run_as.ok()) {
     return Fail(absl::IsPermissionDenied(run_as.status()) ? 1 : kExitUsage,
@@ -227,6 +246,7 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
       (void)!write(sync[1], err.data(), err.size());
       _exit(126);
     }
+    if (mcp && (dup2(mcp_in[0], STDIN_FILENO) < 0 || dup2(mcp_out[1], STDOUT_FILENO) < 0)) _exit(126);
     if (!credentials_dir.empty()) setenv("WRIT_CREDENTIALS_DIR", credentials_dir.c_str(), 1);
     // The Workload API of the writd that placed it: what SPIFFE libraries (and `writ svid`) read.
     if (!workload_socket.empty()) setenv("SPIFFE_ENDPOINT_SOCKET", workload_socket.c_str(), 1);
@@ -255,6 +275,10 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   }
   close(sync[1]);
   close(go[0]);
+  if (mcp) {
+    close(mcp_in[0]);
+    close(mcp_out[1]);
+  }
   Request place;
   auto* ps = place.mutable_task_started();
   ps->set_task_id(task_id);
@@ -299,7 +323,7 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     failed.mutable_task_started()->set_error(std::string(buf, n));
     (void)writ::api::Call(fd->get(), failed);
   }
-  fd->Reset();
+  if (!mcp) fd->Reset();  // the gateway reports the task's tool calls on this connection
 
   g_child = pid;
   struct sigaction sa = {};
@@ -308,8 +332,15 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return Fail(1, absl::StrCat("waitpid: ", strerror(errno)));
+  if (mcp && n <= 0) {
+    gw_opts.task_id = task_id;
+    writ::cli::ControlJudge judge(fd->get());
+    writ::cli::McpGateway gw(gw_opts, judge);
+    status = writ::cli::RunMcpGateway(gw, mcp_in[1], mcp_out[0], pid);
+  } else {
+    while (waitpid(pid, &status, 0) < 0) {
+      if (errno != EINTR) return Fail(1, absl::StrCat("waitpid: ", strerror(errno)));
+    }
   }
   if (n > 0) return Fail(WEXITSTATUS(status), std::string(buf, n));
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);

@@ -666,6 +666,17 @@ RedactionReport Redactor::RedactEvent(v1::Event* ev, EventRedactOptions opts) co
     text(ev->mutable_credential()->mutable_jti());
     text(ev->mutable_credential()->mutable_detail());
   }
+  if (ev->has_tool()) {
+    // What the MCP client and server said: a tool call's arguments carry whatever the model wrote.
+    v1::Tool* t = ev->mutable_tool();
+    text(t->mutable_name());
+    text(t->mutable_call_id());
+    text(t->mutable_arguments());
+    text(t->mutable_error());
+    for (std::string& c : *t->mutable_call_ids()) text(&c);
+    for (std::string& c : *t->mutable_offered()) text(&c);
+    for (std::string& c : *t->mutable_hidden()) text(&c);
+  }
   return rep;
 }
 
@@ -698,6 +709,10 @@ const std::vector<std::string_view>& FieldsNotRedacted() {
       "writ.v1.Approval.expires",
       "writ.v1.Approval.scope",
       "writ.v1.TaskInfo.reason",
+      "writ.v1.Tool.status",            // writd's vocabulary
+      "writ.v1.Tool.rule",              // from the intent file
+      "writ.v1.Tool.arguments_sha256",  // a digest
+      "writ.v1.Tool.violation_ids",     // event ids writd generated
       "writ.v1.TaskInfo.run_user",  // a name from the host's passwd, looked up by writd
       "writ.v1.TaskInfo.deadline",
       "writ.v1.Credential.type",

@@ -33,6 +33,7 @@
 #include "daemon/metrics.h"
 #include "daemon/output.h"
 #include "daemon/pipeline.h"
+#include "daemon/tool_calls.h"
 #include "daemon/policies.h"
 #include "daemon/task_credentials.h"
 #include "daemon/task_lifecycle.h"
@@ -83,6 +84,7 @@ class Daemon {
   identity::TaskRegistry registry_;
   identity::ProcessTable procs_;  // the pipeline thread's
   Approvals approvals_;
+  std::unique_ptr<ToolCalls> tool_calls_;  // MCP gateway reports (writ run --mcp)
   std::optional<identity::CgroupManager> cgroups_;
   std::unique_ptr<state::Store> store_;
   std::unique_ptr<creds::CredentialService> cred_service_;

@@ -1,5 +1,7 @@
 #include "daemon/pipeline.h"
 
+#include "daemon/tool_calls.h"
+
 #include <signal.h>
 
 #include <algorithm>
@@ -150,11 +152,14 @@ void Pipeline::OnRecord(const void* data, size_t size) {
         break;
     }
   }
+  // The MCP tool call in flight when it happened (only tasks with a gateway have any).
+  const int calls = tool_calls_ && tool_calls_->active() ? tool_calls_->Annotate(*task, &ev_) : 0;
   if (info.kind == EventKind::kSelf) {
     JudgeSelf(*task, ev_, info);
   } else if (task->compiled && task->mode != TaskMode::kRecord) {
     Judge(*task, ev_, info);
   }
+  if (calls == 1 && ev_.verdict() == "violation") tool_calls_->NoteViolation(*task, ev_);
   // Judged on what happened, emitted without secrets: every string of the event is redacted before the
   // journal, the sinks and `writ tail` see it (the kept agent only when FillAgent refilled it above).
   const creds::RedactionReport red = d_.redactor.RedactEvent(&ev_, {.agent = !agent_current});

@@ -1,5 +1,7 @@
 #include "daemon/task_lifecycle.h"
 
+#include "daemon/tool_calls.h"
+
 #include <arpa/inet.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -203,6 +205,10 @@ void TaskLifecycle::Housekeeping() {
     a.mutable_approval()->set_id(r.id);
     a.mutable_approval()->set_reason("expired");
     d_.output.Emit(a);
+    if (r.kind == "tool_call") {  // a held MCP call: nothing stopped; its gateway answers the client
+      if (tool_calls_) tool_calls_->Decided(r, false, "expiry (nobody decided in time)");
+      continue;
+    }
     if (Has(r.responses, "kill")) (void)KillNow(*t);  // before the thaw, as ControlService::Decide
     (void)Signal(r.pid, r.start_ns, SIGKILL);
     Freeze(*t, false, &r.cause, "approval expired");

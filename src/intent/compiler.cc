@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "intent/intent.h"
+#include "intent/tools.h"
 #include "intent/parse_util.h"
 #include "util/status_macros.h"
 
@@ -171,6 +172,14 @@ class Compiler {
       ap.rule = AddRule(field, Category::kApproval,
                         absl::StrCat("exec requires approval by ", field, " (", shown, ")"), shown);
       ci_->approvals_.push_back(std::move(ap));
+    }
+
+    if (in_.has_tools()) {
+      auto tp = ToolPolicy::Compile(in_.name(), in_.tools(), [this](absl::string_view s, bool* u) {
+        return SubstituteParams(s, values_, u);
+      });
+      if (!tp.ok()) return tp.status();
+      ci_->tools_ = *std::move(tp);
     }
 
     if (in_.has_files()) {

@@ -25,6 +25,8 @@
 
 namespace writ::intent {
 
+class ToolPolicy;  // intent/tools.h
+
 // ---- loading --------------------------------------------------------------------------------------
 
 // Every intent of a policy directory, validated. Immutable once loaded; a reload builds a new one and
@@ -169,6 +171,8 @@ class CompiledIntent {
   const Rule* FindRule(absl::string_view id) const;
 
   KernelTables kernel_tables() const;
+  // `tools:` (MCP tool calls through the launcher's gateway); nullptr when the intent has none.
+  const ToolPolicy* tools() const { return tools_.get(); }
 
  private:
   friend class Compiler;
@@ -216,6 +220,7 @@ class CompiledIntent {
   int max_processes_ = 0;
   HoursWindow hours_;
   int hours_rule_ = -1, max_processes_rule_ = -1;
+  std::shared_ptr<const ToolPolicy> tools_;
 };
 
 struct CompileOptions {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "intent/glob.h"
 #include "intent/intent.h"
+#include "intent/tools.h"
 #include "intent/parse_util.h"
 #include "intent/workload.h"
 #include "intent/yaml_guard.h"
@@ -163,6 +164,9 @@ class Validator {
       }
     }
     Credentials();
+    if (in_.has_tools()) {
+      ValidateToolRules(in_.tools(), [this](const std::string& f, const std::string& m) { Err(f, m); });
+    }
     if (!in_.mode().empty() && in_.mode() != "monitor" && in_.mode() != "enforce") {
       Err("mode", absl::StrCat("unknown mode \"", in_.mode(), "\" (expected monitor or enforce)"));
     }
