@@ -54,6 +54,11 @@ v1::ToolVerdict ToolCalls::Report(Task& task, const v1::ToolCallReport& r) {
 ToolCalls::Call ToolCalls::NewCall(const Task& task, const v1::ToolCallReport& r) const {
   Call c;
   c.task_id = task.id;
+  {
+    v1::Event e;
+    FillAgent(task, &e);
+    c.agent = e.agent();
+  }
   c.call_id = r.call_id();
   c.name = r.name();
   // Redacted whole, then cut: a cut first could leave half a secret no rule recognises.
@@ -322,7 +327,11 @@ void ToolCalls::Housekeeping() {
 
 v1::Event ToolCalls::CallEvent(const Task* task, const Call& c, const char* kind) {
   v1::Event ev = d_.output.NewEvent(kind);
-  if (task) FillAgent(*task, &ev);
+  if (task) {
+    FillAgent(*task, &ev);
+  } else if (!c.agent.task_id().empty()) {
+    *ev.mutable_agent() = c.agent;
+  }
   if (c.start_ktime) ev.set_ktime_ns(static_cast<uint64_t>(c.start_ktime));
   v1::Tool* t = ev.mutable_tool();
   t->set_name(c.name);

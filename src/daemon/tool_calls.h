@@ -74,6 +74,7 @@ class ToolCalls {
  private:
   struct Call {
     std::string task_id;
+    v1::Agent agent;  // the task's identity, kept: the call's event may follow the task's end
     std::string call_id;
     std::string name;
     std::string arguments;  // redacted, capped

@@ -36,9 +36,8 @@ void WriteParams(const google::protobuf::Map<std::string, std::string>& params, 
   w.EndObject();
 }
 
-
-// uid and gid are always written (0 is root: a SIEM rule on uid == 0 must match), and so is exit_code
-// on exit events (0 is a clean exit).
+// uid and gid are always written (0 is root: a SIEM rule on uid == 0 must match), and so is
+// exit_code on exit events (0 is a clean exit).
 void WriteProcess(const writ::v1::Process& p, bool is_exit, JsonWriter& w) {
   w.Key("process");
   w.BeginObject();
@@ -101,6 +100,35 @@ void WriteSyscall(const writ::v1::Syscall& s, JsonWriter& w) {
   w.BeginArray();
   for (int64_t a : s.args()) w.Int(a);
   w.EndArray();
+  w.EndObject();
+}
+
+// MCP tool calls (tool_call, tool_list) and the call a kernel event happened in (docs/events.md).
+void WriteTool(const writ::v1::Tool& t, JsonWriter& w) {
+  w.Key("tool");
+  w.BeginObject();
+  w.StrField("name", t.name());
+  w.StrField("call_id", t.call_id());
+  w.StrField("arguments", t.arguments());
+  if (t.arguments_truncated()) {
+    w.Key("arguments_truncated");
+    w.Bool(true);
+  }
+  w.UintField("arguments_bytes", t.arguments_bytes());
+  w.StrField("arguments_sha256", t.arguments_sha256());
+  w.StrField("status", t.status());
+  w.StrField("error", t.error());
+  w.StrField("rule", t.rule());
+  w.UintField("duration_us", t.duration_us());
+  w.UintField("in_flight", t.in_flight());
+  w.StrListField("call_ids", t.call_ids());
+  if (t.violations() != 0 || !t.status().empty()) {
+    w.Key("violations");
+    w.Uint(t.violations());
+  }
+  w.StrListField("violation_ids", t.violation_ids());
+  w.StrListField("offered", t.offered());
+  w.StrListField("hidden", t.hidden());
   w.EndObject();
 }
 
@@ -200,6 +228,7 @@ void AppendJson(const writ::v1::Event& ev, std::string* out) {
   if (ev.has_file()) WriteFile(ev.file(), w);
   if (ev.has_network()) WriteNetwork(ev.network(), w);
   if (ev.has_syscall()) WriteSyscall(ev.syscall(), w);
+  if (ev.has_tool()) WriteTool(ev.tool(), w);
   w.StrField("verdict", ev.verdict());
   w.StrField("outcome", ev.outcome());
   w.StrField("enforcement", ev.enforcement());
