@@ -31,7 +31,7 @@ std::string EnumText(const nlohmann::json& v) {
   return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
-std::string Shown(const nlohmann::json& v) {
+std::string ValueText(const nlohmann::json& v) {
   std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (s.size() > 120) s = s.substr(0, 117) + "...";
   return s;
@@ -190,18 +190,19 @@ ToolDecision ToolPolicy::Judge(absl::string_view name, const nlohmann::json* arg
     if (a.has_path) {
       std::string norm = v->is_string() ? NormalizeAbsolutePath(v->get<std::string>()) : "";
       if (norm.empty() || !a.path.Match(norm)) {
-        d.reason = absl::StrCat(at, " = ", Shown(*v), " is not a path under ", a.path.pattern());
+        d.reason =
+            absl::StrCat(at, " = ", ValueText(*v), " is not a path under ", a.path.pattern());
         return d;
       }
     }
     if (a.has_glob && (!v->is_string() || !a.glob.Match(v->get<std::string>()))) {
-      d.reason = absl::StrCat(at, " = ", Shown(*v), " does not match ", a.glob.pattern());
+      d.reason = absl::StrCat(at, " = ", ValueText(*v), " does not match ", a.glob.pattern());
       return d;
     }
     if (!a.enums.empty()) {
       if (v->is_object() || v->is_array() || v->is_null() ||
           std::find(a.enums.begin(), a.enums.end(), EnumText(*v)) == a.enums.end()) {
-        d.reason = absl::StrCat(at, " = ", Shown(*v), " is not one of [",
+        d.reason = absl::StrCat(at, " = ", ValueText(*v), " is not one of [",
                                 absl::StrJoin(a.enums, ", "), "]");
         return d;
       }
