@@ -320,6 +320,8 @@ v1::Response ControlService::CreateTask(const api::Peer& peer, const v1::CreateT
     auto compiled = intent::Compile(*spec, params);
     if (!compiled.ok()) return Error(compiled.status());
     task->compiled = *compiled;
+    task->charter = spec->source().file();
+    task->charter_sha256 = spec->source().sha256();
     // A sub-agent gets no authority its parent lacks (the parent's compiled intent, as it started).
     if (parent && parent->compiled) {
       absl::Status sub = intent::CheckSubset(*task->compiled, *parent->compiled);

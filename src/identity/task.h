@@ -39,6 +39,7 @@ struct Task {
   std::string spiffe_id;
   std::string principal;
   std::string intent;       // name, empty when none
+  std::string charter, charter_sha256;  // the intent's file and its sha256, as loaded
   std::string parent_task;  // sub-agent: the delegating task
   std::vector<std::string> chain;  // principal, agent, sub-agent ... (outermost first)
   std::map<std::string, std::string> params;
