@@ -57,7 +57,8 @@ std::string Sha256Hex(absl::string_view s) {
 }
 
 constexpr absl::string_view kApiVersion = "writ.dev/v1";
-const char* const kEventKinds[] = {"exec", "open", "connect", "fork", "exit", "task_start", "task_end"};
+const char* const kEventKinds[] = {"exec",      "open",     "connect",  "fork",
+                                   "exit",      "task_start", "task_end", "tool_call"};
 
 bool ValidName(absl::string_view n) {
   if (n.empty() || n.size() > 63 || n.front() == '-' || n.back() == '-') return false;

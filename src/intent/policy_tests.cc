@@ -1,7 +1,9 @@
-// Runs the `tests:` embedded in intent files (writ policy test): each test is one event and the verdict
-// it must get, so a policy change that breaks an expectation is caught before it is deployed.
+// Runs the `tests:` embedded in intent files (writ policy test): each test is one event and the
+// verdict it must get, so a policy change that breaks an expectation is caught before it is
+// deployed.
 #include "absl/strings/str_cat.h"
 #include "intent/intent.h"
+#include "intent/tools.h"
 
 namespace writ::intent {
 namespace {
@@ -37,8 +39,8 @@ TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out) {
       const auto& t = in.tests(i);
       const std::string field = absl::StrCat("tests[", i, "]");
       const std::string where =
-          absl::StrCat(in.source().file(), ":", set.LineOf(in.name(), field), ": ", in.name(), "/", field,
-                       t.name().empty() ? "" : absl::StrCat(" (", t.name(), ")"), ": ");
+          absl::StrCat(in.source().file(), ":", set.LineOf(in.name(), field), ": ", in.name(), "/",
+                       field, t.name().empty() ? "" : absl::StrCat(" (", t.name(), ")"), ": ");
       auto ci = Compile(in, TestParams(in, t), {.bind_file_ids = false});
       if (!ci.ok()) {
         ++sum.failed;
@@ -48,11 +50,37 @@ TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out) {
       EvalContext ctx{DefaultTestTime(), t.live_processes() > 0 ? t.live_processes() : 1};
       if (!t.event().time().empty()) {
         std::string err;
-        absl::ParseTime(absl::RFC3339_full, t.event().time(), &ctx.now, &err);  // validated by the loader
+        absl::ParseTime(absl::RFC3339_full, t.event().time(), &ctx.now,
+                        &err);  // validated by the loader
       }
-      Verdict v = Evaluate(**ci, t.event(), ctx);
-      const std::string got_rule = v.rule ? v.rule->id : "";
-      bool ok = VerdictName(v.kind) == t.expect();
+      std::string got, got_rule, got_reason;
+      if (t.event().kind() == "tool_call") {
+        // An MCP tools/call through the gateway: tool.name and tool.arguments (JSON text).
+        got = "not_judged";
+        if (const ToolPolicy* tp = (*ci)->tools()) {
+          const std::string& text = t.event().tool().arguments();
+          nlohmann::json args = nlohmann::json::parse(text.empty() ? "{}" : text, nullptr, false);
+          if (args.is_discarded()) {
+            ++sum.failed;
+            out << where << "event.tool.arguments is not JSON\n";
+            continue;
+          }
+          ToolDecision d = tp->Judge(t.event().tool().name(), &args);
+          got = d.kind == ToolDecision::kAllow  ? "allow"
+                : d.kind == ToolDecision::kDeny ? "violation"
+                                                : "needs_approval";
+          got_rule = d.rule;
+          got_reason = d.reason;
+        }
+      } else {
+        Verdict v = Evaluate(**ci, t.event(), ctx);
+        got = VerdictName(v.kind);
+        if (v.rule) {
+          got_rule = v.rule->id;
+          got_reason = v.rule->reason;
+        }
+      }
+      bool ok = got == t.expect();
       if (ok && !t.rule().empty()) {
         ok = got_rule == t.rule() || got_rule == absl::StrCat(in.name(), "/", t.rule());
       }
@@ -63,8 +91,8 @@ TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out) {
       ++sum.failed;
       out << where << "expected " << t.expect();
       if (!t.rule().empty()) out << " by " << t.rule();
-      out << ", got " << VerdictName(v.kind);
-      if (v.rule) out << " by " << v.rule->id << " (" << v.rule->reason << ")";
+      out << ", got " << got;
+      if (!got_rule.empty()) out << " by " << got_rule << " (" << got_reason << ")";
       out << "\n";
     }
   }

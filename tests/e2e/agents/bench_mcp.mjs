@@ -31,7 +31,7 @@ fs.chmodSync(TMP, 0o755);
 fs.mkdirSync(`${TMP}/policies`);
 fs.mkdirSync(`${TMP}/root`);
 fs.writeFileSync(`${TMP}/policies/bench.yaml`, fs.readFileSync(`${SRC}/policies/mcp-filesystem.yaml`, 'utf8')
-  .replace('name: mcp-filesystem', 'name: bench-mcp').replace(/\ntests:[\s\S]*$/, '\n') + 'tools:\n  allow: [echo]\n  deny: ["write_*"]\n');
+  .replace('name: mcp-filesystem', 'name: bench-mcp').replace(/\ntests:[\s\S]*$/, '\n').replace(/\ntools:\n(  .*\n)+/, '\n') + 'tools:\n  allow: [echo]\n  deny: ["write_*"]\n');
 const SUBTREE = `writ-bench-mcp-${process.pid}`;
 fs.writeFileSync(`${TMP}/writd.yaml`, ['mode: enforce', `policies: ${TMP}/policies`, `state_dir: ${TMP}/state`, `run_dir: ${TMP}/run`,
   `events: ${TMP}/events.jsonl`, 'trust_domain: example.org', `cgroup_subtree: ${SUBTREE}`, 'control: {group: writ}', ''].join('\n'));

@@ -73,7 +73,7 @@ for (const f of fs.readdirSync(`${SRC}/policies`)) {
 // mcp-filesystem with tools: no moves or new directories, reads and writes only under ${root} (by
 // argument, before the kernel ever sees a path), edits only with a human's approval.
 const fsIntent = fs.readFileSync(`${SRC}/policies/mcp-filesystem.yaml`, 'utf8')
-  .replace('name: mcp-filesystem', 'name: mcp-gw-fs').replace(/\ntests:[\s\S]*$/, '\n') + `
+  .replace('name: mcp-filesystem', 'name: mcp-gw-fs').replace(/\ntests:[\s\S]*$/, '\n').replace(/\ntools:\n(  .*\n)+/, '\n') + `
 tools:
   deny: [move_file, "create_*"]
   arguments:
