@@ -119,6 +119,7 @@ std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::E
                           const std::string& task_id) {
   std::set<std::string> exes, reads, writes;
   std::map<std::string, std::set<uint32_t>> dests;  // ip → ports
+  std::set<std::string> tools, offered;              // MCP tools called / offered
   const writ::v1::Event* first_exec = nullptr;
   const writ::v1::Event* first_read = nullptr;
   const writ::v1::Event* first_write = nullptr;
@@ -136,6 +137,11 @@ std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::E
     } else if (ev.kind() == "connect" && !ev.network().dst_ip().empty()) {
       dests[ev.network().dst_ip()].insert(ev.network().dst_port());
       if (!first_connect) first_connect = &ev;
+    } else if (ev.kind() == "tool_call" && !ev.tool().name().empty() &&
+               ev.tool().status() != "denied") {
+      tools.insert(ev.tool().name());  // called through the MCP gateway (and not refused)
+    } else if (ev.kind() == "tool_list") {
+      offered.insert(ev.tool().offered().begin(), ev.tool().offered().end());
     }
   }
 
@@ -256,6 +262,22 @@ std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::E
     y << YAML::EndMap;
   }
   y << YAML::EndSeq << YAML::EndMap << YAML::EndMap;
+  if (!tools.empty() || !offered.empty()) {
+    // The tools the recording called; what the server offered and nobody called is denied, so the
+    // model never sees it (docs/policy.md, Tools).
+    std::set<std::string> unused;
+    for (const auto& t : offered) {
+      if (!tools.contains(t)) unused.insert(t);
+    }
+    y << YAML::Key << "tools" << YAML::Value << YAML::BeginMap;
+    y << YAML::Key << "allow" << YAML::Value;
+    EmitList(y, tools);
+    if (!unused.empty()) {
+      y << YAML::Key << "deny" << YAML::Value;
+      EmitList(y, unused);
+    }
+    y << YAML::EndMap;
+  }
   y << YAML::Key << "on_violation" << YAML::Value << YAML::Flow << YAML::BeginSeq << "alert" << YAML::EndSeq;
 
   // Tests pin the observed behaviour (allowed) and one thing it never did (a violation).

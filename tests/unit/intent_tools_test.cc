@@ -166,3 +166,37 @@ TEST(ToolsTest, NormalizeAbsolutePath) {
 
 }  // namespace
 }  // namespace writ::intent
+
+namespace writ::intent {
+namespace {
+
+// `writ policy suggest` from a recording through the gateway: the tools called are allowed, the
+// ones offered and never called denied, and the suggestion loads back and judges so.
+TEST(ToolsTest, SuggestProposesToolsFromARecording) {
+  std::vector<writ::v1::Event> evs(4);
+  evs[0].set_kind("tool_list");
+  for (const char* t : {"read_text_file", "write_file", "move_file"})
+    evs[0].mutable_tool()->add_offered(t);
+  evs[1].set_kind("tool_call");
+  evs[1].mutable_tool()->set_name("read_text_file");
+  evs[1].mutable_tool()->set_status("ok");
+  evs[2].set_kind("tool_call");
+  evs[2].mutable_tool()->set_name("write_file");
+  evs[2].mutable_tool()->set_status("error");
+  evs[3].set_kind("tool_call");
+  evs[3].mutable_tool()->set_name("move_file");
+  evs[3].mutable_tool()->set_status("denied");  // refused: not evidence it is needed
+  const std::string yaml = SuggestIntent("suggested", evs, "t-1");
+  auto set = LoadPolicyText(yaml, "suggested.yaml");
+  ASSERT_TRUE(set.ok()) << set.status() << "\n" << yaml;
+  auto ci = Compile(set->intents()[0], {});
+  ASSERT_TRUE(ci.ok()) << ci.status();
+  ASSERT_NE((*ci)->tools(), nullptr) << yaml;
+  EXPECT_TRUE((*ci)->tools()->Shown("read_text_file"));
+  EXPECT_TRUE((*ci)->tools()->Shown("write_file"));
+  EXPECT_FALSE((*ci)->tools()->Shown("move_file"));
+  EXPECT_FALSE((*ci)->tools()->Shown("anything_else"));
+}
+
+}  // namespace
+}  // namespace writ::intent
