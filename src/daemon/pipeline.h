@@ -93,6 +93,8 @@ class Pipeline {
   std::shared_ptr<identity::Task> TaskFor(uint64_t cgroup_id);
   void ResolveScript(const decode::RecordInfo& info, v1::Process* p);
   void Judge(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
+  void JudgeDuringCall(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
+                       const intent::CompiledIntent& during);
   void Enforce(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
                const intent::Verdict& v);
   void RequestApproval(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,

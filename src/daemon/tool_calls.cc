@@ -95,6 +95,7 @@ v1::ToolVerdict ToolCalls::Start(Task& task, const v1::ToolCallReport& r) {
       parsed = !args.is_discarded();
     }
     d = policy->Judge(r.name(), parsed ? &args : nullptr);
+    c.during = policy->During(r.name());
   }
   const bool enforce = task.mode == identity::TaskMode::kEnforce;
   if (d.kind == intent::ToolDecision::kDeny) {
@@ -238,7 +239,8 @@ v1::ToolVerdict ToolCalls::List(Task& task, const v1::ToolCallReport& r) {
   return v;
 }
 
-int ToolCalls::Annotate(const Task& task, v1::Event* ev) {
+int ToolCalls::Annotate(const Task& task, v1::Event* ev,
+                        std::shared_ptr<const intent::CompiledIntent>* during) {
   const int64_t k = static_cast<int64_t>(ev->ktime_ns());
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(task.id);
@@ -255,6 +257,7 @@ int ToolCalls::Annotate(const Task& task, v1::Event* ev) {
   if (n == 1) {
     t->set_name(one->name);
     t->set_call_id(one->call_id);
+    if (during) *during = one->during;
     return 1;
   }
   for (const Call& c : it->second) {

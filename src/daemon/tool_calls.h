@@ -34,6 +34,9 @@
 namespace writ::creds {
 class Redactor;
 }
+namespace writ::intent {
+class CompiledIntent;
+}
 
 namespace writ::daemon {
 
@@ -57,8 +60,10 @@ class ToolCalls {
 
   // Pipeline thread, per kernel event of a task: is any call registered at all (one relaxed load)?
   bool active() const { return registered_.load(std::memory_order_relaxed) > 0; }
-  // Fills ev->tool from the calls of `task` in flight at ev->ktime_ns(); returns how many.
-  int Annotate(const identity::Task& task, v1::Event* ev);
+  // Fills ev->tool from the calls of `task` in flight at ev->ktime_ns(); returns how many. With
+  // exactly one, *during is its tool's `tools.during` rules (nullptr when none).
+  int Annotate(const identity::Task& task, v1::Event* ev,
+               std::shared_ptr<const intent::CompiledIntent>* during = nullptr);
   // A violation of `task` that Annotate tied to exactly one call: counted on that call.
   void NoteViolation(const identity::Task& task, const v1::Event& ev);
   // Pipeline thread, between drains: emits the tool_call events of answered calls whose records
@@ -82,6 +87,7 @@ class ToolCalls {
     uint64_t arguments_bytes = 0;
     std::string arguments_sha256;
     std::string rule;
+    std::shared_ptr<const intent::CompiledIntent> during;  // tools.during for this tool
     int64_t start_ktime = 0;
     int64_t end_ktime = 0;  // 0: in flight
     std::string status, error;

@@ -180,6 +180,17 @@ class Validator {
     Credentials();
     if (in_.has_tools()) {
       ValidateToolRules(in_.tools(), [this](const std::string& f, const std::string& m) { Err(f, m); });
+      for (int i = 0; i < in_.tools().during_size(); ++i) {
+        const auto& d = in_.tools().during(i);
+        const std::string p = Idx("tools.during", i);
+        Patterns(p + ".exec.allow", d.exec().allow());
+        Patterns(p + ".exec.deny", d.exec().deny());
+        Patterns(p + ".files.read", d.files().read());
+        Patterns(p + ".files.write", d.files().write());
+        Patterns(p + ".files.deny", d.files().deny());
+        NetRules(p + ".network.connect.allow", d.network().connect().allow());
+        NetRules(p + ".network.connect.deny", d.network().connect().deny());
+      }
     }
     if (!in_.mode().empty() && in_.mode() != "monitor" && in_.mode() != "enforce") {
       Err("mode", absl::StrCat("unknown mode \"", in_.mode(), "\" (expected monitor or enforce)"));

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "intent/intent.h"
 #include "intent/parse_util.h"
 
 namespace writ::intent {
@@ -67,7 +68,8 @@ std::string NormalizeAbsolutePath(absl::string_view p) {
 
 absl::StatusOr<std::shared_ptr<const ToolPolicy>> ToolPolicy::Compile(
     const std::string& intent, const writ::v1::ToolRules& in,
-    const std::function<std::string(absl::string_view, bool*)>& subst) {
+    const std::function<std::string(absl::string_view, bool*)>& subst,
+    const DuringCompiler& compile_during) {
   auto p = std::make_shared<ToolPolicy>();
   p->intent_ = intent;
   auto field_error = [&](const std::string& field, absl::string_view msg) {
@@ -141,7 +143,22 @@ absl::StatusOr<std::shared_ptr<const ToolPolicy>> ToolPolicy::Compile(
     out->set_timeout(a.timeout());
     p->approvals_.push_back(std::move(ap));
   }
+  for (int i = 0; i < in.during_size() && compile_during; ++i) {
+    bool unset = false;
+    std::string tool = subst(in.during(i).tool(), &unset);
+    if (unset) continue;
+    auto sub = compile_during(i);
+    if (!sub.ok()) return sub.status();
+    p->during_.emplace_back(std::move(tool), *std::move(sub));
+  }
   return std::shared_ptr<const ToolPolicy>(std::move(p));
+}
+
+std::shared_ptr<const CompiledIntent> ToolPolicy::During(absl::string_view name) const {
+  for (const auto& [tool, ci] : during_) {
+    if (NameMatch(tool, name)) return ci;
+  }
+  return nullptr;
 }
 
 bool ToolPolicy::Shown(absl::string_view name) const {
@@ -260,6 +277,14 @@ void ValidateToolRules(const writ::v1::ToolRules& r,
     }
     if (!a.glob().empty()) refs(f + ".glob", a.glob());
   }
+  for (int i = 0; i < r.during_size(); ++i) {
+    const auto& d = r.during(i);
+    const std::string f = absl::StrCat("tools.during[", i, "]");
+    if (d.tool().empty()) err(f + ".tool", "missing: the tool name pattern the rules apply to");
+    if (!d.has_exec() && !d.has_files() && !d.has_network()) {
+      err(f, "narrows nothing: give exec, files or network");
+    }
+  }
   for (int i = 0; i < r.approval_size(); ++i) {
     const auto& a = r.approval(i);
     const std::string f = absl::StrCat("tools.approval[", i, "]");
@@ -310,6 +335,15 @@ absl::Status CheckToolSubset(const ToolPolicy* child, const ToolPolicy* parent,
     const bool kept = std::any_of(c.approval().begin(), c.approval().end(),
                                   [&](const auto& ca) { return ca.tool() == pa.tool(); });
     if (!kept) return refuse(absl::StrCat("tool ", pa.tool(), " without approval"));
+  }
+  // A parent's narrowing during a tool's calls holds in the child: an entry for the same tool, no
+  // wider than the parent's.
+  for (const auto& [tool, pci] : parent->during()) {
+    bool kept = false;
+    for (const auto& [ctool, cci] : child->during()) {
+      if (ctool == tool && CheckSubset(*cci, *pci).ok()) kept = true;
+    }
+    if (!kept) return refuse(absl::StrCat("tool ", tool, " without its tools.during rules"));
   }
   return absl::OkStatus();
 }

@@ -20,6 +20,8 @@
 
 namespace writ::intent {
 
+class CompiledIntent;  // intent.h
+
 struct ToolDecision {
   enum Kind { kAllow, kDeny, kNeedsApproval } kind = kAllow;
   std::string rule;    // "<intent>/tools.deny[0]", "<intent>/tools.default", ... ("" for kAllow)
@@ -32,9 +34,14 @@ class ToolPolicy {
  public:
   // `rules` with ${param}s substituted from `values`; rules naming an unset optional parameter are
   // dropped (as everywhere in intents). Errors name the field ("tools.arguments[0].pointer: ...").
+  // `compile_during(i)` compiles `during[i]` as an intent of its own (the intent's parameters
+  // bound).
+  using DuringCompiler =
+      std::function<absl::StatusOr<std::shared_ptr<const CompiledIntent>>(int index)>;
   static absl::StatusOr<std::shared_ptr<const ToolPolicy>> Compile(
       const std::string& intent, const writ::v1::ToolRules& rules,
-      const std::function<std::string(absl::string_view, bool*)>& subst);
+      const std::function<std::string(absl::string_view, bool*)>& subst,
+      const DuringCompiler& compile_during = nullptr);
 
   // May the client see this tool in tools/list? (Its name is not denied, and allowed if allow: is
   // given.) A tool with argument rules or approval is shown: its calls are judged one by one.
@@ -45,6 +52,11 @@ class ToolPolicy {
 
   // The rules after substitution (sub-agent subset checks compare these).
   const writ::v1::ToolRules& rules() const { return rules_; }
+  // `during:` for a call of this tool (the first entry whose glob matches), nullptr when none.
+  std::shared_ptr<const CompiledIntent> During(absl::string_view name) const;
+  const std::vector<std::pair<std::string, std::shared_ptr<const CompiledIntent>>>& during() const {
+    return during_;
+  }
 
  private:
   struct ArgRule {
@@ -68,6 +80,7 @@ class ToolPolicy {
   writ::v1::ToolRules rules_;
   std::vector<ArgRule> args_;
   std::vector<Approval> approvals_;
+  std::vector<std::pair<std::string, std::shared_ptr<const CompiledIntent>>> during_;
 };
 
 // Loader checks of `tools:` that need no parameter values: patterns present, pointers well formed,

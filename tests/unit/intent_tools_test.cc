@@ -200,3 +200,59 @@ TEST(ToolsTest, SuggestProposesToolsFromARecording) {
 
 }  // namespace
 }  // namespace writ::intent
+
+namespace writ::intent {
+namespace {
+
+// tools.during: while one call of a matching tool is in flight, its own exec/files/network rules.
+TEST(ToolsTest, DuringRulesCompileAsAnIntentOfTheirOwn) {
+  constexpr const char* kDuring = R"(
+apiVersion: writ.dev/v1
+kind: Intent
+name: cmd
+params:
+  repo: {type: path, required: true}
+on_violation: [alert, kill]
+tools:
+  during:
+    - tool: "read_*"
+      files: {write: [/dev/null]}
+      exec: {allow: []}
+)";
+  auto set = LoadPolicyText(kDuring, "d.yaml");
+  ASSERT_TRUE(set.ok()) << set.status();
+  auto c = Compile(set->intents()[0], {{"repo", "/srv"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  const ToolPolicy* p = (*c)->tools();
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->During("write_file"), nullptr);
+  auto d = p->During("read_text_file");
+  ASSERT_NE(d, nullptr);
+  writ::v1::Event w;
+  w.set_kind("open");
+  w.mutable_file()->set_path("/srv/out.txt");
+  w.mutable_file()->add_flags("write");
+  Verdict v = Evaluate(*d, w, EvalContext{absl::Now(), 1});
+  ASSERT_EQ(v.kind, Verdict::kViolation);
+  EXPECT_EQ(v.rule->id, "cmd/tools.during[0]/files.write.default");
+  EXPECT_EQ(v.rule->responses, (std::vector<std::string>{"alert", "kill"}));
+  w.mutable_file()->clear_flags();
+  w.mutable_file()->add_flags("read");
+  EXPECT_NE(Evaluate(*d, w, EvalContext{absl::Now(), 1}).kind, Verdict::kViolation);
+  // A sub-agent keeps the narrowing.
+  auto none = Compiled("apiVersion: writ.dev/v1\nkind: Intent\nname: c\ntools: {allow: [\"*\"]}\n");
+  EXPECT_FALSE(CheckSubset(*none, **c).ok());
+  EXPECT_TRUE(CheckSubset(**c, **c).ok());
+  auto bad = LoadPolicyText(
+      "apiVersion: writ.dev/v1\nkind: Intent\nname: b\ntools:\n  during:\n    - {tool: x}\n"
+      "    - {files: {read: [relative]}}\n",
+      "b.yaml");
+  ASSERT_FALSE(bad.ok());
+  const std::string m(bad.status().message());
+  EXPECT_NE(m.find("tools.during[0]: narrows nothing"), std::string::npos) << m;
+  EXPECT_NE(m.find("tools.during[1].tool: missing"), std::string::npos) << m;
+  EXPECT_NE(m.find("tools.during[1].files.read[0]"), std::string::npos) << m;
+}
+
+}  // namespace
+}  // namespace writ::intent

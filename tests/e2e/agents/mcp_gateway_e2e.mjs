@@ -83,6 +83,13 @@ tools:
     - {tool: edit_file, timeout: 60s}
 `;
 fs.writeFileSync(`${POLICIES}/mcp-gw-fs.yaml`, fsIntent);
+// mcp-coding-agent whose run_command may not write anywhere but /dev/null while it runs (tools.during).
+fs.writeFileSync(`${POLICIES}/mcp-gw-cmd.yaml`, fs.readFileSync(`${SRC}/policies/mcp-coding-agent.yaml`, 'utf8')
+  .replace('name: mcp-coding-agent', 'name: mcp-gw-cmd').replace(/\ntests:[\s\S]*$/, '\n') + `
+tools:
+  during:
+    - {tool: run_command, files: {write: [/dev/null, /dev/tty]}}
+`);
 fs.writeFileSync(`${TMP}/writd.yaml`, ['mode: enforce', `policies: ${POLICIES}`, `state_dir: ${TMP}/state`,
   `run_dir: ${RUN}`, `events: ${EVENTS}`, 'trust_domain: example.org', `cgroup_subtree: ${SUBTREE}`,
   'control: {group: writ}', `sinks:\n  - {type: file, path: ${TMP}/ocsf.jsonl, format: ocsf}`, ''].join('\n'));
@@ -241,6 +248,25 @@ const scenarios = {
     const call = await waitFor('tool_call list_directory', () => toolCalls(r.task, 'list_directory')[0]);
     c.ok(call.tool.violations >= 1 && call.tool.violation_ids?.includes(v?.id), `tool_call: ${JSON.stringify(call.tool)}`);
     c.ok(['server_exited', 'error'].includes(call.tool.status), `status ${call.tool.status}`);
+  },
+
+  // tools.during: the command tool may not write while it runs. A write by its shell is a violation of
+  // that rule, named after the call, and the task's responses run (kill).
+  async 'during-a-call-narrower-rules'(c) {
+    const r = await runAgent({ intent: 'mcp-gw-cmd', params: cmdParams, server: CMD_SERVER, steps: [
+      { call: 'run_command', args: { command: 'echo fine' } },
+      { call: 'run_command', args: { command: `echo x > ${REPO}/out.txt` } }] });
+    c.ok(r.steps[0]?.ok, `a call that writes nothing: ${JSON.stringify(r.steps[0])}`);
+    c.ok(!r.steps[1]?.ok, `the writing call succeeded: ${JSON.stringify(r.steps[1])}`);
+    c.eq(r.exit, 137, 'writ run exit status');
+    await taskEnd(r.task);
+    const v = ofTask(r.task).find((e) => e.verdict === 'violation' && e.kind === 'open' && e.file?.path === `${REPO}/out.txt`);
+    if (c.ok(v, `no violation for the write; violations: ${JSON.stringify(ofTask(r.task).filter((e) => e.verdict === 'violation').map((e) => e.finding?.rule))}`)) {
+      c.eq(v.finding.rule, 'mcp-gw-cmd/tools.during[0]/files.write.default', 'rule');
+      c.eq(v.tool?.name, 'run_command', 'the violation names the call');
+    }
+    const calls = await waitFor('two tool_calls', () => toolCalls(r.task, 'run_command').length === 2 && toolCalls(r.task, 'run_command'));
+    c.ok(calls.some((e) => e.tool.violations >= 1), `no call reports the violation: ${JSON.stringify(calls.map((e) => e.tool))}`);
   },
 
   // Two calls at once: events while both are in flight say so rather than guess.
