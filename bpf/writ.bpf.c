@@ -17,6 +17,25 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* ---- exec, fork, exit ---------------------------------------------------------------------------- */
 
+/* The host's dynamic loaders (ld-linux-x86-64.so.2, ...) by file identity (writ_file_id_hash of device and
+ * inode), written by writd at start. An exec whose image is one of them runs the loader as a program
+ * (`ld.so ./binary`): the program that will run is an argument, which userspace resolves and judges
+ * (WRIT_F_LOADER), as it does a shebang script. By identity, so every name of the file (symlinks such as
+ * /lib64/ld-linux-x86-64.so.2, hard links, bind mounts) is one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64);
+	__type(value, __u32);
+} loader_map SEC(".maps");
+
+static __always_inline int exec_is_loader(struct file *file)
+{
+	__u64 id = writ_file_id_hash(BPF_CORE_READ(file, f_inode, i_sb, s_dev), BPF_CORE_READ(file, f_inode, i_ino));
+
+	return bpf_map_lookup_elem(&loader_map, &id) != NULL;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -52,6 +71,9 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	 * name (WRIT_F_SCRIPT). */
 	if (BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename))
 		flags |= WRIT_F_SCRIPT;
+	/* Only where exec rules exist: elsewhere nothing would judge what the loader runs. */
+	if ((t->flags & WRIT_TASK_EXEC_JUDGED) && exec_is_loader(file))
+		flags |= WRIT_F_LOADER;
 
 	arg_start = BPF_CORE_READ(p, mm, arg_start);
 	arg_end = BPF_CORE_READ(p, mm, arg_end);
@@ -77,6 +99,12 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	/* The table judged the interpreter; a deny or approval rule may name the script. */
 	if ((flags & WRIT_F_SCRIPT) && (t->flags & WRIT_TASK_EXEC_SCRIPT) &&
 	    (e->verdict == WRIT_KV_NONE || e->verdict == WRIT_KV_ALLOW))
+		e->verdict = WRIT_KV_USER;
+	/* What runs is not what the table saw: the program a loader was asked to run, or an exe whose walk
+	 * stopped short of the root (its hash is of a tail, which may look like an allowed path). Unless the
+	 * table denies the image itself (an exec.deny entry), userspace judges it: stopped until then. */
+	if ((t->flags & WRIT_TASK_EXEC_JUDGED) && (flags & (WRIT_F_LOADER | WRIT_F_PATH_TRUNC)) &&
+	    !(v && *v == WRIT_KV_DENY))
 		e->verdict = WRIT_KV_USER;
 
 	/* Only enforce mode makes a record urgent: there the kernel has killed or stopped the process and
@@ -179,6 +207,7 @@ int handle_exit(__u64 *ctx)
 #define NR_CREAT 85
 #define NR_OPENAT 257
 #define NR_OPENAT2 437
+#define NR_OPEN_BY_HANDLE_AT 304
 
 /*
  * One program per open syscall, at its exit. The arguments come from the user registers saved at syscall
@@ -223,6 +252,12 @@ static __always_inline int open_exit(long ret, __u32 nr)
 	case NR_OPEN:
 		filename = regs->di;
 		open_flags = regs->si;
+		break;
+	case NR_OPEN_BY_HANDLE_AT:
+		/* (mount_fd, handle, flags): a file handle, no name. An opened file is walked like any
+		 * other; a failed call has no path (unresolved, empty). */
+		filename = 0;
+		open_flags = regs->dx;
 		break;
 	default: /* creat */
 		filename = regs->di;
@@ -330,6 +365,15 @@ SEC("tracepoint/syscalls/sys_exit_creat")
 int exit_creat(struct trace_event_raw_sys_exit *ctx)
 {
 	return open_exit(ctx->ret, NR_CREAT);
+}
+
+/* open_by_handle_at(2) opens a file by the handle name_to_handle_at(2) gave (CAP_DAC_READ_SEARCH: a root
+ * task). No name passes through the call, so the opened file is all there is to judge: the same walk,
+ * tables and kill at exit as the other opens. */
+SEC("tracepoint/syscalls/sys_exit_open_by_handle_at")
+int exit_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret, NR_OPEN_BY_HANDLE_AT);
 }
 
 /* ---- connect ------------------------------------------------------------------------------------- */
@@ -442,6 +486,14 @@ int cg_connect6(struct bpf_sock_addr *ctx)
 {
 	return cgroup_connect(ctx, AF_INET6);
 }
+
+/* ---- datagram sends and unix sockets --------------------------------------------------------------- */
+
+#include "writ_net.bpf.h"
+
+/* ---- renames, links and symlinks ------------------------------------------------------------------ */
+
+#include "writ_link.bpf.h"
 
 /* ---- self-protection (bpf, io_uring, ptrace, signals to writd) ------------------------------------ */
 

@@ -75,6 +75,8 @@ union writ_scratch {
 	struct writ_exec_event exec;
 	struct writ_open_event open;
 	struct writ_connect_event connect;
+	struct writ_unix_connect_event unix_conn; /* starts with a writ_connect_event: connect's fields */
+	struct writ_link_event link;
 	struct writ_fork_event fork;
 	struct writ_exit_event exit;
 };
@@ -85,6 +87,23 @@ struct {
 	__type(key, __u32);
 	__type(value, union writ_scratch);
 } scratch_map SEC(".maps");
+
+/* A path being built or checked apart from any record (bpf/writ_link.bpf.h): leaf-first components, as
+ * the walk writes them, for the hash pass. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, char[WRIT_PATH_MAX + WRIT_NAME_MAX]);
+} work_map SEC(".maps");
+
+/* Which buffer a path walk writes and a hash pass reads: a record's path in scratch, or work_map. */
+enum writ_path_buf {
+	WRIT_BUF_OPEN = 0, /* scratch: writ_open_event.path */
+	WRIT_BUF_EXEC = 1, /* scratch: writ_exec_event.path */
+	WRIT_BUF_UNIX = 2, /* scratch: writ_unix_connect_event.peer */
+	WRIT_BUF_WORK = 3, /* work_map */
+};
 
 /* connect arguments saved at sys_enter for sys_exit, keyed by pid_tgid (one syscall in flight per thread).
  * (Opens need no such map: their exit programs read the saved user registers, see open_exit.) */
@@ -185,6 +204,24 @@ static __always_inline union writ_scratch *scratch(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+/* The buffer `which` (enum writ_path_buf), WRIT_PATH_MAX + WRIT_NAME_MAX bytes; NULL if the map has none. */
+static __always_inline char *path_buf(__u32 which)
+{
+	union writ_scratch *s;
+	__u32 zero = 0;
+
+	if (which == WRIT_BUF_WORK)
+		return bpf_map_lookup_elem(&work_map, &zero);
+	s = scratch();
+	if (!s)
+		return NULL;
+	if (which == WRIT_BUF_EXEC)
+		return s->exec.path;
+	if (which == WRIT_BUF_UNIX)
+		return s->unix_conn.peer;
+	return s->open.path;
 }
 
 static __always_inline void fill_hdr_ids(struct writ_event_hdr *h, __u16 kind, __u64 cgid,
@@ -302,8 +339,10 @@ struct walk_ctx {
 	struct dentry *mnt_root;
 	__u32 off;
 	__u32 flags;
-	__u32 is_exec;
+	__u32 buf;  /* enum writ_path_buf */
 	__u32 done;
+	__u32 skip; /* leaf-side components to leave out (a relative name's ".." reaching into its base) */
+	__u32 _pad0;
 };
 
 /* The tail both walk steps share: copy one component's name (leaf first) and step to the parent.
@@ -311,16 +350,19 @@ struct walk_ctx {
 static __always_inline long walk_copy_name(struct walk_ctx *c, const unsigned char *name,
 					   struct dentry *parent)
 {
-	union writ_scratch *s;
 	char *buf;
 	long n;
 
+	if (c->skip) {
+		c->skip--;
+		c->d = parent;
+		return 0;
+	}
 	if (c->off > WRIT_PATH_MAX - WRIT_NAME_MAX)
 		return 1; /* too long: truncated */
-	s = scratch();
-	if (!s)
+	buf = path_buf(c->buf);
+	if (!buf)
 		return 1;
-	buf = c->is_exec ? s->exec.path : s->open.path;
 	n = bpf_probe_read_kernel_str(buf + (c->off & (WRIT_PATH_MAX - 1)), WRIT_NAME_MAX, name);
 	if (n <= 0) {
 		c->done = 1;
@@ -401,12 +443,16 @@ static long walk_step_btf(__u32 i, void *data)
 	return walk_copy_name(c, d->d_name.name, parent);
 }
 
-static __always_inline __u32 walk_path(struct path *p, int is_exec, __u32 *flags)
+/* Walks p into buffer `buf` from byte `start` (after what is already there), leaving out the first `skip`
+ * components; returns the end offset. */
+static __always_inline __u32 walk_path_at(struct path *p, __u32 buf, __u32 start, __u32 skip, __u32 *flags)
 {
 	struct walk_ctx c = {};
 	struct vfsmount *vm = p->mnt; /* p is the caller's copy of the struct path: no probe read */
 
-	c.is_exec = is_exec;
+	c.buf = buf;
+	c.off = start;
+	c.skip = skip;
 	if (bpf_ksym_exists(bpf_rdonly_cast)) {
 		c.d = bpf_rdonly_cast(p->dentry, bpf_core_type_id_kernel(struct dentry));
 		c.m = bpf_rdonly_cast((void *)((unsigned long)vm - bpf_core_field_offset(struct mount, mnt)),
@@ -424,6 +470,11 @@ static __always_inline __u32 walk_path(struct path *p, int is_exec, __u32 *flags
 	return c.off;
 }
 
+static __always_inline __u32 walk_path(struct path *p, int is_exec, __u32 *flags)
+{
+	return walk_path_at(p, is_exec ? WRIT_BUF_EXEC : WRIT_BUF_OPEN, 0, 0, flags);
+}
+
 /*
  * Path hashing runs in a bpf_loop callback: an open-coded 4096-iteration loop over a variable length
  * exceeds the verifier's budget, while a callback is verified once. The callback re-fetches the per-CPU
@@ -433,23 +484,24 @@ struct hash_ctx {
 	__u64 h;
 	__u64 ch;          /* hash of the current component alone (check_comp) */
 	__u32 len;
-	__u32 is_exec;     /* which record in scratch holds the path */
+	__u32 is_exec;     /* which buffer holds the path: WRIT_BUF_* (0 open, 1 exec, as before) */
 	__u32 slot;
 	__u32 check_file;  /* look every prefix up in file_map */
 	__u32 check_comp;  /* also look every component up (WRIT_TASK_FILE_COMP); needs check_file */
 	__u32 hit;         /* a file_map entry matched */
+	__u32 comp_only;   /* with check_file: components only, no path prefixes (a relative name) */
+	__u32 _pad0;
+	__u64 leaf_hash;   /* out, with check_comp: the component hash of the leaf (the buffer's first) */
 };
 
 static long hash_step(__u32 i, void *data)
 {
 	struct hash_ctx *c = data;
-	union writ_scratch *s = scratch();
-	const char *buf;
+	const char *buf = path_buf(c->is_exec);
 	__u32 pos;
 
-	if (!s || i >= c->len)
+	if (!buf || i >= c->len)
 		return 1;
-	buf = c->is_exec ? s->exec.path : s->open.path;
 	pos = (c->len - 1 - i) & (WRIT_PATH_MAX - 1);
 	c->h ^= (__u8)buf[pos];
 	c->h *= WRIT_FNV_PRIME;
@@ -461,7 +513,7 @@ static long hash_step(__u32 i, void *data)
 	if (c->check_file && (pos == 0 || buf[(pos - 1) & (WRIT_PATH_MAX - 1)] == 0)) {
 		struct writ_path_key key = { .slot = c->slot, .hash = c->h };
 
-		if (bpf_map_lookup_elem(&file_map, &key)) {
+		if (!c->comp_only && bpf_map_lookup_elem(&file_map, &key)) {
 			c->hit = 1;
 			return 1;
 		}
@@ -470,6 +522,8 @@ static long hash_step(__u32 i, void *data)
 			 * own name; every other one is an ancestor directory. */
 			key.kind = pos == 0 ? WRIT_PK_LEAF : WRIT_PK_DIR;
 			key.hash = c->ch;
+			if (pos == 0)
+				c->leaf_hash = c->ch;
 			if (bpf_map_lookup_elem(&file_map, &key)) {
 				c->hit = 1;
 				return 1;
@@ -520,21 +574,28 @@ static __always_inline void kill_lineage(const struct writ_task_info *t, __u64 c
 	bpf_task_release(parent);
 }
 
-/* Decide a destination from the task's LPM table: the longest prefix's port ranges, first match wins. */
+/* Decide a destination from the task's LPM table: the longest prefix's port ranges, first match wins. An
+ * IPv4-mapped IPv6 destination (::ffff:a.b.c.d: a dual-stack socket reaching IPv4) is decided by the IPv4
+ * table, as userspace judges it; without this a deny-only rule was not applied to it in the kernel. */
 static __always_inline __u32 net_verdict(const struct writ_task_info *t, __u16 family, const __u8 *addr,
 					 __u16 port)
 {
 	struct writ_net_value *v = NULL;
 	struct writ_grant_key g = { .slot = t->slot, .port = port, .family = family };
-	int i;
+	int i, mapped;
 
 	__builtin_memcpy(g.addr, addr, 16);
 	if (bpf_map_lookup_elem(&grant_map, &g))
 		return WRIT_KV_ALLOW;
-	if (family == AF_INET) {
+	mapped = family == AF_INET6 && !(addr[0] | addr[1] | addr[2] | addr[3] | addr[4] | addr[5] | addr[6] |
+					   addr[7] | addr[8] | addr[9]) && addr[10] == 0xff && addr[11] == 0xff;
+	if (family == AF_INET || mapped) {
 		struct writ_net4_key k = { .prefixlen = 32 + 32, .slot_be = bpf_htonl(t->slot) };
 
-		__builtin_memcpy(k.addr, addr, 4);
+		if (mapped)
+			__builtin_memcpy(k.addr, addr + 12, 4);
+		else
+			__builtin_memcpy(k.addr, addr, 4);
 		v = bpf_map_lookup_elem(&net4_map, &k);
 	} else {
 		struct writ_net6_key k = { .prefixlen = 32 + 128, .slot_be = bpf_htonl(t->slot) };
@@ -565,16 +626,18 @@ static __always_inline int lsm_refused(void)
 }
 
 /* A connect record: from its syscall exit (the verdict the cgroup or LSM hook left in connect_args_map),
- * or from the hook itself for a connect no syscall tracepoint sees (io_uring). */
-static __always_inline void emit_connect(const struct writ_task_info *t, __u64 cgid, __u16 family,
-					 __u16 port, const __u8 *addr, __s32 result, __u32 verdict,
-					 __u32 flags)
+ * or from the hook itself for a connect no syscall tracepoint sees (io_uring). fill_connect builds it in
+ * scratch with its header flags set (NULL without scratch) for a caller that adds to it before submitting;
+ * emit_connect submits it as is. */
+static __always_inline struct writ_connect_event *fill_connect(const struct writ_task_info *t, __u64 cgid,
+							      __u16 family, __u16 port, const __u8 *addr,
+							      __s32 result, __u32 verdict, __u32 flags)
 {
 	union writ_scratch *s = scratch();
 	struct writ_connect_event *e;
 
 	if (!s)
-		return;
+		return NULL;
 	e = &s->connect;
 	fill_hdr_current(&e->hdr, WRIT_EV_CONNECT, cgid, t, bpf_get_current_task_btf());
 	e->result = result;
@@ -582,7 +645,7 @@ static __always_inline void emit_connect(const struct writ_task_info *t, __u64 c
 	e->port = port;
 	__builtin_memcpy(e->addr, addr, 16);
 	e->verdict = verdict;
-	e->_pad0 = 0;
+	e->suppressed = 0;
 	if (verdict == WRIT_KV_DENY && result == -EPERM)
 		flags |= WRIT_F_KERNEL_DENY;
 	if ((t->flags & WRIT_TASK_ENFORCE) &&
@@ -590,7 +653,17 @@ static __always_inline void emit_connect(const struct writ_task_info *t, __u64 c
 		flags |= WRIT_F_NEEDS_VERDICT;
 	e->hdr.flags = flags;
 	e->hdr.size = sizeof(*e);
-	submit(e, sizeof(*e), WRIT_EV_CONNECT, flags, t, 0); /* decided in the kernel (cgroup hook) */
+	return e;
+}
+
+static __always_inline void emit_connect(const struct writ_task_info *t, __u64 cgid, __u16 family,
+					 __u16 port, const __u8 *addr, __s32 result, __u32 verdict,
+					 __u32 flags)
+{
+	struct writ_connect_event *e = fill_connect(t, cgid, family, port, addr, result, verdict, flags);
+
+	if (e) /* decided in the kernel (cgroup hook) */
+		submit(e, sizeof(*e), WRIT_EV_CONNECT, e->hdr.flags, t, 0);
 }
 
 #endif /* WRIT_COMMON_BPF_H */

@@ -4,9 +4,12 @@
  * do not depend on them).
  *
  * What they watch: the syscalls a task could use against writd, its guardian or writ's enforcement —
- * the kill family and pidfd_open aimed at writd/guardian (any of their threads), ptrace attach,
- * process_vm_readv/writev and pidfd_getfd (reaching into another process), bpf() (detaching or
- * overriding writ's programs) and io_uring (its OPENAT never passes the open tracepoints).
+ * the kill family and pidfd_open aimed at writd/guardian (any of their threads, their process groups,
+ * kill(0) from inside writd's group, setpgid into it), signal ownership handed to them (fcntl F_SETOWN and F_SETOWN_EX,
+ * ioctl FIOSETOWN and SIOCSPGRP: the kernel then signals the owner, SIGKILL included with F_SETSIG, when
+ * the file becomes ready), ptrace attach, process_vm_readv/writev and pidfd_getfd (reaching into another
+ * process), bpf() (detaching or overriding writ's programs), io_uring (its OPENAT never passes the open
+ * tracepoints), and the kernel itself: init_module, finit_module, kexec_load, kexec_file_load.
  *
  * Two paths, told apart by whether sys_enter ran:
  *  - A process started by `writ run` carries a seccomp filter (src/cli/self_filter.cc) that refuses
@@ -37,8 +40,22 @@
 #define NR_IO_URING_REGISTER 427
 #define NR_PIDFD_OPEN 434
 #define NR_PIDFD_GETFD 438
+#define NR_IOCTL 16
+#define NR_FCNTL 72
+#define NR_SETPGID 109
+#define NR_INIT_MODULE 175
+#define NR_KEXEC_LOAD 246
+#define NR_KEXEC_FILE_LOAD 320
+#define NR_FINIT_MODULE 313
 #define PTRACE_ATTACH 16
 #define PTRACE_SEIZE 0x4206
+#define F_SETOWN 8
+#define F_SETOWN_EX 15
+#define F_OWNER_TID 0
+#define F_OWNER_PID 1
+#define F_OWNER_PGRP 2
+#define FIOSETOWN 0x8901
+#define SIOCSPGRP 0x8902
 
 /* writd's and the guardian's tgids (and writd's process group), written by writd at start. */
 struct {
@@ -96,8 +113,32 @@ static __always_inline __u32 self_tgid_of(__s32 pid)
 	return tgid;
 }
 
+/* The caller's process group (in the initial pid namespace, as writd reads its own). */
+static __always_inline __u32 self_own_pgid(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pid *pg = task->signal->pids[PIDTYPE_PGID];
+
+	return pg ? BPF_CORE_READ(pg, numbers[0].nr) : 0;
+}
+
+/* A signal owner (F_SETOWN's argument, FIOSETOWN's int: a pid, or minus a process group). */
+static __always_inline int self_owner(__s32 owner, __u32 *tpid)
+{
+	__u32 k;
+
+	if (owner < 0) {
+		*tpid = -owner;
+		k = self_pid_kind(*tpid, 1);
+	} else {
+		*tpid = self_tgid_of(owner);
+		k = self_pid_kind(*tpid, 0);
+	}
+	return k ? k : -1;
+}
+
 /* The target of a watched syscall, or -1 when this call is of no concern (a kill of a sibling). */
-static __always_inline int self_classify(__u32 nr, __s64 a0, __s64 a1, __u32 *tpid)
+static __always_inline int self_classify(__u32 nr, __s64 a0, __s64 a1, __s64 a2, __u32 *tpid)
 {
 	/* The kernel reads pid arguments as int: compare the low 32 bits, whatever the upper ones hold. */
 	__s32 p0 = (__s32)a0, p1 = (__s32)a1;
@@ -109,7 +150,39 @@ static __always_inline int self_classify(__u32 nr, __s64 a0, __s64 a1, __u32 *tp
 	case NR_IO_URING_SETUP:
 	case NR_IO_URING_ENTER:
 	case NR_IO_URING_REGISTER:
+	case NR_INIT_MODULE:
+	case NR_FINIT_MODULE:
+	case NR_KEXEC_LOAD:
+	case NR_KEXEC_FILE_LOAD:
 		return WRIT_SELF_NONE;
+	case NR_FCNTL:
+		if ((__u32)a1 == F_SETOWN)
+			return self_owner((__s32)a2, tpid);
+		if ((__u32)a1 == F_SETOWN_EX) {
+			/* Its argument points at the owner: refused outright by the filter (seccomp cannot
+			 * read it), so every call is reported, aimed at whom it names. */
+			struct {
+				__s32 type;
+				__s32 pid;
+			} own = {};
+
+			bpf_probe_read_user(&own, sizeof(own), (void *)a2);
+			if (own.type == F_OWNER_PGRP)
+				own.pid = -own.pid;
+			k = self_owner(own.pid, tpid);
+			return k >= 0 ? k : (*tpid ? WRIT_SELF_OTHER : WRIT_SELF_NONE);
+		}
+		return -1;
+	case NR_IOCTL:
+		if ((__u32)a1 == FIOSETOWN || (__u32)a1 == SIOCSPGRP) {
+			/* The same through ioctl: an int owner behind a pointer, refused outright. */
+			__s32 owner = 0;
+
+			bpf_probe_read_user(&owner, sizeof(owner), (void *)a2);
+			k = self_owner(owner, tpid);
+			return k >= 0 ? k : (*tpid ? WRIT_SELF_OTHER : WRIT_SELF_NONE);
+		}
+		return -1;
 	case NR_PIDFD_GETFD:
 		return WRIT_SELF_OTHER;
 	case NR_PROCESS_VM_READV:
@@ -123,9 +196,20 @@ static __always_inline int self_classify(__u32 nr, __s64 a0, __s64 a1, __u32 *tp
 		if (k)
 			return k;
 		return (a0 == PTRACE_ATTACH || a0 == PTRACE_SEIZE) ? WRIT_SELF_OTHER : -1;
+	case NR_SETPGID:
+		/* Joining a protected process group: kill(0) would then signal writd. */
+		*tpid = p1 > 0 ? p1 : 0;
+		k = self_pid_kind(*tpid, 1);
+		return k ? k : -1;
 	case NR_KILL:
 		if (p0 == -1)
 			return WRIT_SELF_ALL;
+		if (p0 == 0) {
+			/* kill(0, ...): the caller's own process group, which may hold writd. */
+			*tpid = self_own_pgid();
+			k = self_pid_kind(*tpid, 1);
+			return k ? k : -1;
+		}
 		if (p0 < -1) {
 			*tpid = -p0;
 			k = self_pid_kind(*tpid, 1);
@@ -148,7 +232,7 @@ static __always_inline int self_classify(__u32 nr, __s64 a0, __s64 a1, __u32 *tp
 	return -1;
 }
 
-static __always_inline int self_enter(__u32 nr, __s64 a0, __s64 a1)
+static __always_inline int self_enter(__u32 nr, __s64 a0, __s64 a1, __s64 a2)
 {
 	struct writ_task_info *t;
 	__u64 cgid, id;
@@ -157,7 +241,7 @@ static __always_inline int self_enter(__u32 nr, __s64 a0, __s64 a1)
 	t = lookup_task(&cgid);
 	if (!t)
 		return 0;
-	if (self_classify(nr, a0, a1, &tpid) < 0)
+	if (self_classify(nr, a0, a1, a2, &tpid) < 0)
 		return 0;
 	/* No seccomp refusal happened (or this call would not be here): the syscall will run. Kill the
 	 * caller now so that it never returns to user mode with the result. */
@@ -192,7 +276,8 @@ static __always_inline int self_exit(__u32 nr, long ret)
 	regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	e.args[0] = BPF_CORE_READ(regs, di);
 	e.args[1] = BPF_CORE_READ(regs, si);
-	k = self_classify(nr, e.args[0], e.args[1], &tpid);
+	e.args[2] = BPF_CORE_READ(regs, dx);
+	k = self_classify(nr, e.args[0], e.args[1], e.args[2], &tpid);
 	if (k < 0) {
 		if (!ent)
 			return 0; /* an ordinary kill, ptrace, ... */
@@ -217,7 +302,7 @@ static __always_inline int self_exit(__u32 nr, long ret)
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                     \
 	int self_enter_##name(struct trace_event_raw_sys_enter *ctx)                    \
 	{                                                                               \
-		return self_enter(nr, ctx->args[0], ctx->args[1]);                      \
+		return self_enter(nr, ctx->args[0], ctx->args[1], ctx->args[2]);        \
 	}                                                                               \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                      \
 	int self_exit_##name(struct trace_event_raw_sys_exit *ctx)                      \
@@ -239,5 +324,12 @@ WRIT_SELF_HOOK(bpf, NR_BPF)
 WRIT_SELF_HOOK(io_uring_setup, NR_IO_URING_SETUP)
 WRIT_SELF_HOOK(io_uring_enter, NR_IO_URING_ENTER)
 WRIT_SELF_HOOK(io_uring_register, NR_IO_URING_REGISTER)
+WRIT_SELF_HOOK(fcntl, NR_FCNTL)
+WRIT_SELF_HOOK(setpgid, NR_SETPGID)
+WRIT_SELF_HOOK(ioctl, NR_IOCTL)
+WRIT_SELF_HOOK(init_module, NR_INIT_MODULE)
+WRIT_SELF_HOOK(finit_module, NR_FINIT_MODULE)
+WRIT_SELF_HOOK(kexec_load, NR_KEXEC_LOAD)
+WRIT_SELF_HOOK(kexec_file_load, NR_KEXEC_FILE_LOAD)
 
 #endif /* WRIT_SELF_BPF_H */

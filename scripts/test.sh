@@ -192,7 +192,7 @@ if [[ $hardening == 1 ]]; then
 fi
 
 # The vm tier: Debian 12's packaged kernel (6.1, BPF-LSM) booted under QEMU, software emulation here
-# (no /dev/kvm), running bpf_test and the Evasion suite of evasion_e2e_test against this build's
+# (no /dev/kvm), running bpf_test and the Evasion suite (evasion_e2e_test, both attacker models) against this build's
 # binaries (scripts/vm-test.sh says which and why). Last, when nothing else runs: emulation is
 # CPU-bound on both cores and its tests have the same time bounds as on the host. Measured here:
 # ~4-5 min wall. WRIT_SKIP_VM=1 leaves it out.

@@ -65,6 +65,11 @@ fi
 for b in $(awk '{print $1}' <<<"$tests"); do
   [[ -x $build/$b ]] || { echo "vm-test.sh: $build/$b is not built (scripts/build.sh)" >&2; exit 2; }
 done
+# The guest mounts the host's /etc read-only: the users the evasion suite runs agents as (its
+# unprivileged model; tests/testlib EnsureTestUsers makes the same on the host) must exist before.
+getent group writ >/dev/null || groupadd --system writ
+getent passwd writ-agent >/dev/null || useradd --system --no-create-home --home-dir /nonexistent \
+  --shell /usr/sbin/nologin --groups writ writ-agent
 for b in writd writ evasion_helper; do
   [[ -x $build/bin/$b ]] || { echo "vm-test.sh: $build/bin/$b is not built (scripts/build.sh)" >&2; exit 2; }
 done

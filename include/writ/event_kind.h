@@ -17,8 +17,9 @@ enum class EventKind : uint8_t {
   kConnect = 5,
   kAdopt = 6,  // an exec outside every task that may belong to a `Workloads` entry (not an Event)
   kSelf = 7,   // self-protection: a syscall aimed at writd, BPF, io_uring, ptrace
+  kLink = 8,   // a file given another name: rename, hard link, symlink
 };
-inline constexpr int kEventKinds = 8;  // size of per-kind arrays, indexed by the enum's value
+inline constexpr int kEventKinds = 9;  // size of per-kind arrays, indexed by the enum's value
 
 constexpr const char* EventKindName(EventKind k) {
   switch (k) {
@@ -36,6 +37,8 @@ constexpr const char* EventKindName(EventKind k) {
       return "adopt";
     case EventKind::kSelf:
       return "self";
+    case EventKind::kLink:
+      return "link";
     case EventKind::kNone:
       break;
   }

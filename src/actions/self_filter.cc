@@ -1,13 +1,16 @@
 #include "actions/self_filter.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/seccomp.h>
+#include <linux/sockios.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
@@ -50,6 +53,10 @@ void IfSyscall(std::vector<sock_filter>* p, const std::vector<uint32_t>& nrs,
 }  // namespace
 
 std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec) {
+  return BuildSelfFilter(spec, false);
+}
+
+std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec, bool own_group_protected) {
   std::vector<sock_filter> p;
   // Only the native ABI: an i386 (int 0x80) or x32 syscall would carry other numbers.
   p.push_back(Stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)));
@@ -59,7 +66,8 @@ std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec) {
   p.push_back(Jump(BPF_JMP | BPF_JGE | BPF_K, kX32Bit, 0, 1));
   p.push_back(Stmt(BPF_RET | BPF_K, kDeny));
   for (uint32_t nr : {SYS_bpf, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
-                      SYS_process_vm_readv, SYS_process_vm_writev, SYS_pidfd_getfd}) {
+                      SYS_process_vm_readv, SYS_process_vm_writev, SYS_pidfd_getfd, SYS_init_module,
+                      SYS_finit_module, SYS_kexec_load, SYS_kexec_file_load}) {
     ReturnIfEq(&p, nr, kDeny);
   }
   ReturnIfEq(&p, SYS_pidfd_send_signal, kNoSys);
@@ -75,8 +83,39 @@ std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec) {
   ptrace_block.insert(ptrace_block.end(), pid_checks.begin(), pid_checks.end());
   IfSyscall(&p, {SYS_ptrace}, ptrace_block);
 
+  std::vector<sock_filter> group_checks;  // A holds a signal owner: deny minus a protected group
+  for (uint32_t g : spec.groups) {
+    ReturnIfEq(&group_checks, static_cast<uint32_t>(-static_cast<int32_t>(g)), kDeny);
+  }
+
+  // Signal ownership: the kernel signals a file's owner (F_SETSIG: any signal, SIGKILL too) when
+  // the file becomes ready. F_SETOWN names the owner in its argument; F_SETOWN_EX, FIOSETOWN and
+  // SIOCSPGRP behind a pointer this filter cannot read: refused outright.
+  std::vector<sock_filter> fcntl_block = {LoadArgLow(1)};
+  ReturnIfEq(&fcntl_block, F_SETOWN_EX, kDeny);
+  fcntl_block.push_back(Jump(BPF_JMP | BPF_JEQ | BPF_K, F_SETOWN, 1, 0));
+  fcntl_block.push_back(Stmt(BPF_RET | BPF_K, kAllow));
+  fcntl_block.push_back(LoadArgLow(2));
+  fcntl_block.insert(fcntl_block.end(), group_checks.begin(), group_checks.end());
+  fcntl_block.insert(fcntl_block.end(), pid_checks.begin(), pid_checks.end());
+  IfSyscall(&p, {SYS_fcntl}, fcntl_block);
+
+  // Joining a protected group would make kill(0) signal writd.
+  std::vector<sock_filter> setpgid_block = {LoadArgLow(1)};
+  for (uint32_t g : spec.groups) ReturnIfEq(&setpgid_block, g, kDeny);
+  setpgid_block.push_back(Stmt(BPF_RET | BPF_K, kAllow));
+  IfSyscall(&p, {SYS_setpgid}, setpgid_block);
+
+  std::vector<sock_filter> ioctl_block = {LoadArgLow(1)};
+  ReturnIfEq(&ioctl_block, FIOSETOWN, kDeny);
+  ReturnIfEq(&ioctl_block, SIOCSPGRP, kDeny);
+  ioctl_block.push_back(Stmt(BPF_RET | BPF_K, kAllow));
+  IfSyscall(&p, {SYS_ioctl}, ioctl_block);
+
   std::vector<sock_filter> kill_block = {LoadArgLow(0)};
   ReturnIfEq(&kill_block, static_cast<uint32_t>(-1), kDeny);
+  // kill(0, ...) signals the caller's own group: refused when that is a protected one.
+  if (own_group_protected) ReturnIfEq(&kill_block, 0, kDeny);
   for (uint32_t g : spec.groups) ReturnIfEq(&kill_block, static_cast<uint32_t>(-static_cast<int32_t>(g)), kDeny);
   kill_block.insert(kill_block.end(), pid_checks.begin(), pid_checks.end());
   IfSyscall(&p, {SYS_kill}, kill_block);
@@ -90,7 +129,12 @@ std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec) {
 }
 
 absl::Status InstallSelfFilter(const SelfFilterSpec& spec) {
-  std::vector<sock_filter> prog = BuildSelfFilter(spec);
+  // A process group is inherited across exec and left only by setsid/setpgid: if the task starts in
+  // a protected group, kill(0) would signal writd.
+  const uint32_t own = static_cast<uint32_t>(getpgrp());
+  const bool own_group_protected =
+      std::find(spec.groups.begin(), spec.groups.end(), own) != spec.groups.end();
+  std::vector<sock_filter> prog = BuildSelfFilter(spec, own_group_protected);
   if (prog.size() > BPF_MAXINSNS) {
     return absl::InvalidArgumentError("self-protection filter: too many protected pids");
   }

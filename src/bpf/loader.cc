@@ -34,6 +34,25 @@ absl::Status Update(bpf_map* map, const K& key, const V& value) {
   return absl::OkStatus();
 }
 
+// The value of enumerator `name` of `enum bpf_attach_type` in the running kernel's BTF; -1 when it
+// has none. The system's <linux/bpf.h> may predate attach types the kernel has
+// (BPF_CGROUP_UNIX_CONNECT, 6.7).
+int KernelAttachType(const char* name) {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (libbpf_get_error(vmlinux)) return -1;
+  int value = -1;
+  const int id = btf__find_by_name_kind(vmlinux, "bpf_attach_type", BTF_KIND_ENUM);
+  if (id > 0) {
+    const btf_type* t = btf__type_by_id(vmlinux, id);
+    const struct btf_enum* e = btf_enum(t);
+    for (int i = 0; i < btf_vlen(t); i++) {
+      if (strcmp(btf__name_by_offset(vmlinux, e[i].name_off), name) == 0) value = e[i].val;
+    }
+  }
+  btf__free(vmlinux);
+  return value;
+}
+
 }  // namespace
 
 
@@ -150,14 +169,43 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Open(const LoaderConfig& cfg, Ha
   return l;
 }
 
+// cgroup/connect_unix and cgroup/sendmsg_unix are compiled as sock_addr programs under a section
+// libbpf 1.1 knows (it predates the unix ones); their attach types are the kernel's.
+void Loader::PrepareUnixHooks(bool disable, const std::string& why) {
+  const struct {
+    bpf_program* prog;
+    const char* type;
+  } unix_progs[] = {{skel_->progs.cg_connect_unix, "BPF_CGROUP_UNIX_CONNECT"},
+                    {skel_->progs.cg_sendmsg_unix, "BPF_CGROUP_UNIX_SENDMSG"}};
+  for (const auto& u : unix_progs) {
+    const int type = disable ? -1 : KernelAttachType(u.type);
+    if (type < 0) {
+      bpf_program__set_autoload(u.prog, false);
+      if (unix_hooks_detail_.empty()) {
+        unix_hooks_detail_ =
+            disable ? why
+                    : absl::StrCat("unavailable (the kernel has no ", u.type,
+                                   ": Linux < 6.7); unix connects are judged at syscall exit");
+      }
+    } else {
+      bpf_program__set_expected_attach_type(u.prog, static_cast<bpf_attach_type>(type));
+    }
+  }
+}
+
 // Opens the skeleton, points every map at its pin (libbpf reuses a compatible pinned map, else creates
 // and pins it), and loads. A pinned map of another shape (a new ABI, another ring size) cannot be
 // reused: then the old pins are removed and the load retried once with fresh maps.
 absl::Status Loader::Load() {
-  for (int attempt = 0; attempt < 2; attempt++) {
+  bool unix_off = false;  // a load that failed with the unix-socket hooks is retried without them
+  bool fresh = false;     // pins that did not match were removed
+  std::string unix_why;
+  for (int attempt = 0; attempt < 3; attempt++) {
     writ_bpf* raw = writ_bpf__open();
     if (!raw) return ErrnoStatus(errno, "open BPF skeleton");
     skel_.reset(raw);
+    unix_hooks_detail_.clear();
+    PrepareUnixHooks(unix_off, unix_why);
     skel_->rodata->cfg_task_level = cfg_.task_level;
     skel_->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
     const KernelFeatures kf = ProbeKernelFeatures();
@@ -181,12 +229,25 @@ absl::Status Loader::Load() {
     }
     err = writ_bpf__load(skel_.get());
     if (!err) return absl::OkStatus();
-    if (attempt == 0 && adopted_) {
+    if (!fresh && adopted_) {
       Logger("bpf")->warn("pinned maps under {} do not match this build ({}); starting fresh",
                           cfg_.pin_dir, strerror(-err));
       skel_.reset();
       Unpin();
       adopted_ = false;
+      fresh = true;
+      continue;
+    }
+    if (!unix_off && unix_hooks_detail_.empty()) {
+      // The unix-socket hooks are the newest programs here: a kernel that refuses them must not
+      // cost every other hook. Retried once without them; `writ status` says why.
+      unix_off = true;
+      unix_why = absl::StrCat("unavailable (load failed: ", strerror(-err),
+                              "); unix connects are judged at syscall exit");
+      Logger("bpf")->warn(
+          "loading with the unix-socket cgroup hooks failed ({}): retrying without them",
+          strerror(-err));
+      skel_.reset();
       continue;
     }
     return ErrnoStatus(-err,
@@ -258,7 +319,22 @@ absl::Status Loader::LoadAndAttach() {
       {skel_->progs.exit_connect, HookId::kConnectExit, "connect (syscalls/sys_exit_connect)"},
       {skel_->progs.cg_connect4, HookId::kCgroupConnect, "connect (cgroup/connect4)"},
       {skel_->progs.cg_connect6, HookId::kCgroupConnect, "connect (cgroup/connect6)"},
-      // Self-protection (bpf/writ_self.bpf.h).
+      {skel_->progs.exit_open_by_handle_at, HookId::kOpenExit,
+       "open (syscalls/sys_exit_open_by_handle_at)"},
+      {skel_->progs.cg_sendmsg4, HookId::kCgroupSendmsg, "send (cgroup/sendmsg4)"},
+      {skel_->progs.cg_sendmsg6, HookId::kCgroupSendmsg, "send (cgroup/sendmsg6)"},
+      {skel_->progs.unix_enter_connect, HookId::kUnixConnect, "unix (syscalls/sys_enter_connect)"},
+      {skel_->progs.unix_exit_connect, HookId::kUnixConnect, "unix (syscalls/sys_exit_connect)"},
+      {skel_->progs.cg_connect_unix, HookId::kCgroupUnix, "unix (cgroup/connect_unix)"},
+      {skel_->progs.cg_sendmsg_unix, HookId::kCgroupUnix, "unix (cgroup/sendmsg_unix)"},
+      {skel_->progs.link_rename, HookId::kLink, "link (syscalls/sys_enter_rename)"},
+      {skel_->progs.link_renameat, HookId::kLink, "link (syscalls/sys_enter_renameat)"},
+      {skel_->progs.link_renameat2, HookId::kLink, "link (syscalls/sys_enter_renameat2)"},
+      {skel_->progs.link_link, HookId::kLink, "link (syscalls/sys_enter_link)"},
+      {skel_->progs.link_linkat, HookId::kLink, "link (syscalls/sys_enter_linkat)"},
+      {skel_->progs.link_symlink, HookId::kLink, "link (syscalls/sys_enter_symlink)"},
+      {skel_->progs.link_symlinkat, HookId::kLink, "link (syscalls/sys_enter_symlinkat)"},
+  // Self-protection (bpf/writ_self.bpf.h).
 #define WRIT_SELF_HOOK(sc)                                                                    \
   {skel_->progs.self_enter_##sc, HookId::kSelf, "self (syscalls/sys_enter_" #sc ")"},        \
   {                                                                                           \
@@ -278,6 +354,13 @@ absl::Status Loader::LoadAndAttach() {
       WRIT_SELF_HOOK(io_uring_setup),
       WRIT_SELF_HOOK(io_uring_enter),
       WRIT_SELF_HOOK(io_uring_register),
+      WRIT_SELF_HOOK(fcntl),
+      WRIT_SELF_HOOK(setpgid),
+      WRIT_SELF_HOOK(ioctl),
+      WRIT_SELF_HOOK(init_module),
+      WRIT_SELF_HOOK(finit_module),
+      WRIT_SELF_HOOK(kexec_load),
+      WRIT_SELF_HOOK(kexec_file_load),
 #undef WRIT_SELF_HOOK
   };
 
@@ -289,7 +372,13 @@ absl::Status Loader::LoadAndAttach() {
   for (const Hook& h : hooks) {
     HookStatus st{h.id, h.name, false, ""};
     bpf_link* link = nullptr;
-    if (h.id == HookId::kCgroupConnect) {
+    if (!bpf_program__autoload(h.prog)) {
+      st.detail = unix_hooks_detail_;  // the only programs left out on purpose
+      hooks_.push_back(std::move(st));
+      continue;
+    }
+    if (h.id == HookId::kCgroupConnect || h.id == HookId::kCgroupSendmsg ||
+        h.id == HookId::kCgroupUnix) {
       if (cg_fd.valid()) link = bpf_program__attach_cgroup(h.prog, cg_fd.get());
       else errno = EBADF;
     } else {
@@ -350,6 +439,30 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
     rung("exec: kernel-signal (sched_process_exec + bpf_send_signal: killed)", HookId::kExec);
     rung("open: kernel-signal at syscall exit (killed_after)", HookId::kOpenExit);
     rung("connect: cgroup-bpf (cgroup/connect4|6: EPERM, prevented)", HookId::kCgroupConnect);
+  }
+  // The hooks without an LSM counterpart: the same rung on every kernel.
+  {
+    std::string why;
+    out.push_back({"send: cgroup-bpf (cgroup/sendmsg4|6: a datagram to a denied address, EPERM, "
+                   "prevented)",
+                   HooksActive(hooks, HookId::kCgroupSendmsg, &why), why});
+  }
+  {
+    std::string why, exit_why;
+    if (HooksActive(hooks, HookId::kCgroupUnix, &why)) {
+      out.push_back({"unix: cgroup-bpf (cgroup/connect_unix, sendmsg_unix: EPERM, prevented)", true, ""});
+    } else {
+      // Linux < 6.7: judged at the connect's exit, and killed there.
+      const bool at_exit = HooksActive(hooks, HookId::kUnixConnect, &exit_why);
+      out.push_back({"unix: kernel-signal at connect exit (killed_after; datagrams to a unix name "
+                     "unjudged)",
+                     at_exit, at_exit ? "" : exit_why});
+    }
+  }
+  {
+    std::string why;
+    out.push_back({"link: kernel-signal at sys_enter (a rename or link of a denied name: killed_after)",
+                   HooksActive(hooks, HookId::kLink, &why), why});
   }
   std::string why;
   const bool self = HooksActive(hooks, HookId::kSelf, &why);
@@ -492,6 +605,14 @@ absl::Status Loader::GrantConnect(const writ_grant_key& key) {
   return Update(skel_->maps.grant_map, key, uint32_t{1});
 }
 
+absl::Status Loader::SetUnixVerdict(uint32_t slot, uint32_t kind, uint64_t hash, uint32_t verdict) {
+  writ_path_key key{};
+  key.slot = slot;
+  key.kind = kind;
+  key.hash = hash;
+  return Update(skel_->maps.unix_map, key, verdict);
+}
+
 // Walks a map with get_next_key and deletes the keys a predicate selects. Table maps are small per task.
 template <typename Key, typename Pred>
 static void DeleteWhere(bpf_map* map, Pred pred) {
@@ -513,6 +634,10 @@ void Loader::ClearTables(uint32_t slot) {
                              [slot](const writ_path_key& k) { return k.slot == slot; });
   DeleteWhere<writ_grant_key>(skel_->maps.grant_map,
                               [slot](const writ_grant_key& k) { return k.slot == slot; });
+  DeleteWhere<writ_path_key>(skel_->maps.unix_map,
+                             [slot](const writ_path_key& k) { return k.slot == slot; });
+  DeleteWhere<writ_grant_key>(skel_->maps.send_seen_map,
+                              [slot](const writ_grant_key& k) { return k.slot == slot; });
   uint32_t be = htonl(slot);
   DeleteWhere<writ_net4_key>(skel_->maps.net4_map,
                              [be](const writ_net4_key& k) { return k.slot_be == be; });
@@ -532,15 +657,26 @@ Counters Loader::ReadCounters() const {
       }
       uint64_t sum = 0;
       for (uint64_t v : vals) sum += v;
-      uint64_t* dst = which == WRIT_CNT_EMITTED   ? c.emitted
-                      : which == WRIT_CNT_DROPPED ? c.dropped
-                                                  : c.fail_closed;
+      uint64_t* dst = which == WRIT_CNT_EMITTED      ? c.emitted
+                      : which == WRIT_CNT_DROPPED    ? c.dropped
+                      : which == WRIT_CNT_SUPPRESSED ? c.suppressed
+                                                     : c.fail_closed;
       dst[kind] = sum;
     }
   }
   return c;
 }
 
+absl::Status Loader::SetDynamicLoaders(const std::vector<std::pair<uint32_t, uint64_t>>& ids) {
+  std::vector<uint64_t> keys;
+  for (const auto& [dev, ino] : ids) keys.push_back(writ_file_id_hash(dev, ino));
+  const uint32_t one = 1;
+  for (uint64_t k : keys) RETURN_IF_ERROR(Update(skel_->maps.loader_map, k, one));
+  DeleteWhere<uint64_t>(skel_->maps.loader_map, [&](uint64_t k) {
+    return std::find(keys.begin(), keys.end(), k) == keys.end();
+  });
+  return absl::OkStatus();
+}
 
 // Adoption keys are few (one per workload): the maps are rewritten whole, stale keys deleted after the
 // new ones are in, so a reload never opens a window where a configured exe is not a candidate.

@@ -44,15 +44,19 @@ struct LoaderConfig {
 // position in hooks(). Several programs may share an id (the four open syscalls, the self-protection
 // syscalls).
 enum class HookId : uint8_t {
-  kExec,         // tp_btf/sched_process_exec: attribution and exec enforcement
+  kExec,  // tp_btf/sched_process_exec: attribution and exec enforcement
   kFork,
   kExit,
-  kOpenExit,     // syscalls/sys_exit_{openat,openat2,open,creat}
+  kOpenExit,  // syscalls/sys_exit_{openat,openat2,open,creat}
   kConnectEnter,
   kConnectExit,
   kCgroupConnect,  // cgroup/connect4|6: connect refused with EPERM
-  kSelf,         // self-protection syscall tracepoints
-  kLsm,          // the BPF-LSM object (one row for its programs)
+  kSelf,           // self-protection syscall tracepoints
+  kLsm,            // the BPF-LSM object (one row for its programs)
+  kCgroupSendmsg,  // cgroup/sendmsg4|6: a datagram to a denied address refused with EPERM
+  kUnixConnect,    // syscalls/sys_{enter,exit}_connect for AF_UNIX: every unix connect reported
+  kCgroupUnix,     // cgroup/connect_unix, cgroup/sendmsg_unix (6.7+): refused with EPERM
+  kLink,           // syscalls/sys_enter_{rename,renameat,renameat2,link,linkat,symlink,symlinkat}
 };
 
 struct HookStatus {
@@ -89,6 +93,8 @@ struct Counters {
   uint64_t dropped[WRIT_EV_KIND_MAX] = {};
   // Of the dropped: judged records of enforce-mode tasks whose process the kernel killed (fail closed).
   uint64_t fail_closed[WRIT_EV_KIND_MAX] = {};
+  // Not emitted on purpose: refused datagram sends past their rate limit (bpf/writ_net.bpf.h).
+  uint64_t suppressed[WRIT_EV_KIND_MAX] = {};
 };
 
 class Loader {
@@ -115,6 +121,13 @@ class Loader {
   absl::Status SetNet4(const writ_net4_key& key, const writ_net_value& value);
   absl::Status SetNet6(const writ_net6_key& key, const writ_net_value& value);
   absl::Status GrantConnect(const writ_grant_key& key);
+  // Unix-socket table (bpf/writ_net.bpf.h): kind WRIT_UK_EXACT or WRIT_UK_PREFIX, hash UnixNameHash
+  // of the name (or directory) as written, verdict WRIT_KV_ALLOW or WRIT_KV_DENY; slot
+  // WRIT_SLOT_ALL for every task (writd's own sockets).
+  absl::Status SetUnixVerdict(uint32_t slot, uint32_t kind, uint64_t hash, uint32_t verdict);
+  // The host's dynamic loaders by identity (kernel device, inode): an exec of one is the loader run
+  // as a program, judged by the program it loads (WRIT_F_LOADER). Replaces the previous set.
+  absl::Status SetDynamicLoaders(const std::vector<std::pair<uint32_t, uint64_t>>& ids);
   // Removes every table entry of a slot.
   void ClearTables(uint32_t slot);
 
@@ -173,6 +186,9 @@ class Loader {
   absl::Status LoadAndAttach();
   absl::Status Load();
   void PinLink(bpf_link* link, const char* prog_name);
+  // Sets the expected attach types of the unix-socket cgroup programs from the kernel's BTF, or
+  // turns them off (with the reason in unix_hooks_detail_) where the kernel has none (Linux < 6.7).
+  void PrepareUnixHooks(bool disable, const std::string& why);
 
   struct SkelDeleter {
     void operator()(writ_bpf* s) const;
@@ -198,6 +214,7 @@ class Loader {
   Fd stats_fd_;  // BPF_ENABLE_STATS handle: run-time accounting while it is open
   bool adopted_ = false;
   bool link_pin_refused_ = false;
+  std::string unix_hooks_detail_;  // why cgroup/connect_unix is not loaded ("" when it is)
   bool kill_lineage_ = true;  // the kernel has the kfuncs kill_lineage needs (writ_common.bpf.h)
   bool task_from_pid_ = true;  // self_tgid_of resolves thread ids (writ_self.bpf.h)
   uint32_t adopt_flags_ = 0;  // WRIT_ADOPT_* last set: AdoptHeartbeat rewrites them with the time

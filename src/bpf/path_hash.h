@@ -42,4 +42,17 @@ inline uint64_t ComponentHash(std::string_view name) {
   return h;
 }
 
+// Unix-socket name hash (unix_map keys, bpf/writ_net.bpf.h): FNV-1a 64 over the name as written,
+// forward:
+// "/run/x.sock", or "@" and an abstract name's bytes. A WRIT_UK_PREFIX entry hashes a directory
+// without its trailing '/' ("/run/user" for "/run/user/**").
+inline uint64_t UnixNameHash(std::string_view name) {
+  uint64_t h = WRIT_FNV_OFFSET;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= WRIT_FNV_PRIME;
+  }
+  return h;
+}
+
 }  // namespace writ::bpf

@@ -1,13 +1,22 @@
 #include "bpf/task_tables.h"
 
 #include <arpa/inet.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "absl/time/time.h"
 #include "bpf/path_hash.h"
+#include "util/fd.h"
 #include "util/status_macros.h"
 #include "util/util.h"
 
@@ -94,6 +103,21 @@ absl::Status InstallTables(Loader& loader, uint32_t slot, const intent::KernelTa
     RETURN_IF_ERROR(loader.SetFileDeny(slot, ComponentHash(name), WRIT_PK_LEAF));
   }
   if (kt.net_judged) RETURN_IF_ERROR(InstallNetRules(loader, slot, kt));
+  if (kt.unix_judged) {
+    // Denies after allows: a name both lists hold is denied (deny beats allow), one entry per key.
+    for (const auto& n : kt.unix_allow_exact) {
+      RETURN_IF_ERROR(loader.SetUnixVerdict(slot, WRIT_UK_EXACT, UnixNameHash(n), WRIT_KV_ALLOW));
+    }
+    for (const auto& d : kt.unix_allow_prefix) {
+      RETURN_IF_ERROR(loader.SetUnixVerdict(slot, WRIT_UK_PREFIX, UnixNameHash(d), WRIT_KV_ALLOW));
+    }
+    for (const auto& n : kt.unix_deny_exact) {
+      RETURN_IF_ERROR(loader.SetUnixVerdict(slot, WRIT_UK_EXACT, UnixNameHash(n), WRIT_KV_DENY));
+    }
+    for (const auto& d : kt.unix_deny_prefix) {
+      RETURN_IF_ERROR(loader.SetUnixVerdict(slot, WRIT_UK_PREFIX, UnixNameHash(d), WRIT_KV_DENY));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -120,6 +144,13 @@ writ_task_info TaskInfoFor(const identity::Task& task, const intent::KernelTable
   }
   if (kt->exec_judged && kt->exec_has_globs) info.flags |= WRIT_TASK_EXEC_USER;
   if (kt->exec_script_judged) info.flags |= WRIT_TASK_EXEC_SCRIPT;
+  if (kt->exec_any_judged) info.flags |= WRIT_TASK_EXEC_JUDGED;
+  if (kt->file_deny_any) info.flags |= WRIT_TASK_FILE_LINK;
+  if (kt->unix_judged) {
+    info.flags |= WRIT_TASK_UNIX;
+    if (kt->unix_default_deny) info.flags |= WRIT_TASK_UNIX_DENY;
+    if (kt->unix_has_globs) info.flags |= WRIT_TASK_UNIX_USER;
+  }
   if (kt->net_judged && kt->net_default_deny) info.flags |= WRIT_TASK_NET_TABLE;
   // The per-open path hash and prefix lookups only matter where the kernel acts on them.
   const bool file_comp = !kt->file_deny_leaf.empty() || !kt->file_deny_any_component.empty();
@@ -129,6 +160,63 @@ writ_task_info TaskInfoFor(const identity::Task& task, const intent::KernelTable
     if (file_comp) info.flags |= WRIT_TASK_FILE_COMP;
   }
   return info;
+}
+
+std::vector<DynamicLoader> HostDynamicLoaders(const std::string& root) {
+  // Where distributions put them (glibc's ld-linux*, musl's ld-musl-*), and the interpreter writd
+  // itself was loaded with; symlinks (/lib64/ld-linux-x86-64.so.2) resolve to the files they name.
+  static constexpr const char* kPatterns[] = {
+      "/lib64/ld-*.so*",     "/lib/ld-*.so*",       "/lib/*/ld-*.so*",   "/lib32/ld-*.so*",
+      "/libx32/ld-*.so*",    "/usr/lib64/ld-*.so*", "/usr/lib/ld-*.so*", "/usr/lib/*/ld-*.so*",
+      "/usr/lib32/ld-*.so*", "/usr/libx32/ld-*.so*"};
+  std::vector<DynamicLoader> out;
+  auto add = [&out](const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    const uint32_t kdev = static_cast<uint32_t>((major(st.st_dev) << 20) | minor(st.st_dev));
+    for (const DynamicLoader& d : out) {
+      if (d.dev == kdev && d.ino == st.st_ino) return;
+    }
+    char real[PATH_MAX];
+    out.push_back(
+        {realpath(path.c_str(), real) ? real : path, kdev, static_cast<uint64_t>(st.st_ino)});
+  };
+  for (const char* p : kPatterns) {
+    glob_t g{};
+    if (glob((root + p).c_str(), 0, nullptr, &g) == 0) {
+      for (size_t i = 0; i < g.gl_pathc; i++) add(g.gl_pathv[i]);
+    }
+    globfree(&g);
+  }
+  if (root.empty()) {
+    if (auto interp = ElfInterpreter("/proc/self/exe"); !interp.empty()) add(interp);
+  }
+  return out;
+}
+
+std::string ElfInterpreter(const std::string& path) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return "";
+  Elf64_Ehdr eh;
+  if (pread(fd.get(), &eh, sizeof(eh), 0) != sizeof(eh) ||
+      memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_phentsize != sizeof(Elf64_Phdr)) {
+    return "";
+  }
+  for (int i = 0; i < eh.e_phnum; i++) {
+    Elf64_Phdr ph;
+    if (pread(fd.get(), &ph, sizeof(ph), eh.e_phoff + sizeof(ph) * i) != sizeof(ph)) return "";
+    if (ph.p_type != PT_INTERP) continue;
+    if (ph.p_filesz == 0 || ph.p_filesz > PATH_MAX) return "";
+    std::string interp(ph.p_filesz, '\0');
+    if (pread(fd.get(), interp.data(), interp.size(), ph.p_offset) !=
+        static_cast<ssize_t>(interp.size())) {
+      return "";
+    }
+    interp.resize(strnlen(interp.data(), interp.size()));
+    return interp;
+  }
+  return "";
 }
 
 absl::Status ArmTask(Loader& loader, const identity::Task& task) {

@@ -626,8 +626,16 @@ RedactionReport Redactor::RedactEvent(v1::Event* ev, EventRedactOptions opts) co
     text(p->mutable_comm());
     text(p->mutable_filename());
     text(p->mutable_script());
+    text(p->mutable_loaded());
   }
-  if (ev->has_file()) text(ev->mutable_file()->mutable_path());
+  if (ev->has_file()) {
+    text(ev->mutable_file()->mutable_path());
+    text(ev->mutable_file()->mutable_new_path());
+  }
+  if (ev->has_network()) {
+    text(ev->mutable_network()->mutable_path());
+    text(ev->mutable_network()->mutable_peer_path());
+  }
   if (ev->has_finding()) text(ev->mutable_finding()->mutable_reason());
   if (ev->has_action()) {
     text(ev->mutable_action()->mutable_result());

@@ -12,6 +12,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "bpf/path_hash.h"
+#include "bpf/task_tables.h"
 #include "creds/redact.h"
 #include "daemon/events.h"
 #include "daemon/metrics.h"
@@ -182,6 +184,25 @@ absl::Status Daemon::Start() {
       boot_to_unix_ns_, boot_tag_);
   lifecycle_->set_tool_calls(tool_calls_.get());
   pipeline_->set_tool_calls(tool_calls_.get());
+  {
+    // writd's own sockets are reachable from every task: writd authorizes each request on them.
+    std::vector<std::string> own = {cfg_.run_dir + "/writd.sock", cfg_.run_dir + "/workload.sock"};
+    for (const std::string& s : own) {
+      RETURN_IF_ERROR(loader_->SetUnixVerdict(WRIT_SLOT_ALL, WRIT_UK_EXACT, bpf::UnixNameHash(s),
+                                              WRIT_KV_ALLOW));
+    }
+    pipeline_->set_own_sockets(std::move(own));
+    // The dynamic loader run as a program is judged by the program it loads.
+    std::vector<std::pair<uint32_t, uint64_t>> ids;
+    std::string names;
+    for (const bpf::DynamicLoader& d : bpf::HostDynamicLoaders()) {
+      ids.emplace_back(d.dev, d.ino);
+      absl::StrAppend(&names, names.empty() ? "" : ", ", d.path);
+    }
+    RETURN_IF_ERROR(loader_->SetDynamicLoaders(ids));
+    Log()->info("dynamic loaders judged by the program they load: {}",
+                names.empty() ? "none found" : names);
+  }
   adoption_ = std::make_unique<Adoption>(Adoption::Deps{*loader_, policies_, *lifecycle_, output_},
                                          Adoption::Options{cfg_.cgroup_subtree, mode_});
   pipeline_->set_adopt_handler(

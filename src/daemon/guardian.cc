@@ -159,6 +159,7 @@ int RunGuardianProcess(pid_t parent, const char* cgroup_root, const char* marker
   signal(SIGTERM, SIG_DFL);
   signal(SIGINT, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
+  signal(SIGIO, SIG_IGN);  // as writd: a file's signal owner gets SIGIO, which would terminate
   Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, parent, 0)));
   if (!pidfd.valid()) return 1;
   struct pollfd pfd = {pidfd.get(), POLLIN, 0};

@@ -73,6 +73,7 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
   auto& counters = *s->mutable_counters();
   s->set_userspace_drops(pc.decode_errors.load() + m.output->tail_drops());
   counters["unattributed"] = pc.unattributed.load();
+  counters["kernel_sends_suppressed"] = c.suppressed[WRIT_EV_CONNECT];
   counters["decode_errors"] = pc.decode_errors.load();
   counters["tail_drops"] = m.output->tail_drops();
   counters["violations"] = pc.violations.load();
@@ -155,6 +156,10 @@ std::string RenderMetrics(const MetricsSources& m) {
       "Processes of enforce-mode tasks the kernel killed because the record writd had to judge was "
       "dropped (fail closed), by kind.",
       c.fail_closed);
+  PerKind(&o, "writ_kernel_suppressed_total", "counter",
+          "Records the kernel did not emit on purpose, by kind: refused datagram sends past their "
+          "rate limit (one record per task and destination per second, 64 per task per second).",
+          c.suppressed);
   // Only with metrics.bpf_program_stats: without writd's stats switch the kernel's counters stand
   // still (or count someone else's accounting window), and a still counter would read as "no cost".
   if (m.loader->program_stats()) {

@@ -3,12 +3,14 @@
 #include "daemon/tool_calls.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "creds/redact.h"
 #include "daemon/events.h"
 #include "identity/proc_path.h"
@@ -37,9 +39,25 @@ std::string FindingTarget(EventKind kind, const v1::Event& ev, const intent::Ver
     case EventKind::kExec:
       if (v.by_script)
         return absl::StrCat(ev.process().script(), " (run by ", ev.process().exe(), ")");
+      if (!ev.process().loaded().empty() || ev.process().unresolved()) {
+        const std::string& what =
+            ev.process().loaded().empty() ? ev.process().exe() : ev.process().loaded();
+        return ev.process().loaded().empty()
+                   ? what
+                   : absl::StrCat(what, " (loaded by ", ev.process().exe(), ")");
+      }
       return ev.process().exe();
     case EventKind::kConnect:
-      return absl::StrCat(ev.network().dst_ip(), ":", ev.network().dst_port());
+      if (ev.network().family() == "unix") {
+        if (v.by_second) {
+          return absl::StrCat(ev.network().path(), " (the socket ", ev.network().peer_path(), ")");
+        }
+        return ev.network().path();
+      }
+      return absl::StrCat(ev.network().send() ? "datagram to " : "", ev.network().dst_ip(), ":",
+                          ev.network().dst_port());
+    case EventKind::kLink:
+      return absl::StrCat(ev.file().syscall(), " ", ev.file().path(), " -> ", ev.file().new_path());
     default:
       if (v.by_file_id) {
         return absl::StrCat(ev.file().path(),
@@ -56,6 +74,27 @@ std::string FindingTarget(EventKind kind, const v1::Event& ev, const intent::Ver
 std::string SelfReason(const v1::Syscall& sc) {
   const std::string& n = sc.name();
   if (n == "bpf") return "a task may not use bpf(): it could detach or override writ's programs";
+  if (n == "init_module" || n == "finit_module") {
+    return "a task may not load kernel modules: a module runs in the kernel, beyond every hook";
+  }
+  if (n == "kexec_load" || n == "kexec_file_load") {
+    return "a task may not load a kernel to boot: kexec replaces the kernel writ runs in";
+  }
+  if (n == "setpgid") {
+    return absl::StrCat("setpgid into the process group of ", sc.target(), " (", sc.target_pid(),
+                        "): kill(0) would then signal it");
+  }
+  if ((n == "fcntl" || n == "ioctl") && sc.target() != "writd" && sc.target() != "guardian") {
+    return absl::StrCat(
+        n, " handing signal ownership (F_SETOWN_EX, FIOSETOWN, SIOCSPGRP)",
+        sc.target_pid() ? absl::StrCat(" to pid ", sc.target_pid()) : "",
+        ": refused outright, its target is behind a pointer the filter cannot read");
+  }
+  if (n == "fcntl" || n == "ioctl") {
+    return absl::StrCat(n, " making ", sc.target(), " (pid ", sc.target_pid(),
+                        ") the owner of a file's signals: the kernel would signal it, SIGKILL "
+                        "included, when the file becomes ready");
+  }
   if (n.rfind("io_uring", 0) == 0) {
     return "a task may not use io_uring: its operations bypass the syscall tracepoints writ judges";
   }
@@ -139,6 +178,9 @@ void Pipeline::OnRecord(const void* data, size_t size) {
       case EventKind::kExec:
         // argv is judged as it is and redacted before it is emitted (below).
         if (info.script) ResolveScript(info, p);
+        if (info.loader) ResolveLoaded(info, p);
+        // The kernel's walk stopped short of the root: exe is a tail, which rules must not allow.
+        if (info.path_truncated) p->set_unresolved(true);
         pi->exe = p->exe();
         pi->args.assign(p->args().begin(), p->args().end());
         break;
@@ -193,6 +235,56 @@ void Pipeline::ResolveScript(const decode::RecordInfo& info, v1::Process* p) {
   p->set_script(script.empty() ? name : std::move(script));
 }
 
+void Pipeline::ResolveLoaded(const decode::RecordInfo& info, v1::Process* p) {
+  // The kernel keeps 16 arguments of 256 bytes: the stopped process's own argv when that was cut.
+  google::protobuf::RepeatedPtrField<std::string> whole;
+  const google::protobuf::RepeatedPtrField<std::string>* argv = &p->args();
+  bool cut = p->args_truncated();
+  if (cut) {
+    if (auto cmdline = ReadFile(absl::StrCat("/proc/", info.tgid, "/cmdline")); cmdline.ok()) {
+      for (absl::string_view a : absl::StrSplit(*cmdline, '\0')) whole.Add(std::string(a));
+      if (!whole.empty() && whole.Get(whole.size() - 1).empty()) whole.RemoveLast();
+      argv = &whole;
+      cut = false;
+    }
+  }
+  const intent::LoadedProgram lp = intent::DynamicLoaderProgram(*argv, cut);
+  if (lp.index == 0) return;  // --help, --version, nothing: the loader runs no program
+  if (lp.index < 0) {
+    p->set_unresolved(
+        true);  // an option this grammar does not know, or argv cut before the program
+    return;
+  }
+  const std::string& name = argv->Get(lp.index);
+  if (lp.bare) {
+    // Without a '/' the loader looks the name up in library paths (--library-path, LD_LIBRARY_PATH,
+    // its cache): not a path writ can judge.
+    p->set_loaded(name);
+    p->set_unresolved(true);
+    return;
+  }
+  std::string path = identity::ResolveProcessPath(static_cast<pid_t>(info.tgid), name,
+                                                  /*follow_symlinks=*/true);
+  if (path.empty() && name[0] != '/') p->set_unresolved(true);  // the process is gone
+  p->set_loaded(path.empty() ? name : std::move(path));
+}
+
+bool Pipeline::SettleUnix(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
+  v1::Network* n = ev.mutable_network();
+  if (!n->path().empty() && n->path()[0] != '/' && n->path()[0] != '@') {
+    std::string abs = identity::ResolveProcessPath(static_cast<pid_t>(info.tgid), n->path(),
+                                                   /*follow_symlinks=*/false);
+    if (!abs.empty()) n->set_path(std::move(abs));
+  }
+  if (std::find(own_sockets_.begin(), own_sockets_.end(), n->path()) != own_sockets_.end() &&
+      (n->peer_path().empty() || n->peer_path() == n->path())) {
+    ev.set_verdict("allow");
+    ev.set_outcome("allowed");
+    return true;
+  }
+  return false;
+}
+
 void Pipeline::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) {
   intent::EvalContext ctx;
   ctx.now = absl::FromUnixNanos(static_cast<int64_t>(info.ktime_ns) + boot_to_unix_ns_);
@@ -205,6 +297,10 @@ void Pipeline::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) 
                                                    /*follow_symlinks=*/false);
     if (!abs.empty()) ev.mutable_file()->set_path(std::move(abs));
   }
+  if (info.kind == EventKind::kConnect && ev.network().family() == "unix" &&
+      SettleUnix(task, ev, info)) {
+    return;
+  }
   intent::Verdict v = intent::Evaluate(*task.compiled, info.kind, ev, ctx);
   if (v.kind == intent::Verdict::kViolation && info.kind == EventKind::kOpen &&
       ev.file().result() < 0 && absl::EndsWith(v.rule->id, ".default")) {
@@ -213,6 +309,26 @@ void Pipeline::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) 
     // finding.
     v.kind = intent::Verdict::kAllow;
     v.rule = nullptr;
+  }
+  if (v.kind == intent::Verdict::kViolation && info.kind == EventKind::kConnect &&
+      ev.network().family() == "unix" && absl::EndsWith(v.rule->id, ".default") &&
+      ev.network().result() != 0 && ev.network().peer_path().empty() &&
+      !ev.network().path().empty() && ev.network().path()[0] == '/' &&
+      access(ev.network().path().c_str(), F_OK) != 0 && errno == ENOENT) {
+    // The same for a unix socket that does not exist (glibc probing nscd, say): it reached
+    // nothing. The kernel refused it before the lookup (EPERM, not ENOENT); no verdict, no finding.
+    if (info.kernel_denied) {
+      ev.set_outcome("prevented");
+      ev.set_enforcement("cgroup-bpf");
+    }
+    return;
+  }
+  if (info.kernel_denied && v.kind != intent::Verdict::kViolation &&
+      (info.kind == EventKind::kOpen || info.kind == EventKind::kLink) &&
+      task.compiled->renamed_rule()) {
+    // The kernel denied a name no pattern matches: one a denied file was given by a rename or a
+    // link in this task (bpf/writ_link.bpf.h).
+    v = intent::Verdict{intent::Verdict::kViolation, task.compiled->renamed_rule()};
   }
   Bump(counters_.verdicts[v.kind & 3]);
   counters_.latency.Record((NowBootNs() - static_cast<int64_t>(info.ktime_ns)) / 1000);
@@ -285,8 +401,14 @@ void Pipeline::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info
   } else if (info.kernel_denied) {
     switch (info.kind) {
       case EventKind::kConnect:
-        ev.set_outcome("prevented");
-        ev.set_enforcement("cgroup-bpf");
+        if (ev.network().result() == -EPERM) {
+          ev.set_outcome("prevented");
+          ev.set_enforcement("cgroup-bpf");
+        } else {
+          // A unix connect where cgroup/connect_unix does not load: killed at its syscall exit.
+          ev.set_outcome("killed_after");
+          ev.set_enforcement("kernel-signal");
+        }
         break;
       case EventKind::kExec:
         ev.set_outcome("killed");  // SIGKILL before the new image's first instruction

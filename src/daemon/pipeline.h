@@ -82,6 +82,9 @@ class Pipeline {
   void set_adopt_handler(std::function<bool(const void*, size_t)> handler) {
     adopt_handler_ = std::move(handler);
   }
+  // writd's own unix sockets (control, Workload API): every task may connect to them (writd
+  // authorizes each request); the kernel's unix table allows them for every task too.
+  void set_own_sockets(std::vector<std::string> paths) { own_sockets_ = std::move(paths); }
 
   // One ring-buffer record, on the pipeline thread.
   void OnRecord(const void* data, size_t size);
@@ -92,6 +95,11 @@ class Pipeline {
  private:
   std::shared_ptr<identity::Task> TaskFor(uint64_t cgroup_id);
   void ResolveScript(const decode::RecordInfo& info, v1::Process* p);
+  // The dynamic loader run as a program: the program it will load (process.loaded), or unresolved.
+  void ResolveLoaded(const decode::RecordInfo& info, v1::Process* p);
+  // A unix connect: a relative name made absolute; writd's own sockets and names that reach nothing
+  // decided here. True when the event is settled (not judged by the intent).
+  bool SettleUnix(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
   void Judge(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
   void JudgeDuringCall(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
                        const intent::CompiledIntent& during);
@@ -110,6 +118,7 @@ class Pipeline {
   const int64_t boot_to_unix_ns_;
   decode::Decoder decoder_;
   std::function<bool(const void*, size_t)> adopt_handler_;
+  std::vector<std::string> own_sockets_;
   PipelineCounters counters_;
 
   v1::Event ev_;                                // reused for every record: no allocation once grown

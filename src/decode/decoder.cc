@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -25,9 +26,13 @@ static_assert(offsetof(writ_exec_event, args) == 104 + WRIT_PATH_MAX + WRIT_NAME
 static_assert(offsetof(writ_open_event, ino) == 96);
 static_assert(offsetof(writ_open_event, path) == 112);
 static_assert(sizeof(writ_connect_event) == 112);
+static_assert(offsetof(writ_connect_event, suppressed) == 108);
+static_assert(offsetof(writ_unix_connect_event, name) == 120);
+static_assert(offsetof(writ_unix_connect_event, peer) == 120 + WRIT_UNIX_NAME_MAX);
+static_assert(offsetof(writ_link_event, data) == 104);
 static_assert(sizeof(writ_fork_event) == 96);
 static_assert(sizeof(writ_exit_event) == 88);
-static_assert(sizeof(writ_self_event) == 112);
+static_assert(sizeof(writ_self_event) == 120);
 static_assert(offsetof(writ_self_event, args) == 88);
 static_assert(sizeof(writ_task_info) == 16);
 static_assert(sizeof(writ_path_key) == 16);
@@ -45,6 +50,7 @@ static_assert(static_cast<int>(EventKind::kOpen) == WRIT_EV_OPEN);
 static_assert(static_cast<int>(EventKind::kConnect) == WRIT_EV_CONNECT);
 static_assert(static_cast<int>(EventKind::kAdopt) == WRIT_EV_ADOPT);
 static_assert(static_cast<int>(EventKind::kSelf) == WRIT_EV_SELF);
+static_assert(static_cast<int>(EventKind::kLink) == WRIT_EV_LINK);
 static_assert(kEventKinds == WRIT_EV_KIND_MAX);
 
 const char* KindName(uint16_t kind) {
@@ -88,8 +94,55 @@ static const char* SyscallName(uint32_t nr) {
     case 85: return "creat";
     case 257: return "openat";
     case 437: return "openat2";
+    case 304:
+      return "open_by_handle_at";
     default: return "";
   }
+}
+
+static const char* LinkSyscallName(uint32_t nr) {
+  switch (nr) {
+    case 82:
+      return "rename";
+    case 264:
+      return "renameat";
+    case 316:
+      return "renameat2";
+    case 86:
+      return "link";
+    case 265:
+      return "linkat";
+    case 88:
+      return "symlink";
+    case 266:
+      return "symlinkat";
+    default:
+      return "";
+  }
+}
+
+void LexicalJoin(std::string_view base, std::string_view rel, std::string* out) {
+  const size_t start = out->size();
+  auto add = [&](std::string_view path) {
+    size_t i = 0;
+    while (i < path.size()) {
+      size_t j = path.find('/', i);
+      if (j == std::string_view::npos) j = path.size();
+      std::string_view c = path.substr(i, j - i);
+      i = j + 1;
+      if (c.empty() || c == ".") continue;
+      if (c == "..") {
+        const size_t cut = out->rfind('/');
+        out->resize(cut == std::string::npos || cut < start ? start : cut);
+        continue;
+      }
+      out->push_back('/');
+      out->append(c);
+    }
+  };
+  if (rel.empty() || rel[0] != '/') add(base);
+  add(rel);
+  if (out->size() == start) out->push_back('/');
 }
 
 const char* SelfSyscallName(uint32_t nr) {
@@ -108,6 +161,20 @@ const char* SelfSyscallName(uint32_t nr) {
     case 427: return "io_uring_register";
     case 434: return "pidfd_open";
     case 438: return "pidfd_getfd";
+    case 16:
+      return "ioctl";
+    case 72:
+      return "fcntl";
+    case 109:
+      return "setpgid";
+    case 175:
+      return "init_module";
+    case 313:
+      return "finit_module";
+    case 246:
+      return "kexec_load";
+    case 320:
+      return "kexec_file_load";
     default: return "unknown";
   }
 }
@@ -153,7 +220,10 @@ void Decoder::ClearForRecord(uint16_t kind, v1::Event* ev) {
     set(spare.release());
   };
   switch (kind) {
-    case WRIT_EV_OPEN: reuse(spare_file_, [ev](v1::File* f) { ev->set_allocated_file(f); }); break;
+    case WRIT_EV_OPEN:
+    case WRIT_EV_LINK:
+      reuse(spare_file_, [ev](v1::File* f) { ev->set_allocated_file(f); });
+      break;
     case WRIT_EV_CONNECT:
       reuse(spare_network_, [ev](v1::Network* n) { ev->set_allocated_network(n); });
       break;
@@ -189,6 +259,9 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
     case WRIT_EV_OPEN: need = offsetof(writ_open_event, path); break;
     case WRIT_EV_CONNECT: need = sizeof(writ_connect_event); break;
     case WRIT_EV_SELF: need = sizeof(writ_self_event); break;
+    case WRIT_EV_LINK:
+      need = offsetof(writ_link_event, data);
+      break;
     default:
       stats_.bad_kind++;
       return absl::DataLossError(absl::StrCat("unknown record kind ", h.kind));
@@ -208,6 +281,7 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
   info->lsm = (h.flags & WRIT_F_LSM) != 0;
   info->seccomp = (h.flags & WRIT_F_SECCOMP) != 0;
   info->script = (h.flags & WRIT_F_SCRIPT) != 0;
+  info->loader = (h.flags & WRIT_F_LOADER) != 0;
   info->path_truncated = (h.flags & WRIT_F_PATH_TRUNC) != 0;
   info->cgroup_id = h.cgroup_id;
   info->start_time_ns = h.start_time_ns;
@@ -316,6 +390,30 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
       const auto* e = reinterpret_cast<const writ_connect_event*>(base);
       info->kernel_verdict = e->verdict;
       v1::Network* net = ev->mutable_network();
+      net->set_result(e->result);
+      net->set_hook((h.flags & WRIT_F_CGROUP_HOOK) ? "cgroup" : "syscall");
+      net->set_send((h.flags & WRIT_F_SEND) != 0);
+      net->set_suppressed(e->suppressed);
+      if (e->family == AF_UNIX) {
+        if (size < offsetof(writ_unix_connect_event, peer)) {
+          stats_.bad_size++;
+          return absl::DataLossError(absl::StrCat("unix connect record of ", size, " bytes"));
+        }
+        const auto* u = reinterpret_cast<const writ_unix_connect_event*>(base);
+        net->set_family("unix");
+        const size_t nlen = std::min<size_t>(u->name_len, WRIT_UNIX_NAME_MAX);
+        std::string* path = net->mutable_path();
+        if (nlen > 0 && u->name[0] == '\0') {
+          path->assign("@");  // an abstract name: every byte after the NUL is the name
+          path->append(u->name + 1, nlen - 1);
+        } else {
+          AssignCStr(u->name, nlen, path);
+        }
+        size_t plen = std::min<size_t>(u->peer_len, WRIT_PATH_MAX);
+        plen = std::min(plen, size - offsetof(writ_unix_connect_event, peer));
+        if (plen > 0) ComponentsToPath(u->peer, plen, net->mutable_peer_path());
+        break;
+      }
       char ip[INET6_ADDRSTRLEN] = {};
       if (e->family == AF_INET) {
         net->set_family("inet");
@@ -326,8 +424,41 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
       }
       net->set_dst_ip(ip);
       net->set_dst_port(e->port);
-      net->set_result(e->result);
-      net->set_hook((h.flags & WRIT_F_CGROUP_HOOK) ? "cgroup" : "syscall");
+      break;
+    }
+    case WRIT_EV_LINK: {
+      const auto* e = reinterpret_cast<const writ_link_event*>(base);
+      v1::File* f = ev->mutable_file();
+      const size_t avail = size - offsetof(writ_link_event, data);
+      const size_t olen = std::min<size_t>({e->old_len, WRIT_PATH_MAX, avail});
+      const size_t nlen = std::min<size_t>({e->new_len, WRIT_PATH_MAX, avail - olen});
+      const char* old_p = e->data;
+      const char* new_p = e->data + olen;
+      std::string* newp = f->mutable_new_path();
+      if (e->link_flags & WRIT_LINK_NEW_RAW) {
+        AssignCStr(new_p, nlen, newp);
+        if (newp->empty() || (*newp)[0] != '/') f->set_unresolved(true);
+      } else {
+        ComponentsToPath(new_p, nlen, newp);
+      }
+      std::string* oldp = f->mutable_path();
+      if (e->link_flags & WRIT_LINK_OLD_RAW) {
+        const size_t raw = strnlen(old_p, olen);
+        const bool symlink = e->syscall_nr == 88 || e->syscall_nr == 266;
+        if (symlink && raw > 0 && old_p[0] != '/' && !newp->empty() && (*newp)[0] == '/') {
+          // A symlink's relative content points from the link's own directory.
+          const size_t slash = newp->rfind('/');
+          LexicalJoin(std::string_view(*newp).substr(0, slash == 0 ? 1 : slash),
+                      std::string_view(old_p, raw), oldp);
+        } else {
+          oldp->assign(old_p, raw);
+          if (raw == 0 || old_p[0] != '/') f->set_unresolved(true);
+        }
+      } else {
+        ComponentsToPath(old_p, olen, oldp);
+      }
+      f->set_syscall(LinkSyscallName(e->syscall_nr));
+      f->set_raw_flags(e->call_flags);
       break;
     }
     case WRIT_EV_SELF: {
@@ -339,6 +470,7 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
       sc->set_target_pid(e->target_pid);
       sc->add_args(e->args[0]);
       sc->add_args(e->args[1]);
+      sc->add_args(e->args[2]);
       break;
     }
   }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "writ/abi/events.h"
@@ -25,6 +26,7 @@ struct RecordInfo {
   bool lsm = false;             // refused by a BPF-LSM hook: the action never happened
   bool seccomp = false;         // self: refused by the task's seccomp filter (never executed)
   bool script = false;          // exec: a shebang script (process.filename names it)
+  bool loader = false;  // exec: a dynamic loader run as a program (userspace finds what it runs)
   bool path_truncated = false;  // exec/open: the kernel's path walk did not reach the root
   uint32_t kernel_verdict = 0;  // enum writ_kernel_verdict (exec, connect)
   uint64_t cgroup_id = 0;
@@ -71,6 +73,10 @@ void AppendOpenFlags(uint32_t flags, google::protobuf::RepeatedPtrField<std::str
 const char* KindName(uint16_t kind);
 // x86_64 number of a syscall the self-protection hooks watch -> its name ("unknown" otherwise).
 const char* SelfSyscallName(uint32_t nr);
+// `base` (absolute) joined with `rel` and normalised lexically ("." dropped, ".." taken off, never
+// above
+// "/"); `rel` absolute is normalised alone. Appends to *out.
+void LexicalJoin(std::string_view base, std::string_view rel, std::string* out);
 
 // An adoption candidate (WRIT_EV_ADOPT): an exec outside every task that the kernel pre-filter matched.
 // Not an Event: it belongs to no task until writd has adopted the process.

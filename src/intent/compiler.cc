@@ -53,6 +53,7 @@ KernelTables CompiledIntent::kernel_tables() const {
   t.exec_has_globs = exec_allow_.has_general() || !exec_allow_.Prefixes().empty() ||
                      exec_deny_.has_general() || !exec_deny_.Prefixes().empty();
   t.exec_script_judged = (exec_judged_ && exec_deny_.size() > 0) || !approvals_.empty();
+  t.exec_any_judged = exec_judged_ || !approvals_.empty();
   for (const Approval& a : approvals_) {
     if (a.exe.kind() == Glob::Kind::kExact) t.exec_approval_exact.push_back(a.exe.literal());
     // An exact program is in the table as APPROVAL: the kernel stops each of its execs before the
@@ -100,6 +101,32 @@ KernelTables CompiledIntent::kernel_tables() const {
   t.file_deny_leaf = file_deny_.Components(Glob::ComponentRule::kLeaf);
   t.file_deny_any_component = file_deny_.Components(Glob::ComponentRule::kAnyComponent);
   t.file_deny_has_globs = file_deny_.has_non_component_globs();
+  t.file_deny_any = files_judged_ && file_deny_.size() > 0;
+  t.unix_judged = unix_judged_;
+  t.unix_default_deny = unix_judged_ && unix_allow_.present();
+  auto unix_kernel = [&t](const UnixMatcher& m, std::vector<std::string>* exact,
+                          std::vector<std::string>* prefix) {
+    for (const auto& [path, rule] : m.paths().exact_entries()) exact->push_back(path);
+    for (const auto& [dir, rule] : m.paths().prefix_entries()) {
+      if (dir.empty()) {
+        t.unix_has_globs = true;  // "/**": every path name, a lookup the kernel does not make
+      } else {
+        prefix->push_back(dir);
+      }
+    }
+    if (m.paths().has_general()) t.unix_has_globs = true;
+    for (const auto& [g, rule] : m.abstract()) {
+      if (g.pattern().find_first_of("*?") == std::string::npos) {
+        exact->push_back("@" + g.pattern());
+      } else {
+        t.unix_has_globs = true;
+      }
+    }
+    std::sort(exact->begin(), exact->end());
+    std::sort(prefix->begin(), prefix->end());
+  };
+  unix_kernel(unix_allow_, &t.unix_allow_exact, &t.unix_allow_prefix);
+  unix_kernel(unix_deny_, &t.unix_deny_exact, &t.unix_deny_prefix);
   for (const auto& [id, rule] : file_deny_ids_) t.file_deny_ids.push_back(id);
   std::sort(t.file_deny_ids.begin(), t.file_deny_ids.end());
   return t;
@@ -136,6 +163,14 @@ class Compiler {
                             &ci_->exec_deny_));
       ci_->exec_default_rule_ =
           AddRule("exec.default", Category::kExec, "exec of a program not in exec.allow", "");
+    }
+    if (in_.has_exec() || in_.approval_size() > 0) {
+      ci_->exec_unresolved_rule_ = AddRule(
+          "exec.unresolved", Category::kExec,
+          "exec of a program writ could not resolve whole (a path deeper than 48 components or "
+          "longer than 4096 bytes, or a program the dynamic loader was asked to find by itself): "
+          "never allowed by exec rules",
+          "");
     }
     for (int i = 0; i < in_.approval_size(); ++i) {
       const auto& a = in_.approval(i);
@@ -214,6 +249,11 @@ class Compiler {
                                         "read of a path not in files.read or files.write", "");
       ci_->write_default_rule_ =
           AddRule("files.write.default", Category::kFile, "write to a path not in files.write", "");
+      if (ci_->file_deny_.size() > 0) {
+        ci_->files_renamed_rule_ = AddRule(
+            "files.deny.renamed", Category::kFile,
+            "a name a file denied by files.deny was given in this task (rename or link)", "");
+      }
     }
 
     if (in_.has_network()) {
@@ -225,6 +265,26 @@ class Compiler {
       RETURN_IF_ERROR(Net("network.connect.allow", c.allow(), "connect allowed by", &ci_->net_allow_));
       ci_->net_default_rule_ = AddRule("network.connect.default", Category::kNetwork,
                                        "connect to a destination not in network.connect.allow", "");
+      // Unix sockets: judged by network.unix, and by default wherever connect has an allow list (an
+      // egress allow list that let any local socket through -- D-Bus, an SSH agent, a container
+      // runtime -- would not be one).
+      const bool has_unix = in_.network().has_unix();
+      if (has_unix || c.allow_present()) {
+        const auto& u = in_.network().unix();
+        ci_->unix_judged_ = true;
+        ci_->unix_allow_.set_present(has_unix ? u.allow_present() : true);
+        ci_->unix_deny_.set_present(true);
+        RETURN_IF_ERROR(UnixNames("network.unix.deny", u.deny(),
+                                  "unix connect to a socket denied by", &ci_->unix_deny_));
+        RETURN_IF_ERROR(UnixNames("network.unix.allow", u.allow(), "unix connect allowed by",
+                                  &ci_->unix_allow_));
+        ci_->unix_default_rule_ = AddRule(
+            "network.unix.default", Category::kNetwork,
+            has_unix ? "unix connect to a socket not in network.unix.allow"
+                     : "unix connect from an intent with network.connect.allow and no network.unix "
+                       "(no unix socket is allowed but writd's own)",
+            "");
+      }
     }
 
     if (in_.has_limits()) {
@@ -372,6 +432,23 @@ class Compiler {
       auto g = Glob::ParsePath(p);
       if (!g.ok()) return FieldError(f, g.status().message());
       m->Add(*g, AddRule(f, cat, absl::StrCat(verb, " ", f, " (", p, ")"), p));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status UnixNames(absl::string_view field,
+                         const google::protobuf::RepeatedPtrField<std::string>& l,
+                         absl::string_view verb, UnixMatcher* m) {
+    for (int i = 0; i < l.size(); ++i) {
+      const std::string f = absl::StrCat(field, "[", i, "]");
+      bool unset = false;
+      std::string p = SubstituteParams(l.Get(i), values_, &unset);
+      if (unset) continue;
+      bool abstract = false;
+      auto g = UnixMatcher::Parse(p, &abstract);
+      if (!g.ok()) return FieldError(f, g.status().message());
+      m->Add(*g, abstract,
+             AddRule(f, Category::kNetwork, absl::StrCat(verb, " ", f, " (", p, ")"), p));
     }
     return absl::OkStatus();
   }

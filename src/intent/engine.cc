@@ -83,7 +83,13 @@ struct Engine {
     if (int r = Limits(ci, ctx, true); r >= 0) return V(ci, Verdict::kViolation, r);
     const bool judged = ci.exec_judged_ || !ci.approvals_.empty();
     if (!judged) return LimitsJudged(ci, true) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
+    // What runs is not known whole (an exe path cut short, whose tail may look allowed; a program
+    // the dynamic loader would look for by itself): no rule may allow it.
+    if (ev.process().unresolved()) return V(ci, Verdict::kViolation, ci.exec_unresolved_rule_);
     const std::string& exe = ev.process().exe();
+    // The dynamic loader run as a program runs process.loaded: deny and approval rules judge both,
+    // the allow list the program that runs (allowing the loader itself allows nothing).
+    const std::string& loaded = ev.process().loaded();
     // A shebang exec runs the interpreter (exe) on the script: deny and approval rules judge both, the
     // allow list the image that runs (an allowed interpreter may run the task's own scripts).
     const std::string& script = ev.process().script();
@@ -96,6 +102,13 @@ struct Engine {
           return v;
         }
       }
+      if (!loaded.empty()) {
+        if (int r = ci.exec_deny_.Match(loaded); r >= 0) {
+          Verdict v = V(ci, Verdict::kViolation, r);
+          v.by_loaded = true;
+          return v;
+        }
+      }
     }
     for (const auto& a : ci.approvals_) {
       if (a.exe.Match(exe)) {
@@ -105,10 +118,18 @@ struct Engine {
         Verdict v = V(ci, Verdict::kNeedsApproval, a.rule);
         v.by_script = true;
         return v;
+      } else if (!loaded.empty() && a.exe.Match(loaded)) {
+        // The program's own arguments follow its name in the loader's argv.
+        const int at = DynamicLoaderProgram(ev.process().args(), false).index;
+        if (at > 0 && MatchArgs(a.args, ev.process().args(), at)) {
+          Verdict v = V(ci, Verdict::kNeedsApproval, a.rule);
+          v.by_loaded = true;
+          return v;
+        }
       }
     }
     if (ci.exec_judged_ && ci.exec_allow_.present()) {
-      int r = ci.exec_allow_.Match(exe);
+      int r = ci.exec_allow_.Match(loaded.empty() ? exe : loaded);
       return r >= 0 ? V(ci, Verdict::kAllow, r) : V(ci, Verdict::kViolation, ci.exec_default_rule_);
     }
     return Verdict{Verdict::kAllow, nullptr};
@@ -159,8 +180,37 @@ struct Engine {
     return (e.addr[full] & mask) == (addr[full] & mask);
   }
 
+  // A unix-socket connect or send: the name as given and the socket file reached (a symlink
+  // resolved) must both pass, so an allowed name cannot be pointed at another socket.
+  static Verdict Unix(const CompiledIntent& ci, const writ::v1::Network& n) {
+    const std::string& name = n.path();
+    const std::string& peer = n.peer_path();
+    if (int r = ci.unix_deny_.Match(name); r >= 0) return V(ci, Verdict::kViolation, r);
+    if (!peer.empty() && peer != name) {
+      if (int r = ci.unix_deny_.Match(peer); r >= 0) {
+        Verdict v = V(ci, Verdict::kViolation, r);
+        v.by_second = true;
+        return v;
+      }
+    }
+    if (!ci.unix_allow_.present()) return Verdict{Verdict::kAllow, nullptr};
+    const int r = ci.unix_allow_.Match(name);
+    if (r < 0) return V(ci, Verdict::kViolation, ci.unix_default_rule_);
+    if (!peer.empty() && peer != name && ci.unix_allow_.Match(peer) < 0) {
+      Verdict v = V(ci, Verdict::kViolation, ci.unix_default_rule_);
+      v.by_second = true;
+      return v;
+    }
+    return V(ci, Verdict::kAllow, r);
+  }
+
   static Verdict Connect(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
     if (int r = Limits(ci, ctx, false); r >= 0) return V(ci, Verdict::kViolation, r);
+    if (ev.network().family() == "unix") {
+      if (!ci.unix_judged_)
+        return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
+      return Unix(ci, ev.network());
+    }
     if (!ci.net_judged_) return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
     const auto& n = ev.network();
     uint8_t addr[16] = {};
@@ -192,6 +242,23 @@ struct Engine {
     return V(ci, Verdict::kViolation, ci.net_default_rule_);
   }
 
+  // A rename, hard link or symlink: a denied file must not get a name no rule matches, nor a name
+  // be made inside what is denied. files.deny judges both names; grants do not apply (the names are
+  // not opened here).
+  static Verdict Link(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
+    if (int r = Limits(ci, ctx, false); r >= 0) return V(ci, Verdict::kViolation, r);
+    if (!ci.files_judged_ || ci.file_deny_.size() == 0) {
+      return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
+    }
+    if (int r = ci.file_deny_.Match(ev.file().path()); r >= 0) return V(ci, Verdict::kViolation, r);
+    if (int r = ci.file_deny_.Match(ev.file().new_path()); r >= 0) {
+      Verdict v = V(ci, Verdict::kViolation, r);
+      v.by_second = true;
+      return v;
+    }
+    return Verdict{Verdict::kAllow, nullptr};
+  }
+
   static Verdict Fork(const CompiledIntent& ci, const EvalContext& ctx) {
     if (int r = Limits(ci, ctx, true); r >= 0) return V(ci, Verdict::kViolation, r);
     return LimitsJudged(ci, true) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
@@ -204,6 +271,8 @@ Verdict Evaluate(const CompiledIntent& ci, EventKind kind, const writ::v1::Event
     case EventKind::kOpen: return Engine::Open(ci, ev, ctx);
     case EventKind::kExec: return Engine::Exec(ci, ev, ctx);
     case EventKind::kConnect: return Engine::Connect(ci, ev, ctx);
+    case EventKind::kLink:
+      return Engine::Link(ci, ev, ctx);
     case EventKind::kFork: return Engine::Fork(ci, ctx);
     default: return Verdict{};
   }
@@ -223,8 +292,16 @@ std::string Explain(const CompiledIntent& ci, const writ::v1::Event& ev, const E
   } else if (k == "open") {
     subject = absl::StrCat("open ", ev.file().path(), " (",
                            ev.file().flags_size() ? absl::StrJoin(ev.file().flags(), ",") : "read", ")");
+  } else if (k == "connect" && ev.network().family() == "unix") {
+    subject = absl::StrCat("connect unix ", ev.network().path(),
+                           ev.network().peer_path().empty() ? "" : " (reaching ",
+                           ev.network().peer_path(), ev.network().peer_path().empty() ? "" : ")");
   } else if (k == "connect") {
-    subject = absl::StrCat("connect ", ev.network().dst_ip(), " port ", ev.network().dst_port());
+    subject = absl::StrCat(ev.network().send() ? "send to " : "connect ", ev.network().dst_ip(),
+                           " port ", ev.network().dst_port());
+  } else if (k == "link") {
+    subject = absl::StrCat(ev.file().syscall().empty() ? "link" : ev.file().syscall(), " ",
+                           ev.file().path(), " -> ", ev.file().new_path());
   } else if (k == "fork") {
     subject = absl::StrCat("fork (", ctx.live_processes, " live processes)");
   } else {

@@ -111,6 +111,10 @@ struct KernelTables {
   bool exec_default_deny = false;  // exec.allow present: unknown exes are violations
   bool exec_has_globs = false;     // an exec/approval rule is a glob or judges argv: userspace decides
   bool exec_script_judged = false; // exec.deny or approval rules: a script's own path is judged too
+  // Exec or approval rules exist: what the kernel cannot name whole (an exe path cut short, the
+  // program a dynamic loader was asked to run) is judged in userspace (exec.unresolved,
+  // process.loaded).
+  bool exec_any_judged = false;
   std::vector<KernelNetRule> net_rules;
   bool net_judged = false;         // network category present
   bool net_default_deny = false;   // network.connect.allow present
@@ -122,11 +126,53 @@ struct KernelTables {
   std::vector<std::string> file_deny_leaf;
   std::vector<std::string> file_deny_any_component;
   bool file_deny_has_globs = false;           // other deny patterns exist only in userspace
+  bool file_deny_any = false;                 // files.deny has rules: renames and links are judged
   // Identities (kernel device, inode) of the files the exact and directory denies named when the
   // intent was compiled: the kernel matches them at open exit too (WRIT_PK_INODE), so a hard link or
   // bind mount of a denied file is denied under any name.
   std::vector<std::pair<uint32_t, uint64_t>> file_deny_ids;
+  // Unix sockets (network.unix, or its default): names as written, exact ("/run/x.sock", "@name")
+  // and directories whose every name below is matched ("/run/app" for "/run/app/**").
+  bool unix_judged = false;
+  bool unix_default_deny = false;  // an allow list (or the default that follows connect.allow)
+  bool unix_has_globs = false;     // globs the kernel cannot hold: userspace decides the rest
+  std::vector<std::string> unix_allow_exact, unix_deny_exact, unix_allow_prefix, unix_deny_prefix;
 };
+
+// Unix-socket name patterns: path globs ("/run/user/*/bus") over absolute names, or "@" followed by
+// an argument glob for abstract names ("@/tmp/.X11-unix/X*"). First match in the order added.
+class UnixMatcher {
+ public:
+  // Parses `pattern`: an error names what is wrong (relative path, empty abstract name, bad glob).
+  static absl::StatusOr<Glob> Parse(absl::string_view pattern, bool* abstract);
+  void Add(const Glob& g, bool abstract, int rule);
+  void set_present(bool p) { present_ = p; }
+  bool present() const { return present_; }
+  // `name` as an event carries it: "/..." or "@...". Rule index or -1.
+  int Match(absl::string_view name) const;
+  bool empty() const { return paths_.size() == 0 && abstract_.empty(); }
+  const PathMatcher& paths() const { return paths_; }
+  const std::vector<std::pair<Glob, int>>& abstract() const { return abstract_; }
+
+ private:
+  bool present_ = false;
+  PathMatcher paths_;
+  std::vector<std::pair<Glob, int>> abstract_;  // ArgGlob over the name after '@'
+};
+
+// The program `ld.so [OPTIONS] PROGRAM [ARGS]` runs, from the loader's argv (glibc's rtld grammar:
+// --list, --verify, --inhibit-cache, --list-tunables, --list-diagnostics, --help, --version take no
+// argument; --library-path, --inhibit-rpath, --audit, --preload, --argv0, --glibc-hwcaps-prepend,
+// --glibc-hwcaps-mask take the next one; "--" ends them). index: PROGRAM's place in argv, 0 when
+// the loader runs none (--help, an empty command line); -1 when it cannot be told (an unknown
+// option, argv cut short before PROGRAM). bare: PROGRAM has no '/', so the loader searches library
+// paths for it.
+struct LoadedProgram {
+  int index = 0;
+  bool bare = false;
+};
+LoadedProgram DynamicLoaderProgram(const google::protobuf::RepeatedPtrField<std::string>& argv,
+                                   bool argv_truncated);
 
 struct NetEntry {
   int family = 0;
@@ -165,6 +211,11 @@ class CompiledIntent {
   // whether the bound on how many a compile lists was reached.
   size_t file_deny_id_count() const { return file_deny_ids_.size(); }
   bool file_deny_ids_truncated() const { return file_deny_ids_truncated_; }
+  // files.deny.renamed: a name the kernel denies because a denied file was renamed or linked to it
+  // in this task (no pattern names it); nullptr when the intent has no files.deny rules.
+  const Rule* renamed_rule() const {
+    return files_renamed_rule_ < 0 ? nullptr : &rules_[files_renamed_rule_];
+  }
   // Timeout of an approval rule (default 5m); ZeroDuration for a rule that is not an approval.
   absl::Duration approval_timeout(const Rule* r) const;
   const std::vector<Rule>& rules() const { return rules_; }
@@ -203,6 +254,7 @@ class CompiledIntent {
   PathMatcher exec_allow_, exec_deny_;  // exec_allow_.present() = allow list present
   std::vector<Approval> approvals_;
   int exec_default_rule_ = -1;
+  int exec_unresolved_rule_ = -1;  // exec or approval rules exist
 
   bool files_judged_ = false;
   PathMatcher file_read_, file_write_, file_deny_;
@@ -210,11 +262,15 @@ class CompiledIntent {
   absl::flat_hash_map<std::pair<uint32_t, uint64_t>, int> file_deny_ids_;
   bool file_deny_ids_truncated_ = false;
   int read_default_rule_ = -1, write_default_rule_ = -1;
+  int files_renamed_rule_ = -1;
 
   bool net_judged_ = false;
   bool net_allow_present_ = false;
   std::vector<NetEntry> net_allow_, net_deny_;
   int net_default_rule_ = -1;
+  bool unix_judged_ = false;
+  UnixMatcher unix_allow_, unix_deny_;  // unix_allow_.present(): an allow list (or the default)
+  int unix_default_rule_ = -1;
 
   absl::Duration ttl_ = absl::InfiniteDuration();
   int max_processes_ = 0;
@@ -262,12 +318,19 @@ struct Verdict {
   bool by_file_id = false;
   // The exec was decided by the script an interpreter runs (process.script), not by the interpreter.
   bool by_script = false;
+  // The exec was decided by the program a dynamic loader was asked to run (process.loaded).
+  bool by_loaded = false;
+  // A link: decided by the new name (file.new_path), not the existing one; a unix connect: decided
+  // by the socket file reached (network.peer_path), not the name given.
+  bool by_second = false;
 };
 const char* VerdictName(Verdict::Kind k);  // allow, violation, needs_approval, not_judged
 
 // Judges one event. Allocates nothing, takes no lock: safe to call from the hot path, concurrently.
-// Kinds: exec (process.exe, process.args), open (file.path, file.flags), connect (network.*),
-// fork (limits only). Every judged kind is checked against limits.hours. Other kinds: kNotJudged.
+// Kinds: exec (process.exe, process.args, process.script, process.loaded), open (file.path,
+// file.flags), connect (network.*; unix: network.path, network.peer_path), link (file.path,
+// file.new_path: files.deny), fork (limits only). Every judged kind is checked against
+// limits.hours. Other kinds: kNotJudged.
 Verdict Evaluate(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx);
 // The same with the event's kind already known (the pipeline's hot path: no string comparison).
 Verdict Evaluate(const CompiledIntent& ci, EventKind kind, const writ::v1::Event& ev,

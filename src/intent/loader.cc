@@ -57,8 +57,8 @@ std::string Sha256Hex(absl::string_view s) {
 }
 
 constexpr absl::string_view kApiVersion = "writ.dev/v1";
-const char* const kEventKinds[] = {"exec",      "open",     "connect",  "fork",
-                                   "exit",      "task_start", "task_end", "tool_call"};
+const char* const kEventKinds[] = {"exec", "open",       "connect",  "link",     "fork",
+                                   "exit", "task_start", "task_end", "tool_call"};
 
 bool ValidName(absl::string_view n) {
   if (n.empty() || n.size() > 63 || n.front() == '-' || n.back() == '-') return false;
@@ -139,6 +139,8 @@ class Validator {
     if (in_.has_network()) {
       NetRules("network.connect.allow", in_.network().connect().allow());
       NetRules("network.connect.deny", in_.network().connect().deny());
+      UnixNames("network.unix.allow", in_.network().unix().allow());
+      UnixNames("network.unix.deny", in_.network().unix().deny());
     }
     if (in_.has_limits()) {
       const auto& l = in_.limits();
@@ -247,6 +249,27 @@ class Validator {
 
   void Patterns(const std::string& path, const google::protobuf::RepeatedPtrField<std::string>& list) {
     for (int i = 0; i < list.size(); ++i) Pattern(Idx(path, i), list.Get(i));
+  }
+
+  // Socket paths are path globs; "@name" an abstract name (argument glob after the '@').
+  void UnixNames(const std::string& path,
+                 const google::protobuf::RepeatedPtrField<std::string>& list) {
+    for (int i = 0; i < list.size(); ++i) {
+      const std::string p = Idx(path, i);
+      const std::string& s = list.Get(i);
+      if (!s.empty() && s[0] == '@') {
+        if (Refs(p, s) && s.size() == 1) {
+          Err(p, "empty abstract socket name: write @NAME (the name after the leading NUL)");
+        }
+      } else if (!s.empty() && s[0] != '/' && !absl::StartsWith(s, "${")) {
+        Err(p,
+            absl::StrCat(
+                "\"", s,
+                "\" is neither an absolute socket path (/run/...) nor an abstract name (@name)"));
+      } else {
+        Pattern(p, s);
+      }
+    }
   }
 
   void Duration(const std::string& path, const std::string& s) {

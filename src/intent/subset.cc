@@ -95,6 +95,7 @@ class SubsetChecker {
     if (auto st = Exec(); !st.ok()) return st;
     if (auto st = Files(); !st.ok()) return st;
     if (auto st = Network(); !st.ok()) return st;
+    if (auto st = Unix(); !st.ok()) return st;
     if (auto st = Limits(); !st.ok()) return st;
     if (auto st = Mode(); !st.ok()) return st;
     if (auto st = Root(); !st.ok()) return st;
@@ -314,6 +315,70 @@ class SubsetChecker {
                           [&](const NetEntry& a) { return NetOverlaps(a, d); });
       }
       if (!ok) return Refuse(absl::StrCat("connect to ", Shown(p_, d), " (parent network.connect.deny)"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Unix-socket names: path globs as files are, abstract names ("@...") compared as written (an
+  // argument glob covers another only when that one is a literal it matches).
+  struct UnixPat {
+    std::string shown;
+    bool abstract;
+    Glob glob;
+  };
+  static std::vector<UnixPat> UnixList(const CompiledIntent& ci, absl::string_view field) {
+    std::vector<UnixPat> out;
+    const std::string prefix = absl::StrCat(ci.name(), "/", field, "[");
+    for (const Rule& r : ci.rules()) {
+      if (!absl::StartsWith(r.id, prefix)) continue;
+      bool abstract = false;
+      auto g = UnixMatcher::Parse(r.pattern, &abstract);
+      if (g.ok()) out.push_back(UnixPat{r.pattern, abstract, *std::move(g)});
+    }
+    return out;
+  }
+  static bool UnixCovers(const UnixPat& outer, const UnixPat& inner) {
+    if (outer.abstract != inner.abstract) return false;
+    if (!outer.abstract) return Covers(outer.glob, inner.glob);
+    return outer.shown == inner.shown || (inner.shown.find_first_of("*?") == std::string::npos &&
+                                          outer.glob.Match(inner.glob.pattern()));
+  }
+  static bool UnixDisjoint(const UnixPat& a, const UnixPat& b) {
+    if (a.abstract != b.abstract) return true;
+    if (!a.abstract) return Disjoint(a.glob, b.glob);
+    const bool a_lit = a.shown.find_first_of("*?") == std::string::npos;
+    const bool b_lit = b.shown.find_first_of("*?") == std::string::npos;
+    if (a_lit) return !b.glob.Match(a.glob.pattern());
+    if (b_lit) return !a.glob.Match(b.glob.pattern());
+    return false;
+  }
+
+  absl::Status Unix() const {
+    if (!p_.unix_judged_) return absl::OkStatus();
+    if (!c_.unix_judged_)
+      return Refuse("unix sockets (any socket: no network.unix and no connect allow list)");
+    const std::vector<UnixPat> c_allow = UnixList(c_, "network.unix.allow"),
+                               c_deny = UnixList(c_, "network.unix.deny"),
+                               p_allow = UnixList(p_, "network.unix.allow"),
+                               p_deny = UnixList(p_, "network.unix.deny");
+    const bool c_allow_present = c_.unix_allow_.present();
+    if (p_.unix_allow_.present()) {
+      if (!c_allow_present) return Refuse("network.unix (any socket not denied: no allow list)");
+      for (const UnixPat& a : c_allow) {
+        bool ok = std::any_of(p_allow.begin(), p_allow.end(),
+                              [&](const UnixPat& q) { return UnixCovers(q, a); });
+        if (!ok) return Refuse(absl::StrCat("network.unix.allow ", a.shown));
+      }
+    }
+    for (const UnixPat& d : p_deny) {
+      bool ok = std::any_of(c_deny.begin(), c_deny.end(),
+                            [&](const UnixPat& q) { return UnixCovers(q, d); });
+      if (!ok && c_allow_present) {
+        ok = std::all_of(c_allow.begin(), c_allow.end(),
+                         [&](const UnixPat& a) { return UnixDisjoint(a, d); });
+      }
+      if (!ok)
+        return Refuse(absl::StrCat("unix connect to ", d.shown, " (parent network.unix.deny)"));
     }
     return absl::OkStatus();
   }

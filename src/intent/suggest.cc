@@ -119,7 +119,8 @@ std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::E
                           const std::string& task_id) {
   std::set<std::string> exes, reads, writes;
   std::map<std::string, std::set<uint32_t>> dests;  // ip → ports
-  std::set<std::string> tools, offered;              // MCP tools called / offered
+  std::set<std::string> sockets;  // unix sockets the task reached (the connect allow list denies the rest)
+  std::set<std::string> tools, offered;  // MCP tools called / offered
   const writ::v1::Event* first_exec = nullptr;
   const writ::v1::Event* first_read = nullptr;
   const writ::v1::Event* first_write = nullptr;
@@ -134,6 +135,13 @@ std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::E
       (w ? writes : reads).insert(Canonical(ev.file().path()));
       if (w && !first_write) first_write = &ev;
       if (!w && !first_read) first_read = &ev;
+    } else if (ev.kind() == "connect" && ev.network().family() == "unix") {
+      // The socket reached (the name given must be listed too when it differs: both are judged).
+      const auto& n = ev.network();
+      if (n.result() == 0 && (absl::StartsWith(n.path(), "/") || absl::StartsWith(n.path(), "@"))) {
+        sockets.insert(n.path());
+        if (!n.peer_path().empty()) sockets.insert(n.peer_path());
+      }
     } else if (ev.kind() == "connect" && !ev.network().dst_ip().empty()) {
       dests[ev.network().dst_ip()].insert(ev.network().dst_port());
       if (!first_connect) first_connect = &ev;
@@ -261,7 +269,14 @@ std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::E
     }
     y << YAML::EndMap;
   }
-  y << YAML::EndSeq << YAML::EndMap << YAML::EndMap;
+  y << YAML::EndSeq << YAML::EndMap;
+  if (!sockets.empty()) {
+    y << YAML::Key << "unix" << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value
+      << YAML::Flow << YAML::BeginSeq;
+    for (const auto& p : sockets) y << YAML::DoubleQuoted << p;
+    y << YAML::EndSeq << YAML::EndMap;
+  }
+  y << YAML::EndMap;
   if (!tools.empty() || !offered.empty()) {
     // The tools the recording called; what the server offered and nobody called is denied, so the
     // model never sees it (docs/policy.md, Tools).

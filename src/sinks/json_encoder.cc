@@ -53,6 +53,8 @@ void WriteProcess(const writ::v1::Process& p, bool is_exit, JsonWriter& w) {
   w.UintField("start_time_ns", p.start_time_ns());
   w.StrField("filename", p.filename());
   w.StrField("script", p.script());
+  w.StrField("loaded", p.loaded());
+  w.BoolField("unresolved", p.unresolved());
   if (is_exit) {
     w.NumberField("exit_code", static_cast<int64_t>(p.exit_code()));
   } else {
@@ -74,6 +76,7 @@ void WriteFile(const writ::v1::File& f, JsonWriter& w) {
   w.StrField("syscall", f.syscall());
   w.UintField("inode", f.inode());
   w.UintField("dev", f.dev());
+  w.StrField("new_path", f.new_path());
   w.EndObject();
 }
 
@@ -85,6 +88,10 @@ void WriteNetwork(const writ::v1::Network& n, JsonWriter& w) {
   w.NumberField("dst_port", static_cast<uint64_t>(n.dst_port()));
   w.NumberField("result", static_cast<int64_t>(n.result()));
   w.StrField("hook", n.hook());
+  w.StrField("path", n.path());
+  w.StrField("peer_path", n.peer_path());
+  w.BoolField("send", n.send());
+  w.UintField("suppressed", n.suppressed());
   w.EndObject();
 }
 

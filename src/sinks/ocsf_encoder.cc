@@ -21,6 +21,8 @@ constexpr ClassInfo kProcessLaunch{1007, 1, 1, "Process Activity", "System Activ
 constexpr ClassInfo kProcessTerminate{1007, 1, 2, "Process Activity", "System Activity",
                                       "Terminate"};
 constexpr ClassInfo kFileOpen{1001, 1, 14, "File System Activity", "System Activity", "Open"};
+constexpr ClassInfo kFileRename{1001, 1, 5, "File System Activity", "System Activity", "Rename"};
+constexpr ClassInfo kFileCreate{1001, 1, 1, "File System Activity", "System Activity", "Create"};
 constexpr ClassInfo kNetworkOpen{4001, 4, 1, "Network Activity", "Network Activity", "Open"};
 constexpr ClassInfo kDetection{2004, 2, 1, "Detection Finding", "Findings", "Create"};
 constexpr ClassInfo kBase{0, 0, 99, "Base Event", "Uncategorized", "Other"};
@@ -36,6 +38,7 @@ const ClassInfo& Classify(const writ::v1::Event& ev) {
   if (k == "exec" || k == "fork") return kProcessLaunch;
   if (k == "exit") return kProcessTerminate;
   if (k == "open") return kFileOpen;
+  if (k == "link") return ev.file().syscall().rfind("rename", 0) == 0 ? kFileRename : kFileCreate;
   if (k == "connect") return kNetworkOpen;
   if (k == "tool_call") return kToolCall;
   if (k == "tool_list") return kToolList;
@@ -181,6 +184,7 @@ void WriteFile(const writ::v1::File& f, JsonWriter& w) {
 
 void WriteDstEndpoint(const writ::v1::Network& n, JsonWriter& w) {
   w.BeginObject();
+  w.StrField("name", n.path());  // a unix socket: its name (no address or port)
   w.StrField("ip", n.dst_ip());
   w.Key("port");
   w.Uint(n.dst_port());
@@ -432,6 +436,12 @@ void WriteActivityObjects(const writ::v1::Event& ev, JsonWriter& w) {
   if (ev.has_file()) {
     w.Key("file");
     WriteFile(ev.file(), w);
+    if (!ev.file().new_path().empty()) {  // a rename or link: the name it made
+      writ::v1::File made;
+      made.set_path(ev.file().new_path());
+      w.Key("file_result");
+      WriteFile(made, w);
+    }
   }
   if (ev.has_network()) {
     w.Key("dst_endpoint");

@@ -7,6 +7,11 @@
 //   workload connect N [--port P]          TCP connect to a loopback listener (own thread), SO_LINGER 0
 //   workload getppid N                     getppid(2): the cheapest syscall, for what a monitor costs
 //                                          syscalls it does not watch (scripts/bench_dispatch.sh)
+//   workload fcntl N                       fcntl(F_GETFL) of a pipe
+//   workload ioctl N                       ioctl(FIONREAD) of a pipe
+//   workload rename N [--file PATH]        rename(2) of PATH to PATH.r and back (two renames per op)
+//                                          (fcntl, ioctl, rename: what writd's self-protection and link
+//                                          hooks cost the host, scripts/bench_hooks.sh)
 //   common: [--max-seconds S]              stop early (and say so) when the loop takes longer
 //           [--procs P]                    open only: P producer processes (forked, each pinned to
 //                                          CPU i mod ncpus), N opens in total; the load test's mode
@@ -22,6 +27,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -52,7 +58,8 @@ double Now() {
 
 int Usage() {
   fprintf(stderr,
-          "usage: workload open|exec|connect|getppid N [--file PATH] [--exe PATH] [--port P] "
+          "usage: workload open|exec|connect|getppid|fcntl|ioctl|rename N [--file PATH] [--exe PATH] "
+          "[--port P] "
           "[--max-seconds S] [--procs P] [--rate R]\n");
   return 2;
 }
@@ -119,6 +126,30 @@ long OpenLoop(long n, const Options& o, double deadline, bool* complete) {
 long GetppidLoop(long n, double deadline, bool* complete) {
   return RunLoop(n, deadline, 4096, [](long) {
     syscall(SYS_getppid);
+    return true;
+  }, complete);
+}
+
+long PipeLoop(long n, double deadline, bool* complete, bool use_ioctl) {
+  int p[2];
+  if (pipe(p) != 0) {
+    fprintf(stderr, "workload: pipe: %s\n", strerror(errno));
+    return -1;
+  }
+  return RunLoop(n, deadline, 4096, [&](long) {
+    int avail = 0;
+    if (use_ioctl) return ioctl(p[0], FIONREAD, &avail) == 0;
+    return fcntl(p[0], F_GETFL) >= 0;
+  }, complete);
+}
+
+long RenameLoop(long n, const Options& o, double deadline, bool* complete) {
+  const std::string other = o.file + ".r";
+  return RunLoop(n, deadline, 1024, [&](long) {
+    if (rename(o.file.c_str(), other.c_str()) != 0 || rename(other.c_str(), o.file.c_str()) != 0) {
+      fprintf(stderr, "workload: rename %s: %s\n", o.file.c_str(), strerror(errno));
+      return false;
+    }
     return true;
   }, complete);
 }
@@ -324,6 +355,10 @@ int main(int argc, char** argv) {
     done = ConnectLoop(n, o, deadline, &complete);
   } else if (kind == "getppid") {
     done = GetppidLoop(n, deadline, &complete);
+  } else if (kind == "fcntl" || kind == "ioctl") {
+    done = PipeLoop(n, deadline, &complete, kind == "ioctl");
+  } else if (kind == "rename") {
+    done = RenameLoop(n, o, deadline, &complete);
   } else {
     fprintf(stderr, "workload: unknown workload '%s'\n", kind.c_str());
     return Usage();

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -980,7 +981,7 @@ TEST_F(BpfTest, SelfSeccompRefusalIsReportedAtSyscallExit) {
   EXPECT_EQ(k->ev.syscall().result(), -EPERM);
   EXPECT_EQ(k->ev.syscall().target(), "writd");
   EXPECT_EQ(k->ev.syscall().target_pid(), static_cast<uint32_t>(me));
-  ASSERT_EQ(k->ev.syscall().args_size(), 2);
+  ASSERT_EQ(k->ev.syscall().args_size(), 3);
   EXPECT_EQ(k->ev.syscall().args(0), me);
   EXPECT_EQ(k->ev.syscall().args(1), 0);
   const Rec* b = WaitFor("self", pid, [](const Rec& r) { return r.ev.syscall().name() == "bpf"; });
@@ -1087,6 +1088,216 @@ TEST_F(BpfTest, DeniedOpenOfATaskWithAKillResponseKillsTheOpenerOnEitherRung) {
   for (const Rec& x : recs_)
     opens += x.ev.kind() == "open" && x.ev.process().pid() == static_cast<uint32_t>(pid);
   EXPECT_EQ(opens, 1) << "the refused open was reported twice (LSM hook and syscall exit)";
+}
+
+}  // namespace
+}  // namespace writ::bpf
+
+namespace writ::bpf {
+namespace {
+
+// ---- renames, links, symlinks (bpf/writ_link.bpf.h) -----------------------------------------------
+
+// A rename or link whose existing name a component deny matches: the caller is SIGKILLed at the
+// syscall's entry (the call itself still runs: a tracepoint cannot refuse it), and the new name's last
+// component joins the task's denies, so an open of it by any process of the task is killed at its exit.
+TEST_F(BpfComponentTest, RenameOfADeniedNameKillsTheCallerAndTheNewNameStaysDenied) {
+  ASSERT_NO_FATAL_FAILURE(
+      Prepare(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE | WRIT_TASK_FILE_COMP | WRIT_TASK_FILE_LINK));
+  const std::string dir = tmp_ + "/a";
+  pid_t pid = Spawn([dir] {
+    if (chdir(dir.c_str()) != 0) return 10;
+    return rename(".env", "e.txt") == 0 ? 0 : 11;
+  });
+  int st = Wait(pid);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
+  EXPECT_EQ(access((dir + "/e.txt").c_str(), F_OK), 0) << "the rename itself ran";
+  const Rec* r = WaitFor("link", pid);
+  ASSERT_NE(r, nullptr) << "no link record";
+  EXPECT_EQ(r->ev.file().syscall(), "rename");
+  EXPECT_EQ(r->ev.file().path(), dir + "/.env");  // a relative name joined to the cwd, walked
+  EXPECT_EQ(r->ev.file().new_path(), dir + "/e.txt");
+  EXPECT_TRUE(r->info.kernel_denied);
+  EXPECT_TRUE(r->info.needs_verdict);
+  // Another process of the task opens the new name: killed at the open's exit.
+  auto [ost, orec] = OpenInTask(dir + "/e.txt");
+  ExpectRefusedOrKilled(ost, 3, "open of the new name");
+  ASSERT_NE(orec, nullptr);
+  EXPECT_TRUE(orec->info.kernel_denied);
+  // A hard link from inside the denied directory by a relative name: the base directory's
+  // components count (the cwd is .../.ssh).
+  const std::string ssh = tmp_ + "/.ssh";
+  pid = Spawn([ssh] {
+    if (chdir(ssh.c_str()) != 0) return 10;
+    return link("id_x", "../k") == 0 ? 0 : 11;
+  });
+  st = Wait(pid);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
+  r = WaitFor("link", pid);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->ev.file().syscall(), "link");
+  EXPECT_EQ(r->ev.file().path(), ssh + "/id_x");
+  EXPECT_EQ(r->ev.file().new_path(), tmp_ + "/k");
+}
+
+// Names the file table does not deny: reported (userspace judges every rule), nobody killed; a
+// symlink's relative content stays as written, relative to the link.
+TEST_F(BpfComponentTest, OrdinaryRenamesAndSymlinksAreReportedNotKilled) {
+  ASSERT_NO_FATAL_FAILURE(
+      Prepare(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE | WRIT_TASK_FILE_COMP | WRIT_TASK_FILE_LINK));
+  const std::string dir = tmp_;
+  pid_t pid = Spawn([dir] {
+    if (renameat(AT_FDCWD, (dir + "/ssh").c_str(), AT_FDCWD, (dir + "/ssh2").c_str()) != 0) return 11;
+    if (symlinkat("sub/../ssh2", AT_FDCWD, (dir + "/sl").c_str()) != 0) return 12;
+    return 0;
+  });
+  EXPECT_EQ(Wait(pid), 0);
+  const Rec* r = WaitFor("link", pid, [](const Rec& r) { return r.ev.file().syscall() == "renameat"; });
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->ev.file().path(), dir + "/ssh");
+  EXPECT_EQ(r->ev.file().new_path(), dir + "/ssh2");
+  EXPECT_FALSE(r->info.kernel_denied);
+  r = WaitFor("link", pid, [](const Rec& r) { return r.ev.file().syscall() == "symlinkat"; });
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->ev.file().path(), dir + "/ssh2");  // "sub/../ssh2" from the link's directory
+  EXPECT_EQ(r->ev.file().new_path(), dir + "/sl");
+  // A task without files.deny rules reports none.
+  writ_task_info ti{};
+  ti.slot = kSlot;
+  ti.flags = WRIT_TASK_ENFORCE;
+  ti.generation = 1;
+  ASSERT_TRUE(loader_->AddTask(cgid_, ti).ok());
+  pid = Spawn([dir] { return rename((dir + "/ssh2").c_str(), (dir + "/ssh3").c_str()) == 0 ? 0 : 1; });
+  EXPECT_EQ(Wait(pid), 0);
+  PollUntil([] { return false; }, 200);
+  EXPECT_EQ(Find("link", pid), nullptr);
+}
+
+// ---- unix sockets and datagram sends (bpf/writ_net.bpf.h) ------------------------------------------
+
+int UnixConnect(const std::string& name) {
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  socklen_t len = sizeof(un);
+  if (!name.empty() && name[0] == '@') {
+    memcpy(un.sun_path + 1, name.data() + 1, name.size() - 1);
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+  } else {
+    strncpy(un.sun_path, name.c_str(), sizeof(un.sun_path) - 1);
+  }
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  int rc = connect(s, reinterpret_cast<sockaddr*>(&un), len);
+  int err = rc == 0 ? 0 : errno;
+  close(s);
+  return err;
+}
+
+// The unix table: exact names and directories allowed, a deny beating an allow, an allow list's
+// default; names no entry can match as written (relative, "..") denied under an allow list. Refused
+// ones get EPERM before the lookup (even for a socket that does not exist: ENOENT otherwise).
+TEST_F(BpfTest, UnixConnectsAreDecidedByTheTasksTable) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_UNIX | WRIT_TASK_UNIX_DENY));
+  auto set = [&](uint32_t kind, const std::string& name, uint32_t verdict) {
+    ASSERT_TRUE(loader_->SetUnixVerdict(kSlot, kind, UnixNameHash(name), verdict).ok());
+  };
+  ASSERT_NO_FATAL_FAILURE(set(WRIT_UK_EXACT, tmp_ + "/ok.sock", WRIT_KV_ALLOW));
+  ASSERT_NO_FATAL_FAILURE(set(WRIT_UK_PREFIX, tmp_ + "/app", WRIT_KV_ALLOW));
+  ASSERT_NO_FATAL_FAILURE(set(WRIT_UK_EXACT, tmp_ + "/app/admin.sock", WRIT_KV_DENY));
+  ASSERT_NO_FATAL_FAILURE(set(WRIT_UK_EXACT, "@writ-bpftest-ok", WRIT_KV_ALLOW));
+  ASSERT_EQ(mkdir((tmp_ + "/app").c_str(), 0755), 0);
+  std::vector<std::unique_ptr<testlib::UnixListener>> ls;
+  for (const std::string& n : {tmp_ + "/ok.sock", tmp_ + "/other.sock", tmp_ + "/app/x.sock",
+                               tmp_ + "/app/admin.sock", std::string("@writ-bpftest-ok"),
+                               std::string("@writ-bpftest-no")}) {
+    ls.push_back(std::make_unique<testlib::UnixListener>(n));
+    ASSERT_GE(ls.back()->fd, 0) << n;
+  }
+  const std::string dir = tmp_;
+  // Linux < 6.7 has no cgroup/connect_unix: a denied connect is made and its caller killed at the
+  // syscall's exit (one to a socket that does not exist fails by itself).
+  const bool hook = HooksActive(loader_->hooks(), HookId::kCgroupUnix);
+  struct Case {
+    std::string name;
+    int err;
+  };
+  const std::vector<Case> cases = {
+      {dir + "/ok.sock", 0},          {dir + "/other.sock", EPERM},
+      {dir + "/app/x.sock", 0},       {dir + "/app/admin.sock", EPERM},
+      {"@writ-bpftest-ok", 0},        {"@writ-bpftest-no", EPERM},
+      {dir + "/no-such.sock", EPERM}, {dir + "/app/../other.sock", EPERM},
+      {"ok.sock", EPERM},  // relative: an allow list names sockets by absolute path
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    pid_t pid = Spawn([&] {
+      if (chdir(dir.c_str()) != 0) return 100;
+      return UnixConnect(c.name);
+    });
+    int st = Wait(pid);
+    const bool missing = c.name.find("no-such") != std::string::npos;
+    if (hook || c.err == 0) {
+      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == c.err) << "status " << st;
+    } else if (missing) {
+      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == ENOENT) << "status " << st;
+    } else {
+      EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
+    }
+    const Rec* r = WaitFor("connect", pid);
+    ASSERT_NE(r, nullptr) << "no record";
+    EXPECT_EQ(r->ev.network().family(), "unix");
+    EXPECT_EQ(r->ev.network().path(), c.name);
+    EXPECT_EQ(r->info.kernel_denied, c.err == EPERM && (hook || !missing));
+    if (c.err == 0 && c.name[0] == '/') EXPECT_EQ(r->ev.network().peer_path(), c.name);
+  }
+  // writd's own sockets (slot WRIT_SLOT_ALL) pass for every task.
+  ASSERT_NO_FATAL_FAILURE(set(WRIT_UK_EXACT, tmp_ + "/other.sock", WRIT_KV_ALLOW));
+  ASSERT_TRUE(loader_->SetUnixVerdict(WRIT_SLOT_ALL, WRIT_UK_EXACT, UnixNameHash(tmp_ + "/app/admin.sock"),
+                                      WRIT_KV_ALLOW).ok());
+  pid_t pid = Spawn([&] { return UnixConnect(dir + "/app/admin.sock"); });
+  int st = Wait(pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status " << st;
+}
+
+// Datagrams to a denied address without connect(): EPERM from cgroup/sendmsg4|6, the datagram never
+// sent; a flood costs one record, the rest counted and carried by the next record.
+TEST_F(BpfTest, DatagramSendsToADeniedAddressAreRefusedAndReportedBounded) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));  // an allow list, empty
+  testlib::UdpReceiver rx4(AF_INET), rx6(AF_INET6);
+  ASSERT_NE(rx4.port, 0);
+  ASSERT_NE(rx6.port, 0);
+  const uint16_t p4 = rx4.port, p6 = rx6.port;
+  pid_t pid = Spawn([p4, p6] {
+    int refused = 0;
+    int s4 = socket(AF_INET, SOCK_DGRAM, 0), s6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    sockaddr_in a4{};
+    a4.sin_family = AF_INET;
+    a4.sin_port = htons(p4);
+    a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sockaddr_in6 a6{};
+    a6.sin6_family = AF_INET6;
+    a6.sin6_port = htons(p6);
+    a6.sin6_addr = in6addr_loopback;
+    for (int i = 0; i < 1000; i++) {
+      if (sendto(s4, "x", 1, 0, reinterpret_cast<sockaddr*>(&a4), sizeof(a4)) < 0 && errno == EPERM) refused++;
+    }
+    if (sendto(s6, "x", 1, 0, reinterpret_cast<sockaddr*>(&a6), sizeof(a6)) < 0 && errno == EPERM) refused++;
+    return refused == 1001 ? 0 : 1;
+  });
+  int st = Wait(pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "not every send was refused: " << st;
+  EXPECT_EQ(rx4.Received() + rx6.Received(), 0);
+  PollUntil([] { return false; }, 300);
+  int v4 = 0, v6 = 0;
+  for (const Rec& r : recs_) {
+    if (r.ev.kind() != "connect" || r.ev.process().pid() != static_cast<uint32_t>(pid)) continue;
+    EXPECT_TRUE(r.ev.network().send());
+    EXPECT_TRUE(r.info.kernel_denied);
+    EXPECT_EQ(r.ev.network().result(), -EPERM);
+    (r.ev.network().family() == "inet" ? v4 : v6)++;
+  }
+  EXPECT_EQ(v4, 1) << "1000 refused sends to one destination in under a second: one record";
+  EXPECT_EQ(v6, 1);
+  EXPECT_GE(loader_->ReadCounters().suppressed[WRIT_EV_CONNECT], 999u);
 }
 
 }  // namespace

@@ -17,9 +17,12 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 extern char** environ;
@@ -157,7 +160,11 @@ int main(int argc, char** argv) {
     return report(cmd, syscall(SYS_pidfd_open, (pid_t)atoi(a), 0));
   }
   if (!strcmp(cmd, "unshare-open")) {  /* unshare-open PATH: new mount+net namespaces, then open */
-    if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0) return report(cmd, -1);
+    /* An unprivileged caller gets them inside a user namespace of its own (`unshare -Urmn`). */
+    if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0 &&
+        (errno != EPERM || unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) != 0)) {
+      return report(cmd, -1);
+    }
     return report(cmd, open(a, O_RDONLY));
   }
   if (!strcmp(cmd, "longpath")) {  /* longpath DIR: open a file > 4096 bytes below DIR */
@@ -170,6 +177,130 @@ int main(int argc, char** argv) {
       if (chdir(comp) != 0) return report(cmd, -1);
     }
     return report(cmd, open("leaf", O_WRONLY | O_CREAT, 0644));
+  }
+  if (!strcmp(cmd, "open-by-handle")) {  /* open-by-handle PATH: name_to_handle_at, then open it, read it */
+    struct {
+      struct file_handle fh;
+      unsigned char bytes[MAX_HANDLE_SZ];
+    } h;
+    int mount_id, mfd;
+    h.fh.handle_bytes = MAX_HANDLE_SZ;
+    if (name_to_handle_at(AT_FDCWD, a, &h.fh, &mount_id, 0) != 0) return report("name_to_handle_at", -1);
+    mfd = open("/", O_RDONLY | O_DIRECTORY);
+    if (argc > 3) mfd = open(argv[3], O_RDONLY | O_DIRECTORY); /* a directory on the file's mount */
+    int fd = open_by_handle_at(mfd, &h.fh, O_RDONLY);
+    if (fd >= 0) {
+      char buf[256] = {0};
+      ssize_t n = read(fd, buf, sizeof(buf) - 1);
+      printf("read %zd %s\n", n, buf);
+    }
+    return report(cmd, fd);
+  }
+  if (!strcmp(cmd, "udp-send")) {  /* udp-send IP PORT: sendto() without connect(), v4 or v6 */
+    int v6 = strchr(a, ':') != NULL;
+    int s = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof(ss));
+    if (v6) {
+      struct sockaddr_in6* s6 = (struct sockaddr_in6*)&ss;
+      s6->sin6_family = AF_INET6;
+      s6->sin6_port = htons((unsigned short)atoi(argv[3]));
+      inet_pton(AF_INET6, a, &s6->sin6_addr);
+      len = sizeof(*s6);
+    } else {
+      struct sockaddr_in* s4 = (struct sockaddr_in*)&ss;
+      s4->sin_family = AF_INET;
+      s4->sin_port = htons((unsigned short)atoi(argv[3]));
+      inet_pton(AF_INET, a, &s4->sin_addr);
+      len = sizeof(*s4);
+    }
+    int count = argc > 4 ? atoi(argv[4]) : 1; /* a flood: the same datagram COUNT times */
+    long rc = 0;
+    int refused = 0;
+    for (int i = 0; i < count; i++) {
+      rc = sendto(s, "x", 1, 0, (struct sockaddr*)&ss, len);
+      if (rc < 0) refused++;
+    }
+    if (count > 1) printf("refused %d of %d\n", refused, count);
+    return report(cmd, rc);
+  }
+  if (!strcmp(cmd, "unix-connect")) {  /* unix-connect NAME: connect(2) a stream socket; @NAME: abstract */
+    struct sockaddr_un un;
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    socklen_t len = sizeof(un);
+    if (a[0] == '@') {
+      memcpy(un.sun_path + 1, a + 1, strnlen(a + 1, sizeof(un.sun_path) - 1));
+      len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strnlen(a + 1, sizeof(un.sun_path) - 1));
+    } else {
+      strncpy(un.sun_path, a, sizeof(un.sun_path) - 1);
+    }
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    return report(cmd, connect(s, (struct sockaddr*)&un, len));
+  }
+  if (!strcmp(cmd, "unix-send")) {  /* unix-send NAME: a datagram to a unix name without connect() */
+    struct sockaddr_un un;
+    memset(&un, 0, sizeof(un));
+    un.sun_family = AF_UNIX;
+    strncpy(un.sun_path, a, sizeof(un.sun_path) - 1);
+    int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+    return report(cmd, sendto(s, "x", 1, 0, (struct sockaddr*)&un, sizeof(un)));
+  }
+  if (!strcmp(cmd, "setown")) {  /* setown PID [ex|ioctl]: make PID own a pipe's SIGIO (SIGKILL), then write */
+    int p[2];
+    if (pipe(p) != 0) return report(cmd, -1);
+    pid_t pid = (pid_t)atoi(a);
+    const char* how = argc > 3 ? argv[3] : "fcntl";
+    long rc;
+    if (!strcmp(how, "ex")) {
+      struct f_owner_ex own = {F_OWNER_PID, pid};
+      rc = fcntl(p[0], F_SETOWN_EX, &own);
+    } else if (!strcmp(how, "ioctl")) {
+      rc = ioctl(p[0], FIOSETOWN, &pid);
+    } else {
+      rc = fcntl(p[0], F_SETOWN, pid);
+    }
+    fcntl(p[0], F_SETSIG, SIGKILL);
+    fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK);
+    (void)!write(p[1], "x", 1);
+    return report(cmd, rc);
+  }
+  if (!strcmp(cmd, "setpgid")) {  /* setpgid PGID: join a process group */
+    return report(cmd, setpgid(0, (pid_t)atoi(a)));
+  }
+  if (!strcmp(cmd, "pgid")) {  /* pgid: print the caller's process group */
+    printf("pgid %d\n", (int)getpgrp());
+    return 0;
+  }
+  if (!strcmp(cmd, "finit-module")) {  /* finit_module(-1): EBADF if it ran, EPERM if refused */
+    return report(cmd, syscall(SYS_finit_module, -1, "", 0));
+  }
+  if (!strcmp(cmd, "kexec-file-load")) {
+    return report(cmd, syscall(SYS_kexec_file_load, -1, -1, 0, "", 0));
+  }
+  if (!strcmp(cmd, "deep-exec")) {
+    /* deep-exec DIR SRC MARKER N COMP... LEAF: SRC copied to DIR/a/a/.../COMP.../LEAF (N a's), then run as
+     * LEAF MARKER (SRC /usr/bin/touch: the marker shows it ran). */
+    if (argc < 7 || chdir(a) != 0) return report(cmd, -1);
+    int n = atoi(argv[5]);
+    for (int i = 0; i < n; i++) {
+      mkdir("a", 0755);
+      if (chdir("a") != 0) return report(cmd, -1);
+    }
+    for (int i = 6; i < argc - 1; i++) {
+      mkdir(argv[i], 0755);
+      if (chdir(argv[i]) != 0) return report(cmd, -1);
+    }
+    const char* leaf = argv[argc - 1];
+    int out = open(leaf, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    if (out < 0 || copy_file(argv[3], out) != 0) return report(cmd, -1);
+    close(out);
+    char self[300];
+    snprintf(self, sizeof(self), "./%s", leaf);
+    char* args[] = {self, argv[4], NULL};
+    execve(self, args, environ);
+    return report(cmd, -1);
   }
   if (!strcmp(cmd, "nonutf8")) {  /* nonutf8 DIR: create DIR/<invalid UTF-8> */
     char p[4096];

@@ -43,9 +43,9 @@ class RecordBuilder {
   static RecordBuilder Exit() { return RecordBuilder(WRIT_EV_EXIT, sizeof(writ_exit_event)); }
   static RecordBuilder Open() { return RecordBuilder(WRIT_EV_OPEN, sizeof(writ_open_event)); }
   static RecordBuilder Self() { return RecordBuilder(WRIT_EV_SELF, sizeof(writ_self_event)); }
-  // self: syscall number, result, target kind and pid, first two arguments.
+  // self: syscall number, result, target kind and pid, first three arguments.
   RecordBuilder& SelfCall(uint32_t nr, int32_t result, uint32_t target, uint32_t target_pid,
-                          int64_t a0, int64_t a1) {
+                          int64_t a0, int64_t a1, int64_t a2 = 0) {
     auto* e = as<writ_self_event>();
     e->syscall_nr = nr;
     e->result = result;
@@ -53,10 +53,59 @@ class RecordBuilder {
     e->target_pid = target_pid;
     e->args[0] = a0;
     e->args[1] = a1;
+    e->args[2] = a2;
     return *this;
   }
   static RecordBuilder Connect() {
     return RecordBuilder(WRIT_EV_CONNECT, sizeof(writ_connect_event));
+  }
+  // A unix connect: the name as in sun_path ("@x" is written as an abstract name, a NUL then "x"),
+  // and the socket file reached ("" for none).
+  static RecordBuilder UnixConnect(std::string_view name, std::string_view peer = "") {
+    RecordBuilder b(WRIT_EV_CONNECT, sizeof(writ_unix_connect_event));
+    auto* e = b.as<writ_unix_connect_event>();
+    e->c.family = AF_UNIX;
+    std::string n(name);
+    if (!n.empty() && n[0] == '@') {
+      n[0] = '\0';
+    } else {
+      n.push_back('\0');
+    }
+    std::memcpy(e->name, n.data(), std::min<size_t>(n.size(), WRIT_UNIX_NAME_MAX));
+    e->name_len = static_cast<uint32_t>(std::min<size_t>(n.size(), WRIT_UNIX_NAME_MAX));
+    std::string lf = peer.empty() ? "" : LeafFirst(peer);
+    std::memcpy(e->peer, lf.data(), lf.size());
+    e->peer_len = static_cast<uint32_t>(lf.size());
+    return b;
+  }
+  // A rename, link or symlink (syscall number): each name absolute (sent as components, as the
+  // kernel resolves it) or, with raw, as passed.
+  static RecordBuilder Link(uint32_t nr, std::string_view old_name, std::string_view new_name,
+                            bool old_raw = false, bool new_raw = false) {
+    RecordBuilder b(WRIT_EV_LINK, sizeof(writ_link_event));
+    auto* e = b.as<writ_link_event>();
+    e->syscall_nr = nr;
+    auto seg = [](std::string_view n, bool raw) {
+      if (!raw) return LeafFirst(n);
+      std::string s(n);
+      s.push_back('\0');
+      return s;
+    };
+    const std::string o = seg(old_name, old_raw), n = seg(new_name, new_raw);
+    std::memcpy(e->data, o.data(), o.size());
+    std::memcpy(e->data + o.size(), n.data(), n.size());
+    e->old_len = static_cast<uint32_t>(o.size());
+    e->new_len = static_cast<uint32_t>(n.size());
+    e->link_flags = (old_raw ? WRIT_LINK_OLD_RAW : 0) | (new_raw ? WRIT_LINK_NEW_RAW : 0);
+    return b;
+  }
+  RecordBuilder& LinkFlags(uint32_t f) {
+    as<writ_link_event>()->link_flags |= f;
+    return *this;
+  }
+  RecordBuilder& Suppressed(uint32_t n) {
+    as<writ_connect_event>()->suppressed = n;
+    return *this;
   }
 
   // Header.
@@ -179,6 +228,12 @@ class RecordBuilder {
     } else if (h->kind == WRIT_EV_OPEN && kind_ == WRIT_EV_OPEN) {
       size = offsetof(writ_open_event, path) +
              reinterpret_cast<const writ_open_event*>(buf_.data())->path_len;
+    } else if (h->kind == WRIT_EV_CONNECT && buf_.size() == sizeof(writ_unix_connect_event)) {
+      size = offsetof(writ_unix_connect_event, peer) +
+             reinterpret_cast<const writ_unix_connect_event*>(buf_.data())->peer_len;
+    } else if (h->kind == WRIT_EV_LINK && kind_ == WRIT_EV_LINK) {
+      const auto* e = reinterpret_cast<const writ_link_event*>(buf_.data());
+      size = offsetof(writ_link_event, data) + e->old_len + e->new_len;
     }
     out.resize(size);
     reinterpret_cast<writ_event_hdr*>(out.data())->size = static_cast<uint32_t>(size);

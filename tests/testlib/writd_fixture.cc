@@ -197,6 +197,11 @@ uid_t TestAgentUid() {
   return pw ? pw->pw_uid : static_cast<uid_t>(-1);
 }
 
+gid_t TestAgentGid() {
+  struct passwd* pw = getpwnam(WRIT_TEST_AGENT_USER);
+  return pw ? pw->pw_gid : static_cast<gid_t>(-1);
+}
+
 std::string MakeAgentDir(const std::string& prefix) {
   if (!EnsureTestUsers().ok()) return "";
   std::string tmpl = "/tmp/" + prefix + "-XXXXXX";

@@ -96,6 +96,7 @@ absl::Status EnsureTestUsers();
 // test writes. "" on failure.
 std::string MakeAgentDir(const std::string& prefix);
 uid_t TestAgentUid();
+gid_t TestAgentGid();  // its primary group
 // `writ run ARGS` without --user or --allow-root runs the agent as WRIT_TEST_AGENT_USER: tests run
 // agents unprivileged, as users do (docs/threat-model.md). Other commands are returned as they are.
 std::vector<std::string> AsTestAgent(const std::vector<std::string>& args);

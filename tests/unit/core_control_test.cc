@@ -455,5 +455,41 @@ TEST(EnforcementRungs, NameHooksByIdentityNotPosition) {
   EXPECT_THAT(find("lineage:")->detail, HasSubstr("next command"));
 }
 
+// The containment hooks have one rung whatever the LSM does; unix connects fall back to the syscall
+// exit where cgroup/connect_unix does not load (Linux < 6.7).
+TEST(EnforcementRungs, ContainmentHooksAndTheUnixFallback) {
+  std::vector<bpf::HookStatus> hooks;
+  auto add = [&hooks](bpf::HookId id, const char* name, bool active) {
+    hooks.push_back({id, name, active, active ? "" : "unavailable (no BPF_CGROUP_UNIX_CONNECT)"});
+  };
+  add(bpf::HookId::kCgroupSendmsg, "send (cgroup/sendmsg4)", true);
+  add(bpf::HookId::kCgroupSendmsg, "send (cgroup/sendmsg6)", true);
+  add(bpf::HookId::kUnixConnect, "unix (syscalls/sys_enter_connect)", true);
+  add(bpf::HookId::kUnixConnect, "unix (syscalls/sys_exit_connect)", true);
+  add(bpf::HookId::kCgroupUnix, "unix (cgroup/connect_unix)", true);
+  add(bpf::HookId::kLink, "link (syscalls/sys_enter_rename)", true);
+  for (bool lsm : {false, true}) {
+    auto rungs = bpf::EnforcementRungs(hooks, {lsm, lsm ? "active" : "no"});
+    auto find = [&rungs](const std::string& prefix) -> const bpf::Rung* {
+      for (const auto& r : rungs) {
+        if (r.name.rfind(prefix, 0) == 0) return &r;
+      }
+      return nullptr;
+    };
+    ASSERT_NE(find("send: cgroup-bpf"), nullptr);
+    EXPECT_TRUE(find("send: cgroup-bpf")->active);
+    ASSERT_NE(find("unix: cgroup-bpf"), nullptr);
+    EXPECT_TRUE(find("link: kernel-signal")->active);
+  }
+  hooks[4].active = false;  // cgroup/connect_unix did not load
+  auto rungs = bpf::EnforcementRungs(hooks, {false, "no"});
+  bool fallback = false;
+  for (const auto& r : rungs) {
+    if (r.name.rfind("unix: kernel-signal at connect exit", 0) == 0) fallback = r.active;
+    EXPECT_NE(r.name.rfind("unix: cgroup-bpf", 0), 0u) << "a rung that is not there";
+  }
+  EXPECT_TRUE(fallback);
+}
+
 }  // namespace
 }  // namespace writ::daemon

@@ -1,5 +1,7 @@
 // daemon: config loader errors (FILE:LINE: key: message), approvals (action binding, expiry, grants),
 // and the userspace twin of the BPF path hash against hand-computed FNV-1a values.
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -471,6 +473,56 @@ on_violation: [alert, kill]
   // No intent: self-protection only, and only when enforcing.
   t.mode = identity::TaskMode::kEnforce;
   EXPECT_EQ(bpf::TaskInfoFor(t, nullptr).flags, WRIT_TASK_SELF_KILL);
+}
+
+// What the kernel must hand to userspace rather than decide: exec rules judge a loader's program and
+// an exe path cut short; files.deny judges renames and links; network.unix (or its default) sockets.
+TEST(TaskInfoFor, ContainmentFlags) {
+  auto flags = [](const std::string& body) {
+    auto set = intent::LoadPolicyText("apiVersion: writ.dev/v1\nkind: Intent\nname: t\n" + body, "t.yaml");
+    EXPECT_TRUE(set.ok()) << set.status();
+    identity::Task t;
+    t.mode = identity::TaskMode::kEnforce;
+    t.compiled = *intent::Compile(set->intents()[0], {});
+    intent::KernelTables kt = t.compiled->kernel_tables();
+    return bpf::TaskInfoFor(t, &kt).flags;
+  };
+  uint32_t f = flags("exec: {deny: [/usr/bin/sudo]}\n");
+  EXPECT_TRUE(f & WRIT_TASK_EXEC_JUDGED);
+  EXPECT_FALSE(f & (WRIT_TASK_FILE_LINK | WRIT_TASK_UNIX));
+  EXPECT_TRUE(flags("approval: [{exec: /usr/bin/sudo}]\n") & WRIT_TASK_EXEC_JUDGED);
+  f = flags("files: {deny: [\"**/id_*\"]}\n");
+  EXPECT_TRUE(f & WRIT_TASK_FILE_LINK);  // a glob only userspace matches: still reported
+  EXPECT_FALSE(f & (WRIT_TASK_EXEC_JUDGED | WRIT_TASK_FILE_TABLE));
+  EXPECT_FALSE(flags("files: {read: [/x/**]}\n") & WRIT_TASK_FILE_LINK);
+  f = flags("network: {connect: {allow: []}}\n");
+  EXPECT_TRUE(f & WRIT_TASK_UNIX);
+  EXPECT_TRUE(f & WRIT_TASK_UNIX_DENY);
+  EXPECT_FALSE(f & WRIT_TASK_UNIX_USER);
+  f = flags("network: {unix: {deny: [/run/docker.sock, \"/run/user/*/bus\"]}}\n");
+  EXPECT_TRUE(f & WRIT_TASK_UNIX);
+  EXPECT_FALSE(f & WRIT_TASK_UNIX_DENY);
+  EXPECT_TRUE(f & WRIT_TASK_UNIX_USER);
+  EXPECT_FALSE(flags("network: {connect: {deny: []}}\n") & WRIT_TASK_UNIX);
+}
+
+// The dynamic loaders writd hands the kernel: every name of one file counted once, by identity.
+TEST(HostDynamicLoaders, FindsTheLoaderOfThisBinary) {
+  const std::string interp = bpf::ElfInterpreter("/proc/self/exe");
+  if (interp.empty()) GTEST_SKIP() << "this test binary is static: no PT_INTERP to look for";
+  struct stat st;
+  ASSERT_EQ(stat(interp.c_str(), &st), 0) << interp;
+  const uint32_t kdev = static_cast<uint32_t>((major(st.st_dev) << 20) | minor(st.st_dev));
+  const auto loaders = bpf::HostDynamicLoaders();
+  bool found = false;
+  for (const auto& l : loaders) {
+    if (l.dev == kdev && l.ino == st.st_ino) found = true;
+    for (const auto& m : loaders) {
+      if (&l != &m) EXPECT_FALSE(l.dev == m.dev && l.ino == m.ino) << l.path << " twice";
+    }
+  }
+  EXPECT_TRUE(found) << interp << " not among the loaders found";
+  EXPECT_EQ(bpf::ElfInterpreter("/etc/hostname"), "");  // not an ELF file
 }
 
 }  // namespace

@@ -210,9 +210,10 @@ TEST_F(DecoderTest, SelfRecordNamesSyscallTargetAndArgs) {
   EXPECT_EQ(ev_.syscall().result(), -1);
   EXPECT_EQ(ev_.syscall().target(), "writd");
   EXPECT_EQ(ev_.syscall().target_pid(), 4242u);  // a thread id (4243) resolved to its process
-  ASSERT_EQ(ev_.syscall().args_size(), 2);
+  ASSERT_EQ(ev_.syscall().args_size(), 3);
   EXPECT_EQ(ev_.syscall().args(0), 4243);
   EXPECT_EQ(ev_.syscall().args(1), 9);
+  EXPECT_EQ(ev_.syscall().args(2), 0);
   EXPECT_TRUE(info_.seccomp);
   ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(425, -1, WRIT_SELF_NONE, 0, 4, 0).Build()).ok());
   EXPECT_EQ(ev_.syscall().name(), "io_uring_setup");
@@ -222,7 +223,7 @@ TEST_F(DecoderTest, SelfRecordNamesSyscallTargetAndArgs) {
   auto shorty = RecordBuilder::Self().Pid(1).Build();
   shorty.resize(sizeof(writ_event_hdr) + 8);
   reinterpret_cast<writ_event_hdr*>(shorty.data())->size = shorty.size();
-  EXPECT_THAT(std::string(Decode(shorty).message()), HasSubstr("self record of 88 bytes, needs 112"));
+  EXPECT_THAT(std::string(Decode(shorty).message()), HasSubstr("self record of 88 bytes, needs 120"));
 }
 
 TEST_F(DecoderTest, BadVersionCounted) {
@@ -320,6 +321,101 @@ TEST(KindName, Names) {
   EXPECT_STREQ(KindName(WRIT_EV_OPEN), "open");
   EXPECT_STREQ(KindName(WRIT_EV_CONNECT), "connect");
   EXPECT_STREQ(KindName(42), "unknown");
+}
+
+}  // namespace
+}  // namespace writ::decode
+
+namespace writ::decode {
+namespace {
+
+// ---- records of the containment hooks ---------------------------------------------------------------
+
+TEST_F(DecoderTest, UnixConnectNamesThePathOrAbstractNameAndTheSocketReached) {
+  ASSERT_TRUE(Decode(RecordBuilder::UnixConnect("/tmp/ok.sock", "/run/agent.sock")
+                         .Pid(7).Result(0).Flags(WRIT_F_CGROUP_HOOK).Build()).ok());
+  EXPECT_EQ(ev_.kind(), "connect");
+  EXPECT_EQ(ev_.network().family(), "unix");
+  EXPECT_EQ(ev_.network().path(), "/tmp/ok.sock");
+  EXPECT_EQ(ev_.network().peer_path(), "/run/agent.sock");
+  EXPECT_EQ(ev_.network().dst_ip(), "");
+  EXPECT_EQ(ev_.network().hook(), "cgroup");
+  // An abstract name: every byte after the leading NUL, written @name.
+  ASSERT_TRUE(Decode(RecordBuilder::UnixConnect("@/tmp/.X11-unix/X0").Pid(7).Result(-1).Build()).ok());
+  EXPECT_EQ(ev_.network().path(), "@/tmp/.X11-unix/X0");
+  EXPECT_EQ(ev_.network().peer_path(), "");
+  EXPECT_EQ(ev_.network().result(), -1);
+  // Cut short of its name: refused, counted.
+  auto rec = RecordBuilder::UnixConnect("/x").Pid(7).Build();
+  rec.resize(offsetof(writ_unix_connect_event, name));
+  reinterpret_cast<writ_event_hdr*>(rec.data())->size = rec.size();
+  EXPECT_THAT(std::string(Decode(rec).message()), HasSubstr("unix connect record of"));
+}
+
+TEST_F(DecoderTest, DatagramSendIsAConnectFlaggedAsASend) {
+  ASSERT_TRUE(Decode(RecordBuilder::Connect().Pid(7).Dst("10.1.2.3", 53).Result(-1).Suppressed(41)
+                         .Flags(WRIT_F_SEND | WRIT_F_CGROUP_HOOK | WRIT_F_KERNEL_DENY).Build()).ok());
+  EXPECT_TRUE(ev_.network().send());
+  EXPECT_EQ(ev_.network().suppressed(), 41u);
+  EXPECT_EQ(ev_.network().dst_ip(), "10.1.2.3");
+  EXPECT_TRUE(info_.kernel_denied);
+  ASSERT_TRUE(Decode(RecordBuilder::Connect().Pid(7).Dst("10.1.2.3", 53).Build()).ok());
+  EXPECT_FALSE(ev_.network().send());
+}
+
+TEST_F(DecoderTest, LinkRecordsGiveBothNamesResolvedOrAsPassed) {
+  ASSERT_TRUE(Decode(RecordBuilder::Link(82, "/w/p/.env", "/w/p/e.txt").Pid(9)
+                         .Flags(WRIT_F_KERNEL_DENY).LinkFlags(WRIT_LINK_HIT_OLD).Build()).ok());
+  EXPECT_EQ(ev_.kind(), "link");
+  EXPECT_EQ(ev_.file().syscall(), "rename");
+  EXPECT_EQ(ev_.file().path(), "/w/p/.env");
+  EXPECT_EQ(ev_.file().new_path(), "/w/p/e.txt");
+  EXPECT_FALSE(ev_.file().unresolved());
+  EXPECT_TRUE(info_.kernel_denied);
+  EXPECT_EQ(info_.kind, EventKind::kLink);
+  // A symlink's relative content points from the link's directory.
+  ASSERT_TRUE(Decode(RecordBuilder::Link(266, "../.ssh/./id", "/w/p/s", /*old_raw=*/true).Pid(9).Build()).ok());
+  EXPECT_EQ(ev_.file().syscall(), "symlinkat");
+  EXPECT_EQ(ev_.file().path(), "/w/.ssh/id");
+  EXPECT_FALSE(ev_.file().unresolved());
+  // A relative name whose directory the kernel could not find: as passed, unresolved.
+  ASSERT_TRUE(Decode(RecordBuilder::Link(265, "k", "/w/x", /*old_raw=*/true).Pid(9).Build()).ok());
+  EXPECT_EQ(ev_.file().syscall(), "linkat");
+  EXPECT_EQ(ev_.file().path(), "k");
+  EXPECT_TRUE(ev_.file().unresolved());
+  // Lengths past the record are cut to it, never read beyond.
+  auto rec = RecordBuilder::Link(86, "/a", "/b").Pid(9).Build();
+  reinterpret_cast<writ_link_event*>(rec.data())->new_len = 5000;
+  ASSERT_TRUE(Decode(rec).ok());
+  EXPECT_EQ(ev_.file().new_path(), "/b");
+}
+
+TEST_F(DecoderTest, ContainmentSyscallAndFlagNames) {
+  ASSERT_TRUE(Decode(RecordBuilder::Open().Pid(7).OpenPath("/etc/shadow").Syscall(304).Result(3).Build()).ok());
+  EXPECT_EQ(ev_.file().syscall(), "open_by_handle_at");
+  for (const auto& [nr, name] : std::vector<std::pair<uint32_t, std::string>>{
+           {72, "fcntl"}, {16, "ioctl"}, {109, "setpgid"}, {175, "init_module"}, {313, "finit_module"},
+           {246, "kexec_load"}, {320, "kexec_file_load"}}) {
+    ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(nr, -1, WRIT_SELF_WRITD, 42, 3, 8, 42).Build()).ok());
+    EXPECT_EQ(ev_.syscall().name(), name);
+    EXPECT_EQ(ev_.syscall().args(2), 42);
+  }
+  ASSERT_TRUE(Decode(RecordBuilder::Exec().Pid(7).Exe("/usr/lib/ld.so").Flags(WRIT_F_LOADER | WRIT_F_PATH_TRUNC).Build()).ok());
+  EXPECT_TRUE(info_.loader);
+  EXPECT_TRUE(info_.path_truncated);
+}
+
+TEST(LexicalJoin, AppliesDotsAndNeverClimbsAboveTheRoot) {
+  auto join = [](std::string_view b, std::string_view r) {
+    std::string out;
+    LexicalJoin(b, r, &out);
+    return out;
+  };
+  EXPECT_EQ(join("/a/b", "c"), "/a/b/c");
+  EXPECT_EQ(join("/a/b", "../c/./d"), "/a/c/d");
+  EXPECT_EQ(join("/a", "../../../x"), "/x");
+  EXPECT_EQ(join("/a", "/abs//p/"), "/abs/p");
+  EXPECT_EQ(join("/", ".."), "/");
 }
 
 }  // namespace

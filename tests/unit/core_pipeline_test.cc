@@ -267,5 +267,147 @@ TEST_F(PipelineTest, ProcessTableFollowsExecAndExit) {
   EXPECT_EQ(task_->live_processes.load(), 0);
 }
 
+// ---- containment: renames, loaders, exe paths cut short, unix sockets, datagram sends ----------------
+
+constexpr const char* kComp = R"(apiVersion: writ.dev/v1
+kind: Intent
+name: c
+files:
+  deny: ["**/.env", "**/id_*"]
+on_violation: [alert, kill]
+)";
+
+TEST_F(PipelineTest, RenameTheKernelKilledIsKilledAfterWithTheRuleOfTheOldName) {
+  Use(identity::TaskMode::kEnforce, kComp);
+  v1::Event ev = Run(RecordBuilder::Link(82, "/w/.env", "/w/e.txt")
+                         .Flags(WRIT_F_KERNEL_DENY | WRIT_F_NEEDS_VERDICT)
+                         .LinkFlags(WRIT_LINK_HIT_OLD | WRIT_LINK_TAINTED));
+  EXPECT_EQ(ev.kind(), "link");
+  EXPECT_EQ(ev.verdict(), "violation");
+  EXPECT_EQ(ev.outcome(), "killed_after");
+  EXPECT_EQ(ev.enforcement(), "kernel-signal");
+  EXPECT_EQ(ev.finding().rule(), "c/files.deny[0]");
+  EXPECT_EQ(ev.finding().reason(),
+            "open of a path denied by files.deny[0] (**/.env): rename /w/.env -> /w/e.txt");
+  EXPECT_THAT(log_, ElementsAre("emit link", "responses t-1 alert,kill"));
+}
+
+// A deny the kernel cannot hold (a glob) is userspace's: the task dies at once, then the actor.
+TEST_F(PipelineTest, LinkToAGlobDeniedNameIsKilledByWritd) {
+  Use(identity::TaskMode::kEnforce, kComp);
+  v1::Event ev = Run(RecordBuilder::Link(265, "/w/.ssh-copy/id_rsa", "/w/k"));
+  EXPECT_EQ(ev.finding().rule(), "c/files.deny[1]");
+  EXPECT_EQ(ev.outcome(), "killed_after");
+  EXPECT_EQ(ev.enforcement(), "userspace");
+  EXPECT_THAT(log_, ElementsAre("kill-now t-1", "signal 3999991 KILL", "emit link",
+                                "responses t-1 alert,kill"));
+  ev = Run(RecordBuilder::Link(82, "/w/a", "/w/b"));
+  EXPECT_EQ(ev.verdict(), "allow");
+  EXPECT_THAT(log_, ElementsAre("emit link"));
+}
+
+// The kernel killed an open no pattern names: a name a denied file was given in this task.
+TEST_F(PipelineTest, OpenOfARenamedDeniedFileIsAFindingOfItsOwn) {
+  Use(identity::TaskMode::kEnforce, kComp);
+  v1::Event ev = Run(Open("/w/e.txt").Flags(WRIT_F_KERNEL_DENY));
+  EXPECT_EQ(ev.verdict(), "violation");
+  EXPECT_EQ(ev.outcome(), "killed_after");
+  EXPECT_EQ(ev.finding().rule(), "c/files.deny.renamed");
+  EXPECT_EQ(ev.finding().category(), "file");
+}
+
+TEST_F(PipelineTest, ExecWhosePathWasCutShortIsKilledHoweverItsTailLooks) {
+  v1::Event ev = Run(Exec("/usr/bin/ls", {"ls"}).Flags(WRIT_F_PATH_TRUNC | WRIT_F_KERNEL_STOP));
+  EXPECT_TRUE(ev.process().unresolved());
+  EXPECT_EQ(ev.finding().rule(), "t/exec.unresolved");
+  EXPECT_EQ(ev.outcome(), "killed");
+  EXPECT_THAT(log_, ElementsAre("kill-now t-1", "signal 3999991 KILL", "mark-revoked t-1",
+                                "emit exec", "responses t-1 alert,kill,revoke"));
+}
+
+TEST_F(PipelineTest, DynamicLoaderIsJudgedByTheProgramItWasAskedToRun) {
+  const std::string ld = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+  v1::Event ev = Run(Exec(ld, {"ld.so", "--argv0", "ls", "/usr/bin/sudo", "-i"})
+                         .Flags(WRIT_F_LOADER | WRIT_F_KERNEL_STOP));
+  EXPECT_EQ(ev.process().exe(), ld);
+  EXPECT_EQ(ev.process().loaded(), "/usr/bin/sudo");  // the process is gone: the name as given
+  EXPECT_EQ(ev.finding().rule(), "t/exec.deny[0]");
+  EXPECT_EQ(ev.finding().reason(),
+            "exec of a program denied by exec.deny[0] (/usr/bin/sudo): /usr/bin/sudo (loaded by " +
+                ld + ")");
+  EXPECT_EQ(ev.outcome(), "killed");
+  ev = Run(Exec(ld, {"ld.so", "/usr/bin/ls"}).Flags(WRIT_F_LOADER | WRIT_F_KERNEL_STOP));
+  EXPECT_EQ(ev.verdict(), "allow");
+  EXPECT_THAT(log_, ElementsAre("signal 3999991 CONT", "emit exec"));
+  // A bare name the loader looks up in library paths, and a relative one whose process is gone.
+  for (const char* name : {"ls", "./ls"}) {
+    SCOPED_TRACE(name);
+    ev = Run(Exec(ld, {"ld.so", name}).Flags(WRIT_F_LOADER | WRIT_F_KERNEL_STOP));
+    EXPECT_TRUE(ev.process().unresolved());
+    EXPECT_EQ(ev.finding().rule(), "t/exec.unresolved");
+  }
+  // --help runs no program: the loader is judged as itself.
+  ev = Run(Exec(ld, {"ld.so", "--help"}).Flags(WRIT_F_LOADER | WRIT_F_KERNEL_STOP));
+  EXPECT_EQ(ev.process().loaded(), "");
+  EXPECT_EQ(ev.finding().rule(), "t/exec.default");
+}
+
+// kIntent has network.connect.allow and no network.unix: no unix socket but writd's own.
+TEST_F(PipelineTest, UnixConnectRefusedByTheKernelIsPrevented) {
+  v1::Event ev = Run(RecordBuilder::UnixConnect("/etc/hostname").Result(-1).Flags(
+      WRIT_F_KERNEL_DENY | WRIT_F_CGROUP_HOOK));
+  EXPECT_EQ(ev.finding().rule(), "t/network.unix.default");
+  EXPECT_EQ(ev.outcome(), "prevented");
+  EXPECT_EQ(ev.enforcement(), "cgroup-bpf");
+  EXPECT_EQ(ev.finding().reason(),
+            "unix connect from an intent with network.connect.allow and no network.unix (no unix "
+            "socket is allowed but writd's own): /etc/hostname");
+  // Where cgroup/connect_unix does not load the connect happened and was killed at its exit.
+  ev = Run(RecordBuilder::UnixConnect("/etc/hostname", "/etc/hostname").Result(0).Flags(
+      WRIT_F_KERNEL_DENY));
+  EXPECT_EQ(ev.outcome(), "killed_after");
+  EXPECT_EQ(ev.enforcement(), "kernel-signal");
+}
+
+TEST_F(PipelineTest, UnixConnectThatReachedNothingIsNotAFinding) {
+  v1::Event ev = Run(RecordBuilder::UnixConnect("/var/run/nscd/no-such-socket").Result(-1).Flags(
+      WRIT_F_KERNEL_DENY | WRIT_F_CGROUP_HOOK));
+  EXPECT_EQ(ev.verdict(), "");
+  EXPECT_EQ(ev.outcome(), "prevented");
+  EXPECT_FALSE(ev.has_finding());
+  EXPECT_THAT(log_, ElementsAre("emit connect"));
+}
+
+TEST_F(PipelineTest, WritdsOwnSocketsAreAllowedToEveryTask) {
+  pipeline_.set_own_sockets({"/run/writ/writd.sock", "/run/writ/workload.sock"});
+  v1::Event ev = Run(RecordBuilder::UnixConnect("/run/writ/workload.sock", "/run/writ/workload.sock"));
+  EXPECT_EQ(ev.verdict(), "allow");
+  EXPECT_THAT(log_, ElementsAre("emit connect"));
+  // Not through another name.
+  ev = Run(RecordBuilder::UnixConnect("/run/writ/workload.sock", "/run/other.sock"));
+  EXPECT_EQ(ev.verdict(), "violation");
+}
+
+TEST_F(PipelineTest, RefusedDatagramSendIsPreventedAndNamedASend) {
+  v1::Event ev = Run(RecordBuilder::Connect().Dst("10.0.0.1", 53).Result(-1).Flags(
+      WRIT_F_KERNEL_DENY | WRIT_F_CGROUP_HOOK | WRIT_F_SEND));
+  EXPECT_EQ(ev.outcome(), "prevented");
+  EXPECT_EQ(ev.finding().rule(), "t/network.connect.default");
+  EXPECT_EQ(ev.finding().reason(),
+            "connect to a destination not in network.connect.allow: datagram to 10.0.0.1:53");
+}
+
+TEST_F(PipelineTest, SignalOwnershipAimedAtWritdIsASelfFinding) {
+  v1::Event ev = Run(RecordBuilder::Self()
+                         .SelfCall(72, -1, WRIT_SELF_WRITD, 4242, 3, 8, 4242)
+                         .Flags(WRIT_F_SECCOMP | WRIT_F_NEEDS_VERDICT));
+  EXPECT_EQ(ev.finding().rule(), "writ/self.fcntl");
+  EXPECT_EQ(ev.outcome(), "prevented");
+  EXPECT_THAT(ev.finding().reason(), ::testing::HasSubstr("owner of a file's signals"));
+  ev = Run(RecordBuilder::Self().SelfCall(313, -1, WRIT_SELF_NONE, 0, -1, 0).Flags(WRIT_F_SECCOMP));
+  EXPECT_EQ(ev.finding().rule(), "writ/self.finit_module");
+  EXPECT_THAT(ev.finding().reason(), ::testing::HasSubstr("kernel modules"));
+}
+
 }  // namespace
 }  // namespace writ::daemon

@@ -640,3 +640,214 @@ TEST_F(EngineTest, EvaluateAllocatesNothing) {
 
 }  // namespace
 }  // namespace writ::intent
+
+// ---- containment: what the kernel could not name whole, loaders, unix sockets, renames
+// ----------------
+
+namespace writ::intent {
+namespace {
+
+constexpr const char* kLd = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+
+// An exe path the kernel's walk could not finish is a tail: "/usr/bin/git" at the end of a chain of
+// 60 directories must not be allowed by exec.allow's /usr/bin/git (nor /usr/lib/git-core/**).
+TEST_F(EngineTest, UnresolvedExecIsNeverAllowed) {
+  Verdict v = Eval(EventBuilder::Exec("/usr/bin/git", {"git", "status"}).Unresolved());
+  EXPECT_EQ(v.kind, Verdict::kViolation);
+  EXPECT_EQ(RuleOf(v), "coding-agent/exec.unresolved");
+  EXPECT_THAT(v.rule->reason, HasSubstr("could not resolve whole"));
+  // An intent with approval rules only judges exec too.
+  auto appr = MustCompile(std::string(testing::kHeader) + "approval: [{exec: /usr/bin/sudo}]\n");
+  EXPECT_EQ(RuleOf(Evaluate(*appr, EventBuilder::Exec("/usr/bin/ls").Unresolved(), Ctx())),
+            "t/exec.unresolved");
+  // No exec rules: nothing to judge, nothing to allow.
+  auto none = MustCompile(std::string(testing::kHeader) + "files: {deny: [/x]}\n");
+  EXPECT_EQ(Evaluate(*none, EventBuilder::Exec("/usr/bin/ls").Unresolved(), Ctx()).kind,
+            Verdict::kNotJudged);
+  EXPECT_EQ(none->FindRule("t/exec.unresolved"), nullptr);
+}
+
+// `ld.so PROGRAM` runs PROGRAM: the allow list judges it (not the loader), deny and approval rules
+// both.
+TEST_F(EngineTest, DynamicLoaderIsJudgedByTheProgramItLoads) {
+  Verdict v = Eval(EventBuilder::Exec(kLd, {"ld.so", "/tmp/evil"}).Loaded("/tmp/evil"));
+  EXPECT_EQ(v.kind, Verdict::kViolation);
+  EXPECT_EQ(RuleOf(v), "coding-agent/exec.default");
+  v = Eval(EventBuilder::Exec(kLd, {"ld.so", "/usr/bin/git", "status"}).Loaded("/usr/bin/git"));
+  EXPECT_EQ(v.kind, Verdict::kAllow);
+  EXPECT_EQ(RuleOf(v), "coding-agent/exec.allow[0]");
+  v = Eval(EventBuilder::Exec(kLd, {"ld.so", "--argv0", "git", "/usr/bin/sudo"})
+               .Loaded("/usr/bin/sudo"));
+  EXPECT_EQ(RuleOf(v), "coding-agent/exec.deny[0]");
+  EXPECT_TRUE(v.by_loaded);
+  // The approval's arguments are the program's own, after its name.
+  v = Eval(EventBuilder::Exec(kLd, {"ld.so", "--preload", "/x.so", "/usr/bin/git", "push", "o"})
+               .Loaded("/usr/bin/git"));
+  EXPECT_EQ(v.kind, Verdict::kNeedsApproval);
+  EXPECT_TRUE(v.by_loaded);
+  // A loader whose program could not be resolved (a bare name it looks up itself).
+  v = Eval(EventBuilder::Exec(kLd, {"ld.so", "git"}).Loaded("git").Unresolved());
+  EXPECT_EQ(RuleOf(v), "coding-agent/exec.unresolved");
+}
+
+TEST(DynamicLoaderProgram, FollowsTheLoadersOwnGrammar) {
+  auto at = [](std::initializer_list<const char*> args, bool cut = false) {
+    google::protobuf::RepeatedPtrField<std::string> argv;
+    for (const char* a : args) argv.Add(a);
+    LoadedProgram lp = DynamicLoaderProgram(argv, cut);
+    return lp.index < 0    ? std::string("?")
+           : lp.index == 0 ? std::string("none")
+                           : argv.Get(lp.index) + (lp.bare ? " bare" : "");
+  };
+  EXPECT_EQ(at({"ld.so", "./a.out", "x"}), "./a.out");
+  // Options that take an argument must not be mistaken for the program: the argument is skipped.
+  EXPECT_EQ(at({"ld.so", "--preload", "/usr/bin/git", "./evil"}), "./evil");
+  EXPECT_EQ(at({"ld.so", "--library-path", "/tmp", "--argv0", "/usr/bin/git", "./evil"}), "./evil");
+  EXPECT_EQ(at({"ld.so", "--audit", "a.so", "--inhibit-rpath", "l", "--glibc-hwcaps-mask", "m",
+                "--glibc-hwcaps-prepend", "p", "/bin/x"}),
+            "/bin/x");
+  EXPECT_EQ(at({"ld.so", "--list", "--verify", "--inhibit-cache", "/bin/ls"}), "/bin/ls");
+  EXPECT_EQ(at({"ld.so", "--", "/bin/ls"}), "/bin/ls");
+  EXPECT_EQ(at({"ld.so", "--library-path", "/tmp", "evil"}), "evil bare");
+  EXPECT_EQ(at({"ld.so", "--frobnicate", "x", "/bin/ls"}), "?");  // unknown: may take an argument
+  EXPECT_EQ(at({"ld.so", "--help"}), "none");
+  EXPECT_EQ(at({"ld.so"}), "none");
+  EXPECT_EQ(at({"ld.so", "--preload"}), "none");                  // usage error: runs nothing
+  EXPECT_EQ(at({"ld.so", "--preload", "x"}, /*cut=*/true), "?");  // the program was past the cut
+}
+
+constexpr const char* kUnix = R"(apiVersion: writ.dev/v1
+kind: Intent
+name: u
+network:
+  unix:
+    allow: [/run/nscd/socket, "/run/user/*/bus", "/run/app/**", "@/tmp/.X11-unix/X*", "@svc"]
+    deny: [/run/app/admin.sock]
+)";
+
+TEST(UnixSockets, AllowListDenyListAndTheSocketReached) {
+  auto ci = MustCompile(kUnix);
+  ASSERT_NE(ci, nullptr);
+  auto eval = [&](const EventBuilder& b) { return Evaluate(*ci, b, Ctx()); };
+  EXPECT_EQ(RuleOf(eval(EventBuilder::Unix("/run/nscd/socket"))), "u/network.unix.allow[0]");
+  EXPECT_EQ(RuleOf(eval(EventBuilder::Unix("/run/user/1000/bus"))), "u/network.unix.allow[1]");
+  EXPECT_EQ(RuleOf(eval(EventBuilder::Unix("/run/app/x/y.sock"))), "u/network.unix.allow[2]");
+  EXPECT_EQ(RuleOf(eval(EventBuilder::Unix("@/tmp/.X11-unix/X0"))), "u/network.unix.allow[3]");
+  EXPECT_EQ(RuleOf(eval(EventBuilder::Unix("@svc"))), "u/network.unix.allow[4]");
+  Verdict v = eval(EventBuilder::Unix("/run/dbus/system_bus_socket"));
+  EXPECT_EQ(v.kind, Verdict::kViolation);
+  EXPECT_EQ(RuleOf(v), "u/network.unix.default");
+  EXPECT_EQ(v.rule->category, Category::kNetwork);
+  EXPECT_EQ(RuleOf(eval(EventBuilder::Unix("/run/app/admin.sock"))), "u/network.unix.deny[0]");
+  EXPECT_EQ(RuleOf(eval(EventBuilder::Unix("@svc2"))), "u/network.unix.default");
+  // An allowed name pointed at another socket (a symlink): the socket reached must be allowed too.
+  v = eval(EventBuilder::Unix("/run/app/x.sock", "/run/dbus/system_bus_socket"));
+  EXPECT_EQ(RuleOf(v), "u/network.unix.default");
+  EXPECT_TRUE(v.by_second);
+  v = eval(EventBuilder::Unix("/run/app/x.sock", "/run/app/admin.sock"));
+  EXPECT_EQ(RuleOf(v), "u/network.unix.deny[0]");
+  EXPECT_EQ(eval(EventBuilder::Unix("/run/app/x.sock", "/run/app/real.sock")).kind,
+            Verdict::kAllow);
+  // A relative name writd could not make absolute matches no path pattern.
+  EXPECT_EQ(RuleOf(eval(EventBuilder::Unix("socket"))), "u/network.unix.default");
+  // Addresses: the network category is present, its connect lists are not: allowed.
+  EXPECT_EQ(eval(EventBuilder::Connect("10.0.0.1", 443)).kind, Verdict::kAllow);
+}
+
+// An egress allow list without network.unix denies every unix socket; without an allow list (or
+// with `unix` present and no `allow`) only what is denied is.
+TEST(UnixSockets, DefaultFollowsTheConnectAllowList) {
+  auto allow_list = MustCompile(std::string(testing::kHeader) +
+                                "network: {connect: {allow: [{cidr: 10.0.0.0/8}]}}\n");
+  Verdict v = Evaluate(*allow_list, EventBuilder::Unix("/run/dbus/system_bus_socket"), Ctx());
+  EXPECT_EQ(RuleOf(v), "t/network.unix.default");
+  EXPECT_THAT(v.rule->reason, HasSubstr("no network.unix"));
+  auto deny_only = MustCompile(std::string(testing::kHeader) +
+                               "network: {connect: {deny: [{cidr: 10.0.0.0/8}]}}\n");
+  EXPECT_EQ(Evaluate(*deny_only, EventBuilder::Unix("/run/dbus/system_bus_socket"), Ctx()).kind,
+            Verdict::kNotJudged);
+  auto opt_out = MustCompile(std::string(testing::kHeader) +
+                             "network: {connect: {allow: []}, unix: {deny: [/run/docker.sock]}}\n");
+  EXPECT_EQ(Evaluate(*opt_out, EventBuilder::Unix("/run/dbus/system_bus_socket"), Ctx()).kind,
+            Verdict::kAllow);
+  EXPECT_EQ(RuleOf(Evaluate(*opt_out, EventBuilder::Unix("/run/docker.sock"), Ctx())),
+            "t/network.unix.deny[0]");
+}
+
+TEST(UnixSockets, KernelTablesHoldExactNamesAndDirectories) {
+  auto ci = MustCompile(kUnix);
+  ASSERT_NE(ci, nullptr);
+  KernelTables kt = ci->kernel_tables();
+  EXPECT_TRUE(kt.unix_judged);
+  EXPECT_TRUE(kt.unix_default_deny);
+  EXPECT_TRUE(kt.unix_has_globs);  // /run/user/*/bus and @/tmp/.X11-unix/X* are userspace's
+  EXPECT_THAT(kt.unix_allow_exact, ::testing::ElementsAre("/run/nscd/socket", "@svc"));
+  EXPECT_THAT(kt.unix_allow_prefix, ::testing::ElementsAre("/run/app"));
+  EXPECT_THAT(kt.unix_deny_exact, ::testing::ElementsAre("/run/app/admin.sock"));
+  auto exact =
+      MustCompile(std::string(testing::kHeader) + "network: {unix: {allow: [/run/a.sock]}}\n");
+  EXPECT_FALSE(exact->kernel_tables().unix_has_globs);
+}
+
+TEST(UnixSockets, BadNamesAreLoadErrorsNamingTheField) {
+  auto set = LoadPolicyText(std::string(testing::kHeader) +
+                                "network:\n  unix:\n    allow: [run/x.sock, \"@\", \"/a//b\"]\n",
+                            "u.yaml");
+  ASSERT_FALSE(set.ok());
+  const std::string msg(set.status().message());
+  EXPECT_THAT(msg,
+              HasSubstr("u.yaml:6: network.unix.allow[0]: \"run/x.sock\" is neither an absolute"));
+  EXPECT_THAT(msg, HasSubstr("network.unix.allow[1]: empty abstract socket name"));
+  EXPECT_THAT(msg, HasSubstr("network.unix.allow[2]: empty path segment"));
+}
+
+// A rename, link or symlink is judged by files.deny on both names; grants do not apply to it.
+TEST_F(EngineTest, RenamesAndLinksAreJudgedByFilesDenyOnBothNames) {
+  Verdict v = Eval(EventBuilder::Link("rename", "/src/proj/.env", "/src/proj/e.txt"));
+  EXPECT_EQ(v.kind, Verdict::kViolation);
+  EXPECT_EQ(RuleOf(v), "coding-agent/files.deny[2]");
+  EXPECT_FALSE(v.by_second);
+  v = Eval(EventBuilder::Link("link", "/home/a/.ssh/id_ed25519", "/src/proj/k"));
+  EXPECT_EQ(RuleOf(v), "coding-agent/files.deny[1]");
+  v = Eval(EventBuilder::Link("symlink", "/etc/shadow", "/src/proj/s"));
+  EXPECT_EQ(RuleOf(v), "coding-agent/files.deny[0]");
+  v = Eval(EventBuilder::Link("renameat2", "/tmp/x", "/home/a/.ssh/authorized_keys"));
+  EXPECT_EQ(RuleOf(v), "coding-agent/files.deny[1]");
+  EXPECT_TRUE(v.by_second);
+  EXPECT_EQ(Eval(EventBuilder::Link("rename", "/src/proj/a", "/etc/b")).kind, Verdict::kAllow);
+  ASSERT_NE(ci_->renamed_rule(), nullptr);
+  EXPECT_EQ(ci_->renamed_rule()->id, "coding-agent/files.deny.renamed");
+  auto no_deny = MustCompile(std::string(testing::kHeader) + "files: {read: [/x/**]}\n");
+  EXPECT_EQ(Evaluate(*no_deny, EventBuilder::Link("rename", "/a", "/b"), Ctx()).kind,
+            Verdict::kNotJudged);
+  EXPECT_EQ(no_deny->renamed_rule(), nullptr);
+}
+
+TEST_F(EngineTest, ContainmentKernelFlags) {
+  KernelTables kt = ci_->kernel_tables();
+  EXPECT_TRUE(kt.exec_any_judged);
+  EXPECT_TRUE(kt.file_deny_any);
+  EXPECT_TRUE(kt.unix_judged);  // connect.allow without network.unix
+  EXPECT_TRUE(kt.unix_default_deny);
+  EXPECT_TRUE(kt.unix_allow_exact.empty());
+}
+
+TEST(UnixSockets, EvaluateAllocatesNothing) {
+  auto ci = MustCompile(kUnix);
+  ASSERT_NE(ci, nullptr);
+  const writ::v1::Event a = EventBuilder::Unix("/run/app/x.sock", "/run/dbus/system_bus_socket");
+  const writ::v1::Event b = EventBuilder::Link("rename", "/a/.env", "/a/e.txt");
+  const writ::v1::Event c =
+      EventBuilder::Exec(kLd, {"ld.so", "--preload", "x", "/bin/ls"}).Loaded("/bin/ls");
+  const EvalContext ctx = Ctx();
+  testlib::AllocCounter::Start();
+  for (int i = 0; i < 1000; i++) {
+    (void)Evaluate(*ci, a, ctx);
+    (void)Evaluate(*ci, b, ctx);
+    (void)Evaluate(*ci, c, ctx);
+  }
+  EXPECT_EQ(testlib::AllocCounter::Stop(), 0);
+}
+
+}  // namespace
+}  // namespace writ::intent

@@ -76,6 +76,7 @@ TEST(SuggestTest, SuggestionLoadsBackAndAllowsWhatHappened) {
   add(EventBuilder::Open("/proc/4242/status"));
   add(EventBuilder::Connect("127.0.0.1", 8080));
   add(EventBuilder::Connect("127.0.0.1", 9001));
+  add(EventBuilder::Unix("/var/run/nscd/socket", "/run/nscd/socket"));  // reached through /var/run
   const std::string yaml = SuggestIntent("Alice's Task!", evs, "task-1");
   auto set = LoadPolicyText(yaml, "suggested.yaml");
   ASSERT_TRUE(set.ok()) << set.status() << "\n" << yaml;
@@ -99,6 +100,8 @@ TEST(SuggestTest, SuggestionLoadsBackAndAllowsWhatHappened) {
   }
   // ... and not more than that.
   EXPECT_EQ(Evaluate(**ci, EventBuilder::Exec("/usr/bin/curl"), testing::Ctx()).kind, Verdict::kViolation);
+  EXPECT_EQ(Evaluate(**ci, EventBuilder::Unix("/run/dbus/system_bus_socket"), testing::Ctx()).kind,
+            Verdict::kViolation);
   EXPECT_EQ(Evaluate(**ci, EventBuilder::Open("/etc/passwd"), testing::Ctx()).kind, Verdict::kViolation);
   EXPECT_EQ(Evaluate(**ci, EventBuilder::Open("/usr/lib/x", {"write"}), testing::Ctx()).kind, Verdict::kViolation);
   EXPECT_EQ(Evaluate(**ci, EventBuilder::Connect("127.0.0.1", 22), testing::Ctx()).kind, Verdict::kViolation);

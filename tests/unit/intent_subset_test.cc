@@ -190,5 +190,37 @@ TEST(SubsetTest, LimitsModeAndResponses) {
               HasSubstr("mode monitor"));
 }
 
+// Unix sockets: the parent's connect allow list denies every unix socket it does not list, so a child
+// may list none; a parent's network.unix allow list bounds the child's, its deny list must stay.
+TEST(SubsetTest, UnixSocketsNarrowLikePaths) {
+  // kParent has connect.allow and no network.unix: a child listing a socket escalates.
+  EXPECT_THAT(Check(kExec, kFiles, std::string(kNet) + "  unix:\n    allow: [/run/dbus/system_bus_socket]\n")
+                  .message(),
+              HasSubstr("network.unix.allow /run/dbus/system_bus_socket is not allowed"));
+  EXPECT_THAT(Check(kExec, kFiles, std::string(kNet) + "  unix:\n    deny: []\n").message(),
+              HasSubstr("network.unix (any socket not denied: no allow list)"));
+  std::string parent = kParent;
+  const std::string after = "    deny: [{cidr: 127.0.0.53/32}]\n";
+  parent.insert(parent.find(after) + after.size(),
+                "  unix:\n    allow: [\"/run/app/**\", \"@svc-*\"]\n    deny: [/run/app/admin.sock]\n");
+  auto p = CompileText(parent, "parent");
+  ASSERT_NE(p, nullptr);
+  auto check = [&](const std::string& unix_section) {
+    auto c = CompileText(Child(std::string(kExec) + kFiles + kNet + unix_section + kLimits + kResponses),
+                         "child");
+    return c ? CheckSubset(*c, *p) : absl::InternalError("compile failed");
+  };
+  EXPECT_TRUE(check("  unix:\n    allow: [/run/app/x.sock, \"@svc-1\"]\n").ok())
+      << check("  unix:\n    allow: [/run/app/x.sock, \"@svc-1\"]\n");
+  EXPECT_THAT(check("  unix:\n    allow: [\"/run/**\"]\n").message(),
+              HasSubstr("network.unix.allow /run/** is not allowed"));
+  EXPECT_THAT(check("  unix:\n    allow: [\"@svc*\"]\n").message(),
+              HasSubstr("network.unix.allow @svc* is not allowed"));
+  // The parent's denied socket is below an allowed child directory: the child must deny it too.
+  EXPECT_THAT(check("  unix:\n    allow: [\"/run/app/**\"]\n").message(),
+              HasSubstr("unix connect to /run/app/admin.sock (parent network.unix.deny)"));
+  EXPECT_TRUE(check("  unix:\n    allow: [\"/run/app/**\"]\n    deny: [/run/app/admin.sock]\n").ok());
+}
+
 }  // namespace
 }  // namespace writ::intent

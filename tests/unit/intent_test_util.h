@@ -32,6 +32,33 @@ class EventBuilder {
     return b;
   }
   static EventBuilder Kind(const std::string& kind) { return EventBuilder(kind); }
+  // A unix-socket connect: the name as given ("/run/x.sock", "@abstract"), the socket reached.
+  static EventBuilder Unix(const std::string& name, const std::string& peer = "") {
+    EventBuilder b("connect");
+    b.ev_.mutable_network()->set_family("unix");
+    b.ev_.mutable_network()->set_path(name);
+    b.ev_.mutable_network()->set_peer_path(peer);
+    return b;
+  }
+  // A rename, link or symlink: the existing name (or a symlink's content) and the new one.
+  static EventBuilder Link(const std::string& syscall, const std::string& old_name,
+                           const std::string& new_name) {
+    EventBuilder b("link");
+    b.ev_.mutable_file()->set_syscall(syscall);
+    b.ev_.mutable_file()->set_path(old_name);
+    b.ev_.mutable_file()->set_new_path(new_name);
+    return b;
+  }
+  // exec: the program a dynamic loader run as a program loads.
+  EventBuilder& Loaded(const std::string& program) {
+    ev_.mutable_process()->set_loaded(program);
+    return *this;
+  }
+  // exec: what runs could not be resolved whole.
+  EventBuilder& Unresolved() {
+    ev_.mutable_process()->set_unresolved(true);
+    return *this;
+  }
   // exec: the script a shebang exec runs (exe is its interpreter).
   EventBuilder& Script(const std::string& script) {
     ev_.mutable_process()->set_script(script);

@@ -3,7 +3,12 @@
 #include "actions/self_filter.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
 #include <linux/bpf.h>
+#include <linux/seccomp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <linux/io_uring.h>
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -119,6 +124,113 @@ TEST(SelfFilter, SpecEncodingRoundTripsAndRefusesAnythingButOneWholeSpec) {
   }
   SelfFilterSpec extra;
   EXPECT_FALSE(DecodeSelfFilterSpec(bytes + "x", &extra));
+}
+
+// Signal ownership: with F_SETOWN(writd) + F_SETSIG(SIGKILL) + O_ASYNC, the kernel itself would
+// SIGKILL writd once the file became ready. F_SETOWN of a protected pid or group is refused;
+// F_SETOWN_EX, FIOSETOWN and SIOCSPGRP (the owner behind a pointer) always; joining a protected group
+// too (kill(0) would then reach it). Everything else about fcntl and ioctl is untouched.
+TEST(SelfFilter, RefusesSignalOwnershipOfProtectedPidsAndJoiningTheirGroup) {
+  pid_t parent = getpid();
+  SelfFilterSpec spec{{static_cast<uint32_t>(parent)}, {static_cast<uint32_t>(getpgrp())}};
+  std::string out = InChild(spec, [&] {
+    int p[2];
+    if (pipe(p) != 0) return std::string("pipe");
+    std::string r;
+    r += "setown=" + Errno(fcntl(p[0], F_SETOWN, parent));
+    r += " setown_group=" + Errno(fcntl(p[0], F_SETOWN, -getpgrp()));
+    r += " setown_self=" + Errno(fcntl(p[0], F_SETOWN, getpid()));
+    f_owner_ex own{F_OWNER_PID, getpid()};
+    r += " setown_ex=" + Errno(fcntl(p[0], F_SETOWN_EX, &own));
+    int self = getpid();
+    r += " fiosetown=" + Errno(ioctl(p[0], FIOSETOWN, &self));
+    r += " setsig=" + Errno(fcntl(p[0], F_SETSIG, SIGKILL));
+    r += " getfl=" + Errno(fcntl(p[0], F_GETFL));
+    r += " setpgid_protected=" + Errno(setpgid(0, static_cast<pid_t>(spec.groups[0])));
+    r += " setpgid_own=" + Errno(setpgid(0, 0));
+    return r;
+  });
+  EXPECT_EQ(out,
+            "setown=EPERM setown_group=EPERM setown_self=ok setown_ex=EPERM fiosetown=EPERM "
+            "setsig=ok getfl=ok setpgid_protected=EPERM setpgid_own=ok");
+}
+
+// Module loading and kexec reach into the kernel itself: refused whatever the arguments. The errno
+// is the filter's EPERM, where the call itself would have given EBADF, EFAULT or ENOSYS (a kernel
+// without module support) -- unless the caller lacks the capability, when the kernel's answer is
+// EPERM too: then the program itself is checked (Evaluate below).
+TEST(SelfFilter, RefusesModuleLoadingAndKexecAlways) {
+  std::string out = InChild({}, [] {
+    std::string r;
+    r += "finit_module=" + Errno(syscall(SYS_finit_module, -1, "", 0));
+    r += " init_module=" + Errno(syscall(SYS_init_module, nullptr, 0, ""));
+    r += " kexec_load=" + Errno(syscall(SYS_kexec_load, 0, 0, nullptr, 0));
+    r += " kexec_file_load=" + Errno(syscall(SYS_kexec_file_load, -1, -1, 0, "", 0));
+    return r;
+  });
+  EXPECT_EQ(out, "finit_module=EPERM init_module=EPERM kexec_load=EPERM kexec_file_load=EPERM");
+}
+
+// The program on its own, evaluated here (classic BPF, the instructions BuildSelfFilter emits): an
+// answer independent of the caller's capabilities and of what the running kernel supports.
+uint32_t Evaluate(const std::vector<sock_filter>& prog, uint32_t nr, std::vector<uint64_t> args) {
+  seccomp_data d{};
+  d.nr = static_cast<int>(nr);
+  d.arch = AUDIT_ARCH_X86_64;
+  for (size_t i = 0; i < args.size() && i < 6; i++) d.args[i] = args[i];
+  uint32_t a = 0;
+  for (size_t pc = 0; pc < prog.size();) {
+    const sock_filter& f = prog[pc];
+    switch (f.code) {
+      case BPF_LD | BPF_W | BPF_ABS:
+        memcpy(&a, reinterpret_cast<const char*>(&d) + f.k, sizeof(a));
+        pc++;
+        break;
+      case BPF_JMP | BPF_JEQ | BPF_K: pc += 1 + (a == f.k ? f.jt : f.jf); break;
+      case BPF_JMP | BPF_JGE | BPF_K: pc += 1 + (a >= f.k ? f.jt : f.jf); break;
+      case BPF_JMP | BPF_JA: pc += 1 + f.k; break;
+      case BPF_RET | BPF_K: return f.k;
+      default: ADD_FAILURE() << "instruction " << f.code << " not emulated"; return 0;
+    }
+  }
+  ADD_FAILURE() << "fell off the end";
+  return 0;
+}
+
+TEST(SelfFilter, ProgramRefusesKernelLoadingAndKillOfItsOwnProtectedGroup) {
+  const uint32_t deny = SECCOMP_RET_ERRNO | EPERM;
+  const uint32_t allow = SECCOMP_RET_ALLOW;
+  const SelfFilterSpec spec{{4242}, {4242}};
+  const auto plain = BuildSelfFilter(spec);
+  for (uint32_t nr : {SYS_init_module, SYS_finit_module, SYS_kexec_load, SYS_kexec_file_load}) {
+    EXPECT_EQ(Evaluate(plain, nr, {}), deny) << nr;
+  }
+  EXPECT_EQ(Evaluate(plain, SYS_fcntl, {3, F_SETOWN, 4242}), deny);
+  EXPECT_EQ(Evaluate(plain, SYS_fcntl, {3, F_SETOWN, static_cast<uint32_t>(-4242)}), deny);
+  EXPECT_EQ(Evaluate(plain, SYS_fcntl, {3, F_SETOWN, (7ull << 32) | 4242}), deny);  // low 32 bits
+  EXPECT_EQ(Evaluate(plain, SYS_fcntl, {3, F_SETOWN, 77}), allow);
+  EXPECT_EQ(Evaluate(plain, SYS_fcntl, {3, F_SETOWN_EX, 0}), deny);
+  EXPECT_EQ(Evaluate(plain, SYS_fcntl, {3, F_GETFL, 0}), allow);
+  EXPECT_EQ(Evaluate(plain, SYS_ioctl, {3, FIOSETOWN, 0}), deny);
+  EXPECT_EQ(Evaluate(plain, SYS_ioctl, {3, SIOCSPGRP, 0}), deny);
+  EXPECT_EQ(Evaluate(plain, SYS_ioctl, {3, TCGETS, 0}), allow);
+  EXPECT_EQ(Evaluate(plain, SYS_setpgid, {0, 4242}), deny);
+  EXPECT_EQ(Evaluate(plain, SYS_setpgid, {0, 0}), allow);
+  // kill(0) signals the caller's own group: refused only for a caller that is in a protected one.
+  EXPECT_EQ(Evaluate(plain, SYS_kill, {0, 0}), allow);
+  EXPECT_EQ(Evaluate(BuildSelfFilter(spec, /*own_group_protected=*/true), SYS_kill, {0, 9}), deny);
+  EXPECT_EQ(Evaluate(plain, SYS_getpid, {}), allow);
+}
+
+// A task that starts inside a protected process group (a launcher without a session of its own): its
+// kill(0) would signal writd's group.
+TEST(SelfFilter, KillOfTheOwnGroupIsRefusedWhenThatGroupIsProtected) {
+  SelfFilterSpec spec{{}, {static_cast<uint32_t>(getpgrp())}};
+  std::string out = InChild(spec, [] { return "kill0=" + Errno(kill(0, 0)); });
+  EXPECT_EQ(out, "kill0=EPERM");
+  SelfFilterSpec other{{}, {0x7ffffff0}};
+  out = InChild(other, [] { return "kill0=" + Errno(kill(0, 0)); });
+  EXPECT_EQ(out, "kill0=ok");
 }
 
 }  // namespace

@@ -19,7 +19,8 @@
 #include <linux/types.h> /* the same __u32/__u64 the kernel headers and libbpf use */
 #endif
 
-#define WRIT_ABI_VERSION 2 /* 2: writ_open_event carries the opened file's inode and device */
+#define WRIT_ABI_VERSION 3 /* 2: writ_open_event carries the opened file's inode and device; 3: link records,
+			    * unix connects, datagram sends, three self-protection arguments */
 
 /* Limits. Sizes are powers of two where the BPF side masks offsets with (size - 1). */
 #define WRIT_PATH_MAX 4096      /* bytes of one resolved path, NUL included */
@@ -39,7 +40,8 @@ enum writ_event_kind {
 	WRIT_EV_CONNECT = 5,
 	WRIT_EV_ADOPT = 6,    /* an exec outside every task that may belong to a `Workloads` entry */
 	WRIT_EV_SELF = 7,     /* self-protection: a syscall against writd, BPF, io_uring, ptrace (writ_self_event) */
-	WRIT_EV_KIND_MAX = 8, /* size of the per-kind counter arrays */
+	WRIT_EV_LINK = 8,     /* a file given another name: rename, hard link, symlink (writ_link_event) */
+	WRIT_EV_KIND_MAX = 9, /* size of the per-kind counter arrays */
 };
 
 /* writ_event_hdr.flags */
@@ -55,6 +57,10 @@ enum writ_event_kind {
 #define WRIT_F_SECCOMP (1u << 8)        /* self: refused by the task's seccomp filter (never executed) */
 #define WRIT_F_SCRIPT (1u << 9)         /* exec: the file asked for named its interpreter (a shebang script or
 					 * binfmt_misc): the image is the interpreter, filename the script */
+#define WRIT_F_LOADER (1u << 10)        /* exec: the image is a dynamic loader run as a program (ld.so PROGRAM):
+					 * userspace judges the program it loads (loader_map) */
+#define WRIT_F_SEND (1u << 11)          /* connect record of a datagram sent to an address without connect()
+					 * (cgroup/sendmsg4|6|_unix): refusals only, rate-limited per destination */
 
 /* Common header of every ring-buffer record. */
 struct writ_event_hdr {
@@ -127,7 +133,63 @@ struct writ_connect_event {
 	__u16 port;    /* host byte order */
 	__u8 addr[16]; /* v4 in the first 4 bytes, network order */
 	__u32 verdict; /* enum writ_kernel_verdict */
+	__u32 suppressed; /* WRIT_F_SEND: refusals of this destination not reported since the last record */
+};
+
+/*
+ * A unix-socket connect (or datagram send): a connect record (kind WRIT_EV_CONNECT) with family AF_UNIX and
+ * this tail. name is the sun_path the kernel was given (its own copy, from the cgroup hook; from user memory
+ * where cgroup/connect_unix does not load): an abstract name starts with a NUL and name_len counts every byte
+ * of it. peer is the socket file actually reached, walked from the connected peer's path like an opened
+ * file's (leaf-first components; empty for abstract sockets and failed connects). Emitted up to
+ * peer + peer_len.
+ */
+#define WRIT_UNIX_NAME_MAX 128 /* sizeof(sun_path) is 108; a power of two for the verifier's masks */
+
+struct writ_unix_connect_event {
+	struct writ_connect_event c; /* family AF_UNIX; addr and port unused */
+	__u32 name_len;
+	__u32 peer_len;
+	char name[WRIT_UNIX_NAME_MAX];
+	char peer[WRIT_PATH_MAX + WRIT_NAME_MAX];
+};
+
+/* Unix-socket tables (unix_map, key writ_path_key): the FNV-1a 64 hash (WRIT_FNV_*) of a name as written,
+ * forward: a path socket's path, or '@' followed by an abstract name's bytes (after its leading NUL).
+ * WRIT_UK_PREFIX entries hash a directory without its trailing '/' and match every name below it (the
+ * running hash at each '/'). Entries of slot WRIT_SLOT_ALL apply to every task (writd's own sockets). */
+enum writ_unix_key_kind {
+	WRIT_UK_EXACT = 0,
+	WRIT_UK_PREFIX = 1,
+};
+#define WRIT_SLOT_ALL 0xffffffffu
+
+/*
+ * A rename, hard link or symlink by a task that has files.deny rules (bpf/writ_link.bpf.h), taken at syscall
+ * entry. old is the existing name (a rename's source, a link's target, a symlink's content) and new the name
+ * created. Each is sent resolved as far as the kernel can: leaf-first components like an opened file's path,
+ * a relative name joined to the directory it starts from (the cwd or a dirfd, walked) and "." and ".."
+ * applied lexically; or as passed (WRIT_LINK_*_RAW: a symlink's relative content, an unusable dirfd). Packed
+ * in data[]: old, then new; emitted up to the end of new.
+ */
+#define WRIT_LINK_DATA 8192 /* two segments of at most WRIT_PATH_MAX; a power of two for the masks */
+
+/* writ_link_event.link_flags */
+#define WRIT_LINK_HIT_OLD (1u << 0) /* the kernel's file table denies the old name (exact, prefix, component) */
+#define WRIT_LINK_HIT_NEW (1u << 1) /* ... the new name */
+#define WRIT_LINK_OLD_RAW (1u << 2) /* old is the string as passed, not components */
+#define WRIT_LINK_NEW_RAW (1u << 3)
+#define WRIT_LINK_TAINTED (1u << 4) /* the new name's last component was added to the task's denies */
+
+struct writ_link_event {
+	struct writ_event_hdr hdr;
+	__u32 syscall_nr;   /* x86_64: rename, renameat, renameat2, link, linkat, symlink, symlinkat */
+	__u32 link_flags;   /* WRIT_LINK_* */
+	__u32 call_flags;   /* renameat2's or linkat's flags as passed */
+	__u32 old_len;      /* bytes of old in data[] (0: none) */
+	__u32 new_len;      /* bytes of new, from data + old_len */
 	__u32 _pad0;
+	char data[WRIT_LINK_DATA + WRIT_PATH_MAX + WRIT_NAME_MAX];
 };
 
 /*
@@ -155,7 +217,7 @@ struct writ_self_event {
 	struct writ_event_hdr hdr;
 	__u32 syscall_nr;  /* x86_64 number */
 	__s32 result;      /* return value: -EPERM when seccomp refused it */
-	__s64 args[2];     /* the first two arguments (pid / request / command, signal / pid) */
+	__s64 args[3];     /* the first three arguments (pid / request / fd, signal / pid / command, argument) */
 	__u32 target;      /* enum writ_self_target */
 	__u32 target_pid;  /* tgid the call aimed at (resolved from a thread id), 0 if none */
 };
@@ -196,6 +258,15 @@ struct writ_consumer_state {
 #define WRIT_TASK_EXEC_SCRIPT (1u << 9) /* exec.deny or approval rules exist: a script exec the table did
 					  * not deny is WRIT_KV_USER (stopped in enforce mode) so userspace
 					  * judges the script's own path too (docs/policy.md) */
+#define WRIT_TASK_EXEC_JUDGED (1u << 10) /* exec or approval rules exist: an exe whose path the walk could not
+					   * resolve whole, and the dynamic loader run as a program, are
+					   * WRIT_KV_USER (stopped in enforce mode) unless the table denies them */
+#define WRIT_TASK_UNIX (1u << 11)        /* unix-socket connects are judged (unix_map has the task's rules) */
+#define WRIT_TASK_UNIX_DENY (1u << 12)   /* ... and a name no entry allows is denied (an allow list) */
+#define WRIT_TASK_UNIX_USER (1u << 13)   /* ... unless rules the table cannot hold (globs) may decide it:
+					   * WRIT_KV_USER, judged in userspace */
+#define WRIT_TASK_FILE_LINK (1u << 14)   /* files.deny rules exist: renames, links and symlinks are reported
+					   * (and killed at entry by the file table's components, enforce) */
 
 struct writ_task_info {
 	__u32 slot;
@@ -290,7 +361,9 @@ enum writ_counter {
 	WRIT_CNT_DROPPED = 1,
 	WRIT_CNT_FAIL_CLOSED = 2, /* of the dropped: records userspace had to judge, of an enforce-mode task,
 				   * whose process was SIGKILLed because the verdict could not be asked */
-	WRIT_CNT_MAX = 3,
+	WRIT_CNT_SUPPRESSED = 3,  /* not emitted on purpose: a refused datagram send to a destination already
+				   * reported in the last second (the next record carries the count) */
+	WRIT_CNT_MAX = 4,
 };
 
 /*
