@@ -271,6 +271,7 @@ MetricsSources Daemon::Sources() const {
   m.registry = &registry_;
   m.procs = &procs_;
   m.approvals = &approvals_;
+  m.tool_calls = tool_calls_.get();
   m.adoption = adoption_.get();
   m.policies = &policies_;
   m.creds = cred_service_.get();

@@ -4,10 +4,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "api/server.h"
 #include "creds/creds.h"
 #include "creds/redact.h"
 #include "daemon/adopt.h"
-#include "api/server.h"
 #include "daemon/approvals.h"
 #include "daemon/control.h"
 #include "daemon/output.h"
@@ -83,6 +83,13 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     counters["control_refused_from_tasks"] = m.control->refused_from_tasks();
   }
   if (m.server) counters["control_unidentified_peers"] = m.server->unidentified();
+  if (m.tool_calls) {
+    const ToolCalls::Counters& tc = m.tool_calls->counters();
+    counters["tool_calls"] = tc.calls.load();
+    counters["tool_calls_denied"] = tc.denied.load();
+    counters["tool_calls_held"] = tc.held.load();
+    counters["tool_reports_refused"] = tc.reports_refused.load();
+  }
   if (m.adoption) m.adoption->AddCounters(s);
   if (m.creds) {
     auto depth = m.creds->OutboxDepth();
@@ -90,7 +97,8 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     if (auto failing = m.creds->FailingRevocations(); failing.ok()) {
       for (const auto& f : *failing) {
         counters["revocations_failing_" + f.provider] = f.failing;
-        counters["revocations_failing_" + f.provider + "_oldest_s"] = absl::ToInt64Seconds(f.oldest_age);
+        counters["revocations_failing_" + f.provider + "_oldest_s"] =
+            absl::ToInt64Seconds(f.oldest_age);
       }
     }
     const creds::WorkloadApiStats w = m.creds->workload_stats();
@@ -240,15 +248,30 @@ std::string RenderMetrics(const MetricsSources& m) {
   if (m.control) {
     Head(&o, "writ_control_refused_total", "counter",
          "Control requests refused on authorization, by where the caller was.");
-    absl::StrAppend(&o, "writ_control_refused_total{caller=\"task\"} ", m.control->refused_from_tasks(),
-                    "\n", "writ_control_refused_total{caller=\"host\"} ",
+    absl::StrAppend(&o, "writ_control_refused_total{caller=\"task\"} ",
+                    m.control->refused_from_tasks(), "\n",
+                    "writ_control_refused_total{caller=\"host\"} ",
                     m.control->refused() - m.control->refused_from_tasks(), "\n");
   }
   if (m.server) {
-    Head(&o, "writ_control_unidentified_peers_total", "counter",
-         "Control connections refused because their peer could not be identified (it exited, or its "
-         "pid no longer named it).");
+    Head(
+        &o, "writ_control_unidentified_peers_total", "counter",
+        "Control connections refused because their peer could not be identified (it exited, or its "
+        "pid no longer named it).");
     absl::StrAppend(&o, "writ_control_unidentified_peers_total ", m.server->unidentified(), "\n");
+  }
+  if (m.tool_calls) {
+    const ToolCalls::Counters& tc = m.tool_calls->counters();
+    Head(&o, "writ_tool_calls_total", "counter",
+         "MCP tools/call requests judged for a gateway (writ run --mcp), by outcome.");
+    absl::StrAppend(&o, "writ_tool_calls_total{outcome=\"judged\"} ", tc.calls.load(), "\n",
+                    "writ_tool_calls_total{outcome=\"denied\"} ", tc.denied.load(), "\n",
+                    "writ_tool_calls_total{outcome=\"held\"} ", tc.held.load(), "\n");
+    Head(&o, "writ_tool_reports_refused_total", "counter",
+         "Tool-call reports refused: not from the connection that created the task, or from inside "
+         "a "
+         "task.");
+    absl::StrAppend(&o, "writ_tool_reports_refused_total ", tc.reports_refused.load(), "\n");
   }
   Head(&o, "writ_tasks_active", "gauge", "Tasks registered.");
   absl::StrAppend(&o, "writ_tasks_active ", m.registry->size(), "\n");
@@ -262,13 +285,14 @@ std::string RenderMetrics(const MetricsSources& m) {
       Head(&o, "writ_revocations_failing", "gauge",
            "External revocations that failed and are not acknowledged yet, per provider.");
       for (const auto& f : *failing) {
-        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing, "\n");
+        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing,
+                        "\n");
       }
       Head(&o, "writ_revocation_failing_oldest_seconds", "gauge",
            "Age of the oldest failing external revocation per provider (0 when none).");
       for (const auto& f : *failing) {
-        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider, "\"} ",
-                        absl::ToInt64Seconds(f.oldest_age), "\n");
+        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider,
+                        "\"} ", absl::ToInt64Seconds(f.oldest_age), "\n");
       }
     }
     const creds::WorkloadApiStats w = m.creds->workload_stats();

@@ -366,6 +366,17 @@ try {
     }
   }
   if (!ran) { failed++; console.log(`FAIL no scenario matches --only ${ONLY}`); }
+  // writd's own count of what the gateways reported (writ status, as root: an admin).
+  if (ran > 3) {
+    const st = writ('status').stdout;
+    const n = (k) => Number(new RegExp(`\\b${k}=(\\d+)`).exec(st)?.[1] ?? -1);
+    if (n('tool_calls') > 0 && n('tool_calls_denied') > 0 && n('tool_reports_refused') >= (ONLY ? 0 : 1)) {
+      console.log(`ok   status counters (tool_calls=${n('tool_calls')} denied=${n('tool_calls_denied')} held=${n('tool_calls_held')} refused=${n('tool_reports_refused')})`);
+    } else {
+      failed++;
+      console.log(`FAIL status counters:\n${st}`);
+    }
+  }
 } finally {
   writd.kill('SIGTERM');
   await Promise.race([new Promise((r) => writd.on('exit', r)), sleep(10000)]);
