@@ -4,12 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "api/server.h"
 #include "creds/creds.h"
 #include "creds/redact.h"
 #include "daemon/adopt.h"
+#include "api/server.h"
 #include "daemon/approvals.h"
 #include "daemon/control.h"
+#include "daemon/tool_calls.h"
 #include "daemon/output.h"
 #include "daemon/pipeline.h"
 #include "daemon/policies.h"
@@ -97,8 +98,7 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     if (auto failing = m.creds->FailingRevocations(); failing.ok()) {
       for (const auto& f : *failing) {
         counters["revocations_failing_" + f.provider] = f.failing;
-        counters["revocations_failing_" + f.provider + "_oldest_s"] =
-            absl::ToInt64Seconds(f.oldest_age);
+        counters["revocations_failing_" + f.provider + "_oldest_s"] = absl::ToInt64Seconds(f.oldest_age);
       }
     }
     const creds::WorkloadApiStats w = m.creds->workload_stats();
@@ -248,16 +248,14 @@ std::string RenderMetrics(const MetricsSources& m) {
   if (m.control) {
     Head(&o, "writ_control_refused_total", "counter",
          "Control requests refused on authorization, by where the caller was.");
-    absl::StrAppend(&o, "writ_control_refused_total{caller=\"task\"} ",
-                    m.control->refused_from_tasks(), "\n",
-                    "writ_control_refused_total{caller=\"host\"} ",
+    absl::StrAppend(&o, "writ_control_refused_total{caller=\"task\"} ", m.control->refused_from_tasks(),
+                    "\n", "writ_control_refused_total{caller=\"host\"} ",
                     m.control->refused() - m.control->refused_from_tasks(), "\n");
   }
   if (m.server) {
-    Head(
-        &o, "writ_control_unidentified_peers_total", "counter",
-        "Control connections refused because their peer could not be identified (it exited, or its "
-        "pid no longer named it).");
+    Head(&o, "writ_control_unidentified_peers_total", "counter",
+         "Control connections refused because their peer could not be identified (it exited, or its "
+         "pid no longer named it).");
     absl::StrAppend(&o, "writ_control_unidentified_peers_total ", m.server->unidentified(), "\n");
   }
   if (m.tool_calls) {
@@ -268,8 +266,7 @@ std::string RenderMetrics(const MetricsSources& m) {
                     "writ_tool_calls_total{outcome=\"denied\"} ", tc.denied.load(), "\n",
                     "writ_tool_calls_total{outcome=\"held\"} ", tc.held.load(), "\n");
     Head(&o, "writ_tool_reports_refused_total", "counter",
-         "Tool-call reports refused: not from the connection that created the task, or from inside "
-         "a "
+         "Tool-call reports refused: not from the connection that created the task, or from inside a "
          "task.");
     absl::StrAppend(&o, "writ_tool_reports_refused_total ", tc.reports_refused.load(), "\n");
   }
@@ -285,14 +282,13 @@ std::string RenderMetrics(const MetricsSources& m) {
       Head(&o, "writ_revocations_failing", "gauge",
            "External revocations that failed and are not acknowledged yet, per provider.");
       for (const auto& f : *failing) {
-        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing,
-                        "\n");
+        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing, "\n");
       }
       Head(&o, "writ_revocation_failing_oldest_seconds", "gauge",
            "Age of the oldest failing external revocation per provider (0 when none).");
       for (const auto& f : *failing) {
-        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider,
-                        "\"} ", absl::ToInt64Seconds(f.oldest_age), "\n");
+        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider, "\"} ",
+                        absl::ToInt64Seconds(f.oldest_age), "\n");
       }
     }
     const creds::WorkloadApiStats w = m.creds->workload_stats();
