@@ -261,7 +261,9 @@ void TaskLifecycle::EndTask(const std::shared_ptr<Task>& t, const std::string& r
   t->state = TaskState::kEnded;
   (void)d_.loader.RemoveTask(t->cgroup_id);
   d_.loader.ClearTables(t->slot);
-  for (ApprovalRequest& r : d_.approvals.TakeTask(t->id)) (void)Signal(r.pid, r.start_ns, SIGKILL);
+  for (ApprovalRequest& r : d_.approvals.TakeTask(t->id)) {
+    if (r.pid != 0) (void)Signal(r.pid, r.start_ns, SIGKILL);  // 0: a held MCP tool call
+  }
   d_.approvals.ForgetTask(t->id);
   // A failure is logged by the revoke itself; provider revocations are queued regardless.
   if (creds_.revoke) creds_.revoke(*t, "task ended: " + reason).IgnoreError();
