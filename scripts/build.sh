@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Configure and build writ into build/ (or $WRIT_BUILD_DIR). Used by run.sh, test.sh and bench.sh.
+# Configure and build writ into build/ (or $WRIT_BUILD_DIR). Used by run.sh, test.sh and scripts/bench/.
 # Arguments name the targets to build (run.sh: writd writ); none builds everything (tests included).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -18,6 +18,7 @@ PKGS=(
   rsyslog rsyslog-openssl openssl
   iproute2 procps util-linux jq curl python3
   qemu-system-x86 busybox-static
+  dnsmasq-base bind9-dnsutils
 )
 
 if [[ $(id -u) -ne 0 ]]; then

@@ -36,7 +36,7 @@ mount -t 9p -o "$o,ro,cache=loose" src "$root" || die "mount $root"
 mount -t 9p -o "$o,cache=none" results /results || die "mount the results share"
 ip link set lo up
 hostname writ-vm
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 WRIT_TEST_START_SECONDS=90
 cd /tmp
 
 if [ "$(cat /.shell)" = 1 ]; then

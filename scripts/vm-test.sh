@@ -13,7 +13,7 @@
 # console is kept in $build/vm/console.log; its "writ-vm:" lines say where the guest is.
 #
 # Usage: scripts/vm-test.sh [--timeout SECS] [--memory MB] [--shell]
-#   --timeout  hard bound on the whole boot + tests (default 900 s); on expiry the VM is killed and the
+#   --timeout  hard bound on the whole boot + tests (default 1500 s); on expiry the VM is killed and the
 #              last stage it reached is printed
 #   --shell    boot to a busybox shell on the console instead of running the tests (debugging)
 # Environment: WRIT_BUILD_DIR (default build/), WRIT_VM_KERNEL_PKG (default: the package
@@ -23,7 +23,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${WRIT_BUILD_DIR:-$root/build}"
 build="$(cd "$build" && pwd)"
-timeout_s=900
+timeout_s=1500
 mem_mb=2048
 shell=0
 while (($#)); do

@@ -23,6 +23,7 @@
 #include "api/client.h"
 #include "api/framing.h"
 #include "cli/cli_util.h"
+#include "cli/policy_offline.h"
 #include "cli/run.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -62,7 +63,8 @@ void Usage(FILE* f) {
           "  kill TASK | freeze TASK | thaw TASK | revoke TASK\n"
           "  policy check [DIR|FILE...] | policy test [DIR] | policy reload\n"
           "  policy explain --intent NAME [--policies DIR] [--param K=V]... --event JSON\n"
-          "  policy suggest --from EVENTS.jsonl --task ID [--name NAME]\n"
+          "  policy suggest --from EVENTS.jsonl --task ID [--name NAME] [--check]\n"
+          "  policy suggest --from EVENTS.jsonl --task ID --diff INTENT [--policies DIR] [--param K=V]...\n"
           "  audit verify [PATH]                     check the hash-chained journal\n"
           "                                          (default /var/lib/writ/journal.jsonl)\n");
 }
@@ -322,58 +324,17 @@ int CmdPolicy(const std::string& socket, int argc, char** argv) {
   if (sub == "explain") {
     Args a = Parse(argc, argv, 3, {"intent", "policies", "param", "event"}, {});
     if (!a.error.empty()) return Fail(kExitUsage, a.error);
-    if (!a.Has("intent") || !a.Has("event")) {
-      return Fail(kExitUsage, "policy explain needs --intent NAME and --event JSON");
-    }
-    auto set = writ::intent::LoadPolicyDir(a.Get("policies", DefaultPolicyDir()));
-    if (!set.ok()) return Fail(1, std::string(set.status().message()));
-    const writ::v1::Intent* in = set->Find(a.Get("intent"));
-    if (!in) return Fail(kExitUsage, absl::StrCat("unknown intent ", a.Get("intent")));
-    absl::flat_hash_map<std::string, std::string> params;
-    for (const std::string& kv : a.opts["param"]) {
-      size_t eq = kv.find('=');
-      if (eq == std::string::npos) return Fail(kExitUsage, "--param expects KEY=VALUE");
-      params[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-    auto ci = writ::intent::Compile(*in, params);
-    if (!ci.ok()) return Fail(kExitUsage, std::string(ci.status().message()));
-    writ::v1::Event ev;
-    google::protobuf::util::JsonParseOptions jo;
-    jo.ignore_unknown_fields = false;
-    auto st = google::protobuf::util::JsonStringToMessage(a.Get("event"), &ev, jo);
-    if (!st.ok()) return Fail(kExitUsage, absl::StrCat("--event: ", st.ToString()));
-    writ::intent::EvalContext ctx;
-    ctx.now = absl::Now();
-    ctx.live_processes = 1;
-    printf("%s\n", writ::intent::Explain(**ci, ev, ctx).c_str());
-    return 0;
+    return writ::cli::PolicyExplain({a.Get("intent"), a.Get("policies", DefaultPolicyDir()),
+                                     a.Has("param") ? a.opts["param"] : std::vector<std::string>{},
+                                     a.Get("event")});
   }
   if (sub == "suggest") {
-    Args a = Parse(argc, argv, 3, {"from", "task", "name"}, {});
+    Args a = Parse(argc, argv, 3, {"from", "task", "name", "diff", "policies", "param"}, {"check"});
     if (!a.error.empty()) return Fail(kExitUsage, a.error);
-    if (!a.Has("from") || !a.Has("task")) {
-      return Fail(kExitUsage, "policy suggest needs --from EVENTS.jsonl and --task ID");
-    }
-    std::ifstream in(a.Get("from"));
-    if (!in) return Fail(1, absl::StrCat("cannot read ", a.Get("from")));
-    std::vector<writ::v1::Event> events;
-    std::string line;
-    int lineno = 0;
-    google::protobuf::util::JsonParseOptions jo;
-    jo.ignore_unknown_fields = true;
-    while (std::getline(in, line)) {
-      lineno++;
-      if (line.empty()) continue;
-      writ::v1::Event ev;
-      auto st = google::protobuf::util::JsonStringToMessage(line, &ev, jo);
-      if (!st.ok()) {
-        return Fail(1, absl::StrCat(a.Get("from"), ":", lineno, ": ", st.ToString()));
-      }
-      if (ev.agent().task_id() == a.Get("task")) events.push_back(std::move(ev));
-    }
-    if (events.empty()) return Fail(1, absl::StrCat("no events of task ", a.Get("task"), " in ", a.Get("from")));
-    printf("%s", writ::intent::SuggestIntent(a.Get("name", "suggested"), events, a.Get("task")).c_str());
-    return 0;
+    writ::cli::SuggestArgs sa{a.Get("from"), a.Get("task"), a.Get("name", "suggested"),
+                              a.Has("check"), a.Get("diff"), a.Get("policies", DefaultPolicyDir()),
+                              a.Has("param") ? a.opts["param"] : std::vector<std::string>{}};
+    return writ::cli::PolicySuggest(sa);
   }
   return Fail(kExitUsage, absl::StrCat("unknown policy command ", sub));
 }

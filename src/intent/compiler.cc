@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -261,8 +262,10 @@ class Compiler {
       ci_->net_judged_ = true;
       ci_->net_allow_present_ = c.allow_present();
       RETURN_IF_ERROR(Net("network.connect.deny", c.deny(), "connect to a destination denied by",
-                          &ci_->net_deny_));
-      RETURN_IF_ERROR(Net("network.connect.allow", c.allow(), "connect allowed by", &ci_->net_allow_));
+                          &ci_->net_deny_, &ci_->host_deny_));
+      RETURN_IF_ERROR(Net("network.connect.allow", c.allow(), "connect allowed by",
+                          &ci_->net_allow_, &ci_->host_allow_));
+      RETURN_IF_ERROR(Dns());
       ci_->net_default_rule_ = AddRule("network.connect.default", Category::kNetwork,
                                        "connect to a destination not in network.connect.allow", "");
       // Unix sockets: judged by network.unix, and by default wherever connect has an allow list (an
@@ -436,6 +439,28 @@ class Compiler {
     return absl::OkStatus();
   }
 
+  // network.dns.allow, or by default the names of the connect allow rules; connect.deny names are
+  // denied.
+  absl::Status Dns() {
+    const auto& n = in_.network();
+    ci_->dns_judged_ = n.has_dns() || n.connect().allow_present();
+    for (const HostRule& h : ci_->host_deny_) ci_->dns_policy_.Deny(h.pattern);
+    if (!n.has_dns()) {
+      for (const HostRule& h : ci_->host_allow_) ci_->dns_policy_.Allow(h.pattern);
+      return absl::OkStatus();
+    }
+    for (int i = 0; i < n.dns().allow_size(); ++i) {
+      bool unset = false;
+      std::string s = SubstituteParams(n.dns().allow(i), values_, &unset);
+      if (unset) continue;
+      auto p = dns::NamePattern::Parse(s);
+      if (!p.ok())
+        return FieldError(absl::StrCat("network.dns.allow[", i, "]"), p.status().message());
+      ci_->dns_policy_.Allow(*std::move(p));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status UnixNames(absl::string_view field,
                          const google::protobuf::RepeatedPtrField<std::string>& l,
                          absl::string_view verb, UnixMatcher* m) {
@@ -453,8 +478,10 @@ class Compiler {
     return absl::OkStatus();
   }
 
-  absl::Status Net(absl::string_view field, const google::protobuf::RepeatedPtrField<writ::v1::NetRule>& l,
-                   absl::string_view verb, std::vector<NetEntry>* out) {
+  absl::Status Net(absl::string_view field,
+                   const google::protobuf::RepeatedPtrField<writ::v1::NetRule>& l,
+                   absl::string_view verb, std::vector<NetEntry>* out,
+                   std::vector<HostRule>* hosts) {
     for (int i = 0; i < l.size(); ++i) {
       const auto& r = l.Get(i);
       const std::string f = absl::StrCat(field, "[", i, "]");
@@ -471,6 +498,7 @@ class Compiler {
       if (ports.empty()) ports.push_back(PortRange{1, 65535});
       std::vector<Cidr> addrs;
       std::string target;
+      std::optional<HostRule> host;
       if (!r.cidr().empty()) {
         target = SubstituteParams(r.cidr(), values_, &unset);
         if (unset) continue;
@@ -480,14 +508,32 @@ class Compiler {
       } else {
         target = SubstituteParams(r.host(), values_, &unset);
         if (unset) continue;
-        auto resolved = Resolve(target);
-        if (!resolved.ok()) return FieldError(f + ".host", resolved.status().message());
-        addrs = *std::move(resolved);
+        const bool is_ip = ParseCidr(target).ok() && target.find('/') == std::string::npos;
+        if (!is_ip) {
+          auto np = dns::NamePattern::Parse(target);
+          if (!np.ok()) return FieldError(f + ".host", np.status().message());
+          host.emplace();
+          host->pattern = *std::move(np);
+          for (const PortRange& p : ports) host->ports.emplace_back(p.lo, p.hi);
+        }
+        // A wildcard has no address to resolve: it is allowed by name only (pins, #17 phase 2).
+        // A denied name that does not resolve now is still denied by name.
+        if (!host || !host->pattern.wildcard()) {
+          auto resolved = Resolve(target);
+          const bool deny = hosts == &ci_->host_deny_;
+          if (!resolved.ok() && !(deny && host))
+            return FieldError(f + ".host", resolved.status().message());
+          if (resolved.ok()) addrs = *std::move(resolved);
+        }
       }
       if (unset) continue;
       std::string shown = port_text.empty() ? target
                                             : absl::StrCat(target, " ports ", absl::StrJoin(port_text, ","));
       int rule = AddRule(f, Category::kNetwork, absl::StrCat(verb, " ", f, " (", shown, ")"), shown);
+      if (host) {
+        host->rule = rule;
+        hosts->push_back(*std::move(host));
+      }
       for (const Cidr& c : addrs) {
         for (const PortRange& p : ports) {
           NetEntry e;

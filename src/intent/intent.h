@@ -10,14 +10,15 @@
 #include <functional>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
-
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "dns/name_policy.h"
 #include "intent/glob.h"
 #include "writ/event_kind.h"
 #include "writ/v1/event.pb.h"
@@ -139,6 +140,15 @@ struct KernelTables {
   std::vector<std::string> unix_allow_exact, unix_deny_exact, unix_allow_prefix, unix_deny_prefix;
 };
 
+// A connect rule by name (`host:`), kept as written for the stub resolver and the kernel pins of
+// #17 phase 2. An exact name is also resolved at compile time into NetEntry addresses (today's
+// enforcement); a wildcard has no address until a pin gives it one.
+struct HostRule {
+  dns::NamePattern pattern;
+  std::vector<std::pair<uint16_t, uint16_t>> ports;  // inclusive ranges; all ports when not given
+  int rule = -1;
+};
+
 // Unix-socket name patterns: path globs ("/run/user/*/bus") over absolute names, or "@" followed by
 // an argument glob for abstract names ("@/tmp/.X11-unix/X*"). First match in the order added.
 class UnixMatcher {
@@ -225,6 +235,15 @@ class CompiledIntent {
   // `tools:` (MCP tool calls through the launcher's gateway); nullptr when the intent has none.
   const ToolPolicy* tools() const { return tools_.get(); }
 
+  // Names the task may resolve (network.dns.allow, or the host names of network.connect.allow when
+  // it is absent; connect.deny hosts are denied). dns_judged() is false when neither list is
+  // present: any name. Not yet enforced on the task's own DNS traffic (docs/threat-model.md, #17
+  // phase 2).
+  bool dns_judged() const { return dns_judged_; }
+  const dns::NamePolicy& dns_policy() const { return dns_policy_; }
+  const std::vector<HostRule>& host_allow() const { return host_allow_; }
+  const std::vector<HostRule>& host_deny() const { return host_deny_; }
+
  private:
   friend class Compiler;
   friend struct Engine;
@@ -268,6 +287,9 @@ class CompiledIntent {
   bool net_allow_present_ = false;
   std::vector<NetEntry> net_allow_, net_deny_;
   int net_default_rule_ = -1;
+  std::vector<HostRule> host_allow_, host_deny_;
+  bool dns_judged_ = false;
+  dns::NamePolicy dns_policy_;
   bool unix_judged_ = false;
   UnixMatcher unix_allow_, unix_deny_;  // unix_allow_.present(): an allow list (or the default)
   int unix_default_rule_ = -1;
@@ -351,9 +373,43 @@ TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out);
 
 // ---- suggestion -----------------------------------------------------------------------------------
 
-// YAML text of a least-privilege intent allowing what `events` did, generalised (shared libraries →
-// /usr/lib/** etc., a busy working directory → ${repo}/** with a default). Loads back without errors.
+// A least-privilege intent from one task's recorded events (`writ policy suggest`), written as a
+// person would: package and runtime trees as their root with ** (`.../node_modules/**`), system reads
+// as their usual locations (`/usr/lib/**`), per-process and per-boot names as globs, directories and
+// files the task's command line or params named as `params:` with ${name} in the rules, writes narrow.
+// Well-known secret locations are always in files.deny and never allowed; a recording that touched one
+// says so. The intent carries `tests:` drawn from the recording and loads back without errors.
+struct Suggestion {
+  std::string yaml;
+  // The parameters' values in the recorded task (the intent requires them; --check binds these).
+  absl::flat_hash_map<std::string, std::string> params;
+  // "PATH (PATTERN)" for every secret location the recording touched: denied, never allowed.
+  std::vector<std::string> secrets;
+  int rule_lines = 0;  // lines of the document before `tests:` (what a reviewer reads)
+};
+Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& events,
+                   const std::string& task_id);
+// Suggest(...).yaml.
 std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::Event>& events,
                           const std::string& task_id);
+
+// Recorded events judged again against `ci` as writd judges them (every kind Evaluate judges; a failed
+// open that only an allow-list default would deny accessed nothing and is allowed).
+struct Replay {
+  int judged = 0;
+  int violations = 0;
+  // One line per distinct violation: "open /etc/x (read): violation by i/files.read.default (...)",
+  // with "(N events)" when it happened more than once; in recording order.
+  std::vector<std::string> lines;
+  // Rule ids of `ci` that allowed at least one event.
+  std::set<std::string> used_rules;
+};
+Replay ReplayEvents(const CompiledIntent& ci, const std::vector<writ::v1::Event>& events);
+
+// What `existing` lacks (recorded events it would deny) and allows beyond what was observed (its
+// allow rules no recorded event used), and whether `suggested` is a subset of it (CheckSubset).
+// Human text, one finding a line; `*subset` set accordingly.
+std::string DiffIntent(const CompiledIntent& suggested, const CompiledIntent& existing,
+                       const std::vector<writ::v1::Event>& events, bool* subset);
 
 }  // namespace writ::intent

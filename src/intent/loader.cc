@@ -16,6 +16,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "dns/name_policy.h"
+#include "identity/spiffe_id.h"
 #include "intent/glob.h"
 #include "intent/intent.h"
 #include "intent/tools.h"
@@ -23,7 +25,6 @@
 #include "intent/workload.h"
 #include "intent/yaml_guard.h"
 #include "intent/yaml_proto.h"
-#include "identity/spiffe_id.h"
 #include "util/status_macros.h"
 #include "yaml-cpp/yaml.h"
 
@@ -139,6 +140,13 @@ class Validator {
     if (in_.has_network()) {
       NetRules("network.connect.allow", in_.network().connect().allow());
       NetRules("network.connect.deny", in_.network().connect().deny());
+      const auto& dns = in_.network().dns().allow();
+      for (int i = 0; i < dns.size(); ++i) {
+        const std::string p = Idx("network.dns.allow", i);
+        if (!Refs(p, dns.Get(i)) || dns.Get(i).find("${") != std::string::npos) continue;
+        if (auto np = dns::NamePattern::Parse(dns.Get(i)); !np.ok())
+          Err(p, std::string(np.status().message()));
+      }
       UnixNames("network.unix.allow", in_.network().unix().allow());
       UnixNames("network.unix.deny", in_.network().unix().deny());
     }
@@ -288,11 +296,22 @@ class Validator {
       if (!r.cidr().empty() && Refs(p + ".cidr", r.cidr()) && r.cidr().find("${") == std::string::npos) {
         if (auto c = ParseCidr(r.cidr()); !c.ok()) Err(p + ".cidr", std::string(c.status().message()));
       }
-      if (!r.host().empty() && Refs(p + ".host", r.host()) && r.host().find("${") == std::string::npos) {
+      if (!r.host().empty() && Refs(p + ".host", r.host()) &&
+          r.host().find("${") == std::string::npos && r.host().find('*') != std::string::npos) {
+        if (auto np = dns::NamePattern::Parse(r.host()); !np.ok()) {
+          Err(p + ".host", std::string(np.status().message()));
+        }
+      } else if (!r.host().empty() && r.host().find("${") == std::string::npos) {
         const bool ok = std::all_of(r.host().begin(), r.host().end(), [](char c) {
           return absl::ascii_isalnum(c) || c == '.' || c == '-' || c == ':' || c == '_';
         });
-        if (!ok) Err(p + ".host", absl::StrCat("bad host name \"", r.host(), "\""));
+        if (!ok) {
+          Err(p + ".host", absl::StrCat("bad host name \"", r.host(), "\""));
+        } else if (!ParseCidr(r.host()).ok()) {
+          if (auto np = dns::NamePattern::Parse(r.host()); !np.ok()) {
+            Err(p + ".host", std::string(np.status().message()));
+          }
+        }
       }
       for (int j = 0; j < r.ports_size(); ++j) {
         const std::string pp = Idx(p + ".ports", j);

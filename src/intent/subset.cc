@@ -1,10 +1,10 @@
 // Sub-agent subset check: a child task's compiled intent may allow nothing its parent's does not.
 //
-// The check is conservative by design: it proves coverage pattern by pattern (a child pattern must be
-// contained in ONE parent pattern; a parent restriction must be repeated by the child or provably
-// irrelevant to everything the child allows). Whatever it cannot prove is refused, naming the child
-// permission that would escalate, because a false refusal costs a narrower intent while a false
-// acceptance hands a sub-agent authority its principal never granted.
+// The check is conservative by design: it proves coverage pattern by pattern (a child pattern must
+// be contained in ONE parent pattern; a parent restriction must be repeated by the child or
+// provably irrelevant to everything the child allows). Whatever it cannot prove is refused, naming
+// the child permission that would escalate, because a false refusal costs a narrower intent while a
+// false acceptance hands a sub-agent authority its principal never granted.
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -315,6 +315,49 @@ class SubsetChecker {
                           [&](const NetEntry& a) { return NetOverlaps(a, d); });
       }
       if (!ok) return Refuse(absl::StrCat("connect to ", Shown(p_, d), " (parent network.connect.deny)"));
+    }
+    return Names();
+  }
+
+  static bool PortsCovered(const HostRule& inner, const HostRule& outer) {
+    auto all = [](const HostRule& h) {
+      return h.ports.empty() ? std::vector<std::pair<uint16_t, uint16_t>>{{1, 65535}} : h.ports;
+    };
+    for (const auto& [lo, hi] : all(inner)) {
+      bool ok = false;
+      for (const auto& [olo, ohi] : all(outer)) ok = ok || (olo <= lo && hi <= ohi);
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  // By name: a child's wildcard host rule needs a parent host rule covering its names and ports (an
+  // exact name is also checked by address above); the names the child may resolve must be names the
+  // parent may resolve, and what the parent's DNS policy denies stays denied.
+  absl::Status Names() const {
+    if (p_.net_allow_present_) {
+      for (const HostRule& h : c_.host_allow_) {
+        if (!h.pattern.wildcard()) continue;
+        bool ok = std::any_of(p_.host_allow_.begin(), p_.host_allow_.end(), [&](const HostRule& q) {
+          return h.pattern.CoveredBy(q.pattern) && PortsCovered(h, q);
+        });
+        if (!ok) return Refuse(absl::StrCat("network.connect.allow host ", h.pattern.text()));
+      }
+    }
+    if (!p_.dns_judged_) return absl::OkStatus();
+    if (!c_.dns_judged_) return Refuse("network.dns (any name: no DNS policy)");
+    const auto& pa = p_.dns_policy_.allow();
+    for (const dns::NamePattern& n : c_.dns_policy_.allow()) {
+      bool ok = std::any_of(pa.begin(), pa.end(),
+                            [&](const dns::NamePattern& q) { return n.CoveredBy(q); });
+      if (!ok) return Refuse(absl::StrCat("network.dns.allow ", n.text()));
+      for (const dns::NamePattern& d : p_.dns_policy_.deny()) {
+        if (!d.CoveredBy(n) && !n.CoveredBy(d)) continue;  // disjoint
+        const auto& cd = c_.dns_policy_.deny();
+        bool kept = std::any_of(cd.begin(), cd.end(),
+                                [&](const dns::NamePattern& x) { return d.CoveredBy(x); });
+        if (!kept) return Refuse(absl::StrCat("name ", d.text(), " (parent network.connect.deny)"));
+      }
     }
     return absl::OkStatus();
   }

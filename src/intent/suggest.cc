@@ -1,105 +1,29 @@
-// SuggestIntent: recorded events → a least-privilege intent (writ policy suggest). It generalises only
-// where exact paths would not survive the next run (shared libraries, a busy working directory,
-// /proc/<pid>) and never widens to sensitive roots such as /etc or /home.
+// Suggest: one task's recorded events → an intent a person would accept (writ policy suggest). The
+// rules come from suggest_paths.cc; this file collects what the task did, writes the YAML with its
+// parameters, its secret denies and `tests:` drawn from the recording.
 #include <algorithm>
 #include <map>
 #include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "intent/glob.h"
 #include "intent/intent.h"
+#include "intent/suggest_internal.h"
 #include "yaml-cpp/yaml.h"
 
 namespace writ::intent {
 namespace {
 
-constexpr int kCollapseMin = 3;            // files in one directory before it becomes DIR/**
-constexpr double kRepoShare = 0.8;         // share of non-system paths under the working directory
-const char* const kLibRoots[] = {"/usr/local/lib", "/usr/lib64", "/usr/lib", "/lib64", "/lib"};
-const char* const kNeverCollapse[] = {"/", "/etc", "/home", "/root", "/var", "/proc", "/sys",
-                                      "/dev", "/run", "/usr", "/usr/bin", "/bin", "/usr/sbin", "/sbin"};
-// Secrets a suggested intent denies explicitly unless the task was seen touching them.
-const char* const kSecretDenies[] = {"/etc/shadow", "/etc/gshadow", "**/.ssh/**", "**/.aws/**",
-                                     "**/.env", "**/.gnupg/**"};
-
-std::string Parent(const std::string& p) {
-  size_t s = p.rfind('/');
-  return s == 0 || s == std::string::npos ? "/" : p.substr(0, s);
-}
-
-int Depth(absl::string_view p) { return p == "/" ? 0 : static_cast<int>(std::count(p.begin(), p.end(), '/')); }
-
-bool Under(absl::string_view p, absl::string_view dir) {
-  return absl::StartsWith(p, dir) && (p.size() == dir.size() || p[dir.size()] == '/' || dir == "/");
-}
-
-bool Collapsible(const std::string& dir) {
-  for (const char* n : kNeverCollapse) {
-    if (dir == n) return false;
-  }
-  return Depth(dir) >= 2 || dir == "/tmp";
-}
-
-// /proc/1234/maps → /proc/*/maps, /dev/pts/3 → /dev/pts/*: names that change every run.
-std::string Canonical(const std::string& p) {
-  std::vector<std::string> seg = absl::StrSplit(p.substr(1), '/');
-  int64_t n;
-  if (seg.size() >= 2 && seg[0] == "proc" && (absl::SimpleAtoi(seg[1], &n) || seg[1] == "self" ||
-                                               seg[1] == "thread-self")) {
-    seg[1] = "*";
-    if (seg.size() >= 4 && seg[2] == "task" && absl::SimpleAtoi(seg[3], &n)) seg[3] = "*";
-  }
-  if (seg.size() == 3 && seg[0] == "dev" && seg[1] == "pts") seg[2] = "*";
-  return "/" + absl::StrJoin(seg, "/");
-}
-
-std::string LibRoot(const std::string& p) {
-  for (const char* r : kLibRoots) {
-    if (Under(p, r)) return absl::StrCat(r, "/**");
-  }
-  std::string base = p.substr(p.rfind('/') + 1);
-  const bool shared_object = absl::EndsWith(base, ".so") || absl::StrContains(base, ".so.");
-  if (shared_object && base != "ld.so.cache" && Collapsible(Parent(p))) return Parent(p) + "/**";
-  return "";
-}
-
-// Exact paths → patterns: directories with kCollapseMin+ entries become DIR/**.
-std::set<std::string> Generalise(const std::set<std::string>& paths) {
-  std::map<std::string, int> per_dir;
-  for (const auto& p : paths) {
-    if (p.find('*') == std::string::npos) ++per_dir[Parent(p)];
-  }
-  std::set<std::string> out;
-  for (const auto& p : paths) {
-    std::string d = Parent(p);
-    if (p.find('*') == std::string::npos && per_dir[d] >= kCollapseMin && Collapsible(d)) {
-      out.insert(d + "/**");
-    } else {
-      out.insert(p);
-    }
-  }
-  // Drop entries already covered by a DIR/** of the set.
-  std::set<std::string> pruned;
-  for (const auto& p : out) {
-    bool covered = false;
-    for (const auto& q : out) {
-      if (q != p && absl::EndsWith(q, "/**") && Under(p, q.substr(0, q.size() - 3))) covered = true;
-    }
-    if (!covered) pruned.insert(p);
-  }
-  return pruned;
-}
+using suggest::Param;
 
 std::string SafeName(const std::string& name) {
   std::string n;
-  for (char c : absl::AsciiStrToLower(name)) {
-    n.push_back(absl::ascii_isalnum(c) ? c : '-');
-  }
+  for (char c : absl::AsciiStrToLower(name)) n.push_back(absl::ascii_isalnum(c) ? c : '-');
   while (!n.empty() && n.front() == '-') n.erase(n.begin());
   while (!n.empty() && n.back() == '-') n.pop_back();
   if (n.size() > 63) n.resize(63);
@@ -107,161 +31,254 @@ std::string SafeName(const std::string& name) {
   return n.empty() ? "suggested" : n;
 }
 
-void EmitList(YAML::Emitter& y, const std::set<std::string>& items) {
+bool IsWrite(const writ::v1::Event& ev) {
+  for (const auto& f : ev.file().flags()) {
+    if (f == "write" || f == "create" || f == "truncate") return true;
+  }
+  return false;
+}
+
+// What one task did, with the first event of each observed (stable) path as its sample.
+struct Observed {
+  std::map<std::string, const writ::v1::Event*> exes, reads, writes;
+  std::map<std::string, std::set<uint32_t>> dests;  // address → ports (0 = any)
+  std::map<std::string, const writ::v1::Event*> dest_sample;
+  // Unix sockets reached: both names (the one given, the socket file reached) are judged.
+  std::map<std::string, const writ::v1::Event*> sockets;
+  std::map<std::string, std::string> secrets;  // path → pattern
+  std::map<std::string, const writ::v1::Event*> secret_sample;
+  std::set<std::string> notes;
+  std::map<std::string, std::string> task_params;
+  std::vector<std::string> command;
+  std::set<std::string> tools, offered;  // MCP tools called (and not refused) / offered
+};
+
+Observed Collect(const std::vector<writ::v1::Event>& events) {
+  Observed o;
+  for (const auto& ev : events) {
+    if (ev.kind() == "task_start" && o.command.empty()) {
+      o.command.assign(ev.task().command().begin(), ev.task().command().end());
+      o.task_params.insert(ev.task().params().begin(), ev.task().params().end());
+    } else if (ev.kind() == "exec" && absl::StartsWith(ev.process().exe(), "/")) {
+      // ld.so PROGRAM: exec.allow judges the program the loader runs, not the loader. One that
+      // could not be named whole is never allowed: no grant.
+      if (ev.process().unresolved()) continue;
+      const std::string& exe =
+          ev.process().loaded().empty() ? ev.process().exe() : ev.process().loaded();
+      if (const char* s = suggest::SecretOf(exe)) {
+        o.secrets.emplace(exe, s);
+        o.secret_sample.emplace(exe, &ev);
+        continue;
+      }
+      o.exes.emplace(exe, &ev);
+    } else if (ev.kind() == "open" && absl::StartsWith(ev.file().path(), "/")) {
+      const std::string& path = ev.file().path();
+      if (const char* s = suggest::SecretOf(path)) {
+        o.secrets.emplace(path, s);
+        o.secret_sample.emplace(path, &ev);
+        continue;
+      }
+      // A failed open accessed nothing, and writd allows it unless a deny rule names it: no grant.
+      if (ev.file().result() < 0 || ev.file().unresolved()) continue;
+      (IsWrite(ev) ? o.writes : o.reads).emplace(path, &ev);
+    } else if (ev.kind() == "connect" && ev.network().family() == "unix") {
+      // A socket that was not reached (glibc probing nscd) needs no grant: writd allows it.
+      const auto& n = ev.network();
+      if (n.result() != 0) continue;
+      for (const std::string& name : {n.path(), n.peer_path()}) {
+        if (absl::StartsWith(name, "/") || absl::StartsWith(name, "@"))
+          o.sockets.emplace(name, &ev);
+      }
+    } else if (ev.kind() == "connect" && !ev.network().dst_ip().empty()) {
+      o.dests[ev.network().dst_ip()].insert(ev.network().dst_port());
+      o.dest_sample.emplace(ev.network().dst_ip(), &ev);
+    } else if (ev.kind() == "tool_call" && !ev.tool().name().empty() &&
+               ev.tool().status() != "denied") {
+      o.tools.insert(ev.tool().name());  // called through the MCP gateway
+    } else if (ev.kind() == "tool_list") {
+      o.offered.insert(ev.tool().offered().begin(), ev.tool().offered().end());
+    }
+  }
+  return o;
+}
+
+// A rule's sample for its test: a recorded event, and when its path holds a per-run name, a path
+// the rule allows without one (the test then reads /proc/self/maps, not /proc/4242/maps).
+struct Sample {
+  const writ::v1::Event* ev = nullptr;
+  std::string path;  // "" = the event's own
+};
+// pattern → its sample.
+using Rules = std::map<std::string, Sample>;
+
+// A concrete path a stable glob allows: ** segments dropped, * → self under /proc, else example.
+std::string Instance(const std::string& stable) {
+  std::vector<std::string> out;
+  for (absl::string_view seg : absl::StrSplit(absl::string_view(stable).substr(1), '/')) {
+    if (seg == "**") continue;
+    const std::string with = out.size() == 1 && out[0] == "proc" ? "self" : "example";
+    out.push_back(absl::StrReplaceAll(seg, {{"*", with}}));
+  }
+  return "/" + absl::StrJoin(out, "/");
+}
+
+Rules MakeRules(const std::map<std::string, const writ::v1::Event*>& seen, bool write, bool exec,
+                const std::vector<Param>& params, std::set<std::string>* notes) {
+  std::set<std::string> pats;
+  std::multimap<std::string, Sample> by_pattern;
+  for (const auto& [raw, ev] : seen) {
+    // A parameter's value is itself a per-run name: match it before making names stable.
+    const bool in_param = std::any_of(params.begin(), params.end(), [&](const Param& p) {
+      return p.dir ? suggest::Under(raw, p.value) : raw == p.value;
+    });
+    const std::string path = in_param || exec ? raw : suggest::Stable(raw, notes);
+    suggest::PathRule r =
+        exec ? suggest::ExecRuleFor(path, params) : suggest::RuleFor(path, write, params);
+    if (r.pattern.empty()) continue;
+    pats.insert(r.pattern);
+    // A loaded program's event names the loader as its exe: the test names the program.
+    const std::string& own = ev->process().loaded().empty() ? ev->process().exe() : raw;
+    by_pattern.emplace(r.pattern, Sample{ev, path != raw ? Instance(path) : exec ? own : ""});
+  }
+  Rules out;
+  for (const auto& p : suggest::Generalise(pats, write)) {
+    Sample sample;
+    for (const auto& [q, smp] : by_pattern) {
+      if (!suggest::Covers(p, q)) continue;
+      // The first recorded path the rule allows, preferring one that is the same every run.
+      if (!sample.ev || (!sample.path.empty() && smp.path.empty())) sample = smp;
+    }
+    out.emplace(p, sample);
+  }
+  return out;
+}
+
+void EmitEvent(YAML::Emitter& y, const writ::v1::Event& ev, const std::string& path_override = "") {
+  y << YAML::Flow << YAML::BeginMap << YAML::Key << "kind" << YAML::Value << ev.kind();
+  if (ev.kind() == "exec") {
+    y << YAML::Key << "process" << YAML::Value << YAML::BeginMap << YAML::Key << "exe"
+      << YAML::Value << YAML::DoubleQuoted
+      << (path_override.empty() ? ev.process().exe() : path_override) << YAML::EndMap;
+  } else if (ev.kind() == "open") {
+    y << YAML::Key << "file" << YAML::Value << YAML::BeginMap << YAML::Key << "path" << YAML::Value
+      << YAML::DoubleQuoted << (path_override.empty() ? ev.file().path() : path_override)
+      << YAML::Key << "flags" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& f : ev.file().flags()) y << f;
+    y << YAML::EndSeq << YAML::EndMap;
+  } else if (ev.network().family() == "unix") {
+    y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "family"
+      << YAML::Value << "unix" << YAML::Key << "path" << YAML::Value << YAML::DoubleQuoted
+      << ev.network().path();
+    if (!ev.network().peer_path().empty()) {
+      y << YAML::Key << "peer_path" << YAML::Value << YAML::DoubleQuoted
+        << ev.network().peer_path();
+    }
+    y << YAML::EndMap;
+  } else {
+    y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "dst_ip"
+      << YAML::Value << YAML::DoubleQuoted << ev.network().dst_ip() << YAML::Key << "dst_port"
+      << YAML::Value << ev.network().dst_port() << YAML::EndMap;
+  }
+  y << YAML::EndMap;
+}
+
+void EmitList(YAML::Emitter& y, const Rules& rules) {
+  if (rules.empty()) y << YAML::Flow;  // `[]` on the key's line
   y << YAML::BeginSeq;
-  for (const auto& i : items) y << YAML::DoubleQuoted << i;
+  for (const auto& [p, sample] : rules) y << YAML::DoubleQuoted << p;
   y << YAML::EndSeq;
+}
+
+bool Matches(const std::string& pattern, const std::string& path,
+             const absl::flat_hash_map<std::string, std::string>& values) {
+  std::string concrete = pattern;
+  for (const auto& [k, v] : values) concrete = absl::StrReplaceAll(concrete, {{"${" + k + "}", v}});
+  auto g = Glob::ParsePath(concrete);
+  return g.ok() && g->Match(path);
 }
 
 }  // namespace
 
-std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::Event>& events,
-                          const std::string& task_id) {
-  std::set<std::string> exes, reads, writes;
-  std::map<std::string, std::set<uint32_t>> dests;  // ip → ports
-  std::set<std::string> sockets;  // unix sockets the task reached (the connect allow list denies the rest)
-  std::set<std::string> tools, offered;  // MCP tools called / offered
-  const writ::v1::Event* first_exec = nullptr;
-  const writ::v1::Event* first_read = nullptr;
-  const writ::v1::Event* first_write = nullptr;
-  const writ::v1::Event* first_connect = nullptr;
-  for (const auto& ev : events) {
-    if (ev.kind() == "exec" && absl::StartsWith(ev.process().exe(), "/")) {
-      exes.insert(ev.process().exe());
-      if (!first_exec) first_exec = &ev;
-    } else if (ev.kind() == "open" && absl::StartsWith(ev.file().path(), "/") && !ev.file().unresolved()) {
-      bool w = false;
-      for (const auto& f : ev.file().flags()) w |= f == "write" || f == "create" || f == "truncate";
-      (w ? writes : reads).insert(Canonical(ev.file().path()));
-      if (w && !first_write) first_write = &ev;
-      if (!w && !first_read) first_read = &ev;
-    } else if (ev.kind() == "connect" && ev.network().family() == "unix") {
-      // The socket reached (the name given must be listed too when it differs: both are judged).
-      const auto& n = ev.network();
-      if (n.result() == 0 && (absl::StartsWith(n.path(), "/") || absl::StartsWith(n.path(), "@"))) {
-        sockets.insert(n.path());
-        if (!n.peer_path().empty()) sockets.insert(n.peer_path());
-      }
-    } else if (ev.kind() == "connect" && !ev.network().dst_ip().empty()) {
-      dests[ev.network().dst_ip()].insert(ev.network().dst_port());
-      if (!first_connect) first_connect = &ev;
-    } else if (ev.kind() == "tool_call" && !ev.tool().name().empty() &&
-               ev.tool().status() != "denied") {
-      tools.insert(ev.tool().name());  // called through the MCP gateway (and not refused)
-    } else if (ev.kind() == "tool_list") {
-      offered.insert(ev.tool().offered().begin(), ev.tool().offered().end());
-    }
+Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& events,
+                   const std::string& task_id) {
+  Observed o = Collect(events);
+  std::set<std::string> all_paths;
+  for (const auto* m : {&o.exes, &o.reads, &o.writes}) {
+    for (const auto& [p, ev] : *m) all_paths.insert(p);
+  }
+  const std::vector<Param> params = suggest::ParamsFrom(o.task_params, o.command, all_paths);
+  Suggestion out;
+  for (const auto& p : params) out.params[p.name] = p.value;
+
+  Rules exec = MakeRules(o.exes, false, true, params, &o.notes);
+  Rules writes = MakeRules(o.writes, true, false, params, &o.notes);
+  Rules reads = MakeRules(o.reads, false, false, params, &o.notes);
+  // A write grant covers reading: drop reads a write rule already allows.
+  for (auto it = reads.begin(); it != reads.end();) {
+    bool covered = std::any_of(writes.begin(), writes.end(),
+                               [&](const auto& w) { return suggest::Covers(w.first, it->first); });
+    it = covered ? reads.erase(it) : std::next(it);
   }
 
-  // Shared libraries and runtime data collapse to their roots.
-  std::set<std::string> read_pats, write_pats, other_reads, other_writes;
-  for (const auto& p : reads) {
-    std::string lib = LibRoot(p);
-    if (!lib.empty()) {
-      read_pats.insert(lib);
-    } else {
-      other_reads.insert(p);
-    }
+  Rules sockets;  // their names, made stable like paths
+  for (const auto& [name, ev] : o.sockets) {
+    std::string n = absl::StartsWith(name, "/") ? suggest::Stable(name, &o.notes) : name;
+    sockets.emplace(n, Sample{n == name ? ev : nullptr, ""});
   }
-  other_writes = writes;
 
-  // The working directory: the deepest directory (depth >= 2) holding most of the task's own files.
-  std::string repo;
-  {
-    std::map<std::string, int> count;
-    // Only the task's own files count: system and scratch locations never become ${repo}.
-    std::set<std::string> all;
-    for (const auto* src : {&other_reads, &other_writes}) {
-      for (const auto& p : *src) {
-        bool system = false;
-        for (const char* r : {"/proc", "/sys", "/dev", "/tmp", "/etc", "/usr", "/lib", "/lib64", "/run",
-                              "/var", "/bin", "/sbin", "/opt"}) {
-          system |= Under(p, r);
-        }
-        if (!system) all.insert(p);
-      }
-    }
-    for (const auto& p : all) {
-      for (std::string d = Parent(p); Depth(d) >= 2; d = Parent(d)) ++count[d];
-    }
-    for (const auto& [d, c] : count) {
-      if (c >= kCollapseMin && c >= kRepoShare * all.size() && Collapsible(d) &&
-          d.find('*') == std::string::npos && d.size() > repo.size()) {
-        repo = d;
-      }
-    }
+  const std::string task = task_id.empty() ? "(unknown)" : task_id;
+  std::string head =
+      absl::StrCat("# Suggested by writ from task ", task, " (", events.size(),
+                   " events): it allows what was observed, generalised; review it.\n");
+  for (const auto& p : params) {
+    absl::StrAppend(&head, "# ${", p.name, "}: the ", p.dir ? "directory " : "file ", p.value,
+                    " the task's command named; give it with --param ", p.name, "=...\n");
   }
-  auto take_repo = [&](std::set<std::string>& from, std::set<std::string>& to) {
-    bool any = false;
-    for (auto it = from.begin(); it != from.end();) {
-      if (!repo.empty() && Under(*it, repo)) {
-        it = from.erase(it);
-        any = true;
-      } else {
-        ++it;
-      }
-    }
-    if (any) to.insert("${repo}/**");
-  };
-  take_repo(other_writes, write_pats);
-  take_repo(other_reads, read_pats);
-  if (write_pats.contains("${repo}/**")) read_pats.erase("${repo}/**");  // write covers read
-  for (const auto& p : Generalise(other_writes)) write_pats.insert(p);
-  // Reads already covered by a write pattern need no read grant.
-  std::vector<Glob> write_globs;
-  absl::flat_hash_map<std::string, std::string> repo_param;
-  for (const auto& w : write_pats) {
-    std::string concrete = w == "${repo}/**" ? repo + "/**" : w;
-    if (auto g = Glob::ParsePath(concrete); g.ok()) write_globs.push_back(*g);
+  for (const auto& n : o.notes) absl::StrAppend(&head, "# Rewritten: ", n, "\n");
+  for (const auto& [path, pat] : o.secrets) {
+    absl::StrAppend(&head, "# SECRET: the recording touched ", path, " (", pat,
+                    "): denied by files.deny, never allowed\n");
+    out.secrets.push_back(absl::StrCat(path, " (", pat, ")"));
   }
-  std::set<std::string> uncovered;
-  for (const auto& r : other_reads) {
-    bool covered = std::any_of(write_globs.begin(), write_globs.end(), [&](const Glob& g) { return g.Match(r); });
-    if (!covered) uncovered.insert(r);
-  }
-  for (const auto& p : Generalise(uncovered)) read_pats.insert(p);
-
-  std::set<std::string> exec_pats = Generalise(exes);
-
-  std::set<std::string> denies;
-  for (const char* d : kSecretDenies) {
-    auto g = Glob::ParsePath(d);
-    bool seen = false;
-    for (const auto* set : {&reads, &writes}) {
-      for (const auto& p : *set) seen |= g->Match(p);
-    }
-    if (!seen) denies.insert(d);
+  if (o.dests.empty()) {
+    absl::StrAppend(&head, "# Network: the task connected nowhere; all egress is denied.\n");
+  } else {
+    absl::StrAppend(&head, "# Network: addresses as connected to (names are not recorded).\n");
   }
 
   YAML::Emitter y;
-  y << YAML::Comment(absl::StrCat("Suggested by writ from task ", task_id.empty() ? "(unknown)" : task_id,
-                                  " (", events.size(), " events): it allows what was observed; review."));
   y << YAML::BeginMap;
   y << YAML::Key << "apiVersion" << YAML::Value << "writ.dev/v1";
   y << YAML::Key << "kind" << YAML::Value << "Intent";
   y << YAML::Key << "name" << YAML::Value << SafeName(name);
   y << YAML::Key << "description" << YAML::Value
-    << absl::StrCat("Least-privilege intent suggested from task ", task_id.empty() ? "(unknown)" : task_id);
-  if (!repo.empty()) {
-    y << YAML::Key << "params" << YAML::Value << YAML::BeginMap << YAML::Key << "repo" << YAML::Value
-      << YAML::BeginMap << YAML::Key << "type" << YAML::Value << "path" << YAML::Key << "default"
-      << YAML::Value << YAML::DoubleQuoted << repo << YAML::EndMap << YAML::EndMap;
+    << absl::StrCat("Suggested from task ", task, " by writ policy suggest");
+  if (!params.empty()) {
+    y << YAML::Key << "params" << YAML::Value << YAML::BeginMap;
+    for (const auto& p : params) {
+      y << YAML::Key << p.name << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "type"
+        << YAML::Value << "path" << YAML::Key << "required" << YAML::Value << true << YAML::EndMap;
+    }
+    y << YAML::EndMap;
   }
   y << YAML::Key << "exec" << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value;
-  EmitList(y, exec_pats);
+  EmitList(y, exec);
   y << YAML::EndMap;
   y << YAML::Key << "files" << YAML::Value << YAML::BeginMap;
   y << YAML::Key << "read" << YAML::Value;
-  EmitList(y, read_pats);
+  EmitList(y, reads);
   y << YAML::Key << "write" << YAML::Value;
-  EmitList(y, write_pats);
-  y << YAML::Key << "deny" << YAML::Value;
-  EmitList(y, denies);
-  y << YAML::EndMap;
-  y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "connect" << YAML::Value
-    << YAML::BeginMap << YAML::Key << "allow" << YAML::Value << YAML::BeginSeq;
-  for (const auto& [ip, ports] : dests) {
-    y << YAML::Flow << YAML::BeginMap << YAML::Key << "cidr" << YAML::Value << YAML::DoubleQuoted << ip;
+  EmitList(y, writes);
+  y << YAML::Key << "deny" << YAML::Value << YAML::BeginSeq;
+  for (const auto& s : suggest::SecretRules()) y << YAML::DoubleQuoted << s.pattern;
+  y << YAML::EndSeq << YAML::EndMap;
+  y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "connect"
+    << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value;
+  if (o.dests.empty()) y << YAML::Flow;
+  y << YAML::BeginSeq;
+  for (const auto& [ip, ports] : o.dests) {
+    y << YAML::Flow << YAML::BeginMap << YAML::Key << "cidr" << YAML::Value << YAML::DoubleQuoted
+      << ip;
     if (!ports.contains(0)) {
       y << YAML::Key << "ports" << YAML::Value << YAML::Flow << YAML::BeginSeq;
       for (uint32_t p : ports) y << p;
@@ -270,64 +287,103 @@ std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::E
     y << YAML::EndMap;
   }
   y << YAML::EndSeq << YAML::EndMap;
+  // With connect.allow present, a socket not listed here is denied (network.unix.default).
   if (!sockets.empty()) {
     y << YAML::Key << "unix" << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value
-      << YAML::Flow << YAML::BeginSeq;
-    for (const auto& p : sockets) y << YAML::DoubleQuoted << p;
+      << YAML::BeginSeq;
+    for (const auto& [name, smp] : sockets) y << YAML::DoubleQuoted << name;
     y << YAML::EndSeq << YAML::EndMap;
   }
   y << YAML::EndMap;
-  if (!tools.empty() || !offered.empty()) {
+  if (!o.tools.empty() || !o.offered.empty()) {
     // The tools the recording called; what the server offered and nobody called is denied, so the
     // model never sees it (docs/policy.md, Tools).
     std::set<std::string> unused;
-    for (const auto& t : offered) {
-      if (!tools.contains(t)) unused.insert(t);
+    for (const auto& t : o.offered) {
+      if (!o.tools.contains(t)) unused.insert(t);
     }
-    y << YAML::Key << "tools" << YAML::Value << YAML::BeginMap;
-    y << YAML::Key << "allow" << YAML::Value;
-    EmitList(y, tools);
+    y << YAML::Key << "tools" << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value
+      << YAML::BeginSeq;
+    for (const auto& t : o.tools) y << YAML::DoubleQuoted << t;
+    y << YAML::EndSeq;
     if (!unused.empty()) {
-      y << YAML::Key << "deny" << YAML::Value;
-      EmitList(y, unused);
+      y << YAML::Key << "deny" << YAML::Value << YAML::BeginSeq;
+      for (const auto& t : unused) y << YAML::DoubleQuoted << t;
+      y << YAML::EndSeq;
     }
     y << YAML::EndMap;
   }
-  y << YAML::Key << "on_violation" << YAML::Value << YAML::Flow << YAML::BeginSeq << "alert" << YAML::EndSeq;
+  y << YAML::Key << "on_violation" << YAML::Value << YAML::Flow << YAML::BeginSeq << "alert"
+    << "kill" << YAML::EndSeq;
 
-  // Tests pin the observed behaviour (allowed) and one thing it never did (a violation).
+  // Tests: one recorded sample per rule (allowed), every secret location (denied: the recorded
+  // touch itself when there was one), and a program the task never ran.
   y << YAML::Key << "tests" << YAML::Value << YAML::BeginSeq;
-  auto allow_test = [&](const writ::v1::Event* ev) {
-    if (ev == nullptr) return;
-    y << YAML::BeginMap << YAML::Key << "event" << YAML::Value << YAML::Flow << YAML::BeginMap;
-    y << YAML::Key << "kind" << YAML::Value << ev->kind();
-    if (ev->kind() == "exec") {
-      y << YAML::Key << "process" << YAML::Value << YAML::BeginMap << YAML::Key << "exe" << YAML::Value
-        << YAML::DoubleQuoted << ev->process().exe() << YAML::EndMap;
-    } else if (ev->kind() == "open") {
-      y << YAML::Key << "file" << YAML::Value << YAML::BeginMap << YAML::Key << "path" << YAML::Value
-        << YAML::DoubleQuoted << ev->file().path() << YAML::Key << "flags" << YAML::Value << YAML::Flow
-        << YAML::BeginSeq;
-      for (const auto& f : ev->file().flags()) y << f;
-      y << YAML::EndSeq << YAML::EndMap;
-    } else {
-      y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "dst_ip" << YAML::Value
-        << YAML::DoubleQuoted << ev->network().dst_ip() << YAML::Key << "dst_port" << YAML::Value
-        << ev->network().dst_port() << YAML::EndMap;
+  auto test = [&](const writ::v1::Event& ev, const char* expect, const std::string& path = "") {
+    y << YAML::Flow << YAML::BeginMap << YAML::Key << "event" << YAML::Value;
+    EmitEvent(y, ev, path);
+    y << YAML::Key << "expect" << YAML::Value << expect;
+    if (!out.params.empty()) {
+      y << YAML::Key << "params" << YAML::Value << YAML::Flow << YAML::BeginMap;
+      for (const auto& p : params) y << YAML::Key << p.name << YAML::Value << p.value;
+      y << YAML::EndMap;
     }
-    y << YAML::EndMap << YAML::Key << "expect" << YAML::Value << "allow" << YAML::EndMap;
+    y << YAML::EndMap;
   };
-  allow_test(first_exec);
-  allow_test(first_read);
-  allow_test(first_write);
-  allow_test(first_connect);
-  y << YAML::BeginMap << YAML::Key << "event" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key
-    << "kind" << YAML::Value << "exec" << YAML::Key << "process" << YAML::Value << YAML::BeginMap
-    << YAML::Key << "exe" << YAML::Value << "/nonexistent/writ-never-observed" << YAML::EndMap << YAML::EndMap
-    << YAML::Key << "expect" << YAML::Value << "violation" << YAML::EndMap;
-  y << YAML::EndSeq;
-  y << YAML::EndMap;
-  return std::string(y.c_str()) + "\n";
+  for (const Rules* rules : {&exec, &reads, &writes}) {
+    for (const auto& [p, smp] : *rules) {
+      if (smp.ev) test(*smp.ev, "allow", smp.path);
+    }
+  }
+  for (const auto& [ip, ev] : o.dest_sample) test(*ev, "allow");
+  std::set<const writ::v1::Event*> socket_tested;
+  for (const auto& [name, smp] : sockets) {
+    // A recorded connect whose names are both listed as recorded.
+    if (smp.ev && sockets.contains(smp.ev->network().path()) &&
+        socket_tested.insert(smp.ev).second &&
+        (smp.ev->network().peer_path().empty() ||
+         sockets.contains(smp.ev->network().peer_path()))) {
+      test(*smp.ev, "allow");
+    }
+  }
+  for (const auto& s : suggest::SecretRules()) {
+    const writ::v1::Event* touched = nullptr;
+    for (const auto& [path, pat] : o.secrets) {
+      if (pat == s.pattern && !touched) touched = o.secret_sample[path];
+    }
+    writ::v1::Event probe;
+    probe.set_kind("open");
+    probe.mutable_file()->set_path(s.sample);
+    probe.mutable_file()->add_flags("read");
+    test(touched ? *touched : probe, "violation");
+  }
+  writ::v1::Event never;
+  never.set_kind("exec");
+  for (const char* exe : {"/usr/bin/curl", "/usr/bin/wget", "/usr/bin/nc", "/usr/bin/sudo",
+                          "/nonexistent/writ-never-observed"}) {
+    bool allowed = std::any_of(exec.begin(), exec.end(),
+                               [&](const auto& r) { return Matches(r.first, exe, out.params); });
+    if (!allowed) {
+      never.mutable_process()->set_exe(exe);
+      break;
+    }
+  }
+  if (!never.process().exe().empty()) test(never, "violation");
+  y << YAML::EndSeq << YAML::EndMap;
+
+  std::string doc = y.c_str();
+  out.rule_lines = 0;
+  for (absl::string_view line : absl::StrSplit(doc, '\n')) {
+    if (absl::StartsWith(line, "tests:")) break;
+    ++out.rule_lines;
+  }
+  out.yaml = absl::StrCat(head, doc, "\n");
+  return out;
+}
+
+std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::Event>& events,
+                          const std::string& task_id) {
+  return Suggest(name, events, task_id).yaml;
 }
 
 }  // namespace writ::intent

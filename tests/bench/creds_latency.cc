@@ -22,7 +22,7 @@
 //   creds_latency --driver --writ BIN --intent I --param dir=D --path FILE --http ADDR:PORT
 //                 --workload-socket PATH [--trials N] [--fetches K] [--cli-fetches M]
 //
-// PostgreSQL: revocation -> the task's live session terminated (scripts/bench_creds.sh --pg). Each
+// PostgreSQL: revocation -> the task's live session terminated (scripts/bench/creds.sh --pg). Each
 // trial is a task whose intent has a postgres credential; inside it (--pg-trial) a libpq session
 // logs in with the task's role and sends `SELECT pg_sleep(60)`, then
 //   violation: a child stamps CLOCK_MONOTONIC and opens the denied file (revoke response);
@@ -268,7 +268,7 @@ int Driver(std::map<std::string, std::string>& a, const char* self) {
     if (p == 0) {
       dup2(pipefd[1], 1);
       close(pipefd[0]);
-      std::vector<std::string> args = {a["writ"], "run", "--agent", "spiffe://example.org/bench/creds", "--intent",
+      std::vector<std::string> args = {a["writ"], "run", "--allow-root", "--agent", "spiffe://example.org/bench/creds", "--intent",
                                        a["intent"], "--param", a["param"], "--", self, "--trial", "--path",
                                        a["path"], "--http", a["http"], "--workload-socket", a["workload-socket"],
                                        "--writ", a["writ"], "--fetches", a.count("fetches") ? a["fetches"] : "5",
@@ -405,7 +405,7 @@ int PgDriver(std::map<std::string, std::string>& a, const char* self) {
       dup2(pipefd[1], 1);
       close(pipefd[0]);
       std::vector<std::string> args = {
-          a["writ"],    "run",       "--agent",    "spiffe://example.org/bench/pg",
+          a["writ"],    "run",       "--allow-root", "--agent",    "spiffe://example.org/bench/pg",
           "--intent",   a["intent"], "--param",    a["param"],
           "--",         self,        "--pg-trial", "--pg-trigger",
           trigger,      "--path",    a["path"],    "--pg-host",

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * "dispatch": what the kernel charges a process for a BPF program on its syscalls before the program
- * does anything, measured by scripts/bench_dispatch.sh for the processes writd does not watch. Each
+ * does anything, measured by scripts/bench/dispatch.sh for the processes writd does not watch. Each
  * program is attached alone:
  *   tp_empty    syscalls/sys_exit_openat, returns at once: the syscall tracepoint slow path that every
  *               syscall of every process takes once any syscall tracepoint is attached, plus one

@@ -1,6 +1,6 @@
 // dispatch: loads tests/bench/dispatch.bpf.c and attaches the one program named on the command line
 // (tp_empty, tp_filter, raw_empty, raw_filter), prints "dispatch ready", and holds it until SIGTERM,
-// SIGINT or --max-seconds. scripts/bench_dispatch.sh times workloads while it runs.
+// SIGINT or --max-seconds. scripts/bench/dispatch.sh times workloads while it runs.
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <unistd.h>

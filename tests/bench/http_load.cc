@@ -1,4 +1,4 @@
-// Load for the HTTP server comparison (scripts/bench_http.sh): holds connections open the way a
+// Load for the HTTP server comparison (scripts/bench/http.sh): holds connections open the way a
 // hostile local client would, then measures /introspect latency.
 //
 //   http_load --port P --token JWT [--idle N] [--slow N] [--held N] [--requests M] [--hold-seconds

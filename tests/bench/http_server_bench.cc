@@ -1,5 +1,5 @@
 // One HTTP server library serving writd's /introspect, for the side-by-side choice of issue 24
-// (scripts/bench_http.sh; numbers in docs/performance.md, "HTTP server"):
+// (scripts/bench/http.sh; numbers in docs/performance.md, "HTTP server"):
 //   writ     http::Server (Boost.Beast over Asio, what writd runs)
 //   mhd      GNU libmicrohttpd, epoll with an internal thread pool
 //   httplib  cpp-httplib, a thread pool of --threads (its default: 8 here)

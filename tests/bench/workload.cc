@@ -1,4 +1,4 @@
-// Workload driver for scripts/bench.sh: one syscall pattern in a tight, bounded loop, timed with
+// Workload driver for scripts/bench/side_by_side.sh: one syscall pattern in a tight, bounded loop, timed with
 // CLOCK_MONOTONIC. A monitor's overhead is the ratio of this program's ops/s with and without the
 // monitor, so the loop does nothing but the syscalls being judged.
 //
@@ -6,12 +6,12 @@
 //   workload exec N [--exe PATH]           fork + execve(/bin/true) + waitpid
 //   workload connect N [--port P]          TCP connect to a loopback listener (own thread), SO_LINGER 0
 //   workload getppid N                     getppid(2): the cheapest syscall, for what a monitor costs
-//                                          syscalls it does not watch (scripts/bench_dispatch.sh)
+//                                          syscalls it does not watch (scripts/bench/dispatch.sh)
 //   workload fcntl N                       fcntl(F_GETFL) of a pipe
 //   workload ioctl N                       ioctl(FIONREAD) of a pipe
 //   workload rename N [--file PATH]        rename(2) of PATH to PATH.r and back (two renames per op)
 //                                          (fcntl, ioctl, rename: what writd's self-protection and link
-//                                          hooks cost the host, scripts/bench_hooks.sh)
+//                                          hooks cost the host, scripts/bench/hooks.sh)
 //   common: [--max-seconds S]              stop early (and say so) when the loop takes longer
 //           [--procs P]                    open only: P producer processes (forked, each pinned to
 //                                          CPU i mod ncpus), N opens in total; the load test's mode

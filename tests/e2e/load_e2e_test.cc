@@ -1,6 +1,6 @@
 // Load test (issue #7 deliverable 6, issue #8's ">= 340k events/s with 0 drops, two producers"):
 // producers on every CPU, inside one monitored task, open+close a repository file as fast as they can
-// for WRIT_LOAD_SECONDS (default 10 s here; `scripts/bench.sh --load-seconds 60` runs the long one).
+// for WRIT_LOAD_SECONDS (default 10 s here; `scripts/bench/side_by_side.sh --load-seconds 60` runs the long one).
 //
 // What it asserts is that nothing is lost without being counted, not that nothing is lost: whether a
 // 2-vCPU machine shared with its producers keeps up is a benchmark result (printed, and reported in
@@ -242,7 +242,7 @@ TEST_F(WritdLoad, EveryRecordIsJudgedOrCountedAndNothingLeaks) {
                           (s2.counter("unattributed") - s1.counter("unattributed"));
   const uint64_t sink = s2.sink_total() - s1.sink_total();
   const uint64_t sink_drops = s2.sink_dropped() - s1.sink_dropped();
-  // One machine-readable line for scripts/bench.sh and docs/performance.md.
+  // One machine-readable line for scripts/bench/side_by_side.sh and docs/performance.md.
   // writd's CPU per judged record over the load and its settling (all threads; clock-tick resolution).
   const double cpu_per_event_us = judged ? static_cast<double>(cpu2 - cpu1) / judged : 0;
   printf("LOAD producers=%d seconds=%.1f opens=%.0f rate=%.0f/s produced=%lu judged=%lu "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Per-run cost of writd's open program (exit_openat) in ns, inside a task and outside any task.
 #
-#   sudo scripts/bench_bpf_prog.sh [--build-dir DIR] [--runs N] [--count N] [--mode monitor|enforce]
+#   sudo scripts/bench/bpf_prog.sh [--build-dir DIR] [--runs N] [--count N] [--mode monitor|enforce]
 #                                  [--intent NAME] [--intent-file FILE] [--out DIR]
 #
 # Starts a writd of its own (cgroup_subtree writ-bench-prog-PID, no pinning, journal off) from DIR/bin, then
@@ -15,7 +15,8 @@
 # Other processes' opens land in the same counter: their count (runs - COUNT) is charged at the outside
 # cost measured in the same round. Prints one line per run and the medians. Needs root, BTF and bpftool.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
+root="$bench_root"
 build_dir="$root/build" runs=5 count=200000 mode=monitor intent=coding-agent intent_file="" out=""
 while (($#)); do
   case "$1" in
@@ -26,26 +27,26 @@ while (($#)); do
     --intent) intent="${2:?}"; shift 2 ;;
     --intent-file) intent_file="${2:?}"; shift 2 ;;
     --out) out="${2:?}"; shift 2 ;;
-    *) echo "bench_bpf_prog.sh: unknown argument '$1'" >&2; exit 2 ;;
+    *) echo "bench/bpf_prog.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-[[ "$runs" =~ ^[1-9][0-9]*$ && "$count" =~ ^[1-9][0-9]*$ ]] || { echo "bench_bpf_prog.sh: --runs and --count must be positive integers" >&2; exit 2; }
-[[ "$mode" == monitor || "$mode" == enforce ]] || { echo "bench_bpf_prog.sh: --mode must be monitor or enforce" >&2; exit 2; }
-if [[ $(id -u) -ne 0 ]]; then echo "bench_bpf_prog.sh: skipped: must run as root" >&2; exit 77; fi
-command -v bpftool >/dev/null || { echo "bench_bpf_prog.sh: skipped: bpftool not found" >&2; exit 77; }
+[[ "$runs" =~ ^[1-9][0-9]*$ && "$count" =~ ^[1-9][0-9]*$ ]] || { echo "bench/bpf_prog.sh: --runs and --count must be positive integers" >&2; exit 2; }
+[[ "$mode" == monitor || "$mode" == enforce ]] || { echo "bench/bpf_prog.sh: --mode must be monitor or enforce" >&2; exit 2; }
+if [[ $(id -u) -ne 0 ]]; then echo "bench/bpf_prog.sh: skipped: must run as root" >&2; exit 77; fi
+command -v bpftool >/dev/null || { echo "bench/bpf_prog.sh: skipped: bpftool not found" >&2; exit 77; }
 cg2="$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)"
-[[ -n "$cg2" ]] || { echo "bench_bpf_prog.sh: skipped: no cgroup2 mount" >&2; exit 77; }
+[[ -n "$cg2" ]] || { echo "bench/bpf_prog.sh: skipped: no cgroup2 mount" >&2; exit 77; }
 bin="$build_dir/bin"
-for b in writd writ workload; do [[ -x "$bin/$b" ]] || { echo "bench_bpf_prog.sh: $bin/$b is missing" >&2; exit 1; }; done
+for b in writd writ workload; do [[ -x "$bin/$b" ]] || { echo "bench/bpf_prog.sh: $bin/$b is missing" >&2; exit 1; }; done
 
 [[ -n "$out" ]] || out="$(mktemp -d /tmp/writ-bench-prog.XXXXXX)"
 mkdir -p "$out/run" "$out/state" "$out/repo" "$out/pol"
 echo hello >"$out/repo/file"
-cp "$root"/policies/*.yaml "$out/pol/"
+bench_root_intents "$root"/policies/*.yaml "$out/pol"
 rm -f "$out/pol/writd.yaml"
 if [[ -n "$intent_file" ]]; then
-  [[ -r "$intent_file" ]] || { echo "bench_bpf_prog.sh: --intent-file $intent_file is not readable" >&2; exit 2; }
-  cp "$intent_file" "$out/pol/"
+  [[ -r "$intent_file" ]] || { echo "bench/bpf_prog.sh: --intent-file $intent_file is not readable" >&2; exit 2; }
+  bench_root_intents "$intent_file" "$out/pol"
 fi
 cat >"$out/writd.yaml" <<EOF
 mode: $mode
@@ -79,10 +80,10 @@ ids_before="$(prog_ids)"
 writd_pid=$!
 W() { WRIT_SOCKET="$out/run/writd.sock" "$bin/writ" "$@"; }
 for ((i = 0; i < 300; i++)); do W status >/dev/null 2>&1 && break; sleep 0.1; done
-W status >/dev/null 2>&1 || { echo "bench_bpf_prog.sh: writd did not start; see $out/writd.log" >&2; exit 1; }
+W status >/dev/null 2>&1 || { echo "bench/bpf_prog.sh: writd did not start; see $out/writd.log" >&2; exit 1; }
 id="$(python3 -c 'import sys; a = set(sys.argv[1].split()); n = set(sys.argv[2].split()) - a; print(max(n, key=int) if n else "")' \
   "$ids_before" "$(prog_ids)")"
-[[ -n "$id" ]] || { echo "bench_bpf_prog.sh: cannot find writd's exit_openat program" >&2; exit 1; }
+[[ -n "$id" ]] || { echo "bench/bpf_prog.sh: cannot find writd's exit_openat program" >&2; exit 1; }
 sleep 1
 counters() {
   bpftool prog show id "$id" -j | python3 -c '
@@ -95,9 +96,9 @@ sysctl -q kernel.bpf_stats_enabled=1
 task_ns=() outside_ns=()
 for ((r = 1; r <= runs; r++)); do
   read -r t0 c0 < <(counters)
-  W run --agent spiffe://example.org/bench --intent "$intent" --param repo="$out/repo" -- \
+  W run --allow-root --agent spiffe://example.org/bench --intent "$intent" --param repo="$out/repo" -- \
     "$bin/workload" open "$count" --file "$out/repo/file" >/dev/null 2>>"$out/run.log" \
-    || { echo "bench_bpf_prog.sh: writ run failed; see $out/run.log" >&2; exit 1; }
+    || { echo "bench/bpf_prog.sh: writ run failed; see $out/run.log" >&2; exit 1; }
   read -r t1 c1 < <(counters)
   read -r u0 d0 < <(counters)
   bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$outside_cg" "$bin/workload" open "$count" \

@@ -6,7 +6,7 @@
 # `workload open` producers open+close a file as fast as they can -- and runs kill_latency in a
 # bench-kill task for each mode. Prints one kill_latency line per mode, then the background rate.
 #
-#   scripts/kill_latency_load.sh [--build-dir DIR] [--trials N] [--bg-procs P] [--modes "glob exact"]
+#   scripts/bench/kill_latency_load.sh [--build-dir DIR] [--trials N] [--bg-procs P] [--modes "glob exact"]
 #                                [--out DIR] [--config 'KEY: VALUE']
 #     --bg-procs P   background producer processes (0: none, the quiet baseline); default 1
 #     --config       extra writd.yaml lines (e.g. 'journal_fsync: never')
@@ -14,7 +14,8 @@
 # Needs root, and the targets writd, writ, workload and kill_latency built in DIR (default build/).
 # Everything it started is stopped and removed on exit.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
+root="$bench_root"
 build="$root/build"
 trials=300
 bg_procs=1
@@ -45,16 +46,12 @@ cg2="$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)"
 subtree="writ-killload-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
 writ() { "$build/bin/writ" --socket "$out/run/writd.sock" "$@"; }
 
-writd_pid=""
 bg_pid=""
 cleanup() {
   # The background task's processes: every one is in a cgroup of this run's own subtree.
   for k in "$cg2/$subtree"/*/cgroup.kill; do [[ -e "$k" ]] && echo 1 >"$k" 2>/dev/null || true; done
   [[ -n "$bg_pid" ]] && wait "$bg_pid" 2>/dev/null || true
-  if [[ -n "$writd_pid" ]] && kill -0 "$writd_pid" 2>/dev/null; then
-    kill -TERM "$writd_pid" 2>/dev/null || true
-    wait "$writd_pid" 2>/dev/null || true
-  fi
+  bench_writd_stop
   for _ in $(seq 1 50); do
     rmdir "$cg2/$subtree"/* "$cg2/$subtree" 2>/dev/null && break
     sleep 0.1
@@ -62,34 +59,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cp "$root/tests/bench/policies/bench-kill.yaml" "$out/policies/"
-sed -e 's/^name: coding-agent$/name: bench-bg/' "$root/policies/coding-agent.yaml" >"$out/policies/bench-bg.yaml"
+bench_root_intents "$root/tests/bench/policies/bench-kill.yaml" "$out/policies"
+sed -e 's/^name: coding-agent$/name: bench-bg/' -e '/^kind: Intent$/a run_as_root: true' "$root/policies/coding-agent.yaml" >"$out/policies/bench-bg.yaml"
 echo "mode: monitor" >>"$out/policies/bench-bg.yaml"
 echo "bench file" >"$out/repo/file"
-: >"$out/kill/exact-target"
-: >"$out/kill/glob-1.secret"
-: >"$out/kill/component-target.key"
-: >"$out/kill/allowed"
-cat >"$out/writd.yaml" <<EOF
-mode: enforce
-policies: $out/policies
-state_dir: $out/state
-run_dir: $out/run
-events: /dev/null
-cgroup_subtree: $subtree
+bench_kill_targets "$out/kill"
+bench_writd_yaml "$out" "$subtree" enforce "events: /dev/null
 bpf_pin_dir: none
-$extra
-EOF
-"$build/bin/writd" --config "$out/writd.yaml" >"$out/writd.out" 2>"$out/writd.err" &
-writd_pid=$!
-for _ in $(seq 1 100); do writ status >/dev/null 2>&1 && break; sleep 0.1; done
-writ status >/dev/null || { echo "writd did not start:"; tail "$out/writd.err"; exit 1; }
+$extra"
+bench_writd_start "$build/bin" "$out"
 
 judged() { writ status | awk '/^events by kind:/ {for (i = 4; i <= NF; i++) {split($i, kv, "="); n += kv[2]}} END {print n + 0}'; }
 kdrops() { writ status | awk '/^drops by kind:/ {for (i = 4; i <= NF; i++) {split($i, kv, "="); n += kv[2]}} END {print n + 0}'; }
 
 if (( bg_procs > 0 )); then
-  writ run --agent spiffe://example.org/bg --intent bench-bg --param "repo=$out/repo" -- \
+  writ run --allow-root --agent spiffe://example.org/bg --intent bench-bg --param "repo=$out/repo" -- \
     "$build/bin/workload" open 1000000000000 --file "$out/repo/file" --procs "$bg_procs" \
     --max-seconds 900 >"$out/bg.out" 2>"$out/bg.err" &
   bg_pid=$!
@@ -97,14 +81,8 @@ if (( bg_procs > 0 )); then
 fi
 j0="$(judged)"; d0="$(kdrops)"; t0="$(date +%s.%N)"
 for mode in $modes; do
-  case "$mode" in
-    self) path="$out/kill/allowed" ;;
-    exact) path="$out/kill/exact-target" ;;
-    component) path="$out/kill/component-target.key" ;;
-    glob) path="$out/kill/glob-1.secret" ;;
-    *) echo "unknown mode $mode" >&2; exit 2 ;;
-  esac
-  writ run --agent spiffe://example.org/bench --intent bench-kill --param "dir=$out/kill" -- \
+  path="$(bench_kill_path "$mode" "$out/kill")" || exit 2
+  writ run --allow-root --agent spiffe://example.org/bench --intent bench-kill --param "dir=$out/kill" -- \
     "$build/bin/kill_latency" --mode "$mode" --path "$path" --trials "$trials" 2>>"$out/kill.err"
 done
 j1="$(judged)"; d1="$(kdrops)"; t1="$(date +%s.%N)"

@@ -3,7 +3,7 @@
 # and JWT-SVID fetch latency (Workload API FetchJWTSVID, `writ svid`). Starts its own writd (enforce mode,
 # its own cgroup subtree, run and state dirs, HTTP on a loopback port) and runs tests/bench/creds_latency.
 #
-#   scripts/bench_creds.sh [--trials N] [--no-build] [--build-dir DIR] [--out DIR] [--pg]
+#   scripts/bench/creds.sh [--trials N] [--no-build] [--build-dir DIR] [--out DIR] [--pg]
 #
 # --pg: instead, PostgreSQL revocation -> the task's live session terminated, after a violation and
 # after `writ revoke` (N trials each). Starts its own cluster (Debian's postgresql, unix socket only,
@@ -11,7 +11,8 @@
 #
 # Needs root (writd loads BPF). Exit 77 = cannot run here. Last lines: creds_latency's percentiles.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
+root="$bench_root"
 build_dir="${WRIT_BUILD_DIR:-$root/build}"
 out="" trials=300 do_build=1 pg=0
 while (($#)); do
@@ -21,22 +22,22 @@ while (($#)); do
     --build-dir) build_dir="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --pg) pg=1; shift ;;
-    *) echo "bench_creds.sh: unknown option $1" >&2; exit 2 ;;
+    *) echo "bench/creds.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ "$trials" =~ ^[1-9][0-9]*$ ]] || { echo "bench_creds.sh: --trials must be a positive integer" >&2; exit 2; }
-if [[ $EUID -ne 0 ]]; then echo "bench_creds.sh: skipped: must run as root" >&2; exit 77; fi
+[[ "$trials" =~ ^[1-9][0-9]*$ ]] || { echo "bench/creds.sh: --trials must be a positive integer" >&2; exit 2; }
+if [[ $EUID -ne 0 ]]; then echo "bench/creds.sh: skipped: must run as root" >&2; exit 77; fi
 bin="$build_dir/bin"
 if ((do_build)); then
   cmake --build "$build_dir" --target writd writ creds_latency -j1 >/dev/null \
-    || { echo "bench_creds.sh: build failed in $build_dir" >&2; exit 1; }
+    || { echo "bench/creds.sh: build failed in $build_dir" >&2; exit 1; }
 fi
 for b in writd writ creds_latency; do
-  [[ -x "$bin/$b" ]] || { echo "bench_creds.sh: $bin/$b is missing" >&2; exit 1; }
+  [[ -x "$bin/$b" ]] || { echo "bench/creds.sh: $bin/$b is missing" >&2; exit 1; }
 done
 [[ -n "$out" ]] || out="$(mktemp -d /tmp/writ-bench-creds-XXXXXX)"
 mkdir -p "$out/policies" "$out/work"
-cp "$root/tests/bench/policies/bench-revoke.yaml" "$out/policies/"
+bench_root_intents "$root/tests/bench/policies/bench-revoke.yaml" "$out/policies"
 : >"$out/work/revoke-target"
 # A free loopback port: bind to 0 and read it back.
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -45,8 +46,8 @@ pg_bin="" pg_dir="$out/pg" pg_port=$((20000 + $$ % 20000))
 stop_pg() { [[ -n "$pg_bin" && -d "$pg_dir/data" ]] && runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1; return 0; }
 if ((pg)); then
   pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | head -1)"
-  [[ -x "$pg_bin/initdb" ]] || { echo "bench_creds.sh: skipped: no /usr/lib/postgresql/*/bin (install postgresql)" >&2; exit 77; }
-  cp "$root/tests/bench/policies/bench-pg-revoke.yaml" "$out/policies/"
+  [[ -x "$pg_bin/initdb" ]] || { echo "bench/creds.sh: skipped: no /usr/lib/postgresql/*/bin (install postgresql)" >&2; exit 77; }
+  bench_root_intents "$root/tests/bench/policies/bench-pg-revoke.yaml" "$out/policies"
   mkdir -p "$pg_dir" && chown postgres: "$pg_dir" && chmod 755 "$pg_dir"
   su_pw="$(head -c 12 /dev/urandom | base64 | tr -d '/+=')" admin_pw="$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
   echo "$su_pw" >"$pg_dir/pw" && chown postgres: "$pg_dir/pw"
@@ -93,7 +94,7 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 300); do
   WRIT_SOCKET="$out/run/writd.sock" "$bin/writ" status >/dev/null 2>&1 && break
-  kill -0 "$writd_pid" 2>/dev/null || { echo "bench_creds.sh: writd exited; see $out/writd.log" >&2; exit 1; }
+  kill -0 "$writd_pid" 2>/dev/null || { echo "bench/creds.sh: writd exited; see $out/writd.log" >&2; exit 1; }
   sleep 0.1
 done
 if ((pg)); then

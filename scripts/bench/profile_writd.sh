@@ -6,7 +6,7 @@
 # start-up and shutdown cancel out. Callgrind counts instructions, not time: the numbers repeat to a
 # few instructions on a loaded machine.
 #
-#   sudo scripts/profile_writd.sh [--build-dir DIR] [--small N] [--large N] [--out DIR]
+#   sudo scripts/bench/profile_writd.sh [--build-dir DIR] [--small N] [--large N] [--out DIR]
 #                                 [--ocsf] [--top K]
 #     --ocsf   add an OCSF file sink next to the JSONL events file (both encoders run per event)
 #     --reuse  only re-analyse the callgrind files already in --out DIR
@@ -15,7 +15,8 @@
 # Each writd gets its own cgroup subtree, run and state dirs; everything is removed on exit.
 set -euo pipefail
 export LC_ALL=C
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
+root="$bench_root"
 build="$root/build"
 small=10000
 large=50000
@@ -78,7 +79,7 @@ run_one() {
   rm -rf "$d"
   mkdir -p "$d/policies" "$d/repo" "$d/state" "$d/run"
   chmod 0755 "$d"
-  cp "$root/policies/coding-agent.yaml" "$d/policies/"
+  bench_root_intents "$root/policies/coding-agent.yaml" "$d/policies"
   echo "profile file" >"$d/repo/file"
   subtree="writ-prof-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
   {
@@ -105,7 +106,7 @@ run_one() {
     sleep 0.2
   done
   local before; before="$(judged "$d")"
-  "$build/bin/writ" --socket "$d/run/writd.sock" run --agent spiffe://example.org/profile \
+  "$build/bin/writ" --socket "$d/run/writd.sock" run --allow-root --agent spiffe://example.org/profile \
     --intent coding-agent --param "repo=$d/repo" -- \
     "$build/bin/workload" open "$n" --file "$d/repo/file" >"$d/workload.out" 2>"$d/workload.err"
   # Wait (bounded) until writd has judged everything (the count stops moving for 2 s).

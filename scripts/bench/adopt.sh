@@ -10,10 +10,11 @@
 # The policy is switched with `writ policy reload`. Prints the median per-exec microseconds of each, and
 # writd's own measure of how long candidates stayed stopped (adopt_stopped_us_total / adopt_stops).
 #
-#   scripts/bench-adopt.sh [--execs N] [--rounds R] [--build-dir DIR]
+#   scripts/bench/adopt.sh [--execs N] [--rounds R] [--build-dir DIR]
 # Needs root and a built tree; exit 77 = cannot run here.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
+root="$bench_root"
 build="${WRIT_BUILD_DIR:-$root/build}"
 execs=500
 rounds=5

@@ -12,7 +12,7 @@
 #              (held: how many of the 250 got their answer); RSS MiB: the server's RSS before that
 # Each server runs --rounds (3) times, the rounds interleaved; the table gives medians.
 #
-#   scripts/bench_http.sh [--seconds N] [--rounds N] [--no-build] [--build-dir DIR] [--only writ,mhd,...]
+#   scripts/bench/http.sh [--seconds N] [--rounds N] [--no-build] [--build-dir DIR] [--only writ,mhd,...]
 #                         [--also NAME=BINARY]...
 # --also adds a server binary that speaks http_server_bench's protocol (prints "port P" and
 # "token JWT", serves /introspect until stdin closes), e.g. a build of another commit's server.
@@ -20,7 +20,8 @@
 # Needs wrk, libmicrohttpd-dev and libcpp-httplib-dev (scripts/setup.sh). Loopback only. Exit 77 =
 # cannot run here.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
+root="$bench_root"
 build_dir="${WRIT_BUILD_DIR:-$root/build}"
 seconds=10 rounds=3 do_build=1 only="writ,mhd,httplib,httplib-512"
 declare -A also=()
@@ -32,19 +33,19 @@ while (($#)); do
     --build-dir) build_dir="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     --also) also[${2%%=*}]="${2#*=}"; only+=",${2%%=*}"; shift 2 ;;
-    *) echo "bench_http.sh: unknown option $1" >&2; exit 2 ;;
+    *) echo "bench/http.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "bench_http.sh: --seconds must be a positive integer" >&2; exit 2; }
-[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench_http.sh: --rounds must be a positive integer" >&2; exit 2; }
-command -v wrk >/dev/null || { echo "bench_http.sh: skipped: wrk is not installed (scripts/setup.sh)" >&2; exit 77; }
+[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "bench/http.sh: --seconds must be a positive integer" >&2; exit 2; }
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench/http.sh: --rounds must be a positive integer" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "bench/http.sh: skipped: wrk is not installed (scripts/setup.sh)" >&2; exit 77; }
 bin="$build_dir/bin"
 if ((do_build)); then
   nice -n 10 cmake --build "$build_dir" --target http_server_bench http_load -j2 >/dev/null \
-    || { echo "bench_http.sh: build failed in $build_dir" >&2; exit 1; }
+    || { echo "bench/http.sh: build failed in $build_dir" >&2; exit 1; }
 fi
 for b in http_server_bench http_load; do
-  [[ -x "$bin/$b" ]] || { echo "bench_http.sh: $bin/$b is missing" >&2; exit 1; }
+  [[ -x "$bin/$b" ]] || { echo "bench/http.sh: $bin/$b is missing" >&2; exit 1; }
 done
 lua="$(mktemp /tmp/writ-bench-http-XXXXXX.lua)"
 cat >"$lua" <<'LUA'
@@ -69,7 +70,7 @@ for round in $(seq "$rounds"); do
       httplib) args=(--server httplib) ;;
       httplib-512) args=(--server httplib --threads 512) ;;
       *)
-        [[ -n "${also[$name]:-}" ]] || { echo "bench_http.sh: unknown server $name" >&2; exit 2; }
+        [[ -n "${also[$name]:-}" ]] || { echo "bench/http.sh: unknown server $name" >&2; exit 2; }
         args=(--also) ;;
     esac
     if [[ "${args[0]}" == --also ]]; then
@@ -79,7 +80,7 @@ for round in $(seq "$rounds"); do
     fi
     srv_pid=$SRV_PID
     read -r -t 20 -u "${SRV[0]}" l1 && read -r -t 5 -u "${SRV[0]}" l2 \
-      || { echo "bench_http.sh: $name did not start" >&2; exit 1; }
+      || { echo "bench/http.sh: $name did not start" >&2; exit 1; }
     port=${l1#port } token=${l2#token }
     # Memory first, on the fresh server: later phases leave freed memory in the allocator.
     rss0=$(rss_kib "$srv_pid")

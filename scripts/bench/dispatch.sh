@@ -2,7 +2,7 @@
 # What a BPF program on a syscall costs the processes it does not watch, before it does anything:
 # the kernel's share of "outside any task" (docs/performance.md, "The physical floor").
 #
-#   sudo scripts/bench_dispatch.sh [--build-dir DIR] [--rounds N] [--open N] [--getppid N]
+#   sudo scripts/bench/dispatch.sh [--build-dir DIR] [--rounds N] [--open N] [--getppid N]
 #
 # Configurations, one program attached at a time (tests/bench/dispatch.bpf.c), alternating by round:
 #   none        nothing attached
@@ -14,7 +14,8 @@
 # cheapest syscall. Prints the median CPU ns per op (user + sys of the workload) of each and its cost
 # over none. Needs root, BTF and the build's dispatch and workload binaries.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
+root="$bench_root"
 build_dir="$root/build" rounds=5 n_open=1000000 n_getppid=5000000
 while (($#)); do
   case "$1" in
@@ -22,15 +23,15 @@ while (($#)); do
     --rounds) rounds="${2:?}"; shift 2 ;;
     --open) n_open="${2:?}"; shift 2 ;;
     --getppid) n_getppid="${2:?}"; shift 2 ;;
-    *) echo "bench_dispatch.sh: unknown argument '$1'" >&2; exit 2 ;;
+    *) echo "bench/dispatch.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 for v in "$rounds" "$n_open" "$n_getppid"; do
-  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "bench_dispatch.sh: counts must be positive integers" >&2; exit 2; }
+  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "bench/dispatch.sh: counts must be positive integers" >&2; exit 2; }
 done
-if [[ $(id -u) -ne 0 ]]; then echo "bench_dispatch.sh: skipped: must run as root" >&2; exit 77; fi
+if [[ $(id -u) -ne 0 ]]; then echo "bench/dispatch.sh: skipped: must run as root" >&2; exit 77; fi
 bin="$build_dir/bin"
-for b in dispatch workload; do [[ -x "$bin/$b" ]] || { echo "bench_dispatch.sh: $bin/$b is missing" >&2; exit 1; }; done
+for b in dispatch workload; do [[ -x "$bin/$b" ]] || { echo "bench/dispatch.sh: $bin/$b is missing" >&2; exit 1; }; done
 out="$(mktemp -d /tmp/writ-bench-dispatch.XXXXXX)"
 echo "dispatch file" >"$out/file"
 prog_pid=""

@@ -3,7 +3,7 @@
 # process on the host pays for a hook, since a syscall tracepoint runs for everyone before the task
 # filter returns (docs/performance.md, "Containment hooks").
 #
-#   sudo scripts/bench_hooks.sh [--build-dir DIR] [--rounds N] [--ops N]
+#   sudo scripts/bench/hooks.sh [--build-dir DIR] [--rounds N] [--ops N]
 #
 # Alternating rounds of: no writd; writd running (enforce mode, no task). Workloads (tests/bench/workload,
 # in this shell's cgroup): fcntl(F_GETFL) and ioctl(FIONREAD) of a pipe (the self-protection hooks on
@@ -11,57 +11,31 @@
 # getppid(2), which no writd program watches (what attaching any syscall tracepoint costs every syscall).
 # Prints the median CPU ns per syscall (user + sys of the workload) of each and writd's cost over none.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/lib.sh"
+root="$bench_root"
 build_dir="$root/build" rounds=5 ops=2000000
 while (($#)); do
   case "$1" in
     --build-dir) build_dir="${2:?}"; shift 2 ;;
     --rounds) rounds="${2:?}"; shift 2 ;;
     --ops) ops="${2:?}"; shift 2 ;;
-    *) echo "bench_hooks.sh: unknown argument '$1'" >&2; exit 2 ;;
+    *) echo "bench/hooks.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-for v in "$rounds" "$ops"; do
-  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "bench_hooks.sh: counts must be positive integers" >&2; exit 2; }
-done
-if [[ $(id -u) -ne 0 ]]; then echo "bench_hooks.sh: skipped: must run as root" >&2; exit 77; fi
+bench_positive bench/hooks.sh "$rounds" "$ops"
+bench_require_root bench/hooks.sh
 bin="$build_dir/bin"
-for b in writd writ workload; do [[ -x "$bin/$b" ]] || { echo "bench_hooks.sh: $bin/$b is missing" >&2; exit 1; }; done
+for b in writd writ workload; do [[ -x "$bin/$b" ]] || { echo "bench/hooks.sh: $bin/$b is missing" >&2; exit 1; }; done
 out="$(mktemp -d /tmp/writ-bench-hooks.XXXXXX)"
 subtree="writ-bench-hooks-$$"
-writd_pid=""
 cleanup() {
-  if [[ -n "$writd_pid" ]]; then kill -TERM "$writd_pid" 2>/dev/null; wait "$writd_pid" 2>/dev/null || true; fi
+  bench_writd_stop
   rm -rf "$out"
 }
 trap cleanup EXIT
-mkdir -p "$out/policies"
-cat >"$out/writd.yaml" <<EOF
-mode: enforce
-policies: $out/policies
-state_dir: $out/state
-run_dir: $out/run
-events: $out/events.jsonl
-trust_domain: example.org
-cgroup_subtree: $subtree
-sinks: []
-EOF
-start_writd() {
-  "$bin/writd" --config "$out/writd.yaml" >>"$out/writd.log" 2>&1 &
-  writd_pid=$!
-  for ((i = 0; i < 300; i++)); do
-    WRIT_SOCKET="$out/run/writd.sock" "$bin/writ" status >/dev/null 2>&1 && return 0
-    kill -0 "$writd_pid" 2>/dev/null || { echo "writd exited; see $out/writd.log" >&2; cat "$out/writd.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "writd did not start" >&2
-  exit 1
-}
-stop_writd() {
-  kill -TERM "$writd_pid"
-  wait "$writd_pid" 2>/dev/null || true
-  writd_pid=""
-}
+bench_writd_yaml "$out" "$subtree" enforce "events: $out/events.jsonl"
+start_writd() { bench_writd_start "$bin" "$out"; }
+stop_writd() { bench_writd_stop; }
 cpu_ns() {  # ops-per-op workload args...: CPU ns per syscall
   local per="$1"
   shift
