@@ -31,7 +31,8 @@ struct {
 
 static __always_inline int exec_is_loader(struct file *file)
 {
-	__u64 id = writ_file_id_hash(BPF_CORE_READ(file, f_inode, i_sb, s_dev), BPF_CORE_READ(file, f_inode, i_ino));
+	__u64 id = writ_file_id_hash(BPF_CORE_READ(file, f_inode, i_sb, s_dev),
+				     BPF_CORE_READ(file, f_inode, i_ino));
 
 	return bpf_map_lookup_elem(&loader_map, &id) != NULL;
 }
@@ -61,7 +62,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	file = BPF_CORE_READ(bprm, file);
 	bpf_core_read(&fpath, sizeof(fpath), &file->f_path);
 	e->path_len = walk_path(&fpath, 1, &flags);
-	struct hash_ctx hc = { .is_exec = 1, .slot = t->slot };
+	struct hash_ctx hc = {.is_exec = 1, .slot = t->slot};
 	e->path_hash = path_hash(&hc, e->path_len);
 
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
@@ -88,7 +89,7 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 
 	/* In-kernel verdict from the task's exec table. */
 	e->verdict = WRIT_KV_NONE;
-	struct writ_path_key key = { .slot = t->slot, .hash = e->path_hash };
+	struct writ_path_key key = {.slot = t->slot, .hash = e->path_hash};
 	__u32 *v = bpf_map_lookup_elem(&exec_map, &key);
 	if (v)
 		e->verdict = *v;
@@ -111,9 +112,9 @@ int BPF_PROG(handle_exec, struct task_struct *p, pid_t old_pid, struct linux_bin
 	 * userspace must follow up now. A monitor-mode violation is reported with the batch (a prompt
 	 * wakeup per denied exec cost the exec'ing process two IPIs, ~50 us of its CPU per exec here). */
 	if (t->flags & WRIT_TASK_ENFORCE) {
-		/* bpf_send_signal targets current: the exec'ing task. Delivered on return to user mode, before
-		 * the new image's first instruction. An exe the table cannot decide is stopped the same way
-		 * as one needing approval: userspace judges it, then continues or kills it. */
+		/* bpf_send_signal targets current: the exec'ing task. Delivered on return to user mode,
+		 * before the new image's first instruction. An exe the table cannot decide is stopped the
+		 * same way as one needing approval: userspace judges it, then continues or kills it. */
 		if (e->verdict == WRIT_KV_DENY) {
 			bpf_send_signal(SIGKILL);
 			kill_lineage(t, cgid, e->hdr.ppid);
@@ -305,7 +306,8 @@ static __always_inline int open_exit(long ret, __u32 nr)
 		}
 	} else {
 		/* Refused by lsm/file_open (writ_lsm.bpf.c), which reported it with the resolved path. */
-		if (ret == -EPERM && lsm_refused()) return 0;
+		if (ret == -EPERM && lsm_refused())
+			return 0;
 		/* Nothing was opened: report the string as passed. */
 		long n = bpf_probe_read_user_str(e->path, WRIT_PATH_MAX, (void *)filename);
 		e->path_len = n > 0 ? n : 0;
@@ -316,13 +318,16 @@ static __always_inline int open_exit(long ret, __u32 nr)
 		/* Exact path, ancestor-directory prefixes and (WRIT_TASK_FILE_COMP) path components, in one
 		 * backwards pass (see path_hash); then the file's identity, which also catches a hard link
 		 * (or bind mount) of a denied file under a name no path rule matches. */
-		struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1,
-				       .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP) };
+		struct hash_ctx hc = {.is_exec = 0,
+				      .slot = t->slot,
+				      .check_file = 1,
+				      .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP)};
 
 		path_hash(&hc, e->path_len);
 		if (!hc.hit && e->ino) {
-			struct writ_path_key key = { .slot = t->slot, .kind = WRIT_PK_INODE,
-						     .hash = writ_file_id_hash(e->dev, e->ino) };
+			struct writ_path_key key = {.slot = t->slot,
+						    .kind = WRIT_PK_INODE,
+						    .hash = writ_file_id_hash(e->dev, e->ino)};
 
 			hc.hit = bpf_map_lookup_elem(&file_map, &key) != NULL;
 		}
@@ -448,23 +453,9 @@ static __always_inline int cgroup_connect(struct bpf_sock_addr *ctx, __u16 famil
 	t = lookup_task(&cgid);
 	if (!t)
 		return 1;
-	port = bpf_ntohs((__u16)ctx->user_port);
-	if (family == AF_INET) {
-		__u32 ip4 = ctx->user_ip4;
-
-		__builtin_memcpy(addr, &ip4, 4);
-	} else {
-		__u32 ip6[4];
-
-		ip6[0] = ctx->user_ip6[0];
-		ip6[1] = ctx->user_ip6[1];
-		ip6[2] = ctx->user_ip6[2];
-		ip6[3] = ctx->user_ip6[3];
-		__builtin_memcpy(addr, ip6, 16);
-	}
+	port = sock_addr_dst(ctx, family, addr);
 	verdict = net_verdict(t, family, addr, port);
-	allow = !((t->flags & WRIT_TASK_ENFORCE) &&
-		  (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL));
+	allow = !((t->flags & WRIT_TASK_ENFORCE) && (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL));
 
 	id = bpf_get_current_pid_tgid();
 	a = bpf_map_lookup_elem(&connect_args_map, &id);

@@ -63,7 +63,7 @@ static __always_inline int adopt_candidate(struct task_struct *p, struct linux_b
 		/* The same resolved path and hash as a task's exec table: symlinks, relative names and
 		 * mount namespaces cannot dodge an exe selector. */
 		struct file *file = BPF_CORE_READ(bprm, file);
-		struct hash_ctx hc = { .is_exec = 1 };
+		struct hash_ctx hc = {.is_exec = 1};
 		struct path fpath;
 		__u32 pflags = 0, len;
 

@@ -16,7 +16,6 @@
 
 #include "writ/abi/events.h"
 
-
 #define EPERM 1
 #define SIGKILL 9
 #define SIGSTOP 19
@@ -31,7 +30,7 @@
 #endif
 
 /* Load-time configuration (rodata), set by the loader between open and load. */
-const volatile __u32 cfg_task_level = 0;         /* cgroup level of task cgroups; 0 = use own cgroup */
+const volatile __u32 cfg_task_level = 0;	 /* cgroup level of task cgroups; 0 = use own cgroup */
 const volatile __u64 cfg_wakeup_bytes = 1 << 20; /* force a wakeup when this much data is pending */
 /* Kernel features the loader probes before load (src/bpf/loader.cc, ProbeKernelFeatures). Constants to
  * the verifier: the branch a kernel cannot take is never verified there, and costs nothing here. */
@@ -63,7 +62,7 @@ struct {
 /* counters_map[kind * WRIT_CNT_MAX + counter], per CPU: emitted and dropped records by kind. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, WRIT_EV_KIND_MAX * WRIT_CNT_MAX);
+	__uint(max_entries, WRIT_EV_KIND_MAX *WRIT_CNT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters_map SEC(".maps");
@@ -112,7 +111,7 @@ struct connect_args {
 	__u16 port;
 	__u32 verdict; /* set by the cgroup hook (or lsm/socket_connect) during the syscall */
 	__u8 addr[16];
-	__u32 flags;   /* WRIT_F_LSM: lsm/socket_connect decided it */
+	__u32 flags; /* WRIT_F_LSM: lsm/socket_connect decided it */
 	__u32 _pad0;
 };
 
@@ -172,7 +171,8 @@ struct {
 } grant_map SEC(".maps");
 
 /* Kernel functions (6.13+); weak, so the object still loads where they are missing. */
-extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type, __u64 value) __ksym __weak;
+extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type,
+				__u64 value) __ksym __weak;
 extern struct task_struct *bpf_task_from_pid(__s32 pid) __ksym __weak;
 extern void bpf_task_release(struct task_struct *p) __ksym __weak;
 /* 6.2+: an integer becomes a read-only BTF pointer, so the path walk loads fields directly (a faulting load
@@ -225,8 +225,8 @@ static __always_inline char *path_buf(__u32 which)
 }
 
 static __always_inline void fill_hdr_ids(struct writ_event_hdr *h, __u16 kind, __u64 cgid,
-					 const struct writ_task_info *t, struct task_struct *task,
-					 __u32 pid, __u32 tgid)
+					 const struct writ_task_info *t, struct task_struct *task, __u32 pid,
+					 __u32 tgid)
 {
 	__u64 uid_gid = bpf_get_current_uid_gid();
 
@@ -237,7 +237,8 @@ static __always_inline void fill_hdr_ids(struct writ_event_hdr *h, __u16 kind, _
 	h->task_slot = t->slot;
 	h->pid = pid;
 	h->tgid = tgid;
-	/* task is a BTF pointer (bpf_get_current_task_btf, a tp_btf argument): direct loads, no probe reads. */
+	/* task is a BTF pointer (bpf_get_current_task_btf, a tp_btf argument): direct loads, no probe reads.
+	 */
 	h->ppid = task->real_parent->tgid;
 	h->start_time_ns = task->group_leader->start_boottime;
 	h->uid = (__u32)uid_gid;
@@ -339,7 +340,7 @@ struct walk_ctx {
 	struct dentry *mnt_root;
 	__u32 off;
 	__u32 flags;
-	__u32 buf;  /* enum writ_path_buf */
+	__u32 buf; /* enum writ_path_buf */
 	__u32 done;
 	__u32 skip; /* leaf-side components to leave out (a relative name's ".." reaching into its base) */
 	__u32 _pad0;
@@ -376,7 +377,8 @@ static __always_inline long walk_copy_name(struct walk_ctx *c, const unsigned ch
 static long walk_step(__u32 i, void *data)
 {
 	struct walk_ctx *c = data;
-	/* Locals, not c->x: BPF_CORE_READ relocates the whole access chain, and walk_ctx has no kernel BTF. */
+	/* Locals, not c->x: BPF_CORE_READ relocates the whole access chain, and walk_ctx has no kernel BTF.
+	 */
 	struct dentry *d = c->d;
 	struct mount *m = c->m;
 	struct dentry *parent;
@@ -385,15 +387,18 @@ static long walk_step(__u32 i, void *data)
 	/* d_parent and d_name.name in one read where they are adjacent (struct dentry has kept d_parent
 	 * right before d_name {hash_len, name} for years); two reads elsewhere. One probe read less per
 	 * component is a few percent of a monitored open. */
-	if (bpf_core_field_offset(struct dentry, d_name) == bpf_core_field_offset(struct dentry, d_parent) + 8 &&
-	    bpf_core_field_size(struct dentry, d_parent) == 8 && bpf_core_field_size(struct dentry, d_name) == 16) {
+	if (bpf_core_field_offset(struct dentry, d_name) ==
+		    bpf_core_field_offset(struct dentry, d_parent) + 8 &&
+	    bpf_core_field_size(struct dentry, d_parent) == 8 &&
+	    bpf_core_field_size(struct dentry, d_name) == 16) {
 		struct {
 			struct dentry *parent;
 			__u64 hash_len;
 			const unsigned char *name;
 		} dn;
 
-		if (bpf_probe_read_kernel(&dn, sizeof(dn), (void *)d + bpf_core_field_offset(struct dentry, d_parent)))
+		if (bpf_probe_read_kernel(&dn, sizeof(dn),
+					  (void *)d + bpf_core_field_offset(struct dentry, d_parent)))
 			dn.parent = NULL, dn.name = NULL;
 		parent = dn.parent;
 		name = dn.name;
@@ -482,16 +487,16 @@ static __always_inline __u32 walk_path(struct path *p, int is_exec, __u32 *flags
  */
 struct hash_ctx {
 	__u64 h;
-	__u64 ch;          /* hash of the current component alone (check_comp) */
+	__u64 ch; /* hash of the current component alone (check_comp) */
 	__u32 len;
-	__u32 is_exec;     /* which buffer holds the path: WRIT_BUF_* (0 open, 1 exec, as before) */
+	__u32 is_exec; /* which buffer holds the path: WRIT_BUF_* (0 open, 1 exec, as before) */
 	__u32 slot;
-	__u32 check_file;  /* look every prefix up in file_map */
-	__u32 check_comp;  /* also look every component up (WRIT_TASK_FILE_COMP); needs check_file */
-	__u32 hit;         /* a file_map entry matched */
-	__u32 comp_only;   /* with check_file: components only, no path prefixes (a relative name) */
+	__u32 check_file; /* look every prefix up in file_map */
+	__u32 check_comp; /* also look every component up (WRIT_TASK_FILE_COMP); needs check_file */
+	__u32 hit;	  /* a file_map entry matched */
+	__u32 comp_only;  /* with check_file: components only, no path prefixes (a relative name) */
 	__u32 _pad0;
-	__u64 leaf_hash;   /* out, with check_comp: the component hash of the leaf (the buffer's first) */
+	__u64 leaf_hash; /* out, with check_comp: the component hash of the leaf (the buffer's first) */
 };
 
 static long hash_step(__u32 i, void *data)
@@ -511,7 +516,7 @@ static long hash_step(__u32 i, void *data)
 	}
 	/* A component (read backwards) ends where the previous byte is a NUL, or at the buffer start. */
 	if (c->check_file && (pos == 0 || buf[(pos - 1) & (WRIT_PATH_MAX - 1)] == 0)) {
-		struct writ_path_key key = { .slot = c->slot, .hash = c->h };
+		struct writ_path_key key = {.slot = c->slot, .hash = c->h};
 
 		if (!c->comp_only && bpf_map_lookup_elem(&file_map, &key)) {
 			c->hit = 1;
@@ -574,6 +579,26 @@ static __always_inline void kill_lineage(const struct writ_task_info *t, __u64 c
 	bpf_task_release(parent);
 }
 
+/* The destination a cgroup sock_addr program (connect4|6, sendmsg4|6) is called for: the address into
+ * addr (4 bytes for AF_INET, 16 for AF_INET6, network order) and the port, host order. */
+static __always_inline __u16 sock_addr_dst(struct bpf_sock_addr *ctx, __u16 family, __u8 addr[16])
+{
+	if (family == AF_INET) {
+		__u32 ip4 = ctx->user_ip4;
+
+		__builtin_memcpy(addr, &ip4, 4);
+	} else {
+		__u32 ip6[4];
+
+		ip6[0] = ctx->user_ip6[0];
+		ip6[1] = ctx->user_ip6[1];
+		ip6[2] = ctx->user_ip6[2];
+		ip6[3] = ctx->user_ip6[3];
+		__builtin_memcpy(addr, ip6, 16);
+	}
+	return bpf_ntohs((__u16)ctx->user_port);
+}
+
 /* Decide a destination from the task's LPM table: the longest prefix's port ranges, first match wins. An
  * IPv4-mapped IPv6 destination (::ffff:a.b.c.d: a dual-stack socket reaching IPv4) is decided by the IPv4
  * table, as userspace judges it; without this a deny-only rule was not applied to it in the kernel. */
@@ -581,16 +606,18 @@ static __always_inline __u32 net_verdict(const struct writ_task_info *t, __u16 f
 					 __u16 port)
 {
 	struct writ_net_value *v = NULL;
-	struct writ_grant_key g = { .slot = t->slot, .port = port, .family = family };
+	struct writ_grant_key g = {.slot = t->slot, .port = port, .family = family};
 	int i, mapped;
 
 	__builtin_memcpy(g.addr, addr, 16);
 	if (bpf_map_lookup_elem(&grant_map, &g))
 		return WRIT_KV_ALLOW;
-	mapped = family == AF_INET6 && !(addr[0] | addr[1] | addr[2] | addr[3] | addr[4] | addr[5] | addr[6] |
-					   addr[7] | addr[8] | addr[9]) && addr[10] == 0xff && addr[11] == 0xff;
+	mapped = family == AF_INET6 &&
+		 !(addr[0] | addr[1] | addr[2] | addr[3] | addr[4] | addr[5] | addr[6] | addr[7] | addr[8] |
+		   addr[9]) &&
+		 addr[10] == 0xff && addr[11] == 0xff;
 	if (family == AF_INET || mapped) {
-		struct writ_net4_key k = { .prefixlen = 32 + 32, .slot_be = bpf_htonl(t->slot) };
+		struct writ_net4_key k = {.prefixlen = 32 + 32, .slot_be = bpf_htonl(t->slot)};
 
 		if (mapped)
 			__builtin_memcpy(k.addr, addr + 12, 4);
@@ -598,7 +625,7 @@ static __always_inline __u32 net_verdict(const struct writ_task_info *t, __u16 f
 			__builtin_memcpy(k.addr, addr, 4);
 		v = bpf_map_lookup_elem(&net4_map, &k);
 	} else {
-		struct writ_net6_key k = { .prefixlen = 32 + 128, .slot_be = bpf_htonl(t->slot) };
+		struct writ_net6_key k = {.prefixlen = 32 + 128, .slot_be = bpf_htonl(t->slot)};
 
 		__builtin_memcpy(k.addr, addr, 16);
 		v = bpf_map_lookup_elem(&net6_map, &k);
@@ -630,8 +657,8 @@ static __always_inline int lsm_refused(void)
  * scratch with its header flags set (NULL without scratch) for a caller that adds to it before submitting;
  * emit_connect submits it as is. */
 static __always_inline struct writ_connect_event *fill_connect(const struct writ_task_info *t, __u64 cgid,
-							      __u16 family, __u16 port, const __u8 *addr,
-							      __s32 result, __u32 verdict, __u32 flags)
+							       __u16 family, __u16 port, const __u8 *addr,
+							       __s32 result, __u32 verdict, __u32 flags)
 {
 	union writ_scratch *s = scratch();
 	struct writ_connect_event *e;
@@ -656,9 +683,8 @@ static __always_inline struct writ_connect_event *fill_connect(const struct writ
 	return e;
 }
 
-static __always_inline void emit_connect(const struct writ_task_info *t, __u64 cgid, __u16 family,
-					 __u16 port, const __u8 *addr, __s32 result, __u32 verdict,
-					 __u32 flags)
+static __always_inline void emit_connect(const struct writ_task_info *t, __u64 cgid, __u16 family, __u16 port,
+					 const __u8 *addr, __s32 result, __u32 verdict, __u32 flags)
 {
 	struct writ_connect_event *e = fill_connect(t, cgid, family, port, addr, result, verdict, flags);
 

@@ -116,12 +116,12 @@ static __always_inline int link_base(struct task_struct *task, __s32 dfd, struct
  * Returns the bytes it takes in data[]; *hit when the file table denies it; *leaf its last component's
  * hash (0 if none); *raw when it stays the string as passed. */
 static __always_inline __u32 link_name(struct writ_task_info *t, struct task_struct *task, __u32 pos,
-				       const char *uname, __s32 dfd, int empty_ok, int content, int force_comp,
-				       __u32 *hit, __u64 *leaf, __u32 *raw)
+				       const char *uname, __s32 dfd, int empty_ok, int content,
+				       int force_comp, __u32 *hit, __u64 *leaf, __u32 *raw)
 {
 	union writ_scratch *s = scratch();
 	struct enc_ctx c = {};
-	struct hash_ctx hc = { .is_exec = WRIT_BUF_WORK, .slot = t->slot, .check_file = 1 };
+	struct hash_ctx hc = {.is_exec = WRIT_BUF_WORK, .slot = t->slot, .check_file = 1};
 	struct path base;
 	__u32 flags = 0, n, relative;
 	char *work = path_buf(WRIT_BUF_WORK);
@@ -174,7 +174,7 @@ static __always_inline __u32 link_name(struct writ_task_info *t, struct task_str
  * the denied file under its new name stays denied in the kernel, for every process of the task. */
 static __always_inline int link_taint(struct writ_task_info *t, __u64 leaf)
 {
-	struct writ_path_key k = { .slot = t->slot, .kind = WRIT_PK_LEAF, .hash = leaf };
+	struct writ_path_key k = {.slot = t->slot, .kind = WRIT_PK_LEAF, .hash = leaf};
 	__u32 deny = WRIT_KV_DENY;
 
 	if (!leaf || bpf_map_update_elem(&file_map, &k, &deny, BPF_ANY))
@@ -187,8 +187,8 @@ static __always_inline int link_taint(struct writ_task_info *t, __u64 leaf)
 	return 1;
 }
 
-static __always_inline int link_enter(__u32 nr, __s32 olddfd, const char *oldp, __s32 newdfd, const char *newp,
-				      __u32 call_flags)
+static __always_inline int link_enter(__u32 nr, __s32 olddfd, const char *oldp, __s32 newdfd,
+				      const char *newp, __u32 call_flags)
 {
 	struct writ_task_info *t;
 	struct writ_link_event *e;
@@ -205,8 +205,8 @@ static __always_inline int link_enter(__u32 nr, __s32 olddfd, const char *oldp, 
 	if (!s)
 		return 0;
 	task = bpf_get_current_task_btf();
-	old_len = link_name(t, task, 0, oldp, olddfd, nr == NR_LINKAT && (call_flags & AT_EMPTY_PATH), is_symlink, 0,
-			    &hit_old, &leaf_old, &raw_old);
+	old_len = link_name(t, task, 0, oldp, olddfd, nr == NR_LINKAT && (call_flags & AT_EMPTY_PATH),
+			    is_symlink, 0, &hit_old, &leaf_old, &raw_old);
 	if (old_len > WRIT_PATH_MAX)
 		old_len = WRIT_PATH_MAX;
 	/* The new name's last component is hashed whatever the task's tables hold: it may be tainted. */
@@ -242,7 +242,8 @@ static __always_inline int link_enter(__u32 nr, __s32 olddfd, const char *oldp, 
 	e->old_len = old_len;
 	e->new_len = new_len;
 	e->_pad0 = 0;
-	e->hdr.size = offsetof(struct writ_link_event, data) + ((old_len + new_len) & (2 * WRIT_PATH_MAX - 1));
+	e->hdr.size =
+		offsetof(struct writ_link_event, data) + ((old_len + new_len) & (2 * WRIT_PATH_MAX - 1));
 	if (old_len + new_len >= 2 * WRIT_PATH_MAX)
 		e->hdr.size = offsetof(struct writ_link_event, data) + 2 * WRIT_PATH_MAX;
 	submit(e, e->hdr.size, WRIT_EV_LINK, flags, t, 1);
@@ -252,7 +253,8 @@ static __always_inline int link_enter(__u32 nr, __s32 olddfd, const char *oldp, 
 SEC("tracepoint/syscalls/sys_enter_rename")
 int link_rename(struct trace_event_raw_sys_enter *ctx)
 {
-	return link_enter(NR_RENAME, AT_FDCWD, (const char *)ctx->args[0], AT_FDCWD, (const char *)ctx->args[1], 0);
+	return link_enter(NR_RENAME, AT_FDCWD, (const char *)ctx->args[0], AT_FDCWD,
+			  (const char *)ctx->args[1], 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_renameat")
@@ -272,7 +274,8 @@ int link_renameat2(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_link")
 int link_link(struct trace_event_raw_sys_enter *ctx)
 {
-	return link_enter(NR_LINK, AT_FDCWD, (const char *)ctx->args[0], AT_FDCWD, (const char *)ctx->args[1], 0);
+	return link_enter(NR_LINK, AT_FDCWD, (const char *)ctx->args[0], AT_FDCWD, (const char *)ctx->args[1],
+			  0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_linkat")
@@ -285,8 +288,8 @@ int link_linkat(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_symlink")
 int link_symlink(struct trace_event_raw_sys_enter *ctx)
 {
-	return link_enter(NR_SYMLINK, AT_FDCWD, (const char *)ctx->args[0], AT_FDCWD, (const char *)ctx->args[1],
-			  0);
+	return link_enter(NR_SYMLINK, AT_FDCWD, (const char *)ctx->args[0], AT_FDCWD,
+			  (const char *)ctx->args[1], 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_symlinkat")

@@ -52,9 +52,9 @@ int BPF_PROG(lsm_exec, struct linux_binprm *bprm, int ret)
 	e = &s->exec;
 	bpf_core_read(&fpath, sizeof(fpath), &bprm->file->f_path);
 	e->path_len = walk_path(&fpath, 1, &flags);
-	struct hash_ctx hc = { .is_exec = 1, .slot = t->slot };
+	struct hash_ctx hc = {.is_exec = 1, .slot = t->slot};
 	e->path_hash = path_hash(&hc, e->path_len);
-	struct writ_path_key key = { .slot = t->slot, .hash = e->path_hash };
+	struct writ_path_key key = {.slot = t->slot, .hash = e->path_hash};
 	/* Only an explicit exec.deny entry is refused here. This hook runs once per binfmt round: for a
 	 * shebang script first with bprm->file = the script, then with its interpreter, and deny rules judge
 	 * both (docs/policy.md, Scripts). The allow list judges only the image that finally runs, which the
@@ -100,16 +100,18 @@ int BPF_PROG(lsm_open, struct file *file, int ret)
 		return 0;
 	bpf_core_read(&fpath, sizeof(fpath), &file->f_path);
 	len = walk_path(&fpath, 0, &flags);
-	struct hash_ctx hc = { .is_exec = 0, .slot = t->slot, .check_file = 1,
-			       .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP) };
+	struct hash_ctx hc = {.is_exec = 0,
+			      .slot = t->slot,
+			      .check_file = 1,
+			      .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP)};
 	path_hash(&hc, len);
 	ino = BPF_CORE_READ(file, f_inode, i_ino);
 	e = &s->open;
 	e->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
 	if (!hc.hit) {
 		/* A hard link of a denied file: its identity (see open_exit in writ.bpf.c). */
-		struct writ_path_key key = { .slot = t->slot, .kind = WRIT_PK_INODE,
-					     .hash = writ_file_id_hash(e->dev, ino) };
+		struct writ_path_key key = {
+			.slot = t->slot, .kind = WRIT_PK_INODE, .hash = writ_file_id_hash(e->dev, ino)};
 
 		hc.hit = ino && bpf_map_lookup_elem(&file_map, &key);
 	}

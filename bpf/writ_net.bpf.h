@@ -24,12 +24,12 @@
 
 #define AF_UNIX 1
 #define WRIT_SEND_REPORT_NS 1000000000ULL /* one record per task and destination per second */
-#define WRIT_SEND_BUDGET 64               /* records of refused sends per task per second */
+#define WRIT_SEND_BUDGET 64		  /* records of refused sends per task per second */
 
 /* ---- datagram sends: which refusals to report ------------------------------------------------------ */
 
 struct send_seen {
-	__u64 last_ns;    /* when the last record for this destination was emitted */
+	__u64 last_ns;	  /* when the last record for this destination was emitted */
 	__u64 generation; /* the task's: a slot reused by a new task starts afresh */
 	__u32 suppressed; /* refusals since then, not reported */
 	__u32 _pad0;
@@ -64,7 +64,7 @@ struct {
 static __always_inline int send_report(const struct writ_task_info *t, __u16 family, const __u8 *addr,
 				       __u16 port, __u32 *suppressed)
 {
-	struct writ_grant_key k = { .slot = t->slot, .port = port, .family = family };
+	struct writ_grant_key k = {.slot = t->slot, .port = port, .family = family};
 	struct send_seen *seen, fresh = {};
 	struct send_budget *b;
 	__u64 now = bpf_ktime_get_boot_ns();
@@ -110,20 +110,7 @@ static __always_inline int cgroup_sendmsg(struct bpf_sock_addr *ctx, __u16 famil
 	t = lookup_task(&cgid);
 	if (!t)
 		return 1;
-	port = bpf_ntohs((__u16)ctx->user_port);
-	if (family == AF_INET) {
-		__u32 ip4 = ctx->user_ip4;
-
-		__builtin_memcpy(addr, &ip4, 4);
-	} else {
-		__u32 ip6[4];
-
-		ip6[0] = ctx->user_ip6[0];
-		ip6[1] = ctx->user_ip6[1];
-		ip6[2] = ctx->user_ip6[2];
-		ip6[3] = ctx->user_ip6[3];
-		__builtin_memcpy(addr, ip6, 16);
-	}
+	port = sock_addr_dst(ctx, family, addr);
 	verdict = net_verdict(t, family, addr, port);
 	/* Allowed datagrams are not reported: a UDP stream would be a record per packet. */
 	if (verdict == WRIT_KV_ALLOW || verdict == WRIT_KV_NONE)
@@ -187,17 +174,17 @@ struct unix_scan {
 	__u64 h;
 	__u32 len;
 	__u32 slot;
-	__u32 allow;     /* an entry allowed it (exact or prefix) */
-	__u32 deny;      /* an entry denied it */
-	__u32 abnormal;  /* relative, or "//", "." or ".." components: no entry can name it as written */
-	__u32 comp_len;  /* bytes of the current component (a path) */
+	__u32 allow;	 /* an entry allowed it (exact or prefix) */
+	__u32 deny;	 /* an entry denied it */
+	__u32 abnormal;	 /* relative, or "//", "." or ".." components: no entry can name it as written */
+	__u32 comp_len;	 /* bytes of the current component (a path) */
 	__u32 comp_dots; /* of which dots, while the component is nothing else */
-	__u32 path;      /* a path name (not abstract): its components are checked */
+	__u32 path;	 /* a path name (not abstract): its components are checked */
 };
 
 static __always_inline void unix_lookup(struct unix_scan *c, __u32 kind, __u64 h)
 {
-	struct writ_path_key k = { .slot = c->slot, .kind = kind, .hash = h };
+	struct writ_path_key k = {.slot = c->slot, .kind = kind, .hash = h};
 	__u32 *v = bpf_map_lookup_elem(&unix_map, &k);
 
 	if (v && *v == WRIT_KV_DENY)
@@ -223,7 +210,8 @@ static long unix_scan_step(__u32 i, void *data)
 		ch = '@'; /* an abstract name is written @name */
 	} else if (ch == '/') {
 		/* An empty, "." or ".." component before this '/' ("//", "/./", "/../"). */
-		if (c->path && i > 0 && (c->comp_len == 0 || (c->comp_len <= 2 && c->comp_dots == c->comp_len)))
+		if (c->path && i > 0 &&
+		    (c->comp_len == 0 || (c->comp_len <= 2 && c->comp_dots == c->comp_len)))
 			c->abnormal = 1;
 		if (i > 0)
 			unix_lookup(c, WRIT_UK_PREFIX, c->h);
@@ -244,8 +232,8 @@ static long unix_scan_step(__u32 i, void *data)
 static __always_inline __u32 unix_verdict(const struct writ_task_info *t, __u32 name_len, __u64 *hash)
 {
 	union writ_scratch *s = scratch();
-	struct unix_scan c = { .h = WRIT_FNV_OFFSET, .slot = t->slot };
-	struct writ_path_key all = { .slot = WRIT_SLOT_ALL, .kind = WRIT_UK_EXACT };
+	struct unix_scan c = {.h = WRIT_FNV_OFFSET, .slot = t->slot};
+	struct writ_path_key all = {.slot = WRIT_SLOT_ALL, .kind = WRIT_UK_EXACT};
 	__u32 len = name_len > WRIT_UNIX_NAME_MAX ? WRIT_UNIX_NAME_MAX : name_len;
 	__u8 first;
 
@@ -505,7 +493,8 @@ int cg_sendmsg_unix(struct bpf_sock_addr *ctx)
 	/* Rate-limited per name like UDP destinations: the name's hash stands for the address. */
 	__builtin_memcpy(addr, &h, 8);
 	if (send_report(t, AF_UNIX, addr, 0, &suppressed))
-		emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, WRIT_F_CGROUP_HOOK | WRIT_F_SEND, NULL, suppressed);
+		emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, WRIT_F_CGROUP_HOOK | WRIT_F_SEND, NULL,
+			  suppressed);
 	return allow;
 }
 

@@ -5,22 +5,22 @@
  *
  * What they watch: the syscalls a task could use against writd, its guardian or writ's enforcement —
  * the kill family and pidfd_open aimed at writd/guardian (any of their threads, their process groups,
- * kill(0) from inside writd's group, setpgid into it), signal ownership handed to them (fcntl F_SETOWN and F_SETOWN_EX,
- * ioctl FIOSETOWN and SIOCSPGRP: the kernel then signals the owner, SIGKILL included with F_SETSIG, when
- * the file becomes ready), ptrace attach, process_vm_readv/writev and pidfd_getfd (reaching into another
- * process), bpf() (detaching or overriding writ's programs), io_uring (its OPENAT never passes the open
- * tracepoints), and the kernel itself: init_module, finit_module, kexec_load, kexec_file_load.
+ * kill(0) from inside writd's group, setpgid into it), signal ownership handed to them (fcntl F_SETOWN and
+ * F_SETOWN_EX, ioctl FIOSETOWN and SIOCSPGRP: the kernel then signals the owner, SIGKILL included with
+ * F_SETSIG, when the file becomes ready), ptrace attach, process_vm_readv/writev and pidfd_getfd (reaching
+ * into another process), bpf() (detaching or overriding writ's programs), io_uring (its OPENAT never passes
+ * the open tracepoints), and the kernel itself: init_module, finit_module, kexec_load, kexec_file_load.
  *
  * Two paths, told apart by whether sys_enter ran:
  *  - A process started by `writ run` carries a seccomp filter (src/cli/self_filter.cc) that refuses
  *    these with EPERM. seccomp runs before the sys_enter tracepoint, so a refused call never reaches
  *    it; sys_exit still fires with ret = -EPERM (probed on 6.18). The record says WRIT_F_SECCOMP.
  *  - A process without the filter (started with --no-seccomp, or by a launcher that predates it)
- *    reaches sys_enter: the same classification SIGKILLs it there (WRIT_TASK_SELF_KILL: enforce mode). A tracepoint cannot
- *    refuse the syscall, so it still runs (the record at sys_exit has its result), but the caller never
- *    returns to user mode to use what it got (an attached tracee, a BPF fd, a ring).
- * Syscall arguments at sys_exit are read from the task's saved user registers (x86_64: di, si), which
- * these syscalls do not change: the refused path has no sys_enter to save them.
+ *    reaches sys_enter: the same classification SIGKILLs it there (WRIT_TASK_SELF_KILL: enforce mode). A
+ * tracepoint cannot refuse the syscall, so it still runs (the record at sys_exit has its result), but the
+ * caller never returns to user mode to use what it got (an attached tracee, a BPF fd, a ring). Syscall
+ * arguments at sys_exit are read from the task's saved user registers (x86_64: di, si), which these syscalls
+ * do not change: the refused path has no sys_enter to save them.
  */
 #ifndef WRIT_SELF_BPF_H
 #define WRIT_SELF_BPF_H
@@ -298,16 +298,16 @@ static __always_inline int self_exit(__u32 nr, long ret)
 	return 0;
 }
 
-#define WRIT_SELF_HOOK(name, nr)                                                        \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                     \
-	int self_enter_##name(struct trace_event_raw_sys_enter *ctx)                    \
-	{                                                                               \
-		return self_enter(nr, ctx->args[0], ctx->args[1], ctx->args[2]);        \
-	}                                                                               \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                      \
-	int self_exit_##name(struct trace_event_raw_sys_exit *ctx)                      \
-	{                                                                               \
-		return self_exit(nr, ctx->ret);                                         \
+#define WRIT_SELF_HOOK(name, nr)                                                 \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                              \
+	int self_enter_##name(struct trace_event_raw_sys_enter *ctx)             \
+	{                                                                        \
+		return self_enter(nr, ctx->args[0], ctx->args[1], ctx->args[2]); \
+	}                                                                        \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                               \
+	int self_exit_##name(struct trace_event_raw_sys_exit *ctx)               \
+	{                                                                        \
+		return self_exit(nr, ctx->ret);                                  \
 	}
 
 WRIT_SELF_HOOK(kill, NR_KILL)

@@ -116,7 +116,8 @@ std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec, bool own_gr
   ReturnIfEq(&kill_block, static_cast<uint32_t>(-1), kDeny);
   // kill(0, ...) signals the caller's own group: refused when that is a protected one.
   if (own_group_protected) ReturnIfEq(&kill_block, 0, kDeny);
-  for (uint32_t g : spec.groups) ReturnIfEq(&kill_block, static_cast<uint32_t>(-static_cast<int32_t>(g)), kDeny);
+  for (uint32_t g : spec.groups)
+    ReturnIfEq(&kill_block, static_cast<uint32_t>(-static_cast<int32_t>(g)), kDeny);
   kill_block.insert(kill_block.end(), pid_checks.begin(), pid_checks.end());
   IfSyscall(&p, {SYS_kill}, kill_block);
 
@@ -141,7 +142,8 @@ absl::Status InstallSelfFilter(const SelfFilterSpec& spec) {
   sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) == 0) return absl::OkStatus();
   if (errno != EACCES) return ErrnoStatus(errno, "install the self-protection seccomp filter");
-  // Without CAP_SYS_ADMIN the kernel requires no_new_privs (setuid binaries gain nothing in the task).
+  // Without CAP_SYS_ADMIN the kernel requires no_new_privs (setuid binaries gain nothing in the
+  // task).
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return ErrnoStatus(errno, "set no_new_privs");
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) {
     return ErrnoStatus(errno, "install the self-protection seccomp filter");
@@ -162,7 +164,8 @@ bool DecodeSelfFilterSpec(absl::string_view bytes, SelfFilterSpec* spec) {
   uint32_t counts[2];
   if (bytes.size() < sizeof(counts)) return false;
   memcpy(counts, bytes.data(), sizeof(counts));
-  if (bytes.size() != sizeof(counts) + sizeof(uint32_t) * (uint64_t{counts[0]} + counts[1])) return false;
+  if (bytes.size() != sizeof(counts) + sizeof(uint32_t) * (uint64_t{counts[0]} + counts[1]))
+    return false;
   size_t off = sizeof(counts);
   for (int l = 0; l < 2; l++) {
     std::vector<uint32_t>& list = l == 0 ? spec->pids : spec->groups;

@@ -3,17 +3,17 @@
 // what a task could use against writd or writ's enforcement, before the syscall runs:
 //   bpf, io_uring_setup/enter/register, process_vm_readv/writev, pidfd_getfd   always
 //   init_module, finit_module, kexec_load, kexec_file_load                    always
-//   ptrace                        PTRACE_ATTACH / PTRACE_SEIZE of anyone, any request aimed at writd
-//   kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_open   aimed at a protected pid
-//   kill(-1, ...), kill(-pgid, ...) of a protected group, kill(0, ...) from inside one
-//   setpgid                       into a protected group
-//   fcntl F_SETOWN                a protected pid or minus a protected group (signal ownership)
-//   fcntl F_SETOWN_EX, ioctl FIOSETOWN / SIOCSPGRP   always (the owner is behind a pointer)
-//   syscalls of another ABI (int 0x80 i386, x32)     always (they would bypass it)
+//   ptrace                        PTRACE_ATTACH / PTRACE_SEIZE of anyone, any request aimed at
+//   writd kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_open   aimed at a
+//   protected pid kill(-1, ...), kill(-pgid, ...) of a protected group, kill(0, ...) from inside
+//   one setpgid                       into a protected group fcntl F_SETOWN                a
+//   protected pid or minus a protected group (signal ownership) fcntl F_SETOWN_EX, ioctl FIOSETOWN
+//   / SIOCSPGRP   always (the owner is behind a pointer) syscalls of another ABI (int 0x80 i386,
+//   x32)     always (they would bypass it)
 // and pidfd_send_signal with ENOSYS (a pidfd may come from /proc/<writd>; callers fall back to
 // kill(2), which is checked). Pid arguments are compared on their low 32 bits, as the kernel reads
-// them. Each refusal is reported by the kernel side (bpf/writ_self.bpf.h) and becomes an OWASP-ASI10
-// finding.
+// them. Each refusal is reported by the kernel side (bpf/writ_self.bpf.h) and becomes an
+// OWASP-ASI10 finding.
 #pragma once
 
 #include <linux/filter.h>
@@ -37,9 +37,9 @@ struct SelfFilterSpec {
 std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec);
 std::vector<sock_filter> BuildSelfFilter(const SelfFilterSpec& spec, bool own_group_protected);
 
-// Installs it on the calling thread (before exec). Root installs it directly; anyone else first sets
-// no_new_privs, as the kernel requires. Async-signal-safe apart from building the program: call it in a
-// single-threaded child.
+// Installs it on the calling thread (before exec). Root installs it directly; anyone else first
+// sets no_new_privs, as the kernel requires. Async-signal-safe apart from building the program:
+// call it in a single-threaded child.
 absl::Status InstallSelfFilter(const SelfFilterSpec& spec);
 
 // How `writ run` hands the spec to its child over a pipe ("go" once writd has placed it): counts of

@@ -9,7 +9,8 @@
 
 namespace writ::actions {
 
-// Start time of a process from /proc/<pid>/stat (field 22), in ns since boot (clock-tick precision).
+// Start time of a process from /proc/<pid>/stat (field 22), in ns since boot (clock-tick
+// precision).
 absl::StatusOr<uint64_t> ProcessStartNs(pid_t pid);
 
 // Sends sig to the process (pid, start_ns) through a pidfd. start_ns (boottime ns, as the BPF side

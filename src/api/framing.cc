@@ -75,8 +75,8 @@ absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& msg) {
 }
 
 absl::Status ReadFrame(int fd, google::protobuf::MessageLite* msg, absl::Duration timeout) {
-  absl::Time deadline = timeout == absl::ZeroDuration() ? absl::InfiniteFuture()
-                                                        : absl::Now() + timeout;
+  absl::Time deadline =
+      timeout == absl::ZeroDuration() ? absl::InfiniteFuture() : absl::Now() + timeout;
   unsigned char hdr[4];
   RETURN_IF_ERROR(ReadAll(fd, reinterpret_cast<char*>(hdr), 4, deadline, true));
   uint32_t len = hdr[0] | (hdr[1] << 8) | (hdr[2] << 16) | (static_cast<uint32_t>(hdr[3]) << 24);

@@ -19,7 +19,8 @@ inline constexpr uint32_t kMaxFrame = 1u << 20;  // 1 MiB: larger requests are r
 absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& msg);
 // Writes an already serialized payload (tail streams encode once for all subscribers).
 absl::Status WriteFrameBytes(int fd, const std::string& payload);
-// Reads one frame. NotFound on clean EOF before a frame; DeadlineExceeded on timeout (0 = wait forever).
+// Reads one frame. NotFound on clean EOF before a frame; DeadlineExceeded on timeout (0 = wait
+// forever).
 absl::Status ReadFrame(int fd, google::protobuf::MessageLite* msg, absl::Duration timeout);
 
 // sockaddr_un for a socket path; InvalidArgument when the path does not fit sun_path.

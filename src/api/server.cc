@@ -29,7 +29,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& path, H
   if (rc != 0) return ErrnoStatus(errno, absl::StrCat("bind ", path));
   if (group >= 0) {
     // Group members reach the socket; until this chown/chmod it is 0600 (umask above): no window.
-    if (::chown(path.c_str(), 0, static_cast<gid_t>(group)) != 0 || ::chmod(path.c_str(), 0660) != 0) {
+    if (::chown(path.c_str(), 0, static_cast<gid_t>(group)) != 0 ||
+        ::chmod(path.c_str(), 0660) != 0) {
       int err = errno;
       ::unlink(path.c_str());
       return ErrnoStatus(err, absl::StrCat("give ", path, " to group ", group));
@@ -53,7 +54,8 @@ void Server::Stop() {
   std::list<Conn> conns;
   {
     absl::MutexLock lock(&mu_);
-    // A finished connection's fd is closed (and its number possibly reused by a sink's socket): skip it.
+    // A finished connection's fd is closed (and its number possibly reused by a sink's socket):
+    // skip it.
     for (Conn& c : conns_) {
       if (!c.done) ::shutdown(c.fd, SHUT_RDWR);
     }

@@ -1,8 +1,8 @@
-// Control-socket server: accepts on a unix socket, identifies the peer once (api/peer.h: SO_PEERCRED,
-// SO_PEERGROUPS, its cgroup through its pidfd), reads framed Requests and hands each with that identity
-// to the handler. A peer that cannot be identified is refused. One thread per connection (control
-// traffic is a handful of CLI calls and tail streams), at most kMaxConnections. Stop() shuts every
-// connection down and joins.
+// Control-socket server: accepts on a unix socket, identifies the peer once (api/peer.h:
+// SO_PEERCRED, SO_PEERGROUPS, its cgroup through its pidfd), reads framed Requests and hands each
+// with that identity to the handler. A peer that cannot be identified is refused. One thread per
+// connection (control traffic is a handful of CLI calls and tail streams), at most kMaxConnections.
+// Stop() shuts every connection down and joins.
 #pragma once
 
 #include <atomic>
@@ -23,7 +23,8 @@ namespace writ::api {
 
 class Server {
  public:
-  // The handler answers one request on fd. It may write several frames (tail) and returns when done.
+  // The handler answers one request on fd. It may write several frames (tail) and returns when
+  // done.
   using Handler = std::function<void(const Peer& peer, int fd, const v1::Request& req)>;
 
   // Binds path (replacing a stale socket). With `group` >= 0 the socket is 0660 root:group (members

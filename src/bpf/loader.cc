@@ -55,7 +55,6 @@ int KernelAttachType(const char* name) {
 
 }  // namespace
 
-
 void Loader::SkelDeleter::operator()(writ_bpf* s) const { writ_bpf__destroy(s); }
 void Loader::LinkDeleter::operator()(bpf_link* l) const { bpf_link__destroy(l); }
 void Loader::LsmDeleter::operator()(writ_lsm_bpf* s) const { writ_lsm_bpf__destroy(s); }
@@ -90,8 +89,9 @@ static KernelFeatures ProbeKernelFeatures() {
 }
 
 // Loads the LSM object with the main object's maps (reused by fd, so both rungs read the same task
-// map and tables) and attaches it. Kernels without BPF-LSM (not built, "bpf" missing from the lsm= boot
-// list) or that refuse LSM programs fail here: the rung is reported unavailable with the reason.
+// map and tables) and attaches it. Kernels without BPF-LSM (not built, "bpf" missing from the lsm=
+// boot list) or that refuse LSM programs fail here: the rung is reported unavailable with the
+// reason.
 void Loader::ProbeLsm() {
   std::string lsms = ReadFile("/sys/kernel/security/lsm").value_or("");
   writ_lsm_bpf* raw = writ_lsm_bpf__open();
@@ -146,8 +146,8 @@ Loader::Loader(const LoaderConfig& cfg, Handler handler)
 
 Loader::~Loader() {
   // Detaching a tracepoint link waits for an RCU grace period (~50-100 ms each here). One after the
-  // other, writd's ~45 links made a clean shutdown take seconds; detached from a few threads at once
-  // the grace periods are shared.
+  // other, writd's ~45 links made a clean shutdown take seconds; detached from a few threads at
+  // once the grace periods are shared.
   constexpr size_t kThreads = 8;
   std::vector<std::thread> detachers;
   for (size_t t = 0; t < kThreads && t < links_.size(); t++) {
@@ -193,9 +193,9 @@ void Loader::PrepareUnixHooks(bool disable, const std::string& why) {
   }
 }
 
-// Opens the skeleton, points every map at its pin (libbpf reuses a compatible pinned map, else creates
-// and pins it), and loads. A pinned map of another shape (a new ABI, another ring size) cannot be
-// reused: then the old pins are removed and the load retried once with fresh maps.
+// Opens the skeleton, points every map at its pin (libbpf reuses a compatible pinned map, else
+// creates and pins it), and loads. A pinned map of another shape (a new ABI, another ring size)
+// cannot be reused: then the old pins are removed and the load retried once with fresh maps.
 absl::Status Loader::Load() {
   bool unix_off = false;  // a load that failed with the unix-socket hooks is retried without them
   bool fresh = false;     // pins that did not match were removed
@@ -216,8 +216,8 @@ absl::Status Loader::Load() {
     if (err) return ErrnoStatus(-err, "set ring buffer size");
     if (!cfg_.pin_dir.empty()) {
       if (mkdir(cfg_.pin_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-        return ErrnoStatus(errno, absl::StrCat("mkdir ", cfg_.pin_dir,
-                                               " (is bpffs mounted at /sys/fs/bpf?)"));
+        return ErrnoStatus(
+            errno, absl::StrCat("mkdir ", cfg_.pin_dir, " (is bpffs mounted at /sys/fs/bpf?)"));
       }
       adopted_ = access((cfg_.pin_dir + "/task_map").c_str(), F_OK) == 0;
       bpf_map* map;
@@ -335,11 +335,9 @@ absl::Status Loader::LoadAndAttach() {
       {skel_->progs.link_symlink, HookId::kLink, "link (syscalls/sys_enter_symlink)"},
       {skel_->progs.link_symlinkat, HookId::kLink, "link (syscalls/sys_enter_symlinkat)"},
   // Self-protection (bpf/writ_self.bpf.h).
-#define WRIT_SELF_HOOK(sc)                                                                    \
-  {skel_->progs.self_enter_##sc, HookId::kSelf, "self (syscalls/sys_enter_" #sc ")"},        \
-  {                                                                                           \
-    skel_->progs.self_exit_##sc, HookId::kSelf, "self (syscalls/sys_exit_" #sc ")"           \
-  }
+#define WRIT_SELF_HOOK(sc)                                                            \
+  {skel_->progs.self_enter_##sc, HookId::kSelf, "self (syscalls/sys_enter_" #sc ")"}, \
+      {skel_->progs.self_exit_##sc, HookId::kSelf, "self (syscalls/sys_exit_" #sc ")"}
       WRIT_SELF_HOOK(kill),
       WRIT_SELF_HOOK(tkill),
       WRIT_SELF_HOOK(tgkill),
@@ -379,8 +377,10 @@ absl::Status Loader::LoadAndAttach() {
     }
     if (h.id == HookId::kCgroupConnect || h.id == HookId::kCgroupSendmsg ||
         h.id == HookId::kCgroupUnix) {
-      if (cg_fd.valid()) link = bpf_program__attach_cgroup(h.prog, cg_fd.get());
-      else errno = EBADF;
+      if (cg_fd.valid())
+        link = bpf_program__attach_cgroup(h.prog, cg_fd.get());
+      else
+        errno = EBADF;
     } else {
       link = bpf_program__attach(h.prog);
     }
@@ -404,11 +404,13 @@ absl::Status Loader::LoadAndAttach() {
     hooks_.push_back({HookId::kLsm, h, lsm_active(), lsm_active() ? "" : lsm_detail_});
   }
 
-  ASSIGN_OR_RETURN(ring_, RingReader::Open(bpf_map__fd(skel_->maps.events_map),
-                                           bpf_map__fd(skel_->maps.consumer_map),
-                                           [this](const void* data, size_t size) { handler_(data, size); }));
-  // Per-program run time costs two clock reads per run of every BPF program on the host (the switch is
-  // global): only on request (writd.yaml metrics.bpf_program_stats). /metrics reports it as the BPF cost.
+  ASSIGN_OR_RETURN(
+      ring_,
+      RingReader::Open(bpf_map__fd(skel_->maps.events_map), bpf_map__fd(skel_->maps.consumer_map),
+                       [this](const void* data, size_t size) { handler_(data, size); }));
+  // Per-program run time costs two clock reads per run of every BPF program on the host (the switch
+  // is global): only on request (writd.yaml metrics.bpf_program_stats). /metrics reports it as the
+  // BPF cost.
   if (cfg_.program_stats) {
     stats_fd_.Reset(bpf_enable_stats(BPF_STATS_RUN_TIME));
     if (!stats_fd_.valid()) {
@@ -443,26 +445,30 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
   // The hooks without an LSM counterpart: the same rung on every kernel.
   {
     std::string why;
-    out.push_back({"send: cgroup-bpf (cgroup/sendmsg4|6: a datagram to a denied address, EPERM, "
-                   "prevented)",
-                   HooksActive(hooks, HookId::kCgroupSendmsg, &why), why});
+    out.push_back(
+        {"send: cgroup-bpf (cgroup/sendmsg4|6: a datagram to a denied address, EPERM, "
+         "prevented)",
+         HooksActive(hooks, HookId::kCgroupSendmsg, &why), why});
   }
   {
     std::string why, exit_why;
     if (HooksActive(hooks, HookId::kCgroupUnix, &why)) {
-      out.push_back({"unix: cgroup-bpf (cgroup/connect_unix, sendmsg_unix: EPERM, prevented)", true, ""});
+      out.push_back(
+          {"unix: cgroup-bpf (cgroup/connect_unix, sendmsg_unix: EPERM, prevented)", true, ""});
     } else {
       // Linux < 6.7: judged at the connect's exit, and killed there.
       const bool at_exit = HooksActive(hooks, HookId::kUnixConnect, &exit_why);
-      out.push_back({"unix: kernel-signal at connect exit (killed_after; datagrams to a unix name "
-                     "unjudged)",
-                     at_exit, at_exit ? "" : exit_why});
+      out.push_back(
+          {"unix: kernel-signal at connect exit (killed_after; datagrams to a unix name "
+           "unjudged)",
+           at_exit, at_exit ? "" : exit_why});
     }
   }
   {
     std::string why;
-    out.push_back({"link: kernel-signal at sys_enter (a rename or link of a denied name: killed_after)",
-                   HooksActive(hooks, HookId::kLink, &why), why});
+    out.push_back(
+        {"link: kernel-signal at sys_enter (a rename or link of a denied name: killed_after)",
+         HooksActive(hooks, HookId::kLink, &why), why});
   }
   std::string why;
   const bool self = HooksActive(hooks, HookId::kSelf, &why);
@@ -504,7 +510,8 @@ std::vector<Loader::MapEntries> Loader::CountMapEntries() const {
   bpf_map* m;
   bpf_object__for_each_map(m, skel_->obj) {
     const bpf_map_type t = bpf_map__type(m);
-    if (t != BPF_MAP_TYPE_HASH && t != BPF_MAP_TYPE_LRU_HASH && t != BPF_MAP_TYPE_LPM_TRIE) continue;
+    if (t != BPF_MAP_TYPE_HASH && t != BPF_MAP_TYPE_LRU_HASH && t != BPF_MAP_TYPE_LPM_TRIE)
+      continue;
     const int fd = bpf_map__fd(m);
     if (fd < 0) continue;
     std::vector<uint8_t> key(bpf_map__key_size(m)), next(key.size());
@@ -571,7 +578,8 @@ bool HooksActive(const std::vector<HookStatus>& hooks, HookId id, std::string* w
 
 absl::Status Loader::SetProtectedPids(uint32_t writd, uint32_t guardian, uint32_t writd_pgid) {
   const uint32_t vals[WRIT_SELF_PIDS] = {writd, guardian, writd_pgid, 0};
-  static_assert(WRIT_SELF_PID_WRITD == 0 && WRIT_SELF_PID_GUARDIAN == 1 && WRIT_SELF_PGID_WRITD == 2);
+  static_assert(WRIT_SELF_PID_WRITD == 0 && WRIT_SELF_PID_GUARDIAN == 1 &&
+                WRIT_SELF_PGID_WRITD == 2);
   for (uint32_t k = 0; k < WRIT_SELF_PIDS; k++) {
     RETURN_IF_ERROR(Update(skel_->maps.self_pids_map, k, vals[k]));
   }
@@ -613,7 +621,8 @@ absl::Status Loader::SetUnixVerdict(uint32_t slot, uint32_t kind, uint64_t hash,
   return Update(skel_->maps.unix_map, key, verdict);
 }
 
-// Walks a map with get_next_key and deletes the keys a predicate selects. Table maps are small per task.
+// Walks a map with get_next_key and deletes the keys a predicate selects. Table maps are small per
+// task.
 template <typename Key, typename Pred>
 static void DeleteWhere(bpf_map* map, Pred pred) {
   std::vector<Key> doomed;
@@ -678,13 +687,13 @@ absl::Status Loader::SetDynamicLoaders(const std::vector<std::pair<uint32_t, uin
   return absl::OkStatus();
 }
 
-// Adoption keys are few (one per workload): the maps are rewritten whole, stale keys deleted after the
-// new ones are in, so a reload never opens a window where a configured exe is not a candidate.
+// Adoption keys are few (one per workload): the maps are rewritten whole, stale keys deleted after
+// the new ones are in, so a reload never opens a window where a configured exe is not a candidate.
 absl::Status Loader::SetAdoptTables(uint32_t flags, const std::vector<uint64_t>& exe_hashes,
                                     const std::vector<uint32_t>& uids) {
   if (exe_hashes.size() > WRIT_ADOPT_MAX_KEYS || uids.size() > WRIT_ADOPT_MAX_KEYS) {
-    return absl::ResourceExhaustedError(absl::StrCat("more than ", WRIT_ADOPT_MAX_KEYS,
-                                                     " workload exe paths or uids"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("more than ", WRIT_ADOPT_MAX_KEYS, " workload exe paths or uids"));
   }
   const uint32_t one = 1;
   for (uint64_t h : exe_hashes) RETURN_IF_ERROR(Update(skel_->maps.adopt_exe_map, h, one));

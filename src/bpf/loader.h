@@ -1,6 +1,7 @@
-// Owner of writ's BPF programs, maps, links and ring buffer (libbpf skeleton), and the kernel feature
-// probes. Phases: open -> set rodata/map sizes -> load -> attach each program (each hook's result is kept
-// for `writ status`). Destruction order is member order reversed: ring buffer, links, skeleton.
+// Owner of writ's BPF programs, maps, links and ring buffer (libbpf skeleton), and the kernel
+// feature probes. Phases: open -> set rodata/map sizes -> load -> attach each program (each hook's
+// result is kept for `writ status`). Destruction order is member order reversed: ring buffer,
+// links, skeleton.
 #pragma once
 
 #include <atomic>
@@ -25,24 +26,25 @@ struct bpf_link;
 namespace writ::bpf {
 
 struct LoaderConfig {
-  uint32_t ring_bytes = 4u << 20;   // power of two, >= page size
-  uint32_t task_level = 0;          // cgroup level of task cgroups
-  uint64_t wakeup_bytes = 1u << 20; // force a wakeup above this much pending data
+  uint32_t ring_bytes = 4u << 20;    // power of two, >= page size
+  uint32_t task_level = 0;           // cgroup level of task cgroups
+  uint64_t wakeup_bytes = 1u << 20;  // force a wakeup above this much pending data
   // While a task with prompt verdicts (WRIT_TASK_PROMPT) exists, Poll spins this long for the next
   // record before it sleeps (RingReader::set_spin_ns; writd.yaml drain_spin).
   int64_t spin_ns = 20000;
-  std::string cgroup_root;          // writ subtree: cgroup/connect* attach here
+  std::string cgroup_root;  // writ subtree: cgroup/connect* attach here
   // bpffs directory for pinned maps and links ("" = no pinning). With pins, in-kernel enforcement
-  // outlives writd, and a restarted writd re-adopts the maps (tasks, tables, counters, ring buffer).
+  // outlives writd, and a restarted writd re-adopts the maps (tasks, tables, counters, ring
+  // buffer).
   std::string pin_dir;
-  // Kernel run-time accounting of BPF programs (BPF_ENABLE_STATS, held while the loader lives). Host
-  // wide: every BPF program on the machine pays two clock reads per run while it is on.
+  // Kernel run-time accounting of BPF programs (BPF_ENABLE_STATS, held while the loader lives).
+  // Host wide: every BPF program on the machine pays two clock reads per run while it is on.
   bool program_stats = false;
 };
 
 // What a hook is, so that status and the enforcement ladder name hooks by identity, never by their
-// position in hooks(). Several programs may share an id (the four open syscalls, the self-protection
-// syscalls).
+// position in hooks(). Several programs may share an id (the four open syscalls, the
+// self-protection syscalls).
 enum class HookId : uint8_t {
   kExec,  // tp_btf/sched_process_exec: attribution and exec enforcement
   kFork,
@@ -61,9 +63,9 @@ enum class HookId : uint8_t {
 
 struct HookStatus {
   HookId id = HookId::kExec;
-  std::string name;     // e.g. "exec (tp_btf/sched_process_exec)"
+  std::string name;  // e.g. "exec (tp_btf/sched_process_exec)"
   bool active = false;
-  std::string detail;   // why not, when inactive
+  std::string detail;  // why not, when inactive
 };
 
 // One rung of the enforcement ladder as `writ status` lists it (Loader::Rungs).
@@ -91,7 +93,8 @@ bool HooksActive(const std::vector<HookStatus>& hooks, HookId id, std::string* w
 struct Counters {
   uint64_t emitted[WRIT_EV_KIND_MAX] = {};
   uint64_t dropped[WRIT_EV_KIND_MAX] = {};
-  // Of the dropped: judged records of enforce-mode tasks whose process the kernel killed (fail closed).
+  // Of the dropped: judged records of enforce-mode tasks whose process the kernel killed (fail
+  // closed).
   uint64_t fail_closed[WRIT_EV_KIND_MAX] = {};
   // Not emitted on purpose: refused datagram sends past their rate limit (bpf/writ_net.bpf.h).
   uint64_t suppressed[WRIT_EV_KIND_MAX] = {};
@@ -110,13 +113,15 @@ class Loader {
   absl::Status AddTask(uint64_t cgroup_id, const writ_task_info& info);
   absl::Status RemoveTask(uint64_t cgroup_id);
 
-  // Self-protection: the processes tasks must not signal, trace or reach into (bpf/writ_self.bpf.h).
+  // Self-protection: the processes tasks must not signal, trace or reach into
+  // (bpf/writ_self.bpf.h).
   absl::Status SetProtectedPids(uint32_t writd, uint32_t guardian, uint32_t writd_pgid);
 
   // In-kernel tables of a task (enforcement).
   absl::Status SetExecVerdict(uint32_t slot, uint64_t path_hash, uint32_t verdict);
-  // kind: WRIT_PK_PATH (path_hash = PathHash of an exact path or a denied directory), or WRIT_PK_LEAF /
-  // WRIT_PK_DIR (path_hash = ComponentHash of a name; applied only with WRIT_TASK_FILE_COMP).
+  // kind: WRIT_PK_PATH (path_hash = PathHash of an exact path or a denied directory), or
+  // WRIT_PK_LEAF / WRIT_PK_DIR (path_hash = ComponentHash of a name; applied only with
+  // WRIT_TASK_FILE_COMP).
   absl::Status SetFileDeny(uint32_t slot, uint64_t path_hash, uint32_t kind = WRIT_PK_PATH);
   absl::Status SetNet4(const writ_net4_key& key, const writ_net_value& value);
   absl::Status SetNet6(const writ_net6_key& key, const writ_net_value& value);
@@ -132,8 +137,8 @@ class Loader {
   void ClearTables(uint32_t slot);
 
   // Drains what is pending; if nothing was, sleeps up to timeout_ms or until a prompt record (or a
-  // large backlog) wakes it, then drains (RingReader::Poll: batched records never wake the poller, and
-  // prompt ones only while it sleeps). Returns records consumed or a negative errno.
+  // large backlog) wakes it, then drains (RingReader::Poll: batched records never wake the poller,
+  // and prompt ones only while it sleeps). Returns records consumed or a negative errno.
   int Poll(int timeout_ms);
   int Drain();
 
@@ -144,8 +149,8 @@ class Loader {
     uint64_t run_cnt = 0;
     uint64_t run_time_ns = 0;
   };
-  // Per-program run count and time (kernel bpf_stats). Run time and count only advance while stats are
-  // enabled: by this loader (LoaderConfig::program_stats) or by someone else (sysctl
+  // Per-program run count and time (kernel bpf_stats). Run time and count only advance while stats
+  // are enabled: by this loader (LoaderConfig::program_stats) or by someone else (sysctl
   // kernel.bpf_stats_enabled).
   std::vector<ProgramStats> ReadProgramStats() const;
   bool program_stats() const { return stats_fd_.valid(); }
@@ -162,7 +167,8 @@ class Loader {
   // entry per hook, named "<hook>: <rung> (<how>)"; inactive with the reason when the hook has no
   // rung at all. The first entry is the LSM probe itself, with its reason when it did not load.
   std::vector<Rung> Rungs() const;
-  // BPF-LSM rung: probed at start by loading the LSM object; active only where the kernel allows it.
+  // BPF-LSM rung: probed at start by loading the LSM object; active only where the kernel allows
+  // it.
   bool lsm_active() const { return lsm_ != nullptr; }
   const std::string& lsm_detail() const { return lsm_detail_; }
   // True when the maps were re-adopted from pins left by a previous writd.
@@ -170,13 +176,14 @@ class Loader {
   // Removes every pin: when writd stops with no task left, nothing of writ stays in the kernel.
   void Unpin();
   // The attachment links. A link lives while any process holds its fd (or a pin): writd hands these
-  // to its guardian process so that enforcement outlives a crash even where pinning links is refused.
+  // to its guardian process so that enforcement outlives a crash even where pinning links is
+  // refused.
   std::vector<int> LinkFds() const;
   uint32_t ring_bytes() const { return cfg_.ring_bytes; }
 
   // Adoption pre-filter (bpf/writ_adopt.bpf.h): replaces the exe-hash and uid keys and the flags
-  // (WRIT_ADOPT_*). flags 0 turns adoption off. The heartbeat says writd's pipeline is alive: the kernel
-  // stops a candidate only while the last heartbeat is at most stale_ns old.
+  // (WRIT_ADOPT_*). flags 0 turns adoption off. The heartbeat says writd's pipeline is alive: the
+  // kernel stops a candidate only while the last heartbeat is at most stale_ns old.
   absl::Status SetAdoptTables(uint32_t flags, const std::vector<uint64_t>& exe_hashes,
                               const std::vector<uint32_t>& uids);
   absl::Status AdoptHeartbeat(uint64_t now_boot_ns, uint64_t stale_ns);
@@ -215,10 +222,11 @@ class Loader {
   bool adopted_ = false;
   bool link_pin_refused_ = false;
   std::string unix_hooks_detail_;  // why cgroup/connect_unix is not loaded ("" when it is)
-  bool kill_lineage_ = true;  // the kernel has the kfuncs kill_lineage needs (writ_common.bpf.h)
+  bool kill_lineage_ = true;   // the kernel has the kfuncs kill_lineage needs (writ_common.bpf.h)
   bool task_from_pid_ = true;  // self_tgid_of resolves thread ids (writ_self.bpf.h)
-  uint32_t adopt_flags_ = 0;  // WRIT_ADOPT_* last set: AdoptHeartbeat rewrites them with the time
-  // Tasks registered with WRIT_TASK_PROMPT (AddTask runs on API threads, RemoveTask on the pipeline).
+  uint32_t adopt_flags_ = 0;   // WRIT_ADOPT_* last set: AdoptHeartbeat rewrites them with the time
+  // Tasks registered with WRIT_TASK_PROMPT (AddTask runs on API threads, RemoveTask on the
+  // pipeline).
   absl::Mutex prompt_mu_;
   absl::flat_hash_set<uint64_t> prompt_tasks_ ABSL_GUARDED_BY(prompt_mu_);
   std::atomic<size_t> prompt_count_{0};

@@ -1,6 +1,6 @@
 // Userspace twin of the BPF path hash (include/writ/abi/events.h): FNV-1a 64 over the leaf-first
-// component encoding read backwards, i.e. for each component from the root: a NUL, then the component's
-// bytes reversed. "/" hashes to the offset basis.
+// component encoding read backwards, i.e. for each component from the root: a NUL, then the
+// component's bytes reversed. "/" hashes to the offset basis.
 #pragma once
 
 #include <cstdint>
@@ -29,8 +29,9 @@ inline uint64_t PathHash(std::string_view abs_path) {
   return h;
 }
 
-// Component hash (file_map keys of kind WRIT_PK_LEAF / WRIT_PK_DIR): the hash the kernel restarts at each
-// component of the same backwards pass, a NUL then the name's bytes reversed, i.e. PathHash("/" + name).
+// Component hash (file_map keys of kind WRIT_PK_LEAF / WRIT_PK_DIR): the hash the kernel restarts
+// at each component of the same backwards pass, a NUL then the name's bytes reversed, i.e.
+// PathHash("/" + name).
 inline uint64_t ComponentHash(std::string_view name) {
   uint64_t h = WRIT_FNV_OFFSET;
   auto mix = [&h](unsigned char c) {

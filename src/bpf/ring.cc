@@ -21,8 +21,8 @@ namespace {
 // handler judges and encodes every record) does not hold the whole ring.
 constexpr uint64_t kReleaseBytes = 256 << 10;
 // A record whose reservation the consumer saw but whose commit it has not: the producer is between
-// bpf_ringbuf_reserve and submit, a few hundred nanoseconds in a BPF program. Retried this many times
-// (yielding) before the consumer falls back to a 1 ms wait.
+// bpf_ringbuf_reserve and submit, a few hundred nanoseconds in a BPF program. Retried this many
+// times (yielding) before the consumer falls back to a 1 ms wait.
 constexpr int kBusyRetries = 64;
 
 int64_t NowMonotonicNs() {
@@ -74,8 +74,8 @@ absl::StatusOr<std::unique_ptr<RingReader>> RingReader::Open(int ring_fd, int st
     return ErrnoStatus(errno, "mmap ring buffer consumer page");
   }
   r->producer_map_len_ = r->page_ + 2 * static_cast<size_t>(info.max_entries);
-  r->producer_map_ =
-      mmap(nullptr, r->producer_map_len_, PROT_READ, MAP_SHARED, ring_fd, static_cast<off_t>(r->page_));
+  r->producer_map_ = mmap(nullptr, r->producer_map_len_, PROT_READ, MAP_SHARED, ring_fd,
+                          static_cast<off_t>(r->page_));
   if (r->producer_map_ == MAP_FAILED) {
     r->producer_map_ = nullptr;
     return ErrnoStatus(errno, "mmap ring buffer data");
@@ -114,7 +114,9 @@ uint64_t RingReader::Pending() const {
          __atomic_load_n(consumer_pos_, __ATOMIC_ACQUIRE);
 }
 
-bool RingReader::sleeping() const { return __atomic_load_n(&state_->sleeping, __ATOMIC_ACQUIRE) != 0; }
+bool RingReader::sleeping() const {
+  return __atomic_load_n(&state_->sleeping, __ATOMIC_ACQUIRE) != 0;
+}
 
 int RingReader::Consume() {
   if (in_consume_) return 0;  // a handler that drains (housekeeping) must not consume twice
@@ -128,7 +130,8 @@ int RingReader::Consume() {
     bool busy = false;
     while (cons < prod) {
       const uint8_t* hdr = data_ + (cons & mask_);
-      const uint32_t len = __atomic_load_n(reinterpret_cast<const uint32_t*>(hdr), __ATOMIC_ACQUIRE);
+      const uint32_t len =
+          __atomic_load_n(reinterpret_cast<const uint32_t*>(hdr), __ATOMIC_ACQUIRE);
       if (len & BPF_RINGBUF_BUSY_BIT) {
         busy = true;
         break;

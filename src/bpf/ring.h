@@ -1,13 +1,16 @@
-// RingReader: the consumer half of a BPF ring buffer (BPF_MAP_TYPE_RINGBUF, kernel/bpf/ringbuf.c), in
-// place of libbpf's ring_buffer for two things libbpf does not do:
-//   - it tells the producers when it sleeps (struct writ_consumer_state in the ABI header): a record
-//     that needs a prompt verdict wakes writd only while writd waits in epoll, never while it drains;
-//   - it gives consumed space back once per batch (or per kReleaseBytes) instead of once per record,
+// RingReader: the consumer half of a BPF ring buffer (BPF_MAP_TYPE_RINGBUF, kernel/bpf/ringbuf.c),
+// in place of libbpf's ring_buffer for two things libbpf does not do:
+//   - it tells the producers when it sleeps (struct writ_consumer_state in the ABI header): a
+//   record
+//     that needs a prompt verdict wakes writd only while writd waits in epoll, never while it
+//     drains;
+//   - it gives consumed space back once per batch (or per kReleaseBytes) instead of once per
+//   record,
 //     so producers reading the consumer position do not miss in cache on every record.
 // Memory (ringbuf_map_mmap): page 0 is the consumer position (read-write); page 1 the producer
 // position, then the data area mapped twice back to back (read-only), so a record that wraps is
-// contiguous. A record is an 8-byte header {u32 len with BUSY/DISCARD bits, u32 page offset} and its
-// bytes, the whole rounded up to 8. Single consumer thread; not thread-safe.
+// contiguous. A record is an 8-byte header {u32 len with BUSY/DISCARD bits, u32 page offset} and
+// its bytes, the whole rounded up to 8. Single consumer thread; not thread-safe.
 #pragma once
 
 #include <cstddef>
@@ -25,15 +28,17 @@ class RingReader {
  public:
   using Handler = std::function<void(const void* data, size_t size)>;
 
-  // ring_fd: the BPF_MAP_TYPE_RINGBUF map; state_fd: the BPF_F_MMAPABLE array whose element 0 is the
-  // writ_consumer_state the producers read. Both fds stay owned by the caller.
-  static absl::StatusOr<std::unique_ptr<RingReader>> Open(int ring_fd, int state_fd, Handler handler);
+  // ring_fd: the BPF_MAP_TYPE_RINGBUF map; state_fd: the BPF_F_MMAPABLE array whose element 0 is
+  // the writ_consumer_state the producers read. Both fds stay owned by the caller.
+  static absl::StatusOr<std::unique_ptr<RingReader>> Open(int ring_fd, int state_fd,
+                                                          Handler handler);
   ~RingReader();
   RingReader(const RingReader&) = delete;
   RingReader& operator=(const RingReader&) = delete;
 
   // Calls the handler for every committed record, in order, until the ring is empty or a record is
-  // still being written (BUSY). Returns the number of records (discarded ones are skipped, not counted).
+  // still being written (BUSY). Returns the number of records (discarded ones are skipped, not
+  // counted).
   int Consume();
   // Consume; if there was nothing, announce the sleep, wait up to timeout_ms for a wakeup (a prompt
   // record, or a large backlog), then consume. Returns records consumed, or -errno from epoll.

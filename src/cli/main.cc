@@ -15,11 +15,10 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
-#include "actions/self_filter.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "actions/self_filter.h"
 #include "api/client.h"
 #include "api/framing.h"
 #include "cli/cli_util.h"
@@ -27,13 +26,13 @@
 #include "cli/run.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
-#include "writ/v1/workload.grpc.pb.h"
 #include "intent/intent.h"
 #include "journal/journal.h"
 #include "sinks/json_encoder.h"
 #include "sinks/ocsf_encoder.h"
 #include "util/terminal_text.h"
 #include "util/util.h"
+#include "writ/v1/workload.grpc.pb.h"
 
 namespace {
 
@@ -47,26 +46,29 @@ using writ::v1::Request;
 using writ::v1::Response;
 
 void Usage(FILE* f) {
-  fprintf(f,
-          "usage: writ [--socket PATH] COMMAND ...\n"
-          "  run --agent SPIFFE_ID [--principal P] [--intent NAME] [--param K=V]... [--ttl D]\n"
-          "      [--parent TASK] [--user NAME | --allow-root] [--no-seccomp]\n"
-          "      [--mcp [--mcp-max-message BYTES]] -- CMD [ARGS...]\n"
-          "      run CMD as a task, as an unprivileged user: the invoking user (behind sudo: the real\n"
-          "      user), or --user NAME; as root only with --allow-root and an intent that allows it\n"
-          "      (--no-seccomp: without the self-protection filter; only the BPF fallback applies)\n"
-          "      (--mcp: CMD is a stdio MCP server; writ relays and judges its JSON-RPC, intent tools:)\n"
-          "  status                                  hooks, enforcement, counters, tasks\n"
-          "  svid --audience AUD [--workload-socket PATH]   (inside a task) print a JWT-SVID\n"
-          "  tail [--violations] [--agent ID] [--task ID] [--format text|json|ocsf]\n"
-          "  approvals | approve ID [--scope once|task] [--reason T] | deny ID [--reason T]\n"
-          "  kill TASK | freeze TASK | thaw TASK | revoke TASK\n"
-          "  policy check [DIR|FILE...] | policy test [DIR] | policy reload\n"
-          "  policy explain --intent NAME [--policies DIR] [--param K=V]... --event JSON\n"
-          "  policy suggest --from EVENTS.jsonl --task ID [--name NAME] [--check]\n"
-          "  policy suggest --from EVENTS.jsonl --task ID --diff INTENT [--policies DIR] [--param K=V]...\n"
-          "  audit verify [PATH]                     check the hash-chained journal\n"
-          "                                          (default /var/lib/writ/journal.jsonl)\n");
+  fprintf(
+      f,
+      "usage: writ [--socket PATH] COMMAND ...\n"
+      "  run --agent SPIFFE_ID [--principal P] [--intent NAME] [--param K=V]... [--ttl D]\n"
+      "      [--parent TASK] [--user NAME | --allow-root] [--no-seccomp]\n"
+      "      [--mcp [--mcp-max-message BYTES]] -- CMD [ARGS...]\n"
+      "      run CMD as a task, as an unprivileged user: the invoking user (behind sudo: the real\n"
+      "      user), or --user NAME; as root only with --allow-root and an intent that allows it\n"
+      "      (--no-seccomp: without the self-protection filter; only the BPF fallback applies)\n"
+      "      (--mcp: CMD is a stdio MCP server; writ relays and judges its JSON-RPC, intent "
+      "tools:)\n"
+      "  status                                  hooks, enforcement, counters, tasks\n"
+      "  svid --audience AUD [--workload-socket PATH]   (inside a task) print a JWT-SVID\n"
+      "  tail [--violations] [--agent ID] [--task ID] [--format text|json|ocsf]\n"
+      "  approvals | approve ID [--scope once|task] [--reason T] | deny ID [--reason T]\n"
+      "  kill TASK | freeze TASK | thaw TASK | revoke TASK\n"
+      "  policy check [DIR|FILE...] | policy test [DIR] | policy reload\n"
+      "  policy explain --intent NAME [--policies DIR] [--param K=V]... --event JSON\n"
+      "  policy suggest --from EVENTS.jsonl --task ID [--name NAME] [--check]\n"
+      "  policy suggest --from EVENTS.jsonl --task ID --diff INTENT [--policies DIR] [--param "
+      "K=V]...\n"
+      "  audit verify [PATH]                     check the hash-chained journal\n"
+      "                                          (default /var/lib/writ/journal.jsonl)\n");
 }
 
 absl::StatusOr<Response> Call(const std::string& socket, const Request& req) {
@@ -83,7 +85,8 @@ int CmdStatus(const std::string& socket) {
   const auto& s = resp->status();
   printf("writd %s, mode %s, %u intents loaded\n", s.version().c_str(), s.mode().c_str(),
          s.intents_loaded());
-  if (!s.policy_error().empty()) printf("policy reload FAILED (old policy in force):\n%s\n", s.policy_error().c_str());
+  if (!s.policy_error().empty())
+    printf("policy reload FAILED (old policy in force):\n%s\n", s.policy_error().c_str());
   printf("hooks:\n");
   for (const auto& h : s.hooks()) {
     printf("  %-45s %s\n", h.name().c_str(), h.active() ? "active" : h.detail().c_str());
@@ -93,24 +96,27 @@ int CmdStatus(const std::string& socket) {
     printf("  %-60s %s\n", h.name().c_str(), h.active() ? "active" : h.detail().c_str());
   }
   printf("events by kind:");
-  for (const auto& [k, v] : std::map<std::string, uint64_t>(s.events_by_kind().begin(), s.events_by_kind().end())) {
+  for (const auto& [k, v] :
+       std::map<std::string, uint64_t>(s.events_by_kind().begin(), s.events_by_kind().end())) {
     printf(" %s=%lu", k.c_str(), static_cast<unsigned long>(v));
   }
   printf("\ndrops by kind:");
-  for (const auto& [k, v] : std::map<std::string, uint64_t>(s.drops_by_kind().begin(), s.drops_by_kind().end())) {
+  for (const auto& [k, v] :
+       std::map<std::string, uint64_t>(s.drops_by_kind().begin(), s.drops_by_kind().end())) {
     printf(" %s=%lu", k.c_str(), static_cast<unsigned long>(v));
   }
   printf("\nuserspace drops: %lu\n", static_cast<unsigned long>(s.userspace_drops()));
   printf("counters:");
-  for (const auto& [k, v] : std::map<std::string, uint64_t>(s.counters().begin(), s.counters().end())) {
+  for (const auto& [k, v] :
+       std::map<std::string, uint64_t>(s.counters().begin(), s.counters().end())) {
     printf(" %s=%lu", k.c_str(), static_cast<unsigned long>(v));
   }
   printf("\napprovals pending: %u\ntasks: %d\n", s.approvals_pending(), s.tasks_size());
   for (const auto& t : s.tasks()) {
     printf("  %s %s %s intent=%s mode=%s processes=%u%s%s\n", t.task_id().c_str(),
            t.state().c_str(), t.spiffe_id().c_str(), t.intent().empty() ? "-" : t.intent().c_str(),
-           t.mode().c_str(), t.processes(), t.deadline().empty() ? "" : " deadline=",
-           t.deadline().c_str());
+           t.mode().c_str(), t.processes(),
+           t.deadline().empty() ? "" : " deadline=", t.deadline().c_str());
   }
   return 0;
 }
@@ -331,16 +337,21 @@ int CmdPolicy(const std::string& socket, int argc, char** argv) {
   if (sub == "suggest") {
     Args a = Parse(argc, argv, 3, {"from", "task", "name", "diff", "policies", "param"}, {"check"});
     if (!a.error.empty()) return Fail(kExitUsage, a.error);
-    writ::cli::SuggestArgs sa{a.Get("from"), a.Get("task"), a.Get("name", "suggested"),
-                              a.Has("check"), a.Get("diff"), a.Get("policies", DefaultPolicyDir()),
+    writ::cli::SuggestArgs sa{a.Get("from"),
+                              a.Get("task"),
+                              a.Get("name", "suggested"),
+                              a.Has("check"),
+                              a.Get("diff"),
+                              a.Get("policies", DefaultPolicyDir()),
                               a.Has("param") ? a.opts["param"] : std::vector<std::string>{}};
     return writ::cli::PolicySuggest(sa);
   }
   return Fail(kExitUsage, absl::StrCat("unknown policy command ", sub));
 }
 
-// Fetches a JWT-SVID from writd's SPIFFE Workload API, the same way any SPIFFE client would: the caller
-// is attested by the socket's peer credentials, so only a task's own processes get its identity.
+// Fetches a JWT-SVID from writd's SPIFFE Workload API, the same way any SPIFFE client would: the
+// caller is attested by the socket's peer credentials, so only a task's own processes get its
+// identity.
 int CmdSvid(int argc, char** argv) {
   Args a = Parse(argc, argv, 2, {"audience", "workload-socket"}, {});
   if (!a.error.empty()) return Fail(kExitUsage, a.error);

@@ -1,5 +1,5 @@
-// writ run: start a command as a task (docs/architecture.md, Data flow); with --mcp, relay and judge
-// its MCP stdio (cli/mcp_gateway.h).
+// writ run: start a command as a task (docs/architecture.md, Data flow); with --mcp, relay and
+// judge its MCP stdio (cli/mcp_gateway.h).
 #pragma once
 
 #include <string>

@@ -13,7 +13,8 @@
 namespace writ::creds {
 namespace {
 // Event `type` for a provider's credentials (providers_ holds the config types).
-std::string KindOf(const std::vector<std::unique_ptr<CredentialProvider>>& providers, const std::string& name) {
+std::string KindOf(const std::vector<std::unique_ptr<CredentialProvider>>& providers,
+                   const std::string& name) {
   for (const auto& p : providers) {
     if (p->config().name != name) continue;
     const std::string& t = p->config().type;
@@ -25,16 +26,20 @@ std::string KindOf(const std::vector<std::unique_ptr<CredentialProvider>>& provi
 }
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Start(CredentialConfig config) {
-  if (config.state_dir.empty()) return absl::InvalidArgumentError("creds config: state_dir is required");
+absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Start(
+    CredentialConfig config) {
+  if (config.state_dir.empty())
+    return absl::InvalidArgumentError("creds config: state_dir is required");
   if (config.trust_domain.empty() || config.trust_domain.find('/') != std::string::npos ||
       config.trust_domain.find(':') != std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("creds config: trust_domain '", config.trust_domain,
+    return absl::InvalidArgumentError(absl::StrCat("creds config: trust_domain '",
+                                                   config.trust_domain,
                                                    "' must be a bare name like example.org"));
   }
   if (config.issuer.empty()) config.issuer = "spiffe://" + config.trust_domain;
   if (config.task_lookup && config.run_dir.empty() && config.workload_socket.empty()) {
-    return absl::InvalidArgumentError("creds config: run_dir (or workload_socket) is required for the Workload API");
+    return absl::InvalidArgumentError(
+        "creds config: run_dir (or workload_socket) is required for the Workload API");
   }
   if (config.workload_socket.empty() && !config.run_dir.empty()) {
     config.workload_socket = config.run_dir + "/workload.sock";
@@ -51,7 +56,9 @@ absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Start(Cred
 absl::Status CredentialService::Init() {
   std::error_code ec;
   std::filesystem::create_directories(config_.state_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("creds: mkdir ", config_.state_dir, ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("creds: mkdir ", config_.state_dir, ": ", ec.message()));
   ::chmod(config_.state_dir.c_str(), 0700);
   if (!config_.run_dir.empty()) std::filesystem::create_directories(config_.run_dir, ec);
 
@@ -73,7 +80,8 @@ absl::Status CredentialService::Init() {
   for (const auto& pc : config_.providers) {
     for (const auto& existing : providers_) {
       if (existing->config().name == pc.name) {
-        return absl::InvalidArgumentError(absl::StrCat("creds config: provider name '", pc.name, "' is used twice"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("creds config: provider name '", pc.name, "' is used twice"));
       }
     }
     ASSIGN_OR_RETURN(auto p, MakeProvider(pc));
@@ -92,7 +100,8 @@ absl::Status CredentialService::Init() {
     providers_.push_back(std::move(p));
   }
   outbox_->SetResultHook([this](const OutboxResult& r) {
-    Emit({KindOf(providers_, r.provider), r.task_id, r.provider, r.status.ok() ? "revoke" : "revoke_failed", absl::InfiniteFuture(), r.task_id,
+    Emit({KindOf(providers_, r.provider), r.task_id, r.provider,
+          r.status.ok() ? "revoke" : "revoke_failed", absl::InfiniteFuture(), r.task_id,
           r.status.ok() ? "" : std::string(r.status.message())});
   });
   outbox_->SetOverdueHook([this](const OverdueRevocation& o) {
@@ -132,7 +141,8 @@ absl::Status CredentialService::Init() {
 
   maintenance_ = std::thread([this] {
     while (!stop_.WaitForNotificationWithTimeout(config_.maintenance_period)) {
-      if (auto k = keys_->Current(); !k.ok()) Log()->error("creds maintenance: keystore: {}", k.status().ToString());
+      if (auto k = keys_->Current(); !k.ok())
+        Log()->error("creds maintenance: keystore: {}", k.status().ToString());
       if (auto p = revocations_->Prune(absl::Now()); !p.ok()) {
         Log()->error("creds maintenance: prune: {}", p.ToString());
       }
@@ -178,22 +188,26 @@ absl::StatusOr<std::vector<IssuedCredential>> CredentialService::OnTaskStart(
       if (cand->config().name == req.name) p = cand.get();
     }
     if (p == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("task ", task.task_id, ": provider '", req.name,
-                                                     "' is not configured"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("task ", task.task_id, ": provider '", req.name, "' is not configured"));
     }
-    // Remember before issuing: if we crash between the two, revocation is still attempted (and is a no-op).
+    // Remember before issuing: if we crash between the two, revocation is still attempted (and is a
+    // no-op).
     RETURN_IF_ERROR(outbox_->RecordIssued(p->config().name, task.task_id));
     auto cred = p->Issue(task, req);
     if (!cred.ok() && absl::IsUnavailable(cred.status())) {
-      // Unavailable = the provider could not be reached: nothing was created, nothing to revoke later.
+      // Unavailable = the provider could not be reached: nothing was created, nothing to revoke
+      // later.
       if (absl::Status f = outbox_->ForgetIssued(p->config().name, task.task_id); !f.ok()) {
-        Log()->warn("creds: task {}: forget issue record at '{}': {}", task.task_id, req.name, f.ToString());
+        Log()->warn("creds: task {}: forget issue record at '{}': {}", task.task_id, req.name,
+                    f.ToString());
       }
     }
     if (!cred.ok()) {
       // Whatever was issued so far is revoked by the caller's Revoke/OnTaskEnd through the outbox.
       return absl::Status(cred.status().code(),
-                          absl::StrCat("task ", task.task_id, ": issue at '", req.name, "': ", cred.status().message()));
+                          absl::StrCat("task ", task.task_id, ": issue at '", req.name,
+                                       "': ", cred.status().message()));
     }
     Emit({cred->kind, cred->id, cred->provider, "issue", cred->expires, task.task_id, ""});
     out.push_back(std::move(*cred));
@@ -208,20 +222,26 @@ absl::StatusOr<std::vector<std::string>> CredentialService::OnTaskEnd(const std:
 
 absl::StatusOr<std::vector<std::string>> CredentialService::Revoke(const std::string& task_id,
                                                                    const std::string& reason) {
-  // The two stores are independent: a failed JWT-SVID record (the task stays revoked in memory) must
-  // not keep the external credentials (database roles, leases) from being revoked too.
+  // The two stores are independent: a failed JWT-SVID record (the task stays revoked in memory)
+  // must not keep the external credentials (database roles, leases) from being revoked too.
   absl::StatusOr<std::vector<std::string>> jtis = issuer_->Revoke(task_id, reason);
   if (jtis.ok()) {
-    for (const auto& j : *jtis) Emit({"jwt_svid", j, "writ", "revoke", absl::InfiniteFuture(), task_id, reason});
+    for (const auto& j : *jtis)
+      Emit({"jwt_svid", j, "writ", "revoke", absl::InfiniteFuture(), task_id, reason});
   }
   ASSIGN_OR_RETURN(std::vector<std::string> queued, outbox_->EnqueueTask(task_id, reason));
-  for (const auto& p : queued) Emit({KindOf(providers_, p), task_id, p, "revoke_queued", absl::InfiniteFuture(), task_id, reason});
+  for (const auto& p : queued)
+    Emit({KindOf(providers_, p), task_id, p, "revoke_queued", absl::InfiniteFuture(), task_id,
+          reason});
   return jtis;
 }
 
-std::string CredentialService::Introspect(std::string_view token) const { return issuer_->Introspect(token).dump(); }
+std::string CredentialService::Introspect(std::string_view token) const {
+  return issuer_->Introspect(token).dump();
+}
 
-absl::StatusOr<Svid> CredentialService::Mint(const TaskClaims& task, std::vector<std::string> audience) {
+absl::StatusOr<Svid> CredentialService::Mint(const TaskClaims& task,
+                                             std::vector<std::string> audience) {
   ASSIGN_OR_RETURN(Svid s, issuer_->Mint(task, std::move(audience)));
   Emit({"jwt_svid", s.jti, "writ", "issue", s.expires_at, task.task_id, ""});
   return s;

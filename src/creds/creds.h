@@ -1,8 +1,8 @@
 // writ::creds public API: the CredentialService facade the daemon owns.
 //
-// It issues task credentials (JWT-SVIDs over the SPIFFE Workload API, external provider credentials),
-// revokes them (task end, violation, by hand; external ones through a durable outbox), answers
-// introspection, and reports every credential operation through an event hook.
+// It issues task credentials (JWT-SVIDs over the SPIFFE Workload API, external provider
+// credentials), revokes them (task end, violation, by hand; external ones through a durable
+// outbox), answers introspection, and reports every credential operation through an event hook.
 //
 // State under <state_dir>: keys/ (0600 PEM signing keys), jwks.json, revoked.db, outbox.db.
 // Runtime under <run_dir>: workload.sock.
@@ -33,8 +33,8 @@ namespace writ::creds {
 struct CredentialConfig {
   std::string state_dir;
   std::string run_dir;
-  std::string trust_domain;  // e.g. example.org
-  std::string issuer;        // `iss`; default "spiffe://<trust_domain>"
+  std::string trust_domain;                  // e.g. example.org
+  std::string issuer;                        // `iss`; default "spiffe://<trust_domain>"
   std::string http_addr = "127.0.0.1:8181";  // loopback only; empty disables the HTTP endpoints
   // Host header names the HTTP server answers to besides http_addr's host and localhost (421 else).
   std::vector<std::string> http_hosts;
@@ -43,7 +43,7 @@ struct CredentialConfig {
   std::vector<ProviderConfig> providers;
   // Workload API caller → task. Empty disables the Workload API socket.
   TaskLookup task_lookup;
-  std::string workload_socket;  // default <run_dir>/workload.sock
+  std::string workload_socket;                            // default <run_dir>/workload.sock
   absl::Duration maintenance_period = absl::Seconds(30);  // key rotation check, revocation pruning
   // An external revocation still failing this long after it was queued is reported once as a
   // `revoke_overdue` event (writd: a high-severity finding). Zero disables the report.
@@ -59,15 +59,15 @@ struct ProviderRevocationHealth {
 
 // One credential operation, for the daemon's `credential` events.
 struct CredentialEvent {
-  std::string type;       // "jwt_svid" | "postgres_role" | "vault_lease_prefix" | "webhook"
-  std::string jti;        // token id; for external credentials the credential id (role, prefix, url)
-  std::string provider;   // "writ" for JWT-SVIDs, else ProviderConfig::name
+  std::string type;      // "jwt_svid" | "postgres_role" | "vault_lease_prefix" | "webhook"
+  std::string jti;       // token id; for external credentials the credential id (role, prefix, url)
+  std::string provider;  // "writ" for JWT-SVIDs, else ProviderConfig::name
   // "issue" | "revoke" | "revoke_queued" | "revoke_failed" | "revoke_overdue" (failing for longer
   // than revocation_alert_after: once per revocation)
   std::string operation;
   absl::Time expires = absl::InfiniteFuture();
   std::string task_id;
-  std::string detail;     // reason, or the error of a failed attempt
+  std::string detail;  // reason, or the error of a failed attempt
 };
 
 class CredentialService {
@@ -79,24 +79,30 @@ class CredentialService {
   // Called from service threads (Workload API, HTTP, outbox); must not block for long.
   void SetEventHook(std::function<void(const CredentialEvent&)> hook);
 
-  // Issues external credentials for a task. Each request names a configured provider (ProviderConfig::name)
-  // and may carry per-task grants; secrets in the result go to the task's environment, never to logs.
-  absl::StatusOr<std::vector<IssuedCredential>> OnTaskStart(const TaskClaims& task,
-                                                            const std::vector<ProviderConfig>& requests = {});
+  // Issues external credentials for a task. Each request names a configured provider
+  // (ProviderConfig::name) and may carry per-task grants; secrets in the result go to the task's
+  // environment, never to logs.
+  absl::StatusOr<std::vector<IssuedCredential>> OnTaskStart(
+      const TaskClaims& task, const std::vector<ProviderConfig>& requests = {});
   // Task ended (exit, completion, deadline): same as Revoke.
-  absl::StatusOr<std::vector<std::string>> OnTaskEnd(const std::string& task_id, const std::string& reason);
-  // Revokes the task's JWT-SVIDs (returns their jtis) and queues revocation at every external provider
-  // that issued it something, the latter even when recording the former fails (that error is returned).
-  absl::StatusOr<std::vector<std::string>> Revoke(const std::string& task_id, const std::string& reason);
-  // The violation fast path: the task's JWT-SVIDs are inactive (introspection, Workload API) from this
-  // call on, with no disk write and no event; Revoke must follow (durable record, events, providers).
+  absl::StatusOr<std::vector<std::string>> OnTaskEnd(const std::string& task_id,
+                                                     const std::string& reason);
+  // Revokes the task's JWT-SVIDs (returns their jtis) and queues revocation at every external
+  // provider that issued it something, the latter even when recording the former fails (that error
+  // is returned).
+  absl::StatusOr<std::vector<std::string>> Revoke(const std::string& task_id,
+                                                  const std::string& reason);
+  // The violation fast path: the task's JWT-SVIDs are inactive (introspection, Workload API) from
+  // this call on, with no disk write and no event; Revoke must follow (durable record, events,
+  // providers).
   void MarkRevoked(const std::string& task_id) { issuer_->MarkRevoked(task_id); }
   // RFC 7662 response JSON.
   std::string Introspect(std::string_view token) const;
   // Direct minting (e.g. for the control plane); the Workload API is the normal path.
   absl::StatusOr<Svid> Mint(const TaskClaims& task, std::vector<std::string> audience);
 
-  // Event `type` of a configured provider's credentials ("postgres_role", ...); "external" if unknown.
+  // Event `type` of a configured provider's credentials ("postgres_role", ...); "external" if
+  // unknown.
   std::string ProviderKind(const std::string& provider) const;
 
   absl::StatusOr<int64_t> OutboxDepth() const;

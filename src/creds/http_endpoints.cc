@@ -24,23 +24,28 @@ bool IsForm(const http::Request& req) {
 
 }  // namespace
 
-void RegisterEndpoints(http::Server* server, Issuer* issuer, KeyStore* keys, EndpointOptions options) {
+void RegisterEndpoints(http::Server* server, Issuer* issuer, KeyStore* keys,
+                       EndpointOptions options) {
   server->AddRoute("POST", "/introspect", [issuer](const http::Request& req) {
-    if (!IsForm(req)) return OAuthError(400, "invalid_request", "want application/x-www-form-urlencoded");
+    if (!IsForm(req))
+      return OAuthError(400, "invalid_request", "want application/x-www-form-urlencoded");
     auto form = http::ParseForm(req.body);
     if (!form.ok()) return OAuthError(400, "invalid_request", std::string(form.status().message()));
     auto it = form->find("token");
-    if (it == form->end()) return OAuthError(400, "invalid_request", "form field 'token' is required");
+    if (it == form->end())
+      return OAuthError(400, "invalid_request", "form field 'token' is required");
     return Json(200, issuer->Introspect(it->second));
   });
 
   auto on_revoked = options.on_token_revoked;
   server->AddRoute("POST", "/revoke", [issuer, on_revoked](const http::Request& req) {
-    if (!IsForm(req)) return OAuthError(400, "invalid_request", "want application/x-www-form-urlencoded");
+    if (!IsForm(req))
+      return OAuthError(400, "invalid_request", "want application/x-www-form-urlencoded");
     auto form = http::ParseForm(req.body);
     if (!form.ok()) return OAuthError(400, "invalid_request", std::string(form.status().message()));
     auto it = form->find("token");
-    if (it == form->end()) return OAuthError(400, "invalid_request", "form field 'token' is required");
+    if (it == form->end())
+      return OAuthError(400, "invalid_request", "form field 'token' is required");
     // RFC 7009 §2.2: 200 whether or not the token was valid, so callers learn nothing about it.
     auto jti = issuer->RevokeToken(it->second, "revocation_endpoint");
     if (!jti.ok()) {
@@ -62,16 +67,19 @@ void RegisterEndpoints(http::Server* server, Issuer* issuer, KeyStore* keys, End
   });
 
   std::string base = options.base_url;
-  server->AddRoute("GET", "/.well-known/openid-configuration", [issuer, base](const http::Request&) {
-    return Json(200, {{"issuer", issuer->issuer()},
-                      {"jwks_uri", base + "/jwks.json"},
-                      {"introspection_endpoint", base + "/introspect"},
-                      {"revocation_endpoint", base + "/revoke"},
-                      {"id_token_signing_alg_values_supported", {"ES256"}},
-                      {"response_types_supported", {"id_token"}},
-                      {"subject_types_supported", {"public"}},
-                      {"claims_supported", {"sub", "aud", "exp", "iat", "iss", "jti", "act", "scope", "writ_task"}}});
-  });
+  server->AddRoute(
+      "GET", "/.well-known/openid-configuration", [issuer, base](const http::Request&) {
+        return Json(200,
+                    {{"issuer", issuer->issuer()},
+                     {"jwks_uri", base + "/jwks.json"},
+                     {"introspection_endpoint", base + "/introspect"},
+                     {"revocation_endpoint", base + "/revoke"},
+                     {"id_token_signing_alg_values_supported", {"ES256"}},
+                     {"response_types_supported", {"id_token"}},
+                     {"subject_types_supported", {"public"}},
+                     {"claims_supported",
+                      {"sub", "aud", "exp", "iat", "iss", "jti", "act", "scope", "writ_task"}}});
+      });
 }
 
 }  // namespace writ::creds

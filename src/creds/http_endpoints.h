@@ -12,13 +12,15 @@
 namespace writ::creds {
 
 struct EndpointOptions {
-  // Where verifiers reach this server, e.g. http://127.0.0.1:8181 (used for jwks_uri and endpoint URLs).
+  // Where verifiers reach this server, e.g. http://127.0.0.1:8181 (used for jwks_uri and endpoint
+  // URLs).
   std::string base_url;
   // Called with the jti after POST /revoke revoked one of our tokens.
   std::function<void(const std::string& jti)> on_token_revoked;
 };
 
 // `issuer` and `keys` must outlive `server`'s use of the routes.
-void RegisterEndpoints(http::Server* server, Issuer* issuer, KeyStore* keys, EndpointOptions options);
+void RegisterEndpoints(http::Server* server, Issuer* issuer, KeyStore* keys,
+                       EndpointOptions options);
 
 }  // namespace writ::creds

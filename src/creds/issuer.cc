@@ -9,17 +9,18 @@
 namespace writ::creds {
 
 absl::Status ValidateAudience(const std::vector<std::string>& audience) {
-  if (audience.empty()) return absl::InvalidArgumentError("audience: at least one audience is required");
+  if (audience.empty())
+    return absl::InvalidArgumentError("audience: at least one audience is required");
   if (audience.size() > kMaxAudiences) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("audience: ", audience.size(), " entries, at most ", kMaxAudiences, " allowed"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "audience: ", audience.size(), " entries, at most ", kMaxAudiences, " allowed"));
   }
   for (size_t i = 0; i < audience.size(); ++i) {
     const std::string& a = audience[i];
     if (a.empty()) return absl::InvalidArgumentError(absl::StrCat("audience[", i, "]: empty"));
     if (a.size() > kMaxAudienceBytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("audience[", i, "]: ", a.size(), " bytes, at most ", kMaxAudienceBytes, " allowed"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "audience[", i, "]: ", a.size(), " bytes, at most ", kMaxAudienceBytes, " allowed"));
     }
     for (unsigned char c : a) {
       if (c < 0x21 || c > 0x7e) {
@@ -32,7 +33,7 @@ absl::Status ValidateAudience(const std::vector<std::string>& audience) {
 }
 
 nlohmann::json ActClaim(const std::vector<std::string>& chain) {
-  nlohmann::json act;  // null when the chain is empty
+  nlohmann::json act;            // null when the chain is empty
   for (const auto& p : chain) {  // oldest first; each newer delegate wraps the previous ones
     nlohmann::json outer = {{"sub", p}};
     if (!act.is_null()) outer["act"] = std::move(act);
@@ -48,19 +49,22 @@ absl::StatusOr<Svid> Issuer::Mint(const TaskClaims& task, std::vector<std::strin
   RETURN_IF_ERROR(ValidateAudience(audience));
   if (task.task_id.empty()) return absl::InvalidArgumentError("task: task_id is empty");
   if (task.spiffe_id.rfind("spiffe://", 0) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("task ", task.task_id, ": spiffe_id '", task.spiffe_id,
-                                                   "' does not start with spiffe://"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task ", task.task_id, ": spiffe_id '", task.spiffe_id, "' does not start with spiffe://"));
   }
   if (revocations_->IsTaskRevoked(task.task_id)) {
-    return absl::FailedPreconditionError(absl::StrCat("task ", task.task_id, " is revoked or ended"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task.task_id, " is revoked or ended"));
   }
   absl::Time now = Now();
   absl::Time exp = std::min(now + options_.default_ttl, task.deadline);
-  // Whole seconds on the wire: truncate exp down so the token never outlives the deadline by rounding.
+  // Whole seconds on the wire: truncate exp down so the token never outlives the deadline by
+  // rounding.
   int64_t iat_s = absl::ToUnixSeconds(now);
   int64_t exp_s = absl::ToUnixSeconds(exp);
   if (exp_s <= iat_s) {
-    return absl::FailedPreconditionError(absl::StrCat("task ", task.task_id, " is past its deadline"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task.task_id, " is past its deadline"));
   }
   ASSIGN_OR_RETURN(SigningKey key, keys_->Current());
   Svid svid;
@@ -70,9 +74,14 @@ absl::StatusOr<Svid> Issuer::Mint(const TaskClaims& task, std::vector<std::strin
   svid.audience = std::move(audience);
   svid.issued_at = absl::FromUnixSeconds(iat_s);
   svid.expires_at = absl::FromUnixSeconds(exp_s);
-  nlohmann::json claims = {
-      {"iss", options_.issuer}, {"sub", task.spiffe_id}, {"aud", svid.audience}, {"exp", exp_s},
-      {"iat", iat_s},           {"jti", svid.jti},       {"writ_task", task.task_id}, {"scope", task.intent}};
+  nlohmann::json claims = {{"iss", options_.issuer},
+                           {"sub", task.spiffe_id},
+                           {"aud", svid.audience},
+                           {"exp", exp_s},
+                           {"iat", iat_s},
+                           {"jti", svid.jti},
+                           {"writ_task", task.task_id},
+                           {"scope", task.intent}};
   nlohmann::json act = ActClaim(task.principal_chain);
   if (!act.is_null()) claims["act"] = std::move(act);
   // Record before handing out: a token revocation must be able to find every token of the task.
@@ -95,10 +104,14 @@ absl::StatusOr<nlohmann::json> Issuer::VerifySignature(std::string_view token) c
 
 absl::StatusOr<nlohmann::json> Issuer::Verify(std::string_view token) const {
   ASSIGN_OR_RETURN(nlohmann::json c, VerifySignature(token));
-  auto str = [&](const char* k) { return c.contains(k) && c[k].is_string() ? c[k].get<std::string>() : ""; };
+  auto str = [&](const char* k) {
+    return c.contains(k) && c[k].is_string() ? c[k].get<std::string>() : "";
+  };
   if (str("iss") != options_.issuer) return absl::UnauthenticatedError("jwt: wrong issuer");
-  if (!c.contains("exp") || !c["exp"].is_number_integer()) return absl::UnauthenticatedError("jwt: no exp");
-  if (c["exp"].get<int64_t>() <= absl::ToUnixSeconds(Now())) return absl::UnauthenticatedError("jwt: expired");
+  if (!c.contains("exp") || !c["exp"].is_number_integer())
+    return absl::UnauthenticatedError("jwt: no exp");
+  if (c["exp"].get<int64_t>() <= absl::ToUnixSeconds(Now()))
+    return absl::UnauthenticatedError("jwt: expired");
   if (revocations_->IsJtiRevoked(str("jti"))) return absl::UnauthenticatedError("jwt: revoked");
   if (revocations_->IsTaskRevoked(str("writ_task"))) {
     return absl::UnauthenticatedError("jwt: its task is revoked or ended");
@@ -106,16 +119,20 @@ absl::StatusOr<nlohmann::json> Issuer::Verify(std::string_view token) const {
   return c;
 }
 
-absl::StatusOr<nlohmann::json> Issuer::Validate(std::string_view token, std::string_view audience) const {
+absl::StatusOr<nlohmann::json> Issuer::Validate(std::string_view token,
+                                                std::string_view audience) const {
   if (audience.empty()) return absl::InvalidArgumentError("audience is required");
   ASSIGN_OR_RETURN(nlohmann::json c, Verify(token));
   bool match = false;
   if (c.contains("aud") && c["aud"].is_array()) {
-    for (const auto& a : c["aud"]) match = match || (a.is_string() && a.get<std::string>() == audience);
+    for (const auto& a : c["aud"])
+      match = match || (a.is_string() && a.get<std::string>() == audience);
   } else if (c.contains("aud") && c["aud"].is_string()) {
     match = c["aud"].get<std::string>() == audience;
   }
-  if (!match) return absl::UnauthenticatedError(absl::StrCat("jwt: audience '", std::string(audience), "' not in token"));
+  if (!match)
+    return absl::UnauthenticatedError(
+        absl::StrCat("jwt: audience '", std::string(audience), "' not in token"));
   return c;
 }
 
@@ -129,7 +146,8 @@ nlohmann::json Issuer::Introspect(std::string_view token) const {
   return out;
 }
 
-absl::StatusOr<std::vector<std::string>> Issuer::Revoke(const std::string& task_id, const std::string& reason) {
+absl::StatusOr<std::vector<std::string>> Issuer::Revoke(const std::string& task_id,
+                                                        const std::string& reason) {
   ASSIGN_OR_RETURN(auto jtis, revocations_->RevokeTask(task_id, reason, Now()));
   Log()->info("revoked task {} ({}): {} live token(s)", task_id, reason, jtis.size());
   return jtis;
@@ -139,11 +157,15 @@ absl::StatusOr<std::string> Issuer::RevokeToken(std::string_view token, const st
   // Only tokens we signed may create rows: otherwise anyone could fill the store with garbage jtis.
   auto c = VerifySignature(token);
   if (!c.ok()) return std::string();
-  auto str = [&](const char* k) { return c->contains(k) && (*c)[k].is_string() ? (*c)[k].get<std::string>() : ""; };
-  int64_t exp = c->contains("exp") && (*c)["exp"].is_number_integer() ? (*c)["exp"].get<int64_t>() : 0;
+  auto str = [&](const char* k) {
+    return c->contains(k) && (*c)[k].is_string() ? (*c)[k].get<std::string>() : "";
+  };
+  int64_t exp =
+      c->contains("exp") && (*c)["exp"].is_number_integer() ? (*c)["exp"].get<int64_t>() : 0;
   std::string jti = str("jti");
   if (jti.empty()) return std::string();
-  RETURN_IF_ERROR(revocations_->RevokeJti(jti, str("writ_task"), absl::FromUnixSeconds(exp), reason));
+  RETURN_IF_ERROR(
+      revocations_->RevokeJti(jti, str("writ_task"), absl::FromUnixSeconds(exp), reason));
   return jti;
 }
 

@@ -34,7 +34,8 @@ struct IssuerOptions {
 inline constexpr size_t kMaxAudiences = 8;
 inline constexpr size_t kMaxAudienceBytes = 256;
 
-// Non-empty, at most 8 entries, each 1..256 bytes of printable ASCII; InvalidArgument naming the entry.
+// Non-empty, at most 8 entries, each 1..256 bytes of printable ASCII; InvalidArgument naming the
+// entry.
 absl::Status ValidateAudience(const std::vector<std::string>& audience);
 
 // RFC 8693 nested `act`: the last entry of the chain (most recent delegate) is the outermost actor.
@@ -47,20 +48,23 @@ class Issuer {
 
   absl::StatusOr<Svid> Mint(const TaskClaims& task, std::vector<std::string> audience);
 
-  // Verifies signature, issuer, expiry and revocation; returns the claims. Unauthenticated on any failure
-  // (with the reason in the message, for logs; never shown to the token's presenter as a distinction).
+  // Verifies signature, issuer, expiry and revocation; returns the claims. Unauthenticated on any
+  // failure (with the reason in the message, for logs; never shown to the token's presenter as a
+  // distinction).
   absl::StatusOr<nlohmann::json> Verify(std::string_view token) const;
   // Verify + `audience` must be one of the token's audiences (Workload API ValidateJWTSVID).
   absl::StatusOr<nlohmann::json> Validate(std::string_view token, std::string_view audience) const;
   // RFC 7662 response body: {"active":false} or the claims plus active/token_type.
   nlohmann::json Introspect(std::string_view token) const;
 
-  // In memory, at once: the task's tokens are inactive and it is minted nothing more. Revoke follows.
+  // In memory, at once: the task's tokens are inactive and it is minted nothing more. Revoke
+  // follows.
   void MarkRevoked(const std::string& task_id) { revocations_->MarkTaskRevoked(task_id); }
   // Revokes a task and all its tokens; returns the jtis newly revoked.
-  absl::StatusOr<std::vector<std::string>> Revoke(const std::string& task_id, const std::string& reason);
-  // RFC 7009: revokes the token's jti if the token is ours (signature verifies); otherwise a no-op. Returns
-  // the revoked jti, or empty.
+  absl::StatusOr<std::vector<std::string>> Revoke(const std::string& task_id,
+                                                  const std::string& reason);
+  // RFC 7009: revokes the token's jti if the token is ours (signature verifies); otherwise a no-op.
+  // Returns the revoked jti, or empty.
   absl::StatusOr<std::string> RevokeToken(std::string_view token, const std::string& reason);
 
   const std::string& issuer() const { return options_.issuer; }

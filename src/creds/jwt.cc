@@ -25,7 +25,8 @@ absl::Status OpenSslError(std::string_view what) {
   char buf[256] = {0};
   if (e != 0) ERR_error_string_n(e, buf, sizeof(buf));
   ERR_clear_error();
-  return absl::InternalError(absl::StrCat(std::string(what), ": ", e ? buf : "unknown OpenSSL error"));
+  return absl::InternalError(
+      absl::StrCat(std::string(what), ": ", e ? buf : "unknown OpenSSL error"));
 }
 
 struct BnDeleter {
@@ -87,12 +88,18 @@ absl::StatusOr<std::string> Base64UrlDecode(std::string_view in) {
   int bits = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '-') v = 62;
-    else if (c == '_') v = 63;
-    else return absl::InvalidArgumentError("base64url: invalid character");
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '-')
+      v = 62;
+    else if (c == '_')
+      v = 63;
+    else
+      return absl::InvalidArgumentError("base64url: invalid character");
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
@@ -105,7 +112,8 @@ absl::StatusOr<std::string> Base64UrlDecode(std::string_view in) {
 
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
-  // RAND_bytes only fails if the DRBG cannot be seeded: nothing sane can continue without randomness.
+  // RAND_bytes only fails if the DRBG cannot be seeded: nothing sane can continue without
+  // randomness.
   if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) abort();
   return out;
 }
@@ -124,7 +132,8 @@ absl::StatusOr<EcKey> EcKey::FromPrivatePem(std::string_view pem) {
   EcKey key(p);
   char group[64] = {0};
   size_t len = 0;
-  if (EVP_PKEY_get_utf8_string_param(p, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &len) != 1 ||
+  if (EVP_PKEY_get_utf8_string_param(p, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &len) !=
+          1 ||
       std::string_view(group) != "prime256v1") {
     return absl::InvalidArgumentError("private key is not an EC P-256 key");
   }
@@ -145,10 +154,12 @@ absl::StatusOr<EcKey> EcKey::FromPublicJwk(const nlohmann::json& jwk) {
   }
   std::string point = absl::StrCat("\x04", *x, *y);
   OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>("prime256v1"), 0),
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>("prime256v1"),
+                                       0),
       OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()),
       OSSL_PARAM_construct_end()};
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   EVP_PKEY* p = nullptr;
   if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &p, EVP_PKEY_PUBLIC_KEY, params) != 1) {
@@ -159,7 +170,8 @@ absl::StatusOr<EcKey> EcKey::FromPublicJwk(const nlohmann::json& jwk) {
 
 absl::StatusOr<std::string> EcKey::PrivatePem() const {
   std::unique_ptr<BIO, BioDeleter> bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), pkey_.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio || PEM_write_bio_PrivateKey(bio.get(), pkey_.get(), nullptr, nullptr, 0, nullptr,
+                                       nullptr) != 1) {
     return OpenSslError("PEM_write_bio_PrivateKey");
   }
   char* data = nullptr;
@@ -183,18 +195,19 @@ nlohmann::json EcKey::PublicJwk() const {
 
 std::string EcKey::Thumbprint() const {
   nlohmann::json j = PublicJwk();
-  // RFC 7638: required members only, lexicographic order, no whitespace. nlohmann's object is a sorted
-  // std::map, so dump() already gives crv, kty, x, y in that order.
+  // RFC 7638: required members only, lexicographic order, no whitespace. nlohmann's object is a
+  // sorted std::map, so dump() already gives crv, kty, x, y in that order.
   std::string canonical = j.dump();
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(), digest);
   return Base64UrlEncode(std::string_view(reinterpret_cast<char*>(digest), sizeof(digest)));
 }
 
-absl::StatusOr<std::string> SignJwt(const nlohmann::json& payload, const EcKey& key, std::string_view kid,
-                                    std::string_view typ) {
+absl::StatusOr<std::string> SignJwt(const nlohmann::json& payload, const EcKey& key,
+                                    std::string_view kid, std::string_view typ) {
   nlohmann::json header = {{"alg", "ES256"}, {"typ", std::string(typ)}, {"kid", std::string(kid)}};
-  std::string input = absl::StrCat(Base64UrlEncode(header.dump()), ".", Base64UrlEncode(payload.dump()));
+  std::string input =
+      absl::StrCat(Base64UrlEncode(header.dump()), ".", Base64UrlEncode(payload.dump()));
   std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
   size_t der_len = 0;
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
@@ -208,34 +221,42 @@ absl::StatusOr<std::string> SignJwt(const nlohmann::json& payload, const EcKey& 
     return OpenSslError("EVP_DigestSign");
   }
   const unsigned char* dp = reinterpret_cast<const unsigned char*>(der.data());
-  std::unique_ptr<ECDSA_SIG, SigDeleter> sig(d2i_ECDSA_SIG(nullptr, &dp, static_cast<long>(der_len)));
+  std::unique_ptr<ECDSA_SIG, SigDeleter> sig(
+      d2i_ECDSA_SIG(nullptr, &dp, static_cast<long>(der_len)));
   if (!sig) return OpenSslError("d2i_ECDSA_SIG");
   std::string raw = BnToFixed(ECDSA_SIG_get0_r(sig.get())) + BnToFixed(ECDSA_SIG_get0_s(sig.get()));
   return absl::StrCat(input, ".", Base64UrlEncode(raw));
 }
 
 absl::StatusOr<DecodedJwt> DecodeJwt(std::string_view token) {
-  std::vector<std::string> parts = absl::StrSplit(absl::string_view(token.data(), token.size()), '.');
+  std::vector<std::string> parts =
+      absl::StrSplit(absl::string_view(token.data(), token.size()), '.');
   if (parts.size() != 3) return absl::InvalidArgumentError("jwt: want 3 dot-separated segments");
   auto h = Base64UrlDecode(parts[0]);
   auto p = Base64UrlDecode(parts[1]);
   auto s = Base64UrlDecode(parts[2]);
-  if (!h.ok() || !p.ok() || !s.ok()) return absl::InvalidArgumentError("jwt: segment is not base64url");
+  if (!h.ok() || !p.ok() || !s.ok())
+    return absl::InvalidArgumentError("jwt: segment is not base64url");
   DecodedJwt out;
   out.header = nlohmann::json::parse(*h, nullptr, /*allow_exceptions=*/false);
   out.payload = nlohmann::json::parse(*p, nullptr, /*allow_exceptions=*/false);
-  if (!out.header.is_object()) return absl::InvalidArgumentError("jwt: header is not a JSON object");
-  if (!out.payload.is_object()) return absl::InvalidArgumentError("jwt: payload is not a JSON object");
+  if (!out.header.is_object())
+    return absl::InvalidArgumentError("jwt: header is not a JSON object");
+  if (!out.payload.is_object())
+    return absl::InvalidArgumentError("jwt: payload is not a JSON object");
   // Never let the token choose the algorithm ("alg":"none", HS256 with the public key...).
-  if (out.header.value("alg", "") != "ES256") return absl::InvalidArgumentError("jwt: alg must be ES256");
-  if (s->size() != 2 * kCoordBytes) return absl::InvalidArgumentError("jwt: ES256 signature must be 64 bytes");
+  if (out.header.value("alg", "") != "ES256")
+    return absl::InvalidArgumentError("jwt: alg must be ES256");
+  if (s->size() != 2 * kCoordBytes)
+    return absl::InvalidArgumentError("jwt: ES256 signature must be 64 bytes");
   out.signing_input = absl::StrCat(parts[0], ".", parts[1]);
   out.signature = std::move(*s);
   return out;
 }
 
 absl::Status VerifyEs256(const DecodedJwt& jwt, const EcKey& key) {
-  if (jwt.signature.size() != 2 * kCoordBytes) return absl::UnauthenticatedError("jwt: bad signature size");
+  if (jwt.signature.size() != 2 * kCoordBytes)
+    return absl::UnauthenticatedError("jwt: bad signature size");
   const auto* raw = reinterpret_cast<const unsigned char*>(jwt.signature.data());
   std::unique_ptr<ECDSA_SIG, SigDeleter> sig(ECDSA_SIG_new());
   BIGNUM* r = BN_bin2bn(raw, kCoordBytes, nullptr);

@@ -1,5 +1,6 @@
-// ES256 JSON Web Tokens with OpenSSL 3: P-256 key handling, base64url, JWS compact signing and verification.
-// JWS carries ECDSA signatures as raw r||s (64 bytes), not the DER that OpenSSL produces; we convert.
+// ES256 JSON Web Tokens with OpenSSL 3: P-256 key handling, base64url, JWS compact signing and
+// verification. JWS carries ECDSA signatures as raw r||s (64 bytes), not the DER that OpenSSL
+// produces; we convert.
 #pragma once
 
 #include <openssl/evp.h>

@@ -62,7 +62,8 @@ absl::StatusOr<std::unique_ptr<KeyStore>> KeyStore::Open(KeyStoreOptions options
 absl::Status KeyStore::Load() {
   std::error_code ec;
   std::filesystem::create_directories(KeysDir(), ec);
-  if (ec) return absl::InternalError(absl::StrCat("keystore: mkdir ", KeysDir(), ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("keystore: mkdir ", KeysDir(), ": ", ec.message()));
   ::chmod(KeysDir().c_str(), 0700);
   absl::MutexLock l(&mu_);
   for (const auto& de : std::filesystem::directory_iterator(KeysDir(), ec)) {
@@ -78,34 +79,41 @@ absl::Status KeyStore::Load() {
     }
     ASSIGN_OR_RETURN(std::string pem, ReadFile(path));
     auto key = EcKey::FromPrivatePem(pem);
-    if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat("keystore: ", path, ": ", key.status().message()));
+    if (!key.ok())
+      return absl::InvalidArgumentError(
+          absl::StrCat("keystore: ", path, ": ", key.status().message()));
     if (key->Thumbprint() != kid) {
-      return absl::InvalidArgumentError(absl::StrCat("keystore: ", path, ": file name is not the key's thumbprint"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("keystore: ", path, ": file name is not the key's thumbprint"));
     }
-    Entry e{kid, std::make_shared<const EcKey>(std::move(*key)), absl::UnixEpoch(), absl::InfiniteFuture()};
+    Entry e{kid, std::make_shared<const EcKey>(std::move(*key)), absl::UnixEpoch(),
+            absl::InfiniteFuture()};
     std::string meta_path = absl::StrCat(KeysDir(), "/", kid, ".json");
     auto meta_text = ReadFile(meta_path);
     if (meta_text.ok()) {
       auto meta = nlohmann::json::parse(*meta_text, nullptr, false);
       if (!meta.is_object() || !meta.contains("created") || !meta["created"].is_number_integer()) {
-        return absl::InvalidArgumentError(absl::StrCat("keystore: ", meta_path, ": field 'created' missing or not an integer"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("keystore: ", meta_path, ": field 'created' missing or not an integer"));
       }
       e.created = absl::FromUnixSeconds(meta["created"].get<int64_t>());
       if (meta.contains("retire_at") && meta["retire_at"].is_number_integer()) {
         e.retire_at = absl::FromUnixSeconds(meta["retire_at"].get<int64_t>());
       }
     } else {
-      // No metadata (e.g. an operator dropped a key in): treat it as created now so it is not rotated
-      // out immediately.
+      // No metadata (e.g. an operator dropped a key in): treat it as created now so it is not
+      // rotated out immediately.
       e.created = Now();
       RETURN_IF_ERROR(WriteMetaLocked(e));
     }
     entries_.push_back(std::move(e));
   }
-  if (ec) return absl::InternalError(absl::StrCat("keystore: list ", KeysDir(), ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("keystore: list ", KeysDir(), ": ", ec.message()));
   std::sort(entries_.begin(), entries_.end(),
             [](const Entry& a, const Entry& b) { return a.created < b.created; });
-  // Only the newest key signs; any older key without a retirement time (crash mid-rotation) gets one.
+  // Only the newest key signs; any older key without a retirement time (crash mid-rotation) gets
+  // one.
   for (size_t i = 0; i + 1 < entries_.size(); ++i) {
     if (entries_[i].retire_at == absl::InfiniteFuture()) {
       entries_[i].retire_at = entries_[i + 1].created + options_.max_token_ttl + options_.skew;

@@ -1,7 +1,8 @@
-// Signing keys for JWT-SVIDs: generated (P-256), stored 0600 as PEM under <state_dir>/keys/, named by their
-// RFC 7638 thumbprint (the `kid`). Rotation on a schedule with overlap: a retired key stays in the JWKS
-// until every token it could have signed has expired (rotation time + max token TTL + skew), then it is
-// deleted. The JWKS is also written to <state_dir>/jwks.json for verifiers that read files.
+// Signing keys for JWT-SVIDs: generated (P-256), stored 0600 as PEM under <state_dir>/keys/, named
+// by their RFC 7638 thumbprint (the `kid`). Rotation on a schedule with overlap: a retired key
+// stays in the JWKS until every token it could have signed has expired (rotation time + max token
+// TTL + skew), then it is deleted. The JWKS is also written to <state_dir>/jwks.json for verifiers
+// that read files.
 #pragma once
 
 #include <functional>

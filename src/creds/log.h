@@ -1,5 +1,5 @@
-// The creds module's named logger. spdlog::get() returns null until someone registers the name, and the
-// daemon may or may not have; create it once here.
+// The creds module's named logger. spdlog::get() returns null until someone registers the name, and
+// the daemon may or may not have; create it once here.
 #pragma once
 
 #include <memory>

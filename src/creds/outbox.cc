@@ -56,17 +56,20 @@ void Outbox::SetOverdueHook(std::function<void(const OverdueRevocation&)> hook) 
 
 absl::Status Outbox::RecordIssued(const std::string& provider, const std::string& task_id) {
   absl::MutexLock l(&db_mu_);
-  ASSIGN_OR_RETURN(Statement s, db_->Prepare("INSERT OR IGNORE INTO issued(provider, task_id) VALUES(?,?)"));
+  ASSIGN_OR_RETURN(Statement s,
+                   db_->Prepare("INSERT OR IGNORE INTO issued(provider, task_id) VALUES(?,?)"));
   return s.Bind(1, provider).Bind(2, task_id).Run();
 }
 
 absl::Status Outbox::ForgetIssued(const std::string& provider, const std::string& task_id) {
   absl::MutexLock l(&db_mu_);
-  ASSIGN_OR_RETURN(Statement s, db_->Prepare("DELETE FROM issued WHERE provider = ? AND task_id = ?"));
+  ASSIGN_OR_RETURN(Statement s,
+                   db_->Prepare("DELETE FROM issued WHERE provider = ? AND task_id = ?"));
   return s.Bind(1, provider).Bind(2, task_id).Run();
 }
 
-absl::StatusOr<std::vector<std::string>> Outbox::EnqueueTask(const std::string& task_id, const std::string& reason) {
+absl::StatusOr<std::vector<std::string>> Outbox::EnqueueTask(const std::string& task_id,
+                                                             const std::string& reason) {
   std::vector<std::string> providers;
   {
     absl::MutexLock l(&db_mu_);
@@ -81,9 +84,11 @@ absl::StatusOr<std::vector<std::string>> Outbox::EnqueueTask(const std::string& 
         providers.push_back(q.ColumnText(0));
       }
       for (const auto& p : providers) {
-        ASSIGN_OR_RETURN(Statement ins, db_->Prepare(
-            "INSERT OR IGNORE INTO outbox(provider, task_id, reason, created_ms, next_attempt_ms) VALUES(?,?,?,?,?)"));
-        RETURN_IF_ERROR(ins.Bind(1, p).Bind(2, task_id).Bind(3, reason).Bind(4, now).Bind(5, now).Run());
+        ASSIGN_OR_RETURN(Statement ins,
+                         db_->Prepare("INSERT OR IGNORE INTO outbox(provider, task_id, reason, "
+                                      "created_ms, next_attempt_ms) VALUES(?,?,?,?,?)"));
+        RETURN_IF_ERROR(
+            ins.Bind(1, p).Bind(2, task_id).Bind(3, reason).Bind(4, now).Bind(5, now).Run());
       }
       ASSIGN_OR_RETURN(Statement d, db_->Prepare("DELETE FROM issued WHERE task_id = ?"));
       return d.Bind(1, task_id).Run();
@@ -99,13 +104,16 @@ absl::StatusOr<std::vector<std::string>> Outbox::EnqueueTask(const std::string& 
   return providers;
 }
 
-absl::Status Outbox::Enqueue(const std::string& provider, const std::string& task_id, const std::string& reason) {
+absl::Status Outbox::Enqueue(const std::string& provider, const std::string& task_id,
+                             const std::string& reason) {
   int64_t now = absl::ToUnixMillis(Now());
   {
     absl::MutexLock l(&db_mu_);
-    ASSIGN_OR_RETURN(Statement s, db_->Prepare(
-        "INSERT OR IGNORE INTO outbox(provider, task_id, reason, created_ms, next_attempt_ms) VALUES(?,?,?,?,?)"));
-    RETURN_IF_ERROR(s.Bind(1, provider).Bind(2, task_id).Bind(3, reason).Bind(4, now).Bind(5, now).Run());
+    ASSIGN_OR_RETURN(Statement s,
+                     db_->Prepare("INSERT OR IGNORE INTO outbox(provider, task_id, reason, "
+                                  "created_ms, next_attempt_ms) VALUES(?,?,?,?,?)"));
+    RETURN_IF_ERROR(
+        s.Bind(1, provider).Bind(2, task_id).Bind(3, reason).Bind(4, now).Bind(5, now).Run());
   }
   Wake();
   return absl::OkStatus();
@@ -132,9 +140,11 @@ absl::StatusOr<int> Outbox::RunOnce() {
   std::vector<Row> due;
   {
     absl::MutexLock l(&db_mu_);
-    ASSIGN_OR_RETURN(Statement q, db_->Prepare(
-        "SELECT id, provider, task_id, reason, attempts FROM outbox WHERE next_attempt_ms <= ? "
-        "ORDER BY next_attempt_ms LIMIT ?"));
+    ASSIGN_OR_RETURN(
+        Statement q,
+        db_->Prepare(
+            "SELECT id, provider, task_id, reason, attempts FROM outbox WHERE next_attempt_ms <= ? "
+            "ORDER BY next_attempt_ms LIMIT ?"));
     q.Bind(1, absl::ToUnixMillis(Now())).Bind(2, static_cast<int64_t>(options_.max_batch));
     for (;;) {
       ASSIGN_OR_RETURN(bool row, q.Step());
@@ -153,10 +163,12 @@ absl::StatusOr<int> Outbox::RunOnce() {
       if (it != providers_.end()) p = it->second;
       hook = hook_;
     }
-    OutboxResult res{r.id, r.provider, r.task_id, r.attempts + 1, absl::OkStatus(), absl::InfinitePast()};
+    OutboxResult res{r.id,           r.provider,       r.task_id,
+                     r.attempts + 1, absl::OkStatus(), absl::InfinitePast()};
     // The provider call happens outside every lock: it may take seconds (network).
     res.status = p ? p->Revoke(r.task_id, r.reason)
-                   : absl::FailedPreconditionError(absl::StrCat("provider '", r.provider, "' is not configured"));
+                   : absl::FailedPreconditionError(
+                         absl::StrCat("provider '", r.provider, "' is not configured"));
     {
       absl::MutexLock l(&db_mu_);
       if (res.status.ok()) {
@@ -165,15 +177,17 @@ absl::StatusOr<int> Outbox::RunOnce() {
         ++acked;
       } else {
         res.next_attempt = Now() + Backoff(res.attempts);
-        ASSIGN_OR_RETURN(Statement u, db_->Prepare(
-            "UPDATE outbox SET attempts = ?, next_attempt_ms = ?, last_error = ? WHERE id = ?"));
+        ASSIGN_OR_RETURN(Statement u,
+                         db_->Prepare("UPDATE outbox SET attempts = ?, next_attempt_ms = ?, "
+                                      "last_error = ? WHERE id = ?"));
         RETURN_IF_ERROR(u.Bind(1, static_cast<int64_t>(res.attempts))
                             .Bind(2, absl::ToUnixMillis(res.next_attempt))
                             .Bind(3, std::string(res.status.message()))
                             .Bind(4, r.id)
                             .Run());
-        Log()->warn("outbox: revoke task {} at {} failed (attempt {}): {}; retry in {}", r.task_id, r.provider,
-                    res.attempts, res.status.ToString(), absl::FormatDuration(res.next_attempt - Now()));
+        Log()->warn("outbox: revoke task {} at {} failed (attempt {}): {}; retry in {}", r.task_id,
+                    r.provider, res.attempts, res.status.ToString(),
+                    absl::FormatDuration(res.next_attempt - Now()));
       }
     }
     if (hook) hook(res);

@@ -29,7 +29,8 @@ struct OutboxOptions {
   std::string path;  // SQLite file
   absl::Duration base_backoff = absl::Seconds(1);
   absl::Duration max_backoff = absl::Minutes(5);
-  double jitter = 0.2;  // ± fraction of each delay, so many failing entries do not retry in lockstep
+  double jitter =
+      0.2;  // ± fraction of each delay, so many failing entries do not retry in lockstep
   absl::Duration poll = absl::Milliseconds(500);
   int max_batch = 32;  // entries attempted per RunOnce
   // A revocation that has failed and is still unacknowledged this long after it was queued is
@@ -75,15 +76,17 @@ class Outbox {
   // Called (from the retry thread, or the caller of SignalOverdue) once per overdue revocation.
   void SetOverdueHook(std::function<void(const OverdueRevocation&)> hook);
 
-  // Durably remembers that `provider` issued something to `task_id`, so EnqueueTask knows whom to call
-  // even after a restart.
+  // Durably remembers that `provider` issued something to `task_id`, so EnqueueTask knows whom to
+  // call even after a restart.
   absl::Status RecordIssued(const std::string& provider, const std::string& task_id);
   // Undoes RecordIssued when issuing provably created nothing (the provider was unreachable).
   absl::Status ForgetIssued(const std::string& provider, const std::string& task_id);
   // Enqueues a revocation at every provider recorded for the task; returns their names.
-  absl::StatusOr<std::vector<std::string>> EnqueueTask(const std::string& task_id, const std::string& reason);
+  absl::StatusOr<std::vector<std::string>> EnqueueTask(const std::string& task_id,
+                                                       const std::string& reason);
   // Durably records "revoke task at provider" (deduplicated per provider+task); due immediately.
-  absl::Status Enqueue(const std::string& provider, const std::string& task_id, const std::string& reason);
+  absl::Status Enqueue(const std::string& provider, const std::string& task_id,
+                       const std::string& reason);
   // Attempts every due entry once (at most max_batch); returns how many were acknowledged.
   absl::StatusOr<int> RunOnce();
   absl::StatusOr<int64_t> Depth() const;
@@ -100,7 +103,8 @@ class Outbox {
   void Wake();
 
  private:
-  explicit Outbox(OutboxOptions o, std::unique_ptr<SqliteDb> db) : options_(std::move(o)), db_(std::move(db)) {}
+  explicit Outbox(OutboxOptions o, std::unique_ptr<SqliteDb> db)
+      : options_(std::move(o)), db_(std::move(db)) {}
   absl::Time Now() const { return options_.clock ? options_.clock() : absl::Now(); }
   absl::Duration Backoff(int attempts) const;
 

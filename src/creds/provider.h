@@ -1,6 +1,7 @@
 // External credential providers: short-lived credentials minted for a task in systems writ does not
-// own (a PostgreSQL role, Vault leases, a webhook-notified relying party) and revoked when the task ends
-// or violates its intent. Revocation goes through the durable Outbox (outbox.h), never directly.
+// own (a PostgreSQL role, Vault leases, a webhook-notified relying party) and revoked when the task
+// ends or violates its intent. Revocation goes through the durable Outbox (outbox.h), never
+// directly.
 #pragma once
 
 #include <map>
@@ -42,9 +43,10 @@ class CredentialProvider {
   virtual const ProviderConfig& config() const = 0;
   // `per_task` may narrow or extend the provider's defaults (e.g. grants bound by the intent).
   // Unavailable means the provider was not reached and nothing was created (no revocation needed).
-  virtual absl::StatusOr<IssuedCredential> Issue(const TaskClaims& task, const ProviderConfig& per_task) = 0;
-  // Idempotent: revoking a task that holds nothing (or was already revoked) is OK. Must be derivable from
-  // the task id alone: after a restart, the outbox has nothing else.
+  virtual absl::StatusOr<IssuedCredential> Issue(const TaskClaims& task,
+                                                 const ProviderConfig& per_task) = 0;
+  // Idempotent: revoking a task that holds nothing (or was already revoked) is OK. Must be
+  // derivable from the task id alone: after a restart, the outbox has nothing else.
   virtual absl::Status Revoke(const std::string& task_id, const std::string& reason) = 0;
   // Proves against the live system that this provider can revoke what it would issue (e.g. the
   // PostgreSQL admin's privileges), without leaving anything behind. PermissionDenied names the
@@ -56,8 +58,8 @@ class CredentialProvider {
 // Builds a provider from config; InvalidArgument names the provider and the missing/bad field.
 absl::StatusOr<std::unique_ptr<CredentialProvider>> MakeProvider(const ProviderConfig& config);
 
-// The shape check MakeProvider applies to a postgres grant ("<privileges> ON <object>", no ; quotes,
-// backslashes or comments); for validating intents' per-task grants at load time.
+// The shape check MakeProvider applies to a postgres grant ("<privileges> ON <object>", no ;
+// quotes, backslashes or comments); for validating intents' per-task grants at load time.
 absl::Status ValidateGrant(const std::string& provider, const std::string& grant);
 
 // The PostgreSQL role name for a task: prefix + sanitized id + short hash (unique, ≤ 63 bytes).

@@ -14,12 +14,15 @@ absl::StatusOr<std::unique_ptr<RevocationStore>> RevocationStore::Open(const std
 
 absl::Status RevocationStore::Init() {
   absl::MutexLock l(&mu_);
-  RETURN_IF_ERROR(db_->Exec(
-      "CREATE TABLE IF NOT EXISTS issued (jti TEXT PRIMARY KEY, task_id TEXT NOT NULL, exp INTEGER NOT NULL);"
-      "CREATE INDEX IF NOT EXISTS issued_task ON issued(task_id);"
-      "CREATE TABLE IF NOT EXISTS revoked_jti (jti TEXT PRIMARY KEY, task_id TEXT, exp INTEGER NOT NULL,"
-      "  reason TEXT, at INTEGER NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS revoked_task (task_id TEXT PRIMARY KEY, reason TEXT, at INTEGER NOT NULL);"));
+  RETURN_IF_ERROR(
+      db_->Exec("CREATE TABLE IF NOT EXISTS issued (jti TEXT PRIMARY KEY, task_id TEXT NOT NULL, "
+                "exp INTEGER NOT NULL);"
+                "CREATE INDEX IF NOT EXISTS issued_task ON issued(task_id);"
+                "CREATE TABLE IF NOT EXISTS revoked_jti (jti TEXT PRIMARY KEY, task_id TEXT, exp "
+                "INTEGER NOT NULL,"
+                "  reason TEXT, at INTEGER NOT NULL);"
+                "CREATE TABLE IF NOT EXISTS revoked_task (task_id TEXT PRIMARY KEY, reason TEXT, "
+                "at INTEGER NOT NULL);"));
   ASSIGN_OR_RETURN(Statement q, db_->Prepare("SELECT jti FROM revoked_jti"));
   for (;;) {
     ASSIGN_OR_RETURN(bool row, q.Step());
@@ -37,33 +40,38 @@ absl::Status RevocationStore::Init() {
   return absl::OkStatus();
 }
 
-absl::Status RevocationStore::RecordIssued(const std::string& jti, const std::string& task_id, absl::Time exp) {
+absl::Status RevocationStore::RecordIssued(const std::string& jti, const std::string& task_id,
+                                           absl::Time exp) {
   absl::MutexLock l(&mu_);
   // The issued table only lets Revoke report which jtis it killed; enforcement never depends on it
   // (verification also checks the token's writ_task against revoked_task). So skip the fsync here
-  // (WAL + synchronous=NORMAL: durable at the next FULL commit or checkpoint): minting went from ~2 ms
-  // to ~0.17 ms on this VM. Revocations stay synchronous=FULL.
+  // (WAL + synchronous=NORMAL: durable at the next FULL commit or checkpoint): minting went from ~2
+  // ms to ~0.17 ms on this VM. Revocations stay synchronous=FULL.
   RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=NORMAL"));
-  ASSIGN_OR_RETURN(Statement s, db_->Prepare("INSERT OR REPLACE INTO issued(jti, task_id, exp) VALUES(?,?,?)"));
+  ASSIGN_OR_RETURN(Statement s,
+                   db_->Prepare("INSERT OR REPLACE INTO issued(jti, task_id, exp) VALUES(?,?,?)"));
   absl::Status st = s.Bind(1, jti).Bind(2, task_id).Bind(3, absl::ToUnixSeconds(exp)).Run();
   absl::Status back = db_->Exec("PRAGMA synchronous=FULL");
   return st.ok() ? back : st;
 }
 
 absl::StatusOr<std::vector<std::string>> RevocationStore::RevokeTask(const std::string& task_id,
-                                                                     const std::string& reason, absl::Time now) {
-  // Decided: from here on the task's tokens are inactive and it gets no new ones, even while the durable
-  // record below waits for its fsync (and even if writing it fails: fail closed).
+                                                                     const std::string& reason,
+                                                                     absl::Time now) {
+  // Decided: from here on the task's tokens are inactive and it gets no new ones, even while the
+  // durable record below waits for its fsync (and even if writing it fails: fail closed).
   MarkTaskRevoked(task_id);
   absl::MutexLock l(&mu_);
   int64_t now_s = absl::ToUnixSeconds(now);
   RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
   auto body = [&]() -> absl::StatusOr<std::vector<std::string>> {
-    ASSIGN_OR_RETURN(Statement t, db_->Prepare("INSERT OR IGNORE INTO revoked_task(task_id, reason, at) VALUES(?,?,?)"));
+    ASSIGN_OR_RETURN(
+        Statement t,
+        db_->Prepare("INSERT OR IGNORE INTO revoked_task(task_id, reason, at) VALUES(?,?,?)"));
     RETURN_IF_ERROR(t.Bind(1, task_id).Bind(2, reason).Bind(3, now_s).Run());
-    ASSIGN_OR_RETURN(Statement q, db_->Prepare(
-        "SELECT jti, exp FROM issued WHERE task_id = ? AND exp >= ? "
-        "AND jti NOT IN (SELECT jti FROM revoked_jti)"));
+    ASSIGN_OR_RETURN(Statement q,
+                     db_->Prepare("SELECT jti, exp FROM issued WHERE task_id = ? AND exp >= ? "
+                                  "AND jti NOT IN (SELECT jti FROM revoked_jti)"));
     q.Bind(1, task_id).Bind(2, now_s);
     std::vector<std::pair<std::string, int64_t>> live;
     for (;;) {
@@ -73,9 +81,10 @@ absl::StatusOr<std::vector<std::string>> RevocationStore::RevokeTask(const std::
     }
     std::vector<std::string> jtis;
     for (const auto& [jti, exp] : live) {
-      ASSIGN_OR_RETURN(Statement ins, db_->Prepare(
-          "INSERT OR IGNORE INTO revoked_jti(jti, task_id, exp, reason, at) VALUES(?,?,?,?,?)"));
-      RETURN_IF_ERROR(ins.Bind(1, jti).Bind(2, task_id).Bind(3, exp).Bind(4, reason).Bind(5, now_s).Run());
+      ASSIGN_OR_RETURN(Statement ins, db_->Prepare("INSERT OR IGNORE INTO revoked_jti(jti, "
+                                                   "task_id, exp, reason, at) VALUES(?,?,?,?,?)"));
+      RETURN_IF_ERROR(
+          ins.Bind(1, jti).Bind(2, task_id).Bind(3, exp).Bind(4, reason).Bind(5, now_s).Run());
       jtis.push_back(jti);
     }
     return jtis;
@@ -94,13 +103,19 @@ absl::StatusOr<std::vector<std::string>> RevocationStore::RevokeTask(const std::
   return result;
 }
 
-absl::Status RevocationStore::RevokeJti(const std::string& jti, const std::string& task_id, absl::Time exp,
-                                        const std::string& reason) {
+absl::Status RevocationStore::RevokeJti(const std::string& jti, const std::string& task_id,
+                                        absl::Time exp, const std::string& reason) {
   absl::MutexLock l(&mu_);
-  ASSIGN_OR_RETURN(Statement s, db_->Prepare(
-      "INSERT OR IGNORE INTO revoked_jti(jti, task_id, exp, reason, at) VALUES(?,?,?,?,?)"));
-  RETURN_IF_ERROR(s.Bind(1, jti).Bind(2, task_id).Bind(3, absl::ToUnixSeconds(exp)).Bind(4, reason)
-                      .Bind(5, absl::ToUnixSeconds(absl::Now())).Run());
+  ASSIGN_OR_RETURN(
+      Statement s,
+      db_->Prepare(
+          "INSERT OR IGNORE INTO revoked_jti(jti, task_id, exp, reason, at) VALUES(?,?,?,?,?)"));
+  RETURN_IF_ERROR(s.Bind(1, jti)
+                      .Bind(2, task_id)
+                      .Bind(3, absl::ToUnixSeconds(exp))
+                      .Bind(4, reason)
+                      .Bind(5, absl::ToUnixSeconds(absl::Now()))
+                      .Run());
   absl::MutexLock m(&mem_mu_);
   revoked_jtis_.insert(jti);
   return absl::OkStatus();

@@ -1,7 +1,7 @@
-// Durable revocation state: tokens issued (jti -> task, exp), revoked jtis and revoked/ended tasks, in
-// SQLite (WAL) at <state_dir>/revoked.db so a revocation survives a daemon restart. An in-memory copy
-// answers the hot path (introspection) without touching disk. Entries whose tokens have all expired are
-// pruned: an expired token is inactive anyway.
+// Durable revocation state: tokens issued (jti -> task, exp), revoked jtis and revoked/ended tasks,
+// in SQLite (WAL) at <state_dir>/revoked.db so a revocation survives a daemon restart. An in-memory
+// copy answers the hot path (introspection) without touching disk. Entries whose tokens have all
+// expired are pruned: an expired token is inactive anyway.
 #pragma once
 
 #include <memory>
@@ -24,17 +24,19 @@ class RevocationStore {
 
   absl::Status RecordIssued(const std::string& jti, const std::string& task_id, absl::Time exp);
   // Revokes the task and every unexpired token issued for it; returns those jtis (for events).
-  absl::StatusOr<std::vector<std::string>> RevokeTask(const std::string& task_id, const std::string& reason,
-                                                      absl::Time now);
+  absl::StatusOr<std::vector<std::string>> RevokeTask(const std::string& task_id,
+                                                      const std::string& reason, absl::Time now);
   // Revokes one token. Idempotent. `exp` bounds how long the entry is kept.
   absl::Status RevokeJti(const std::string& jti, const std::string& task_id, absl::Time exp,
                          const std::string& reason);
-  // Memory only: the task's tokens are inactive from now on (RevokeTask does this first, then persists).
-  // For the violation path, which must not wait for a disk write before introspection says inactive.
+  // Memory only: the task's tokens are inactive from now on (RevokeTask does this first, then
+  // persists). For the violation path, which must not wait for a disk write before introspection
+  // says inactive.
   void MarkTaskRevoked(const std::string& task_id);
   bool IsJtiRevoked(const std::string& jti) const;
   bool IsTaskRevoked(const std::string& task_id) const;
-  // Drops entries for tokens that expired before `now` (task rows are kept: a task id is never reused).
+  // Drops entries for tokens that expired before `now` (task rows are kept: a task id is never
+  // reused).
   absl::Status Prune(absl::Time now);
 
  private:

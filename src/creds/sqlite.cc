@@ -9,7 +9,8 @@
 namespace writ::creds {
 namespace {
 absl::Status SqlError(sqlite3* db, std::string_view what) {
-  return absl::InternalError(absl::StrCat("sqlite ", std::string(what), ": ", db ? sqlite3_errmsg(db) : "?"));
+  return absl::InternalError(
+      absl::StrCat("sqlite ", std::string(what), ": ", db ? sqlite3_errmsg(db) : "?"));
 }
 }  // namespace
 
@@ -54,8 +55,9 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
   if (fd < 0) return absl::InternalError(absl::StrCat("open ", path, ": ", strerror(errno)));
   ::close(fd);
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
   if (rc != SQLITE_OK) return SqlError(raw, absl::StrCat("open ", path));
   sqlite3_busy_timeout(raw, 2000);
@@ -77,7 +79,8 @@ absl::Status SqliteDb::Exec(std::string_view sql) {
 
 absl::StatusOr<Statement> SqliteDb::Prepare(std::string_view sql) {
   sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &s, nullptr) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(db_.get(), sql.data(), static_cast<int>(sql.size()), &s, nullptr) !=
+      SQLITE_OK) {
     return SqlError(db_.get(), absl::StrCat("prepare ", std::string(sql)));
   }
   return Statement(db_.get(), s);

@@ -40,7 +40,8 @@ grpc::Status CheckHeader(grpc::ServerContext* ctx) {
 
 class Service final : public api::SpiffeWorkloadAPI::Service {
  public:
-  Service(WorkloadApiServer* owner, const WorkloadApiOptions* options, Issuer* issuer, KeyStore* keys)
+  Service(WorkloadApiServer* owner, const WorkloadApiOptions* options, Issuer* issuer,
+          KeyStore* keys)
       : owner_(owner), options_(options), issuer_(issuer), keys_(keys) {}
 
   grpc::Status FetchJWTSVID(grpc::ServerContext* ctx, const api::JWTSVIDRequest* req,
@@ -50,14 +51,16 @@ class Service final : public api::SpiffeWorkloadAPI::Service {
     if (!task.ok()) return ToGrpc(task.status());
     if (!req->spiffe_id().empty() && req->spiffe_id() != task->spiffe_id) {
       // A task can only ever speak for its own identity.
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          absl::StrCat("caller's identity is ", task->spiffe_id, ", not ", req->spiffe_id()));
+      return grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          absl::StrCat("caller's identity is ", task->spiffe_id, ", not ", req->spiffe_id()));
     }
     std::vector<std::string> aud(req->audience().begin(), req->audience().end());
     auto svid = issuer_->Mint(*task, std::move(aud));
     if (!svid.ok()) {
       if (svid.status().code() == absl::StatusCode::kFailedPrecondition) {
-        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, std::string(svid.status().message()));
+        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                            std::string(svid.status().message()));
       }
       return ToGrpc(svid.status());
     }
@@ -96,13 +99,18 @@ class Service final : public api::SpiffeWorkloadAPI::Service {
                                api::ValidateJWTSVIDResponse* resp) override {
     if (auto s = CheckHeader(ctx); !s.ok()) return s;
     if (auto t = owner_->Attest(ctx->peer()); !t.ok()) return ToGrpc(t.status());
-    if (req->audience().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "audience must be specified");
-    if (req->svid().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "svid must be specified");
+    if (req->audience().empty())
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "audience must be specified");
+    if (req->svid().empty())
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "svid must be specified");
     auto claims = issuer_->Validate(req->svid(), req->audience());
-    if (!claims.ok()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(claims.status().message()));
+    if (!claims.ok())
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          std::string(claims.status().message()));
     resp->set_spiffe_id(claims->value("sub", ""));
     auto st = google::protobuf::util::JsonStringToMessage(claims->dump(), resp->mutable_claims());
-    if (!st.ok()) return grpc::Status(grpc::StatusCode::INTERNAL, "claims do not convert to Struct");
+    if (!st.ok())
+      return grpc::Status(grpc::StatusCode::INTERNAL, "claims do not convert to Struct");
     return grpc::Status::OK;
   }
 
@@ -118,15 +126,18 @@ class Service final : public api::SpiffeWorkloadAPI::Service {
 absl::StatusOr<uint64_t> ReadProcStartTime(pid_t pid, const std::string& proc_root) {
   std::string path = absl::StrCat(proc_root, "/", pid, "/stat");
   auto text = ReadFile(path);
-  if (!text.ok()) return absl::NotFoundError(absl::StrCat("process ", pid, " is gone (", path, ")"));
+  if (!text.ok())
+    return absl::NotFoundError(absl::StrCat("process ", pid, " is gone (", path, ")"));
   // comm (field 2) may contain spaces and ')': fields resume after the last ')'.
   size_t rp = text->rfind(')');
-  if (rp == std::string::npos) return absl::DataLossError(absl::StrCat(path, ": no ')' after comm"));
+  if (rp == std::string::npos)
+    return absl::DataLossError(absl::StrCat(path, ": no ')' after comm"));
   std::vector<std::string> fields = absl::StrSplit(text->substr(rp + 2), ' ', absl::SkipEmpty());
   // fields[0] is field 3 (state); starttime is field 22.
   uint64_t start = 0;
   if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &start)) {
-    return absl::DataLossError(absl::StrCat(path, ": field 22 (starttime) missing or not a number"));
+    return absl::DataLossError(
+        absl::StrCat(path, ": field 22 (starttime) missing or not a number"));
   }
   return start;
 }
@@ -134,21 +145,24 @@ absl::StatusOr<uint64_t> ReadProcStartTime(pid_t pid, const std::string& proc_ro
 absl::StatusOr<std::string> ReadCgroupV2Path(pid_t pid, const std::string& proc_root) {
   std::string path = absl::StrCat(proc_root, "/", pid, "/cgroup");
   auto text = ReadFile(path);
-  if (!text.ok()) return absl::NotFoundError(absl::StrCat("process ", pid, " is gone (", path, ")"));
+  if (!text.ok())
+    return absl::NotFoundError(absl::StrCat("process ", pid, " is gone (", path, ")"));
   for (absl::string_view line : absl::StrSplit(*text, '\n')) {
     if (absl::StartsWith(line, "0::")) return std::string(line.substr(3));
   }
   return absl::NotFoundError(absl::StrCat(path, ": no cgroup2 (\"0::\") line"));
 }
 
-absl::StatusOr<std::unique_ptr<WorkloadApiServer>> WorkloadApiServer::Start(WorkloadApiOptions options,
-                                                                           Issuer* issuer, KeyStore* keys) {
+absl::StatusOr<std::unique_ptr<WorkloadApiServer>> WorkloadApiServer::Start(
+    WorkloadApiOptions options, Issuer* issuer, KeyStore* keys) {
   if (!options.lookup) return absl::InvalidArgumentError("workload api: no task lookup callback");
-  if (options.trust_domain.empty()) return absl::InvalidArgumentError("workload api: trust_domain is empty");
+  if (options.trust_domain.empty())
+    return absl::InvalidArgumentError("workload api: trust_domain is empty");
   sockaddr_un addr{};
   if (options.socket_path.empty() || options.socket_path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("workload api: socket path '", options.socket_path,
-                                                   "' is empty or longer than ", sizeof(addr.sun_path) - 1));
+    return absl::InvalidArgumentError(
+        absl::StrCat("workload api: socket path '", options.socket_path,
+                     "' is empty or longer than ", sizeof(addr.sun_path) - 1));
   }
   if (options.max_streams_per_task < 1 ||
       options.max_streams_total < options.max_streams_per_task) {
@@ -172,21 +186,24 @@ absl::StatusOr<std::unique_ptr<WorkloadApiServer>> WorkloadApiServer::Start(Work
   grpc::ResourceQuota quota("writ-workload-api");
   quota.SetMaxThreads(s->options_.max_threads);
   builder.SetResourceQuota(quota);
-  s->server_ = builder.BuildAndStart();  // no listening ports: every connection comes from our accept loop
+  s->server_ =
+      builder.BuildAndStart();  // no listening ports: every connection comes from our accept loop
   if (!s->server_) return absl::InternalError("workload api: grpc server did not start");
 
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, s->options_.socket_path.c_str(), sizeof(addr.sun_path) - 1);
   ::unlink(addr.sun_path);  // a stale socket from a previous run
   s->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (s->listen_fd_ < 0 || ::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+  if (s->listen_fd_ < 0 ||
+      ::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       ::listen(s->listen_fd_, 64) != 0) {
-    return absl::UnavailableError(absl::StrCat("workload api: listen on ", s->options_.socket_path, ": ",
-                                               strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("workload api: listen on ", s->options_.socket_path, ": ", strerror(errno)));
   }
   // Anyone may connect: attestation, not file permissions, decides what a caller gets.
   ::chmod(addr.sun_path, 0666);
-  if (::pipe2(s->wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return absl::InternalError("workload api: pipe");
+  if (::pipe2(s->wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0)
+    return absl::InternalError("workload api: pipe");
   s->acceptor_ = std::thread([p = s.get()] { p->AcceptLoop(); });
   Log()->info("workload api: serving on {}", s->options_.socket_path);
   return s;
@@ -301,9 +318,11 @@ absl::StatusOr<TaskClaims> WorkloadApiServer::Attest(const std::string& peer) co
   auto cgroup = ReadCgroupV2Path(a.pid, options_.proc_root);
   if (!cgroup.ok()) return absl::PermissionDeniedError("caller's cgroup is unknown");
   std::optional<TaskClaims> task = options_.lookup(a.pid, a.start_time, *cgroup);
-  // The pid may have exited and been reused while we looked: only a still-matching start time counts.
+  // The pid may have exited and been reused while we looked: only a still-matching start time
+  // counts.
   auto again = ReadProcStartTime(a.pid, options_.proc_root);
-  if (!again.ok() || *again != a.start_time) return absl::PermissionDeniedError("the connecting process is gone");
+  if (!again.ok() || *again != a.start_time)
+    return absl::PermissionDeniedError("the connecting process is gone");
   if (!task.has_value()) {
     Log()->info("workload api: pid {} (cgroup {}) is not a task: denied", a.pid, *cgroup);
     return absl::PermissionDeniedError("caller is not a writ task");

@@ -1,12 +1,13 @@
 // SPIFFE Workload API (JWT-SVID subset) over a unix socket, with caller attestation.
 //
-// gRPC C++ does not expose SO_PEERCRED, so we own the accept loop: accept on the socket, read the peer's
-// (pid, start time) and cgroup, ask the daemon which task that is, re-check the start time (a pid reused
-// between the two reads fails the check), then hand the fd to gRPC with AddInsecureChannelFromFd. gRPC
-// names such a connection's peer "fd:<n>", so each call finds its connection's attestation by fd number.
-// Every call re-attests (same pid, same start time, lookup still yields a task) so a task that ended, or
-// a connection whose original process died, gets PermissionDenied. Streams are capped per task and in
-// total and the gRPC threads bounded, so no task can take the threads other tasks' calls need.
+// gRPC C++ does not expose SO_PEERCRED, so we own the accept loop: accept on the socket, read the
+// peer's (pid, start time) and cgroup, ask the daemon which task that is, re-check the start time
+// (a pid reused between the two reads fails the check), then hand the fd to gRPC with
+// AddInsecureChannelFromFd. gRPC names such a connection's peer "fd:<n>", so each call finds its
+// connection's attestation by fd number. Every call re-attests (same pid, same start time, lookup
+// still yields a task) so a task that ended, or a connection whose original process died, gets
+// PermissionDenied. Streams are capped per task and in total and the gRPC threads bounded, so no
+// task can take the threads other tasks' calls need.
 #pragma once
 
 #include <sys/types.h>
@@ -34,8 +35,8 @@ class Service;
 
 namespace writ::creds {
 
-// Supplied by the daemon: which task (if any) is the process (pid, start_time) in cgroup `cgroup_path`
-// (the cgroup2 path from /proc/<pid>/cgroup's "0::" line, e.g. "/writ/t-123").
+// Supplied by the daemon: which task (if any) is the process (pid, start_time) in cgroup
+// `cgroup_path` (the cgroup2 path from /proc/<pid>/cgroup's "0::" line, e.g. "/writ/t-123").
 using TaskLookup = std::function<std::optional<TaskClaims>(pid_t pid, uint64_t start_time,
                                                            const std::string& cgroup_path)>;
 
@@ -50,8 +51,8 @@ struct WorkloadApiOptions {
   TaskLookup lookup;
   absl::Duration bundle_poll = absl::Milliseconds(500);
   std::string proc_root = "/proc";  // tests point this at a fake /proc (pid reuse, a vanished peer)
-  // Larger requests get RESOURCE_EXHAUSTED before any handler runs (real ones are < 3 KiB: 8 audiences
-  // of at most 256 bytes, or one JWT to validate).
+  // Larger requests get RESOURCE_EXHAUSTED before any handler runs (real ones are < 3 KiB: 8
+  // audiences of at most 256 bytes, or one JWT to validate).
   int max_request_bytes = 64 * 1024;
   // Called after an SVID was minted for a caller (events).
   std::function<void(const TaskClaims&, const Svid&)> on_issued;
@@ -76,8 +77,8 @@ struct WorkloadApiStats {
 class WorkloadApiServer {
  public:
   // `issuer` and `keys` must outlive the server.
-  static absl::StatusOr<std::unique_ptr<WorkloadApiServer>> Start(WorkloadApiOptions options, Issuer* issuer,
-                                                                  KeyStore* keys);
+  static absl::StatusOr<std::unique_ptr<WorkloadApiServer>> Start(WorkloadApiOptions options,
+                                                                  Issuer* issuer, KeyStore* keys);
   ~WorkloadApiServer();
   void Stop();
 
@@ -85,7 +86,8 @@ class WorkloadApiServer {
     pid_t pid = 0;
     uint64_t start_time = 0;
   };
-  // Re-attests the connection behind a gRPC peer string ("fd:N"). Public for the service implementation.
+  // Re-attests the connection behind a gRPC peer string ("fd:N"). Public for the service
+  // implementation.
   absl::StatusOr<TaskClaims> Attest(const std::string& peer) const;
   bool stopping() const { return stopping_.load(); }
 
@@ -120,10 +122,11 @@ class WorkloadApiServer {
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;
   mutable absl::Mutex mu_;
-  // fd number -> who connected on it. Written before gRPC sees the fd and overwritten when the kernel
-  // reuses the number for a new connection. gRPC closes the fd only when the transport is destroyed,
-  // which (as far as gRPC 1.51's ref counting goes) is after its last call; every call also re-checks the
-  // pid's start time, so a mix-up needs a reused fd number *and* a live call on a dead transport.
+  // fd number -> who connected on it. Written before gRPC sees the fd and overwritten when the
+  // kernel reuses the number for a new connection. gRPC closes the fd only when the transport is
+  // destroyed, which (as far as gRPC 1.51's ref counting goes) is after its last call; every call
+  // also re-checks the pid's start time, so a mix-up needs a reused fd number *and* a live call on
+  // a dead transport.
   absl::flat_hash_map<int, Attestation> conns_ ABSL_GUARDED_BY(mu_);
 
   mutable absl::Mutex streams_mu_;

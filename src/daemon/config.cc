@@ -134,7 +134,8 @@ absl::Status ParseMetrics(const std::string& file, const YAML::Node& v, Config* 
 
 // control: {group: NAME, admin_group: NAME}: who reaches the control socket and who may decide.
 absl::Status ParseControl(const std::string& file, const YAML::Node& v, Config* c) {
-  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "control") + "must be a mapping");
+  if (!v.IsMap())
+    return absl::InvalidArgumentError(Where(file, v, "control") + "must be a mapping");
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string key = it->first.as<std::string>();
     const YAML::Node fv = it->second;
@@ -145,8 +146,10 @@ absl::Status ParseControl(const std::string& file, const YAML::Node& v, Config* 
     RETURN_IF_ERROR(Scalar(file, fv, "control." + key, &name));
     struct group* g = name.empty() ? nullptr : getgrnam(name.c_str());
     if (!g) {
-      return absl::InvalidArgumentError(Where(file, fv, "control." + key) +
-                                        absl::StrCat("no group \"", name, "\" on this host (create it: groupadd --system ", name, ")"));
+      return absl::InvalidArgumentError(
+          Where(file, fv, "control." + key) +
+          absl::StrCat("no group \"", name, "\" on this host (create it: groupadd --system ", name,
+                       ")"));
     }
     (key == "group" ? c->control_gid : c->admin_gid) = static_cast<int>(g->gr_gid);
   }
@@ -155,14 +158,17 @@ absl::Status ParseControl(const std::string& file, const YAML::Node& v, Config* 
 
 // redaction: {rules: PATH, key: PATH}. The rules file itself is parsed at start (Daemon::Start).
 absl::Status ParseRedaction(const std::string& file, const YAML::Node& v, Config* c) {
-  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "redaction") + "must be a mapping");
+  if (!v.IsMap())
+    return absl::InvalidArgumentError(Where(file, v, "redaction") + "must be a mapping");
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string key = it->first.as<std::string>();
     const YAML::Node fv = it->second;
     std::string s;
     if (key == "rules" || key == "key") {
       RETURN_IF_ERROR(Scalar(file, fv, "redaction." + key, &s));
-      if (s.empty()) return absl::InvalidArgumentError(Where(file, fv, "redaction." + key) + "must not be empty");
+      if (s.empty())
+        return absl::InvalidArgumentError(Where(file, fv, "redaction." + key) +
+                                          "must not be empty");
       (key == "rules" ? c->redaction_rules : c->redaction_key) = ResolveAgainstConfig(file, s);
     } else {
       return absl::InvalidArgumentError(Where(file, it->first, "redaction." + key) + "unknown key");
@@ -220,7 +226,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
     } else if (key == "http") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.http));
     } else if (key == "http_hosts") {
-      if (!v.IsSequence()) return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
+      if (!v.IsSequence())
+        return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");
       for (size_t i = 0; i < v.size(); ++i) {
         const std::string field = absl::StrCat(key, "[", i, "]");
         RETURN_IF_ERROR(Scalar(path, v[i], field, &s));

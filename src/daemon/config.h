@@ -24,7 +24,7 @@ struct Config {
   std::string http;         // ADDR:PORT of the loopback HTTP listener, "" = off
   // Host header names the HTTP listener answers to besides its address and localhost (421 else).
   std::vector<std::string> http_hosts;
-  std::string journal;      // hash-chained journal; "" = <state_dir>/journal.jsonl, "off"
+  std::string journal;  // hash-chained journal; "" = <state_dir>/journal.jsonl, "off"
   std::string journal_fsync = "10ms";  // always | never | DURATION (at most that long unsynced)
   std::string on_daemon_loss = "continue";  // freeze | continue
   uint32_t ring_buffer_bytes = 4u << 20;
@@ -43,10 +43,11 @@ struct Config {
   // the writ_bpf_program_* metrics. Off by default: while enabled, EVERY BPF program on the host
   // pays two clock reads per run, not only writ's.
   bool bpf_program_stats = false;
-  // redaction.rules: a rules file merged with the built-in set (data/redaction.yaml); "" = built-in only.
-  // redaction.key: the HMAC key of the marks; "" = <state_dir>/redaction.key (created 0600 at start).
-  // control.group: the control socket is 0660 root:<group>; its members launch tasks (-1: 0600, root
-  // only). control.admin_group: its members may also kill, freeze, thaw, revoke, approve and reload
+  // redaction.rules: a rules file merged with the built-in set (data/redaction.yaml); "" = built-in
+  // only. redaction.key: the HMAC key of the marks; "" = <state_dir>/redaction.key (created 0600 at
+  // start). control.group: the control socket is 0660 root:<group>; its members launch tasks (-1:
+  // 0600, root only). control.admin_group: its members may also kill, freeze, thaw, revoke, approve
+  // and reload
   // (-1: root only). Never a process inside a task, whatever its uid or groups.
   int control_gid = -1;
   int admin_gid = -1;

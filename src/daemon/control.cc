@@ -550,7 +550,8 @@ v1::Response ControlService::Decide(const api::Peer& peer, const v1::ApprovalDec
 }
 
 // The launcher's MCP gateway: only on the connection that created the task, and never from inside a
-// task (a tool server reporting its own calls, or approving them, would be the agent grading itself).
+// task (a tool server reporting its own calls, or approving them, would be the agent grading
+// itself).
 v1::Response ControlService::ToolCall(const api::Peer& peer, const v1::ToolCallReport& r) {
   const Caller c = Classify(peer);
   std::shared_ptr<Task> t = d_.registry.Find(r.task_id());
@@ -560,9 +561,10 @@ v1::Response ControlService::ToolCall(const api::Peer& peer, const v1::ToolCallR
                   c.in_task ? absl::PermissionDeniedError(absl::StrCat(
                                   "a process inside task ", c.task_id,
                                   " cannot report tool calls (only the launcher outside it can)"))
-                  : t ? absl::PermissionDeniedError(absl::StrCat(
-                            "task ", t->id, " was created by another connection: only its "
-                                            "launcher reports its tool calls"))
+                  : t       ? absl::PermissionDeniedError(
+                                  absl::StrCat("task ", t->id,
+                                               " was created by another connection: only its "
+                                                     "launcher reports its tool calls"))
                       : absl::NotFoundError(absl::StrCat("no task ", r.task_id())));
   }
   if (!d_.tool_calls) return Error(absl::UnimplementedError("tool calls are not tracked"));

@@ -132,7 +132,8 @@ absl::Status Daemon::Start() {
   }
   // Secret redaction, before anything can be emitted: a bad rules file or key file stops the start.
   {
-    ASSIGN_OR_RETURN(creds::RedactionRuleSet rules, creds::LoadRedactionRules(cfg_.redaction_rules));
+    ASSIGN_OR_RETURN(creds::RedactionRuleSet rules,
+                     creds::LoadRedactionRules(cfg_.redaction_rules));
     const std::string key_path =
         cfg_.redaction_key.empty() ? cfg_.state_dir + "/redaction.key" : cfg_.redaction_key;
     ASSIGN_OR_RETURN(std::string key, creds::LoadOrCreateRedactionKey(key_path));

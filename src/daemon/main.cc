@@ -147,8 +147,8 @@ int main(int argc, char** argv) {
   sigaction(SIGHUP, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
   // A file whose signal owner is writd (F_SETOWN, refused by the task filter; a task without it is
-  // killed at the call) signals SIGIO when it becomes ready, whose default action terminates: ignored,
-  // so that only an explicit F_SETSIG signal could still reach writd.
+  // killed at the call) signals SIGIO when it becomes ready, whose default action terminates:
+  // ignored, so that only an explicit F_SETSIG signal could still reach writd.
   signal(SIGIO, SIG_IGN);
 
   if (auto st = d.Start(); !st.ok()) {

@@ -4,17 +4,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "api/server.h"
 #include "creds/creds.h"
 #include "creds/redact.h"
 #include "daemon/adopt.h"
-#include "api/server.h"
 #include "daemon/approvals.h"
 #include "daemon/control.h"
-#include "daemon/tool_calls.h"
 #include "daemon/output.h"
 #include "daemon/pipeline.h"
 #include "daemon/policies.h"
 #include "daemon/task_lifecycle.h"
+#include "daemon/tool_calls.h"
 #include "decode/decoder.h"
 #include "identity/task.h"
 #include "util/util.h"
@@ -98,7 +98,8 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     if (auto failing = m.creds->FailingRevocations(); failing.ok()) {
       for (const auto& f : *failing) {
         counters["revocations_failing_" + f.provider] = f.failing;
-        counters["revocations_failing_" + f.provider + "_oldest_s"] = absl::ToInt64Seconds(f.oldest_age);
+        counters["revocations_failing_" + f.provider + "_oldest_s"] =
+            absl::ToInt64Seconds(f.oldest_age);
       }
     }
     const creds::WorkloadApiStats w = m.creds->workload_stats();
@@ -248,14 +249,16 @@ std::string RenderMetrics(const MetricsSources& m) {
   if (m.control) {
     Head(&o, "writ_control_refused_total", "counter",
          "Control requests refused on authorization, by where the caller was.");
-    absl::StrAppend(&o, "writ_control_refused_total{caller=\"task\"} ", m.control->refused_from_tasks(),
-                    "\n", "writ_control_refused_total{caller=\"host\"} ",
+    absl::StrAppend(&o, "writ_control_refused_total{caller=\"task\"} ",
+                    m.control->refused_from_tasks(), "\n",
+                    "writ_control_refused_total{caller=\"host\"} ",
                     m.control->refused() - m.control->refused_from_tasks(), "\n");
   }
   if (m.server) {
-    Head(&o, "writ_control_unidentified_peers_total", "counter",
-         "Control connections refused because their peer could not be identified (it exited, or its "
-         "pid no longer named it).");
+    Head(
+        &o, "writ_control_unidentified_peers_total", "counter",
+        "Control connections refused because their peer could not be identified (it exited, or its "
+        "pid no longer named it).");
     absl::StrAppend(&o, "writ_control_unidentified_peers_total ", m.server->unidentified(), "\n");
   }
   if (m.tool_calls) {
@@ -266,7 +269,8 @@ std::string RenderMetrics(const MetricsSources& m) {
                     "writ_tool_calls_total{outcome=\"denied\"} ", tc.denied.load(), "\n",
                     "writ_tool_calls_total{outcome=\"held\"} ", tc.held.load(), "\n");
     Head(&o, "writ_tool_reports_refused_total", "counter",
-         "Tool-call reports refused: not from the connection that created the task, or from inside a "
+         "Tool-call reports refused: not from the connection that created the task, or from inside "
+         "a "
          "task.");
     absl::StrAppend(&o, "writ_tool_reports_refused_total ", tc.reports_refused.load(), "\n");
   }
@@ -282,13 +286,14 @@ std::string RenderMetrics(const MetricsSources& m) {
       Head(&o, "writ_revocations_failing", "gauge",
            "External revocations that failed and are not acknowledged yet, per provider.");
       for (const auto& f : *failing) {
-        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing, "\n");
+        absl::StrAppend(&o, "writ_revocations_failing{provider=\"", f.provider, "\"} ", f.failing,
+                        "\n");
       }
       Head(&o, "writ_revocation_failing_oldest_seconds", "gauge",
            "Age of the oldest failing external revocation per provider (0 when none).");
       for (const auto& f : *failing) {
-        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider, "\"} ",
-                        absl::ToInt64Seconds(f.oldest_age), "\n");
+        absl::StrAppend(&o, "writ_revocation_failing_oldest_seconds{provider=\"", f.provider,
+                        "\"} ", absl::ToInt64Seconds(f.oldest_age), "\n");
       }
     }
     const creds::WorkloadApiStats w = m.creds->workload_stats();

@@ -15,7 +15,7 @@ class Server;
 namespace writ::creds {
 class CredentialService;
 class Redactor;
-}
+}  // namespace writ::creds
 namespace writ::identity {
 class TaskRegistry;
 class ProcessTable;

@@ -38,8 +38,8 @@ class Output final : public EventOutput {
   // The sinks (never null) and the journal (null: off). Before the first Emit.
   void Start(std::unique_ptr<sinks::SinkSet> sinks, std::unique_ptr<journal::Journal> journal);
 
-  // The secret redaction every event goes through (null: the built-in rules with a per-process key).
-  // Set in Start before any thread emits; it outlives the Output.
+  // The secret redaction every event goes through (null: the built-in rules with a per-process
+  // key). Set in Start before any thread emits; it outlives the Output.
   void SetRedactor(const creds::Redactor* r) { redactor_ = r; }
   const creds::Redactor& redactor() const {
     return redactor_ ? *redactor_ : creds::DefaultRedactor();

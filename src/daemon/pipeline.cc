@@ -1,7 +1,5 @@
 #include "daemon/pipeline.h"
 
-#include "daemon/tool_calls.h"
-
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "creds/redact.h"
 #include "daemon/events.h"
+#include "daemon/tool_calls.h"
 #include "identity/proc_path.h"
 #include "util/util.h"
 
@@ -207,8 +206,9 @@ void Pipeline::OnRecord(const void* data, size_t size) {
     }
   }
   if (calls == 1 && ev_.verdict() == "violation") tool_calls_->NoteViolation(*task, ev_);
-  // Judged on what happened, emitted without secrets: every string of the event is redacted before the
-  // journal, the sinks and `writ tail` see it (the kept agent only when FillAgent refilled it above).
+  // Judged on what happened, emitted without secrets: every string of the event is redacted before
+  // the journal, the sinks and `writ tail` see it (the kept agent only when FillAgent refilled it
+  // above).
   const creds::RedactionReport red = d_.redactor.RedactEvent(&ev_, {.agent = !agent_current});
   d_.output.Emit(ev_, /*batch=*/true, /*redacted=*/true);
   if (red.argv_marks > 0 && info.kind == EventKind::kExec) EmitSecretInArgv(*task, ev_, red);
@@ -376,7 +376,8 @@ void Pipeline::JudgeDuringCall(Task& task, v1::Event& ev, const decode::RecordIn
   f->set_rule(v.rule->id);
   f->set_category(intent::CategoryName(v.rule->category));
   f->set_reason(absl::StrCat(v.rule->reason, " while tool ", ev.tool().name(), " (call ",
-                             ev.tool().call_id(), ") was in flight: ", FindingTarget(info.kind, ev, v)));
+                             ev.tool().call_id(),
+                             ") was in flight: ", FindingTarget(info.kind, ev, v)));
   for (const auto& fw : v.rule->frameworks) f->add_frameworks(fw);
   for (const auto& r : v.rule->responses) f->add_responses(r);
   f->set_severity(v.rule->severity);
@@ -446,8 +447,8 @@ void Pipeline::Enforce(Task& task, v1::Event& ev, const decode::RecordInfo& info
 // exact action. An action granted for the task before (`--scope task`) simply runs.
 void Pipeline::RequestApproval(Task& task, v1::Event& ev, const decode::RecordInfo& info,
                                const intent::Verdict& v) {
-  // The approver, the approvals store and the hash see the action without its secrets (the marks are
-  // keyed per secret, so the hash still binds the approval to this exact action).
+  // The approver, the approvals store and the hash see the action without its secrets (the marks
+  // are keyed per secret, so the hash still binds the approval to this exact action).
   d_.redactor.RedactEvent(&ev);
   std::string hash = ActionHash(ev);
   if (d_.approvals.IsGranted(task.id, hash)) {

@@ -1,7 +1,5 @@
 #include "daemon/task_lifecycle.h"
 
-#include "daemon/tool_calls.h"
-
 #include <arpa/inet.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,6 +11,7 @@
 #include "actions/signal.h"
 #include "bpf/task_tables.h"
 #include "daemon/events.h"
+#include "daemon/tool_calls.h"
 #include "util/status_macros.h"
 #include "util/util.h"
 
@@ -205,7 +204,8 @@ void TaskLifecycle::Housekeeping() {
     a.mutable_approval()->set_id(r.id);
     a.mutable_approval()->set_reason("expired");
     d_.output.Emit(a);
-    if (r.kind == "tool_call") {  // a held MCP call: nothing stopped; its gateway answers the client
+    if (r.kind ==
+        "tool_call") {  // a held MCP call: nothing stopped; its gateway answers the client
       if (tool_calls_) tool_calls_->Decided(r, false, "expiry (nobody decided in time)");
       continue;
     }

@@ -22,7 +22,8 @@ static_assert(offsetof(writ_event_hdr, task_slot) == 32);
 static_assert(offsetof(writ_event_hdr, flags) == 56);
 static_assert(offsetof(writ_event_hdr, comm) == 64);
 static_assert(offsetof(writ_exec_event, path) == 104);
-static_assert(offsetof(writ_exec_event, args) == 104 + WRIT_PATH_MAX + WRIT_NAME_MAX + WRIT_NAME_MAX);
+static_assert(offsetof(writ_exec_event, args) ==
+              104 + WRIT_PATH_MAX + WRIT_NAME_MAX + WRIT_NAME_MAX);
 static_assert(offsetof(writ_open_event, ino) == 96);
 static_assert(offsetof(writ_open_event, path) == 112);
 static_assert(sizeof(writ_connect_event) == 112);
@@ -90,13 +91,18 @@ void AppendOpenFlags(uint32_t flags, google::protobuf::RepeatedPtrField<std::str
 
 static const char* SyscallName(uint32_t nr) {
   switch (nr) {
-    case 2: return "open";
-    case 85: return "creat";
-    case 257: return "openat";
-    case 437: return "openat2";
+    case 2:
+      return "open";
+    case 85:
+      return "creat";
+    case 257:
+      return "openat";
+    case 437:
+      return "openat2";
     case 304:
       return "open_by_handle_at";
-    default: return "";
+    default:
+      return "";
   }
 }
 
@@ -147,20 +153,34 @@ void LexicalJoin(std::string_view base, std::string_view rel, std::string* out) 
 
 const char* SelfSyscallName(uint32_t nr) {
   switch (nr) {
-    case 62: return "kill";
-    case 101: return "ptrace";
-    case 129: return "rt_sigqueueinfo";
-    case 200: return "tkill";
-    case 234: return "tgkill";
-    case 297: return "rt_tgsigqueueinfo";
-    case 310: return "process_vm_readv";
-    case 311: return "process_vm_writev";
-    case 321: return "bpf";
-    case 425: return "io_uring_setup";
-    case 426: return "io_uring_enter";
-    case 427: return "io_uring_register";
-    case 434: return "pidfd_open";
-    case 438: return "pidfd_getfd";
+    case 62:
+      return "kill";
+    case 101:
+      return "ptrace";
+    case 129:
+      return "rt_sigqueueinfo";
+    case 200:
+      return "tkill";
+    case 234:
+      return "tgkill";
+    case 297:
+      return "rt_tgsigqueueinfo";
+    case 310:
+      return "process_vm_readv";
+    case 311:
+      return "process_vm_writev";
+    case 321:
+      return "bpf";
+    case 425:
+      return "io_uring_setup";
+    case 426:
+      return "io_uring_enter";
+    case 427:
+      return "io_uring_register";
+    case 434:
+      return "pidfd_open";
+    case 438:
+      return "pidfd_getfd";
     case 16:
       return "ioctl";
     case 72:
@@ -175,17 +195,23 @@ const char* SelfSyscallName(uint32_t nr) {
       return "kexec_load";
     case 320:
       return "kexec_file_load";
-    default: return "unknown";
+    default:
+      return "unknown";
   }
 }
 
 static const char* SelfTargetName(uint32_t t) {
   switch (t) {
-    case WRIT_SELF_WRITD: return "writd";
-    case WRIT_SELF_GUARDIAN: return "guardian";
-    case WRIT_SELF_OTHER: return "process";
-    case WRIT_SELF_ALL: return "all";
-    default: return "";
+    case WRIT_SELF_WRITD:
+      return "writd";
+    case WRIT_SELF_GUARDIAN:
+      return "guardian";
+    case WRIT_SELF_OTHER:
+      return "process";
+    case WRIT_SELF_ALL:
+      return "all";
+    default:
+      return "";
   }
 }
 
@@ -194,12 +220,12 @@ static void AssignCStr(const char* p, size_t max, std::string* out) {
   out->assign(p, strnlen(p, max));
 }
 
-// Event::Clear() (proto3, no arena) deletes every sub-message with its strings: a dozen allocations and
-// frees per record on the hot path. Decode fills process for every record and file, network or syscall
-// by kind, so those four are taken out before the Clear, cleared in place (keeping their buffers and
-// repeated fields' elements) and the ones this record uses put back; the others wait in the decoder
-// for a record of their kind, so a stream that alternates kinds allocates nothing either. Which fields
-// are present afterwards is exactly what Clear() followed by Decode gives.
+// Event::Clear() (proto3, no arena) deletes every sub-message with its strings: a dozen allocations
+// and frees per record on the hot path. Decode fills process for every record and file, network or
+// syscall by kind, so those four are taken out before the Clear, cleared in place (keeping their
+// buffers and repeated fields' elements) and the ones this record uses put back; the others wait in
+// the decoder for a record of their kind, so a stream that alternates kinds allocates nothing
+// either. Which fields are present afterwards is exactly what Clear() followed by Decode gives.
 void Decoder::ClearForRecord(uint16_t kind, v1::Event* ev) {
   if (ev->GetArena() != nullptr) {
     ev->Clear();
@@ -227,8 +253,11 @@ void Decoder::ClearForRecord(uint16_t kind, v1::Event* ev) {
     case WRIT_EV_CONNECT:
       reuse(spare_network_, [ev](v1::Network* n) { ev->set_allocated_network(n); });
       break;
-    case WRIT_EV_SELF: reuse(spare_syscall_, [ev](v1::Syscall* s) { ev->set_allocated_syscall(s); }); break;
-    default: break;
+    case WRIT_EV_SELF:
+      reuse(spare_syscall_, [ev](v1::Syscall* s) { ev->set_allocated_syscall(s); });
+      break;
+    default:
+      break;
   }
 }
 
@@ -244,8 +273,8 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
   std::memcpy(&h, data, sizeof(h));
   if (h.abi_version != WRIT_ABI_VERSION) {
     stats_.bad_version++;
-    return absl::DataLossError(absl::StrCat("record ABI version ", h.abi_version, ", expected ",
-                                            WRIT_ABI_VERSION));
+    return absl::DataLossError(
+        absl::StrCat("record ABI version ", h.abi_version, ", expected ", WRIT_ABI_VERSION));
   }
   if (h.size > size) {
     stats_.bad_size++;
@@ -253,12 +282,24 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
   }
   size_t need = 0;
   switch (h.kind) {
-    case WRIT_EV_EXEC: need = offsetof(writ_exec_event, args); break;
-    case WRIT_EV_FORK: need = sizeof(writ_fork_event); break;
-    case WRIT_EV_EXIT: need = sizeof(writ_exit_event); break;
-    case WRIT_EV_OPEN: need = offsetof(writ_open_event, path); break;
-    case WRIT_EV_CONNECT: need = sizeof(writ_connect_event); break;
-    case WRIT_EV_SELF: need = sizeof(writ_self_event); break;
+    case WRIT_EV_EXEC:
+      need = offsetof(writ_exec_event, args);
+      break;
+    case WRIT_EV_FORK:
+      need = sizeof(writ_fork_event);
+      break;
+    case WRIT_EV_EXIT:
+      need = sizeof(writ_exit_event);
+      break;
+    case WRIT_EV_OPEN:
+      need = offsetof(writ_open_event, path);
+      break;
+    case WRIT_EV_CONNECT:
+      need = sizeof(writ_connect_event);
+      break;
+    case WRIT_EV_SELF:
+      need = sizeof(writ_self_event);
+      break;
     case WRIT_EV_LINK:
       need = offsetof(writ_link_event, data);
       break;
@@ -268,8 +309,8 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
   }
   if (size < need) {
     stats_.bad_size++;
-    return absl::DataLossError(absl::StrCat(KindName(h.kind), " record of ", size,
-                                            " bytes, needs ", need));
+    return absl::DataLossError(
+        absl::StrCat(KindName(h.kind), " record of ", size, " bytes, needs ", need));
   }
 
   ClearForRecord(h.kind, ev);
@@ -288,7 +329,8 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
   info->tgid = h.tgid;
   info->slot = h.task_slot;
   info->ktime_ns = h.ktime_ns;
-  // "<boot tag>-<ktime hex>-<tid hex>", formatted by hand: snprintf cost more than the rest of Decode.
+  // "<boot tag>-<ktime hex>-<tid hex>", formatted by hand: snprintf cost more than the rest of
+  // Decode.
   {
     std::string* id = ev->mutable_id();
     id->append(boot_tag_);
@@ -303,7 +345,8 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
   std::string* t = ev->mutable_time();
   // ktime_ns comes from the record: a corrupt one must not overflow (UB) into the timestamp.
   int64_t unix_ns;
-  if (__builtin_add_overflow(static_cast<int64_t>(h.ktime_ns & INT64_MAX), boot_to_unix_ns_, &unix_ns)) {
+  if (__builtin_add_overflow(static_cast<int64_t>(h.ktime_ns & INT64_MAX), boot_to_unix_ns_,
+                             &unix_ns)) {
     unix_ns = INT64_MAX;
   }
   AppendRfc3339Nanos(unix_ns, t);
@@ -326,7 +369,8 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
       info->kernel_verdict = e->verdict;
       size_t plen = std::min<size_t>(e->path_len, WRIT_PATH_MAX);
       ComponentsToPath(e->path, plen, p->mutable_exe());
-      AssignCStr(e->filename, std::min<size_t>(e->filename_len, WRIT_NAME_MAX), p->mutable_filename());
+      AssignCStr(e->filename, std::min<size_t>(e->filename_len, WRIT_NAME_MAX),
+                 p->mutable_filename());
       size_t alen = std::min<size_t>(e->args_len, WRIT_ARGS_MAX);
       alen = std::min(alen, size - offsetof(writ_exec_event, args));
       bool trunc = (h.flags & WRIT_F_ARGS_TRUNC) != 0;
@@ -487,14 +531,14 @@ bool IsAdoptRecord(const void* data, size_t size) {
 
 absl::Status DecodeAdopt(const void* data, size_t size, AdoptRecord* out) {
   if (size < sizeof(writ_adopt_event)) {
-    return absl::DataLossError(absl::StrCat("adopt record of ", size, " bytes, needs ",
-                                            sizeof(writ_adopt_event)));
+    return absl::DataLossError(
+        absl::StrCat("adopt record of ", size, " bytes, needs ", sizeof(writ_adopt_event)));
   }
   writ_adopt_event e;
   std::memcpy(&e, data, sizeof(e));
   if (e.hdr.abi_version != WRIT_ABI_VERSION) {
-    return absl::DataLossError(absl::StrCat("record ABI version ", e.hdr.abi_version, ", expected ",
-                                            WRIT_ABI_VERSION));
+    return absl::DataLossError(
+        absl::StrCat("record ABI version ", e.hdr.abi_version, ", expected ", WRIT_ABI_VERSION));
   }
   out->tgid = e.hdr.tgid;
   out->ppid = e.hdr.ppid;

@@ -1,6 +1,6 @@
-// Decoder: ring-buffer record (include/writ/abi/events.h) -> writ.v1.Event. The only userspace code that
-// reads ABI structs. Checks ABI version and sizes; reuses the Event's storage, so a steady stream
-// allocates nothing once strings and repeated fields have grown.
+// Decoder: ring-buffer record (include/writ/abi/events.h) -> writ.v1.Event. The only userspace code
+// that reads ABI structs. Checks ABI version and sizes; reuses the Event's storage, so a steady
+// stream allocates nothing once strings and repeated fields have grown.
 #pragma once
 
 #include <cstddef>
@@ -16,17 +16,19 @@
 
 namespace writ::decode {
 
-// What the pipeline needs besides the Event itself: what the kernel already did, as named fields (the
-// decoder is the only userspace reader of the ABI's WRIT_F_* bits).
+// What the pipeline needs besides the Event itself: what the kernel already did, as named fields
+// (the decoder is the only userspace reader of the ABI's WRIT_F_* bits).
 struct RecordInfo {
   EventKind kind = EventKind::kNone;
-  bool needs_verdict = false;   // userspace must act now (the kernel killed or stopped a process, ...)
-  bool kernel_denied = false;   // the kernel applied a deny: EPERM (connect, LSM) or SIGKILL
-  bool kernel_stopped = false;  // the kernel stopped the process (SIGSTOP) until userspace judges it
-  bool lsm = false;             // refused by a BPF-LSM hook: the action never happened
-  bool seccomp = false;         // self: refused by the task's seccomp filter (never executed)
-  bool script = false;          // exec: a shebang script (process.filename names it)
-  bool loader = false;  // exec: a dynamic loader run as a program (userspace finds what it runs)
+  bool needs_verdict =
+      false;  // userspace must act now (the kernel killed or stopped a process, ...)
+  bool kernel_denied = false;  // the kernel applied a deny: EPERM (connect, LSM) or SIGKILL
+  bool kernel_stopped =
+      false;             // the kernel stopped the process (SIGSTOP) until userspace judges it
+  bool lsm = false;      // refused by a BPF-LSM hook: the action never happened
+  bool seccomp = false;  // self: refused by the task's seccomp filter (never executed)
+  bool script = false;   // exec: a shebang script (process.filename names it)
+  bool loader = false;   // exec: a dynamic loader run as a program (userspace finds what it runs)
   bool path_truncated = false;  // exec/open: the kernel's path walk did not reach the root
   uint32_t kernel_verdict = 0;  // enum writ_kernel_verdict (exec, connect)
   uint64_t cgroup_id = 0;
@@ -59,7 +61,8 @@ class Decoder {
   int64_t boot_to_unix_ns_;
   std::string boot_tag_;
   DecoderStats stats_;
-  // Sub-messages of the kinds the last record did not use, kept with their buffers (ClearForRecord).
+  // Sub-messages of the kinds the last record did not use, kept with their buffers
+  // (ClearForRecord).
   std::unique_ptr<v1::File> spare_file_;
   std::unique_ptr<v1::Network> spare_network_;
   std::unique_ptr<v1::Syscall> spare_syscall_;
@@ -78,8 +81,8 @@ const char* SelfSyscallName(uint32_t nr);
 // "/"); `rel` absolute is normalised alone. Appends to *out.
 void LexicalJoin(std::string_view base, std::string_view rel, std::string* out);
 
-// An adoption candidate (WRIT_EV_ADOPT): an exec outside every task that the kernel pre-filter matched.
-// Not an Event: it belongs to no task until writd has adopted the process.
+// An adoption candidate (WRIT_EV_ADOPT): an exec outside every task that the kernel pre-filter
+// matched. Not an Event: it belongs to no task until writd has adopted the process.
 struct AdoptRecord {
   uint32_t tgid = 0;
   uint32_t ppid = 0;

@@ -33,14 +33,15 @@ class CgroupManager {
   absl::StatusOr<uint64_t> CreateTask(const std::string& task_id) const;
   // rmdir; the cgroup must be empty. Missing is fine (idempotent).
   absl::Status RemoveTask(const std::string& task_id) const;
-  absl::Status Kill(const std::string& task_id) const;                // cgroup.kill
+  absl::Status Kill(const std::string& task_id) const;                 // cgroup.kill
   absl::Status Freeze(const std::string& task_id, bool frozen) const;  // cgroup.freeze
   absl::StatusOr<bool> Populated(const std::string& task_id) const;    // cgroup.events
   absl::StatusOr<bool> Frozen(const std::string& task_id) const;
   absl::StatusOr<int> ProcessCount(const std::string& task_id) const;  // cgroup.procs lines
 
  private:
-  CgroupManager(std::string mount, std::string root) : mount_(std::move(mount)), root_(std::move(root)) {}
+  CgroupManager(std::string mount, std::string root)
+      : mount_(std::move(mount)), root_(std::move(root)) {}
   std::string mount_;
   std::string root_;
 };

@@ -6,18 +6,24 @@ namespace writ::identity {
 
 const char* TaskStateName(TaskState s) {
   switch (s) {
-    case TaskState::kPending: return "pending";
-    case TaskState::kRunning: return "running";
-    case TaskState::kEnded: return "ended";
+    case TaskState::kPending:
+      return "pending";
+    case TaskState::kRunning:
+      return "running";
+    case TaskState::kEnded:
+      return "ended";
   }
   return "?";
 }
 
 const char* TaskModeName(TaskMode m) {
   switch (m) {
-    case TaskMode::kRecord: return "record";
-    case TaskMode::kMonitor: return "monitor";
-    case TaskMode::kEnforce: return "enforce";
+    case TaskMode::kRecord:
+      return "record";
+    case TaskMode::kMonitor:
+      return "monitor";
+    case TaskMode::kEnforce:
+      return "enforce";
   }
   return "?";
 }

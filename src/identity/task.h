@@ -32,16 +32,16 @@ const char* TaskModeName(TaskMode m);
 // "record" | "monitor" | "enforce"; anything else is an error naming the value.
 absl::StatusOr<TaskMode> ParseTaskMode(absl::string_view name);
 
-// Immutable after registration except for the atomics and the abort reason (under its own lock): the
-// pipeline reads tasks without taking the registry's lock.
+// Immutable after registration except for the atomics and the abort reason (under its own lock):
+// the pipeline reads tasks without taking the registry's lock.
 struct Task {
   std::string id;
   std::string spiffe_id;
   std::string principal;
-  std::string intent;       // name, empty when none
+  std::string intent;                   // name, empty when none
   std::string charter, charter_sha256;  // the intent's file and its sha256, as loaded
-  std::string parent_task;  // sub-agent: the delegating task
-  std::vector<std::string> chain;  // principal, agent, sub-agent ... (outermost first)
+  std::string parent_task;              // sub-agent: the delegating task
+  std::vector<std::string> chain;       // principal, agent, sub-agent ... (outermost first)
   std::map<std::string, std::string> params;
   std::vector<std::string> command;
   TaskMode mode = TaskMode::kMonitor;  // effective: the intent's mode, else the daemon's
@@ -57,9 +57,9 @@ struct Task {
   absl::Time deadline = absl::InfiniteFuture();
   std::shared_ptr<const intent::CompiledIntent> compiled;  // null: nothing is judged
 
-  // Why the launcher could not start the command ("" = it did not fail). Written by the control thread
-  // that hears from the launcher, read by the pipeline when it ends the task (also on the pending
-  // timeout, when the two can meet): hence the lock.
+  // Why the launcher could not start the command ("" = it did not fail). Written by the control
+  // thread that hears from the launcher, read by the pipeline when it ends the task (also on the
+  // pending timeout, when the two can meet): hence the lock.
   void SetAbortReason(std::string why) {
     absl::MutexLock lock(&abort_mu_);
     abort_reason_ = std::move(why);
@@ -73,12 +73,13 @@ struct Task {
   std::atomic<bool> frozen{false};
   std::atomic<bool> violated{false};
   std::atomic<int> live_processes{0};
-  // Why the task will end when its cgroup empties, when not just "exited": writd killed it, or it is a
-  // sub-agent whose parent ended, was revoked or was killed (a string literal; set once, first cause
-  // wins).
+  // Why the task will end when its cgroup empties, when not just "exited": writd killed it, or it
+  // is a sub-agent whose parent ended, was revoked or was killed (a string literal; set once, first
+  // cause wins).
   std::atomic<const char*> end_reason{nullptr};
-  // Set by the first of its ancestors' cascades (Daemon::KillTask, Daemon::EndChildren) that killed or
-  // revoked this sub-agent: later cascades (the parent killed, then revoked, then ended) skip it.
+  // Set by the first of its ancestors' cascades (Daemon::KillTask, Daemon::EndChildren) that killed
+  // or revoked this sub-agent: later cascades (the parent killed, then revoked, then ended) skip
+  // it.
   std::atomic<bool> killed_by_parent{false};
   std::atomic<bool> revoked_by_parent{false};
 
@@ -87,8 +88,8 @@ struct Task {
   std::string abort_reason_ ABSL_GUARDED_BY(abort_mu_);
 };
 
-// Thread-safe. Lookups by cgroup id are what the pipeline does per event: it caches the last result and
-// revalidates it against generation(), so a steady stream takes no lock.
+// Thread-safe. Lookups by cgroup id are what the pipeline does per event: it caches the last result
+// and revalidates it against generation(), so a steady stream takes no lock.
 class TaskRegistry {
  public:
   explicit TaskRegistry(uint32_t max_tasks);
@@ -128,14 +129,16 @@ class ProcessTable {
  public:
   explicit ProcessTable(size_t max_entries) : max_entries_(max_entries) {}
 
-  // Returns the entry, creating it when new; *created says which. Null when the table is full (counted).
+  // Returns the entry, creating it when new; *created says which. Null when the table is full
+  // (counted).
   ProcessInfo* Upsert(uint32_t tgid, uint64_t start_ns, bool* created);
   ProcessInfo* Find(uint32_t tgid, uint64_t start_ns);
   bool Erase(uint32_t tgid, uint64_t start_ns);
   // Drops every entry of a task (at task end): returns how many.
   size_t EraseTask(uint64_t cgroup_id);
   size_t size() const { return map_.size(); }
-  // size() as last changed, readable from any thread (status: what ended tasks must not leave behind).
+  // size() as last changed, readable from any thread (status: what ended tasks must not leave
+  // behind).
   size_t published_size() const { return published_size_.load(std::memory_order_relaxed); }
   uint64_t overflows() const { return overflows_; }
 

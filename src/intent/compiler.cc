@@ -15,19 +15,24 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "intent/intent.h"
-#include "intent/tools.h"
 #include "intent/parse_util.h"
+#include "intent/tools.h"
 #include "util/status_macros.h"
 
 namespace writ::intent {
 
 const char* CategoryName(Category c) {
   switch (c) {
-    case Category::kExec: return "exec";
-    case Category::kFile: return "file";
-    case Category::kNetwork: return "network";
-    case Category::kLimits: return "limits";
-    case Category::kApproval: return "approval";
+    case Category::kExec:
+      return "exec";
+    case Category::kFile:
+      return "file";
+    case Category::kNetwork:
+      return "network";
+    case Category::kLimits:
+      return "limits";
+    case Category::kApproval:
+      return "approval";
   }
   return "unknown";
 }
@@ -62,9 +67,9 @@ KernelTables CompiledIntent::kernel_tables() const {
     // argument patterns send every exec there too (conservative, as before).
     if (a.exe.kind() != Glob::Kind::kExact || !a.any_invocation()) t.exec_has_globs = true;
   }
-  // An exact exec.allow path a program-glob approval matches ("/usr/**/git" and /usr/bin/git) must not
-  // reach the table as ALLOW, or the kernel would let it run before writd judged its argv: it is an
-  // approval path too (APPROVAL overrides ALLOW in the table).
+  // An exact exec.allow path a program-glob approval matches ("/usr/**/git" and /usr/bin/git) must
+  // not reach the table as ALLOW, or the kernel would let it run before writd judged its argv: it
+  // is an approval path too (APPROVAL overrides ALLOW in the table).
   for (const std::string& p : t.exec_allow_exact) {
     for (const Approval& a : approvals_) {
       if (a.exe.kind() != Glob::Kind::kExact && a.exe.Match(p)) {
@@ -96,9 +101,9 @@ KernelTables CompiledIntent::kernel_tables() const {
   t.file_deny_exact = file_deny_.ExactPaths();
   t.file_deny_prefix = file_deny_.Prefixes();
   // Component rules go to the kernel only because a files.deny match is final in this engine
-  // (Engine::Open checks files.deny before files.read/write, and nothing overrides a deny): a kernel
-  // kill on "**/.ssh/**" is a violation userspace would report for the same path. Other globs stay in
-  // userspace.
+  // (Engine::Open checks files.deny before files.read/write, and nothing overrides a deny): a
+  // kernel kill on "**/.ssh/**" is a violation userspace would report for the same path. Other
+  // globs stay in userspace.
   t.file_deny_leaf = file_deny_.Components(Glob::ComponentRule::kLeaf);
   t.file_deny_any_component = file_deny_.Components(Glob::ComponentRule::kAnyComponent);
   t.file_deny_has_globs = file_deny_.has_non_component_globs();
@@ -158,8 +163,8 @@ class Compiler {
       ci_->exec_judged_ = true;
       ci_->exec_allow_.set_present(e.allow_present());
       ci_->exec_deny_.set_present(true);
-      RETURN_IF_ERROR(Paths("exec.allow", e.allow(), Category::kExec, "exec allowed by",
-                            &ci_->exec_allow_));
+      RETURN_IF_ERROR(
+          Paths("exec.allow", e.allow(), Category::kExec, "exec allowed by", &ci_->exec_allow_));
       RETURN_IF_ERROR(Paths("exec.deny", e.deny(), Category::kExec, "exec of a program denied by",
                             &ci_->exec_deny_));
       ci_->exec_default_rule_ =
@@ -241,10 +246,10 @@ class Compiler {
       ci_->file_deny_.set_present(true);
       RETURN_IF_ERROR(Paths("files.deny", f.deny(), Category::kFile, "open of a path denied by",
                             &ci_->file_deny_));
-      RETURN_IF_ERROR(Paths("files.read", f.read(), Category::kFile, "read allowed by",
-                            &ci_->file_read_));
-      RETURN_IF_ERROR(Paths("files.write", f.write(), Category::kFile, "write allowed by",
-                            &ci_->file_write_));
+      RETURN_IF_ERROR(
+          Paths("files.read", f.read(), Category::kFile, "read allowed by", &ci_->file_read_));
+      RETURN_IF_ERROR(
+          Paths("files.write", f.write(), Category::kFile, "write allowed by", &ci_->file_write_));
       if (options_.bind_file_ids) BindDenyFileIds();
       ci_->read_default_rule_ = AddRule("files.read.default", Category::kFile,
                                         "read of a path not in files.read or files.write", "");
@@ -311,10 +316,10 @@ class Compiler {
         w.utc = h->tz == "UTC";
         if (!w.utc) absl::LoadTimeZone(h->tz, &w.tz);
         if (w.present) {
-          ci_->hours_rule_ = AddRule("limits.hours", Category::kLimits,
-                                     absl::StrCat("event outside the allowed hours ", l.hours(),
-                                                  " (limits.hours)"),
-                                     l.hours());
+          ci_->hours_rule_ = AddRule(
+              "limits.hours", Category::kLimits,
+              absl::StrCat("event outside the allowed hours ", l.hours(), " (limits.hours)"),
+              l.hours());
         }
       }
       if (l.max_processes() > 0) {
@@ -336,7 +341,8 @@ class Compiler {
     for (const auto& [k, v] : given_) {
       auto it = in_.params().find(k);
       if (it == in_.params().end()) {
-        return FieldError(absl::StrCat("params.", k), "unknown parameter (not declared by the intent)");
+        return FieldError(absl::StrCat("params.", k),
+                          "unknown parameter (not declared by the intent)");
       }
       if (auto st = CheckParamValue(it->second.type(), v); !st.ok()) {
         return FieldError(absl::StrCat("params.", k), st.message());
@@ -349,17 +355,19 @@ class Compiler {
     for (const auto& k : names) {
       const auto& spec = in_.params().at(k);
       if (values_.contains(k)) continue;
-      if (spec.required()) return FieldError(absl::StrCat("params.", k), "missing required parameter");
+      if (spec.required())
+        return FieldError(absl::StrCat("params.", k), "missing required parameter");
       if (!spec.default_().empty()) values_[k] = spec.default_();
     }
     ci_->params_ = values_;
     return absl::OkStatus();
   }
 
-  // The files the exact and directory denies name, by identity: an exact path is stat()ed (following
-  // symlinks, like the kernel's resolved path), a denied directory's regular files are listed
-  // (symlinks not followed, pseudo filesystems skipped: nothing on them can be hard-linked). Bounded:
-  // at most kMaxDenyFileIds files and kMaxDenyDepth levels per intent; beyond that only names match.
+  // The files the exact and directory denies name, by identity: an exact path is stat()ed
+  // (following symlinks, like the kernel's resolved path), a denied directory's regular files are
+  // listed (symlinks not followed, pseudo filesystems skipped: nothing on them can be hard-linked).
+  // Bounded: at most kMaxDenyFileIds files and kMaxDenyDepth levels per intent; beyond that only
+  // names match.
   void BindDenyFileIds() {
     constexpr size_t kMaxDenyFileIds = 4096;
     constexpr int kMaxDenyDepth = 16;
@@ -369,7 +377,8 @@ class Compiler {
         ci_->file_deny_ids_truncated_ = true;
         return;
       }
-      // The kernel's s_dev is MKDEV(major, minor) = major << 20 | minor; st_dev is glibc's encoding.
+      // The kernel's s_dev is MKDEV(major, minor) = major << 20 | minor; st_dev is glibc's
+      // encoding.
       const uint32_t kdev = static_cast<uint32_t>((major(st.st_dev) << 20) | minor(st.st_dev));
       ci_->file_deny_ids_.try_emplace({kdev, static_cast<uint64_t>(st.st_ino)}, rule);
     };
@@ -379,10 +388,10 @@ class Compiler {
     }
     for (const auto& [dir, rule] : ci_->file_deny_.prefix_entries()) {
       struct statfs fs;
-      if (statfs(dir.c_str(), &fs) != 0 || fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC ||
-          fs.f_type == CGROUP2_SUPER_MAGIC || fs.f_type == CGROUP_SUPER_MAGIC ||
-          fs.f_type == DEVPTS_SUPER_MAGIC || fs.f_type == DEBUGFS_MAGIC || fs.f_type == TRACEFS_MAGIC ||
-          fs.f_type == BPF_FS_MAGIC) {
+      if (statfs(dir.c_str(), &fs) != 0 || fs.f_type == PROC_SUPER_MAGIC ||
+          fs.f_type == SYSFS_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC ||
+          fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == DEVPTS_SUPER_MAGIC ||
+          fs.f_type == DEBUGFS_MAGIC || fs.f_type == TRACEFS_MAGIC || fs.f_type == BPF_FS_MAGIC) {
         continue;
       }
       std::error_code ec;
@@ -425,8 +434,9 @@ class Compiler {
     return static_cast<int>(ci_->rules_.size() - 1);
   }
 
-  absl::Status Paths(absl::string_view field, const google::protobuf::RepeatedPtrField<std::string>& l,
-                     Category cat, absl::string_view verb, PathMatcher* m) {
+  absl::Status Paths(absl::string_view field,
+                     const google::protobuf::RepeatedPtrField<std::string>& l, Category cat,
+                     absl::string_view verb, PathMatcher* m) {
     for (int i = 0; i < l.size(); ++i) {
       const std::string f = absl::StrCat(field, "[", i, "]");
       bool unset = false;
@@ -491,7 +501,8 @@ class Compiler {
       for (int j = 0; j < r.ports_size(); ++j) {
         std::string ps = SubstituteParams(r.ports(j), values_, &unset);
         auto pr = ParsePortRange(ps);
-        if (!unset && !pr.ok()) return FieldError(absl::StrCat(f, ".ports[", j, "]"), pr.status().message());
+        if (!unset && !pr.ok())
+          return FieldError(absl::StrCat(f, ".ports[", j, "]"), pr.status().message());
         if (pr.ok()) ports.push_back(*pr);
         port_text.push_back(ps);
       }
@@ -527,9 +538,11 @@ class Compiler {
         }
       }
       if (unset) continue;
-      std::string shown = port_text.empty() ? target
-                                            : absl::StrCat(target, " ports ", absl::StrJoin(port_text, ","));
-      int rule = AddRule(f, Category::kNetwork, absl::StrCat(verb, " ", f, " (", shown, ")"), shown);
+      std::string shown = port_text.empty()
+                              ? target
+                              : absl::StrCat(target, " ports ", absl::StrJoin(port_text, ","));
+      int rule =
+          AddRule(f, Category::kNetwork, absl::StrCat(verb, " ", f, " (", shown, ")"), shown);
       if (host) {
         host->rule = rule;
         hosts->push_back(*std::move(host));
@@ -558,7 +571,8 @@ class Compiler {
     addrinfo* res = nullptr;
     int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
     if (rc != 0) {
-      return absl::UnavailableError(absl::StrCat("cannot resolve \"", host, "\": ", gai_strerror(rc)));
+      return absl::UnavailableError(
+          absl::StrCat("cannot resolve \"", host, "\": ", gai_strerror(rc)));
     }
     std::vector<Cidr> out;
     for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
@@ -579,7 +593,8 @@ class Compiler {
       if (!dup) out.push_back(c);
     }
     freeaddrinfo(res);
-    if (out.empty()) return absl::UnavailableError(absl::StrCat("\"", host, "\" has no IP address"));
+    if (out.empty())
+      return absl::UnavailableError(absl::StrCat("\"", host, "\" has no IP address"));
     return out;
   }
 

@@ -1,5 +1,6 @@
-// Engine: the hot path. Evaluate() reads the event in place (string_views, stack buffers), walks the
-// compiled tables and returns a pointer to a rule owned by the CompiledIntent: no allocation, no lock.
+// Engine: the hot path. Evaluate() reads the event in place (string_views, stack buffers), walks
+// the compiled tables and returns a pointer to a rule owned by the CompiledIntent: no allocation,
+// no lock.
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
@@ -15,17 +16,23 @@ namespace writ::intent {
 
 const char* VerdictName(Verdict::Kind k) {
   switch (k) {
-    case Verdict::kAllow: return "allow";
-    case Verdict::kViolation: return "violation";
-    case Verdict::kNeedsApproval: return "needs_approval";
-    case Verdict::kNotJudged: return "not_judged";
+    case Verdict::kAllow:
+      return "allow";
+    case Verdict::kViolation:
+      return "violation";
+    case Verdict::kNeedsApproval:
+      return "needs_approval";
+    case Verdict::kNotJudged:
+      return "not_judged";
   }
   return "unknown";
 }
 
 struct Engine {
   static const Rule* R(const CompiledIntent& ci, int i) { return i < 0 ? nullptr : &ci.rules_[i]; }
-  static Verdict V(const CompiledIntent& ci, Verdict::Kind k, int i) { return Verdict{k, R(ci, i)}; }
+  static Verdict V(const CompiledIntent& ci, Verdict::Kind k, int i) {
+    return Verdict{k, R(ci, i)};
+  }
 
   static bool InHours(const HoursWindow& w, absl::Time now) {
     int minute;
@@ -54,10 +61,10 @@ struct Engine {
     return ci.hours_.present || (counts_processes && ci.max_processes_ > 0);
   }
 
-  // binfmt_script gives the interpreter argv [interpreter, (its one optional argument), the name passed
-  // to execve, the script's own arguments...]: the script's name is the first argument after argv[0]
-  // equal to process.filename, or beginning with it where the kernel's copy of the name was cut. 0 (the
-  // interpreter's own name) when it is not there (argv cut short).
+  // binfmt_script gives the interpreter argv [interpreter, (its one optional argument), the name
+  // passed to execve, the script's own arguments...]: the script's name is the first argument after
+  // argv[0] equal to process.filename, or beginning with it where the kernel's copy of the name was
+  // cut. 0 (the interpreter's own name) when it is not there (argv cut short).
   static int ScriptArgIndex(const writ::v1::Process& p) {
     for (int i = 1; i < p.args_size(); i++) {
       if (p.args(i) == p.filename()) return i;
@@ -90,8 +97,8 @@ struct Engine {
     // The dynamic loader run as a program runs process.loaded: deny and approval rules judge both,
     // the allow list the program that runs (allowing the loader itself allows nothing).
     const std::string& loaded = ev.process().loaded();
-    // A shebang exec runs the interpreter (exe) on the script: deny and approval rules judge both, the
-    // allow list the image that runs (an allowed interpreter may run the task's own scripts).
+    // A shebang exec runs the interpreter (exe) on the script: deny and approval rules judge both,
+    // the allow list the image that runs (an allowed interpreter may run the task's own scripts).
     const std::string& script = ev.process().script();
     if (ci.exec_judged_) {
       if (int r = ci.exec_deny_.Match(exe); r >= 0) return V(ci, Verdict::kViolation, r);
@@ -137,7 +144,8 @@ struct Engine {
 
   static Verdict Open(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
     if (int r = Limits(ci, ctx, false); r >= 0) return V(ci, Verdict::kViolation, r);
-    if (!ci.files_judged_) return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
+    if (!ci.files_judged_)
+      return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
     const std::string& path = ev.file().path();
     if (int r = ci.file_deny_.Match(path); r >= 0) return V(ci, Verdict::kViolation, r);
     if (!ci.file_deny_ids_.empty() && ev.file().inode() != 0) {
@@ -164,7 +172,8 @@ struct Engine {
     }
     if (want_read && ci.file_read_.present()) {
       int r = ci.file_read_.Match(path);
-      if (r < 0 && ci.file_write_.present()) r = allow_rule >= 0 ? allow_rule : ci.file_write_.Match(path);
+      if (r < 0 && ci.file_write_.present())
+        r = allow_rule >= 0 ? allow_rule : ci.file_write_.Match(path);
       if (r < 0) return V(ci, Verdict::kViolation, ci.read_default_rule_);
       if (allow_rule < 0) allow_rule = r;
     }
@@ -204,14 +213,16 @@ struct Engine {
     return V(ci, Verdict::kAllow, r);
   }
 
-  static Verdict Connect(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx) {
+  static Verdict Connect(const CompiledIntent& ci, const writ::v1::Event& ev,
+                         const EvalContext& ctx) {
     if (int r = Limits(ci, ctx, false); r >= 0) return V(ci, Verdict::kViolation, r);
     if (ev.network().family() == "unix") {
       if (!ci.unix_judged_)
         return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
       return Unix(ci, ev.network());
     }
-    if (!ci.net_judged_) return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
+    if (!ci.net_judged_)
+      return LimitsJudged(ci, false) ? Verdict{Verdict::kAllow, nullptr} : Verdict{};
     const auto& n = ev.network();
     uint8_t addr[16] = {};
     int family = 0;
@@ -268,13 +279,18 @@ struct Engine {
 Verdict Evaluate(const CompiledIntent& ci, EventKind kind, const writ::v1::Event& ev,
                  const EvalContext& ctx) {
   switch (kind) {
-    case EventKind::kOpen: return Engine::Open(ci, ev, ctx);
-    case EventKind::kExec: return Engine::Exec(ci, ev, ctx);
-    case EventKind::kConnect: return Engine::Connect(ci, ev, ctx);
+    case EventKind::kOpen:
+      return Engine::Open(ci, ev, ctx);
+    case EventKind::kExec:
+      return Engine::Exec(ci, ev, ctx);
+    case EventKind::kConnect:
+      return Engine::Connect(ci, ev, ctx);
     case EventKind::kLink:
       return Engine::Link(ci, ev, ctx);
-    case EventKind::kFork: return Engine::Fork(ci, ctx);
-    default: return Verdict{};
+    case EventKind::kFork:
+      return Engine::Fork(ci, ctx);
+    default:
+      return Verdict{};
   }
 }
 
@@ -288,10 +304,12 @@ std::string Explain(const CompiledIntent& ci, const writ::v1::Event& ev, const E
   const std::string& k = ev.kind();
   if (k == "exec") {
     subject = absl::StrCat("exec ", ev.process().exe());
-    if (ev.process().args_size() > 0) absl::StrAppend(&subject, " [", absl::StrJoin(ev.process().args(), " "), "]");
+    if (ev.process().args_size() > 0)
+      absl::StrAppend(&subject, " [", absl::StrJoin(ev.process().args(), " "), "]");
   } else if (k == "open") {
-    subject = absl::StrCat("open ", ev.file().path(), " (",
-                           ev.file().flags_size() ? absl::StrJoin(ev.file().flags(), ",") : "read", ")");
+    subject =
+        absl::StrCat("open ", ev.file().path(), " (",
+                     ev.file().flags_size() ? absl::StrJoin(ev.file().flags(), ",") : "read", ")");
   } else if (k == "connect" && ev.network().family() == "unix") {
     subject = absl::StrCat("connect unix ", ev.network().path(),
                            ev.network().peer_path().empty() ? "" : " (reaching ",
@@ -307,22 +325,25 @@ std::string Explain(const CompiledIntent& ci, const writ::v1::Event& ev, const E
   } else {
     subject = absl::StrCat(k.empty() ? "(no kind)" : k, " event");
   }
-  std::string out = absl::StrCat("intent ", ci.name(), ": ", subject, " -> ", VerdictName(v.kind), "\n");
+  std::string out =
+      absl::StrCat("intent ", ci.name(), ": ", subject, " -> ", VerdictName(v.kind), "\n");
   if (v.rule != nullptr) {
     absl::StrAppend(&out, "  rule: ", v.rule->id, " (", CategoryName(v.rule->category), ")\n");
     absl::StrAppend(&out, "  why: ", v.rule->reason, "\n");
     if (v.kind != Verdict::kAllow) {
-      absl::StrAppend(&out, "  severity: ", v.rule->severity, "; responses: ",
-                      absl::StrJoin(v.rule->responses, ", "), "\n");
+      absl::StrAppend(&out, "  severity: ", v.rule->severity,
+                      "; responses: ", absl::StrJoin(v.rule->responses, ", "), "\n");
       if (!v.rule->frameworks.empty()) {
         absl::StrAppend(&out, "  frameworks: ", absl::StrJoin(v.rule->frameworks, ", "), "\n");
       }
     }
     if (v.kind == Verdict::kNeedsApproval) {
-      absl::StrAppend(&out, "  approval timeout: ", absl::FormatDuration(ci.approval_timeout(v.rule)), "\n");
+      absl::StrAppend(
+          &out, "  approval timeout: ", absl::FormatDuration(ci.approval_timeout(v.rule)), "\n");
     }
   } else if (v.kind == Verdict::kAllow) {
-    absl::StrAppend(&out, "  why: no rule of this intent restricts it (the relevant list is absent)\n");
+    absl::StrAppend(&out,
+                    "  why: no rule of this intent restricts it (the relevant list is absent)\n");
   } else {
     absl::StrAppend(&out, "  why: the intent has no rules for this kind of event\n");
   }

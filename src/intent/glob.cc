@@ -49,11 +49,12 @@ absl::StatusOr<Glob> Glob::ParsePath(absl::string_view pattern) {
   if (!rest.empty()) {
     for (absl::string_view seg : absl::StrSplit(rest, '/')) {
       if (seg.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("empty path segment ('//') in \"", pattern, "\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat("empty path segment ('//') in \"", pattern, "\""));
       }
       if (seg == "." || seg == "..") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "'", seg, "' segment in \"", pattern, "\": paths are matched after resolution"));
+        return absl::InvalidArgumentError(absl::StrCat("'", seg, "' segment in \"", pattern,
+                                                       "\": paths are matched after resolution"));
       }
       Segment s;
       s.text = std::string(seg);
@@ -73,7 +74,8 @@ absl::StatusOr<Glob> Glob::ParsePath(absl::string_view pattern) {
     }
   }
   for (const Segment& seg : g.segments_) {
-    if (seg.type == Segment::kLiteral && seg.text.size() > g.must_contain_.size()) g.must_contain_ = seg.text;
+    if (seg.type == Segment::kLiteral && seg.text.size() > g.must_contain_.size())
+      g.must_contain_ = seg.text;
   }
   if (pattern[0] == '/' && all_literal) {
     g.kind_ = Kind::kExact;
@@ -133,8 +135,9 @@ bool Glob::Match(absl::string_view s) const {
       star_pos = pos;
       continue;
     }
-    if (pi < n && (segments_[pi].type == Segment::kLiteral ? segments_[pi].text == seg
-                                                           : WildMatch(segments_[pi].text, seg, false))) {
+    if (pi < n &&
+        (segments_[pi].type == Segment::kLiteral ? segments_[pi].text == seg
+                                                 : WildMatch(segments_[pi].text, seg, false))) {
       ++pi;
       pos = end + 1;
       continue;
@@ -142,7 +145,8 @@ bool Glob::Match(absl::string_view s) const {
     if (star_pi != SIZE_MAX) {
       // Let the last "**" swallow one more segment and retry from there.
       size_t e = s.find('/', star_pos);
-      // No segment left for the "**" to give back: it swallows the rest, then the tail must be "**"s.
+      // No segment left for the "**" to give back: it swallows the rest, then the tail must be
+      // "**"s.
       star_pos = e == absl::string_view::npos ? s.size() + 1 : e + 1;
       pos = star_pos;
       pi = star_pi + 1;
@@ -225,8 +229,9 @@ void PathMatcher::Add(const Glob& g, int rule) {
       break;
     case Glob::Kind::kPrefix:
       prefixes_.emplace_back(g.literal(), rule);
-      std::stable_sort(prefixes_.begin(), prefixes_.end(),
-                       [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+      std::stable_sort(prefixes_.begin(), prefixes_.end(), [](const auto& a, const auto& b) {
+        return a.first.size() > b.first.size();
+      });
       break;
     case Glob::Kind::kGeneral:
       globs_.emplace_back(g, rule);
@@ -260,7 +265,8 @@ std::vector<std::string> PathMatcher::ExactPaths() const {
 std::vector<std::string> PathMatcher::Components(Glob::ComponentRule which) const {
   std::vector<std::string> out;
   for (const auto& [glob, rule] : globs_) {
-    if (which != Glob::ComponentRule::kNone && glob.component_rule() == which) out.push_back(glob.component());
+    if (which != Glob::ComponentRule::kNone && glob.component_rule() == which)
+      out.push_back(glob.component());
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());

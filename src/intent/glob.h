@@ -1,17 +1,18 @@
 // writ::intent globs: path patterns over resolved absolute paths and argument patterns over argv.
 //
-// Path globs: `*` = any characters inside one segment (never '/'), `**` = a whole segment matching zero
-// or more segments, `?` = one character, anything else literal. Matching never allocates: patterns are
-// pre-split into segments and matched against string_views of the path with bounded backtracking.
+// Path globs: `*` = any characters inside one segment (never '/'), `**` = a whole segment matching
+// zero or more segments, `?` = one character, anything else literal. Matching never allocates:
+// patterns are pre-split into segments and matched against string_views of the path with bounded
+// backtracking.
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/repeated_ptr_field.h"
 
 namespace writ::intent {
@@ -37,7 +38,9 @@ class Glob {
   // component is NAME: the directory itself or anything below it). kNone otherwise.
   enum class ComponentRule { kNone, kLeaf, kAnyComponent };
   ComponentRule component_rule() const { return component_rule_; }
-  const std::string& component() const { return component_; }  // NAME, when component_rule() != kNone
+  const std::string& component() const {
+    return component_;
+  }  // NAME, when component_rule() != kNone
 
  private:
   struct Segment {
@@ -94,8 +97,8 @@ bool MatchSubcommand(const Glob& subcommand, const std::vector<Glob>* args,
                      const google::protobuf::RepeatedPtrField<std::string>& argv, int name = 0,
                      bool truncated = false);
 
-// A set of path patterns, each tagged with a rule index. Lookup order: exact hash set, then directory
-// prefixes (longest first), then general globs in file order; the first hit decides.
+// A set of path patterns, each tagged with a rule index. Lookup order: exact hash set, then
+// directory prefixes (longest first), then general globs in file order; the first hit decides.
 class PathMatcher {
  public:
   void Add(const Glob& g, int rule);

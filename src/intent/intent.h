@@ -28,10 +28,11 @@ namespace writ::intent {
 
 class ToolPolicy;  // intent/tools.h
 
-// ---- loading --------------------------------------------------------------------------------------
+// ---- loading
+// --------------------------------------------------------------------------------------
 
-// Every intent of a policy directory, validated. Immutable once loaded; a reload builds a new one and
-// swaps it in, so a bad file never half-applies.
+// Every intent of a policy directory, validated. Immutable once loaded; a reload builds a new one
+// and swaps it in, so a bad file never half-applies.
 class PolicySet {
  public:
   const std::vector<writ::v1::Intent>& intents() const { return intents_; }
@@ -39,8 +40,8 @@ class PolicySet {
   const writ::v1::Intent* Find(absl::string_view name) const;
   // Line of a field path (e.g. "files.deny[0]") inside intent `name`, 0 when unknown.
   int LineOf(absl::string_view name, absl::string_view field_path) const;
-  // `kind: Workloads` entries (agents writ did not launch, adopted by selectors), in file order; each
-  // names an intent of this set and carries valid parameters for it.
+  // `kind: Workloads` entries (agents writ did not launch, adopted by selectors), in file order;
+  // each names an intent of this set and carries valid parameters for it.
   const std::vector<writ::v1::Workload>& workloads() const { return workloads_; }
 
  private:
@@ -51,23 +52,25 @@ class PolicySet {
   std::vector<writ::v1::Workload> workloads_;
 };
 
-// Loads every *.yaml, *.yml and *.json file of `dir` (not recursive). Any error = nothing loaded: the
-// status (InvalidArgument) message lists ALL errors, one per line and nothing else, each exactly
-// "FILE:LINE: field.path: message" (yaml syntax errors use the field "yaml").
-// writd.yaml (the daemon's own config, not an intent file) is skipped.
+// Loads every *.yaml, *.yml and *.json file of `dir` (not recursive). Any error = nothing loaded:
+// the status (InvalidArgument) message lists ALL errors, one per line and nothing else, each
+// exactly "FILE:LINE: field.path: message" (yaml syntax errors use the field "yaml"). writd.yaml
+// (the daemon's own config, not an intent file) is skipped.
 absl::StatusOr<PolicySet> LoadPolicyDir(const std::string& dir);
 // The same for an explicit list of files (e.g. `writ policy check f.yaml`).
 absl::StatusOr<PolicySet> LoadPolicyFiles(const std::vector<std::string>& files);
 // Parses `text` as if it were file `filename` (tests, stdin, the API). Several documents allowed.
 absl::StatusOr<PolicySet> LoadPolicyText(absl::string_view text, const std::string& filename);
 
-// The intents' `credentials:` against the providers writd is configured with (name -> type): an unknown
-// provider, or grants for a provider that takes none, is an error in the same "FILE:LINE: field: message"
-// form, all errors one per line. `check_grant(type, grant)` validates a grant's shape (may be empty).
-// The loader cannot do this itself: providers are the daemon's config, not the policy directory's.
+// The intents' `credentials:` against the providers writd is configured with (name -> type): an
+// unknown provider, or grants for a provider that takes none, is an error in the same "FILE:LINE:
+// field: message" form, all errors one per line. `check_grant(type, grant)` validates a grant's
+// shape (may be empty). The loader cannot do this itself: providers are the daemon's config, not
+// the policy directory's.
 absl::Status CheckCredentialProviders(
     const PolicySet& set, const absl::flat_hash_map<std::string, std::string>& providers,
-    const std::function<absl::Status(const std::string& type, const std::string& grant)>& check_grant);
+    const std::function<absl::Status(const std::string& type, const std::string& grant)>&
+        check_grant);
 
 // Rules that load without error but can never take effect, or that an agent steps around by how it
 // spells a command, one line each: "FILE:LINE: field: warning: message" (`writ policy check` prints
@@ -79,26 +82,27 @@ absl::Status CheckCredentialProviders(
 // where their value matters.
 std::vector<std::string> PolicyWarnings(const PolicySet& set);
 
-// ---- compiled form --------------------------------------------------------------------------------
+// ---- compiled form
+// --------------------------------------------------------------------------------
 
 enum class Category : uint8_t { kExec, kFile, kNetwork, kLimits, kApproval };
 const char* CategoryName(Category c);  // exec, file, network, limits, approval
 
 // One rule of a compiled intent. Lives inside CompiledIntent; verdicts point at it.
 struct Rule {
-  std::string id;          // stable: "<intent>/files.deny[0]", "<intent>/exec.default", ...
+  std::string id;  // stable: "<intent>/files.deny[0]", "<intent>/exec.default", ...
   Category category;
-  std::string reason;      // human text without the event's own path/address (caller adds those)
-  std::string pattern;     // the pattern after parameter substitution ("" for defaults/limits)
-  std::string severity;    // low | medium | high | critical
+  std::string reason;    // human text without the event's own path/address (caller adds those)
+  std::string pattern;   // the pattern after parameter substitution ("" for defaults/limits)
+  std::string severity;  // low | medium | high | critical
   std::vector<std::string> frameworks;
   std::vector<std::string> responses;  // on_violation: alert, kill, freeze, revoke
 };
 
 // What the in-kernel tables can decide on their own (the bpf module builds maps from this).
 struct KernelNetRule {
-  int family = 0;           // AF_INET or AF_INET6
-  uint8_t addr[16] = {};    // network byte order; v4 uses the first 4 bytes
+  int family = 0;         // AF_INET or AF_INET6
+  uint8_t addr[16] = {};  // network byte order; v4 uses the first 4 bytes
   uint8_t prefix_len = 0;
   uint16_t port_lo = 0;
   uint16_t port_hi = 65535;
@@ -108,29 +112,31 @@ struct KernelTables {
   std::vector<std::string> exec_allow_exact;
   std::vector<std::string> exec_deny_exact;
   std::vector<std::string> exec_approval_exact;  // exe paths that have an approval rule
-  bool exec_judged = false;        // exec category or approval rules present
-  bool exec_default_deny = false;  // exec.allow present: unknown exes are violations
-  bool exec_has_globs = false;     // an exec/approval rule is a glob or judges argv: userspace decides
-  bool exec_script_judged = false; // exec.deny or approval rules: a script's own path is judged too
+  bool exec_judged = false;                      // exec category or approval rules present
+  bool exec_default_deny = false;                // exec.allow present: unknown exes are violations
+  bool exec_has_globs = false;  // an exec/approval rule is a glob or judges argv: userspace decides
+  bool exec_script_judged =
+      false;  // exec.deny or approval rules: a script's own path is judged too
   // Exec or approval rules exist: what the kernel cannot name whole (an exe path cut short, the
   // program a dynamic loader was asked to run) is judged in userspace (exec.unresolved,
   // process.loaded).
   bool exec_any_judged = false;
   std::vector<KernelNetRule> net_rules;
-  bool net_judged = false;         // network category present
-  bool net_default_deny = false;   // network.connect.allow present
+  bool net_judged = false;        // network category present
+  bool net_default_deny = false;  // network.connect.allow present
   std::vector<std::string> file_deny_exact;
   std::vector<std::string> file_deny_prefix;  // "/dir/" (everything below dir)
-  // Path-component denies the kernel applies at open exit (one hash lookup per component): NAMEs from
-  // "**/NAME" (the opened file's own name) and from "**/NAME/**" (any component, the file's own name
-  // included: that glob also matches the directory NAME itself).
+  // Path-component denies the kernel applies at open exit (one hash lookup per component): NAMEs
+  // from
+  // "**/NAME" (the opened file's own name) and from "**/NAME/**" (any component, the file's own
+  // name included: that glob also matches the directory NAME itself).
   std::vector<std::string> file_deny_leaf;
   std::vector<std::string> file_deny_any_component;
-  bool file_deny_has_globs = false;           // other deny patterns exist only in userspace
-  bool file_deny_any = false;                 // files.deny has rules: renames and links are judged
+  bool file_deny_has_globs = false;  // other deny patterns exist only in userspace
+  bool file_deny_any = false;        // files.deny has rules: renames and links are judged
   // Identities (kernel device, inode) of the files the exact and directory denies named when the
-  // intent was compiled: the kernel matches them at open exit too (WRIT_PK_INODE), so a hard link or
-  // bind mount of a denied file is denied under any name.
+  // intent was compiled: the kernel matches them at open exit too (WRIT_PK_INODE), so a hard link
+  // or bind mount of a denied file is denied under any name.
   std::vector<std::pair<uint32_t, uint64_t>> file_deny_ids;
   // Unix sockets (network.unix, or its default): names as written, exact ("/run/x.sock", "@name")
   // and directories whose every name below is matched ("/run/app" for "/run/app/**").
@@ -205,7 +211,7 @@ struct HoursWindow {
 class CompiledIntent {
  public:
   const std::string& name() const { return name_; }
-  const std::string& mode() const { return mode_; }          // "" | monitor | enforce
+  const std::string& mode() const { return mode_; }  // "" | monitor | enforce
   bool run_as_root() const { return run_as_root_; }  // the task may run as root (with --allow-root)
   const std::string& severity() const { return severity_; }
   const std::vector<std::string>& responses() const { return responses_; }
@@ -307,22 +313,24 @@ struct CompileOptions {
   bool bind_file_ids = true;
 };
 
-// Binds and type-checks `params` (missing required, unknown, ill-typed = error), substitutes ${name}
-// everywhere, resolves hosts (getaddrinfo), takes denied files' identities and builds the tables.
-// Errors name the field.
+// Binds and type-checks `params` (missing required, unknown, ill-typed = error), substitutes
+// ${name} everywhere, resolves hosts (getaddrinfo), takes denied files' identities and builds the
+// tables. Errors name the field.
 absl::StatusOr<std::shared_ptr<const CompiledIntent>> Compile(
     const writ::v1::Intent& intent, const absl::flat_hash_map<std::string, std::string>& params,
     const CompileOptions& options = {});
 
-// ---- sub-agents -----------------------------------------------------------------------------------
+// ---- sub-agents
+// -----------------------------------------------------------------------------------
 
 // OK when `child` allows nothing `parent` does not (exec, files, network, approvals, limits, mode,
-// on_violation). Conservative: what cannot be proven covered is refused. PermissionDenied otherwise,
-// naming the child permission that would escalate, e.g.
-// "exec.allow /usr/bin/curl is not allowed by parent intent coding-agent".
+// on_violation). Conservative: what cannot be proven covered is refused. PermissionDenied
+// otherwise, naming the child permission that would escalate, e.g. "exec.allow /usr/bin/curl is not
+// allowed by parent intent coding-agent".
 absl::Status CheckSubset(const CompiledIntent& child, const CompiledIntent& parent);
 
-// ---- evaluation -----------------------------------------------------------------------------------
+// ---- evaluation
+// -----------------------------------------------------------------------------------
 
 struct EvalContext {
   absl::Time now;
@@ -332,13 +340,14 @@ struct EvalContext {
 struct Verdict {
   enum Kind : uint8_t { kAllow, kViolation, kNeedsApproval, kNotJudged };
   Kind kind = kNotJudged;
-  // The deciding rule: for kViolation/kNeedsApproval always set; for kAllow the allow rule that matched
-  // (nullptr when the category has no list that judged it); nullptr for kNotJudged.
+  // The deciding rule: for kViolation/kNeedsApproval always set; for kAllow the allow rule that
+  // matched (nullptr when the category has no list that judged it); nullptr for kNotJudged.
   const Rule* rule = nullptr;
-  // The open was denied by the file's identity, not its path: the same file as one a files.deny rule
-  // names, opened through another name (a hard link or a bind mount).
+  // The open was denied by the file's identity, not its path: the same file as one a files.deny
+  // rule names, opened through another name (a hard link or a bind mount).
   bool by_file_id = false;
-  // The exec was decided by the script an interpreter runs (process.script), not by the interpreter.
+  // The exec was decided by the script an interpreter runs (process.script), not by the
+  // interpreter.
   bool by_script = false;
   // The exec was decided by the program a dynamic loader was asked to run (process.loaded).
   bool by_loaded = false;
@@ -361,24 +370,28 @@ Verdict Evaluate(const CompiledIntent& ci, EventKind kind, const writ::v1::Event
 // Multi-line human explanation of the verdict: which rule decided and why, with the event's values.
 std::string Explain(const CompiledIntent& ci, const writ::v1::Event& ev, const EvalContext& ctx);
 
-// ---- policy tests ---------------------------------------------------------------------------------
+// ---- policy tests
+// ---------------------------------------------------------------------------------
 
 struct TestSummary {
   int passed = 0;
   int failed = 0;
 };
-// Runs every intent's `tests:`. Prints one line per failure and, last, exactly "N passed, M failed".
-// Params: the test's own `params:`; otherwise defaults, and "/tmp/writ-test-<name>" for required paths.
+// Runs every intent's `tests:`. Prints one line per failure and, last, exactly "N passed, M
+// failed". Params: the test's own `params:`; otherwise defaults, and "/tmp/writ-test-<name>" for
+// required paths.
 TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out);
 
-// ---- suggestion -----------------------------------------------------------------------------------
+// ---- suggestion
+// -----------------------------------------------------------------------------------
 
 // A least-privilege intent from one task's recorded events (`writ policy suggest`), written as a
-// person would: package and runtime trees as their root with ** (`.../node_modules/**`), system reads
-// as their usual locations (`/usr/lib/**`), per-process and per-boot names as globs, directories and
-// files the task's command line or params named as `params:` with ${name} in the rules, writes narrow.
-// Well-known secret locations are always in files.deny and never allowed; a recording that touched one
-// says so. The intent carries `tests:` drawn from the recording and loads back without errors.
+// person would: package and runtime trees as their root with ** (`.../node_modules/**`), system
+// reads as their usual locations (`/usr/lib/**`), per-process and per-boot names as globs,
+// directories and files the task's command line or params named as `params:` with ${name} in the
+// rules, writes narrow. Well-known secret locations are always in files.deny and never allowed; a
+// recording that touched one says so. The intent carries `tests:` drawn from the recording and
+// loads back without errors.
 struct Suggestion {
   std::string yaml;
   // The parameters' values in the recorded task (the intent requires them; --check binds these).
@@ -393,8 +406,8 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
 std::string SuggestIntent(const std::string& name, const std::vector<writ::v1::Event>& events,
                           const std::string& task_id);
 
-// Recorded events judged again against `ci` as writd judges them (every kind Evaluate judges; a failed
-// open that only an allow-list default would deny accessed nothing and is allowed).
+// Recorded events judged again against `ci` as writd judges them (every kind Evaluate judges; a
+// failed open that only an allow-list default would deny accessed nothing and is allowed).
 struct Replay {
   int judged = 0;
   int violations = 0;

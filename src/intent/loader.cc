@@ -20,8 +20,8 @@
 #include "identity/spiffe_id.h"
 #include "intent/glob.h"
 #include "intent/intent.h"
-#include "intent/tools.h"
 #include "intent/parse_util.h"
+#include "intent/tools.h"
 #include "intent/workload.h"
 #include "intent/yaml_guard.h"
 #include "intent/yaml_proto.h"
@@ -69,7 +69,8 @@ bool ValidName(absl::string_view n) {
 }
 
 // Line of a field path, or of its closest recorded ancestor (a missing key reports its parent).
-int LineFor(const absl::flat_hash_map<std::string, int>& lines, const std::string& path, int doc_line) {
+int LineFor(const absl::flat_hash_map<std::string, int>& lines, const std::string& path,
+            int doc_line) {
   for (std::string p = path; !p.empty();) {
     if (auto it = lines.find(p); it != lines.end()) return it->second;
     size_t cut = p.find_last_of(".[");
@@ -95,7 +96,8 @@ class Validator {
     if (!lines_.contains("apiVersion")) {
       Err("apiVersion", absl::StrCat("missing (expected ", kApiVersion, ")"));
     } else if (in_.api_version() != kApiVersion) {
-      Err("apiVersion", absl::StrCat("unsupported \"", in_.api_version(), "\" (expected ", kApiVersion, ")"));
+      Err("apiVersion",
+          absl::StrCat("unsupported \"", in_.api_version(), "\" (expected ", kApiVersion, ")"));
     }
     if (!lines_.contains("kind")) {
       Err("kind", "missing (expected Intent)");
@@ -154,7 +156,8 @@ class Validator {
       const auto& l = in_.limits();
       if (!l.ttl().empty() && Refs("limits.ttl", l.ttl())) Duration("limits.ttl", l.ttl());
       if (!l.hours().empty() && Refs("limits.hours", l.hours())) {
-        if (auto h = ParseHours(l.hours()); !h.ok()) Err("limits.hours", std::string(h.status().message()));
+        if (auto h = ParseHours(l.hours()); !h.ok())
+          Err("limits.hours", std::string(h.status().message()));
       }
       if (l.max_processes() < 0) Err("limits.max_processes", "must be >= 0");
     }
@@ -189,7 +192,8 @@ class Validator {
     }
     Credentials();
     if (in_.has_tools()) {
-      ValidateToolRules(in_.tools(), [this](const std::string& f, const std::string& m) { Err(f, m); });
+      ValidateToolRules(in_.tools(),
+                        [this](const std::string& f, const std::string& m) { Err(f, m); });
       for (int i = 0; i < in_.tools().during_size(); ++i) {
         const auto& d = in_.tools().during(i);
         const std::string p = Idx("tools.during", i);
@@ -207,7 +211,8 @@ class Validator {
     }
     const auto& sev = in_.severity();
     if (!sev.empty() && sev != "low" && sev != "medium" && sev != "high" && sev != "critical") {
-      Err("severity", absl::StrCat("unknown severity \"", sev, "\" (expected low, medium, high or critical)"));
+      Err("severity",
+          absl::StrCat("unknown severity \"", sev, "\" (expected low, medium, high or critical)"));
     }
     for (int i = 0; i < in_.tests_size(); ++i) Test(i);
   }
@@ -242,7 +247,8 @@ class Validator {
 
   void Pattern(const std::string& path, const std::string& s) {
     if (!Refs(path, s)) return;
-    // Validate the shape with stand-in values: a reference at the start stands for an absolute path.
+    // Validate the shape with stand-in values: a reference at the start stands for an absolute
+    // path.
     absl::flat_hash_map<std::string, std::string> stand_in;
     for (const auto& [n, spec] : in_.params()) stand_in[n] = spec.type() == "path" ? "/p" : "p";
     bool unset = false;
@@ -251,11 +257,13 @@ class Validator {
     if (auto g = Glob::ParsePath(sub); !g.ok()) {
       // Report in terms of what the user wrote.
       Err(path, s == sub ? std::string(g.status().message())
-                         : absl::StrCat(g.status().message(), " (after ${...} stand-ins, from \"", s, "\")"));
+                         : absl::StrCat(g.status().message(), " (after ${...} stand-ins, from \"",
+                                        s, "\")"));
     }
   }
 
-  void Patterns(const std::string& path, const google::protobuf::RepeatedPtrField<std::string>& list) {
+  void Patterns(const std::string& path,
+                const google::protobuf::RepeatedPtrField<std::string>& list) {
     for (int i = 0; i < list.size(); ++i) Pattern(Idx(path, i), list.Get(i));
   }
 
@@ -286,15 +294,18 @@ class Validator {
     if (auto d = ParseDurationStrict(s); !d.ok()) Err(path, std::string(d.status().message()));
   }
 
-  void NetRules(const std::string& path, const google::protobuf::RepeatedPtrField<writ::v1::NetRule>& l) {
+  void NetRules(const std::string& path,
+                const google::protobuf::RepeatedPtrField<writ::v1::NetRule>& l) {
     for (int i = 0; i < l.size(); ++i) {
       const auto& r = l.Get(i);
       const std::string p = Idx(path, i);
       if (r.cidr().empty() == r.host().empty()) {
         Err(p, "exactly one of cidr or host is required");
       }
-      if (!r.cidr().empty() && Refs(p + ".cidr", r.cidr()) && r.cidr().find("${") == std::string::npos) {
-        if (auto c = ParseCidr(r.cidr()); !c.ok()) Err(p + ".cidr", std::string(c.status().message()));
+      if (!r.cidr().empty() && Refs(p + ".cidr", r.cidr()) &&
+          r.cidr().find("${") == std::string::npos) {
+        if (auto c = ParseCidr(r.cidr()); !c.ok())
+          Err(p + ".cidr", std::string(c.status().message()));
       }
       if (!r.host().empty() && Refs(p + ".host", r.host()) &&
           r.host().find("${") == std::string::npos && r.host().find('*') != std::string::npos) {
@@ -316,7 +327,8 @@ class Validator {
       for (int j = 0; j < r.ports_size(); ++j) {
         const std::string pp = Idx(p + ".ports", j);
         if (Refs(pp, r.ports(j)) && r.ports(j).find("${") == std::string::npos) {
-          if (auto pr = ParsePortRange(r.ports(j)); !pr.ok()) Err(pp, std::string(pr.status().message()));
+          if (auto pr = ParsePortRange(r.ports(j)); !pr.ok())
+            Err(pp, std::string(pr.status().message()));
         }
       }
     }
@@ -332,17 +344,20 @@ class Validator {
         Err(p + ".provider", "missing: the name of a provider in writd's credentials.providers");
         continue;
       }
-      const bool name_ok = c.provider().size() <= 63 &&
-                           std::all_of(c.provider().begin(), c.provider().end(), [](char ch) {
-                             return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
-                           });
+      const bool name_ok =
+          c.provider().size() <= 63 &&
+          std::all_of(c.provider().begin(), c.provider().end(), [](char ch) {
+            return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+          });
       if (!name_ok) {
-        Err(p + ".provider", absl::StrCat("bad provider name \"", c.provider(),
-                                          "\" (lowercase letters, digits, '-' and '_', at most 63)"));
+        Err(p + ".provider",
+            absl::StrCat("bad provider name \"", c.provider(),
+                         "\" (lowercase letters, digits, '-' and '_', at most 63)"));
       }
       if (auto [it, fresh] = seen.try_emplace(c.provider(), i); !fresh) {
-        Err(p + ".provider", absl::StrCat("provider \"", c.provider(), "\" is already requested by credentials[",
-                                          it->second, "]"));
+        Err(p + ".provider",
+            absl::StrCat("provider \"", c.provider(), "\" is already requested by credentials[",
+                         it->second, "]"));
       }
       for (int j = 0; j < c.grants_size(); ++j) {
         if (c.grants(j).empty()) Err(Idx(p + ".grants", j), "empty grant");
@@ -364,10 +379,11 @@ class Validator {
     }
     if (t.expect().empty()) {
       Err(p + ".expect", "missing (allow, violation, needs_approval or not_judged)");
-    } else if (t.expect() != "allow" && t.expect() != "violation" && t.expect() != "needs_approval" &&
-               t.expect() != "not_judged") {
-      Err(p + ".expect", absl::StrCat("unknown verdict \"", t.expect(),
-                                      "\" (expected allow, violation, needs_approval or not_judged)"));
+    } else if (t.expect() != "allow" && t.expect() != "violation" &&
+               t.expect() != "needs_approval" && t.expect() != "not_judged") {
+      Err(p + ".expect",
+          absl::StrCat("unknown verdict \"", t.expect(),
+                       "\" (expected allow, violation, needs_approval or not_judged)"));
     }
     for (const auto& [k, v] : t.params()) {
       auto it = in_.params().find(k);
@@ -431,16 +447,19 @@ class Loader {
       // Syntax and semantic passes interleave lines; report in file order like a compiler.
       auto line_of = [&file](const std::string& e) {
         int line = 0;
-        (void)absl::SimpleAtoi(e.substr(file.size() + 1, e.find(':', file.size() + 1) - file.size() - 1), &line);
+        (void)absl::SimpleAtoi(
+            e.substr(file.size() + 1, e.find(':', file.size() + 1) - file.size() - 1), &line);
         return line;
       };
-      std::stable_sort(errors_.begin() + first_error, errors_.end(),
-                       [&](const std::string& a, const std::string& b) { return line_of(a) < line_of(b); });
+      std::stable_sort(
+          errors_.begin() + first_error, errors_.end(),
+          [&](const std::string& a, const std::string& b) { return line_of(a) < line_of(b); });
       if (!in.name().empty()) {
         auto [it, fresh] = names_.try_emplace(in.name(), absl::StrCat(file, ":", lines["name"]));
         if (!fresh) {
-          errors_.push_back(absl::StrCat(file, ":", lines["name"], ": name: duplicate intent name \"",
-                                         in.name(), "\" (first defined at ", it->second, ")"));
+          errors_.push_back(absl::StrCat(file, ":", lines["name"],
+                                         ": name: duplicate intent name \"", in.name(),
+                                         "\" (first defined at ", it->second, ")"));
           continue;
         }
       }
@@ -463,8 +482,8 @@ class Loader {
     std::streamoff size = f.tellg();
     f.seekg(0, std::ios::beg);
     if (size > kMaxPolicyFileBytes) {
-      errors_.push_back(absl::StrCat(path, ":1: (file): ", size,
-                                     " bytes; policy files are limited to 1 MiB"));
+      errors_.push_back(
+          absl::StrCat(path, ":1: (file): ", size, " bytes; policy files are limited to 1 MiB"));
       return;
     }
     std::stringstream ss;
@@ -485,7 +504,8 @@ class Loader {
     if (!lines->contains("apiVersion")) {
       err("apiVersion", absl::StrCat("missing (expected ", kApiVersion, ")"));
     } else if (ws.api_version() != kApiVersion) {
-      err("apiVersion", absl::StrCat("unsupported \"", ws.api_version(), "\" (expected ", kApiVersion, ")"));
+      err("apiVersion",
+          absl::StrCat("unsupported \"", ws.api_version(), "\" (expected ", kApiVersion, ")"));
     }
     if (!lines->contains("workloads")) err("workloads", "missing (a list of workload entries)");
     for (int i = 0; i < ws.workloads_size(); ++i) {
@@ -499,15 +519,16 @@ class Loader {
       } else if (auto [it, fresh] = workload_names_.try_emplace(
                      w->name(), absl::StrCat(file, ":", LineFor(*lines, p + ".name", doc_line)));
                  !fresh) {
-        err(p + ".name", absl::StrCat("duplicate workload name \"", w->name(), "\" (first defined at ",
-                                      it->second, ")"));
+        err(p + ".name", absl::StrCat("duplicate workload name \"", w->name(),
+                                      "\" (first defined at ", it->second, ")"));
       }
       if (w->spiffe_id().empty()) {
         err(p + ".spiffe_id", "missing: the identity the adopted task gets");
       } else if (auto id = identity::ParseSpiffeId(w->spiffe_id()); !id.ok()) {
         err(p + ".spiffe_id", std::string(id.status().message()));
       }
-      if (w->intent().empty()) err(p + ".intent", "missing: the intent the adopted task runs under");
+      if (w->intent().empty())
+        err(p + ".intent", "missing: the intent the adopted task runs under");
       if (w->selectors().empty()) {
         err(p + ".selectors", "missing or empty: a workload needs at least one selector");
       }
@@ -535,8 +556,9 @@ class Loader {
         std::vector<std::string> names;
         for (const auto& i : set_.intents_) names.push_back(i.name());
         std::sort(names.begin(), names.end());
-        err(pw.path + ".intent", absl::StrCat("unknown intent \"", w.intent(), "\" (loaded: ",
-                                              names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
+        err(pw.path + ".intent",
+            absl::StrCat("unknown intent \"", w.intent(),
+                         "\" (loaded: ", names.empty() ? "none" : absl::StrJoin(names, ", "), ")"));
         continue;
       }
       for (const auto& [k, v] : w.params()) {
@@ -550,8 +572,8 @@ class Loader {
       }
       for (const auto& [k, spec] : in->params()) {
         if (spec.required() && !w.params().contains(k)) {
-          err(pw.path + ".params", absl::StrCat("missing required parameter \"", k, "\" of intent ",
-                                                in->name()));
+          err(pw.path + ".params",
+              absl::StrCat("missing required parameter \"", k, "\" of intent ", in->name()));
         }
       }
       set_.workloads_.push_back(w);
@@ -564,8 +586,8 @@ class Loader {
   }
 
  private:
-  // One document into `msg` (intent or workload set), recording each field's line in `lines`. Schema
-  // errors are collected; false when yaml-cpp threw and the document is abandoned.
+  // One document into `msg` (intent or workload set), recording each field's line in `lines`.
+  // Schema errors are collected; false when yaml-cpp threw and the document is abandoned.
   bool ParseDocument(const YAML::Node& doc, google::protobuf::Message* msg, const std::string& file,
                      absl::flat_hash_map<std::string, int>* lines) {
     YamlParseState st{file, &errors_, lines};
@@ -623,7 +645,8 @@ absl::StatusOr<PolicySet> LoadPolicyDir(const std::string& dir) {
 
 absl::Status CheckCredentialProviders(
     const PolicySet& set, const absl::flat_hash_map<std::string, std::string>& providers,
-    const std::function<absl::Status(const std::string& type, const std::string& grant)>& check_grant) {
+    const std::function<absl::Status(const std::string& type, const std::string& grant)>&
+        check_grant) {
   std::vector<std::string> names;
   for (const auto& [n, t] : providers) names.push_back(n);
   std::sort(names.begin(), names.end());
@@ -631,7 +654,8 @@ absl::Status CheckCredentialProviders(
   for (const auto& in : set.intents()) {
     auto where = [&](const std::string& field) {
       int line = set.LineOf(in.name(), field);
-      return absl::StrCat(in.source().file(), ":", line ? line : in.source().line(), ": ", field, ": ");
+      return absl::StrCat(in.source().file(), ":", line ? line : in.source().line(), ": ", field,
+                          ": ");
     };
     for (int i = 0; i < in.credentials_size(); ++i) {
       const auto& c = in.credentials(i);
@@ -646,8 +670,8 @@ absl::Status CheckCredentialProviders(
       for (int j = 0; j < c.grants_size(); ++j) {
         const std::string g = absl::StrCat(p, ".grants[", j, "]");
         if (it->second != "postgres") {
-          errors.push_back(absl::StrCat(where(g), "grants apply to postgres providers; \"", c.provider(),
-                                        "\" is ", it->second));
+          errors.push_back(absl::StrCat(where(g), "grants apply to postgres providers; \"",
+                                        c.provider(), "\" is ", it->second));
         } else if (check_grant) {
           if (absl::Status st = check_grant(it->second, c.grants(j)); !st.ok()) {
             errors.push_back(absl::StrCat(where(g), st.message()));

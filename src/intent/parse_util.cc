@@ -39,7 +39,8 @@ absl::StatusOr<std::vector<std::string>> ParamRefs(absl::string_view s) {
 }
 
 std::string SubstituteParams(absl::string_view s,
-                             const absl::flat_hash_map<std::string, std::string>& values, bool* unset) {
+                             const absl::flat_hash_map<std::string, std::string>& values,
+                             bool* unset) {
   std::string out;
   size_t i = 0;
   while (i < s.size()) {
@@ -76,7 +77,8 @@ absl::Status CheckParamValue(absl::string_view type, absl::string_view v) {
   }
   if (type == "bool") {
     if (v != "true" && v != "false") {
-      return absl::InvalidArgumentError(absl::StrCat("expected bool (true|false), got \"", v, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("expected bool (true|false), got \"", v, "\""));
     }
     return absl::OkStatus();
   }
@@ -138,8 +140,8 @@ absl::StatusOr<Hours> ParseHours(absl::string_view s) {
   Hours h;
   std::vector<absl::string_view> parts = absl::StrSplit(s, ' ', absl::SkipEmpty());
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("bad hours window \"", s, "\": ", why,
-                                                   " (expected \"HH:MM-HH:MM [TZ]\")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad hours window \"", s, "\": ", why, " (expected \"HH:MM-HH:MM [TZ]\")"));
   };
   if (parts.empty() || parts.size() > 2) return bad("wrong number of parts");
   std::vector<absl::string_view> range = absl::StrSplit(parts[0], '-');
@@ -174,8 +176,8 @@ absl::StatusOr<Cidr> ParseCidr(absl::string_view s) {
     c.family = AF_INET6;
     max_len = 128;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("bad CIDR \"", s, "\": \"", addr,
-                                                   "\" is not an IPv4 or IPv6 address"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad CIDR \"", s, "\": \"", addr, "\" is not an IPv4 or IPv6 address"));
   }
   if (len < 0) len = max_len;
   if (len > max_len) {

@@ -1,28 +1,30 @@
-// Value syntaxes shared by the loader (validation) and the compiler (binding): ${param} substitution,
-// durations, hours windows, CIDRs, ports. Each returns a status whose message is the bare problem; the
-// caller prefixes FILE:LINE: field.
+// Value syntaxes shared by the loader (validation) and the compiler (binding): ${param}
+// substitution, durations, hours windows, CIDRs, ports. Each returns a status whose message is the
+// bare problem; the caller prefixes FILE:LINE: field.
 #pragma once
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace writ::intent {
 
 // Names referenced as ${name} in `s`, in order. Error on "${" without "}" or a bad name.
 absl::StatusOr<std::vector<std::string>> ParamRefs(absl::string_view s);
-// Replaces each ${name} with values[name]. A name missing from `values` sets *unset (and is replaced by
-// nothing); callers drop rules that reference unset optional parameters.
+// Replaces each ${name} with values[name]. A name missing from `values` sets *unset (and is
+// replaced by nothing); callers drop rules that reference unset optional parameters.
 std::string SubstituteParams(absl::string_view s,
-                             const absl::flat_hash_map<std::string, std::string>& values, bool* unset);
+                             const absl::flat_hash_map<std::string, std::string>& values,
+                             bool* unset);
 
 bool ValidParamName(absl::string_view name);
-// Type-checks a parameter value: path (absolute, normalised, no glob characters), string, int, bool.
+// Type-checks a parameter value: path (absolute, normalised, no glob characters), string, int,
+// bool.
 absl::Status CheckParamValue(absl::string_view type, absl::string_view value);
 
 // "30m", "1h30m", "45s", "2d": positive.

@@ -24,7 +24,8 @@ bool Under(absl::string_view a, absl::string_view b) {
 }
 
 // The literal directory every match of `g` lies in (or equals, for exact patterns): the leading
-// segments without wildcards. "" when the pattern starts with a wildcard ("**/.env" can be anywhere).
+// segments without wildcards. "" when the pattern starts with a wildcard ("**/.env" can be
+// anywhere).
 std::string LiteralDir(const Glob& g) {
   if (g.kind() != Glob::Kind::kGeneral) return g.literal();
   const std::string& p = g.pattern();
@@ -88,7 +89,8 @@ int ModeRank(absl::string_view m) {
 // whether an allow list is present but empty).
 class SubsetChecker {
  public:
-  SubsetChecker(const CompiledIntent& child, const CompiledIntent& parent) : c_(child), p_(parent) {}
+  SubsetChecker(const CompiledIntent& child, const CompiledIntent& parent)
+      : c_(child), p_(parent) {}
 
   absl::Status Run() {
     // Permissions first: they are what a user widening a child intent most likely got wrong.
@@ -112,14 +114,16 @@ class SubsetChecker {
       for (const auto& cand : p_.credentials()) {
         if (cand.provider() == cc.provider()) pc = &cand;
       }
-      if (pc == nullptr) return Refuse(absl::StrCat("credentials from provider \"", cc.provider(), "\""));
+      if (pc == nullptr)
+        return Refuse(absl::StrCat("credentials from provider \"", cc.provider(), "\""));
       for (const auto& g : cc.grants()) {
         if (std::find(pc->grants().begin(), pc->grants().end(), g) == pc->grants().end()) {
           return Refuse(absl::StrCat("credentials[", cc.provider(), "] grant \"", g, "\""));
         }
       }
       if (cc.grants().empty() && !pc->grants().empty()) {
-        return Refuse(absl::StrCat("credentials from \"", cc.provider(), "\" with the provider's default grants"));
+        return Refuse(absl::StrCat("credentials from \"", cc.provider(),
+                                   "\" with the provider's default grants"));
       }
     }
     return absl::OkStatus();
@@ -131,7 +135,8 @@ class SubsetChecker {
     Glob glob;
   };
 
-  // Patterns of one list, re-parsed from the compiled rules (patterns after parameter substitution).
+  // Patterns of one list, re-parsed from the compiled rules (patterns after parameter
+  // substitution).
   static std::vector<Pat> List(const CompiledIntent& ci, absl::string_view field) {
     std::vector<Pat> out;
     const std::string prefix = absl::StrCat(ci.name(), "/", field, "[");
@@ -167,7 +172,8 @@ class SubsetChecker {
       bool has = std::find(c_.responses().begin(), c_.responses().end(), r) != c_.responses().end();
       // Killing contains at least as much as freezing does.
       if (!has && r == "freeze") {
-        has = std::find(c_.responses().begin(), c_.responses().end(), "kill") != c_.responses().end();
+        has =
+            std::find(c_.responses().begin(), c_.responses().end(), "kill") != c_.responses().end();
       }
       if (!has) return Refuse(absl::StrCat("on_violation without ", r));
     }
@@ -269,7 +275,8 @@ class SubsetChecker {
     if (p_.file_write_.present()) {
       if (!c_.file_write_.present()) return Refuse("files.write (any path: no files.write list)");
       for (const Pat& w : c_write) {
-        if (!covered(w.glob, {&p_write})) return Refuse(absl::StrCat("files.write ", w.glob.pattern()));
+        if (!covered(w.glob, {&p_write}))
+          return Refuse(absl::StrCat("files.write ", w.glob.pattern()));
       }
     }
     if (p_.file_read_.present()) {
@@ -314,7 +321,8 @@ class SubsetChecker {
         ok = std::none_of(c_.net_allow_.begin(), c_.net_allow_.end(),
                           [&](const NetEntry& a) { return NetOverlaps(a, d); });
       }
-      if (!ok) return Refuse(absl::StrCat("connect to ", Shown(p_, d), " (parent network.connect.deny)"));
+      if (!ok)
+        return Refuse(absl::StrCat("connect to ", Shown(p_, d), " (parent network.connect.deny)"));
     }
     return Names();
   }
@@ -427,11 +435,13 @@ class SubsetChecker {
   }
 
   absl::Status Limits() const {
-    // The child's deadline is capped by the parent's when the task is created; the process count and
-    // the hours are the child's own, so they must be at least as tight.
-    if (p_.max_processes_ > 0 && (c_.max_processes_ <= 0 || c_.max_processes_ > p_.max_processes_)) {
-      return Refuse(absl::StrCat("limits.max_processes ",
-                                 c_.max_processes_ > 0 ? absl::StrCat(c_.max_processes_) : "unlimited"));
+    // The child's deadline is capped by the parent's when the task is created; the process count
+    // and the hours are the child's own, so they must be at least as tight.
+    if (p_.max_processes_ > 0 &&
+        (c_.max_processes_ <= 0 || c_.max_processes_ > p_.max_processes_)) {
+      return Refuse(absl::StrCat("limits.max_processes ", c_.max_processes_ > 0
+                                                              ? absl::StrCat(c_.max_processes_)
+                                                              : "unlimited"));
     }
     const HoursWindow& ph = p_.hours_;
     const HoursWindow& ch = c_.hours_;

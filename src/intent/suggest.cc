@@ -302,8 +302,8 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     for (const auto& t : o.offered) {
       if (!o.tools.contains(t)) unused.insert(t);
     }
-    y << YAML::Key << "tools" << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value
-      << YAML::BeginSeq;
+    y << YAML::Key << "tools" << YAML::Value << YAML::BeginMap << YAML::Key << "allow"
+      << YAML::Value << YAML::BeginSeq;
     for (const auto& t : o.tools) y << YAML::DoubleQuoted << t;
     y << YAML::EndSeq;
     if (!unused.empty()) {

@@ -87,7 +87,8 @@ absl::StatusOr<WorkloadMatcher> WorkloadMatcher::Build(
     for (const auto& s : w.selectors()) {
       auto sel = ParseSelector(s);
       if (!sel.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("workload ", w.name(), ": ", sel.status().message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("workload ", w.name(), ": ", sel.status().message()));
       }
       e.selectors.push_back(*std::move(sel));
     }
@@ -95,9 +96,10 @@ absl::StatusOr<WorkloadMatcher> WorkloadMatcher::Build(
       return absl::InvalidArgumentError(absl::StrCat("workload ", w.name(), ": no selectors"));
     }
     // The cheap selectors first, the exe hash last (it reads the whole file).
-    std::stable_sort(e.selectors.begin(), e.selectors.end(), [](const Selector& a, const Selector& b) {
-      return (a.type == Selector::Type::kSha256) < (b.type == Selector::Type::kSha256);
-    });
+    std::stable_sort(
+        e.selectors.begin(), e.selectors.end(), [](const Selector& a, const Selector& b) {
+          return (a.type == Selector::Type::kSha256) < (b.type == Selector::Type::kSha256);
+        });
     m.entries_.push_back(std::move(e));
   }
   return m;
@@ -109,10 +111,18 @@ const writ::v1::Workload* WorkloadMatcher::Match(const ProcessFacts& f) const {
     bool ok = true;
     for (const Selector& s : e.selectors) {
       switch (s.type) {
-        case Selector::Type::kExePath: ok = f.exe == s.value; break;
-        case Selector::Type::kUid: ok = f.uid == s.uid; break;
-        case Selector::Type::kCgroupPath: ok = s.glob->Match(f.cgroup_path); break;
-        case Selector::Type::kSystemdId: ok = f.systemd_unit == s.value; break;
+        case Selector::Type::kExePath:
+          ok = f.exe == s.value;
+          break;
+        case Selector::Type::kUid:
+          ok = f.uid == s.uid;
+          break;
+        case Selector::Type::kCgroupPath:
+          ok = s.glob->Match(f.cgroup_path);
+          break;
+        case Selector::Type::kSystemdId:
+          ok = f.systemd_unit == s.value;
+          break;
         case Selector::Type::kSha256:
           if (!sha) sha = f.sha256 ? f.sha256() : std::string();
           ok = !sha->empty() && *sha == s.value;
@@ -139,7 +149,8 @@ AdoptKernelKeys WorkloadMatcher::kernel_keys() const {
         k.exe_paths.push_back(exe->value);
       }
     } else if (uid) {
-      if (std::find(k.uids.begin(), k.uids.end(), uid->uid) == k.uids.end()) k.uids.push_back(uid->uid);
+      if (std::find(k.uids.begin(), k.uids.end(), uid->uid) == k.uids.end())
+        k.uids.push_back(uid->uid);
     } else {
       k.any = true;
     }

@@ -17,12 +17,12 @@ bool IsAnchorChar(char c) {
          c != '{' && c != '}' && c != '\0';
 }
 
-// Does this line open a block scalar (its last token is | or >, with optional -/+/digit indicators)?
-// Then the lines below it that are more indented are text, not structure.
+// Does this line open a block scalar (its last token is | or >, with optional -/+/digit
+// indicators)? Then the lines below it that are more indented are text, not structure.
 bool OpensBlockScalar(absl::string_view line) {
   size_t end = line.size();
-  // Drop a trailing comment (" #...") and spaces. Approximate (a '#' inside quotes ends it too), which
-  // can only make the guard stricter on odd inputs.
+  // Drop a trailing comment (" #...") and spaces. Approximate (a '#' inside quotes ends it too),
+  // which can only make the guard stricter on odd inputs.
   for (size_t i = 0; i + 1 < line.size(); i++) {
     if ((line[i] == ' ' || line[i] == '\t') && line[i + 1] == '#') {
       end = i;
@@ -31,7 +31,9 @@ bool OpensBlockScalar(absl::string_view line) {
   }
   while (end > 0 && (line[end - 1] == ' ' || line[end - 1] == '\t' || line[end - 1] == '\r')) end--;
   size_t i = end;
-  while (i > 0 && (line[i - 1] == '-' || line[i - 1] == '+' || (line[i - 1] >= '0' && line[i - 1] <= '9'))) i--;
+  while (i > 0 &&
+         (line[i - 1] == '-' || line[i - 1] == '+' || (line[i - 1] >= '0' && line[i - 1] <= '9')))
+    i--;
   if (i == 0 || (line[i - 1] != '|' && line[i - 1] != '>')) return false;
   i--;
   return i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t';
@@ -54,7 +56,8 @@ class CountingHandler : public YAML::EventHandler {
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& m, YAML::anchor_t) override { Count(m); }
   void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { Count(m); }
-  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override {
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                const std::string&) override {
     Count(m);
   }
   void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
@@ -81,8 +84,9 @@ class CountingHandler : public YAML::EventHandler {
 
 // A dry run of yaml-cpp's event parser with bounds: yaml-cpp 0.7's LoadAll can loop forever,
 // producing empty documents, on input it neither accepts nor rejects (found by fuzz_policy: a lone
-// ',' at a document's root). Whatever the next such input is, it shows up here as too many documents
-// or events, and is refused instead of hanging the loader. Syntax errors are left to the real load.
+// ',' at a document's root). Whatever the next such input is, it shows up here as too many
+// documents or events, and is refused instead of hanging the loader. Syntax errors are left to the
+// real load.
 static std::optional<std::string> CheckYamlProgress(absl::string_view text, const std::string& file,
                                                     const YamlGuardLimits& limits) {
   std::istringstream in{std::string(text)};
@@ -107,9 +111,9 @@ static std::optional<std::string> CheckYamlProgress(absl::string_view text, cons
 
 // A lexer just precise enough to tell structure from content: quoted scalars ('..' with '' escapes,
 // ".." with backslash escapes, possibly spanning lines) and comments are skipped; '&', '*', '[' and
-// '{' count only where a YAML token can start (line start, after whitespace or a flow indicator), so
-// globs like /usr/bin/* and paths with brackets are content. Block scalars (| and >) are treated as
-// plain lines: their text may count as indentation, which only makes the bounds stricter for
+// '{' count only where a YAML token can start (line start, after whitespace or a flow indicator),
+// so globs like /usr/bin/* and paths with brackets are content. Block scalars (| and >) are treated
+// as plain lines: their text may count as indentation, which only makes the bounds stricter for
 // pathological inputs, never for real policies.
 std::optional<std::string> CheckYamlBounds(absl::string_view text, const std::string& file,
                                            const YamlGuardLimits& limits) {
@@ -123,7 +127,9 @@ std::optional<std::string> CheckYamlBounds(absl::string_view text, const std::st
   int scalar_parent = -1;  // >= 0: inside a block scalar opened on a line with this indentation
   bool node_done = false;  // a quoted scalar or a flow collection just ended outside any [ ] / { }
   char prev = '\n';
-  auto err = [&](const std::string& what) { return absl::StrCat(file, ":", line, ": yaml: ", what); };
+  auto err = [&](const std::string& what) {
+    return absl::StrCat(file, ":", line, ": yaml: ", what);
+  };
   auto line_at = [&](size_t from) {
     size_t e = text.find('\n', from);
     return text.substr(from, e == absl::string_view::npos ? text.size() - from : e - from);
@@ -138,7 +144,8 @@ std::optional<std::string> CheckYamlBounds(absl::string_view text, const std::st
         prev = c;
         node_done = false;
       }
-      // Block scalar text (description: |) is skipped whole: quotes and brackets in prose are content.
+      // Block scalar text (description: |) is skipped whole: quotes and brackets in prose are
+      // content.
       const size_t from = c == '\n' ? i + 1 : 0;
       absl::string_view next = line_at(from);
       if (scalar_parent >= 0 && (Indent(next) > scalar_parent ||
@@ -161,10 +168,12 @@ std::optional<std::string> CheckYamlBounds(absl::string_view text, const std::st
         block++;  // "- - - x": each indicator opens one more level
       } else {
         line_start = false;
-        // yaml-cpp 0.7's LoadAll never returns (allocating) on a ',' opening a document's root; a ','
-        // cannot start a value outside [ ] / { } anyway (only a plain scalar's rare continuation line).
+        // yaml-cpp 0.7's LoadAll never returns (allocating) on a ',' opening a document's root; a
+        // ',' cannot start a value outside [ ] / { } anyway (only a plain scalar's rare
+        // continuation line).
         if (c == ',' && flow == 0) return err("',' outside [ ] / { } cannot start a value");
-        if (c == '-' && text.substr(i, 3) == "---" && block == 0 && ++documents > limits.max_documents) {
+        if (c == '-' && text.substr(i, 3) == "---" && block == 0 &&
+            ++documents > limits.max_documents) {
           return err(absl::StrCat("more than ", limits.max_documents, " documents"));
         }
       }

@@ -17,17 +17,23 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
 
-void Error(YamlParseState& st, const YAML::Node& n, const std::string& path, const std::string& msg) {
+void Error(YamlParseState& st, const YAML::Node& n, const std::string& path,
+           const std::string& msg) {
   st.errors->push_back(absl::StrCat(st.file, ":", YamlLine(n), ": ", path, ": ", msg));
 }
 
 const char* TypeName(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Null: return "null";
-    default: return "nothing";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    case YAML::NodeType::Null:
+      return "null";
+    default:
+      return "nothing";
   }
 }
 
@@ -108,8 +114,8 @@ void SetScalar(const YAML::Node& n, Message* msg, const FieldDescriptor* f, cons
   }
 }
 
-void ParseField(const YAML::Node& v, Message* msg, const FieldDescriptor* f, const std::string& path,
-                YamlParseState& st) {
+void ParseField(const YAML::Node& v, Message* msg, const FieldDescriptor* f,
+                const std::string& path, YamlParseState& st) {
   const Reflection* r = msg->GetReflection();
   (*st.lines)[path] = YamlLine(v);
   if (f->is_map()) {
@@ -206,7 +212,8 @@ void ParseYamlMessage(const YAML::Node& node, Message* msg, const std::string& p
         if (IsInternal(d->field(i))) continue;
         absl::StrAppend(&known, known.empty() ? "" : ", ", d->field(i)->name());
       }
-      Error(st, kv.first, sub, absl::StrCat("unknown key \"", key, "\" (expected one of: ", known, ")"));
+      Error(st, kv.first, sub,
+            absl::StrCat("unknown key \"", key, "\" (expected one of: ", known, ")"));
       continue;
     }
     ParseField(kv.second, msg, f, sub, st);

@@ -18,11 +18,12 @@ struct YamlParseState {
 };
 
 // Fills `msg` from a YAML mapping. Unknown keys, wrong types and out-of-range numbers are errors at
-// every level. Field names are the proto names; a field's json_name (e.g. apiVersion) is accepted too.
-// For a repeated field `x` with a sibling `bool x_present`, the flag is set when the key appears;
+// every level. Field names are the proto names; a field's json_name (e.g. apiVersion) is accepted
+// too. For a repeated field `x` with a sibling `bool x_present`, the flag is set when the key
+// appears;
 // `*_present` fields and the `source` field are never accepted as keys.
-void ParseYamlMessage(const YAML::Node& node, google::protobuf::Message* msg, const std::string& path,
-                      YamlParseState& st);
+void ParseYamlMessage(const YAML::Node& node, google::protobuf::Message* msg,
+                      const std::string& path, YamlParseState& st);
 
 int YamlLine(const YAML::Node& node);  // 1-based
 

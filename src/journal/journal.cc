@@ -127,8 +127,8 @@ absl::Status CheckTail(int fd, uint64_t size, uint64_t* seq, std::string* prev) 
       return absl::DataLossError(absl::StrCat("second-to-last record: ", pr.status().message()));
     }
     if (pr->seq + 1 != r.seq) {
-      return absl::DataLossError(absl::StrCat("the last record has seq ", r.seq,
-                                              " after seq ", pr->seq, " (removed or reordered)"));
+      return absl::DataLossError(absl::StrCat("the last record has seq ", r.seq, " after seq ",
+                                              pr->seq, " (removed or reordered)"));
     }
     if (Sha256Hex(prev_line) != r.prev) {
       return absl::DataLossError(
@@ -149,8 +149,8 @@ class LineReader {
  public:
   explicit LineReader(FILE* f) : f_(f) {}
   ~LineReader() { free(buf_); }
-  // Returns false at EOF. *newline tells whether the line ended with '\n'; *too_long when it exceeded
-  // kMaxRecordBytes (the rest of that line is consumed).
+  // Returns false at EOF. *newline tells whether the line ended with '\n'; *too_long when it
+  // exceeded kMaxRecordBytes (the rest of that line is consumed).
   bool Next(absl::string_view* line, bool* newline, bool* too_long) {
     ssize_t n = getline(&buf_, &cap_, f_);
     if (n < 0) return false;
@@ -347,8 +347,9 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
       if (st.st_size == 0) SyncDir(opts.path);
       Log()->info("journal {}: {} (fsync {})", opts.path,
                   seq ? absl::StrCat("continuing after seq ", seq) : std::string("new segment"),
-                  opts.fsync.kind == FsyncPolicy::Kind::kAlways  ? "always"
-                  : opts.fsync.kind == FsyncPolicy::Kind::kNever ? "never"
+                  opts.fsync.kind == FsyncPolicy::Kind::kAlways ? "always"
+                  : opts.fsync.kind == FsyncPolicy::Kind::kNever
+                      ? "never"
                       : absl::FormatDuration(opts.fsync.interval));
       return j;
     }
@@ -381,7 +382,8 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opt
 absl::Status Journal::WriteLocked(const std::string& line) {
   absl::Status st = WriteAll(fd_.get(), line);
   if (st.ok()) return st;
-  // Cut a partial record so the file stays a valid chain; if that fails, the next start quarantines.
+  // Cut a partial record so the file stays a valid chain; if that fails, the next start
+  // quarantines.
   if (ftruncate(fd_.get(), static_cast<off_t>(size_)) != 0) {
     broken_ = true;
     Log()->error("journal {}: a partial record could not be removed ({}); refusing further appends",
@@ -425,14 +427,15 @@ absl::Status Journal::AppendLocked(absl::string_view event_json) {
                   RecordHash(seq, prev_, event_json), kEnd);
   if (line_.size() > kMaxRecordBytes) {
     stats_.write_errors++;
-    return absl::InvalidArgumentError(absl::StrCat("journal record of ", line_.size(),
-                                                   " bytes exceeds ", kMaxRecordBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("journal record of ", line_.size(), " bytes exceeds ", kMaxRecordBytes));
   }
   std::string next_prev = Sha256Hex(line_);
   line_.push_back('\n');
   if (absl::Status st = WriteLocked(line_); !st.ok()) {
     uint64_t n = ++stats_.write_errors;
-    if (n == 1 || n % 1000 == 0) Log()->error("journal {}: {} ({} errors)", path_, std::string(st.message()), n);
+    if (n == 1 || n % 1000 == 0)
+      Log()->error("journal {}: {} ({} errors)", path_, std::string(st.message()), n);
     return st;
   }
   seq_ = seq;
@@ -445,8 +448,8 @@ absl::Status Journal::AppendLocked(absl::string_view event_json) {
 }
 
 absl::Status Journal::MaybeSyncLocked() {
-  if (fsync_.kind == FsyncPolicy::Kind::kAlways ||
-      (fsync_.kind == FsyncPolicy::Kind::kInterval && absl::Now() - last_sync_ >= fsync_.interval)) {
+  if (fsync_.kind == FsyncPolicy::Kind::kAlways || (fsync_.kind == FsyncPolicy::Kind::kInterval &&
+                                                    absl::Now() - last_sync_ >= fsync_.interval)) {
     return SyncLocked();
   }
   return absl::OkStatus();
@@ -460,7 +463,8 @@ absl::Status Journal::SyncLocked() {
   if (fdatasync(fd_.get()) != 0) {
     uint64_t n = ++stats_.fsync_errors;
     absl::Status st = ErrnoStatus(errno, "fdatasync journal");
-    if (n == 1 || n % 1000 == 0) Log()->error("journal {}: {} ({} errors)", path_, std::string(st.message()), n);
+    if (n == 1 || n % 1000 == 0)
+      Log()->error("journal {}: {} ({} errors)", path_, std::string(st.message()), n);
     return st;
   }
   return absl::OkStatus();
@@ -530,8 +534,8 @@ absl::StatusOr<VerifyResult> VerifyJournal(const std::string& path) {
     }
     if (rec->seq > expected_seq) {
       if (uint64_t at = FindSeq(path, lineno, expected_seq)) {
-        return fail(absl::StrCat("reordered: expected seq ", expected_seq, ", found seq ",
-                                 rec->seq, "; seq ", expected_seq, " is at line ", at));
+        return fail(absl::StrCat("reordered: expected seq ", expected_seq, ", found seq ", rec->seq,
+                                 "; seq ", expected_seq, " is at line ", at));
       }
       return fail(rec->seq == expected_seq + 1
                       ? absl::StrCat("removed: record seq ", expected_seq, " is missing")

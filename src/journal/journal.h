@@ -1,26 +1,29 @@
-// journal: the tamper-evident local record of what writd found and did. One append-only JSONL file of
-// findings (verdict violation / needs_approval), actions, approval requests and credential revocations,
-// hash-chained so that an edit, a removed or reordered line, a cut tail or a forged line is detected by
-// VerifyJournal (and `writ audit verify`).
+// journal: the tamper-evident local record of what writd found and did. One append-only JSONL file
+// of findings (verdict violation / needs_approval), actions, approval requests and credential
+// revocations, hash-chained so that an edit, a removed or reordered line, a cut tail or a forged
+// line is detected by VerifyJournal (and `writ audit verify`).
 //
 // Record format, one per line, exactly these keys in this order, no spaces:
 //
 //   {"seq":N,"prev":"<P>","event":<E>,"hash":"<H>"}
 //
 //   N  decimal sequence number, 1 for the first record of a file (a segment)
-//   P  lowercase hex SHA-256 of the previous record's whole line (the bytes between the previous line's
+//   P  lowercase hex SHA-256 of the previous record's whole line (the bytes between the previous
+//   line's
 //      start and its '\n', exclusive); 64 '0' for seq 1
 //   E  the event as native writ JSON (sinks::AppendJson), byte for byte
-//   H  lowercase hex SHA-256 over the ASCII string  N "|" P "|" E  (decimal N, hex P, E's exact bytes)
+//   H  lowercase hex SHA-256 over the ASCII string  N "|" P "|" E  (decimal N, hex P, E's exact
+//   bytes)
 //
-// H makes a record self-consistent; P ties it to its predecessor's complete line (including that line's
-// H), so changing any byte of any record breaks either that record's H or its successor's P. What a
-// local chain cannot show: the newest records removed whole (ship the journal or its head elsewhere for
-// that); see docs/operations.md.
+// H makes a record self-consistent; P ties it to its predecessor's complete line (including that
+// line's H), so changing any byte of any record breaks either that record's H or its successor's P.
+// What a local chain cannot show: the newest records removed whole (ship the journal or its head
+// elsewhere for that); see docs/operations.md.
 //
-// Restart: Open reads the last two lines, checks the last record's hash and its link to the line before,
-// and continues seq/prev from it. A tail that fails the check is never appended to or overwritten: the
-// file is renamed to <path>.corrupt-<UTC time>, a new segment starts at seq 1, and the error is logged.
+// Restart: Open reads the last two lines, checks the last record's hash and its link to the line
+// before, and continues seq/prev from it. A tail that fails the check is never appended to or
+// overwritten: the file is renamed to <path>.corrupt-<UTC time>, a new segment starts at seq 1, and
+// the error is logged.
 #pragma once
 
 #include <cstdint>
@@ -31,9 +34,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/types/span.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "util/fd.h"
 #include "writ/v1/event.pb.h"
 
@@ -41,17 +44,17 @@ namespace writ::journal {
 
 inline constexpr absl::string_view kGenesisPrev =
     "0000000000000000000000000000000000000000000000000000000000000000";
-// Longest record line Open and VerifyJournal accept. Events are bounded by the decoder (argv, paths);
-// this bounds memory when reading a damaged or hostile file.
+// Longest record line Open and VerifyJournal accept. Events are bounded by the decoder (argv,
+// paths); this bounds memory when reading a damaged or hostile file.
 inline constexpr size_t kMaxRecordBytes = 1 << 20;
 
 // When the journal calls fdatasync(2).
 struct FsyncPolicy {
   enum class Kind { kAlways, kInterval, kNever };
-  // kAlways: each Append call (writd's journal thread passes all it has queued) is on disk before the
-  // next begins -- group commit, one fdatasync per batch. kInterval: a record appended more than
-  // `interval` after the last sync is synced at once, later ones at the latest `interval` after it
-  // (writd's default, 10ms: see docs/operations.md).
+  // kAlways: each Append call (writd's journal thread passes all it has queued) is on disk before
+  // the next begins -- group commit, one fdatasync per batch. kInterval: a record appended more
+  // than `interval` after the last sync is synced at once, later ones at the latest `interval`
+  // after it (writd's default, 10ms: see docs/operations.md).
   Kind kind = Kind::kAlways;
   absl::Duration interval = absl::Seconds(1);  // kInterval: at most this long unsynced
 };
@@ -64,9 +67,9 @@ struct JournalOptions {
 };
 
 struct JournalStats {
-  uint64_t records = 0;         // appended since Open
-  uint64_t last_seq = 0;        // seq of the newest record in the file
-  uint64_t write_errors = 0;    // Append failed (record not in the journal)
+  uint64_t records = 0;       // appended since Open
+  uint64_t last_seq = 0;      // seq of the newest record in the file
+  uint64_t write_errors = 0;  // Append failed (record not in the journal)
   uint64_t fsync_errors = 0;
   uint64_t fsyncs = 0;
   bool new_segment_after_corruption = false;
@@ -94,15 +97,15 @@ class Journal {
   // Appends one record. Thread-safe. On failure nothing of the record stays in the file (a partial
   // write is cut back) and the chain continues from the last good record; the error is counted.
   absl::Status Append(const v1::Event& ev);
-  // Appends the records in order, then syncs once as the policy says (group commit: under a burst of
-  // findings, one fdatasync per batch instead of one per record). A record that fails is left out and
-  // counted, the rest are still written; returns the first error.
+  // Appends the records in order, then syncs once as the policy says (group commit: under a burst
+  // of findings, one fdatasync per batch instead of one per record). A record that fails is left
+  // out and counted, the rest are still written; returns the first error.
   absl::Status Append(absl::Span<const v1::Event> events);
   // fdatasync now (shutdown, or an interval policy that wants a bound).
   absl::Status Sync();
   // Interval policy: how long until unsynced records are due (zero: now); infinite when nothing is
-  // unsynced or the policy is not an interval. The appending thread waits at most this long, then calls
-  // SyncIfDue, so "at most that long unsynced" holds when appends stop too.
+  // unsynced or the policy is not an interval. The appending thread waits at most this long, then
+  // calls SyncIfDue, so "at most that long unsynced" holds when appends stop too.
   absl::Duration UntilSyncDue() const;
   absl::Status SyncIfDue();
 
@@ -128,7 +131,8 @@ class Journal {
   Fd fd_ ABSL_GUARDED_BY(mu_);
   uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::string prev_ ABSL_GUARDED_BY(mu_){kGenesisPrev};
-  uint64_t size_ ABSL_GUARDED_BY(mu_) = 0;  // bytes of complete records: where a failed write is cut
+  uint64_t size_ ABSL_GUARDED_BY(mu_) =
+      0;  // bytes of complete records: where a failed write is cut
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // a partial write could not be cut: refuse more
   absl::Time last_sync_ ABSL_GUARDED_BY(mu_);
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;

@@ -5,6 +5,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,10 +19,6 @@
 #include <charconv>
 #include <cstring>
 #include <optional>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
@@ -39,9 +38,10 @@ std::string OpenSslError(absl::string_view what) {
   return absl::StrCat(what, ": ", e ? buf : "unknown TLS error");
 }
 
-// OpenSSL's socket BIO writes with send(fd, ..., 0): writing to a peer that has gone raises SIGPIPE,
-// which kills a process that does not ignore it (writd does; a library should not depend on that).
-// Blocks SIGPIPE on this thread for the scope and swallows one that became pending meanwhile.
+// OpenSSL's socket BIO writes with send(fd, ..., 0): writing to a peer that has gone raises
+// SIGPIPE, which kills a process that does not ignore it (writd does; a library should not depend
+// on that). Blocks SIGPIPE on this thread for the scope and swallows one that became pending
+// meanwhile.
 class SigpipeGuard {
  public:
   SigpipeGuard() {
@@ -78,13 +78,20 @@ class SigpipeGuard {
 
 const char* FailureName(Failure f) {
   switch (f) {
-    case Failure::kNone: return "other";
-    case Failure::kResolve: return "resolve";
-    case Failure::kConnect: return "connect";
-    case Failure::kTlsVerify: return "tls_verify";
-    case Failure::kTls: return "tls";
-    case Failure::kTimeout: return "timeout";
-    case Failure::kIo: return "io";
+    case Failure::kNone:
+      return "other";
+    case Failure::kResolve:
+      return "resolve";
+    case Failure::kConnect:
+      return "connect";
+    case Failure::kTlsVerify:
+      return "tls_verify";
+    case Failure::kTls:
+      return "tls";
+    case Failure::kTimeout:
+      return "timeout";
+    case Failure::kIo:
+      return "io";
   }
   return "other";
 }
@@ -118,8 +125,9 @@ absl::Status Conn::Connect(const std::string& host, int port, const TlsOptions& 
   addrinfo* res = nullptr;
   const std::string port_s = std::to_string(port);
   if (int rc = ::getaddrinfo(host.c_str(), port_s.c_str(), &hints, &res); rc != 0) {
-    return WithFailure(absl::UnavailableError(absl::StrCat("resolve ", host, ": ", gai_strerror(rc))),
-                       Failure::kResolve);
+    return WithFailure(
+        absl::UnavailableError(absl::StrCat("resolve ", host, ": ", gai_strerror(rc))),
+        Failure::kResolve);
   }
   absl::Status st = absl::UnavailableError("no address");
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
@@ -173,8 +181,9 @@ absl::Status Conn::WriteAll(std::string_view data, absl::Time deadline) {
           RETURN_IF_ERROR(Wait(err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline));
           continue;
         }
-        return WithFailure(absl::UnavailableError(OpenSslError(absl::StrCat("TLS write to ", peer_))),
-                           Failure::kIo);
+        return WithFailure(
+            absl::UnavailableError(OpenSslError(absl::StrCat("TLS write to ", peer_))),
+            Failure::kIo);
       }
       n = static_cast<ssize_t>(w);
     } else {
@@ -183,7 +192,8 @@ absl::Status Conn::WriteAll(std::string_view data, absl::Time deadline) {
         RETURN_IF_ERROR(Wait(POLLOUT, deadline));
         continue;
       }
-      if (n < 0) return WithFailure(ErrnoStatus(errno, absl::StrCat("send to ", peer_)), Failure::kIo);
+      if (n < 0)
+        return WithFailure(ErrnoStatus(errno, absl::StrCat("send to ", peer_)), Failure::kIo);
     }
     off += static_cast<size_t>(n);
   }
@@ -216,7 +226,8 @@ absl::StatusOr<size_t> Conn::ReadSome(std::string* buf, size_t max, absl::Time d
           return 0;
         }
         return WithFailure(
-            absl::UnavailableError(OpenSslError(absl::StrCat("TLS read from ", peer_))), Failure::kIo);
+            absl::UnavailableError(OpenSslError(absl::StrCat("TLS read from ", peer_))),
+            Failure::kIo);
       }
       buf->append(tmp, r);
       return r;
@@ -226,7 +237,8 @@ absl::StatusOr<size_t> Conn::ReadSome(std::string* buf, size_t max, absl::Time d
       RETURN_IF_ERROR(Wait(POLLIN, deadline));
       continue;
     }
-    if (n < 0) return WithFailure(ErrnoStatus(errno, absl::StrCat("recv from ", peer_)), Failure::kIo);
+    if (n < 0)
+      return WithFailure(ErrnoStatus(errno, absl::StrCat("recv from ", peer_)), Failure::kIo);
     buf->append(tmp, static_cast<size_t>(n));
     return static_cast<size_t>(n);
   }
@@ -288,7 +300,8 @@ absl::Status Conn::ConnectOne(const void* p, absl::Time deadline) {
     if (st.ok()) ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
     if (!st.ok() || err != 0) {
       Close();
-      return st.ok() ? ErrnoStatus(err, "connect") : absl::DeadlineExceededError("connect timed out");
+      return st.ok() ? ErrnoStatus(err, "connect")
+                     : absl::DeadlineExceededError("connect timed out");
     }
   }
   return absl::OkStatus();
@@ -305,11 +318,10 @@ absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls, absl
                         ? SSL_CTX_set_default_verify_paths(ctx_) == 1
                         : SSL_CTX_load_verify_locations(ctx_, tls.ca_file.c_str(), nullptr) == 1;
     if (!ok) {
-      return WithFailure(
-          absl::FailedPreconditionError(OpenSslError(
-              tls.ca_file.empty() ? std::string("load the system CA store")
-                                  : absl::StrCat("load CA file ", tls.ca_file))),
-          Failure::kTls);
+      return WithFailure(absl::FailedPreconditionError(OpenSslError(
+                             tls.ca_file.empty() ? std::string("load the system CA store")
+                                                 : absl::StrCat("load CA file ", tls.ca_file))),
+                         Failure::kTls);
     }
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
   } else {
@@ -324,7 +336,8 @@ absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls, absl
     }
   }
   ssl_ = SSL_new(ctx_);
-  if (ssl_ == nullptr) return WithFailure(absl::InternalError(OpenSslError("SSL_new")), Failure::kTls);
+  if (ssl_ == nullptr)
+    return WithFailure(absl::InternalError(OpenSslError("SSL_new")), Failure::kTls);
   SSL_set_fd(ssl_, fd_);
   // Name check: an IP literal must match an IP SAN, anything else a DNS name (and SNI).
   in6_addr a6;
@@ -340,7 +353,8 @@ absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls, absl
     }
   }
   if (!is_ip) SSL_set_tlsext_host_name(ssl_, host.c_str());
-  SigpipeGuard nopipe;  // a refused certificate is answered with an alert to a peer that may be gone
+  SigpipeGuard
+      nopipe;  // a refused certificate is answered with an alert to a peer that may be gone
   for (;;) {
     const int rc = SSL_connect(ssl_);
     if (rc == 1) break;
@@ -348,8 +362,8 @@ absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls, absl
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
       absl::Status st = Wait(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
       if (!st.ok()) {
-        return WithFailure(absl::DeadlineExceededError(absl::StrCat(
-                               "TLS handshake with ", peer_, ": no answer, timed out")),
+        return WithFailure(absl::DeadlineExceededError(absl::StrCat("TLS handshake with ", peer_,
+                                                                    ": no answer, timed out")),
                            Failure::kTimeout);
       }
       continue;
@@ -357,11 +371,10 @@ absl::Status Conn::StartTls(const std::string& host, const TlsOptions& tls, absl
     const long vr = SSL_get_verify_result(ssl_);
     if (tls.verify && vr != X509_V_OK) {
       ERR_clear_error();
-      return WithFailure(
-          absl::UnavailableError(absl::StrCat("TLS handshake with ", host,
-                                              ": certificate verify failed: ",
-                                              X509_verify_cert_error_string(vr))),
-          Failure::kTlsVerify);
+      return WithFailure(absl::UnavailableError(absl::StrCat(
+                             "TLS handshake with ", host,
+                             ": certificate verify failed: ", X509_verify_cert_error_string(vr))),
+                         Failure::kTlsVerify);
     }
     return WithFailure(
         absl::UnavailableError(OpenSslError(absl::StrCat("TLS handshake with ", host))),

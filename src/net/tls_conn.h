@@ -2,8 +2,8 @@
 // webhook/HEC over https) and the credential module's HTTP client (Vault, revocation webhooks).
 // Blocking API over a non-blocking socket: every operation is bounded by a deadline. The server
 // certificate is verified against a CA file or the system CA store, and its name against the host
-// (an IP literal must match an IP SAN). Failures carry a Failure kind (FailureOf) so callers can count
-// them by cause, e.g. writ_sink_errors_total{reason="tls_verify"}.
+// (an IP literal must match an IP SAN). Failures carry a Failure kind (FailureOf) so callers can
+// count them by cause, e.g. writ_sink_errors_total{reason="tls_verify"}.
 #pragma once
 
 #include <cstddef>
@@ -24,7 +24,7 @@ struct TlsOptions {
   std::string ca_file;  // PEM bundle the server certificate must chain to; empty = system CA store
   std::string cert;     // client certificate chain (mutual TLS), optional; with key
   std::string key;
-  bool verify = true;   // false: no certificate or name check (tests, explicit operator choice)
+  bool verify = true;  // false: no certificate or name check (tests, explicit operator choice)
 };
 
 // Why a connection or an exchange failed.

@@ -3,8 +3,8 @@
 // reflection and renders uint64 as strings, which SIEM field extraction then treats as text.
 //
 // Omitted: empty strings, zero numbers, false bools, empty lists and empty sub-messages, except
-// file.result, network.result, network.dst_port and process.pid, which are always present when their
-// parent object is present (0 is a meaningful value there).
+// file.result, network.result, network.dst_port and process.pid, which are always present when
+// their parent object is present (0 is a meaningful value there).
 #pragma once
 
 #include <string>
@@ -17,8 +17,8 @@ namespace writ::sinks {
 // Appends the JSON object for `ev` to `*out`. Allocates nothing once `out` has enough capacity.
 void AppendJson(const writ::v1::Event& ev, std::string* out);
 
-// The "agent", "action", "approval" and "credential" objects (each omitted when empty), shared by the
-// native JSON encoder and the OCSF encoder's unmapped.writ: a field added here shows in both.
+// The "agent", "action", "approval" and "credential" objects (each omitted when empty), shared by
+// the native JSON encoder and the OCSF encoder's unmapped.writ: a field added here shows in both.
 void WriteAgent(const writ::v1::Agent& a, JsonWriter& w);
 void WriteAction(const writ::v1::Action& a, JsonWriter& w);
 void WriteApproval(const writ::v1::Approval& a, JsonWriter& w);

@@ -41,19 +41,18 @@ size_t ValidUtf8Len(std::string_view s, size_t i) {
 // both control bytes (< 0x20) and bytes >= 0x80 (negative as signed).
 inline unsigned SpecialMask(const char* p) {
   const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i special =
-      _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
-                                _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
-                   _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+  const __m128i special = _mm_or_si128(
+      _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+      _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
   return static_cast<unsigned>(_mm_movemask_epi8(special));
 }
 #endif
 
-// Index of the first byte at or after i that is not printable ASCII other than '"' and '\\' (s.size()
-// when there is none): everything before it is copied as is. Sixteen
-// bytes per step where SSE2 is available. The last partial block is checked with one load too: the
-// 16 bytes ending at the end of s when s is that long (bits before i masked off: those bytes were
-// accepted already, valid UTF-8 included), else a zero-padded copy. Never reads outside s.
+// Index of the first byte at or after i that is not printable ASCII other than '"' and '\\'
+// (s.size() when there is none): everything before it is copied as is. Sixteen bytes per step where
+// SSE2 is available. The last partial block is checked with one load too: the 16 bytes ending at
+// the end of s when s is that long (bits before i masked off: those bytes were accepted already,
+// valid UTF-8 included), else a zero-padded copy. Never reads outside s.
 size_t SkipVerbatim(std::string_view s, size_t i) {
   const size_t n = s.size();
 #ifdef __SSE2__
@@ -115,7 +114,8 @@ char* WriteDecimal(char* p, uint64_t v) {
     }
     return t;
   }();
-  // floor(log10(v)) is t or t - 1 for t = bit length * log10(2) (1233 / 4096), so one compare fixes it.
+  // floor(log10(v)) is t or t - 1 for t = bit length * log10(2) (1233 / 4096), so one compare fixes
+  // it.
   const int t = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12;
   const int n = v < 10 ? 1 : t + (v >= kPow10[t] ? 1 : 0);
   char* q = p + n;
@@ -135,9 +135,9 @@ char* WriteDecimal(char* p, uint64_t v) {
 }
 
 void JsonOut::Grow(size_t n) {
-  // Called with the string's size at end_ (>= the cursor). Grow by at least a chunk so that an event
-  // takes one or two resizes, but never past the capacity the caller gave when that suffices: once
-  // the string has capacity, encoding allocates nothing.
+  // Called with the string's size at end_ (>= the cursor). Grow by at least a chunk so that an
+  // event takes one or two resizes, but never past the capacity the caller gave when that suffices:
+  // once the string has capacity, encoding allocates nothing.
   constexpr size_t kChunk = 1024;
   const size_t used = size();
   const size_t cap = s_->capacity();
@@ -168,13 +168,27 @@ void JsonOut::Escaped(std::string_view s) {
     p += i - run;
     *p++ = '\\';
     switch (c) {
-      case '"': *p++ = '"'; break;
-      case '\\': *p++ = '\\'; break;
-      case '\n': *p++ = 'n'; break;
-      case '\r': *p++ = 'r'; break;
-      case '\t': *p++ = 't'; break;
-      case '\b': *p++ = 'b'; break;
-      case '\f': *p++ = 'f'; break;
+      case '"':
+        *p++ = '"';
+        break;
+      case '\\':
+        *p++ = '\\';
+        break;
+      case '\n':
+        *p++ = 'n';
+        break;
+      case '\r':
+        *p++ = 'r';
+        break;
+      case '\t':
+        *p++ = 't';
+        break;
+      case '\b':
+        *p++ = 'b';
+        break;
+      case '\f':
+        *p++ = 'f';
+        break;
       default:  // control byte or invalid UTF-8 byte: the raw byte as a code point
         *p++ = 'u';
         *p++ = '0';

@@ -4,10 +4,10 @@
 // code point) because paths are arbitrary bytes and a SIEM must never receive invalid UTF-8.
 //
 // Writes go through a raw cursor into the string's own buffer (JsonOut), not through
-// std::string::append: on the event hot path the number of string operations, not the bytes, was what
-// encoding cost (~17 instructions per output byte). The string is grown in chunks ahead of the cursor
-// and cut back to what was written when the writer goes out of scope (or Finish()), so a JsonOut or
-// JsonWriter must be the only thing writing to its string while it lives.
+// std::string::append: on the event hot path the number of string operations, not the bytes, was
+// what encoding cost (~17 instructions per output byte). The string is grown in chunks ahead of the
+// cursor and cut back to what was written when the writer goes out of scope (or Finish()), so a
+// JsonOut or JsonWriter must be the only thing writing to its string while it lives.
 #pragma once
 
 #include <charconv>
@@ -36,9 +36,9 @@ inline char* WriteDecimal(char* p, int64_t v) {
   return WriteDecimal(p, 0 - static_cast<uint64_t>(v));  // INT64_MIN included
 }
 
-// Raw output cursor over a caller-owned std::string. The string's size runs ahead of the cursor by up
-// to one chunk (zero-filled by std::string::resize, never exposed): Finish() (or the destructor) cuts
-// it back to the bytes written.
+// Raw output cursor over a caller-owned std::string. The string's size runs ahead of the cursor by
+// up to one chunk (zero-filled by std::string::resize, never exposed): Finish() (or the destructor)
+// cuts it back to the bytes written.
 class JsonOut {
  public:
   explicit JsonOut(std::string* s) : s_(s), p_(s->data() + s->size()), end_(p_) {}

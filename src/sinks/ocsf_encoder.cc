@@ -18,7 +18,7 @@ struct ClassInfo {
 };
 
 constexpr ClassInfo kProcessLaunch{1007, 1, 1, "Process Activity", "System Activity", "Launch"};
-constexpr ClassInfo kProcessTerminate{1007, 1, 2, "Process Activity", "System Activity",
+constexpr ClassInfo kProcessTerminate{1007,       1, 2, "Process Activity", "System Activity",
                                       "Terminate"};
 constexpr ClassInfo kFileOpen{1001, 1, 14, "File System Activity", "System Activity", "Open"};
 constexpr ClassInfo kFileRename{1001, 1, 5, "File System Activity", "System Activity", "Rename"};
@@ -57,16 +57,22 @@ int SeverityId(const writ::v1::Event& ev) {
 }
 std::string_view SeverityName(int id) {
   switch (id) {
-    case 2: return "Low";
-    case 3: return "Medium";
-    case 4: return "High";
-    case 5: return "Critical";
-    default: return "Informational";
+    case 2:
+      return "Low";
+    case 3:
+      return "Medium";
+    case 4:
+      return "High";
+    case 5:
+      return "Critical";
+    default:
+      return "Informational";
   }
 }
 
 // Security-control disposition from writ's outcome. "killed_after": the access happened and the
-// process was killed afterwards, so it is not "Blocked"; reported as Other with a caption saying so.
+// process was killed afterwards, so it is not "Blocked"; reported as Other with a caption saying
+// so.
 struct Disposition {
   int id;
   std::string_view name;

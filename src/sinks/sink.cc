@@ -1,10 +1,13 @@
 #include "sinks/sink.h"
 
 #include <fcntl.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
@@ -12,10 +15,6 @@
 #include <deque>
 #include <iterator>
 #include <thread>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-#include <yaml-cpp/yaml.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -42,8 +41,8 @@ std::shared_ptr<spdlog::logger> Log() {
 // de-duplicate on id). Encoded lines never contain a raw newline (JSON escapes it).
 class Spool {
  public:
-  static absl::StatusOr<std::unique_ptr<Spool>> Open(const std::string& dir, const std::string& name,
-                                                     uint64_t max_bytes) {
+  static absl::StatusOr<std::unique_ptr<Spool>> Open(const std::string& dir,
+                                                     const std::string& name, uint64_t max_bytes) {
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
       return ErrnoStatus(errno, absl::StrCat("mkdir spool_dir ", dir));
     }
@@ -75,8 +74,8 @@ class Spool {
   // caller counts the drop. A partly written line is cut off again, so the spool stays whole lines.
   absl::Status Append(const std::string& line) {
     if (size_ + line.size() + 1 > max_bytes_) {
-      return absl::ResourceExhaustedError(absl::StrCat("spool_max_bytes (", max_bytes_,
-                                                       ") reached"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("spool_max_bytes (", max_bytes_, ") reached"));
     }
     std::string buf = line;
     buf.push_back('\n');
@@ -256,7 +255,8 @@ class AsyncSink final : public Sink {
  private:
   void Run() {
     if (config_.thread_nice != 0 &&
-        setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), config_.thread_nice) != 0) {
+        setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), config_.thread_nice) !=
+            0) {
       Log()->warn("sink {}: nice {}: {}", config_.name, config_.thread_nice, std::strerror(errno));
     }
     absl::Duration backoff = config_.backoff_min;
@@ -401,10 +401,11 @@ class AsyncSink final : public Sink {
     ++drops_unlogged_;
     const absl::Time now = absl::Now();
     if (now - last_drop_log_ < absl::Seconds(10)) return;
-    Log()->error("sink {}: spool full, dropping events ({}): {} dropped since last report, {} "
-                 "in total (writ_sink_dropped_total{{sink=\"{}\",reason=\"spool_full\"}})",
-                 config_.name, std::string(why.message()), drops_unlogged_,
-                 stats_.dropped_spool_full, config_.name);
+    Log()->error(
+        "sink {}: spool full, dropping events ({}): {} dropped since last report, {} "
+        "in total (writ_sink_dropped_total{{sink=\"{}\",reason=\"spool_full\"}})",
+        config_.name, std::string(why.message()), drops_unlogged_, stats_.dropped_spool_full,
+        config_.name);
     last_drop_log_ = now;
     drops_unlogged_ = 0;
   }
@@ -444,16 +445,16 @@ class AsyncSink final : public Sink {
   std::thread thread_;  // last: starts after every member it uses exists
 };
 
-// ---- YAML config ---------------------------------------------------------------------------------
+// ---- YAML config
+// ---------------------------------------------------------------------------------
 
 struct Ctx {
   const std::string& file;
   int index;
   absl::Status Err(const YAML::Node& n, absl::string_view field, absl::string_view msg) const {
     const int line = n.Mark().line >= 0 ? n.Mark().line + 1 : 0;
-    return absl::InvalidArgumentError(
-        absl::StrCat(file, ":", line, ": sinks[", index, "]", field.empty() ? "" : ".", field,
-                     ": ", msg));
+    return absl::InvalidArgumentError(absl::StrCat(file, ":", line, ": sinks[", index, "]",
+                                                   field.empty() ? "" : ".", field, ": ", msg));
   }
 };
 
@@ -496,8 +497,9 @@ absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::st
       ASSIGN_OR_RETURN(c.type, GetString(v, ctx, key));
       if (c.type != "stdout" && c.type != "file" && c.type != "syslog" && c.type != "http" &&
           c.type != "hec") {
-        return ctx.Err(v, key, absl::StrCat("unknown sink type '", c.type,
-                                            "' (want stdout, file, syslog, http or hec)"));
+        return ctx.Err(v, key,
+                       absl::StrCat("unknown sink type '", c.type,
+                                    "' (want stdout, file, syslog, http or hec)"));
       }
     } else if (key == "format") {
       ASSIGN_OR_RETURN(std::string f, GetString(v, ctx, key));
@@ -672,7 +674,8 @@ absl::StatusOr<std::unique_ptr<SinkSet>> MakeSinkSet(const YAML::Node& sinks,
   std::vector<SinkConfig> configs;
   try {
     for (size_t i = 0; i < sinks.size(); ++i) {
-      ASSIGN_OR_RETURN(SinkConfig c, ParseSinkConfig(sinks[i], file_for_errors, static_cast<int>(i)));
+      ASSIGN_OR_RETURN(SinkConfig c,
+                       ParseSinkConfig(sinks[i], file_for_errors, static_cast<int>(i)));
       for (const auto& prev : configs) {
         if (prev.name == c.name) {
           return absl::InvalidArgumentError(
@@ -683,8 +686,8 @@ absl::StatusOr<std::unique_ptr<SinkSet>> MakeSinkSet(const YAML::Node& sinks,
       configs.push_back(std::move(c));
     }
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(file_for_errors, ":", e.mark.line + 1,
-                                                   ": sinks: ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_for_errors, ":", e.mark.line + 1, ": sinks: ", e.msg));
   }
   for (size_t i = 0; i < configs.size(); ++i) {
     auto s = MakeSink(configs[i]);

@@ -1,11 +1,11 @@
 // Delivery sinks: each sink owns a thread, a bounded in-memory queue, retries with exponential
-// backoff and (optionally) an on-disk spool, so Submit() never blocks the event pipeline. Every line
-// that is not delivered is counted in a drop counter; nothing is lost silently.
+// backoff and (optionally) an on-disk spool, so Submit() never blocks the event pipeline. Every
+// line that is not delivered is counted in a drop counter; nothing is lost silently.
 //
-// Delivery is at-least-once where a spool is configured: after a connection failure the tail of what
-// was recently written on the broken connection is sent again, so receivers de-duplicate on the
-// event's stable `id`. Without a spool, lines wait in memory (bounded) and are dropped, counted, when
-// the queue is full.
+// Delivery is at-least-once where a spool is configured: after a connection failure the tail of
+// what was recently written on the broken connection is sent again, so receivers de-duplicate on
+// the event's stable `id`. Without a spool, lines wait in memory (bounded) and are dropped,
+// counted, when the queue is full.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +41,7 @@ struct SinkStats {
   uint64_t replayed = 0;            // lines replayed from the spool
   uint64_t resent = 0;              // lines re-sent after a connection broke (may be duplicates)
   uint64_t queue_depth = 0;
-  uint64_t spool_bytes = 0;         // bytes in the spool not yet replayed
+  uint64_t spool_bytes = 0;               // bytes in the spool not yet replayed
   uint64_t errors[kSinkErrorKinds] = {};  // failed send attempts by cause; they sum to retries
   std::string last_error;
   uint64_t dropped() const { return dropped_queue_full + dropped_spool_full + dropped_on_stop; }
@@ -55,10 +55,10 @@ class Sink {
   // The same from a view: the sink copies it into a line buffer it recycles once the line is
   // delivered, so the pipeline's steady state allocates nothing per event.
   virtual void SubmitCopy(std::string_view line) { Submit(std::string(line)); }
-  // Batched hand-off, for one producer thread at a time: StageBuffer() returns an empty line buffer to
-  // fill (no trailing newline), and Commit() queues every line staged since the last Commit with one
-  // lock and at most one wakeup of the sink's thread. Lines are counted (submitted, dropped) at Commit.
-  // Staged buffers are recycled: the steady state allocates nothing per line.
+  // Batched hand-off, for one producer thread at a time: StageBuffer() returns an empty line buffer
+  // to fill (no trailing newline), and Commit() queues every line staged since the last Commit with
+  // one lock and at most one wakeup of the sink's thread. Lines are counted (submitted, dropped) at
+  // Commit. Staged buffers are recycled: the steady state allocates nothing per line.
   std::string* StageBuffer() {
     if (nstaged_ == staged_.size()) staged_.emplace_back();
     std::string* b = &staged_[nstaged_++];
@@ -100,17 +100,17 @@ struct SinkConfig {
   std::string url;      // http, hec: http(s)://host:port/path
   std::string token;    // hec
   TlsConfig tls;
-  uint64_t max_bytes = 0;   // file: rotate past this size (0 = never)
-  int max_files = 5;        // file: path.1 .. path.N kept
-  bool fsync = false;       // file: fsync after each write batch
-  std::string spool_dir;    // empty = no spool
+  uint64_t max_bytes = 0;  // file: rotate past this size (0 = never)
+  int max_files = 5;       // file: path.1 .. path.N kept
+  bool fsync = false;      // file: fsync after each write batch
+  std::string spool_dir;   // empty = no spool
   uint64_t spool_max_bytes = 64ull << 20;
-  size_t queue_max = 10000;     // in-memory lines
-  size_t batch_max = 100;       // lines per HTTP request / write
+  size_t queue_max = 10000;                       // in-memory lines
+  size_t batch_max = 100;                         // lines per HTTP request / write
   absl::Duration linger = absl::Milliseconds(5);  // wait this long for a full batch
   absl::Duration backoff_min = absl::Milliseconds(100);
   absl::Duration backoff_max = absl::Seconds(5);
-  absl::Duration timeout = absl::Seconds(5);  // connect and I/O
+  absl::Duration timeout = absl::Seconds(5);        // connect and I/O
   absl::Duration resend_window = absl::Seconds(2);  // syslog: re-send this recent tail on a break
   std::string name;  // for logs, stats and the spool file name; defaults to "<type>-<index>"
   // Nice value of the sink's thread (not a YAML key: writd passes its pipeline_nice, so delivery

@@ -158,9 +158,10 @@ class SyslogTransport final : public Transport {
       return st;
     }
     // Syslog over TCP has no acknowledgement: remember what this connection carried recently, so a
-    // later break re-sends it (duplicates carry the same event id). "Recently" is the resend window,
-    // and never less than what the peer's TCP stack has not acknowledged yet: a receiver that
-    // accepts and then stops reading leaves a full send queue that may be older than the window.
+    // later break re-sends it (duplicates carry the same event id). "Recently" is the resend
+    // window, and never less than what the peer's TCP stack has not acknowledged yet: a receiver
+    // that accepts and then stops reading leaves a full send queue that may be older than the
+    // window.
     for (const auto& l : lines) {
       recent_.push_back({now, l});
       recent_bytes_ += l.size();
@@ -272,13 +273,20 @@ class HttpTransport final : public Transport {
 
 const char* SinkErrorName(SinkError e) {
   switch (e) {
-    case SinkError::kConnect: return "connect";
-    case SinkError::kTlsVerify: return "tls_verify";
-    case SinkError::kTls: return "tls";
-    case SinkError::kTimeout: return "timeout";
-    case SinkError::kIo: return "io";
-    case SinkError::kHttpStatus: return "http_status";
-    case SinkError::kOther: return "other";
+    case SinkError::kConnect:
+      return "connect";
+    case SinkError::kTlsVerify:
+      return "tls_verify";
+    case SinkError::kTls:
+      return "tls";
+    case SinkError::kTimeout:
+      return "timeout";
+    case SinkError::kIo:
+      return "io";
+    case SinkError::kHttpStatus:
+      return "http_status";
+    case SinkError::kOther:
+      return "other";
   }
   return "other";
 }
@@ -287,12 +295,18 @@ SinkError ClassifySendError(const absl::Status& st) {
   if (st.GetPayload(kHttpStatusUrl).has_value()) return SinkError::kHttpStatus;
   switch (net::FailureOf(st)) {
     case net::Failure::kResolve:
-    case net::Failure::kConnect: return SinkError::kConnect;
-    case net::Failure::kTlsVerify: return SinkError::kTlsVerify;
-    case net::Failure::kTls: return SinkError::kTls;
-    case net::Failure::kTimeout: return SinkError::kTimeout;
-    case net::Failure::kIo: return SinkError::kIo;
-    case net::Failure::kNone: break;
+    case net::Failure::kConnect:
+      return SinkError::kConnect;
+    case net::Failure::kTlsVerify:
+      return SinkError::kTlsVerify;
+    case net::Failure::kTls:
+      return SinkError::kTls;
+    case net::Failure::kTimeout:
+      return SinkError::kTimeout;
+    case net::Failure::kIo:
+      return SinkError::kIo;
+    case net::Failure::kNone:
+      break;
   }
   return SinkError::kOther;
 }
@@ -302,7 +316,8 @@ void AppendSyslogFrame(std::string_view msg, std::string_view hostname, std::str
   // PRI 134 = facility local0 (16) * 8 + severity informational (6). MSGID "event", no SD.
   const std::string header = absl::StrCat(
       "<134>1 ", absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", now, absl::UTCTimeZone()), " ",
-      hostname.empty() ? absl::string_view("-") : absl::string_view(hostname.data(), hostname.size()),
+      hostname.empty() ? absl::string_view("-")
+                       : absl::string_view(hostname.data(), hostname.size()),
       " ", absl::string_view(app.data(), app.size()), " ", procid, " event - ");
   absl::StrAppend(out, header.size() + msg.size(), " ", header);
   out->append(msg.data(), msg.size());
@@ -317,8 +332,8 @@ absl::StatusOr<Url> ParseUrl(const std::string& url) {
   } else if (absl::ConsumePrefix(&rest, "http://")) {
     u.port = 80;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("expected http:// or https:// URL, got '", url,
-                                                   "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected http:// or https:// URL, got '", url, "'"));
   }
   const size_t slash = rest.find('/');
   absl::string_view hostport = rest.substr(0, slash);
@@ -335,7 +350,8 @@ absl::StatusOr<Url> ParseUrl(const std::string& url) {
     u.port = port;
     hostport = hostport.substr(0, colon);
   }
-  if (hostport.size() > 2 && hostport.front() == '[') hostport = hostport.substr(1, hostport.size() - 2);
+  if (hostport.size() > 2 && hostport.front() == '[')
+    hostport = hostport.substr(1, hostport.size() - 2);
   u.host = std::string(hostport);
   return u;
 }

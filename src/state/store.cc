@@ -22,7 +22,8 @@ struct Stmt {
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     absl::Status st = SqlError(db, absl::StrCat("open ", path));
     sqlite3_close(db);
@@ -32,8 +33,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   absl::MutexLock lock(&s->mu_);
   RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
   RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
-  RETURN_IF_ERROR(s->Exec("CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, record BLOB NOT NULL)"));
-  RETURN_IF_ERROR(s->Exec("CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, record BLOB NOT NULL)"));
+  RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, record BLOB NOT NULL)"));
+  RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, record BLOB NOT NULL)"));
   RETURN_IF_ERROR(s->Exec(
       "CREATE TABLE IF NOT EXISTS grants (task_id TEXT, hash TEXT, PRIMARY KEY (task_id, hash))"));
   return s;
@@ -47,7 +50,8 @@ Store::~Store() {
 absl::Status Store::Exec(const std::string& sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    absl::Status st = absl::InternalError(absl::StrCat("state store: ", sql, ": ", err ? err : "?"));
+    absl::Status st =
+        absl::InternalError(absl::StrCat("state store: ", sql, ": ", err ? err : "?"));
     sqlite3_free(err);
     return st;
   }
@@ -58,7 +62,8 @@ absl::Status Store::PutBlob(const char* table, const std::string& id, const std:
   absl::MutexLock lock(&mu_);
   Stmt st;
   std::string sql = absl::StrCat("INSERT OR REPLACE INTO ", table, " (id, record) VALUES (?, ?)");
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) return SqlError(db_, sql);
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
+    return SqlError(db_, sql);
   sqlite3_bind_text(st.s, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
   sqlite3_bind_blob(st.s, 2, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
   if (sqlite3_step(st.s) != SQLITE_DONE) return SqlError(db_, sql);
@@ -69,7 +74,8 @@ absl::StatusOr<std::vector<std::string>> Store::Blobs(const char* table) {
   absl::MutexLock lock(&mu_);
   Stmt st;
   std::string sql = absl::StrCat("SELECT record FROM ", table);
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) return SqlError(db_, sql);
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
+    return SqlError(db_, sql);
   std::vector<std::string> out;
   int rc;
   while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
@@ -85,7 +91,8 @@ absl::Status Store::Delete(const char* table, const char* column, const std::str
   absl::MutexLock lock(&mu_);
   Stmt st;
   std::string sql = absl::StrCat("DELETE FROM ", table, " WHERE ", column, " = ?");
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) return SqlError(db_, sql);
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK)
+    return SqlError(db_, sql);
   sqlite3_bind_text(st.s, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
   if (sqlite3_step(st.s) != SQLITE_DONE) return SqlError(db_, sql);
   return absl::OkStatus();
@@ -126,7 +133,8 @@ absl::StatusOr<std::vector<v1::ApprovalRecord>> Store::Approvals() {
   std::vector<v1::ApprovalRecord> out;
   for (const std::string& b : blobs) {
     v1::ApprovalRecord a;
-    if (!a.ParseFromString(b)) return absl::DataLossError("state store: unreadable approval record");
+    if (!a.ParseFromString(b))
+      return absl::DataLossError("state store: unreadable approval record");
     out.push_back(std::move(a));
   }
   return out;

@@ -1,5 +1,6 @@
-// Durable daemon state: tasks, pending approvals and per-task grants in SQLite (WAL) under the state
-// dir. Written through on every change, read once at start to re-adopt what a previous writd left.
+// Durable daemon state: tasks, pending approvals and per-task grants in SQLite (WAL) under the
+// state dir. Written through on every change, read once at start to re-adopt what a previous writd
+// left.
 #pragma once
 
 #include <memory>

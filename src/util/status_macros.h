@@ -13,10 +13,10 @@
 #define WRIT_CONCAT_INNER(a, b) a##b
 #define WRIT_CONCAT(a, b) WRIT_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                 \
-  do {                                        \
-    ::absl::Status _writ_st = (expr);         \
-    if (!_writ_st.ok()) return _writ_st;      \
+#define RETURN_IF_ERROR(expr)            \
+  do {                                   \
+    ::absl::Status _writ_st = (expr);    \
+    if (!_writ_st.ok()) return _writ_st; \
   } while (0)
 
 #define ASSIGN_OR_RETURN(lhs, expr) \

@@ -6,9 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 
@@ -31,8 +30,8 @@ absl::Status WriteFile(const std::string& path, std::string_view data);
 // Creates or truncates path (mode 0600) and writes data.
 absl::Status WriteFileCreate(const std::string& path, std::string_view data);
 
-// A path from a config file: relative paths resolve against the config file's directory (not writd's
-// working directory); absolute paths, "" and "-" (stdout) are returned as they are.
+// A path from a config file: relative paths resolve against the config file's directory (not
+// writd's working directory); absolute paths, "" and "-" (stdout) are returned as they are.
 std::string ResolveAgainstConfig(const std::string& config_file, const std::string& path);
 
 // Random lowercase hex string of n_bytes*2 characters (getrandom).

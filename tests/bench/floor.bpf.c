@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * "floor": the least a BPF monitor of open/exec/connect can cost, the physical reference writd's
- * overhead is compared with in scripts/bench/side_by_side.sh. Three tracepoints, the same cgroup filter as writd
- * (one hash lookup on the ancestor cgroup id; other processes return at once), one small fixed record
+ * overhead is compared with in scripts/bench/side_by_side.sh. Three tracepoints, the same cgroup filter as
+ * writd (one hash lookup on the ancestor cgroup id; other processes return at once), one small fixed record
  * per event reserved in a ring buffer and submitted with BPF_RB_NO_WAKEUP: userspace drains on a timer,
  * so no event pays for a wakeup. No path resolution, no argument maps, no in-kernel verdicts: whatever
  * writd costs beyond this is the price of those features.

@@ -46,339 +46,388 @@
 #include <thread>
 #include <vector>
 
-namespace {
+namespace
+{
 
-constexpr int kMaxOutstandingConnects = 256;  // keeps the accept queue far below somaxconn
+constexpr int kMaxOutstandingConnects = 256; // keeps the accept queue far below somaxconn
 
-double Now() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
+double Now()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int Usage() {
-  fprintf(stderr,
-          "usage: workload open|exec|connect|getppid|fcntl|ioctl|rename N [--file PATH] [--exe PATH] "
-          "[--port P] "
-          "[--max-seconds S] [--procs P] [--rate R]\n");
-  return 2;
+int Usage()
+{
+	fprintf(stderr,
+		"usage: workload open|exec|connect|getppid|fcntl|ioctl|rename N [--file PATH] [--exe PATH] "
+		"[--port P] "
+		"[--max-seconds S] [--procs P] [--rate R]\n");
+	return 2;
 }
 
 struct Options {
-  std::string file = "/etc/hostname";
-  std::string exe = "/bin/true";
-  int port = 0;  // 0 = ephemeral
-  double max_seconds = 300;
-  int procs = 1;
-  double rate = 0;  // open: ops per second, 0 = as fast as possible
+	std::string file = "/etc/hostname";
+	std::string exe = "/bin/true";
+	int port = 0; // 0 = ephemeral
+	double max_seconds = 300;
+	int procs = 1;
+	double rate = 0; // open: ops per second, 0 = as fast as possible
 };
 
 // Waits until CLOCK_MONOTONIC reaches t (seconds): sleeps (timer slack set to 1 ns in main) until
 // 15 us before t when at least 30 us are left, spins the rest, so a paced run neither drifts nor burns
 // a CPU at low rates.
-void WaitUntil(double t) {
-  for (;;) {
-    const double left = t - Now();
-    if (left <= 0) return;
-    if (left >= 30e-6) {
-      struct timespec ts;
-      const double wake = t - 15e-6;
-      ts.tv_sec = static_cast<time_t>(wake);
-      ts.tv_nsec = static_cast<long>((wake - ts.tv_sec) * 1e9);
-      clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
-    }
-  }
+void WaitUntil(double t)
+{
+	for (;;) {
+		const double left = t - Now();
+		if (left <= 0)
+			return;
+		if (left >= 30e-6) {
+			struct timespec ts;
+			const double wake = t - 15e-6;
+			ts.tv_sec = static_cast<time_t>(wake);
+			ts.tv_nsec = static_cast<long>((wake - ts.tv_sec) * 1e9);
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
+		}
+	}
 }
 
 // Every loop checks the clock every `stride` iterations: bounded in count and in time.
-template <typename Op>
-long RunLoop(long n, double deadline, long stride, Op op, bool* complete) {
-  long i = 0;
-  for (; i < n; i++) {
-    if (i % stride == 0 && Now() > deadline) break;
-    if (!op(i)) return -1;
-  }
-  *complete = i == n;
-  return i;
+template <typename Op> long RunLoop(long n, double deadline, long stride, Op op, bool *complete)
+{
+	long i = 0;
+	for (; i < n; i++) {
+		if (i % stride == 0 && Now() > deadline)
+			break;
+		if (!op(i))
+			return -1;
+	}
+	*complete = i == n;
+	return i;
 }
 
-long OpenLoop(long n, const Options& o, double deadline, bool* complete) {
-  // Fail before timing if the file cannot be opened at all (counted in the extra syscalls).
-  int fd = open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    fprintf(stderr, "workload: open %s: %s\n", o.file.c_str(), strerror(errno));
-    return -1;
-  }
-  close(fd);
-  const double start = Now();
-  return RunLoop(n, deadline, o.rate > 0 ? 1 : 1024, [&](long i) {
-    if (o.rate > 0) WaitUntil(start + static_cast<double>(i) / o.rate);
-    int f = open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (f < 0) {
-      fprintf(stderr, "workload: open %s: %s\n", o.file.c_str(), strerror(errno));
-      return false;
-    }
-    close(f);
-    return true;
-  }, complete);
+long OpenLoop(long n, const Options &o, double deadline, bool *complete)
+{
+	// Fail before timing if the file cannot be opened at all (counted in the extra syscalls).
+	int fd = open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "workload: open %s: %s\n", o.file.c_str(), strerror(errno));
+		return -1;
+	}
+	close(fd);
+	const double start = Now();
+	return RunLoop(
+		n, deadline, o.rate > 0 ? 1 : 1024,
+		[&](long i) {
+			if (o.rate > 0)
+				WaitUntil(start + static_cast<double>(i) / o.rate);
+			int f = open(o.file.c_str(), O_RDONLY | O_CLOEXEC);
+			if (f < 0) {
+				fprintf(stderr, "workload: open %s: %s\n", o.file.c_str(), strerror(errno));
+				return false;
+			}
+			close(f);
+			return true;
+		},
+		complete);
 }
 
-long GetppidLoop(long n, double deadline, bool* complete) {
-  return RunLoop(n, deadline, 4096, [](long) {
-    syscall(SYS_getppid);
-    return true;
-  }, complete);
+long GetppidLoop(long n, double deadline, bool *complete)
+{
+	return RunLoop(
+		n, deadline, 4096,
+		[](long) {
+			syscall(SYS_getppid);
+			return true;
+		},
+		complete);
 }
 
-long PipeLoop(long n, double deadline, bool* complete, bool use_ioctl) {
-  int p[2];
-  if (pipe(p) != 0) {
-    fprintf(stderr, "workload: pipe: %s\n", strerror(errno));
-    return -1;
-  }
-  return RunLoop(n, deadline, 4096, [&](long) {
-    int avail = 0;
-    if (use_ioctl) return ioctl(p[0], FIONREAD, &avail) == 0;
-    return fcntl(p[0], F_GETFL) >= 0;
-  }, complete);
+long PipeLoop(long n, double deadline, bool *complete, bool use_ioctl)
+{
+	int p[2];
+	if (pipe(p) != 0) {
+		fprintf(stderr, "workload: pipe: %s\n", strerror(errno));
+		return -1;
+	}
+	return RunLoop(
+		n, deadline, 4096,
+		[&](long) {
+			int avail = 0;
+			if (use_ioctl)
+				return ioctl(p[0], FIONREAD, &avail) == 0;
+			return fcntl(p[0], F_GETFL) >= 0;
+		},
+		complete);
 }
 
-long RenameLoop(long n, const Options& o, double deadline, bool* complete) {
-  const std::string other = o.file + ".r";
-  return RunLoop(n, deadline, 1024, [&](long) {
-    if (rename(o.file.c_str(), other.c_str()) != 0 || rename(other.c_str(), o.file.c_str()) != 0) {
-      fprintf(stderr, "workload: rename %s: %s\n", o.file.c_str(), strerror(errno));
-      return false;
-    }
-    return true;
-  }, complete);
+long RenameLoop(long n, const Options &o, double deadline, bool *complete)
+{
+	const std::string other = o.file + ".r";
+	return RunLoop(
+		n, deadline, 1024,
+		[&](long) {
+			if (rename(o.file.c_str(), other.c_str()) != 0 ||
+			    rename(other.c_str(), o.file.c_str()) != 0) {
+				fprintf(stderr, "workload: rename %s: %s\n", o.file.c_str(), strerror(errno));
+				return false;
+			}
+			return true;
+		},
+		complete);
 }
 
-long ExecLoop(long n, const Options& o, double deadline, bool* complete) {
-  char* const argv[] = {const_cast<char*>(o.exe.c_str()), nullptr};
-  char* const envp[] = {nullptr};
-  return RunLoop(n, deadline, 1, [&](long) {
-    pid_t pid = fork();
-    if (pid < 0) {
-      fprintf(stderr, "workload: fork: %s\n", strerror(errno));
-      return false;
-    }
-    if (pid == 0) {
-      execve(argv[0], argv, envp);
-      _exit(127);
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-      if (errno != EINTR) return false;
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      fprintf(stderr, "workload: %s exited with status 0x%x\n", argv[0], status);
-      return false;
-    }
-    return true;
-  }, complete);
+long ExecLoop(long n, const Options &o, double deadline, bool *complete)
+{
+	char *const argv[] = {const_cast<char *>(o.exe.c_str()), nullptr};
+	char *const envp[] = {nullptr};
+	return RunLoop(
+		n, deadline, 1,
+		[&](long) {
+			pid_t pid = fork();
+			if (pid < 0) {
+				fprintf(stderr, "workload: fork: %s\n", strerror(errno));
+				return false;
+			}
+			if (pid == 0) {
+				execve(argv[0], argv, envp);
+				_exit(127);
+			}
+			int status = 0;
+			while (waitpid(pid, &status, 0) < 0) {
+				if (errno != EINTR)
+					return false;
+			}
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+				fprintf(stderr, "workload: %s exited with status 0x%x\n", argv[0], status);
+				return false;
+			}
+			return true;
+		},
+		complete);
 }
 
-long ConnectLoop(long n, const Options& o, double deadline, bool* complete) {
-  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  struct sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(o.port));
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(lfd, 4096) != 0) {
-    fprintf(stderr, "workload: listen on 127.0.0.1:%d: %s\n", o.port, strerror(errno));
-    return -1;
-  }
-  socklen_t alen = sizeof(addr);
-  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &alen);
+long ConnectLoop(long n, const Options &o, double deadline, bool *complete)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in addr = {};
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_port = htons(static_cast<uint16_t>(o.port));
+	if (bind(lfd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 || listen(lfd, 4096) != 0) {
+		fprintf(stderr, "workload: listen on 127.0.0.1:%d: %s\n", o.port, strerror(errno));
+		return -1;
+	}
+	socklen_t alen = sizeof(addr);
+	getsockname(lfd, reinterpret_cast<sockaddr *>(&addr), &alen);
 
-  // The listener accepts and closes; the client waits when it is too far ahead so the accept queue
-  // never overflows (an overflow would turn into a 1 s SYN retransmit and wreck the measurement).
-  std::atomic<long> accepted{0};
-  std::atomic<bool> stop{false};
-  std::thread acceptor([&] {
-    while (!stop.load(std::memory_order_relaxed)) {
-      int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c >= 0) {
-        close(c);
-        accepted.fetch_add(1, std::memory_order_release);
-      } else if (errno != EINTR && errno != ECONNABORTED) {
-        break;  // listener shut down
-      }
-    }
-  });
-  const struct linger lg = {1, 0};  // RST on close: no TIME_WAIT pile-up over 80k connections
-  long done = RunLoop(n, deadline, 256, [&](long i) {
-    while (i - accepted.load(std::memory_order_acquire) > kMaxOutstandingConnects) {
-      if (Now() > deadline) return false;
-      std::this_thread::yield();
-    }
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c < 0) return false;
-    setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    if (connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      fprintf(stderr, "workload: connect 127.0.0.1:%d: %s\n", ntohs(addr.sin_port), strerror(errno));
-      close(c);
-      return false;
-    }
-    close(c);
-    return true;
-  }, complete);
-  stop.store(true);
-  shutdown(lfd, SHUT_RDWR);  // wakes accept()
-  acceptor.join();
-  close(lfd);
-  return done;
+	// The listener accepts and closes; the client waits when it is too far ahead so the accept queue
+	// never overflows (an overflow would turn into a 1 s SYN retransmit and wreck the measurement).
+	std::atomic<long> accepted{0};
+	std::atomic<bool> stop{false};
+	std::thread acceptor([&] {
+		while (!stop.load(std::memory_order_relaxed)) {
+			int c = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+			if (c >= 0) {
+				close(c);
+				accepted.fetch_add(1, std::memory_order_release);
+			} else if (errno != EINTR && errno != ECONNABORTED) {
+				break; // listener shut down
+			}
+		}
+	});
+	const struct linger lg = {1, 0}; // RST on close: no TIME_WAIT pile-up over 80k connections
+	long done = RunLoop(
+		n, deadline, 256,
+		[&](long i) {
+			while (i - accepted.load(std::memory_order_acquire) > kMaxOutstandingConnects) {
+				if (Now() > deadline)
+					return false;
+				std::this_thread::yield();
+			}
+			int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (c < 0)
+				return false;
+			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			if (connect(c, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
+				fprintf(stderr, "workload: connect 127.0.0.1:%d: %s\n", ntohs(addr.sin_port),
+					strerror(errno));
+				close(c);
+				return false;
+			}
+			close(c);
+			return true;
+		},
+		complete);
+	stop.store(true);
+	shutdown(lfd, SHUT_RDWR); // wakes accept()
+	acceptor.join();
+	close(lfd);
+	return done;
 }
 
 // P forked producers, each pinned to one CPU, N opens in total. Each child reports its count through a
 // pipe; the parent sums them (children's CPU time lands in RUSAGE_CHILDREN).
-long MultiOpenLoop(long n, const Options& o, double deadline, bool* complete, long* extra) {
-  const long ncpu = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
-  int fds[2];
-  if (pipe(fds) != 0) return -1;
-  std::vector<pid_t> kids;
-  for (int i = 0; i < o.procs; i++) {
-    const long share = n / o.procs + (i < n % o.procs ? 1 : 0);
-    pid_t pid = fork();
-    if (pid < 0) {
-      fprintf(stderr, "workload: fork: %s\n", strerror(errno));
-      break;
-    }
-    if (pid == 0) {
-      close(fds[0]);
-      cpu_set_t set;
-      CPU_ZERO(&set);
-      CPU_SET(i % ncpu, &set);
-      sched_setaffinity(0, sizeof(set), &set);  // best effort: a cpuset may forbid it
-      bool c = false;
-      long d = share > 0 ? OpenLoop(share, o, deadline, &c) : 0;
-      if (share == 0) c = true;
-      long msg[2] = {d, c ? 1 : 0};
-      _exit(write(fds[1], msg, sizeof(msg)) == sizeof(msg) && d >= 0 ? 0 : 1);
-    }
-    kids.push_back(pid);
-  }
-  close(fds[1]);
-  long total = 0;
-  bool all = static_cast<int>(kids.size()) == o.procs;
-  for (size_t i = 0; i < kids.size(); i++) {
-    long msg[2];
-    if (read(fds[0], msg, sizeof(msg)) != sizeof(msg) || msg[0] < 0) {
-      all = false;
-      continue;
-    }
-    total += msg[0];
-    all = all && msg[1] == 1;
-    if (msg[0] > 0) (*extra)++;  // that child's pre-flight open
-  }
-  close(fds[0]);
-  bool failed = false;
-  for (pid_t k : kids) {
-    int st = 0;
-    while (waitpid(k, &st, 0) < 0 && errno == EINTR) {
-    }
-    failed = failed || !WIFEXITED(st) || WEXITSTATUS(st) != 0;
-  }
-  *complete = all && !failed;
-  return failed && total == 0 ? -1 : total;
+long MultiOpenLoop(long n, const Options &o, double deadline, bool *complete, long *extra)
+{
+	const long ncpu = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+	int fds[2];
+	if (pipe(fds) != 0)
+		return -1;
+	std::vector<pid_t> kids;
+	for (int i = 0; i < o.procs; i++) {
+		const long share = n / o.procs + (i < n % o.procs ? 1 : 0);
+		pid_t pid = fork();
+		if (pid < 0) {
+			fprintf(stderr, "workload: fork: %s\n", strerror(errno));
+			break;
+		}
+		if (pid == 0) {
+			close(fds[0]);
+			cpu_set_t set;
+			CPU_ZERO(&set);
+			CPU_SET(i % ncpu, &set);
+			sched_setaffinity(0, sizeof(set), &set); // best effort: a cpuset may forbid it
+			bool c = false;
+			long d = share > 0 ? OpenLoop(share, o, deadline, &c) : 0;
+			if (share == 0)
+				c = true;
+			long msg[2] = {d, c ? 1 : 0};
+			_exit(write(fds[1], msg, sizeof(msg)) == sizeof(msg) && d >= 0 ? 0 : 1);
+		}
+		kids.push_back(pid);
+	}
+	close(fds[1]);
+	long total = 0;
+	bool all = static_cast<int>(kids.size()) == o.procs;
+	for (size_t i = 0; i < kids.size(); i++) {
+		long msg[2];
+		if (read(fds[0], msg, sizeof(msg)) != sizeof(msg) || msg[0] < 0) {
+			all = false;
+			continue;
+		}
+		total += msg[0];
+		all = all && msg[1] == 1;
+		if (msg[0] > 0)
+			(*extra)++; // that child's pre-flight open
+	}
+	close(fds[0]);
+	bool failed = false;
+	for (pid_t k : kids) {
+		int st = 0;
+		while (waitpid(k, &st, 0) < 0 && errno == EINTR) {
+		}
+		failed = failed || !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+	}
+	*complete = all && !failed;
+	return failed && total == 0 ? -1 : total;
 }
 
-}  // namespace
+} // namespace
 
-int main(int argc, char** argv) {
-  if (argc < 3) return Usage();
-  std::string kind = argv[1];
-  char* end = nullptr;
-  long n = strtol(argv[2], &end, 10);
-  if (!end || *end || n <= 0) {
-    fprintf(stderr, "workload: N must be a positive integer, got '%s'\n", argv[2]);
-    return 2;
-  }
-  Options o;
-  for (int i = 3; i < argc; i++) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) {
-      fprintf(stderr, "workload: %s needs a value\n", a.c_str());
-      return 2;
-    }
-    const char* v = argv[++i];
-    if (a == "--file") {
-      o.file = v;
-    } else if (a == "--exe") {
-      o.exe = v;
-    } else if (a == "--port") {
-      o.port = atoi(v);
-    } else if (a == "--max-seconds") {
-      o.max_seconds = atof(v);
-    } else if (a == "--rate") {
-      o.rate = atof(v);
-      if (o.rate <= 0) {
-        fprintf(stderr, "workload: --rate must be a positive number of ops per second, got '%s'\n", v);
-        return 2;
-      }
-    } else if (a == "--procs") {
-      o.procs = atoi(v);
-      if (o.procs < 1 || o.procs > 64) {
-        fprintf(stderr, "workload: --procs must be 1..64, got '%s'\n", v);
-        return 2;
-      }
-    } else {
-      fprintf(stderr, "workload: unknown option %s\n", a.c_str());
-      return Usage();
-    }
-  }
-  if (o.rate > 0 && (kind != "open" || o.procs > 1)) {
-    fprintf(stderr, "workload: --rate is for the single-process open workload only\n");
-    return 2;
-  }
-  if (o.rate > 0) prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-  const double start = Now();
-  const double deadline = start + o.max_seconds;
-  bool complete = false;
-  long done;
-  long extra = 0;  // opens beyond the N timed ones (pre-flight checks)
-  if (kind == "open" && o.procs > 1) {
-    done = MultiOpenLoop(n, o, deadline, &complete, &extra);
-  } else if (o.procs > 1) {
-    fprintf(stderr, "workload: --procs is for the open workload only\n");
-    return 2;
+int main(int argc, char **argv)
+{
+	if (argc < 3)
+		return Usage();
+	std::string kind = argv[1];
+	char *end = nullptr;
+	long n = strtol(argv[2], &end, 10);
+	if (!end || *end || n <= 0) {
+		fprintf(stderr, "workload: N must be a positive integer, got '%s'\n", argv[2]);
+		return 2;
+	}
+	Options o;
+	for (int i = 3; i < argc; i++) {
+		std::string a = argv[i];
+		if (i + 1 >= argc) {
+			fprintf(stderr, "workload: %s needs a value\n", a.c_str());
+			return 2;
+		}
+		const char *v = argv[++i];
+		if (a == "--file") {
+			o.file = v;
+		} else if (a == "--exe") {
+			o.exe = v;
+		} else if (a == "--port") {
+			o.port = atoi(v);
+		} else if (a == "--max-seconds") {
+			o.max_seconds = atof(v);
+		} else if (a == "--rate") {
+			o.rate = atof(v);
+			if (o.rate <= 0) {
+				fprintf(stderr,
+					"workload: --rate must be a positive number of ops per second, got "
+					"'%s'\n",
+					v);
+				return 2;
+			}
+		} else if (a == "--procs") {
+			o.procs = atoi(v);
+			if (o.procs < 1 || o.procs > 64) {
+				fprintf(stderr, "workload: --procs must be 1..64, got '%s'\n", v);
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "workload: unknown option %s\n", a.c_str());
+			return Usage();
+		}
+	}
+	if (o.rate > 0 && (kind != "open" || o.procs > 1)) {
+		fprintf(stderr, "workload: --rate is for the single-process open workload only\n");
+		return 2;
+	}
+	if (o.rate > 0)
+		prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	const double start = Now();
+	const double deadline = start + o.max_seconds;
+	bool complete = false;
+	long done;
+	long extra = 0; // opens beyond the N timed ones (pre-flight checks)
+	if (kind == "open" && o.procs > 1) {
+		done = MultiOpenLoop(n, o, deadline, &complete, &extra);
+	} else if (o.procs > 1) {
+		fprintf(stderr, "workload: --procs is for the open workload only\n");
+		return 2;
 
-  } else if (kind == "open") {
-    done = OpenLoop(n, o, deadline, &complete);
-    extra = 1;
-  } else if (kind == "exec") {
-    done = ExecLoop(n, o, deadline, &complete);
-  } else if (kind == "connect") {
-    done = ConnectLoop(n, o, deadline, &complete);
-  } else if (kind == "getppid") {
-    done = GetppidLoop(n, deadline, &complete);
-  } else if (kind == "fcntl" || kind == "ioctl") {
-    done = PipeLoop(n, deadline, &complete, kind == "ioctl");
-  } else if (kind == "rename") {
-    done = RenameLoop(n, o, deadline, &complete);
-  } else {
-    fprintf(stderr, "workload: unknown workload '%s'\n", kind.c_str());
-    return Usage();
-  }
-  const double secs = Now() - start;
-  if (done < 0) return 1;
-  if (!complete) {
-    fprintf(stderr, "workload: %s stopped after %.1f s (--max-seconds) at %ld of %ld ops\n",
-            kind.c_str(), secs, done, n);
-  }
-  struct rusage self = {}, children = {};
-  getrusage(RUSAGE_SELF, &self);
-  getrusage(RUSAGE_CHILDREN, &children);
-  auto seconds = [](const timeval& a, const timeval& b) {
-    return a.tv_sec + b.tv_sec + (a.tv_usec + b.tv_usec) / 1e6;
-  };
-  printf("workload=%s ops=%ld seconds=%.6f ops_per_sec=%.1f complete=%d user_s=%.3f sys_s=%.3f "
-         "syscalls=%ld\n",
-         kind.c_str(), done, secs, secs > 0 ? done / secs : 0.0, complete ? 1 : 0,
-         seconds(self.ru_utime, children.ru_utime), seconds(self.ru_stime, children.ru_stime),
-         done + extra);
-  return 0;
+	} else if (kind == "open") {
+		done = OpenLoop(n, o, deadline, &complete);
+		extra = 1;
+	} else if (kind == "exec") {
+		done = ExecLoop(n, o, deadline, &complete);
+	} else if (kind == "connect") {
+		done = ConnectLoop(n, o, deadline, &complete);
+	} else if (kind == "getppid") {
+		done = GetppidLoop(n, deadline, &complete);
+	} else if (kind == "fcntl" || kind == "ioctl") {
+		done = PipeLoop(n, deadline, &complete, kind == "ioctl");
+	} else if (kind == "rename") {
+		done = RenameLoop(n, o, deadline, &complete);
+	} else {
+		fprintf(stderr, "workload: unknown workload '%s'\n", kind.c_str());
+		return Usage();
+	}
+	const double secs = Now() - start;
+	if (done < 0)
+		return 1;
+	if (!complete) {
+		fprintf(stderr, "workload: %s stopped after %.1f s (--max-seconds) at %ld of %ld ops\n",
+			kind.c_str(), secs, done, n);
+	}
+	struct rusage self = {}, children = {};
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &children);
+	auto seconds = [](const timeval &a, const timeval &b) {
+		return a.tv_sec + b.tv_sec + (a.tv_usec + b.tv_usec) / 1e6;
+	};
+	printf("workload=%s ops=%ld seconds=%.6f ops_per_sec=%.1f complete=%d user_s=%.3f sys_s=%.3f "
+	       "syscalls=%ld\n",
+	       kind.c_str(), done, secs, secs > 0 ? done / secs : 0.0, complete ? 1 : 0,
+	       seconds(self.ru_utime, children.ru_utime), seconds(self.ru_stime, children.ru_stime),
+	       done + extra);
+	return 0;
 }

@@ -41,9 +41,9 @@
 #include "decode/decoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testlib/paths.h"
-#include "testlib/listener.h"
 #include "identity/cgroup.h"
+#include "testlib/listener.h"
+#include "testlib/paths.h"
 #include "util/util.h"
 
 namespace writ::bpf {
@@ -61,7 +61,6 @@ struct Rec {
 };
 
 using testlib::RealPath;
-
 
 // connect() to loopback; returns 0 or errno. Runs in the child.
 int ConnectTo(int family, uint16_t port) {
@@ -137,8 +136,8 @@ class BpfTest : public ::testing::Test {
       Rec r;
       if (decoder_.Decode(d, n, &r.ev, &r.info).ok()) recs_.push_back(std::move(r));
     });
-    // SetUp already skipped where BPF cannot run (not root, no BTF, no cgroup2): a load failure here
-    // is a verifier rejection or a broken object, a defect. Callers wrap Load in
+    // SetUp already skipped where BPF cannot run (not root, no BTF, no cgroup2): a load failure
+    // here is a verifier rejection or a broken object, a defect. Callers wrap Load in
     // ASSERT_NO_FATAL_FAILURE so the test stops instead of going on with no loader.
     ASSERT_TRUE(l.ok()) << "BPF programs failed to load: " << l.status();
     loader_ = std::move(*l);
@@ -149,7 +148,8 @@ class BpfTest : public ::testing::Test {
     ASSERT_TRUE(loader_->AddTask(cgid_, ti).ok());
   }
 
-  // Forks a child that joins the task cgroup (or not) and runs body; its return value is the exit code.
+  // Forks a child that joins the task cgroup (or not) and runs body; its return value is the exit
+  // code.
   pid_t Spawn(const std::function<int()>& body, bool in_task = true) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -213,7 +213,8 @@ class BpfTest : public ::testing::Test {
   std::string mount_, root_, task_dir_, tmp_;
   uint64_t cgid_ = 0;
   decode::Decoder decoder_{BootToUnixOffsetNs(), "test"};
-  std::deque<Rec> recs_;  // a deque: WaitFor hands out pointers that later polls must not invalidate
+  std::deque<Rec>
+      recs_;  // a deque: WaitFor hands out pointers that later polls must not invalidate
   std::unique_ptr<Loader> loader_;
 
   // True where the BPF-LSM rung loaded (Load() must have run).
@@ -313,8 +314,8 @@ TEST_F(BpfTest, OpenRelativeThroughSymlinkResolvesAbsolute) {
   EXPECT_EQ(r->ev.file().syscall(), "openat");
 }
 
-// The path walk crosses mount points (a tmpfs, a bind mount, procfs): each is resolved to the absolute
-// path through the mount's mountpoint, never to the path inside the mounted filesystem.
+// The path walk crosses mount points (a tmpfs, a bind mount, procfs): each is resolved to the
+// absolute path through the mount's mountpoint, never to the path inside the mounted filesystem.
 TEST_F(BpfTest, OpenAcrossMountsResolvesThroughMountpoints) {
   ASSERT_NO_FATAL_FAILURE(Load());
   ASSERT_EQ(mkdir((tmp_ + "/mnt").c_str(), 0755), 0);
@@ -327,7 +328,8 @@ TEST_F(BpfTest, OpenAcrossMountsResolvesThroughMountpoints) {
     if (unshare(CLONE_NEWNS) != 0) return 10;
     if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 11;
     if (mount("tmpfs", (dir + "/mnt").c_str(), "tmpfs", 0, "size=64k") != 0) return 12;
-    if (mount((dir + "/real").c_str(), (dir + "/bind").c_str(), nullptr, MS_BIND, nullptr) != 0) return 13;
+    if (mount((dir + "/real").c_str(), (dir + "/bind").c_str(), nullptr, MS_BIND, nullptr) != 0)
+      return 13;
     int fd = open((dir + "/mnt/on-tmpfs").c_str(), O_WRONLY | O_CREAT, 0644);
     if (fd < 0) return 1;
     close(fd);
@@ -355,7 +357,8 @@ TEST_F(BpfTest, OpenAcrossMountsResolvesThroughMountpoints) {
 
 TEST_F(BpfTest, FailedOpenReportsPassedStringAndErrno) {
   ASSERT_NO_FATAL_FAILURE(Load());
-  pid_t pid = Spawn([] { return open("no/such/dir/x.txt", O_RDONLY) < 0 && errno == ENOENT ? 0 : 1; });
+  pid_t pid =
+      Spawn([] { return open("no/such/dir/x.txt", O_RDONLY) < 0 && errno == ENOENT ? 0 : 1; });
   EXPECT_EQ(Wait(pid), 0);
   const Rec* r = WaitFor("open", pid, [](const Rec& r) { return r.ev.file().result() != 0; });
   ASSERT_NE(r, nullptr);
@@ -429,8 +432,10 @@ TEST_F(BpfTest, ConnectIpv4AndIpv6) {
     return 0;
   });
   EXPECT_EQ(Wait(pid), 0);
-  const Rec* r4 = WaitFor("connect", pid, [](const Rec& r) { return r.ev.network().family() == "inet"; });
-  const Rec* r6 = WaitFor("connect", pid, [](const Rec& r) { return r.ev.network().family() == "inet6"; });
+  const Rec* r4 =
+      WaitFor("connect", pid, [](const Rec& r) { return r.ev.network().family() == "inet"; });
+  const Rec* r6 =
+      WaitFor("connect", pid, [](const Rec& r) { return r.ev.network().family() == "inet6"; });
   ASSERT_NE(r4, nullptr);
   ASSERT_NE(r6, nullptr);
   EXPECT_EQ(r4->ev.network().dst_ip(), "127.0.0.1");
@@ -539,10 +544,10 @@ TEST_F(BpfTest, TinyRingBufferCountsDrops) {
 }
 
 // The ring buffer's wakeup protocol (struct writ_consumer_state): telemetry of a monitor-mode task
-// never wakes a sleeping consumer -- it is read when the poll times out -- while a record of a prompt
-// (enforce-mode) task wakes it at once. The bounds are ten times and more what they need to be: the
-// first is a lower bound (a timeout does not fire early), the second an upper bound against a
-// 5 s timeout for a wakeup that takes microseconds.
+// never wakes a sleeping consumer -- it is read when the poll times out -- while a record of a
+// prompt (enforce-mode) task wakes it at once. The bounds are ten times and more what they need to
+// be: the first is a lower bound (a timeout does not fire early), the second an upper bound against
+// a 5 s timeout for a wakeup that takes microseconds.
 TEST_F(BpfTest, TelemetryWaitsForThePollTimeoutAPromptRecordWakesTheConsumer) {
   ASSERT_NO_FATAL_FAILURE(Load(0));
   const std::string path = tmp_ + "/wake.txt";
@@ -571,12 +576,14 @@ TEST_F(BpfTest, TelemetryWaitsForThePollTimeoutAPromptRecordWakesTheConsumer) {
     const auto t0 = std::chrono::steady_clock::now();
     const size_t before = recs_.size();
     int n = 0;
-    // Poll returns early only for a wakeup (or EINTR): loop on what it returned until the open is in.
+    // Poll returns early only for a wakeup (or EINTR): loop on what it returned until the open is
+    // in.
     while (!Find("open", pid) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
       n += std::max(0, loader_->Poll(timeout_ms));
     }
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - t0).count();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     release.join();
     close(go[1]);
     kill(pid, SIGKILL);
@@ -593,10 +600,10 @@ TEST_F(BpfTest, TelemetryWaitsForThePollTimeoutAPromptRecordWakesTheConsumer) {
 }
 
 // Many sleep/wake transitions: 300 prompt opens at irregular gaps (0..400 us, on both sides of the
-// consumer's sleep), each read back; a lost wakeup would leave a record for the whole 3 s poll timeout.
-// The window the Dekker pair in ring_emit / RingReader::Poll closes is a few dozen nanoseconds wide,
-// so this test exercises the protocol rather than proves it (with the consumer's re-check removed it
-// still passed in 3 of 3 runs); the argument is in struct writ_consumer_state.
+// consumer's sleep), each read back; a lost wakeup would leave a record for the whole 3 s poll
+// timeout. The window the Dekker pair in ring_emit / RingReader::Poll closes is a few dozen
+// nanoseconds wide, so this test exercises the protocol rather than proves it (with the consumer's
+// re-check removed it still passed in 3 of 3 runs); the argument is in struct writ_consumer_state.
 TEST_F(BpfTest, PromptRecordsLandingAsTheConsumerSleepsAreNeverLeftForTheTimeout) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_PROMPT));
   const std::string path = tmp_ + "/race.txt";
@@ -616,7 +623,8 @@ TEST_F(BpfTest, PromptRecordsLandingAsTheConsumerSleepsAreNeverLeftForTheTimeout
     loader_->Poll(3000);
     const int64_t now = NowBootNs();
     for (size_t i = before; i < recs_.size(); i++) {
-      if (recs_[i].ev.kind() != "open" || recs_[i].ev.process().pid() != static_cast<uint32_t>(pid)) continue;
+      if (recs_[i].ev.kind() != "open" || recs_[i].ev.process().pid() != static_cast<uint32_t>(pid))
+        continue;
       seen++;
       worst_ns = std::max(worst_ns, now - static_cast<int64_t>(recs_[i].info.ktime_ns));
     }
@@ -626,9 +634,9 @@ TEST_F(BpfTest, PromptRecordsLandingAsTheConsumerSleepsAreNeverLeftForTheTimeout
   EXPECT_LT(worst_ns, 1'000'000'000) << "a prompt record waited " << worst_ns / 1000000 << " ms";
 }
 
-// Records userspace must judge fail closed in an enforce-mode task: an open whose record does not fit in
-// the (full, unpolled) ring kills its process, and is counted; in a monitor-mode task it is only counted
-// as a drop (TinyRingBufferCountsDrops) and the process lives on.
+// Records userspace must judge fail closed in an enforce-mode task: an open whose record does not
+// fit in the (full, unpolled) ring kills its process, and is counted; in a monitor-mode task it is
+// only counted as a drop (TinyRingBufferCountsDrops) and the process lives on.
 TEST_F(BpfTest, FullRingFailsClosedInAnEnforceTask) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_PROMPT, 4096));
   std::string path = tmp_ + "/many.txt";
@@ -709,16 +717,14 @@ TEST_F(BpfTest, ExecApprovalStopsUntilContinued) {
   EXPECT_EQ(access(marker.c_str(), F_OK), 0) << "continued program did not complete";
 }
 
-// A shebang exec: the image is the interpreter, filename the script, WRIT_F_SCRIPT set (a binary's exec
-// has it clear). With WRIT_TASK_EXEC_SCRIPT an enforce task stops it for userspace even though the table
-// allows the interpreter (userspace judges the script's path); without the flag it runs.
+// A shebang exec: the image is the interpreter, filename the script, WRIT_F_SCRIPT set (a binary's
+// exec has it clear). With WRIT_TASK_EXEC_SCRIPT an enforce task stops it for userspace even though
+// the table allows the interpreter (userspace judges the script's path); without the flag it runs.
 TEST_F(BpfTest, ShebangExecIsFlaggedAndStoppedForTheScriptsVerdict) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_EXEC_SCRIPT));
   ASSERT_TRUE(loader_->SetExecVerdict(kSlot, PathHash(RealPath("/bin/sh")), WRIT_KV_ALLOW).ok());
   const std::string script = tmp_ + "/s.sh", marker = tmp_ + "/script-ran";
-  {
-    std::ofstream(script) << "#!/bin/sh\ntouch " << marker << "\n";
-  }
+  { std::ofstream(script) << "#!/bin/sh\ntouch " << marker << "\n"; }
   ASSERT_EQ(chmod(script.c_str(), 0700), 0);
   pid_t bin = Spawn([] {
     execl("/bin/true", "true", static_cast<char*>(nullptr));
@@ -750,9 +756,7 @@ TEST_F(BpfTest, ShebangExecRunsWithoutTheScriptFlag) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE));
   ASSERT_TRUE(loader_->SetExecVerdict(kSlot, PathHash(RealPath("/bin/sh")), WRIT_KV_ALLOW).ok());
   const std::string script = tmp_ + "/s2.sh";
-  {
-    std::ofstream(script) << "#!/bin/sh\nexit 7\n";
-  }
+  { std::ofstream(script) << "#!/bin/sh\nexit 7\n"; }
   ASSERT_EQ(chmod(script.c_str(), 0700), 0);
   pid_t pid = Spawn([&] {
     execl(script.c_str(), "s2.sh", static_cast<char*>(nullptr));
@@ -808,7 +812,9 @@ TEST_F(BpfTest, NetDenyIsEpermAllowedPortConnects) {
   EXPECT_EQ(errs[1], 0);
   EXPECT_EQ(errs[2], EPERM);
   EXPECT_EQ(errs[3], 0);
-  auto port_is = [](uint16_t p) { return [p](const Rec& r) { return r.ev.network().dst_port() == p; }; };
+  auto port_is = [](uint16_t p) {
+    return [p](const Rec& r) { return r.ev.network().dst_port() == p; };
+  };
   const Rec* d4 = WaitFor("connect", pid, port_is(deny4.port));
   const Rec* d6 = WaitFor("connect", pid, port_is(deny6.port));
   const Rec* a4 = WaitFor("connect", pid, port_is(ok4.port));
@@ -852,9 +858,10 @@ TEST_F(BpfTest, FileDenyExactAndPrefixKillTheOpener) {
   EXPECT_EQ(Wait(ok), 0);
 }
 
-// A file's identity travels with its open record (the inode and the kernel's device number, as stat(2)
-// reports them), and a WRIT_PK_INODE entry -- what the daemon installs for each file a files.deny rule
-// names -- kills an open of the same file through a hard link, whose path no path entry matches.
+// A file's identity travels with its open record (the inode and the kernel's device number, as
+// stat(2) reports them), and a WRIT_PK_INODE entry -- what the daemon installs for each file a
+// files.deny rule names -- kills an open of the same file through a hard link, whose path no path
+// entry matches.
 TEST_F(BpfTest, FileDenyByIdentityKillsAnOpenThroughAHardLink) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE));
   const std::string secret = tmp_ + "/secret.key";
@@ -886,9 +893,10 @@ TEST_F(BpfTest, FileDenyByIdentityKillsAnOpenThroughAHardLink) {
   EXPECT_FALSE(f->info.kernel_denied);
 }
 
-// Path-component denies ("**/.ssh/**" installed as DIR and LEAF entries of ".ssh", "**/.env" as a LEAF
-// entry of ".env", as the daemon installs them): real opens are killed at open exit by the kernel, with
-// WRIT_F_KERNEL_DENY on the record; near misses and a file below a directory named .env are not.
+// Path-component denies ("**/.ssh/**" installed as DIR and LEAF entries of ".ssh", "**/.env" as a
+// LEAF entry of ".env", as the daemon installs them): real opens are killed at open exit by the
+// kernel, with WRIT_F_KERNEL_DENY on the record; near misses and a file below a directory named
+// .env are not.
 class BpfComponentTest : public BpfTest {
  protected:
   void Prepare(uint32_t task_flags) {
@@ -896,7 +904,8 @@ class BpfComponentTest : public BpfTest {
     for (const char* d : {"/.ssh", "/.sshx", "/a", "/.env"}) {
       ASSERT_EQ(mkdir((tmp_ + d).c_str(), 0755), 0) << d;
     }
-    for (const char* f : {"/.ssh/id_x", "/a/.env", "/.sshx/id", "/.env.example", "/.env/inner", "/ssh"}) {
+    for (const char* f :
+         {"/.ssh/id_x", "/a/.env", "/.sshx/id", "/.env.example", "/.env/inner", "/ssh"}) {
       int fd = open((tmp_ + f).c_str(), O_WRONLY | O_CREAT, 0600);
       ASSERT_GE(fd, 0) << f;
       close(fd);
@@ -922,14 +931,16 @@ TEST_F(BpfComponentTest, ComponentDenyKillsAtOpenExit) {
     std::string path;
     int flags;
   };
-  for (const Case& c : {Case{tmp_ + "/.ssh/id_x", O_RDONLY}, Case{tmp_ + "/a/.env", O_RDONLY},
-                        Case{tmp_ + "/a/.env", O_WRONLY}, Case{tmp_ + "/.ssh", O_RDONLY | O_DIRECTORY}}) {
+  for (const Case& c :
+       {Case{tmp_ + "/.ssh/id_x", O_RDONLY}, Case{tmp_ + "/a/.env", O_RDONLY},
+        Case{tmp_ + "/a/.env", O_WRONLY}, Case{tmp_ + "/.ssh", O_RDONLY | O_DIRECTORY}}) {
     auto [st, r] = OpenInTask(c.path, c.flags);
     ExpectRefusedOrKilled(st, 3, c.path);
     ASSERT_NE(r, nullptr) << c.path;
     ExpectOpenDenyRecord(*r, c.path);
   }
-  for (const std::string& p : {tmp_ + "/.sshx/id", tmp_ + "/.env.example", tmp_ + "/.env/inner", tmp_ + "/ssh"}) {
+  for (const std::string& p :
+       {tmp_ + "/.sshx/id", tmp_ + "/.env.example", tmp_ + "/.env/inner", tmp_ + "/ssh"}) {
     auto [st, r] = OpenInTask(p);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << p << " status " << st;
     ASSERT_NE(r, nullptr) << p;
@@ -937,8 +948,8 @@ TEST_F(BpfComponentTest, ComponentDenyKillsAtOpenExit) {
   }
 }
 
-// Without WRIT_TASK_FILE_COMP the component entries are never looked up (tasks without component rules
-// pay nothing for them), and exact/prefix entries still apply.
+// Without WRIT_TASK_FILE_COMP the component entries are never looked up (tasks without component
+// rules pay nothing for them), and exact/prefix entries still apply.
 TEST_F(BpfComponentTest, ComponentEntriesNeedTheTaskFlag) {
   ASSERT_NO_FATAL_FAILURE(Prepare(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE));
   ASSERT_TRUE(loader_->SetFileDeny(kSlot, PathHash(tmp_ + "/ssh")).ok());
@@ -958,9 +969,10 @@ TEST_F(BpfComponentTest, ComponentEntriesNeedTheTaskFlag) {
 namespace writ::bpf {
 namespace {
 
-// Self-protection, seccomp path: the child installs the launcher's filter naming this test process as
-// "writd", then kill(parent, 0)s it. seccomp refuses it before sys_enter (EPERM in the child, which lives
-// on: nothing to kill at entry), and sys_exit reports it with the target resolved and WRIT_F_SECCOMP.
+// Self-protection, seccomp path: the child installs the launcher's filter naming this test process
+// as "writd", then kill(parent, 0)s it. seccomp refuses it before sys_enter (EPERM in the child,
+// which lives on: nothing to kill at entry), and sys_exit reports it with the target resolved and
+// WRIT_F_SECCOMP.
 TEST_F(BpfTest, SelfSeccompRefusalIsReportedAtSyscallExit) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE));
   const pid_t me = getpid();
@@ -995,8 +1007,9 @@ TEST_F(BpfTest, SelfSeccompRefusalIsReportedAtSyscallExit) {
   EXPECT_EQ(Find("self", quiet), nullptr);
 }
 
-// Self-protection, fallback path: no filter, so the syscall reaches sys_enter, where an enforce-mode
-// task's caller is SIGKILLed; the call itself runs (a thread id of "writd" resolved to its process).
+// Self-protection, fallback path: no filter, so the syscall reaches sys_enter, where an
+// enforce-mode task's caller is SIGKILLed; the call itself runs (a thread id of "writd" resolved to
+// its process).
 TEST_F(BpfTest, SelfWithoutFilterKillsAtSyscallEntry) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_SELF_KILL));
   const pid_t me = getpid();
@@ -1096,14 +1109,16 @@ TEST_F(BpfTest, DeniedOpenOfATaskWithAKillResponseKillsTheOpenerOnEitherRung) {
 namespace writ::bpf {
 namespace {
 
-// ---- renames, links, symlinks (bpf/writ_link.bpf.h) -----------------------------------------------
+// ---- renames, links, symlinks (bpf/writ_link.bpf.h)
+// -----------------------------------------------
 
 // A rename or link whose existing name a component deny matches: the caller is SIGKILLed at the
-// syscall's entry (the call itself still runs: a tracepoint cannot refuse it), and the new name's last
-// component joins the task's denies, so an open of it by any process of the task is killed at its exit.
+// syscall's entry (the call itself still runs: a tracepoint cannot refuse it), and the new name's
+// last component joins the task's denies, so an open of it by any process of the task is killed at
+// its exit.
 TEST_F(BpfComponentTest, RenameOfADeniedNameKillsTheCallerAndTheNewNameStaysDenied) {
-  ASSERT_NO_FATAL_FAILURE(
-      Prepare(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE | WRIT_TASK_FILE_COMP | WRIT_TASK_FILE_LINK));
+  ASSERT_NO_FATAL_FAILURE(Prepare(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE | WRIT_TASK_FILE_COMP |
+                                  WRIT_TASK_FILE_LINK));
   const std::string dir = tmp_ + "/a";
   pid_t pid = Spawn([dir] {
     if (chdir(dir.c_str()) != 0) return 10;
@@ -1143,16 +1158,18 @@ TEST_F(BpfComponentTest, RenameOfADeniedNameKillsTheCallerAndTheNewNameStaysDeni
 // Names the file table does not deny: reported (userspace judges every rule), nobody killed; a
 // symlink's relative content stays as written, relative to the link.
 TEST_F(BpfComponentTest, OrdinaryRenamesAndSymlinksAreReportedNotKilled) {
-  ASSERT_NO_FATAL_FAILURE(
-      Prepare(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE | WRIT_TASK_FILE_COMP | WRIT_TASK_FILE_LINK));
+  ASSERT_NO_FATAL_FAILURE(Prepare(WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE | WRIT_TASK_FILE_COMP |
+                                  WRIT_TASK_FILE_LINK));
   const std::string dir = tmp_;
   pid_t pid = Spawn([dir] {
-    if (renameat(AT_FDCWD, (dir + "/ssh").c_str(), AT_FDCWD, (dir + "/ssh2").c_str()) != 0) return 11;
+    if (renameat(AT_FDCWD, (dir + "/ssh").c_str(), AT_FDCWD, (dir + "/ssh2").c_str()) != 0)
+      return 11;
     if (symlinkat("sub/../ssh2", AT_FDCWD, (dir + "/sl").c_str()) != 0) return 12;
     return 0;
   });
   EXPECT_EQ(Wait(pid), 0);
-  const Rec* r = WaitFor("link", pid, [](const Rec& r) { return r.ev.file().syscall() == "renameat"; });
+  const Rec* r =
+      WaitFor("link", pid, [](const Rec& r) { return r.ev.file().syscall() == "renameat"; });
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->ev.file().path(), dir + "/ssh");
   EXPECT_EQ(r->ev.file().new_path(), dir + "/ssh2");
@@ -1167,13 +1184,15 @@ TEST_F(BpfComponentTest, OrdinaryRenamesAndSymlinksAreReportedNotKilled) {
   ti.flags = WRIT_TASK_ENFORCE;
   ti.generation = 1;
   ASSERT_TRUE(loader_->AddTask(cgid_, ti).ok());
-  pid = Spawn([dir] { return rename((dir + "/ssh2").c_str(), (dir + "/ssh3").c_str()) == 0 ? 0 : 1; });
+  pid = Spawn(
+      [dir] { return rename((dir + "/ssh2").c_str(), (dir + "/ssh3").c_str()) == 0 ? 0 : 1; });
   EXPECT_EQ(Wait(pid), 0);
   PollUntil([] { return false; }, 200);
   EXPECT_EQ(Find("link", pid), nullptr);
 }
 
-// ---- unix sockets and datagram sends (bpf/writ_net.bpf.h) ------------------------------------------
+// ---- unix sockets and datagram sends (bpf/writ_net.bpf.h)
+// ------------------------------------------
 
 int UnixConnect(const std::string& name) {
   sockaddr_un un{};
@@ -1206,9 +1225,9 @@ TEST_F(BpfTest, UnixConnectsAreDecidedByTheTasksTable) {
   ASSERT_NO_FATAL_FAILURE(set(WRIT_UK_EXACT, "@writ-bpftest-ok", WRIT_KV_ALLOW));
   ASSERT_EQ(mkdir((tmp_ + "/app").c_str(), 0755), 0);
   std::vector<std::unique_ptr<testlib::UnixListener>> ls;
-  for (const std::string& n : {tmp_ + "/ok.sock", tmp_ + "/other.sock", tmp_ + "/app/x.sock",
-                               tmp_ + "/app/admin.sock", std::string("@writ-bpftest-ok"),
-                               std::string("@writ-bpftest-no")}) {
+  for (const std::string& n :
+       {tmp_ + "/ok.sock", tmp_ + "/other.sock", tmp_ + "/app/x.sock", tmp_ + "/app/admin.sock",
+        std::string("@writ-bpftest-ok"), std::string("@writ-bpftest-no")}) {
     ls.push_back(std::make_unique<testlib::UnixListener>(n));
     ASSERT_GE(ls.back()->fd, 0) << n;
   }
@@ -1221,10 +1240,14 @@ TEST_F(BpfTest, UnixConnectsAreDecidedByTheTasksTable) {
     int err;
   };
   const std::vector<Case> cases = {
-      {dir + "/ok.sock", 0},          {dir + "/other.sock", EPERM},
-      {dir + "/app/x.sock", 0},       {dir + "/app/admin.sock", EPERM},
-      {"@writ-bpftest-ok", 0},        {"@writ-bpftest-no", EPERM},
-      {dir + "/no-such.sock", EPERM}, {dir + "/app/../other.sock", EPERM},
+      {dir + "/ok.sock", 0},
+      {dir + "/other.sock", EPERM},
+      {dir + "/app/x.sock", 0},
+      {dir + "/app/admin.sock", EPERM},
+      {"@writ-bpftest-ok", 0},
+      {"@writ-bpftest-no", EPERM},
+      {dir + "/no-such.sock", EPERM},
+      {dir + "/app/../other.sock", EPERM},
       {"ok.sock", EPERM},  // relative: an allow list names sockets by absolute path
   };
   for (const Case& c : cases) {
@@ -1247,12 +1270,16 @@ TEST_F(BpfTest, UnixConnectsAreDecidedByTheTasksTable) {
     EXPECT_EQ(r->ev.network().family(), "unix");
     EXPECT_EQ(r->ev.network().path(), c.name);
     EXPECT_EQ(r->info.kernel_denied, c.err == EPERM && (hook || !missing));
-    if (c.err == 0 && c.name[0] == '/') EXPECT_EQ(r->ev.network().peer_path(), c.name);
+    if (c.err == 0 && c.name[0] == '/') {
+      EXPECT_EQ(r->ev.network().peer_path(), c.name);
+    }
   }
   // writd's own sockets (slot WRIT_SLOT_ALL) pass for every task.
   ASSERT_NO_FATAL_FAILURE(set(WRIT_UK_EXACT, tmp_ + "/other.sock", WRIT_KV_ALLOW));
-  ASSERT_TRUE(loader_->SetUnixVerdict(WRIT_SLOT_ALL, WRIT_UK_EXACT, UnixNameHash(tmp_ + "/app/admin.sock"),
-                                      WRIT_KV_ALLOW).ok());
+  ASSERT_TRUE(loader_
+                  ->SetUnixVerdict(WRIT_SLOT_ALL, WRIT_UK_EXACT,
+                                   UnixNameHash(tmp_ + "/app/admin.sock"), WRIT_KV_ALLOW)
+                  .ok());
   pid_t pid = Spawn([&] { return UnixConnect(dir + "/app/admin.sock"); });
   int st = Wait(pid);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status " << st;
@@ -1278,9 +1305,11 @@ TEST_F(BpfTest, DatagramSendsToADeniedAddressAreRefusedAndReportedBounded) {
     a6.sin6_port = htons(p6);
     a6.sin6_addr = in6addr_loopback;
     for (int i = 0; i < 1000; i++) {
-      if (sendto(s4, "x", 1, 0, reinterpret_cast<sockaddr*>(&a4), sizeof(a4)) < 0 && errno == EPERM) refused++;
+      if (sendto(s4, "x", 1, 0, reinterpret_cast<sockaddr*>(&a4), sizeof(a4)) < 0 && errno == EPERM)
+        refused++;
     }
-    if (sendto(s6, "x", 1, 0, reinterpret_cast<sockaddr*>(&a6), sizeof(a6)) < 0 && errno == EPERM) refused++;
+    if (sendto(s6, "x", 1, 0, reinterpret_cast<sockaddr*>(&a6), sizeof(a6)) < 0 && errno == EPERM)
+      refused++;
     return refused == 1001 ? 0 : 1;
   });
   int st = Wait(pid);

@@ -1,11 +1,12 @@
-// Agents writ did not launch, adopted by a policy `Workloads` entry, and sub-agent lifecycle, end to end:
-// the real writd (enforce mode) and writ binaries, agents started by this test outside writ.
+// Agents writ did not launch, adopted by a policy `Workloads` entry, and sub-agent lifecycle, end
+// to end: the real writd (enforce mode) and writ binaries, agents started by this test outside
+// writ.
 //
-// Adoption: a copy of bash at a unique path is the "agent". Started in a cgroup the workload's selectors
-// name (exe path + uid + sha256 + cgroup glob), it must be stopped at exec, placed in a new task cgroup,
-// announced by task_start {adopted: true}, and then governed: a denied connect gets EPERM, a denied exec is
-// killed. The same binary started elsewhere is a kernel candidate that userspace rejects: it must run
-// untouched. Needs root (writd loads BPF); skips otherwise.
+// Adoption: a copy of bash at a unique path is the "agent". Started in a cgroup the workload's
+// selectors name (exe path + uid + sha256 + cgroup glob), it must be stopped at exec, placed in a
+// new task cgroup, announced by task_start {adopted: true}, and then governed: a denied connect
+// gets EPERM, a denied exec is killed. The same binary started elsewhere is a kernel candidate that
+// userspace rejects: it must run untouched. Needs root (writd loads BPF); skips otherwise.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -24,8 +25,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "identity/cgroup.h"
-#include "testlib/paths.h"
 #include "testlib/listener.h"
+#include "testlib/paths.h"
 #include "testlib/writd_fixture.h"
 #include "util/util.h"
 
@@ -37,8 +38,8 @@ using ::testing::HasSubstr;
 
 using testlib::RealPath;
 
-// Waits (bounded) for a child started with fork; returns its exit code, 128+signal, or -1 on timeout
-// (then it is killed).
+// Waits (bounded) for a child started with fork; returns its exit code, 128+signal, or -1 on
+// timeout (then it is killed).
 int WaitChild(pid_t pid, std::chrono::milliseconds timeout) {
   auto until = std::chrono::steady_clock::now() + timeout;
   int st = 0;
@@ -86,7 +87,8 @@ class AdoptE2e : public ::testing::Test {
     std::filesystem::copy_file(RealPath("/bin/bash"), *agent_);
     chmod(agent_->c_str(), 0755);
     CmdResult sha = RunCommand({"/usr/bin/sha256sum", *agent_});
-    if (sha.exit_code != 0 || sha.out.size() < 64) return absl::InternalError("sha256sum: " + sha.err);
+    if (sha.exit_code != 0 || sha.out.size() < 64)
+      return absl::InternalError("sha256sum: " + sha.err);
     auto mount = identity::FindCgroup2Mount();
     if (!mount.ok()) return mount.status();
     // The cgroup an outside agent runs in (a stand-in for a systemd service or a container).
@@ -102,7 +104,8 @@ params:
   agent: {type: path, required: true}
   port: {type: int, required: true}
 exec:
-  allow: ["${agent}", ")", RealPath("/bin/sleep"), R"("]
+  allow: ["${agent}", ")",
+                                            RealPath("/bin/sleep"), R"("]
 network:
   connect:
     allow: [{cidr: 127.0.0.1/32, ports: ["${port}"]}]
@@ -123,12 +126,16 @@ workloads:
     spiffe_id: spiffe://example.org/agent/adopted
     intent: t-adopted
     principal: user:adopt-test@example.org
-    params: {agent: ")", *agent_, R"(", port: ")", ok_->port, R"("}
+    params: {agent: ")",
+                                            *agent_, R"(", port: ")", ok_->port, R"("}
     selectors:
-      - "unix:path:)", *agent_, R"("
+      - "unix:path:)",
+                                            *agent_, R"("
       - "unix:uid:0"
-      - "unix:sha256:)", sha.out.substr(0, 64), R"("
-      - "cgroup:path:)", *outside_rel_, R"(/**"
+      - "unix:sha256:)",
+                                            sha.out.substr(0, 64), R"("
+      - "cgroup:path:)",
+                                            *outside_rel_, R"(/**"
 )");
     writd_ = new WritdInstance();
     WritdInstance::Options o;
@@ -153,14 +160,16 @@ workloads:
     if (geteuid() != 0) GTEST_SKIP() << "e2e needs root: writd loads BPF programs";
     ASSERT_TRUE(st_->ok()) << *st_;
   }
-  static json TaskEnd(const std::string& task, std::chrono::milliseconds t = std::chrono::seconds(10)) {
+  static json TaskEnd(const std::string& task,
+                      std::chrono::milliseconds t = std::chrono::seconds(10)) {
     return writd_->WaitForEvent(
         [&](const json& e) {
           return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
         },
         t);
   }
-  static json TaskStartOf(const std::string& spiffe, std::chrono::milliseconds t = std::chrono::seconds(10)) {
+  static json TaskStartOf(const std::string& spiffe,
+                          std::chrono::milliseconds t = std::chrono::seconds(10)) {
     return writd_->WaitForEvent(
         [&](const json& e) {
           return e.value("kind", "") == "task_start" && e["agent"].value("spiffe_id", "") == spiffe;
@@ -195,10 +204,9 @@ TEST_F(AdoptE2e, MatchingAgentStartedOutsideWritIsAdoptedAndGoverned) {
   const uint64_t adopted_before = Counter("adopt_adopted");
   // sleep first (an allowed exec), so the test can look at the process while it is in its task.
   std::string script = absl::StrCat(
-      "/bin/sleep 1; ",
-      "echo x 2>", w, "/deny.err >/dev/tcp/127.0.0.1/", deny_->port, "; echo $? > ", w, "/deny.rc; ",
-      "echo y >/dev/tcp/127.0.0.1/", ok_->port, "; echo $? > ", w, "/ok.rc; ",
-      "/usr/bin/id > /dev/null; echo $? > ", w, "/id.rc; echo done > ", w, "/done");
+      "/bin/sleep 1; ", "echo x 2>", w, "/deny.err >/dev/tcp/127.0.0.1/", deny_->port,
+      "; echo $? > ", w, "/deny.rc; ", "echo y >/dev/tcp/127.0.0.1/", ok_->port, "; echo $? > ", w,
+      "/ok.rc; ", "/usr/bin/id > /dev/null; echo $? > ", w, "/id.rc; echo done > ", w, "/done");
   pid_t pid = StartOutside(*outside_, {*agent_, "-c", script});
   ASSERT_GT(pid, 0);
 
@@ -257,9 +265,9 @@ TEST_F(AdoptE2e, NonMatchingProcessIsLeftAloneAndRunsNormally) {
   std::filesystem::create_directories(w);
   const uint64_t misses_before = Counter("adopt_misses");
   // Same binary (so the kernel pre-filter makes it a candidate), but not in the workload's cgroup.
-  std::string script = absl::StrCat(
-      "echo x >/dev/tcp/127.0.0.1/", deny_->port, "; echo $? > ", w, "/deny.rc; ",
-      "/usr/bin/id > /dev/null; echo $? > ", w, "/id.rc; cat /proc/self/cgroup > ", w, "/cg");
+  std::string script = absl::StrCat("echo x >/dev/tcp/127.0.0.1/", deny_->port, "; echo $? > ", w,
+                                    "/deny.rc; ", "/usr/bin/id > /dev/null; echo $? > ", w,
+                                    "/id.rc; cat /proc/self/cgroup > ", w, "/cg");
   auto own = identity::ProcessCgroup(getpid());
   ASSERT_TRUE(own.ok());
   ASSERT_FALSE(absl::StartsWith(*own, *outside_rel_));
@@ -270,7 +278,8 @@ TEST_F(AdoptE2e, NonMatchingProcessIsLeftAloneAndRunsNormally) {
   EXPECT_EQ(Slurp(w + "/id.rc"), "0\n");
   EXPECT_THAT(Slurp(w + "/cg"), HasSubstr("0::" + *own));  // never moved
   // It was a candidate (stopped by the kernel and continued: the exit above proves the continue).
-  EXPECT_EQ(Counter("adopt_misses"), misses_before + 1) << writd_->Writ({"status"}).out << writd_->log();
+  EXPECT_EQ(Counter("adopt_misses"), misses_before + 1)
+      << writd_->Writ({"status"}).out << writd_->log();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   for (const auto& e : writd_->Events()) {
     if (e.value("kind", "") == "task_start" && e.contains("process")) {
@@ -279,7 +288,8 @@ TEST_F(AdoptE2e, NonMatchingProcessIsLeftAloneAndRunsNormally) {
   }
 }
 
-// ---- sub-agents: a child task cannot outlive its parent's authority --------------------------------
+// ---- sub-agents: a child task cannot outlive its parent's authority
+// --------------------------------
 
 TEST_F(AdoptE2e, RevokingTheParentEndsAndRevokesItsSubAgent) {
   const std::string p_id = "spiffe://example.org/agent/parent-revoke";
@@ -289,26 +299,29 @@ TEST_F(AdoptE2e, RevokingTheParentEndsAndRevokesItsSubAgent) {
   json pstart = TaskStartOf(p_id);
   ASSERT_FALSE(pstart.is_null()) << writd_->log();
   const std::string ptask = pstart["agent"]["task_id"];
-  pid_t child = writd_->WritAsync({"run", "--parent", ptask, "--agent", c_id, "--intent", "t-open",
-                                   "--", "/bin/sleep", "30"},
-                                  "child-r");
+  pid_t child = writd_->WritAsync(
+      {"run", "--parent", ptask, "--agent", c_id, "--intent", "t-open", "--", "/bin/sleep", "30"},
+      "child-r");
   json cstart = TaskStartOf(c_id);
   ASSERT_FALSE(cstart.is_null()) << writd_->log();
   const std::string ctask = cstart["agent"]["task_id"];
   EXPECT_EQ(cstart["agent"]["parent_task"], ptask);
   // A grandchild too: the revocation reaches every level, and each task is killed exactly once.
   const std::string g_id = "spiffe://example.org/agent/grandchild-revoke";
-  pid_t grandchild = writd_->WritAsync({"run", "--parent", ctask, "--agent", g_id, "--intent",
-                                        "t-open", "--", "/bin/sleep", "30"},
-                                       "grandchild-r");
+  pid_t grandchild = writd_->WritAsync(
+      {"run", "--parent", ctask, "--agent", g_id, "--intent", "t-open", "--", "/bin/sleep", "30"},
+      "grandchild-r");
   json gstart = TaskStartOf(g_id);
   ASSERT_FALSE(gstart.is_null()) << writd_->log();
   const std::string gtask = gstart["agent"]["task_id"];
   // The commands run (their execs are attributed) before the parent is revoked.
   for (const std::string& id : {ctask, gtask}) {
-    ASSERT_FALSE(writd_->WaitForEvent([&](const json& e) {
-                   return e.value("kind", "") == "exec" && e["agent"].value("task_id", "") == id;
-                 }).is_null());
+    ASSERT_FALSE(writd_
+                     ->WaitForEvent([&](const json& e) {
+                       return e.value("kind", "") == "exec" &&
+                              e["agent"].value("task_id", "") == id;
+                     })
+                     .is_null());
   }
 
   CmdResult r = writd_->Writ({"revoke", ptask});
@@ -345,9 +358,9 @@ TEST_F(AdoptE2e, ParentEndingEndsItsSubAgentWithATruthfulReason) {
   json pstart = TaskStartOf(p_id);
   ASSERT_FALSE(pstart.is_null()) << writd_->log();
   const std::string ptask = pstart["agent"]["task_id"];
-  pid_t child = writd_->WritAsync({"run", "--parent", ptask, "--agent", c_id, "--intent", "t-open",
-                                   "--", "/bin/sleep", "30"},
-                                  "child-e");
+  pid_t child = writd_->WritAsync(
+      {"run", "--parent", ptask, "--agent", c_id, "--intent", "t-open", "--", "/bin/sleep", "30"},
+      "child-e");
   json cstart = TaskStartOf(c_id);
   ASSERT_FALSE(cstart.is_null()) << writd_->log();
   const std::string ctask = cstart["agent"]["task_id"];

@@ -74,7 +74,9 @@ class ApprovalsE2e : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     if (!writd_) return;
-    if (writd_->running()) EXPECT_EQ(writd_->Stop(), 0) << writd_->log();
+    if (writd_->running()) {
+      EXPECT_EQ(writd_->Stop(), 0) << writd_->log();
+    }
     delete writd_;
     delete start_status_;
     writd_ = nullptr;
@@ -132,12 +134,12 @@ class ApprovalsE2e : public ::testing::Test {
       ASSERT_EQ(r.exit_code, 0) << absl::StrJoin(argv, " ") << ": " << r.err;
     }
     // The agent's, as its user's repository would be (git refuses to work in another user's).
-    ASSERT_EQ(RunCommand({"/bin/chown", "-R", WRIT_TEST_AGENT_USER ":", repo_, remote_}).exit_code, 0);
+    ASSERT_EQ(RunCommand({"/bin/chown", "-R", WRIT_TEST_AGENT_USER ":", repo_, remote_}).exit_code,
+              0);
   }
   bool RemoteHasMain() {
     return RunCommand({"/usr/bin/git", "-c", "safe.directory=*", "--git-dir", remote_, "rev-parse",
-                       "--verify", "-q",
-                       "refs/heads/main"})
+                       "--verify", "-q", "refs/heads/main"})
                .exit_code == 0;
   }
   // A push under the shipped coding-agent intent, in the background.

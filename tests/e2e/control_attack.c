@@ -1,8 +1,9 @@
-/* Attacks on writd's control socket that `writ` itself cannot make (tests/e2e/control_e2e_test.cc runs
- * this inside writ tasks and outside them). It speaks the control protocol by hand: a 4-byte
+/* Attacks on writd's control socket that `writ` itself cannot make (tests/e2e/control_e2e_test.cc
+ * runs this inside writ tasks and outside them). It speaks the control protocol by hand: a 4-byte
  * little-endian length, then a protobuf writ.v1.Request (include/writ/v1/api.proto).
  * Each subcommand prints one line "<cmd> code=<N> error=<message>" with writd's answer (code 0: it
- * was done) and exits 0 when writd did what was asked, 1 when it refused, 2 on usage or I/O errors. */
+ * was done) and exits 0 when writd did what was asked, 1 when it refused, 2 on usage or I/O errors.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -71,7 +72,8 @@ static int call(const char* cmd, int fd, int field, const struct buf* body) {
     printf("%s io-error %s\n", cmd, strerror(errno));
     return 2;
   }
-  uint32_t n = (uint32_t)len[0] | (uint32_t)len[1] << 8 | (uint32_t)len[2] << 16 | (uint32_t)len[3] << 24;
+  uint32_t n =
+      (uint32_t)len[0] | (uint32_t)len[1] << 8 | (uint32_t)len[2] << 16 | (uint32_t)len[3] << 24;
   static unsigned char resp[1 << 20];
   if (n > sizeof(resp) || full(fd, resp, n, 0)) {
     printf("%s io-error bad response\n", cmd);
@@ -112,7 +114,8 @@ static struct buf create_task(const char* spiffe) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: control_attack forge|forge-orphan SOCKET SPIFFE | place SOCKET TASK PID\n");
+    fprintf(stderr,
+            "usage: control_attack forge|forge-orphan SOCKET SPIFFE | place SOCKET TASK PID\n");
     return 2;
   }
   const char* cmd = argv[1];
@@ -133,12 +136,13 @@ int main(int argc, char** argv) {
     struct buf b = create_task(argv[3]);
     return call(cmd, fd, 1, &b);
   }
-  if (!strcmp(cmd, "place") && argc == 5) { /* TaskStarted{place} for a task this connection did not create */
+  if (!strcmp(cmd, "place") &&
+      argc == 5) { /* TaskStarted{place} for a task this connection did not create */
     struct buf b = {.n = 0};
     field_bytes(&b, 1, argv[3], strlen(argv[3])); /* task_id */
-    field_varint(&b, 2, (uint64_t)atoi(argv[4]));  /* pid */
-    field_varint(&b, 3, 1);                         /* started */
-    field_varint(&b, 5, 1);                         /* place */
+    field_varint(&b, 2, (uint64_t)atoi(argv[4])); /* pid */
+    field_varint(&b, 3, 1);                       /* started */
+    field_varint(&b, 5, 1);                       /* place */
     return call(cmd, dial(argv[2]), 2, &b);
   }
   fprintf(stderr, "control_attack: unknown or malformed command %s\n", cmd);

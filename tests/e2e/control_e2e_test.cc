@@ -68,7 +68,9 @@ class Control : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     if (!writd_) return;
-    if (writd_->running()) EXPECT_EQ(writd_->Stop(), 0) << writd_->log();
+    if (writd_->running()) {
+      EXPECT_EQ(writd_->Stop(), 0) << writd_->log();
+    }
     delete writd_;
     delete start_status_;
     writd_ = nullptr;

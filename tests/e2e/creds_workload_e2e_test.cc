@@ -1,6 +1,7 @@
-// Workload API interop: a stock Node gRPC client (pinned @grpc/grpc-js) run as a child process, once
-// inside a cgroup the test registers as a task (gets and validates an SVID) and once outside (refused).
-// Needs root (to create a cgroup) and npm (to install the client); skips with the reason otherwise.
+// Workload API interop: a stock Node gRPC client (pinned @grpc/grpc-js) run as a child process,
+// once inside a cgroup the test registers as a task (gets and validates an SVID) and once outside
+// (refused). Needs root (to create a cgroup) and npm (to install the client); skips with the reason
+// otherwise.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -38,10 +39,10 @@ struct RunResult {
   std::string out;
 };
 
-// Runs argv with stdout captured; if `cgroup_procs` is set the child moves itself there before exec.
-// Bounded: killed after `timeout`.
-RunResult RunChild(const std::vector<std::string>& argv, const std::string& cgroup_procs, absl::Duration timeout,
-              const std::string& cwd = "") {
+// Runs argv with stdout captured; if `cgroup_procs` is set the child moves itself there before
+// exec. Bounded: killed after `timeout`.
+RunResult RunChild(const std::vector<std::string>& argv, const std::string& cgroup_procs,
+                   absl::Duration timeout, const std::string& cwd = "") {
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) return {};
   pid_t pid = fork();
@@ -97,11 +98,14 @@ TEST(WorkloadApiInterop, NodeClientInTaskCgroupGetsSvidOutsideIsRefused) {
   std::string node_dir = WRIT_CREDS_NODE_DIR;
   std::filesystem::create_directories(node_dir);
   std::filesystem::copy_file(std::string(WRIT_SOURCE_DIR) + "/tests/e2e/creds/package.json",
-                             node_dir + "/package.json", std::filesystem::copy_options::overwrite_existing);
+                             node_dir + "/package.json",
+                             std::filesystem::copy_options::overwrite_existing);
   if (!std::filesystem::exists(node_dir + "/node_modules/@grpc/grpc-js/package.json")) {
-    RunResult npm = RunChild({"npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", node_dir},
-                        "", absl::Minutes(4), node_dir);
-    if (npm.exit_code != 0) GTEST_SKIP() << "npm install failed (registry unreachable?), exit " << npm.exit_code;
+    RunResult npm =
+        RunChild({"npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", node_dir},
+                 "", absl::Minutes(4), node_dir);
+    if (npm.exit_code != 0)
+      GTEST_SKIP() << "npm install failed (registry unreachable?), exit " << npm.exit_code;
   }
 
   char tmpl[] = "/tmp/writ-wle2e-XXXXXX";
@@ -122,16 +126,23 @@ TEST(WorkloadApiInterop, NodeClientInTaskCgroupGetsSvidOutsideIsRefused) {
   o.lookup = [&](pid_t, uint64_t, const std::string& cgroup) -> std::optional<TaskClaims> {
     if (cgroup != rel) return std::nullopt;
     task_lookups++;
-    return TaskClaims{"task-e2e", "spiffe://example.org/agent/node", {"user:alice@example.org"}, "interop",
+    return TaskClaims{"task-e2e",
+                      "spiffe://example.org/agent/node",
+                      {"user:alice@example.org"},
+                      "interop",
                       absl::Now() + absl::Minutes(10)};
   };
   auto server = WorkloadApiServer::Start(o, &issuer, keys.get());
   ASSERT_TRUE(server.ok()) << server.status();
 
-  std::vector<std::string> argv = {"env", "NODE_PATH=" + node_dir + "/node_modules", "node",
-                                   std::string(WRIT_SOURCE_DIR) + "/tests/e2e/creds_workload_client.js",
-                                   o.socket_path, std::string(WRIT_SOURCE_DIR) + "/include/writ/v1/workload.proto",
-                                   "https://db.example.org"};
+  std::vector<std::string> argv = {
+      "env",
+      "NODE_PATH=" + node_dir + "/node_modules",
+      "node",
+      std::string(WRIT_SOURCE_DIR) + "/tests/e2e/creds_workload_client.js",
+      o.socket_path,
+      std::string(WRIT_SOURCE_DIR) + "/include/writ/v1/workload.proto",
+      "https://db.example.org"};
   RunResult in = RunChild(argv, cg + "/cgroup.procs", absl::Seconds(30));
   RunResult out = RunChild(argv, "", absl::Seconds(30));
   (*server)->Stop();

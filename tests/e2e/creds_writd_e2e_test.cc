@@ -74,7 +74,8 @@ std::map<std::string, std::string> ParseCred(const std::string& text) {
   std::map<std::string, std::string> out;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     size_t eq = line.find('=');
-    if (eq != absl::string_view::npos) out[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+    if (eq != absl::string_view::npos)
+      out[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
   }
   return out;
 }
@@ -92,7 +93,8 @@ std::string Intents(const std::string& touch) {
 kind: Intent
 name: pg-reader
 exec:
-  deny: [")", touch, R"("]
+  deny: [")",
+                      touch, R"("]
 on_violation: [alert, kill, revoke]
 mode: enforce
 credentials:
@@ -187,7 +189,8 @@ class CredsWritdE2e : public ::testing::Test {
   std::string SleepingSession() const {
     return Psql() + " -c 'SELECT pg_sleep(60)' >/dev/null 2>&1 & ";
   }
-  std::string WaitFile(const std::string& path, std::chrono::milliseconds t = std::chrono::seconds(15)) const {
+  std::string WaitFile(const std::string& path,
+                       std::chrono::milliseconds t = std::chrono::seconds(15)) const {
     auto deadline = std::chrono::steady_clock::now() + t;
     while (std::chrono::steady_clock::now() < deadline) {
       if (access(path.c_str(), F_OK) == 0) return Slurp(path);
@@ -195,11 +198,13 @@ class CredsWritdE2e : public ::testing::Test {
     }
     return "(timeout)";
   }
-  json WaitCred(const std::string& task, const std::string& op, std::chrono::milliseconds t = std::chrono::seconds(15)) {
+  json WaitCred(const std::string& task, const std::string& op,
+                std::chrono::milliseconds t = std::chrono::seconds(15)) {
     return w_.WaitForEvent(
         [&](const json& e) {
           return e.value("kind", "") == "credential" && e["agent"].value("task_id", "") == task &&
-                 e["credential"].value("provider", "") == "pg" && e["credential"].value("operation", "") == op;
+                 e["credential"].value("provider", "") == "pg" &&
+                 e["credential"].value("operation", "") == op;
         },
         t);
   }
@@ -240,7 +245,8 @@ TEST_F(CredsWritdE2e, IntentCredentialLogsInAndViolationRevokesIt) {
 
   std::string task;
   json issue = w_.WaitForEvent([&](const json& e) {
-    return e.value("kind", "") == "credential" && e["credential"].value("operation", "") == "issue" &&
+    return e.value("kind", "") == "credential" &&
+           e["credential"].value("operation", "") == "issue" &&
            e["credential"].value("provider", "") == "pg";
   });
   ASSERT_FALSE(issue.is_null()) << w_.log();
@@ -250,9 +256,10 @@ TEST_F(CredsWritdE2e, IntentCredentialLogsInAndViolationRevokesIt) {
   const std::string role = issue["credential"].value("jti", "");
   ASSERT_FALSE(role.empty());
 
-  // Delivered as the task's own file: 0400, owned by the user the task runs as, in a 0500 directory.
+  // Delivered as the task's own file: 0400, owned by the user the task runs as, in a 0500
+  // directory.
   const std::string dir = w_.dir() + "/run/credentials/" + task;
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat((dir + "/pg").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400u);
   EXPECT_EQ(st.st_uid, TestAgentUid());
@@ -264,7 +271,8 @@ TEST_F(CredsWritdE2e, IntentCredentialLogsInAndViolationRevokesIt) {
   ASSERT_GE(cred["secret"].size(), 24u);
   EXPECT_TRUE(RoleExists(role));
 
-  // An open session with the task's credential, held outside the task so only revocation can end it.
+  // An open session with the task's credential, held outside the task so only revocation can end
+  // it.
   PGconn* session = PQconnectdb(pg_.Login(role, cred["secret"]).c_str());
   ASSERT_EQ(PQstatus(session), CONNECTION_OK) << PQerrorMessage(session);
   EXPECT_EQ(PgCluster::Query(session, "SELECT count(*) FROM orders"), "2");
@@ -289,7 +297,8 @@ TEST_F(CredsWritdE2e, IntentCredentialLogsInAndViolationRevokesIt) {
   ASSERT_FALSE(revoked.is_null()) << w_.log();
   EXPECT_EQ(revoked["credential"]["type"], "postgres_role");
 
-  EXPECT_EQ(PgCluster::Query(session, "SELECT 1").rfind("ERROR", 0), 0u) << "session survived revocation";
+  EXPECT_EQ(PgCluster::Query(session, "SELECT 1").rfind("ERROR", 0), 0u)
+      << "session survived revocation";
   PQfinish(session);
   PGconn* again = PQconnectdb(pg_.Login(role, cred["secret"]).c_str());
   EXPECT_NE(PQstatus(again), CONNECTION_OK);
@@ -406,8 +415,9 @@ TEST_F(CredsWritdE2e, RequiredProviderDownFailsTheStartAndLeavesNothing) {
 TEST_F(CredsWritdE2e, OptionalProviderDownStartsWithoutItAndWarns) {
   ASSERT_TRUE(pg_.StopServer().ok());
   CmdResult r = w_.Writ({"run", "--agent", kAgent, "--intent", "pg-optional", "--", "/bin/sh", "-c",
-                         absl::StrCat("echo \"$WRIT_CREDENTIALS_DIR\" > ", work_, "/dir; ls -A \"$WRIT_CREDENTIALS_DIR\" > ",
-                                      work_, "/ls 2>&1; echo ran > ", work_, "/ran")});
+                         absl::StrCat("echo \"$WRIT_CREDENTIALS_DIR\" > ", work_,
+                                      "/dir; ls -A \"$WRIT_CREDENTIALS_DIR\" > ", work_,
+                                      "/ls 2>&1; echo ran > ", work_, "/ran")});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Slurp(work_ + "/ran"), "ran\n");
   std::string task = TaskIdFrom(r.err);
@@ -430,11 +440,14 @@ TEST_F(CredsWritdE2e, DeadlineRevokesTheRoleThroughTheOutbox) {
   ASSERT_FALSE(iss.is_null());
   const std::string task = iss["agent"].value("task_id", "");
   const std::string role = iss["credential"].value("jti", "");
-  EXPECT_FALSE(iss["credential"].value("expires", "").empty());  // the role is VALID UNTIL the deadline
+  EXPECT_FALSE(
+      iss["credential"].value("expires", "").empty());  // the role is VALID UNTIL the deadline
   EXPECT_TRUE(RoleExists(role));
   ASSERT_TRUE(WaitSessions(role, 1)) << pg_.Sessions(role);
   json end = w_.WaitForEvent(
-      [&](const json& e) { return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task; },
+      [&](const json& e) {
+        return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
+      },
       std::chrono::seconds(15));
   ASSERT_FALSE(end.is_null()) << w_.log();
   EXPECT_EQ(end["task"]["reason"], "deadline");
@@ -450,9 +463,9 @@ TEST_F(CredsWritdE2e, DeadlineRevokesTheRoleThroughTheOutbox) {
 }
 
 TEST_F(CredsWritdE2e, PendingRevocationSurvivesKill9AndCompletesAfterRestart) {
-  pid_t run = w_.WritAsync({"run", "--agent", kAgent, "--intent", "pg-reader", "--", "/bin/sh", "-c",
-                            Script("exit 0")},
-                           "run");
+  pid_t run = w_.WritAsync(
+      {"run", "--agent", kAgent, "--intent", "pg-reader", "--", "/bin/sh", "-c", Script("exit 0")},
+      "run");
   ASSERT_EQ(WaitFile(work_ + "/count"), "2\n");
   json iss = w_.WaitForEvent([&](const json& e) {
     return e.value("kind", "") == "credential" && e["credential"].value("operation", "") == "issue";
@@ -470,7 +483,8 @@ TEST_F(CredsWritdE2e, PendingRevocationSurvivesKill9AndCompletesAfterRestart) {
   EXPECT_FALSE(WaitCred(task, "revoke_failed").is_null());
   EXPECT_EQ(OutboxDepth(), 1);
 
-  // writd dies with the revocation pending; PostgreSQL and writd come back; the revocation completes.
+  // writd dies with the revocation pending; PostgreSQL and writd come back; the revocation
+  // completes.
   EXPECT_EQ(w_.Kill9(), 128 + SIGKILL);
   ASSERT_TRUE(pg_.StartServer().ok());
   ASSERT_TRUE(w_.Restart().ok()) << w_.log();
@@ -573,10 +587,13 @@ TEST_F(CredsWritdAdmin, AFailingRevocationIsCountedAndBecomesOneHighSeverityFind
 TEST(CredsWritdConfig, UnknownProviderIsRefusedAtStartAndAtReload) {
   if (geteuid() != 0) GTEST_SKIP() << "e2e needs root: writd loads BPF programs";
   const std::string providers =
-      "credentials:\n  providers:\n    - {name: hook, type: webhook, url: \"http://127.0.0.1:9/caep\"}\n";
-  const std::string good = "apiVersion: writ.dev/v1\nkind: Intent\nname: good\ncredentials:\n  - {provider: hook}\n";
-  const std::string bad = "apiVersion: writ.dev/v1\nkind: Intent\nname: bad\ncredentials:\n  - {provider: hook}\n"
-                          "  - {provider: nosuch}\n";  // line 6
+      "credentials:\n  providers:\n    - {name: hook, type: webhook, url: "
+      "\"http://127.0.0.1:9/caep\"}\n";
+  const std::string good =
+      "apiVersion: writ.dev/v1\nkind: Intent\nname: good\ncredentials:\n  - {provider: hook}\n";
+  const std::string bad =
+      "apiVersion: writ.dev/v1\nkind: Intent\nname: bad\ncredentials:\n  - {provider: hook}\n"
+      "  - {provider: nosuch}\n";  // line 6
   {
     WritdInstance w;
     WritdInstance::Options o;
@@ -584,9 +601,10 @@ TEST(CredsWritdConfig, UnknownProviderIsRefusedAtStartAndAtReload) {
     o.extra_config = providers;
     absl::Status st = w.Start(o);
     ASSERT_FALSE(st.ok()) << "writd started with an intent naming an unknown provider";
-    EXPECT_THAT(std::string(st.message()),
-                HasSubstr("bad.yaml:6: credentials[1].provider: unknown provider \"nosuch\" (configured in "
-                          "writd's credentials.providers: hook)"));
+    EXPECT_THAT(
+        std::string(st.message()),
+        HasSubstr("bad.yaml:6: credentials[1].provider: unknown provider \"nosuch\" (configured in "
+                  "writd's credentials.providers: hook)"));
   }
   WritdInstance w;
   WritdInstance::Options o;
@@ -602,7 +620,8 @@ TEST(CredsWritdConfig, UnknownProviderIsRefusedAtStartAndAtReload) {
   EXPECT_NE(run.exit_code, 0);
   EXPECT_THAT(run.err, HasSubstr("unknown intent \"bad\""));
   run = w.Writ({"run", "--agent", kAgent, "--intent", "good", "--", "/bin/sh", "-c",
-                "test -r \"$WRIT_CREDENTIALS_DIR/hook\" && grep -q '^type=webhook$' \"$WRIT_CREDENTIALS_DIR/hook\""});
+                "test -r \"$WRIT_CREDENTIALS_DIR/hook\" && grep -q '^type=webhook$' "
+                "\"$WRIT_CREDENTIALS_DIR/hook\""});
   EXPECT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(w.Stop(), 0);
 }

@@ -13,7 +13,9 @@ TEST_P(Evasion, ExecveatOfDeniedBinaryIsKilled) {
   CmdResult r = Run(absl::StrCat(helper_, " execveat ", touch, "; echo after"),
                     {"--intent", "e-exec", "--param", "exe=" + touch});
   ExpectExecKilled(r, Events(r), touch, lsm_, lineage_);
-  if (lineage_) EXPECT_THAT(r.out, Not(HasSubstr("after")));
+  if (lineage_) {
+    EXPECT_THAT(r.out, Not(HasSubstr("after")));
+  }
 }
 
 TEST_P(Evasion, FexecveOfDeniedBinaryIsKilled) {
@@ -93,7 +95,9 @@ TEST_P(Evasion, ShebangExecOfADeniedScriptIsKilledBeforeItRuns) {
     EXPECT_EQ(ev["outcome"], lsm_ ? "prevented" : "killed");
     EXPECT_EQ(ev["enforcement"], lsm_ ? "lsm" : "kernel-signal");
     EXPECT_EQ(ev["finding"]["rule"], "e-exec/exec.deny[0]");
-    if (!lsm_) EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr(script + " (run by "));
+    if (!lsm_) {
+      EXPECT_THAT(ev["finding"].value("reason", ""), HasSubstr(script + " (run by "));
+    }
     std::filesystem::remove(marker);
   }
 }

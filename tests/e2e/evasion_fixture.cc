@@ -167,7 +167,9 @@ bool Evasion::unix_hook_ = false;
 
 void ExpectExecKilled(const CmdResult& r, const std::vector<json>& evs, const std::string& exe,
                       bool lsm, bool lineage) {
-  if (lineage) EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  if (lineage) {
+    EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
+  }
   json ev;
   for (const auto& e : evs) {
     if (e.value("kind", "") == "exec" && e["process"].value("exe", "") == exe) ev = e;

@@ -108,7 +108,9 @@ class Evasion : public ::testing::TestWithParam<Model> {
     secret_ = work_ + "/secret";
     std::filesystem::create_directories(secret_);
     std::ofstream(secret_ + "/key") << "TOPSECRET";
-    if (!root()) ASSERT_TRUE(EnsureTestUsers().ok());
+    if (!root()) {
+      ASSERT_TRUE(EnsureTestUsers().ok());
+    }
   }
   void TearDown() override {
     if (!work_.empty()) std::filesystem::remove_all(work_);

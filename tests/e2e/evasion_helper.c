@@ -1,25 +1,25 @@
-/* Evasion attempts the shell cannot make (tests/e2e/evasion_e2e_test.cc runs this inside a writ task).
- * Each subcommand prints one line "<cmd> <result>" and exits 0 when the attempt itself succeeded,
- * 1 when the kernel refused it (the result names errno), 2 on usage errors. */
+/* Evasion attempts the shell cannot make (tests/e2e/evasion_e2e_test.cc runs this inside a writ
+ * task). Each subcommand prints one line "<cmd> <result>" and exits 0 when the attempt itself
+ * succeeded, 1 when the kernel refused it (the result names errno), 2 on usage errors. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/io_uring.h>
 #include <linux/openat2.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <sched.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
-#include <signal.h>
-#include <stddef.h>
 #include <sys/socket.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -57,10 +57,13 @@ static int uring_one(void (*prep)(struct io_uring_sqe*, void*), void* arg) {
   if (fd < 0) return -1000 - errno;
   size_t sq_sz = p.sq_off.array + p.sq_entries * sizeof(unsigned);
   size_t cq_sz = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-  char* sq = mmap(NULL, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
-  char* cq = mmap(NULL, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
-  struct io_uring_sqe* sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
-                                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+  char* sq =
+      mmap(NULL, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQ_RING);
+  char* cq =
+      mmap(NULL, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_CQ_RING);
+  struct io_uring_sqe* sqes =
+      mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+           MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
   if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) return -1000 - errno;
   unsigned* tail = (unsigned*)(sq + p.sq_off.tail);
   unsigned* mask = (unsigned*)(sq + p.sq_off.ring_mask);
@@ -70,7 +73,8 @@ static int uring_one(void (*prep)(struct io_uring_sqe*, void*), void* arg) {
   prep(&sqes[idx], arg);
   array[idx] = idx;
   __atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
-  if (syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) return -1000 - errno;
+  if (syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+    return -1000 - errno;
   unsigned* chead = (unsigned*)(cq + p.cq_off.head);
   struct io_uring_cqe* cqes = (struct io_uring_cqe*)(cq + p.cq_off.cqes);
   unsigned cmask = *(unsigned*)(cq + p.cq_off.ring_mask);
@@ -98,11 +102,11 @@ int main(int argc, char** argv) {
   if (argc < 2) return 2;
   const char* cmd = argv[1];
   const char* a = argc > 2 ? argv[2] : "";
-  if (!strcmp(cmd, "openat2")) {  /* openat2 PATH: RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS */
+  if (!strcmp(cmd, "openat2")) { /* openat2 PATH: RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS */
     struct open_how how = {.flags = O_RDONLY, .resolve = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
     return report(cmd, syscall(SYS_openat2, AT_FDCWD, a, &how, sizeof(how)));
   }
-  if (!strcmp(cmd, "execveat")) {  /* execveat PATH: exec through an O_PATH fd, AT_EMPTY_PATH */
+  if (!strcmp(cmd, "execveat")) { /* execveat PATH: exec through an O_PATH fd, AT_EMPTY_PATH */
     int fd = open(a, O_PATH | O_CLOEXEC);
     char* args[] = {(char*)a, NULL};
     syscall(SYS_execveat, fd, "", args, environ, AT_EMPTY_PATH);
@@ -114,13 +118,13 @@ int main(int argc, char** argv) {
     fexecve(fd, args, environ);
     return report(cmd, -1);
   }
-  if (!strcmp(cmd, "memfd-exec")) {  /* memfd-exec SRC ARGS...: run a copy of SRC from memory */
+  if (!strcmp(cmd, "memfd-exec")) { /* memfd-exec SRC ARGS...: run a copy of SRC from memory */
     int fd = memfd_create("payload", MFD_CLOEXEC);
     if (fd < 0 || copy_file(a, fd) != 0) return report(cmd, -1);
     fexecve(fd, argv + 2, environ);
     return report(cmd, -1);
   }
-  if (!strcmp(cmd, "comm-open")) {  /* comm-open NAME PATH */
+  if (!strcmp(cmd, "comm-open")) { /* comm-open NAME PATH */
     prctl(PR_SET_NAME, a, 0, 0, 0);
     return report(cmd, open(argv[3], O_RDONLY));
   }
@@ -129,7 +133,7 @@ int main(int argc, char** argv) {
     if (r < 0) errno = r <= -1000 ? -(r + 1000) : -r;
     return report(cmd, r < 0 ? -1 : r);
   }
-  if (!strcmp(cmd, "uring-connect")) {  /* uring-connect PORT (127.0.0.1) */
+  if (!strcmp(cmd, "uring-connect")) { /* uring-connect PORT (127.0.0.1) */
     int s = socket(AF_INET, SOCK_STREAM, 0);
     uring_sa.sin_family = AF_INET;
     uring_sa.sin_port = htons((unsigned short)atoi(a));
@@ -138,7 +142,7 @@ int main(int argc, char** argv) {
     if (r < 0) errno = r <= -1000 ? -(r + 1000) : -r;
     return report(cmd, r < 0 ? -1 : r);
   }
-  if (!strcmp(cmd, "bpf")) {  /* a tiny array map: a task with CAP_BPF can load its own programs */
+  if (!strcmp(cmd, "bpf")) { /* a tiny array map: a task with CAP_BPF can load its own programs */
     union bpf_attr attr;
     memset(&attr, 0, sizeof(attr));
     attr.map_type = BPF_MAP_TYPE_ARRAY;
@@ -147,19 +151,20 @@ int main(int argc, char** argv) {
     attr.max_entries = 1;
     return report(cmd, syscall(SYS_bpf, BPF_MAP_CREATE, &attr, sizeof(attr)));
   }
-  if (!strcmp(cmd, "kill")) {  /* kill PID SIG: kill(2) as an agent would call it */
+  if (!strcmp(cmd, "kill")) { /* kill PID SIG: kill(2) as an agent would call it */
     return report(cmd, syscall(SYS_kill, (pid_t)atoi(a), argc > 3 ? atoi(argv[3]) : SIGKILL));
   }
-  if (!strcmp(cmd, "tkill")) {  /* tkill TID SIG: one thread of a process */
+  if (!strcmp(cmd, "tkill")) { /* tkill TID SIG: one thread of a process */
     return report(cmd, syscall(SYS_tkill, (pid_t)atoi(a), argc > 3 ? atoi(argv[3]) : SIGKILL));
   }
-  if (!strcmp(cmd, "ptrace")) {  /* ptrace PID: PTRACE_SEIZE (no SIGSTOP to the target if it works) */
+  if (!strcmp(cmd,
+              "ptrace")) { /* ptrace PID: PTRACE_SEIZE (no SIGSTOP to the target if it works) */
     return report(cmd, ptrace(PTRACE_SEIZE, (pid_t)atoi(a), 0, 0));
   }
-  if (!strcmp(cmd, "pidfd")) {  /* pidfd PID: a pidfd is a handle to signal (pidfd_send_signal) */
+  if (!strcmp(cmd, "pidfd")) { /* pidfd PID: a pidfd is a handle to signal (pidfd_send_signal) */
     return report(cmd, syscall(SYS_pidfd_open, (pid_t)atoi(a), 0));
   }
-  if (!strcmp(cmd, "unshare-open")) {  /* unshare-open PATH: new mount+net namespaces, then open */
+  if (!strcmp(cmd, "unshare-open")) { /* unshare-open PATH: new mount+net namespaces, then open */
     /* An unprivileged caller gets them inside a user namespace of its own (`unshare -Urmn`). */
     if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0 &&
         (errno != EPERM || unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) != 0)) {
@@ -167,25 +172,28 @@ int main(int argc, char** argv) {
     }
     return report(cmd, open(a, O_RDONLY));
   }
-  if (!strcmp(cmd, "longpath")) {  /* longpath DIR: open a file > 4096 bytes below DIR */
+  if (!strcmp(cmd, "longpath")) { /* longpath DIR: open a file > 4096 bytes below DIR */
     if (chdir(a) != 0) return report(cmd, -1);
     char comp[201];
     memset(comp, 'd', 200);
     comp[200] = 0;
-    for (int i = 0; i < 25; i++) {  /* 25 * 201 = 5025 bytes of path below DIR */
+    for (int i = 0; i < 25; i++) { /* 25 * 201 = 5025 bytes of path below DIR */
       mkdir(comp, 0755);
       if (chdir(comp) != 0) return report(cmd, -1);
     }
     return report(cmd, open("leaf", O_WRONLY | O_CREAT, 0644));
   }
-  if (!strcmp(cmd, "open-by-handle")) {  /* open-by-handle PATH: name_to_handle_at, then open it, read it */
+  if (!strcmp(
+          cmd,
+          "open-by-handle")) { /* open-by-handle PATH: name_to_handle_at, then open it, read it */
     struct {
       struct file_handle fh;
       unsigned char bytes[MAX_HANDLE_SZ];
     } h;
     int mount_id, mfd;
     h.fh.handle_bytes = MAX_HANDLE_SZ;
-    if (name_to_handle_at(AT_FDCWD, a, &h.fh, &mount_id, 0) != 0) return report("name_to_handle_at", -1);
+    if (name_to_handle_at(AT_FDCWD, a, &h.fh, &mount_id, 0) != 0)
+      return report("name_to_handle_at", -1);
     mfd = open("/", O_RDONLY | O_DIRECTORY);
     if (argc > 3) mfd = open(argv[3], O_RDONLY | O_DIRECTORY); /* a directory on the file's mount */
     int fd = open_by_handle_at(mfd, &h.fh, O_RDONLY);
@@ -196,7 +204,7 @@ int main(int argc, char** argv) {
     }
     return report(cmd, fd);
   }
-  if (!strcmp(cmd, "udp-send")) {  /* udp-send IP PORT: sendto() without connect(), v4 or v6 */
+  if (!strcmp(cmd, "udp-send")) { /* udp-send IP PORT: sendto() without connect(), v4 or v6 */
     int v6 = strchr(a, ':') != NULL;
     int s = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_storage ss;
@@ -225,21 +233,24 @@ int main(int argc, char** argv) {
     if (count > 1) printf("refused %d of %d\n", refused, count);
     return report(cmd, rc);
   }
-  if (!strcmp(cmd, "unix-connect")) {  /* unix-connect NAME: connect(2) a stream socket; @NAME: abstract */
+  if (!strcmp(
+          cmd,
+          "unix-connect")) { /* unix-connect NAME: connect(2) a stream socket; @NAME: abstract */
     struct sockaddr_un un;
     memset(&un, 0, sizeof(un));
     un.sun_family = AF_UNIX;
     socklen_t len = sizeof(un);
     if (a[0] == '@') {
       memcpy(un.sun_path + 1, a + 1, strnlen(a + 1, sizeof(un.sun_path) - 1));
-      len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strnlen(a + 1, sizeof(un.sun_path) - 1));
+      len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+                        strnlen(a + 1, sizeof(un.sun_path) - 1));
     } else {
       strncpy(un.sun_path, a, sizeof(un.sun_path) - 1);
     }
     int s = socket(AF_UNIX, SOCK_STREAM, 0);
     return report(cmd, connect(s, (struct sockaddr*)&un, len));
   }
-  if (!strcmp(cmd, "unix-send")) {  /* unix-send NAME: a datagram to a unix name without connect() */
+  if (!strcmp(cmd, "unix-send")) { /* unix-send NAME: a datagram to a unix name without connect() */
     struct sockaddr_un un;
     memset(&un, 0, sizeof(un));
     un.sun_family = AF_UNIX;
@@ -247,7 +258,8 @@ int main(int argc, char** argv) {
     int s = socket(AF_UNIX, SOCK_DGRAM, 0);
     return report(cmd, sendto(s, "x", 1, 0, (struct sockaddr*)&un, sizeof(un)));
   }
-  if (!strcmp(cmd, "setown")) {  /* setown PID [ex|ioctl]: make PID own a pipe's SIGIO (SIGKILL), then write */
+  if (!strcmp(cmd, "setown")) { /* setown PID [ex|ioctl]: make PID own a pipe's SIGIO (SIGKILL),
+                                   then write */
     int p[2];
     if (pipe(p) != 0) return report(cmd, -1);
     pid_t pid = (pid_t)atoi(a);
@@ -266,22 +278,22 @@ int main(int argc, char** argv) {
     (void)!write(p[1], "x", 1);
     return report(cmd, rc);
   }
-  if (!strcmp(cmd, "setpgid")) {  /* setpgid PGID: join a process group */
+  if (!strcmp(cmd, "setpgid")) { /* setpgid PGID: join a process group */
     return report(cmd, setpgid(0, (pid_t)atoi(a)));
   }
-  if (!strcmp(cmd, "pgid")) {  /* pgid: print the caller's process group */
+  if (!strcmp(cmd, "pgid")) { /* pgid: print the caller's process group */
     printf("pgid %d\n", (int)getpgrp());
     return 0;
   }
-  if (!strcmp(cmd, "finit-module")) {  /* finit_module(-1): EBADF if it ran, EPERM if refused */
+  if (!strcmp(cmd, "finit-module")) { /* finit_module(-1): EBADF if it ran, EPERM if refused */
     return report(cmd, syscall(SYS_finit_module, -1, "", 0));
   }
   if (!strcmp(cmd, "kexec-file-load")) {
     return report(cmd, syscall(SYS_kexec_file_load, -1, -1, 0, "", 0));
   }
   if (!strcmp(cmd, "deep-exec")) {
-    /* deep-exec DIR SRC MARKER N COMP... LEAF: SRC copied to DIR/a/a/.../COMP.../LEAF (N a's), then run as
-     * LEAF MARKER (SRC /usr/bin/touch: the marker shows it ran). */
+    /* deep-exec DIR SRC MARKER N COMP... LEAF: SRC copied to DIR/a/a/.../COMP.../LEAF (N a's), then
+     * run as LEAF MARKER (SRC /usr/bin/touch: the marker shows it ran). */
     if (argc < 7 || chdir(a) != 0) return report(cmd, -1);
     int n = atoi(argv[5]);
     for (int i = 0; i < n; i++) {
@@ -302,7 +314,7 @@ int main(int argc, char** argv) {
     execve(self, args, environ);
     return report(cmd, -1);
   }
-  if (!strcmp(cmd, "nonutf8")) {  /* nonutf8 DIR: create DIR/<invalid UTF-8> */
+  if (!strcmp(cmd, "nonutf8")) { /* nonutf8 DIR: create DIR/<invalid UTF-8> */
     char p[4096];
     snprintf(p, sizeof(p), "%s/bad-\xff\xfe-\xc3(", a);
     return report(cmd, open(p, O_WRONLY | O_CREAT, 0644));

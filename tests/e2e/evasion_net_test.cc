@@ -206,7 +206,9 @@ TEST_P(Evasion, UnixSocketsAreDeniedByAConnectAllowListsDefault) {
   json ev = Find(Events(r), [](const json& e) { return e.value("kind", "") == "connect"; });
   ASSERT_FALSE(ev.is_null());
   EXPECT_EQ(ev["outcome"], unix_hook_ ? "prevented" : "killed_after");
-  if (unix_hook_) EXPECT_FALSE(agent.Pending());
+  if (unix_hook_) {
+    EXPECT_FALSE(agent.Pending());
+  }
   EXPECT_EQ(ev["finding"]["rule"], "e-udp/network.unix.default");
   // A socket that does not exist reached nothing (glibc probing nscd): refused, but no finding.
   CmdResult probe = Run(absl::StrCat(helper_, " unix-connect ", work_, "/no-such.sock; echo after"),
@@ -215,7 +217,9 @@ TEST_P(Evasion, UnixSocketsAreDeniedByAConnectAllowListsDefault) {
   EXPECT_THAT(probe.out, HasSubstr("after"));
   json pe = Find(Events(probe), [](const json& e) { return e.value("kind", "") == "connect"; });
   ASSERT_FALSE(pe.is_null());
-  if (unix_hook_) EXPECT_EQ(pe["outcome"], "prevented");  // elsewhere it failed by itself (ENOENT)
+  if (unix_hook_) {
+    EXPECT_EQ(pe["outcome"], "prevented");  // elsewhere it failed by itself (ENOENT)
+  }
   EXPECT_FALSE(pe.contains("finding"));
 }
 

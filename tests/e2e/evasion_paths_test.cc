@@ -203,7 +203,9 @@ TEST_P(Evasion, OpenByHandleAtIsJudgedLikeAnOpenAndKilled) {
   ExpectSecretOpenKilled(r);
   json ev = OpenOf(Events(r), secret_ + "/key");
   ASSERT_FALSE(ev.is_null()) << "open_by_handle_at of the denied file not reported";
-  if (!lsm_) EXPECT_EQ(ev["file"]["syscall"], "open_by_handle_at");  // lsm/file_open names none
+  if (!lsm_) {
+    EXPECT_EQ(ev["file"]["syscall"], "open_by_handle_at");  // lsm/file_open names none
+  }
   EXPECT_EQ(ev["finding"]["rule"], "e-files/files.deny[0]");
 }
 

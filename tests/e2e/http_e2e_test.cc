@@ -92,7 +92,9 @@ class WritdHttp : public ::testing::Test {
     ASSERT_TRUE(w_.Start(o).ok()) << w_.log();
   }
   void TearDown() override {
-    if (w_.running()) EXPECT_EQ(w_.Stop(), 0) << w_.log();
+    if (w_.running()) {
+      EXPECT_EQ(w_.Stop(), 0) << w_.log();
+    }
   }
   std::string Url(const std::string& path) const {
     return absl::StrCat("http://127.0.0.1:", port_, path);

@@ -1,16 +1,19 @@
 // Load test (issue #7 deliverable 6, issue #8's ">= 340k events/s with 0 drops, two producers"):
-// producers on every CPU, inside one monitored task, open+close a repository file as fast as they can
-// for WRIT_LOAD_SECONDS (default 10 s here; `scripts/bench/side_by_side.sh --load-seconds 60` runs the long one).
+// producers on every CPU, inside one monitored task, open+close a repository file as fast as they
+// can for WRIT_LOAD_SECONDS (default 10 s here; `scripts/bench/side_by_side.sh --load-seconds 60`
+// runs the long one).
 //
-// What it asserts is that nothing is lost without being counted, not that nothing is lost: whether a
-// 2-vCPU machine shared with its producers keeps up is a benchmark result (printed, and reported in
-// docs/performance.md), while an unaccounted record is a defect on any machine.
-//   * kernel -> writd: every record the task's processes caused is either judged by writd or counted
-//     as a drop (kernel ring-buffer reserve failure, decode error, unattributed). The producers report
-//     exactly how many opens they made; a tiny run of the same command first measures what the rest of
-//     the task costs (loader opens, exec, fork, exit), so the equation is exact.
+// What it asserts is that nothing is lost without being counted, not that nothing is lost: whether
+// a 2-vCPU machine shared with its producers keeps up is a benchmark result (printed, and reported
+// in docs/performance.md), while an unaccounted record is a defect on any machine.
+//   * kernel -> writd: every record the task's processes caused is either judged by writd or
+//   counted
+//     as a drop (kernel ring-buffer reserve failure, decode error, unattributed). The producers
+//     report exactly how many opens they made; a tiny run of the same command first measures what
+//     the rest of the task costs (loader opens, exec, fork, exit), so the equation is exact.
 //   * writd -> sink: every judged record reached the sink or its drop counter.
-//   * after the tasks end: no process-table entries and no BPF map entries left behind, writd's peak
+//   * after the tasks end: no process-table entries and no BPF map entries left behind, writd's
+//   peak
 //     RSS bounded.
 // Needs root (writd loads BPF); skips otherwise.
 #include <unistd.h>
@@ -99,7 +102,9 @@ Status ParseStatus(const std::string& text) {
   Status s;
   std::istringstream in(text);
   std::string line;
-  auto after = [](const std::string& l, const std::string& prefix) { return l.substr(prefix.size()); };
+  auto after = [](const std::string& l, const std::string& prefix) {
+    return l.substr(prefix.size());
+  };
   while (std::getline(in, line)) {
     if (line.rfind("events by kind:", 0) == 0) s.events = Pairs(after(line, "events by kind:"));
     if (line.rfind("drops by kind:", 0) == 0) s.drops = Pairs(after(line, "drops by kind:"));
@@ -123,7 +128,8 @@ uint64_t ProcStatusKb(pid_t pid, const std::string& key) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
+    if (line.rfind(key + ":", 0) == 0)
+      return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
   }
   return 0;
 }
@@ -155,7 +161,8 @@ class WritdLoad : public ::testing::Test {
     ss << in.rdbuf();
     ASSERT_FALSE(ss.str().empty()) << "policies/coding-agent.yaml not found";
     o.policies["coding-agent.yaml"] = ss.str();
-    // Millions of JSON lines: encoded and written as always, but to /dev/null instead of filling /tmp.
+    // Millions of JSON lines: encoded and written as always, but to /dev/null instead of filling
+    // /tmp.
     o.extra_args = {"--events", "/dev/null"};
     auto st = w_.Start(o);
     ASSERT_TRUE(st.ok()) << st;
@@ -186,11 +193,11 @@ class WritdLoad : public ::testing::Test {
     return s;
   }
   CmdResult Producers(long n, double seconds, int procs) {
-    return w_.Writ({"run", "--agent", "spiffe://example.org/load", "--intent", "coding-agent",
-                    "--param", "repo=" + repo_, "--", WORKLOAD_BIN, "open", std::to_string(n),
-                    "--file", repo_ + "/file", "--procs", std::to_string(procs), "--max-seconds",
-                    std::to_string(seconds)},
-                   std::chrono::milliseconds(static_cast<long>(seconds * 1000) + 60000));
+    return w_.Writ(
+        {"run", "--agent", "spiffe://example.org/load", "--intent", "coding-agent", "--param",
+         "repo=" + repo_, "--", WORKLOAD_BIN, "open", std::to_string(n), "--file", repo_ + "/file",
+         "--procs", std::to_string(procs), "--max-seconds", std::to_string(seconds)},
+        std::chrono::milliseconds(static_cast<long>(seconds * 1000) + 60000));
   }
 
   WritdInstance w_;
@@ -208,9 +215,9 @@ TEST_F(WritdLoad, EveryRecordIsJudgedOrCountedAndNothingLeaks) {
   // The leak checks at the end compare counters that `writ status` must print: one renamed or gone
   // must fail here, not compare 0 with 0.
   ASSERT_TRUE(s0.counters.count("process_table_entries")) << "no process_table_entries counter";
-  ASSERT_TRUE(std::any_of(s0.counters.begin(), s0.counters.end(),
-                          [](const auto& kv) { return kv.first.rfind("map_", 0) == 0; }))
-      << "no map_*_entries counters";
+  ASSERT_TRUE(std::any_of(s0.counters.begin(), s0.counters.end(), [](const auto& kv) {
+    return kv.first.rfind("map_", 0) == 0;
+  })) << "no map_*_entries counters";
 
   // The fixed cost of the task: the same command with one open per producer.
   CmdResult base = Producers(procs, 30, procs);
@@ -218,8 +225,8 @@ TEST_F(WritdLoad, EveryRecordIsJudgedOrCountedAndNothingLeaks) {
   const double base_opens = Field(base.out, "syscalls");
   ASSERT_GT(base_opens, 0) << base.out;
   const Status s1 = Settled();
-  const int64_t task_other = static_cast<int64_t>(s1.accounted() - s0.accounted()) -
-                             static_cast<int64_t>(base_opens);
+  const int64_t task_other =
+      static_cast<int64_t>(s1.accounted() - s0.accounted()) - static_cast<int64_t>(base_opens);
   ASSERT_GE(task_other, 0) << "the small run accounted fewer records than it made opens";
   ASSERT_EQ(s1.kernel_drops(), s0.kernel_drops()) << "drops in a run of " << base_opens << " opens";
 
@@ -243,20 +250,23 @@ TEST_F(WritdLoad, EveryRecordIsJudgedOrCountedAndNothingLeaks) {
   const uint64_t sink = s2.sink_total() - s1.sink_total();
   const uint64_t sink_drops = s2.sink_dropped() - s1.sink_dropped();
   // One machine-readable line for scripts/bench/side_by_side.sh and docs/performance.md.
-  // writd's CPU per judged record over the load and its settling (all threads; clock-tick resolution).
+  // writd's CPU per judged record over the load and its settling (all threads; clock-tick
+  // resolution).
   const double cpu_per_event_us = judged ? static_cast<double>(cpu2 - cpu1) / judged : 0;
-  printf("LOAD producers=%d seconds=%.1f opens=%.0f rate=%.0f/s produced=%lu judged=%lu "
-         "kernel_drops=%lu userspace_drops=%lu sink_lines=%lu sink_drops=%lu writd_cpu_us_per_event=%.2f "
-         "rss_kb=%lu peak_rss_kb=%lu rss_after_kb=%lu map_entries=%lu->%lu process_table=%lu->%lu\n",
-         procs, seconds, opens, rate, produced, judged, kdrops, udrops, sink, sink_drops, cpu_per_event_us, rss0,
-         hwm, rss2, s0.map_entries(), s2.map_entries(), s0.counter("process_table_entries"),
-         s2.counter("process_table_entries"));
+  printf(
+      "LOAD producers=%d seconds=%.1f opens=%.0f rate=%.0f/s produced=%lu judged=%lu "
+      "kernel_drops=%lu userspace_drops=%lu sink_lines=%lu sink_drops=%lu "
+      "writd_cpu_us_per_event=%.2f "
+      "rss_kb=%lu peak_rss_kb=%lu rss_after_kb=%lu map_entries=%lu->%lu process_table=%lu->%lu\n",
+      procs, seconds, opens, rate, produced, judged, kdrops, udrops, sink, sink_drops,
+      cpu_per_event_us, rss0, hwm, rss2, s0.map_entries(), s2.map_entries(),
+      s0.counter("process_table_entries"), s2.counter("process_table_entries"));
 
   // kernel -> writd: seen + counted drops == produced, exactly.
   EXPECT_EQ(judged + kdrops + udrops, produced)
       << "records lost without a counter (or counted twice): " << load.out;
-  // writd -> sink: every judged record (plus the tasks' synthetic events) was delivered or counted as
-  // dropped by the sink (one sink here: the events file).
+  // writd -> sink: every judged record (plus the tasks' synthetic events) was delivered or counted
+  // as dropped by the sink (one sink here: the events file).
   EXPECT_GE(sink, judged) << "judged records neither delivered nor counted by the sink";
   // Nothing left behind once the tasks are gone.
   EXPECT_EQ(s2.map_entries(), s0.map_entries()) << "BPF map entries left after the tasks ended";

@@ -1,10 +1,10 @@
-// Secrets never reach the SIEM, with the real writd: a task runs /bin/echo with a fake credential of
-// every common shape (generated here from a fixed seed, never a real one) and the JSONL events, an OCSF
-// file sink and the hash-chained journal hold none of them in clear; each echo is followed by a
-// `secret` finding (OWASP-NHI2); the same secret gives the same mark; /metrics counts by rule. The
-// task also tries to turn redaction against its own writ: a denied file reached through a directory
-// named like a secret (`token=.../.env`) is still judged on the real path. A bad rules file or a key
-// file others can read stops writd from starting, with the file, line and field.
+// Secrets never reach the SIEM, with the real writd: a task runs /bin/echo with a fake credential
+// of every common shape (generated here from a fixed seed, never a real one) and the JSONL events,
+// an OCSF file sink and the hash-chained journal hold none of them in clear; each echo is followed
+// by a `secret` finding (OWASP-NHI2); the same secret gives the same mark; /metrics counts by rule.
+// The task also tries to turn redaction against its own writ: a denied file reached through a
+// directory named like a secret (`token=.../.env`) is still judged on the real path. A bad rules
+// file or a key file others can read stops writd from starting, with the file, line and field.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,7 +68,8 @@ std::vector<Shape> Shapes() {
   bare("github-pat", "ghp_" + of(kAlnum, 36));
   bare("github-pat", "github_pat_" + of(kAlnum, 22) + "_" + of(kAlnum, 59));
   bare("gitlab-pat", "glpat-" + of(kB64Url, 20));
-  bare("slack-token", "xoxb-" + of("0123456789", 12) + "-" + of("0123456789", 13) + "-" + of(kAlnum, 24));
+  bare("slack-token",
+       "xoxb-" + of("0123456789", 12) + "-" + of("0123456789", 13) + "-" + of(kAlnum, 24));
   bare("aws-access-key-id", "AKIA" + of(kUpper, 16));
   bare("npm-token", "npm_" + of(kAlnum, 36));
   bare("stripe-key", "sk_live_" + of(kAlnum, 24));
@@ -77,13 +78,19 @@ std::vector<Shape> Shapes() {
     std::string s = of(kB64, 40);
     v.push_back({"aws-secret-access-key", s, {"AWS_SECRET_ACCESS_KEY=" + s}});
     std::string k = of(kB64, 86) + "==";
-    v.push_back({"azure-storage-key", k, {"DefaultEndpointsProtocol=https;AccountName=a;AccountKey=" + k}});
+    v.push_back(
+        {"azure-storage-key", k, {"DefaultEndpointsProtocol=https;AccountName=a;AccountKey=" + k}});
     std::string body = of(kB64, 60);
-    v.push_back({"gcp-service-account-key", body,
-                 {"{\"type\": \"service_account\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n" + body +
-                  "\\n-----END PRIVATE KEY-----\\n\"}"}});
+    v.push_back(
+        {"gcp-service-account-key",
+         body,
+         {"{\"type\": \"service_account\", \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n" +
+          body + "\\n-----END PRIVATE KEY-----\\n\"}"}});
     std::string pem = of(kB64, 64);
-    v.push_back({"private-key", pem, {"-----BEGIN OPENSSH PRIVATE KEY-----\n" + pem + "\n-----END OPENSSH PRIVATE KEY-----"}});
+    v.push_back(
+        {"private-key",
+         pem,
+         {"-----BEGIN OPENSSH PRIVATE KEY-----\n" + pem + "\n-----END OPENSSH PRIVATE KEY-----"}});
   }
   auto pw = [&] { return of(kAlnum, 16); };
   std::string p = pw();
@@ -111,7 +118,9 @@ std::vector<Shape> Shapes() {
   return v;
 }
 
-std::string Quote(const std::string& s) { return "'" + absl::StrReplaceAll(s, {{"'", "'\\''"}}) + "'"; }
+std::string Quote(const std::string& s) {
+  return "'" + absl::StrReplaceAll(s, {{"'", "'\\''"}}) + "'";
+}
 
 double Metric(const std::string& exposition, const std::string& series) {
   std::istringstream in(exposition);
@@ -129,7 +138,8 @@ uint16_t FreePort() {
 }
 
 // Polls `path` (bounded: 10 s) until pred accepts its contents; returns them.
-std::string WaitForFile(const std::string& path, const std::function<bool(const std::string&)>& pred) {
+std::string WaitForFile(const std::string& path,
+                        const std::function<bool(const std::string&)>& pred) {
   std::string s;
   for (int i = 0; i < 100; i++) {
     s = Slurp(path);
@@ -157,7 +167,8 @@ TEST(RedactE2e, NoFakeCredentialReachesJsonlOcsfOrTheJournal) {
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string work = tmpl;
   chmod(work.c_str(), 0777);
-  o.extra_config = absl::StrCat("sinks:\n  - {type: file, name: ocsf, path: ", work, "/ocsf.jsonl, format: ocsf}\n");
+  o.extra_config = absl::StrCat("sinks:\n  - {type: file, name: ocsf, path: ", work,
+                                "/ocsf.jsonl, format: ocsf}\n");
   ASSERT_TRUE(w.Start(o).ok()) << w.log();
 
   const auto shapes = Shapes();
@@ -177,14 +188,15 @@ TEST(RedactE2e, NoFakeCredentialReachesJsonlOcsfOrTheJournal) {
   std::ofstream(script_path) << script;
   chmod(script_path.c_str(), 0755);
 
-  CmdResult r = w.Writ({"run", "--agent", "spiffe://example.org/agent/redact", "--intent", "t-redact", "--",
-                        "/bin/sh", script_path},
+  CmdResult r = w.Writ({"run", "--agent", "spiffe://example.org/agent/redact", "--intent",
+                        "t-redact", "--", "/bin/sh", script_path},
                        std::chrono::seconds(60));
   ASSERT_EQ(r.exit_code, 0) << r.err << w.log();
   const std::string task = TaskIdFrom(r.err);
   ASSERT_FALSE(task.empty()) << r.err;
   ASSERT_FALSE(w.WaitForEvent([&](const json& e) {
-                  return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
+                  return e.value("kind", "") == "task_end" &&
+                         e["agent"].value("task_id", "") == task;
                 }).is_null());
   const int echoes = static_cast<int>(shapes.size()) + 1;
 
@@ -192,15 +204,20 @@ TEST(RedactE2e, NoFakeCredentialReachesJsonlOcsfOrTheJournal) {
   const std::string ocsf = WaitForFile(work + "/ocsf.jsonl", [](const std::string& s) {
     return s.find("\"activity_name\":\"task_end\"") != std::string::npos;
   });
-  const std::string journal = WaitForFile(w.dir() + "/state/journal.jsonl", [&](const std::string& s) {
-    return Count(s, "\"kind\":\"secret\"") >= echoes && s.find("files.deny[0]") != std::string::npos;
-  });
-  for (const auto& [name, out] : {std::pair{"jsonl", &jsonl}, std::pair{"ocsf", &ocsf}, std::pair{"journal", &journal}}) {
+  const std::string journal =
+      WaitForFile(w.dir() + "/state/journal.jsonl", [&](const std::string& s) {
+        return Count(s, "\"kind\":\"secret\"") >= echoes &&
+               s.find("files.deny[0]") != std::string::npos;
+      });
+  for (const auto& [name, out] :
+       {std::pair{"jsonl", &jsonl}, std::pair{"ocsf", &ocsf}, std::pair{"journal", &journal}}) {
     ASSERT_FALSE(out->empty()) << name;
     for (const Shape& s : shapes) {
-      EXPECT_EQ(out->find(s.secret), std::string::npos) << name << " carries the " << s.rule << " secret in clear";
+      EXPECT_EQ(out->find(s.secret), std::string::npos)
+          << name << " carries the " << s.rule << " secret in clear";
     }
-    EXPECT_EQ(out->find("Zq8uVn3rT5xW2yA7"), std::string::npos) << name << ": the token= directory name";
+    EXPECT_EQ(out->find("Zq8uVn3rT5xW2yA7"), std::string::npos)
+        << name << ": the token= directory name";
   }
   EXPECT_GE(Count(journal, "\"kind\":\"secret\""), echoes) << journal;
 
@@ -209,7 +226,8 @@ TEST(RedactE2e, NoFakeCredentialReachesJsonlOcsfOrTheJournal) {
   json env_open;
   for (const json& e : w.TaskEvents(task)) {
     const std::string exe = e.contains("process") ? e["process"].value("exe", "") : "";
-    if (e["kind"] == "exec" && exe.size() >= 5 && exe.substr(exe.size() - 5) == "/echo") execs.push_back(e);
+    if (e["kind"] == "exec" && exe.size() >= 5 && exe.substr(exe.size() - 5) == "/echo")
+      execs.push_back(e);
     if (e["kind"] == "secret") secrets.push_back(e);
     if (e["kind"] == "open" && e.value("verdict", "") == "violation") env_open = e;
   }
@@ -218,8 +236,10 @@ TEST(RedactE2e, NoFakeCredentialReachesJsonlOcsfOrTheJournal) {
     EXPECT_THAT(execs[i]["process"]["args"].dump(), HasSubstr("[REDACTED:" + shapes[i].rule + ":"))
         << shapes[i].rule << ": " << execs[i].dump();
   }
-  EXPECT_EQ(execs[4]["process"]["args"], execs.back()["process"]["args"]) << "the same secret, the same mark";
-  ASSERT_EQ(static_cast<int>(secrets.size()), echoes + 2);  // and mkdir, cat of the token= directory
+  EXPECT_EQ(execs[4]["process"]["args"], execs.back()["process"]["args"])
+      << "the same secret, the same mark";
+  ASSERT_EQ(static_cast<int>(secrets.size()),
+            echoes + 2);  // and mkdir, cat of the token= directory
   for (const json& s : secrets) {
     EXPECT_EQ(s["finding"]["rule"], "writ/secret.argv");
     EXPECT_EQ(s["finding"]["category"], "secret");
@@ -235,8 +255,10 @@ TEST(RedactE2e, NoFakeCredentialReachesJsonlOcsfOrTheJournal) {
   EXPECT_THAT(env_open["file"].value("path", ""), HasSubstr("/token=[REDACTED:secret-assignment:"));
 
   const std::string m =
-      RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", http_port, "/metrics")}).out;
-  EXPECT_GE(Metric(m, R"(writ_redactions_total{rule="github-pat"})"), 3) << m;  // ghp_ twice, github_pat_
+      RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", http_port, "/metrics")})
+          .out;
+  EXPECT_GE(Metric(m, R"(writ_redactions_total{rule="github-pat"})"), 3)
+      << m;  // ghp_ twice, github_pat_
   EXPECT_GE(Metric(m, R"(writ_redactions_total{rule="secret-option"})"), 4) << m;
   EXPECT_EQ(Metric(m, R"(writ_redactions_total{rule="pypi-token"})"), 0) << m;
   EXPECT_EQ(w.Stop(), 0) << w.log();
@@ -248,13 +270,15 @@ TEST(RedactE2e, BadRulesFileOrLooseKeyStopsTheStart) {
   char tmpl[] = "/tmp/writ-redact-cfg-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
-  std::ofstream(dir + "/rules.yaml") << "version: 1\nrules:\n  - id: acme\n    pattern: 'acme_(['\n    keywords: [acme_]\n";
+  std::ofstream(dir + "/rules.yaml")
+      << "version: 1\nrules:\n  - id: acme\n    pattern: 'acme_(['\n    keywords: [acme_]\n";
   {
     WritdInstance w;
     WritdInstance::Options o;
     o.extra_config = "redaction: {rules: " + dir + "/rules.yaml}\n";
     EXPECT_FALSE(w.Start(o).ok());
-    EXPECT_THAT(w.log(), HasSubstr(dir + "/rules.yaml:4: rules[0].pattern: invalid RE2 expression"));
+    EXPECT_THAT(w.log(),
+                HasSubstr(dir + "/rules.yaml:4: rules[0].pattern: invalid RE2 expression"));
   }
   std::ofstream(dir + "/loose.key") << std::string(32, 'k');
   chmod((dir + "/loose.key").c_str(), 0644);

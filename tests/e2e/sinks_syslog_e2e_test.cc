@@ -2,6 +2,7 @@
 // events arrive intact; rsyslogd stopped for a few seconds under load then restarted loses nothing
 // (spool replay plus re-send of the unacknowledged tail; duplicates carry the same id).
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -13,17 +14,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
-#include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "sinks/sink.h"
 #include "../testlib/rsyslog.h"
 #include "../unit/sinks_log_capture.h"
 #include "../unit/sinks_test_receiver.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "sinks/sink.h"
 
 namespace writ::sinks {
 namespace {
@@ -91,7 +90,8 @@ bool WaitForIds(const fs::path& out, int n, absl::Duration max) {
 }
 
 TEST(SinksSyslogE2E, EventsArriveIntact) {
-  if (::access(kRsyslogd, X_OK) != 0) GTEST_SKIP() << "rsyslogd not installed (apt-get install rsyslog)";
+  if (::access(kRsyslogd, X_OK) != 0)
+    GTEST_SKIP() << "rsyslogd not installed (apt-get install rsyslog)";
   const fs::path dir = TempDir("intact");
   const int port = testing::FreePort();
   Rsyslog rs(dir, port);
@@ -111,7 +111,8 @@ TEST(SinksSyslogE2E, EventsArriveIntact) {
 }
 
 TEST(SinksSyslogE2E, RestartUnderLoadLosesNothing) {
-  if (::access(kRsyslogd, X_OK) != 0) GTEST_SKIP() << "rsyslogd not installed (apt-get install rsyslog)";
+  if (::access(kRsyslogd, X_OK) != 0)
+    GTEST_SKIP() << "rsyslogd not installed (apt-get install rsyslog)";
   const fs::path dir = TempDir("restart");
   const int port = testing::FreePort();
   Rsyslog rs(dir, port);
@@ -153,7 +154,8 @@ TEST(SinksSyslogE2E, RestartUnderLoadLosesNothing) {
               static_cast<unsigned long>(st.resent), dups);
 }
 
-// ---- TLS (RFC 5425) against rsyslog's OpenSSL stream driver --------------------------------------
+// ---- TLS (RFC 5425) against rsyslog's OpenSSL stream driver
+// --------------------------------------
 
 SinkConfig TlsConfig(int port, const fs::path& spool, const std::string& ca) {
   SinkConfig c = SyslogConfig(port, spool);
@@ -170,7 +172,8 @@ TEST(SinksSyslogTlsE2E, EventsArriveIntactOverTls) {
   const fs::path dir = TempDir("tls");
   OpensslPki pki(dir / "pki");
   ServerTls tls;
-  ASSERT_TRUE(pki.MakeCa("siem") && pki.Issue("siem", "rsyslog", "IP:127.0.0.1,DNS:localhost", &tls))
+  ASSERT_TRUE(pki.MakeCa("siem") &&
+              pki.Issue("siem", "rsyslog", "IP:127.0.0.1,DNS:localhost", &tls))
       << "openssl failed; see " << pki.log();
   const int port = testing::FreePort();
   Rsyslog rs(dir, port, &tls);
@@ -196,8 +199,8 @@ TEST(SinksSyslogTlsE2E, EventsArriveIntactOverTls) {
 }
 
 // rsyslog first presents a certificate for another host name, then one from a CA writd does not
-// trust: writd sends nothing, counts each refusal as tls_verify, keeps every event in the spool. Then
-// rsyslog presents a valid certificate: the events arrive, in order, exactly once.
+// trust: writd sends nothing, counts each refusal as tls_verify, keeps every event in the spool.
+// Then rsyslog presents a valid certificate: the events arrive, in order, exactly once.
 TEST(SinksSyslogTlsE2E, UnverifiableCertificateThenValid) {
   if (!HaveTlsTools()) GTEST_SKIP() << kNoTls;
   const fs::path dir = TempDir("tlsbad");
@@ -236,24 +239,24 @@ TEST(SinksSyslogTlsE2E, UnverifiableCertificateThenValid) {
   const uint64_t before = Errors((*sink)->stats(), SinkError::kTlsVerify);
   ASSERT_TRUE(refused(before + 2));
   SinkStats st = (*sink)->stats();
-  // rsyslog sends its CA along with its certificate, so OpenSSL names the untrusted self-signed root.
+  // rsyslog sends its CA along with its certificate, so OpenSSL names the untrusted self-signed
+  // root.
   EXPECT_EQ(st.last_error,
             "TLS handshake with 127.0.0.1: certificate verify failed: self-signed certificate in "
             "certificate chain");
-  EXPECT_GE(log.Count("certificate verify failed: self-signed certificate in certificate chain"), 1);
+  EXPECT_GE(log.Count("certificate verify failed: self-signed certificate in certificate chain"),
+            1);
   EXPECT_EQ(st.delivered, 0u);
   // Every failure was a refused certificate, or a refused connection while rsyslog restarted.
   EXPECT_EQ(Errors(st, SinkError::kTlsVerify) + Errors(st, SinkError::kConnect), st.retries);
   int bad = 0;
   EXPECT_TRUE(ReadIds(rs.out(), &bad).empty()) << "an event went to a receiver that did not verify";
-  ASSERT_TRUE(
-      [&] {
-        for (int i = 0; i < 500 && (*sink)->stats().spooled < static_cast<uint64_t>(n); ++i) {
-          absl::SleepFor(absl::Milliseconds(20));
-        }
-        return (*sink)->stats().spooled == static_cast<uint64_t>(n);
-      }())
-      << (*sink)->stats().spooled;
+  ASSERT_TRUE([&] {
+    for (int i = 0; i < 500 && (*sink)->stats().spooled < static_cast<uint64_t>(n); ++i) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return (*sink)->stats().spooled == static_cast<uint64_t>(n);
+  }()) << (*sink)->stats().spooled;
 
   rs.Stop();
   rs.Configure(&good);
@@ -277,14 +280,16 @@ TEST(SinksSyslogTlsE2E, UnverifiableCertificateThenValid) {
   if (!HasFailure()) fs::remove_all(dir);
 }
 
-// ---- a full disk under the spool -------------------------------------------------------------------
+// ---- a full disk under the spool
+// -------------------------------------------------------------------
 
 // The spool lives on a 1 MiB tmpfs the test mounts; the receiver is down. Events beyond what fits
 // are dropped and counted exactly (dropped_spool_full), the drop is logged once, the sink stays up,
 // and when rsyslog comes back the kept events arrive in order, followed by new ones.
 TEST(SinksSpoolE2E, FullDiskDropsCountedAndReplaysInOrder) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a tmpfs";
-  if (::access(kRsyslogd, X_OK) != 0) GTEST_SKIP() << "rsyslogd not installed (apt-get install rsyslog)";
+  if (::access(kRsyslogd, X_OK) != 0)
+    GTEST_SKIP() << "rsyslogd not installed (apt-get install rsyslog)";
   const fs::path dir = TempDir("fulldisk");
   const fs::path spool = dir / "spool";
   fs::create_directories(spool);
@@ -356,9 +361,10 @@ TEST(SinksSpoolE2E, FullDiskDropsCountedAndReplaysInOrder) {
   ASSERT_GE(got.size(), kept + 10);
   for (uint64_t i = 0; i < kept; ++i) ASSERT_EQ(got[i], big(static_cast<int>(i))) << i;
   EXPECT_EQ(got.back(), big(n + 10));
-  std::printf("full disk: %d events, kept %lu on a 1 MiB tmpfs, dropped %lu (counted), replayed %lu\n",
-              n, static_cast<unsigned long>(kept), static_cast<unsigned long>(st.dropped_spool_full),
-              static_cast<unsigned long>(st.replayed));
+  std::printf(
+      "full disk: %d events, kept %lu on a 1 MiB tmpfs, dropped %lu (counted), replayed %lu\n", n,
+      static_cast<unsigned long>(kept), static_cast<unsigned long>(st.dropped_spool_full),
+      static_cast<unsigned long>(st.replayed));
   (*sink)->Stop();
   rs.Stop();
   if (::umount2(spool.c_str(), MNT_DETACH) == 0 && !HasFailure()) {

@@ -1,10 +1,11 @@
-// writd + writ end to end: the real binaries, shell-script agents, the JSONL asserted field by field.
-// Each writd gets its own temp dir, run dir and cgroup subtree (testlib/writd_fixture.h), so these tests
-// never collide with another writd on the host. Needs root (writd loads BPF); skips otherwise.
+// writd + writ end to end: the real binaries, shell-script agents, the JSONL asserted field by
+// field. Each writd gets its own temp dir, run dir and cgroup subtree (testlib/writd_fixture.h), so
+// these tests never collide with another writd on the host. Needs root (writd loads BPF); skips
+// otherwise.
 #include <arpa/inet.h>
-#include <signal.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,8 +24,8 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "testlib/paths.h"
 #include "testlib/listener.h"
+#include "testlib/paths.h"
 #include "testlib/writd_fixture.h"
 
 namespace writ::testlib {
@@ -110,7 +111,6 @@ limits: {max_processes: 3}
 mode: monitor
 )";
 
-
 class WritdE2e : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -178,10 +178,11 @@ class WritdE2e : public ::testing::Test {
 WritdInstance* WritdE2e::writd_ = nullptr;
 absl::Status* WritdE2e::start_status_ = nullptr;
 
-// ---- foundation ---------------------------------------------------------------------------------------
+// ---- foundation
+// ---------------------------------------------------------------------------------------
 
-// task_start events in the JSONL once the sinks' batches have settled (they linger a few ms): earlier
-// tests' last events must not be mistaken for events of this one.
+// task_start events in the JSONL once the sinks' batches have settled (they linger a few ms):
+// earlier tests' last events must not be mistaken for events of this one.
 long SettledTaskStarts(const WritdInstance& w) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto evs = w.Events();
@@ -195,10 +196,9 @@ TEST_F(WritdE2e, RunEmitsTheContractEventsInOrder) {
   const std::string out = work_ + "/out.txt";
   const std::string bg = work_ + "/bg.txt";
   // open (write), connect, fork, exec, a double-forked background process that outlives the script.
-  std::string script = absl::StrCat(
-      ": > ", out, "; /bin/cat /etc/hostname > /dev/null; ",
-      "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/", l4.port, "'; ",
-      "( ( /bin/sleep 0.5; /usr/bin/touch ", bg, " ) & ); exit 3");
+  std::string script = absl::StrCat(": > ", out, "; /bin/cat /etc/hostname > /dev/null; ",
+                                    "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/", l4.port, "'; ",
+                                    "( ( /bin/sleep 0.5; /usr/bin/touch ", bg, " ) & ); exit 3");
   CmdResult r = Run(script, {"--principal", "user:alice"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   std::string task = TaskIdFrom(r.err);
@@ -221,7 +221,8 @@ TEST_F(WritdE2e, RunEmitsTheContractEventsInOrder) {
     EXPECT_EQ(e["agent"]["task_id"], task);
     EXPECT_EQ(e["agent"]["principal"], "user:alice");
   }
-  for (const char* k : {"exec", "open", "connect", "fork", "exit"}) EXPECT_TRUE(kinds.count(k)) << k;
+  for (const char* k : {"exec", "open", "connect", "fork", "exit"})
+    EXPECT_TRUE(kinds.count(k)) << k;
 
   json sh_exec = FindEvent(evs, [&](const json& e) {
     return e["kind"] == "exec" && e["process"].value("args", json::array()).size() == 3 &&
@@ -244,7 +245,8 @@ TEST_F(WritdE2e, RunEmitsTheContractEventsInOrder) {
   EXPECT_EQ(cat_exec["process"]["args"], json::array({"/bin/cat", "/etc/hostname"}));
 
   json open_out = FindEvent(evs, [&](const json& e) {
-    return e["kind"] == "open" && e.contains("file") && e["file"].value("path", "") == RealPath(out);
+    return e["kind"] == "open" && e.contains("file") &&
+           e["file"].value("path", "") == RealPath(out);
   });
   ASSERT_FALSE(open_out.is_null());
   EXPECT_EQ(open_out["file"]["flags"], json::array({"write", "create", "truncate"}));
@@ -290,7 +292,8 @@ TEST_F(WritdE2e, StatusListsHooksAndCounts) {
   ASSERT_EQ(s.exit_code, 0) << s.err;
   EXPECT_THAT(s.out, HasSubstr("mode monitor"));
   EXPECT_THAT(s.out, HasSubstr("hooks:"));
-  EXPECT_TRUE(std::regex_search(s.out, std::regex(R"(exec \(tp_btf/sched_process_exec\)\s+active)")))
+  EXPECT_TRUE(
+      std::regex_search(s.out, std::regex(R"(exec \(tp_btf/sched_process_exec\)\s+active)")))
       << s.out;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(s.out, m, std::regex(R"(events by kind:.* exec=(\d+))"))) << s.out;
@@ -360,7 +363,8 @@ TEST(WritdStandalone, SigtermExitsZero) {
   EXPECT_EQ(w.Stop(), 0) << w.log();
 }
 
-// ---- intent and enforcement ----------------------------------------------------------------------------
+// ---- intent and enforcement
+// ----------------------------------------------------------------------------
 
 TEST_F(WritdE2e, MonitorModeDeniedExecRunsAndIsReported) {
   const std::string touch = RealPath("/usr/bin/touch");
@@ -450,10 +454,11 @@ TEST_F(WritdE2e, DeniedConnectIsPreventedAllowedConnects) {
   // The intent denies the port on 127.0.0.1 and ::1 alike; EPERM comes before any listener matters.
   Listener ok6(AF_INET6);
   std::string script = absl::StrCat(
-      "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/", deny4.port, "' 2>", work_, "/d4.err; echo $? > ", work_, "/d4; ",
-      "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/", ok4.port, "'; echo $? > ", work_, "/a4; ",
-      "/bin/bash -c 'exec 3<>/dev/tcp/::1/", deny4.port, "' 2>", work_, "/d6.err; echo $? > ", work_, "/d6; ",
-      "/bin/bash -c 'exec 3<>/dev/tcp/::1/", ok6.port, "'; echo $? > ", work_, "/a6");
+      "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/", deny4.port, "' 2>", work_, "/d4.err; echo $? > ",
+      work_, "/d4; ", "/bin/bash -c 'exec 3<>/dev/tcp/127.0.0.1/", ok4.port, "'; echo $? > ", work_,
+      "/a4; ", "/bin/bash -c 'exec 3<>/dev/tcp/::1/", deny4.port, "' 2>", work_,
+      "/d6.err; echo $? > ", work_, "/d6; ", "/bin/bash -c 'exec 3<>/dev/tcp/::1/", ok6.port,
+      "'; echo $? > ", work_, "/a6");
   CmdResult r = Run(script, {"--intent", "t-net", "--param", absl::StrCat("port=", deny4.port)});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   auto slurp = [](const std::string& p) {
@@ -565,7 +570,8 @@ TEST_F(WritdE2e, ApprovalExpiryKills) {
 TEST_F(WritdE2e, ApproveFromInsideATaskIsRefused) {
   std::vector<std::string> args = {"run", "--agent", kAgent, "--"};
   for (const auto& a : WritInTaskArgv()) args.push_back(a);
-  for (const auto& a : {"--socket", writd_->socket().c_str(), "approve", "ap-000000000000"}) args.push_back(a);
+  for (const auto& a : {"--socket", writd_->socket().c_str(), "approve", "ap-000000000000"})
+    args.push_back(a);
   CmdResult r = writd_->Writ(args);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("a process inside a task cannot approve"));
@@ -576,7 +582,8 @@ TEST_F(WritdE2e, FreezeAndThaw) {
   // Waits (bounded, 10 s) for the go file, then finishes.
   pid_t pid = writd_->WritAsync(
       {"run", "--agent", kAgent, "--", "/bin/sh", "-c",
-       absl::StrCat("i=0; while [ ! -e ", go, " ] && [ $i -lt 500 ]; do /bin/sleep 0.02; i=$((i+1)); done; touch ", done)},
+       absl::StrCat("i=0; while [ ! -e ", go,
+                    " ] && [ $i -lt 500 ]; do /bin/sleep 0.02; i=$((i+1)); done; touch ", done)},
       "freeze");
   json start = writd_->WaitForEvent([&](const json& e) {
     return e.value("kind", "") == "task_start" && e.contains("task") &&
@@ -593,12 +600,15 @@ TEST_F(WritdE2e, FreezeAndThaw) {
   CmdResult r = writd_->WaitAsync(pid, "freeze");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Exists(done));
-  // Sinks batch (they linger a few ms for a fuller batch): wait for the events, do not race the file.
+  // Sinks batch (they linger a few ms for a fuller batch): wait for the events, do not race the
+  // file.
   for (const char* type : {"freeze", "thaw"}) {
-    EXPECT_FALSE(writd_->WaitForEvent([&](const json& e) {
-                   return e["kind"] == "action" && e["agent"].value("task_id", "") == task &&
-                          e["action"]["type"] == type;
-                 }).is_null())
+    EXPECT_FALSE(writd_
+                     ->WaitForEvent([&](const json& e) {
+                       return e["kind"] == "action" && e["agent"].value("task_id", "") == task &&
+                              e["action"]["type"] == type;
+                     })
+                     .is_null())
         << type;
   }
 }
@@ -626,9 +636,8 @@ TEST_F(WritdE2e, MaxProcessesExceededIsAViolation) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   std::string task = TaskIdFrom(r.err);
   ASSERT_FALSE(TaskEnd(task).is_null());
-  json v = FindEvent(writd_->TaskEvents(task), [](const json& e) {
-    return e.value("verdict", "") == "violation";
-  });
+  json v = FindEvent(writd_->TaskEvents(task),
+                     [](const json& e) { return e.value("verdict", "") == "violation"; });
   ASSERT_FALSE(v.is_null());
   EXPECT_EQ(v["finding"]["rule"], "t-maxproc/limits.max_processes");
   EXPECT_EQ(v["outcome"], "would_deny");
@@ -637,7 +646,8 @@ TEST_F(WritdE2e, MaxProcessesExceededIsAViolation) {
 }  // namespace
 }  // namespace writ::testlib
 
-// ---- restart continuity ------------------------------------------------------------------------------
+// ---- restart continuity
+// ------------------------------------------------------------------------------
 
 namespace writ::testlib {
 namespace {
@@ -651,9 +661,10 @@ bool WaitForFile(const std::string& path, std::chrono::milliseconds timeout) {
   return false;
 }
 
-// kill -9 of writd mid-task: the pinned exec table keeps killing a denied binary while writd is down;
-// the restarted writd restores the task from its state store, delivers the records the pinned ring
-// buffer kept (the exec killed during the gap), keeps enforcing, and ends the task when it exits.
+// kill -9 of writd mid-task: the pinned exec table keeps killing a denied binary while writd is
+// down; the restarted writd restores the task from its state store, delivers the records the pinned
+// ring buffer kept (the exec killed during the gap), keeps enforcing, and ends the task when it
+// exits.
 TEST(WritdRestart, EnforcementSurvivesKill9AndTheTaskIsRestored) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
   const std::string touch = std::filesystem::canonical("/usr/bin/touch").string();
@@ -671,18 +682,19 @@ on_violation: [alert]
 )"}};
   ASSERT_TRUE(w.Start(o).ok()) << w.log();
   const std::string d = w.dir();
-  const std::string script = absl::StrCat(
-      "echo up > ", d, "/ready; while [ ! -e ", d, "/go1 ]; do sleep 0.02; done; ", touch, " ", d, "/m1; ",
-      "echo down > ", d, "/did1; while [ ! -e ", d, "/go2 ]; do sleep 0.02; done; ", touch, " ", d,
-      "/m2; exit 5");
-  pid_t run = w.WritAsync({"run", "--agent", "spiffe://example.org/agent/r", "--intent", "t-restart",
-                           "--param", "exe=" + touch, "--", "/bin/sh", "-c", script},
+  const std::string script =
+      absl::StrCat("echo up > ", d, "/ready; while [ ! -e ", d, "/go1 ]; do sleep 0.02; done; ",
+                   touch, " ", d, "/m1; ", "echo down > ", d, "/did1; while [ ! -e ", d,
+                   "/go2 ]; do sleep 0.02; done; ", touch, " ", d, "/m2; exit 5");
+  pid_t run = w.WritAsync({"run", "--agent", "spiffe://example.org/agent/r", "--intent",
+                           "t-restart", "--param", "exe=" + touch, "--", "/bin/sh", "-c", script},
                           "run");
   json start = w.WaitForEvent([](const json& e) { return e["kind"] == "task_start"; });
   ASSERT_FALSE(start.is_null()) << w.log();
   const std::string task = start["agent"]["task_id"];
-  // The script runs (writd has placed it in the task): only now is writd killed. A writd killed between
-  // task_start and placement makes `writ run` fail cleanly instead; that is not what this test is about.
+  // The script runs (writd has placed it in the task): only now is writd killed. A writd killed
+  // between task_start and placement makes `writ run` fail cleanly instead; that is not what this
+  // test is about.
   ASSERT_TRUE(WaitForFile(d + "/ready", std::chrono::seconds(10)));
 
   EXPECT_EQ(w.Kill9(), 128 + SIGKILL);
@@ -708,9 +720,8 @@ on_violation: [alert]
   CmdResult r = w.WaitAsync(run, "run", std::chrono::seconds(10));
   EXPECT_EQ(r.exit_code, 5) << r.err;
   EXPECT_FALSE(std::filesystem::exists(d + "/m2"));
-  json end = w.WaitForEvent([&](const json& e) {
-    return e["kind"] == "task_end" && e["agent"]["task_id"] == task;
-  });
+  json end = w.WaitForEvent(
+      [&](const json& e) { return e["kind"] == "task_end" && e["agent"]["task_id"] == task; });
   ASSERT_FALSE(end.is_null()) << w.log();
   EXPECT_EQ(end["task"]["reason"], "exited");
   EXPECT_EQ(w.Stop(), 0);
@@ -729,9 +740,10 @@ bool AliveNotZombie(pid_t pid) {
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
 }
 
-// writd dies with a task running: the guardian keeps the programs attached while the task lives, and
-// lets go (exits, releasing the links) once the task's processes are gone -- the empty task cgroup that
-// nobody removes while writd is down must not keep it, and every host-wide program, alive for ever.
+// writd dies with a task running: the guardian keeps the programs attached while the task lives,
+// and lets go (exits, releasing the links) once the task's processes are gone -- the empty task
+// cgroup that nobody removes while writd is down must not keep it, and every host-wide program,
+// alive for ever.
 TEST(WritdRestart, GuardianLetsGoWhenTheLastTaskEndsWhileWritdIsDown) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
   WritdInstance w;
@@ -739,11 +751,10 @@ TEST(WritdRestart, GuardianLetsGoWhenTheLastTaskEndsWhileWritdIsDown) {
   o.policies = {{"g.yaml", "apiVersion: writ.dev/v1\nkind: Intent\nname: t-g\n"}};
   ASSERT_TRUE(w.Start(o).ok()) << w.log();
   const std::string d = w.dir();
-  pid_t run = w.WritAsync({"run", "--agent", "spiffe://example.org/agent/g", "--intent", "t-g", "--",
-                           "/bin/sh", "-c",
-                           absl::StrCat("echo up > ", d, "/ready; while [ ! -e ", d,
-                                        "/go ]; do sleep 0.02; done")},
-                          "run");
+  pid_t run = w.WritAsync(
+      {"run", "--agent", "spiffe://example.org/agent/g", "--intent", "t-g", "--", "/bin/sh", "-c",
+       absl::StrCat("echo up > ", d, "/ready; while [ ! -e ", d, "/go ]; do sleep 0.02; done")},
+      "run");
   ASSERT_TRUE(WaitForFile(d + "/ready", std::chrono::seconds(10))) << w.log();
   pid_t guardian = 0;
   std::ifstream(d + "/run/guardian.pid") >> guardian;
@@ -771,7 +782,8 @@ TEST(WritdRestart, GuardianLetsGoWhenTheLastTaskEndsWhileWritdIsDown) {
 }  // namespace
 }  // namespace writ::testlib
 
-// ---- operator surface: reload, tail, metrics, suggest ----------------------------------------------------
+// ---- operator surface: reload, tail, metrics, suggest
+// ----------------------------------------------------
 
 namespace writ::testlib {
 namespace {
@@ -782,40 +794,47 @@ name: t-one
 exec: {deny: [/usr/bin/sudo]}
 )";
 
-// A bad file leaves the policy in force (all or nothing), says where it is wrong, and shows in status;
-// a good one is picked up by `writ policy reload` and by SIGHUP; a process inside a task cannot reload.
+// A bad file leaves the policy in force (all or nothing), says where it is wrong, and shows in
+// status; a good one is picked up by `writ policy reload` and by SIGHUP; a process inside a task
+// cannot reload.
 TEST(WritdOps, PolicyReloadIsAtomicAndVisible) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
   WritdInstance w;
   WritdInstance::Options o;
   o.policies = {{"one.yaml", kOne}};
   ASSERT_TRUE(w.Start(o).ok()) << w.log();
-  std::ofstream(w.policies_dir() + "/two.yaml") << "apiVersion: writ.dev/v1\nkind: Intent\nname: t-two\n"
-                                                   "exec: {allow: [relative/path]}\n";
+  std::ofstream(w.policies_dir() + "/two.yaml")
+      << "apiVersion: writ.dev/v1\nkind: Intent\nname: t-two\n"
+         "exec: {allow: [relative/path]}\n";
   CmdResult bad = w.Writ({"policy", "reload"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err, HasSubstr("two.yaml:4: exec.allow[0]"));
   EXPECT_THAT(w.Writ({"status"}).out, HasSubstr("policy reload FAILED"));
-  CmdResult still = w.Writ({"run", "--agent", "spiffe://example.org/a", "--intent", "t-one", "--",
-                            "/bin/true"});
+  CmdResult still =
+      w.Writ({"run", "--agent", "spiffe://example.org/a", "--intent", "t-one", "--", "/bin/true"});
   EXPECT_EQ(still.exit_code, 0) << still.err;
-  EXPECT_EQ(w.Writ({"run", "--agent", "spiffe://example.org/a", "--intent", "t-two", "--",
-                    "/bin/true"}).exit_code, 2);
+  EXPECT_EQ(
+      w.Writ({"run", "--agent", "spiffe://example.org/a", "--intent", "t-two", "--", "/bin/true"})
+          .exit_code,
+      2);
 
-  std::ofstream(w.policies_dir() + "/two.yaml") << "apiVersion: writ.dev/v1\nkind: Intent\nname: t-two\n"
-                                                   "exec: {allow: [/usr/bin/true]}\n";
+  std::ofstream(w.policies_dir() + "/two.yaml")
+      << "apiVersion: writ.dev/v1\nkind: Intent\nname: t-two\n"
+         "exec: {allow: [/usr/bin/true]}\n";
   CmdResult good = w.Writ({"policy", "reload"});
   EXPECT_EQ(good.exit_code, 0) << good.err;
   EXPECT_THAT(good.out, HasSubstr("2 intents loaded"));
   EXPECT_THAT(w.Writ({"status"}).out, Not(HasSubstr("policy reload FAILED")));
 
-  std::ofstream(w.policies_dir() + "/three.yaml") << "apiVersion: writ.dev/v1\nkind: Intent\n"
-                                                     "name: t-three\nexec: {deny: [/usr/bin/sudo]}\n";
+  std::ofstream(w.policies_dir() + "/three.yaml")
+      << "apiVersion: writ.dev/v1\nkind: Intent\n"
+         "name: t-three\nexec: {deny: [/usr/bin/sudo]}\n";
   kill(w.pid(), SIGHUP);
   bool loaded = false;
   for (int i = 0; i < 100 && !loaded; i++) {
     loaded = w.Writ({"run", "--agent", "spiffe://example.org/a", "--intent", "t-three", "--",
-                     "/bin/true"}).exit_code == 0;
+                     "/bin/true"})
+                 .exit_code == 0;
     if (!loaded) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(loaded) << "SIGHUP did not reload";
@@ -844,23 +863,26 @@ TEST(WritdOps, BpfProgramStatsWhenEnabled) {
   CmdResult r = w.Writ({"run", "--agent", "spiffe://example.org/a", "--", "/bin/sh", "-c",
                         "cat /etc/hostname > /dev/null"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  CmdResult m = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")});
+  CmdResult m =
+      RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")});
   ASSERT_EQ(m.exit_code, 0) << m.err;
   EXPECT_THAT(m.out, HasSubstr("# TYPE writ_bpf_program_runs_total counter"));
   EXPECT_THAT(m.out, HasSubstr("# TYPE writ_bpf_program_run_seconds_total counter"));
   std::smatch sm;
-  ASSERT_TRUE(std::regex_search(m.out, sm, std::regex(R"(writ_bpf_program_runs_total\{program="handle_exec"\} (\d+))")))
+  ASSERT_TRUE(std::regex_search(
+      m.out, sm, std::regex(R"(writ_bpf_program_runs_total\{program="handle_exec"\} (\d+))")))
       << m.out;
   EXPECT_GE(std::stoll(sm[1]), 2);  // sh and cat, at least
-  ASSERT_TRUE(std::regex_search(m.out, sm,
-                                std::regex(R"(writ_bpf_program_run_seconds_total\{program="exit_openat"\} ([0-9.]+))")))
+  ASSERT_TRUE(std::regex_search(
+      m.out, sm,
+      std::regex(R"(writ_bpf_program_run_seconds_total\{program="exit_openat"\} ([0-9.]+))")))
       << m.out;
   EXPECT_GT(std::stod(sm[1]), 0.0);
   EXPECT_EQ(w.Stop(), 0);
 }
 
-// `writ tail --format json` streams events as they happen; /metrics counts them; `writ policy suggest`
-// turns a task's recorded events into an intent that loads back.
+// `writ tail --format json` streams events as they happen; /metrics counts them; `writ policy
+// suggest` turns a task's recorded events into an intent that loads back.
 TEST(WritdOps, TailMetricsAndSuggest) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF, cgroups)";
   const int port = 20000 + static_cast<int>(getpid() % 20000);
@@ -897,7 +919,8 @@ TEST(WritdOps, TailMetricsAndSuggest) {
   EXPECT_GT(tailed, 3);
   EXPECT_TRUE(saw_exec);
 
-  CmdResult m = RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")});
+  CmdResult m =
+      RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")});
   ASSERT_EQ(m.exit_code, 0) << m.err;
   std::smatch sm;
   ASSERT_TRUE(std::regex_search(m.out, sm, std::regex(R"(writ_events_total\{kind="exec"\} (\d+))")))
@@ -906,13 +929,13 @@ TEST(WritdOps, TailMetricsAndSuggest) {
   EXPECT_THAT(m.out, HasSubstr("# TYPE writ_kernel_drops_total counter"));
   EXPECT_THAT(m.out, HasSubstr("writ_kernel_fail_closed_kills_total{kind=\"open\"} 0"));
   EXPECT_THAT(m.out, HasSubstr("writ_verdict_latency_microseconds_count"));
-  // bpf_stats is opt-in (metrics.bpf_program_stats): by default writd neither turns on the host-wide
-  // run-time accounting nor reports its counters.
+  // bpf_stats is opt-in (metrics.bpf_program_stats): by default writd neither turns on the
+  // host-wide run-time accounting nor reports its counters.
   EXPECT_THAT(m.out, Not(HasSubstr("writ_bpf_program_runs_total")));
   EXPECT_THAT(m.out, Not(HasSubstr("writ_bpf_program_run_seconds_total")));
 
-  CmdResult s = w.Writ({"policy", "suggest", "--from", w.events_path(), "--task", task, "--name",
-                        "suggested-sh"});
+  CmdResult s = w.Writ(
+      {"policy", "suggest", "--from", w.events_path(), "--task", task, "--name", "suggested-sh"});
   ASSERT_EQ(s.exit_code, 0) << s.err;
   EXPECT_THAT(s.out, HasSubstr("name: suggested-sh"));
   std::string dir = w.dir() + "/suggested";
@@ -923,13 +946,14 @@ TEST(WritdOps, TailMetricsAndSuggest) {
   EXPECT_EQ(w.Stop(), 0);
 }
 
-// Every thread of writd at once: GET /metrics is scraped from before writd starts (its HTTP server is up
-// before the BPF loader is), then a task keeps the pipeline judging (monitor-mode exec violations, the
-// process table, its sub-agents) while clients on the control socket ask for status, freeze and thaw
-// it, list approvals, reload policies, start sub-agents and revoke it (which kills a live sub-agent),
-// /metrics is scraped, and two `writ tail`s stream. The outcome asserted here is modest (everything answers, the task ends, writd exits 0); the
-// point is the interleaving: under ThreadSanitizer (scripts/test.sh tsan-e2e) an unguarded access
-// between the pipeline, control, HTTP, journal and sink threads is a report, and the report fails it.
+// Every thread of writd at once: GET /metrics is scraped from before writd starts (its HTTP server
+// is up before the BPF loader is), then a task keeps the pipeline judging (monitor-mode exec
+// violations, the process table, its sub-agents) while clients on the control socket ask for
+// status, freeze and thaw it, list approvals, reload policies, start sub-agents and revoke it
+// (which kills a live sub-agent), /metrics is scraped, and two `writ tail`s stream. The outcome
+// asserted here is modest (everything answers, the task ends, writd exits 0); the point is the
+// interleaving: under ThreadSanitizer (scripts/test.sh tsan-e2e) an unguarded access between the
+// pipeline, control, HTTP, journal and sink threads is a report, and the report fails it.
 constexpr char kChurn[] = R"(apiVersion: writ.dev/v1
 kind: Intent
 name: t-churn
@@ -964,14 +988,15 @@ TEST(WritdOps, ClientsConcurrentWithThePipeline) {
   pid_t tail = w.WritAsync({"tail", "--format", "json"}, "tail");
   pid_t vtail = w.WritAsync({"tail", "--violations"}, "vtail");
   // Three execs a round (the denied one judged a violation, would_deny), ~40 rounds a second, until
-  // the clients are done (the stop file), at most 2000 rounds. Paced: a few thousand events a second
-  // keep the pipeline busy without burying the JSONL the fixture re-reads.
+  // the clients are done (the stop file), at most 2000 rounds. Paced: a few thousand events a
+  // second keep the pipeline busy without burying the JSONL the fixture re-reads.
   const std::string stop = std::filesystem::path(w.dir()) / "stop";
-  pid_t run = w.WritAsync({"run", "--agent", kAgent, "--intent", "t-churn", "--param", "exe=" + truebin,
-                           "--", "/bin/sh", "-c",
-                           absl::StrCat("i=0; while [ ! -e ", stop, " ] && [ $i -lt 2000 ]; do ", truebin,
-                                        "; cat /etc/hostname > /dev/null; /bin/sleep 0.02; i=$((i+1)); done")},
-                          "run");
+  pid_t run = w.WritAsync(
+      {"run", "--agent", kAgent, "--intent", "t-churn", "--param", "exe=" + truebin, "--",
+       "/bin/sh", "-c",
+       absl::StrCat("i=0; while [ ! -e ", stop, " ] && [ $i -lt 2000 ]; do ", truebin,
+                    "; cat /etc/hostname > /dev/null; /bin/sleep 0.02; i=$((i+1)); done")},
+      "run");
   json start = w.WaitForEvent([&](const json& e) { return e.value("kind", "") == "task_start"; });
   ASSERT_FALSE(start.is_null()) << w.log();
   const std::string task = start["agent"]["task_id"];
@@ -1006,16 +1031,18 @@ TEST(WritdOps, ClientsConcurrentWithThePipeline) {
   clients.emplace_back([&] {
     for (int i = 0; i < 3; i++) {
       ok(w.Writ({"run", "--parent", task, "--agent", "spiffe://example.org/agent/sub", "--intent",
-                 "t-churn", "--param", "exe=" + truebin, "--", "/bin/sh", "-c", "cat /etc/hostname"}));
+                 "t-churn", "--param", "exe=" + truebin, "--", "/bin/sh", "-c",
+                 "cat /etc/hostname"}));
     }
-    // A sub-agent that lives until `writ revoke` of its parent kills it, from a control thread, while
-    // the pipeline reads its exits and ends it.
+    // A sub-agent that lives until `writ revoke` of its parent kills it, from a control thread,
+    // while the pipeline reads its exits and ends it.
     const std::string ready = std::filesystem::path(w.dir()) / "sub-ready";
-    pid_t sub = w.WritAsync({"run", "--parent", task, "--agent", "spiffe://example.org/agent/sub2",
-                             "--intent", "t-churn", "--param", "exe=" + truebin, "--", "/bin/sh", "-c",
-                             absl::StrCat(": > ", ready, "; i=0; while [ ! -e ", stop,
-                                          " ] && [ $i -lt 1000 ]; do /bin/sleep 0.02; i=$((i+1)); done")},
-                            "sub");
+    pid_t sub =
+        w.WritAsync({"run", "--parent", task, "--agent", "spiffe://example.org/agent/sub2",
+                     "--intent", "t-churn", "--param", "exe=" + truebin, "--", "/bin/sh", "-c",
+                     absl::StrCat(": > ", ready, "; i=0; while [ ! -e ", stop,
+                                  " ] && [ $i -lt 1000 ]; do /bin/sleep 0.02; i=$((i+1)); done")},
+                    "sub");
     for (int i = 0; i < 500 && access(ready.c_str(), F_OK) != 0; i++) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }

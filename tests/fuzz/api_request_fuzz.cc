@@ -1,8 +1,9 @@
 // Fuzzes the control API's untrusted edge (any local user can connect to writd's socket): arbitrary
 // bytes arrive on a real socketpair and go through api::ReadFrame into a writ.v1.Request, then the
 // validation writd's dispatch applies before touching any state (SPIFFE ID of create_task, --ttl
-// duration, the parent/task ids as opaque strings). Starting a whole daemon per input would need BPF
-// and cgroups, so the dispatch itself is covered by the e2e tests (writd_e2e_test, evasion_e2e_test).
+// duration, the parent/task ids as opaque strings). Starting a whole daemon per input would need
+// BPF and cgroups, so the dispatch itself is covered by the e2e tests (writd_e2e_test,
+// evasion_e2e_test).
 #include <sys/socket.h>
 #include <unistd.h>
 

@@ -1,8 +1,8 @@
-// intent::Compile resolves network.connect hosts with getaddrinfo. Fuzzed hostnames must never become
-// DNS queries (the host's resolver is not ours to load, and the answers would make runs
+// intent::Compile resolves network.connect hosts with getaddrinfo. Fuzzed hostnames must never
+// become DNS queries (the host's resolver is not ours to load, and the answers would make runs
 // non-reproducible), so the fuzz binaries interpose getaddrinfo: numeric addresses are parsed as
-// usual, every name fails with EAI_NONAME. Defining the symbol in the executable wins over libc's (and
-// over the sanitizer runtime's weak interceptor).
+// usual, every name fails with EAI_NONAME. Defining the symbol in the executable wins over libc's
+// (and over the sanitizer runtime's weak interceptor).
 #include "fuzz/fuzz_common.h"
 
 #include <dlfcn.h>
@@ -23,8 +23,6 @@ extern "C" int getaddrinfo(const char* node, const char* service, const struct a
 
 namespace writ::fuzz {
 
-void QuietLogs() {
-  spdlog::set_level(spdlog::level::off);
-}
+void QuietLogs() { spdlog::set_level(spdlog::level::off); }
 
 }  // namespace writ::fuzz

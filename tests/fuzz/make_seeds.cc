@@ -1,6 +1,6 @@
 // Regenerates the binary seed corpora (decoder records, Event protobufs, control frames) from
-// readable builders: `cmake --build build-fuzz --target writ_fuzz_seeds && build-fuzz/bin/make_seeds
-// tests/fuzz/corpus`. The policy seeds are plain YAML files.
+// readable builders: `cmake --build build-fuzz --target writ_fuzz_seeds &&
+// build-fuzz/bin/make_seeds tests/fuzz/corpus`. The policy seeds are plain YAML files.
 #include <fcntl.h>
 
 #include <cstdio>
@@ -38,14 +38,28 @@ int main(int argc, char** argv) {
   }
   dir = argv[1];
   using writ::testlib::RecordBuilder;
-  PutRec("exec", RecordBuilder::Exec().Pid(42).Ppid(1).Comm("curl").Exe("/usr/bin/curl")
-                     .Filename("curl").Args({"curl", "-s", "https://example.org"}).Build());
-  PutRec("exec_memfd", RecordBuilder::Exec().Pid(43).Exe("/memfd:x (deleted)").Filename("/proc/self/fd/3")
-                           .Args({"x"}).Build());
-  PutRec("open", RecordBuilder::Open().Pid(42).OpenPath("/home/u/.ssh/id_rsa").OpenFlags(O_RDONLY)
+  PutRec("exec", RecordBuilder::Exec()
+                     .Pid(42)
+                     .Ppid(1)
+                     .Comm("curl")
+                     .Exe("/usr/bin/curl")
+                     .Filename("curl")
+                     .Args({"curl", "-s", "https://example.org"})
                      .Build());
-  PutRec("open_unresolved", RecordBuilder::Open().Pid(42).UnresolvedPath("../../etc/shadow")
-                                .OpenFlags(O_WRONLY | O_CREAT).Result(-2).Build());
+  PutRec("exec_memfd", RecordBuilder::Exec()
+                           .Pid(43)
+                           .Exe("/memfd:x (deleted)")
+                           .Filename("/proc/self/fd/3")
+                           .Args({"x"})
+                           .Build());
+  PutRec("open",
+         RecordBuilder::Open().Pid(42).OpenPath("/home/u/.ssh/id_rsa").OpenFlags(O_RDONLY).Build());
+  PutRec("open_unresolved", RecordBuilder::Open()
+                                .Pid(42)
+                                .UnresolvedPath("../../etc/shadow")
+                                .OpenFlags(O_WRONLY | O_CREAT)
+                                .Result(-2)
+                                .Build());
   PutRec("open_nonutf8", RecordBuilder::Open().Pid(42).OpenPath("/tmp/\xff\xfe/\xc3(").Build());
   PutRec("connect4", RecordBuilder::Connect().Pid(42).Dst("127.0.0.1", 443).Result(-1).Build());
   PutRec("connect6", RecordBuilder::Connect().Pid(42).Dst("::1", 8080).Build());

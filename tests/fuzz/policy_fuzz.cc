@@ -1,8 +1,8 @@
-// Fuzzes the policy loader and compiler: arbitrary text as a policy file, then every intent it yields
-// compiled with placeholder parameters (the same ones `writ policy test` uses for required params).
-// The loader must answer every input with a status (yaml-cpp exceptions caught at the edge), never a
-// crash, hang or leak; a loaded intent must either compile or fail with a message naming a field, and
-// loaded workloads must build a matcher.
+// Fuzzes the policy loader and compiler: arbitrary text as a policy file, then every intent it
+// yields compiled with placeholder parameters (the same ones `writ policy test` uses for required
+// params). The loader must answer every input with a status (yaml-cpp exceptions caught at the
+// edge), never a crash, hang or leak; a loaded intent must either compile or fail with a message
+// naming a field, and loaded workloads must build a matcher.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -43,8 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto ci = writ::intent::Compile(in, params, {.bind_file_ids = false});
     if (!ci.ok() && ci.status().message().empty()) abort();  // an error must say what is wrong
   }
-  // writd builds the adoption matcher from whatever loaded and treats a failure as a broken invariant
-  // (adoption off): every selector of a loaded `Workloads` entry must already be valid.
+  // writd builds the adoption matcher from whatever loaded and treats a failure as a broken
+  // invariant (adoption off): every selector of a loaded `Workloads` entry must already be valid.
   if (!writ::intent::WorkloadMatcher::Build(set->workloads()).ok()) abort();
   return 0;
 }

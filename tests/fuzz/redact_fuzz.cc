@@ -1,7 +1,8 @@
-// Fuzzes secret redaction, which runs on every string a task can put into an event: arbitrary bytes as
-// one text, as an argument vector (split at NUL, the kernel's separator), and as a rules file. Checked
-// besides crashes, hangs and leaks: redaction is idempotent (a second pass changes nothing), a redacted
-// string is never longer than the input plus its marks, and a rules-file error names the file.
+// Fuzzes secret redaction, which runs on every string a task can put into an event: arbitrary bytes
+// as one text, as an argument vector (split at NUL, the kernel's separator), and as a rules file.
+// Checked besides crashes, hangs and leaks: redaction is idempotent (a second pass changes
+// nothing), a redacted string is never longer than the input plus its marks, and a rules-file error
+// names the file.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -15,8 +16,9 @@
 
 namespace {
 const writ::creds::Redactor* R() {
-  static const auto* r = writ::creds::Redactor::Create(writ::creds::BuiltinRedactionRules(), std::string(32, 'k'))
-                             ->release();
+  static const auto* r =
+      writ::creds::Redactor::Create(writ::creds::BuiltinRedactionRules(), std::string(32, 'k'))
+          ->release();
   return r;
 }
 }  // namespace
@@ -47,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> twice = argv;
   if (R()->RedactArgv(&twice, twice.empty() ? "" : twice[0]).marks != 0 || twice != argv) abort();
 
-  auto rules = writ::creds::ParseRedactionRules(in, "fuzz.yaml", &writ::creds::BuiltinRedactionRules());
+  auto rules =
+      writ::creds::ParseRedactionRules(in, "fuzz.yaml", &writ::creds::BuiltinRedactionRules());
   if (!rules.ok()) {
     if (rules.status().message().find("fuzz.yaml") == std::string_view::npos) abort();
   } else if (!writ::creds::Redactor::Create(*rules, "k").ok()) {

@@ -1,5 +1,5 @@
-// A loopback TCP listener on an ephemeral port, for tests that connect (the kernel completes handshakes
-// from the backlog, so nothing needs to accept).
+// A loopback TCP listener on an ephemeral port, for tests that connect (the kernel completes
+// handshakes from the backlog, so nothing needs to accept).
 #pragma once
 
 #include <arpa/inet.h>

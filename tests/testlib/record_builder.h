@@ -1,6 +1,6 @@
-// Builds ring-buffer records (include/writ/abi/events.h) the way the BPF side emits them, so decoder
-// tests read as intent ("an exec of /usr/bin/curl by pid 42") instead of hex blobs. Sizes follow the
-// kernel: exec records end at args + args_len, open records at path + path_len.
+// Builds ring-buffer records (include/writ/abi/events.h) the way the BPF side emits them, so
+// decoder tests read as intent ("an exec of /usr/bin/curl by pid 42") instead of hex blobs. Sizes
+// follow the kernel: exec records end at args + args_len, open records at path + path_len.
 #pragma once
 
 #include <arpa/inet.h>
@@ -109,18 +109,55 @@ class RecordBuilder {
   }
 
   // Header.
-  RecordBuilder& Version(uint16_t v) { hdr()->abi_version = v; return *this; }
-  RecordBuilder& Kind(uint16_t k) { hdr()->kind = k; return *this; }
-  RecordBuilder& Pid(uint32_t tgid) { hdr()->tgid = tgid; hdr()->pid = tgid; return *this; }
-  RecordBuilder& Tid(uint32_t tid) { hdr()->pid = tid; return *this; }
-  RecordBuilder& Ppid(uint32_t ppid) { hdr()->ppid = ppid; return *this; }
-  RecordBuilder& Uid(uint32_t uid) { hdr()->uid = uid; return *this; }
-  RecordBuilder& Gid(uint32_t gid) { hdr()->gid = gid; return *this; }
-  RecordBuilder& Cgroup(uint64_t id) { hdr()->cgroup_id = id; return *this; }
-  RecordBuilder& Slot(uint32_t slot) { hdr()->task_slot = slot; return *this; }
-  RecordBuilder& StartNs(uint64_t ns) { hdr()->start_time_ns = ns; return *this; }
-  RecordBuilder& Ktime(uint64_t ns) { hdr()->ktime_ns = ns; return *this; }
-  RecordBuilder& Flags(uint32_t f) { hdr()->flags |= f; return *this; }
+  RecordBuilder& Version(uint16_t v) {
+    hdr()->abi_version = v;
+    return *this;
+  }
+  RecordBuilder& Kind(uint16_t k) {
+    hdr()->kind = k;
+    return *this;
+  }
+  RecordBuilder& Pid(uint32_t tgid) {
+    hdr()->tgid = tgid;
+    hdr()->pid = tgid;
+    return *this;
+  }
+  RecordBuilder& Tid(uint32_t tid) {
+    hdr()->pid = tid;
+    return *this;
+  }
+  RecordBuilder& Ppid(uint32_t ppid) {
+    hdr()->ppid = ppid;
+    return *this;
+  }
+  RecordBuilder& Uid(uint32_t uid) {
+    hdr()->uid = uid;
+    return *this;
+  }
+  RecordBuilder& Gid(uint32_t gid) {
+    hdr()->gid = gid;
+    return *this;
+  }
+  RecordBuilder& Cgroup(uint64_t id) {
+    hdr()->cgroup_id = id;
+    return *this;
+  }
+  RecordBuilder& Slot(uint32_t slot) {
+    hdr()->task_slot = slot;
+    return *this;
+  }
+  RecordBuilder& StartNs(uint64_t ns) {
+    hdr()->start_time_ns = ns;
+    return *this;
+  }
+  RecordBuilder& Ktime(uint64_t ns) {
+    hdr()->ktime_ns = ns;
+    return *this;
+  }
+  RecordBuilder& Flags(uint32_t f) {
+    hdr()->flags |= f;
+    return *this;
+  }
   RecordBuilder& Comm(std::string_view c) {
     std::memset(hdr()->comm, 0, sizeof(hdr()->comm));
     std::memcpy(hdr()->comm, c.data(), std::min(c.size(), sizeof(hdr()->comm) - 1));
@@ -172,7 +209,10 @@ class RecordBuilder {
   }
 
   // exit: the wait(2) status, (code << 8) | termsig
-  RecordBuilder& WaitStatus(int32_t status) { as<writ_exit_event>()->exit_code = status; return *this; }
+  RecordBuilder& WaitStatus(int32_t status) {
+    as<writ_exit_event>()->exit_code = status;
+    return *this;
+  }
 
   // open
   RecordBuilder& OpenPath(std::string_view abs) {
@@ -190,7 +230,10 @@ class RecordBuilder {
     e->path_len = static_cast<uint32_t>(s.size() + 1);
     return Flags(WRIT_F_UNRESOLVED);
   }
-  RecordBuilder& OpenFlags(uint32_t f) { as<writ_open_event>()->open_flags = f; return *this; }
+  RecordBuilder& OpenFlags(uint32_t f) {
+    as<writ_open_event>()->open_flags = f;
+    return *this;
+  }
   // The opened file's identity (kernel device encoding).
   RecordBuilder& FileId(uint32_t dev, uint64_t ino) {
     auto* e = as<writ_open_event>();
@@ -206,7 +249,10 @@ class RecordBuilder {
     }
     return *this;
   }
-  RecordBuilder& Syscall(uint32_t nr) { as<writ_open_event>()->syscall_nr = nr; return *this; }
+  RecordBuilder& Syscall(uint32_t nr) {
+    as<writ_open_event>()->syscall_nr = nr;
+    return *this;
+  }
 
   // connect
   RecordBuilder& Dst(const char* ip, uint16_t port) {

@@ -1,6 +1,7 @@
-// rsyslogd on loopback for end-to-end tests, with its own config, pid file, work dir and output file
-// (never the system's), over plain TCP or TLS (RFC 5425, rsyslog's OpenSSL stream driver); and a
-// throwaway PKI made with the openssl CLI, as an operator would. Both stop/clean up on destruction.
+// rsyslogd on loopback for end-to-end tests, with its own config, pid file, work dir and output
+// file (never the system's), over plain TCP or TLS (RFC 5425, rsyslog's OpenSSL stream driver); and
+// a throwaway PKI made with the openssl CLI, as an operator would. Both stop/clean up on
+// destruction.
 #pragma once
 
 #include <arpa/inet.h>
@@ -137,11 +138,12 @@ class OpensslPki {
   // dir/<name>-ca.crt, dir/<name>-ca.key
   bool MakeCa(const std::string& name) {
     const std::string base = (dir_ / (name + "-ca")).string();
-    return Sh(absl::StrCat(kOpenssl, " req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes",
-                           " -keyout ", base, ".key -out ", base, ".crt -days 2 -subj '/CN=", name,
-                           " e2e CA' -addext basicConstraints=critical,CA:TRUE",
-                           " -addext keyUsage=critical,keyCertSign,cRLSign"),
-              log());
+    return Sh(
+        absl::StrCat(kOpenssl, " req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes",
+                     " -keyout ", base, ".key -out ", base, ".crt -days 2 -subj '/CN=", name,
+                     " e2e CA' -addext basicConstraints=critical,CA:TRUE",
+                     " -addext keyUsage=critical,keyCertSign,cRLSign"),
+        log());
   }
   // A server certificate for `san` (e.g. "IP:127.0.0.1") signed by CA `ca`.
   bool Issue(const std::string& ca, const std::string& name, const std::string& san,
@@ -153,11 +155,13 @@ class OpensslPki {
     out->ca = cab + ".crt";
     out->cert = base + ".crt";
     out->key = base + ".key";
-    return Sh(absl::StrCat(kOpenssl, " req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ",
-                           base, ".key -out ", base, ".csr -subj /CN=", name),
+    return Sh(absl::StrCat(kOpenssl,
+                           " req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ", base,
+                           ".key -out ", base, ".csr -subj /CN=", name),
               log()) &&
            Sh(absl::StrCat(kOpenssl, " x509 -req -in ", base, ".csr -CA ", cab, ".crt -CAkey ", cab,
-                           ".key -CAcreateserial -days 2 -out ", base, ".crt -extfile ", base, ".ext"),
+                           ".key -CAcreateserial -days 2 -out ", base, ".crt -extfile ", base,
+                           ".ext"),
               log());
   }
 
@@ -172,6 +176,7 @@ inline bool HaveTlsTools() {
           fs::exists("/usr/lib/rsyslog/lmnsd_ossl.so"));
 }
 constexpr char kNoTls[] =
-    "rsyslogd, its OpenSSL driver or openssl missing (apt-get install rsyslog rsyslog-openssl openssl)";
+    "rsyslogd, its OpenSSL driver or openssl missing (apt-get install rsyslog rsyslog-openssl "
+    "openssl)";
 
 }  // namespace writ::testlib

@@ -41,7 +41,8 @@ int Decode(int status) {
   return -1;
 }
 
-pid_t SpawnTo(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
+pid_t SpawnTo(const std::vector<std::string>& argv, const std::string& out,
+              const std::string& err) {
   pid_t pid = fork();
   if (pid == 0) {
     int o = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -60,7 +61,8 @@ pid_t SpawnTo(const std::vector<std::string>& argv, const std::string& out, cons
   return pid;
 }
 
-// Waits for pid with a bound; on timeout kills its process group. Returns decoded status, -1 on timeout.
+// Waits for pid with a bound; on timeout kills its process group. Returns decoded status, -1 on
+// timeout.
 int WaitBounded(pid_t pid, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   int status = 0;
@@ -83,7 +85,8 @@ std::string LogPathFrom(const char* var) {
   std::string opts = v;
   size_t at = 0;
   std::string path;
-  // Options are separated by ':', ',' or white space (sanitizer_common's flag parser); the last wins.
+  // Options are separated by ':', ',' or white space (sanitizer_common's flag parser); the last
+  // wins.
   while ((at = opts.find("log_path=", at)) != std::string::npos) {
     if (at == 0 || std::string(" :,\t\n").find(opts[at - 1]) != std::string::npos) {
       size_t b = at + strlen("log_path=");
@@ -96,17 +99,19 @@ std::string LogPathFrom(const char* var) {
 
 void FailOnSanitizerReport(const std::string& who, pid_t pid, const std::string& err) {
   std::string report = SanitizerReport(pid, err);
-  if (!report.empty()) ADD_FAILURE() << who << " (pid " << pid << ") left a sanitizer report:\n" << report;
+  if (!report.empty())
+    ADD_FAILURE() << who << " (pid " << pid << ") left a sanitizer report:\n" << report;
 }
 
 }  // namespace
 
 std::string SanitizerReport(pid_t pid, const std::string& stderr_text) {
   std::string out;
-  // The first line of each runtime's report; UBSan's "file:line: runtime error:" is followed by this.
+  // The first line of each runtime's report; UBSan's "file:line: runtime error:" is followed by
+  // this.
   static const char* const kMarkers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                                         "SUMMARY: UndefinedBehaviorSanitizer", "WARNING: ThreadSanitizer",
-                                         "ERROR: ThreadSanitizer"};
+                                         "SUMMARY: UndefinedBehaviorSanitizer",
+                                         "WARNING: ThreadSanitizer", "ERROR: ThreadSanitizer"};
   size_t first = std::string::npos;
   for (const char* m : kMarkers) first = std::min(first, stderr_text.find(m));
   if (first != std::string::npos) {
@@ -168,8 +173,8 @@ WritdInstance::~WritdInstance() {
     }
     rmdir(cgroup_root_.c_str());
   }
-  // A writd stopped with tasks registered leaves its programs pinned (by design: enforcement outlives
-  // the daemon). A test must not leave them attached for the rest of the run.
+  // A writd stopped with tasks registered leaves its programs pinned (by design: enforcement
+  // outlives the daemon). A test must not leave them attached for the rest of the run.
   if (!subtree_.empty()) {
     std::error_code ec;
     std::filesystem::remove_all("/sys/fs/bpf/" + subtree_, ec);
@@ -185,13 +190,16 @@ absl::Status EnsureTestUsers() {
   if (made.load()) return absl::OkStatus();
   const char* cmds[] = {
       "getent group writ >/dev/null || groupadd --system writ",
-      "getent passwd " WRIT_TEST_AGENT_USER " >/dev/null || useradd --system --no-create-home "
+      "getent passwd " WRIT_TEST_AGENT_USER
+      " >/dev/null || useradd --system --no-create-home "
       "--home-dir /nonexistent --shell /usr/sbin/nologin --groups writ " WRIT_TEST_AGENT_USER,
-      "getent passwd " WRIT_TEST_OTHER_USER " >/dev/null || useradd --system --no-create-home "
+      "getent passwd " WRIT_TEST_OTHER_USER
+      " >/dev/null || useradd --system --no-create-home "
       "--home-dir /nonexistent --shell /usr/sbin/nologin " WRIT_TEST_OTHER_USER,
   };
   for (const char* c : cmds) {
-    if (std::system(c) != 0) return absl::InternalError(absl::StrCat("test users: `", c, "` failed"));
+    if (std::system(c) != 0)
+      return absl::InternalError(absl::StrCat("test users: `", c, "` failed"));
   }
   made.store(true);
   return absl::OkStatus();
@@ -247,18 +255,17 @@ absl::Status WritdInstance::Start(const Options& opts) {
   auto mount = identity::FindCgroup2Mount();
   if (!mount.ok()) return mount.status();
   cgroup_root_ = *mount + "/" + subtree_;
-  std::ofstream(dir_ + "/writd.yaml") << "mode: " << opts.mode << "\n"
-                                      << "policies: policies\n"
-                                      << "state_dir: " << dir_ << "/state\n"
-                                      << "run_dir: " << dir_ << "/run\n"
-                                      << "events: events.jsonl\n"
-                                      << "cgroup_subtree: " << subtree_ << "\n"
-                                      << "drain_interval: 5ms\n"
-                                      << "housekeeping_interval: 20ms\n"
-                                      << (absl::StrContains(opts.extra_config, "control:")
-                                              ? ""
-                                              : "control: {group: writ}\n")
-                                      << opts.extra_config;
+  std::ofstream(dir_ + "/writd.yaml")
+      << "mode: " << opts.mode << "\n"
+      << "policies: policies\n"
+      << "state_dir: " << dir_ << "/state\n"
+      << "run_dir: " << dir_ << "/run\n"
+      << "events: events.jsonl\n"
+      << "cgroup_subtree: " << subtree_ << "\n"
+      << "drain_interval: 5ms\n"
+      << "housekeeping_interval: 20ms\n"
+      << (absl::StrContains(opts.extra_config, "control:") ? "" : "control: {group: writ}\n")
+      << opts.extra_config;
   argv_ = {WRITD_BIN, "--config", dir_ + "/writd.yaml"};
   argv_.insert(argv_.end(), opts.extra_args.begin(), opts.extra_args.end());
   return Launch();
@@ -288,7 +295,8 @@ absl::Status WritdInstance::Restart() {
 
 absl::Status WritdInstance::Launch() {
   pid_ = SpawnTo(argv_, dir_ + "/writd.out", dir_ + "/writd.err");
-  // 15 s, or WRIT_TEST_START_SECONDS (the vm tier's emulated guest loads the programs in ~10 s alone).
+  // 15 s, or WRIT_TEST_START_SECONDS (the vm tier's emulated guest loads the programs in ~10 s
+  // alone).
   int start_s = 15;
   if (const char* v = getenv("WRIT_TEST_START_SECONDS"); v && atoi(v) > 0) start_s = atoi(v);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(start_s);

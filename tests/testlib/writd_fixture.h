@@ -1,7 +1,8 @@
-// A real writd for end-to-end tests: a temp dir with its own config (run dir, state dir, JSONL events
-// file, policies dir, a cgroup subtree of its own), the binary started as a child, `writ` commands run
-// against its socket with bounded time, and the JSONL read back with nlohmann-json. Stop() sends
-// SIGTERM and reports the exit status; the destructor cleans everything (processes, cgroups, temp dir).
+// A real writd for end-to-end tests: a temp dir with its own config (run dir, state dir, JSONL
+// events file, policies dir, a cgroup subtree of its own), the binary started as a child, `writ`
+// commands run against its socket with bounded time, and the JSONL read back with nlohmann-json.
+// Stop() sends SIGTERM and reports the exit status; the destructor cleans everything (processes,
+// cgroups, temp dir).
 #pragma once
 
 #include <sys/types.h>
@@ -34,7 +35,8 @@ class WritdInstance {
     std::string mode = "monitor";
     std::map<std::string, std::string> policies;  // file name -> YAML text
     std::vector<std::string> extra_args;
-    std::string extra_config;  // YAML appended to the generated writd.yaml as is (e.g. `sinks:`, `credentials:`)
+    std::string extra_config;  // YAML appended to the generated writd.yaml as is (e.g. `sinks:`,
+                               // `credentials:`)
   };
 
   WritdInstance() = default;
@@ -107,8 +109,9 @@ std::vector<std::string> AsTestAgent(const std::vector<std::string>& args);
 std::string SanitizerReport(pid_t pid, const std::string& stderr_text);
 
 // The argv that starts `writ` as a command inside a task. A task's seccomp filter refuses
-// PTRACE_ATTACH (self-protection), and LeakSanitizer needs it to stop the world at exit: in a sanitizer
-// build that writ runs with leak detection off (ASan and UBSan still check it); elsewhere it is a no-op.
+// PTRACE_ATTACH (self-protection), and LeakSanitizer needs it to stop the world at exit: in a
+// sanitizer build that writ runs with leak detection off (ASan and UBSan still check it); elsewhere
+// it is a no-op.
 std::vector<std::string> WritInTaskArgv();
 
 // A file's whole contents, or "" when it cannot be read.

@@ -1,12 +1,12 @@
 // ThreadSanitizer tier only (linked into the unit tests when WRIT_SANITIZE contains "thread").
 //
-// Debian's Abseil is a prebuilt shared library without TSan instrumentation: absl::Mutex, CondVar and
-// Notification synchronize through atomics and futexes TSan cannot see, so every access guarded by an
-// absl::Mutex would be reported as a race. This file interposes their out-of-line entry points (a
-// definition in the executable wins over the shared library's) and tells TSan the happens-before they
-// establish: release on the mutex address before unlocking or waiting, acquire after locking or
-// waking. The real implementation is called through dlsym(RTLD_NEXT). Races in writ's own code (an
-// unguarded access, a lock forgotten on one path) are still reported.
+// Debian's Abseil is a prebuilt shared library without TSan instrumentation: absl::Mutex, CondVar
+// and Notification synchronize through atomics and futexes TSan cannot see, so every access guarded
+// by an absl::Mutex would be reported as a race. This file interposes their out-of-line entry
+// points (a definition in the executable wins over the shared library's) and tells TSan the
+// happens-before they establish: release on the mutex address before unlocking or waiting, acquire
+// after locking or waking. The real implementation is called through dlsym(RTLD_NEXT). Races in
+// writ's own code (an unguarded access, a lock forgotten on one path) are still reported.
 #include <dlfcn.h>
 #include <sanitizer/tsan_interface.h>
 
@@ -28,15 +28,15 @@ Fn Real(const char* mangled) {
   return reinterpret_cast<Fn>(p);
 }
 
-#define WRIT_REAL(type, mangled)                    \
-  static const auto real = Real<type>(mangled);     \
+#define WRIT_REAL(type, mangled)                \
+  static const auto real = Real<type>(mangled); \
   (void)0
 
 void* Key(const void* p) { return const_cast<void*>(p); }
 
-// absl evaluates a Condition with the mutex held but inside its own slow path (in the waiter, or in the
-// unlocking thread on the waiter's behalf), where the acquire above has not happened yet: the wrapper
-// tells TSan around each evaluation.
+// absl evaluates a Condition with the mutex held but inside its own slow path (in the waiter, or in
+// the unlocking thread on the waiter's behalf), where the acquire above has not happened yet: the
+// wrapper tells TSan around each evaluation.
 struct Wrapped {
   const absl::Condition* cond;
   absl::Mutex* mu;
@@ -86,7 +86,8 @@ void Mutex::ReaderUnlock() {
   real(this);
 }
 void Mutex::LockWhen(const Condition& c) {
-  WRIT_REAL(void (*)(Mutex*, const Condition&), "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
+  WRIT_REAL(void (*)(Mutex*, const Condition&),
+            "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
   Wrapped w{&c, this};
   const Condition wc(&EvalWrapped, &w);
   real(this, wc);
@@ -169,7 +170,8 @@ void Notification::Notify() {
   real(this);
 }
 void Notification::WaitForNotification() const {
-  WRIT_REAL(void (*)(const Notification*), "_ZNK4absl7debian312Notification19WaitForNotificationEv");
+  WRIT_REAL(void (*)(const Notification*),
+            "_ZNK4absl7debian312Notification19WaitForNotificationEv");
   real(this);
   __tsan_acquire(Key(this));
 }

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "daemon/control.h"
-#include "daemon/tool_calls.h"
 #include "daemon/metrics.h"
+#include "daemon/tool_calls.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "unit/daemon_fakes.h"

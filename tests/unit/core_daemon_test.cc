@@ -1,5 +1,5 @@
-// daemon: config loader errors (FILE:LINE: key: message), approvals (action binding, expiry, grants),
-// and the userspace twin of the BPF path hash against hand-computed FNV-1a values.
+// daemon: config loader errors (FILE:LINE: key: message), approvals (action binding, expiry,
+// grants), and the userspace twin of the BPF path hash against hand-computed FNV-1a values.
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -12,11 +12,11 @@
 #include "bpf/path_hash.h"
 #include "bpf/task_tables.h"
 #include "creds/redact.h"
-#include "intent/intent.h"
 #include "daemon/approvals.h"
 #include "daemon/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "intent/intent.h"
 
 namespace writ::daemon {
 namespace {
@@ -106,18 +106,20 @@ TEST_F(ConfigTest, UnknownKeyNamesFileLineKey) {
 }
 
 TEST_F(ConfigTest, CredentialProviders) {
-  auto c = LoadConfig(Write("credentials:\n"
-                            "  providers:\n"
-                            "    - name: pg\n"
-                            "      type: postgres\n"
-                            "      conninfo: host=/run/postgresql user=writ_admin\n"
-                            "      grants: [\"SELECT ON TABLE orders\"]\n"
-                            "    - {name: hook, type: webhook, url: \"http://127.0.0.1:9/caep\"}\n"));
+  auto c =
+      LoadConfig(Write("credentials:\n"
+                       "  providers:\n"
+                       "    - name: pg\n"
+                       "      type: postgres\n"
+                       "      conninfo: host=/run/postgresql user=writ_admin\n"
+                       "      grants: [\"SELECT ON TABLE orders\"]\n"
+                       "    - {name: hook, type: webhook, url: \"http://127.0.0.1:9/caep\"}\n"));
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ(c->credential_providers.size(), 2u);
   EXPECT_EQ(c->credential_providers[0].name, "pg");
   EXPECT_EQ(c->credential_providers[0].type, "postgres");
-  EXPECT_EQ(c->credential_providers[0].params.at("conninfo"), "host=/run/postgresql user=writ_admin");
+  EXPECT_EQ(c->credential_providers[0].params.at("conninfo"),
+            "host=/run/postgresql user=writ_admin");
   EXPECT_EQ(c->credential_providers[0].grants, std::vector<std::string>{"SELECT ON TABLE orders"});
   EXPECT_EQ(c->credential_providers[1].params.at("url"), "http://127.0.0.1:9/caep");
   EXPECT_EQ(c->revocation_alert_after, absl::Minutes(5));  // the default
@@ -209,7 +211,8 @@ TEST_F(ConfigTest, BadMetricsNameFileLineField) {
   } cases[] = {
       {"mode: monitor\nmetrics:\n  bpf_program_stats: yes please\n",
        ":3: metrics.bpf_program_stats: must be true or false"},
-      {"metrics: {bpf_program_stats: [true]}\n", ":1: metrics.bpf_program_stats: must be true or false"},
+      {"metrics: {bpf_program_stats: [true]}\n",
+       ":1: metrics.bpf_program_stats: must be true or false"},
       {"metrics:\n  bpf_stats: true\n", ":2: metrics.bpf_stats: unknown key"},
       {"metrics: [bpf_program_stats]\n", ":1: metrics: must be a mapping"},
   };
@@ -309,7 +312,8 @@ TEST(Approvals, ActionHashOfRedactedArgvStillBindsTheSecret) {
   auto r = creds::Redactor::Create(creds::BuiltinRedactionRules(), std::string(32, 'k'));
   ASSERT_TRUE(r.ok());
   auto redacted = [&](const std::string& token) {
-    v1::Event e = Exec("/usr/bin/curl", {"curl", "-H", "Authorization: Bearer " + token, "https://api"});
+    v1::Event e =
+        Exec("/usr/bin/curl", {"curl", "-H", "Authorization: Bearer " + token, "https://api"});
     (*r)->RedactEvent(&e);
     return e;
   };
@@ -461,9 +465,9 @@ on_violation: [alert, kill]
   t.mode = identity::TaskMode::kEnforce;
   writ_task_info i = bpf::TaskInfoFor(t, &kt);
   EXPECT_EQ(i.slot, 3u);
-  for (uint32_t f : {WRIT_TASK_ENFORCE, WRIT_TASK_PROMPT, WRIT_TASK_KILL_LINEAGE, WRIT_TASK_EXEC_TABLE,
-                     WRIT_TASK_NET_TABLE, WRIT_TASK_FILE_TABLE, WRIT_TASK_FILE_COMP,
-                     WRIT_TASK_SELF_KILL}) {
+  for (uint32_t f :
+       {WRIT_TASK_ENFORCE, WRIT_TASK_PROMPT, WRIT_TASK_KILL_LINEAGE, WRIT_TASK_EXEC_TABLE,
+        WRIT_TASK_NET_TABLE, WRIT_TASK_FILE_TABLE, WRIT_TASK_FILE_COMP, WRIT_TASK_SELF_KILL}) {
     EXPECT_TRUE(i.flags & f) << f;
   }
   t.mode = identity::TaskMode::kMonitor;
@@ -475,11 +479,13 @@ on_violation: [alert, kill]
   EXPECT_EQ(bpf::TaskInfoFor(t, nullptr).flags, WRIT_TASK_SELF_KILL);
 }
 
-// What the kernel must hand to userspace rather than decide: exec rules judge a loader's program and
-// an exe path cut short; files.deny judges renames and links; network.unix (or its default) sockets.
+// What the kernel must hand to userspace rather than decide: exec rules judge a loader's program
+// and an exe path cut short; files.deny judges renames and links; network.unix (or its default)
+// sockets.
 TEST(TaskInfoFor, ContainmentFlags) {
   auto flags = [](const std::string& body) {
-    auto set = intent::LoadPolicyText("apiVersion: writ.dev/v1\nkind: Intent\nname: t\n" + body, "t.yaml");
+    auto set =
+        intent::LoadPolicyText("apiVersion: writ.dev/v1\nkind: Intent\nname: t\n" + body, "t.yaml");
     EXPECT_TRUE(set.ok()) << set.status();
     identity::Task t;
     t.mode = identity::TaskMode::kEnforce;
@@ -518,7 +524,9 @@ TEST(HostDynamicLoaders, FindsTheLoaderOfThisBinary) {
   for (const auto& l : loaders) {
     if (l.dev == kdev && l.ino == st.st_ino) found = true;
     for (const auto& m : loaders) {
-      if (&l != &m) EXPECT_FALSE(l.dev == m.dev && l.ino == m.ino) << l.path << " twice";
+      if (&l != &m) {
+        EXPECT_FALSE(l.dev == m.dev && l.ino == m.ino) << l.path << " twice";
+      }
     }
   }
   EXPECT_TRUE(found) << interp << " not among the loaders found";

@@ -1,4 +1,5 @@
-// Decoder: every field of every record kind, built with the RecordBuilder; malformed records counted.
+// Decoder: every field of every record kind, built with the RecordBuilder; malformed records
+// counted.
 #include <fcntl.h>
 
 #include <string>
@@ -33,9 +34,20 @@ class DecoderTest : public ::testing::Test {
 
 TEST_F(DecoderTest, ExecEveryField) {
   auto rec = RecordBuilder::Exec()
-                 .Pid(4242).Tid(4243).Ppid(41).Uid(1000).Gid(100).Cgroup(777).Slot(5)
-                 .StartNs(99'000).Ktime(123'456'789).Comm("curl").Flags(WRIT_F_NEEDS_VERDICT)
-                 .Exe("/usr/bin/curl").Filename("curl").Args({"curl", "-s", "https://x.test/a b"})
+                 .Pid(4242)
+                 .Tid(4243)
+                 .Ppid(41)
+                 .Uid(1000)
+                 .Gid(100)
+                 .Cgroup(777)
+                 .Slot(5)
+                 .StartNs(99'000)
+                 .Ktime(123'456'789)
+                 .Comm("curl")
+                 .Flags(WRIT_F_NEEDS_VERDICT)
+                 .Exe("/usr/bin/curl")
+                 .Filename("curl")
+                 .Args({"curl", "-s", "https://x.test/a b"})
                  .KernelVerdict(WRIT_KV_DENY)
                  .Build();
   ASSERT_TRUE(Decode(rec).ok());
@@ -93,14 +105,17 @@ TEST_F(DecoderTest, ExecExactlySixteenArgsNotTruncated) {
 
 TEST_F(DecoderTest, ExecLongArgumentCutAndKernelTruncationFlag) {
   std::string big(WRIT_NAME_MAX + 50, 'z');
-  ASSERT_TRUE(Decode(RecordBuilder::Exec().Pid(1).Exe("/bin/x").Args({"x", big, "y"}).Build()).ok());
+  ASSERT_TRUE(
+      Decode(RecordBuilder::Exec().Pid(1).Exe("/bin/x").Args({"x", big, "y"}).Build()).ok());
   ASSERT_EQ(ev_.process().args_size(), 3);
   EXPECT_EQ(ev_.process().args(1), std::string(WRIT_NAME_MAX, 'z'));
   EXPECT_EQ(ev_.process().args(2), "y");
   EXPECT_TRUE(ev_.process().args_truncated());
 
-  ASSERT_TRUE(Decode(RecordBuilder::Exec().Pid(1).Exe("/bin/x").Args({"x"}).Flags(WRIT_F_ARGS_TRUNC)
-                         .Build()).ok());
+  ASSERT_TRUE(
+      Decode(
+          RecordBuilder::Exec().Pid(1).Exe("/bin/x").Args({"x"}).Flags(WRIT_F_ARGS_TRUNC).Build())
+          .ok());
   EXPECT_THAT(ev_.process().args(), ElementsAre("x"));
   EXPECT_TRUE(ev_.process().args_truncated());
 }
@@ -130,9 +145,14 @@ TEST_F(DecoderTest, ExitCodeAndSignal) {
 }
 
 TEST_F(DecoderTest, OpenResolvedEveryField) {
-  auto rec = RecordBuilder::Open().Pid(10).OpenPath("/home/u/.ssh/id_rsa")
-                 .OpenFlags(O_RDWR | O_CREAT | O_TRUNC).Result(7).Syscall(257)
-                 .FileId((8u << 20) | 1, 0x1234567890ull).Build();
+  auto rec = RecordBuilder::Open()
+                 .Pid(10)
+                 .OpenPath("/home/u/.ssh/id_rsa")
+                 .OpenFlags(O_RDWR | O_CREAT | O_TRUNC)
+                 .Result(7)
+                 .Syscall(257)
+                 .FileId((8u << 20) | 1, 0x1234567890ull)
+                 .Build();
   ASSERT_TRUE(Decode(rec).ok());
   const v1::File& f = ev_.file();
   EXPECT_EQ(f.inode(), 0x1234567890ull);
@@ -155,8 +175,10 @@ TEST_F(DecoderTest, OpenFlagsAndSyscallNames) {
   for (const Case& c : {Case{O_RDONLY, {"read"}}, Case{O_WRONLY, {"write"}},
                         Case{O_WRONLY | O_CREAT, {"write", "create"}},
                         Case{O_RDONLY | O_TRUNC, {"read", "truncate"}}}) {
-    ASSERT_TRUE(Decode(RecordBuilder::Open().Pid(1).OpenPath("/f").OpenFlags(c.flags).Build()).ok());
-    EXPECT_EQ(std::vector<std::string>(ev_.file().flags().begin(), ev_.file().flags().end()), c.want)
+    ASSERT_TRUE(
+        Decode(RecordBuilder::Open().Pid(1).OpenPath("/f").OpenFlags(c.flags).Build()).ok());
+    EXPECT_EQ(std::vector<std::string>(ev_.file().flags().begin(), ev_.file().flags().end()),
+              c.want)
         << "flags " << c.flags;
   }
   for (auto [nr, name] : std::vector<std::pair<uint32_t, std::string>>{
@@ -167,23 +189,34 @@ TEST_F(DecoderTest, OpenFlagsAndSyscallNames) {
 }
 
 TEST_F(DecoderTest, OpenFailedIsUnresolvedWithErrno) {
-  ASSERT_TRUE(Decode(RecordBuilder::Open().Pid(1).UnresolvedPath("../missing/x.txt")
-                         .OpenFlags(O_RDONLY).Result(-2).Build()).ok());
+  ASSERT_TRUE(Decode(RecordBuilder::Open()
+                         .Pid(1)
+                         .UnresolvedPath("../missing/x.txt")
+                         .OpenFlags(O_RDONLY)
+                         .Result(-2)
+                         .Build())
+                  .ok());
   EXPECT_EQ(ev_.file().path(), "../missing/x.txt");
   EXPECT_TRUE(ev_.file().unresolved());
   EXPECT_EQ(ev_.file().result(), -2);
 }
 
 TEST_F(DecoderTest, OpenPathTruncatedFlag) {
-  ASSERT_TRUE(Decode(RecordBuilder::Open().Pid(1).OpenPath("/deep/er").Flags(WRIT_F_PATH_TRUNC)
-                         .Build()).ok());
+  ASSERT_TRUE(
+      Decode(RecordBuilder::Open().Pid(1).OpenPath("/deep/er").Flags(WRIT_F_PATH_TRUNC).Build())
+          .ok());
   EXPECT_TRUE(ev_.file().truncated());
   EXPECT_EQ(ev_.file().path(), "/deep/er");
 }
 
 TEST_F(DecoderTest, ConnectIpv4AndIpv6) {
-  ASSERT_TRUE(Decode(RecordBuilder::Connect().Pid(1).Dst("127.0.0.1", 8443).Result(-1)
-                         .KernelVerdict(WRIT_KV_DENY).Build()).ok());
+  ASSERT_TRUE(Decode(RecordBuilder::Connect()
+                         .Pid(1)
+                         .Dst("127.0.0.1", 8443)
+                         .Result(-1)
+                         .KernelVerdict(WRIT_KV_DENY)
+                         .Build())
+                  .ok());
   const v1::Network& n = ev_.network();
   EXPECT_EQ(ev_.kind(), "connect");
   EXPECT_EQ(n.family(), "inet");
@@ -193,8 +226,10 @@ TEST_F(DecoderTest, ConnectIpv4AndIpv6) {
   EXPECT_EQ(n.hook(), "syscall");
   EXPECT_EQ(info_.kernel_verdict, static_cast<uint32_t>(WRIT_KV_DENY));
 
-  ASSERT_TRUE(Decode(RecordBuilder::Connect().Pid(1).Dst("2001:db8::7", 53).Flags(WRIT_F_CGROUP_HOOK)
-                         .Build()).ok());
+  ASSERT_TRUE(
+      Decode(
+          RecordBuilder::Connect().Pid(1).Dst("2001:db8::7", 53).Flags(WRIT_F_CGROUP_HOOK).Build())
+          .ok());
   EXPECT_EQ(ev_.network().family(), "inet6");
   EXPECT_EQ(ev_.network().dst_ip(), "2001:db8::7");
   EXPECT_EQ(ev_.network().dst_port(), 53u);
@@ -203,8 +238,12 @@ TEST_F(DecoderTest, ConnectIpv4AndIpv6) {
 }
 
 TEST_F(DecoderTest, SelfRecordNamesSyscallTargetAndArgs) {
-  ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(62, -1, WRIT_SELF_WRITD, 4242, 4243, 9)
-                         .Flags(WRIT_F_SECCOMP | WRIT_F_NEEDS_VERDICT).Build()).ok());
+  ASSERT_TRUE(Decode(RecordBuilder::Self()
+                         .Pid(7)
+                         .SelfCall(62, -1, WRIT_SELF_WRITD, 4242, 4243, 9)
+                         .Flags(WRIT_F_SECCOMP | WRIT_F_NEEDS_VERDICT)
+                         .Build())
+                  .ok());
   EXPECT_EQ(ev_.kind(), "self");
   EXPECT_EQ(ev_.syscall().name(), "kill");
   EXPECT_EQ(ev_.syscall().result(), -1);
@@ -215,7 +254,8 @@ TEST_F(DecoderTest, SelfRecordNamesSyscallTargetAndArgs) {
   EXPECT_EQ(ev_.syscall().args(1), 9);
   EXPECT_EQ(ev_.syscall().args(2), 0);
   EXPECT_TRUE(info_.seccomp);
-  ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(425, -1, WRIT_SELF_NONE, 0, 4, 0).Build()).ok());
+  ASSERT_TRUE(
+      Decode(RecordBuilder::Self().Pid(7).SelfCall(425, -1, WRIT_SELF_NONE, 0, 4, 0).Build()).ok());
   EXPECT_EQ(ev_.syscall().name(), "io_uring_setup");
   EXPECT_EQ(ev_.syscall().target(), "");
   ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(12345, 0, 99, 0, 0, 0).Build()).ok());
@@ -223,14 +263,16 @@ TEST_F(DecoderTest, SelfRecordNamesSyscallTargetAndArgs) {
   auto shorty = RecordBuilder::Self().Pid(1).Build();
   shorty.resize(sizeof(writ_event_hdr) + 8);
   reinterpret_cast<writ_event_hdr*>(shorty.data())->size = shorty.size();
-  EXPECT_THAT(std::string(Decode(shorty).message()), HasSubstr("self record of 88 bytes, needs 120"));
+  EXPECT_THAT(std::string(Decode(shorty).message()),
+              HasSubstr("self record of 88 bytes, needs 120"));
 }
 
 TEST_F(DecoderTest, BadVersionCounted) {
   absl::Status st = Decode(RecordBuilder::Exit().Pid(1).Version(WRIT_ABI_VERSION + 1).Build());
   EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(st.message()),
-              HasSubstr(absl::StrCat("ABI version ", WRIT_ABI_VERSION + 1, ", expected ", WRIT_ABI_VERSION)));
+              HasSubstr(absl::StrCat("ABI version ", WRIT_ABI_VERSION + 1, ", expected ",
+                                     WRIT_ABI_VERSION)));
   EXPECT_EQ(dec_.stats().bad_version, 1u);
   EXPECT_EQ(dec_.stats().decoded, 0u);
 }
@@ -247,7 +289,8 @@ TEST_F(DecoderTest, ShortRecordsCounted) {
   auto shorty = RecordBuilder::Connect().Pid(1).Build();
   shorty.resize(sizeof(writ_event_hdr) + 4);
   reinterpret_cast<writ_event_hdr*>(shorty.data())->size = shorty.size();
-  EXPECT_THAT(std::string(Decode(shorty).message()), HasSubstr("connect record of 84 bytes, needs 112"));
+  EXPECT_THAT(std::string(Decode(shorty).message()),
+              HasSubstr("connect record of 84 bytes, needs 112"));
   EXPECT_EQ(dec_.stats().bad_size, 3u);
   EXPECT_EQ(dec_.stats().decoded, 0u);
 }
@@ -255,7 +298,8 @@ TEST_F(DecoderTest, ShortRecordsCounted) {
 TEST_F(DecoderTest, UnknownKindCounted) {
   for (uint16_t kind : {uint16_t{0}, uint16_t{WRIT_EV_KIND_MAX}, uint16_t{999}}) {
     absl::Status st = Decode(RecordBuilder::Exit().Pid(1).Kind(kind).Build());
-    EXPECT_THAT(std::string(st.message()), HasSubstr("unknown record kind " + std::to_string(kind)));
+    EXPECT_THAT(std::string(st.message()),
+                HasSubstr("unknown record kind " + std::to_string(kind)));
   }
   EXPECT_EQ(dec_.stats().bad_kind, 3u);
 }
@@ -268,12 +312,21 @@ TEST_F(DecoderTest, EventStorageReusedWithoutLeftovers) {
 }
 
 // The pipeline decodes every record into one reused Event: once its strings and sub-messages have
-// grown, a stream that alternates kinds (the sub-message of a kind the last record did not use waits
-// in the decoder) allocates nothing.
+// grown, a stream that alternates kinds (the sub-message of a kind the last record did not use
+// waits in the decoder) allocates nothing.
 TEST_F(DecoderTest, AlternatingKindsAllocateNothingOnceWarm) {
   const std::vector<std::vector<uint8_t>> recs = {
-      RecordBuilder::Open().Pid(7).OpenPath("/usr/lib/x86_64-linux-gnu/libc.so.6").OpenFlags(0).Build(),
-      RecordBuilder::Exec().Pid(7).Exe("/usr/bin/git").Filename("git").Args({"git", "status"}).Build(),
+      RecordBuilder::Open()
+          .Pid(7)
+          .OpenPath("/usr/lib/x86_64-linux-gnu/libc.so.6")
+          .OpenFlags(0)
+          .Build(),
+      RecordBuilder::Exec()
+          .Pid(7)
+          .Exe("/usr/bin/git")
+          .Filename("git")
+          .Args({"git", "status"})
+          .Build(),
       RecordBuilder::Connect().Pid(7).Build(),
       RecordBuilder::Open().Pid(8).OpenPath("/home/dev/repo/src/main.cc").OpenFlags(01101).Build(),
       RecordBuilder::Fork().Pid(9).Parent(7, 1).Build(),
@@ -304,7 +357,7 @@ TEST(ComponentsToPath, ReversesComponents) {
   EXPECT_EQ(conv(testlib::LeafFirst("/a/b c/d.e")), "/a/b c/d.e");
   EXPECT_EQ(conv(std::string("a\0\0b", 4)), "/b//a");  // an empty component stays one
   EXPECT_EQ(conv(std::string("\0a", 2)), "/a/");       // an empty leaf
-  std::string deep;  // 200 components, as a long path has
+  std::string deep;                                    // 200 components, as a long path has
   for (int i = 199; i >= 0; --i) deep += "c" + std::to_string(i) + std::string(1, '\0');
   std::string want;
   for (int i = 0; i < 200; ++i) want += "/c" + std::to_string(i);
@@ -329,11 +382,16 @@ TEST(KindName, Names) {
 namespace writ::decode {
 namespace {
 
-// ---- records of the containment hooks ---------------------------------------------------------------
+// ---- records of the containment hooks
+// ---------------------------------------------------------------
 
 TEST_F(DecoderTest, UnixConnectNamesThePathOrAbstractNameAndTheSocketReached) {
   ASSERT_TRUE(Decode(RecordBuilder::UnixConnect("/tmp/ok.sock", "/run/agent.sock")
-                         .Pid(7).Result(0).Flags(WRIT_F_CGROUP_HOOK).Build()).ok());
+                         .Pid(7)
+                         .Result(0)
+                         .Flags(WRIT_F_CGROUP_HOOK)
+                         .Build())
+                  .ok());
   EXPECT_EQ(ev_.kind(), "connect");
   EXPECT_EQ(ev_.network().family(), "unix");
   EXPECT_EQ(ev_.network().path(), "/tmp/ok.sock");
@@ -341,7 +399,8 @@ TEST_F(DecoderTest, UnixConnectNamesThePathOrAbstractNameAndTheSocketReached) {
   EXPECT_EQ(ev_.network().dst_ip(), "");
   EXPECT_EQ(ev_.network().hook(), "cgroup");
   // An abstract name: every byte after the leading NUL, written @name.
-  ASSERT_TRUE(Decode(RecordBuilder::UnixConnect("@/tmp/.X11-unix/X0").Pid(7).Result(-1).Build()).ok());
+  ASSERT_TRUE(
+      Decode(RecordBuilder::UnixConnect("@/tmp/.X11-unix/X0").Pid(7).Result(-1).Build()).ok());
   EXPECT_EQ(ev_.network().path(), "@/tmp/.X11-unix/X0");
   EXPECT_EQ(ev_.network().peer_path(), "");
   EXPECT_EQ(ev_.network().result(), -1);
@@ -353,8 +412,14 @@ TEST_F(DecoderTest, UnixConnectNamesThePathOrAbstractNameAndTheSocketReached) {
 }
 
 TEST_F(DecoderTest, DatagramSendIsAConnectFlaggedAsASend) {
-  ASSERT_TRUE(Decode(RecordBuilder::Connect().Pid(7).Dst("10.1.2.3", 53).Result(-1).Suppressed(41)
-                         .Flags(WRIT_F_SEND | WRIT_F_CGROUP_HOOK | WRIT_F_KERNEL_DENY).Build()).ok());
+  ASSERT_TRUE(Decode(RecordBuilder::Connect()
+                         .Pid(7)
+                         .Dst("10.1.2.3", 53)
+                         .Result(-1)
+                         .Suppressed(41)
+                         .Flags(WRIT_F_SEND | WRIT_F_CGROUP_HOOK | WRIT_F_KERNEL_DENY)
+                         .Build())
+                  .ok());
   EXPECT_TRUE(ev_.network().send());
   EXPECT_EQ(ev_.network().suppressed(), 41u);
   EXPECT_EQ(ev_.network().dst_ip(), "10.1.2.3");
@@ -364,8 +429,12 @@ TEST_F(DecoderTest, DatagramSendIsAConnectFlaggedAsASend) {
 }
 
 TEST_F(DecoderTest, LinkRecordsGiveBothNamesResolvedOrAsPassed) {
-  ASSERT_TRUE(Decode(RecordBuilder::Link(82, "/w/p/.env", "/w/p/e.txt").Pid(9)
-                         .Flags(WRIT_F_KERNEL_DENY).LinkFlags(WRIT_LINK_HIT_OLD).Build()).ok());
+  ASSERT_TRUE(Decode(RecordBuilder::Link(82, "/w/p/.env", "/w/p/e.txt")
+                         .Pid(9)
+                         .Flags(WRIT_F_KERNEL_DENY)
+                         .LinkFlags(WRIT_LINK_HIT_OLD)
+                         .Build())
+                  .ok());
   EXPECT_EQ(ev_.kind(), "link");
   EXPECT_EQ(ev_.file().syscall(), "rename");
   EXPECT_EQ(ev_.file().path(), "/w/p/.env");
@@ -374,7 +443,9 @@ TEST_F(DecoderTest, LinkRecordsGiveBothNamesResolvedOrAsPassed) {
   EXPECT_TRUE(info_.kernel_denied);
   EXPECT_EQ(info_.kind, EventKind::kLink);
   // A symlink's relative content points from the link's directory.
-  ASSERT_TRUE(Decode(RecordBuilder::Link(266, "../.ssh/./id", "/w/p/s", /*old_raw=*/true).Pid(9).Build()).ok());
+  ASSERT_TRUE(
+      Decode(RecordBuilder::Link(266, "../.ssh/./id", "/w/p/s", /*old_raw=*/true).Pid(9).Build())
+          .ok());
   EXPECT_EQ(ev_.file().syscall(), "symlinkat");
   EXPECT_EQ(ev_.file().path(), "/w/.ssh/id");
   EXPECT_FALSE(ev_.file().unresolved());
@@ -391,16 +462,30 @@ TEST_F(DecoderTest, LinkRecordsGiveBothNamesResolvedOrAsPassed) {
 }
 
 TEST_F(DecoderTest, ContainmentSyscallAndFlagNames) {
-  ASSERT_TRUE(Decode(RecordBuilder::Open().Pid(7).OpenPath("/etc/shadow").Syscall(304).Result(3).Build()).ok());
+  ASSERT_TRUE(
+      Decode(RecordBuilder::Open().Pid(7).OpenPath("/etc/shadow").Syscall(304).Result(3).Build())
+          .ok());
   EXPECT_EQ(ev_.file().syscall(), "open_by_handle_at");
-  for (const auto& [nr, name] : std::vector<std::pair<uint32_t, std::string>>{
-           {72, "fcntl"}, {16, "ioctl"}, {109, "setpgid"}, {175, "init_module"}, {313, "finit_module"},
-           {246, "kexec_load"}, {320, "kexec_file_load"}}) {
-    ASSERT_TRUE(Decode(RecordBuilder::Self().Pid(7).SelfCall(nr, -1, WRIT_SELF_WRITD, 42, 3, 8, 42).Build()).ok());
+  for (const auto& [nr, name] :
+       std::vector<std::pair<uint32_t, std::string>>{{72, "fcntl"},
+                                                     {16, "ioctl"},
+                                                     {109, "setpgid"},
+                                                     {175, "init_module"},
+                                                     {313, "finit_module"},
+                                                     {246, "kexec_load"},
+                                                     {320, "kexec_file_load"}}) {
+    ASSERT_TRUE(
+        Decode(RecordBuilder::Self().Pid(7).SelfCall(nr, -1, WRIT_SELF_WRITD, 42, 3, 8, 42).Build())
+            .ok());
     EXPECT_EQ(ev_.syscall().name(), name);
     EXPECT_EQ(ev_.syscall().args(2), 42);
   }
-  ASSERT_TRUE(Decode(RecordBuilder::Exec().Pid(7).Exe("/usr/lib/ld.so").Flags(WRIT_F_LOADER | WRIT_F_PATH_TRUNC).Build()).ok());
+  ASSERT_TRUE(Decode(RecordBuilder::Exec()
+                         .Pid(7)
+                         .Exe("/usr/lib/ld.so")
+                         .Flags(WRIT_F_LOADER | WRIT_F_PATH_TRUNC)
+                         .Build())
+                  .ok());
   EXPECT_TRUE(info_.loader);
   EXPECT_TRUE(info_.path_truncated);
 }

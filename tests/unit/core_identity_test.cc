@@ -1,6 +1,6 @@
-// identity: SPIFFE ID parser (valid IDs and every class of bad input, with its message), the process
-// table keyed by (pid, start time), the task registry's slots and generation, and resolving a name a
-// process passed to the kernel from /proc.
+// identity: SPIFFE ID parser (valid IDs and every class of bad input, with its message), the
+// process table keyed by (pid, start time), the task registry's slots and generation, and resolving
+// a name a process passed to the kernel from /proc.
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -86,8 +86,8 @@ TEST(SpiffeId, OverlongIdIsQuotedShortened) {
   EXPECT_LT(id.status().message().size(), 200u);  // the message quotes a prefix, not 3 KB
 }
 
-// A scratch directory with a file, a symlink to it and a directory fd, for ResolveProcessPath on this
-// very process (its cwd is moved there and restored).
+// A scratch directory with a file, a symlink to it and a directory fd, for ResolveProcessPath on
+// this very process (its cwd is moved there and restored).
 class ProcPathTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -121,10 +121,12 @@ TEST_F(ProcPathTest, RelativeDotDotFdAndSymlinkNames) {
   // execveat(dirfd, NAME): the kernel's "/dev/fd/N/NAME" goes through the process's fd N.
   int dfd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   ASSERT_GE(dfd, 0);
-  EXPECT_EQ(ResolveProcessPath(me, "/dev/fd/" + std::to_string(dfd) + "/f.sh", true), dir_ + "/f.sh");
+  EXPECT_EQ(ResolveProcessPath(me, "/dev/fd/" + std::to_string(dfd) + "/f.sh", true),
+            dir_ + "/f.sh");
   EXPECT_EQ(ResolveProcessPath(me, "/dev/fd/" + std::to_string(dfd), true), dir_);
   close(dfd);
-  EXPECT_EQ(ResolveProcessPath(me, "/dev/fd/" + std::to_string(dfd) + "/f.sh", true), "");  // closed
+  EXPECT_EQ(ResolveProcessPath(me, "/dev/fd/" + std::to_string(dfd) + "/f.sh", true),
+            "");  // closed
   EXPECT_EQ(ResolveProcessPath(me, "", true), "");
   EXPECT_EQ(ResolveProcessPath(0x7ffffff0, "rel", true), "");  // no such process: no cwd
 }
@@ -144,8 +146,8 @@ TEST(ProcPath, ArgWithPrefixFindsTheWholeArgument) {
     if (found.empty()) usleep(10000);
   }
   EXPECT_EQ(found, longarg);
-  EXPECT_EQ(ArgWithPrefix(pid, "sh"), "");           // argv[0] is never taken
-  EXPECT_EQ(ArgWithPrefix(pid, longarg), "");        // equal is not longer
+  EXPECT_EQ(ArgWithPrefix(pid, "sh"), "");     // argv[0] is never taken
+  EXPECT_EQ(ArgWithPrefix(pid, longarg), "");  // equal is not longer
   EXPECT_EQ(ArgWithPrefix(pid, "/nowhere/"), "");
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);

@@ -93,7 +93,8 @@ class PipelineTest : public ::testing::Test {
   testing::FakeTasks tasks_{&log_};
   testing::FakeOutput out_{&log_};
   Pipeline pipeline_{
-      Pipeline::Deps{registry_, procs_, approvals_, tasks_, out_, creds::DefaultRedactor()}, 0, "test"};
+      Pipeline::Deps{registry_, procs_, approvals_, tasks_, out_, creds::DefaultRedactor()}, 0,
+      "test"};
   std::shared_ptr<identity::Task> task_;
 };
 
@@ -267,7 +268,8 @@ TEST_F(PipelineTest, ProcessTableFollowsExecAndExit) {
   EXPECT_EQ(task_->live_processes.load(), 0);
 }
 
-// ---- containment: renames, loaders, exe paths cut short, unix sockets, datagram sends ----------------
+// ---- containment: renames, loaders, exe paths cut short, unix sockets, datagram sends
+// ----------------
 
 constexpr const char* kComp = R"(apiVersion: writ.dev/v1
 kind: Intent
@@ -354,8 +356,9 @@ TEST_F(PipelineTest, DynamicLoaderIsJudgedByTheProgramItWasAskedToRun) {
 
 // kIntent has network.connect.allow and no network.unix: no unix socket but writd's own.
 TEST_F(PipelineTest, UnixConnectRefusedByTheKernelIsPrevented) {
-  v1::Event ev = Run(RecordBuilder::UnixConnect("/etc/hostname").Result(-1).Flags(
-      WRIT_F_KERNEL_DENY | WRIT_F_CGROUP_HOOK));
+  v1::Event ev = Run(RecordBuilder::UnixConnect("/etc/hostname")
+                         .Result(-1)
+                         .Flags(WRIT_F_KERNEL_DENY | WRIT_F_CGROUP_HOOK));
   EXPECT_EQ(ev.finding().rule(), "t/network.unix.default");
   EXPECT_EQ(ev.outcome(), "prevented");
   EXPECT_EQ(ev.enforcement(), "cgroup-bpf");
@@ -363,15 +366,17 @@ TEST_F(PipelineTest, UnixConnectRefusedByTheKernelIsPrevented) {
             "unix connect from an intent with network.connect.allow and no network.unix (no unix "
             "socket is allowed but writd's own): /etc/hostname");
   // Where cgroup/connect_unix does not load the connect happened and was killed at its exit.
-  ev = Run(RecordBuilder::UnixConnect("/etc/hostname", "/etc/hostname").Result(0).Flags(
-      WRIT_F_KERNEL_DENY));
+  ev = Run(RecordBuilder::UnixConnect("/etc/hostname", "/etc/hostname")
+               .Result(0)
+               .Flags(WRIT_F_KERNEL_DENY));
   EXPECT_EQ(ev.outcome(), "killed_after");
   EXPECT_EQ(ev.enforcement(), "kernel-signal");
 }
 
 TEST_F(PipelineTest, UnixConnectThatReachedNothingIsNotAFinding) {
-  v1::Event ev = Run(RecordBuilder::UnixConnect("/var/run/nscd/no-such-socket").Result(-1).Flags(
-      WRIT_F_KERNEL_DENY | WRIT_F_CGROUP_HOOK));
+  v1::Event ev = Run(RecordBuilder::UnixConnect("/var/run/nscd/no-such-socket")
+                         .Result(-1)
+                         .Flags(WRIT_F_KERNEL_DENY | WRIT_F_CGROUP_HOOK));
   EXPECT_EQ(ev.verdict(), "");
   EXPECT_EQ(ev.outcome(), "prevented");
   EXPECT_FALSE(ev.has_finding());
@@ -380,7 +385,8 @@ TEST_F(PipelineTest, UnixConnectThatReachedNothingIsNotAFinding) {
 
 TEST_F(PipelineTest, WritdsOwnSocketsAreAllowedToEveryTask) {
   pipeline_.set_own_sockets({"/run/writ/writd.sock", "/run/writ/workload.sock"});
-  v1::Event ev = Run(RecordBuilder::UnixConnect("/run/writ/workload.sock", "/run/writ/workload.sock"));
+  v1::Event ev =
+      Run(RecordBuilder::UnixConnect("/run/writ/workload.sock", "/run/writ/workload.sock"));
   EXPECT_EQ(ev.verdict(), "allow");
   EXPECT_THAT(log_, ElementsAre("emit connect"));
   // Not through another name.
@@ -389,8 +395,10 @@ TEST_F(PipelineTest, WritdsOwnSocketsAreAllowedToEveryTask) {
 }
 
 TEST_F(PipelineTest, RefusedDatagramSendIsPreventedAndNamedASend) {
-  v1::Event ev = Run(RecordBuilder::Connect().Dst("10.0.0.1", 53).Result(-1).Flags(
-      WRIT_F_KERNEL_DENY | WRIT_F_CGROUP_HOOK | WRIT_F_SEND));
+  v1::Event ev = Run(RecordBuilder::Connect()
+                         .Dst("10.0.0.1", 53)
+                         .Result(-1)
+                         .Flags(WRIT_F_KERNEL_DENY | WRIT_F_CGROUP_HOOK | WRIT_F_SEND));
   EXPECT_EQ(ev.outcome(), "prevented");
   EXPECT_EQ(ev.finding().rule(), "t/network.connect.default");
   EXPECT_EQ(ev.finding().reason(),

@@ -1,7 +1,8 @@
 // daemon/task_credentials: an intent's provider credentials issued through a real CredentialService
-// (webhook: issues without the network; postgres at a socket that does not exist: Unavailable at once),
-// written as the task's 0400 file in a 0500 directory, `required` failing the start and undoing what was
-// issued, optional failures reported as issue_failed, revocation removing the files.
+// (webhook: issues without the network; postgres at a socket that does not exist: Unavailable at
+// once), written as the task's 0400 file in a 0500 directory, `required` failing the start and
+// undoing what was issued, optional failures reported as issue_failed, revocation removing the
+// files.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,14 +47,21 @@ class TaskCredentialsTest : public ::testing::Test {
     cc.http_addr = "";
     // Port 9 (discard) on loopback: nothing listens, so the webhook revocation stays queued.
     cc.providers = {{"hook", "webhook", {{"url", "http://127.0.0.1:9/caep"}}, {}},
-                    {"pg", "postgres", {{"conninfo", "host=" + dir_ + "/nosuch port=5 connect_timeout=1"}}, {}}};
+                    {"pg",
+                     "postgres",
+                     {{"conninfo", "host=" + dir_ + "/nosuch port=5 connect_timeout=1"}},
+                     {}}};
     auto svc = creds::CredentialService::Start(cc);
     ASSERT_TRUE(svc.ok()) << svc.status();
     svc_ = std::move(*svc);
     svc_->SetEventHook([this](const creds::CredentialEvent& e) { Record(e); });
     tc_ = std::make_unique<TaskCredentials>(svc_.get(), dir_ + "/run",
                                             [this](const creds::CredentialEvent& e) { Record(e); });
-    claims_ = {"t-abc123", "spiffe://example.org/agent/x", {"user:alice"}, "db-reader", absl::Now() + absl::Hours(1)};
+    claims_ = {"t-abc123",
+               "spiffe://example.org/agent/x",
+               {"user:alice"},
+               "db-reader",
+               absl::Now() + absl::Hours(1)};
   }
   void TearDown() override {
     tc_.reset();
@@ -85,7 +93,7 @@ TEST_F(TaskCredentialsTest, WritesTheTasksOwnFileAndRevokeRemovesIt) {
   ASSERT_TRUE(tc_->Issue(claims_, getuid(), getgid(), {Req("hook")}).ok());
   const std::string d = tc_->DirFor("t-abc123");
   EXPECT_EQ(d, dir_ + "/run/credentials/t-abc123");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat((d + "/hook").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0400u);
   EXPECT_EQ(st.st_uid, getuid());
@@ -94,7 +102,9 @@ TEST_F(TaskCredentialsTest, WritesTheTasksOwnFileAndRevokeRemovesIt) {
   ASSERT_EQ(stat((dir_ + "/run/credentials").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0711u);
   std::string body = Slurp(d + "/hook");
-  EXPECT_THAT(body, HasSubstr("provider=hook\ntype=webhook\nid=http://127.0.0.1:9/caep\nsecret=\nexpires="));
+  EXPECT_THAT(
+      body,
+      HasSubstr("provider=hook\ntype=webhook\nid=http://127.0.0.1:9/caep\nsecret=\nexpires="));
   auto issued = Events("issue");
   ASSERT_EQ(issued.size(), 1u);
   EXPECT_EQ(issued[0].provider, "hook");
@@ -110,10 +120,12 @@ TEST_F(TaskCredentialsTest, WritesTheTasksOwnFileAndRevokeRemovesIt) {
 TEST_F(TaskCredentialsTest, RequiredFailureUndoesEverythingAndNamesTheProvider) {
   absl::Status st = tc_->Issue(claims_, getuid(), getgid(), {Req("hook"), Req("pg")});
   ASSERT_FALSE(st.ok());
-  EXPECT_THAT(std::string(st.message()), HasSubstr("credential from provider 'pg' (required by intent db-reader)"));
+  EXPECT_THAT(std::string(st.message()),
+              HasSubstr("credential from provider 'pg' (required by intent db-reader)"));
   EXPECT_THAT(std::string(st.message()), HasSubstr("connect"));
   EXPECT_FALSE(std::filesystem::exists(tc_->DirFor("t-abc123")));
-  // The webhook credential that was issued is revoked; PostgreSQL was never reached: nothing queued there.
+  // The webhook credential that was issued is revoked; PostgreSQL was never reached: nothing queued
+  // there.
   auto queued = Events("revoke_queued");
   ASSERT_EQ(queued.size(), 1u);
   EXPECT_EQ(queued[0].provider, "hook");
@@ -140,10 +152,12 @@ TEST_F(TaskCredentialsTest, NoRequestsNoDirectory) {
 }
 
 TEST(TaskCredentialsFormat, OneKeyPerLine) {
-  creds::IssuedCredential c{"pg", "postgres_role", "writ_t_1_ab", "s3cr3t", absl::FromUnixSeconds(1764325300)};
-  EXPECT_THAT(TaskCredentials::Format(c),
-              ::testing::MatchesRegex("provider=pg\ntype=postgres_role\nid=writ_t_1_ab\nsecret=s3cr3t\n"
-                                      "expires=2025-11-28T10:21:40(\\.0+)?Z\n"));
+  creds::IssuedCredential c{"pg", "postgres_role", "writ_t_1_ab", "s3cr3t",
+                            absl::FromUnixSeconds(1764325300)};
+  EXPECT_THAT(
+      TaskCredentials::Format(c),
+      ::testing::MatchesRegex("provider=pg\ntype=postgres_role\nid=writ_t_1_ab\nsecret=s3cr3t\n"
+                              "expires=2025-11-28T10:21:40(\\.0+)?Z\n"));
 }
 
 }  // namespace

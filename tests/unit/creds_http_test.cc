@@ -28,7 +28,8 @@ TEST(HttpServer, RoutesMethodsAndEcho) {
   ASSERT_TRUE(s.ok()) << s.status();
   (*s)->AddRoute("POST", "/echo", [](const http::Request& r) {
     http::Response resp;
-    resp.body = r.method + " " + r.path + " q=" + r.query + " x=" + r.Header("X-Thing") + " body=" + r.body;
+    resp.body =
+        r.method + " " + r.path + " q=" + r.query + " x=" + r.Header("X-Thing") + " body=" + r.body;
     return resp;
   });
   ASSERT_TRUE((*s)->Start().ok());
@@ -187,7 +188,8 @@ TEST_F(HttpsClientTest, RefusesAnUnverifiableCertificate) {
   req.ca_file = "";  // default: the system CA store, which does not know this private CA
   r = http::Fetch(req);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("certificate verify failed"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("certificate verify failed"), std::string::npos)
+      << r.status();
   // Right CA, wrong name.
   const auto wrong = pki_->Issue("wrong", "vault.example", {"DNS:vault.example"});
   testing::TlsTestServer srv2(wrong, testing::TlsTestServer::Mode::kHttp, kChunked);
@@ -210,7 +212,8 @@ class EndpointsTest : public ::testing::Test {
     ko.state_dir = dir_;
     keys_ = std::move(*creds::KeyStore::Open(ko));
     revs_ = std::move(*creds::RevocationStore::Open(dir_ + "/revoked.db"));
-    issuer_ = std::make_unique<creds::Issuer>(creds::IssuerOptions{"https://writ.local"}, keys_.get(), revs_.get());
+    issuer_ = std::make_unique<creds::Issuer>(creds::IssuerOptions{"https://writ.local"},
+                                              keys_.get(), revs_.get());
     server_ = std::move(*http::Server::Create({}));
     ASSERT_TRUE(server_->Start().ok());
     creds::EndpointOptions eo;
@@ -231,7 +234,11 @@ class EndpointsTest : public ::testing::Test {
     return Must(http::Fetch(req));
   }
   creds::TaskClaims Task() {
-    return {"task-1", "spiffe://example.org/agent/x", {"user:alice@x"}, "review", absl::Now() + absl::Hours(1)};
+    return {"task-1",
+            "spiffe://example.org/agent/x",
+            {"user:alice@x"},
+            "review",
+            absl::Now() + absl::Hours(1)};
   }
 
   std::string dir_;

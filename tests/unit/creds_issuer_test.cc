@@ -1,8 +1,7 @@
-#include "creds/issuer.h"
-
 #include <cstdlib>
 #include <filesystem>
 
+#include "creds/issuer.h"
 #include "gtest/gtest.h"
 
 namespace writ::creds {
@@ -103,7 +102,8 @@ TEST_F(IssuerTest, AudienceValidation) {
   for (const auto& c : cases) {
     auto s = issuer_->Mint(Task("t"), c.aud);
     ASSERT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument) << c.want;
-    EXPECT_NE(s.status().message().find(c.want), std::string::npos) << s.status() << " want " << c.want;
+    EXPECT_NE(s.status().message().find(c.want), std::string::npos)
+        << s.status() << " want " << c.want;
   }
   EXPECT_TRUE(issuer_->Mint(Task("t"), std::vector<std::string>(8, std::string(256, '~'))).ok());
 }
@@ -128,8 +128,9 @@ TEST_F(IssuerTest, BadSignatureAndForeignIssuerInactive) {
   EXPECT_EQ(issuer_->Introspect("garbage")["active"], false);
   // Signed by our current key but claiming another issuer.
   auto key = keys_->Current();
-  auto forged = SignJwt({{"iss", "https://evil"}, {"exp", absl::ToUnixSeconds(now_) + 60}, {"jti", "x"}},
-                        *key->key, key->kid);
+  auto forged =
+      SignJwt({{"iss", "https://evil"}, {"exp", absl::ToUnixSeconds(now_) + 60}, {"jti", "x"}},
+              *key->key, key->kid);
   EXPECT_EQ(issuer_->Introspect(*forged)["active"], false);
 }
 
@@ -139,12 +140,14 @@ TEST_F(IssuerTest, RevokeTaskSurvivesRestartAndBlocksMint) {
   auto other = issuer_->Mint(Task("t6"), {"db"});
   auto jtis = issuer_->Revoke("t5", "violation");
   ASSERT_TRUE(jtis.ok()) << jtis.status();
-  EXPECT_EQ(std::set<std::string>(jtis->begin(), jtis->end()), (std::set<std::string>{a->jti, b->jti}));
+  EXPECT_EQ(std::set<std::string>(jtis->begin(), jtis->end()),
+            (std::set<std::string>{a->jti, b->jti}));
   Reopen();
   EXPECT_EQ(issuer_->Introspect(a->token)["active"], false);
   EXPECT_EQ(issuer_->Introspect(b->token)["active"], false);
   EXPECT_EQ(issuer_->Introspect(other->token)["active"], true);
-  EXPECT_EQ(issuer_->Mint(Task("t5"), {"db"}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(issuer_->Mint(Task("t5"), {"db"}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   // Second revoke: nothing new.
   EXPECT_TRUE(issuer_->Revoke("t5", "again")->empty());
 }
@@ -154,7 +157,8 @@ TEST_F(IssuerTest, MarkRevokedIsImmediateAndRevokeMakesItDurable) {
   ASSERT_TRUE(a.ok());
   issuer_->MarkRevoked("t7");  // the violation fast path: memory only
   EXPECT_EQ(issuer_->Introspect(a->token)["active"], false);
-  EXPECT_EQ(issuer_->Mint(Task("t7"), {"db"}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(issuer_->Mint(Task("t7"), {"db"}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   Reopen();  // a mark alone is not durable (a crash before Revoke loses it: docs/credentials.md)
   EXPECT_EQ(issuer_->Introspect(a->token)["active"], true);
   issuer_->MarkRevoked("t7");
@@ -179,7 +183,8 @@ TEST_F(IssuerTest, RevokeSingleTokenRfc7009) {
 TEST_F(IssuerTest, ValidateChecksAudience) {
   auto a = issuer_->Mint(Task("t8"), {"db", "api"});
   EXPECT_TRUE(issuer_->Validate(a->token, "api").ok());
-  EXPECT_EQ(issuer_->Validate(a->token, "other").status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(issuer_->Validate(a->token, "other").status().code(),
+            absl::StatusCode::kUnauthenticated);
 }
 
 TEST_F(IssuerTest, OldKeyTokensVerifyAfterRotation) {

@@ -1,10 +1,9 @@
-#include "creds/jwt.h"
-
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <filesystem>
 
+#include "creds/jwt.h"
 #include "creds/keystore.h"
 #include "gtest/gtest.h"
 
@@ -69,7 +68,8 @@ TEST(Jwt, RejectsAlgNoneAndMalformed) {
 }
 
 TEST(Jwt, ThumbprintMatchesRfc7638Example) {
-  // RFC 7638 §3.1 uses RSA; for EC we check the canonical form directly: members crv,kty,x,y in order.
+  // RFC 7638 §3.1 uses RSA; for EC we check the canonical form directly: members crv,kty,x,y in
+  // order.
   auto key = EcKey::Generate();
   std::string canon = key->PublicJwk().dump();
   EXPECT_EQ(canon.rfind(R"({"crv":"P-256","kty":"EC","x":")", 0), 0u) << canon;
@@ -83,7 +83,8 @@ TEST(Jwt, PemRoundTripKeepsKey) {
   auto back = EcKey::FromPrivatePem(*pem);
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->Thumbprint(), key->Thumbprint());
-  EXPECT_FALSE(EcKey::FromPrivatePem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").ok());
+  EXPECT_FALSE(
+      EcKey::FromPrivatePem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").ok());
 }
 
 class TempDir {
@@ -142,7 +143,8 @@ TEST(KeyStore, CreatesPersistsRotatesAndRetires) {
   ASSERT_TRUE(on_disk.ok());
   EXPECT_EQ(nlohmann::json::parse(*on_disk), jwks);
 
-  // Just before ttl + skew the old key must remain; after it is gone from memory, disk and the JWKS.
+  // Just before ttl + skew the old key must remain; after it is gone from memory, disk and the
+  // JWKS.
   now += absl::Minutes(6) - absl::Seconds(1);
   (void)(*ks)->Current();
   EXPECT_NE((*ks)->Find(k1->kid), nullptr);

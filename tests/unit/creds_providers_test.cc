@@ -35,8 +35,11 @@ TEST(VaultProvider, RevokesLeasePrefixWithToken) {
                         rx.seen.push_back(r);
                         return http::Response{rx.status, "application/json", ""};
                       });
-  ProviderConfig c{"vault-main", "vault",
-                   {{"addr", rx.base() + "/"}, {"token", "s.secret"}, {"prefix", "database/creds/{task}/"}}, {}};
+  ProviderConfig c{
+      "vault-main",
+      "vault",
+      {{"addr", rx.base() + "/"}, {"token", "s.secret"}, {"prefix", "database/creds/{task}/"}},
+      {}};
   auto p = MakeProvider(c);
   ASSERT_TRUE(p.ok()) << p.status();
   auto cred = (*p)->Issue({"task-1", "spiffe://e/a", {}, "i", absl::Now() + absl::Hours(1)}, c);
@@ -59,21 +62,25 @@ TEST(VaultProvider, RevokesLeasePrefixWithToken) {
 // Vault over https: params.ca_file names the CA the server must chain to; without it the system
 // store is used, which refuses a private CA (the revocation fails and stays in the outbox).
 TEST(VaultProvider, HttpsVerifiesAgainstCaFile) {
-  const auto dir = std::filesystem::temp_directory_path() / ("writ-vault-tls-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("writ-vault-tls-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   writ::testing::TestPki pki(dir.string(), "vault");
   writ::testing::TlsTestServer srv(pki.Issue("vault", "localhost", {"IP:127.0.0.1"}),
                                    writ::testing::TlsTestServer::Mode::kHttp,
                                    "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
   const std::string addr = "https://127.0.0.1:" + std::to_string(srv.port());
-  ProviderConfig c{"vault-tls", "vault",
-                   {{"addr", addr}, {"token", "s.t"}, {"prefix", "db/{task}/"}, {"ca_file", pki.ca().cert}},
-                   {}};
+  ProviderConfig c{
+      "vault-tls",
+      "vault",
+      {{"addr", addr}, {"token", "s.t"}, {"prefix", "db/{task}/"}, {"ca_file", pki.ca().cert}},
+      {}};
   auto p = MakeProvider(c);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE((*p)->Revoke("task-9", "done").ok());
   ASSERT_EQ(srv.requests().size(), 1u);
-  EXPECT_EQ(srv.requests()[0].rfind("PUT /v1/sys/leases/revoke-prefix/db/task-9/ HTTP/1.1\r\n", 0), 0u);
+  EXPECT_EQ(srv.requests()[0].rfind("PUT /v1/sys/leases/revoke-prefix/db/task-9/ HTTP/1.1\r\n", 0),
+            0u);
   c.params.erase("ca_file");
   auto p2 = MakeProvider(c);
   ASSERT_TRUE(p2.ok());
@@ -91,7 +98,8 @@ TEST(WebhookProvider, PostsCaepSessionRevoked) {
     rx.seen.push_back(r);
     return http::Response{202, "text/plain", ""};
   });
-  ProviderConfig c{"hook", "webhook", {{"url", rx.base() + "/caep"}, {"issuer", "https://writ.local"}}, {}};
+  ProviderConfig c{
+      "hook", "webhook", {{"url", rx.base() + "/caep"}, {"issuer", "https://writ.local"}}, {}};
   auto p = MakeProvider(c);
   ASSERT_TRUE(p.ok());
   ASSERT_TRUE((*p)->Revoke("task-7", "deadline").ok());
@@ -109,7 +117,8 @@ TEST(WebhookProvider, PostsCaepSessionRevoked) {
 TEST(MakeProvider, ConfigErrorsNameProviderAndField) {
   auto p = MakeProvider({"v", "vault", {{"addr", "http://x"}}, {}});
   ASSERT_FALSE(p.ok());
-  EXPECT_NE(p.status().message().find("provider 'v' (vault): params.token is required"), std::string::npos)
+  EXPECT_NE(p.status().message().find("provider 'v' (vault): params.token is required"),
+            std::string::npos)
       << p.status();
   p = MakeProvider({"x", "ldap", {}, {}});
   EXPECT_NE(p.status().message().find("type 'ldap'"), std::string::npos);

@@ -1,5 +1,5 @@
-// The CredentialService facade end to end in-process: HTTP endpoints, Workload API, events, external
-// revocation through the outbox (webhook receiver), restart persistence, config errors.
+// The CredentialService facade end to end in-process: HTTP endpoints, Workload API, events,
+// external revocation through the outbox (webhook receiver), restart persistence, config errors.
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
@@ -39,10 +39,17 @@ class ServiceTest : public ::testing::Test {
     c.trust_domain = "example.org";
     c.http_addr = "127.0.0.1:0";
     c.maintenance_period = absl::Milliseconds(100);
-    c.providers = {{"hook", "webhook", {{"url", "http://127.0.0.1:" + std::to_string(rx_->port()) + "/caep"}}, {}}};
+    c.providers = {{"hook",
+                    "webhook",
+                    {{"url", "http://127.0.0.1:" + std::to_string(rx_->port()) + "/caep"}},
+                    {}}};
     c.task_lookup = [](pid_t pid, uint64_t, const std::string&) -> std::optional<TaskClaims> {
       if (pid != getpid()) return std::nullopt;
-      return TaskClaims{"task-s", "spiffe://example.org/agent/s", {"user:bob@x"}, "ops", absl::Now() + absl::Hours(1)};
+      return TaskClaims{"task-s",
+                        "spiffe://example.org/agent/s",
+                        {"user:bob@x"},
+                        "ops",
+                        absl::Now() + absl::Hours(1)};
     };
     return c;
   }
@@ -79,8 +86,8 @@ class ServiceTest : public ::testing::Test {
 
 TEST_F(ServiceTest, WorkloadFetchThenRevokeEverywhere) {
   StartService();
-  auto stub = ::SpiffeWorkloadAPI::SpiffeWorkloadAPI::NewStub(
-      grpc::CreateChannel("unix:" + dir_ + "/run/workload.sock", grpc::InsecureChannelCredentials()));
+  auto stub = ::SpiffeWorkloadAPI::SpiffeWorkloadAPI::NewStub(grpc::CreateChannel(
+      "unix:" + dir_ + "/run/workload.sock", grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.AddMetadata("workload.spiffe.io", "true");
   ::SpiffeWorkloadAPI::JWTSVIDRequest req;
@@ -89,8 +96,9 @@ TEST_F(ServiceTest, WorkloadFetchThenRevokeEverywhere) {
   ASSERT_TRUE(stub->FetchJWTSVID(&ctx, req, &resp).ok());
   std::string token = resp.svids(0).svid();
 
-  auto creds = svc_->OnTaskStart(TaskClaims{"task-s", "spiffe://example.org/agent/s", {}, "ops", absl::Now() + absl::Hours(1)},
-                                 {{"hook", "", {}, {}}});
+  auto creds = svc_->OnTaskStart(
+      TaskClaims{"task-s", "spiffe://example.org/agent/s", {}, "ops", absl::Now() + absl::Hours(1)},
+      {{"hook", "", {}, {}}});
   ASSERT_TRUE(creds.ok()) << creds.status();
   ASSERT_EQ(creds->size(), 1u);
 
@@ -110,12 +118,14 @@ TEST_F(ServiceTest, WorkloadFetchThenRevokeEverywhere) {
   // The webhook got its CAEP event via the outbox thread, and the outbox drained.
   ASSERT_TRUE(WaitFor([&] { return *svc_->OutboxDepth() == 0 && !webhook_bodies_.empty(); }));
   ASSERT_TRUE(WaitFor([&] {
-    for (const auto& e : Events()) if (e.operation == "revoke" && e.provider == "hook") return true;
+    for (const auto& e : Events())
+      if (e.operation == "revoke" && e.provider == "hook") return true;
     return false;
   }));
   auto ev = Events();
   auto has = [&](const std::string& type, const std::string& op, const std::string& jti) {
-    for (const auto& e : ev) if (e.type == type && e.operation == op && (jti.empty() || e.jti == jti)) return true;
+    for (const auto& e : ev)
+      if (e.type == type && e.operation == op && (jti.empty() || e.jti == jti)) return true;
     return false;
   };
   EXPECT_TRUE(has("jwt_svid", "issue", (*jtis)[0]));
@@ -135,11 +145,12 @@ TEST_F(ServiceTest, WorkloadFetchThenRevokeEverywhere) {
   EXPECT_EQ(*svc_->OutboxDepth(), 0);
 }
 
-// The JWT-SVID revocation record cannot be written (here: its table is gone): Revoke says so, yet the
-// task's token is inactive at once and the external provider is still told through the outbox.
+// The JWT-SVID revocation record cannot be written (here: its table is gone): Revoke says so, yet
+// the task's token is inactive at once and the external provider is still told through the outbox.
 TEST_F(ServiceTest, FailedJwtRecordStillRevokesAtProviders) {
   StartService();
-  const TaskClaims claims{"task-f", "spiffe://example.org/agent/f", {}, "ops", absl::Now() + absl::Hours(1)};
+  const TaskClaims claims{
+      "task-f", "spiffe://example.org/agent/f", {}, "ops", absl::Now() + absl::Hours(1)};
   auto svid = svc_->Mint(claims, {"db"});
   ASSERT_TRUE(svid.ok()) << svid.status();
   ASSERT_TRUE(svc_->OnTaskStart(claims, {{"hook", "", {}, {}}}).ok());
@@ -158,7 +169,8 @@ TEST_F(ServiceTest, FailedJwtRecordStillRevokesAtProviders) {
   }));
   EXPECT_TRUE(WaitFor([&] { return *svc_->OutboxDepth() == 0; }));
   bool queued = false;
-  for (const auto& e : Events()) queued = queued || (e.provider == "hook" && e.operation == "revoke_queued");
+  for (const auto& e : Events())
+    queued = queued || (e.provider == "hook" && e.operation == "revoke_queued");
   EXPECT_TRUE(queued);
 }
 
@@ -233,7 +245,8 @@ TEST_F(ServiceTest, ConfigErrors) {
   c.http_addr = "10.0.0.1:80";
   EXPECT_FALSE(CredentialService::Start(c).ok());
   StartService();
-  auto r = svc_->OnTaskStart(TaskClaims{"t", "spiffe://example.org/a", {}, "i"}, {{"nope", "", {}, {}}});
+  auto r =
+      svc_->OnTaskStart(TaskClaims{"t", "spiffe://example.org/a", {}, "i"}, {{"nope", "", {}, {}}});
   EXPECT_NE(r.status().message().find("provider 'nope' is not configured"), std::string::npos);
 }
 

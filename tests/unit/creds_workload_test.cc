@@ -1,4 +1,5 @@
-// Workload API in-process: a C++ gRPC client over the real unix socket; the lookup callback decides by pid.
+// Workload API in-process: a C++ gRPC client over the real unix socket; the lookup callback decides
+// by pid.
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
@@ -29,12 +30,14 @@ class WorkloadApiTest : public ::testing::Test {
     ko.state_dir = dir_;
     keys_ = std::move(*KeyStore::Open(ko));
     revs_ = std::move(*RevocationStore::Open(dir_ + "/revoked.db"));
-    issuer_ = std::make_unique<Issuer>(IssuerOptions{"https://writ.local"}, keys_.get(), revs_.get());
+    issuer_ =
+        std::make_unique<Issuer>(IssuerOptions{"https://writ.local"}, keys_.get(), revs_.get());
     WorkloadApiOptions o;
     o.socket_path = dir_ + "/workload.sock";
     o.trust_domain = "example.org";
     o.bundle_poll = absl::Milliseconds(50);
-    o.lookup = [this](pid_t pid, uint64_t start, const std::string& cgroup) -> std::optional<TaskClaims> {
+    o.lookup = [this](pid_t pid, uint64_t start,
+                      const std::string& cgroup) -> std::optional<TaskClaims> {
       lookups_++;
       seen_pid_ = pid;
       seen_start_ = start;
@@ -87,8 +90,8 @@ class WorkloadApiTest : public ::testing::Test {
   std::function<void(pid_t)> during_lookup_;  // runs inside the daemon's lookup (a gRPC thread)
 };
 
-// A fake /proc holding only this process, so a test can make its pid "exit" or "be reused" at the exact
-// moment the attestation looks (the real kernel gives no such control).
+// A fake /proc holding only this process, so a test can make its pid "exit" or "be reused" at the
+// exact moment the attestation looks (the real kernel gives no such control).
 class WorkloadApiFakeProcTest : public WorkloadApiTest {
  protected:
   void SetUp() override {
@@ -106,8 +109,9 @@ class WorkloadApiFakeProcTest : public WorkloadApiTest {
     std::filesystem::remove_all(fake_);
   }
   void WriteStat(uint64_t start) {
-    std::ofstream(pid_dir_ + "/stat.tmp") << getpid() << " (agent) S 1 1 1 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 "
-                                           << start << " 1000 200\n";
+    std::ofstream(pid_dir_ + "/stat.tmp")
+        << getpid() << " (agent) S 1 1 1 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 " << start
+        << " 1000 200\n";
     std::filesystem::rename(pid_dir_ + "/stat.tmp", pid_dir_ + "/stat");
   }
   grpc::Status Fetch(api::JWTSVIDResponse* resp) {
@@ -127,7 +131,8 @@ TEST_F(WorkloadApiFakeProcTest, AttestedThroughTheFakeProc) {
 }
 
 TEST_F(WorkloadApiFakeProcTest, PidReusedBetweenPeerCredAndLookupIsDenied) {
-  // The pid's start time changes while the daemon looks the cgroup up: another process now has the pid.
+  // The pid's start time changes while the daemon looks the cgroup up: another process now has the
+  // pid.
   during_lookup_ = [this](pid_t) { WriteStat(kStart + 1); };
   api::JWTSVIDResponse resp;
   grpc::Status st = Fetch(&resp);
@@ -141,7 +146,7 @@ TEST_F(WorkloadApiFakeProcTest, PidReusedBetweenAcceptAndCallIsDeniedWithoutLook
   api::JWTSVIDResponse resp;
   ASSERT_TRUE(Fetch(&resp).ok());  // the connection is attested with kStart
   const int before = lookups_.load();
-  WriteStat(kStart + 7);           // ... then the pid belongs to someone else
+  WriteStat(kStart + 7);  // ... then the pid belongs to someone else
   grpc::Status st = Fetch(&resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(lookups_.load(), before);  // refused before the daemon is even asked
@@ -179,7 +184,8 @@ TEST_F(WorkloadApiTest, FetchAndValidateForAttestedTask) {
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(vresp.spiffe_id(), "spiffe://example.org/agent/x");
   EXPECT_EQ(vresp.claims().fields().at("writ_task").string_value(), "task-9");
-  EXPECT_EQ(vresp.claims().fields().at("act").struct_value().fields().at("sub").string_value(), "user:alice@x");
+  EXPECT_EQ(vresp.claims().fields().at("act").struct_value().fields().at("sub").string_value(),
+            "user:alice@x");
 
   vreq.set_audience("other");
   st = stub_->ValidateJWTSVID(Ctx().get(), vreq, &vresp);
@@ -207,7 +213,8 @@ TEST_F(WorkloadApiTest, NonTaskIsPermissionDenied) {
   vreq.set_audience("db");
   vreq.set_svid("x.y.z");
   api::ValidateJWTSVIDResponse vresp;
-  EXPECT_EQ(stub_->ValidateJWTSVID(Ctx().get(), vreq, &vresp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(stub_->ValidateJWTSVID(Ctx().get(), vreq, &vresp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
 }
 
 TEST_F(WorkloadApiTest, OtherIdentityRefusedAndBadAudienceInvalid) {
@@ -215,7 +222,8 @@ TEST_F(WorkloadApiTest, OtherIdentityRefusedAndBadAudienceInvalid) {
   req.add_audience("db");
   req.set_spiffe_id("spiffe://example.org/agent/someone-else");
   api::JWTSVIDResponse resp;
-  EXPECT_EQ(stub_->FetchJWTSVID(Ctx().get(), req, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(stub_->FetchJWTSVID(Ctx().get(), req, &resp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
   req.set_spiffe_id("spiffe://example.org/agent/x");  // its own: fine
   EXPECT_TRUE(stub_->FetchJWTSVID(Ctx().get(), req, &resp).ok());
   req.clear_audience();
@@ -240,7 +248,8 @@ TEST_F(WorkloadApiTest, UnknownAudienceFormatsAreInvalidArgumentNamingTheEntry) 
     api::JWTSVIDResponse resp;
     auto st = stub_->FetchJWTSVID(Ctx().get(), req, &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.want;
-    EXPECT_NE(st.error_message().find(c.want), std::string::npos) << st.error_message() << " want " << c.want;
+    EXPECT_NE(st.error_message().find(c.want), std::string::npos)
+        << st.error_message() << " want " << c.want;
     EXPECT_EQ(resp.svids_size(), 0);
   }
   EXPECT_TRUE(issued_.empty());
@@ -256,7 +265,8 @@ TEST_F(WorkloadApiTest, OversizedRequestIsRefusedAndTheServerKeepsServing) {
   vbig.set_audience("db");
   vbig.set_svid(std::string(1 << 20, 'x'));
   api::ValidateJWTSVIDResponse vresp;
-  EXPECT_EQ(stub_->ValidateJWTSVID(Ctx().get(), vbig, &vresp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(stub_->ValidateJWTSVID(Ctx().get(), vbig, &vresp).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(lookups_.load(), 0);  // refused before attestation or any handler
   api::JWTSVIDRequest ok;
   ok.add_audience("db");
@@ -282,11 +292,13 @@ TEST_F(WorkloadApiTest, PeerThatExitsMidRequestGetsNothingAndServerKeepsServing)
     dup2(null, 1);
     dup2(null, 2);
     std::string sock = dir_ + "/workload.sock";
-    execl(WRIT_BIN, "writ", "svid", "--audience", "db", "--workload-socket", sock.c_str(), static_cast<char*>(nullptr));
+    execl(WRIT_BIN, "writ", "svid", "--audience", "db", "--workload-socket", sock.c_str(),
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   child = p;
-  for (int i = 0; i < 500 && !killed.load(); i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && !killed.load(); i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_TRUE(killed.load()) << "the client never reached the lookup";
   EXPECT_TRUE(issued_.empty()) << "an SVID was minted for a process that had exited";
   during_lookup_ = nullptr;
@@ -303,7 +315,8 @@ TEST_F(WorkloadApiTest, RevokedTaskIsDenied) {
   api::JWTSVIDRequest req;
   req.add_audience("db");
   api::JWTSVIDResponse resp;
-  EXPECT_EQ(stub_->FetchJWTSVID(Ctx().get(), req, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(stub_->FetchJWTSVID(Ctx().get(), req, &resp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
 }
 
 TEST_F(WorkloadApiTest, BundlesStreamSendsJwksAndUpdatesOnRotation) {
@@ -490,8 +503,9 @@ TEST(ProcParse, StartTimeWithHostileComm) {
   char tmpl[] = "/tmp/writ-proc-XXXXXX";
   std::string root = mkdtemp(tmpl);
   std::filesystem::create_directories(root + "/42");
-  std::ofstream(root + "/42/stat") << "42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 "
-                                      "987654 1000 200 18446744073709551615\n";
+  std::ofstream(root + "/42/stat")
+      << "42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 "
+         "987654 1000 200 18446744073709551615\n";
   std::ofstream(root + "/42/cgroup") << "12:memory:/x\n0::/writ/t-1\n";
   EXPECT_EQ(*ReadProcStartTime(42, root), 987654u);
   EXPECT_EQ(*ReadCgroupV2Path(42, root), "/writ/t-1");

@@ -21,10 +21,10 @@ namespace {
 
 using testing::Ctx;
 using testing::EventBuilder;
+using ::testing::HasSubstr;
 using testing::MustCompile;
 using testing::MustParse;
 using testing::RuleOf;
-using ::testing::HasSubstr;
 
 const char* kCoding = R"(apiVersion: writ.dev/v1
 kind: Intent
@@ -52,7 +52,10 @@ on_violation: [alert, kill, revoke]
 
 class EngineTest : public ::testing::Test {
  protected:
-  void SetUp() override { ci_ = MustCompile(kCoding, {{"repo", "/src/proj"}}); ASSERT_NE(ci_, nullptr); }
+  void SetUp() override {
+    ci_ = MustCompile(kCoding, {{"repo", "/src/proj"}});
+    ASSERT_NE(ci_, nullptr);
+  }
   Verdict Eval(const writ::v1::Event& ev, int live = 1) { return Evaluate(*ci_, ev, Ctx(live)); }
   std::shared_ptr<const CompiledIntent> ci_;
 };
@@ -83,8 +86,10 @@ TEST_F(EngineTest, Approval) {
   EXPECT_EQ(RuleOf(v), "coding-agent/approval[0]");
   EXPECT_EQ(v.rule->category, Category::kApproval);
   EXPECT_EQ(ci_->approval_timeout(v.rule), absl::Minutes(2));
-  EXPECT_EQ(Eval(EventBuilder::Exec("/usr/bin/git", {"git", "push"})).kind, Verdict::kNeedsApproval);
-  EXPECT_EQ(Eval(EventBuilder::Exec("/usr/bin/git", {"git", "pull", "push"})).kind, Verdict::kAllow);
+  EXPECT_EQ(Eval(EventBuilder::Exec("/usr/bin/git", {"git", "push"})).kind,
+            Verdict::kNeedsApproval);
+  EXPECT_EQ(Eval(EventBuilder::Exec("/usr/bin/git", {"git", "pull", "push"})).kind,
+            Verdict::kAllow);
 }
 
 // An approval rule without `args:` asks for every invocation: `sudo id` cannot run unasked under
@@ -222,10 +227,12 @@ TEST(ApprovalTest, GitAliasRunsPushUnaskedKnownLimit) {
   auto ci = MustCompile(std::string(testing::kHeader) +
                         "approval:\n  - {exec: /usr/bin/git, subcommand: push}\n");
   ASSERT_NE(ci, nullptr);
-  EXPECT_EQ(Evaluate(*ci, EventBuilder::Exec("/usr/bin/git", {"git", "-c", "alias.p=push", "p", "origin"}),
-                     Ctx())
-                .kind,
-            Verdict::kAllow);
+  EXPECT_EQ(
+      Evaluate(*ci,
+               EventBuilder::Exec("/usr/bin/git", {"git", "-c", "alias.p=push", "p", "origin"}),
+               Ctx())
+          .kind,
+      Verdict::kAllow);
 }
 
 // An intent with approval rules but no exec: category still has its execs judged, so the kernel
@@ -266,9 +273,10 @@ TEST_F(EngineTest, ScriptOfAShebangExec) {
   auto script_exec = [](const char* exe, const char* script) -> writ::v1::Event {
     return EventBuilder::Exec(exe).Script(script).event();
   };
-  auto ci = MustCompile(std::string(testing::kHeader) +
-                        "exec:\n  allow: [/usr/bin/git, /bin/sh]\n  deny: [/usr/bin/sudo, \"/opt/bad/**\"]\n"
-                        "approval:\n  - {exec: /srv/deploy.sh}\n");
+  auto ci = MustCompile(
+      std::string(testing::kHeader) +
+      "exec:\n  allow: [/usr/bin/git, /bin/sh]\n  deny: [/usr/bin/sudo, \"/opt/bad/**\"]\n"
+      "approval:\n  - {exec: /srv/deploy.sh}\n");
   ASSERT_NE(ci, nullptr);
   Verdict v = Evaluate(*ci, script_exec("/bin/sh", "/opt/bad/x.sh"), Ctx(1));
   EXPECT_EQ(v.kind, Verdict::kViolation);
@@ -277,25 +285,33 @@ TEST_F(EngineTest, ScriptOfAShebangExec) {
   v = Evaluate(*ci, script_exec("/bin/sh", "/srv/deploy.sh"), Ctx(1));
   EXPECT_EQ(v.kind, Verdict::kNeedsApproval);
   EXPECT_TRUE(v.by_script);
-  // An approval's args are the script's own: what follows the script's name in the interpreter's argv
+  // An approval's args are the script's own: what follows the script's name in the interpreter's
+  // argv
   // ([interpreter, its optional argument, the name passed to execve, the script's arguments]).
   auto gated = MustCompile(std::string(testing::kHeader) +
                            "approval:\n  - {exec: /srv/deploy.sh, args: [prod, \"**\"]}\n");
   ASSERT_NE(gated, nullptr);
-  auto deploy = [](std::initializer_list<const char*> argv, const char* filename) -> writ::v1::Event {
+  auto deploy = [](std::initializer_list<const char*> argv,
+                   const char* filename) -> writ::v1::Event {
     writ::v1::Event ev = EventBuilder::Exec("/usr/bin/bash", argv).Script("/srv/deploy.sh").event();
     ev.mutable_process()->set_filename(filename);
     return ev;
   };
-  EXPECT_EQ(Evaluate(*gated, deploy({"/bin/bash", "./deploy.sh", "prod", "-v"}, "./deploy.sh"), Ctx(1)).kind,
-            Verdict::kNeedsApproval);
-  EXPECT_EQ(Evaluate(*gated, deploy({"/bin/bash", "-e", "./deploy.sh", "prod"}, "./deploy.sh"), Ctx(1)).kind,
-            Verdict::kNeedsApproval);  // the shebang line's optional argument comes first
-  EXPECT_EQ(Evaluate(*gated, deploy({"/bin/bash", "./deploy.sh", "staging"}, "./deploy.sh"), Ctx(1)).kind,
-            Verdict::kAllow);
+  EXPECT_EQ(
+      Evaluate(*gated, deploy({"/bin/bash", "./deploy.sh", "prod", "-v"}, "./deploy.sh"), Ctx(1))
+          .kind,
+      Verdict::kNeedsApproval);
+  EXPECT_EQ(
+      Evaluate(*gated, deploy({"/bin/bash", "-e", "./deploy.sh", "prod"}, "./deploy.sh"), Ctx(1))
+          .kind,
+      Verdict::kNeedsApproval);  // the shebang line's optional argument comes first
+  EXPECT_EQ(
+      Evaluate(*gated, deploy({"/bin/bash", "./deploy.sh", "staging"}, "./deploy.sh"), Ctx(1)).kind,
+      Verdict::kAllow);
   // The kernel's copy of a long name is cut: the argument beginning with it is the script's name.
-  EXPECT_EQ(Evaluate(*gated, deploy({"/bin/bash", "/long/deploy.sh", "prod"}, "/long/dep"), Ctx(1)).kind,
-            Verdict::kNeedsApproval);
+  EXPECT_EQ(
+      Evaluate(*gated, deploy({"/bin/bash", "/long/deploy.sh", "prod"}, "/long/dep"), Ctx(1)).kind,
+      Verdict::kNeedsApproval);
   // An allowed interpreter runs any other script; the script is not held to the allow list.
   v = Evaluate(*ci, script_exec("/bin/sh", "/src/proj/build.sh"), Ctx(1));
   EXPECT_EQ(v.kind, Verdict::kAllow);
@@ -325,7 +341,8 @@ TEST_F(EngineTest, Files) {
   check("/src/proj/new.cc", {"write", "create"}, Verdict::kAllow, "coding-agent/files.write[0]");
   check("/usr/lib/libc.so.6", {}, Verdict::kAllow, "coding-agent/files.read[1]");
   check("/etc/ld.so.cache", {"read"}, Verdict::kAllow, "coding-agent/files.read[3]");
-  check("/usr/lib/libc.so.6", {"read", "write"}, Verdict::kViolation, "coding-agent/files.write.default");
+  check("/usr/lib/libc.so.6", {"read", "write"}, Verdict::kViolation,
+        "coding-agent/files.write.default");
   check("/etc/passwd", {"read"}, Verdict::kViolation, "coding-agent/files.read.default");
   check("/tmp/x", {"read"}, Verdict::kAllow, "coding-agent/files.write[1]");  // write grants read
   check("/src/projx/a", {"read"}, Verdict::kViolation, "coding-agent/files.read.default");
@@ -345,9 +362,11 @@ TEST_F(EngineTest, Network) {
   check("127.0.0.1", 9000, Verdict::kAllow, "coding-agent/network.connect.allow[1]");
   check("127.0.0.1", 9100, Verdict::kAllow, "coding-agent/network.connect.allow[1]");
   check("127.0.0.1", 9101, Verdict::kViolation, "coding-agent/network.connect.default");
-  check("127.0.0.1", 9050, Verdict::kViolation, "coding-agent/network.connect.deny[0]");  // deny beats allow
+  check("127.0.0.1", 9050, Verdict::kViolation,
+        "coding-agent/network.connect.deny[0]");  // deny beats allow
   check("::ffff:127.0.0.1", 8080, Verdict::kAllow, "coding-agent/network.connect.allow[0]");
-  check("fd12:3456::1", 443, Verdict::kAllow, "coding-agent/network.connect.allow[2]");  // no ports = all
+  check("fd12:3456::1", 443, Verdict::kAllow,
+        "coding-agent/network.connect.allow[2]");  // no ports = all
   check("fe80::1", 443, Verdict::kViolation, "coding-agent/network.connect.default");
   check("140.82.112.3", 443, Verdict::kViolation, "coding-agent/network.connect.default");
   check("not-an-ip", 443, Verdict::kViolation, "coding-agent/network.connect.default");
@@ -367,7 +386,8 @@ TEST_F(EngineTest, LimitsAndOtherKinds) {
 
 TEST(CompileTest, Params) {
   auto in = MustParse(kCoding);
-  EXPECT_EQ(Compile(in, {}).status().message(), "intent coding-agent: params.repo: missing required parameter");
+  EXPECT_EQ(Compile(in, {}).status().message(),
+            "intent coding-agent: params.repo: missing required parameter");
   EXPECT_EQ(Compile(in, {{"repo", "/a"}, {"nope", "1"}}).status().message(),
             "intent coding-agent: params.nope: unknown parameter (not declared by the intent)");
   EXPECT_EQ(Compile(in, {{"repo", "relative"}}).status().message(),
@@ -377,10 +397,12 @@ TEST(CompileTest, Params) {
   ASSERT_TRUE(ci.ok()) << ci.status();
   EXPECT_EQ((*ci)->params().at("cache"), "/var/cache/x");
   EXPECT_EQ(Evaluate(**ci, EventBuilder::Open("/var/cache/x/y"), Ctx()).kind, Verdict::kAllow);
-  auto typed = MustParse(std::string(testing::kHeader) +
-                         "params:\n  n: {type: int, required: true}\n  b: {type: bool, default: \"false\"}\n"
-                         "network: {connect: {allow: [{cidr: 127.0.0.1/32, ports: [\"${n}\"]}]}}\n");
-  EXPECT_EQ(Compile(typed, {{"n", "x"}}).status().message(), "intent t: params.n: expected int, got \"x\"");
+  auto typed =
+      MustParse(std::string(testing::kHeader) +
+                "params:\n  n: {type: int, required: true}\n  b: {type: bool, default: \"false\"}\n"
+                "network: {connect: {allow: [{cidr: 127.0.0.1/32, ports: [\"${n}\"]}]}}\n");
+  EXPECT_EQ(Compile(typed, {{"n", "x"}}).status().message(),
+            "intent t: params.n: expected int, got \"x\"");
   EXPECT_EQ(Compile(typed, {{"n", "5"}, {"b", "1"}}).status().message(),
             "intent t: params.b: expected bool (true|false), got \"1\"");
   EXPECT_EQ(Compile(typed, {{"n", "70000"}}).status().message(),
@@ -388,7 +410,8 @@ TEST(CompileTest, Params) {
   auto ok = Compile(typed, {{"n", "5432"}});
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(Evaluate(**ok, EventBuilder::Connect("127.0.0.1", 5432), Ctx()).kind, Verdict::kAllow);
-  EXPECT_EQ(Evaluate(**ok, EventBuilder::Connect("127.0.0.1", 5433), Ctx()).kind, Verdict::kViolation);
+  EXPECT_EQ(Evaluate(**ok, EventBuilder::Connect("127.0.0.1", 5433), Ctx()).kind,
+            Verdict::kViolation);
 }
 
 TEST(CompileTest, AbsentCategoriesAreNotJudgedEmptyListsDenyAll) {
@@ -397,18 +420,25 @@ TEST(CompileTest, AbsentCategoriesAreNotJudgedEmptyListsDenyAll) {
   EXPECT_EQ(Evaluate(*none, EventBuilder::Open("/etc/shadow"), Ctx()).kind, Verdict::kNotJudged);
   EXPECT_EQ(Evaluate(*none, EventBuilder::Connect("1.1.1.1", 53), Ctx()).kind, Verdict::kNotJudged);
   EXPECT_EQ(Evaluate(*none, EventBuilder::Kind("fork"), Ctx(1000)).kind, Verdict::kNotJudged);
-  auto empty = MustCompile(std::string(testing::kHeader) +
-                           "exec: {allow: []}\nfiles: {read: []}\nnetwork: {connect: {allow: []}}\n");
+  auto empty =
+      MustCompile(std::string(testing::kHeader) +
+                  "exec: {allow: []}\nfiles: {read: []}\nnetwork: {connect: {allow: []}}\n");
   EXPECT_EQ(Evaluate(*empty, EventBuilder::Exec("/bin/x"), Ctx()).kind, Verdict::kViolation);
   EXPECT_EQ(Evaluate(*empty, EventBuilder::Open("/a"), Ctx()).kind, Verdict::kViolation);
-  EXPECT_EQ(Evaluate(*empty, EventBuilder::Open("/a", {"write"}), Ctx()).kind, Verdict::kAllow);  // no write list
-  EXPECT_EQ(Evaluate(*empty, EventBuilder::Connect("127.0.0.1", 80), Ctx()).kind, Verdict::kViolation);
-  auto deny_only = MustCompile(std::string(testing::kHeader) +
-                               "exec: {deny: [/usr/bin/sudo]}\nnetwork: {connect: {deny: [{cidr: 10.0.0.0/8}]}}\n");
+  EXPECT_EQ(Evaluate(*empty, EventBuilder::Open("/a", {"write"}), Ctx()).kind,
+            Verdict::kAllow);  // no write list
+  EXPECT_EQ(Evaluate(*empty, EventBuilder::Connect("127.0.0.1", 80), Ctx()).kind,
+            Verdict::kViolation);
+  auto deny_only = MustCompile(
+      std::string(testing::kHeader) +
+      "exec: {deny: [/usr/bin/sudo]}\nnetwork: {connect: {deny: [{cidr: 10.0.0.0/8}]}}\n");
   EXPECT_EQ(Evaluate(*deny_only, EventBuilder::Exec("/bin/x"), Ctx()).kind, Verdict::kAllow);
-  EXPECT_EQ(Evaluate(*deny_only, EventBuilder::Exec("/usr/bin/sudo"), Ctx()).kind, Verdict::kViolation);
-  EXPECT_EQ(Evaluate(*deny_only, EventBuilder::Connect("10.1.2.3", 22), Ctx()).kind, Verdict::kViolation);
-  EXPECT_EQ(Evaluate(*deny_only, EventBuilder::Connect("11.1.2.3", 22), Ctx()).kind, Verdict::kAllow);
+  EXPECT_EQ(Evaluate(*deny_only, EventBuilder::Exec("/usr/bin/sudo"), Ctx()).kind,
+            Verdict::kViolation);
+  EXPECT_EQ(Evaluate(*deny_only, EventBuilder::Connect("10.1.2.3", 22), Ctx()).kind,
+            Verdict::kViolation);
+  EXPECT_EQ(Evaluate(*deny_only, EventBuilder::Connect("11.1.2.3", 22), Ctx()).kind,
+            Verdict::kAllow);
 }
 
 TEST(CompileTest, HoursWindow) {
@@ -419,12 +449,15 @@ TEST(CompileTest, HoursWindow) {
   Verdict v = Evaluate(*ci, EventBuilder::Open("/a"), Ctx(1, at(6, 0)));
   EXPECT_EQ(v.kind, Verdict::kViolation);
   EXPECT_EQ(RuleOf(v), "t/limits.hours");
-  EXPECT_EQ(Evaluate(*ci, EventBuilder::Connect("1.1.1.1", 1), Ctx(1, at(12, 0))).kind, Verdict::kViolation);
+  EXPECT_EQ(Evaluate(*ci, EventBuilder::Connect("1.1.1.1", 1), Ctx(1, at(12, 0))).kind,
+            Verdict::kViolation);
   EXPECT_EQ(Evaluate(*ci, EventBuilder::Kind("exit"), Ctx(1, at(12, 0))).kind, Verdict::kNotJudged);
-  auto berlin = MustCompile(std::string(testing::kHeader) + "limits: {hours: \"09:00-17:00 Europe/Berlin\"}\n");
+  auto berlin = MustCompile(std::string(testing::kHeader) +
+                            "limits: {hours: \"09:00-17:00 Europe/Berlin\"}\n");
   // 08:30 UTC in January is 09:30 in Berlin.
   EXPECT_EQ(Evaluate(*berlin, EventBuilder::Open("/a"), Ctx(1, at(8, 30))).kind, Verdict::kAllow);
-  EXPECT_EQ(Evaluate(*berlin, EventBuilder::Open("/a"), Ctx(1, at(16, 30))).kind, Verdict::kViolation);
+  EXPECT_EQ(Evaluate(*berlin, EventBuilder::Open("/a"), Ctx(1, at(16, 30))).kind,
+            Verdict::kViolation);
 }
 
 TEST(CompileTest, UnresolvableHostIsACompileError) {
@@ -432,8 +465,10 @@ TEST(CompileTest, UnresolvableHostIsACompileError) {
                       "network: {connect: {allow: [{host: no-such-host.invalid}]}}\n");
   auto ci = Compile(in, {});
   ASSERT_FALSE(ci.ok());
-  EXPECT_THAT(std::string(ci.status().message()),
-              HasSubstr("intent t: network.connect.allow[0].host: cannot resolve \"no-such-host.invalid\""));
+  EXPECT_THAT(
+      std::string(ci.status().message()),
+      HasSubstr(
+          "intent t: network.connect.allow[0].host: cannot resolve \"no-such-host.invalid\""));
 }
 
 TEST_F(EngineTest, KernelTables) {
@@ -465,9 +500,9 @@ TEST_F(EngineTest, KernelTables) {
   EXPECT_THAT(s.file_deny_prefix, ::testing::ElementsAre("/root/"));
 }
 
-// Which deny globs become kernel component entries: exactly "**/NAME" and "**/NAME/**" with a literal
-// NAME, from files.deny only (an allow glob never becomes a kernel deny); everything else stays in
-// userspace and keeps file_deny_has_globs set.
+// Which deny globs become kernel component entries: exactly "**/NAME" and "**/NAME/**" with a
+// literal NAME, from files.deny only (an allow glob never becomes a kernel deny); everything else
+// stays in userspace and keeps file_deny_has_globs set.
 TEST(CompileTest, FileDenyComponentEntries) {
   auto ci = MustCompile(std::string(testing::kHeader) + R"(files:
   read: ["**/.npmrc", "/src/**"]
@@ -478,11 +513,13 @@ TEST(CompileTest, FileDenyComponentEntries) {
   KernelTables t = ci->kernel_tables();
   EXPECT_THAT(t.file_deny_leaf, ::testing::ElementsAre(".env"));
   EXPECT_THAT(t.file_deny_any_component, ::testing::ElementsAre(".aws", ".ssh"));
-  EXPECT_TRUE(t.file_deny_has_globs);  // "**/id_*", "**/.git/config", "/home/**/.kube/**", "**/.gnupg/*"
+  EXPECT_TRUE(
+      t.file_deny_has_globs);  // "**/id_*", "**/.git/config", "/home/**/.kube/**", "**/.gnupg/*"
   EXPECT_THAT(t.file_deny_exact, ::testing::ElementsAre("/etc/shadow"));
   EXPECT_THAT(t.file_deny_prefix, ::testing::ElementsAre("/root/"));
 
-  auto none = MustCompile(std::string(testing::kHeader) + R"(files: {read: ["**/.env"], deny: ["**/x*"]}
+  auto none =
+      MustCompile(std::string(testing::kHeader) + R"(files: {read: ["**/.env"], deny: ["**/x*"]}
 )");
   KernelTables n = none->kernel_tables();
   EXPECT_TRUE(n.file_deny_leaf.empty());
@@ -490,10 +527,10 @@ TEST(CompileTest, FileDenyComponentEntries) {
   EXPECT_TRUE(n.file_deny_has_globs);
 }
 
-// The kernel's component verdict must be a subset of the engine's: every path the kernel would kill for
-// (modelled here from the compiled tables the way hash_step walks components) is a violation in
-// userspace, even where files.read/files.write allow it (a deny is final), and for these rule shapes the
-// two agree exactly.
+// The kernel's component verdict must be a subset of the engine's: every path the kernel would kill
+// for (modelled here from the compiled tables the way hash_step walks components) is a violation in
+// userspace, even where files.read/files.write allow it (a deny is final), and for these rule
+// shapes the two agree exactly.
 TEST(CompileTest, KernelComponentDenyIsAUserspaceDeny) {
   auto ci = MustCompile(std::string(testing::kHeader) + R"(files:
   read: ["/**"]
@@ -508,7 +545,8 @@ TEST(CompileTest, KernelComponentDenyIsAUserspaceDeny) {
     std::vector<std::string> comps = absl::StrSplit(path.substr(1), '/');
     for (size_t i = 0; i < comps.size(); i++) {
       const bool leaf = i + 1 == comps.size();
-      if (in(t.file_deny_any_component, comps[i])) return true;  // installed as DIR and LEAF entries
+      if (in(t.file_deny_any_component, comps[i]))
+        return true;  // installed as DIR and LEAF entries
       if (leaf && in(t.file_deny_leaf, comps[i])) return true;
     }
     return false;
@@ -534,9 +572,9 @@ TEST(CompileTest, KernelComponentDenyIsAUserspaceDeny) {
   }
 }
 
-// files.deny also denies a denied file's other names: its identity (kernel device, inode) is taken at
-// compile time -- the exact path stat()ed, a denied directory's files listed -- and an open of the same
-// file through a hard link is a violation of the same rule, flagged by_file_id.
+// files.deny also denies a denied file's other names: its identity (kernel device, inode) is taken
+// at compile time -- the exact path stat()ed, a denied directory's files listed -- and an open of
+// the same file through a hard link is a violation of the same rule, flagged by_file_id.
 TEST_F(EngineTest, DeniedFilesAreDeniedByIdentityUnderAnyName) {
   char tmpl[] = "/tmp/writ-engine-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
@@ -551,10 +589,11 @@ TEST_F(EngineTest, DeniedFilesAreDeniedByIdentityUnderAnyName) {
     return std::make_pair(static_cast<uint32_t>((major(st.st_dev) << 20) | minor(st.st_dev)),
                           static_cast<uint64_t>(st.st_ino));
   };
-  auto ci = MustCompile(std::string(testing::kHeader) + "files:\n  deny: [\"" + dir + "/exact.key\", \"" +
-                        dir + "/secrets/**\", \"" + dir + "/missing\"]\n");
+  auto ci = MustCompile(std::string(testing::kHeader) + "files:\n  deny: [\"" + dir +
+                        "/exact.key\", \"" + dir + "/secrets/**\", \"" + dir + "/missing\"]\n");
   ASSERT_NE(ci, nullptr);
-  EXPECT_EQ(ci->file_deny_id_count(), 2u);  // the exact file and the one regular file below secrets/
+  EXPECT_EQ(ci->file_deny_id_count(),
+            2u);  // the exact file and the one regular file below secrets/
   EXPECT_FALSE(ci->file_deny_ids_truncated());
   auto [edev, eino] = id(dir + "/exact.key");
   auto [ddev, dino] = id(dir + "/secrets/sub/deep.key");
@@ -571,7 +610,8 @@ TEST_F(EngineTest, DeniedFilesAreDeniedByIdentityUnderAnyName) {
   v = Evaluate(*ci, EventBuilder::Open(dir + "/exact.key").FileId(edev, eino), Ctx());
   EXPECT_EQ(v.kind, Verdict::kViolation);
   EXPECT_FALSE(v.by_file_id);
-  EXPECT_NE(Evaluate(*ci, EventBuilder::Open("/tmp/x").FileId(odev, oino), Ctx()).kind, Verdict::kViolation);
+  EXPECT_NE(Evaluate(*ci, EventBuilder::Open("/tmp/x").FileId(odev, oino), Ctx()).kind,
+            Verdict::kViolation);
   EXPECT_NE(Evaluate(*ci, EventBuilder::Open("/tmp/x"), Ctx()).kind, Verdict::kViolation);
   // The kernel gets the same identities.
   auto ids = ci->kernel_tables().file_deny_ids;
@@ -607,7 +647,8 @@ TEST_F(EngineTest, EvaluateAllocatesNothing) {
       EventBuilder::Kind("fork"),
       EventBuilder::Kind("exit"),
   };
-  auto berlin = MustCompile(std::string(testing::kHeader) + "limits: {hours: \"09:00-17:00 Europe/Berlin\"}\n");
+  auto berlin = MustCompile(std::string(testing::kHeader) +
+                            "limits: {hours: \"09:00-17:00 Europe/Berlin\"}\n");
   auto gated =
       MustCompile(std::string(testing::kHeader) +
                   "approval:\n  - {exec: /usr/bin/git, subcommand: push, args: [\"**\", \"-f\"]}\n"

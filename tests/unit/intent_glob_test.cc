@@ -60,27 +60,30 @@ TEST(GlobTest, RelativeEventPathsNeverMatch) {
 }
 
 TEST(GlobTest, BadPatternsAreErrors) {
-  for (const char* bad : {"", "relative/path", "*.so", "/a/***", "/a/**b", "/a//b", "/a/../b", "/a/",
-                          "/a/./b"}) {
+  for (const char* bad :
+       {"", "relative/path", "*.so", "/a/***", "/a/**b", "/a//b", "/a/../b", "/a/", "/a/./b"}) {
     EXPECT_FALSE(Glob::ParsePath(bad).ok()) << "accepted: " << bad;
   }
-  EXPECT_EQ(Glob::ParsePath("/a/***").status().message(), "'**' must be a whole path segment in \"/a/***\"");
+  EXPECT_EQ(Glob::ParsePath("/a/***").status().message(),
+            "'**' must be a whole path segment in \"/a/***\"");
 }
 
-// Exactly two shapes with a literal NAME are component rules (the kernel can match them per component);
-// every other glob stays general-only.
+// Exactly two shapes with a literal NAME are component rules (the kernel can match them per
+// component); every other glob stays general-only.
 TEST(GlobTest, ComponentRules) {
   using CR = Glob::ComponentRule;
   auto rule = [](const char* p) {
     auto g = Glob::ParsePath(p);
     EXPECT_TRUE(g.ok()) << p << ": " << g.status();
-    return g.ok() ? std::make_pair(g->component_rule(), g->component()) : std::make_pair(CR::kNone, std::string());
+    return g.ok() ? std::make_pair(g->component_rule(), g->component())
+                  : std::make_pair(CR::kNone, std::string());
   };
   EXPECT_EQ(rule("**/.env"), std::make_pair(CR::kLeaf, std::string(".env")));
   EXPECT_EQ(rule("**/.ssh/**"), std::make_pair(CR::kAnyComponent, std::string(".ssh")));
   EXPECT_EQ(rule("**/id_rsa.pub"), std::make_pair(CR::kLeaf, std::string("id_rsa.pub")));
-  for (const char* p : {"**/id_*", "**/.en?", "**/*/**", "**", "**/**", "**/.git/config", "**/.ssh/*",
-                        "**/**/.env", "**/.ssh/**/x", "/home/**/.env", "/.env", "/.ssh/**", "/**"}) {
+  for (const char* p :
+       {"**/id_*", "**/.en?", "**/*/**", "**", "**/**", "**/.git/config", "**/.ssh/*", "**/**/.env",
+        "**/.ssh/**/x", "/home/**/.env", "/.env", "/.ssh/**", "/**"}) {
     EXPECT_EQ(rule(p).first, CR::kNone) << p;
   }
   // What the kernel will do for each shape is what Match says: the leaf rule matches the last
@@ -119,8 +122,10 @@ TEST(ParseTest, Cidr) {
   EXPECT_EQ(ParseCidr("127.0.0.1")->prefix_len, 32);
   EXPECT_EQ(ParseCidr("::1")->prefix_len, 128);
   EXPECT_EQ(ParseCidr("fd00::/8")->prefix_len, 8);
-  EXPECT_EQ(ParseCidr("10.0.0.1/8").status().message(), "bad CIDR \"10.0.0.1/8\": host bits set beyond /8");
-  EXPECT_EQ(ParseCidr("10.0.0.0/33").status().message(), "bad CIDR \"10.0.0.0/33\": prefix length 33 > 32");
+  EXPECT_EQ(ParseCidr("10.0.0.1/8").status().message(),
+            "bad CIDR \"10.0.0.1/8\": host bits set beyond /8");
+  EXPECT_EQ(ParseCidr("10.0.0.0/33").status().message(),
+            "bad CIDR \"10.0.0.0/33\": prefix length 33 > 32");
   EXPECT_FALSE(ParseCidr("300.1.1.1/32").ok());
   EXPECT_FALSE(ParseCidr("10.0.0.0/x").ok());
   EXPECT_FALSE(ParseCidr("localhost").ok());
@@ -129,7 +134,8 @@ TEST(ParseTest, Cidr) {
 TEST(ParseTest, Ports) {
   EXPECT_EQ(ParsePortRange("8080")->lo, 8080);
   EXPECT_EQ(ParsePortRange("9000-9100")->hi, 9100);
-  EXPECT_EQ(ParsePortRange("9100-9000").status().message(), "bad port \"9100-9000\": range start above its end");
+  EXPECT_EQ(ParsePortRange("9100-9000").status().message(),
+            "bad port \"9100-9000\": range start above its end");
   EXPECT_EQ(ParsePortRange("70000").status().message(), "bad port \"70000\": ports are 1..65535");
   EXPECT_FALSE(ParsePortRange("0").ok());
   EXPECT_FALSE(ParsePortRange("http").ok());

@@ -1,10 +1,11 @@
-// Loader: every kind of bad input gives "FILE:LINE: field.path: message", all errors are reported, and
-// any error means nothing loads.
+// Loader: every kind of bad input gives "FILE:LINE: field.path: message", all errors are reported,
+// and any error means nothing loads.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -50,18 +51,23 @@ TEST(LoaderTest, MalformedYaml) {
 }
 
 TEST(LoaderTest, UnknownKeysAtEveryLevel) {
-  EXPECT_THAT(Errors(std::string(kHead) + "exce: {}\n"),
-              HasSubstr("p.yaml:4: exce: unknown key \"exce\" (expected one of: api_version, kind, name"));
-  EXPECT_THAT(Errors(std::string(kHead) + "files:\n  reed: [/a]\n"),
-              HasSubstr("p.yaml:5: files.reed: unknown key \"reed\" (expected one of: read, write, deny)"));
-  EXPECT_THAT(Errors(std::string(kHead) + "network:\n  connect:\n    allow: [{cidr: 1.2.3.4/32, port: 80}]\n"),
+  EXPECT_THAT(
+      Errors(std::string(kHead) + "exce: {}\n"),
+      HasSubstr("p.yaml:4: exce: unknown key \"exce\" (expected one of: api_version, kind, name"));
+  EXPECT_THAT(
+      Errors(std::string(kHead) + "files:\n  reed: [/a]\n"),
+      HasSubstr("p.yaml:5: files.reed: unknown key \"reed\" (expected one of: read, write, deny)"));
+  EXPECT_THAT(Errors(std::string(kHead) +
+                     "network:\n  connect:\n    allow: [{cidr: 1.2.3.4/32, port: 80}]\n"),
               HasSubstr("p.yaml:6: network.connect.allow[0].port: unknown key \"port\""));
-  EXPECT_THAT(Errors(std::string(kHead) + "tests:\n  - {event: {kind: open, fiel: {}}, expect: allow}\n"),
-              HasSubstr("p.yaml:5: tests[0].event.fiel: unknown key"));
+  EXPECT_THAT(
+      Errors(std::string(kHead) + "tests:\n  - {event: {kind: open, fiel: {}}, expect: allow}\n"),
+      HasSubstr("p.yaml:5: tests[0].event.fiel: unknown key"));
   // Loader-set flags are not user keys.
   EXPECT_THAT(Errors(std::string(kHead) + "exec: {allow_present: true}\n"),
               HasSubstr("p.yaml:4: exec.allow_present: unknown key"));
-  EXPECT_THAT(Errors(std::string(kHead) + "name: again\n"), HasSubstr("p.yaml:4: name: duplicate key (first at line 3)"));
+  EXPECT_THAT(Errors(std::string(kHead) + "name: again\n"),
+              HasSubstr("p.yaml:4: name: duplicate key (first at line 3)"));
 }
 
 TEST(LoaderTest, WrongTypes) {
@@ -78,17 +84,21 @@ TEST(LoaderTest, WrongTypes) {
 }
 
 TEST(LoaderTest, HeaderFields) {
-  EXPECT_THAT(Errors("apiVersion: writ.dev/v2\nkind: Intent\nname: t\n"),
-              HasSubstr("p.yaml:1: apiVersion: unsupported \"writ.dev/v2\" (expected writ.dev/v1)"));
-  EXPECT_THAT(Errors("apiVersion: writ.dev/v1\nkind: Workload\nname: t\n"),
-              HasSubstr("p.yaml:2: kind: unknown kind \"Workload\" (expected Intent or Workloads)"));
-  EXPECT_THAT(Errors("apiVersion: writ.dev/v1\nname: t\n"), HasSubstr("p.yaml:1: kind: missing (expected Intent)"));
+  EXPECT_THAT(
+      Errors("apiVersion: writ.dev/v2\nkind: Intent\nname: t\n"),
+      HasSubstr("p.yaml:1: apiVersion: unsupported \"writ.dev/v2\" (expected writ.dev/v1)"));
+  EXPECT_THAT(
+      Errors("apiVersion: writ.dev/v1\nkind: Workload\nname: t\n"),
+      HasSubstr("p.yaml:2: kind: unknown kind \"Workload\" (expected Intent or Workloads)"));
+  EXPECT_THAT(Errors("apiVersion: writ.dev/v1\nname: t\n"),
+              HasSubstr("p.yaml:1: kind: missing (expected Intent)"));
   EXPECT_THAT(Errors("apiVersion: writ.dev/v1\nkind: Intent\nname: Bad_Name\n"),
               HasSubstr("p.yaml:3: name: bad name \"Bad_Name\""));
-  EXPECT_THAT(Errors(std::string(kHead) + "mode: learn\nseverity: urgent\non_violation: [alert, nuke]\n"),
-              ::testing::AllOf(HasSubstr("p.yaml:4: mode: unknown mode \"learn\""),
-                               HasSubstr("p.yaml:5: severity: unknown severity \"urgent\""),
-                               HasSubstr("p.yaml:6: on_violation[1]: unknown response \"nuke\"")));
+  EXPECT_THAT(
+      Errors(std::string(kHead) + "mode: learn\nseverity: urgent\non_violation: [alert, nuke]\n"),
+      ::testing::AllOf(HasSubstr("p.yaml:4: mode: unknown mode \"learn\""),
+                       HasSubstr("p.yaml:5: severity: unknown severity \"urgent\""),
+                       HasSubstr("p.yaml:6: on_violation[1]: unknown response \"nuke\"")));
 }
 
 TEST(LoaderTest, BadGlobs) {
@@ -98,49 +108,67 @@ TEST(LoaderTest, BadGlobs) {
                                "  deny:\n"
                                "    - /ok\n"
                                "    - \"/x//y\"\n");
-  EXPECT_THAT(e, HasSubstr("p.yaml:5: files.read[0]: '**' must be a whole path segment in \"/a/***\""));
+  EXPECT_THAT(
+      e, HasSubstr("p.yaml:5: files.read[0]: '**' must be a whole path segment in \"/a/***\""));
   EXPECT_THAT(e, HasSubstr("p.yaml:5: files.read[1]: empty pattern"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:5: files.read[2]: relative path \"relative/x\": patterns must be absolute"));
+  EXPECT_THAT(
+      e, HasSubstr(
+             "p.yaml:5: files.read[2]: relative path \"relative/x\": patterns must be absolute"));
   EXPECT_THAT(e, HasSubstr("p.yaml:5: files.read[3]: trailing '/'"));
   EXPECT_THAT(e, HasSubstr("p.yaml:8: files.deny[1]: empty path segment"));
-  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 4) << e;  // all five, one per line, not just the first
+  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 4)
+      << e;  // all five, one per line, not just the first
 }
 
 TEST(LoaderTest, NetworkErrors) {
   const std::string e = Errors(std::string(kHead) +
                                "network:\n  connect:\n    allow:\n"
-                               "      - {cidr: 10.0.0.1/8}\n"             // 7
+                               "      - {cidr: 10.0.0.1/8}\n"                                   // 7
                                "      - {cidr: 1.2.3.4/32, ports: [0, \"9100-9000\", http]}\n"  // 8
-                               "      - {cidr: 1.2.3.4/32, host: example.org}\n"  // 9
-                               "      - {ports: [80]}\n"                   // 10
-                               "      - {host: \"bad host!\"}\n");         // 11
-  EXPECT_THAT(e, HasSubstr("p.yaml:7: network.connect.allow[0].cidr: bad CIDR \"10.0.0.1/8\": host bits set"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:8: network.connect.allow[1].ports[0]: bad port \"0\": ports are 1..65535"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:8: network.connect.allow[1].ports[1]: bad port \"9100-9000\": range start"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:8: network.connect.allow[1].ports[2]: bad port \"http\": not a number"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:9: network.connect.allow[2]: exactly one of cidr or host is required"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:10: network.connect.allow[3]: exactly one of cidr or host is required"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:11: network.connect.allow[4].host: bad host name \"bad host!\""));
+                               "      - {cidr: 1.2.3.4/32, host: example.org}\n"                // 9
+                               "      - {ports: [80]}\n"            // 10
+                               "      - {host: \"bad host!\"}\n");  // 11
+  EXPECT_THAT(
+      e,
+      HasSubstr("p.yaml:7: network.connect.allow[0].cidr: bad CIDR \"10.0.0.1/8\": host bits set"));
+  EXPECT_THAT(
+      e,
+      HasSubstr("p.yaml:8: network.connect.allow[1].ports[0]: bad port \"0\": ports are 1..65535"));
+  EXPECT_THAT(
+      e, HasSubstr(
+             "p.yaml:8: network.connect.allow[1].ports[1]: bad port \"9100-9000\": range start"));
+  EXPECT_THAT(
+      e, HasSubstr("p.yaml:8: network.connect.allow[1].ports[2]: bad port \"http\": not a number"));
+  EXPECT_THAT(
+      e, HasSubstr("p.yaml:9: network.connect.allow[2]: exactly one of cidr or host is required"));
+  EXPECT_THAT(
+      e, HasSubstr("p.yaml:10: network.connect.allow[3]: exactly one of cidr or host is required"));
+  EXPECT_THAT(e,
+              HasSubstr("p.yaml:11: network.connect.allow[4].host: bad host name \"bad host!\""));
 }
 
 TEST(LoaderTest, ParamsErrors) {
-  const std::string e = Errors(std::string(kHead) +
-                               "params:\n"
-                               "  repo: {type: path, required: true}\n"   // 5
-                               "  n: {type: number}\n"                    // 6
-                               "  b: {type: bool, default: maybe}\n"      // 7
-                               "files:\n  read: [\"${repo}/**\", \"${nope}/x\", \"${repo\"]\n");  // 9
+  const std::string e =
+      Errors(std::string(kHead) +
+             "params:\n"
+             "  repo: {type: path, required: true}\n"                           // 5
+             "  n: {type: number}\n"                                            // 6
+             "  b: {type: bool, default: maybe}\n"                              // 7
+             "files:\n  read: [\"${repo}/**\", \"${nope}/x\", \"${repo\"]\n");  // 9
   EXPECT_THAT(e, HasSubstr("p.yaml:6: params.n.type: unknown type \"number\""));
-  EXPECT_THAT(e, HasSubstr("p.yaml:7: params.b.default: expected bool (true|false), got \"maybe\""));
-  EXPECT_THAT(e, HasSubstr("p.yaml:9: files.read[1]: unknown parameter ${nope} (declared: b, n, repo)"));
+  EXPECT_THAT(e,
+              HasSubstr("p.yaml:7: params.b.default: expected bool (true|false), got \"maybe\""));
+  EXPECT_THAT(
+      e, HasSubstr("p.yaml:9: files.read[1]: unknown parameter ${nope} (declared: b, n, repo)"));
   EXPECT_THAT(e, HasSubstr("p.yaml:9: files.read[2]: unterminated \"${\""));
   EXPECT_THAT(e, ::testing::Not(HasSubstr("files.read[0]")));
 }
 
 TEST(LoaderTest, LimitsAndApprovalErrors) {
-  const std::string e = Errors(std::string(kHead) +
-                               "limits:\n  ttl: 30 minutes\n  hours: 9-17\n  max_processes: -1\n"  // 5,6,7
-                               "approval:\n  - {args: [push]}\n  - {exec: /usr/bin/git, timeout: soon}\n");  // 9,10
+  const std::string e =
+      Errors(std::string(kHead) +
+             "limits:\n  ttl: 30 minutes\n  hours: 9-17\n  max_processes: -1\n"            // 5,6,7
+             "approval:\n  - {args: [push]}\n  - {exec: /usr/bin/git, timeout: soon}\n");  // 9,10
   EXPECT_THAT(e, HasSubstr("p.yaml:5: limits.ttl: bad duration \"30 minutes\""));
   EXPECT_THAT(e, HasSubstr("p.yaml:6: limits.hours: bad hours window \"9-17\""));
   EXPECT_THAT(e, HasSubstr("p.yaml:7: limits.max_processes: must be >= 0"));
@@ -165,24 +193,26 @@ TEST(LoaderTest, ApprovalSubcommandErrors) {
 
 TEST(LoaderTest, CredentialsShapeErrors) {
   const std::string e = Errors(std::string(kHead) +
-                               "credentials:\n"                                    // 4
-                               "  - {required: true}\n"                            // 5
-                               "  - {provider: \"Bad Name\"}\n"                    // 6
-                               "  - {provider: pg, grants: [\"\"]}\n"               // 7
-                               "  - {provider: pg}\n"                              // 8
-                               "  - {provider: vault, required: maybe}\n");        // 9
+                               "credentials:\n"                              // 4
+                               "  - {required: true}\n"                      // 5
+                               "  - {provider: \"Bad Name\"}\n"              // 6
+                               "  - {provider: pg, grants: [\"\"]}\n"        // 7
+                               "  - {provider: pg}\n"                        // 8
+                               "  - {provider: vault, required: maybe}\n");  // 9
   EXPECT_THAT(e, HasSubstr("p.yaml:5: credentials[0].provider: missing"));
   EXPECT_THAT(e, HasSubstr("p.yaml:6: credentials[1].provider: bad provider name \"Bad Name\""));
   EXPECT_THAT(e, HasSubstr("p.yaml:7: credentials[2].grants[0]: empty grant"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:8: credentials[3].provider: provider \"pg\" is already requested by credentials[2]"));
+  EXPECT_THAT(e, HasSubstr("p.yaml:8: credentials[3].provider: provider \"pg\" is already "
+                           "requested by credentials[2]"));
   EXPECT_THAT(e, HasSubstr("p.yaml:9: credentials[4].required:"));
 }
 
 TEST(LoaderTest, CredentialsRequiredDefaultsToTrueAndReachTheCompiledIntent) {
-  auto set = LoadPolicyText(std::string(kHead) +
-                                "credentials:\n  - provider: pg\n    grants: [\"SELECT ON TABLE t\"]\n"
-                                "  - {provider: hook, required: false}\n",
-                            "p.yaml");
+  auto set =
+      LoadPolicyText(std::string(kHead) +
+                         "credentials:\n  - provider: pg\n    grants: [\"SELECT ON TABLE t\"]\n"
+                         "  - {provider: hook, required: false}\n",
+                     "p.yaml");
   ASSERT_TRUE(set.ok()) << set.status();
   const auto& in = set->intents()[0];
   ASSERT_EQ(in.credentials_size(), 2);
@@ -197,28 +227,33 @@ TEST(LoaderTest, CredentialsRequiredDefaultsToTrueAndReachTheCompiledIntent) {
 
 TEST(LoaderTest, CredentialProvidersMustBeConfigured) {
   auto set = LoadPolicyText(std::string(kHead) +
-                                "credentials:\n"                                          // 4
-                                "  - provider: pg\n"                                      // 5
+                                "credentials:\n"                                                // 4
+                                "  - provider: pg\n"                                            // 5
                                 "    grants: [\"SELECT ON TABLE t\", \"ALL; DROP TABLE t\"]\n"  // 6
-                                "  - {provider: nosuch}\n"                                // 7
-                                "  - {provider: hook, grants: [\"SELECT ON TABLE t\"]}\n", // 8
+                                "  - {provider: nosuch}\n"                                      // 7
+                                "  - {provider: hook, grants: [\"SELECT ON TABLE t\"]}\n",      // 8
                             "p.yaml");
   ASSERT_TRUE(set.ok()) << set.status();
-  absl::flat_hash_map<std::string, std::string> providers = {{"pg", "postgres"}, {"hook", "webhook"}};
+  absl::flat_hash_map<std::string, std::string> providers = {{"pg", "postgres"},
+                                                             {"hook", "webhook"}};
   auto check = [](const std::string&, const std::string& g) {
-    return g.find(';') == std::string::npos ? absl::OkStatus() : absl::InvalidArgumentError("grant has ;");
+    return g.find(';') == std::string::npos ? absl::OkStatus()
+                                            : absl::InvalidArgumentError("grant has ;");
   };
   absl::Status st = CheckCredentialProviders(*set, providers, check);
   ASSERT_FALSE(st.ok());
   const std::string e(st.message());
   EXPECT_THAT(e, HasSubstr("p.yaml:6: credentials[0].grants[1]: grant has ;"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:7: credentials[1].provider: unknown provider \"nosuch\" (configured in "
-                           "writd's credentials.providers: hook, pg)"));
-  EXPECT_THAT(e, HasSubstr("p.yaml:8: credentials[2].grants[0]: grants apply to postgres providers; \"hook\" is webhook"));
+  EXPECT_THAT(
+      e, HasSubstr("p.yaml:7: credentials[1].provider: unknown provider \"nosuch\" (configured in "
+                   "writd's credentials.providers: hook, pg)"));
+  EXPECT_THAT(e, HasSubstr("p.yaml:8: credentials[2].grants[0]: grants apply to postgres "
+                           "providers; \"hook\" is webhook"));
   EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 2);  // exactly three errors, one per line
-  EXPECT_TRUE(CheckCredentialProviders(*set, {}, nullptr).message().find("configured in writd's "
-                                                                          "credentials.providers: none") !=
-              absl::string_view::npos);
+  EXPECT_TRUE(CheckCredentialProviders(*set, {}, nullptr)
+                  .message()
+                  .find("configured in writd's "
+                        "credentials.providers: none") != absl::string_view::npos);
   // Without credentials an intent passes whatever is configured.
   auto plain = LoadPolicyText(kHead, "q.yaml");
   ASSERT_TRUE(plain.ok());
@@ -228,10 +263,10 @@ TEST(LoaderTest, CredentialProvidersMustBeConfigured) {
 TEST(LoaderTest, TestEntriesAreValidated) {
   const std::string e = Errors(std::string(kHead) +
                                "tests:\n"
-                               "  - {event: {kind: opn}, expect: allow}\n"                   // 5
-                               "  - {event: {kind: open}, expect: maybe}\n"                  // 6
-                               "  - {event: {kind: open}, expect: allow, params: {x: 1}}\n"  // 7
-                               "  - {expect: allow}\n"                                       // 8
+                               "  - {event: {kind: opn}, expect: allow}\n"                      // 5
+                               "  - {event: {kind: open}, expect: maybe}\n"                     // 6
+                               "  - {event: {kind: open}, expect: allow, params: {x: 1}}\n"     // 7
+                               "  - {expect: allow}\n"                                          // 8
                                "  - {event: {kind: open, time: yesterday}, expect: allow}\n");  // 9
   EXPECT_THAT(e, HasSubstr("p.yaml:5: tests[0].event.kind: unknown event kind \"opn\""));
   EXPECT_THAT(e, HasSubstr("p.yaml:6: tests[1].expect: unknown verdict \"maybe\""));
@@ -241,8 +276,9 @@ TEST(LoaderTest, TestEntriesAreValidated) {
 }
 
 TEST(LoaderTest, MultipleDocumentsAndJson) {
-  auto set = LoadPolicyText(std::string(kHead) + "---\napiVersion: writ.dev/v1\nkind: Intent\nname: u\n---\n",
-                            "multi.yaml");
+  auto set = LoadPolicyText(
+      std::string(kHead) + "---\napiVersion: writ.dev/v1\nkind: Intent\nname: u\n---\n",
+      "multi.yaml");
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_EQ(set->intents().size(), 2u);
   EXPECT_NE(set->Find("u"), nullptr);
@@ -293,9 +329,7 @@ TEST_F(DirTest, DuplicateNamesAcrossFilesAndAllOrNothing) {
   EXPECT_EQ(set->intents().size(), 2u);
 }
 
-TEST_F(DirTest, MissingDirIsAnError) {
-  EXPECT_FALSE(LoadPolicyDir((dir_ / "nope").string()).ok());
-}
+TEST_F(DirTest, MissingDirIsAnError) { EXPECT_FALSE(LoadPolicyDir((dir_ / "nope").string()).ok()); }
 
 TEST(PolicyFileSize, AFileOverOneMiBIsRefusedBeforeParsing) {
   auto dir = std::filesystem::temp_directory_path() / ("writ-big-" + std::to_string(getpid()));

@@ -35,27 +35,30 @@ TEST(PoliciesTest, LibraryLoadsAndAllTestsPass) {
 }
 
 TEST(PoliciesTest, RunnerReportsFailuresWithLocation) {
-  auto set = LoadPolicyText(std::string(testing::kHeader) +
-                                "params:\n  repo: {type: path, required: true}\n"  // 4-5
-                                "files: {read: [\"${repo}/**\"]}\n"                  // 6
-                                "tests:\n"                                          // 7
-                                "  - {event: {kind: open, file: {path: /tmp/writ-test-repo/a}}, expect: allow}\n"
-                                "  - {event: {kind: open, file: {path: /etc/passwd}}, expect: allow}\n"  // 9
-                                "  - name: wrong rule\n"                            // 10
-                                "    event: {kind: open, file: {path: /etc/passwd}}\n"
-                                "    expect: violation\n    rule: files.deny[0]\n",
-                            "r.yaml");
+  auto set = LoadPolicyText(
+      std::string(testing::kHeader) +
+          "params:\n  repo: {type: path, required: true}\n"  // 4-5
+          "files: {read: [\"${repo}/**\"]}\n"                // 6
+          "tests:\n"                                         // 7
+          "  - {event: {kind: open, file: {path: /tmp/writ-test-repo/a}}, expect: allow}\n"
+          "  - {event: {kind: open, file: {path: /etc/passwd}}, expect: allow}\n"  // 9
+          "  - name: wrong rule\n"                                                 // 10
+          "    event: {kind: open, file: {path: /etc/passwd}}\n"
+          "    expect: violation\n    rule: files.deny[0]\n",
+      "r.yaml");
   ASSERT_TRUE(set.ok()) << set.status();
   std::ostringstream out;
   TestSummary sum = RunPolicyTests(*set, out);
   EXPECT_EQ(sum.passed, 1);
   EXPECT_EQ(sum.failed, 2);
-  EXPECT_EQ(out.str(),
-            "r.yaml:9: t/tests[1]: expected allow, got violation by t/files.read.default (read of a path not in "
-            "files.read or files.write)\n"
-            "r.yaml:10: t/tests[2] (wrong rule): expected violation by files.deny[0], got violation by "
-            "t/files.read.default (read of a path not in files.read or files.write)\n"
-            "1 passed, 2 failed\n");
+  EXPECT_EQ(
+      out.str(),
+      "r.yaml:9: t/tests[1]: expected allow, got violation by t/files.read.default (read of a path "
+      "not in "
+      "files.read or files.write)\n"
+      "r.yaml:10: t/tests[2] (wrong rule): expected violation by files.deny[0], got violation by "
+      "t/files.read.default (read of a path not in files.read or files.write)\n"
+      "1 passed, 2 failed\n");
 }
 
 }  // namespace

@@ -43,8 +43,7 @@ std::string Child(const std::string& body) {
 }
 
 // The narrowest child that satisfies every rule of kParent; tests replace one section at a time.
-constexpr char kExec[] =
-    "exec:\n  allow: [/usr/bin/cat]\n  deny: [/usr/bin/sudo]\n";
+constexpr char kExec[] = "exec:\n  allow: [/usr/bin/cat]\n  deny: [/usr/bin/sudo]\n";
 constexpr char kFiles[] =
     "files:\n  read: [\"${repo}/src/**\", /usr/lib/x.so]\n  write: [\"${repo}/out/**\"]\n"
     "  deny: [/etc/shadow, \"**/.ssh/**\"]\n";
@@ -52,7 +51,8 @@ constexpr char kNet[] = "network:\n  connect:\n    allow: [{cidr: 127.0.0.1/32, 
 constexpr char kLimits[] = "limits: {max_processes: 8}\n";
 constexpr char kResponses[] = "on_violation: [alert, kill, revoke]\n";
 
-std::shared_ptr<const CompiledIntent> CompileText(const std::string& text, const std::string& name) {
+std::shared_ptr<const CompiledIntent> CompileText(const std::string& text,
+                                                  const std::string& name) {
   auto set = LoadPolicyText(text, name + ".yaml");
   EXPECT_TRUE(set.ok()) << set.status();
   if (!set.ok()) return nullptr;
@@ -81,7 +81,8 @@ TEST(SubsetTest, IdenticalIntentIsASubsetOfItself) {
 }
 
 TEST(SubsetTest, ExtraProgramIsNamed) {
-  absl::Status st = Check("exec:\n  allow: [/usr/bin/cat, /usr/bin/curl]\n  deny: [/usr/bin/sudo]\n");
+  absl::Status st =
+      Check("exec:\n  allow: [/usr/bin/cat, /usr/bin/curl]\n  deny: [/usr/bin/sudo]\n");
   EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(st.message(), "exec.allow /usr/bin/curl is not allowed by parent intent parent");
 }
@@ -89,7 +90,8 @@ TEST(SubsetTest, ExtraProgramIsNamed) {
 TEST(SubsetTest, WiderGlobIsRefusedNarrowerGlobAccepted) {
   EXPECT_THAT(Check("exec:\n  allow: [\"/usr/lib/**\"]\n  deny: [/usr/bin/sudo]\n").message(),
               HasSubstr("exec.allow /usr/lib/** is not allowed"));
-  EXPECT_TRUE(Check("exec:\n  allow: [\"/usr/lib/git-core/git-*\"]\n  deny: [/usr/bin/sudo]\n").ok());
+  EXPECT_TRUE(
+      Check("exec:\n  allow: [\"/usr/lib/git-core/git-*\"]\n  deny: [/usr/bin/sudo]\n").ok());
 }
 
 TEST(SubsetTest, MissingAllowListIsRefused) {
@@ -98,16 +100,20 @@ TEST(SubsetTest, MissingAllowListIsRefused) {
 }
 
 TEST(SubsetTest, CredentialsOnlyFromTheParentsProvidersAndGrants) {
-  const std::string parent = std::string(kParent) +
-                             "credentials:\n  - {provider: pg, grants: [\"SELECT ON TABLE a\", \"SELECT ON TABLE b\"]}\n"
-                             "  - {provider: hook}\n";
+  const std::string parent =
+      std::string(kParent) +
+      "credentials:\n  - {provider: pg, grants: [\"SELECT ON TABLE a\", \"SELECT ON TABLE b\"]}\n"
+      "  - {provider: hook}\n";
   auto p = CompileText(parent, "parent");
   auto check = [&](const std::string& creds) {
-    auto c = CompileText(Child(std::string(kExec) + kFiles + kNet + kLimits + kResponses + creds), "child");
+    auto c = CompileText(Child(std::string(kExec) + kFiles + kNet + kLimits + kResponses + creds),
+                         "child");
     return c && p ? CheckSubset(*c, *p) : absl::InternalError("compile failed");
   };
   EXPECT_TRUE(check("").ok());
-  EXPECT_TRUE(check("credentials:\n  - {provider: pg, grants: [\"SELECT ON TABLE b\"]}\n  - {provider: hook}\n").ok());
+  EXPECT_TRUE(check("credentials:\n  - {provider: pg, grants: [\"SELECT ON TABLE b\"]}\n  - "
+                    "{provider: hook}\n")
+                  .ok());
   EXPECT_EQ(check("credentials:\n  - {provider: vault}\n").message(),
             "credentials from provider \"vault\" is not allowed by parent intent parent");
   EXPECT_THAT(check("credentials:\n  - {provider: pg, grants: [\"ALL ON TABLE a\"]}\n").message(),
@@ -128,7 +134,8 @@ TEST(SubsetTest, ParentApprovalMustSurvive) {
   EXPECT_THAT(Check("exec:\n  allow: [/usr/bin/git]\n  deny: [/usr/bin/sudo]\n").message(),
               HasSubstr("exec of /usr/bin/git push ** without approval"));
   EXPECT_TRUE(Check("exec:\n  allow: [/usr/bin/git]\n  deny: [/usr/bin/sudo]\n"
-                    "approval:\n  - {exec: /usr/bin/git, args: [push, \"**\"]}\n").ok());
+                    "approval:\n  - {exec: /usr/bin/git, args: [push, \"**\"]}\n")
+                  .ok());
 }
 
 // Repeating a parent's approval means the same rule (program, subcommand, argument patterns), not
@@ -156,58 +163,81 @@ TEST(SubsetTest, ParentDenyNeedNotBeRepeatedWhenUnreachable) {
 }
 
 TEST(SubsetTest, FilePermissions) {
-  EXPECT_THAT(Check(kExec, "files:\n  read: [\"/etc/**\"]\n  write: []\n  deny: [/etc/shadow, \"**/.ssh/**\"]\n").message(),
-              HasSubstr("files.read /etc/** is not allowed"));
-  EXPECT_THAT(Check(kExec, "files:\n  read: []\n  write: [\"/usr/**\"]\n  deny: [/etc/shadow, \"**/.ssh/**\"]\n").message(),
-              HasSubstr("files.write /usr/** is not allowed"));
+  EXPECT_THAT(
+      Check(kExec,
+            "files:\n  read: [\"/etc/**\"]\n  write: []\n  deny: [/etc/shadow, \"**/.ssh/**\"]\n")
+          .message(),
+      HasSubstr("files.read /etc/** is not allowed"));
+  EXPECT_THAT(
+      Check(kExec,
+            "files:\n  read: []\n  write: [\"/usr/**\"]\n  deny: [/etc/shadow, \"**/.ssh/**\"]\n")
+          .message(),
+      HasSubstr("files.write /usr/** is not allowed"));
   // A glob deny cannot be proven disjoint from a prefix allow: the child must repeat it.
-  EXPECT_THAT(Check(kExec, "files:\n  read: [\"${repo}/**\"]\n  write: []\n  deny: [/etc/shadow]\n").message(),
+  EXPECT_THAT(Check(kExec, "files:\n  read: [\"${repo}/**\"]\n  write: []\n  deny: [/etc/shadow]\n")
+                  .message(),
               HasSubstr("open of **/.ssh/** (parent files.deny)"));
-  EXPECT_THAT(Check(kExec, "files:\n  write: []\n  deny: [/etc/shadow, \"**/.ssh/**\"]\n").message(),
-              HasSubstr("no files.read list"));
+  EXPECT_THAT(
+      Check(kExec, "files:\n  write: []\n  deny: [/etc/shadow, \"**/.ssh/**\"]\n").message(),
+      HasSubstr("no files.read list"));
 }
 
 TEST(SubsetTest, NetworkPermissions) {
-  EXPECT_THAT(Check(kExec, kFiles, "network:\n  connect:\n    allow: [{cidr: 127.0.0.1/32, ports: [9000]}]\n").message(),
+  EXPECT_THAT(Check(kExec, kFiles,
+                    "network:\n  connect:\n    allow: [{cidr: 127.0.0.1/32, ports: [9000]}]\n")
+                  .message(),
               HasSubstr("network.connect.allow 127.0.0.1/32 ports 9000 is not allowed"));
-  EXPECT_THAT(Check(kExec, kFiles, "network:\n  connect:\n    allow: [{cidr: 10.0.0.0/8, ports: [8080]}]\n").message(),
-              HasSubstr("network.connect.allow 10.0.0.0/8"));
-  // The parent denies 127.0.0.53 inside its allowed /8: a child allowing all of 127/8 must deny it too.
-  EXPECT_THAT(Check(kExec, kFiles, "network:\n  connect:\n    allow: [{cidr: 127.0.0.0/8, ports: [8080]}]\n").message(),
+  EXPECT_THAT(
+      Check(kExec, kFiles, "network:\n  connect:\n    allow: [{cidr: 10.0.0.0/8, ports: [8080]}]\n")
+          .message(),
+      HasSubstr("network.connect.allow 10.0.0.0/8"));
+  // The parent denies 127.0.0.53 inside its allowed /8: a child allowing all of 127/8 must deny it
+  // too.
+  EXPECT_THAT(Check(kExec, kFiles,
+                    "network:\n  connect:\n    allow: [{cidr: 127.0.0.0/8, ports: [8080]}]\n")
+                  .message(),
               HasSubstr("connect to 127.0.0.53/32 (parent network.connect.deny)"));
-  EXPECT_TRUE(Check(kExec, kFiles, "network:\n  connect:\n    allow: [{cidr: 127.0.0.0/8, ports: [8080]}]\n"
-                                   "    deny: [{cidr: 127.0.0.53/32}]\n").ok());
+  EXPECT_TRUE(Check(kExec, kFiles,
+                    "network:\n  connect:\n    allow: [{cidr: 127.0.0.0/8, ports: [8080]}]\n"
+                    "    deny: [{cidr: 127.0.0.53/32}]\n")
+                  .ok());
   EXPECT_THAT(Check(kExec, kFiles, "").message(), HasSubstr("no network section"));
 }
 
 TEST(SubsetTest, LimitsModeAndResponses) {
   EXPECT_THAT(Check(kExec, kFiles, kNet, "limits: {max_processes: 64}\n").message(),
               HasSubstr("limits.max_processes 64"));
-  EXPECT_THAT(Check(kExec, kFiles, kNet, "").message(), HasSubstr("limits.max_processes unlimited"));
+  EXPECT_THAT(Check(kExec, kFiles, kNet, "").message(),
+              HasSubstr("limits.max_processes unlimited"));
   EXPECT_THAT(Check(kExec, kFiles, kNet, kLimits, "on_violation: [alert]\n").message(),
               HasSubstr("on_violation without kill"));
-  EXPECT_THAT(Check(kExec, kFiles, kNet, kLimits, "mode: monitor\non_violation: [alert, kill, revoke]\n").message(),
-              HasSubstr("mode monitor"));
+  EXPECT_THAT(
+      Check(kExec, kFiles, kNet, kLimits, "mode: monitor\non_violation: [alert, kill, revoke]\n")
+          .message(),
+      HasSubstr("mode monitor"));
 }
 
-// Unix sockets: the parent's connect allow list denies every unix socket it does not list, so a child
-// may list none; a parent's network.unix allow list bounds the child's, its deny list must stay.
+// Unix sockets: the parent's connect allow list denies every unix socket it does not list, so a
+// child may list none; a parent's network.unix allow list bounds the child's, its deny list must
+// stay.
 TEST(SubsetTest, UnixSocketsNarrowLikePaths) {
   // kParent has connect.allow and no network.unix: a child listing a socket escalates.
-  EXPECT_THAT(Check(kExec, kFiles, std::string(kNet) + "  unix:\n    allow: [/run/dbus/system_bus_socket]\n")
+  EXPECT_THAT(Check(kExec, kFiles,
+                    std::string(kNet) + "  unix:\n    allow: [/run/dbus/system_bus_socket]\n")
                   .message(),
               HasSubstr("network.unix.allow /run/dbus/system_bus_socket is not allowed"));
   EXPECT_THAT(Check(kExec, kFiles, std::string(kNet) + "  unix:\n    deny: []\n").message(),
               HasSubstr("network.unix (any socket not denied: no allow list)"));
   std::string parent = kParent;
   const std::string after = "    deny: [{cidr: 127.0.0.53/32}]\n";
-  parent.insert(parent.find(after) + after.size(),
-                "  unix:\n    allow: [\"/run/app/**\", \"@svc-*\"]\n    deny: [/run/app/admin.sock]\n");
+  parent.insert(
+      parent.find(after) + after.size(),
+      "  unix:\n    allow: [\"/run/app/**\", \"@svc-*\"]\n    deny: [/run/app/admin.sock]\n");
   auto p = CompileText(parent, "parent");
   ASSERT_NE(p, nullptr);
   auto check = [&](const std::string& unix_section) {
-    auto c = CompileText(Child(std::string(kExec) + kFiles + kNet + unix_section + kLimits + kResponses),
-                         "child");
+    auto c = CompileText(
+        Child(std::string(kExec) + kFiles + kNet + unix_section + kLimits + kResponses), "child");
     return c ? CheckSubset(*c, *p) : absl::InternalError("compile failed");
   };
   EXPECT_TRUE(check("  unix:\n    allow: [/run/app/x.sock, \"@svc-1\"]\n").ok())
@@ -219,7 +249,8 @@ TEST(SubsetTest, UnixSocketsNarrowLikePaths) {
   // The parent's denied socket is below an allowed child directory: the child must deny it too.
   EXPECT_THAT(check("  unix:\n    allow: [\"/run/app/**\"]\n").message(),
               HasSubstr("unix connect to /run/app/admin.sock (parent network.unix.deny)"));
-  EXPECT_TRUE(check("  unix:\n    allow: [\"/run/app/**\"]\n    deny: [/run/app/admin.sock]\n").ok());
+  EXPECT_TRUE(
+      check("  unix:\n    allow: [\"/run/app/**\"]\n    deny: [/run/app/admin.sock]\n").ok());
 }
 
 }  // namespace

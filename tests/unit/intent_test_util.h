@@ -18,7 +18,8 @@ class EventBuilder {
     for (const char* a : args) b.ev_.mutable_process()->add_args(a);
     return b;
   }
-  static EventBuilder Open(const std::string& path, std::initializer_list<const char*> flags = {"read"}) {
+  static EventBuilder Open(const std::string& path,
+                           std::initializer_list<const char*> flags = {"read"}) {
     EventBuilder b("open");
     b.ev_.mutable_file()->set_path(path);
     for (const char* f : flags) b.ev_.mutable_file()->add_flags(f);

@@ -1,6 +1,7 @@
-// Workloads (`kind: Workloads`): loader errors name FILE:LINE: field for every bad selector, identity,
-// intent reference and parameter; the matcher applies every selector (AND), first workload wins; the
-// kernel pre-filter keys over-approximate the matches (exe path, else uid, else every exec).
+// Workloads (`kind: Workloads`): loader errors name FILE:LINE: field for every bad selector,
+// identity, intent reference and parameter; the matcher applies every selector (AND), first
+// workload wins; the kernel pre-filter keys over-approximate the matches (exe path, else uid, else
+// every exec).
 #include <string>
 
 #include "gmock/gmock.h"
@@ -33,16 +34,18 @@ std::string Errors(const std::string& workloads) {
 constexpr char kHead[] = "apiVersion: writ.dev/v1\nkind: Workloads\nworkloads:\n";  // lines 9-11
 
 TEST(WorkloadLoaderTest, LoadsAValidEntry) {
-  auto set = LoadPolicyText(std::string(kIntent) + kHead +
-                                "  - name: claude\n"
-                                "    spiffe_id: spiffe://example.org/agent/claude\n"
-                                "    intent: coder\n"
-                                "    principal: user:alice@example.org\n"
-                                "    params: {repo: /home/alice/proj}\n"
-                                "    selectors: [\"unix:path:/usr/local/bin/claude\", \"unix:uid:1000\",\n"
-                                "                \"cgroup:path:/user.slice/**\", \"systemd:id:claude.service\",\n"
-                                "                \"unix:sha256:" + std::string(64, 'A') + "\"]\n",
-                            "p.yaml");
+  auto set = LoadPolicyText(
+      std::string(kIntent) + kHead +
+          "  - name: claude\n"
+          "    spiffe_id: spiffe://example.org/agent/claude\n"
+          "    intent: coder\n"
+          "    principal: user:alice@example.org\n"
+          "    params: {repo: /home/alice/proj}\n"
+          "    selectors: [\"unix:path:/usr/local/bin/claude\", \"unix:uid:1000\",\n"
+          "                \"cgroup:path:/user.slice/**\", \"systemd:id:claude.service\",\n"
+          "                \"unix:sha256:" +
+          std::string(64, 'A') + "\"]\n",
+      "p.yaml");
   ASSERT_TRUE(set.ok()) << set.status();
   ASSERT_EQ(set->workloads().size(), 1u);
   const auto& w = set->workloads()[0];
@@ -56,21 +59,23 @@ TEST(WorkloadLoaderTest, LoadsAValidEntry) {
 
 TEST(WorkloadLoaderTest, EveryBadFieldIsNamedWithItsLine) {
   std::string e = Errors(std::string(kHead) +
-                         "  - name: a\n"                                      // 12
-                         "    spiffe_id: http://example.org/x\n"              // 13
-                         "    intent: nope\n"                                 // 14
-                         "    selectors:\n"                                   // 15
-                         "      - unix:pid:12\n"                              // 16
-                         "      - unix:sha256:abc\n"                          // 17
-                         "      - unix:uid:alice\n"                           // 18
-                         "      - unix:path:relative/x\n"                     // 19
-                         "      - cgroup:path:/a/***\n"                       // 20
-                         "      - systemd:id:foo\n"                           // 21
-                         "      - nocolon\n");                                // 22
+                         "  - name: a\n"                          // 12
+                         "    spiffe_id: http://example.org/x\n"  // 13
+                         "    intent: nope\n"                     // 14
+                         "    selectors:\n"                       // 15
+                         "      - unix:pid:12\n"                  // 16
+                         "      - unix:sha256:abc\n"              // 17
+                         "      - unix:uid:alice\n"               // 18
+                         "      - unix:path:relative/x\n"         // 19
+                         "      - cgroup:path:/a/***\n"           // 20
+                         "      - systemd:id:foo\n"               // 21
+                         "      - nocolon\n");                    // 22
   EXPECT_THAT(e, HasSubstr("p.yaml:13: workloads[0].spiffe_id: "));
-  EXPECT_THAT(e, HasSubstr("p.yaml:14: workloads[0].intent: unknown intent \"nope\" (loaded: coder)"));
+  EXPECT_THAT(e,
+              HasSubstr("p.yaml:14: workloads[0].intent: unknown intent \"nope\" (loaded: coder)"));
   EXPECT_THAT(e, HasSubstr("p.yaml:16: workloads[0].selectors[0]: unknown selector \"unix:pid\""));
-  EXPECT_THAT(e, HasSubstr("p.yaml:17: workloads[0].selectors[1]: unix:sha256 needs 64 hex digits"));
+  EXPECT_THAT(e,
+              HasSubstr("p.yaml:17: workloads[0].selectors[1]: unix:sha256 needs 64 hex digits"));
   EXPECT_THAT(e, HasSubstr("p.yaml:18: workloads[0].selectors[2]: unix:uid needs a numeric uid"));
   EXPECT_THAT(e, HasSubstr("p.yaml:19: workloads[0].selectors[3]: unix:path needs an absolute"));
   EXPECT_THAT(e, HasSubstr("p.yaml:20: workloads[0].selectors[4]: cgroup:path \"/a/***\""));
@@ -80,13 +85,13 @@ TEST(WorkloadLoaderTest, EveryBadFieldIsNamedWithItsLine) {
 
 TEST(WorkloadLoaderTest, MissingFieldsParamsAndDuplicates) {
   std::string e = Errors(std::string(kHead) +
-                         "  - name: a\n"                                                 // 12
-                         "    spiffe_id: spiffe://example.org/a\n"                       // 13
-                         "    intent: coder\n"                                           // 14
-                         "    params: {depth: x, colour: red}\n"                         // 15
-                         "    selectors: [\"unix:uid:-1\"]\n"                            // 16
-                         "  - name: a\n"                                                 // 17
-                         "    unknown_key: 1\n");                                        // 18
+                         "  - name: a\n"                            // 12
+                         "    spiffe_id: spiffe://example.org/a\n"  // 13
+                         "    intent: coder\n"                      // 14
+                         "    params: {depth: x, colour: red}\n"    // 15
+                         "    selectors: [\"unix:uid:-1\"]\n"       // 16
+                         "  - name: a\n"                            // 17
+                         "    unknown_key: 1\n");                   // 18
   EXPECT_THAT(e, HasSubstr("p.yaml:15: workloads[0].params: missing required parameter \"repo\""));
   EXPECT_THAT(e, HasSubstr("p.yaml:15: workloads[0].params.colour: intent coder has no parameter"));
   EXPECT_THAT(e, HasSubstr("p.yaml:15: workloads[0].params.depth: "));
@@ -100,7 +105,8 @@ TEST(WorkloadLoaderTest, MissingFieldsParamsAndDuplicates) {
 
 TEST(WorkloadLoaderTest, WrongKindIsNamed) {
   std::string e = Errors("apiVersion: writ.dev/v1\nkind: Workload\nname: x\n");
-  EXPECT_THAT(e, HasSubstr("p.yaml:10: kind: unknown kind \"Workload\" (expected Intent or Workloads)"));
+  EXPECT_THAT(
+      e, HasSubstr("p.yaml:10: kind: unknown kind \"Workload\" (expected Intent or Workloads)"));
 }
 
 Selector Sel(const std::string& s) {
@@ -152,8 +158,9 @@ TEST(WorkloadMatcherTest, AllSelectorsMustMatchFirstEntryWins) {
   f.cgroup_path = "/user.slice/claude.service";  // the unit, but not under system.slice
   f.systemd_unit = SystemdUnitOf(f.cgroup_path);
   EXPECT_EQ(m->Match(f), nullptr);
-  // The exe is hashed only where a workload's cheaper selectors matched (the four calls above with the
-  // right path and uid), at most once per Match even though two workloads were tried in the last two.
+  // The exe is hashed only where a workload's cheaper selectors matched (the four calls above with
+  // the right path and uid), at most once per Match even though two workloads were tried in the
+  // last two.
   EXPECT_EQ(hashed, 4);
 }
 
@@ -189,7 +196,8 @@ TEST(WorkloadMatcherTest, SelectorSyntax) {
   EXPECT_TRUE(Sel("cgroup:path:/a/b:c/**").glob->Match("/a/b:c/d"));  // ':' in the value is kept
   EXPECT_FALSE(ParseSelector("unix:uid:").ok());
   EXPECT_FALSE(ParseSelector("unix:uid:4294967296").ok());
-  EXPECT_FALSE(ParseSelector("unix:path:/opt/*").ok());  // exact paths only: the kernel keys on them
+  EXPECT_FALSE(
+      ParseSelector("unix:path:/opt/*").ok());  // exact paths only: the kernel keys on them
   EXPECT_FALSE(ParseSelector("k8s:ns:default").ok());
 }
 

@@ -1,12 +1,12 @@
-// The pre-scan that refuses hostile YAML before yaml-cpp recurses into it (src/intent/yaml_guard.h),
-// alone and through the loader (the error must name FILE:LINE like every policy error).
-#include "intent/yaml_guard.h"
-
+// The pre-scan that refuses hostile YAML before yaml-cpp recurses into it
+// (src/intent/yaml_guard.h), alone and through the loader (the error must name FILE:LINE like every
+// policy error).
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "intent/intent.h"
+#include "intent/yaml_guard.h"
 
 namespace writ::intent {
 namespace {
@@ -75,7 +75,8 @@ TEST(YamlGuard, QuotesAndCommentsHideStructure) {
 // yaml-cpp 0.7's LoadAll never returns (allocating) on a complete root value followed by ','
 // (found by fuzz_policy); a ',' there is invalid YAML anyway. Inside flow collections it is fine.
 TEST(YamlGuard, CommaAfterARootValueIsRefused) {
-  for (const char* bad : {"\"a\",\n", "  \"/proc/*/stat\", \"/x\",\n", "[a],\n", "{\"a\": 1} ,\n", "'a',\n"}) {
+  for (const char* bad :
+       {"\"a\",\n", "  \"/proc/*/stat\", \"/x\",\n", "[a],\n", "{\"a\": 1} ,\n", "'a',\n"}) {
     auto r = CheckYamlBounds(std::string("k: 1\n") + bad, "p.yaml");
     ASSERT_TRUE(r.has_value()) << bad;
     EXPECT_THAT(*r, HasSubstr("p.yaml:2: yaml: ',' after a complete value")) << bad;

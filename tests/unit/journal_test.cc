@@ -338,7 +338,8 @@ TEST_F(JournalTest, BatchAppendSyncsOncePerBatchAndChainsInOrder) {
   EXPECT_EQ(r.records, 6u);
   std::vector<std::string> lines = Lines();
   ASSERT_EQ(lines.size(), 6u);
-  for (int i = 0; i < 6; i++) EXPECT_THAT(lines[i], StartsWith(absl::StrCat("{\"seq\":", i + 1, ",")));
+  for (int i = 0; i < 6; i++)
+    EXPECT_THAT(lines[i], StartsWith(absl::StrCat("{\"seq\":", i + 1, ",")));
 }
 
 TEST_F(JournalTest, IntervalPolicySyncsAtOnceWhenIdleAndTheTailByItsDeadline) {

@@ -2,10 +2,10 @@
 // carries bytes both ways; an unknown CA, a name mismatch, a self-signed server checked against the
 // system store, a missing CA file and a server that never answers the handshake each fail with a
 // message naming the cause and the right Failure kind.
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -79,7 +79,8 @@ TEST_F(NetTls, UnknownCaIsAVerifyFailure) {
 
 TEST_F(NetTls, NameMismatchIsAVerifyFailure) {
   // Valid chain, but issued to another host: by IP and by DNS name.
-  const TestPki::Files wrong = pki_->Issue("wrong", "siem.example", {"DNS:siem.example", "IP:10.9.9.9"});
+  const TestPki::Files wrong =
+      pki_->Issue("wrong", "siem.example", {"DNS:siem.example", "IP:10.9.9.9"});
   TlsTestServer srv(wrong, TlsTestServer::Mode::kHttp, kOk);
   Conn c;
   absl::Status st = c.Connect("127.0.0.1", srv.port(), Verify(pki_->ca().cert), absl::Seconds(5));

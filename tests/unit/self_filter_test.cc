@@ -1,16 +1,16 @@
-// The launcher's self-protection seccomp filter, installed for real in a forked child (no root needed:
-// the child sets no_new_privs). Each syscall's errno is what an agent would see.
+// The launcher's self-protection seccomp filter, installed for real in a forked child (no root
+// needed: the child sets no_new_privs). Each syscall's errno is what an agent would see.
 #include "actions/self_filter.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/bpf.h>
+#include <linux/io_uring.h>
 #include <linux/seccomp.h>
 #include <linux/sockios.h>
-#include <sys/ioctl.h>
-#include <linux/io_uring.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -128,8 +128,8 @@ TEST(SelfFilter, SpecEncodingRoundTripsAndRefusesAnythingButOneWholeSpec) {
 
 // Signal ownership: with F_SETOWN(writd) + F_SETSIG(SIGKILL) + O_ASYNC, the kernel itself would
 // SIGKILL writd once the file became ready. F_SETOWN of a protected pid or group is refused;
-// F_SETOWN_EX, FIOSETOWN and SIOCSPGRP (the owner behind a pointer) always; joining a protected group
-// too (kill(0) would then reach it). Everything else about fcntl and ioctl is untouched.
+// F_SETOWN_EX, FIOSETOWN and SIOCSPGRP (the owner behind a pointer) always; joining a protected
+// group too (kill(0) would then reach it). Everything else about fcntl and ioctl is untouched.
 TEST(SelfFilter, RefusesSignalOwnershipOfProtectedPidsAndJoiningTheirGroup) {
   pid_t parent = getpid();
   SelfFilterSpec spec{{static_cast<uint32_t>(parent)}, {static_cast<uint32_t>(getpgrp())}};
@@ -186,11 +186,20 @@ uint32_t Evaluate(const std::vector<sock_filter>& prog, uint32_t nr, std::vector
         memcpy(&a, reinterpret_cast<const char*>(&d) + f.k, sizeof(a));
         pc++;
         break;
-      case BPF_JMP | BPF_JEQ | BPF_K: pc += 1 + (a == f.k ? f.jt : f.jf); break;
-      case BPF_JMP | BPF_JGE | BPF_K: pc += 1 + (a >= f.k ? f.jt : f.jf); break;
-      case BPF_JMP | BPF_JA: pc += 1 + f.k; break;
-      case BPF_RET | BPF_K: return f.k;
-      default: ADD_FAILURE() << "instruction " << f.code << " not emulated"; return 0;
+      case BPF_JMP | BPF_JEQ | BPF_K:
+        pc += 1 + (a == f.k ? f.jt : f.jf);
+        break;
+      case BPF_JMP | BPF_JGE | BPF_K:
+        pc += 1 + (a >= f.k ? f.jt : f.jf);
+        break;
+      case BPF_JMP | BPF_JA:
+        pc += 1 + f.k;
+        break;
+      case BPF_RET | BPF_K:
+        return f.k;
+      default:
+        ADD_FAILURE() << "instruction " << f.code << " not emulated";
+        return 0;
     }
   }
   ADD_FAILURE() << "fell off the end";
@@ -222,8 +231,8 @@ TEST(SelfFilter, ProgramRefusesKernelLoadingAndKillOfItsOwnProtectedGroup) {
   EXPECT_EQ(Evaluate(plain, SYS_getpid, {}), allow);
 }
 
-// A task that starts inside a protected process group (a launcher without a session of its own): its
-// kill(0) would signal writd's group.
+// A task that starts inside a protected process group (a launcher without a session of its own):
+// its kill(0) would signal writd's group.
 TEST(SelfFilter, KillOfTheOwnGroupIsRefusedWhenThatGroupIsProtected) {
   SelfFilterSpec spec{{}, {static_cast<uint32_t>(getpgrp())}};
   std::string out = InChild(spec, [] { return "kill0=" + Errno(kill(0, 0)); });

@@ -1,20 +1,20 @@
 // Golden bytes of both encoders: a fixed set of events (every kind the daemon emits, every field of
-// every sub-message, escaping of every byte value, long strings) encoded to native JSON and OCSF and
-// compared byte for byte with tests/unit/golden/events.{json,ocsf}.jsonl. The other encoder tests
-// parse the output and check meaning; this one pins the exact bytes, so a faster encoder cannot
-// change a single character of what SIEMs receive.
+// every sub-message, escaping of every byte value, long strings) encoded to native JSON and OCSF
+// and compared byte for byte with tests/unit/golden/events.{json,ocsf}.jsonl. The other encoder
+// tests parse the output and check meaning; this one pins the exact bytes, so a faster encoder
+// cannot change a single character of what SIEMs receive.
 //
 // The golden files were written by the encoders as they were before the raw-cursor JsonWriter
 // (commit 0ff8c61). Regenerate them only for an intended format change:
 //   WRIT_UPDATE_GOLDEN=1 build/bin/sinks_unit_test --gtest_filter='SinksGolden.*'
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "sinks/json_encoder.h"
 #include "sinks/ocsf_encoder.h"
@@ -127,7 +127,7 @@ std::vector<Case> Cases() {
     p->add_args("python3");
     p->add_args("-c");
     p->add_args("print(\"a\\tb\")\n\r\b\f\x01\x1f\x7f");
-    p->add_args("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");      // valid 2-, 3-, 4-byte UTF-8
+    p->add_args("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");  // valid 2-, 3-, 4-byte UTF-8
     p->add_args("\xc3 \xe2\x82 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf \xff");  // invalid forms
     p->add_args("");
     p->set_args_truncated(true);
@@ -330,8 +330,8 @@ std::vector<std::string> ReadLines(const std::string& path) {
   return lines;
 }
 
-// Encodes every case with `encode` (appending to one reused buffer, as SinkSet does, so a stale byte
-// from a longer previous event would show) and compares with the golden file.
+// Encodes every case with `encode` (appending to one reused buffer, as SinkSet does, so a stale
+// byte from a longer previous event would show) and compares with the golden file.
 template <typename Encode>
 void CheckGolden(const char* format, Encode encode, bool ocsf) {
   std::vector<std::pair<std::string, std::string>> got;
@@ -366,8 +366,8 @@ TEST(SinksGolden, NativeJsonBytesAreUnchanged) { CheckGolden("json", AppendJson,
 
 TEST(SinksGolden, OcsfBytesAreUnchanged) { CheckGolden("ocsf", AppendOcsf, true); }
 
-// Appending after existing content (the journal and `writ tail` reuse buffers): the prefix stays and
-// the event follows byte for byte.
+// Appending after existing content (the journal and `writ tail` reuse buffers): the prefix stays
+// and the event follows byte for byte.
 TEST(SinksGolden, AppendAfterPrefix) {
   const std::vector<std::string> want = ReadLines(GoldenPath("json"));
   const auto cases = Cases();

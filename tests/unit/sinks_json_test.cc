@@ -1,5 +1,8 @@
-// Native JSON encoder: parsed back with a real JSON parser (nlohmann), field names checked against the
-// proto descriptors, RFC 8259 escaping and invalid-UTF-8 handling, omission rules, no allocation.
+// Native JSON encoder: parsed back with a real JSON parser (nlohmann), field names checked against
+// the proto descriptors, RFC 8259 escaping and invalid-UTF-8 handling, omission rules, no
+// allocation.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <charconv>
 #include <climits>
@@ -7,18 +10,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include "sinks/json_encoder.h"
 #include "sinks/json_writer.h"
-#include "writ/v1/event.pb.h"
-
 #include "testlib/alloc_counter.h"
+#include "writ/v1/event.pb.h"
 
 namespace writ::sinks {
 namespace {
@@ -224,12 +224,12 @@ TEST(SinksJson, EmptyEventIsEmptyObject) { EXPECT_EQ(Encode(writ::v1::Event()), 
 TEST(SinksJson, OmitsDefaultsButKeepsMeaningfulZeros) {
   writ::v1::Event ev;
   ev.set_kind("connect");
-  ev.mutable_agent();     // present but empty: omitted
-  ev.mutable_finding();   // likewise
-  ev.mutable_task();      // likewise (empty map, empty lists)
-  ev.mutable_process();   // pid 0 is still reported, and uid/gid 0 are root
-  ev.mutable_file();      // result 0 = success
-  ev.mutable_network();   // dst_port 0 and result 0 are meaningful
+  ev.mutable_agent();    // present but empty: omitted
+  ev.mutable_finding();  // likewise
+  ev.mutable_task();     // likewise (empty map, empty lists)
+  ev.mutable_process();  // pid 0 is still reported, and uid/gid 0 are root
+  ev.mutable_file();     // result 0 = success
+  ev.mutable_network();  // dst_port 0 and result 0 are meaningful
   EXPECT_EQ(Encode(ev),
             R"({"kind":"connect","process":{"pid":0,"uid":0,"gid":0},"file":{"result":0},)"
             R"("network":{"dst_port":0,"result":0}})");
@@ -264,8 +264,13 @@ TEST(SinksJson, EscapesTrickyStringsToValidJsonAndUtf8) {
       {"controls", std::string("\n\r\t\b\f\x01\x1f", 7), "\n\r\t\b\f\x01\x1f"},
       {"nul", std::string("a\0b", 3), std::string("a\0b", 3)},
       {"slash_and_del", "/\x7f", "/\x7f"},
-      {"valid_2_3_4", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"},
-      {"invalid_ff", "a\xff" "b", "a\xc3\xbf" "b"},
+      {"valid_2_3_4", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+       "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"},
+      {"invalid_ff",
+       "a\xff"
+       "b",
+       "a\xc3\xbf"
+       "b"},
       {"lone_continuation", "\x80", "\xc2\x80"},
       {"overlong_c0", "\xc0\x80", "\xc3\x80\xc2\x80"},
       {"overlong_e0", "\xe0\x80\xaf", "\xc3\xa0\xc2\x80\xc2\xaf"},
@@ -314,7 +319,8 @@ std::string ReferenceEscape(const std::string& s) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
       out.push_back(static_cast<char>(c));
-    } else if (c == 0xC3 && i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80) {
+    } else if (c == 0xC3 && i + 1 < s.size() &&
+               (static_cast<unsigned char>(s[i + 1]) & 0xC0) == 0x80) {
       out.append(s, i, 2);  // the only multi-byte sequence the test inserts
       ++i;
     } else if (c == '"' || c == '\\') {
@@ -332,8 +338,8 @@ std::string ReferenceEscape(const std::string& s) {
 }
 
 TEST(SinksJson, EscapesAtEveryPositionOfEveryLength) {
-  const std::vector<std::string> specials = {"\"", "\\", "\n", "\x01", "\x1f", "\x80", "\xff",
-                                             "\xc3\xa9", "\xc3"};
+  const std::vector<std::string> specials = {"\"",   "\\",   "\n",       "\x01", "\x1f",
+                                             "\x80", "\xff", "\xc3\xa9", "\xc3"};
   int checked = 0;
   for (size_t len = 0; len <= 50; ++len) {
     for (size_t pos = 0; pos <= len; ++pos) {

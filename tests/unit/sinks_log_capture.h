@@ -1,14 +1,14 @@
 // Test helper: captures what the "sinks" spdlog logger writes, to assert on log lines.
 #pragma once
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <memory>
 #include <sstream>
 #include <string>
-
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 namespace writ::sinks::testing {
 

@@ -1,13 +1,13 @@
 // OCSF encoder: every generated record is parsed and checked against a table of the attributes the
 // OCSF 1.x schema marks required (base event, per class, and inside the objects used), plus the
 // mapping rules writ documents in docs/siem.md.
+#include <gtest/gtest.h>
+
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "sinks/ocsf_encoder.h"
 #include "writ/v1/event.pb.h"
@@ -19,9 +19,8 @@ using nlohmann::json;
 
 // Required attributes per OCSF 1.x class (base_event + class + its category's base: System Activity
 // requires actor and device; Findings require finding_info).
-const std::vector<std::string> kBaseRequired = {"activity_id", "category_uid", "class_uid",
-                                                "metadata",    "severity_id",  "time",
-                                                "type_uid"};
+const std::vector<std::string> kBaseRequired = {
+    "activity_id", "category_uid", "class_uid", "metadata", "severity_id", "time", "type_uid"};
 const std::map<int, std::vector<std::string>> kClassRequired = {
     {0, {}},
     {1001, {"actor", "device", "file"}},
@@ -220,7 +219,7 @@ TEST(SinksOcsf, CommonAttributes) {
   EXPECT_EQ(exec["process"]["pid"], 42);
   EXPECT_EQ(exec["process"]["file"]["path"], "/usr/bin/curl");
   EXPECT_EQ(exec["process"]["uid"], "42:99");
-  EXPECT_EQ(exec["actor"]["process"]["pid"], 7);  // the parent launched it
+  EXPECT_EQ(exec["actor"]["process"]["pid"], 7);          // the parent launched it
   EXPECT_FALSE(exec["process"].contains("xattributes"));  // filename = exe, no script
 
   // A shebang exec: the interpreter is the process's file, the script and the name passed go in
@@ -311,9 +310,9 @@ TEST(SinksOcsf, Rfc3339) {
   EXPECT_EQ(ms, 0);
   ASSERT_TRUE(Rfc3339ToUnixMillis("1969-12-31T23:59:59Z", &ms));
   EXPECT_EQ(ms, -1000);
-  for (const char* bad : {"", "2025-01-02", "2025-01-02T03:04:05", "2025-13-02T03:04:05Z",
-                          "2025-01-02T03:04:05.Z", "2025-01-02T03:04:05Zjunk",
-                          "2025-01-02T03:04:05+0200"}) {
+  for (const char* bad :
+       {"", "2025-01-02", "2025-01-02T03:04:05", "2025-13-02T03:04:05Z", "2025-01-02T03:04:05.Z",
+        "2025-01-02T03:04:05Zjunk", "2025-01-02T03:04:05+0200"}) {
     EXPECT_FALSE(Rfc3339ToUnixMillis(bad, &ms)) << bad;
   }
 }

@@ -331,8 +331,7 @@ TEST(SinksSpool, ReceiverDownThenUpReplaysInOrder) {
   auto sink = MakeSink(c);
   ASSERT_TRUE(sink.ok());
   for (int i = 0; i < 200; ++i) (*sink)->Submit(Line(i));
-  ASSERT_TRUE(WaitFor([&] { return (*sink)->stats().spooled == 200; }))
-      << (*sink)->stats().spooled;
+  ASSERT_TRUE(WaitFor([&] { return (*sink)->stats().spooled == 200; })) << (*sink)->stats().spooled;
   EXPECT_GT((*sink)->stats().spool_bytes, 0u);
   EXPECT_TRUE(fs::exists(dir / "http.spool"));
   HttpReceiver rx(port);
@@ -387,9 +386,9 @@ TEST(SinksSpool, FullSpoolAndFullQueueAreCounted) {
 
 TEST(SinksSet, EncodesOncePerFormatAndFansOut) {
   const fs::path dir = TempDir("set");
-  const std::string yaml = absl::StrCat("sinks:\n  - {type: file, path: ", (dir / "a.jsonl").string(),
-                                        "}\n  - {type: file, format: ocsf, path: ",
-                                        (dir / "b.jsonl").string(), "}\n");
+  const std::string yaml =
+      absl::StrCat("sinks:\n  - {type: file, path: ", (dir / "a.jsonl").string(),
+                   "}\n  - {type: file, format: ocsf, path: ", (dir / "b.jsonl").string(), "}\n");
   YAML::Node n = YAML::Load(yaml);
   auto set = MakeSinkSet(n["sinks"], "t.yaml");
   ASSERT_TRUE(set.ok()) << set.status();
@@ -411,13 +410,13 @@ TEST(SinksSet, EncodesOncePerFormatAndFansOut) {
   EXPECT_EQ(json::parse(lb)["metadata"]["uid"], "ev-1");
 }
 
-// The pipeline stages lines and hands them over per batch: nothing reaches a sink before Commit (or a
-// Submit, which commits what was staged before it), every kCommitEvery events commit by themselves,
-// and the file gets every line once, in order.
+// The pipeline stages lines and hands them over per batch: nothing reaches a sink before Commit (or
+// a Submit, which commits what was staged before it), every kCommitEvery events commit by
+// themselves, and the file gets every line once, in order.
 TEST(SinksSet, StagedLinesWaitForCommitAndKeepOrder) {
   const fs::path dir = TempDir("stage");
-  YAML::Node n = YAML::Load(absl::StrCat("sinks:\n  - {type: file, path: ", (dir / "a.jsonl").string(),
-                                         "}\n"));
+  YAML::Node n = YAML::Load(
+      absl::StrCat("sinks:\n  - {type: file, path: ", (dir / "a.jsonl").string(), "}\n"));
   auto set = MakeSinkSet(n["sinks"], "t.yaml");
   ASSERT_TRUE(set.ok()) << set.status();
   auto ev = [](const std::string& id) {
@@ -438,7 +437,8 @@ TEST(SinksSet, StagedLinesWaitForCommitAndKeepOrder) {
     want.push_back(absl::StrCat("b", i));
     (*set)->Stage(ev(want.back()));
   }
-  EXPECT_EQ((*set)->stats(0).submitted, 4u + SinkSet::kCommitEvery) << "no commit after kCommitEvery";
+  EXPECT_EQ((*set)->stats(0).submitted, 4u + SinkSet::kCommitEvery)
+      << "no commit after kCommitEvery";
   want.push_back("last");
   (*set)->Stage(ev(want.back()));
   (*set)->Stop();  // commits the last staged line, then flushes

@@ -1,25 +1,25 @@
-// Bad receivers for the syslog sink, in process: TLS (RFC 5425) with a verified certificate, with one
-// that does not verify (wrong CA) until the receiver presents a valid one, a receiver that accepts
-// and then stops reading, and a spool that refuses lines. Each is checked for a clear log line, the
-// error/drop counters, and that every event arrives (duplicates only with their id, counted).
+// Bad receivers for the syslog sink, in process: TLS (RFC 5425) with a verified certificate, with
+// one that does not verify (wrong CA) until the receiver presents a valid one, a receiver that
+// accepts and then stops reading, and a spool that refuses lines. Each is checked for a clear log
+// line, the error/drop counters, and that every event arrives (duplicates only with their id,
+// counted).
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -32,9 +32,9 @@ namespace writ::sinks {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::LogCapture;
 using writ::testing::TestPki;
 using writ::testing::TlsTestServer;
-using testing::LogCapture;
 
 fs::path TempDir(const std::string& name) {
   fs::path p = fs::temp_directory_path() / absl::StrCat("writ-sinks-tls-", name, "-", ::getpid());
@@ -296,7 +296,8 @@ TEST(SinksSyslog, HangingReceiverTimesOutAndLosesNothing) {
   int dups = 0;
   for (const auto& [id, n] : ids) dups += n - 1;
   // Duplicates come from the re-sent tail, plus the part of the one batch whose write timed out
-  // (it is retried whole; if the receiver later reads the stalled connection it has that part twice).
+  // (it is retried whole; if the receiver later reads the stalled connection it has that part
+  // twice).
   EXPECT_LE(static_cast<uint64_t>(dups), st.resent + c.batch_max);
   EXPECT_GT(st.resent, 0u);
   EXPECT_EQ(st.dropped(), 0u);
@@ -305,13 +306,12 @@ TEST(SinksSyslog, HangingReceiverTimesOutAndLosesNothing) {
       << log.text();
   std::printf("hang: %d events, %lu timeouts, %lu resent, %d duplicates, %lu spooled\n", kN,
               static_cast<unsigned long>(Errors(st, SinkError::kTimeout)),
-              static_cast<unsigned long>(st.resent), dups,
-              static_cast<unsigned long>(st.spooled));
+              static_cast<unsigned long>(st.resent), dups, static_cast<unsigned long>(st.spooled));
 }
 
 // The sink is stopped while it waits out its backoff after a write timed out: the lines the broken
-// connection carried (written, maybe never read) have not been re-sent yet. They go to the spool with
-// the rest, so the next start delivers them; none is lost at shutdown.
+// connection carried (written, maybe never read) have not been re-sent yet. They go to the spool
+// with the rest, so the next start delivers them; none is lost at shutdown.
 TEST(SinksSyslog, StopSpoolsTheBrokenConnectionsUnconfirmedLines) {
   const fs::path dir = TempDir("stop-broken");
   HangingSyslogReceiver rx(absl::Minutes(5));  // accepts, never reads during the test
@@ -340,8 +340,8 @@ TEST(SinksSyslog, StopSpoolsTheBrokenConnectionsUnconfirmedLines) {
     ids.insert(n);
   }
   EXPECT_EQ(ids.size(), static_cast<size_t>(kN));
-  EXPECT_EQ(st.spooled, static_cast<uint64_t>(kN) + st.resent - st.delivered) << "spooled "
-      << st.spooled << ", resent " << st.resent << ", delivered " << st.delivered;
+  EXPECT_EQ(st.spooled, static_cast<uint64_t>(kN) + st.resent - st.delivered)
+      << "spooled " << st.spooled << ", resent " << st.resent << ", delivered " << st.delivered;
 }
 
 // A spool that cannot take more: drops are counted exactly and logged once (rate-limited) with the
@@ -366,13 +366,14 @@ TEST(SinksSpool, FullSpoolLogsOnceAndReplaysWhatItKept) {
   EXPECT_EQ(log.Count("sink siem: spool full, dropping events"), 1) << log.text();
   EXPECT_EQ(log.Count("spool_max_bytes (" + std::to_string(c.spool_max_bytes) + ") reached"), 1);
 
-  // The receiver comes back on the same port: the 20 kept lines arrive first, in order, then new ones.
-  // New lines are submitted once the spool has been replayed: submitted while the sink is still
-  // reconnecting, they queue behind the spool, which is full, and are dropped by design (order is kept,
-  // the spool is bounded), which is the case above, not this one.
+  // The receiver comes back on the same port: the 20 kept lines arrive first, in order, then new
+  // ones. New lines are submitted once the spool has been replayed: submitted while the sink is
+  // still reconnecting, they queue behind the spool, which is full, and are dropped by design
+  // (order is kept, the spool is bounded), which is the case above, not this one.
   HangingSyslogReceiver rx(absl::ZeroDuration(), port);
   ASSERT_TRUE(rx.ok()) << "port " << port << " taken meanwhile";
-  ASSERT_TRUE(WaitFor([&] { return (*sink)->stats().replayed == 20u; })) << (*sink)->stats().replayed;
+  ASSERT_TRUE(WaitFor([&] { return (*sink)->stats().replayed == 20u; }))
+      << (*sink)->stats().replayed;
   for (int i = 100; i < 110; ++i) (*sink)->Submit(Line(i));
   (*sink)->Flush(absl::Seconds(10));
   std::vector<int> order;

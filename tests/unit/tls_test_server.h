@@ -1,25 +1,24 @@
 // Test-only TLS material and an in-process TLS server on 127.0.0.1.
 //
-// TestPki makes a throwaway CA and certificates it signs (ECDSA P-256, with the OpenSSL API, so unit
-// tests need no openssl binary), written as PEM files into a directory. TlsTestServer accepts TLS
-// connections with a given certificate and either records everything the client sends (syslog over
-// TLS) or answers each HTTP request with a fixed response. The certificate can be swapped while it
-// runs (a receiver that starts presenting a valid certificate).
+// TestPki makes a throwaway CA and certificates it signs (ECDSA P-256, with the OpenSSL API, so
+// unit tests need no openssl binary), written as PEM files into a directory. TlsTestServer accepts
+// TLS connections with a given certificate and either records everything the client sends (syslog
+// over TLS) or answers each HTTP request with a fixed response. The certificate can be swapped
+// while it runs (a receiver that starts presenting a valid certificate).
 #pragma once
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -119,8 +118,8 @@ class TestPki {
 class TlsTestServer {
  public:
   enum class Mode {
-    kRecord,      // read everything each connection sends; received() is the concatenation
-    kHttp,        // read one HTTP request, answer http_response, close
+    kRecord,         // read everything each connection sends; received() is the concatenation
+    kHttp,           // read one HTTP request, answer http_response, close
     kHangHandshake,  // accept TCP, never answer the TLS handshake
   };
 
@@ -191,8 +190,8 @@ class TlsTestServer {
     ctx_ = ctx;
   }
 
-  static int OnAlpn(SSL*, const unsigned char**, unsigned char*, const unsigned char* in, unsigned inlen,
-                    void* arg) {
+  static int OnAlpn(SSL*, const unsigned char**, unsigned char*, const unsigned char* in,
+                    unsigned inlen, void* arg) {
     auto* self = static_cast<TlsTestServer*>(arg);
     std::vector<std::string> offered;
     for (unsigned i = 0; i < inlen && i + 1 + in[i] <= inlen; i += 1 + in[i]) {

@@ -1,3 +1,6 @@
+/* clang-format off */
+/* The ABI header is laid out by hand in the kernel's style (tabs, a comment beside each field and
+ * flag); BPF C and C++ both read it. */
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * writ kernel <-> userspace ABI.
