@@ -32,7 +32,9 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #                     the test failing if anything but that writ used them
 #                     (tests/e2e/agents/sanitizer_policies.mjs). Left out: load_e2e (a throughput and
 #                     peak-RSS test: ASan's shadow and quarantine make both numbers meaningless, and its
-#                     producers would load both CPUs), suggest_e2e and workload_flood_e2e (npm MCP
+#                     producers would load both CPUs), mcp_gateway_e2e (its narrow intents have no
+#                     --sanitized grants; mcp_gateway_unit_test and the mcp_gateway fuzz target run
+#                     the gateway under ASan), suggest_e2e and workload_flood_e2e (npm MCP
 #                     servers recorded for `policy suggest`, a gRPC stream flood: the writd paths they
 #                     drive are the ones the tests above drive), install_layout and bench_harness_smoke
 #                     (packaging and the bench script). docs/threat-model.md;
@@ -54,7 +56,8 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #                test), agents_e2e and demo_sh (they run the TSan-built `writ` inside tasks with narrow
 #                intents: besides the /proc/self/environ and cmdline reads --sanitized grants for
 #                ASan, GCC's TSan runtime creates /tmp/tsan.rodata.<pid> as it starts, a write those
-#                intents deny -- measured: 3 scenarios and the demo fail on it), install_layout and
+#                intents deny -- measured: 3 scenarios and the demo fail on it; mcp_gateway_e2e
+#                likewise), install_layout and
 #                bench_harness_smoke; suggest_e2e, redact_e2e and workload_flood_e2e are not built there.
 # Both trees build in the background at nice 19 while the main build's unit, bpf and e2e tiers run:
 # those tiers mostly wait on processes and timers, so the builds take CPU the tests leave idle, and
@@ -69,7 +72,7 @@ asan_dir="$root/build-asan"; tsan_dir="$root/build-tsan"
 asan_targets="sinks_unit_test net_unit_test creds_unit_test dns_unit_test intent_unit_test core_unit_test
   journal_unit_test intent_subset_test redact_unit_test sinks_e2e_test creds_e2e_test creds_writd_e2e_test
   writd_e2e_test writd_sinks_e2e_test redact_e2e_test evasion_e2e_test adopt_e2e_test control_e2e_test
-  control_attack approvals_e2e_test http_e2e_test writ_fuzz_targets writd writ"
+  control_attack approvals_e2e_test http_e2e_test mcp_gateway_unit_test writ_fuzz_targets writd writ"
 tsan_targets="sinks_unit_test creds_unit_test dns_unit_test journal_unit_test redact_unit_test writd writ writd_e2e_test
   writd_sinks_e2e_test creds_writd_e2e_test adopt_e2e_test creds_e2e_test sinks_e2e_test control_e2e_test
   control_attack approvals_e2e_test http_e2e_test"
@@ -212,7 +215,7 @@ if [[ $hardening == 1 ]]; then
   if hard_wait asan; then
     run_tier asan-unit "$asan_dir" "-L ^unit\$ --timeout 900 -j1"
     san_check asan-unit
-    run_tier asan-e2e "$asan_dir" "-L ^e2e\$ -E _NOT_BUILT|^install_layout\$|^bench_harness_smoke\$ --timeout 900 -j1"
+    run_tier asan-e2e "$asan_dir" "-L ^e2e\$ -E _NOT_BUILT|^install_layout\$|^bench_harness_smoke\$|^mcp_gateway_e2e\$ --timeout 900 -j1"
     san_check asan-e2e
   else
     tier_broken asan-unit asan; tier_broken asan-e2e asan
@@ -223,7 +226,7 @@ if [[ $hardening == 1 ]]; then
   if hard_wait tsan; then
     run_tier tsan-unit "$tsan_dir" "-L ^unit\$ -E _NOT_BUILT --timeout 900 -j1"
     san_check tsan-unit
-    run_tier tsan-e2e "$tsan_dir" "-L ^e2e\$ -E _NOT_BUILT|^install_layout\$|^bench_harness_smoke\$|^agents_e2e\$|^demo_sh\$|^evasion_e2e_test\$|^WritdLoad\. --timeout 900 -j1"
+    run_tier tsan-e2e "$tsan_dir" "-L ^e2e\$ -E _NOT_BUILT|^install_layout\$|^bench_harness_smoke\$|^agents_e2e\$|^mcp_gateway_e2e\$|^demo_sh\$|^evasion_e2e_test\$|^WritdLoad\. --timeout 900 -j1"
     san_check tsan-e2e
   else
     tier_broken tsan-unit tsan; tier_broken tsan-e2e tsan

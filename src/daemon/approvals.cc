@@ -9,6 +9,12 @@
 namespace writ::daemon {
 
 std::string ActionText(const v1::Event& ev) {
+  if (ev.kind() == "tool_call") {
+    std::string args = ev.tool().arguments();
+    if (args.size() > 512) args = absl::StrCat(args.substr(0, 509), "...");
+    return absl::StrCat("tool_call ", ev.tool().name(), " ", args, " (sha256 ",
+                        ev.tool().arguments_sha256(), ")");
+  }
   if (ev.kind() == "exec") {
     return absl::StrCat("exec ", ev.process().exe(), " [", absl::StrJoin(ev.process().args(), " "),
                         "]");
@@ -23,7 +29,13 @@ std::string ActionText(const v1::Event& ev) {
 std::string ActionHash(const v1::Event& ev) {
   std::string canon = ev.kind();
   canon.push_back('\0');
-  if (ev.kind() == "exec") {
+  if (ev.kind() == "tool_call") {
+    // The exact call: the tool and the digest of its exact arguments (taken by the gateway over the
+    // bytes it relays, so even arguments too large to send to writd are bound).
+    canon += ev.tool().name();
+    canon.push_back('\0');
+    canon += ev.tool().arguments_sha256();
+  } else if (ev.kind() == "exec") {
     canon += ev.process().exe();
     for (const auto& a : ev.process().args()) {
       canon.push_back('\0');

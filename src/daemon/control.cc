@@ -76,6 +76,8 @@ const char* RequestName(const v1::Request& req) {
       return "decide";
     case v1::Request::kReloadPolicy:
       return "reload";
+    case v1::Request::kToolCall:
+      return "tool_call";
     default:
       return "unknown";
   }
@@ -213,6 +215,9 @@ void ControlService::Handle(const api::Peer& peer, int fd, const v1::Request& re
     case v1::Request::kReloadPolicy:
       resp = Reload(peer);
       break;
+    case v1::Request::kToolCall:
+      resp = ToolCall(peer, req.tool_call());
+      break;
     default:
       resp = Error(absl::InvalidArgumentError("unknown or empty request"));
   }
@@ -315,6 +320,8 @@ v1::Response ControlService::CreateTask(const api::Peer& peer, const v1::CreateT
     auto compiled = intent::Compile(*spec, params);
     if (!compiled.ok()) return Error(compiled.status());
     task->compiled = *compiled;
+    task->charter = spec->source().file();
+    task->charter_sha256 = spec->source().sha256();
     // A sub-agent gets no authority its parent lacks (the parent's compiled intent, as it started).
     if (parent && parent->compiled) {
       absl::Status sub = intent::CheckSubset(*task->compiled, *parent->compiled);
@@ -511,6 +518,12 @@ v1::Response ControlService::Decide(const api::Peer& peer, const v1::ApprovalDec
   ap->set_scope(d.scope().empty() ? "once" : d.scope());
   ap->set_reason(d.reason());
   d_.output.Emit(a);
+  if (r->kind == "tool_call") {
+    // A held MCP tool call: nothing of the task is stopped or frozen; its gateway polls for this.
+    if (d.approve() && d.scope() == "task") d_.approvals.Grant(t->id, r->action_hash);
+    if (d_.tool_calls) d_.tool_calls->Decided(*r, d.approve(), who);
+    return v1::Response();
+  }
   if (d.approve()) {
     if (d.scope() == "task") d_.approvals.Grant(t->id, r->action_hash);
     if (r->kind == "connect") {
@@ -534,6 +547,30 @@ v1::Response ControlService::Decide(const api::Peer& peer, const v1::ApprovalDec
                           "approval denied by " + who + ": " + r->action);
   }
   return v1::Response();
+}
+
+// The launcher's MCP gateway: only on the connection that created the task, and never from inside a
+// task (a tool server reporting its own calls, or approving them, would be the agent grading
+// itself).
+v1::Response ControlService::ToolCall(const api::Peer& peer, const v1::ToolCallReport& r) {
+  const Caller c = Classify(peer);
+  std::shared_ptr<Task> t = d_.registry.Find(r.task_id());
+  if (c.in_task || !t || t->launcher_conn != peer.conn_id) {
+    if (d_.tool_calls) d_.tool_calls->NoteRefused();
+    return Refuse(peer, c, "tool_call",
+                  c.in_task ? absl::PermissionDeniedError(absl::StrCat(
+                                  "a process inside task ", c.task_id,
+                                  " cannot report tool calls (only the launcher outside it can)"))
+                  : t       ? absl::PermissionDeniedError(
+                                  absl::StrCat("task ", t->id,
+                                               " was created by another connection: only its "
+                                                     "launcher reports its tool calls"))
+                      : absl::NotFoundError(absl::StrCat("no task ", r.task_id())));
+  }
+  if (!d_.tool_calls) return Error(absl::UnimplementedError("tool calls are not tracked"));
+  v1::Response resp;
+  *resp.mutable_tool() = d_.tool_calls->Report(*t, r);
+  return resp;
 }
 
 v1::Response ControlService::Reload(const api::Peer& peer) {

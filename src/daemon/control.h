@@ -9,7 +9,8 @@
 //   task
 //     (status, tail, approvals); anything else it asks for is refused and reported as a `self`
 //     finding (OWASP-ASI10, ASI03) that runs its task's responses;
-//   - only the connection that created a task may start it (place the launcher's child);
+//   - only the connection that created a task may start it (place the launcher's child) and report
+//     its MCP tool calls (writ run --mcp), and only from outside every task;
 //   - kill, freeze, thaw, revoke, approve, deny and reload are for admins: root or the admin group,
 //     never a process inside any task, whatever its uid;
 //   - other callers (the control group's members) launch tasks and see the tasks they launched.
@@ -25,6 +26,7 @@
 #include "daemon/approvals.h"
 #include "daemon/policies.h"
 #include "daemon/seams.h"
+#include "daemon/tool_calls.h"
 #include "identity/task.h"
 #include "writ/v1/api.pb.h"
 
@@ -38,6 +40,7 @@ class ControlService {
     Approvals& approvals;
     TaskControl& tasks;
     EventOutput& output;
+    ToolCalls* tool_calls = nullptr;  // MCP gateway reports (nullptr: refused as unimplemented)
   };
   // What the control service asks of the rest of writd.
   struct Hooks {
@@ -70,6 +73,7 @@ class ControlService {
   v1::Response ListApprovals(const api::Peer& peer);
   v1::Response Decide(const api::Peer& peer, const v1::ApprovalDecision& d);
   v1::Response Reload(const api::Peer& peer);
+  v1::Response ToolCall(const api::Peer& peer, const v1::ToolCallReport& r);
 
   // Requests refused on authorization (any caller), and of them those from inside a task.
   uint64_t refused() const { return refused_.load(); }

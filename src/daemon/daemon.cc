@@ -174,6 +174,8 @@ absl::Status Daemon::Start() {
     }
   }
 
+  tool_calls_ = std::make_unique<ToolCalls>(
+      ToolCalls::Deps{registry_, approvals_, output_, &output_.redactor()});
   lifecycle_ =
       std::make_unique<TaskLifecycle>(TaskLifecycle::Deps{*cgroups_, *loader_, registry_, procs_,
                                                           approvals_, output_, store_.get()},
@@ -181,6 +183,8 @@ absl::Status Daemon::Start() {
   pipeline_ = std::make_unique<Pipeline>(
       Pipeline::Deps{registry_, procs_, approvals_, *lifecycle_, output_, output_.redactor()},
       boot_to_unix_ns_, boot_tag_);
+  lifecycle_->set_tool_calls(tool_calls_.get());
+  pipeline_->set_tool_calls(tool_calls_.get());
   {
     // writd's own sockets are reachable from every task: writd authorizes each request on them.
     std::vector<std::string> own = {cfg_.run_dir + "/writd.sock", cfg_.run_dir + "/workload.sock"};
@@ -230,7 +234,8 @@ absl::Status Daemon::Start() {
   copts.admin_gid = cfg_.admin_gid;
   copts.workload_socket = "unix://" + cfg_.run_dir + "/workload.sock";
   control_ = std::make_unique<ControlService>(
-      ControlService::Deps{registry_, policies_, approvals_, *lifecycle_, output_},
+      ControlService::Deps{registry_, policies_, approvals_, *lifecycle_, output_,
+                           tool_calls_.get()},
       std::move(hooks), std::move(copts));
   ASSIGN_OR_RETURN(server_, api::Server::Start(
                                 cfg_.run_dir + "/writd.sock",
@@ -267,6 +272,7 @@ MetricsSources Daemon::Sources() const {
   m.registry = &registry_;
   m.procs = &procs_;
   m.approvals = &approvals_;
+  m.tool_calls = tool_calls_.get();
   m.adoption = adoption_.get();
   m.policies = &policies_;
   m.creds = cred_service_.get();
@@ -402,6 +408,7 @@ void Daemon::Housekeeping() {
       fail_closed_logged_ = total;
     }
   }
+  tool_calls_->Housekeeping();  // before approval expiry: a held call's expiry is answered there
   lifecycle_->Housekeeping();
 }
 

@@ -36,6 +36,7 @@
 #include "daemon/policies.h"
 #include "daemon/task_credentials.h"
 #include "daemon/task_lifecycle.h"
+#include "daemon/tool_calls.h"
 #include "identity/cgroup.h"
 #include "identity/task.h"
 #include "state/store.h"
@@ -83,6 +84,7 @@ class Daemon {
   identity::TaskRegistry registry_;
   identity::ProcessTable procs_;  // the pipeline thread's
   Approvals approvals_;
+  std::unique_ptr<ToolCalls> tool_calls_;  // MCP gateway reports (writ run --mcp)
   std::optional<identity::CgroupManager> cgroups_;
   std::unique_ptr<state::Store> store_;
   std::unique_ptr<creds::CredentialService> cred_service_;

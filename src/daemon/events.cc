@@ -13,6 +13,10 @@ void FillAgent(const identity::Task& task, v1::Event* ev) {
   a->set_task_id(task.id);
   if (!task.principal.empty()) a->set_principal(task.principal);
   if (!task.intent.empty()) a->set_intent(task.intent);
+  if (!task.charter.empty()) {
+    a->set_charter(task.charter);
+    a->set_charter_sha256(task.charter_sha256);
+  }
   if (!task.parent_task.empty()) a->set_parent_task(task.parent_task);
   if (task.chain.size() > 1) {
     a->mutable_chain()->Clear();

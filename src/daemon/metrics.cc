@@ -14,6 +14,7 @@
 #include "daemon/pipeline.h"
 #include "daemon/policies.h"
 #include "daemon/task_lifecycle.h"
+#include "daemon/tool_calls.h"
 #include "decode/decoder.h"
 #include "identity/task.h"
 #include "util/util.h"
@@ -83,6 +84,13 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     counters["control_refused_from_tasks"] = m.control->refused_from_tasks();
   }
   if (m.server) counters["control_unidentified_peers"] = m.server->unidentified();
+  if (m.tool_calls) {
+    const ToolCalls::Counters& tc = m.tool_calls->counters();
+    counters["tool_calls"] = tc.calls.load();
+    counters["tool_calls_denied"] = tc.denied.load();
+    counters["tool_calls_held"] = tc.held.load();
+    counters["tool_reports_refused"] = tc.reports_refused.load();
+  }
   if (m.adoption) m.adoption->AddCounters(s);
   if (m.creds) {
     auto depth = m.creds->OutboxDepth();
@@ -252,6 +260,19 @@ std::string RenderMetrics(const MetricsSources& m) {
         "Control connections refused because their peer could not be identified (it exited, or its "
         "pid no longer named it).");
     absl::StrAppend(&o, "writ_control_unidentified_peers_total ", m.server->unidentified(), "\n");
+  }
+  if (m.tool_calls) {
+    const ToolCalls::Counters& tc = m.tool_calls->counters();
+    Head(&o, "writ_tool_calls_total", "counter",
+         "MCP tools/call requests judged for a gateway (writ run --mcp), by outcome.");
+    absl::StrAppend(&o, "writ_tool_calls_total{outcome=\"judged\"} ", tc.calls.load(), "\n",
+                    "writ_tool_calls_total{outcome=\"denied\"} ", tc.denied.load(), "\n",
+                    "writ_tool_calls_total{outcome=\"held\"} ", tc.held.load(), "\n");
+    Head(&o, "writ_tool_reports_refused_total", "counter",
+         "Tool-call reports refused: not from the connection that created the task, or from inside "
+         "a "
+         "task.");
+    absl::StrAppend(&o, "writ_tool_reports_refused_total ", tc.reports_refused.load(), "\n");
   }
   Head(&o, "writ_tasks_active", "gauge", "Tasks registered.");
   absl::StrAppend(&o, "writ_tasks_active ", m.registry->size(), "\n");

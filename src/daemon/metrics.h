@@ -30,6 +30,7 @@ class Output;
 class Pipeline;
 class PolicyStore;
 class TaskLifecycle;
+class ToolCalls;
 
 struct MetricsSources {
   const char* version = "";
@@ -47,6 +48,7 @@ struct MetricsSources {
   const creds::Redactor* redactor = nullptr;
   const ControlService* control = nullptr;
   const api::Server* server = nullptr;
+  const ToolCalls* tool_calls = nullptr;  // MCP gateway reports
 };
 
 void FillStatus(const MetricsSources& m, v1::StatusResponse* s);

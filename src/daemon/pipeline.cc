@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "creds/redact.h"
 #include "daemon/events.h"
+#include "daemon/tool_calls.h"
 #include "identity/proc_path.h"
 #include "util/util.h"
 
@@ -190,11 +191,19 @@ void Pipeline::OnRecord(const void* data, size_t size) {
         break;
     }
   }
+  // The MCP tool call in flight when it happened (only tasks with a gateway have any).
+  std::shared_ptr<const intent::CompiledIntent> during;  // tools.during of the one call in flight
+  const int calls =
+      tool_calls_ && tool_calls_->active() ? tool_calls_->Annotate(*task, &ev_, &during) : 0;
   if (info.kind == EventKind::kSelf) {
     JudgeSelf(*task, ev_, info);
   } else if (task->compiled && task->mode != TaskMode::kRecord) {
     Judge(*task, ev_, info);
+    if (during && ev_.verdict() != "violation" && ev_.verdict() != "needs_approval") {
+      JudgeDuringCall(*task, ev_, info, *during);
+    }
   }
+  if (calls == 1 && ev_.verdict() == "violation") tool_calls_->NoteViolation(*task, ev_);
   // Judged on what happened, emitted without secrets: every string of the event is redacted before
   // the journal, the sinks and `writ tail` see it (the kept agent only when FillAgent refilled it
   // above).
@@ -335,6 +344,37 @@ void Pipeline::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) 
   f->set_rule(v.rule->id);
   f->set_category(intent::CategoryName(v.rule->category));
   f->set_reason(absl::StrCat(v.rule->reason, ": ", FindingTarget(info.kind, ev, v)));
+  for (const auto& fw : v.rule->frameworks) f->add_frameworks(fw);
+  for (const auto& r : v.rule->responses) f->add_responses(r);
+  f->set_severity(v.rule->severity);
+  Bump(counters_.violations);
+  Enforce(task, ev, info, v);
+}
+
+// While exactly one MCP tool call is in flight, its tool's `tools.during` rules judge the event too
+// (after the intent allowed it): a violation of them is one like any other, judged in userspace.
+void Pipeline::JudgeDuringCall(Task& task, v1::Event& ev, const decode::RecordInfo& info,
+                               const intent::CompiledIntent& during) {
+  if (info.kind != EventKind::kExec && info.kind != EventKind::kOpen &&
+      info.kind != EventKind::kConnect) {
+    return;
+  }
+  intent::EvalContext ctx;
+  ctx.now = absl::FromUnixNanos(static_cast<int64_t>(info.ktime_ns) + boot_to_unix_ns_);
+  ctx.live_processes = task.live_processes.load();
+  intent::Verdict v = intent::Evaluate(during, info.kind, ev, ctx);
+  if (v.kind != intent::Verdict::kViolation) return;
+  if (info.kind == EventKind::kOpen && ev.file().result() < 0 &&
+      absl::EndsWith(v.rule->id, ".default")) {
+    return;  // a failed open accessed nothing (as in Judge)
+  }
+  ev.set_verdict(intent::VerdictName(v.kind));
+  v1::Finding* f = ev.mutable_finding();
+  f->set_rule(v.rule->id);
+  f->set_category(intent::CategoryName(v.rule->category));
+  f->set_reason(absl::StrCat(v.rule->reason, " while tool ", ev.tool().name(), " (call ",
+                             ev.tool().call_id(),
+                             ") was in flight: ", FindingTarget(info.kind, ev, v)));
   for (const auto& fw : v.rule->frameworks) f->add_frameworks(fw);
   for (const auto& r : v.rule->responses) f->add_responses(r);
   f->set_severity(v.rule->severity);

@@ -28,6 +28,8 @@
 
 namespace writ::daemon {
 
+class ToolCalls;  // tool_calls.h
+
 // Kernel timestamp -> verdict latency of judged events: buckets of microseconds with upper bounds
 // kBoundsUs (steps of 1.4-2x, so a percentile read off the histogram is within a bucket's width),
 // the last one everything above 1 s. One writer (the pipeline thread), any readers.
@@ -72,6 +74,8 @@ class Pipeline {
   };
   // `boot_to_unix_ns` converts kernel timestamps; `boot_tag` prefixes event ids.
   Pipeline(Deps deps, int64_t boot_to_unix_ns, std::string boot_tag);
+  // MCP tool calls in flight (tool_calls.h): kernel events of their tasks name the call.
+  void set_tool_calls(ToolCalls* t) { tool_calls_ = t; }
 
   // Adoption candidates (records of processes in no task, adopt.h) go here; false when the record
   // did not decode. Without a handler they are counted as decode errors.
@@ -97,6 +101,8 @@ class Pipeline {
   // decided here. True when the event is settled (not judged by the intent).
   bool SettleUnix(v1::Event& ev, const decode::RecordInfo& info);
   void Judge(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
+  void JudgeDuringCall(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
+                       const intent::CompiledIntent& during);
   void Enforce(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
                const intent::Verdict& v);
   void RequestApproval(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info,
@@ -108,6 +114,7 @@ class Pipeline {
   void JudgeSelf(identity::Task& task, v1::Event& ev, const decode::RecordInfo& info);
 
   Deps d_;
+  ToolCalls* tool_calls_ = nullptr;
   const int64_t boot_to_unix_ns_;
   decode::Decoder decoder_;
   std::function<bool(const void*, size_t)> adopt_handler_;

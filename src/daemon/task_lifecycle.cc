@@ -11,6 +11,7 @@
 #include "actions/signal.h"
 #include "bpf/task_tables.h"
 #include "daemon/events.h"
+#include "daemon/tool_calls.h"
 #include "util/status_macros.h"
 #include "util/util.h"
 
@@ -203,6 +204,11 @@ void TaskLifecycle::Housekeeping() {
     a.mutable_approval()->set_id(r.id);
     a.mutable_approval()->set_reason("expired");
     d_.output.Emit(a);
+    if (r.kind ==
+        "tool_call") {  // a held MCP call: nothing stopped; its gateway answers the client
+      if (tool_calls_) tool_calls_->Decided(r, false, "expiry (nobody decided in time)");
+      continue;
+    }
     if (Has(r.responses, "kill")) (void)KillNow(*t);  // before the thaw, as ControlService::Decide
     (void)Signal(r.pid, r.start_ns, SIGKILL);
     Freeze(*t, false, &r.cause, "approval expired");
@@ -255,7 +261,9 @@ void TaskLifecycle::EndTask(const std::shared_ptr<Task>& t, const std::string& r
   t->state = TaskState::kEnded;
   (void)d_.loader.RemoveTask(t->cgroup_id);
   d_.loader.ClearTables(t->slot);
-  for (ApprovalRequest& r : d_.approvals.TakeTask(t->id)) (void)Signal(r.pid, r.start_ns, SIGKILL);
+  for (ApprovalRequest& r : d_.approvals.TakeTask(t->id)) {
+    if (r.pid != 0) (void)Signal(r.pid, r.start_ns, SIGKILL);  // 0: a held MCP tool call
+  }
   d_.approvals.ForgetTask(t->id);
   // A failure is logged by the revoke itself; provider revocations are queued regardless.
   if (creds_.revoke) creds_.revoke(*t, "task ended: " + reason).IgnoreError();

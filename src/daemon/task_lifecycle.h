@@ -29,6 +29,8 @@
 
 namespace writ::daemon {
 
+class ToolCalls;  // tool_calls.h
+
 // Credential hooks (Daemon::TaskCredentialHooks, daemon_credentials.cc); each is optional.
 struct CredentialHooks {
   // The launcher's child is placed and waits: an error refuses the start (the command never runs).
@@ -50,6 +52,8 @@ class TaskLifecycle final : public TaskControl {
     state::Store* store;  // null: nothing persisted
   };
   TaskLifecycle(Deps deps, CredentialHooks creds);
+  // Held MCP tool calls whose approval expires are answered through it.
+  void set_tool_calls(ToolCalls* t) { tool_calls_ = t; }
 
   // ---- TaskActions ----
   absl::Status Signal(uint32_t pid, uint64_t start_ns, int sig) override;
@@ -87,6 +91,7 @@ class TaskLifecycle final : public TaskControl {
   void Abandon(identity::Task& task, bool alive);
 
   Deps d_;
+  ToolCalls* tool_calls_ = nullptr;
   CredentialHooks creds_;
   std::atomic<uint64_t> actions_{0};
   // Pipeline thread: tasks past their deadline, killed, waiting for their cgroup to empty.

@@ -38,9 +38,10 @@ struct Task {
   std::string id;
   std::string spiffe_id;
   std::string principal;
-  std::string intent;              // name, empty when none
-  std::string parent_task;         // sub-agent: the delegating task
-  std::vector<std::string> chain;  // principal, agent, sub-agent ... (outermost first)
+  std::string intent;                   // name, empty when none
+  std::string charter, charter_sha256;  // the intent's file and its sha256, as loaded
+  std::string parent_task;              // sub-agent: the delegating task
+  std::vector<std::string> chain;       // principal, agent, sub-agent ... (outermost first)
   std::map<std::string, std::string> params;
   std::vector<std::string> command;
   TaskMode mode = TaskMode::kMonitor;  // effective: the intent's mode, else the daemon's

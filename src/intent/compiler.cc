@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "intent/intent.h"
 #include "intent/parse_util.h"
+#include "intent/tools.h"
 #include "util/status_macros.h"
 
 namespace writ::intent {
@@ -212,6 +213,29 @@ class Compiler {
       ap.rule = AddRule(field, Category::kApproval,
                         absl::StrCat("exec requires approval by ", field, " (", shown, ")"), shown);
       ci_->approvals_.push_back(std::move(ap));
+    }
+
+    if (in_.has_tools()) {
+      // tools.during[i]: its exec/files/network compiled as an intent of their own, with this
+      // intent's parameters, responses and severity; rule ids "<intent>/tools.during[i]/...".
+      auto during = [this](int i) -> absl::StatusOr<std::shared_ptr<const CompiledIntent>> {
+        const auto& d = in_.tools().during(i);
+        writ::v1::Intent sub;
+        sub.set_name(absl::StrCat(in_.name(), "/tools.during[", i, "]"));
+        *sub.mutable_params() = in_.params();
+        *sub.mutable_on_violation() = in_.on_violation();
+        *sub.mutable_frameworks() = in_.frameworks();
+        sub.set_severity(in_.severity());
+        if (d.has_exec()) *sub.mutable_exec() = d.exec();
+        if (d.has_files()) *sub.mutable_files() = d.files();
+        if (d.has_network()) *sub.mutable_network() = d.network();
+        return Compile(sub, given_, options_);
+      };
+      auto tp = ToolPolicy::Compile(
+          in_.name(), in_.tools(),
+          [this](absl::string_view s, bool* u) { return SubstituteParams(s, values_, u); }, during);
+      if (!tp.ok()) return tp.status();
+      ci_->tools_ = *std::move(tp);
     }
 
     if (in_.has_files()) {

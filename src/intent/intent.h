@@ -26,6 +26,8 @@
 
 namespace writ::intent {
 
+class ToolPolicy;  // intent/tools.h
+
 // ---- loading
 // --------------------------------------------------------------------------------------
 
@@ -236,6 +238,8 @@ class CompiledIntent {
   const Rule* FindRule(absl::string_view id) const;
 
   KernelTables kernel_tables() const;
+  // `tools:` (MCP tool calls through the launcher's gateway); nullptr when the intent has none.
+  const ToolPolicy* tools() const { return tools_.get(); }
 
   // Names the task may resolve (network.dns.allow, or the host names of network.connect.allow when
   // it is absent; connect.deny hosts are denied). dns_judged() is false when neither list is
@@ -300,6 +304,7 @@ class CompiledIntent {
   int max_processes_ = 0;
   HoursWindow hours_;
   int hours_rule_ = -1, max_processes_rule_ = -1;
+  std::shared_ptr<const ToolPolicy> tools_;
 };
 
 struct CompileOptions {

@@ -2,6 +2,7 @@
 // keys, types) then semantic checks (globs, CIDRs, ports, params, durations...). Every error is
 // collected; any error means nothing is returned, so a reload is all-or-nothing.
 #include <dirent.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -20,6 +21,7 @@
 #include "intent/glob.h"
 #include "intent/intent.h"
 #include "intent/parse_util.h"
+#include "intent/tools.h"
 #include "intent/workload.h"
 #include "intent/yaml_guard.h"
 #include "intent/yaml_proto.h"
@@ -43,9 +45,21 @@ int PolicySet::LineOf(absl::string_view name, absl::string_view field_path) cons
 
 namespace {
 
+std::string Sha256Hex(absl::string_view s) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : md) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
 constexpr absl::string_view kApiVersion = "writ.dev/v1";
-const char* const kEventKinds[] = {"exec", "open", "connect",    "link",
-                                   "fork", "exit", "task_start", "task_end"};
+const char* const kEventKinds[] = {"exec", "open",       "connect",  "link",     "fork",
+                                   "exit", "task_start", "task_end", "tool_call"};
 
 bool ValidName(absl::string_view n) {
   if (n.empty() || n.size() > 63 || n.front() == '-' || n.back() == '-') return false;
@@ -177,6 +191,21 @@ class Validator {
       }
     }
     Credentials();
+    if (in_.has_tools()) {
+      ValidateToolRules(in_.tools(),
+                        [this](const std::string& f, const std::string& m) { Err(f, m); });
+      for (int i = 0; i < in_.tools().during_size(); ++i) {
+        const auto& d = in_.tools().during(i);
+        const std::string p = Idx("tools.during", i);
+        Patterns(p + ".exec.allow", d.exec().allow());
+        Patterns(p + ".exec.deny", d.exec().deny());
+        Patterns(p + ".files.read", d.files().read());
+        Patterns(p + ".files.write", d.files().write());
+        Patterns(p + ".files.deny", d.files().deny());
+        NetRules(p + ".network.connect.allow", d.network().connect().allow());
+        NetRules(p + ".network.connect.deny", d.network().connect().deny());
+      }
+    }
     if (!in_.mode().empty() && in_.mode() != "monitor" && in_.mode() != "enforce") {
       Err("mode", absl::StrCat("unknown mode \"", in_.mode(), "\" (expected monitor or enforce)"));
     }
@@ -411,6 +440,7 @@ class Loader {
       const int doc_line = YamlLine(doc);
       in.mutable_source()->set_file(file);
       in.mutable_source()->set_line(doc_line);
+      in.mutable_source()->set_sha256(Sha256Hex(text));
       // Semantic checks only make sense on a well-typed intent, but unknown keys should not hide
       // the rest: run them unless the document itself was not a mapping.
       if (doc.IsMap()) Validator(in, file, doc_line, lines, &errors_).Run();

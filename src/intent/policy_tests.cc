@@ -3,6 +3,7 @@
 // deployed.
 #include "absl/strings/str_cat.h"
 #include "intent/intent.h"
+#include "intent/tools.h"
 
 namespace writ::intent {
 namespace {
@@ -52,9 +53,34 @@ TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out) {
         absl::ParseTime(absl::RFC3339_full, t.event().time(), &ctx.now,
                         &err);  // validated by the loader
       }
-      Verdict v = Evaluate(**ci, t.event(), ctx);
-      const std::string got_rule = v.rule ? v.rule->id : "";
-      bool ok = VerdictName(v.kind) == t.expect();
+      std::string got, got_rule, got_reason;
+      if (t.event().kind() == "tool_call") {
+        // An MCP tools/call through the gateway: tool.name and tool.arguments (JSON text).
+        got = "not_judged";
+        if (const ToolPolicy* tp = (*ci)->tools()) {
+          const std::string& text = t.event().tool().arguments();
+          nlohmann::json args = nlohmann::json::parse(text.empty() ? "{}" : text, nullptr, false);
+          if (args.is_discarded()) {
+            ++sum.failed;
+            out << where << "event.tool.arguments is not JSON\n";
+            continue;
+          }
+          ToolDecision d = tp->Judge(t.event().tool().name(), &args);
+          got = d.kind == ToolDecision::kAllow  ? "allow"
+                : d.kind == ToolDecision::kDeny ? "violation"
+                                                : "needs_approval";
+          got_rule = d.rule;
+          got_reason = d.reason;
+        }
+      } else {
+        Verdict v = Evaluate(**ci, t.event(), ctx);
+        got = VerdictName(v.kind);
+        if (v.rule) {
+          got_rule = v.rule->id;
+          got_reason = v.rule->reason;
+        }
+      }
+      bool ok = got == t.expect();
       if (ok && !t.rule().empty()) {
         ok = got_rule == t.rule() || got_rule == absl::StrCat(in.name(), "/", t.rule());
       }
@@ -65,8 +91,8 @@ TestSummary RunPolicyTests(const PolicySet& set, std::ostream& out) {
       ++sum.failed;
       out << where << "expected " << t.expect();
       if (!t.rule().empty()) out << " by " << t.rule();
-      out << ", got " << VerdictName(v.kind);
-      if (v.rule) out << " by " << v.rule->id << " (" << v.rule->reason << ")";
+      out << ", got " << got;
+      if (!got_rule.empty()) out << " by " << got_rule << " (" << got_reason << ")";
       out << "\n";
     }
   }

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "intent/intent.h"
+#include "intent/tools.h"
 
 namespace writ::intent {
 namespace {
@@ -457,7 +458,8 @@ class SubsetChecker {
 };
 
 absl::Status CheckSubset(const CompiledIntent& child, const CompiledIntent& parent) {
-  return SubsetChecker(child, parent).Run();
+  if (absl::Status st = SubsetChecker(child, parent).Run(); !st.ok()) return st;
+  return CheckToolSubset(child.tools(), parent.tools(), parent.name());
 }
 
 }  // namespace writ::intent

@@ -51,6 +51,7 @@ struct Observed {
   std::set<std::string> notes;
   std::map<std::string, std::string> task_params;
   std::vector<std::string> command;
+  std::set<std::string> tools, offered;  // MCP tools called (and not refused) / offered
 };
 
 Observed Collect(const std::vector<writ::v1::Event>& events) {
@@ -92,6 +93,11 @@ Observed Collect(const std::vector<writ::v1::Event>& events) {
     } else if (ev.kind() == "connect" && !ev.network().dst_ip().empty()) {
       o.dests[ev.network().dst_ip()].insert(ev.network().dst_port());
       o.dest_sample.emplace(ev.network().dst_ip(), &ev);
+    } else if (ev.kind() == "tool_call" && !ev.tool().name().empty() &&
+               ev.tool().status() != "denied") {
+      o.tools.insert(ev.tool().name());  // called through the MCP gateway
+    } else if (ev.kind() == "tool_list") {
+      o.offered.insert(ev.tool().offered().begin(), ev.tool().offered().end());
     }
   }
   return o;
@@ -300,6 +306,24 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     y << YAML::EndSeq << YAML::EndMap;
   }
   y << YAML::EndMap;
+  if (!o.tools.empty() || !o.offered.empty()) {
+    // The tools the recording called; what the server offered and nobody called is denied, so the
+    // model never sees it (docs/policy.md, Tools).
+    std::set<std::string> unused;
+    for (const auto& t : o.offered) {
+      if (!o.tools.contains(t)) unused.insert(t);
+    }
+    y << YAML::Key << "tools" << YAML::Value << YAML::BeginMap << YAML::Key << "allow"
+      << YAML::Value << YAML::BeginSeq;
+    for (const auto& t : o.tools) y << YAML::DoubleQuoted << t;
+    y << YAML::EndSeq;
+    if (!unused.empty()) {
+      y << YAML::Key << "deny" << YAML::Value << YAML::BeginSeq;
+      for (const auto& t : unused) y << YAML::DoubleQuoted << t;
+      y << YAML::EndSeq;
+    }
+    y << YAML::EndMap;
+  }
   y << YAML::Key << "on_violation" << YAML::Value << YAML::Flow << YAML::BeginSeq << "alert"
     << "kill" << YAML::EndSeq;
 

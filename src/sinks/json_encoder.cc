@@ -142,6 +142,35 @@ void WriteTask(const writ::v1::TaskInfo& t, JsonWriter& w) {
 
 }  // namespace
 
+// MCP tool calls (tool_call, tool_list) and the call a kernel event happened in (docs/events.md).
+void WriteTool(const writ::v1::Tool& t, JsonWriter& w) {
+  w.Key("tool");
+  w.BeginObject();
+  w.StrField("name", t.name());
+  w.StrField("call_id", t.call_id());
+  w.StrField("arguments", t.arguments());
+  if (t.arguments_truncated()) {
+    w.Key("arguments_truncated");
+    w.Bool(true);
+  }
+  w.UintField("arguments_bytes", t.arguments_bytes());
+  w.StrField("arguments_sha256", t.arguments_sha256());
+  w.StrField("status", t.status());
+  w.StrField("error", t.error());
+  w.StrField("rule", t.rule());
+  w.UintField("duration_us", t.duration_us());
+  w.UintField("in_flight", t.in_flight());
+  w.StrListField("call_ids", t.call_ids());
+  if (t.violations() != 0 || !t.status().empty()) {
+    w.Key("violations");
+    w.Uint(t.violations());
+  }
+  w.StrListField("violation_ids", t.violation_ids());
+  w.StrListField("offered", t.offered());
+  w.StrListField("hidden", t.hidden());
+  w.EndObject();
+}
+
 void WriteAction(const writ::v1::Action& a, JsonWriter& w) {
   const auto mark = w.Save();
   w.Key("action");
@@ -191,6 +220,8 @@ void WriteAgent(const writ::v1::Agent& a, JsonWriter& w) {
   w.StrField("intent", a.intent());
   w.StrField("parent_task", a.parent_task());
   w.StrListField("chain", a.chain());
+  w.StrField("charter", a.charter());
+  w.StrField("charter_sha256", a.charter_sha256());
   w.EndObjectOrRollback(mark);
 }
 
@@ -206,6 +237,7 @@ void AppendJson(const writ::v1::Event& ev, std::string* out) {
   if (ev.has_file()) WriteFile(ev.file(), w);
   if (ev.has_network()) WriteNetwork(ev.network(), w);
   if (ev.has_syscall()) WriteSyscall(ev.syscall(), w);
+  if (ev.has_tool()) WriteTool(ev.tool(), w);
   w.StrField("verdict", ev.verdict());
   w.StrField("outcome", ev.outcome());
   w.StrField("enforcement", ev.enforcement());

@@ -23,5 +23,6 @@ void WriteAgent(const writ::v1::Agent& a, JsonWriter& w);
 void WriteAction(const writ::v1::Action& a, JsonWriter& w);
 void WriteApproval(const writ::v1::Approval& a, JsonWriter& w);
 void WriteCredential(const writ::v1::Credential& c, JsonWriter& w);
+void WriteTool(const writ::v1::Tool& t, JsonWriter& w);
 
 }  // namespace writ::sinks

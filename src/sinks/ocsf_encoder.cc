@@ -26,6 +26,10 @@ constexpr ClassInfo kFileCreate{1001, 1, 1, "File System Activity", "System Acti
 constexpr ClassInfo kNetworkOpen{4001, 4, 1, "Network Activity", "Network Activity", "Open"};
 constexpr ClassInfo kDetection{2004, 2, 1, "Detection Finding", "Findings", "Create"};
 constexpr ClassInfo kBase{0, 0, 99, "Base Event", "Uncategorized", "Other"};
+// MCP tool calls through the launcher's gateway: an API call of the tool server (tools/call has no
+// fitting create/read/update/delete activity; tools/list reads the server's catalogue).
+constexpr ClassInfo kToolCall{6003, 6, 99, "API Activity", "Application Activity", "Other"};
+constexpr ClassInfo kToolList{6003, 6, 2, "API Activity", "Application Activity", "Read"};
 
 const ClassInfo& Classify(const writ::v1::Event& ev) {
   const std::string& k = ev.kind();
@@ -36,6 +40,8 @@ const ClassInfo& Classify(const writ::v1::Event& ev) {
   if (k == "open") return kFileOpen;
   if (k == "link") return ev.file().syscall().rfind("rename", 0) == 0 ? kFileRename : kFileCreate;
   if (k == "connect") return kNetworkOpen;
+  if (k == "tool_call") return kToolCall;
+  if (k == "tool_list") return kToolList;
   return kBase;
 }
 
@@ -245,11 +251,98 @@ void WriteDevice(const writ::v1::Event& ev, JsonWriter& w) {
   w.EndObject();
 }
 
-void WriteMetadata(const writ::v1::Event& ev, JsonWriter& w) {
+// OCSF 1.9 ai_agent (the ai_operation profile): uid = the SPIFFE ID (stable across runs),
+// instance_uid = the task (one run), name = the intent, charter = the intent file and its sha256.
+void WriteAiAgent(const writ::v1::Agent& a, JsonWriter& w) {
+  w.Key("ai_agent");
+  w.BeginObject();
+  w.Key("uid");
+  w.String(a.spiffe_id());
+  w.StrField("instance_uid", a.task_id());
+  w.Key("name");
+  w.String(a.intent().empty() ? std::string_view(a.spiffe_id()) : std::string_view(a.intent()));
+  w.Key("type_id");
+  w.Uint(0);  // the agent's framework is not something writ can see
+  w.Key("type");
+  w.String("Unknown");
+  if (!a.charter().empty()) {
+    w.Key("charter");
+    w.BeginObject();
+    w.Key("name");
+    w.String(Basename(a.charter()));
+    w.Key("path");
+    w.String(a.charter());
+    w.Key("type_id");
+    w.Uint(1);
+    w.Key("type");
+    w.String("Regular File");
+    if (!a.charter_sha256().empty()) {
+      w.Key("hashes");
+      w.BeginArray();
+      w.BeginObject();
+      w.Key("algorithm_id");
+      w.Uint(3);
+      w.Key("algorithm");
+      w.String("SHA-256");
+      w.Key("value");
+      w.String(a.charter_sha256());
+      w.EndObject();
+      w.EndArray();
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
+// The MCP call of a tool_call / tool_list event.
+void WriteApi(const writ::v1::Event& ev, JsonWriter& w) {
+  const auto& t = ev.tool();
+  w.Key("api");
+  w.BeginObject();
+  w.Key("operation");
+  w.String(ev.kind() == "tool_list" ? "tools/list" : "tools/call");
+  if (!t.name().empty()) {
+    w.Key("service");
+    w.BeginObject();
+    w.Key("name");
+    w.String(t.name());
+    w.EndObject();
+  }
+  if (!t.call_id().empty()) {
+    w.Key("request");
+    w.BeginObject();
+    w.Key("uid");
+    w.String(t.call_id());
+    w.EndObject();
+  }
+  if (!t.status().empty()) {
+    w.Key("response");
+    w.BeginObject();
+    w.Key("message");
+    w.String(t.status());
+    w.StrField("error_message", t.error());
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
+struct Profiles {
+  bool security_control = false;
+  bool ai_operation = false;
+};
+
+void WriteMetadata(const writ::v1::Event& ev, const Profiles& p, JsonWriter& w) {
   w.Key("metadata");
   w.BeginObject();
   w.Key("version");
   w.String(kOcsfVersion);
+  // The profiles this event's attributes come from: device and actor (host) always.
+  w.Key("profiles");
+  w.BeginArray();
+  w.String("host");
+  if (p.security_control) w.String("security_control");
+  if (p.ai_operation) w.String("ai_operation");
+  w.EndArray();
   w.Key("product");
   w.BeginObject();
   w.Key("name");
@@ -332,6 +425,7 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
     w.EndObject();
   }
   if (ev.has_credential()) WriteCredential(ev.credential(), w);
+  if (ev.has_tool()) WriteTool(ev.tool(), w);
   w.EndObject();
   w.EndObjectOrRollback(mark);
 }
@@ -339,6 +433,7 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
 // The activity-specific primary objects (process / file / dst_endpoint), shared by the activity
 // classes and by a Detection Finding's evidence.
 void WriteActivityObjects(const writ::v1::Event& ev, JsonWriter& w) {
+  if (ev.kind() == "tool_call" || ev.kind() == "tool_list") WriteApi(ev, w);
   if (ev.has_process() &&
       (ev.kind() == "exec" || ev.kind() == "fork" || ev.kind() == "exit" || !ev.has_file())) {
     w.Key("process");
@@ -487,14 +582,19 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
   w.Uint(severity_id);
   w.Key("severity");
   w.String(SeverityName(severity_id));
-  WriteMessage(ev, w);
-  WriteMetadata(ev, w);
-
   // Result of the syscall, when the event carries one.
   const bool has_result = ev.has_file() || ev.has_network();
   const int result = ev.has_file() ? ev.file().result() : ev.network().result();
   Disposition disp{};
   const bool has_disp = OutcomeDisposition(ev.outcome(), &disp);
+  // ai_agent (profile ai_operation): on the event for the classes whose category includes the
+  // profile (system, network, application), in the evidence of a Detection Finding; the base event
+  // has no place for it.
+  const Profiles profiles{.security_control = has_disp,
+                          .ai_operation = !ev.agent().spiffe_id().empty() && c.class_uid != 0};
+  WriteMessage(ev, w);
+  WriteMetadata(ev, profiles, w);
+  if (profiles.ai_operation && c.class_uid != 2004) WriteAiAgent(ev.agent(), w);
 
   if (c.class_uid == 2004) {
     w.Key("status_id");
@@ -538,6 +638,7 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
     w.BeginObject();
     WriteActor(ev, w);
     WriteActivityObjects(ev, w);
+    if (profiles.ai_operation) WriteAiAgent(ev.agent(), w);
     w.EndObject();
     w.EndArray();
     if (!ev.agent().task_id().empty()) {
@@ -559,9 +660,25 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
       w.Key("status");
       w.String(result == 0 ? "Success" : "Failure");
       if (result != 0) {
-        w.Key("status_code");
-        w.Int(result);
+        w.Key("status_code");  // a string in OCSF: the source's own code (-errno)
+        w.String(std::to_string(result));
       }
+    } else if (c.class_uid == 6003 && !ev.tool().status().empty()) {
+      const bool ok = ev.tool().status() == "ok" || ev.tool().status() == "filtered";
+      w.Key("status_id");
+      w.Uint(ok ? 1 : 2);
+      w.Key("status");
+      w.String(ok ? "Success" : "Failure");
+    }
+    if (c.class_uid == 6003) {
+      // API Activity requires where the call came from: the MCP client on this host, through the
+      // launcher's gateway.
+      w.Key("src_endpoint");
+      w.BeginObject();
+      w.Key("name");
+      w.String("mcp-client");
+      w.StrField("hostname", ev.host());
+      w.EndObject();
     }
     if (c.class_uid != 0) {
       WriteActor(ev, w);

@@ -18,7 +18,7 @@
 
 namespace writ::sinks {
 
-inline constexpr std::string_view kOcsfVersion = "1.4.0";
+inline constexpr std::string_view kOcsfVersion = "1.9.0";
 
 void AppendOcsf(const writ::v1::Event& ev, std::string* out);
 

@@ -12,6 +12,7 @@
 
 #include "daemon/control.h"
 #include "daemon/metrics.h"
+#include "daemon/tool_calls.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "unit/daemon_fakes.h"
@@ -76,9 +77,10 @@ class ControlTest : public ::testing::Test {
     };
     ControlService::Options opts{"writ", identity::TaskMode::kEnforce, static_cast<int>(kAdminGid),
                                  "unix:///run/writ/workload.sock"};
+    tool_calls_ = std::make_unique<ToolCalls>(ToolCalls::Deps{registry_, approvals_, out_});
     control_ = std::make_unique<ControlService>(
-        ControlService::Deps{registry_, *policies_, approvals_, tasks_, out_}, std::move(hooks),
-        std::move(opts));
+        ControlService::Deps{registry_, *policies_, approvals_, tasks_, out_, tool_calls_.get()},
+        std::move(hooks), std::move(opts));
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -145,6 +147,7 @@ class ControlTest : public ::testing::Test {
   testing::FakeTasks tasks_{&log_};
   testing::FakeOutput out_{&log_};
   std::unique_ptr<PolicyStore> policies_;
+  std::unique_ptr<ToolCalls> tool_calls_;
   std::unique_ptr<ControlService> control_;
 };
 
@@ -315,6 +318,44 @@ TEST_F(ControlTest, OnlyTheConnectionThatCreatedATaskStartsIt) {
   // Its own launcher may start it, and only with its own child.
   s.set_pid(1);
   EXPECT_EQ(Code(control_->TaskStarted(operator_, s)), absl::StatusCode::kPermissionDenied);
+}
+
+// MCP gateway reports (writ run --mcp) are believed only from the connection that created the task,
+// outside every task: the server reporting (or polling) its own calls is a self finding.
+TEST_F(ControlTest, OnlyTheLauncherReportsToolCalls) {
+  v1::Response r = control_->CreateTask(operator_, Create("narrow"));
+  ASSERT_EQ(r.code(), 0);
+  const std::string id = r.create_task().task_id();
+  ASSERT_TRUE(registry_.Add(tasks_.installed[0]).ok());
+  v1::ToolCallReport rep;
+  rep.set_task_id(id);
+  rep.set_phase("start");
+  rep.set_call_id("1");
+  rep.set_name("write_file");
+  rep.set_arguments("{}");
+  rep.set_arguments_sha256("44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+  api::Peer second = operator_;
+  second.conn_id = 99;
+  EXPECT_EQ(Code(control_->ToolCall(second, rep)), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(SelfFindings().empty());
+  // Inside a task, even on the connection that created it (a launcher inside a task), refused.
+  auto mine = AddTask("t-mine", "narrow");
+  mine->launcher_conn = agent_.conn_id;
+  v1::ToolCallReport own = rep;
+  own.set_task_id("t-mine");
+  EXPECT_EQ(Code(control_->ToolCall(agent_, own)), absl::StatusCode::kPermissionDenied);
+  ASSERT_EQ(SelfFindings().size(), 1u);
+  EXPECT_EQ(SelfFindings()[0].finding().rule(), "writ/self.control.tool_call");
+  EXPECT_EQ(tool_calls_->counters().calls.load(), 0u);
+  // The launcher: judged (no tools: in this intent, so allowed) and in flight.
+  v1::Response ok = control_->ToolCall(operator_, rep);
+  ASSERT_EQ(ok.code(), 0) << ok.error();
+  EXPECT_EQ(ok.tool().verdict(), "allow");
+  EXPECT_TRUE(tool_calls_->active());
+  // Arguments that are not what their digest says: refused.
+  rep.set_call_id("2");
+  rep.set_arguments("{\"path\":\"/etc/shadow\"}");
+  EXPECT_EQ(control_->ToolCall(operator_, rep).tool().verdict(), "deny");
 }
 
 TEST_F(ControlTest, EachCallerSeesOnlyWhatItMay) {

@@ -40,6 +40,8 @@ writ::v1::Event FullEvent() {
   a->set_parent_task("t-0");
   a->add_chain("user:alice@example.org");
   a->add_chain("spiffe://example.org/agent/reviewer");
+  a->set_charter("/etc/writ/policies/coding-agent.yaml");
+  a->set_charter_sha256("0123abcd");
   auto* p = ev.mutable_process();
   p->set_pid(4242);
   p->set_tid(4243);
@@ -129,6 +131,23 @@ writ::v1::Event FullEvent() {
   sc->set_target_pid(77);
   sc->add_args(-77);  // kill(-pgid, SIGKILL)
   sc->add_args(9);
+  auto* tl = ev.mutable_tool();
+  tl->set_name("write_file");
+  tl->set_call_id("7");
+  tl->set_arguments("{\"path\":\"/etc/shadow\"}");
+  tl->set_arguments_truncated(true);
+  tl->set_arguments_bytes(5000);
+  tl->set_status("denied");
+  tl->set_error("tool write_file argument /path");
+  tl->set_duration_us(12);
+  tl->set_in_flight(2);
+  tl->add_call_ids("write_file 7");
+  tl->set_violations(1);
+  tl->add_violation_ids("b-1");
+  tl->add_offered("write_file");
+  tl->add_hidden("write_file");
+  tl->set_rule("coding-agent/tools.deny[0]");
+  tl->set_arguments_sha256("ab");
   ev.set_host("build-7");
   return ev;
 }

@@ -8,6 +8,7 @@
 //   {"call": TOOL, "args": {...}, "timeout_ms": N}  -> {"step":i,"call":TOOL,"ok":bool,"is_error":bool,"text":"..."}
 //   {"sleep_ms": N}                                  -> {"step":i,"slept_ms":N}
 //   {"list_tools": true}                             -> {"step":i,"tools":[names]}
+//   {"parallel": [CALL_STEP, ...]}                   -> {"step":i,"results":[per call as above]} (at once)
 // "${TASK}" inside a call's arguments is replaced by the task id `writ run` printed.
 // and last {"exit": CODE, "signal": SIG|null, "task": "t-..."} for `writ run` itself (its exit status is
 // the task's verdict: 137 when writd killed the server). A step never hangs: every call has a timeout
@@ -58,6 +59,14 @@ for (let i = 0; i < steps.length; i++) {
     continue;
   }
   try {
+    if (s.parallel) {
+      const results = await Promise.all(s.parallel.map((p) =>
+        client.callTool({ name: p.call, arguments: p.args ?? {} }, undefined, { timeout: p.timeout_ms ?? 15000 })
+          .then((r) => ({ call: p.call, ok: !r.isError, text: (r.content ?? []).map((c) => c.text ?? '').join('\n') }))
+          .catch((e) => ({ call: p.call, ok: false, error: String(e?.message ?? e) }))));
+      out({ step: i, results });
+      continue;
+    }
     if (s.list_tools) {
       const r = await client.listTools(undefined, { timeout: 10000 });
       out({ step: i, tools: r.tools.map((t) => t.name) });
