@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,23 +12,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/client.h"
+#include "util/util.h"
 
 namespace writ::cli {
 namespace {
 
 using json = nlohmann::json;
-
-std::string Sha256Hex(const std::string& s) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : md) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 bool ValidId(const json& id) { return id.is_string() || id.is_number_integer() || id.is_number(); }
 

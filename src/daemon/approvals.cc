@@ -1,7 +1,5 @@
 #include "daemon/approvals.h"
 
-#include <openssl/sha.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "util/util.h"
@@ -52,15 +50,7 @@ std::string ActionHash(const v1::Event& ev) {
     canon.push_back('\0');
     canon += absl::StrJoin(ev.file().flags(), ",");
   }
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(canon.data()), canon.size(), md);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : md) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
+  return Sha256Hex(canon);
 }
 
 void Approvals::Persist(const ApprovalRequest& r) {

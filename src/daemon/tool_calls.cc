@@ -1,7 +1,5 @@
 #include "daemon/tool_calls.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -19,18 +17,6 @@ using identity::Task;
 namespace {
 
 constexpr size_t kMaxViolationIds = 16;
-
-std::string Sha256Hex(const std::string& s) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : md) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 v1::ToolVerdict Verdict(const char* v, const std::string& reason = "",
                         const std::string& rule = "") {

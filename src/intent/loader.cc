@@ -2,7 +2,6 @@
 // keys, types) then semantic checks (globs, CIDRs, ports, params, durations...). Every error is
 // collected; any error means nothing is returned, so a reload is all-or-nothing.
 #include <dirent.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -26,6 +25,7 @@
 #include "intent/yaml_guard.h"
 #include "intent/yaml_proto.h"
 #include "util/status_macros.h"
+#include "util/util.h"
 #include "yaml-cpp/yaml.h"
 
 namespace writ::intent {
@@ -44,18 +44,6 @@ int PolicySet::LineOf(absl::string_view name, absl::string_view field_path) cons
 }
 
 namespace {
-
-std::string Sha256Hex(absl::string_view s) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : md) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 constexpr absl::string_view kApiVersion = "writ.dev/v1";
 const char* const kEventKinds[] = {"exec", "open",       "connect",  "link",     "fork",

@@ -226,17 +226,6 @@ bool ShouldJournal(const v1::Event& ev) {
   return k == "credential" && absl::StartsWith(ev.credential().operation(), "revoke");
 }
 
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  // EVP_Digest with sha256 cannot fail for in-memory input short of allocation failure.
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  std::string out;
-  out.reserve(2 * len);
-  AppendHex(md, len, &out);
-  return out;
-}
-
 std::string RecordHash(uint64_t seq, absl::string_view prev, absl::string_view event_json) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   std::string seq_s = absl::StrCat(seq);

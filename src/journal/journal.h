@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "util/fd.h"
+#include "util/util.h"  // Sha256Hex
 #include "writ/v1/event.pb.h"
 
 namespace writ::journal {
@@ -80,8 +81,6 @@ struct JournalStats {
 // starting with "revoke" (revoke, revoke_failed, revoke_queued).
 bool ShouldJournal(const v1::Event& ev);
 
-// Lowercase hex SHA-256.
-std::string Sha256Hex(absl::string_view data);
 // H of a record (see the banner).
 std::string RecordHash(uint64_t seq, absl::string_view prev, absl::string_view event_json);
 

@@ -1,6 +1,7 @@
 #include "util/util.h"
 
 #include <fcntl.h>
+#include <openssl/sha.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,6 +124,25 @@ std::string ResolveAgainstConfig(const std::string& config_file, const std::stri
   return (base / path).lexically_normal().string();
 }
 
+namespace {
+void AppendHexBytes(const unsigned char* p, size_t n, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->reserve(out->size() + 2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    out->push_back(kHex[p[i] >> 4]);
+    out->push_back(kHex[p[i] & 15]);
+  }
+}
+}  // namespace
+
+std::string Sha256Hex(absl::string_view data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  std::string out;
+  AppendHexBytes(md, sizeof(md), &out);
+  return out;
+}
+
 std::string RandomHex(size_t n_bytes) {
   std::string raw(n_bytes, '\0');
   size_t got = 0;
@@ -130,13 +150,8 @@ std::string RandomHex(size_t n_bytes) {
     ssize_t n = getrandom(raw.data() + got, n_bytes - got, 0);
     if (n > 0) got += n;
   }
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(n_bytes * 2);
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
+  AppendHexBytes(reinterpret_cast<const unsigned char*>(raw.data()), raw.size(), &out);
   return out;
 }
 

@@ -36,6 +36,9 @@ std::string ResolveAgainstConfig(const std::string& config_file, const std::stri
 
 // Random lowercase hex string of n_bytes*2 characters (getrandom).
 std::string RandomHex(size_t n_bytes);
+// Lowercase hex SHA-256 of `data` (journal chains, approval and tool-call bindings, policy
+// sources).
+std::string Sha256Hex(absl::string_view data);
 
 // A named spdlog logger writing to stderr, created once.
 std::shared_ptr<spdlog::logger> Logger(const std::string& name);
