@@ -164,12 +164,6 @@ TEST(ToolsTest, NormalizeAbsolutePath) {
   EXPECT_EQ(NormalizeAbsolutePath(""), "");
 }
 
-}  // namespace
-}  // namespace writ::intent
-
-namespace writ::intent {
-namespace {
-
 // `writ policy suggest` from a recording through the gateway: the tools called are allowed, the
 // ones offered and never called denied, and the suggestion loads back and judges so.
 TEST(ToolsTest, SuggestProposesToolsFromARecording) {
@@ -197,12 +191,6 @@ TEST(ToolsTest, SuggestProposesToolsFromARecording) {
   EXPECT_FALSE((*ci)->tools()->Shown("move_file"));
   EXPECT_FALSE((*ci)->tools()->Shown("anything_else"));
 }
-
-}  // namespace
-}  // namespace writ::intent
-
-namespace writ::intent {
-namespace {
 
 // tools.during: while one call of a matching tool is in flight, its own exec/files/network rules.
 TEST(ToolsTest, DuringRulesCompileAsAnIntentOfTheirOwn) {
