@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -39,9 +40,12 @@ class WorkloadApiTest : public ::testing::Test {
     o.lookup = [this](pid_t pid, uint64_t start,
                       const std::string& cgroup) -> std::optional<TaskClaims> {
       lookups_++;
-      seen_pid_ = pid;
-      seen_start_ = start;
-      seen_cgroup_ = cgroup;
+      {
+        std::lock_guard<std::mutex> lock(mu_);  // handlers run on several gRPC threads at once
+        seen_pid_ = pid;
+        seen_start_ = start;
+        seen_cgroup_ = cgroup;
+      }
       if (during_lookup_) during_lookup_(pid);
       if (!is_task_) return std::nullopt;
       return TaskClaims{task_b_ ? "task-b" : "task-9",
@@ -54,7 +58,10 @@ class WorkloadApiTest : public ::testing::Test {
     o.max_streams_per_task = max_streams_per_task_;
     o.max_streams_total = max_streams_total_;
     o.max_threads = max_threads_;
-    o.on_issued = [this](const TaskClaims&, const Svid& s) { issued_.push_back(s.jti); };
+    o.on_issued = [this](const TaskClaims&, const Svid& s) {
+      std::lock_guard<std::mutex> lock(mu_);
+      issued_.push_back(s.jti);
+    };
     auto srv = WorkloadApiServer::Start(o, issuer_.get(), keys_.get());
     ASSERT_TRUE(srv.ok()) << srv.status();
     server_ = std::move(*srv);
@@ -82,6 +89,9 @@ class WorkloadApiTest : public ::testing::Test {
   std::atomic<bool> task_b_{false};  // the caller is task-b instead of task-9
   int max_streams_per_task_ = 4, max_streams_total_ = 32, max_threads_ = 0;
   std::atomic<int> lookups_{0};
+  // What the handlers record, written from gRPC's threads (concurrently in the threads tests) and
+  // read by the test once its calls have returned.
+  std::mutex mu_;
   pid_t seen_pid_ = 0;
   uint64_t seen_start_ = 0;
   std::string seen_cgroup_;
