@@ -45,6 +45,17 @@ if [ "$(cat /.shell)" = 1 ]; then
   poweroff -f
 fi
 
+if [ -n "$(cat /.bench)" ]; then
+  say "bench $(cat /.bench)"
+  # shellcheck disable=SC2046
+  "$root/scripts/bench/rungs.sh" $(cat /.bench) >/results/bench.log 2>&1
+  r=$?
+  say "done bench rc=$r"
+  echo "rc=$r" >/results/guest.status
+  sync
+  poweroff -f
+fi
+
 rc=0
 while read -r bin filter; do
   [ -z "$bin" ] && continue

@@ -12,10 +12,13 @@
 # ($build/vm/results): one gtest log and XML per test binary, and the guest's status line. The serial
 # console is kept in $build/vm/console.log; its "writ-vm:" lines say where the guest is.
 #
-# Usage: scripts/vm-test.sh [--timeout SECS] [--memory MB] [--shell]
+# Usage: scripts/vm-test.sh [--timeout SECS] [--memory MB] [--shell] [--bench ARGS]
 #   --timeout  hard bound on the whole boot + tests (default 1500 s); on expiry the VM is killed and the
 #              last stage it reached is printed
 #   --shell    boot to a busybox shell on the console instead of running the tests (debugging)
+#   --bench    run scripts/bench/rungs.sh ARGS in the guest instead of the tests (no monitor, the
+#              tracepoint rung and the BPF-LSM rung side by side on Debian's kernel) and print its
+#              table; ARGS is one word list, "" for the defaults, e.g. --bench "--rounds 5"
 # Environment: WRIT_BUILD_DIR (default build/), WRIT_VM_KERNEL_PKG (default: the package
 # linux-image-amd64 depends on), WRIT_VM_TESTS (override the test list, see below).
 # Exit status: 0 when every test passed (skips allowed), 1 on a failure, 2 when the VM could not run.
@@ -26,8 +29,10 @@ build="$(cd "$build" && pwd)"
 timeout_s=1500
 mem_mb=2048
 shell=0
+bench=""
 while (($#)); do
   case $1 in
+    --bench) bench="--build-dir $build ${2?--bench needs its arguments (\"\" for none)}"; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --memory) mem_mb=$2; shift 2 ;;
     --shell) shell=1; shift ;;
@@ -62,6 +67,7 @@ if ldd "$busybox_bin" >/dev/null 2>&1; then
   echo "vm-test.sh: $busybox_bin is dynamically linked (install busybox-static)" >&2
   exit 2
 fi
+[[ -n $bench ]] && tests=""  # the bench runs instead of the tests
 for b in $(awk '{print $1}' <<<"$tests"); do
   [[ -x $build/$b ]] || { echo "vm-test.sh: $build/$b is not built (scripts/build.sh)" >&2; exit 2; }
 done
@@ -148,6 +154,7 @@ printf '%s\n' "$tests" >"$stage/.tests"
 echo "$root" >"$stage/.root"
 echo "$build" >"$stage/.build"
 echo "$shell" >"$stage/.shell"
+printf '%s\n' "$bench" >"$stage/.bench"
 cp "$root/scripts/vm-init.sh" "$stage/init"
 chmod 755 "$stage/init"
 (cd "$stage" && find . | "$busybox_bin" cpio -o -H newc 2>/dev/null) >"$vm/initramfs.cpio"
@@ -186,6 +193,15 @@ if [[ $qrc == 124 || $qrc == 137 ]]; then
 fi
 
 # ---- results ----------------------------------------------------------------------------------------
+if [[ -n $bench ]]; then
+  echo "vm: guest: $(grep -a "writ-vm: kernel" "$console" | tail -1 | sed 's/.*writ-vm: //')"
+  echo "vm: guest: $(grep -a "writ-vm: lsm" "$console" | tail -1 | sed 's/.*writ-vm: //')"
+  echo "vm: ${secs}s wall, accel $accel (under TCG only the ratios mean anything)"
+  [[ -s $results/bench.log ]] || { echo "vm: the bench left no output; see $console"; exit 1; }
+  cat "$results/bench.log"
+  grep -q '^rc=0$' "$results/guest.status" 2>/dev/null
+  exit $?
+fi
 passed=0; failed=0; skipped=0; bad=()
 while read -r bin _; do
   [[ -z $bin ]] && continue

@@ -398,7 +398,11 @@ absl::Status Loader::LoadAndAttach() {
     return absl::FailedPreconditionError(absl::StrCat("attach ", why));
   }
 
-  ProbeLsm();
+  if (cfg_.lsm) {
+    ProbeLsm();
+  } else {
+    lsm_detail_ = "off (writd.yaml bpf_lsm: off)";
+  }
   for (const char* h :
        {"exec (lsm/bprm_check_security)", "open (lsm/file_open)", "connect (lsm/socket_connect)"}) {
     hooks_.push_back({HookId::kLsm, h, lsm_active(), lsm_active() ? "" : lsm_detail_});

@@ -40,6 +40,10 @@ struct LoaderConfig {
   // Kernel run-time accounting of BPF programs (BPF_ENABLE_STATS, held while the loader lives).
   // Host wide: every BPF program on the machine pays two clock reads per run while it is on.
   bool program_stats = false;
+  // Probe and attach the BPF-LSM rung where the kernel allows it (writd.yaml bpf_lsm: auto). false
+  // (bpf_lsm: off) keeps the tracepoint and cgroup rungs only: to compare the rungs on one kernel, or
+  // where the host's LSM stack must not gain a BPF program.
+  bool lsm = true;
 };
 
 // What a hook is, so that status and the enforcement ladder name hooks by identity, never by their

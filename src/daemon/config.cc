@@ -221,6 +221,11 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.trust_domain));
     } else if (key == "cgroup_subtree") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.cgroup_subtree));
+    } else if (key == "bpf_lsm") {
+      RETURN_IF_ERROR(Scalar(path, v, key, &c.bpf_lsm));
+      if (c.bpf_lsm != "auto" && c.bpf_lsm != "off") {
+        return absl::InvalidArgumentError(Where(path, v, key) + "must be auto or off");
+      }
     } else if (key == "bpf_pin_dir") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.bpf_pin_dir));
     } else if (key == "http") {

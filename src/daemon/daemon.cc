@@ -159,6 +159,7 @@ absl::Status Daemon::Start() {
   lc.spin_ns = absl::ToInt64Nanoseconds(cfg_.drain_spin);
   lc.cgroup_root = cgroups_->root();
   lc.program_stats = cfg_.bpf_program_stats;
+  lc.lsm = cfg_.bpf_lsm != "off";
   if (cfg_.bpf_pin_dir != "none") {
     lc.pin_dir = cfg_.bpf_pin_dir.empty() ? "/sys/fs/bpf/" + cfg_.cgroup_subtree : cfg_.bpf_pin_dir;
   }

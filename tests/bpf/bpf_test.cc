@@ -126,8 +126,9 @@ class BpfTest : public ::testing::Test {
   }
 
   // Loads the programs and registers our cgroup as task kSlot with the given WRIT_TASK_* flags.
-  void Load(uint32_t task_flags = 0, uint32_t ring_bytes = 1u << 20) {
+  void Load(uint32_t task_flags = 0, uint32_t ring_bytes = 1u << 20, bool lsm = true) {
     LoaderConfig lc;
+    lc.lsm = lsm;
     lc.ring_bytes = ring_bytes;
     lc.task_level = static_cast<uint32_t>(identity::CgroupLevel(mount_, task_dir_));
     lc.cgroup_root = root_;
@@ -1076,6 +1077,40 @@ TEST_F(BpfTest, LsmRungRefusesWhereItLoadsAndSaysWhyWhereItDoesNot) {
   ASSERT_NE(r, nullptr);
   EXPECT_TRUE(r->info.kernel_denied);
   EXPECT_EQ(r->info.lsm, Lsm());
+}
+
+// writd.yaml `bpf_lsm: off` keeps the tracepoint and cgroup rungs on every kernel (the VM tier's
+// rung bench compares the two on one kernel): the LSM object is never loaded, status says why, and a
+// denied exec is killed by the exec tracepoint before its first instruction, as on a kernel without
+// BPF-LSM.
+TEST_F(BpfTest, LsmOffKeepsTheTracepointRungWhereLsmWouldLoad) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE, 1u << 20, /*lsm=*/false));
+  EXPECT_FALSE(loader_->lsm_active());
+  EXPECT_EQ(loader_->lsm_detail(), "off (writd.yaml bpf_lsm: off)");
+  int listed = 0;
+  for (const auto& h : loader_->hooks()) {
+    if (h.name.find("(lsm/") == std::string::npos) continue;
+    listed++;
+    EXPECT_FALSE(h.active) << h.name;
+    EXPECT_EQ(h.detail, loader_->lsm_detail()) << h.name;
+  }
+  EXPECT_EQ(listed, 3);
+  const std::vector<Rung> rungs = loader_->Rungs();
+  ASSERT_FALSE(rungs.empty());
+  EXPECT_FALSE(rungs[0].active);
+  EXPECT_EQ(rungs[0].detail, "off (writd.yaml bpf_lsm: off)");
+  const std::string sh = RealPath("/bin/sh");
+  ASSERT_TRUE(loader_->SetExecVerdict(kSlot, PathHash(sh), WRIT_KV_DENY).ok());
+  pid_t pid = Spawn([] {
+    execl("/bin/sh", "sh", "-c", "true", static_cast<char*>(nullptr));
+    return errno == EPERM ? 42 : 43;
+  });
+  int status = Wait(pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  const Rec* r = WaitFor("exec", pid);
+  ASSERT_NE(r, nullptr);
+  EXPECT_TRUE(r->info.kernel_denied);
+  EXPECT_FALSE(r->info.lsm);
 }
 
 // A task whose responses include kill (WRIT_TASK_KILL_LINEAGE): a denied open's process dies on

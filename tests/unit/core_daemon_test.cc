@@ -51,6 +51,7 @@ TEST_F(ConfigTest, FullConfigAndRelativePaths) {
       "drain_interval: 5ms\n"
       "pipeline_nice: -5\n"
       "on_daemon_loss: freeze\n"
+      "bpf_lsm: off\n"
       "sinks: []\n");
   auto c = LoadConfig(p);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -64,6 +65,7 @@ TEST_F(ConfigTest, FullConfigAndRelativePaths) {
   EXPECT_EQ(c->drain_interval, absl::Milliseconds(5));
   EXPECT_EQ(c->pipeline_nice, -5);
   EXPECT_EQ(c->on_daemon_loss, "freeze");
+  EXPECT_EQ(c->bpf_lsm, "off");
 }
 
 TEST_F(ConfigTest, RelativeStateAndRunDirsResolveAgainstTheConfigFile) {
@@ -263,6 +265,9 @@ TEST_F(ConfigTest, OtherBadValues) {
   auto hosts = LoadConfig(Write("http_hosts: [writ.internal, Metrics.Example.Org]\n"));
   ASSERT_TRUE(hosts.ok()) << hosts.status();
   EXPECT_EQ(hosts->http_hosts, (std::vector<std::string>{"writ.internal", "Metrics.Example.Org"}));
+  p = Write("bpf_lsm: true\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: bpf_lsm: must be auto or off");
+  EXPECT_EQ(LoadConfig(Write("mode: monitor\n"))->bpf_lsm, "auto");
   p = Write("on_daemon_loss: panic\n");
   EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: on_daemon_loss: must be freeze or continue");
   p = Write("mode: [a, b]\n");
