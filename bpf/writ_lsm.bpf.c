@@ -13,14 +13,30 @@
  *    twice (lsm_refused_map);
  *  - connect: the verdict goes to the syscall-exit program through connect_args_map, as the cgroup
  *    hook's does (this hook runs first and the cgroup hook never sees a refused connect); a connect
- *    without a syscall (io_uring) is reported from here.
+ *    without a syscall (io_uring) is reported from here. A unix connect is judged by the task's unix
+ *    table from the kernel's copy of the name, before the socket is looked up, its verdict handed to
+ *    the unix syscall-exit program through unix_args_map (bpf/writ_net.bpf.h);
+ *  - a datagram sent to a unix name without connect(): judged and reported like cgroup/sendmsg_unix
+ *    (rate-limited per name), where that cgroup hook is not attached (Linux < 6.7);
+ *  - self-protection (bpf/writ_self.bpf.h), for every task process whether or not `writ run`'s seccomp
+ *    filter is on it: a signal to writd or its guardian, ptrace-attach access to any process (ptrace,
+ *    process_vm_*, pidfd_getfd, /proc/<pid>/mem), any access to writd's or the guardian's, and bpf().
+ *    The syscall's exit program reports the refusal (lsm_self_map).
  * A task whose responses include kill (WRIT_TASK_KILL_LINEAGE) has a refused exec's or open's actor
  * (and its parent, where the kfuncs exist) killed here as well, as the tracepoint rung does: the
  * agent's shell must not run its next command while userspace kills the rest of the task.
  */
 #include "writ_common.bpf.h"
+#define WRIT_NET_NO_PROGRAMS
+#include "writ_net.bpf.h"
+#define WRIT_SELF_NO_PROGRAMS
+#include "writ_self.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader: the main object's cgroup/sendmsg_unix is attached (6.7+) and judges datagrams to unix
+ * names itself. */
+const volatile __u32 cfg_unix_cgroup = 0;
 
 static __always_inline void lsm_kill(const struct writ_task_info *t, __u64 cgid, __u32 ppid)
 {
@@ -138,6 +154,46 @@ int BPF_PROG(lsm_open, struct file *file, int ret)
 	return -EPERM;
 }
 
+/* The unix name of a sockaddr_un of addrlen bytes (the kernel's copy) into scratch; its length. */
+static __always_inline __u32 lsm_unix_name(const void *sun, int addrlen)
+{
+	__u32 len = addrlen > 2 ? addrlen - 2 : 0;
+
+	if (len > 108)
+		len = 108;
+	unix_put_name((const char *)sun + 2, len, 1);
+	return len;
+}
+
+/* A unix connect of an enforce-mode task: a denied name refused here (EPERM, before the lookup, so a
+ * socket that does not exist is refused too); the verdict from the kernel's copy of the name goes to the
+ * syscall-exit program, which reports it with the socket reached (bpf/writ_net.bpf.h). */
+static __always_inline int lsm_unix_connect(const struct writ_task_info *t, __u64 cgid,
+					    struct sockaddr *address, int addrlen)
+{
+	struct unix_args *a;
+	__u32 verdict, len;
+	__u64 h, id;
+
+	len = lsm_unix_name(address, addrlen);
+	verdict = unix_verdict(t, len, &h);
+	id = bpf_get_current_pid_tgid();
+	a = bpf_map_lookup_elem(&unix_args_map, &id);
+	if (a) {
+		union writ_scratch *s = scratch();
+
+		a->verdict = verdict;
+		a->lsm = 1;
+		a->name_len = len;
+		if (s)
+			bpf_probe_read_kernel(a->name, sizeof(a->name), s->unix_conn.name);
+	} else if (verdict == WRIT_KV_DENY) {
+		/* No syscall record will follow (io_uring's connect): report the refusal from here. */
+		emit_unix(t, cgid, -EPERM, verdict, WRIT_F_LSM, NULL, 0, 0);
+	}
+	return verdict == WRIT_KV_DENY ? -EPERM : 0;
+}
+
 SEC("lsm/socket_connect")
 int BPF_PROG(lsm_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
 {
@@ -164,6 +220,8 @@ int BPF_PROG(lsm_connect, struct socket *sock, struct sockaddr *address, int add
 
 		port = bpf_ntohs(BPF_CORE_READ(sin6, sin6_port));
 		bpf_core_read(addr, 16, &sin6->sin6_addr);
+	} else if (family == AF_UNIX) {
+		return lsm_unix_connect(t, cgid, address, addrlen);
 	} else {
 		return 0;
 	}
@@ -179,4 +237,116 @@ int BPF_PROG(lsm_connect, struct socket *sock, struct sockaddr *address, int add
 		emit_connect(t, cgid, family, port, addr, -EPERM, verdict, WRIT_F_LSM);
 	}
 	return -EPERM;
+}
+
+/* A datagram to a unix name without connect() (sendto/sendmsg with a name; msg_name is the kernel's copy
+ * here): what cgroup/sendmsg_unix does on 6.7+, for kernels without it. Tasks in every mode: a monitor-mode
+ * task's would-deny is reported too. Only what is not plainly allowed is reported, rate-limited per name. */
+SEC("lsm/socket_sendmsg")
+int BPF_PROG(lsm_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
+{
+	struct writ_task_info *t;
+	__u8 addr[16] = {};
+	__u32 verdict, suppressed = 0, len;
+	__u64 cgid, h;
+	void *name;
+	int namelen, allow, report;
+
+	if (ret || cfg_unix_cgroup)
+		return ret;
+	t = lookup_task(&cgid);
+	if (!t || BPF_CORE_READ(sock, sk, __sk_common.skc_family) != AF_UNIX)
+		return 0;
+	name = BPF_CORE_READ(msg, msg_name);
+	namelen = BPF_CORE_READ(msg, msg_namelen);
+	if (!name || namelen <= 2)
+		return 0; /* a connected socket: its peer was judged at connect */
+	len = lsm_unix_name(name, namelen);
+	verdict = unix_verdict(t, len, &h);
+	if (verdict == WRIT_KV_ALLOW || verdict == WRIT_KV_NONE)
+		return 0;
+	allow = !((t->flags & WRIT_TASK_ENFORCE) && verdict == WRIT_KV_DENY);
+	__builtin_memcpy(addr, &h, 8); /* the name's hash stands for the address, as in cgroup/sendmsg_unix */
+	report = send_report(t, AF_UNIX, addr, 0, &suppressed);
+	if (report > 0 &&
+	    emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, WRIT_F_LSM | WRIT_F_SEND, NULL, suppressed, 0))
+		allow = unreported_send(t, verdict, allow);
+	else if (report < 0)
+		allow = unreported_send(t, verdict, allow);
+	return allow ? 0 : -EPERM;
+}
+
+/* ---- self-protection ----------------------------------------------------------------------------- */
+
+#define PTRACE_MODE_ATTACH 0x02
+
+/* Refuses the current call and leaves the mark its syscall-exit program reports (bpf/writ_self.bpf.h). */
+static __always_inline int lsm_self_refuse(__u32 kind, __u32 tpid)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct lsm_self m = {.kind = kind, .tpid = tpid};
+	__u64 id = bpf_get_current_pid_tgid();
+
+	m.nr = ((struct pt_regs *)bpf_task_pt_regs(task))->orig_ax;
+	bpf_map_update_elem(&lsm_self_map, &id, &m, BPF_ANY);
+	return -EPERM;
+}
+
+/* Every signal a task process sends to writd or its guardian, however it is spelled (kill, tkill, tgkill,
+ * rt_*sigqueueinfo, pidfd_send_signal, a process-group or kill(-1) signal that would reach them: the kernel
+ * asks once per receiving process), to whichever of their threads. Signal 0 too: it is a liveness probe of
+ * writd. */
+SEC("lsm/task_kill")
+int BPF_PROG(lsm_task_kill, struct task_struct *p, struct kernel_siginfo *info, int sig,
+	     const struct cred *cred, int ret)
+{
+	__u32 kind, tgid;
+	__u64 cgid;
+
+	if (ret)
+		return ret;
+	if (!lookup_task(&cgid))
+		return 0;
+	tgid = p->tgid;
+	kind = self_pid_kind(tgid, 0);
+	if (!kind)
+		return 0;
+	return lsm_self_refuse(kind, tgid);
+}
+
+/* ptrace_may_access from a task process: attach-mode access to any process (ptrace attach and seize,
+ * process_vm_readv/writev, pidfd_getfd, /proc/<pid>/mem: reading or writing another process's memory), and
+ * any access at all to writd's or the guardian's (their /proc/<pid>/environ, maps, fds). A process's access
+ * to its own thread group never reaches this hook. */
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(lsm_ptrace_access, struct task_struct *child, unsigned int mode, int ret)
+{
+	__u32 kind, tgid;
+	__u64 cgid;
+
+	if (ret)
+		return ret;
+	if (!lookup_task(&cgid))
+		return 0;
+	tgid = child->tgid;
+	kind = self_pid_kind(tgid, 0);
+	if (!kind) {
+		if (!(mode & PTRACE_MODE_ATTACH))
+			return 0;
+		kind = WRIT_SELF_OTHER;
+	}
+	return lsm_self_refuse(kind, tgid);
+}
+
+/* bpf() from a task process: it could detach, override or read writ's programs and maps. */
+SEC("lsm/bpf")
+int BPF_PROG(lsm_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret)
+{
+	__u64 cgid;
+
+	if (ret)
+		return ret;
+	if (!lookup_task(&cgid))
+		return 0;
+	return lsm_self_refuse(WRIT_SELF_NONE, 0);
 }

@@ -17,7 +17,9 @@
  * socket file actually reached (the peer's bound path, walked like an opened file): a symlink to a denied
  * socket is seen for what it is. Where cgroup/connect_unix does not load, the sys_enter program decides from
  * the caller's copy of the name and the exit program SIGKILLs a denied connect (killed_after). Datagrams to
- * a unix name without connect(): cgroup/sendmsg_unix, reported like UDP sends.
+ * a unix name without connect(): cgroup/sendmsg_unix, reported like UDP sends. Where BPF-LSM loads,
+ * writ_lsm.bpf.c decides the same from lsm/socket_connect and lsm/socket_sendmsg (Linux 6.1 has neither
+ * cgroup hook): it includes this file with WRIT_NET_NO_PROGRAMS for the maps and helpers alone.
  */
 #ifndef WRIT_NET_BPF_H
 #define WRIT_NET_BPF_H
@@ -142,17 +144,21 @@ static __always_inline int cgroup_sendmsg(struct bpf_sock_addr *ctx, __u16 famil
 	return report < 0 ? unreported_send(t, verdict, allow) : allow;
 }
 
+#ifndef WRIT_NET_NO_PROGRAMS /* writ_lsm.bpf.c takes the maps and helpers only */
 SEC("cgroup/sendmsg4")
 int cg_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	return cgroup_sendmsg(ctx, AF_INET);
 }
+#endif
 
+#ifndef WRIT_NET_NO_PROGRAMS
 SEC("cgroup/sendmsg6")
 int cg_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return cgroup_sendmsg(ctx, AF_INET6);
 }
+#endif
 
 /* ---- unix sockets ---------------------------------------------------------------------------------- */
 
@@ -164,7 +170,7 @@ struct unix_args {
 	__u32 verdict;
 	__u32 name_len;
 	__u32 from_hook; /* cgroup/connect_unix ran: name is the kernel's copy and the verdict was applied */
-	__u32 _pad0;
+	__u32 lsm;	 /* lsm/socket_connect ran (writ_lsm.bpf.c): the same, and it refused a denied one */
 	char name[WRIT_UNIX_NAME_MAX];
 };
 
@@ -301,6 +307,7 @@ static __always_inline void unix_put_name(const char *src, __u32 len, int kernel
 	s->unix_conn.name_len = len;
 }
 
+#ifndef WRIT_NET_NO_PROGRAMS
 SEC("tracepoint/syscalls/sys_enter_connect")
 int unix_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
@@ -340,6 +347,7 @@ int unix_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	}
 	return 0;
 }
+#endif
 
 /* The unix record in scratch, name set already; peer walked from `peer_path` (NULL: none). `judged`: a
  * record userspace must judge, whose loss kills the caller in enforce mode (only programs that may signal
@@ -397,6 +405,7 @@ static __always_inline int unix_peer_path(struct task_struct *task, int fd, stru
 	return p->dentry ? 0 : -1;
 }
 
+#ifndef WRIT_NET_NO_PROGRAMS
 SEC("tracepoint/syscalls/sys_exit_connect")
 int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
@@ -418,7 +427,11 @@ int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	}
 	verdict = a->verdict;
-	if (!a->from_hook) {
+	if (a->lsm) {
+		flags |= WRIT_F_LSM; /* decided (and a denied one refused) before the lookup */
+		if (a->from_hook)
+			flags |= WRIT_F_CGROUP_HOOK;
+	} else if (!a->from_hook) {
 		/* cgroup/connect_unix did not run (not loaded here): the connect happened. A denied one is
 		 * killed at its exit, before the caller uses the socket (one that failed reached nothing). */
 		if (verdict == WRIT_KV_DENY && ret == 0 && (t->flags & WRIT_TASK_ENFORCE)) {
@@ -440,6 +453,7 @@ int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	emit_unix(t, cgid, ret, verdict, flags, have_peer ? &peer : NULL, 0, verdict == WRIT_KV_USER);
 	return 0;
 }
+#endif
 
 /* The name from the kernel's copy of the address (struct bpf_sock_addr_kern: uaddr, uaddrlen) into
  * scratch; its length, or -1. */
@@ -462,6 +476,7 @@ static __always_inline int unix_hook_name(struct bpf_sock_addr *ctx)
 /* Loaded as cgroup/connect_unix: libbpf 1.1 has no such section name, so the loader sets the expected
  * attach type (BPF_CGROUP_UNIX_CONNECT, looked up in the kernel's BTF) before load, and does not load it
  * where the kernel lacks it. */
+#ifndef WRIT_NET_NO_PROGRAMS
 SEC("cgroup/connect4")
 int cg_connect_unix(struct bpf_sock_addr *ctx)
 {
@@ -496,8 +511,10 @@ int cg_connect_unix(struct bpf_sock_addr *ctx)
 	}
 	return allow;
 }
+#endif
 
 /* Loaded as cgroup/sendmsg_unix (BPF_CGROUP_UNIX_SENDMSG), like cg_connect_unix. */
+#ifndef WRIT_NET_NO_PROGRAMS
 SEC("cgroup/sendmsg4")
 int cg_sendmsg_unix(struct bpf_sock_addr *ctx)
 {
@@ -525,5 +542,6 @@ int cg_sendmsg_unix(struct bpf_sock_addr *ctx)
 		return unreported_send(t, verdict, allow);
 	return report < 0 ? unreported_send(t, verdict, allow) : allow;
 }
+#endif
 
 #endif /* WRIT_NET_BPF_H */

@@ -103,6 +103,9 @@ void Loader::ProbeLsm() {
   l->rodata->cfg_task_level = cfg_.task_level;
   l->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
   l->rodata->cfg_exit_group_dead = skel_->rodata->cfg_exit_group_dead;
+  // Where cgroup/sendmsg_unix judges datagrams to unix names (6.7+), the LSM rung leaves them to
+  // it.
+  l->rodata->cfg_unix_cgroup = HooksActive(hooks_, HookId::kCgroupUnix) ? 1 : 0;
   bpf_map* map;
   bpf_object__for_each_map(map, l->obj) {
     if (bpf_map__is_internal(map)) continue;
@@ -403,8 +406,9 @@ absl::Status Loader::LoadAndAttach() {
   } else {
     lsm_detail_ = "off (writd.yaml bpf_lsm: off)";
   }
-  for (const char* h :
-       {"exec (lsm/bprm_check_security)", "open (lsm/file_open)", "connect (lsm/socket_connect)"}) {
+  for (const char* h : {"exec (lsm/bprm_check_security)", "open (lsm/file_open)",
+                        "connect (lsm/socket_connect)", "unix send (lsm/socket_sendmsg)",
+                        "self (lsm/task_kill, lsm/ptrace_access_check, lsm/bpf)"}) {
     hooks_.push_back({HookId::kLsm, h, lsm_active(), lsm_active() ? "" : lsm_detail_});
   }
 
@@ -456,7 +460,12 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
   }
   {
     std::string why, exit_why;
-    if (HooksActive(hooks, HookId::kCgroupUnix, &why)) {
+    if (lsm) {
+      // lsm/socket_connect and lsm/socket_sendmsg: before the lookup, on 6.1 as on 6.7+.
+      out.push_back(
+          {"unix: lsm (socket_connect, socket_sendmsg: EPERM before the lookup, prevented)", true,
+           ""});
+    } else if (HooksActive(hooks, HookId::kCgroupUnix, &why)) {
       out.push_back(
           {"unix: cgroup-bpf (cgroup/connect_unix, sendmsg_unix: EPERM, prevented)", true, ""});
     } else {
@@ -476,8 +485,16 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
   }
   std::string why;
   const bool self = HooksActive(hooks, HookId::kSelf, &why);
-  out.push_back({"self: seccomp (writ run's filter: EPERM); without it kernel-signal at sys_enter",
-                 self, why});
+  if (lsm) {
+    out.push_back(
+        {"self: lsm (task_kill, ptrace_access_check, bpf: EPERM with or without writ run's "
+         "filter); the rest seccomp, without the filter kernel-signal at sys_enter",
+         self, why});
+  } else {
+    out.push_back(
+        {"self: seccomp (writ run's filter: EPERM); without it kernel-signal at sys_enter", self,
+         why});
+  }
   out.push_back(
       {"self-threads: a signal to any thread of writd is recognised (bpf_task_from_pid)",
        k.task_from_pid,

@@ -41,8 +41,8 @@ struct LoaderConfig {
   // Host wide: every BPF program on the machine pays two clock reads per run while it is on.
   bool program_stats = false;
   // Probe and attach the BPF-LSM rung where the kernel allows it (writd.yaml bpf_lsm: auto). false
-  // (bpf_lsm: off) keeps the tracepoint and cgroup rungs only: to compare the rungs on one kernel, or
-  // where the host's LSM stack must not gain a BPF program.
+  // (bpf_lsm: off) keeps the tracepoint and cgroup rungs only: to compare the rungs on one kernel,
+  // or where the host's LSM stack must not gain a BPF program.
   bool lsm = true;
 };
 

@@ -43,8 +43,8 @@ struct Config {
   // the writ_bpf_program_* metrics. Off by default: while enabled, EVERY BPF program on the host
   // pays two clock reads per run, not only writ's.
   bool bpf_program_stats = false;
-  // bpf_lsm: auto (the BPF-LSM rung wherever the kernel loads it) | off (tracepoint and cgroup rungs
-  // only, docs/architecture.md "Kernel matrix").
+  // bpf_lsm: auto (the BPF-LSM rung wherever the kernel loads it) | off (tracepoint and cgroup
+  // rungs only, docs/architecture.md "Kernel matrix").
   std::string bpf_lsm = "auto";
   // redaction.rules: a rules file merged with the built-in set (data/redaction.yaml); "" = built-in
   // only. redaction.key: the HMAC key of the marks; "" = <state_dir>/redaction.key (created 0600 at

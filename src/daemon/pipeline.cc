@@ -316,7 +316,7 @@ void Pipeline::Judge(Task& task, v1::Event& ev, const decode::RecordInfo& info) 
     // nothing. The kernel refused it before the lookup (EPERM, not ENOENT); no verdict, no finding.
     if (info.kernel_denied) {
       ev.set_outcome("prevented");
-      ev.set_enforcement("cgroup-bpf");
+      ev.set_enforcement(info.lsm ? "lsm" : "cgroup-bpf");
     }
     return;
   }
@@ -507,6 +507,9 @@ void Pipeline::JudgeSelf(Task& task, v1::Event& ev, const decode::RecordInfo& in
   if (info.seccomp) {
     ev.set_outcome("prevented");  // refused before it ran; the caller got EPERM
     ev.set_enforcement("seccomp");
+  } else if (info.lsm) {
+    ev.set_outcome("prevented");  // refused by a BPF-LSM hook: it never reached its target
+    ev.set_enforcement("lsm");
   } else if (info.kernel_denied) {
     ev.set_outcome("killed_after");  // it ran; the caller was SIGKILLed at syscall entry
     ev.set_enforcement("kernel-signal");

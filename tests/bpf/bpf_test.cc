@@ -1009,8 +1009,9 @@ TEST_F(BpfTest, SelfSeccompRefusalIsReportedAtSyscallExit) {
 }
 
 // Self-protection, fallback path: no filter, so the syscall reaches sys_enter, where an
-// enforce-mode task's caller is SIGKILLed; the call itself runs (a thread id of "writd" resolved to
-// its process).
+// enforce-mode task's caller is SIGKILLed; on the tracepoint rung the call itself runs (a thread id
+// of "writd" resolved to its process), on the LSM rung lsm/task_kill refuses it (EPERM) and the
+// exit record says so.
 TEST_F(BpfTest, SelfWithoutFilterKillsAtSyscallEntry) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_SELF_KILL));
   const pid_t me = getpid();
@@ -1025,7 +1026,8 @@ TEST_F(BpfTest, SelfWithoutFilterKillsAtSyscallEntry) {
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->ev.syscall().name(), "tkill");
   EXPECT_EQ(r->ev.syscall().target(), "guardian");
-  EXPECT_EQ(r->ev.syscall().result(), 0);  // it ran
+  EXPECT_EQ(r->ev.syscall().result(), Lsm() ? -EPERM : 0);  // refused, or it ran
+  EXPECT_EQ(r->info.lsm, Lsm());
   EXPECT_TRUE(r->info.kernel_denied);
   EXPECT_FALSE(r->info.seccomp);
 }
@@ -1044,7 +1046,8 @@ TEST_F(BpfTest, LsmRungRefusesWhereItLoadsAndSaysWhyWhereItDoesNot) {
     EXPECT_EQ(h.active, Lsm()) << h.name;
     EXPECT_EQ(h.detail, Lsm() ? "" : loader_->lsm_detail()) << h.name;
   }
-  EXPECT_EQ(listed, 3) << "exec, open and connect each list their LSM hook";
+  EXPECT_EQ(listed, 5)
+      << "exec, open, connect, unix sends and self-protection list their LSM hooks";
   const std::vector<Rung> rungs = loader_->Rungs();
   ASSERT_FALSE(rungs.empty());
   EXPECT_EQ(rungs[0].active, Lsm());
@@ -1080,9 +1083,9 @@ TEST_F(BpfTest, LsmRungRefusesWhereItLoadsAndSaysWhyWhereItDoesNot) {
 }
 
 // writd.yaml `bpf_lsm: off` keeps the tracepoint and cgroup rungs on every kernel (the VM tier's
-// rung bench compares the two on one kernel): the LSM object is never loaded, status says why, and a
-// denied exec is killed by the exec tracepoint before its first instruction, as on a kernel without
-// BPF-LSM.
+// rung bench compares the two on one kernel): the LSM object is never loaded, status says why, and
+// a denied exec is killed by the exec tracepoint before its first instruction, as on a kernel
+// without BPF-LSM.
 TEST_F(BpfTest, LsmOffKeepsTheTracepointRungWhereLsmWouldLoad) {
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE, 1u << 20, /*lsm=*/false));
   EXPECT_FALSE(loader_->lsm_active());
@@ -1094,7 +1097,7 @@ TEST_F(BpfTest, LsmOffKeepsTheTracepointRungWhereLsmWouldLoad) {
     EXPECT_FALSE(h.active) << h.name;
     EXPECT_EQ(h.detail, loader_->lsm_detail()) << h.name;
   }
-  EXPECT_EQ(listed, 3);
+  EXPECT_EQ(listed, 5);
   const std::vector<Rung> rungs = loader_->Rungs();
   ASSERT_FALSE(rungs.empty());
   EXPECT_FALSE(rungs[0].active);
@@ -1267,9 +1270,10 @@ TEST_F(BpfTest, UnixConnectsAreDecidedByTheTasksTable) {
     ASSERT_GE(ls.back()->fd, 0) << n;
   }
   const std::string dir = tmp_;
-  // Linux < 6.7 has no cgroup/connect_unix: a denied connect is made and its caller killed at the
-  // syscall's exit (one to a socket that does not exist fails by itself).
-  const bool hook = HooksActive(loader_->hooks(), HookId::kCgroupUnix);
+  // Linux < 6.7 has no cgroup/connect_unix: without BPF-LSM a denied connect is made and its caller
+  // killed at the syscall's exit (one to a socket that does not exist fails by itself).
+  // Refused before the lookup by lsm/socket_connect (BPF-LSM) or cgroup/connect_unix (6.7+).
+  const bool hook = Lsm() || HooksActive(loader_->hooks(), HookId::kCgroupUnix);
   struct Case {
     std::string name;
     int err;
@@ -1318,6 +1322,76 @@ TEST_F(BpfTest, UnixConnectsAreDecidedByTheTasksTable) {
   pid_t pid = Spawn([&] { return UnixConnect(dir + "/app/admin.sock"); });
   int st = Wait(pid);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "status " << st;
+}
+
+// Datagrams to a unix name without connect() (sendto with a sockaddr_un): refused with EPERM before
+// anything is sent wherever a kernel hook judges them -- cgroup/sendmsg_unix (Linux 6.7+) or
+// lsm/socket_sendmsg (BPF-LSM: the VM tier's 6.1, which has no cgroup unix hooks) -- and reported
+// once per name and second, the rest counted. An allowed name's datagram arrives and is not
+// reported.
+TEST_F(BpfTest, UnixDatagramsToADeniedNameAreRefusedBeforeTheyAreSent) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_UNIX | WRIT_TASK_UNIX_DENY));
+  const std::string ok = tmp_ + "/ok.dgram", agent = tmp_ + "/agent.dgram";
+  ASSERT_TRUE(loader_->SetUnixVerdict(kSlot, WRIT_UK_EXACT, UnixNameHash(ok), WRIT_KV_ALLOW).ok());
+  auto bound = [](const std::string& name) {
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    strncpy(un.sun_path, name.c_str(), sizeof(un.sun_path) - 1);
+    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&un), sizeof(un)), 0) << name;
+    return fd;
+  };
+  const int ok_fd = bound(ok), agent_fd = bound(agent);
+  pid_t pid = Spawn([&] {
+    int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+    auto send_to = [s](const std::string& name) {
+      sockaddr_un un{};
+      un.sun_family = AF_UNIX;
+      strncpy(un.sun_path, name.c_str(), sizeof(un.sun_path) - 1);
+      return sendto(s, "x", 1, 0, reinterpret_cast<sockaddr*>(&un), sizeof(un)) == 1 ? 0 : errno;
+    };
+    if (send_to(ok) != 0) return 100;
+    int refused = 0;
+    for (int i = 0; i < 100; i++) refused += send_to(agent) == EPERM;
+    return refused;  // 100 where a hook judges them, 0 where none does
+  });
+  int st = Wait(pid);
+  ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
+  auto drain = [](int fd) {
+    int n = 0;
+    char b[8];
+    while (recv(fd, b, sizeof(b), 0) > 0) n++;
+    return n;
+  };
+  EXPECT_EQ(drain(ok_fd), 1) << "the allowed name's datagram";
+  const bool hook = Lsm() || HooksActive(loader_->hooks(), HookId::kCgroupUnix);
+  if (!hook) {
+    // Linux < 6.7 without BPF-LSM: no hook sees a datagram sent by name (writ status says so).
+    EXPECT_EQ(WEXITSTATUS(st), 0);
+    EXPECT_EQ(drain(agent_fd), 100);
+    close(ok_fd);
+    close(agent_fd);
+    return;
+  }
+  EXPECT_EQ(WEXITSTATUS(st), 100) << "not every datagram to the denied name was refused";
+  EXPECT_EQ(drain(agent_fd), 0) << "a refused datagram arrived";
+  close(ok_fd);
+  close(agent_fd);
+  PollUntil([] { return false; }, 300);
+  int records = 0;
+  for (const Rec& r : recs_) {
+    if (r.ev.kind() != "connect" || r.ev.process().pid() != static_cast<uint32_t>(pid)) continue;
+    records++;
+    EXPECT_EQ(r.ev.network().family(), "unix");
+    EXPECT_EQ(r.ev.network().path(), agent) << "the allowed datagram is not reported";
+    EXPECT_TRUE(r.ev.network().send());
+    EXPECT_TRUE(r.info.kernel_denied);
+    // lsm/socket_sendmsg judges them only where cgroup/sendmsg_unix does not (Linux < 6.7).
+    EXPECT_EQ(r.info.lsm, Lsm() && !HooksActive(loader_->hooks(), HookId::kCgroupUnix));
+    EXPECT_EQ(r.ev.network().result(), -EPERM);
+  }
+  EXPECT_EQ(records, 1) << "100 refused datagrams to one name in under a second: one record";
+  EXPECT_GE(loader_->ReadCounters().suppressed[WRIT_EV_CONNECT], 99u);
 }
 
 // Datagrams to a denied address without connect(): EPERM from cgroup/sendmsg4|6, the datagram never

@@ -82,7 +82,7 @@ class Evasion : public ::testing::TestWithParam<Model> {
       const std::string st = writd_->Writ({"status"}).out;
       lsm_ = RungActive(st, "open: lsm ");
       lineage_ = RungActive(st, "lineage: ");
-      unix_hook_ = RungActive(st, "unix: cgroup-bpf (");
+      unix_hook_ = RungActive(st, "unix: cgroup-bpf (") || RungActive(st, "unix: lsm (");
       printf("evasion: rungs of this kernel: %s, kernel kill of the actor's shell %s\n",
              lsm_ ? "BPF-LSM" : "tracepoints and cgroup hooks", lineage_ ? "yes" : "no");
     }
@@ -184,9 +184,11 @@ class Evasion : public ::testing::TestWithParam<Model> {
   }
 
   static SuiteWritd writd_;
-  static bool lsm_;        // the BPF-LSM rung is active (writ status)
-  static bool lineage_;    // a kernel deny also kills the actor's shell (writ status)
-  static bool unix_hook_;  // cgroup/connect_unix refuses unix connects (Linux 6.7+; writ status)
+  static bool lsm_;      // the BPF-LSM rung is active (writ status)
+  static bool lineage_;  // a kernel deny also kills the actor's shell (writ status)
+  // Unix connects are refused before the lookup: by lsm/socket_connect where BPF-LSM loads, else by
+  // cgroup/connect_unix (Linux 6.7+; writ status).
+  static bool unix_hook_;
   std::string work_, secret_;
   const std::string helper_ = EVASION_HELPER;
 };
@@ -218,9 +220,14 @@ class EvasionStandalone : public ::testing::Test {
         "apiVersion: writ.dev/v1\nkind: Intent\nname: root-any\nrun_as_root: true\n"
         "on_violation: [alert, kill]\n";
     ASSERT_TRUE(w_.Start(o).ok()) << w_.log();
-    threads_ = RungActive(w_.Writ({"status"}).out, "self-threads: ");
+    const std::string st = w_.Writ({"status"}).out;
+    threads_ = RungActive(st, "self-threads: ");
+    lsm_ = RungActive(st, "self: lsm (");
   }
   WritdInstance w_;
+  // BPF-LSM refuses signals to writd and its guardian (lsm/task_kill), with or without the
+  // launcher's filter and to any of their threads (the VM tier's 6.1).
+  bool lsm_ = false;
   // The kernel resolves a thread id to its process (bpf_task_from_pid, 6.2+). Without it (Debian
   // 12's 6.1, the VM tier) only writd's and the guardian's process ids are recognised as theirs: a
   // signal to another writd thread is refused by the launcher's filter all the same, but not

@@ -279,6 +279,11 @@ int main(int argc, char** argv) {
     (void)!write(p[1], "x", 1);
     return report(cmd, rc);
   }
+  if (!strcmp(cmd, "mem-open")) { /* mem-open PID: /proc/PID/mem for writing (another's memory) */
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%s/mem", a);
+    return report(cmd, open(path, O_RDWR | O_CLOEXEC));
+  }
   if (!strcmp(cmd, "setpgid")) { /* setpgid PGID: join a process group */
     return report(cmd, setpgid(0, (pid_t)atoi(a)));
   }

@@ -24,11 +24,11 @@ TEST_P(Evasion, StatusNamesTheRungOfEachHook) {
   }
   EXPECT_EQ(RungActive(st, "lsm: "), bpf_lsm) << st;
   if (bpf_lsm) {
-    for (const char* rung : {"exec: lsm (", "open: lsm (", "connect: lsm ("}) {
+    for (const char* rung : {"exec: lsm (", "open: lsm (", "connect: lsm (", "unix: lsm ("}) {
       EXPECT_TRUE(RungActive(st, rung)) << rung << "\n" << st;
     }
     for (const char* hook : {"exec (lsm/bprm_check_security)", "open (lsm/file_open)",
-                             "connect (lsm/socket_connect)"}) {
+                             "connect (lsm/socket_connect)", "unix send (lsm/socket_sendmsg)"}) {
       EXPECT_TRUE(RungActive(st, hook)) << hook << "\n" << st;
     }
   } else {
@@ -39,10 +39,14 @@ TEST_P(Evasion, StatusNamesTheRungOfEachHook) {
     }
     EXPECT_FALSE(RungActive(st, "exec (lsm/bprm_check_security)")) << st;
   }
-  // The containment hooks, the same on every kernel (unix connects at their exit before Linux 6.7).
+  // The containment hooks, the same on every kernel (unix: before the lookup by the LSM rung or
+  // Linux 6.7's cgroup hooks, else at the connect's exit).
   EXPECT_TRUE(RungActive(st, "send: cgroup-bpf (")) << st;
   EXPECT_TRUE(RungActive(st, "link: kernel-signal ")) << st;
-  EXPECT_TRUE(RungActive(st, "unix: cgroup-bpf (") || RungActive(st, "unix: kernel-signal ")) << st;
+  EXPECT_EQ(RungActive(st, "unix: lsm ("), bpf_lsm) << st;
+  EXPECT_TRUE(RungActive(st, "unix: lsm (") || RungActive(st, "unix: cgroup-bpf (") ||
+              RungActive(st, "unix: kernel-signal "))
+      << st;
 }
 
 // ---- file paths

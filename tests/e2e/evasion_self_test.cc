@@ -16,7 +16,8 @@ TEST_P(Evasion, BpfSyscallIsPreventedAndTheTaskKilled) {
 
 // Without the filter the bpf() call runs, but the caller is SIGKILLed at syscall entry and never
 // sees the fd it created: outcome killed_after, the syscall's own result recorded (EPERM for the
-// unprivileged agent: the kernel's own check).
+// unprivileged agent: the kernel's own check). Where BPF-LSM loads, lsm/bpf refuses the call
+// itself (outcome prevented, enforcement lsm); the caller is still killed at entry.
 TEST_P(Evasion, BpfWithoutTheFilterKillsTheCallerAtEntry) {
   CmdResult r = Run(absl::StrCat(helper_, " bpf; sleep 5; echo after"),
                     {"--no-seccomp", "--intent", "e-files", "--param", "secret=" + secret_});
@@ -28,10 +29,17 @@ TEST_P(Evasion, BpfWithoutTheFilterKillsTheCallerAtEntry) {
     return e.value("kind", "") == "self" && e["syscall"].value("name", "") == "bpf";
   });
   ASSERT_FALSE(ev.is_null());
-  EXPECT_EQ(ev["outcome"], "killed_after");
-  EXPECT_EQ(ev["enforcement"], "kernel-signal");
   const bool unpriv_bpf_off =
       ReadFile("/proc/sys/kernel/unprivileged_bpf_disabled").value_or("1").substr(0, 1) != "0";
+  if (lsm_ && (root() || !unpriv_bpf_off)) {
+    // (With unprivileged BPF off the kernel refuses an unprivileged call before any LSM hook.)
+    EXPECT_EQ(ev["outcome"], "prevented");
+    EXPECT_EQ(ev["enforcement"], "lsm");
+    EXPECT_EQ(ev["syscall"].value("result", 0), -EPERM);
+    return;
+  }
+  EXPECT_EQ(ev["outcome"], "killed_after");
+  EXPECT_EQ(ev["enforcement"], "kernel-signal");
   if (root() || !unpriv_bpf_off) {
     EXPECT_GE(ev["syscall"].value("result", -1), 0);  // the map was created: the call did run
   } else {
@@ -291,6 +299,27 @@ TEST_F(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallba
   std::filesystem::rename(d + "/tid.tmp", d + "/tid");
   CmdResult r = w_.WaitAsync(run, "run");
   const std::string task = TaskIdFrom(r.err);
+  if (lsm_) {
+    // BPF-LSM: lsm/task_kill refuses a signal to any thread of writd, whatever the filter knows,
+    // and the refusal is reported with the process it was aimed at (on 6.1 too, where the
+    // tracepoint alone cannot tell a thread id of writd's).
+    EXPECT_THAT(r.out, Not(HasSubstr("tkill ok")));
+    json ev = w_.WaitForEvent([&](const json& e) {
+      return e.value("kind", "") == "self" && e["agent"].value("task_id", "") == task;
+    });
+    ASSERT_FALSE(ev.is_null()) << w_.log();
+    EXPECT_EQ(ev["syscall"]["name"], "tkill");
+    EXPECT_EQ(ev["syscall"]["target"], "writd");
+    EXPECT_EQ(ev["syscall"]["target_pid"], w_.pid());
+    EXPECT_EQ(ev["syscall"]["result"], -EPERM);
+    EXPECT_EQ(ev["outcome"], "prevented");
+    EXPECT_EQ(ev["enforcement"], "lsm");
+    EXPECT_EQ(kill(w_.pid(), 0), 0);
+    kill(tail, SIGTERM);
+    (void)w_.WaitAsync(tail, "tail");
+    EXPECT_EQ(w_.Stop(), 0) << w_.log();
+    return;
+  }
   if (!threads_) {
     // Kernels < 6.2: the thread is not recognised as writd's at all; tkill(tid, 0) runs,
     // unreported.
@@ -324,8 +353,39 @@ TEST_F(EvasionStandalone, WritdThreadStartedAfterTheTaskIsOnlyCoveredByTheFallba
   EXPECT_EQ(w_.Stop(), 0) << w_.log();
 }
 
-// Known limit: a process without the filter (writ run --no-seccomp here; in general anything the
-// launcher did not start) can still kill -9 writd, because a tracepoint cannot refuse a syscall.
+// Another process's memory through /proc/<pid>/mem: a root agent could write code into a process
+// outside its task without a single ptrace call. Where BPF-LSM loads, lsm/ptrace_access_check
+// refuses attach-mode access to any other process (the open fails with EACCES). Known limit of the
+// tracepoint rung: the launcher's filter cannot see a path, so an intent that allows the open (this
+// one allows everything) lets it through (docs/threat-model.md).
+TEST_F(EvasionStandalone, ProcMemOfAProcessOutsideTheTaskIsRefusedOnTheLsmRungKnownLimitElsewhere) {
+  pid_t victim = fork();
+  if (victim == 0) {
+    pause();
+    _exit(0);
+  }
+  ASSERT_GT(victim, 0);
+  CmdResult r =
+      w_.Writ({"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--", "/bin/sh",
+               "-c", absl::StrCat(EVASION_HELPER, " mem-open ", victim, "; echo after")});
+  EXPECT_THAT(r.out, HasSubstr("after")) << r.err;
+  if (lsm_) {
+    // ptrace_may_access refused: the open fails with EACCES.
+    EXPECT_THAT(r.out, HasSubstr("mem-open error Permission denied")) << r.out << r.err;
+  } else {
+    EXPECT_THAT(r.out, HasSubstr("mem-open ok"))
+        << "the limit changed: update docs/threat-model.md\n"
+        << r.out << r.err;
+  }
+  EXPECT_EQ(kill(victim, 0), 0);
+  kill(victim, SIGKILL);
+  waitpid(victim, nullptr, 0);
+  EXPECT_EQ(w_.Stop(), 0) << w_.log();
+}
+
+// Known limit of the tracepoint rung: a process without the filter (writ run --no-seccomp here; in
+// general anything the launcher did not start) can still kill -9 writd, because a tracepoint cannot
+// refuse a syscall. Where BPF-LSM loads, lsm/task_kill refuses it: writd lives and reports it.
 // The caller is SIGKILLed at syscall entry, but the rest of the task is not (its kill response is
 // writd's to run); in-kernel enforcement goes on (the guardian holds the programs), and the finding
 // is reported by the next writd from the pinned ring buffer (outcome killed_after).
@@ -334,6 +394,22 @@ TEST_F(EvasionStandalone, WithoutTheFilterKillOfWritdIsAKnownLimitReportedAfterR
   CmdResult r = w_.Writ({"run", "--agent", kAgent, "--allow-root", "--intent", "root-any",
                          "--no-seccomp", "--", "/bin/sh", "-c",
                          absl::StrCat(EVASION_HELPER, " kill ", pid, " 9; echo after")});
+  if (lsm_) {
+    EXPECT_THAT(r.out, Not(HasSubstr("kill ok")));
+    ASSERT_TRUE(Alive(pid)) << "writd died of a signal lsm/task_kill should have refused";
+    const std::string task = TaskIdFrom(r.err);
+    json ev = w_.WaitForEvent([&](const json& e) {
+      return e.value("kind", "") == "self" && e["agent"].value("task_id", "") == task;
+    });
+    ASSERT_FALSE(ev.is_null()) << w_.log();
+    EXPECT_EQ(ev["syscall"]["name"], "kill");
+    EXPECT_EQ(ev["syscall"]["target"], "writd");
+    EXPECT_EQ(ev["syscall"]["result"], -EPERM);
+    EXPECT_EQ(ev["outcome"], "prevented");
+    EXPECT_EQ(ev["enforcement"], "lsm");
+    EXPECT_EQ(w_.Stop(), 0) << w_.log();
+    return;
+  }
   // The caller died at syscall entry (no "kill ok"); the rest of the task lives on, because the
   // task's kill response is writd's to run and writd is dead.
   EXPECT_THAT(r.out, Not(HasSubstr("kill ok")));

@@ -455,8 +455,8 @@ TEST(EnforcementRungs, NameHooksByIdentityNotPosition) {
   EXPECT_THAT(find("lineage:")->detail, HasSubstr("next command"));
 }
 
-// The containment hooks have one rung whatever the LSM does; unix connects fall back to the syscall
-// exit where cgroup/connect_unix does not load (Linux < 6.7).
+// The send and link hooks have one rung whatever the LSM does; unix sockets are the LSM rung's
+// where it loads, cgroup/connect_unix's on Linux 6.7+, and fall back to the syscall exit elsewhere.
 TEST(EnforcementRungs, ContainmentHooksAndTheUnixFallback) {
   std::vector<bpf::HookStatus> hooks;
   auto add = [&hooks](bpf::HookId id, const char* name, bool active) {
@@ -478,10 +478,22 @@ TEST(EnforcementRungs, ContainmentHooksAndTheUnixFallback) {
     };
     ASSERT_NE(find("send: cgroup-bpf"), nullptr);
     EXPECT_TRUE(find("send: cgroup-bpf")->active);
-    ASSERT_NE(find("unix: cgroup-bpf"), nullptr);
+    ASSERT_NE(find(lsm ? "unix: lsm (" : "unix: cgroup-bpf"), nullptr);
+    EXPECT_TRUE(find(lsm ? "unix: lsm (" : "unix: cgroup-bpf")->active);
+    ASSERT_NE(find(lsm ? "self: lsm (" : "self: seccomp"), nullptr);
     EXPECT_TRUE(find("link: kernel-signal")->active);
   }
   hooks[4].active = false;  // cgroup/connect_unix did not load
+  {
+    // Linux 6.1 with BPF-LSM (the VM tier): the LSM hooks judge unix sockets before the lookup.
+    auto rungs = bpf::EnforcementRungs(hooks, {true, "active"});
+    bool lsm_unix = false;
+    for (const auto& r : rungs) {
+      if (r.name.rfind("unix: lsm (", 0) == 0) lsm_unix = r.active;
+      EXPECT_NE(r.name.rfind("unix: kernel-signal", 0), 0u) << "a rung that is not used";
+    }
+    EXPECT_TRUE(lsm_unix);
+  }
   auto rungs = bpf::EnforcementRungs(hooks, {false, "no"});
   bool fallback = false;
   for (const auto& r : rungs) {
