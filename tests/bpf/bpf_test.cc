@@ -1394,6 +1394,51 @@ TEST_F(BpfTest, UnixDatagramsToADeniedNameAreRefusedBeforeTheyAreSent) {
   EXPECT_GE(loader_->ReadCounters().suppressed[WRIT_EV_CONNECT], 99u);
 }
 
+// Fail closed: a datagram only userspace can judge (a unix name that glob rules may decide,
+// WRIT_TASK_UNIX_USER) goes through only when its record does; past the task's budget of records a
+// second (64) the kernel cannot report it, so an enforce-mode task's send is refused (EPERM) and
+// counted, instead of going through unjudged. Distinct names, none of which exists: a send the hook
+// let through fails with ENOENT at the lookup, one it refused with EPERM before it.
+TEST_F(BpfTest, UnreportableSendsOnlyUserspaceCanJudgeAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_UNIX | WRIT_TASK_UNIX_USER));
+  if (!Lsm() && !HooksActive(loader_->hooks(), HookId::kCgroupUnix)) {
+    GTEST_SKIP() << "no kernel hook sees datagrams to a unix name here (Linux < 6.7 without "
+                    "BPF-LSM)";
+  }
+  const std::string dir = tmp_;
+  pid_t pid = Spawn([dir] {
+    int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+    int through = 0, refused = 0;
+    for (int i = 0; i < 100; i++) {
+      sockaddr_un un{};
+      un.sun_family = AF_UNIX;
+      snprintf(un.sun_path, sizeof(un.sun_path), "%s/gone-%d.sock", dir.c_str(), i);
+      if (sendto(s, "x", 1, 0, reinterpret_cast<sockaddr*>(&un), sizeof(un)) == 0) return 200;
+      if (errno == ENOENT) through++;
+      if (errno == EPERM) refused++;
+    }
+    // The exit code says how many were refused; the records say which went through.
+    return through + refused == 100 ? refused : 201;
+  });
+  int st = Wait(pid);
+  ASSERT_TRUE(WIFEXITED(st)) << "status " << st;
+  const int refused = WEXITSTATUS(st);
+  ASSERT_NE(refused, 201) << "a send failed with neither ENOENT nor EPERM";
+  ASSERT_NE(refused, 200) << "a send to a name that does not exist succeeded";
+  EXPECT_GE(refused, 100 - 64) << "sends past the budget went through unjudged";
+  EXPECT_LT(refused, 100) << "the first sends of the second should have been reported, not refused";
+  PollUntil([] { return false; }, 300);
+  int records = 0;
+  for (const Rec& r : recs_) {
+    if (r.ev.kind() != "connect" || r.ev.process().pid() != static_cast<uint32_t>(pid)) continue;
+    records++;
+    EXPECT_TRUE(r.info.needs_verdict) << "a record userspace must judge";
+    EXPECT_FALSE(r.info.kernel_denied);
+  }
+  EXPECT_EQ(records, 100 - refused) << "every send that went through was reported";
+  EXPECT_GE(loader_->ReadCounters().fail_closed[WRIT_EV_CONNECT], static_cast<uint64_t>(refused));
+}
+
 // Datagrams to a denied address without connect(): EPERM from cgroup/sendmsg4|6, the datagram never
 // sent; a flood costs one record, the rest counted and carried by the next record.
 TEST_F(BpfTest, DatagramSendsToADeniedAddressAreRefusedAndReportedBounded) {
