@@ -145,12 +145,13 @@ v1::ToolVerdict ToolCalls::Start(Task& task, const v1::ToolCallReport& r) {
     c.rule = d.rule;
     c.error = absl::StrCat("would be ", intent::ToolDecisionName(d.kind), ": ", d.reason);
   }
-  Register(std::move(c));
+  Register(task, std::move(c));
   return Verdict("allow");
 }
 
-void ToolCalls::Register(Call c) {
-  c.start_ktime = NowBootNs();  // from now on the server may act on it
+void ToolCalls::Register(Task& task, Call c) {
+  task.tool_calls.fetch_add(1);  // before the start time: Annotate must not skip the call's events
+  c.start_ktime = NowBootNs();   // from now on the server may act on it
   absl::MutexLock lock(&mu_);
   calls_[c.task_id].push_back(std::move(c));
   registered_++;
@@ -186,7 +187,7 @@ v1::ToolVerdict ToolCalls::Poll(Task& task, const v1::ToolCallReport& r) {
   }
   if (*decided->approved) {
     decided->call.rule.clear();  // held, then approved: an allowed call
-    Register(std::move(decided->call));
+    Register(task, std::move(decided->call));
     return Verdict("allow", absl::StrCat("approved by ", decided->by));
   }
   Call& c = decided->call;
@@ -227,6 +228,9 @@ v1::ToolVerdict ToolCalls::List(Task& task, const v1::ToolCallReport& r) {
 
 int ToolCalls::Annotate(const Task& task, v1::Event* ev,
                         std::shared_ptr<const intent::CompiledIntent>* during) {
+  // Most tasks have no gateway: their events take no lock here. A call is counted on its task
+  // before its start time is taken, so an event from inside the call never reads 0.
+  if (task.tool_calls.load() == 0) return 0;
   const int64_t k = static_cast<int64_t>(ev->ktime_ns());
   absl::MutexLock lock(&mu_);
   auto it = calls_.find(task.id);
@@ -277,7 +281,8 @@ void ToolCalls::Housekeeping() {
     absl::MutexLock lock(&mu_);
     for (auto it = calls_.begin(); it != calls_.end();) {
       std::deque<Call>& q = it->second;
-      const bool task_gone = !d_.registry.Find(it->first);
+      const std::shared_ptr<Task> task = d_.registry.Find(it->first);
+      const bool task_gone = !task;
       for (auto c = q.begin(); c != q.end();) {
         if (c->end_ktime != 0 && c->answered_tick < 0) c->answered_tick = tick_;
         // Answered before the previous tick: a full drain ran since, so every record of the call is
@@ -290,6 +295,7 @@ void ToolCalls::Housekeeping() {
           done.push_back(std::move(*c));
           c = q.erase(c);
           registered_--;
+          if (task) task->tool_calls.fetch_sub(1);
         } else {
           ++c;
         }

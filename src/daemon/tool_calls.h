@@ -107,7 +107,7 @@ class ToolCalls {
   v1::ToolVerdict Poll(identity::Task& task, const v1::ToolCallReport& r);
   v1::ToolVerdict List(identity::Task& task, const v1::ToolCallReport& r);
   Call NewCall(const identity::Task& task, const v1::ToolCallReport& r) const;
-  void Register(Call c);
+  void Register(identity::Task& task, Call c);
   void EmitCall(const identity::Task* task, const Call& c);
   v1::Event CallEvent(const identity::Task* task, const Call& c, const char* kind);
 

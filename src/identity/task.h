@@ -73,6 +73,9 @@ struct Task {
   std::atomic<bool> frozen{false};
   std::atomic<bool> violated{false};
   std::atomic<int> live_processes{0};
+  // MCP tool calls of this task writd still tracks (daemon/tool_calls.cc): 0 lets the pipeline skip
+  // the tool-call lookup for the task's events.
+  std::atomic<int> tool_calls{0};
   // Why the task will end when its cgroup empties, when not just "exited": writd killed it, or it
   // is a sub-agent whose parent ended, was revoked or was killed (a string literal; set once, first
   // cause wins).
