@@ -8,9 +8,12 @@
 #
 #   sudo scripts/bench/rungs.sh [--build-dir DIR] [--rounds N] [--open N] [--exec N] [--connect N]
 #
-# Configurations alternate within each round (none, tp, lsm), so drift of the machine lands on all of
-# them. Metric: CPU time of the workload (user + sys, its children included) per operation, median
-# over the rounds, and its ratio to none. Only ratios mean anything under software emulation (QEMU
+# Configurations alternate within each round, the first one rotating from round to round (none, tp,
+# lsm; then tp, lsm, none; ...), so drift of the machine and whatever the previous configuration left
+# behind (a stopped writd's programs freed after an RCU grace period) land on each of them in turn;
+# each configuration runs a short untimed warm-up of every workload first, after 2 s of settling.
+# Metric: CPU time of the workload (user + sys, its children included) per operation, median over the
+# rounds, and its ratio to none. Only ratios mean anything under software emulation (QEMU
 # TCG): every instruction is emulated, and a syscall's cost there is not a hardware syscall's.
 # Last line, always: "rungs open tp-out=R lsm-out=R tp-task=R lsm-task=R; exec ...; connect ..."
 # (lsm-* = "n/a" where the rung did not load). Exit 77 when it cannot run here (not root).
@@ -122,22 +125,38 @@ start() {  # tp|lsm
   fi
 }
 
+warm_up() {  # PLACEMENT: every workload once, short, untimed
+  local sv_o=$n_open sv_e=$n_exec sv_c=$n_connect w
+  n_open=$((n_open / 10 + 1)) n_exec=$((n_exec / 10 + 1)) n_connect=$((n_connect / 10 + 1))
+  for w in open exec connect; do "$1" "$w" >/dev/null; done
+  n_open=$sv_o n_exec=$sv_e n_connect=$sv_c
+}
+
 kernel="$(uname -r)"
 lsms="$(cat /sys/kernel/security/lsm 2>/dev/null || echo '?')"
 echo "bench/rungs.sh: kernel $kernel, lsm=$lsms, $rounds rounds, open $n_open, exec $n_exec, connect $n_connect" >&2
 : >"$out/results.tsv"
+configs=(none tp lsm)
 for ((r = 1; r <= rounds; r++)); do
-  for w in open exec connect; do
-    printf '%s\tnone\t%s\t%s\n' "$r" "$w" "$(outside "$w")" >>"$out/results.tsv"
-  done
-  for rung in tp lsm; do
-    [[ $rung == lsm && $lsm_loads == 0 ]] && continue
-    start "$rung"
-    if [[ $rung == lsm && $lsm_loads == 0 ]]; then bench_writd_stop; continue; fi
-    sleep 1  # start-up work (policy compile, first records) out of the timing
+  for ((i = 0; i < 3; i++)); do
+    c=${configs[$(((r - 1 + i) % 3))]}
+    if [[ $c == none ]]; then
+      sleep 2
+      warm_up outside
+      for w in open exec connect; do
+        printf '%s\tnone\t%s\t%s\n' "$r" "$w" "$(outside "$w")" >>"$out/results.tsv"
+      done
+      continue
+    fi
+    [[ $c == lsm && $lsm_loads == 0 ]] && continue
+    start "$c"
+    if [[ $c == lsm && $lsm_loads == 0 ]]; then bench_writd_stop; continue; fi
+    sleep 2  # start-up work (policy compile, first records) out of the timing
+    warm_up outside
+    warm_up in_task
     for w in open exec connect; do
-      printf '%s\t%s-out\t%s\t%s\n' "$r" "$rung" "$w" "$(outside "$w")" >>"$out/results.tsv"
-      printf '%s\t%s-task\t%s\t%s\n' "$r" "$rung" "$w" "$(in_task "$w")" >>"$out/results.tsv"
+      printf '%s\t%s-out\t%s\t%s\n' "$r" "$c" "$w" "$(outside "$w")" >>"$out/results.tsv"
+      printf '%s\t%s-task\t%s\t%s\n' "$r" "$c" "$w" "$(in_task "$w")" >>"$out/results.tsv"
     done
     bench_writd_stop
   done
