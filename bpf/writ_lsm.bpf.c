@@ -292,6 +292,24 @@ static __always_inline int lsm_self_refuse(__u32 kind, __u32 tpid)
 	return -EPERM;
 }
 
+/* A task process's call aimed at process `tgid`: refused when that is writd or its guardian, or when
+ * `any` (attach-mode access) and it is any other process. */
+static __always_inline int lsm_self_target(__u32 tgid, int any)
+{
+	__u32 kind;
+	__u64 cgid;
+
+	if (!lookup_task(&cgid))
+		return 0;
+	kind = self_pid_kind(tgid, 0);
+	if (!kind) {
+		if (!any)
+			return 0;
+		kind = WRIT_SELF_OTHER;
+	}
+	return lsm_self_refuse(kind, tgid);
+}
+
 /* Every signal a task process sends to writd or its guardian, however it is spelled (kill, tkill, tgkill,
  * rt_*sigqueueinfo, pidfd_send_signal, a process-group or kill(-1) signal that would reach them: the kernel
  * asks once per receiving process), to whichever of their threads. Signal 0 too: it is a liveness probe of
@@ -300,18 +318,7 @@ SEC("lsm/task_kill")
 int BPF_PROG(lsm_task_kill, struct task_struct *p, struct kernel_siginfo *info, int sig,
 	     const struct cred *cred, int ret)
 {
-	__u32 kind, tgid;
-	__u64 cgid;
-
-	if (ret)
-		return ret;
-	if (!lookup_task(&cgid))
-		return 0;
-	tgid = p->tgid;
-	kind = self_pid_kind(tgid, 0);
-	if (!kind)
-		return 0;
-	return lsm_self_refuse(kind, tgid);
+	return ret ? ret : lsm_self_target(p->tgid, 0);
 }
 
 /* ptrace_may_access from a task process: attach-mode access to any process (ptrace attach and seize,
@@ -321,21 +328,7 @@ int BPF_PROG(lsm_task_kill, struct task_struct *p, struct kernel_siginfo *info, 
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(lsm_ptrace_access, struct task_struct *child, unsigned int mode, int ret)
 {
-	__u32 kind, tgid;
-	__u64 cgid;
-
-	if (ret)
-		return ret;
-	if (!lookup_task(&cgid))
-		return 0;
-	tgid = child->tgid;
-	kind = self_pid_kind(tgid, 0);
-	if (!kind) {
-		if (!(mode & PTRACE_MODE_ATTACH))
-			return 0;
-		kind = WRIT_SELF_OTHER;
-	}
-	return lsm_self_refuse(kind, tgid);
+	return ret ? ret : lsm_self_target(child->tgid, mode & PTRACE_MODE_ATTACH);
 }
 
 /* bpf() from a task process: it could detach, override or read writ's programs and maps. */
