@@ -20,7 +20,8 @@
 #              tracepoint rung and the BPF-LSM rung side by side on Debian's kernel) and print its
 #              table; ARGS is one word list, "" for the defaults, e.g. --bench "--rounds 5"
 # Environment: WRIT_BUILD_DIR (default build/), WRIT_VM_KERNEL_PKG (default: the package
-# linux-image-amd64 depends on), WRIT_VM_TESTS (override the test list, see below).
+# linux-image-amd64 depends on), WRIT_VM_TESTS (override the test list, see below), WRIT_VM_CMDLINE
+# (appended to the guest kernel's command line, e.g. "loglevel=7" to see a soft lockup's stacks).
 # Exit status: 0 when every test passed (skips allowed), 1 on a failure, 2 when the VM could not run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -169,7 +170,7 @@ share() {  # TAG PATH [ro]
 }
 qemu_args=(-machine q35 -accel "$accel" -cpu "$cpu" -smp 2 -m "$mem_mb" -nographic -no-reboot -nic none
   -kernel "$vmlinuz" -initrd "$vm/initramfs.cpio"
-  -append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init"
+  -append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init ${WRIT_VM_CMDLINE:-}"
   $(share usr /usr ro) $(share etc /etc ro) $(share src "$root" ro) $(share results "$results"))
 echo "vm: kernel $pkg ($(cat "$kdir/.deb")), accel $accel, ${mem_mb} MiB, 2 vCPUs, timeout ${timeout_s}s"
 t0=$(date +%s)
