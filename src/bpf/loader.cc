@@ -498,8 +498,10 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
   out.push_back(
       {"self-threads: a signal to any thread of writd is recognised (bpf_task_from_pid)",
        k.task_from_pid,
-       "unavailable (Linux < 6.2): only the thread ids writd and the guardian have as "
-       "processes are; the filter refuses the others unreported, the fallback misses them"});
+       lsm ? "unavailable (Linux < 6.2): a signal to a writd thread the filter names is refused "
+             "unreported; lsm/task_kill refuses and reports the rest (a later thread, no filter)"
+           : "unavailable (Linux < 6.2): only the thread ids writd and the guardian have as "
+             "processes are; the filter refuses the others unreported, the fallback misses them"});
   out.push_back(
       {"lineage: a kernel deny also kills the actor's parent in the task "
        "(bpf_send_signal_task)",
