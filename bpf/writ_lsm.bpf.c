@@ -246,11 +246,9 @@ SEC("lsm/socket_sendmsg")
 int BPF_PROG(lsm_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
 {
 	struct writ_task_info *t;
-	__u8 addr[16] = {};
-	__u32 verdict, suppressed = 0, len;
-	__u64 cgid, h;
+	__u64 cgid;
 	void *name;
-	int namelen, allow, report;
+	int namelen;
 
 	if (ret || cfg_unix_cgroup)
 		return ret;
@@ -261,19 +259,7 @@ int BPF_PROG(lsm_sendmsg, struct socket *sock, struct msghdr *msg, int size, int
 	namelen = BPF_CORE_READ(msg, msg_namelen);
 	if (!name || namelen <= 2)
 		return 0; /* a connected socket: its peer was judged at connect */
-	len = lsm_unix_name(name, namelen);
-	verdict = unix_verdict(t, len, &h);
-	if (verdict == WRIT_KV_ALLOW || verdict == WRIT_KV_NONE)
-		return 0;
-	allow = !((t->flags & WRIT_TASK_ENFORCE) && verdict == WRIT_KV_DENY);
-	__builtin_memcpy(addr, &h, 8); /* the name's hash stands for the address, as in cgroup/sendmsg_unix */
-	report = send_report(t, AF_UNIX, addr, 0, &suppressed);
-	if (report > 0 &&
-	    emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, WRIT_F_LSM | WRIT_F_SEND, NULL, suppressed, 0))
-		allow = unreported_send(t, verdict, allow);
-	else if (report < 0)
-		allow = unreported_send(t, verdict, allow);
-	return allow ? 0 : -EPERM;
+	return unix_send(t, cgid, lsm_unix_name(name, namelen), WRIT_F_LSM) ? 0 : -EPERM;
 }
 
 /* ---- self-protection ----------------------------------------------------------------------------- */

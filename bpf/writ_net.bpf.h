@@ -513,16 +513,38 @@ int cg_connect_unix(struct bpf_sock_addr *ctx)
 }
 #endif
 
+/* A datagram to the unix name in scratch (len bytes) without connect(): 1 to let it go, 0 to refuse it
+ * (EPERM). Only what is not plainly allowed is reported, rate-limited per name like UDP destinations (the
+ * name's hash stands for the address); one only userspace could judge whose record cannot go out is
+ * refused (unreported_send). `hook`: WRIT_F_CGROUP_HOOK or WRIT_F_LSM, the rung that judged it. Shared by
+ * cgroup/sendmsg_unix and writ_lsm.bpf.c's socket_sendmsg. */
+static __always_inline int unix_send(const struct writ_task_info *t, __u64 cgid, __u32 len, __u32 hook)
+{
+	__u8 addr[16] = {};
+	__u32 verdict, suppressed = 0;
+	__u64 h;
+	int allow, report;
+
+	verdict = unix_verdict(t, len, &h);
+	if (verdict == WRIT_KV_ALLOW || verdict == WRIT_KV_NONE)
+		return 1;
+	allow = !((t->flags & WRIT_TASK_ENFORCE) && verdict == WRIT_KV_DENY);
+	__builtin_memcpy(addr, &h, 8);
+	report = send_report(t, AF_UNIX, addr, 0, &suppressed);
+	if (report > 0 &&
+	    emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, hook | WRIT_F_SEND, NULL, suppressed, 0))
+		return unreported_send(t, verdict, allow);
+	return report < 0 ? unreported_send(t, verdict, allow) : allow;
+}
+
 /* Loaded as cgroup/sendmsg_unix (BPF_CGROUP_UNIX_SENDMSG), like cg_connect_unix. */
 #ifndef WRIT_NET_NO_PROGRAMS
 SEC("cgroup/sendmsg4")
 int cg_sendmsg_unix(struct bpf_sock_addr *ctx)
 {
 	struct writ_task_info *t;
-	__u8 addr[16] = {};
-	__u32 verdict, suppressed = 0;
-	__u64 cgid, h;
-	int len, allow, report;
+	__u64 cgid;
+	int len;
 
 	t = lookup_task(&cgid);
 	if (!t)
@@ -530,17 +552,7 @@ int cg_sendmsg_unix(struct bpf_sock_addr *ctx)
 	len = unix_hook_name(ctx);
 	if (len < 0)
 		return 1;
-	verdict = unix_verdict(t, len, &h);
-	if (verdict == WRIT_KV_ALLOW || verdict == WRIT_KV_NONE)
-		return 1;
-	allow = !((t->flags & WRIT_TASK_ENFORCE) && verdict == WRIT_KV_DENY);
-	/* Rate-limited per name like UDP destinations: the name's hash stands for the address. */
-	__builtin_memcpy(addr, &h, 8);
-	report = send_report(t, AF_UNIX, addr, 0, &suppressed);
-	if (report > 0 && emit_unix(t, cgid, allow ? 0 : -EPERM, verdict, WRIT_F_CGROUP_HOOK | WRIT_F_SEND,
-				    NULL, suppressed, 0))
-		return unreported_send(t, verdict, allow);
-	return report < 0 ? unreported_send(t, verdict, allow) : allow;
+	return unix_send(t, cgid, len, WRIT_F_CGROUP_HOOK);
 }
 #endif
 

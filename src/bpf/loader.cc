@@ -461,10 +461,14 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
   {
     std::string why, exit_why;
     if (lsm) {
-      // lsm/socket_connect and lsm/socket_sendmsg: before the lookup, on 6.1 as on 6.7+.
-      out.push_back(
-          {"unix: lsm (socket_connect, socket_sendmsg: EPERM before the lookup, prevented)", true,
-           ""});
+      // lsm/socket_connect before the lookup; datagrams by lsm/socket_sendmsg, or by
+      // cgroup/sendmsg_unix where it loads (6.7+: the LSM hook leaves them to it).
+      out.push_back({HooksActive(hooks, HookId::kCgroupUnix)
+                         ? "unix: lsm (socket_connect: EPERM before the lookup, prevented); "
+                           "datagrams cgroup/sendmsg_unix"
+                         : "unix: lsm (socket_connect, socket_sendmsg: EPERM before the lookup, "
+                           "prevented)",
+                     true, ""});
     } else if (HooksActive(hooks, HookId::kCgroupUnix, &why)) {
       out.push_back(
           {"unix: cgroup-bpf (cgroup/connect_unix, sendmsg_unix: EPERM, prevented)", true, ""});
