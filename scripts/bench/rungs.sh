@@ -60,7 +60,8 @@ trap 'exit 130' INT TERM
 
 # The task's intent: enforce mode, the coding-agent's file denies (so every open of the task is hashed
 # and looked up in the kernel, on either rung), any exec, loopback connects; nothing kills.
-port=$((20000 + $$ % 20000))
+# The connect workload's listener: a port the kernel says is free now.
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 cat >"$out/bench-rungs.yaml" <<EOF
 apiVersion: writ.dev/v1
 kind: Intent
