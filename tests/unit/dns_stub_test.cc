@@ -71,9 +71,9 @@ std::vector<uint8_t> Ask(uint16_t port, const std::vector<uint8_t>& q, bool tcp)
 
 class DnsStub : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (!OnPath("dnsmasq"))
-      GTEST_SKIP() << "dnsmasq not installed (scripts/setup.sh installs dnsmasq-base)";
+  // Starts dnsmasq on a fresh free port; true once it answers (bounded: about 5 s), false (and
+  // reaped) when it exited or never answered.
+  bool StartDnsmasq() {
     upstream_port_ = FreePort();
     std::vector<std::string> args = {"dnsmasq",
                                      "--keep-in-foreground",
@@ -101,10 +101,28 @@ class DnsStub : public ::testing::Test {
     }
     // Ready when it answers (bounded: 50 tries over about 5 s).
     auto probe = *BuildQuery(1, "api.example.com", kTypeA);
+    for (int i = 0; i < 50; ++i) {
+      if (!Ask(upstream_port_, probe, false).empty()) return true;
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {  // exited: its port was taken
+        pid_ = -1;
+        return false;
+      }
+      usleep(100 * 1000);
+    }
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return false;
+  }
+
+  void SetUp() override {
+    if (!OnPath("dnsmasq"))
+      GTEST_SKIP() << "dnsmasq not installed (scripts/setup.sh installs dnsmasq-base)";
+    // A free port can be taken between FreePort and dnsmasq's bind (ctest runs tests in parallel):
+    // dnsmasq then exits at once. Another port, at most three times.
     bool up = false;
-    for (int i = 0; i < 50 && !up; ++i) {
-      up = !Ask(upstream_port_, probe, false).empty();
-      if (!up) usleep(100 * 1000);
+    for (int attempt = 0; attempt < 3 && !up; ++attempt) {
+      up = StartDnsmasq();
     }
     ASSERT_TRUE(up) << "dnsmasq did not answer on 127.0.0.1:" << upstream_port_;
 
