@@ -111,7 +111,7 @@ struct connect_args {
 	__u16 port;
 	__u32 verdict; /* set by the cgroup hook (or lsm/socket_connect) during the syscall */
 	__u8 addr[16];
-	__u32 flags; /* WRIT_F_LSM: lsm/socket_connect decided it */
+	__u32 flags; /* WRIT_F_LSM | WRIT_F_LSM_HOOK: lsm/socket_connect decided it (and refused it) */
 	__u32 _pad0;
 };
 
@@ -123,14 +123,24 @@ struct {
 } connect_args_map SEC(".maps");
 
 /* Threads whose open lsm/file_open refused and reported (writ_lsm.bpf.c): their open's syscall-exit
- * program (writ.bpf.c) reports nothing more. LRU: an open with no syscall exit (io_uring) leaves an entry
- * nobody deletes. Only looked up for opens that failed with EPERM. */
+ * program reports nothing more. LRU: an open with no syscall exit (io_uring) leaves an entry nobody
+ * deletes. Only looked up for opens that failed with EPERM. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, __u32);
 } lsm_refused_map SEC(".maps");
+
+/* lsm/socket_connect (writ_lsm.bpf.c) reported this thread's connect (one with no syscall exit: io_uring's):
+ * cgroup/connect4|6, which runs next inside the same connect, reports nothing more when the destination
+ * matches. LRU: a connect that fails between the two hooks leaves a mark nobody takes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct connect_args);
+} lsm_connect_map SEC(".maps");
 
 /* In-kernel decision tables, filled per task by userspace from the compiled intent. */
 struct {
@@ -653,6 +663,25 @@ static __always_inline int lsm_refused(void)
 	return 1;
 }
 
+/* Takes the current thread's mark in lsm_connect_map: 1 when lsm/socket_connect reported this connect (to
+ * family/port/addr) already. */
+static __always_inline int lsm_connect_reported(__u16 family, __u16 port, const __u8 *addr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct connect_args *m = bpf_map_lookup_elem(&lsm_connect_map, &id);
+	__u64 a0, a1, m0, m1;
+	int same;
+
+	if (!m)
+		return 0;
+	__builtin_memcpy(&a0, addr, 8);
+	__builtin_memcpy(&a1, addr + 8, 8);
+	__builtin_memcpy(&m0, m->addr, 8);
+	__builtin_memcpy(&m1, m->addr + 8, 8);
+	same = m->family == family && m->port == port && a0 == m0 && a1 == m1;
+	bpf_map_delete_elem(&lsm_connect_map, &id);
+	return same;
+}
 /* A connect record: from its syscall exit (the verdict the cgroup or LSM hook left in connect_args_map),
  * or from the hook itself for a connect no syscall tracepoint sees (io_uring). fill_connect builds it in
  * scratch with its header flags set (NULL without scratch) for a caller that adds to it before submitting;
@@ -691,6 +720,25 @@ static __always_inline void emit_connect(const struct writ_task_info *t, __u64 c
 
 	if (e) /* decided in the kernel (cgroup hook) */
 		submit(e, sizeof(*e), WRIT_EV_CONNECT, e->hdr.flags, t, 0);
+}
+
+/* A connect's syscall exit (sys_exit_connect, or fexit of the syscall on the LSM rung): the record of the
+ * connect its entry (or lsm/socket_connect) saved, with the result. */
+static __always_inline int connect_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct writ_task_info *t;
+	struct connect_args *a;
+	__u64 cgid;
+
+	a = bpf_map_lookup_elem(&connect_args_map, &id);
+	if (!a)
+		return 0;
+	t = lookup_task(&cgid);
+	if (t)
+		emit_connect(t, cgid, a->family, a->port, a->addr, ret, a->verdict, a->flags);
+	bpf_map_delete_elem(&connect_args_map, &id);
+	return 0;
 }
 
 #endif /* WRIT_COMMON_BPF_H */

@@ -117,7 +117,7 @@ static __always_inline int link_base(struct task_struct *task, __s32 dfd, struct
  * hash (0 if none); *raw when it stays the string as passed. */
 static __always_inline __u32 link_name(struct writ_task_info *t, struct task_struct *task, __u32 pos,
 				       const char *uname, __s32 dfd, int empty_ok, int content,
-				       int force_comp, __u32 *hit, __u64 *leaf, __u32 *raw)
+				       int force_comp, __u32 *hit, __u64 *leaf, __u32 *raw, const int kern)
 {
 	union writ_scratch *s = scratch();
 	struct enc_ctx c = {};
@@ -135,7 +135,12 @@ static __always_inline __u32 link_name(struct writ_task_info *t, struct task_str
 	/* The masks below are what the verifier bounds the offsets by; clang would drop them where it
 	 * knows pos is small, so it must not know. */
 	asm volatile("" : "+r"(pos));
-	r = bpf_probe_read_user_str(s->link.data + (pos & (WRIT_LINK_DATA - 1)), WRIT_PATH_MAX, uname);
+	if (kern) /* a symlink's content, the kernel's copy (lsm/path_symlink) */
+		r = bpf_probe_read_kernel_str(s->link.data + (pos & (WRIT_LINK_DATA - 1)), WRIT_PATH_MAX,
+					      uname);
+	else
+		r = bpf_probe_read_user_str(s->link.data + (pos & (WRIT_LINK_DATA - 1)), WRIT_PATH_MAX,
+					    uname);
 	if (r <= 0)
 		return 0;
 	n = r;
@@ -187,11 +192,37 @@ static __always_inline int link_taint(struct writ_task_info *t, __u64 leaf)
 	return 1;
 }
 
+/* The link record in scratch, its names in data[] already (old_len + new_len bytes): header set, submitted.
+ */
+static __always_inline void link_submit(struct writ_task_info *t, __u64 cgid, struct task_struct *task,
+					__u32 nr, __u32 flags, __u32 lf, __u32 call_flags, __u32 old_len,
+					__u32 new_len)
+{
+	union writ_scratch *s = scratch();
+	struct writ_link_event *e;
+
+	if (!s)
+		return;
+	e = &s->link;
+	fill_hdr_current(&e->hdr, WRIT_EV_LINK, cgid, t, task);
+	e->hdr.flags = flags;
+	e->syscall_nr = nr;
+	e->link_flags = lf;
+	e->call_flags = call_flags;
+	e->old_len = old_len;
+	e->new_len = new_len;
+	e->_pad0 = 0;
+	e->hdr.size =
+		offsetof(struct writ_link_event, data) + ((old_len + new_len) & (2 * WRIT_PATH_MAX - 1));
+	if (old_len + new_len >= 2 * WRIT_PATH_MAX)
+		e->hdr.size = offsetof(struct writ_link_event, data) + 2 * WRIT_PATH_MAX;
+	submit(e, e->hdr.size, WRIT_EV_LINK, flags, t, 1);
+}
+
 static __always_inline int link_enter(__u32 nr, __s32 olddfd, const char *oldp, __s32 newdfd,
 				      const char *newp, __u32 call_flags)
 {
 	struct writ_task_info *t;
-	struct writ_link_event *e;
 	struct task_struct *task;
 	union writ_scratch *s;
 	__u32 hit_old, hit_new, raw_old, raw_new, old_len, new_len, flags = 0, lf = 0;
@@ -206,11 +237,11 @@ static __always_inline int link_enter(__u32 nr, __s32 olddfd, const char *oldp, 
 		return 0;
 	task = bpf_get_current_task_btf();
 	old_len = link_name(t, task, 0, oldp, olddfd, nr == NR_LINKAT && (call_flags & AT_EMPTY_PATH),
-			    is_symlink, 0, &hit_old, &leaf_old, &raw_old);
+			    is_symlink, 0, &hit_old, &leaf_old, &raw_old, 0);
 	if (old_len > WRIT_PATH_MAX)
 		old_len = WRIT_PATH_MAX;
 	/* The new name's last component is hashed whatever the task's tables hold: it may be tainted. */
-	new_len = link_name(t, task, old_len, newp, newdfd, 0, 0, 1, &hit_new, &leaf_new, &raw_new);
+	new_len = link_name(t, task, old_len, newp, newdfd, 0, 0, 1, &hit_new, &leaf_new, &raw_new, 0);
 	if (new_len > WRIT_PATH_MAX)
 		new_len = WRIT_PATH_MAX;
 	if (hit_old)
@@ -233,23 +264,11 @@ static __always_inline int link_enter(__u32 nr, __s32 olddfd, const char *oldp, 
 				lf |= WRIT_LINK_TAINTED;
 		}
 	}
-	e = &s->link;
-	fill_hdr_current(&e->hdr, WRIT_EV_LINK, cgid, t, task);
-	e->hdr.flags = flags;
-	e->syscall_nr = nr;
-	e->link_flags = lf;
-	e->call_flags = call_flags;
-	e->old_len = old_len;
-	e->new_len = new_len;
-	e->_pad0 = 0;
-	e->hdr.size =
-		offsetof(struct writ_link_event, data) + ((old_len + new_len) & (2 * WRIT_PATH_MAX - 1));
-	if (old_len + new_len >= 2 * WRIT_PATH_MAX)
-		e->hdr.size = offsetof(struct writ_link_event, data) + 2 * WRIT_PATH_MAX;
-	submit(e, e->hdr.size, WRIT_EV_LINK, flags, t, 1);
+	link_submit(t, cgid, task, nr, flags, lf, call_flags, old_len, new_len);
 	return 0;
 }
 
+#ifndef WRIT_LINK_NO_PROGRAMS /* writ_lsm.bpf.c takes the helpers only */
 SEC("tracepoint/syscalls/sys_enter_rename")
 int link_rename(struct trace_event_raw_sys_enter *ctx)
 {
@@ -298,5 +317,7 @@ int link_symlinkat(struct trace_event_raw_sys_enter *ctx)
 	return link_enter(NR_SYMLINKAT, AT_FDCWD, (const char *)ctx->args[0], ctx->args[1],
 			  (const char *)ctx->args[2], 0);
 }
+
+#endif
 
 #endif /* WRIT_LINK_BPF_H */

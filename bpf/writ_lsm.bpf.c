@@ -1,36 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * writ's top enforcement rung: BPF-LSM hooks that refuse a denied exec, open or connect with -EPERM before
- * it happens, from the same per-task tables as the tracepoint rungs (maps reused from the main object by
- * fd). A separate object because many kernels refuse LSM programs (this project's CI kernel answers
- * EPERM at load): writd probes by loading it and falls back to the signal/cgroup rungs when it cannot.
+ * writ's top rung: BPF-LSM hooks that both report and enforce, with no syscall tracepoint. Where this
+ * object loads, writd attaches none of the main object's syscall tracepoints (one attached syscall
+ * tracepoint puts every process of the host on the syscall slow path): exec stays with the sched
+ * tracepoints (not syscall ones) plus bprm_check_security, datagram sends with the cgroup hooks, and every
+ * other record comes from here, from the tables the main object's maps hold (reused by fd). A separate
+ * object because many kernels refuse LSM programs (this project's CI kernel answers EPERM at load): writd
+ * probes by loading it and falls back to the tracepoint and cgroup rungs when it cannot.
  *
- * Only enforce-mode tasks are refused here. The syscall then fails with EPERM, and the record says so
- * (WRIT_F_KERNEL_DENY | WRIT_F_LSM, outcome `prevented`):
- *  - exec: the tracepoint rung sees no exec (it never happened): this hook reports it;
- *  - open: this hook reports it, with the path it resolved (the syscall-exit program would only have
- *    the string passed, unresolved), and marks the thread so that the exit program does not report it
- *    twice (lsm_refused_map);
- *  - connect: the verdict goes to the syscall-exit program through connect_args_map, as the cgroup
- *    hook's does (this hook runs first and the cgroup hook never sees a refused connect); a connect
- *    without a syscall (io_uring) is reported from here. A unix connect is judged by the task's unix
- *    table from the kernel's copy of the name, before the socket is looked up, its verdict handed to
- *    the unix syscall-exit program through unix_args_map (bpf/writ_net.bpf.h);
- *  - a datagram sent to a unix name without connect(): judged and reported like cgroup/sendmsg_unix
+ * Every hook reports for tasks in every mode, and refuses (EPERM, WRIT_F_KERNEL_DENY | WRIT_F_LSM, outcome
+ * `prevented`) only for enforce-mode tasks:
+ *  - exec: an exec.deny entry refused before the image is loaded (the sched tracepoint reports the rest);
+ *  - open (file_open): every open that reaches the hook, with the path the kernel resolved; a file-table
+ *    hit refused. Opens that fail earlier (no such file, DAC, O_PATH) are not seen;
+ *  - connect (socket_connect: inet and unix, io_uring's too): reported before it is made (result 0 or
+ *    -EPERM: the outcome of an allowed connect is not known here); denied and approval-bound
+ *    destinations, and denied unix names (before the lookup), refused;
+ *  - a datagram to a unix name without connect(): judged and reported like cgroup/sendmsg_unix
  *    (rate-limited per name), where that cgroup hook is not attached (Linux < 6.7);
+ *  - renames, hard links and symlinks (path_rename, path_link, path_symlink) of tasks with files.deny
+ *    rules, names resolved by the kernel: one that gives a denied file a new name refused;
  *  - self-protection (bpf/writ_self.bpf.h), for every task process whether or not `writ run`'s seccomp
  *    filter is on it: a signal to writd or its guardian, ptrace-attach access to any process (ptrace,
- *    process_vm_*, pidfd_getfd, /proc/<pid>/mem), any access to writd's or the guardian's, and bpf().
- *    The syscall's exit program reports the refusal (lsm_self_map).
- * A task whose responses include kill (WRIT_TASK_KILL_LINEAGE) has a refused exec's or open's actor
- * (and its parent, where the kfuncs exist) killed here as well, as the tracepoint rung does: the
- * agent's shell must not run its next command while userspace kills the rest of the task.
+ *    process_vm_*, pidfd_getfd, /proc/<pid>/mem), any access to writd's or the guardian's, bpf(), signal
+ *    ownership and process groups aimed at them, modules and kexec images.
+ * A task whose responses include kill (WRIT_TASK_KILL_LINEAGE) has a refused exec's, open's or link's actor
+ * (and its parent, where the kfuncs exist) killed here as well, as the tracepoint rung does: the agent's
+ * shell must not run its next command while userspace kills the rest of the task.
  */
 #include "writ_common.bpf.h"
 #define WRIT_NET_NO_PROGRAMS
 #include "writ_net.bpf.h"
 #define WRIT_SELF_NO_PROGRAMS
 #include "writ_self.bpf.h"
+#define WRIT_LINK_NO_PROGRAMS
+#include "writ_link.bpf.h"
+#include "writ_open.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -94,6 +99,26 @@ int BPF_PROG(lsm_exec, struct linux_binprm *bprm, int ret)
 	return -EPERM;
 }
 
+/* The syscall the current thread is in (x86_64 orig_ax): what the records name. */
+static __always_inline __u32 current_nr(struct task_struct *task)
+{
+	return ((struct pt_regs *)bpf_task_pt_regs(task))->orig_ax;
+}
+
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
+
+static __always_inline int is_open_syscall(__u32 nr)
+{
+	return nr == NR_OPENAT || nr == NR_OPEN || nr == NR_OPENAT2 || nr == NR_CREAT ||
+	       nr == NR_OPEN_BY_HANDLE_AT;
+}
+
+/* An open of a task process: a file-table hit of an enforce-mode task refused here (EPERM, nothing opened),
+ * reported with the path the kernel resolved, the thread marked so that the syscall's exit does not report
+ * it twice (lsm_refused_map). Every other open of an open syscall is reported at its exit (fexit below,
+ * open_exit: the result, failed opens too); an open from elsewhere (io_uring) is reported from here,
+ * result 0. The exec's own opens of the image and its interpreter are the exec record's. */
 SEC("lsm/file_open")
 int BPF_PROG(lsm_open, struct file *file, int ret)
 {
@@ -102,56 +127,106 @@ int BPF_PROG(lsm_open, struct file *file, int ret)
 	struct writ_open_event *e;
 	struct task_struct *task;
 	struct path fpath;
-	__u32 flags = 0, len, one = 1;
+	__u32 flags = WRIT_F_LSM_HOOK, len, nr, one = 1;
 	__u64 cgid, ino, id;
+	int refuse = 0, syscall_open;
 
 	if (ret)
 		return ret;
 	t = lookup_task(&cgid);
-	if (!t || (t->flags & (WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE)) !=
-			  (WRIT_TASK_ENFORCE | WRIT_TASK_FILE_TABLE))
+	if (!t)
+		return 0;
+	task = bpf_get_current_task_btf();
+	nr = current_nr(task);
+	syscall_open = is_open_syscall(nr);
+	if ((syscall_open && !(t->flags & WRIT_TASK_FILE_TABLE)) || nr == NR_EXECVE || nr == NR_EXECVEAT)
 		return 0;
 	s = scratch();
 	if (!s)
 		return 0;
+	e = &s->open;
 	bpf_core_read(&fpath, sizeof(fpath), &file->f_path);
 	len = walk_path(&fpath, 0, &flags);
-	struct hash_ctx hc = {.is_exec = 0,
-			      .slot = t->slot,
-			      .check_file = 1,
-			      .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP)};
-	path_hash(&hc, len);
 	ino = BPF_CORE_READ(file, f_inode, i_ino);
-	e = &s->open;
 	e->dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
-	if (!hc.hit) {
-		/* A hard link of a denied file: its identity (see open_exit in writ.bpf.c). */
-		struct writ_path_key key = {
-			.slot = t->slot, .kind = WRIT_PK_INODE, .hash = writ_file_id_hash(e->dev, ino)};
+	if (t->flags & WRIT_TASK_FILE_TABLE) {
+		struct hash_ctx hc = {.is_exec = 0,
+				      .slot = t->slot,
+				      .check_file = 1,
+				      .check_comp = !!(t->flags & WRIT_TASK_FILE_COMP)};
 
-		hc.hit = ino && bpf_map_lookup_elem(&file_map, &key);
+		path_hash(&hc, len);
+		if (!hc.hit && ino) {
+			/* A hard link of a denied file: its identity (see open_exit). */
+			struct writ_path_key key = {.slot = t->slot,
+						    .kind = WRIT_PK_INODE,
+						    .hash = writ_file_id_hash(e->dev, ino)};
+
+			hc.hit = bpf_map_lookup_elem(&file_map, &key) != NULL;
+		}
+		if (hc.hit) {
+			flags |= WRIT_F_NEEDS_VERDICT;
+			if (t->flags & WRIT_TASK_ENFORCE) {
+				refuse = 1;
+				flags |= WRIT_F_KERNEL_DENY | WRIT_F_LSM;
+			}
+		}
 	}
-	if (!hc.hit)
-		return 0;
-
-	/* Refused: the record the syscall-exit program would have made, with the resolved path. */
-	task = bpf_get_current_task_btf();
+	if (syscall_open && !refuse)
+		return 0; /* its exit reports it */
 	fill_hdr_current(&e->hdr, WRIT_EV_OPEN, cgid, t, task);
-	e->result = -EPERM;
+	e->result = refuse ? -EPERM : 0;
 	e->open_flags = BPF_CORE_READ(file, f_flags); /* O_CREAT/O_TRUNC are cleared only after this hook */
-	e->syscall_nr = ((struct pt_regs *)bpf_task_pt_regs(task))->orig_ax;
+	e->syscall_nr = nr;
 	e->path_len = len;
 	e->ino = ino;
 	e->_pad0 = 0;
-	e->hdr.flags = flags | WRIT_F_KERNEL_DENY | WRIT_F_LSM | WRIT_F_NEEDS_VERDICT;
+	e->hdr.flags = flags;
 	e->hdr.size = offsetof(struct writ_open_event, path) + (len & (WRIT_PATH_MAX - 1));
 	if (len >= WRIT_PATH_MAX)
 		e->hdr.size = offsetof(struct writ_open_event, path) + WRIT_PATH_MAX;
+	if (!refuse) {
+		submit(e, e->hdr.size, WRIT_EV_OPEN, flags, t, 1);
+		return 0;
+	}
 	id = bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&lsm_refused_map, &id, &one, BPF_ANY);
-	submit(e, e->hdr.size, WRIT_EV_OPEN, e->hdr.flags, t, 0); /* refused in place */
+	submit(e, e->hdr.size, WRIT_EV_OPEN, flags, t, 0); /* refused in place */
 	lsm_kill(t, cgid, e->hdr.ppid);
 	return -EPERM;
+}
+
+/* The open syscalls' exits, as the tracepoint rung's sys_exit programs make them (writ_open.bpf.h): fexit
+ * runs only for these syscalls, where a syscall tracepoint would put every syscall of every process on
+ * the slow path. */
+SEC("fexit/__x64_sys_openat")
+int BPF_PROG(fx_openat, const struct pt_regs *regs, long ret)
+{
+	return open_exit(ret, NR_OPENAT);
+}
+
+SEC("fexit/__x64_sys_openat2")
+int BPF_PROG(fx_openat2, const struct pt_regs *regs, long ret)
+{
+	return open_exit(ret, NR_OPENAT2);
+}
+
+SEC("fexit/__x64_sys_open")
+int BPF_PROG(fx_open, const struct pt_regs *regs, long ret)
+{
+	return open_exit(ret, NR_OPEN);
+}
+
+SEC("fexit/__x64_sys_creat")
+int BPF_PROG(fx_creat, const struct pt_regs *regs, long ret)
+{
+	return open_exit(ret, NR_CREAT);
+}
+
+SEC("fexit/__x64_sys_open_by_handle_at")
+int BPF_PROG(fx_open_by_handle_at, const struct pt_regs *regs, long ret)
+{
+	return open_exit(ret, NR_OPEN_BY_HANDLE_AT);
 }
 
 /* The unix name of a sockaddr_un of addrlen bytes (the kernel's copy) into scratch; its length. */
@@ -165,50 +240,62 @@ static __always_inline __u32 lsm_unix_name(const void *sun, int addrlen)
 	return len;
 }
 
-/* A unix connect of an enforce-mode task: a denied name refused here (EPERM, before the lookup, so a
- * socket that does not exist is refused too); the verdict from the kernel's copy of the name goes to the
- * syscall-exit program, which reports it with the socket reached (bpf/writ_net.bpf.h). */
+#define NR_CONNECT 42
+
+/* A unix connect of a task process, judged from the kernel's copy of the name before the socket is looked
+ * up: a denied name in an enforce-mode task is refused (EPERM; a socket that does not exist is refused
+ * too). The syscall's exit reports it with its result and the socket it reached (unix_connect_exit); a
+ * connect with no syscall (io_uring's) is reported from here. */
 static __always_inline int lsm_unix_connect(const struct writ_task_info *t, __u64 cgid,
-					    struct sockaddr *address, int addrlen)
+					    struct sockaddr *address, int addrlen, __u32 nr)
 {
-	struct unix_args *a;
+	struct unix_args a = {};
+	union writ_scratch *s;
 	__u32 verdict, len;
 	__u64 h, id;
+	int refuse;
 
 	len = lsm_unix_name(address, addrlen);
 	verdict = unix_verdict(t, len, &h);
-	id = bpf_get_current_pid_tgid();
-	a = bpf_map_lookup_elem(&unix_args_map, &id);
-	if (a) {
-		union writ_scratch *s = scratch();
-
-		a->verdict = verdict;
-		a->lsm = 1;
-		a->name_len = len;
-		if (s)
-			bpf_probe_read_kernel(a->name, sizeof(a->name), s->unix_conn.name);
-	} else if (verdict == WRIT_KV_DENY) {
-		/* No syscall record will follow (io_uring's connect): report the refusal from here. */
-		emit_unix(t, cgid, -EPERM, verdict, WRIT_F_LSM, NULL, 0, 0);
+	refuse = (t->flags & WRIT_TASK_ENFORCE) && verdict == WRIT_KV_DENY;
+	s = scratch();
+	if (nr == NR_CONNECT && s) {
+		a.verdict = verdict;
+		a.lsm = 1;
+		a.name_len = len;
+		bpf_probe_read_kernel(a.name, sizeof(a.name), s->unix_conn.name);
+		id = bpf_get_current_pid_tgid();
+		if (!bpf_map_update_elem(&unix_args_map, &id, &a, BPF_ANY))
+			return refuse ? -EPERM : 0;
+		count(WRIT_EV_CONNECT, WRIT_CNT_DROPPED); /* full: reported from here instead */
 	}
-	return verdict == WRIT_KV_DENY ? -EPERM : 0;
+	emit_unix(t, cgid, refuse ? -EPERM : 0, verdict, WRIT_F_LSM_HOOK | (refuse ? WRIT_F_LSM : 0), NULL, 0,
+		  verdict == WRIT_KV_USER);
+	return refuse ? -EPERM : 0;
 }
 
+/* Every connect of a task process, in every mode: a denied or approval-bound destination of an enforce-mode
+ * task refused (EPERM, no packet sent). The syscall's exit reports it with its result (connect_exit, from
+ * connect_args_map, as sys_exit_connect does on the tracepoint rung). A connect with no syscall (io_uring's)
+ * is reported from here, and leaves a mark for cgroup/connect4|6, which runs next and must not report it
+ * again (a TCP Fast Open sendto reaches only the cgroup hook, which reports it). */
 SEC("lsm/socket_connect")
 int BPF_PROG(lsm_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
 {
 	struct writ_task_info *t;
-	struct connect_args *a;
+	struct connect_args a = {};
 	__u8 addr[16] = {};
 	__u16 family, port;
-	__u32 verdict;
+	__u32 verdict, nr, flags = WRIT_F_LSM_HOOK;
 	__u64 cgid, id;
+	int refuse;
 
 	if (ret)
 		return ret;
 	t = lookup_task(&cgid);
-	if (!t || !(t->flags & WRIT_TASK_ENFORCE))
+	if (!t)
 		return 0;
+	nr = current_nr(bpf_get_current_task_btf());
 	family = BPF_CORE_READ(address, sa_family);
 	if (family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)address;
@@ -221,22 +308,40 @@ int BPF_PROG(lsm_connect, struct socket *sock, struct sockaddr *address, int add
 		port = bpf_ntohs(BPF_CORE_READ(sin6, sin6_port));
 		bpf_core_read(addr, 16, &sin6->sin6_addr);
 	} else if (family == AF_UNIX) {
-		return lsm_unix_connect(t, cgid, address, addrlen);
+		return lsm_unix_connect(t, cgid, address, addrlen, nr);
 	} else {
 		return 0;
 	}
 	verdict = net_verdict(t, family, addr, port);
-	if (verdict != WRIT_KV_DENY && verdict != WRIT_KV_APPROVAL)
-		return 0;
+	refuse = (t->flags & WRIT_TASK_ENFORCE) && (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL);
+	if (refuse)
+		flags |= WRIT_F_LSM;
+	a.family = family;
+	a.port = port;
+	__builtin_memcpy(a.addr, addr, 16);
+	a.verdict = verdict;
+	a.flags = flags;
 	id = bpf_get_current_pid_tgid();
-	a = bpf_map_lookup_elem(&connect_args_map, &id);
-	if (a) {
-		a->verdict = verdict;
-		a->flags = WRIT_F_LSM;
-	} else {
-		emit_connect(t, cgid, family, port, addr, -EPERM, verdict, WRIT_F_LSM);
-	}
-	return -EPERM;
+	if (nr == NR_CONNECT && !bpf_map_update_elem(&connect_args_map, &id, &a, BPF_ANY))
+		return refuse ? -EPERM : 0;
+	/* io_uring retries a connect that returned EINPROGRESS: a stream socket already connecting or
+	 * connected reaches no new destination (EALREADY, EISCONN), and was reported by its first call. */
+	if (!refuse && BPF_CORE_READ(sock, type) == SOCK_STREAM &&
+	    BPF_CORE_READ(sock, state) != SS_UNCONNECTED)
+		return 0;
+	emit_connect(t, cgid, family, port, addr, refuse ? -EPERM : 0, verdict, flags);
+	if (refuse)
+		return -EPERM;
+	bpf_map_update_elem(&lsm_connect_map, &id, &a, BPF_ANY);
+	return 0;
+}
+
+/* The connect syscall's exit: the inet record (connect_exit) or the unix one (unix_connect_exit). */
+SEC("fexit/__x64_sys_connect")
+int BPF_PROG(fx_connect, const struct pt_regs *regs, long ret)
+{
+	connect_exit(ret);
+	return unix_connect_exit(ret);
 }
 
 /* A datagram to a unix name without connect() (sendto/sendmsg with a name; msg_name is the kernel's copy
@@ -262,19 +367,150 @@ int BPF_PROG(lsm_sendmsg, struct socket *sock, struct msghdr *msg, int size, int
 	return unix_send(t, cgid, lsm_unix_name(name, namelen), WRIT_F_LSM) ? 0 : -EPERM;
 }
 
+/* ---- renames, links and symlinks ------------------------------------------------------------------ */
+
+/* One name of the call as the kernel resolved it ({mount, dentry}: the dentry of a name about to be
+ * created is in place, negative): walked leaf first into work_map, checked against the task's file table,
+ * copied into the link record's data at pos. Its length. */
+static __always_inline __u32 lsm_link_name(struct writ_task_info *t, __u32 pos, struct vfsmount *mnt,
+					   struct dentry *d, int force_comp, __u32 *hit, __u64 *leaf)
+{
+	union writ_scratch *s = scratch();
+	struct hash_ctx hc = {.is_exec = WRIT_BUF_WORK, .slot = t->slot, .check_file = 1};
+	char *work = path_buf(WRIT_BUF_WORK);
+	struct path p = {.mnt = mnt, .dentry = d};
+	__u32 flags = 0, out;
+
+	*hit = 0;
+	*leaf = 0;
+	if (!s || !work)
+		return 0;
+	out = walk_path_at(&p, WRIT_BUF_WORK, 0, 0, &flags);
+	hc.check_comp = force_comp || (t->flags & WRIT_TASK_FILE_COMP);
+	path_hash(&hc, out);
+	*hit = hc.hit;
+	*leaf = hc.leaf_hash;
+	if (out > WRIT_PATH_MAX)
+		out = WRIT_PATH_MAX;
+	asm volatile("" : "+r"(pos));
+	bpf_probe_read_kernel(s->link.data + (pos & (WRIT_LINK_DATA - 1)), out, work);
+	return out;
+}
+
+/* A rename, hard link or symlink of a task with files.deny rules, its names resolved by the kernel: the
+ * record the tracepoint rung's sys_enter program makes (bpf/writ_link.bpf.h), and a call that gives a
+ * denied file a name (or a name below a denied directory) in an enforce-mode task refused (EPERM: the
+ * name never exists, so nothing is carried over). `nr`: the syscall the record names, when the call did
+ * not come from one of its own (io_uring). */
+static __always_inline int lsm_link(struct writ_task_info *t, __u64 cgid, __u32 nr, __u32 old_len,
+				    __u32 hit_old, __u32 raw_old, struct vfsmount *new_mnt,
+				    struct dentry *new_d, __u32 call_flags)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 hit_new, new_len, flags = WRIT_F_LSM_HOOK, lf = 0, cur = current_nr(task);
+	__u64 leaf_new;
+
+	if (old_len > WRIT_PATH_MAX)
+		old_len = WRIT_PATH_MAX;
+	new_len = lsm_link_name(t, old_len, new_mnt, new_d, 1, &hit_new, &leaf_new);
+	if (hit_old)
+		lf |= WRIT_LINK_HIT_OLD;
+	if (hit_new)
+		lf |= WRIT_LINK_HIT_NEW;
+	if (raw_old)
+		lf |= WRIT_LINK_OLD_RAW;
+	if ((hit_old || hit_new) && (t->flags & WRIT_TASK_FILE_TABLE)) {
+		flags |= WRIT_F_NEEDS_VERDICT;
+		if (t->flags & WRIT_TASK_ENFORCE)
+			flags |= WRIT_F_KERNEL_DENY | WRIT_F_LSM;
+	}
+	if ((nr == NR_RENAMEAT2 && (cur == NR_RENAME || cur == NR_RENAMEAT)) ||
+	    (nr == NR_LINKAT && cur == NR_LINK) || (nr == NR_SYMLINKAT && cur == NR_SYMLINK))
+		nr = cur;
+	link_submit(t, cgid, task, nr, flags, lf, call_flags, old_len, new_len);
+	if (!(flags & WRIT_F_LSM))
+		return 0;
+	lsm_kill(t, cgid, task->real_parent->tgid);
+	return -EPERM;
+}
+
+SEC("lsm/path_rename")
+int BPF_PROG(lsm_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry, unsigned int rflags, int ret)
+{
+	struct writ_task_info *t;
+	__u32 hit, len;
+	__u64 cgid, leaf;
+
+	if (ret)
+		return ret;
+	t = lookup_task(&cgid);
+	if (!t || !(t->flags & WRIT_TASK_FILE_LINK))
+		return 0;
+	len = lsm_link_name(t, 0, old_dir->mnt, old_dentry, 0, &hit, &leaf);
+	return lsm_link(t, cgid, NR_RENAMEAT2, len, hit, 0, new_dir->mnt, new_dentry, rflags);
+}
+
+SEC("lsm/path_link")
+int BPF_PROG(lsm_hardlink, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry,
+	     int ret)
+{
+	struct writ_task_info *t;
+	__u32 hit, len;
+	__u64 cgid, leaf;
+
+	if (ret)
+		return ret;
+	t = lookup_task(&cgid);
+	if (!t || !(t->flags & WRIT_TASK_FILE_LINK))
+		return 0;
+	/* A hard link stays on its mount (EXDEV before this hook). */
+	len = lsm_link_name(t, 0, new_dir->mnt, old_dentry, 0, &hit, &leaf);
+	return lsm_link(t, cgid, NR_LINKAT, len, hit, 0, new_dir->mnt, new_dentry, 0);
+}
+
+SEC("lsm/path_symlink")
+int BPF_PROG(lsm_symlink, const struct path *dir, struct dentry *dentry, const char *old_name, int ret)
+{
+	struct writ_task_info *t;
+	__u32 hit, raw, len;
+	__u64 cgid, leaf;
+
+	if (ret)
+		return ret;
+	t = lookup_task(&cgid);
+	if (!t || !(t->flags & WRIT_TASK_FILE_LINK))
+		return 0;
+	/* The content as written (the kernel's copy): relative content is relative to the link's directory
+	 * when followed, so its components are checked and it is sent as is. */
+	len = link_name(t, bpf_get_current_task_btf(), 0, old_name, AT_FDCWD, 0, 1, 0, &hit, &leaf, &raw, 1);
+	return lsm_link(t, cgid, NR_SYMLINKAT, len, hit, raw, dir->mnt, dentry, 0);
+}
+
 /* ---- self-protection ----------------------------------------------------------------------------- */
 
 #define PTRACE_MODE_ATTACH 0x02
 
-/* Refuses the current call and leaves the mark its syscall-exit program reports (bpf/writ_self.bpf.h). */
-static __always_inline int lsm_self_refuse(__u32 kind, __u32 tpid)
+/* Refuses the current call of a task process and reports it: the record the tracepoint rung's syscall-exit
+ * program makes (bpf/writ_self.bpf.h), aimed at `kind`/`tpid`. */
+static __always_inline int lsm_self_refuse(const struct writ_task_info *t, __u64 cgid, __u32 kind, __u32 tpid)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct lsm_self m = {.kind = kind, .tpid = tpid};
-	__u64 id = bpf_get_current_pid_tgid();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u32 flags = WRIT_F_NEEDS_VERDICT | WRIT_F_LSM | WRIT_F_KERNEL_DENY | WRIT_F_LSM_HOOK;
+	struct writ_self_event e = {};
 
-	m.nr = ((struct pt_regs *)bpf_task_pt_regs(task))->orig_ax;
-	bpf_map_update_elem(&lsm_self_map, &id, &m, BPF_ANY);
+	fill_hdr_current(&e.hdr, WRIT_EV_SELF, cgid, t, task);
+	e.hdr.flags = flags;
+	e.hdr.size = sizeof(e);
+	e.syscall_nr = regs->orig_ax;
+	e.result = -EPERM;
+	e.args[0] = regs->di;
+	e.args[1] = regs->si;
+	e.args[2] = regs->dx;
+	e.target = kind;
+	e.target_pid = tpid;
+	submit(&e, sizeof(e), WRIT_EV_SELF, flags, t, 0); /* refused in place */
 	return -EPERM;
 }
 
@@ -282,10 +518,12 @@ static __always_inline int lsm_self_refuse(__u32 kind, __u32 tpid)
  * `any` (attach-mode access) and it is any other process. */
 static __always_inline int lsm_self_target(__u32 tgid, int any)
 {
+	struct writ_task_info *t;
 	__u32 kind;
 	__u64 cgid;
 
-	if (!lookup_task(&cgid))
+	t = lookup_task(&cgid);
+	if (!t)
 		return 0;
 	kind = self_pid_kind(tgid, 0);
 	if (!kind) {
@@ -293,7 +531,7 @@ static __always_inline int lsm_self_target(__u32 tgid, int any)
 			return 0;
 		kind = WRIT_SELF_OTHER;
 	}
-	return lsm_self_refuse(kind, tgid);
+	return lsm_self_refuse(t, cgid, kind, tgid);
 }
 
 /* Every signal a task process sends to writd or its guardian, however it is spelled (kill, tkill, tgkill,
@@ -321,11 +559,128 @@ int BPF_PROG(lsm_ptrace_access, struct task_struct *child, unsigned int mode, in
 SEC("lsm/bpf")
 int BPF_PROG(lsm_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret)
 {
+	struct writ_task_info *t;
 	__u64 cgid;
 
 	if (ret)
 		return ret;
-	if (!lookup_task(&cgid))
+	t = lookup_task(&cgid);
+	return t ? lsm_self_refuse(t, cgid, WRIT_SELF_NONE, 0) : 0;
+}
+
+/* Signal ownership aimed at writd or its guardian (the kernel signals a file's owner, SIGKILL too with
+ * F_SETSIG, when the file becomes ready): fcntl F_SETOWN / F_SETOWN_EX and ioctl FIOSETOWN / SIOCSPGRP.
+ * The owner is read as the syscall-exit program reads it (self_classify); an owner elsewhere is allowed. */
+static __always_inline int lsm_self_owner(__u32 nr, __u32 cmd, unsigned long arg)
+{
+	struct writ_task_info *t;
+	__u32 tpid = 0;
+	__u64 cgid;
+	int k;
+
+	t = lookup_task(&cgid);
+	if (!t)
 		return 0;
-	return lsm_self_refuse(WRIT_SELF_NONE, 0);
+	k = self_classify(nr, 0, cmd, arg, &tpid);
+	if (k != WRIT_SELF_WRITD && k != WRIT_SELF_GUARDIAN)
+		return 0;
+	return lsm_self_refuse(t, cgid, k, tpid);
+}
+
+SEC("lsm/file_fcntl")
+int BPF_PROG(lsm_fcntl, struct file *file, unsigned int cmd, unsigned long arg, int ret)
+{
+	if (ret || (cmd != F_SETOWN && cmd != F_SETOWN_EX))
+		return ret;
+	return lsm_self_owner(NR_FCNTL, cmd, arg);
+}
+
+SEC("lsm/file_ioctl")
+int BPF_PROG(lsm_ioctl, struct file *file, unsigned int cmd, unsigned long arg, int ret)
+{
+	if (ret || (cmd != FIOSETOWN && cmd != SIOCSPGRP))
+		return ret;
+	return lsm_self_owner(NR_IOCTL, cmd, arg);
+}
+
+/* A pidfd of writd or its guardian (no LSM hook sees pidfd_open): reported at the syscall's exit, and the
+ * caller of an enforce-mode task SIGKILLed before it returns to use it, as the tracepoint rung does at
+ * sys_enter without the filter. Every use of such a pidfd meets a hook above anyway (a signal: task_kill;
+ * pidfd_getfd: ptrace_access_check). */
+SEC("fexit/__x64_sys_pidfd_open")
+int BPF_PROG(fx_pidfd_open, const struct pt_regs *regs, long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u32 flags = WRIT_F_NEEDS_VERDICT | WRIT_F_LSM_HOOK, tpid = 0;
+	struct writ_self_event e = {};
+	struct writ_task_info *t;
+	__u64 cgid;
+	int k;
+
+	t = lookup_task(&cgid);
+	if (!t)
+		return 0;
+	e.args[0] = uregs->di;
+	e.args[1] = uregs->si;
+	e.args[2] = uregs->dx;
+	k = self_classify(NR_PIDFD_OPEN, e.args[0], e.args[1], e.args[2], &tpid);
+	if (k < 0)
+		return 0;
+	if (t->flags & WRIT_TASK_SELF_KILL) {
+		bpf_send_signal(SIGKILL);
+		flags |= WRIT_F_KERNEL_DENY;
+	}
+	fill_hdr_current(&e.hdr, WRIT_EV_SELF, cgid, t, task);
+	e.hdr.flags = flags;
+	e.hdr.size = sizeof(e);
+	e.syscall_nr = NR_PIDFD_OPEN;
+	e.result = ret;
+	e.target = k;
+	e.target_pid = tpid;
+	submit(&e, sizeof(e), WRIT_EV_SELF, flags, t, 1);
+	return 0;
+}
+
+/* Joining writd's process group: kill(0) would then signal writd. */
+SEC("lsm/task_setpgid")
+int BPF_PROG(lsm_setpgid, struct task_struct *p, pid_t pgid, int ret)
+{
+	struct writ_task_info *t;
+	__u64 cgid;
+	__u32 k;
+
+	if (ret || pgid <= 0)
+		return ret;
+	k = self_pid_kind(pgid, 1);
+	if (!k)
+		return 0;
+	t = lookup_task(&cgid);
+	return t ? lsm_self_refuse(t, cgid, k, pgid) : 0;
+}
+
+/* A kernel module or a kexec image from a task process (init_module, finit_module, kexec_load,
+ * kexec_file_load): code in the kernel is beyond every rung. Firmware is the kernel's own request. */
+SEC("lsm/kernel_read_file")
+int BPF_PROG(lsm_read_file, struct file *file, enum kernel_read_file_id id, bool contents, int ret)
+{
+	struct writ_task_info *t;
+	__u64 cgid;
+
+	if (ret || id == READING_FIRMWARE)
+		return ret;
+	t = lookup_task(&cgid);
+	return t ? lsm_self_refuse(t, cgid, WRIT_SELF_NONE, 0) : 0;
+}
+
+SEC("lsm/kernel_load_data")
+int BPF_PROG(lsm_load_data, enum kernel_load_data_id id, bool contents, int ret)
+{
+	struct writ_task_info *t;
+	__u64 cgid;
+
+	if (ret || id == LOADING_FIRMWARE)
+		return ret;
+	t = lookup_task(&cgid);
+	return t ? lsm_self_refuse(t, cgid, WRIT_SELF_NONE, 0) : 0;
 }

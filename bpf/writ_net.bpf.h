@@ -170,7 +170,7 @@ struct unix_args {
 	__u32 verdict;
 	__u32 name_len;
 	__u32 from_hook; /* cgroup/connect_unix ran: name is the kernel's copy and the verdict was applied */
-	__u32 lsm;	 /* lsm/socket_connect ran (writ_lsm.bpf.c): the same, and it refused a denied one */
+	__u32 lsm; /* lsm/socket_connect saved it (writ_lsm.bpf.c): the same, and it refused a denied one */
 	char name[WRIT_UNIX_NAME_MAX];
 };
 
@@ -405,9 +405,9 @@ static __always_inline int unix_peer_path(struct task_struct *task, int fd, stru
 	return p->dentry ? 0 : -1;
 }
 
-#ifndef WRIT_NET_NO_PROGRAMS
-SEC("tracepoint/syscalls/sys_exit_connect")
-int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
+/* A unix connect's syscall exit (sys_exit_connect, or fexit of the syscall on the LSM rung): the record of
+ * the connect its entry (or lsm/socket_connect) saved, with the result and the socket it reached. */
+static __always_inline int unix_connect_exit(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid(), cgid;
 	struct writ_task_info *t;
@@ -415,7 +415,6 @@ int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	struct unix_args *a;
 	struct path peer;
 	__u32 flags = 0, verdict;
-	long ret = ctx->ret;
 	int have_peer = 0;
 
 	a = bpf_map_lookup_elem(&unix_args_map, &id);
@@ -428,7 +427,10 @@ int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	}
 	verdict = a->verdict;
 	if (a->lsm) {
-		flags |= WRIT_F_LSM; /* decided (and a denied one refused) before the lookup */
+		/* Decided before the lookup (a denied one refused: WRIT_F_LSM from its verdict below). */
+		flags |= WRIT_F_LSM_HOOK;
+		if (ret == -EPERM && verdict == WRIT_KV_DENY && (t->flags & WRIT_TASK_ENFORCE))
+			flags |= WRIT_F_LSM;
 		if (a->from_hook)
 			flags |= WRIT_F_CGROUP_HOOK;
 	} else if (!a->from_hook) {
@@ -452,6 +454,13 @@ int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	}
 	emit_unix(t, cgid, ret, verdict, flags, have_peer ? &peer : NULL, 0, verdict == WRIT_KV_USER);
 	return 0;
+}
+
+#ifndef WRIT_NET_NO_PROGRAMS
+SEC("tracepoint/syscalls/sys_exit_connect")
+int unix_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	return unix_connect_exit(ctx->ret);
 }
 #endif
 

@@ -22,11 +22,12 @@
  * arguments at sys_exit are read from the task's saved user registers (x86_64: di, si), which these syscalls
  * do not change: the refused path has no sys_enter to save them.
  *
- * Where BPF-LSM loads, writ_lsm.bpf.c refuses the worst of these in the kernel whatever the caller's filter:
- * a signal to writd or its guardian (task_kill: the whole kill family, pidfd_send_signal, a process-group
- * kill that would reach them, any thread of theirs, Linux 6.1 included), ptrace attach, process_vm_* and
- * pidfd_getfd (ptrace_access_check), and bpf(). It includes this file with WRIT_SELF_NO_PROGRAMS for the
- * maps and helpers, and leaves a mark (lsm_self_map) that the exit program here reports.
+ * Where BPF-LSM loads, none of these programs is attached: writ_lsm.bpf.c refuses and reports in the
+ * kernel, whatever the caller's filter, a signal to writd or its guardian (task_kill: the whole kill family,
+ * pidfd_send_signal, a process-group kill that would reach them, any thread of theirs), ptrace attach,
+ * process_vm_* and pidfd_getfd (ptrace_access_check), bpf(), signal ownership aimed at them (file_fcntl,
+ * file_ioctl, task_setpgid) and modules and kexec images (kernel_read_file, kernel_load_data). It includes
+ * this file with WRIT_SELF_NO_PROGRAMS for the maps and helpers (self_classify).
  */
 #ifndef WRIT_SELF_BPF_H
 #define WRIT_SELF_BPF_H
@@ -78,25 +79,6 @@ struct {
 	__type(key, __u64);
 	__type(value, __u32);
 } self_enter_map SEC(".maps");
-
-/* writ_lsm.bpf.c -> sys_exit: a self-protection LSM hook (task_kill, ptrace_access_check, bpf) refused
- * this thread's call `nr`. The exit program of that syscall takes it: its record says the call was
- * refused in the kernel (WRIT_F_LSM) and, where the tracepoint cannot tell the target (a thread id of
- * writd on Linux < 6.2), whom the hook saw it aimed at. A mark left by a call no exit program watches (a
- * read of /proc/<writd>/environ) is never taken: LRU, so such marks age out instead of filling it. */
-struct lsm_self {
-	__u32 nr;   /* the syscall the hook ran in */
-	__u32 kind; /* WRIT_SELF_* of the target */
-	__u32 tpid; /* its tgid */
-	__u32 _pad0;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct lsm_self);
-} lsm_self_map SEC(".maps");
 
 /* Which protected process a tgid (or, for a group kill, a process group id) is. */
 static __always_inline __u32 self_pid_kind(__u32 id, int group)
@@ -287,18 +269,11 @@ static __always_inline int self_exit(__u32 nr, long ret)
 	struct pt_regs *regs;
 	__u64 cgid, id = bpf_get_current_pid_tgid();
 	__u32 *entered, ent = 0, tpid = 0, flags = WRIT_F_NEEDS_VERDICT;
-	struct lsm_self *ls, lsm = {};
 	int k;
 
 	t = lookup_task(&cgid);
 	if (!t)
 		return 0;
-	ls = bpf_map_lookup_elem(&lsm_self_map, &id);
-	if (ls) {
-		if (ls->nr == nr)
-			lsm = *ls;
-		bpf_map_delete_elem(&lsm_self_map, &id);
-	}
 	entered = bpf_map_lookup_elem(&self_enter_map, &id);
 	if (entered) {
 		ent = *entered;
@@ -310,20 +285,12 @@ static __always_inline int self_exit(__u32 nr, long ret)
 	e.args[1] = BPF_CORE_READ(regs, si);
 	e.args[2] = BPF_CORE_READ(regs, dx);
 	k = self_classify(nr, e.args[0], e.args[1], e.args[2], &tpid);
-	if (k < 0 && lsm.nr) {
-		/* Only the LSM hook recognised the target (a thread of writd, Linux < 6.2). */
-		k = lsm.kind;
-		tpid = lsm.tpid;
-	}
 	if (k < 0) {
 		if (!ent)
 			return 0; /* an ordinary kill, ptrace, ... */
 		k = WRIT_SELF_NONE;
 	}
-	/* Refused by the LSM hook: it never reached its target. */
-	if (lsm.nr)
-		flags |= WRIT_F_LSM | WRIT_F_KERNEL_DENY;
-	else if (!ent && ret == -EPERM)
+	if (!ent && ret == -EPERM)
 		flags |= WRIT_F_SECCOMP;
 	if (ent == 2)
 		flags |= WRIT_F_KERNEL_DENY;

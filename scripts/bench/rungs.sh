@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The enforcement rungs side by side on one kernel (docs/performance.md, "The rungs"): what open, exec
-# and connect cost with no monitor, with writd on the tracepoint rung (writd.yaml `bpf_lsm: off`) and
+# The enforcement rungs side by side on one kernel (docs/performance.md, "The rungs"): what open, exec,
+# connect and getppid (a syscall writ does not watch: what the syscall slow path costs every process
+# of the host while a syscall tracepoint is attached) cost with no monitor, with writd on the tracepoint rung (writd.yaml `bpf_lsm: off`) and
 # with writd on the BPF-LSM rung (`bpf_lsm: auto`, where the kernel loads it), for a process outside
 # every task and for one inside an enforce-mode task. Meant for the VM tier's kernel (Debian 12's 6.1
 # with BPF-LSM active): `scripts/vm-test.sh --bench` runs it in the guest. On a kernel that refuses
 # LSM programs the lsm configuration is left out and the script says so.
 #
 #   sudo scripts/bench/rungs.sh [--build-dir DIR] [--rounds N] [--open N] [--exec N] [--connect N]
+#                               [--getppid N]
 #
 # Configurations alternate within each round, the first one rotating from round to round (none, tp,
 # lsm; then tp, lsm, none; ...), so drift of the machine and whatever the previous configuration left
@@ -15,12 +17,13 @@
 # Metric: CPU time of the workload (user + sys, its children included) per operation, median over the
 # rounds, and its ratio to none. Only ratios mean anything under software emulation (QEMU
 # TCG): every instruction is emulated, and a syscall's cost there is not a hardware syscall's.
-# Last line, always: "rungs open tp-out=R lsm-out=R tp-task=R lsm-task=R; exec ...; connect ..."
+# Last line, always: "rungs open tp-out=R lsm-out=R tp-task=R lsm-task=R; exec ...; connect ...;
+# getppid ..."
 # (lsm-* = "n/a" where the rung did not load). Exit 77 when it cannot run here (not root).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 root="$bench_root"
-build_dir="$root/build" rounds=3 n_open=50000 n_exec=200 n_connect=3000
+build_dir="$root/build" rounds=3 n_open=50000 n_exec=200 n_connect=3000 n_getppid=100000
 while (($#)); do
   case "$1" in
     --build-dir) build_dir="${2:?}"; shift 2 ;;
@@ -28,10 +31,11 @@ while (($#)); do
     --open) n_open="${2:?}"; shift 2 ;;
     --exec) n_exec="${2:?}"; shift 2 ;;
     --connect) n_connect="${2:?}"; shift 2 ;;
+    --getppid) n_getppid="${2:?}"; shift 2 ;;
     *) echo "bench/rungs.sh: unknown argument '$1' (see the usage at the top of the script)" >&2; exit 2 ;;
   esac
 done
-bench_positive bench/rungs.sh "$rounds" "$n_open" "$n_exec" "$n_connect"
+bench_positive bench/rungs.sh "$rounds" "$n_open" "$n_exec" "$n_connect" "$n_getppid"
 bench_require_root bench/rungs.sh
 bin="$build_dir/bin"
 for b in writd writ workload; do
@@ -88,6 +92,7 @@ args_of() {  # WORKLOAD
     open) echo "open $n_open --file $out/repo/file" ;;
     exec) echo "exec $n_exec --exe /bin/true" ;;
     connect) echo "connect $n_connect --port $port" ;;
+    getppid) echo "getppid $n_getppid" ;;
   esac
 }
 # CPU microseconds per operation from a workload's result line.
@@ -127,15 +132,17 @@ start() {  # tp|lsm
 }
 
 warm_up() {  # PLACEMENT: every workload once, short, untimed
-  local sv_o=$n_open sv_e=$n_exec sv_c=$n_connect w
+  local sv_o=$n_open sv_e=$n_exec sv_c=$n_connect sv_g=$n_getppid w
   n_open=$((n_open / 10 + 1)) n_exec=$((n_exec / 10 + 1)) n_connect=$((n_connect / 10 + 1))
-  for w in open exec connect; do "$1" "$w" >/dev/null; done
-  n_open=$sv_o n_exec=$sv_e n_connect=$sv_c
+  n_getppid=$((n_getppid / 10 + 1))
+  for w in $workloads; do "$1" "$w" >/dev/null; done
+  n_open=$sv_o n_exec=$sv_e n_connect=$sv_c n_getppid=$sv_g
 }
 
+workloads="open exec connect getppid"
 kernel="$(uname -r)"
 lsms="$(cat /sys/kernel/security/lsm 2>/dev/null || echo '?')"
-echo "bench/rungs.sh: kernel $kernel, lsm=$lsms, $rounds rounds, open $n_open, exec $n_exec, connect $n_connect" >&2
+echo "bench/rungs.sh: kernel $kernel, lsm=$lsms, $rounds rounds, open $n_open, exec $n_exec, connect $n_connect, getppid $n_getppid" >&2
 : >"$out/results.tsv"
 configs=(none tp lsm)
 for ((r = 1; r <= rounds; r++)); do
@@ -144,7 +151,7 @@ for ((r = 1; r <= rounds; r++)); do
     if [[ $c == none ]]; then
       sleep 2
       warm_up outside
-      for w in open exec connect; do
+      for w in $workloads; do
         printf '%s\tnone\t%s\t%s\n' "$r" "$w" "$(outside "$w")" >>"$out/results.tsv"
       done
       continue
@@ -155,7 +162,7 @@ for ((r = 1; r <= rounds; r++)); do
     sleep 2  # start-up work (policy compile, first records) out of the timing
     warm_up outside
     warm_up in_task
-    for w in open exec connect; do
+    for w in $workloads; do
       printf '%s\t%s-out\t%s\t%s\n' "$r" "$c" "$w" "$(outside "$w")" >>"$out/results.tsv"
       printf '%s\t%s-task\t%s\t%s\n' "$r" "$c" "$w" "$(in_task "$w")" >>"$out/results.tsv"
     done
@@ -172,9 +179,9 @@ awk -F'\t' -v lsm="${lsm_loads:-0}" '
   { k = $2 SUBSEP $3; n[k]++; v[k, n[k]] = $4 }
   END {
     split("none tp-out lsm-out tp-task lsm-task", cfgs, " ")
-    split("open exec connect", ws, " ")
+    nw = split("open exec connect getppid", ws, " ")
     printf "%-8s", "us/op"; for (c = 1; c <= 5; c++) printf " %10s", cfgs[c]; printf "\n"
-    for (w = 1; w <= 3; w++) {
+    for (w = 1; w <= nw; w++) {
       for (c = 1; c <= 5; c++) {
         k = cfgs[c] SUBSEP ws[w]; delete a
         for (i = 1; i <= n[k]; i++) a[i] = v[k, i]
@@ -185,13 +192,13 @@ awk -F'\t' -v lsm="${lsm_loads:-0}" '
       printf "\n"
     }
     printf "%-8s", "ratio"; for (c = 1; c <= 5; c++) printf " %10s", cfgs[c]; printf "\n"
-    for (w = 1; w <= 3; w++) {
+    for (w = 1; w <= nw; w++) {
       printf "%-8s", ws[w]
       for (c = 1; c <= 5; c++) printf(med[c, w] < 0 ? " %10s" : " %10.3f", med[c, w] < 0 ? "n/a" : med[c, w] / med[1, w])
       printf "\n"
     }
     line = "rungs"
-    for (w = 1; w <= 3; w++) {
+    for (w = 1; w <= nw; w++) {
       line = line (w > 1 ? ";" : "") " " ws[w]
       for (c = 2; c <= 5; c++)
         line = line " " cfgs[c] "=" (med[c, w] < 0 ? "n/a" : sprintf("%.3f", med[c, w] / med[1, w]))

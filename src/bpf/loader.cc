@@ -14,6 +14,7 @@
 #include <cstdarg>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "util/fd.h"
 #include "util/status_macros.h"
@@ -100,6 +101,19 @@ void Loader::ProbeLsm() {
     return;
   }
   std::unique_ptr<writ_lsm_bpf, LsmDeleter> l(raw);
+  // The path hooks exist where the kernel has CONFIG_SECURITY_PATH (Debian's, for AppArmor and
+  // TOMOYO). Without them the link syscall tracepoints stay.
+  {
+    btf* vmlinux = btf__load_vmlinux_btf();
+    lsm_links_ =
+        vmlinux && btf__find_by_name_kind(vmlinux, "bpf_lsm_path_rename", BTF_KIND_FUNC) > 0;
+    btf__free(vmlinux);
+  }
+  if (!lsm_links_) {
+    bpf_program__set_autoload(l->progs.lsm_rename, false);
+    bpf_program__set_autoload(l->progs.lsm_hardlink, false);
+    bpf_program__set_autoload(l->progs.lsm_symlink, false);
+  }
   l->rodata->cfg_task_level = cfg_.task_level;
   l->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
   l->rodata->cfg_exit_group_dead = skel_->rodata->cfg_exit_group_dead;
@@ -125,8 +139,33 @@ void Loader::ProbeLsm() {
     lsm_detail_ = absl::StrCat("unavailable (attach: ", strerror(-err), ")");
     return;
   }
+  // Pinned like the main object's links: a writd that dies or restarts leaves them enforcing.
+  for (int i = 0; i < l->skeleton->prog_cnt; i++) {
+    bpf_link* link = *l->skeleton->progs[i].link;
+    if (link) PinLink(link, l->skeleton->progs[i].name);
+  }
   lsm_ = std::move(l);
   lsm_detail_ = "active";
+}
+
+// The pins a previous writd left for programs this one does not attach (the LSM object's where it
+// does not load, the replaced syscall tracepoints' where it does): a pinned link keeps its program
+// running on that writd's maps.
+void Loader::UnpinUnused(const std::vector<std::string>& prog_names) {
+  if (cfg_.pin_dir.empty()) return;
+  for (const std::string& name : prog_names) {
+    unlink(absl::StrCat(cfg_.pin_dir, "/link_", name).c_str());
+  }
+}
+
+static std::vector<std::string> LsmProgramNames() {
+  std::vector<std::string> names;
+  writ_lsm_bpf* raw = writ_lsm_bpf__open();
+  if (!raw) return names;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, raw->obj) names.push_back(bpf_program__name(prog));
+  writ_lsm_bpf__destroy(raw);
+  return names;
 }
 
 static int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
@@ -285,6 +324,11 @@ void Loader::PinLink(bpf_link* link, const char* prog_name) {
 std::vector<int> Loader::LinkFds() const {
   std::vector<int> fds;
   for (const auto& l : links_) fds.push_back(bpf_link__fd(l.get()));
+  if (lsm_) {
+    for (int i = 0; i < lsm_->skeleton->prog_cnt; i++) {
+      if (bpf_link* link = *lsm_->skeleton->progs[i].link) fds.push_back(bpf_link__fd(link));
+    }
+  }
   return fds;
 }
 
@@ -370,13 +414,43 @@ absl::Status Loader::LoadAndAttach() {
     cg_fd.Reset(::open(cfg_.cgroup_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!cg_fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", cfg_.cgroup_root));
   }
-  for (const Hook& h : hooks) {
+  // What the LSM object reports and refuses itself where it loads: the syscall tracepoints of these
+  // families are then not attached (one attached syscall tracepoint puts every process of the host
+  // on the syscall slow path), nor cgroup/connect_unix (lsm/socket_connect judges unix names
+  // first). Results of opens and connects come from fexit of those syscalls alone (a trampoline on
+  // one function, no cost to any other syscall).
+  auto lsm_replaces = [&](const Hook& h) -> const char* {
+    switch (h.id) {
+      case HookId::kOpenExit:
+        return "lsm/file_open and fexit of the open syscalls";
+      case HookId::kConnectEnter:
+      case HookId::kConnectExit:
+      case HookId::kUnixConnect:
+        return "lsm/socket_connect and fexit/__x64_sys_connect";
+      case HookId::kSelf:
+        return "lsm/task_kill, ptrace_access_check, bpf, file_fcntl, file_ioctl, task_setpgid, "
+               "kernel_read_file, kernel_load_data; fexit/__x64_sys_pidfd_open";
+      case HookId::kLink:
+        // Only where the path hooks load (ProbeLsm decides lsm_links_).
+        return "lsm/path_rename, path_link, path_symlink";
+      case HookId::kCgroupUnix:
+        return h.prog == skel_->progs.cg_connect_unix ? "lsm/socket_connect" : nullptr;
+      default:
+        return nullptr;
+    }
+  };
+  // Whether the LSM object, once probed, replaces this hook.
+  auto replaced_by = [&](const Hook& h) -> const char* {
+    if (!lsm_active() || (h.id == HookId::kLink && !lsm_links_)) return nullptr;
+    return lsm_replaces(h);
+  };
+  auto attach = [&](const Hook& h) {
     HookStatus st{h.id, h.name, false, ""};
     bpf_link* link = nullptr;
     if (!bpf_program__autoload(h.prog)) {
       st.detail = unix_hooks_detail_;  // the only programs left out on purpose
       hooks_.push_back(std::move(st));
-      continue;
+      return;
     }
     if (h.id == HookId::kCgroupConnect || h.id == HookId::kCgroupSendmsg ||
         h.id == HookId::kCgroupUnix) {
@@ -395,21 +469,48 @@ absl::Status Loader::LoadAndAttach() {
       st.detail = absl::StrCat("unavailable (", strerror(errno), ")");
     }
     hooks_.push_back(std::move(st));
+  };
+  // The hooks every rung keeps first (the LSM object reads what cgroup/sendmsg_unix covers), then
+  // the LSM object, then what it does not replace.
+  for (const Hook& h : hooks) {
+    if (!lsm_replaces(h)) attach(h);
   }
   // The exec hook is the spine of attribution: without it writ cannot name what a task runs.
   if (std::string why; !HooksActive(hooks_, HookId::kExec, &why)) {
     return absl::FailedPreconditionError(absl::StrCat("attach ", why));
   }
-
   if (cfg_.lsm) {
     ProbeLsm();
   } else {
     lsm_detail_ = "off (writd.yaml bpf_lsm: off)";
   }
-  for (const char* h : {"exec (lsm/bprm_check_security)", "open (lsm/file_open)",
-                        "connect (lsm/socket_connect)", "unix send (lsm/socket_sendmsg)",
-                        "self (lsm/task_kill, lsm/ptrace_access_check, lsm/bpf)"}) {
-    hooks_.push_back({HookId::kLsm, h, lsm_active(), lsm_active() ? "" : lsm_detail_});
+  if (!lsm_active()) UnpinUnused(LsmProgramNames());
+  std::vector<std::string> replaced;
+  for (const Hook& h : hooks) {
+    if (!lsm_replaces(h)) continue;  // attached above
+    const char* by = replaced_by(h);
+    if (!by) {
+      attach(h);
+      continue;
+    }
+    replaced.push_back(bpf_program__name(h.prog));
+    hooks_.push_back({h.id, h.name, false, absl::StrCat("not attached: ", by, " (BPF-LSM)")});
+  }
+  UnpinUnused(replaced);
+  for (const char* h :
+       {"exec (lsm/bprm_check_security)",
+        "open (lsm/file_open; fexit/__x64_sys_{openat,openat2,open,creat,open_by_handle_at})",
+        "connect (lsm/socket_connect; fexit/__x64_sys_connect)", "unix send (lsm/socket_sendmsg)",
+        "link (lsm/path_rename, lsm/path_link, lsm/path_symlink)",
+        "self (lsm/task_kill, ptrace_access_check, bpf, file_fcntl, file_ioctl, task_setpgid, "
+        "kernel_read_file, kernel_load_data)"}) {
+    const bool link_row = absl::StartsWith(h, "link ");
+    const bool active = lsm_active() && (!link_row || lsm_links_);
+    hooks_.push_back({HookId::kLsm, h, active,
+                      active         ? ""
+                      : lsm_active() ? "unavailable (no path hooks: CONFIG_SECURITY_PATH); "
+                                       "syscalls/sys_enter_rename... instead"
+                                     : lsm_detail_});
   }
 
   ASSIGN_OR_RETURN(
@@ -438,7 +539,7 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
         {"exec: lsm (bprm_check_security: exec.deny refused with EPERM); allow lists, "
          "approvals: kernel-signal (sched_process_exec)",
          true, ""});
-    out.push_back({"open: lsm (file_open: EPERM, prevented)", true, ""});
+    out.push_back({"open: lsm (file_open: a denied file refused with EPERM, prevented)", true, ""});
     out.push_back({"connect: lsm (socket_connect: EPERM, prevented)", true, ""});
   } else {
     auto rung = [&](const char* name, HookId id) {
@@ -482,30 +583,43 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
     }
   }
   {
+    // The LSM path hooks replace the link tracepoints where they load (CONFIG_SECURITY_PATH).
+    bool lsm_link = false;
+    for (const HookStatus& h : hooks) {
+      if (h.id == HookId::kLsm && h.active && absl::StartsWith(h.name, "link ")) lsm_link = true;
+    }
     std::string why;
-    out.push_back(
-        {"link: kernel-signal at sys_enter (a rename or link of a denied name: killed_after)",
-         HooksActive(hooks, HookId::kLink, &why), why});
+    if (lsm_link) {
+      out.push_back(
+          {"link: lsm (path_rename, path_link, path_symlink: a new name for a denied file "
+           "refused with EPERM, prevented)",
+           true, ""});
+    } else {
+      out.push_back(
+          {"link: kernel-signal at sys_enter (a rename or link of a denied name: killed_after)",
+           HooksActive(hooks, HookId::kLink, &why), why});
+    }
   }
-  std::string why;
-  const bool self = HooksActive(hooks, HookId::kSelf, &why);
   if (lsm) {
     out.push_back(
-        {"self: lsm (task_kill, ptrace_access_check, bpf: EPERM with or without writ run's "
-         "filter); the rest seccomp, without the filter kernel-signal at sys_enter",
-         self, why});
-  } else {
+        {"self: lsm (task_kill, ptrace_access_check, bpf, file_fcntl, file_ioctl, task_setpgid, "
+         "kernel_read_file, kernel_load_data: EPERM and reported, with or without writ run's "
+         "filter, which writ run then leaves off)",
+         true, ""});
+    // task_kill sees the receiving task itself: any thread of writd, on every kernel.
     out.push_back(
-        {"self: seccomp (writ run's filter: EPERM); without it kernel-signal at sys_enter", self,
-         why});
+        {"self-threads: a signal to any thread of writd is recognised (lsm/task_kill)", true, ""});
+  } else {
+    std::string why;
+    out.push_back(
+        {"self: seccomp (writ run's filter: EPERM); without it kernel-signal at sys_enter",
+         HooksActive(hooks, HookId::kSelf, &why), why});
+    out.push_back(
+        {"self-threads: a signal to any thread of writd is recognised (bpf_task_from_pid)",
+         k.task_from_pid,
+         "unavailable (Linux < 6.2): only the thread ids writd and the guardian have as "
+         "processes are; the filter refuses the others unreported, the fallback misses them"});
   }
-  out.push_back(
-      {"self-threads: a signal to any thread of writd is recognised (bpf_task_from_pid)",
-       k.task_from_pid,
-       lsm ? "unavailable (Linux < 6.2): a signal to a writd thread the filter names is refused "
-             "unreported; lsm/task_kill refuses and reports the rest (a later thread, no filter)"
-           : "unavailable (Linux < 6.2): only the thread ids writd and the guardian have as "
-             "processes are; the filter refuses the others unreported, the fallback misses them"});
   out.push_back(
       {"lineage: a kernel deny also kills the actor's parent in the task "
        "(bpf_send_signal_task)",
@@ -522,12 +636,18 @@ std::vector<Rung> Loader::Rungs() const {
 
 std::vector<Loader::ProgramStats> Loader::ReadProgramStats() const {
   std::vector<ProgramStats> out;
-  bpf_program* prog;
-  bpf_object__for_each_program(prog, skel_->obj) {
-    bpf_prog_info info = {};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
-    out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+  // The main object's programs and, where it loaded, the LSM object's (it replaces the syscall
+  // tracepoints there: its cost is the rung's cost).
+  for (bpf_object* obj : {skel_->obj, lsm_ ? lsm_->obj : nullptr}) {
+    if (!obj) continue;
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, obj) {
+      if (bpf_program__fd(prog) < 0) continue;  // not loaded (autoload off)
+      bpf_prog_info info = {};
+      uint32_t len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) != 0) continue;
+      out.push_back({bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+    }
   }
   return out;
 }

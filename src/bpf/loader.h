@@ -211,6 +211,7 @@ class Loader {
     void operator()(writ_lsm_bpf* s) const;
   };
   void ProbeLsm();
+  void UnpinUnused(const std::vector<std::string>& prog_names);
 
   LoaderConfig cfg_;
   Handler handler_;
@@ -220,6 +221,7 @@ class Loader {
   std::unique_ptr<writ_bpf, SkelDeleter> skel_;
   std::unique_ptr<writ_lsm_bpf, LsmDeleter> lsm_;
   std::string lsm_detail_;
+  bool lsm_links_ = false;  // the LSM object's path hooks load (CONFIG_SECURITY_PATH)
   std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
   std::unique_ptr<RingReader> ring_;
   Fd stats_fd_;  // BPF_ENABLE_STATS handle: run-time accounting while it is open

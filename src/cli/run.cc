@@ -129,8 +129,9 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
   if (pid == 0) {
     close(sync[0]);
     close(go[1]);
-    // 'g' and the encoded SelfFilterSpec, then EOF. EOF alone = the launcher gave up: never run
-    // outside the task.
+    // 'g' (install the filter) or 'k' (writd's BPF-LSM programs guard it: no filter) and the
+    // encoded SelfFilterSpec, then EOF. EOF alone = the launcher gave up: never run outside the
+    // task.
     std::string msg;
     char b[512];
     for (ssize_t r; (r = read(go[0], b, sizeof(b))) != 0;) {
@@ -140,7 +141,7 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
     }
     if (msg.empty()) _exit(126);
     writ::actions::SelfFilterSpec spec;
-    if (msg[0] != 'g' ||
+    if ((msg[0] != 'g' && msg[0] != 'k') ||
         !writ::actions::DecodeSelfFilterSpec(absl::string_view(msg).substr(1), &spec)) {
       std::string err =
           absl::StrCat("malformed start message from the launcher (", msg.size(), " bytes)");
@@ -158,7 +159,7 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
       (void)!write(sync[1], err.data(), err.size());
       _exit(126);
     }
-    if (seccomp) {
+    if (seccomp && msg[0] == 'g') {
       // Self-protection: installed last, so nothing of the launcher's own needs is refused.
       absl::Status st = writ::actions::InstallSelfFilter(spec);
       if (!st.ok()) {
@@ -207,7 +208,8 @@ int CmdRun(const std::string& socket, int argc, char** argv) {
                       placed->placed().protected_pids().end());
   protect.groups.assign(placed->placed().protected_groups().begin(),
                         placed->placed().protected_groups().end());
-  const std::string go_msg = "g" + writ::actions::EncodeSelfFilterSpec(protect);
+  const std::string go_msg = (placed->placed().kernel_guards_self() ? "k" : "g") +
+                             writ::actions::EncodeSelfFilterSpec(protect);
   for (size_t off = 0; off < go_msg.size();) {
     ssize_t w = write(go[1], go_msg.data() + off, go_msg.size() - off);
     if (w < 0 && errno == EINTR) continue;

@@ -224,7 +224,10 @@ absl::Status Daemon::Start() {
                       std::function<bool(const v1::Event&)> visible) {
     output_.Tail(fd, r, std::move(visible));
   };
-  hooks.protect = [this](v1::PlacedResponse* p) { guardian_->Protected(p); };
+  hooks.protect = [this](v1::PlacedResponse* p) {
+    guardian_->Protected(p);
+    p->set_kernel_guards_self(loader_->lsm_active());
+  };
   hooks.credentials_dir = [this](const Task& t) -> std::string {
     if (!task_creds_ || !t.compiled || t.compiled->credentials().empty()) return "";
     return task_creds_->DirFor(t.id);

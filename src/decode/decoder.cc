@@ -101,6 +101,8 @@ static const char* SyscallName(uint32_t nr) {
       return "openat2";
     case 304:
       return "open_by_handle_at";
+    case 426:
+      return "io_uring_enter";  // an io_uring open (lsm/file_open)
     default:
       return "";
   }
@@ -155,6 +157,14 @@ const char* SelfSyscallName(uint32_t nr) {
   switch (nr) {
     case 62:
       return "kill";
+    case 2:
+      return "open";  // /proc/<pid>/mem of another process (lsm/ptrace_access_check)
+    case 257:
+      return "openat";
+    case 437:
+      return "openat2";
+    case 424:
+      return "pidfd_send_signal";  // lsm/task_kill
     case 101:
       return "ptrace";
     case 129:
@@ -435,7 +445,9 @@ absl::Status Decoder::Decode(const void* data, size_t size, v1::Event* ev, Recor
       info->kernel_verdict = e->verdict;
       v1::Network* net = ev->mutable_network();
       net->set_result(e->result);
-      net->set_hook((h.flags & WRIT_F_CGROUP_HOOK) ? "cgroup" : "syscall");
+      net->set_hook((h.flags & WRIT_F_CGROUP_HOOK)               ? "cgroup"
+                    : (h.flags & (WRIT_F_LSM_HOOK | WRIT_F_LSM)) ? "lsm"
+                                                                 : "syscall");
       net->set_send((h.flags & WRIT_F_SEND) != 0);
       net->set_suppressed(e->suppressed);
       if (e->family == AF_UNIX) {

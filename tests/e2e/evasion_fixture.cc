@@ -179,11 +179,19 @@ void ExpectExecKilled(const CmdResult& r, const std::vector<json>& evs, const st
   EXPECT_EQ(ev["enforcement"], lsm ? "lsm" : "kernel-signal");
 }
 
-// A self-protection attempt the launcher's seccomp filter refused: EPERM to the caller, an
-// OWASP-ASI10 finding (kind "self"), and the task killed by its response (`; sleep 5; echo after`
-// never finishes).
+static bool self_rung_lsm = false;
+void SetSelfRungLsm(bool lsm) { self_rung_lsm = lsm; }
+
+// A self-protection attempt the launcher's seccomp filter refused (or, where BPF-LSM loads, an LSM
+// hook: writ run then installs no filter): EPERM to the caller, an OWASP-ASI10 finding (kind
+// "self"), and the task killed by its response (`; sleep 5; echo after` never finishes). On the LSM
+// rung, kill(-1) is refused once per protected process it would reach (target writd or guardian),
+// and pidfd_open, which no LSM hook sees, is reported at its exit with the caller killed before it
+// returns (killed_after).
 json ExpectSelfPrevented(const CmdResult& r, const std::vector<json>& evs,
                          const std::string& syscall, const std::string& target) {
+  const bool lsm = self_rung_lsm;
+  const bool after = lsm && syscall == "pidfd_open";
   EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   // The caller's own report races the task-wide kill that follows the finding (the helper may die
   // before it prints): what it got is asserted from the record's syscall.result (-EPERM) below, and
@@ -200,10 +208,18 @@ json ExpectSelfPrevented(const CmdResult& r, const std::vector<json>& evs,
   EXPECT_FALSE(ev.is_null()) << "no self event for " << syscall;
   if (ev.is_null()) return ev;
   EXPECT_EQ(ev["verdict"], "violation");
-  EXPECT_EQ(ev["outcome"], "prevented");
-  EXPECT_EQ(ev["enforcement"], "seccomp");
-  EXPECT_EQ(ev["syscall"]["result"], -EPERM);
-  EXPECT_EQ(ev["syscall"].value("target", ""), target);
+  EXPECT_EQ(ev["outcome"], after ? "killed_after" : "prevented");
+  EXPECT_EQ(ev["enforcement"], after ? "kernel-signal" : lsm ? "lsm" : "seccomp");
+  if (after) {
+    EXPECT_GE(ev["syscall"]["result"].get<int>(), 0);
+  } else {
+    EXPECT_EQ(ev["syscall"]["result"], -EPERM);
+  }
+  if (lsm && target == "all") {
+    EXPECT_THAT(ev["syscall"].value("target", ""), ::testing::AnyOf("writd", "guardian"));
+  } else {
+    EXPECT_EQ(ev["syscall"].value("target", ""), target);
+  }
   EXPECT_EQ(ev["finding"]["category"], "self");
   EXPECT_EQ(ev["finding"]["rule"], "writ/self." + syscall);
   EXPECT_THAT(ev["finding"]["frameworks"].get<std::vector<std::string>>(),

@@ -71,6 +71,10 @@ inline void PrintTo(Model m, std::ostream* os) {
   *os << (m == Model::kRoot ? "root" : "unprivileged");
 }
 
+// Which rung refuses self-protection attempts (ExpectSelfPrevented): writ run's seccomp filter, or,
+// where BPF-LSM loads, the LSM hooks (writ run then installs no filter).
+void SetSelfRungLsm(bool lsm);
+
 class Evasion : public ::testing::TestWithParam<Model> {
  protected:
   static void SetUpTestSuite() {
@@ -81,6 +85,7 @@ class Evasion : public ::testing::TestWithParam<Model> {
     if (writd_.status().ok()) {
       const std::string st = writd_->Writ({"status"}).out;
       lsm_ = RungActive(st, "open: lsm ");
+      SetSelfRungLsm(lsm_);
       lineage_ = RungActive(st, "lineage: ");
       unix_hook_ = RungActive(st, "unix: cgroup-bpf (") || RungActive(st, "unix: lsm (");
       printf("evasion: rungs of this kernel: %s, kernel kill of the actor's shell %s\n",
@@ -223,6 +228,7 @@ class EvasionStandalone : public ::testing::Test {
     const std::string st = w_.Writ({"status"}).out;
     threads_ = RungActive(st, "self-threads: ");
     lsm_ = RungActive(st, "self: lsm (");
+    SetSelfRungLsm(lsm_);
   }
   WritdInstance w_;
   // BPF-LSM refuses signals to writd and its guardian (lsm/task_kill), with or without the

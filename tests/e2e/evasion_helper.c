@@ -291,11 +291,17 @@ int main(int argc, char** argv) {
     printf("pgid %d\n", (int)getpgrp());
     return 0;
   }
-  if (!strcmp(cmd, "finit-module")) { /* finit_module(-1): EBADF if it ran, EPERM if refused */
-    return report(cmd, syscall(SYS_finit_module, -1, "", 0));
+  if (!strcmp(cmd, "finit-module")) {
+    /* finit_module of this program's own file (a regular file, not a module: ENOEXEC had it been
+     * read; EPERM where refused, by seccomp or by lsm/kernel_read_file, which runs after the fd is
+     * looked up and checked to be a regular file) */
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    return report(cmd, syscall(SYS_finit_module, fd, "", 0));
   }
   if (!strcmp(cmd, "kexec-file-load")) {
-    return report(cmd, syscall(SYS_kexec_file_load, -1, -1, 0, "", 0));
+    /* the same file as a kernel image, no initramfs (KEXEC_FILE_NO_INITRAMFS) */
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    return report(cmd, syscall(SYS_kexec_file_load, fd, -1, 0, "", 4));
   }
   if (!strcmp(cmd, "deep-exec")) {
     /* deep-exec DIR SRC MARKER N COMP... LEAF: SRC copied to DIR/a/a/.../COMP.../LEAF (N a's), then

@@ -16,10 +16,19 @@ namespace {
 
 // io_uring: `writ run`'s seccomp filter refuses io_uring_setup (EPERM) so neither IORING_OP_OPENAT
 // (which bypasses the open tracepoints) nor IORING_OP_CONNECT ever runs: an OWASP-ASI10 finding,
-// and the task is killed by its response.
+// and the task is killed by its response. On the LSM rung the ring is allowed (writ run installs
+// no filter): each operation meets the same LSM hooks as its syscall, so the open of the denied
+// file is refused by lsm/file_open (EPERM, prevented) and the task killed by its response.
 TEST_P(Evasion, IoUringIsPreventedAndTheTaskKilled) {
   CmdResult r =
       RunFiles(absl::StrCat(helper_, " uring-open ", secret_, "/key; sleep 5; echo after"));
+  if (lsm_) {
+    if (!r.out.empty()) {
+      EXPECT_THAT(r.out, HasSubstr("uring-open error Operation not permitted"));
+    }
+    ExpectSecretOpenKilled(r);
+    return;
+  }
   // The task-wide kill can land before the helper prints (it no longer waits for the finding's
   // journal fsync): ExpectSelfPrevented checks that whatever was printed is the EPERM, and the
   // record's result.
@@ -33,7 +42,8 @@ TEST_P(Evasion, IoUringIsPreventedAndTheTaskKilled) {
 // Without the filter (writ run --no-seccomp; the fallback for processes the launcher did not start)
 // a monitor-mode task's io_uring connect still meets the cgroup connect hook, which sees every
 // connect of the cgroup, io_uring's included: reported (hook "cgroup"), and the io_uring_setup is a
-// finding too.
+// finding too. On the LSM rung lsm/socket_connect sees it first and reports it (hook "lsm"); the
+// ring itself is no finding there.
 TEST_P(Evasion, IoUringConnectWithoutTheFilterIsSeenByTheCgroupHook) {
   Listener l(AF_INET);
   ASSERT_NE(l.port, 0);
@@ -46,9 +56,15 @@ TEST_P(Evasion, IoUringConnectWithoutTheFilterIsSeenByTheCgroupHook) {
     return e.value("kind", "") == "connect" && e["network"].value("dst_port", 0) == l.port;
   });
   ASSERT_FALSE(ev.is_null()) << "io_uring connect not reported";
-  EXPECT_EQ(ev["network"]["hook"], "cgroup");
+  EXPECT_EQ(ev["network"]["hook"], lsm_ ? "lsm" : "cgroup");
   EXPECT_EQ(ev["verdict"], "violation");
   EXPECT_EQ(ev["outcome"], "would_deny");
+  int reports = 0;
+  for (const auto& e : evs) {
+    reports += e.value("kind", "") == "connect" && e["network"].value("dst_port", 0) == l.port;
+  }
+  EXPECT_EQ(reports, 1) << "reported by both the LSM and the cgroup hook";
+  if (lsm_) return;
   json setup = Find(evs, [](const json& e) {
     return e.value("kind", "") == "self" && e["syscall"].value("name", "") == "io_uring_setup";
   });

@@ -27,8 +27,9 @@ TEST_P(Evasion, StatusNamesTheRungOfEachHook) {
     for (const char* rung : {"exec: lsm (", "open: lsm (", "connect: lsm (", "unix: lsm ("}) {
       EXPECT_TRUE(RungActive(st, rung)) << rung << "\n" << st;
     }
-    for (const char* hook : {"exec (lsm/bprm_check_security)", "open (lsm/file_open)",
-                             "connect (lsm/socket_connect)", "unix send (lsm/socket_sendmsg)"}) {
+    for (const char* hook :
+         {"exec (lsm/bprm_check_security)", "open (lsm/file_open;", "connect (lsm/socket_connect;",
+          "unix send (lsm/socket_sendmsg)", "link (lsm/path_rename", "self (lsm/task_kill"}) {
       EXPECT_TRUE(RungActive(st, hook)) << hook << "\n" << st;
     }
   } else {
@@ -42,7 +43,16 @@ TEST_P(Evasion, StatusNamesTheRungOfEachHook) {
   // The containment hooks, the same on every kernel (unix: before the lookup by the LSM rung or
   // Linux 6.7's cgroup hooks, else at the connect's exit).
   EXPECT_TRUE(RungActive(st, "send: cgroup-bpf (")) << st;
-  EXPECT_TRUE(RungActive(st, "link: kernel-signal ")) << st;
+  EXPECT_TRUE(RungActive(st, bpf_lsm ? "link: lsm (" : "link: kernel-signal ")) << st;
+  // The LSM rung attaches no syscall tracepoint (each would put every process of the host on the
+  // syscall slow path): none is listed active there.
+  if (bpf_lsm) {
+    for (absl::string_view line : absl::StrSplit(st, '\n')) {
+      if (absl::StrContains(line, "(syscalls/")) {
+        EXPECT_FALSE(absl::EndsWith(line, " active")) << line;
+      }
+    }
+  }
   EXPECT_EQ(RungActive(st, "unix: lsm ("), bpf_lsm) << st;
   EXPECT_TRUE(RungActive(st, "unix: lsm (") || RungActive(st, "unix: cgroup-bpf (") ||
               RungActive(st, "unix: kernel-signal "))
@@ -217,7 +227,8 @@ TEST_P(Evasion, OpenByHandleAtIsJudgedLikeAnOpenAndKilled) {
 // anything below any .ssh) and exact denies; rename, hard link and symlink; a name relative to the
 // cwd inside the denied directory. The caller and its shell are SIGKILLed at the syscall's entry:
 // the `cat` never runs (kernels without bpf_send_signal_task kill the caller only: the shell's
-// `cat` then meets the new name's deny).
+// `cat` then meets the new name's deny). The LSM rung refuses the call itself (lsm/path_*: EPERM,
+// prevented), and the task is killed by its response.
 TEST_P(Evasion, RenameOrLinkOfADeniedFileIsKilledBeforeTheNewNameIsRead) {
   const std::string exact = work_ + "/exact-secret";
   auto setup = [&] {
@@ -250,8 +261,8 @@ TEST_P(Evasion, RenameOrLinkOfADeniedFileIsKilledBeforeTheNewNameIsRead) {
     ASSERT_FALSE(ev.is_null()) << "no link event";
     EXPECT_THAT(ev["file"].value("syscall", ""), ::testing::StartsWith(c.syscall_prefix));
     EXPECT_EQ(ev["verdict"], "violation");
-    EXPECT_EQ(ev["outcome"], "killed_after");
-    EXPECT_EQ(ev["enforcement"], "kernel-signal");
+    EXPECT_EQ(ev["outcome"], lsm_ ? "prevented" : "killed_after");
+    EXPECT_EQ(ev["enforcement"], lsm_ ? "lsm" : "kernel-signal");
     EXPECT_EQ(ev["finding"]["rule"], c.rule);
     EXPECT_EQ(ev["file"].value("path", "").rfind("/", 0), 0u)
         << "the old name was not made absolute";
@@ -260,7 +271,8 @@ TEST_P(Evasion, RenameOrLinkOfADeniedFileIsKilledBeforeTheNewNameIsRead) {
 
 // The new name stays denied in the kernel for every process of the task (its last component joins
 // the task's component denies before the rename runs): with an alert-only response the task lives
-// on, the shell's next command opens the laundered name, and that open is killed at its exit.
+// on, the shell's next command opens the laundered name, and that open is killed at its exit. The
+// LSM rung refuses the rename itself (lsm/path_rename: EPERM): there is no new name to open.
 TEST_P(Evasion, ARenamedDeniedFileStaysDeniedUnderItsNewName) {
   std::filesystem::create_directories(work_ + "/p");
   std::ofstream(work_ + "/p/.env") << "TOPSECRET-ENV";
@@ -269,11 +281,21 @@ TEST_P(Evasion, ARenamedDeniedFileStaysDeniedUnderItsNewName) {
   EXPECT_THAT(r.out, Not(HasSubstr("TOPSECRET")));
   EXPECT_THAT(r.out, HasSubstr("after")) << r.err;  // alert only: the shell itself is not killed
   auto evs = Events(r);
+  if (lsm_) {
+    EXPECT_TRUE(std::filesystem::exists(work_ + "/p/.env")) << "the rename ran";
+    EXPECT_FALSE(std::filesystem::exists(work_ + "/p/e.txt"));
+    json mv = Find(evs, [](const json& e) { return e.value("kind", "") == "link"; });
+    ASSERT_FALSE(mv.is_null()) << "the refused rename was not reported";
+    EXPECT_EQ(mv["verdict"], "violation");
+    EXPECT_EQ(mv["outcome"], "prevented");
+    EXPECT_EQ(mv["enforcement"], "lsm");
+    return;
+  }
   json open = OpenOf(evs, work_ + "/p/e.txt");
   ASSERT_FALSE(open.is_null()) << "the open of the new name was not reported";
   EXPECT_EQ(open["verdict"], "violation");
-  EXPECT_EQ(open["outcome"], lsm_ ? "prevented" : "killed_after");
-  EXPECT_EQ(open["enforcement"], lsm_ ? "lsm" : "kernel-signal");
+  EXPECT_EQ(open["outcome"], "killed_after");
+  EXPECT_EQ(open["enforcement"], "kernel-signal");
   EXPECT_EQ(open["finding"]["rule"], "e-comp-alert/files.deny.renamed");
 }
 

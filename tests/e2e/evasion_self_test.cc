@@ -8,9 +8,30 @@ namespace {
 // ---- the host and writd itself
 // ------------------------------------------------------------------------
 
-// bpf() from a task (which could detach or override writ's programs): refused by the filter.
+// True when the kernel refuses an unprivileged bpf() before any LSM hook runs
+// (kernel.unprivileged_bpf_disabled).
+bool UnprivilegedBpfOff() {
+  return ReadFile("/proc/sys/kernel/unprivileged_bpf_disabled").value_or("1").substr(0, 1) != "0";
+}
+
+// What the kernel refuses an unprivileged agent by its own checks before any LSM hook runs (bpf()
+// with unprivileged BPF off, ptrace of another user's process): on the LSM rung, where writ run
+// installs no filter, that EPERM is the kernel's alone and nothing is reported; the task goes on.
+void ExpectRefusedByTheKernelUnreported(const CmdResult& r, const std::vector<json>& evs,
+                                        const std::string& what) {
+  EXPECT_THAT(r.out, HasSubstr(what + " error Operation not permitted")) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("after"));
+  for (const auto& e : evs) EXPECT_NE(e.value("kind", ""), "self") << e.dump();
+}
+
+// bpf() from a task (which could detach or override writ's programs): refused by the filter, or on
+// the LSM rung by lsm/bpf.
 TEST_P(Evasion, BpfSyscallIsPreventedAndTheTaskKilled) {
   CmdResult r = RunFiles(absl::StrCat(helper_, " bpf; sleep 5; echo after"));
+  if (lsm_ && !root() && UnprivilegedBpfOff()) {
+    ExpectRefusedByTheKernelUnreported(r, Events(r), "bpf");
+    return;
+  }
   ExpectSelfPrevented(r, Events(r), "bpf", "");
 }
 
@@ -21,6 +42,10 @@ TEST_P(Evasion, BpfSyscallIsPreventedAndTheTaskKilled) {
 TEST_P(Evasion, BpfWithoutTheFilterKillsTheCallerAtEntry) {
   CmdResult r = Run(absl::StrCat(helper_, " bpf; sleep 5; echo after"),
                     {"--no-seccomp", "--intent", "e-files", "--param", "secret=" + secret_});
+  if (lsm_ && !root() && UnprivilegedBpfOff()) {
+    ExpectRefusedByTheKernelUnreported(r, Events(r), "bpf");
+    return;
+  }
   EXPECT_EQ(r.exit_code, 137) << r.out << r.err;
   EXPECT_THAT(r.out, Not(HasSubstr("bpf ok")));
   EXPECT_THAT(r.out, Not(HasSubstr("after")));
@@ -29,10 +54,8 @@ TEST_P(Evasion, BpfWithoutTheFilterKillsTheCallerAtEntry) {
     return e.value("kind", "") == "self" && e["syscall"].value("name", "") == "bpf";
   });
   ASSERT_FALSE(ev.is_null());
-  const bool unpriv_bpf_off =
-      ReadFile("/proc/sys/kernel/unprivileged_bpf_disabled").value_or("1").substr(0, 1) != "0";
-  if (lsm_ && (root() || !unpriv_bpf_off)) {
-    // (With unprivileged BPF off the kernel refuses an unprivileged call before any LSM hook.)
+  const bool unpriv_bpf_off = UnprivilegedBpfOff();
+  if (lsm_) {
     EXPECT_EQ(ev["outcome"], "prevented");
     EXPECT_EQ(ev["enforcement"], "lsm");
     EXPECT_EQ(ev["syscall"].value("result", 0), -EPERM);
@@ -57,9 +80,14 @@ TEST_P(Evasion, PtraceOfAnotherProcessIsPrevented) {
   }
   ASSERT_GT(victim, 0);
   CmdResult r = RunFiles(absl::StrCat(helper_, " ptrace ", victim, "; sleep 5; echo after"));
-  json ev = ExpectSelfPrevented(r, Events(r), "ptrace", "process");
-  if (!ev.is_null()) {
-    EXPECT_EQ(ev["syscall"]["target_pid"], victim);
+  if (lsm_ && !root()) {
+    // Another user's process: the kernel's own ptrace check refuses it before the LSM hooks.
+    ExpectRefusedByTheKernelUnreported(r, Events(r), "ptrace");
+  } else {
+    json ev = ExpectSelfPrevented(r, Events(r), "ptrace", "process");
+    if (!ev.is_null()) {
+      EXPECT_EQ(ev["syscall"]["target_pid"], victim);
+    }
   }
   kill(victim, SIGKILL);
   waitpid(victim, nullptr, 0);
@@ -131,7 +159,8 @@ TEST_P(Evasion, SignalOwnershipAimedAtWritdIsPreventedAndWritdLives) {
 }
 
 // Without the filter the fallback SIGKILLs the caller at F_SETOWN's entry: the owner is set, but
-// the caller never reaches F_SETSIG or the write, and its pipe dies with it.
+// the caller never reaches F_SETSIG or the write, and its pipe dies with it. On the LSM rung
+// lsm/file_fcntl refuses the F_SETOWN itself, and the finding's kill response ends the task.
 TEST_P(Evasion, SignalOwnershipWithoutTheFilterKillsTheCallerFirst) {
   const pid_t pid = writd_->pid();
   CmdResult r = Run(absl::StrCat(helper_, " setown ", pid, "; sleep 5; echo after"),
@@ -143,14 +172,20 @@ TEST_P(Evasion, SignalOwnershipWithoutTheFilterKillsTheCallerFirst) {
   ASSERT_FALSE(ev.is_null());
   EXPECT_EQ(ev["syscall"]["name"], "fcntl");
   EXPECT_EQ(ev["syscall"]["target"], "writd");
-  EXPECT_EQ(ev["outcome"], "killed_after");
+  EXPECT_EQ(ev["outcome"], lsm_ ? "prevented" : "killed_after");
 }
 
 // Joining writd's process group (kill(0) would then signal it) is refused and reported.
+// On the LSM rung, where writ run installs no filter, the kernel's own check refuses it first (a
+// process group of another session), before lsm/task_setpgid: refused, unreported.
 TEST_P(Evasion, JoiningWritdsProcessGroupIsPrevented) {
   const pid_t pgid = getpgid(writd_->pid());
   CmdResult r = RunFiles(absl::StrCat(helper_, " setpgid ", pgid, "; sleep 5; echo after"));
   ASSERT_TRUE(Alive(writd_->pid())) << "writd died";
+  if (lsm_) {
+    ExpectRefusedByTheKernelUnreported(r, Events(r), "setpgid");
+    return;
+  }
   ExpectSelfPrevented(r, Events(r), "setpgid", "writd");
 }
 
@@ -166,6 +201,16 @@ TEST_P(Evasion, ModuleLoadingAndKexecAreRefused) {
   ASSERT_NE(at, std::string::npos) << status;
   const std::string line = status.substr(at, status.find('\n', at) - at);
   const bool reported = absl::EndsWith(line, " active");
+  if (lsm_) {
+    // lsm/kernel_read_file refuses the module and the kexec image and reports it. The unprivileged
+    // agent lacks CAP_SYS_MODULE: the kernel refuses it first, unreported.
+    if (root()) {
+      ExpectSelfPrevented(r, Events(r), "finit_module", "");
+    } else {
+      ExpectRefusedByTheKernelUnreported(r, Events(r), "finit-module");
+    }
+    return;
+  }
   if (reported) {
     ExpectSelfPrevented(r, Events(r), "finit_module", "");
     return;
@@ -353,12 +398,32 @@ TEST_F(EvasionStandalone, ProcMemOfAProcessOutsideTheTaskIsRefusedOnTheLsmRungKn
   ASSERT_GT(victim, 0);
   CmdResult r =
       w_.Writ({"run", "--agent", kAgent, "--allow-root", "--intent", "root-any", "--", "/bin/sh",
-               "-c", absl::StrCat(EVASION_HELPER, " mem-open ", victim, "; echo after")});
-  EXPECT_THAT(r.out, HasSubstr("after")) << r.err;
+               "-c", absl::StrCat(EVASION_HELPER, " mem-open ", victim, "; sleep 5; echo after")});
   if (lsm_) {
-    // ptrace_may_access refused: the open fails with EACCES.
-    EXPECT_THAT(r.out, HasSubstr("mem-open error Permission denied")) << r.out << r.err;
+    // ptrace_may_access refused: the open fails with EACCES, a self finding (aimed at another
+    // process) ends the task.
+    EXPECT_THAT(r.out, Not(HasSubstr("mem-open ok")));
+    EXPECT_THAT(r.out, Not(HasSubstr("after")));
+    if (!r.out.empty()) {
+      EXPECT_THAT(r.out, HasSubstr("mem-open error Permission denied"));
+    }
+    const std::string task = TaskIdFrom(r.err);
+    json end = w_.WaitForEvent([&](const json& e) {
+      return e.value("kind", "") == "task_end" && e["agent"].value("task_id", "") == task;
+    });
+    ASSERT_FALSE(end.is_null()) << w_.log();
+    json ev;
+    for (const auto& e : w_.TaskEvents(task)) {
+      if (e.value("kind", "") == "self") ev = e;
+    }
+    ASSERT_FALSE(ev.is_null()) << "the refusal was not reported";
+    EXPECT_EQ(ev["syscall"]["name"], "openat");
+    EXPECT_EQ(ev["syscall"]["target"], "process");
+    EXPECT_EQ(ev["syscall"]["target_pid"], victim);
+    EXPECT_EQ(ev["outcome"], "prevented");
+    EXPECT_EQ(ev["enforcement"], "lsm");
   } else {
+    EXPECT_THAT(r.out, HasSubstr("after")) << r.err;
     EXPECT_THAT(r.out, HasSubstr("mem-open ok"))
         << "the limit changed: update docs/threat-model.md\n"
         << r.out << r.err;

@@ -451,8 +451,17 @@ TEST(EnforcementRungs, NameHooksByIdentityNotPosition) {
   }
   EXPECT_EQ(find("open: kernel-signal"), nullptr);
   EXPECT_FALSE(find("lineage:")->active);
-  EXPECT_FALSE(find("self-threads:")->active);
+  // lsm/task_kill sees the receiving task itself: every thread of writd, whatever the kernel.
+  EXPECT_TRUE(find("self-threads:")->active);
+  EXPECT_THAT(find("self:")->name, HasSubstr("lsm"));
   EXPECT_THAT(find("lineage:")->detail, HasSubstr("next command"));
+  // The link rung is the LSM's only where its path hooks loaded (a kLsm "link" row).
+  EXPECT_EQ(find("link: lsm"), nullptr);
+  hooks.push_back(
+      {bpf::HookId::kLsm, "link (lsm/path_rename, lsm/path_link, lsm/path_symlink)", true, ""});
+  rungs = bpf::EnforcementRungs(hooks, k);
+  ASSERT_NE(find("link: lsm"), nullptr);
+  EXPECT_TRUE(find("link: lsm")->active);
 }
 
 // The send and link hooks have one rung whatever the LSM does; unix sockets are the LSM rung's

@@ -64,6 +64,8 @@ enum writ_event_kind {
 					 * userspace judges the program it loads (loader_map) */
 #define WRIT_F_SEND (1u << 11)          /* connect record of a datagram sent to an address without connect()
 					 * (cgroup/sendmsg4|6|_unix): refusals only, rate-limited per destination */
+#define WRIT_F_LSM_HOOK (1u << 12)      /* reported by a BPF-LSM hook (the LSM rung attaches no syscall
+					 * tracepoint): open, connect, link records, refused or not */
 
 /* Common header of every ring-buffer record. */
 struct writ_event_hdr {
