@@ -192,6 +192,13 @@ static __always_inline int link_taint(struct writ_task_info *t, __u64 leaf)
 	return 1;
 }
 
+/* The record's link_flags: which names the kernel's file table denies, which stay as passed. */
+static __always_inline __u32 link_flags(__u32 hit_old, __u32 hit_new, __u32 raw_old, __u32 raw_new)
+{
+	return (hit_old ? WRIT_LINK_HIT_OLD : 0) | (hit_new ? WRIT_LINK_HIT_NEW : 0) |
+	       (raw_old ? WRIT_LINK_OLD_RAW : 0) | (raw_new ? WRIT_LINK_NEW_RAW : 0);
+}
+
 /* The link record in scratch, its names in data[] already (old_len + new_len bytes): header set, submitted.
  */
 static __always_inline void link_submit(struct writ_task_info *t, __u64 cgid, struct task_struct *task,
@@ -244,14 +251,7 @@ static __always_inline int link_enter(__u32 nr, __s32 olddfd, const char *oldp, 
 	new_len = link_name(t, task, old_len, newp, newdfd, 0, 0, 1, &hit_new, &leaf_new, &raw_new, 0);
 	if (new_len > WRIT_PATH_MAX)
 		new_len = WRIT_PATH_MAX;
-	if (hit_old)
-		lf |= WRIT_LINK_HIT_OLD;
-	if (hit_new)
-		lf |= WRIT_LINK_HIT_NEW;
-	if (raw_old)
-		lf |= WRIT_LINK_OLD_RAW;
-	if (raw_new)
-		lf |= WRIT_LINK_NEW_RAW;
+	lf = link_flags(hit_old, hit_new, raw_old, raw_new);
 	if ((hit_old || hit_new) && (t->flags & WRIT_TASK_FILE_TABLE)) {
 		flags |= WRIT_F_NEEDS_VERDICT;
 		if (t->flags & WRIT_TASK_ENFORCE) {

@@ -413,12 +413,7 @@ static __always_inline int lsm_link(struct writ_task_info *t, __u64 cgid, __u32 
 	if (old_len > WRIT_PATH_MAX)
 		old_len = WRIT_PATH_MAX;
 	new_len = lsm_link_name(t, old_len, new_mnt, new_d, 1, &hit_new, &leaf_new);
-	if (hit_old)
-		lf |= WRIT_LINK_HIT_OLD;
-	if (hit_new)
-		lf |= WRIT_LINK_HIT_NEW;
-	if (raw_old)
-		lf |= WRIT_LINK_OLD_RAW;
+	lf = link_flags(hit_old, hit_new, raw_old, 0);
 	if ((hit_old || hit_new) && (t->flags & WRIT_TASK_FILE_TABLE)) {
 		flags |= WRIT_F_NEEDS_VERDICT;
 		if (t->flags & WRIT_TASK_ENFORCE)
@@ -500,17 +495,10 @@ static __always_inline int lsm_self_refuse(const struct writ_task_info *t, __u64
 	__u32 flags = WRIT_F_NEEDS_VERDICT | WRIT_F_LSM | WRIT_F_KERNEL_DENY | WRIT_F_LSM_HOOK;
 	struct writ_self_event e = {};
 
-	fill_hdr_current(&e.hdr, WRIT_EV_SELF, cgid, t, task);
-	e.hdr.flags = flags;
-	e.hdr.size = sizeof(e);
-	e.syscall_nr = regs->orig_ax;
-	e.result = -EPERM;
 	e.args[0] = regs->di;
 	e.args[1] = regs->si;
 	e.args[2] = regs->dx;
-	e.target = kind;
-	e.target_pid = tpid;
-	submit(&e, sizeof(e), WRIT_EV_SELF, flags, t, 0); /* refused in place */
+	self_submit(&e, t, cgid, task, regs->orig_ax, -EPERM, kind, tpid, flags, 0); /* refused in place */
 	return -EPERM;
 }
 
@@ -631,14 +619,7 @@ int BPF_PROG(fx_pidfd_open, const struct pt_regs *regs, long ret)
 		bpf_send_signal(SIGKILL);
 		flags |= WRIT_F_KERNEL_DENY;
 	}
-	fill_hdr_current(&e.hdr, WRIT_EV_SELF, cgid, t, task);
-	e.hdr.flags = flags;
-	e.hdr.size = sizeof(e);
-	e.syscall_nr = NR_PIDFD_OPEN;
-	e.result = ret;
-	e.target = k;
-	e.target_pid = tpid;
-	submit(&e, sizeof(e), WRIT_EV_SELF, flags, t, 1);
+	self_submit(&e, t, cgid, task, NR_PIDFD_OPEN, ret, k, tpid, flags, 1);
 	return 0;
 }
 

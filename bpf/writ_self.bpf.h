@@ -239,6 +239,21 @@ static __always_inline int self_classify(__u32 nr, __s64 a0, __s64 a1, __s64 a2,
 	return -1;
 }
 
+/* A self record, its args set by the caller: the rest filled, submitted (`judged`: see submit). */
+static __always_inline void self_submit(struct writ_self_event *e, const struct writ_task_info *t, __u64 cgid,
+					struct task_struct *task, __u32 nr, long ret, __u32 kind, __u32 tpid,
+					__u32 flags, const int judged)
+{
+	fill_hdr_current(&e->hdr, WRIT_EV_SELF, cgid, t, task);
+	e->hdr.flags = flags;
+	e->hdr.size = sizeof(*e);
+	e->syscall_nr = nr;
+	e->result = ret;
+	e->target = kind;
+	e->target_pid = tpid;
+	submit(e, sizeof(*e), WRIT_EV_SELF, flags, t, judged);
+}
+
 static __always_inline int self_enter(__u32 nr, __s64 a0, __s64 a1, __s64 a2)
 {
 	struct writ_task_info *t;
@@ -294,14 +309,7 @@ static __always_inline int self_exit(__u32 nr, long ret)
 		flags |= WRIT_F_SECCOMP;
 	if (ent == 2)
 		flags |= WRIT_F_KERNEL_DENY;
-	fill_hdr_current(&e.hdr, WRIT_EV_SELF, cgid, t, task);
-	e.hdr.flags = flags;
-	e.hdr.size = sizeof(e);
-	e.syscall_nr = nr;
-	e.result = ret;
-	e.target = k;
-	e.target_pid = tpid;
-	submit(&e, sizeof(e), WRIT_EV_SELF, flags, t, 1);
+	self_submit(&e, t, cgid, task, nr, ret, k, tpid, flags, 1);
 	return 0;
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fresh machine -> every test: install dependencies, build, run each CTest tier (unit, bpf, e2e; then
 # asan-unit, asan-e2e and fuzz-libfuzzer in one ASan+UBSan clang tree, tsan-unit and tsan-e2e in a
-# TSan g++ tree; last, the vm tier: the bpf tier and the Evasion tests on Debian 12's own 6.1 kernel
-# under QEMU, with BPF-LSM active, scripts/vm-test.sh).
+# TSan g++ tree; last, the vm tier: the bpf tier, the Evasion tests and writd's e2e suite on Debian 12's
+# own 6.1 kernel under QEMU, with BPF-LSM active, scripts/vm-test.sh).
 # Exits non-zero if any test fails. Privileged tiers report SKIPPED with a reason when they cannot run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -245,10 +245,10 @@ if [[ $hardening == 1 ]]; then
 fi
 
 # The vm tier: Debian 12's packaged kernel (6.1, BPF-LSM) booted under QEMU, software emulation here
-# (no /dev/kvm), running bpf_test and the Evasion suite (evasion_e2e_test, both attacker models) against this build's
-# binaries (scripts/vm-test.sh says which and why). Last, when nothing else runs: emulation is
-# CPU-bound on both cores and its tests have the same time bounds as on the host. Measured here:
-# ~4-5 min wall. WRIT_SKIP_VM=1 leaves it out.
+# (no /dev/kvm), running bpf_test, the Evasion suite (evasion_e2e_test, both attacker models) and
+# writd_e2e_test against this build's binaries (scripts/vm-test.sh says which and why). Last, when
+# nothing else runs: emulation is CPU-bound and its tests have the same time bounds as on the host.
+# Measured here: ~9-10 min wall. WRIT_SKIP_VM=1 leaves it out.
 if [[ "${WRIT_SKIP_VM:-0}" != 1 ]]; then
   t0=$(date +%s)
   set +e

@@ -44,14 +44,17 @@ while (($#)); do
 done
 
 # What runs inside: "BINARY GTEST_FILTER" per line, binaries relative to $build. The bpf tier (it loads
-# the programs, probes the LSM rung and drives each hook: the kernel-compatibility check) and the whole
+# the programs, probes the LSM rung and drives each hook: the kernel-compatibility check), the whole
 # evasion suite (the agent as attacker against the real writd: every outcome that differs by rung or
-# kernel). Measured under software emulation on this 2-vCPU host: boot ~5 s, bpf_test ~150 s (each
-# test loads the programs, ~3.5 s of verifier under TCG), evasion ~90 s, EvasionStandalone ~90 s (it
-# starts a writd per test): ~6 min. The e2e tiers that do not depend on the kernel's rungs (sinks,
-# credentials, adoption, load) stay on the host.
+# kernel) and writd's own end-to-end suite (the event contract, restart with the rung's links held,
+# program stats). Measured under software emulation on this 2-vCPU host: boot ~5 s, bpf_test ~150 s
+# (each test loads the programs, ~3.5 s of verifier under TCG), evasion ~90 s, EvasionStandalone ~90 s
+# (it starts a writd per test), writd_e2e ~140 s: ~9 min. The e2e tiers whose outcome does not depend
+# on the kernel's rungs (control-plane authorization, approvals, sinks, credentials, adoption, load)
+# stay on the host.
 tests="${WRIT_VM_TESTS:-bin/bpf_test *
-bin/evasion_e2e_test *}"
+bin/evasion_e2e_test *
+bin/writd_e2e_test *}"
 
 vm="$build/vm"
 cache="$vm/cache"

@@ -151,14 +151,6 @@ on_violation: [alert, kill]
 mode: enforce
 )";
 
-bool RungActive(const std::string& status, const std::string& prefix) {
-  const size_t pos = status.find("\n  " + prefix);
-  if (pos == std::string::npos) return false;
-  const size_t end = status.find('\n', pos + 1);
-  const std::string line = status.substr(pos + 1, end == std::string::npos ? end : end - pos - 1);
-  return line.size() >= 6 && line.compare(line.size() - 6, 6, "active") == 0;
-}
-
 SuiteWritd Evasion::writd_;
 bool Evasion::lsm_ = false;
 bool Evasion::lineage_ = false;

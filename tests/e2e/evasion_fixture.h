@@ -63,9 +63,6 @@ constexpr char kAgent[] = "spiffe://example.org/agent/evader";
 // The suite's intents (evasion_fixture.cc).
 extern const char kIntents[];
 
-// `writ status` lists each rung as "  NAME  active|why not" (Loader::Rungs).
-bool RungActive(const std::string& status, const std::string& prefix);
-
 enum class Model { kUnprivileged, kRoot };
 inline void PrintTo(Model m, std::ostream* os) {
   *os << (m == Model::kRoot ? "root" : "unprivileged");

@@ -152,6 +152,14 @@ CmdResult RunCommand(const std::vector<std::string>& argv, std::chrono::millisec
   return r;
 }
 
+bool RungActive(const std::string& status, const std::string& prefix) {
+  const size_t pos = status.find("\n  " + prefix);
+  if (pos == std::string::npos) return false;
+  const size_t end = status.find('\n', pos + 1);
+  const std::string line = status.substr(pos + 1, end == std::string::npos ? end : end - pos - 1);
+  return line.size() >= 6 && line.compare(line.size() - 6, 6, "active") == 0;
+}
+
 std::string TaskIdFrom(const std::string& err) {
   std::smatch m;
   static const std::regex re("writ: task (t-[0-9a-f]+)");

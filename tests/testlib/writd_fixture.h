@@ -122,6 +122,10 @@ std::string Slurp(const std::string& path);
 // "writ: task t-xxxx" from writ run's stderr, or "".
 std::string TaskIdFrom(const std::string& err);
 
+// `writ status` lists each rung as "  NAME  active|why not" (Loader::Rungs): true when the line
+// starting with `prefix` says active.
+bool RungActive(const std::string& status, const std::string& prefix);
+
 // One writd shared by every test of a suite: Start in SetUpTestSuite (it starts nothing unless
 // root), Stop in TearDownTestSuite (it expects writd to exit 0 on SIGTERM), and each test's SetUp
 // begins with WRIT_SUITE_WRITD_READY(writd_): skipped with the reason when not root, failed when
