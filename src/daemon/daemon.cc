@@ -167,6 +167,7 @@ absl::Status Daemon::Start() {
   ASSIGN_OR_RETURN(loader_, bpf::Loader::Open(lc, [this](const void* d, size_t n) {
                      pipeline_->OnRecord(d, n);
                    }));
+  output_.SetRung(loader_->lsm_active() ? "lsm" : "tracepoint");
   for (const auto& h : loader_->hooks()) {
     if (h.active) {
       Log()->info("hook {}: active", h.name);

@@ -38,6 +38,7 @@ v1::Event Output::NewEvent(const char* kind) {
   AppendRfc3339Nanos(now, ev.mutable_time());
   ev.set_ktime_ns(static_cast<uint64_t>(NowBootNs()));
   ev.set_kind(kind);
+  if (!rung_.empty() && absl::string_view(kind) == "task_start") ev.mutable_task()->set_rung(rung_);
   return ev;
 }
 

@@ -45,6 +45,10 @@ class Output final : public EventOutput {
     return redactor_ ? *redactor_ : creds::DefaultRedactor();
   }
 
+  // The enforcement rung in force ("lsm", or "tracepoint"), named by every task_start. Set in Start
+  // once the programs are loaded, before any task starts.
+  void SetRung(std::string rung) { rung_ = std::move(rung); }
+
   v1::Event NewEvent(const char* kind) override;
   void Emit(v1::Event& ev, bool batch = false, bool redacted = false) override;
   // The pipeline's drained batch goes to the sinks (and its findings to the journal thread) as one.
@@ -83,6 +87,7 @@ class Output final : public EventOutput {
   void Publish(const v1::Event& ev) ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
 
   const creds::Redactor* redactor_ = nullptr;
+  std::string rung_;
   const std::string host_;
   const std::string boot_tag_;
   std::atomic<uint64_t> synthetic_seq_{0};

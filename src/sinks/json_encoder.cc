@@ -137,6 +137,7 @@ void WriteTask(const writ::v1::TaskInfo& t, JsonWriter& w) {
   w.UintField("run_uid", t.run_uid());
   w.StrField("run_user", t.run_user());
   w.BoolField("root", t.root());
+  w.StrField("rung", t.rung());
   w.EndObjectOrRollback(mark);
 }
 

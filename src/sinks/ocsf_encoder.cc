@@ -413,6 +413,7 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
     w.UintField("run_uid", t.run_uid());
     w.StrField("run_user", t.run_user());
     w.BoolField("root", t.root());
+    w.StrField("rung", t.rung());
     if (!t.params().empty()) {
       w.Key("params");
       w.BeginObject();

@@ -216,6 +216,8 @@ TEST_F(WritdE2e, RunEmitsTheContractEventsInOrder) {
   };
   ASSERT_GE(evs.size(), 6u);
   EXPECT_EQ(evs.front()["kind"], "task_start");
+  // The rung the task runs on, as `writ status` names it.
+  EXPECT_EQ(evs.front()["task"].value("rung", ""), LsmRung(*writd_) ? "lsm" : "tracepoint");
   EXPECT_EQ(evs.back()["kind"], "task_end");
   EXPECT_EQ(evs.back()["task"]["reason"], "exited");
   const std::regex rfc3339ns(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$)");
@@ -725,6 +727,7 @@ on_violation: [alert]
            e["task"].value("reason", "") == "restored";
   });
   ASSERT_FALSE(restored.is_null()) << w.log();
+  EXPECT_EQ(restored["task"].value("rung", ""), LsmRung(w) ? "lsm" : "tracepoint");
   // The exec killed while writd was down was kept in the pinned ring buffer and is judged now.
   json gap_exec = w.WaitForEvent([&](const json& e) {
     return e["kind"] == "exec" && e["agent"]["task_id"] == task &&

@@ -117,6 +117,7 @@ writ::v1::Event FullEvent() {
   t->set_run_uid(1000);
   t->set_run_user("alice");
   t->set_root(true);
+  t->set_rung("lsm");
   auto* c = ev.mutable_credential();
   c->set_type("jwt-svid");
   c->set_jti("j-1");
