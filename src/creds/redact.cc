@@ -728,6 +728,7 @@ const std::vector<std::string_view>& FieldsNotRedacted() {
       "writ.v1.Tool.violation_ids",     // event ids writd generated
       "writ.v1.TaskInfo.run_user",      // a name from the host's passwd, looked up by writd
       "writ.v1.TaskInfo.deadline",
+      "writ.v1.TaskInfo.rung",  // writd's vocabulary: lsm or tracepoint
       "writ.v1.Credential.type",
       "writ.v1.Credential.provider",
       "writ.v1.Credential.operation",
