@@ -591,6 +591,19 @@ int BPF_PROG(lsm_ioctl, struct file *file, unsigned int cmd, unsigned long arg, 
 	return lsm_self_owner(NR_IOCTL, cmd, arg);
 }
 
+/* The signal a file's owner gets when the file is ready (SIGIO, SIGURG, or F_SETSIG's, SIGKILL too), at
+ * delivery, whoever set the owner: refused when it would reach writd or its guardian, which hand no file
+ * to a signal owner. The hooks above judge the owner from the caller's memory before the kernel copies it
+ * (F_SETOWN_EX, FIOSETOWN, SIOCSPGRP take a pointer): a second thread rewriting it in between would pass
+ * them, and the signal does not go through task_kill. May run in interrupt context: no task to report. */
+SEC("lsm/file_send_sigiotask")
+int BPF_PROG(lsm_sigiotask, struct task_struct *tsk, struct fown_struct *fown, int sig, int ret)
+{
+	if (ret)
+		return ret;
+	return self_pid_kind(tsk->tgid, 0) ? -EPERM : 0;
+}
+
 /* A pidfd of writd or its guardian (no LSM hook sees pidfd_open): reported at the syscall's exit, and the
  * caller of an enforce-mode task SIGKILLed before it returns to use it, as the tracepoint rung does at
  * sys_enter without the filter. Every use of such a pidfd meets a hook above anyway (a signal: task_kill;

@@ -502,8 +502,8 @@ absl::Status Loader::LoadAndAttach() {
         "open (lsm/file_open; fexit/__x64_sys_{openat,openat2,open,creat,open_by_handle_at})",
         "connect (lsm/socket_connect; fexit/__x64_sys_connect)", "unix send (lsm/socket_sendmsg)",
         "link (lsm/path_rename, lsm/path_link, lsm/path_symlink)",
-        "self (lsm/task_kill, ptrace_access_check, bpf, file_fcntl, file_ioctl, task_setpgid, "
-        "kernel_read_file, kernel_load_data)"}) {
+        "self (lsm/task_kill, ptrace_access_check, bpf, file_fcntl, file_ioctl, "
+        "file_send_sigiotask, task_setpgid, kernel_read_file, kernel_load_data)"}) {
     const bool link_row = absl::StartsWith(h, "link ");
     const bool active = lsm_active() && (!link_row || lsm_links_);
     hooks_.push_back({HookId::kLsm, h, active,
@@ -602,7 +602,8 @@ std::vector<Rung> EnforcementRungs(const std::vector<HookStatus>& hooks, const K
   }
   if (lsm) {
     out.push_back(
-        {"self: lsm (task_kill, ptrace_access_check, bpf, file_fcntl, file_ioctl, task_setpgid, "
+        {"self: lsm (task_kill, ptrace_access_check, bpf, file_fcntl, file_ioctl, "
+         "file_send_sigiotask, task_setpgid, "
          "kernel_read_file, kernel_load_data: EPERM and reported, with or without writ run's "
          "filter, which writ run then leaves off)",
          true, ""});

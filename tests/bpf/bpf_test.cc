@@ -1045,6 +1045,40 @@ TEST_F(BpfTest, SelfWithoutFilterKillsAtSyscallEntry) {
   EXPECT_FALSE(r->info.seccomp);
 }
 
+// Signal ownership aimed at writd by a process no task hook judges (here: outside every task, the
+// same as a task thread that rewrote F_SETOWN_EX's argument after lsm/file_fcntl read it): the LSM
+// rung refuses the signal at delivery (lsm/file_send_sigiotask), so "writd" (this process) never
+// gets it. The tracepoint rung has no such hook: the signal arrives (the launcher's filter refuses
+// F_SETOWN_EX outright there).
+TEST_F(BpfTest, SignalOwnershipToWritdIsRefusedAtDeliveryOnTheLsmRung) {
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE));
+  const pid_t me = getpid();
+  ASSERT_TRUE(loader_->SetProtectedPids(me, 0, 0).ok());
+  static volatile sig_atomic_t got = 0;
+  got = 0;
+  struct sigaction sa = {}, old = {};
+  sa.sa_handler = [](int) { got = 1; };
+  ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
+  pid_t pid = Spawn(
+      [me] {
+        int p[2];
+        if (pipe(p) != 0) return 10;
+        struct f_owner_ex own = {F_OWNER_PID, me};
+        if (fcntl(p[0], F_SETOWN_EX, &own) != 0 || fcntl(p[0], F_SETSIG, SIGUSR2) != 0 ||
+            fcntl(p[0], F_SETFL, O_ASYNC) != 0)
+          return 11;
+        return write(p[1], "x", 1) == 1 ? 42 : 12;  // the pipe is ready: its owner is signalled
+      },
+      /*in_task=*/false);
+  int st = Wait(pid);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 42) << "status " << st;
+  PollUntil([] { return got != 0; }, 500);
+  EXPECT_EQ(got != 0, !Lsm()) << (Lsm()
+                                      ? "the LSM rung let the signal reach writd"
+                                      : "the tracepoint rung has no delivery hook: limit changed?");
+  sigaction(SIGUSR2, &old, nullptr);
+}
+
 // The BPF-LSM rung is probed by loading its object. Where it loads (the VM tier), a denied exec
 // fails with EPERM in the exec'ing process itself (nothing is killed: the exec never happens), the
 // refusal is reported with WRIT_F_LSM, and the LSM hooks are listed active. Where it does not (this
