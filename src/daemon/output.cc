@@ -38,7 +38,9 @@ v1::Event Output::NewEvent(const char* kind) {
   AppendRfc3339Nanos(now, ev.mutable_time());
   ev.set_ktime_ns(static_cast<uint64_t>(NowBootNs()));
   ev.set_kind(kind);
-  if (!rung_.empty() && absl::string_view(kind) == "task_start") ev.mutable_task()->set_rung(rung_);
+  if (absl::string_view(kind) == "task_start") {
+    if (const char* rung = rung_.load(std::memory_order_acquire)) ev.mutable_task()->set_rung(rung);
+  }
   return ev;
 }
 

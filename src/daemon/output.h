@@ -45,9 +45,10 @@ class Output final : public EventOutput {
     return redactor_ ? *redactor_ : creds::DefaultRedactor();
   }
 
-  // The enforcement rung in force ("lsm", or "tracepoint"), named by every task_start. Set in Start
-  // once the programs are loaded, before any task starts.
-  void SetRung(std::string rung) { rung_ = std::move(rung); }
+  // The enforcement rung in force ("lsm", or "tracepoint"; a string literal), named by every
+  // task_start. Set in Daemon::Start once the programs are loaded, before any task starts, but after
+  // the credential service's outbox thread may already emit: hence atomic.
+  void SetRung(const char* rung) { rung_.store(rung, std::memory_order_release); }
 
   v1::Event NewEvent(const char* kind) override;
   void Emit(v1::Event& ev, bool batch = false, bool redacted = false) override;
@@ -87,7 +88,7 @@ class Output final : public EventOutput {
   void Publish(const v1::Event& ev) ABSL_EXCLUSIVE_LOCKS_REQUIRED(out_mu_);
 
   const creds::Redactor* redactor_ = nullptr;
-  std::string rung_;
+  std::atomic<const char*> rung_{nullptr};
   const std::string host_;
   const std::string boot_tag_;
   std::atomic<uint64_t> synthetic_seq_{0};
