@@ -215,7 +215,7 @@ if [[ -n $bench ]]; then
   exit $?
 fi
 passed=0; failed=0; skipped=0; bad=()
-while read -r bin _; do
+while read -r bin filter; do
   [[ -z $bin ]] && continue
   name=$(basename "$bin")
   log="$results/$name.log"
@@ -228,8 +228,15 @@ while read -r bin _; do
   s=$(grep -aoE "^\[  SKIPPED \] [0-9]+ test" "$log" | grep -oE "[0-9]+" || echo 0)
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
   echo "vm: $name: $p passed, $f failed, $s skipped"
+  # A filter that matches nothing is a mistake in the list, not a pass.
+  ((p + f + s > 0)) || bad+=("$name (ran no test: filter \"${filter:-}\")")
   # gtest names each failed or skipped test twice: as it ends (with its time) and in the closing list.
-  grep -aE "^\[  (FAILED|SKIPPED) \] [A-Za-z][^ ]*$" "$log" | sed 's/^/  /' || true
+  # A parameterized test's line goes on with ", where GetParam() = ...": the name is its first word.
+  grep -aE "^\[  (FAILED|SKIPPED) \] [A-Za-z][^ ]*(,|$)" "$log" | sed 's/, where .*//; s/^/  /' || true
+  # What each failure said (the first ones), so the tier's failure section has it without the guest.
+  if ((f > 0)); then
+    grep -aE -A7 ': Failure$' "$log" | cut -c1-300 | head -40 | sed 's/^/  /' || true
+  fi
 done <<<"$tests"
 echo "vm: guest: $(grep -a "writ-vm: kernel" "$console" | tail -1 | sed 's/.*writ-vm: //')"
 echo "vm: guest: $(grep -a "writ-vm: lsm" "$console" | tail -1 | sed 's/.*writ-vm: //')"
