@@ -638,6 +638,7 @@ RedactionReport Redactor::RedactEvent(v1::Event* ev, EventRedactOptions opts) co
   if (ev->has_network()) {
     text(ev->mutable_network()->mutable_path());
     text(ev->mutable_network()->mutable_peer_path());
+    text(ev->mutable_network()->mutable_host());  // a name the task asked for, as dns.query
   }
   if (ev->has_finding()) text(ev->mutable_finding()->mutable_reason());
   if (ev->has_action()) {
@@ -688,6 +689,14 @@ RedactionReport Redactor::RedactEvent(v1::Event* ev, EventRedactOptions opts) co
     for (std::string& c : *t->mutable_offered()) text(&c);
     for (std::string& c : *t->mutable_hidden()) text(&c);
   }
+  if (ev->has_dns()) {
+    // The names are the task's (and the upstream's): a secret smuggled out in a DNS label is what
+    // exfiltration looks like. The reason can quote the name.
+    v1::Dns* d = ev->mutable_dns();
+    text(d->mutable_query());
+    text(d->mutable_reason());
+    for (std::string& c : *d->mutable_cnames()) text(&c);
+  }
   return rep;
 }
 
@@ -735,6 +744,15 @@ const std::vector<std::string_view>& FieldsNotRedacted() {
       "writ.v1.Credential.expires",
       "writ.v1.Syscall.name",
       "writ.v1.Syscall.target",
+      // DNS: writd's vocabulary (type names, verdicts, rcodes, udp/tcp), the intent's allow
+      // pattern, and addresses writd formats (the answers it pinned, the resolver addressed)
+      "writ.v1.Dns.qtype",
+      "writ.v1.Dns.verdict",
+      "writ.v1.Dns.rule",
+      "writ.v1.Dns.rcode",
+      "writ.v1.Dns.answers",
+      "writ.v1.Dns.server",
+      "writ.v1.Dns.transport",
   };
   return kFields;
 }

@@ -92,6 +92,7 @@ void WriteNetwork(const writ::v1::Network& n, JsonWriter& w) {
   w.StrField("peer_path", n.peer_path());
   w.BoolField("send", n.send());
   w.UintField("suppressed", n.suppressed());
+  w.StrField("host", n.host());
   w.EndObject();
 }
 
@@ -172,6 +173,25 @@ void WriteTool(const writ::v1::Tool& t, JsonWriter& w) {
   w.EndObject();
 }
 
+// A task's DNS query answered by writd's stub resolver (kind "dns"); omitted when empty.
+void WriteDns(const writ::v1::Dns& d, JsonWriter& w) {
+  const auto mark = w.Save();
+  w.Key("dns");
+  w.BeginObject();
+  w.StrField("query", d.query());
+  w.StrField("qtype", d.qtype());
+  w.StrField("verdict", d.verdict());
+  w.StrField("reason", d.reason());
+  w.StrField("rule", d.rule());
+  w.StrField("rcode", d.rcode());
+  w.StrListField("answers", d.answers());
+  w.StrListField("cnames", d.cnames());
+  w.UintField("ttl", d.ttl());
+  w.StrField("server", d.server());
+  w.StrField("transport", d.transport());
+  w.EndObjectOrRollback(mark);
+}
+
 void WriteAction(const writ::v1::Action& a, JsonWriter& w) {
   const auto mark = w.Save();
   w.Key("action");
@@ -239,6 +259,7 @@ void AppendJson(const writ::v1::Event& ev, std::string* out) {
   if (ev.has_network()) WriteNetwork(ev.network(), w);
   if (ev.has_syscall()) WriteSyscall(ev.syscall(), w);
   if (ev.has_tool()) WriteTool(ev.tool(), w);
+  if (ev.has_dns()) WriteDns(ev.dns(), w);
   w.StrField("verdict", ev.verdict());
   w.StrField("outcome", ev.outcome());
   w.StrField("enforcement", ev.enforcement());

@@ -17,12 +17,14 @@ namespace writ::sinks {
 // Appends the JSON object for `ev` to `*out`. Allocates nothing once `out` has enough capacity.
 void AppendJson(const writ::v1::Event& ev, std::string* out);
 
-// The "agent", "action", "approval" and "credential" objects (each omitted when empty), shared by
-// the native JSON encoder and the OCSF encoder's unmapped.writ: a field added here shows in both.
+// The "agent", "action", "approval", "credential" and "dns" objects (each omitted when empty) and
+// "tool", shared by the native JSON encoder and the OCSF encoder's unmapped.writ: a field added
+// here shows in both.
 void WriteAgent(const writ::v1::Agent& a, JsonWriter& w);
 void WriteAction(const writ::v1::Action& a, JsonWriter& w);
 void WriteApproval(const writ::v1::Approval& a, JsonWriter& w);
 void WriteCredential(const writ::v1::Credential& c, JsonWriter& w);
 void WriteTool(const writ::v1::Tool& t, JsonWriter& w);
+void WriteDns(const writ::v1::Dns& d, JsonWriter& w);
 
 }  // namespace writ::sinks

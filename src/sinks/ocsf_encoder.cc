@@ -1,6 +1,9 @@
 #include "sinks/ocsf_encoder.h"
 
+#include <charconv>
 #include <chrono>
+#include <string_view>
+#include <system_error>
 
 #include "sinks/json_encoder.h"
 #include "sinks/json_writer.h"
@@ -24,6 +27,8 @@ constexpr ClassInfo kFileOpen{1001, 1, 14, "File System Activity", "System Activ
 constexpr ClassInfo kFileRename{1001, 1, 5, "File System Activity", "System Activity", "Rename"};
 constexpr ClassInfo kFileCreate{1001, 1, 1, "File System Activity", "System Activity", "Create"};
 constexpr ClassInfo kNetworkOpen{4001, 4, 1, "Network Activity", "Network Activity", "Open"};
+// A task's query to writd's stub resolver, with writd's answer (rcode, answers) on the same record.
+constexpr ClassInfo kDnsQuery{4003, 4, 1, "DNS Activity", "Network Activity", "Query"};
 constexpr ClassInfo kDetection{2004, 2, 1, "Detection Finding", "Findings", "Create"};
 constexpr ClassInfo kBase{0, 0, 99, "Base Event", "Uncategorized", "Other"};
 // MCP tool calls through the launcher's gateway: an API call of the tool server (tools/call has no
@@ -40,6 +45,7 @@ const ClassInfo& Classify(const writ::v1::Event& ev) {
   if (k == "open") return kFileOpen;
   if (k == "link") return ev.file().syscall().rfind("rename", 0) == 0 ? kFileRename : kFileCreate;
   if (k == "connect") return kNetworkOpen;
+  if (k == "dns") return kDnsQuery;
   if (k == "tool_call") return kToolCall;
   if (k == "tool_list") return kToolList;
   return kBase;
@@ -192,9 +198,154 @@ void WriteDstEndpoint(const writ::v1::Network& n, JsonWriter& w) {
   w.BeginObject();
   w.StrField("name", n.path());  // a unix socket: its name (no address or port)
   w.StrField("ip", n.dst_ip());
+  w.StrField("hostname", n.host());  // the name whose DNS answer pinned the address
   w.Key("port");
   w.Uint(n.dst_port());
   w.EndObject();
+}
+
+// dns.server, "192.0.2.53:53" or "[2001:db8::1]:53" (the port optional), as address and port.
+struct HostPort {
+  std::string_view ip;
+  uint32_t port = 0;
+  bool has_port = false;
+};
+HostPort SplitServer(std::string_view s) {
+  HostPort hp{s};
+  std::string_view port;
+  if (!s.empty() && s.front() == '[') {
+    const size_t close = s.find(']');
+    if (close == std::string_view::npos) return hp;
+    hp.ip = s.substr(1, close - 1);
+    if (close + 1 < s.size() && s[close + 1] == ':') port = s.substr(close + 2);
+  } else if (const size_t colon = s.find(':');
+             colon != std::string_view::npos && s.find(':', colon + 1) == std::string_view::npos) {
+    hp.ip = s.substr(0, colon);  // one colon: v4:port (more is an IPv6 address without a port)
+    port = s.substr(colon + 1);
+  }
+  uint32_t v = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+  if (!port.empty() && ec == std::errc() && end == port.data() + port.size() && v <= 65535) {
+    hp.port = v;
+    hp.has_port = true;
+  }
+  return hp;
+}
+
+// The query and where it went, for DNS Activity and for a Detection Finding's evidence: query
+// {hostname, type, class}, dst_endpoint = the resolver the task addressed, connection_info = its
+// transport.
+void WriteDnsQuery(const writ::v1::Event& ev, JsonWriter& w) {
+  const auto& d = ev.dns();
+  if (!d.query().empty()) {  // a malformed query may have no name
+    w.Key("query");
+    w.BeginObject();
+    w.StrField("hostname", d.query());
+    w.StrField("type", d.qtype());
+    w.Key("class");
+    w.String("IN");  // the stub answers only IN questions
+    w.EndObject();
+  }
+  if (!d.server().empty()) {
+    const HostPort hp = SplitServer(d.server());
+    w.Key("dst_endpoint");
+    w.BeginObject();
+    w.StrField("ip", hp.ip);
+    if (hp.has_port) {
+      w.Key("port");
+      w.Uint(hp.port);
+    }
+    w.EndObject();
+  }
+  if (!ev.host().empty()) {
+    w.Key("src_endpoint");
+    w.BeginObject();
+    w.StrField("hostname", ev.host());
+    w.EndObject();
+  }
+  if (!d.transport().empty()) {
+    w.Key("connection_info");
+    w.BeginObject();
+    w.StrField("protocol_name", d.transport());
+    if (d.transport() == "udp" || d.transport() == "tcp") {
+      w.Key("protocol_num");
+      w.Uint(d.transport() == "udp" ? 17 : 6);
+    }
+    w.Key("direction_id");
+    w.Uint(2);  // the task's query, out of the task
+    w.Key("direction");
+    w.String("Outbound");
+    w.EndObject();
+  }
+}
+
+// OCSF DNS rcode_id (RFC 6895 numbering) from writd's rcode name; anything else is 99 Other with
+// the name as given.
+bool DnsRcode(std::string_view rcode, int* id, std::string_view* caption) {
+  static constexpr struct {
+    std::string_view name;
+    int id;
+    std::string_view caption;
+  } kRcodes[] = {
+      {"NOERROR", 0, "NoError"},   {"FORMERR", 1, "FormError"}, {"SERVFAIL", 2, "ServError"},
+      {"NXDOMAIN", 3, "NXDomain"}, {"NOTIMP", 4, "NotImp"},     {"REFUSED", 5, "Refused"},
+      {"YXDOMAIN", 6, "YXDomain"}, {"YXRRSET", 7, "YXRRSet"},   {"NXRRSET", 8, "NXRRSet"},
+      {"NOTAUTH", 9, "NotAuth"},   {"NOTZONE", 10, "NotZone"},
+  };
+  if (rcode.empty()) return false;
+  for (const auto& r : kRcodes) {
+    if (r.name == rcode) {
+      *id = r.id;
+      *caption = r.caption;
+      return true;
+    }
+  }
+  *id = 99;
+  *caption = rcode;
+  return true;
+}
+
+// DNS Activity's answer: the CNAME chain from the query name, then the addresses at its end (type
+// by address family, ttl = how long writd pins them), and the response code.
+void WriteDnsAnswer(const writ::v1::Dns& d, JsonWriter& w) {
+  if (d.answers_size() + d.cnames_size() > 0) {
+    w.Key("answers");
+    w.BeginArray();
+    std::string_view owner = d.query();
+    for (const std::string& cname : d.cnames()) {
+      w.BeginObject();
+      w.StrField("hostname", owner);
+      w.Key("type");
+      w.String("CNAME");
+      w.Key("class");
+      w.String("IN");
+      w.Key("rdata");
+      w.String(cname);
+      w.EndObject();
+      owner = cname;
+    }
+    for (const std::string& addr : d.answers()) {
+      w.BeginObject();
+      w.StrField("hostname", owner);
+      w.Key("type");
+      w.String(addr.find(':') != std::string::npos ? "AAAA" : "A");
+      w.Key("class");
+      w.String("IN");
+      w.Key("rdata");
+      w.String(addr);
+      w.UintField("ttl", d.ttl());
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  int id = 0;
+  std::string_view caption;
+  if (DnsRcode(d.rcode(), &id, &caption)) {
+    w.Key("rcode_id");
+    w.Uint(id);
+    w.Key("rcode");
+    w.String(caption);
+  }
 }
 
 void WriteActor(const writ::v1::Event& ev, JsonWriter& w) {
@@ -427,15 +578,17 @@ void WriteUnmapped(const writ::v1::Event& ev, JsonWriter& w) {
   }
   if (ev.has_credential()) WriteCredential(ev.credential(), w);
   if (ev.has_tool()) WriteTool(ev.tool(), w);
+  if (ev.has_dns()) WriteDns(ev.dns(), w);  // writd's own words: verdict, reason, rule, rcode
   w.EndObject();
   w.EndObjectOrRollback(mark);
 }
 
-// The activity-specific primary objects (process / file / dst_endpoint), shared by the activity
-// classes and by a Detection Finding's evidence.
-void WriteActivityObjects(const writ::v1::Event& ev, JsonWriter& w) {
+// The activity-specific primary objects (process / file / dst_endpoint / query), shared by the
+// activity classes and by a Detection Finding's evidence. The Network Activity classes have no
+// `process` attribute: there the process is the actor's only.
+void WriteActivityObjects(const writ::v1::Event& ev, const ClassInfo& c, JsonWriter& w) {
   if (ev.kind() == "tool_call" || ev.kind() == "tool_list") WriteApi(ev, w);
-  if (ev.has_process() &&
+  if (ev.has_process() && c.category_uid != 4 &&
       (ev.kind() == "exec" || ev.kind() == "fork" || ev.kind() == "exit" || !ev.has_file())) {
     w.Key("process");
     WriteProcess(ev.process(), w);
@@ -459,6 +612,8 @@ void WriteActivityObjects(const writ::v1::Event& ev, JsonWriter& w) {
       w.StrField("hostname", ev.host());
       w.EndObject();
     }
+  } else if (ev.has_dns()) {
+    WriteDnsQuery(ev, w);
   }
 }
 
@@ -475,6 +630,9 @@ void WriteMessage(const writ::v1::Event& ev, JsonWriter& w) {
     } else if (ev.has_network()) {
       w.RawChars(" ");
       w.StringBody(ev.network().dst_ip());
+    } else if (ev.has_dns() && !ev.dns().query().empty()) {
+      w.RawChars(" ");
+      w.StringBody(ev.dns().query());
     } else if (ev.has_process() && !ev.process().exe().empty()) {
       w.RawChars(" ");
       w.StringBody(ev.process().exe());
@@ -638,7 +796,7 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
     w.BeginArray();
     w.BeginObject();
     WriteActor(ev, w);
-    WriteActivityObjects(ev, w);
+    WriteActivityObjects(ev, c, w);
     if (profiles.ai_operation) WriteAiAgent(ev.agent(), w);
     w.EndObject();
     w.EndArray();
@@ -664,6 +822,14 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
         w.Key("status_code");  // a string in OCSF: the source's own code (-errno)
         w.String(std::to_string(result));
       }
+    } else if (c.class_uid == 4003 && !ev.dns().verdict().empty()) {
+      // allowed: answered from upstream (NXDOMAIN included); refused, malformed, failed: not.
+      const bool ok = ev.dns().verdict() == "allowed";
+      w.Key("status_id");
+      w.Uint(ok ? 1 : 2);
+      w.Key("status");
+      w.String(ok ? "Success" : "Failure");
+      w.StrField("status_detail", ev.dns().reason());
     } else if (c.class_uid == 6003 && !ev.tool().status().empty()) {
       const bool ok = ev.tool().status() == "ok" || ev.tool().status() == "filtered";
       w.Key("status_id");
@@ -683,8 +849,9 @@ void AppendOcsf(const writ::v1::Event& ev, std::string* out) {
     }
     if (c.class_uid != 0) {
       WriteActor(ev, w);
-      WriteActivityObjects(ev, w);
+      WriteActivityObjects(ev, c, w);
     }
+    if (c.class_uid == 4003) WriteDnsAnswer(ev.dns(), w);
   }
   if (has_disp) {
     w.Key("disposition_id");

@@ -1,10 +1,10 @@
 // OCSF 1.x encoding of writ.v1.Event (metadata.version kOcsfVersion), one record per event:
 //   exec, fork -> Process Activity (1007) Launch;  exit -> Process Activity Terminate
 //   open       -> File System Activity (1001) Open (14)
-//   connect    -> Network Activity (4001) Open (1)
-//   verdict "violation" (any kind) -> Detection Finding (2004) Create, with the activity as
-//   evidence anything else (task_start, task_end, action, approval_request, credential, ...) ->
-//   Base Event (0)
+//   connect    -> Network Activity (4001) Open (1), network.host as dst_endpoint.hostname
+//   dns        -> DNS Activity (4003) Query (1): query, answers, rcode, the resolver addressed
+//   verdict "violation" (any kind) -> Detection Finding (2004) Create, the activity as evidence
+//   anything else (task_start, task_end, action, approval_request, credential, ...) -> Base (0)
 // The writ agent identity (SPIFFE ID, principal, delegation chain, task, intent) goes to
 // `unmapped.writ` rather than guessing at the newer ai_agent/delegation objects. Writes no trailing
 // newline.

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -838,6 +840,68 @@ TEST(Redact, RedactEventCoversEveryStringFieldOfTheSchema) {
   for (const auto& name : FieldsNotRedacted()) {
     EXPECT_THAT(all, testing::Contains(std::string(name)));
   }
+}
+
+// DNS exfiltration carries data in the labels of the names a task asks for: a token there is
+// masked in dns.query, the CNAME chain, the reason and a later connect's network.host; writd's
+// vocabulary and the addresses it formats are left as they are.
+TEST(Redact, ASecretInADnsNameIsMasked) {
+  auto r = Builtin();
+  Fakes f(12);
+  std::string tok = "ghp_" + f.Alnum(36);
+  std::transform(tok.begin(), tok.end(), tok.begin(), [](unsigned char c) {
+    return static_cast<char>(std::tolower(c));  // the stub reports names in lower case
+  });
+  const std::string name = tok + ".x7.exfil.example.com";
+  v1::Event e;
+  e.set_kind("dns");
+  auto* d = e.mutable_dns();
+  d->set_query(name);
+  d->set_qtype("A");
+  d->set_verdict("allowed");
+  d->set_reason("long_label under example.com: " + name);
+  d->set_rule("*.example.com");
+  d->set_rcode("NOERROR");
+  d->add_cnames("edge.cdn.example.net");
+  d->add_cnames(tok + ".cdn.example.net");
+  d->add_answers("192.0.2.10");
+  d->set_server("192.0.2.53:53");
+  d->set_transport("udp");
+  const RedactionReport rep = r->RedactEvent(&e);
+  EXPECT_EQ(rep.marks, 3u);
+  EXPECT_THAT(d->query(), testing::MatchesRegex(
+                              R"(\[REDACTED:github-pat:[0-9a-f]{12}\]\.x7\.exfil\.example\.com)"));
+  EXPECT_THAT(d->reason(), Not(HasSubstr(tok)));
+  EXPECT_THAT(d->reason(),
+              testing::StartsWith("long_label under example.com: [REDACTED:github-pat:"));
+  EXPECT_EQ(d->cnames(0), "edge.cdn.example.net");
+  EXPECT_THAT(d->cnames(1), Not(HasSubstr(tok)));
+  // The same secret gives the same mark wherever it is.
+  EXPECT_EQ(d->query().substr(0, d->query().find(']') + 1),
+            d->cnames(1).substr(0, d->cnames(1).find(']') + 1));
+  EXPECT_EQ(d->answers(0), "192.0.2.10");
+  EXPECT_EQ(d->server(), "192.0.2.53:53");
+  EXPECT_EQ(d->rule(), "*.example.com");
+
+  v1::Event c;
+  c.set_kind("connect");
+  c.mutable_network()->set_dst_ip("192.0.2.10");
+  c.mutable_network()->set_host(name);
+  r->RedactEvent(&c);
+  EXPECT_THAT(c.network().host(), Not(HasSubstr(tok)));
+  EXPECT_THAT(c.network().host(), HasSubstr("[REDACTED:github-pat:"));
+  EXPECT_EQ(c.network().dst_ip(), "192.0.2.10");
+
+  std::string json, ocsf;
+  sinks::AppendJson(e, &json);
+  sinks::AppendOcsf(e, &ocsf);
+  EXPECT_THAT(json + ocsf, Not(HasSubstr(tok)));
+
+  // An ordinary name is not touched.
+  v1::Event clean;
+  clean.mutable_dns()->set_query("registry.npmjs.org");
+  EXPECT_EQ(r->RedactEvent(&clean).marks, 0u);
+  EXPECT_EQ(clean.dns().query(), "registry.npmjs.org");
 }
 
 TEST(Redact, CleanEventsAreNotCopiedOrAllocatedFor) {

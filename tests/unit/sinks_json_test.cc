@@ -81,6 +81,7 @@ writ::v1::Event FullEvent() {
   n->set_peer_path("/run/dbus/system_bus_socket");
   n->set_send(true);
   n->set_suppressed(3);
+  n->set_host("api.example.com");
   ev.set_verdict("violation");
   ev.set_outcome("killed_after");
   ev.set_enforcement("kernel-signal");
@@ -149,6 +150,19 @@ writ::v1::Event FullEvent() {
   tl->add_hidden("write_file");
   tl->set_rule("coding-agent/tools.deny[0]");
   tl->set_arguments_sha256("ab");
+  auto* d = ev.mutable_dns();
+  d->set_query("api.example.com");
+  d->set_qtype("AAAA");
+  d->set_verdict("allowed");
+  d->set_reason("long_label");
+  d->set_rule("*.example.com");
+  d->set_rcode("NOERROR");
+  d->add_answers("2001:db8::10");
+  d->add_answers("2001:db8::11");
+  d->add_cnames("edge.cdn.example.net");
+  d->set_ttl(300);
+  d->set_server("[2001:db8::53]:53");
+  d->set_transport("tcp");
   ev.set_host("build-7");
   return ev;
 }
@@ -218,6 +232,52 @@ TEST(SinksJson, FullEventParsesWithExactFieldNamesAndValues) {
   EXPECT_EQ(j["syscall"]["args"], json::array({-77, 9}));
   EXPECT_EQ(j["syscall"]["target_pid"], 77);
   EXPECT_EQ(j["host"], "build-7");
+  EXPECT_EQ(j["network"]["host"], "api.example.com");
+  EXPECT_EQ(j["dns"]["query"], "api.example.com");
+  EXPECT_EQ(j["dns"]["qtype"], "AAAA");
+  EXPECT_EQ(j["dns"]["answers"], json::array({"2001:db8::10", "2001:db8::11"}));
+  EXPECT_EQ(j["dns"]["cnames"], json::array({"edge.cdn.example.net"}));
+  EXPECT_EQ(j["dns"]["ttl"], 300);
+  EXPECT_TRUE(j["dns"]["ttl"].is_number_unsigned());
+  EXPECT_EQ(j["dns"]["server"], "[2001:db8::53]:53");
+  EXPECT_EQ(j["dns"]["transport"], "tcp");
+}
+
+// A dns event as writd's stub reports a refused name: empty fields (answers, cnames, ttl 0, rule)
+// are omitted like everywhere else, and an empty dns object is no object.
+TEST(SinksJson, DnsEventOmitsEmptyFields) {
+  writ::v1::Event ev;
+  ev.set_kind("dns");
+  auto* d = ev.mutable_dns();
+  d->set_query("pastebin.com");
+  d->set_qtype("A");
+  d->set_verdict("refused");
+  d->set_reason("not allowed");
+  d->set_rcode("REFUSED");
+  d->set_server("192.0.2.53:53");
+  d->set_transport("udp");
+  ev.set_verdict("violation");
+  ev.set_outcome("prevented");
+  ev.set_enforcement("dns");
+  EXPECT_EQ(
+      Encode(ev),
+      R"({"kind":"dns","dns":{"query":"pastebin.com","qtype":"A","verdict":"refused",)"
+      R"("reason":"not allowed","rcode":"REFUSED","server":"192.0.2.53:53",)"
+      R"("transport":"udp"},"verdict":"violation","outcome":"prevented","enforcement":"dns"})");
+
+  writ::v1::Event empty;
+  empty.set_kind("dns");
+  empty.mutable_dns();
+  EXPECT_EQ(Encode(empty), R"({"kind":"dns"})");
+
+  writ::v1::Event conn;  // network.host, the name a pinned address came from
+  conn.set_kind("connect");
+  conn.mutable_network()->set_dst_ip("192.0.2.10");
+  conn.mutable_network()->set_dst_port(443);
+  conn.mutable_network()->set_host("api.example.com");
+  EXPECT_EQ(Encode(conn),
+            R"({"kind":"connect","network":{"dst_ip":"192.0.2.10","dst_port":443,"result":0,)"
+            R"("host":"api.example.com"}})");
 }
 
 TEST(SinksJson, EmptyEventIsEmptyObject) { EXPECT_EQ(Encode(writ::v1::Event()), "{}"); }

@@ -372,6 +372,77 @@ std::vector<writ::v1::Event> Corpus() {
   approval.set_verdict("needs_approval");
   approval.set_outcome("stopped");
   v.push_back(approval);
+  // An allowed connect to an address a DNS answer pinned: Network Activity with the name.
+  auto pinned = Base("connect");
+  Proc(&pinned);
+  pinned.mutable_network()->set_family("inet6");
+  pinned.mutable_network()->set_dst_ip("2001:db8::10");
+  pinned.mutable_network()->set_dst_port(443);
+  pinned.mutable_network()->set_hook("syscall");
+  pinned.mutable_network()->set_host("api.example.com");
+  pinned.set_verdict("allow");
+  pinned.set_outcome("allowed");
+  v.push_back(pinned);
+  // DNS: an allowed query answered through a CNAME, with IPv4 and IPv6 addresses ...
+  auto dns = Base("dns");
+  auto* d = dns.mutable_dns();
+  d->set_query("api.example.com");
+  d->set_qtype("A");
+  d->set_verdict("allowed");
+  d->set_rule("*.example.com");
+  d->set_rcode("NOERROR");
+  d->add_cnames("edge.cdn.example.net");
+  d->add_answers("192.0.2.10");
+  d->add_answers("2001:db8::10");
+  d->set_ttl(300);
+  d->set_server("192.0.2.53:53");
+  d->set_transport("udp");
+  v.push_back(dns);
+  // ... a name that does not exist, over TCP to an IPv6 resolver ...
+  auto nx = Base("dns");
+  nx.mutable_dns()->set_query("nope.example.com");
+  nx.mutable_dns()->set_qtype("AAAA");
+  nx.mutable_dns()->set_verdict("allowed");
+  nx.mutable_dns()->set_rcode("NXDOMAIN");
+  nx.mutable_dns()->set_server("[2001:db8::53]:53");
+  nx.mutable_dns()->set_transport("tcp");
+  v.push_back(nx);
+  // ... a query that did not parse (no name, no server known) ...
+  auto malformed = Base("dns");
+  malformed.mutable_dns()->set_verdict("malformed");
+  malformed.mutable_dns()->set_reason("malformed query");
+  malformed.mutable_dns()->set_rcode("FORMERR");
+  malformed.mutable_dns()->set_transport("udp");
+  v.push_back(malformed);
+  // ... a refused name: a Detection Finding with the query as evidence ...
+  auto refused = Base("dns");
+  refused.mutable_dns()->set_query("pastebin.com");
+  refused.mutable_dns()->set_qtype("A");
+  refused.mutable_dns()->set_verdict("refused");
+  refused.mutable_dns()->set_reason("not allowed");
+  refused.mutable_dns()->set_rcode("REFUSED");
+  refused.mutable_dns()->set_server("[2001:db8::1]:53");
+  refused.mutable_dns()->set_transport("udp");
+  refused.set_verdict("violation");
+  refused.set_outcome("prevented");
+  refused.set_enforcement("dns");
+  refused.mutable_finding()->set_rule("mcp-filesystem/network.dns.default");
+  refused.mutable_finding()->set_category("network");
+  refused.mutable_finding()->set_reason("DNS query for a name not in network.dns: pastebin.com");
+  refused.mutable_finding()->set_severity("high");
+  refused.mutable_finding()->add_frameworks("OWASP-ASI02");
+  v.push_back(refused);
+  // ... and an exfiltration-shaped name that was answered (a finding, outcome allowed).
+  auto exfil = dns;
+  exfil.mutable_dns()->set_query(std::string(50, 'q') + ".example.com");
+  exfil.mutable_dns()->clear_cnames();
+  exfil.set_verdict("violation");
+  exfil.set_outcome("allowed");
+  exfil.mutable_finding()->set_rule("writ/dns.exfil");
+  exfil.mutable_finding()->set_category("network");
+  exfil.mutable_finding()->set_reason("long_label example.com");
+  exfil.mutable_finding()->set_severity("medium");
+  v.push_back(exfil);
   auto host = Base("action");
   host.clear_agent();  // writd's own events carry no agent
   host.mutable_action()->set_type("kill");

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "sinks/ocsf_encoder.h"
@@ -26,14 +27,17 @@ const std::map<int, std::vector<std::string>> kClassRequired = {
     {1001, {"actor", "device", "file"}},
     {1007, {"actor", "device", "process"}},
     {4001, {"dst_endpoint"}},  // 1.x: at least one of src_endpoint/dst_endpoint; writ has dst
+    {4003, {"src_endpoint"}},  // likewise; the querying host (the resolver when the task named one)
     {2004, {"finding_info"}},
 };
-const std::map<int, int> kClassCategory = {{0, 0}, {1001, 1}, {1007, 1}, {4001, 4}, {2004, 2}};
+const std::map<int, int> kClassCategory = {{0, 0},    {1001, 1}, {1007, 1},
+                                           {4001, 4}, {4003, 4}, {2004, 2}};
 const std::map<int, std::set<int>> kClassActivities = {
     {0, {0, 99}},
     {1001, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 99}},
     {1007, {0, 1, 2, 3, 4, 5, 99}},
     {4001, {0, 1, 2, 3, 4, 5, 6, 7, 99}},
+    {4003, {0, 1, 2, 6, 99}},
     {2004, {0, 1, 2, 3, 99}},
 };
 
@@ -173,6 +177,39 @@ std::vector<std::pair<std::string, writ::v1::Event>> AllKinds() {
   secret.mutable_finding()->add_frameworks("OWASP-NHI2");
   secret.mutable_finding()->set_severity("medium");
   v.emplace_back("secret", secret);
+  auto dns = Base("dns");  // the stub's report: the task, no process
+  dns.clear_process();
+  auto* d = dns.mutable_dns();
+  d->set_query("api.example.com");
+  d->set_qtype("A");
+  d->set_verdict("allowed");
+  d->set_rule("*.example.com");
+  d->set_rcode("NOERROR");
+  d->add_cnames("edge.cdn.example.net");
+  d->add_answers("192.0.2.10");
+  d->add_answers("2001:db8::10");
+  d->set_ttl(300);
+  d->set_server("192.0.2.53:53");
+  d->set_transport("udp");
+  v.emplace_back("dns", dns);
+  auto refused = Base("dns");
+  refused.clear_process();
+  auto* r = refused.mutable_dns();
+  r->set_query("pastebin.com");
+  r->set_qtype("A");
+  r->set_verdict("refused");
+  r->set_reason("not allowed");
+  r->set_rcode("REFUSED");
+  r->set_server("[2001:db8::1]:53");
+  r->set_transport("tcp");
+  refused.set_verdict("violation");
+  refused.set_outcome("prevented");
+  refused.set_enforcement("dns");
+  refused.mutable_finding()->set_rule("coding-agent/network.dns.default");
+  refused.mutable_finding()->set_category("network");
+  refused.mutable_finding()->set_reason("DNS query for a name not in network.dns: pastebin.com");
+  refused.mutable_finding()->set_severity("high");
+  v.emplace_back("dns_refused", refused);
   writ::v1::Event bare;  // nothing set at all: still a valid record
   v.emplace_back("empty", bare);
   return v;
@@ -180,10 +217,11 @@ std::vector<std::pair<std::string, writ::v1::Event>> AllKinds() {
 
 TEST(SinksOcsf, EveryKindProducesAValidRecordOfTheExpectedClass) {
   const std::map<std::string, std::pair<int, int>> expected = {
-      {"exec", {1007, 1}},     {"fork", {1007, 1}},    {"exit", {1007, 2}},
-      {"open", {1001, 14}},    {"connect", {4001, 1}}, {"task_start", {0, 99}},
-      {"task_end", {0, 99}},   {"action", {0, 99}},    {"approval_request", {0, 99}},
-      {"credential", {0, 99}}, {"empty", {0, 99}},     {"secret", {2004, 1}},
+      {"exec", {1007, 1}},     {"fork", {1007, 1}},        {"exit", {1007, 2}},
+      {"open", {1001, 14}},    {"connect", {4001, 1}},     {"task_start", {0, 99}},
+      {"task_end", {0, 99}},   {"action", {0, 99}},        {"approval_request", {0, 99}},
+      {"credential", {0, 99}}, {"empty", {0, 99}},         {"secret", {2004, 1}},
+      {"dns", {4003, 1}},      {"dns_refused", {2004, 1}},
   };
   for (const auto& [name, ev] : AllKinds()) {
     const json r = Encode(ev);
@@ -288,6 +326,155 @@ TEST(SinksOcsf, SecretOnTheCommandLineIsADetectionFindingWithoutDisposition) {
     return;
   }
   FAIL() << "no secret event in AllKinds()";
+}
+
+writ::v1::Event Kind(const std::string& name) {
+  for (const auto& [n, ev] : AllKinds()) {
+    if (n == name) return ev;
+  }
+  ADD_FAILURE() << "no " << name << " in AllKinds()";
+  return {};
+}
+
+TEST(SinksOcsf, DnsQueryIsDnsActivity) {
+  const json r = Encode(Kind("dns"));
+  EXPECT_EQ(r["class_uid"], 4003);
+  EXPECT_EQ(r["class_name"], "DNS Activity");
+  EXPECT_EQ(r["category_uid"], 4);
+  EXPECT_EQ(r["activity_id"], 1);
+  EXPECT_EQ(r["activity_name"], "Query");
+  EXPECT_EQ(r["type_uid"], 400301);
+  EXPECT_EQ(r["message"], "dns api.example.com");
+  EXPECT_EQ(r["status_id"], 1);
+  EXPECT_EQ(r["status"], "Success");
+  EXPECT_EQ(r["query"], json({{"hostname", "api.example.com"}, {"type", "A"}, {"class", "IN"}}));
+  // The CNAME chain from the query name, then the addresses at its end, typed by family.
+  ASSERT_EQ(r["answers"].size(), 3u);
+  EXPECT_EQ(r["answers"][0], json({{"hostname", "api.example.com"},
+                                   {"type", "CNAME"},
+                                   {"class", "IN"},
+                                   {"rdata", "edge.cdn.example.net"}}));
+  EXPECT_EQ(r["answers"][1], json({{"hostname", "edge.cdn.example.net"},
+                                   {"type", "A"},
+                                   {"class", "IN"},
+                                   {"rdata", "192.0.2.10"},
+                                   {"ttl", 300}}));
+  EXPECT_EQ(r["answers"][2]["type"], "AAAA");
+  EXPECT_EQ(r["answers"][2]["rdata"], "2001:db8::10");
+  EXPECT_EQ(r["rcode_id"], 0);
+  EXPECT_EQ(r["rcode"], "NoError");
+  EXPECT_EQ(r["dst_endpoint"], json({{"ip", "192.0.2.53"}, {"port", 53}}));
+  EXPECT_EQ(r["src_endpoint"]["hostname"], "build-7");
+  EXPECT_EQ(r["connection_info"]["protocol_name"], "udp");
+  EXPECT_EQ(r["connection_info"]["protocol_num"], 17);
+  EXPECT_EQ(r["connection_info"]["direction_id"], 2);
+  // The same actor, ai_agent, device and metadata as Network Activity.
+  EXPECT_EQ(r["actor"]["session"]["uid"], "t-1");
+  EXPECT_EQ(r["actor"]["app_name"], "spiffe://example.org/agent/reviewer");
+  EXPECT_EQ(r["ai_agent"]["uid"], "spiffe://example.org/agent/reviewer");
+  EXPECT_EQ(r["device"]["hostname"], "build-7");
+  EXPECT_EQ(r["metadata"]["event_code"], "dns");
+  EXPECT_EQ(r["metadata"]["profiles"], json({"host", "ai_operation"}));
+  EXPECT_FALSE(r.contains("process"));
+  // writd's own words stay in unmapped.writ.
+  EXPECT_EQ(r["unmapped"]["writ"]["dns"]["verdict"], "allowed");
+  EXPECT_EQ(r["unmapped"]["writ"]["dns"]["rule"], "*.example.com");
+  EXPECT_EQ(r["unmapped"]["writ"]["dns"]["rcode"], "NOERROR");
+}
+
+TEST(SinksOcsf, DnsRcodeStatusAndServer) {
+  const std::tuple<const char*, int, const char*> rcodes[] = {
+      {"NOERROR", 0, "NoError"},   {"FORMERR", 1, "FormError"}, {"SERVFAIL", 2, "ServError"},
+      {"NXDOMAIN", 3, "NXDomain"}, {"NOTIMP", 4, "NotImp"},     {"REFUSED", 5, "Refused"},
+      {"RCODE12", 99, "RCODE12"},
+  };
+  auto ev = Kind("dns");
+  for (const auto& [rcode, id, caption] : rcodes) {
+    ev.mutable_dns()->set_rcode(rcode);
+    const json r = Encode(ev);
+    EXPECT_EQ(r["rcode_id"], id) << rcode;
+    EXPECT_EQ(r["rcode"], caption) << rcode;
+  }
+  ev.mutable_dns()->clear_rcode();  // nothing answered (a query too short to answer)
+  EXPECT_FALSE(Encode(ev).contains("rcode_id"));
+
+  const std::tuple<const char*, const char*, int> servers[] = {
+      {"[2001:db8::1]:53", "2001:db8::1", 53},
+      {"192.0.2.53:5353", "192.0.2.53", 5353},
+      {"2001:db8::1", "2001:db8::1", -1},  // no port
+      {"192.0.2.53", "192.0.2.53", -1},
+  };
+  for (const auto& [server, ip, port] : servers) {
+    ev.mutable_dns()->set_server(server);
+    const json r = Encode(ev);
+    EXPECT_EQ(r["dst_endpoint"]["ip"], ip) << server;
+    if (port < 0) {
+      EXPECT_FALSE(r["dst_endpoint"].contains("port")) << server;
+    } else {
+      EXPECT_EQ(r["dst_endpoint"]["port"], port) << server;
+    }
+  }
+  ev.mutable_dns()->clear_server();
+  EXPECT_FALSE(Encode(ev).contains("dst_endpoint"));
+
+  // Not allowed (refused in monitor mode, malformed, failed): Failure, with writd's reason.
+  for (const char* verdict : {"malformed", "failed"}) {
+    auto bad = Kind("dns");
+    bad.mutable_dns()->set_verdict(verdict);
+    bad.mutable_dns()->set_reason("upstream unreachable");
+    bad.mutable_dns()->set_rcode("SERVFAIL");
+    bad.mutable_dns()->clear_answers();
+    bad.mutable_dns()->clear_cnames();
+    const json r = Encode(bad);
+    EXPECT_EQ(r["class_uid"], 4003) << verdict;
+    EXPECT_EQ(r["status_id"], 2) << verdict;
+    EXPECT_EQ(r["status"], "Failure") << verdict;
+    EXPECT_EQ(r["status_detail"], "upstream unreachable") << verdict;
+    EXPECT_FALSE(r.contains("answers")) << verdict;
+  }
+}
+
+TEST(SinksOcsf, RefusedDnsIsDetectionFindingWithTheQueryAsEvidence) {
+  const json r = Encode(Kind("dns_refused"));
+  CheckRecord(r, "dns_refused");
+  EXPECT_EQ(r["class_uid"], 2004);
+  EXPECT_EQ(r["finding_info"]["title"], "coding-agent/network.dns.default");
+  EXPECT_EQ(r["message"], "DNS query for a name not in network.dns: pastebin.com");
+  EXPECT_EQ(r["disposition_id"], 2);
+  EXPECT_EQ(r["disposition"], "Blocked");
+  EXPECT_EQ(r["severity_id"], 4);
+  ASSERT_EQ(r["evidences"].size(), 1u);
+  const json& e = r["evidences"][0];
+  EXPECT_EQ(e["query"]["hostname"], "pastebin.com");
+  EXPECT_EQ(e["query"]["type"], "A");
+  EXPECT_EQ(e["dst_endpoint"], json({{"ip", "2001:db8::1"}, {"port", 53}}));
+  EXPECT_EQ(e["connection_info"]["protocol_name"], "tcp");
+  EXPECT_EQ(e["connection_info"]["protocol_num"], 6);
+  EXPECT_EQ(e["actor"]["session"]["uid"], "t-1");
+  EXPECT_EQ(e["ai_agent"]["instance_uid"], "t-1");
+  EXPECT_FALSE(r.contains("answers"));  // the finding class has none: in unmapped.writ.dns
+  EXPECT_FALSE(r.contains("rcode_id"));
+  EXPECT_EQ(r["unmapped"]["writ"]["dns"]["verdict"], "refused");
+  EXPECT_EQ(r["unmapped"]["writ"]["dns"]["rcode"], "REFUSED");
+  EXPECT_EQ(r["unmapped"]["writ"]["enforcement"], "dns");
+}
+
+TEST(SinksOcsf, ConnectNamesTheHostItsAddressWasPinnedFor) {
+  auto ev = Kind("connect");
+  ev.mutable_network()->set_host("api.example.com");
+  const json r = Encode(ev);
+  EXPECT_EQ(r["class_uid"], 4001);
+  EXPECT_EQ(r["dst_endpoint"],
+            json({{"ip", "10.0.0.1"}, {"hostname", "api.example.com"}, {"port", 443}}));
+  // Network Activity has no top-level process: the connecting process is the actor.
+  EXPECT_FALSE(r.contains("process"));
+  EXPECT_EQ(r["actor"]["process"]["pid"], 42);
+  // As a violation, the name is in the evidence.
+  ev.set_verdict("violation");
+  ev.set_outcome("prevented");
+  const json f = Encode(ev);
+  EXPECT_EQ(f["evidences"][0]["dst_endpoint"]["hostname"], "api.example.com");
+  EXPECT_EQ(f["evidences"][0]["process"]["pid"], 42);
 }
 
 TEST(SinksOcsf, InvalidUtf8PathStillValidJson) {
