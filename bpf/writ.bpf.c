@@ -238,6 +238,10 @@ int exit_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
 	return open_exit(ctx->ret, NR_OPEN_BY_HANDLE_AT);
 }
 
+/* ---- DNS egress: the task's resolver traffic goes to writd's stub ----------------------------------- */
+
+#include "writ_dns.bpf.h"
+
 /* ---- connect ------------------------------------------------------------------------------------- */
 
 SEC("tracepoint/syscalls/sys_enter_connect")
@@ -299,10 +303,16 @@ static __always_inline int cgroup_connect(struct bpf_sock_addr *ctx, __u16 famil
 	if (!t)
 		return 1;
 	port = sock_addr_dst(ctx, family, addr);
+	id = bpf_get_current_pid_tgid();
+	if (dns_redirect(ctx, family, addr, port)) {
+		/* A DNS query, reported by the stub as a dns event: not a connect to report here. */
+		bpf_map_delete_elem(&connect_args_map, &id);
+		bpf_map_delete_elem(&lsm_connect_map, &id);
+		return 1;
+	}
 	verdict = net_verdict(t, family, addr, port);
 	allow = !((t->flags & WRIT_TASK_ENFORCE) && (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL));
 
-	id = bpf_get_current_pid_tgid();
 	a = bpf_map_lookup_elem(&connect_args_map, &id);
 	if (a)
 		a->verdict = verdict;

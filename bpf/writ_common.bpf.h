@@ -35,6 +35,11 @@ const volatile __u64 cfg_wakeup_bytes = 1 << 20; /* force a wakeup when this muc
 /* Kernel features the loader probes before load (src/bpf/loader.cc, ProbeKernelFeatures). Constants to
  * the verifier: the branch a kernel cannot take is never verified there, and costs nothing here. */
 const volatile __u32 cfg_exit_group_dead = 1; /* tp_btf/sched_process_exit has its group_dead argument */
+/* DNS egress (#17): the stub resolver's loopback address and port. Port 0: no stub, no redirect (the branches
+ * below are then dead code to the verifier). */
+const volatile __u32 cfg_dns_port = 0;	    /* host byte order */
+const volatile __u32 cfg_dns_addr4 = 0;	    /* network byte order (127.0.0.1) */
+const volatile __u32 cfg_dns_addr6[4] = {}; /* network byte order (::1); all zero: no IPv6 stub */
 
 /* Ring buffer; its size is set by the loader (bpf_map__set_max_entries) before load. */
 struct {
@@ -179,6 +184,17 @@ struct {
 	__type(key, struct writ_grant_key);
 	__type(value, __u32);
 } grant_map SEC(".maps");
+
+/* Addresses a task's own DNS answers named (#17): {slot, family, addr} -> expiry, generation, ports. Written
+ * by writd's stub resolver before the answer reaches the task; checked by net_verdict after the LPM tables.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct writ_pin_key);
+	__type(value, struct writ_pin_value);
+} pin_map SEC(".maps");
 
 /* Kernel functions (6.13+); weak, so the object still loads where they are missing. */
 extern int bpf_send_signal_task(struct task_struct *task, int sig, enum pid_type type,
@@ -649,7 +665,36 @@ static __always_inline __u32 net_verdict(const struct writ_task_info *t, __u16 f
 				return v->ranges[i].verdict;
 		}
 	}
+	if (cfg_dns_port && (t->flags & WRIT_TASK_NET_TABLE)) {
+		/* An address the task's own DNS answer named, for the ports of the rule that named it, until
+		 * its TTL runs out. A CIDR rule decided above (a deny included) is not widened by a pin. */
+		struct writ_pin_key pk = {.slot = t->slot,
+					  .family = (family == AF_INET || mapped) ? AF_INET : family};
+		struct writ_pin_value *pv;
+
+		if (pk.family == AF_INET)
+			__builtin_memcpy(pk.addr, mapped ? addr + 12 : addr, 4);
+		else
+			__builtin_memcpy(pk.addr, addr, 16);
+		pv = bpf_map_lookup_elem(&pin_map, &pk);
+		if (pv && pv->generation == t->generation && bpf_ktime_get_boot_ns() < pv->expires_ns) {
+			for (i = 0; i < WRIT_PIN_RANGES; i++) {
+				if (i >= pv->nranges)
+					break;
+				if (port >= pv->ranges[i].lo && port <= pv->ranges[i].hi)
+					return WRIT_KV_ALLOW;
+			}
+		}
+	}
 	return (t->flags & WRIT_TASK_NET_TABLE) ? WRIT_KV_DENY : WRIT_KV_NONE;
+}
+
+/* A connect or datagram of a task to port 53 over TCP or UDP goes to writd's stub resolver instead
+ * (cgroup/connect4|6 and sendmsg4|6 rewrite the destination, bpf/writ_dns.bpf.h): it is not judged as a
+ * connect to the address the task named. */
+static __always_inline int dns_redirected(__u16 port, __u32 protocol)
+{
+	return cfg_dns_port && port == 53 && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP);
 }
 
 /* Takes the current thread's mark in lsm_refused_map, if any: 1 when lsm/file_open refused its open. */

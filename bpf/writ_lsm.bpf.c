@@ -312,6 +312,9 @@ int BPF_PROG(lsm_connect, struct socket *sock, struct sockaddr *address, int add
 	} else {
 		return 0;
 	}
+	/* A DNS query: cgroup/connect4|6, next, sends it to the stub, which judges and reports it. */
+	if (dns_redirected(port, BPF_CORE_READ(sock, sk, sk_protocol)))
+		return 0;
 	verdict = net_verdict(t, family, addr, port);
 	refuse = (t->flags & WRIT_TASK_ENFORCE) && (verdict == WRIT_KV_DENY || verdict == WRIT_KV_APPROVAL);
 	if (refuse)

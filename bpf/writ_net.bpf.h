@@ -126,6 +126,10 @@ static __always_inline int cgroup_sendmsg(struct bpf_sock_addr *ctx, __u16 famil
 	if (!t)
 		return 1;
 	port = sock_addr_dst(ctx, family, addr);
+#ifndef WRIT_NET_NO_PROGRAMS
+	if (dns_redirect(ctx, family, addr, port))
+		return 1; /* a DNS query: the stub judges and reports it */
+#endif
 	verdict = net_verdict(t, family, addr, port);
 	/* Allowed datagrams are not reported: a UDP stream would be a record per packet. */
 	if (verdict == WRIT_KV_ALLOW || verdict == WRIT_KV_NONE)

@@ -6,12 +6,14 @@
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -117,6 +119,9 @@ void Loader::ProbeLsm() {
   l->rodata->cfg_task_level = cfg_.task_level;
   l->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
   l->rodata->cfg_exit_group_dead = skel_->rodata->cfg_exit_group_dead;
+  l->rodata->cfg_dns_port = cfg_.dns_port;
+  l->rodata->cfg_dns_addr4 = cfg_.dns_addr4;
+  std::memcpy(const_cast<uint32_t*>(l->rodata->cfg_dns_addr6), cfg_.dns_addr6, 16);
   // Where cgroup/sendmsg_unix judges datagrams to unix names (6.7+), the LSM rung leaves them to
   // it.
   l->rodata->cfg_unix_cgroup = HooksActive(hooks_, HookId::kCgroupUnix) ? 1 : 0;
@@ -250,6 +255,16 @@ absl::Status Loader::Load() {
     PrepareUnixHooks(unix_off, unix_why);
     skel_->rodata->cfg_task_level = cfg_.task_level;
     skel_->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
+    skel_->rodata->cfg_dns_port = cfg_.dns_port;
+    skel_->rodata->cfg_dns_addr4 = cfg_.dns_addr4;
+    std::memcpy(const_cast<uint32_t*>(skel_->rodata->cfg_dns_addr6), cfg_.dns_addr6, 16);
+    if (cfg_.dns_port == 0) {  // no stub: its programs would only return at their first line
+      for (bpf_program* p :
+           {skel_->progs.cg_dns_recvmsg4, skel_->progs.cg_dns_recvmsg6, skel_->progs.cg_dns_peer4,
+            skel_->progs.cg_dns_peer6, skel_->progs.cg_dns_egress}) {
+        bpf_program__set_autoload(p, false);
+      }
+    }
     const KernelFeatures kf = ProbeKernelFeatures();
     skel_->rodata->cfg_exit_group_dead = kf.exit_group_dead;
     kill_lineage_ = kf.kill_lineage;
@@ -354,7 +369,7 @@ absl::Status Loader::LoadAndAttach() {
     HookId id;
     const char* name;
   };
-  const Hook hooks[] = {
+  std::vector<Hook> hooks = {
       {skel_->progs.handle_exec, HookId::kExec, "exec (tp_btf/sched_process_exec)"},
       {skel_->progs.handle_fork, HookId::kFork, "fork (tp_btf/sched_process_fork)"},
       {skel_->progs.handle_exit, HookId::kExit, "exit (tp_btf/sched_process_exit)"},
@@ -408,6 +423,14 @@ absl::Status Loader::LoadAndAttach() {
       WRIT_SELF_HOOK(kexec_file_load),
 #undef WRIT_SELF_HOOK
   };
+  if (cfg_.dns_port != 0) {
+    hooks.insert(hooks.end(),
+                 {{skel_->progs.cg_dns_egress, HookId::kDns, "dns (cgroup_skb/egress)"},
+                  {skel_->progs.cg_dns_recvmsg4, HookId::kDns, "dns (cgroup/recvmsg4)"},
+                  {skel_->progs.cg_dns_recvmsg6, HookId::kDns, "dns (cgroup/recvmsg6)"},
+                  {skel_->progs.cg_dns_peer4, HookId::kDns, "dns (cgroup/getpeername4)"},
+                  {skel_->progs.cg_dns_peer6, HookId::kDns, "dns (cgroup/getpeername6)"}});
+  }
 
   Fd cg_fd;
   if (!cfg_.cgroup_root.empty()) {
@@ -453,7 +476,7 @@ absl::Status Loader::LoadAndAttach() {
       return;
     }
     if (h.id == HookId::kCgroupConnect || h.id == HookId::kCgroupSendmsg ||
-        h.id == HookId::kCgroupUnix) {
+        h.id == HookId::kCgroupUnix || h.id == HookId::kDns) {
       if (cg_fd.valid())
         link = bpf_program__attach_cgroup(h.prog, cg_fd.get());
       else
@@ -795,11 +818,78 @@ void Loader::ClearTables(uint32_t slot) {
                              [slot](const writ_path_key& k) { return k.slot == slot; });
   DeleteWhere<writ_grant_key>(skel_->maps.send_seen_map,
                               [slot](const writ_grant_key& k) { return k.slot == slot; });
+  DeleteWhere<writ_pin_key>(skel_->maps.pin_map,
+                            [slot](const writ_pin_key& k) { return k.slot == slot; });
   uint32_t be = htonl(slot);
   DeleteWhere<writ_net4_key>(skel_->maps.net4_map,
                              [be](const writ_net4_key& k) { return k.slot_be == be; });
   DeleteWhere<writ_net6_key>(skel_->maps.net6_map,
                              [be](const writ_net6_key& k) { return k.slot_be == be; });
+}
+
+absl::Status Loader::PinAddress(uint32_t slot, uint64_t generation, int family, const uint8_t* addr,
+                                uint64_t expires_boot_ns,
+                                const std::vector<std::pair<uint16_t, uint16_t>>& ports) {
+  writ_pin_key k{};
+  k.slot = slot;
+  k.family = static_cast<uint16_t>(family);
+  std::memcpy(k.addr, addr, family == AF_INET ? 4 : 16);
+  writ_pin_value v{};
+  v.expires_ns = expires_boot_ns;
+  v.generation = generation;
+  for (const auto& [lo, hi] : ports) {
+    if (v.nranges == WRIT_PIN_RANGES) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "pin: more than ", WRIT_PIN_RANGES, " port ranges for one address of slot ", slot));
+    }
+    v.ranges[v.nranges++] = {lo, hi, WRIT_KV_ALLOW};
+  }
+  if (bpf_map__update_elem(skel_->maps.pin_map, &k, sizeof(k), &v, sizeof(v), BPF_ANY) != 0) {
+    return ErrnoStatus(errno, "update pin_map");
+  }
+  return absl::OkStatus();
+}
+
+void Loader::UnpinAddress(uint32_t slot, int family, const uint8_t* addr) {
+  writ_pin_key k{};
+  k.slot = slot;
+  k.family = static_cast<uint16_t>(family);
+  std::memcpy(k.addr, addr, family == AF_INET ? 4 : 16);
+  bpf_map__delete_elem(skel_->maps.pin_map, &k, sizeof(k), 0);
+}
+
+std::optional<DnsPeer> Loader::LookupDnsPeer(int proto, const sockaddr_storage& src) const {
+  writ_dns_peer_key k{};
+  k.proto = static_cast<uint8_t>(proto);
+  if (src.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&src);
+    k.family = AF_INET;
+    k.port = ntohs(in->sin_port);
+    std::memcpy(k.addr, &in->sin_addr, 4);
+  } else if (src.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&src);
+    k.port = ntohs(in6->sin6_port);
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(&in6->sin6_addr, kMapped, 12) == 0) {  // an IPv4 packet on a dual-stack socket
+      k.family = AF_INET;
+      std::memcpy(k.addr, reinterpret_cast<const uint8_t*>(&in6->sin6_addr) + 12, 4);
+    } else {
+      k.family = AF_INET6;
+      std::memcpy(k.addr, &in6->sin6_addr, 16);
+    }
+  } else {
+    return std::nullopt;
+  }
+  writ_dns_peer v{};
+  if (bpf_map__lookup_elem(skel_->maps.dns_peer_map, &k, sizeof(k), &v, sizeof(v), 0) != 0) {
+    return std::nullopt;
+  }
+  DnsPeer p;
+  p.cgroup_id = v.cgroup_id;
+  p.orig_family = v.orig.family;
+  std::memcpy(p.orig_addr, v.orig.addr, 16);
+  p.orig_port = v.orig.port;
+  return p;
 }
 
 Counters Loader::ReadCounters() const {

@@ -4,10 +4,13 @@
 // links, skeleton.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +47,20 @@ struct LoaderConfig {
   // (bpf_lsm: off) keeps the tracepoint and cgroup rungs only: to compare the rungs on one kernel,
   // or where the host's LSM stack must not gain a BPF program.
   bool lsm = true;
+  // DNS egress (#17): writd's stub resolver. Port 0: no stub; a task's DNS goes where it sends it.
+  // Otherwise TCP and UDP to port 53 of any address are sent to dns_addr4:dns_port (and IPv6 to
+  // dns_addr6, when set), and the cgroup programs that make that work are attached (HookId::kDns).
+  uint16_t dns_port = 0;
+  uint32_t dns_addr4 = 0;      // network byte order
+  uint8_t dns_addr6[16] = {};  // all zero: no IPv6 stub
+};
+
+// Who sent a packet to the stub, by the source the stub saw (Loader::LookupDnsPeer).
+struct DnsPeer {
+  uint64_t cgroup_id = 0;  // the task's cgroup
+  int orig_family = 0;     // 0: sent to the stub directly, not redirected
+  uint8_t orig_addr[16] = {};
+  uint16_t orig_port = 0;
 };
 
 // What a hook is, so that status and the enforcement ladder name hooks by identity, never by their
@@ -63,6 +80,7 @@ enum class HookId : uint8_t {
   kUnixConnect,    // syscalls/sys_{enter,exit}_connect for AF_UNIX: every unix connect reported
   kCgroupUnix,     // cgroup/connect_unix, cgroup/sendmsg_unix (6.7+): refused with EPERM
   kLink,           // syscalls/sys_enter_{rename,renameat,renameat2,link,linkat,symlink,symlinkat}
+  kDns,            // cgroup/recvmsg4|6, getpeername4|6, cgroup_skb/egress: the DNS redirect
 };
 
 struct HookStatus {
@@ -139,6 +157,16 @@ class Loader {
   absl::Status SetDynamicLoaders(const std::vector<std::pair<uint32_t, uint64_t>>& ids);
   // Removes every table entry of a slot.
   void ClearTables(uint32_t slot);
+
+  // DNS egress pins (pin_map): `addr` (AF_INET: 4 bytes, AF_INET6: 16) is allowed to the task in
+  // `slot` (of `generation`) on `ports` until expires_boot_ns. At most WRIT_PIN_RANGES ranges.
+  absl::Status PinAddress(uint32_t slot, uint64_t generation, int family, const uint8_t* addr,
+                          uint64_t expires_boot_ns,
+                          const std::vector<std::pair<uint16_t, uint16_t>>& ports);
+  void UnpinAddress(uint32_t slot, int family, const uint8_t* addr);
+  // The task that sent to the stub from `src` (as the stub's recvfrom/accept saw it) over `proto`
+  // (IPPROTO_UDP, IPPROTO_TCP); nullopt when no task did.
+  std::optional<DnsPeer> LookupDnsPeer(int proto, const sockaddr_storage& src) const;
 
   // Drains what is pending; if nothing was, sleeps up to timeout_ms or until a prompt record (or a
   // large backlog) wakes it, then drains (RingReader::Poll: batched records never wake the poller,

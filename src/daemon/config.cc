@@ -1,10 +1,13 @@
 #include "daemon/config.h"
 
+#include <arpa/inet.h>
 #include <grp.h>
+#include <netinet/in.h>
 
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "dns/resolver.h"
 #include "journal/journal.h"
 #include "util/status_macros.h"
 #include "util/util.h"
@@ -177,6 +180,69 @@ absl::Status ParseRedaction(const std::string& file, const YAML::Node& v, Config
   return absl::OkStatus();
 }
 
+// dns: {listen: ADDR:PORT, upstreams: [ip[:port]...], min_ttl: N, max_ttl: N, max_pins: N,
+// upstream_timeout: DURATION}. The stub must listen on loopback: it answers tasks only.
+absl::Status ParseDns(const std::string& file, const YAML::Node& v, Config* c) {
+  if (!v.IsMap()) return absl::InvalidArgumentError(Where(file, v, "dns") + "must be a mapping");
+  c->dns = true;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node fv = it->second;
+    const std::string field = "dns." + key;
+    std::string s;
+    if (key == "listen") {
+      RETURN_IF_ERROR(Scalar(file, fv, field, &s));
+      auto ss = dns::ParseServer(s, 53, /*any_port=*/true);
+      if (!ss.ok() || ss->ss_family != AF_INET ||
+          (ntohl(reinterpret_cast<const sockaddr_in*>(&*ss)->sin_addr.s_addr) >> 24) != 127) {
+        return absl::InvalidArgumentError(
+            Where(file, fv, field) +
+            absl::StrCat("must be an IPv4 loopback address and port (127.0.0.1:5353; port 0: "
+                         "any free port), not \"",
+                         s, "\""));
+      }
+      c->dns_listen = s;
+    } else if (key == "upstreams") {
+      if (!fv.IsSequence())
+        return absl::InvalidArgumentError(Where(file, fv, field) + "must be a list");
+      for (size_t i = 0; i < fv.size(); ++i) {
+        const std::string f = absl::StrCat(field, "[", i, "]");
+        RETURN_IF_ERROR(Scalar(file, fv[i], f, &s));
+        if (auto ss = dns::ParseServer(s); !ss.ok()) {
+          return absl::InvalidArgumentError(Where(file, fv[i], f) +
+                                            std::string(ss.status().message()));
+        }
+        c->dns_upstreams.push_back(s);
+      }
+    } else if (key == "min_ttl" || key == "max_ttl" || key == "max_pins") {
+      RETURN_IF_ERROR(Scalar(file, fv, field, &s));
+      uint32_t n = 0;
+      const uint32_t hi = key == "max_pins" ? 65536 : 86400;
+      if (!absl::SimpleAtoi(s, &n) || n < 1 || n > hi) {
+        return absl::InvalidArgumentError(Where(file, fv, field) +
+                                          absl::StrCat("must be an integer between 1 and ", hi));
+      }
+      (key == "min_ttl" ? c->dns_min_ttl : key == "max_ttl" ? c->dns_max_ttl : c->dns_max_pins) = n;
+    } else if (key == "upstream_timeout") {
+      RETURN_IF_ERROR(Scalar(file, fv, field, &s));
+      auto d = ParseDuration(s);
+      if (!d.ok() || *d < absl::Milliseconds(10) || *d > absl::Seconds(30)) {
+        return absl::InvalidArgumentError(Where(file, fv, field) +
+                                          "must be a duration between 10ms and 30s");
+      }
+      c->dns_upstream_timeout = *d;
+    } else {
+      return absl::InvalidArgumentError(Where(file, it->first, field) + "unknown key");
+    }
+  }
+  if (c->dns_min_ttl > c->dns_max_ttl) {
+    return absl::InvalidArgumentError(
+        Where(file, v, "dns") +
+        absl::StrCat("min_ttl (", c->dns_min_ttl, ") is above max_ttl (", c->dns_max_ttl, ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {
@@ -295,6 +361,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(ParseMetrics(path, v, &c));
     } else if (key == "redaction") {
       RETURN_IF_ERROR(ParseRedaction(path, v, &c));
+    } else if (key == "dns") {
+      RETURN_IF_ERROR(ParseDns(path, v, &c));
     } else if (key == "sinks") {
       if (!v.IsSequence())
         return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");

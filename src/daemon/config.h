@@ -61,6 +61,18 @@ struct Config {
   std::vector<creds::ProviderConfig> credential_providers;
   // credentials.revocation_alert_after: an external revocation failing this long becomes a finding.
   absl::Duration revocation_alert_after = absl::Minutes(5);
+  // dns: egress by name (#17, docs/architecture.md "DNS and names"). Absent: no stub, a task's DNS
+  // goes where it sends it. Present: every task's TCP and UDP to port 53 goes to the stub at
+  // dns.listen (a loopback address and port; IPv6 on ::1 at the same port), which answers the
+  // names the task's intent allows, from dns.upstreams (default: /etc/resolv.conf's nameservers),
+  // and pins their addresses in the kernel for the TTL clamped to [min_ttl, max_ttl].
+  bool dns = false;
+  std::string dns_listen = "127.0.0.1:0";
+  std::vector<std::string> dns_upstreams;
+  uint32_t dns_min_ttl = 5;
+  uint32_t dns_max_ttl = 3600;
+  uint32_t dns_max_pins = 1024;
+  absl::Duration dns_upstream_timeout = absl::Seconds(2);
 };
 
 // Parses a writd.yaml. Errors: "FILE:LINE: field: message". Unknown keys are errors.

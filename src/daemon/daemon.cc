@@ -160,6 +160,12 @@ absl::Status Daemon::Start() {
   lc.cgroup_root = cgroups_->root();
   lc.program_stats = cfg_.bpf_program_stats;
   lc.lsm = cfg_.bpf_lsm != "off";
+  if (cfg_.dns) {
+    ASSIGN_OR_RETURN(dns_, DnsEgress::Start(cfg_, DnsEgress::Deps{registry_, output_}));
+    lc.dns_port = dns_->port();
+    lc.dns_addr4 = dns_->addr4();
+    std::memcpy(lc.dns_addr6, dns_->addr6(), sizeof(lc.dns_addr6));
+  }
   if (cfg_.bpf_pin_dir != "none") {
     lc.pin_dir = cfg_.bpf_pin_dir.empty() ? "/sys/fs/bpf/" + cfg_.cgroup_subtree : cfg_.bpf_pin_dir;
   }
@@ -187,6 +193,11 @@ absl::Status Daemon::Start() {
       boot_to_unix_ns_, boot_tag_);
   lifecycle_->set_tool_calls(tool_calls_.get());
   pipeline_->set_tool_calls(tool_calls_.get());
+  if (dns_) {
+    dns_->SetLoader(loader_.get());
+    lifecycle_->set_dns(dns_.get());
+    pipeline_->set_dns(dns_.get());
+  }
   {
     // writd's own sockets are reachable from every task: writd authorizes each request on them.
     std::vector<std::string> own = {cfg_.run_dir + "/writd.sock", cfg_.run_dir + "/workload.sock"};
@@ -278,6 +289,7 @@ MetricsSources Daemon::Sources() const {
   m.procs = &procs_;
   m.approvals = &approvals_;
   m.tool_calls = tool_calls_.get();
+  m.dns = dns_.get();
   m.adoption = adoption_.get();
   m.policies = &policies_;
   m.creds = cred_service_.get();

@@ -29,6 +29,7 @@
 #include "daemon/approvals.h"
 #include "daemon/config.h"
 #include "daemon/control.h"
+#include "daemon/dns_egress.h"
 #include "daemon/guardian.h"
 #include "daemon/metrics.h"
 #include "daemon/output.h"
@@ -90,6 +91,9 @@ class Daemon {
   std::unique_ptr<creds::CredentialService> cred_service_;
   std::unique_ptr<TaskCredentials> task_creds_;  // after cred_service_: destroyed first
   std::unique_ptr<bpf::Loader> loader_;  // its record handler calls pipeline_ (set before Poll)
+  // The DNS stub (dns: in writd.yaml): bound before the loader (its programs redirect to its port),
+  // declared after it so that it stops first (its thread writes pins through the loader).
+  std::unique_ptr<DnsEgress> dns_;
   std::unique_ptr<TaskLifecycle> lifecycle_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<Adoption> adoption_;

@@ -10,6 +10,7 @@
 #include "daemon/adopt.h"
 #include "daemon/approvals.h"
 #include "daemon/control.h"
+#include "daemon/dns_egress.h"
 #include "daemon/output.h"
 #include "daemon/pipeline.h"
 #include "daemon/policies.h"
@@ -90,6 +91,18 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     counters["tool_calls_denied"] = tc.denied.load();
     counters["tool_calls_held"] = tc.held.load();
     counters["tool_reports_refused"] = tc.reports_refused.load();
+  }
+  if (m.dns) {
+    const DnsCounters dc = m.dns->counters();
+    counters["dns_queries"] = dc.queries;
+    counters["dns_allowed"] = dc.allowed;
+    counters["dns_refused"] = dc.refused;
+    counters["dns_malformed"] = dc.malformed;
+    counters["dns_failed"] = dc.failed;
+    counters["dns_unattributed"] = dc.unattributed;
+    counters["dns_pins_written"] = dc.pins_written;
+    counters["dns_pin_errors"] = dc.pin_errors;
+    counters["dns_findings"] = dc.findings;
   }
   if (m.adoption) m.adoption->AddCounters(s);
   if (m.creds) {

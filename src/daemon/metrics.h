@@ -28,6 +28,7 @@ class ControlService;
 class Approvals;
 class Output;
 class Pipeline;
+class DnsEgress;
 class PolicyStore;
 class TaskLifecycle;
 class ToolCalls;
@@ -49,6 +50,7 @@ struct MetricsSources {
   const ControlService* control = nullptr;
   const api::Server* server = nullptr;
   const ToolCalls* tool_calls = nullptr;  // MCP gateway reports
+  DnsEgress* dns = nullptr;               // null: no DNS stub
 };
 
 void FillStatus(const MetricsSources& m, v1::StatusResponse* s);

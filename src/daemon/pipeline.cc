@@ -1,15 +1,18 @@
 #include "daemon/pipeline.h"
 
+#include <arpa/inet.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "creds/redact.h"
+#include "daemon/dns_egress.h"
 #include "daemon/events.h"
 #include "daemon/tool_calls.h"
 #include "identity/proc_path.h"
@@ -189,6 +192,28 @@ void Pipeline::OnRecord(const void* data, size_t size) {
       default:
         p->set_exe(pi->exe);
         break;
+    }
+  }
+  if (dns_ && info.kind == EventKind::kConnect && ev_.network().family() != "unix") {
+    // The name whose DNS answer pinned this address for the task, when that pin was live at the
+    // connect: the same test the kernel made (bpf/writ_common.bpf.h net_verdict).
+    uint8_t a[16] = {};
+    int fam = 0;
+    const std::string& ip = ev_.network().dst_ip();
+    if (inet_pton(AF_INET, ip.c_str(), a) == 1) {
+      fam = AF_INET;
+    } else if (inet_pton(AF_INET6, ip.c_str(), a) == 1) {
+      fam = AF_INET6;
+      static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+      if (std::memcmp(a, kMapped, 12) == 0) {
+        std::memmove(a, a + 12, 4);
+        std::memset(a + 4, 0, 12);
+        fam = AF_INET;
+      }
+    }
+    if (fam != 0) {
+      std::string host = dns_->NameFor(task->id, fam, a, info.ktime_ns);
+      if (!host.empty()) ev_.mutable_network()->set_host(std::move(host));
     }
   }
   // The MCP tool call in flight when it happened (only tasks with a gateway have any).

@@ -29,6 +29,7 @@
 namespace writ::daemon {
 
 class ToolCalls;  // tool_calls.h
+class DnsEgress;  // dns_egress.h
 
 // Kernel timestamp -> verdict latency of judged events: buckets of microseconds with upper bounds
 // kBoundsUs (steps of 1.4-2x, so a percentile read off the histogram is within a bucket's width),
@@ -76,6 +77,8 @@ class Pipeline {
   Pipeline(Deps deps, int64_t boot_to_unix_ns, std::string boot_tag);
   // MCP tool calls in flight (tool_calls.h): kernel events of their tasks name the call.
   void set_tool_calls(ToolCalls* t) { tool_calls_ = t; }
+  // DNS egress: a connect to an address a DNS answer pinned names it (network.host).
+  void set_dns(DnsEgress* d) { dns_ = d; }
 
   // Adoption candidates (records of processes in no task, adopt.h) go here; false when the record
   // did not decode. Without a handler they are counted as decode errors.
@@ -115,6 +118,7 @@ class Pipeline {
 
   Deps d_;
   ToolCalls* tool_calls_ = nullptr;
+  DnsEgress* dns_ = nullptr;
   const int64_t boot_to_unix_ns_;
   decode::Decoder decoder_;
   std::function<bool(const void*, size_t)> adopt_handler_;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "actions/signal.h"
 #include "bpf/task_tables.h"
+#include "daemon/dns_egress.h"
 #include "daemon/events.h"
 #include "daemon/tool_calls.h"
 #include "util/status_macros.h"
@@ -87,6 +88,7 @@ absl::Status TaskLifecycle::Install(const std::shared_ptr<Task>& task, const v1:
     d_.registry.FreeSlot(task->slot);
     return st;
   }
+  if (dns_) dns_->AddTask(*task);
   Save(*task, spec);
   return absl::OkStatus();
 }
@@ -259,6 +261,7 @@ void TaskLifecycle::Housekeeping() {
 
 void TaskLifecycle::EndTask(const std::shared_ptr<Task>& t, const std::string& reason) {
   t->state = TaskState::kEnded;
+  if (dns_) dns_->RemoveTask(*t);
   (void)d_.loader.RemoveTask(t->cgroup_id);
   d_.loader.ClearTables(t->slot);
   for (ApprovalRequest& r : d_.approvals.TakeTask(t->id)) {

@@ -30,6 +30,7 @@
 namespace writ::daemon {
 
 class ToolCalls;  // tool_calls.h
+class DnsEgress;  // dns_egress.h
 
 // Credential hooks (Daemon::TaskCredentialHooks, daemon_credentials.cc); each is optional.
 struct CredentialHooks {
@@ -54,6 +55,8 @@ class TaskLifecycle final : public TaskControl {
   TaskLifecycle(Deps deps, CredentialHooks creds);
   // Held MCP tool calls whose approval expires are answered through it.
   void set_tool_calls(ToolCalls* t) { tool_calls_ = t; }
+  // DNS egress: a task's names are answered from the moment it is armed until it ends.
+  void set_dns(DnsEgress* d) { dns_ = d; }
 
   // ---- TaskActions ----
   absl::Status Signal(uint32_t pid, uint64_t start_ns, int sig) override;
@@ -92,6 +95,7 @@ class TaskLifecycle final : public TaskControl {
 
   Deps d_;
   ToolCalls* tool_calls_ = nullptr;
+  DnsEgress* dns_ = nullptr;
   CredentialHooks creds_;
   std::atomic<uint64_t> actions_{0};
   // Pipeline thread: tasks past their deadline, killed, waiting for their cgroup to empty.

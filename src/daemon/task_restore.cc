@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "actions/signal.h"
 #include "bpf/task_tables.h"
+#include "daemon/dns_egress.h"
 #include "daemon/events.h"
 #include "daemon/task_lifecycle.h"
 #include "intent/intent.h"
@@ -123,6 +124,9 @@ void TaskLifecycle::Restore() {
       Abandon(*t, alive);
       continue;
     }
+    // Its DNS pins from before the restart stay in the kernel until their expiry; new answers
+    // come from this writd's stub.
+    if (dns_) dns_->AddTask(*t);
     // Its processes, from the cgroup itself (the ring buffer only has what happened since).
     if (auto procs = ReadFile(t->cgroup_path + "/cgroup.procs"); procs.ok()) {
       for (absl::string_view line : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {

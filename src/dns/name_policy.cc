@@ -26,6 +26,13 @@ absl::StatusOr<NamePattern> NamePattern::Parse(absl::string_view text) {
   return p;
 }
 
+NamePattern NamePattern::Any() {
+  NamePattern p;
+  p.wildcard_ = true;  // suffix "": every non-empty name ends with it
+  p.text_ = "*";
+  return p;
+}
+
 bool NamePattern::Matches(absl::string_view name) const {
   if (!wildcard_) return name == suffix_;
   return name.size() > suffix_.size() && absl::EndsWith(name, suffix_);

@@ -18,6 +18,9 @@ class NamePattern {
   // "*" alone, "*" inside a label or a wildcard over a single label ("*.com" is allowed: the
   // operator asked for it; "*" is not, it would allow every name) are errors.
   static absl::StatusOr<NamePattern> Parse(absl::string_view text);
+  // Every name ("*"): a task whose intent says nothing about names (writd's stub still answers
+  // it, and reports each query). Never produced by Parse.
+  static NamePattern Any();
   bool Matches(absl::string_view normalized_name) const;
   // True when every name this pattern matches is matched by `outer` too (sub-agent subset checks).
   bool CoveredBy(const NamePattern& outer) const;

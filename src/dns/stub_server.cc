@@ -44,7 +44,7 @@ StubServer::StubServer(ResolverConfig config, std::unique_ptr<Upstream> upstream
 
 StubServer::~StubServer() { Stop(); }
 
-absl::Status StubServer::Start(const std::string& addr) {
+absl::Status StubServer::Start(const std::string& addr, const std::string& addr6) {
   auto ss = ParseServer(addr, 53, /*any_port=*/true);
   if (!ss.ok()) return ss.status();
   udp_ = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -65,6 +65,24 @@ absl::Status StubServer::Start(const std::string& addr) {
   }
   port_ = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
                                            : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  if (!addr6.empty()) {
+    auto s6 = ParseServer(absl::StrCat("[", addr6, "]:", port_), 53, /*any_port=*/true);
+    if (!s6.ok() || s6->ss_family != AF_INET6) {
+      return absl::InvalidArgumentError(absl::StrCat("dns stub: bad IPv6 address ", addr6));
+    }
+    udp6_ = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    tcp6_ = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (udp6_ < 0 || tcp6_ < 0) return absl::InternalError(strerror(errno));
+    setsockopt(tcp6_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(tcp6_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    setsockopt(udp6_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(tcp6_, reinterpret_cast<const sockaddr*>(&*s6), Len(*s6)) != 0 ||
+        listen(tcp6_, 64) != 0 ||
+        bind(udp6_, reinterpret_cast<const sockaddr*>(&*s6), Len(*s6)) != 0) {
+      return absl::UnavailableError(
+          absl::StrCat("dns stub: bind [", addr6, "]:", port_, ": ", strerror(errno)));
+    }
+  }
   thread_ = std::thread([this] { Loop(); });
   return absl::OkStatus();
 }
@@ -76,7 +94,7 @@ void StubServer::Stop() {
     (void)!write(wake_, &one, sizeof(one));
     thread_.join();
   }
-  for (int* fd : {&udp_, &tcp_, &wake_}) {
+  for (int* fd : {&udp_, &tcp_, &udp6_, &tcp6_, &wake_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
@@ -116,9 +134,9 @@ StubCounters StubServer::counters() {
   return counters_;
 }
 
-std::vector<uint8_t> StubServer::Answer(const sockaddr_storage& peer, absl::Span<const uint8_t> q,
+std::vector<uint8_t> StubServer::Answer(const QuerySource& src, absl::Span<const uint8_t> q,
                                         size_t max) {
-  std::optional<std::string> task = cb_.task_of ? cb_.task_of(peer) : std::nullopt;
+  std::optional<std::string> task = cb_.task_of ? cb_.task_of(src) : std::nullopt;
   Outcome o;
   {
     absl::MutexLock l(&mu_);  // held across the upstream exchange: tasks are served one at a time
@@ -136,35 +154,39 @@ std::vector<uint8_t> StubServer::Answer(const sockaddr_storage& peer, absl::Span
     if (o.event.verdict == "failed") ++counters_.failed;
   }
   if (!o.expired.empty() && cb_.on_expired) cb_.on_expired(*task, o.expired);
-  if (cb_.on_query) cb_.on_query(*task, o);
+  if (cb_.on_query) cb_.on_query(*task, o, src);
   return std::move(o.reply);
 }
 
-void StubServer::ServeUdp() {
+void StubServer::ServeUdp(int sock) {
   std::vector<uint8_t> buf(kMaxMessage);
   for (int i = 0; i < 64; ++i) {  // drain a burst, then let TCP and expiry run
-    sockaddr_storage peer{};
-    socklen_t pl = sizeof(peer);
-    ssize_t n = recvfrom(udp_, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&peer), &pl);
+    QuerySource src;
+    src.proto = IPPROTO_UDP;
+    socklen_t pl = sizeof(src.peer);
+    ssize_t n =
+        recvfrom(sock, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&src.peer), &pl);
     if (n < 0) return;
-    auto reply = Answer(peer, absl::MakeSpan(buf.data(), n), kMaxUdpReply);
+    auto reply = Answer(src, absl::MakeSpan(buf.data(), n), kMaxUdpReply);
     if (!reply.empty()) {
-      sendto(udp_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), pl);
+      sendto(sock, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&src.peer), pl);
     }
   }
 }
 
-void StubServer::ServeTcp() {
-  sockaddr_storage peer{};
+void StubServer::ServeTcp(int sock) {
+  QuerySource src;
+  src.proto = IPPROTO_TCP;
+  sockaddr_storage& peer = src.peer;
   socklen_t pl = sizeof(peer);
-  int fd = accept4(tcp_, reinterpret_cast<sockaddr*>(&peer), &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int fd = accept4(sock, reinterpret_cast<sockaddr*>(&peer), &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) return;
   const absl::Time deadline = absl::Now() + kTcpDeadline;
   uint8_t len[2];
   if (Io(fd, len, 2, false, deadline)) {
     std::vector<uint8_t> q(len[0] << 8 | len[1]);
     if (!q.empty() && Io(fd, q.data(), q.size(), false, deadline)) {
-      auto reply = Answer(peer, q, kMaxMessage);
+      auto reply = Answer(src, q, kMaxMessage);
       if (!reply.empty()) {
         uint8_t out_len[2] = {static_cast<uint8_t>(reply.size() >> 8),
                               static_cast<uint8_t>(reply.size())};
@@ -179,11 +201,18 @@ void StubServer::ServeTcp() {
 
 void StubServer::Loop() {
   while (!stop_) {
-    pollfd p[3] = {{udp_, POLLIN, 0}, {tcp_, POLLIN, 0}, {wake_, POLLIN, 0}};
-    int r = poll(p, 3, 1000);
+    // An unused IPv6 pair is -1: poll ignores negative descriptors.
+    pollfd p[5] = {{udp_, POLLIN, 0},
+                   {tcp_, POLLIN, 0},
+                   {udp6_, POLLIN, 0},
+                   {tcp6_, POLLIN, 0},
+                   {wake_, POLLIN, 0}};
+    int r = poll(p, 5, 1000);
     if (r > 0) {
-      if (p[0].revents & POLLIN) ServeUdp();
-      if (p[1].revents & POLLIN) ServeTcp();
+      if (p[0].revents & POLLIN) ServeUdp(udp_);
+      if (p[1].revents & POLLIN) ServeTcp(tcp_);
+      if (p[2].revents & POLLIN) ServeUdp(udp6_);
+      if (p[3].revents & POLLIN) ServeTcp(tcp6_);
     }
     std::vector<std::pair<std::string, std::vector<Pin>>> expired;
     {

@@ -24,9 +24,17 @@
 
 namespace writ::dns {
 
+// Where a query came from: the peer address the stub's socket saw, and over which transport.
+struct QuerySource {
+  sockaddr_storage peer{};
+  int proto = 0;  // IPPROTO_UDP, IPPROTO_TCP
+};
+
 struct StubCallbacks {
-  std::function<std::optional<std::string>(const sockaddr_storage& peer)> task_of;
-  std::function<void(const std::string& task, const Outcome&)> on_query;
+  std::function<std::optional<std::string>(const QuerySource&)> task_of;
+  // Runs before the reply is sent: the pins of o.pins must be in force when it returns (writd
+  // writes them into the kernel here), so the task's connect that follows never races them.
+  std::function<void(const std::string& task, const Outcome&, const QuerySource&)> on_query;
   std::function<void(const std::string& task, const std::vector<Pin>&)> on_expired;
 };
 
@@ -41,8 +49,9 @@ class StubServer {
  public:
   StubServer(ResolverConfig config, std::unique_ptr<Upstream> upstream, StubCallbacks cb);
   ~StubServer();
-  // Binds `addr` ("127.0.0.1:0" picks a free port) for UDP and TCP and starts the thread.
-  absl::Status Start(const std::string& addr);
+  // Binds `addr` ("127.0.0.1:0" picks a free port) for UDP and TCP and starts the thread. With
+  // `addr6` (an IPv6 address, no port) the same port is bound there too.
+  absl::Status Start(const std::string& addr, const std::string& addr6 = "");
   void Stop();
   uint16_t port() const { return port_; }
 
@@ -53,15 +62,14 @@ class StubServer {
 
  private:
   void Loop();
-  void ServeUdp();
-  void ServeTcp();
-  std::vector<uint8_t> Answer(const sockaddr_storage& peer, absl::Span<const uint8_t> q,
-                              size_t max);
+  void ServeUdp(int fd);
+  void ServeTcp(int fd);
+  std::vector<uint8_t> Answer(const QuerySource& src, absl::Span<const uint8_t> q, size_t max);
 
   ResolverConfig config_;
   std::unique_ptr<Upstream> upstream_;
   StubCallbacks cb_;
-  int udp_ = -1, tcp_ = -1, wake_ = -1;
+  int udp_ = -1, tcp_ = -1, udp6_ = -1, tcp6_ = -1, wake_ = -1;
   uint16_t port_ = 0;
   std::thread thread_;
   std::atomic<bool> stop_{false};

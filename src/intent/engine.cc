@@ -256,6 +256,22 @@ struct Engine {
         if (NetMatch(e, family, addr, port)) return V(ci, Verdict::kAllow, e.rule);
       }
     }
+    // An address the task's own DNS answer named (network.host: the pin was live at the connect,
+    // which the kernel checked too): allowed by the host rule that matches the name and port.
+    if (!n.host().empty()) {
+      for (const HostRule& h : ci.host_deny_) {
+        if (!h.pattern.Matches(n.host())) continue;
+        for (const auto& [lo, hi] : h.ports) {
+          if (port >= lo && port <= hi) return V(ci, Verdict::kViolation, h.rule);
+        }
+      }
+      for (const HostRule& h : ci.host_allow_) {
+        if (!h.pattern.Matches(n.host())) continue;
+        for (const auto& [lo, hi] : h.ports) {
+          if (port >= lo && port <= hi) return V(ci, Verdict::kAllow, h.rule);
+        }
+      }
+    }
     // An address we cannot parse is not something an allow-list permits.
     return V(ci, Verdict::kViolation, ci.net_default_rule_);
   }

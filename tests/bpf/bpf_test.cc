@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -23,12 +24,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -133,6 +137,11 @@ class BpfTest : public ::testing::Test {
     lc.task_level = static_cast<uint32_t>(identity::CgroupLevel(mount_, task_dir_));
     lc.cgroup_root = root_;
     lc.wakeup_bytes = ring_bytes / 4;
+    if (dns_port_ != 0) {  // a DNS stub at 127.0.0.1 and ::1 on that port
+      lc.dns_port = dns_port_;
+      lc.dns_addr4 = htonl(INADDR_LOOPBACK);
+      std::memcpy(lc.dns_addr6, &in6addr_loopback, 16);
+    }
     auto l = Loader::Open(lc, [this](const void* d, size_t n) {
       Rec r;
       if (decoder_.Decode(d, n, &r.ev, &r.info).ok()) recs_.push_back(std::move(r));
@@ -213,6 +222,7 @@ class BpfTest : public ::testing::Test {
 
   std::string mount_, root_, task_dir_, tmp_;
   uint64_t cgid_ = 0;
+  uint16_t dns_port_ = 0;  // set before Load: the DNS stub's port (0: none)
   decode::Decoder decoder_{BootToUnixOffsetNs(), "test"};
   std::deque<Rec>
       recs_;  // a deque: WaitFor hands out pointers that later polls must not invalidate
@@ -1548,6 +1558,337 @@ TEST_F(BpfTest, DatagramSendsToADeniedAddressAreRefusedAndReportedBounded) {
   EXPECT_EQ(v4, 1) << "1000 refused sends to one destination in under a second: one record";
   EXPECT_EQ(v6, 1);
   EXPECT_GE(loader_->ReadCounters().suppressed[WRIT_EV_CONNECT], 999u);
+}
+
+}  // namespace
+}  // namespace writ::bpf
+
+// ---- DNS egress (#17): redirect, attribution, pins
+// -------------------------------------------------
+
+namespace writ::bpf {
+namespace {
+
+sockaddr_storage Addr(int family, const char* ip, uint16_t port) {
+  sockaddr_storage ss{};
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    inet_pton(AF_INET, ip, &a->sin_addr);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    inet_pton(AF_INET6, ip, &a->sin6_addr);
+  }
+  return ss;
+}
+
+socklen_t AddrLen(const sockaddr_storage& ss) {
+  return ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+}
+
+std::string AddrText(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  uint16_t port;
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+    port = ntohs(a->sin_port);
+  } else {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+    port = ntohs(a->sin6_port);
+  }
+  return absl::StrCat(buf, ":", port);
+}
+
+// A stand-in for writd's stub resolver: UDP on 127.0.0.1 and ::1 and TCP on 127.0.0.1, one port;
+// each query is answered with "re:" + the query, and who sent it is looked up in the loader's
+// dns_peer_map right then, as writd's stub does.
+struct FakeStub {
+  int udp4 = -1, udp6 = -1, tcp4 = -1;
+  uint16_t port = 0;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::optional<writ::bpf::DnsPeer>>> seen;  // query, sender
+
+  bool Start(const writ::bpf::Loader* const* loader) {
+    tcp4 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage a = Addr(AF_INET, "127.0.0.1", 0);
+    if (bind(tcp4, reinterpret_cast<sockaddr*>(&a), AddrLen(a)) != 0 || listen(tcp4, 8) != 0)
+      return false;
+    socklen_t l = sizeof(a);
+    getsockname(tcp4, reinterpret_cast<sockaddr*>(&a), &l);
+    port = ntohs(reinterpret_cast<sockaddr_in*>(&a)->sin_port);
+    udp4 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    udp6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage u4 = Addr(AF_INET, "127.0.0.1", port), u6 = Addr(AF_INET6, "::1", port);
+    if (bind(udp4, reinterpret_cast<sockaddr*>(&u4), AddrLen(u4)) != 0 ||
+        bind(udp6, reinterpret_cast<sockaddr*>(&u6), AddrLen(u6)) != 0)
+      return false;
+    thread = std::thread([this, loader] {
+      char buf[512];
+      for (int rounds = 0; rounds < 5000 && !stop; rounds++) {  // bounded: 5000 x 2 ms
+        pollfd p[3] = {{udp4, POLLIN, 0}, {udp6, POLLIN, 0}, {tcp4, POLLIN, 0}};
+        if (poll(p, 3, 2) <= 0) continue;
+        for (int i = 0; i < 2; i++) {
+          if (!(p[i].revents & POLLIN)) continue;
+          sockaddr_storage peer{};
+          socklen_t pl = sizeof(peer);
+          ssize_t n =
+              recvfrom(p[i].fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&peer), &pl);
+          if (n <= 0) continue;
+          Note(std::string(buf, n), (*loader)->LookupDnsPeer(IPPROTO_UDP, peer));
+          std::string r = "re:" + std::string(buf, n);
+          sendto(p[i].fd, r.data(), r.size(), 0, reinterpret_cast<sockaddr*>(&peer), pl);
+        }
+        if (p[2].revents & POLLIN) {
+          sockaddr_storage peer{};
+          socklen_t pl = sizeof(peer);
+          int c = accept4(tcp4, reinterpret_cast<sockaddr*>(&peer), &pl, SOCK_CLOEXEC);
+          if (c < 0) continue;
+          timeval tv{1, 0};
+          setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+          ssize_t n = recv(c, buf, sizeof(buf), 0);
+          if (n > 0) {
+            Note(std::string(buf, n), (*loader)->LookupDnsPeer(IPPROTO_TCP, peer));
+            std::string r = "re:" + std::string(buf, n);
+            (void)!send(c, r.data(), r.size(), MSG_NOSIGNAL);
+          }
+          close(c);
+        }
+      }
+    });
+    return true;
+  }
+  void Note(std::string q, std::optional<writ::bpf::DnsPeer> p) {
+    std::lock_guard<std::mutex> l(mu);
+    seen.emplace_back(std::move(q), p);
+  }
+  std::optional<writ::bpf::DnsPeer> Sender(const std::string& q) {
+    std::lock_guard<std::mutex> l(mu);
+    for (auto& [query, peer] : seen) {
+      if (query == q) return peer;
+    }
+    return std::nullopt;
+  }
+  bool Saw(const std::string& q) {
+    std::lock_guard<std::mutex> l(mu);
+    for (auto& [query, peer] : seen) {
+      if (query == q) return true;
+    }
+    return false;
+  }
+  ~FakeStub() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+    for (int fd : {udp4, udp6, tcp4}) {
+      if (fd >= 0) close(fd);
+    }
+  }
+};
+
+// What the task's resolver library sees of one exchange: the reply, and who it came from.
+struct Exchange {
+  char reply[64] = {};
+  char from[64] = {};
+  char peer[64] = {};  // getpeername, for a connected socket
+  int err = 0;
+  const char* step = "connect";  // where err happened
+};
+
+Exchange Ask(int type, const sockaddr_storage& server, const char* q, bool connected) {
+  Exchange x;
+  int s = socket(server.ss_family, type | SOCK_CLOEXEC, 0);
+  timeval tv{2, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ssize_t n;
+  if (connected || type == SOCK_STREAM) {
+    if (connect(s, reinterpret_cast<const sockaddr*>(&server), AddrLen(server)) != 0) {
+      x.err = errno;
+      close(s);
+      return x;
+    }
+    sockaddr_storage p{};
+    socklen_t pl = sizeof(p);
+    getpeername(s, reinterpret_cast<sockaddr*>(&p), &pl);
+    snprintf(x.peer, sizeof(x.peer), "%s", AddrText(p).c_str());
+    n = send(s, q, strlen(q), 0);
+  } else {
+    n = sendto(s, q, strlen(q), 0, reinterpret_cast<const sockaddr*>(&server), AddrLen(server));
+  }
+  if (n < 0) {
+    x.err = errno;
+    x.step = "send";
+    close(s);
+    return x;
+  }
+  sockaddr_storage from{};
+  socklen_t fl = sizeof(from);
+  n = recvfrom(s, x.reply, sizeof(x.reply) - 1, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+  if (n < 0) {
+    x.err = errno;
+    x.step = "recv";
+  }
+  if (type == SOCK_DGRAM && n >= 0) snprintf(x.from, sizeof(x.from), "%s", AddrText(from).c_str());
+  close(s);
+  return x;
+}
+
+TEST_F(BpfTest, DnsToAnyResolverReachesTheStubWhichKnowsTheTaskAndRepliesReadAsTheResolver) {
+  FakeStub stub;
+  const Loader* lp = nullptr;
+  ASSERT_TRUE(stub.Start(&lp)) << strerror(errno);
+  dns_port_ = stub.port;
+  // An enforce-mode task with an empty connect table: everything but DNS is refused.
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));
+  lp = loader_.get();
+  struct Case {
+    const char* name;
+    int type;
+    sockaddr_storage server;
+    bool connected;
+  };
+  const Case cases[] = {
+      {"udp4-connected", SOCK_DGRAM, Addr(AF_INET, "192.0.2.53", 53), true},
+      {"udp4-sendto", SOCK_DGRAM, Addr(AF_INET, "198.51.100.7", 53), false},
+      {"tcp4", SOCK_STREAM, Addr(AF_INET, "203.0.113.9", 53), true},
+      {"udp6-connected", SOCK_DGRAM, Addr(AF_INET6, "2001:db8::53", 53), true},
+      {"udp6-mapped", SOCK_DGRAM, Addr(AF_INET6, "::ffff:192.0.2.99", 53), true},
+  };
+  int res[2];
+  ASSERT_EQ(pipe(res), 0);
+  pid_t pid = Spawn([&] {
+    for (const Case& c : cases) {
+      Exchange x = Ask(c.type, c.server, c.name, c.connected);
+      if (write(res[1], &x, sizeof(x)) != sizeof(x)) return 1;
+    }
+    // Port 80 of the same resolver is an ordinary connect, refused by the empty table.
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_storage web = Addr(AF_INET, "192.0.2.53", 80);
+    int rc = connect(s, reinterpret_cast<sockaddr*>(&web), AddrLen(web));
+    return rc == 0 ? 2 : errno == EPERM ? 0 : 3;
+  });
+  EXPECT_EQ(Wait(pid, 15000), 0) << "the connect to port 80 should be refused with EPERM";
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Exchange x;
+    ASSERT_EQ(read(res[0], &x, sizeof(x)), static_cast<ssize_t>(sizeof(x)));
+    EXPECT_EQ(x.err, 0) << x.step << ": " << strerror(x.err);
+    EXPECT_EQ(std::string(x.reply), absl::StrCat("re:", c.name)) << "the stub answered";
+    // The task's resolver library sees the server it asked, never the stub.
+    if (c.type == SOCK_DGRAM) {
+      EXPECT_EQ(std::string(x.from), AddrText(c.server));
+    }
+    if (c.connected) {
+      EXPECT_EQ(std::string(x.peer), AddrText(c.server));
+    }
+    auto who = stub.Sender(c.name);
+    ASSERT_TRUE(who.has_value()) << "the stub could not attribute the query";
+    EXPECT_EQ(who->cgroup_id, cgid_);
+    EXPECT_EQ(who->orig_port, 53);
+  }
+  close(res[0]);
+  close(res[1]);
+  // A query is reported by the stub (a dns event), not as a connect; the refused one is a connect.
+  loader_->Drain();
+  for (const Rec& r : recs_) {
+    if (r.ev.kind() == "connect") {
+      EXPECT_NE(r.ev.network().dst_port(), 53u) << r.ev.DebugString();
+    }
+  }
+  EXPECT_TRUE(WaitFor("connect", pid, [](const Rec& r) {
+    return r.ev.network().dst_port() == 80 && r.ev.network().result() == -EPERM;
+  }));
+}
+
+TEST_F(BpfTest, AProcessOutsideEveryTaskTalksToItsOwnResolver) {
+  FakeStub stub;
+  const Loader* lp = nullptr;
+  ASSERT_TRUE(stub.Start(&lp)) << strerror(errno);
+  dns_port_ = stub.port;
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));
+  lp = loader_.get();
+  // A resolver of our own on loopback port 53 would need the port free; instead: a UDP send to
+  // port 53 of a documentation address from outside the task is not redirected, so the stub never
+  // sees it.
+  pid_t pid = Spawn(
+      [&] {
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_storage a = Addr(AF_INET, "127.0.0.1", 53);
+        (void)sendto(s, "outside", 7, 0, reinterpret_cast<sockaddr*>(&a), AddrLen(a));
+        return 0;
+      },
+      /*in_task=*/false);
+  EXPECT_EQ(Wait(pid), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(stub.Saw("outside"));
+}
+
+TEST_F(BpfTest, APacketToTheStubFromARawSocketIsDropped) {
+  FakeStub stub;
+  const Loader* lp = nullptr;
+  ASSERT_TRUE(stub.Start(&lp)) << strerror(errno);
+  dns_port_ = stub.port;
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));
+  lp = loader_.get();
+  // A root task writes a UDP packet itself, its source port naming some other socket: the stub
+  // would attribute it to whoever the kernel last saw send from that port. It never arrives.
+  const uint16_t stub_port = stub.port;
+  pid_t pid = Spawn([&] {
+    int s = socket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+    if (s < 0) return 10;
+    struct {
+      uint16_t sport, dport, len, sum;
+      char data[6];
+    } pkt = {htons(40000), htons(stub_port), htons(8 + 6), 0, {'f', 'o', 'r', 'g', 'e', 'd'}};
+    sockaddr_storage a = Addr(AF_INET, "127.0.0.1", 0);
+    ssize_t n = sendto(s, &pkt, sizeof(pkt), 0, reinterpret_cast<sockaddr*>(&a), AddrLen(a));
+    // cgroup_skb/egress dropping a packet fails the send with EPERM.
+    return n < 0 && errno == EPERM ? 0 : n < 0 ? 11 : 12;
+  });
+  EXPECT_EQ(Wait(pid), 0) << "exit 12: the forged packet was sent";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(stub.Saw("forged"));
+}
+
+TEST_F(BpfTest, APinAllowsItsAddressOnItsPortsUntilItExpires) {
+  dns_port_ = 5353;  // pins are read only where a stub is configured
+  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));
+  Listener l4(AF_INET), l6(AF_INET6), other(AF_INET);
+  auto connect_errno = [&](int family, uint16_t port) {
+    pid_t pid = Spawn([&] { return ConnectTo(family, port); });
+    int st = Wait(pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  };
+  const uint8_t lo4[4] = {127, 0, 0, 1};
+  uint8_t lo6[16];
+  std::memcpy(lo6, &in6addr_loopback, 16);
+  const uint64_t now = static_cast<uint64_t>(NowBootNs());
+  const uint64_t later = now + 30'000'000'000ull;
+  EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "no pin yet";
+  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET, lo4, later, {{l4.port, l4.port}}).ok());
+  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET6, lo6, later, {{l6.port, l6.port}}).ok());
+  EXPECT_EQ(connect_errno(AF_INET, l4.port), 0) << "pinned address and port";
+  EXPECT_EQ(connect_errno(AF_INET6, l6.port), 0) << "pinned v6 address and port";
+  EXPECT_EQ(connect_errno(AF_INET, other.port), EPERM) << "a port the rule does not name";
+  // The kernel reads the expiry itself: a pin userspace has not deleted yet is dead at its TTL.
+  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET, lo4, now, {{l4.port, l4.port}}).ok());
+  EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "expired";
+  // A pin of the task that held the slot before is no pin of this one.
+  ASSERT_TRUE(loader_->PinAddress(kSlot, 2, AF_INET, lo4, later, {{l4.port, l4.port}}).ok());
+  EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "another generation";
+  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET, lo4, later, {{l4.port, l4.port}}).ok());
+  EXPECT_EQ(connect_errno(AF_INET, l4.port), 0);
+  loader_->UnpinAddress(kSlot, AF_INET, lo4);
+  EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "unpinned";
+  // Task end clears a slot's pins with its other tables.
+  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET, lo4, later, {{l4.port, l4.port}}).ok());
+  loader_->ClearTables(kSlot);
+  EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "cleared with the slot";
 }
 
 }  // namespace

@@ -133,8 +133,8 @@ class DnsStub : public ::testing::Test {
     c.upstream_timeout = absl::Milliseconds(500);
     std::vector<sockaddr_storage> servers{*ParseServer(c.upstreams[0])};
     StubCallbacks cb;
-    cb.task_of = [](const sockaddr_storage&) { return std::optional<std::string>("task-1"); };
-    cb.on_query = [this](const std::string& task, const Outcome& o) {
+    cb.task_of = [](const QuerySource&) { return std::optional<std::string>("task-1"); };
+    cb.on_query = [this](const std::string& task, const Outcome& o, const QuerySource&) {
       absl::MutexLock l(&mu_);
       events_.push_back(o.event);
     };

@@ -91,6 +91,21 @@ TEST(IntentDns, WildcardHostCompilesByNameOnly) {
             Verdict::kViolation);
   EXPECT_EQ(Evaluate(*ci, testing::EventBuilder::Connect("127.0.0.9", 22), ctx).kind,
             Verdict::kAllow);
+  // With the name whose DNS answer pinned the address (network.host, set by writd when the pin was
+  // live at the connect): the host rule's ports decide; a denied name or another port does not
+  // pass.
+  auto by_name = [&](const char* host, uint32_t port) {
+    v1::Event ev = testing::EventBuilder::Connect("185.199.108.133", port);
+    ev.mutable_network()->set_host(host);
+    return Evaluate(*ci, ev, ctx);
+  };
+  Verdict v = by_name("raw.githubusercontent.com", 443);
+  EXPECT_EQ(v.kind, Verdict::kAllow);
+  ASSERT_NE(v.rule, nullptr);
+  EXPECT_EQ(v.rule->pattern, "*.githubusercontent.com ports 443");
+  EXPECT_EQ(by_name("raw.githubusercontent.com", 80).kind, Verdict::kViolation);
+  EXPECT_EQ(by_name("example.org", 443).kind, Verdict::kViolation);
+  EXPECT_EQ(by_name("evil.githubusercontent.com", 443).kind, Verdict::kViolation);
 }
 
 TEST(IntentDns, ExplicitDnsListAndNoListMeansAnyName) {

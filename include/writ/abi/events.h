@@ -360,6 +360,51 @@ struct writ_grant_key {
 	__u8 addr[16];
 };
 
+/* DNS egress (#17): an address a task's own DNS answer named, allowed for the ports of the host rule that
+ * admitted the name until `expires_ns` (boot clock: the kernel checks the expiry itself, so a pin userspace
+ * has not deleted yet cannot outlive its TTL). An IPv4 address is keyed AF_INET with addr[0..3]. */
+#define WRIT_PIN_RANGES 8
+
+struct writ_pin_key {
+	__u32 slot;
+	__u16 family;
+	__u16 _pad0;
+	__u8 addr[16];
+};
+
+struct writ_pin_value {
+	__u64 expires_ns; /* bpf_ktime_get_boot_ns() */
+	__u64 generation; /* the task's (writ_task_info.generation): a reused slot inherits no pin */
+	__u32 nranges;
+	__u32 _pad0;
+	struct writ_port_range ranges[WRIT_PIN_RANGES]; /* verdict unused: a pin only allows */
+};
+
+/* A task socket's DNS redirect: where it meant to send (recvmsg and getpeername give this back). */
+struct writ_dns_orig {
+	__u16 family;
+	__u16 port; /* host byte order */
+	__u32 _pad0;
+	__u8 addr[16];
+};
+
+/* Who sent a packet to the stub resolver, by the packet's source as the stub sees it: written by
+ * cgroup_skb/egress from the sending socket's cgroup (the kernel's word, not the packet's), read by the
+ * stub to attribute a query to a task. */
+struct writ_dns_peer_key {
+	__u8 proto;   /* IPPROTO_UDP, IPPROTO_TCP */
+	__u8 _pad0;
+	__u16 family; /* of the packet */
+	__u16 port;   /* source port, host byte order */
+	__u16 _pad1;
+	__u8 addr[16]; /* source address (IPv4: addr[0..3]) */
+};
+
+struct writ_dns_peer {
+	__u64 cgroup_id; /* the task's cgroup (the ancestor at the task level) */
+	struct writ_dns_orig orig; /* family 0: sent to the stub directly, not redirected */
+};
+
 /* Counters: per-CPU arrays indexed by kind. */
 enum writ_counter {
 	WRIT_CNT_EMITTED = 0,
