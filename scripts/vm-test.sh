@@ -54,7 +54,8 @@ done
 # stay on the host.
 tests="${WRIT_VM_TESTS:-bin/bpf_test *
 bin/evasion_e2e_test *
-bin/writd_e2e_test *}"
+bin/writd_e2e_test *
+bin/dns_e2e_test *}"
 
 vm="$build/vm"
 cache="$vm/cache"

@@ -87,8 +87,9 @@ dns::NamePolicy PolicyFor(const identity::Task& task) {
   return any;
 }
 
+// The stub's times are CLOCK_BOOTTIME (dns::StubNow), the clock of bpf_ktime_get_boot_ns().
 uint64_t BootNsOf(absl::Time t) {
-  const int64_t ns = NowBootNs() + absl::ToInt64Nanoseconds(t - absl::Now());
+  const int64_t ns = absl::ToUnixNanos(t);
   return ns < 0 ? 0 : static_cast<uint64_t>(ns);
 }
 
@@ -175,8 +176,12 @@ size_t DnsEgress::TaskCount() {
 }
 
 DnsCounters DnsEgress::counters() {
+  const dns::StubCounters sc = stub_->counters();
   absl::MutexLock l(&mu_);
-  return counters_;
+  DnsCounters c = counters_;
+  c.dropped = sc.dropped;
+  c.tcp_timeouts = sc.tcp_timeouts;
+  return c;
 }
 
 std::optional<std::string> DnsEgress::TaskOf(const dns::QuerySource& src) {

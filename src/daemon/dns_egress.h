@@ -47,6 +47,8 @@ struct DnsCounters {
   uint64_t pins_written = 0;
   uint64_t pin_errors = 0;  // a kernel pin that could not be written (the address is not allowed)
   uint64_t findings = 0;
+  uint64_t dropped = 0;       // the stub's queue was full, or the asker's share of it
+  uint64_t tcp_timeouts = 0;  // connections closed before their query arrived whole
 };
 
 class DnsEgress {

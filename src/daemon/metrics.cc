@@ -103,6 +103,8 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     counters["dns_pins_written"] = dc.pins_written;
     counters["dns_pin_errors"] = dc.pin_errors;
     counters["dns_findings"] = dc.findings;
+    counters["dns_dropped"] = dc.dropped;
+    counters["dns_tcp_timeouts"] = dc.tcp_timeouts;
   }
   if (m.adoption) m.adoption->AddCounters(s);
   if (m.creds) {

@@ -12,119 +12,37 @@
 
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "dns/stub_server.h"
+#include "testlib/dnsmasq.h"
 
 namespace writ::dns {
 namespace {
 
-bool OnPath(const char* prog) {
-  return system(absl::StrCat("command -v ", prog, " >/dev/null 2>&1").c_str()) == 0;
-}
+using ::writ::testlib::Dnsmasq;
+using ::writ::testlib::OnPath;
 
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t l = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-// One UDP or TCP exchange with 127.0.0.1:port; empty on timeout.
 std::vector<uint8_t> Ask(uint16_t port, const std::vector<uint8_t>& q, bool tcp) {
-  int fd = socket(AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
-  timeval tv{2, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::vector<uint8_t> out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    if (tcp) {
-      std::vector<uint8_t> framed{static_cast<uint8_t>(q.size() >> 8),
-                                  static_cast<uint8_t>(q.size())};
-      framed.insert(framed.end(), q.begin(), q.end());
-      send(fd, framed.data(), framed.size(), MSG_NOSIGNAL);
-      uint8_t len[2];
-      if (recv(fd, len, 2, MSG_WAITALL) == 2) {
-        out.resize(len[0] << 8 | len[1]);
-        if (recv(fd, out.data(), out.size(), MSG_WAITALL) != static_cast<ssize_t>(out.size()))
-          out.clear();
-      }
-    } else {
-      send(fd, q.data(), q.size(), 0);
-      out.resize(kMaxMessage);
-      ssize_t n = recv(fd, out.data(), out.size(), 0);
-      out.resize(n > 0 ? n : 0);
-    }
-  }
-  close(fd);
-  return out;
+  return testlib::AskDns(port, q, tcp);
 }
 
 class DnsStub : public ::testing::Test {
  protected:
-  // Starts dnsmasq on a fresh free port; true once it answers (bounded: about 5 s), false (and
-  // reaped) when it exited or never answered.
-  bool StartDnsmasq() {
-    upstream_port_ = FreePort();
-    std::vector<std::string> args = {"dnsmasq",
-                                     "--keep-in-foreground",
-                                     "--no-resolv",
-                                     "--no-hosts",
-                                     "--bind-interfaces",
-                                     "--listen-address=127.0.0.1",
-                                     absl::StrCat("--port=", upstream_port_),
-                                     "--pid-file=",
-                                     "--local-ttl=2",
-                                     "--host-record=api.example.com,127.0.0.7",
-                                     "--host-record=v6.example.com,::1",
-                                     "--host-record=a.cdn.example,127.0.0.8",
-                                     "--host-record=evil.org,127.0.0.66",
-                                     "--cname=alias.example.com,a.cdn.example",
-                                     "--log-facility=/dev/null"};
-    if (geteuid() == 0) args.push_back("--user=root");
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execvp("dnsmasq", argv.data());
-      _exit(127);
-    }
-    // Ready when it answers (bounded: 50 tries over about 5 s).
-    auto probe = *BuildQuery(1, "api.example.com", kTypeA);
-    for (int i = 0; i < 50; ++i) {
-      if (!Ask(upstream_port_, probe, false).empty()) return true;
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) {  // exited: its port was taken
-        pid_ = -1;
-        return false;
-      }
-      usleep(100 * 1000);
-    }
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-    return false;
-  }
-
   void SetUp() override {
     if (!OnPath("dnsmasq"))
       GTEST_SKIP() << "dnsmasq not installed (scripts/setup.sh installs dnsmasq-base)";
-    // A free port can be taken between FreePort and dnsmasq's bind (ctest runs tests in parallel):
-    // dnsmasq then exits at once. Another port, at most three times.
-    bool up = false;
-    for (int attempt = 0; attempt < 3 && !up; ++attempt) {
-      up = StartDnsmasq();
-    }
-    ASSERT_TRUE(up) << "dnsmasq did not answer on 127.0.0.1:" << upstream_port_;
+    ASSERT_TRUE(dnsmasq_.Start(
+        {"--host-record=api.example.com,127.0.0.7", "--host-record=v6.example.com,::1",
+         "--host-record=a.cdn.example,127.0.0.8", "--host-record=evil.org,127.0.0.66",
+         "--cname=alias.example.com,a.cdn.example"},
+        "api.example.com"))
+        << "dnsmasq did not answer";
+    upstream_port_ = dnsmasq_.port();
 
     ResolverConfig c;
     c.upstreams = {absl::StrCat("127.0.0.1:", upstream_port_)};
@@ -153,10 +71,7 @@ class DnsStub : public ::testing::Test {
   }
   void TearDown() override {
     stub_.reset();
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      waitpid(pid_, nullptr, 0);
-    }
+    dnsmasq_.Stop();
   }
   Message AskStub(const std::string& name, uint16_t type, bool tcp = false) {
     auto r = Parse(Ask(stub_->port(), *BuildQuery(77, name, type), tcp), {1, 64});
@@ -168,7 +83,7 @@ class DnsStub : public ::testing::Test {
     return events_.empty() ? DnsEvent{} : events_.back();
   }
 
-  pid_t pid_ = -1;
+  Dnsmasq dnsmasq_;
   uint16_t upstream_port_ = 0;
   std::unique_ptr<StubServer> stub_;
   absl::Mutex mu_;
@@ -231,9 +146,7 @@ TEST_F(DnsStub, GarbageGetsNoPinAndTheStubKeepsServing) {
 }
 
 TEST_F(DnsStub, UnreachableUpstreamIsServfail) {
-  kill(pid_, SIGTERM);
-  waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+  dnsmasq_.Stop();
   Message m = AskStub("api.example.com", kTypeA);
   EXPECT_EQ(m.header.rcode, kServFail);
   EXPECT_EQ(LastEvent().verdict, "failed");
@@ -258,6 +171,130 @@ TEST_F(DnsStub, DigThroughTheStub) {
   EXPECT_EQ(tcp, "::1\n");
   std::string refused = dig("evil.org A");
   EXPECT_NE(refused.find("status: REFUSED"), std::string::npos) << refused;
+}
+
+// ---- one task cannot hold up another's queries
+// -----------------------------------------------------
+
+// An upstream that answers every A query with 127.0.0.9, and takes 1.5 s for names under slow.test.
+class SlowUpstream : public Upstream {
+ public:
+  absl::StatusOr<std::vector<uint8_t>> Exchange(absl::Span<const uint8_t> query) override {
+    auto q = Parse(query);
+    if (!q.ok()) return q.status();
+    if (absl::EndsWith(q->questions[0].name, ".slow.test"))
+      absl::SleepFor(absl::Milliseconds(1500));
+    Record r;
+    r.name = q->questions[0].name;
+    r.type = kTypeA;
+    r.ttl = 30;
+    r.addr[0] = 127;
+    r.addr[3] = 9;
+    return BuildResponse(*q, kNoError, {r});
+  }
+};
+
+class DnsStubConcurrency : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ResolverConfig c;
+    StubCallbacks cb;
+    // The task is named by the client's source port, which the test registers.
+    cb.task_of = [this](const QuerySource& src) -> std::optional<std::string> {
+      const uint16_t port = ntohs(reinterpret_cast<const sockaddr_in*>(&src.peer)->sin_port);
+      absl::MutexLock l(&mu_);
+      auto it = owner_.find(port);
+      if (it == owner_.end()) return std::nullopt;
+      return it->second;
+    };
+    stub_ = std::make_unique<StubServer>(c, std::make_unique<SlowUpstream>(), cb);
+    for (const char* t : {"task-a", "task-b"}) {
+      NamePolicy p;
+      p.Allow(NamePattern::Any());
+      stub_->AddTask(t, std::move(p));
+    }
+    ASSERT_TRUE(stub_->Start("127.0.0.1:0").ok());
+  }
+  // A client socket of `task` (UDP or TCP), connected to the stub.
+  int Client(const std::string& task, bool tcp) {
+    int fd = socket(AF_INET, tcp ? SOCK_STREAM : SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t l = sizeof(a);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l);
+    {
+      absl::MutexLock lock(&mu_);
+      owner_[ntohs(a.sin_port)] = task;
+    }
+    a.sin_port = htons(stub_->port());
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    timeval tv{3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+  }
+  // Asks over a UDP client of `task`; the rcode, or -1 on timeout.
+  int AskUdp(const std::string& task, const std::string& name) {
+    int fd = Client(task, false);
+    auto q = *BuildQuery(9, name, kTypeA);
+    send(fd, q.data(), q.size(), 0);
+    std::vector<uint8_t> buf(kMaxMessage);
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    close(fd);
+    if (n <= 0) return -1;
+    buf.resize(n);
+    auto m = Parse(buf);
+    return m.ok() ? m->header.rcode : -2;
+  }
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint16_t, std::string> owner_;
+  std::unique_ptr<StubServer> stub_;
+};
+
+TEST_F(DnsStubConcurrency, AConnectionThatSendsNothingDelaysNoQuery) {
+  // Task A opens TCP connections to the stub and sends nothing (the stub gives each 2 s).
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) idle.push_back(Client("task-a", true));
+  const absl::Time t0 = absl::Now();
+  EXPECT_EQ(AskUdp("task-b", "api.example.com"), kNoError);
+  // Not a latency claim: served while the idle connections are all still open.
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(1));
+  for (int fd : idle) close(fd);
+}
+
+TEST_F(DnsStubConcurrency, ASlowUpstreamAnswerForOneTaskDelaysNoOtherTask) {
+  std::thread slow([&] { EXPECT_EQ(AskUdp("task-a", "x.slow.test"), kNoError); });
+  absl::SleepFor(absl::Milliseconds(100));  // task A's query is with the upstream now
+  const absl::Time t0 = absl::Now();
+  EXPECT_EQ(AskUdp("task-b", "api.example.com"), kNoError);
+  EXPECT_LT(absl::Now() - t0, absl::Milliseconds(1000)) << "answered after task A's slow one";
+  slow.join();
+}
+
+TEST_F(DnsStubConcurrency, AFloodFromOneTaskIsBoundedAndCounted) {
+  // 200 queries at once from task A's one socket: at most the per-task share is queued, the rest
+  // dropped and counted, and task B is still answered.
+  int fd = Client("task-a", false);
+  auto q = *BuildQuery(1, "y.slow.test", kTypeA);
+  for (int i = 0; i < 200; ++i) send(fd, q.data(), q.size(), 0);
+  EXPECT_EQ(AskUdp("task-b", "api.example.com"), kNoError);
+  close(fd);
+  // Dropped queries are counted, not lost silently (the loop reads them all within a moment).
+  for (int i = 0; i < 50 && stub_->counters().dropped == 0; ++i)
+    absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_GT(stub_->counters().dropped, 0u);
+}
+
+TEST_F(DnsStubConcurrency, RemovingATaskWhileItsQueryIsUpstreamDoesNotWait) {
+  std::thread slow([&] { AskUdp("task-a", "z.slow.test"); });
+  absl::SleepFor(absl::Milliseconds(200));
+  const absl::Time t0 = absl::Now();
+  stub_->RemoveTask("task-a");  // writd's pipeline thread calls this at task end
+  EXPECT_LT(absl::Now() - t0, absl::Milliseconds(500));
+  slow.join();
+  EXPECT_EQ(stub_->PinCount("task-a"), 0u);
 }
 
 }  // namespace
