@@ -35,11 +35,6 @@ const volatile __u64 cfg_wakeup_bytes = 1 << 20; /* force a wakeup when this muc
 /* Kernel features the loader probes before load (src/bpf/loader.cc, ProbeKernelFeatures). Constants to
  * the verifier: the branch a kernel cannot take is never verified there, and costs nothing here. */
 const volatile __u32 cfg_exit_group_dead = 1; /* tp_btf/sched_process_exit has its group_dead argument */
-/* DNS egress (#17): the stub resolver's loopback address and port. Port 0: no stub, no redirect (the branches
- * below are then dead code to the verifier). */
-const volatile __u32 cfg_dns_port = 0;	    /* host byte order */
-const volatile __u32 cfg_dns_addr4 = 0;	    /* network byte order (127.0.0.1) */
-const volatile __u32 cfg_dns_addr6[4] = {}; /* network byte order (::1); all zero: no IPv6 stub */
 
 /* Ring buffer; its size is set by the loader (bpf_map__set_max_entries) before load. */
 struct {
@@ -184,6 +179,23 @@ struct {
 	__type(key, struct writ_grant_key);
 	__type(value, __u32);
 } grant_map SEC(".maps");
+
+/* DNS egress (#17): the stub resolver's address and port (struct writ_dns_cfg). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct writ_dns_cfg);
+} dns_cfg_map SEC(".maps");
+
+/* The stub, or NULL when writd runs none. */
+static __always_inline const struct writ_dns_cfg *dns_cfg(void)
+{
+	__u32 zero = 0;
+	const struct writ_dns_cfg *c = bpf_map_lookup_elem(&dns_cfg_map, &zero);
+
+	return c && c->port ? c : NULL;
+}
 
 /* Addresses a task's own DNS answers named (#17): {slot, family, addr} -> expiry, generation, ports. Written
  * by writd's stub resolver before the answer reaches the task; checked by net_verdict after the LPM tables.
@@ -665,7 +677,7 @@ static __always_inline __u32 net_verdict(const struct writ_task_info *t, __u16 f
 				return v->ranges[i].verdict;
 		}
 	}
-	if (cfg_dns_port && (t->flags & WRIT_TASK_NET_TABLE)) {
+	if ((t->flags & WRIT_TASK_NET_TABLE) && dns_cfg()) {
 		/* An address the task's own DNS answer named, for the ports of the rule that named it, until
 		 * its TTL runs out. A CIDR rule decided above (a deny included) is not widened by a pin. */
 		struct writ_pin_key pk = {.slot = t->slot,
@@ -694,7 +706,7 @@ static __always_inline __u32 net_verdict(const struct writ_task_info *t, __u16 f
  * connect to the address the task named. */
 static __always_inline int dns_redirected(__u16 port, __u32 protocol)
 {
-	return cfg_dns_port && port == 53 && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP);
+	return port == 53 && (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) && dns_cfg();
 }
 
 /* Takes the current thread's mark in lsm_refused_map, if any: 1 when lsm/file_open refused its open. */

@@ -4,7 +4,7 @@
  *
  * A task's DNS traffic goes to writd's stub resolver, whatever resolver address the task names:
  * cgroup/connect4|6 and cgroup/sendmsg4|6 rewrite a TCP or UDP destination on port 53 to the stub's
- * loopback address and port (cfg_dns_*) and remember, per socket cookie, where the task meant to send
+ * loopback address and port (dns_cfg_map) and remember, per socket cookie, where the task meant to send
  * (dns_orig_map). cgroup/recvmsg4|6 and cgroup/getpeername4|6 give the task that address back, so its
  * resolver library accepts the stub's replies as the server's (glibc drops a reply from an address it
  * did not ask).
@@ -38,19 +38,20 @@ struct {
 } dns_peer_map SEC(".maps");
 
 /* Whether family/addr/port is the stub itself (IPv4, IPv4-mapped, or IPv6). */
-static __always_inline int dns_stub_addr(__u16 family, const __u8 *addr, __u16 port)
+static __always_inline int dns_stub_addr(const struct writ_dns_cfg *c, __u16 family, const __u8 *addr,
+					 __u16 port)
 {
 	__u32 a[4];
 
-	if (!cfg_dns_port || port != cfg_dns_port)
+	if (port != c->port)
 		return 0;
 	__builtin_memcpy(a, addr, 16);
 	if (family == AF_INET)
-		return a[0] == cfg_dns_addr4;
+		return a[0] == c->addr4;
 	if (a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff))
-		return a[3] == cfg_dns_addr4;
-	return (a[0] | a[1] | a[2] | a[3]) && a[0] == cfg_dns_addr6[0] && a[1] == cfg_dns_addr6[1] &&
-	       a[2] == cfg_dns_addr6[2] && a[3] == cfg_dns_addr6[3];
+		return a[3] == c->addr4;
+	return (a[0] | a[1] | a[2] | a[3]) && a[0] == c->addr6[0] && a[1] == c->addr6[1] &&
+	       a[2] == c->addr6[2] && a[3] == c->addr6[3];
 }
 
 /* Sends the socket to the stub instead of where it was going, remembering that place. 1 when the
@@ -59,11 +60,14 @@ static __always_inline int dns_stub_addr(__u16 family, const __u8 *addr, __u16 p
  * stub's address after its connect was redirected). */
 static __always_inline int dns_redirect(struct bpf_sock_addr *ctx, __u16 family, const __u8 *addr, __u16 port)
 {
+	const struct writ_dns_cfg *c = dns_cfg();
 	struct writ_dns_orig o = {.family = family, .port = port};
 	__u64 cookie;
 	int mapped;
 
-	if (dns_stub_addr(family, addr, port))
+	if (!c)
+		return 0;
+	if (dns_stub_addr(c, family, addr, port))
 		return 1;
 	if (!dns_redirected(port, ctx->protocol))
 		return 0;
@@ -71,32 +75,32 @@ static __always_inline int dns_redirect(struct bpf_sock_addr *ctx, __u16 family,
 		 !(addr[0] | addr[1] | addr[2] | addr[3] | addr[4] | addr[5] | addr[6] | addr[7] | addr[8] |
 		   addr[9]) &&
 		 addr[10] == 0xff && addr[11] == 0xff;
-	if (family == AF_INET6 && !mapped &&
-	    !(cfg_dns_addr6[0] | cfg_dns_addr6[1] | cfg_dns_addr6[2] | cfg_dns_addr6[3]))
+	if (family == AF_INET6 && !mapped && !(c->addr6[0] | c->addr6[1] | c->addr6[2] | c->addr6[3]))
 		return 0; /* no IPv6 stub: judged as any other connect */
 	__builtin_memcpy(o.addr, addr, 16);
 	cookie = bpf_get_socket_cookie(ctx);
 	bpf_map_update_elem(&dns_orig_map, &cookie, &o, BPF_ANY);
 	if (family == AF_INET) {
-		ctx->user_ip4 = cfg_dns_addr4;
+		ctx->user_ip4 = c->addr4;
 	} else if (mapped) {
 		ctx->user_ip6[0] = 0;
 		ctx->user_ip6[1] = 0;
 		ctx->user_ip6[2] = bpf_htonl(0xffff);
-		ctx->user_ip6[3] = cfg_dns_addr4;
+		ctx->user_ip6[3] = c->addr4;
 	} else {
-		ctx->user_ip6[0] = cfg_dns_addr6[0];
-		ctx->user_ip6[1] = cfg_dns_addr6[1];
-		ctx->user_ip6[2] = cfg_dns_addr6[2];
-		ctx->user_ip6[3] = cfg_dns_addr6[3];
+		ctx->user_ip6[0] = c->addr6[0];
+		ctx->user_ip6[1] = c->addr6[1];
+		ctx->user_ip6[2] = c->addr6[2];
+		ctx->user_ip6[3] = c->addr6[3];
 	}
-	ctx->user_port = bpf_htons((__u16)cfg_dns_port);
+	ctx->user_port = bpf_htons((__u16)c->port);
 	return 1;
 }
 
 /* A reply from (or the peer that is) the stub reads as the resolver the task named. */
 static __always_inline int dns_restore(struct bpf_sock_addr *ctx, __u16 family)
 {
+	const struct writ_dns_cfg *c;
 	struct writ_dns_orig *o;
 	__u8 addr[16] = {};
 	__u64 cookie;
@@ -105,8 +109,11 @@ static __always_inline int dns_restore(struct bpf_sock_addr *ctx, __u16 family)
 
 	/* The context's fields are read by sock_addr_dst, one constant offset each: the verifier refuses a
 	 * load through a computed context pointer, which comparing them in place can compile to. */
+	c = dns_cfg();
+	if (!c)
+		return 1;
 	port = sock_addr_dst(ctx, family, addr);
-	if (!dns_stub_addr(family, addr, port))
+	if (!dns_stub_addr(c, family, addr, port))
 		return 1;
 	cookie = bpf_get_socket_cookie(ctx);
 	o = bpf_map_lookup_elem(&dns_orig_map, &cookie);
@@ -166,14 +173,16 @@ int cg_dns_egress(struct __sk_buff *skb)
 	__u64 cookie;
 	__u8 proto;
 
-	if (!cfg_dns_port)
+	const struct writ_dns_cfg *c = dns_cfg();
+
+	if (!c)
 		return 1;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
 			return 1;
-		if (ip.daddr != cfg_dns_addr4)
+		if (ip.daddr != c->addr4)
 			return 1;
 		if (ip.frag_off & bpf_htons(0x1fff))
 			return 1; /* not a first fragment: no ports */
@@ -188,8 +197,8 @@ int cg_dns_egress(struct __sk_buff *skb)
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
 			return 1;
 		__builtin_memcpy(d, &ip6.daddr, 16);
-		if (d[0] != cfg_dns_addr6[0] || d[1] != cfg_dns_addr6[1] || d[2] != cfg_dns_addr6[2] ||
-		    d[3] != cfg_dns_addr6[3] || !(d[0] | d[1] | d[2] | d[3]))
+		if (d[0] != c->addr6[0] || d[1] != c->addr6[1] || d[2] != c->addr6[2] ||
+		    d[3] != c->addr6[3] || !(d[0] | d[1] | d[2] | d[3]))
 			return 1;
 		proto = ip6.nexthdr;
 		l4off = sizeof(ip6);
@@ -202,7 +211,7 @@ int cg_dns_egress(struct __sk_buff *skb)
 		return 1;
 	if (bpf_skb_load_bytes(skb, l4off, ports, sizeof(ports)))
 		return 1;
-	if (bpf_ntohs(ports[1]) != cfg_dns_port)
+	if (bpf_ntohs(ports[1]) != c->port)
 		return 1;
 	sk = skb->sk;
 	if (!sk)

@@ -119,9 +119,6 @@ void Loader::ProbeLsm() {
   l->rodata->cfg_task_level = cfg_.task_level;
   l->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
   l->rodata->cfg_exit_group_dead = skel_->rodata->cfg_exit_group_dead;
-  l->rodata->cfg_dns_port = cfg_.dns_port;
-  l->rodata->cfg_dns_addr4 = cfg_.dns_addr4;
-  std::memcpy(const_cast<uint32_t*>(l->rodata->cfg_dns_addr6), cfg_.dns_addr6, 16);
   // Where cgroup/sendmsg_unix judges datagrams to unix names (6.7+), the LSM rung leaves them to
   // it.
   l->rodata->cfg_unix_cgroup = HooksActive(hooks_, HookId::kCgroupUnix) ? 1 : 0;
@@ -255,9 +252,6 @@ absl::Status Loader::Load() {
     PrepareUnixHooks(unix_off, unix_why);
     skel_->rodata->cfg_task_level = cfg_.task_level;
     skel_->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
-    skel_->rodata->cfg_dns_port = cfg_.dns_port;
-    skel_->rodata->cfg_dns_addr4 = cfg_.dns_addr4;
-    std::memcpy(const_cast<uint32_t*>(skel_->rodata->cfg_dns_addr6), cfg_.dns_addr6, 16);
     if (cfg_.dns_port == 0) {  // no stub: its programs would only return at their first line
       for (bpf_program* p :
            {skel_->progs.cg_dns_recvmsg4, skel_->progs.cg_dns_recvmsg6, skel_->progs.cg_dns_peer4,
@@ -364,6 +358,19 @@ absl::Status Loader::LoadAndAttach() {
   if (ncpus_ <= 0) return ErrnoStatus(-ncpus_, "libbpf_num_possible_cpus");
 
   RETURN_IF_ERROR(Load());
+  {
+    // Before any program attaches, and over what a previous writd left in the (re-adopted) map:
+    // its programs, attached for an instant beside these, send DNS to this writd's stub too.
+    writ_dns_cfg dc{};
+    dc.port = cfg_.dns_port;
+    dc.addr4 = cfg_.dns_addr4;
+    std::memcpy(dc.addr6, cfg_.dns_addr6, sizeof(dc.addr6));
+    const uint32_t zero = 0;
+    if (bpf_map__update_elem(skel_->maps.dns_cfg_map, &zero, sizeof(zero), &dc, sizeof(dc),
+                             BPF_ANY) != 0) {
+      return ErrnoStatus(errno, "update dns_cfg_map");
+    }
+  }
   struct Hook {
     bpf_program* prog;
     HookId id;
@@ -508,6 +515,12 @@ absl::Status Loader::LoadAndAttach() {
     lsm_detail_ = "off (writd.yaml bpf_lsm: off)";
   }
   if (!lsm_active()) UnpinUnused(LsmProgramNames());
+  // A writd without the DNS stub must not leave the links of one that had it: they would redirect
+  // tasks' DNS to a port nobody serves.
+  if (cfg_.dns_port == 0) {
+    UnpinUnused(
+        {"cg_dns_egress", "cg_dns_recvmsg4", "cg_dns_recvmsg6", "cg_dns_peer4", "cg_dns_peer6"});
+  }
   std::vector<std::string> replaced;
   for (const Hook& h : hooks) {
     if (!lsm_replaces(h)) continue;  // attached above
@@ -829,7 +842,8 @@ void Loader::ClearTables(uint32_t slot) {
 
 absl::Status Loader::PinAddress(uint32_t slot, uint64_t generation, int family, const uint8_t* addr,
                                 uint64_t expires_boot_ns,
-                                const std::vector<std::pair<uint16_t, uint16_t>>& ports) {
+                                const std::vector<std::pair<uint16_t, uint16_t>>& ports,
+                                const std::string& name) {
   writ_pin_key k{};
   k.slot = slot;
   k.family = static_cast<uint16_t>(family);
@@ -844,6 +858,7 @@ absl::Status Loader::PinAddress(uint32_t slot, uint64_t generation, int family, 
     }
     v.ranges[v.nranges++] = {lo, hi, WRIT_KV_ALLOW};
   }
+  std::memcpy(v.name, name.data(), std::min(name.size(), sizeof(v.name) - 1));
   if (bpf_map__update_elem(skel_->maps.pin_map, &k, sizeof(k), &v, sizeof(v), BPF_ANY) != 0) {
     return ErrnoStatus(errno, "update pin_map");
   }
@@ -856,6 +871,28 @@ void Loader::UnpinAddress(uint32_t slot, int family, const uint8_t* addr) {
   k.family = static_cast<uint16_t>(family);
   std::memcpy(k.addr, addr, family == AF_INET ? 4 : 16);
   bpf_map__delete_elem(skel_->maps.pin_map, &k, sizeof(k), 0);
+}
+
+std::vector<Loader::PinEntry> Loader::ReadPins(uint32_t slot) const {
+  std::vector<PinEntry> out;
+  writ_pin_key k{}, next{};
+  const writ_pin_key* prev = nullptr;
+  const int fd = bpf_map__fd(skel_->maps.pin_map);
+  for (int n = 0; n < 65536 && bpf_map_get_next_key(fd, prev, &next) == 0; ++n) {
+    k = next;
+    prev = &k;
+    if (k.slot != slot) continue;
+    writ_pin_value v{};
+    if (bpf_map_lookup_elem(fd, &k, &v) != 0) continue;
+    PinEntry e;
+    e.family = k.family;
+    std::memcpy(e.addr, k.addr, 16);
+    e.expires_boot_ns = v.expires_ns;
+    e.generation = v.generation;
+    e.name.assign(v.name, strnlen(v.name, sizeof(v.name)));
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 std::optional<DnsPeer> Loader::LookupDnsPeer(int proto, const sockaddr_storage& src) const {

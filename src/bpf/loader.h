@@ -160,10 +160,21 @@ class Loader {
 
   // DNS egress pins (pin_map): `addr` (AF_INET: 4 bytes, AF_INET6: 16) is allowed to the task in
   // `slot` (of `generation`) on `ports` until expires_boot_ns. At most WRIT_PIN_RANGES ranges.
+  // `name`: the name the task asked (kept with the pin for a restarted writd).
   absl::Status PinAddress(uint32_t slot, uint64_t generation, int family, const uint8_t* addr,
                           uint64_t expires_boot_ns,
-                          const std::vector<std::pair<uint16_t, uint16_t>>& ports);
+                          const std::vector<std::pair<uint16_t, uint16_t>>& ports,
+                          const std::string& name);
   void UnpinAddress(uint32_t slot, int family, const uint8_t* addr);
+  struct PinEntry {
+    int family = 0;
+    uint8_t addr[16] = {};
+    uint64_t expires_boot_ns = 0;
+    uint64_t generation = 0;
+    std::string name;
+  };
+  // The pins of a slot (a restarted writd takes up the pins its predecessor wrote).
+  std::vector<PinEntry> ReadPins(uint32_t slot) const;
   // The task that sent to the stub from `src` (as the stub's recvfrom/accept saw it) over `proto`
   // (IPPROTO_UDP, IPPROTO_TCP); nullopt when no task did.
   std::optional<DnsPeer> LookupDnsPeer(int proto, const sockaddr_storage& src) const;

@@ -162,7 +162,33 @@ absl::StatusOr<std::unique_ptr<DnsEgress>> DnsEgress::Start(const Config& cfg, D
   return e;
 }
 
-void DnsEgress::AddTask(const identity::Task& task) { stub_->AddTask(task.id, PolicyFor(task)); }
+void DnsEgress::AddTask(const identity::Task& task, bool restored) {
+  stub_->AddTask(task.id, PolicyFor(task));
+  bpf::Loader* loader = loader_.load(std::memory_order_acquire);
+  if (!restored || !loader) return;
+  const uint64_t generation = static_cast<uint64_t>(absl::ToUnixNanos(task.start));
+  const uint64_t now = static_cast<uint64_t>(absl::ToUnixNanos(dns::StubNow()));
+  std::vector<dns::Pin> live;
+  absl::MutexLock l(&mu_);
+  auto& names = names_[task.id];
+  for (const bpf::Loader::PinEntry& e : loader->ReadPins(task.slot)) {
+    if (e.generation != generation || e.expires_boot_ns <= now) {
+      loader->UnpinAddress(task.slot, e.family, e.addr);  // a former task's, or dead
+      continue;
+    }
+    dns::Pin p;
+    p.family = e.family;
+    std::memcpy(p.addr.data(), e.addr, 16);
+    p.name = e.name;
+    p.expires = absl::FromUnixNanos(static_cast<int64_t>(e.expires_boot_ns));
+    live.push_back(p);
+    names[{p.family, p.addr}] = Named{p.name, e.expires_boot_ns};
+  }
+  if (!live.empty()) {
+    Log()->info("dns: task {}: {} pins taken up from the previous writd", task.id, live.size());
+    stub_->RestorePins(task.id, live);
+  }
+}
 
 void DnsEgress::RemoveTask(const identity::Task& task) {
   stub_->RemoveTask(task.id);  // its pins are reported expired (the kernel's go with the slot)
@@ -209,7 +235,7 @@ void DnsEgress::OnQuery(const std::string& task_id, const dns::Outcome& o,
       auto ports = PortsFor(*task, p.name);
       if (ports.empty()) continue;
       absl::Status st = loader->PinAddress(task->slot, generation, p.family, p.addr.data(),
-                                           BootNsOf(p.expires), ports);
+                                           BootNsOf(p.expires), ports, p.name);
       if (st.ok()) {
         ++written;
       } else {

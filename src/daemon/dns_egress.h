@@ -69,8 +69,9 @@ class DnsEgress {
 
   void SetLoader(bpf::Loader* loader) { loader_.store(loader, std::memory_order_release); }
 
-  // A task whose processes may now ask (installed or restored), and one that ended.
-  void AddTask(const identity::Task& task);
+  // A task whose processes may now ask (installed, or restored: then the pins the previous writd
+  // wrote for it are read back from the kernel, kept and expired), and one that ended.
+  void AddTask(const identity::Task& task, bool restored = false);
   void RemoveTask(const identity::Task& task);
 
   // The name whose answer pinned `addr` for the task, if that pin was live at boot time

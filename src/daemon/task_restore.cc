@@ -126,7 +126,7 @@ void TaskLifecycle::Restore() {
     }
     // Its DNS pins from before the restart stay in the kernel until their expiry; new answers
     // come from this writd's stub.
-    if (dns_) dns_->AddTask(*t);
+    if (dns_) dns_->AddTask(*t, /*restored=*/true);
     // Its processes, from the cgroup itself (the ring buffer only has what happened since).
     if (auto procs = ReadFile(t->cgroup_path + "/cgroup.procs"); procs.ok()) {
       for (absl::string_view line : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {

@@ -163,6 +163,18 @@ void StubServer::DropEntry(const std::string& task, const std::shared_ptr<Entry>
   if (!gone.empty() && cb_.on_expired) cb_.on_expired(task, gone);
 }
 
+void StubServer::RestorePins(const std::string& task, const std::vector<Pin>& pins) {
+  std::shared_ptr<Entry> e;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = tasks_.find(task);
+    if (it == tasks_.end()) return;
+    e = it->second;
+  }
+  absl::MutexLock el(&e->mu);
+  for (const Pin& p : pins) e->resolver->pins().Add(p);
+}
+
 size_t StubServer::PinCount(const std::string& task) {
   std::shared_ptr<Entry> e;
   {

@@ -72,6 +72,9 @@ class StubServer {
 
   void AddTask(const std::string& task, NamePolicy policy);
   void RemoveTask(const std::string& task);  // its pins are reported expired
+  // Pins a previous writd made for the task (read back from the kernel): kept and expired as if
+  // this stub had made them.
+  void RestorePins(const std::string& task, const std::vector<Pin>& pins);
   size_t PinCount(const std::string& task);
   StubCounters counters();
 

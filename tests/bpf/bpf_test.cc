@@ -1870,23 +1870,37 @@ TEST_F(BpfTest, APinAllowsItsAddressOnItsPortsUntilItExpires) {
   const uint64_t now = static_cast<uint64_t>(NowBootNs());
   const uint64_t later = now + 30'000'000'000ull;
   EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "no pin yet";
-  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET, lo4, later, {{l4.port, l4.port}}).ok());
-  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET6, lo6, later, {{l6.port, l6.port}}).ok());
+  ASSERT_TRUE(
+      loader_->PinAddress(kSlot, 1, AF_INET, lo4, later, {{l4.port, l4.port}}, "x.test").ok());
+  ASSERT_TRUE(
+      loader_->PinAddress(kSlot, 1, AF_INET6, lo6, later, {{l6.port, l6.port}}, "x.test").ok());
+  // What a restarted writd reads back: every pin of the slot, with the name it was asked by.
+  auto pins = loader_->ReadPins(kSlot);
+  ASSERT_EQ(pins.size(), 2u);
+  for (const auto& p : pins) {
+    EXPECT_EQ(p.name, "x.test");
+    EXPECT_EQ(p.generation, 1u);
+    EXPECT_EQ(p.expires_boot_ns, later);
+  }
   EXPECT_EQ(connect_errno(AF_INET, l4.port), 0) << "pinned address and port";
   EXPECT_EQ(connect_errno(AF_INET6, l6.port), 0) << "pinned v6 address and port";
   EXPECT_EQ(connect_errno(AF_INET, other.port), EPERM) << "a port the rule does not name";
   // The kernel reads the expiry itself: a pin userspace has not deleted yet is dead at its TTL.
-  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET, lo4, now, {{l4.port, l4.port}}).ok());
+  ASSERT_TRUE(
+      loader_->PinAddress(kSlot, 1, AF_INET, lo4, now, {{l4.port, l4.port}}, "x.test").ok());
   EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "expired";
   // A pin of the task that held the slot before is no pin of this one.
-  ASSERT_TRUE(loader_->PinAddress(kSlot, 2, AF_INET, lo4, later, {{l4.port, l4.port}}).ok());
+  ASSERT_TRUE(
+      loader_->PinAddress(kSlot, 2, AF_INET, lo4, later, {{l4.port, l4.port}}, "x.test").ok());
   EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "another generation";
-  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET, lo4, later, {{l4.port, l4.port}}).ok());
+  ASSERT_TRUE(
+      loader_->PinAddress(kSlot, 1, AF_INET, lo4, later, {{l4.port, l4.port}}, "x.test").ok());
   EXPECT_EQ(connect_errno(AF_INET, l4.port), 0);
   loader_->UnpinAddress(kSlot, AF_INET, lo4);
   EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "unpinned";
   // Task end clears a slot's pins with its other tables.
-  ASSERT_TRUE(loader_->PinAddress(kSlot, 1, AF_INET, lo4, later, {{l4.port, l4.port}}).ok());
+  ASSERT_TRUE(
+      loader_->PinAddress(kSlot, 1, AF_INET, lo4, later, {{l4.port, l4.port}}, "x.test").ok());
   loader_->ClearTables(kSlot);
   EXPECT_EQ(connect_errno(AF_INET, l4.port), EPERM) << "cleared with the slot";
 }

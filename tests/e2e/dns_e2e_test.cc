@@ -7,11 +7,14 @@
 // reaches, it reaches by its own DNS answers, pinned in the kernel for their TTL.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -104,6 +107,7 @@ class DnsE2e : public ::testing::Test {
     dnsmasq_ = new testlib::Dnsmasq();
     if (!dnsmasq_->Start(
             {"--host-record=a.api.writ.test,127.0.0.7", "--host-record=v6.api.writ.test,::1",
+             "--host-record=long.api.writ.test,127.0.0.7,60",
              "--host-record=a.cdn.writ.test,127.0.0.8",
              "--cname=alias.api.writ.test,a.cdn.writ.test",
              "--host-record=evil.writ.test,127.0.0.66"},
@@ -345,6 +349,43 @@ TEST_F(DnsE2e, AMonitorModeTaskIsAnsweredAndTheNameReportedAsWouldDeny) {
   EXPECT_EQ(d["dns"]["verdict"], "allowed");
   EXPECT_EQ(d["verdict"], "violation");
   EXPECT_EQ(d["outcome"], "would_deny");
+}
+
+// Last: it restarts the suite's writd. A pin (of a name with a 60 s TTL: a restart takes seconds)
+// outlives writd (the kernel holds it, with its name):
+// a connect by address after `kill -9` and a restart is allowed and named, and DNS works again
+// through the new writd's stub.
+TEST_F(DnsE2e, PinsAndTheirNamesOutliveAWritdRestart) {
+  const std::string d = writd_->dir();
+  for (const char* f : {"/resolved", "/go"}) std::filesystem::remove(d + f);
+  const std::string script = absl::StrCat(
+      "getent hosts long.api.writ.test >/dev/null; echo > ", d, "/resolved; while [ ! -e ", d,
+      "/go ]; do sleep 0.05; done; ", Connect("127.0.0.7"), "getent hosts evil.writ.test || echo ",
+      "refused-again; ", Connect("a.api.writ.test"));
+  pid_t run = writd_->WritAsync(
+      {"run", "--agent", kAgent, "--intent", "dns-agent", "--", "/bin/sh", "-c", script}, "run");
+  bool resolved = false;
+  for (int i = 0; i < 200 && !resolved; ++i) {  // bounded: 10 s
+    resolved = std::filesystem::exists(d + "/resolved");
+    if (!resolved) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(resolved) << writd_->log();
+  EXPECT_EQ(writd_->Kill9(), 128 + SIGKILL);
+  ASSERT_TRUE(writd_->Restart().ok()) << writd_->log();
+  std::ofstream(d + "/go") << "1";
+  CmdResult r = writd_->WaitAsync(run, "run", std::chrono::seconds(30));
+  EXPECT_THAT(r.out, HasSubstr("ok 127.0.0.7")) << writd_->log();
+  EXPECT_THAT(r.out, HasSubstr("refused-again"));
+  EXPECT_THAT(r.out, HasSubstr("ok a.api.writ.test")) << writd_->log();
+  const std::string task = testlib::TaskIdFrom(r.err);
+  ASSERT_FALSE(task.empty()) << r.err;
+  json c = ConnectTo(task, "127.0.0.7");
+  ASSERT_FALSE(c.is_null()) << writd_->log();
+  EXPECT_EQ(c["network"].value("host", ""), "long.api.writ.test") << "named from the kernel's pin";
+  EXPECT_EQ(c.value("verdict", ""), "allow");
+  json refused = Dns(task, "evil.writ.test");
+  ASSERT_FALSE(refused.is_null()) << "the restarted writd's stub answers the task";
+  EXPECT_EQ(refused["dns"]["verdict"], "refused");
 }
 
 }  // namespace

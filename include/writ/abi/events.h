@@ -364,6 +364,7 @@ struct writ_grant_key {
  * admitted the name until `expires_ns` (boot clock: the kernel checks the expiry itself, so a pin userspace
  * has not deleted yet cannot outlive its TTL). An IPv4 address is keyed AF_INET with addr[0..3]. */
 #define WRIT_PIN_RANGES 8
+#define WRIT_PIN_NAME 256 /* a DNS name is at most 253 characters */
 
 struct writ_pin_key {
 	__u32 slot;
@@ -378,6 +379,17 @@ struct writ_pin_value {
 	__u32 nranges;
 	__u32 _pad0;
 	struct writ_port_range ranges[WRIT_PIN_RANGES]; /* verdict unused: a pin only allows */
+	char name[WRIT_PIN_NAME]; /* the name the task asked (NUL-terminated): not read by BPF; a restarted
+				   * writd reads it back to name connects (network.host) */
+};
+
+/* The stub resolver's address (dns_cfg_map, one entry, written by writd at every start). A map, not load-time
+ * constants: while a restarted writd's programs and its predecessor's are both attached for an instant,
+ * both send DNS to the stub that is listening now. port 0: no stub, no redirect. */
+struct writ_dns_cfg {
+	__u32 port;	/* host byte order */
+	__u32 addr4;	/* network byte order (127.0.0.1) */
+	__u32 addr6[4]; /* network byte order (::1); all zero: no IPv6 stub */
 };
 
 /* A task socket's DNS redirect: where it meant to send (recvmsg and getpeername give this back). */
