@@ -44,6 +44,11 @@ struct Observed {
   std::map<std::string, const writ::v1::Event*> exes, reads, writes;
   std::map<std::string, std::set<uint32_t>> dests;  // address → ports (0 = any)
   std::map<std::string, const writ::v1::Event*> dest_sample;
+  // DNS egress: connects to an address the task's own DNS answer named (network.host), by name;
+  // and every name it resolved (a dns event answered), for network.dns.
+  std::map<std::string, std::set<uint32_t>> hosts;
+  std::map<std::string, const writ::v1::Event*> host_sample;
+  std::set<std::string> resolved;
   // Unix sockets reached: both names (the one given, the socket file reached) are judged.
   std::map<std::string, const writ::v1::Event*> sockets;
   std::map<std::string, std::string> secrets;  // path → pattern
@@ -90,9 +95,15 @@ Observed Collect(const std::vector<writ::v1::Event>& events) {
         if (absl::StartsWith(name, "/") || absl::StartsWith(name, "@"))
           o.sockets.emplace(name, &ev);
       }
+    } else if (ev.kind() == "connect" && !ev.network().host().empty()) {
+      // Reached by a name it resolved: the name is the rule, not the address (which changes).
+      o.hosts[ev.network().host()].insert(ev.network().dst_port());
+      o.host_sample.emplace(ev.network().host(), &ev);
     } else if (ev.kind() == "connect" && !ev.network().dst_ip().empty()) {
       o.dests[ev.network().dst_ip()].insert(ev.network().dst_port());
       o.dest_sample.emplace(ev.network().dst_ip(), &ev);
+    } else if (ev.kind() == "dns" && ev.dns().verdict() == "allowed" && !ev.dns().query().empty()) {
+      o.resolved.insert(ev.dns().query());
     } else if (ev.kind() == "tool_call" && !ev.tool().name().empty() &&
                ev.tool().status() != "denied") {
       o.tools.insert(ev.tool().name());  // called through the MCP gateway
@@ -185,7 +196,11 @@ void EmitEvent(YAML::Emitter& y, const writ::v1::Event& ev, const std::string& p
   } else {
     y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "dst_ip"
       << YAML::Value << YAML::DoubleQuoted << ev.network().dst_ip() << YAML::Key << "dst_port"
-      << YAML::Value << ev.network().dst_port() << YAML::EndMap;
+      << YAML::Value << ev.network().dst_port();
+    if (!ev.network().host().empty()) {
+      y << YAML::Key << "host" << YAML::Value << YAML::DoubleQuoted << ev.network().host();
+    }
+    y << YAML::EndMap;
   }
   y << YAML::EndMap;
 }
@@ -251,10 +266,16 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     absl::StrAppend(&head, "# SECRET: the recording touched ", out.secrets.back(),
                     ": denied by files.deny, never allowed\n");
   }
-  if (o.dests.empty()) {
+  if (o.dests.empty() && o.hosts.empty()) {
     absl::StrAppend(&head, "# Network: the task connected nowhere; all egress is denied.\n");
+  } else if (o.hosts.empty()) {
+    absl::StrAppend(&head,
+                    "# Network: addresses as connected to (no connect used a name the task "
+                    "resolved through writd's DNS stub).\n");
   } else {
-    absl::StrAppend(&head, "# Network: addresses as connected to (names are not recorded).\n");
+    absl::StrAppend(&head,
+                    "# Network: names the task resolved and connected to (their addresses change: "
+                    "writd's DNS stub pins them); addresses where it used no name.\n");
   }
 
   YAML::Emitter y;
@@ -285,8 +306,18 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
   y << YAML::EndSeq << YAML::EndMap;
   y << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "connect"
     << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value;
-  if (o.dests.empty()) y << YAML::Flow;
+  if (o.dests.empty() && o.hosts.empty()) y << YAML::Flow;
   y << YAML::BeginSeq;
+  for (const auto& [host, ports] : o.hosts) {
+    y << YAML::Flow << YAML::BeginMap << YAML::Key << "host" << YAML::Value << YAML::DoubleQuoted
+      << host;
+    if (!ports.contains(0)) {
+      y << YAML::Key << "ports" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+      for (uint32_t p : ports) y << p;
+      y << YAML::EndSeq;
+    }
+    y << YAML::EndMap;
+  }
   for (const auto& [ip, ports] : o.dests) {
     y << YAML::Flow << YAML::BeginMap << YAML::Key << "cidr" << YAML::Value << YAML::DoubleQuoted
       << ip;
@@ -298,6 +329,16 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     y << YAML::EndMap;
   }
   y << YAML::EndSeq << YAML::EndMap;
+  // Names resolved but never connected to by name: without network.dns only the connect rules'
+  // names may be resolved, so the recording's other lookups are listed.
+  std::set<std::string> dns_names = o.resolved;
+  for (const auto& [h, ports] : o.hosts) dns_names.insert(h);
+  if (dns_names.size() > o.hosts.size()) {
+    y << YAML::Key << "dns" << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value
+      << YAML::BeginSeq;
+    for (const auto& n : dns_names) y << YAML::DoubleQuoted << n;
+    y << YAML::EndSeq << YAML::EndMap;
+  }
   // With connect.allow present, a socket not listed here is denied (network.unix.default).
   if (!sockets.empty()) {
     y << YAML::Key << "unix" << YAML::Value << YAML::BeginMap << YAML::Key << "allow" << YAML::Value
@@ -347,6 +388,7 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
     }
   }
   for (const auto& [ip, ev] : o.dest_sample) test(*ev, "allow");
+  for (const auto& [host, ev] : o.host_sample) test(*ev, "allow");
   std::set<const writ::v1::Event*> socket_tested;
   for (const auto& [name, smp] : sockets) {
     // A recorded connect whose names are both listed as recorded.

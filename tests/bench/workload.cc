@@ -14,6 +14,11 @@
 //   op)
 //                                          (fcntl, ioctl, rename: what writd's self-protection and
 //                                          link hooks cost the host, scripts/bench/hooks.sh)
+//   workload dnsq N --server IP:PORT --name NAME
+//                                          N DNS A queries over one connected UDP socket, one at a
+//                                          time (reply awaited, 2 s bound): adds p50_us and p99_us
+//                                          of the round trips (scripts/bench/dns.sh: through
+//                                          writd's stub vs straight to the upstream)
 //   common: [--max-seconds S]              stop early (and say so) when the loop takes longer
 //           [--procs P]                    open only: P producer processes (forked, each pinned to
 //                                          CPU i mod ncpus), N opens in total; the load test's mode
@@ -61,15 +66,16 @@ double Now() {
 }
 
 int Usage() {
-  fprintf(
-      stderr,
-      "usage: workload open|exec|connect|getppid|fcntl|ioctl|rename N [--file PATH] [--exe PATH] "
-      "[--port P] "
-      "[--max-seconds S] [--procs P] [--rate R]\n");
+  fprintf(stderr,
+          "usage: workload open|exec|connect|getppid|fcntl|ioctl|rename|dnsq N [--file PATH] "
+          "[--exe PATH] [--port P] [--server IP:PORT] [--name NAME] "
+          "[--max-seconds S] [--procs P] [--rate R]\n");
   return 2;
 }
 
 struct Options {
+  std::string server;  // dnsq: IP:PORT (IPv4)
+  std::string name;    // dnsq: the name asked
   std::string file = "/etc/hostname";
   std::string exe = "/bin/true";
   int port = 0;  // 0 = ephemeral
@@ -258,6 +264,73 @@ long ConnectLoop(long n, const Options &o, double deadline, bool *complete) {
   return done;
 }
 
+// A DNS query for `name` (A, IN, recursion desired) with id `id`.
+std::vector<unsigned char> DnsQuery(const std::string &name, unsigned id) {
+  std::vector<unsigned char> q = {static_cast<unsigned char>(id >> 8),
+                                  static_cast<unsigned char>(id),
+                                  0x01,
+                                  0x00,
+                                  0,
+                                  1,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0,
+                                  0};
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t dot = name.find('.', start);
+    if (dot == std::string::npos) dot = name.size();
+    q.push_back(static_cast<unsigned char>(dot - start));
+    q.insert(q.end(), name.begin() + start, name.begin() + dot);
+    start = dot + 1;
+  }
+  q.insert(q.end(), {0, 0, 1, 0, 1});
+  return q;
+}
+
+long DnsLoop(long n, const Options &o, double deadline, bool *complete, std::vector<double> *lat) {
+  const size_t colon = o.server.rfind(':');
+  struct sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  if (colon == std::string::npos || o.name.empty() ||
+      inet_pton(AF_INET, o.server.substr(0, colon).c_str(), &addr.sin_addr) != 1) {
+    fprintf(stderr, "workload: dnsq needs --server IPV4:PORT and --name NAME\n");
+    return -1;
+  }
+  addr.sin_port = htons(static_cast<uint16_t>(atoi(o.server.c_str() + colon + 1)));
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {2, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (connect(s, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
+    fprintf(stderr, "workload: connect %s: %s\n", o.server.c_str(), strerror(errno));
+    close(s);
+    return -1;
+  }
+  unsigned char buf[1500];
+  long done = RunLoop(
+      n, deadline, 1,
+      [&](long i) {
+        const auto q = DnsQuery(o.name, static_cast<unsigned>(i));
+        const double t0 = Now();
+        if (send(s, q.data(), q.size(), 0) < 0) return false;
+        for (;;) {  // a late reply to an earlier query is skipped by its id
+          ssize_t k = recv(s, buf, sizeof(buf), 0);
+          if (k < 0) {
+            fprintf(stderr, "workload: dnsq %s: no reply: %s\n", o.server.c_str(), strerror(errno));
+            return false;
+          }
+          if (k >= 2 && buf[0] == q[0] && buf[1] == q[1]) break;
+        }
+        lat->push_back((Now() - t0) * 1e6);
+        return true;
+      },
+      complete);
+  close(s);
+  return done;
+}
+
 // P forked producers, each pinned to one CPU, N opens in total. Each child reports its count
 // through a pipe; the parent sums them (children's CPU time lands in RUSAGE_CHILDREN).
 long MultiOpenLoop(long n, const Options &o, double deadline, bool *complete, long *extra) {
@@ -336,6 +409,10 @@ int main(int argc, char **argv) {
       o.exe = v;
     } else if (a == "--port") {
       o.port = atoi(v);
+    } else if (a == "--server") {
+      o.server = v;
+    } else if (a == "--name") {
+      o.name = v;
     } else if (a == "--max-seconds") {
       o.max_seconds = atof(v);
     } else if (a == "--rate") {
@@ -367,7 +444,8 @@ int main(int argc, char **argv) {
   const double deadline = start + o.max_seconds;
   bool complete = false;
   long done;
-  long extra = 0;  // opens beyond the N timed ones (pre-flight checks)
+  long extra = 0;                 // opens beyond the N timed ones (pre-flight checks)
+  std::vector<double> latencies;  // dnsq: microseconds per round trip
   if (kind == "open" && o.procs > 1) {
     done = MultiOpenLoop(n, o, deadline, &complete, &extra);
   } else if (o.procs > 1) {
@@ -387,6 +465,8 @@ int main(int argc, char **argv) {
     done = PipeLoop(n, deadline, &complete, kind == "ioctl");
   } else if (kind == "rename") {
     done = RenameLoop(n, o, deadline, &complete);
+  } else if (kind == "dnsq") {
+    done = DnsLoop(n, o, deadline, &complete, &latencies);
   } else {
     fprintf(stderr, "workload: unknown workload '%s'\n", kind.c_str());
     return Usage();
@@ -409,5 +489,12 @@ int main(int argc, char **argv) {
       kind.c_str(), done, secs, secs > 0 ? done / secs : 0.0, complete ? 1 : 0,
       seconds(self.ru_utime, children.ru_utime), seconds(self.ru_stime, children.ru_stime),
       done + extra);
+  if (!latencies.empty()) {
+    std::sort(latencies.begin(), latencies.end());
+    auto pct = [&](double p) {
+      return latencies[std::min(latencies.size() - 1, static_cast<size_t>(p * latencies.size()))];
+    };
+    printf("latency p50_us=%.1f p99_us=%.1f\n", pct(0.50), pct(0.99));
+  }
   return 0;
 }

@@ -204,6 +204,43 @@ TEST(SuggestTest, HelpersTaskParamsAndNetwork) {
             Verdict::kViolation);
 }
 
+// DNS egress (#17): a connect to an address the task's own DNS answer named (network.host) is
+// suggested as a host rule, not the address; names resolved but not connected to by name are listed
+// in network.dns (only connect rules' names may be resolved without it).
+TEST(SuggestTest, NamesTheTaskResolvedBecomeHostRules) {
+  std::vector<writ::v1::Event> evs{Start({"/usr/bin/python3", "fetch.py"})};
+  writ::v1::Event c = EventBuilder::Connect("127.0.0.1", 443);
+  c.mutable_network()->set_host("localhost");
+  evs.push_back(c);
+  for (const char* name : {"localhost", "files.example.org"}) {
+    writ::v1::Event d;
+    d.set_kind("dns");
+    d.mutable_dns()->set_query(name);
+    d.mutable_dns()->set_verdict("allowed");
+    evs.push_back(d);
+  }
+  writ::v1::Event refused;  // a name the stub refused is not suggested
+  refused.set_kind("dns");
+  refused.mutable_dns()->set_query("evil.example.net");
+  refused.mutable_dns()->set_verdict("refused");
+  evs.push_back(refused);
+  evs.push_back(EventBuilder::Connect("10.9.9.9", 5432));  // no name: an address rule
+  Suggestion s = Suggest("fetch", evs, "t-dns");
+  const std::string rules = RulesOf(s.yaml);
+  EXPECT_THAT(rules, HasSubstr("{host: \"localhost\", ports: [443]}"));
+  EXPECT_THAT(rules, Not(HasSubstr("127.0.0.1")));
+  EXPECT_THAT(rules, HasSubstr("{cidr: \"10.9.9.9\", ports: [5432]}"));
+  EXPECT_THAT(rules,
+              HasSubstr("dns:\n    allow:\n      - \"files.example.org\"\n      - \"localhost\""));
+  EXPECT_THAT(rules, Not(HasSubstr("evil.example.net")));
+  EXPECT_THAT(s.yaml, HasSubstr("# Network: names the task resolved"));
+  auto ci = LoadAndCompile(s);  // its tests replay the named connect: allowed by the host rule
+  ASSERT_NE(ci, nullptr);
+  EXPECT_EQ(ReplayEvents(*ci, evs).violations, 0);
+  EXPECT_NE(ci->dns_policy().Match("files.example.org"), nullptr);
+  EXPECT_EQ(ci->dns_policy().Match("evil.example.net"), nullptr);
+}
+
 // A recording that read a key and a .env: the suggestion says so, reports it, and denies both.
 TEST(SuggestTest, SecretsAreReportedAndNeverAllowed) {
   std::vector<writ::v1::Event> evs;
