@@ -268,6 +268,28 @@ TEST_F(ConfigTest, OtherBadValues) {
   p = Write("bpf_lsm: true\n");
   EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: bpf_lsm: must be auto or off");
   EXPECT_EQ(LoadConfig(Write("mode: monitor\n"))->bpf_lsm, "auto");
+  // dns: the stub answers tasks only (loopback), TTL bounds in order, every key known.
+  p = Write("dns:\n  listen: 0.0.0.0:53\n");
+  EXPECT_EQ(
+      LoadConfig(p).status().message(),
+      p + ":2: dns.listen: must be an IPv4 loopback address and port (127.0.0.1:5353; port 0: "
+          "any free port), not \"0.0.0.0:53\"");
+  p = Write("dns:\n  min_ttl: 600\n  max_ttl: 60\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":2: dns: min_ttl (600) is above max_ttl (60)");
+  p = Write("dns:\n  upstreams: [\"8.8.8.8\", \"not an address\"]\n");
+  EXPECT_THAT(std::string(LoadConfig(p).status().message()),
+              HasSubstr(p + ":2: dns.upstreams[1]: "));
+  p = Write("dns:\n  cache: true\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":2: dns.cache: unknown key");
+  p = Write("dns:\n  upstream_timeout: 1h\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":2: dns.upstream_timeout: must be a duration between 10ms and 30s");
+  auto dns = LoadConfig(Write("dns:\n  listen: 127.0.0.1:5353\n  upstreams: [\"10.0.0.2:53\"]\n"));
+  ASSERT_TRUE(dns.ok()) << dns.status();
+  EXPECT_TRUE(dns->dns);
+  EXPECT_EQ(dns->dns_listen, "127.0.0.1:5353");
+  EXPECT_EQ(dns->dns_upstreams, std::vector<std::string>{"10.0.0.2:53"});
+  EXPECT_FALSE(LoadConfig(Write("mode: monitor\n"))->dns) << "off unless configured";
   p = Write("on_daemon_loss: panic\n");
   EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: on_daemon_loss: must be freeze or continue");
   p = Write("mode: [a, b]\n");
