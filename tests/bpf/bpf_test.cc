@@ -1615,7 +1615,8 @@ struct FakeStub {
   std::mutex mu;
   std::vector<std::pair<std::string, std::optional<writ::bpf::DnsPeer>>> seen;  // query, sender
 
-  bool Start(const writ::bpf::Loader* const* loader) {
+  // `loader`: the test's, looked up when a query arrives (set by Load before any can).
+  bool Start(const std::unique_ptr<writ::bpf::Loader>* loader) {
     tcp4 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_storage a = Addr(AF_INET, "127.0.0.1", 0);
     if (bind(tcp4, reinterpret_cast<sockaddr*>(&a), AddrLen(a)) != 0 || listen(tcp4, 8) != 0)
@@ -1738,14 +1739,20 @@ Exchange Ask(int type, const sockaddr_storage& server, const char* q, bool conne
   return x;
 }
 
-TEST_F(BpfTest, DnsToAnyResolverReachesTheStubWhichKnowsTheTaskAndRepliesReadAsTheResolver) {
+// The programs loaded with `stub` as writd's DNS stub, our cgroup an enforce-mode task with an
+// empty connect table: everything but DNS is refused.
+class BpfDnsTest : public BpfTest {
+ protected:
+  void LoadWithStub(FakeStub& stub) {
+    ASSERT_TRUE(stub.Start(&loader_)) << strerror(errno);
+    dns_port_ = stub.port;
+    ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));
+  }
+};
+
+TEST_F(BpfDnsTest, DnsToAnyResolverReachesTheStubWhichKnowsTheTaskAndRepliesReadAsTheResolver) {
   FakeStub stub;
-  const Loader* lp = nullptr;
-  ASSERT_TRUE(stub.Start(&lp)) << strerror(errno);
-  dns_port_ = stub.port;
-  // An enforce-mode task with an empty connect table: everything but DNS is refused.
-  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));
-  lp = loader_.get();
+  ASSERT_NO_FATAL_FAILURE(LoadWithStub(stub));
   struct Case {
     const char* name;
     int type;
@@ -1805,13 +1812,9 @@ TEST_F(BpfTest, DnsToAnyResolverReachesTheStubWhichKnowsTheTaskAndRepliesReadAsT
   }));
 }
 
-TEST_F(BpfTest, AProcessOutsideEveryTaskTalksToItsOwnResolver) {
+TEST_F(BpfDnsTest, AProcessOutsideEveryTaskTalksToItsOwnResolver) {
   FakeStub stub;
-  const Loader* lp = nullptr;
-  ASSERT_TRUE(stub.Start(&lp)) << strerror(errno);
-  dns_port_ = stub.port;
-  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));
-  lp = loader_.get();
+  ASSERT_NO_FATAL_FAILURE(LoadWithStub(stub));
   // A resolver of our own on loopback port 53 would need the port free; instead: a UDP send to
   // port 53 of a documentation address from outside the task is not redirected, so the stub never
   // sees it.
@@ -1828,13 +1831,9 @@ TEST_F(BpfTest, AProcessOutsideEveryTaskTalksToItsOwnResolver) {
   EXPECT_FALSE(stub.Saw("outside"));
 }
 
-TEST_F(BpfTest, APacketToTheStubFromARawSocketIsDropped) {
+TEST_F(BpfDnsTest, APacketToTheStubFromARawSocketIsDropped) {
   FakeStub stub;
-  const Loader* lp = nullptr;
-  ASSERT_TRUE(stub.Start(&lp)) << strerror(errno);
-  dns_port_ = stub.port;
-  ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));
-  lp = loader_.get();
+  ASSERT_NO_FATAL_FAILURE(LoadWithStub(stub));
   // A root task writes a UDP packet itself, its source port naming some other socket: the stub
   // would attribute it to whoever the kernel last saw send from that port. It never arrives.
   const uint16_t stub_port = stub.port;
@@ -1855,7 +1854,7 @@ TEST_F(BpfTest, APacketToTheStubFromARawSocketIsDropped) {
   EXPECT_FALSE(stub.Saw("forged"));
 }
 
-TEST_F(BpfTest, APinAllowsItsAddressOnItsPortsUntilItExpires) {
+TEST_F(BpfDnsTest, APinAllowsItsAddressOnItsPortsUntilItExpires) {
   dns_port_ = 5353;  // pins are read only where a stub is configured
   ASSERT_NO_FATAL_FAILURE(Load(WRIT_TASK_ENFORCE | WRIT_TASK_NET_TABLE));
   Listener l4(AF_INET), l6(AF_INET6), other(AF_INET);

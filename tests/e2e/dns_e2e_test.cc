@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testlib/dnsmasq.h"
+#include "testlib/listener.h"
 #include "testlib/writd_fixture.h"
 
 namespace writ {
@@ -37,38 +38,7 @@ using testlib::WritdInstance;
 
 constexpr char kAgent[] = "spiffe://example.org/agent/dns";
 
-// A TCP listener on ip:port (port 0: any); the kernel completes handshakes from the backlog.
-struct Listener {
-  int fd = -1;
-  uint16_t port = 0;
-  Listener(int family, const char* ip, uint16_t want) {
-    fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (family == AF_INET) {
-      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-      a->sin_family = AF_INET;
-      a->sin_port = htons(want);
-      inet_pton(AF_INET, ip, &a->sin_addr);
-      len = sizeof(*a);
-    } else {
-      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-      a->sin6_family = AF_INET6;
-      a->sin6_port = htons(want);
-      inet_pton(AF_INET6, ip, &a->sin6_addr);
-      len = sizeof(*a);
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 64) != 0) return;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                   : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-  }
-  ~Listener() {
-    if (fd >= 0) close(fd);
-  }
-};
+using testlib::Listener;
 
 std::string Intents(uint16_t port) {
   return absl::StrCat(R"(apiVersion: writ.dev/v1

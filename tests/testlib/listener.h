@@ -18,20 +18,30 @@ namespace writ::testlib {
 struct Listener {
   int fd = -1;
   uint16_t port = 0;
-  explicit Listener(int family) {
+  // On the loopback address of `family`, or on `ip` (any 127.0.0.0/8 address is local), at `want`
+  // (0: a free port). port stays 0 when the bind failed.
+  explicit Listener(int family, const char* ip = nullptr, uint16_t want = 0) {
     fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_storage ss{};
     socklen_t len;
     if (family == AF_INET) {
       auto* a = reinterpret_cast<sockaddr_in*>(&ss);
       a->sin_family = AF_INET;
+      a->sin_port = htons(want);
       a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (ip) inet_pton(AF_INET, ip, &a->sin_addr);
       len = sizeof(*a);
     } else {
       auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
       a->sin6_family = AF_INET6;
+      a->sin6_port = htons(want);
       a->sin6_addr = in6addr_loopback;
+      if (ip) inet_pton(AF_INET6, ip, &a->sin6_addr);
       len = sizeof(*a);
+    }
+    if (want != 0) {
+      int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
     if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 64) != 0) return;
     getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
