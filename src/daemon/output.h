@@ -46,8 +46,8 @@ class Output final : public EventOutput {
   }
 
   // The enforcement rung in force ("lsm", or "tracepoint"; a string literal), named by every
-  // task_start. Set in Daemon::Start once the programs are loaded, before any task starts, but after
-  // the credential service's outbox thread may already emit: hence atomic.
+  // task_start. Set in Daemon::Start once the programs are loaded, before any task starts, but
+  // after the credential service's outbox thread may already emit: hence atomic.
   void SetRung(const char* rung) { rung_.store(rung, std::memory_order_release); }
 
   v1::Event NewEvent(const char* kind) override;
