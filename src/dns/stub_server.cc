@@ -61,6 +61,13 @@ absl::Status StubServer::Start(const std::string& addr, const std::string& addr6
   if (udp_ < 0 || tcp_ < 0 || wake_ < 0) return absl::InternalError(strerror(errno));
   int one = 1;
   setsockopt(tcp_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  // Every task's queries share the UDP socket's receive buffer: a task that floods it makes the
+  // kernel drop the others' datagrams before the loop reads them (they retry). A large buffer
+  // (root may exceed rmem_max) keeps a burst in the queue, where the per-task bound applies.
+  int rcvbuf = 4 << 20;
+  if (setsockopt(udp_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0) {
+    setsockopt(udp_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  }
   // Port 0: the TCP socket takes a free port, and UDP binds the same number.
   if (bind(tcp_, reinterpret_cast<const sockaddr*>(&*ss), Len(*ss)) != 0 || listen(tcp_, 64) != 0) {
     return absl::UnavailableError(absl::StrCat("dns stub: bind tcp ", addr, ": ", strerror(errno)));
@@ -84,6 +91,9 @@ absl::Status StubServer::Start(const std::string& addr, const std::string& addr6
     setsockopt(tcp6_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(tcp6_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     setsockopt(udp6_, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (setsockopt(udp6_, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) != 0) {
+      setsockopt(udp6_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    }
     if (bind(tcp6_, reinterpret_cast<const sockaddr*>(&*s6), Len(*s6)) != 0 ||
         listen(tcp6_, 64) != 0 ||
         bind(udp6_, reinterpret_cast<const sockaddr*>(&*s6), Len(*s6)) != 0) {
