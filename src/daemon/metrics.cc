@@ -293,6 +293,26 @@ std::string RenderMetrics(const MetricsSources& m) {
   absl::StrAppend(&o, "writ_tasks_active ", m.registry->size(), "\n");
   Head(&o, "writ_approvals_pending", "gauge", "Approval requests waiting for a human.");
   absl::StrAppend(&o, "writ_approvals_pending ", m.approvals->size(), "\n");
+  if (m.dns) {
+    const DnsCounters dc = m.dns->counters();
+    Head(&o, "writ_dns_queries_total", "counter",
+         "DNS queries of tasks at writd's stub, by outcome (unattributed and dropped: refused or "
+         "not answered without a task's verdict).");
+    const std::pair<const char*, uint64_t> by[] = {
+        {"allowed", dc.allowed}, {"refused", dc.refused},           {"malformed", dc.malformed},
+        {"failed", dc.failed},   {"unattributed", dc.unattributed}, {"dropped", dc.dropped}};
+    for (const auto& [outcome, n] : by) {
+      absl::StrAppend(&o, "writ_dns_queries_total{outcome=\"", outcome, "\"} ", n, "\n");
+    }
+    Head(&o, "writ_dns_pin_errors_total", "counter",
+         "Kernel pins that could not be written (the address stays refused).");
+    absl::StrAppend(&o, "writ_dns_pin_errors_total ", dc.pin_errors, "\n");
+    Head(&o, "writ_dns_pins", "gauge",
+         "Live DNS pins per task: addresses its own answers named, bounded by dns.max_pins.");
+    for (const auto& t : m.registry->All()) {
+      absl::StrAppend(&o, "writ_dns_pins{task=\"", t->id, "\"} ", m.dns->PinCount(t->id), "\n");
+    }
+  }
   if (m.creds) {
     auto depth = m.creds->OutboxDepth();
     Head(&o, "writ_revocation_outbox_depth", "gauge", "External revocations not yet acknowledged.");

@@ -197,6 +197,11 @@ TEST_F(DnsE2e, AnAllowedNameResolvesAndConnectsByItsOwnAnswerV4V6AndThroughACnam
   json cn = Dns(task, "alias.api.writ.test");
   ASSERT_FALSE(cn.is_null());
   EXPECT_THAT(cn["dns"]["cnames"].dump(), HasSubstr("a.cdn.writ.test"));
+  // Counted: `writ status` (and /metrics, writ_dns_*).
+  const std::string st = writd_->Writ({"status"}).out;
+  EXPECT_THAT(st, ::testing::ContainsRegex("dns_allowed=[1-9]"));
+  EXPECT_THAT(st, ::testing::ContainsRegex("dns_pins_written=[1-9]"));
+  EXPECT_THAT(st, HasSubstr("dns_pin_errors=0"));
 }
 
 TEST_F(DnsE2e, ANameTheIntentDoesNotAllowIsRefusedAndSoIsItsAddress) {
