@@ -74,10 +74,10 @@ asan_dir="$root/build-asan"; tsan_dir="$root/build-tsan"
 asan_targets="sinks_unit_test net_unit_test creds_unit_test dns_unit_test intent_unit_test core_unit_test
   journal_unit_test intent_subset_test redact_unit_test sinks_e2e_test creds_e2e_test creds_writd_e2e_test
   writd_e2e_test writd_sinks_e2e_test redact_e2e_test evasion_e2e_test adopt_e2e_test control_e2e_test
-  control_attack approvals_e2e_test http_e2e_test mcp_gateway_unit_test writ_fuzz_targets writd writ"
+  control_attack approvals_e2e_test http_e2e_test dns_e2e_test mcp_gateway_unit_test writ_fuzz_targets writd writ"
 tsan_targets="sinks_unit_test creds_unit_test dns_unit_test journal_unit_test redact_unit_test writd writ writd_e2e_test
   writd_sinks_e2e_test creds_writd_e2e_test adopt_e2e_test creds_e2e_test sinks_e2e_test control_e2e_test
-  control_attack approvals_e2e_test http_e2e_test"
+  control_attack approvals_e2e_test http_e2e_test dns_e2e_test"
 hard_build() {  # NAME DIR CXX CMAKE_ARGS TARGETS (word-split): configure + build, rc in build-NAME.rc
   local name=$1 dir=$2 cxx=$3 cargs=$4 targets=$5 t0 rc
   t0=$(date +%s)
