@@ -169,6 +169,7 @@ void StubServer::DropEntry(const std::string& task, const std::shared_ptr<Entry>
     return;  // a query is in service: Answer drops the pins when it is done (it sees `removed`)
   }
   gone = e->resolver->pins().Expire(absl::InfiniteFuture());
+  e->pins.store(0);
   e->mu.Unlock();
   if (!gone.empty() && cb_.on_expired) cb_.on_expired(task, gone);
 }
@@ -183,6 +184,7 @@ void StubServer::RestorePins(const std::string& task, const std::vector<Pin>& pi
   }
   absl::MutexLock el(&e->mu);
   for (const Pin& p : pins) e->resolver->pins().Add(p);
+  e->pins.store(e->resolver->pins().size());
 }
 
 size_t StubServer::PinCount(const std::string& task) {
@@ -193,8 +195,7 @@ size_t StubServer::PinCount(const std::string& task) {
     if (it == tasks_.end()) return 0;
     e = it->second;
   }
-  absl::MutexLock el(&e->mu);
-  return e->resolver->pins().size();
+  return e->pins.load();  // never waits for a query in service (its upstream may be slow)
 }
 
 StubCounters StubServer::counters() {
@@ -223,6 +224,7 @@ std::vector<uint8_t> StubServer::Answer(const Job& job, size_t max) {
   {
     absl::MutexLock el(&e->mu);  // one query of a task at a time; other tasks go on
     o = e->resolver->Handle(job.query, max, StubNow());
+    e->pins.store(e->resolver->pins().size());
     if (!o.expired.empty() && cb_.on_expired) cb_.on_expired(*job.task, o.expired);
     if (cb_.on_query) cb_.on_query(*job.task, o, job.src);
   }
@@ -381,10 +383,13 @@ void StubServer::ExpirePins() {
   const absl::Time now = StubNow();
   for (auto& [task, e] : all) {
     std::vector<Pin> gone;
-    {
-      absl::MutexLock el(&e->mu);
-      gone = e->resolver->pins().Expire(now);
-    }
+    // A task with a query in service is skipped until the next tick: the loop thread must never
+    // wait for an upstream (it would stop reading every task's queries), and the kernel refuses an
+    // expired pin by its own clock whatever userspace has not deleted yet.
+    if (!e->mu.TryLock()) continue;
+    gone = e->resolver->pins().Expire(now);
+    e->pins.store(e->resolver->pins().size());
+    e->mu.Unlock();
     if (!gone.empty() && cb_.on_expired) cb_.on_expired(task, gone);
   }
 }

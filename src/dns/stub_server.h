@@ -101,6 +101,7 @@ class StubServer {
     absl::Mutex mu;  // held while one of the task's queries is in service (upstream included)
     std::unique_ptr<TaskResolver> resolver ABSL_GUARDED_BY(mu);
     std::atomic<bool> removed{false};  // the task ended, or was added again: its pins all go
+    std::atomic<size_t> pins{0};       // the resolver's pin count as last seen under `mu`
   };
   // Expires every pin of a removed entry, unless a query of it is in service (that query does it
   // when it is done): RemoveTask never waits for an upstream.
