@@ -196,11 +196,6 @@ void DnsEgress::RemoveTask(const identity::Task& task) {
   names_.erase(task.id);
 }
 
-size_t DnsEgress::TaskCount() {
-  absl::MutexLock l(&mu_);
-  return names_.size();
-}
-
 DnsCounters DnsEgress::counters() {
   const dns::StubCounters sc = stub_->counters();
   absl::MutexLock l(&mu_);

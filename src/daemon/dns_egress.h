@@ -81,7 +81,6 @@ class DnsEgress {
 
   DnsCounters counters();
   size_t PinCount(const std::string& task_id) { return stub_->PinCount(task_id); }
-  size_t TaskCount();
 
  private:
   DnsEgress(const Config& cfg, Deps deps);

@@ -1815,9 +1815,8 @@ TEST_F(BpfDnsTest, DnsToAnyResolverReachesTheStubWhichKnowsTheTaskAndRepliesRead
 TEST_F(BpfDnsTest, AProcessOutsideEveryTaskTalksToItsOwnResolver) {
   FakeStub stub;
   ASSERT_NO_FATAL_FAILURE(LoadWithStub(stub));
-  // A resolver of our own on loopback port 53 would need the port free; instead: a UDP send to
-  // port 53 of a documentation address from outside the task is not redirected, so the stub never
-  // sees it.
+  // A process outside every task sends to 127.0.0.1:53 (nothing listens there): no program sends
+  // it to the stub, so the stub never sees it. The redirect is the task's alone.
   pid_t pid = Spawn(
       [&] {
         int s = socket(AF_INET, SOCK_DGRAM, 0);
