@@ -12,8 +12,10 @@
  * The stub learns which task asked from cgroup_skb/egress: every packet a task sends to the stub's
  * address and port is recorded by its source address and port (what the stub sees as its peer) with the
  * task's cgroup, read from the sending socket, not from the packet (dns_peer_map). A packet to the stub from
- * a raw socket (a forged source) is dropped. Nothing here judges a name: the stub does, and pins the
- * addresses of an allowed name in pin_map (writ_common.bpf.h), which net_verdict reads.
+ * a raw socket (a forged source) is dropped. The same program records, in console_peer_map, the TCP packets
+ * tasks send to the approvals console's port, so that the console can refuse them. Nothing here judges a
+ * name: the stub does, and pins the addresses of an allowed name in pin_map (writ_common.bpf.h), which
+ * net_verdict reads.
  */
 #ifndef WRIT_DNS_BPF_H
 #define WRIT_DNS_BPF_H
@@ -160,7 +162,18 @@ int cg_dns_peer6(struct bpf_sock_addr *ctx)
 	return dns_restore(ctx, AF_INET6);
 }
 
-/* Every packet a task sends passes here: the few bound for the stub record who sent them. */
+/* TCP source as writd's approvals console sees its peer -> the sending task's cgroup (#20). The console
+ * refuses a connection found here: a task never reaches the decision endpoints, whatever its intent allows
+ * and whatever cookie it got hold of. A map of its own: a flood of DNS queries cannot evict an entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct writ_dns_peer_key);
+	__type(value, __u64);
+} console_peer_map SEC(".maps");
+
+/* Every packet a task sends passes here: the few bound for the stub, or for the console's port, record who
+ * sent them. */
 SEC("cgroup_skb/egress")
 int cg_dns_egress(struct __sk_buff *skb)
 {
@@ -168,38 +181,37 @@ int cg_dns_egress(struct __sk_buff *skb)
 	struct writ_dns_peer v = {};
 	struct writ_dns_orig *o;
 	struct bpf_sock *sk;
+	__u32 zero = 0, d[4] = {};
+	int to_stub = 0, to_console;
 	__u16 ports[2];
 	__u32 l4off;
-	__u64 cookie;
+	__u64 cookie, cgid;
 	__u8 proto;
 
-	const struct writ_dns_cfg *c = dns_cfg();
+	const struct writ_dns_cfg *c = bpf_map_lookup_elem(&dns_cfg_map, &zero);
 
-	if (!c)
+	if (!c || !(c->port | c->console_port))
 		return 1;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 
 		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
 			return 1;
-		if (ip.daddr != c->addr4)
-			return 1;
 		if (ip.frag_off & bpf_htons(0x1fff))
 			return 1; /* not a first fragment: no ports */
+		to_stub = c->port && ip.daddr == c->addr4;
 		proto = ip.protocol;
 		l4off = (ip.ihl & 0xf) * 4;
 		k.family = AF_INET;
 		__builtin_memcpy(k.addr, &ip.saddr, 4);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
-		__u32 d[4];
 
 		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
 			return 1;
 		__builtin_memcpy(d, &ip6.daddr, 16);
-		if (d[0] != c->addr6[0] || d[1] != c->addr6[1] || d[2] != c->addr6[2] ||
-		    d[3] != c->addr6[3] || !(d[0] | d[1] | d[2] | d[3]))
-			return 1;
+		to_stub = c->port && d[0] == c->addr6[0] && d[1] == c->addr6[1] && d[2] == c->addr6[2] &&
+			  d[3] == c->addr6[3] && (d[0] | d[1] | d[2] | d[3]);
 		proto = ip6.nexthdr;
 		l4off = sizeof(ip6);
 		k.family = AF_INET6;
@@ -209,9 +221,15 @@ int cg_dns_egress(struct __sk_buff *skb)
 	}
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
+	if (!to_stub && !(c->console_port && proto == IPPROTO_TCP))
+		return 1;
 	if (bpf_skb_load_bytes(skb, l4off, ports, sizeof(ports)))
 		return 1;
-	if (bpf_ntohs(ports[1]) != c->port)
+	to_stub = to_stub && bpf_ntohs(ports[1]) == c->port;
+	/* The console's port on any destination address: a wildcard listener is reached through every local
+	 * address, and an entry for a remote peer costs one LRU slot. */
+	to_console = c->console_port && proto == IPPROTO_TCP && bpf_ntohs(ports[1]) == c->console_port;
+	if (!to_stub && !to_console)
 		return 1;
 	sk = skb->sk;
 	if (!sk)
@@ -223,8 +241,12 @@ int cg_dns_egress(struct __sk_buff *skb)
 		return 0; /* a source the task wrote itself: it would name another task's socket */
 	k.proto = proto;
 	k.port = bpf_ntohs(ports[0]);
-	v.cgroup_id =
-		cfg_task_level ? bpf_skb_ancestor_cgroup_id(skb, cfg_task_level) : bpf_skb_cgroup_id(skb);
+	cgid = cfg_task_level ? bpf_skb_ancestor_cgroup_id(skb, cfg_task_level) : bpf_skb_cgroup_id(skb);
+	if (to_console) {
+		bpf_map_update_elem(&console_peer_map, &k, &cgid, BPF_ANY);
+		return 1;
+	}
+	v.cgroup_id = cgid;
 	cookie = bpf_get_socket_cookie(skb);
 	o = bpf_map_lookup_elem(&dns_orig_map, &cookie);
 	if (o)

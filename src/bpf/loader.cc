@@ -253,11 +253,11 @@ absl::Status Loader::Load() {
     skel_->rodata->cfg_task_level = cfg_.task_level;
     skel_->rodata->cfg_wakeup_bytes = cfg_.wakeup_bytes;
     if (cfg_.dns_port == 0) {  // no stub: its programs would only return at their first line
-      for (bpf_program* p :
-           {skel_->progs.cg_dns_recvmsg4, skel_->progs.cg_dns_recvmsg6, skel_->progs.cg_dns_peer4,
-            skel_->progs.cg_dns_peer6, skel_->progs.cg_dns_egress}) {
+      for (bpf_program* p : {skel_->progs.cg_dns_recvmsg4, skel_->progs.cg_dns_recvmsg6,
+                             skel_->progs.cg_dns_peer4, skel_->progs.cg_dns_peer6}) {
         bpf_program__set_autoload(p, false);
       }
+      if (cfg_.console_port == 0) bpf_program__set_autoload(skel_->progs.cg_dns_egress, false);
     }
     const KernelFeatures kf = ProbeKernelFeatures();
     skel_->rodata->cfg_exit_group_dead = kf.exit_group_dead;
@@ -365,6 +365,7 @@ absl::Status Loader::LoadAndAttach() {
     dc.port = cfg_.dns_port;
     dc.addr4 = cfg_.dns_addr4;
     std::memcpy(dc.addr6, cfg_.dns_addr6, sizeof(dc.addr6));
+    dc.console_port = cfg_.console_port;
     const uint32_t zero = 0;
     if (bpf_map__update_elem(skel_->maps.dns_cfg_map, &zero, sizeof(zero), &dc, sizeof(dc),
                              BPF_ANY) != 0) {
@@ -430,10 +431,14 @@ absl::Status Loader::LoadAndAttach() {
       WRIT_SELF_HOOK(kexec_file_load),
 #undef WRIT_SELF_HOOK
   };
+  if (cfg_.dns_port != 0 || cfg_.console_port != 0) {
+    hooks.push_back(
+        {skel_->progs.cg_dns_egress, HookId::kDns,
+         cfg_.dns_port ? "dns (cgroup_skb/egress)" : "console peers (cgroup_skb/egress)"});
+  }
   if (cfg_.dns_port != 0) {
     hooks.insert(hooks.end(),
-                 {{skel_->progs.cg_dns_egress, HookId::kDns, "dns (cgroup_skb/egress)"},
-                  {skel_->progs.cg_dns_recvmsg4, HookId::kDns, "dns (cgroup/recvmsg4)"},
+                 {{skel_->progs.cg_dns_recvmsg4, HookId::kDns, "dns (cgroup/recvmsg4)"},
                   {skel_->progs.cg_dns_recvmsg6, HookId::kDns, "dns (cgroup/recvmsg6)"},
                   {skel_->progs.cg_dns_peer4, HookId::kDns, "dns (cgroup/getpeername4)"},
                   {skel_->progs.cg_dns_peer6, HookId::kDns, "dns (cgroup/getpeername6)"}});
@@ -518,8 +523,8 @@ absl::Status Loader::LoadAndAttach() {
   // A writd without the DNS stub must not leave the links of one that had it: they would redirect
   // tasks' DNS to a port nobody serves.
   if (cfg_.dns_port == 0) {
-    UnpinUnused(
-        {"cg_dns_egress", "cg_dns_recvmsg4", "cg_dns_recvmsg6", "cg_dns_peer4", "cg_dns_peer6"});
+    UnpinUnused({"cg_dns_recvmsg4", "cg_dns_recvmsg6", "cg_dns_peer4", "cg_dns_peer6"});
+    if (cfg_.console_port == 0) UnpinUnused({"cg_dns_egress"});
   }
   std::vector<std::string> replaced;
   for (const Hook& h : hooks) {
@@ -895,7 +900,11 @@ std::vector<Loader::PinEntry> Loader::ReadPins(uint32_t slot) const {
   return out;
 }
 
-std::optional<DnsPeer> Loader::LookupDnsPeer(int proto, const sockaddr_storage& src) const {
+namespace {
+
+// The peer-map key of a packet source as a socket saw it (a dual-stack socket's IPv4 peer is
+// v4-mapped; the packet, and so the key, is IPv4).
+std::optional<writ_dns_peer_key> PeerKey(int proto, const sockaddr_storage& src) {
   writ_dns_peer_key k{};
   k.proto = static_cast<uint8_t>(proto);
   if (src.ss_family == AF_INET) {
@@ -917,6 +926,26 @@ std::optional<DnsPeer> Loader::LookupDnsPeer(int proto, const sockaddr_storage& 
   } else {
     return std::nullopt;
   }
+  return k;
+}
+
+}  // namespace
+
+std::optional<uint64_t> Loader::TakeConsolePeer(const sockaddr_storage& src) {
+  std::optional<writ_dns_peer_key> k = PeerKey(IPPROTO_TCP, src);
+  if (!k || !skel_) return std::nullopt;
+  uint64_t cgid = 0;
+  if (bpf_map__lookup_and_delete_elem(skel_->maps.console_peer_map, &*k, sizeof(*k), &cgid,
+                                      sizeof(cgid), 0) != 0) {
+    return std::nullopt;
+  }
+  return cgid;
+}
+
+std::optional<DnsPeer> Loader::LookupDnsPeer(int proto, const sockaddr_storage& src) const {
+  std::optional<writ_dns_peer_key> key = PeerKey(proto, src);
+  if (!key) return std::nullopt;
+  const writ_dns_peer_key& k = *key;
   writ_dns_peer v{};
   if (bpf_map__lookup_elem(skel_->maps.dns_peer_map, &k, sizeof(k), &v, sizeof(v), 0) != 0) {
     return std::nullopt;

@@ -53,6 +53,9 @@ struct LoaderConfig {
   uint16_t dns_port = 0;
   uint32_t dns_addr4 = 0;      // network byte order
   uint8_t dns_addr6[16] = {};  // all zero: no IPv6 stub
+  // The approvals console's TCP port (0: none): cgroup_skb/egress records which task sends to it
+  // (TakeConsolePeer), attached when this or dns_port is set.
+  uint16_t console_port = 0;
 };
 
 // Who sent a packet to the stub, by the source the stub saw (Loader::LookupDnsPeer).
@@ -178,6 +181,9 @@ class Loader {
   // The task that sent to the stub from `src` (as the stub's recvfrom/accept saw it) over `proto`
   // (IPPROTO_UDP, IPPROTO_TCP); nullopt when no task did.
   std::optional<DnsPeer> LookupDnsPeer(int proto, const sockaddr_storage& src) const;
+  // The task cgroup whose socket sent TCP to the console's port from `src` (as the console's accept
+  // saw its peer), removing the record; nullopt when no task did.
+  std::optional<uint64_t> TakeConsolePeer(const sockaddr_storage& src);
 
   // Drains what is pending; if nothing was, sleeps up to timeout_ms or until a prompt record (or a
   // large backlog) wakes it, then drains (RingReader::Poll: batched records never wake the poller,

@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -142,6 +143,7 @@ class BpfTest : public ::testing::Test {
       lc.dns_addr4 = htonl(INADDR_LOOPBACK);
       std::memcpy(lc.dns_addr6, &in6addr_loopback, 16);
     }
+    lc.console_port = console_port_;
     auto l = Loader::Open(lc, [this](const void* d, size_t n) {
       Rec r;
       if (decoder_.Decode(d, n, &r.ev, &r.info).ok()) recs_.push_back(std::move(r));
@@ -222,7 +224,8 @@ class BpfTest : public ::testing::Test {
 
   std::string mount_, root_, task_dir_, tmp_;
   uint64_t cgid_ = 0;
-  uint16_t dns_port_ = 0;  // set before Load: the DNS stub's port (0: none)
+  uint16_t dns_port_ = 0;      // set before Load: the DNS stub's port (0: none)
+  uint16_t console_port_ = 0;  // set before Load: the approvals console's port (0: none)
   decode::Decoder decoder_{BootToUnixOffsetNs(), "test"};
   std::deque<Rec>
       recs_;  // a deque: WaitFor hands out pointers that later polls must not invalidate
@@ -1851,6 +1854,60 @@ TEST_F(BpfDnsTest, APacketToTheStubFromARawSocketIsDropped) {
   EXPECT_EQ(Wait(pid), 0) << "exit 12: the forged packet was sent";
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(stub.Saw("forged"));
+}
+
+// The approvals console (#20) refuses connections from inside a task on the kernel's word:
+// cgroup_skb/egress records which task's socket sent to the console's port, by the source the
+// console's accept sees.
+TEST_F(BpfTest, TheConsoleLearnsWhichTaskConnectedAndNothingOfOthers) {
+  testlib::Listener console(AF_INET);
+  testlib::Listener console6(AF_INET6, nullptr, console.port);
+  ASSERT_NE(console.port, 0);
+  console_port_ = console.port;
+  ASSERT_NO_FATAL_FAILURE(Load());
+  auto accept_peer = [](int lfd) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    int c = accept4(lfd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+    char buf[16];
+    if (c >= 0) (void)read(c, buf, sizeof(buf));
+    close(c);
+    return peer;
+  };
+  auto dial = [](int family, const char* ip, uint16_t port) {
+    int s = socket(family, SOCK_STREAM, 0);
+    sockaddr_storage a = Addr(family, ip, port);
+    if (connect(s, reinterpret_cast<sockaddr*>(&a), AddrLen(a)) != 0) return 1;
+    return write(s, "GET", 3) == 3 ? 0 : 2;
+  };
+  for (const auto& [family, ip, lfd] :
+       {std::tuple{AF_INET, "127.0.0.1", console.fd}, std::tuple{AF_INET6, "::1", console6.fd}}) {
+    SCOPED_TRACE(ip);
+    const uint16_t port = console.port;
+    pid_t pid = Spawn([&, family = family, ip = ip] { return dial(family, ip, port); });
+    sockaddr_storage peer = accept_peer(lfd);
+    EXPECT_EQ(Wait(pid), 0);
+    std::optional<uint64_t> who = loader_->TakeConsolePeer(peer);
+    ASSERT_TRUE(who.has_value()) << "the task's connection was not recorded";
+    EXPECT_EQ(*who, cgid_);
+    EXPECT_FALSE(loader_->TakeConsolePeer(peer).has_value()) << "a record is taken once";
+    // The same from a process outside every task: no record, so the console serves it.
+    pid = Spawn([&, family = family, ip = ip] { return dial(family, ip, port); },
+                /*in_task=*/false);
+    peer = accept_peer(lfd);
+    EXPECT_EQ(Wait(pid), 0);
+    EXPECT_FALSE(loader_->TakeConsolePeer(peer).has_value());
+  }
+  // A root task writing its own TCP segment to the console's port (a forged source) is dropped.
+  pid_t pid = Spawn([&] {
+    int s = socket(AF_INET, SOCK_RAW, IPPROTO_TCP);
+    if (s < 0) return 10;
+    uint16_t seg[10] = {htons(40001), htons(console.port)};
+    sockaddr_storage a = Addr(AF_INET, "127.0.0.1", 0);
+    ssize_t n = sendto(s, seg, sizeof(seg), 0, reinterpret_cast<sockaddr*>(&a), AddrLen(a));
+    return n < 0 && errno == EPERM ? 0 : n < 0 ? 11 : 12;
+  });
+  EXPECT_EQ(Wait(pid), 0) << "exit 12: the forged segment was sent";
 }
 
 TEST_F(BpfDnsTest, APinAllowsItsAddressOnItsPortsUntilItExpires) {

@@ -390,6 +390,9 @@ struct writ_dns_cfg {
 	__u32 port;	/* host byte order */
 	__u32 addr4;	/* network byte order (127.0.0.1) */
 	__u32 addr6[4]; /* network byte order (::1); all zero: no IPv6 stub */
+	/* The approvals console's TCP port (host byte order; 0: no console): cgroup_skb/egress records
+	 * which task sends to it (console_peer_map), so the console can refuse tasks. */
+	__u32 console_port;
 };
 
 /* A task socket's DNS redirect: where it meant to send (recvmsg and getpeername give this back). */
