@@ -62,6 +62,7 @@ void Usage(FILE* f) {
       "  tail [--violations] [--agent ID] [--task ID] [--format text|json|ocsf]\n"
       "  approvals | approve ID [--scope once|task] [--reason T] | deny ID [--reason T]\n"
       "  kill TASK | freeze TASK | thaw TASK | revoke TASK\n"
+      "  console-login                           a one-time login link to the approvals console\n"
       "  policy check [DIR|FILE...] | policy test [DIR] | policy reload\n"
       "  policy explain --intent NAME [--policies DIR] [--param K=V]... --event JSON\n"
       "  policy suggest --from EVENTS.jsonl --task ID [--name NAME] [--check]\n"
@@ -257,6 +258,22 @@ int CmdDecide(const std::string& socket, int argc, char** argv, bool approve) {
   return 0;
 }
 
+// Prints a one-time link that signs this admin in to the approvals console: the decisions made
+// there carry this user's name. The link works once, for a few minutes; keep it out of shared
+// terminals.
+int CmdConsoleLogin(const std::string& socket, int argc) {
+  if (argc > 2) return Fail(kExitUsage, "usage: writ console-login");
+  Request req;
+  req.mutable_console_login();
+  auto resp = Call(socket, req);
+  if (!resp.ok()) return Fail(1, std::string(resp.status().message()));
+  const auto& l = resp->console_login();
+  printf("%s\n", writ::TerminalSafe(l.url()).c_str());
+  fprintf(stderr, "writ: open it in your browser before %s; it signs you in once, as %s\n",
+          writ::TerminalSafe(l.expires()).c_str(), writ::TerminalSafe(l.who()).c_str());
+  return 0;
+}
+
 int CmdTaskAction(const std::string& socket, const std::string& cmd, int argc, char** argv) {
   Args a = Parse(argc, argv, 2, {"reason"}, {});
   if (!a.error.empty()) return Fail(kExitUsage, a.error);
@@ -443,6 +460,7 @@ int main(int argc, char** argv) {
   if (cmd == "approvals") return CmdApprovals(socket);
   if (cmd == "approve") return CmdDecide(socket, n, v, true);
   if (cmd == "deny") return CmdDecide(socket, n, v, false);
+  if (cmd == "console-login") return CmdConsoleLogin(socket, n);
   if (cmd == "kill" || cmd == "freeze" || cmd == "thaw" || cmd == "revoke") {
     return CmdTaskAction(socket, cmd, n, v);
   }

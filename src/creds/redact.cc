@@ -680,6 +680,7 @@ RedactionReport Redactor::RedactEvent(v1::Event* ev, EventRedactOptions opts) co
     v1::Approval* a = ev->mutable_approval();
     text(a->mutable_action());
     text(a->mutable_decided_by());
+    text(a->mutable_decided_via());
     text(a->mutable_reason());
   }
   if (ev->has_task()) {

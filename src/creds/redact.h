@@ -72,9 +72,10 @@ class Redactor {
   RedactionReport RedactArgv(std::vector<std::string>* args, std::string_view exe) const;
   // Every string field of the event that can carry text from a task, an operator or a server:
   // process.{args (argv-aware), exe, comm, filename, script}, file.path, finding.reason,
-  // action.{result, reason}, approval.{action, decided_by, reason}, task.{command (argv-aware),
-  // params (as key=value), cgroup, workload}, credential.{jti, detail} and the agent's identity
-  // strings. FieldsNotRedacted() lists the rest (writd's own vocabulary and ids) and why.
+  // action.{result, reason}, approval.{action, decided_by, decided_via, reason}, task.{command
+  // (argv-aware), params (as key=value), cgroup, workload}, credential.{jti, detail} and the
+  // agent's identity strings. FieldsNotRedacted() lists the rest (writd's own vocabulary and ids)
+  // and why.
   RedactionReport RedactEvent(v1::Event* ev, EventRedactOptions opts = {}) const;
 
   // The mark for `secret` found by `rule_id`.

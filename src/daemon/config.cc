@@ -6,7 +6,9 @@
 
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "dns/resolver.h"
 #include "journal/journal.h"
 #include "util/status_macros.h"
@@ -18,6 +20,27 @@ absl::Status ValidateMode(const std::string& mode) {
   if (mode == "record" || mode == "monitor" || mode == "enforce") return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("mode \"", mode, "\" is not one of record, monitor, enforce"));
+}
+
+absl::Status ValidateConsoleListen(const std::string& listen) {
+  auto ss = dns::ParseServer(listen, 0, /*any_port=*/true);
+  bool loopback = false;
+  if (ss.ok() && ss->ss_family == AF_INET) {
+    loopback = (ntohl(reinterpret_cast<const sockaddr_in*>(&*ss)->sin_addr.s_addr) >> 24) == 127;
+  } else if (ss.ok() && ss->ss_family == AF_INET6) {
+    loopback = IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&*ss)->sin6_addr);
+  }
+  const bool has_port =
+      ss.ok() &&
+      (ss->ss_family == AF_INET ? listen.find(':') != std::string::npos
+                                : listen.front() == '[' && listen.find("]:") != std::string::npos);
+  if (!loopback || !has_port) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "must be a loopback address and port (127.0.0.1:8484 or [::1]:8484; port 0: any free "
+        "port), not \"",
+        listen, "\": approvers on other machines reach it through an SSH tunnel or a proxy"));
+  }
+  return absl::OkStatus();
 }
 
 namespace {
@@ -243,6 +266,76 @@ absl::Status ParseDns(const std::string& file, const YAML::Node& v, Config* c) {
   return absl::OkStatus();
 }
 
+// console: {listen: ADDR:PORT, url: URL, session_ttl: DURATION, login_ttl: DURATION,
+// notify: {webhook: URL, ca_file: FILE, violations: BOOL}}.
+absl::Status ParseConsole(const std::string& file, const YAML::Node& v, Config* c) {
+  if (!v.IsMap())
+    return absl::InvalidArgumentError(Where(file, v, "console") + "must be a mapping");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node fv = it->second;
+    const std::string field = "console." + key;
+    std::string s;
+    if (key == "listen") {
+      RETURN_IF_ERROR(Scalar(file, fv, field, &s));
+      if (absl::Status st = ValidateConsoleListen(s); !st.ok()) {
+        return absl::InvalidArgumentError(Where(file, fv, field) + std::string(st.message()));
+      }
+      c->console = s;
+    } else if (key == "url") {
+      RETURN_IF_ERROR(Scalar(file, fv, field, &s));
+      if (!absl::StartsWith(s, "http://") && !absl::StartsWith(s, "https://")) {
+        return absl::InvalidArgumentError(Where(file, fv, field) +
+                                          "must be an http:// or https:// URL");
+      }
+      c->console_url = std::string(absl::StripSuffix(s, "/"));
+    } else if (key == "session_ttl" || key == "login_ttl") {
+      RETURN_IF_ERROR(Scalar(file, fv, field, &s));
+      auto d = ParseDuration(s);
+      const absl::Duration hi = key == "session_ttl" ? absl::Hours(24) : absl::Hours(1);
+      if (!d.ok() || *d < absl::Seconds(10) || *d > hi) {
+        return absl::InvalidArgumentError(
+            Where(file, fv, field) +
+            absl::StrCat("must be a duration between 10s and ", absl::FormatDuration(hi)));
+      }
+      (key == "session_ttl" ? c->console_session_ttl : c->console_login_ttl) = *d;
+    } else if (key == "notify") {
+      if (!fv.IsMap())
+        return absl::InvalidArgumentError(Where(file, fv, field) + "must be a mapping");
+      for (auto nt = fv.begin(); nt != fv.end(); ++nt) {
+        const std::string nkey = nt->first.as<std::string>();
+        const std::string nfield = field + "." + nkey;
+        if (nkey == "webhook") {
+          RETURN_IF_ERROR(Scalar(file, nt->second, nfield, &s));
+          if (!absl::StartsWith(s, "http://") && !absl::StartsWith(s, "https://")) {
+            return absl::InvalidArgumentError(Where(file, nt->second, nfield) +
+                                              "must be an http:// or https:// URL");
+          }
+          c->console_webhook = s;
+        } else if (nkey == "ca_file") {
+          RETURN_IF_ERROR(Scalar(file, nt->second, nfield, &s));
+          c->console_webhook_ca = ResolveAgainstConfig(file, s);
+        } else if (nkey == "violations") {
+          RETURN_IF_ERROR(Scalar(file, nt->second, nfield, &s));
+          if (s != "true" && s != "false") {
+            return absl::InvalidArgumentError(Where(file, nt->second, nfield) +
+                                              "must be true or false");
+          }
+          c->console_notify_violations = s == "true";
+        } else {
+          return absl::InvalidArgumentError(Where(file, nt->first, nfield) + "unknown key");
+        }
+      }
+    } else {
+      return absl::InvalidArgumentError(Where(file, it->first, field) + "unknown key");
+    }
+  }
+  if (c->console.empty()) {
+    return absl::InvalidArgumentError(Where(file, v, "console") + "console.listen is required");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Config> LoadConfig(const std::string& path) {
@@ -363,6 +456,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(ParseRedaction(path, v, &c));
     } else if (key == "dns") {
       RETURN_IF_ERROR(ParseDns(path, v, &c));
+    } else if (key == "console") {
+      RETURN_IF_ERROR(ParseConsole(path, v, &c));
     } else if (key == "sinks") {
       if (!v.IsSequence())
         return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");

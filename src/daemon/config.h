@@ -73,10 +73,25 @@ struct Config {
   uint32_t dns_max_ttl = 3600;
   uint32_t dns_max_pins = 1024;
   absl::Duration dns_upstream_timeout = absl::Seconds(2);
+  // console: the approvals console (#20, docs/console.md). Absent (and no --console): off.
+  // console.listen: ADDR:PORT, a loopback address. console.url: how approvers' browsers reach it
+  // (login links, notification links; default http://<listen>). console.session_ttl: a login's
+  // lifetime; console.login_ttl: a login link's. console.notify.webhook: an http(s) URL that gets a
+  // Slack-compatible message for every approval request (and with notify.violations, every
+  // violation); notify.ca_file: its CA.
+  std::string console;  // listen ADDR:PORT, "" = off
+  std::string console_url;
+  absl::Duration console_session_ttl = absl::Hours(8);
+  absl::Duration console_login_ttl = absl::Minutes(5);
+  std::string console_webhook;
+  std::string console_webhook_ca;
+  bool console_notify_violations = false;
 };
 
 // Parses a writd.yaml. Errors: "FILE:LINE: field: message". Unknown keys are errors.
 absl::StatusOr<Config> LoadConfig(const std::string& path);
 absl::Status ValidateMode(const std::string& mode);
+// console.listen / --console: a loopback ADDR:PORT.
+absl::Status ValidateConsoleListen(const std::string& listen);
 
 }  // namespace writ::daemon

@@ -78,6 +78,8 @@ const char* RequestName(const v1::Request& req) {
       return "reload";
     case v1::Request::kToolCall:
       return "tool_call";
+    case v1::Request::kConsoleLogin:
+      return "console_login";
     default:
       return "unknown";
   }
@@ -118,27 +120,44 @@ v1::Response ControlService::Refuse(const api::Peer& peer, const Caller& c, cons
   Log()->warn("task {}: refused {} from pid {} inside it: {}", c.task_id, request, peer.cred.pid,
               std::string(why.message()));
   if (!c.task) return Error(why);  // the task has ended: nothing of it left to respond on
-  Task& t = *c.task;
+  v1::Process p;
+  p.set_pid(static_cast<uint32_t>(peer.cred.pid));
+  p.set_uid(peer.cred.uid);
+  p.set_gid(peer.cred.gid);
+  SelfFinding(*c.task, &p, "control", "control socket", request, why);
+  return Error(why);
+}
+
+void ControlService::RefuseTaskCaller(const std::string& task_id, const char* channel,
+                                      const char* request, const absl::Status& why) {
+  refused_++;
+  refused_from_tasks_++;
+  Log()->warn("task {}: refused {} on the {} from inside it: {}", task_id, request, channel,
+              std::string(why.message()));
+  if (std::shared_ptr<Task> t = d_.registry.Find(task_id)) {
+    SelfFinding(*t, nullptr, channel, channel, request, why);
+  }
+}
+
+void ControlService::SelfFinding(Task& t, const v1::Process* p, const char* channel,
+                                 const char* channel_name, const char* request,
+                                 const absl::Status& why) {
   // A process of the task tried to use writd against its own writ: a self-protection finding, like
   // a syscall aimed at writd, and the task's responses (in enforce mode).
   v1::Event ev = d_.output.NewEvent("self");
   FillAgent(t, &ev);
-  v1::Process* p = ev.mutable_process();
-  p->set_pid(static_cast<uint32_t>(peer.cred.pid));
-  p->set_uid(peer.cred.uid);
-  p->set_gid(peer.cred.gid);
+  if (p) *ev.mutable_process() = *p;
   v1::Syscall* sc = ev.mutable_syscall();
-  sc->set_name(absl::StrCat("control:", request));
+  sc->set_name(absl::StrCat(channel, ":", request));
   sc->set_target("writd");
   ev.set_verdict("violation");
   ev.set_outcome("prevented");  // refused by writd, whatever the mode
   ev.set_enforcement("writd");
   v1::Finding* f = ev.mutable_finding();
-  f->set_rule(absl::StrCat("writ/self.control.", request));
+  f->set_rule(absl::StrCat("writ/self.", channel, ".", request));
   f->set_category("self");
-  f->set_reason(absl::StrCat("a process inside task ", t.id,
-                             " used writd's control socket against its writ (", request,
-                             "): ", why.message()));
+  f->set_reason(absl::StrCat("a process inside task ", t.id, " used writd's ", channel_name,
+                             " against its writ (", request, "): ", why.message()));
   for (const char* fw : {"OWASP-ASI10", "OWASP-ASI03", "MAESTRO-L4"}) f->add_frameworks(fw);
   std::vector<std::string> responses = {"alert", "kill"};
   if (t.compiled && !t.compiled->responses().empty()) responses = t.compiled->responses();
@@ -153,7 +172,6 @@ v1::Response ControlService::Refuse(const api::Peer& peer, const Caller& c, cons
   }
   d_.output.Emit(ev);
   if (enforce) d_.tasks.RunResponses(t, ev, responses, f->reason());
-  return Error(why);
 }
 
 std::optional<v1::Response> ControlService::RequireAdmin(const api::Peer& peer, const Caller& c,
@@ -217,6 +235,9 @@ void ControlService::Handle(const api::Peer& peer, int fd, const v1::Request& re
       break;
     case v1::Request::kToolCall:
       resp = ToolCall(peer, req.tool_call());
+      break;
+    case v1::Request::kConsoleLogin:
+      resp = ConsoleLogin(peer);
       break;
     default:
       resp = Error(absl::InvalidArgumentError("unknown or empty request"));
@@ -459,19 +480,26 @@ v1::Response ControlService::TaskAction(const api::Peer& peer, const v1::Request
                               : req.has_freeze_task() ? req.freeze_task()
                               : req.has_thaw_task()   ? req.thaw_task()
                                                       : req.revoke_task();
+  return TaskActionAs(UserName(peer.cred.uid), RequestName(req), tr);
+}
+
+v1::Response ControlService::TaskActionAs(const std::string& who, const std::string& action,
+                                          const v1::TaskRequest& tr) {
   std::shared_ptr<Task> t = d_.registry.Find(tr.task_id());
   if (!t) return Error(absl::NotFoundError(absl::StrCat("no task ", tr.task_id())));
-  std::string reason =
-      tr.reason().empty() ? absl::StrCat("by ", UserName(peer.cred.uid)) : tr.reason();
+  const std::string reason = tr.reason().empty() ? absl::StrCat("by ", who) : tr.reason();
   bool ok = true;
-  if (req.has_kill_task()) {
+  if (action == "kill") {
     ok = d_.tasks.Kill(*t, nullptr, reason);
-  } else if (req.has_freeze_task()) {
+  } else if (action == "freeze") {
     ok = d_.tasks.Freeze(*t, true, nullptr, reason);
-  } else if (req.has_thaw_task()) {
+  } else if (action == "thaw") {
     ok = d_.tasks.Freeze(*t, false, nullptr, reason);
-  } else {
+  } else if (action == "revoke") {
     d_.tasks.Revoke(*t, 0, reason);
+  } else {
+    return Error(absl::InvalidArgumentError(
+        absl::StrCat("unknown task action \"", action, "\" (kill, freeze, thaw, revoke)")));
   }
   if (!ok) return Error(absl::InternalError("action failed; see writd's log"));
   return v1::Response();
@@ -500,6 +528,16 @@ v1::Response ControlService::Decide(const api::Peer& peer, const v1::ApprovalDec
   // An agent must never approve itself, and only an admin decides for anyone.
   const Caller c = Classify(peer);
   if (auto refused = RequireAdmin(peer, c, d.approve() ? "approve" : "deny")) return *refused;
+  return DecideAs(absl::StrCat(UserName(peer.cred.uid), " (uid ", peer.cred.uid, ")"),
+                  "control socket", d);
+}
+
+v1::Response ControlService::DecideAs(const std::string& who, const std::string& via,
+                                      const v1::ApprovalDecision& d) {
+  if (!d.scope().empty() && d.scope() != "once" && d.scope() != "task") {
+    return Error(
+        absl::InvalidArgumentError(absl::StrCat("scope \"", d.scope(), "\" is not once or task")));
+  }
   std::optional<ApprovalRequest> r = d_.approvals.Take(d.id());
   if (!r) {
     return Error(absl::NotFoundError(
@@ -507,7 +545,6 @@ v1::Response ControlService::Decide(const api::Peer& peer, const v1::ApprovalDec
   }
   std::shared_ptr<Task> t = d_.registry.Find(r->task_id);
   if (!t) return Error(absl::NotFoundError(absl::StrCat("task ", r->task_id, " has ended")));
-  const std::string who = absl::StrCat(UserName(peer.cred.uid), " (uid ", peer.cred.uid, ")");
   v1::Event a = ActionEvent(d_.output, *t, d.approve() ? "approve" : "deny", "ok",
                             r->cause.ktime_ns(), r->id, d.reason());
   v1::Approval* ap = a.mutable_approval();
@@ -515,6 +552,7 @@ v1::Response ControlService::Decide(const api::Peer& peer, const v1::ApprovalDec
   ap->set_action(r->action);
   ap->set_action_hash(r->action_hash);
   ap->set_decided_by(who);
+  ap->set_decided_via(via);
   ap->set_scope(d.scope().empty() ? "once" : d.scope());
   ap->set_reason(d.reason());
   d_.output.Emit(a);
@@ -570,6 +608,22 @@ v1::Response ControlService::ToolCall(const api::Peer& peer, const v1::ToolCallR
   if (!d_.tool_calls) return Error(absl::UnimplementedError("tool calls are not tracked"));
   v1::Response resp;
   *resp.mutable_tool() = d_.tool_calls->Report(*t, r);
+  return resp;
+}
+
+// A login link is an admin's authority handed to a browser: admins only, never from inside a task.
+v1::Response ControlService::ConsoleLogin(const api::Peer& peer) {
+  const Caller c = Classify(peer);
+  if (auto refused = RequireAdmin(peer, c, "console_login")) return *refused;
+  if (!hooks_.console_login) {
+    return Error(absl::FailedPreconditionError(
+        "the approvals console is off (console: in writd.yaml, or writd --console ADDR:PORT)"));
+  }
+  absl::StatusOr<v1::ConsoleLoginResponse> r =
+      hooks_.console_login(absl::StrCat(UserName(peer.cred.uid), " (uid ", peer.cred.uid, ")"));
+  if (!r.ok()) return Error(r.status());
+  v1::Response resp;
+  *resp.mutable_console_login() = *r;
   return resp;
 }
 

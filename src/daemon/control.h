@@ -53,6 +53,8 @@ class ControlService {
     std::function<void(v1::PlacedResponse*)> protect;
     // Where the task's provider credentials are delivered ("" when it has none).
     std::function<std::string(const identity::Task&)> credentials_dir;
+    // A one-time login link to the approvals console for `who` (null: no console).
+    std::function<absl::StatusOr<v1::ConsoleLoginResponse>(const std::string& who)> console_login;
   };
   struct Options {
     std::string cgroup_subtree = "writ";  // task cgroups are /<subtree>/<task-id>
@@ -73,6 +75,18 @@ class ControlService {
   v1::Response ListApprovals(const api::Peer& peer);
   v1::Response Decide(const api::Peer& peer, const v1::ApprovalDecision& d);
   v1::Response Reload(const api::Peer& peer);
+  v1::Response ConsoleLogin(const api::Peer& peer);
+
+  // For the approvals console, whose caller was authorized there (an admin's login session): the
+  // decision and task actions the control socket's admins make, recorded as `who` from `via`.
+  v1::Response DecideAs(const std::string& who, const std::string& via,
+                        const v1::ApprovalDecision& d);
+  v1::Response TaskActionAs(const std::string& who, const std::string& action,
+                            const v1::TaskRequest& tr);
+  // A caller inside task `task_id` reached writd through `channel` ("console"): refused and
+  // counted, a `self` finding (writ/self.<channel>.<request>) and the task's responses.
+  void RefuseTaskCaller(const std::string& task_id, const char* channel, const char* request,
+                        const absl::Status& why);
   v1::Response ToolCall(const api::Peer& peer, const v1::ToolCallReport& r);
 
   // Requests refused on authorization (any caller), and of them those from inside a task.
@@ -93,6 +107,8 @@ class ControlService {
   // A refusal: counted; from inside a task also a `self` finding and the task's responses.
   v1::Response Refuse(const api::Peer& peer, const Caller& c, const char* request,
                       const absl::Status& why);
+  void SelfFinding(identity::Task& t, const v1::Process* p, const char* channel,
+                   const char* channel_name, const char* request, const absl::Status& why);
   // Admin-only requests: nullopt when allowed, else the refusal.
   std::optional<v1::Response> RequireAdmin(const api::Peer& peer, const Caller& c,
                                            const char* request);

@@ -69,6 +69,7 @@ Daemon::Daemon(Config cfg)
       procs_(1 << 16) {}
 
 Daemon::~Daemon() {
+  if (console_) console_->Stop();
   if (server_) server_->Stop();
   if (cred_service_) cred_service_->Stop();
 }
@@ -166,6 +167,27 @@ absl::Status Daemon::Start() {
     lc.dns_addr4 = dns_->addr4();
     std::memcpy(lc.dns_addr6, dns_->addr6(), sizeof(lc.dns_addr6));
   }
+  if (!cfg_.console.empty()) {
+    // Bound before the loader, which tells the kernel its port (tasks' packets to it are recorded);
+    // it answers 503 until the control service exists.
+    Console::Options co;
+    co.listen = cfg_.console;
+    co.url = cfg_.console_url;
+    co.session_ttl = cfg_.console_session_ttl;
+    co.login_ttl = cfg_.console_login_ttl;
+    co.webhook = cfg_.console_webhook;
+    co.webhook_ca = cfg_.console_webhook_ca;
+    co.notify_violations = cfg_.console_notify_violations;
+    ASSIGN_OR_RETURN(console_,
+                     Console::Create(Console::Deps{registry_, approvals_,
+                                                   [this](const sockaddr_storage& peer) {
+                                                     return loader_->TakeConsolePeer(peer);
+                                                   }},
+                                     std::move(co)));
+    RETURN_IF_ERROR(console_->Start());
+    lc.console_port = console_->port();
+    output_.SetObserver(console_.get());
+  }
   if (cfg_.bpf_pin_dir != "none") {
     lc.pin_dir = cfg_.bpf_pin_dir.empty() ? "/sys/fs/bpf/" + cfg_.cgroup_subtree : cfg_.bpf_pin_dir;
   }
@@ -244,6 +266,9 @@ absl::Status Daemon::Start() {
     if (!task_creds_ || !t.compiled || t.compiled->credentials().empty()) return "";
     return task_creds_->DirFor(t.id);
   };
+  if (console_) {
+    hooks.console_login = [this](const std::string& who) { return console_->NewLogin(who); };
+  }
   ControlService::Options copts;
   copts.cgroup_subtree = cfg_.cgroup_subtree;
   copts.mode = mode_;
@@ -260,6 +285,7 @@ absl::Status Daemon::Start() {
                                 },
                                 cfg_.control_gid));
   server_view_.store(server_.get(), std::memory_order_release);
+  if (console_) console_->SetControl(control_.get());
   // The HTTP server's threads run from StartCredentials on, but /metrics reads what was set since:
   // the route exists only once Start has nothing left to set (before, a scrape gets 404).
   // AddRoute's lock orders these writes before every request's read.
@@ -295,6 +321,7 @@ MetricsSources Daemon::Sources() const {
   m.creds = cred_service_.get();
   m.redactor = &output_.redactor();
   m.control = control_.get();
+  m.console = console_.get();
   m.server = server_view_.load(std::memory_order_acquire);
   return m;
 }
@@ -434,7 +461,8 @@ void Daemon::Housekeeping() {
 void Daemon::Shutdown() {
   const absl::Time shutdown_start = absl::Now();
   auto since = [](absl::Time t) { return absl::ToInt64Milliseconds(absl::Now() - t); };
-  adoption_->Stop();  // no exec is stopped for adoption once nobody would continue it
+  if (console_) console_->Stop();  // no decision is taken while the parts it uses shut down
+  adoption_->Stop();               // no exec is stopped for adoption once nobody would continue it
   output_.CloseTails();
   server_->Stop();
   loader_->Drain();

@@ -28,6 +28,7 @@
 #include "daemon/adopt.h"
 #include "daemon/approvals.h"
 #include "daemon/config.h"
+#include "daemon/console.h"
 #include "daemon/control.h"
 #include "daemon/dns_egress.h"
 #include "daemon/guardian.h"
@@ -80,6 +81,9 @@ class Daemon {
 
   // Member order is construction order: each part is destroyed before what it uses.
   std::unique_ptr<creds::Redactor> redactor_;  // set in Start before anything is emitted
+  // The approvals console (console: / --console): before output_, whose emitters call its Observe
+  // until the end; stopped first in Shutdown (its handlers use the parts below).
+  std::unique_ptr<Console> console_;
   Output output_;
   PolicyStore policies_;
   identity::TaskRegistry registry_;

@@ -31,7 +31,7 @@ void Usage(FILE* f) {
   fprintf(f,
           "usage: writd [--config FILE] [--policies DIR] [--mode record|monitor|enforce]\n"
           "             [--events FILE|-] [--state-dir DIR] [--run-dir DIR] [--http ADDR:PORT]\n"
-          "             [--ring-bytes N] [-v]\n");
+          "             [--console ADDR:PORT] [--ring-bytes N] [-v]\n");
 }
 
 }  // namespace
@@ -54,14 +54,15 @@ int main(int argc, char** argv) {
                                        {"run-dir", required_argument, nullptr, 'r'},
                                        {"http", required_argument, nullptr, 'H'},
                                        {"ring-bytes", required_argument, nullptr, 'R'},
+                                       {"console", required_argument, nullptr, 'C'},
                                        {"verbose", no_argument, nullptr, 'v'},
                                        {"help", no_argument, nullptr, 'h'},
                                        {nullptr, 0, nullptr, 0}};
-  std::string config_path, policies, mode, events, state_dir, run_dir, http, ring;
+  std::string config_path, policies, mode, events, state_dir, run_dir, http, ring, console;
   bool verbose = false;
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "c:p:m:e:s:r:H:R:vh", opts, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, "c:p:m:e:s:r:H:R:C:vh", opts, nullptr)) != -1) {
     switch (c) {
       case 'c':
         config_path = optarg;
@@ -86,6 +87,9 @@ int main(int argc, char** argv) {
         break;
       case 'R':
         ring = optarg;
+        break;
+      case 'C':
+        console = optarg;
         break;
       case 'v':
         verbose = true;
@@ -128,6 +132,13 @@ int main(int argc, char** argv) {
   if (!state_dir.empty()) cfg.state_dir = state_dir;
   if (!run_dir.empty()) cfg.run_dir = run_dir;
   if (!http.empty()) cfg.http = http;
+  if (!console.empty()) {
+    if (auto st = writ::daemon::ValidateConsoleListen(console); !st.ok()) {
+      fprintf(stderr, "writd: --console: %s\n", std::string(st.message()).c_str());
+      return 2;
+    }
+    cfg.console = console;
+  }
   if (!ring.empty()) {
     char* end = nullptr;
     unsigned long n = strtoul(ring.c_str(), &end, 10);

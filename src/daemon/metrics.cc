@@ -9,6 +9,7 @@
 #include "creds/redact.h"
 #include "daemon/adopt.h"
 #include "daemon/approvals.h"
+#include "daemon/console.h"
 #include "daemon/control.h"
 #include "daemon/dns_egress.h"
 #include "daemon/output.h"
@@ -105,6 +106,20 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
     counters["dns_findings"] = dc.findings;
     counters["dns_dropped"] = dc.dropped;
     counters["dns_tcp_timeouts"] = dc.tcp_timeouts;
+  }
+  if (m.console) {
+    const Console::Stats cs = m.console->stats();
+    counters["console_logins"] = cs.logins;
+    counters["console_login_refused"] = cs.login_refused;
+    counters["console_unauthenticated"] = cs.unauthenticated;
+    counters["console_csrf_refused"] = cs.csrf_refused;
+    counters["console_task_refused"] = cs.task_refused;
+    counters["console_decisions"] = cs.decisions;
+    counters["console_decisions_refused"] = cs.decisions_refused;
+    counters["console_task_actions"] = cs.task_actions;
+    counters["console_notify_sent"] = cs.notify_sent;
+    counters["console_notify_failed"] = cs.notify_failed;
+    counters["console_notify_dropped"] = cs.notify_dropped;
   }
   if (m.adoption) m.adoption->AddCounters(s);
   if (m.creds) {
@@ -313,6 +328,7 @@ std::string RenderMetrics(const MetricsSources& m) {
       absl::StrAppend(&o, "writ_dns_pins{task=\"", t->id, "\"} ", m.dns->PinCount(t->id), "\n");
     }
   }
+  if (m.console) o += m.console->MetricsText();
   if (m.creds) {
     auto depth = m.creds->OutboxDepth();
     Head(&o, "writ_revocation_outbox_depth", "gauge", "External revocations not yet acknowledged.");

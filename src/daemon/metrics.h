@@ -29,6 +29,7 @@ class Approvals;
 class Output;
 class Pipeline;
 class DnsEgress;
+class Console;
 class PolicyStore;
 class TaskLifecycle;
 class ToolCalls;
@@ -51,6 +52,7 @@ struct MetricsSources {
   const api::Server* server = nullptr;
   const ToolCalls* tool_calls = nullptr;  // MCP gateway reports
   DnsEgress* dns = nullptr;               // null: no DNS stub
+  const Console* console = nullptr;       // null: no approvals console
 };
 
 void FillStatus(const MetricsSources& m, v1::StatusResponse* s);

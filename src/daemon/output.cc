@@ -138,6 +138,7 @@ void Output::Emit(v1::Event& ev, bool batch, bool redacted) {
     sinks_->Submit(ev);  // commits whatever the pipeline staged before it too: order is kept
   }
   if (!subscribers_.empty()) Publish(ev);
+  if (EventObserver* o = observer_.load(std::memory_order_acquire)) o->Observe(ev);
 }
 
 void Output::Publish(const v1::Event& ev) {

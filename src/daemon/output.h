@@ -50,6 +50,9 @@ class Output final : public EventOutput {
   // after the credential service's outbox thread may already emit: hence atomic.
   void SetRung(const char* rung) { rung_.store(rung, std::memory_order_release); }
 
+  // Every event from now on also goes to `o` (null: none); `o` outlives the Output's emitters.
+  void SetObserver(EventObserver* o) { observer_.store(o, std::memory_order_release); }
+
   v1::Event NewEvent(const char* kind) override;
   void Emit(v1::Event& ev, bool batch = false, bool redacted = false) override;
   // The pipeline's drained batch goes to the sinks (and its findings to the journal thread) as one.
@@ -89,6 +92,7 @@ class Output final : public EventOutput {
 
   const creds::Redactor* redactor_ = nullptr;
   std::atomic<const char*> rung_{nullptr};
+  std::atomic<EventObserver*> observer_{nullptr};
   const std::string host_;
   const std::string boot_tag_;
   std::atomic<uint64_t> synthetic_seq_{0};

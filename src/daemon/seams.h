@@ -32,6 +32,14 @@ class EventOutput {
   virtual void Emit(v1::Event& ev, bool batch = false, bool redacted = false) = 0;
 };
 
+// Sees every event as it goes out, redacted, in the order the sinks get them (the approvals
+// console). Called under the output's lock: it must only copy, and never emit.
+class EventObserver {
+ public:
+  virtual ~EventObserver() = default;
+  virtual void Observe(const v1::Event& ev) = 0;
+};
+
 // What the pipeline does to a task's processes and credentials when it judges.
 class TaskActions {
  public:

@@ -213,6 +213,7 @@ void WriteApproval(const writ::v1::Approval& a, JsonWriter& w) {
   w.StrField("action_hash", a.action_hash());
   w.StrField("expires", a.expires());
   w.StrField("decided_by", a.decided_by());
+  w.StrField("decided_via", a.decided_via());
   w.StrField("scope", a.scope());
   w.StrField("reason", a.reason());
   w.EndObjectOrRollback(mark);

@@ -22,10 +22,12 @@
 
 #include "absl/algorithm/container.h"
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/client.h"
 #include "testlib/listener.h"
 #include "testlib/paths.h"
 #include "testlib/writd_fixture.h"
@@ -123,6 +125,9 @@ class WritdE2e : public ::testing::Test {
     WritdInstance::Options o;
     o.mode = "monitor";
     o.policies["tests.yaml"] = kIntents;
+    // The approvals console on a free port: its requests run on HTTP threads beside everything
+    // else here (TSan and ASan trees run this suite with sanitized binaries).
+    o.extra_args = {"--console", "127.0.0.1:0"};
     writd_.Start(o);
   }
   static void TearDownTestSuite() { writd_.Stop(); }
@@ -565,6 +570,99 @@ TEST_F(WritdE2e, ApprovalApproveLetsTheExecContinue) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(Exists(marker));
   EXPECT_THAT(writd_->Writ({"approvals"}).out, Not(HasSubstr(id)));
+}
+
+// The approvals console (docs/console.md) against this writd: an admin's one-time link, a session,
+// the pending request on the page, the decision through the form, recorded with who and from where.
+// The browser, CSRF from another origin and screenshots: tests/e2e/console/console_e2e.mjs.
+TEST_F(WritdE2e, TheConsoleDecidesAnApprovalAsTheAdminWhoSignedIn) {
+  const std::string marker = work_ + "/approved-in-console";
+  auto [pid, id] = StartApproval(&*writd_, "t-approve", marker, "console");
+  ASSERT_FALSE(id.empty()) << writd_->log();
+  CmdResult login = writd_->Writ({"console-login"});
+  ASSERT_EQ(login.exit_code, 0) << login.err;
+  const std::string link(absl::StripTrailingAsciiWhitespace(login.out));
+  const size_t at = link.find("/login?token=");
+  ASSERT_NE(at, std::string::npos) << link;
+  const std::string base = link.substr(0, at);
+  const std::string token = link.substr(at + 13);
+  auto fetch = [&](const std::string& method, const std::string& path, const std::string& body,
+                   const std::string& cookie) {
+    http::ClientRequest r;
+    r.method = method;
+    r.url = base + path;
+    r.body = body;
+    if (method == "POST")
+      r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    if (!cookie.empty()) r.headers.emplace_back("Cookie", "writ_console=" + cookie);
+    auto resp = http::Fetch(r);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? *resp : http::ClientResponse{};
+  };
+  EXPECT_EQ(fetch("GET", "/approvals", "", "").status, 401);
+  http::ClientResponse in = fetch("POST", "/login", "token=" + token, "");
+  ASSERT_EQ(in.status, 303) << in.body;
+  std::string cookie;
+  for (const auto& [k, v] : in.headers) {
+    if (k == "set-cookie") cookie = v.substr(13, v.find(';') - 13);
+  }
+  ASSERT_EQ(cookie.size(), 64u);
+  EXPECT_EQ(fetch("POST", "/login", "token=" + token, "").status, 401) << "a link signs in once";
+  http::ClientResponse page = fetch("GET", "/approvals", "", cookie);
+  ASSERT_EQ(page.status, 200);
+  EXPECT_THAT(page.body, HasSubstr(marker));
+  EXPECT_THAT(page.body, HasSubstr(kAgent));
+  auto field = [&](const std::string& name) {
+    const std::string m = "name=\"" + name + "\" value=\"";
+    size_t i = page.body.find(m);
+    if (i == std::string::npos) return std::string();
+    i += m.size();
+    return page.body.substr(i, page.body.find('"', i) - i);
+  };
+  const std::string form =
+      absl::StrCat("id=", id, "&decision=approve&scope=once&reason=ok",
+                   "&action_hash=", field("action_hash"), "&csrf=", field("csrf"));
+  EXPECT_EQ(fetch("POST", "/decide", form.substr(0, form.find("&csrf=")), cookie).status, 403)
+      << "no CSRF token: nothing decided";
+  http::ClientResponse done = fetch("POST", "/decide", form, cookie);
+  EXPECT_EQ(done.status, 200) << done.body;
+  CmdResult r = writd_->WaitAsync(pid, "console");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(Exists(marker));
+  json a = writd_->WaitForEvent([&](const json& e) {
+    return e.value("kind", "") == "action" && e.contains("approval") &&
+           e["approval"].value("id", "") == id;
+  });
+  ASSERT_FALSE(a.is_null());
+  EXPECT_EQ(a["approval"].value("decided_by", ""), "root (uid 0)");
+  EXPECT_THAT(a["approval"].value("decided_via", ""), HasSubstr("console from 127.0.0.1:"));
+  http::ClientResponse again = fetch("POST", "/decide", form, cookie);
+  EXPECT_EQ(again.status, 409);
+  EXPECT_THAT(again.body, HasSubstr("approved by root (uid 0)"));
+}
+
+// A process inside a task reaches the console's port (monitor mode: the kernel refuses nothing) and
+// asks for the approvals page: writd refuses it on the kernel's record of the sending socket, and
+// reports it as the task's own `self` finding.
+TEST_F(WritdE2e, AProcessInsideATaskCannotUseTheConsole) {
+  CmdResult login = writd_->Writ({"console-login"});
+  ASSERT_EQ(login.exit_code, 0) << login.err;
+  const std::string link(absl::StripTrailingAsciiWhitespace(login.out));
+  const std::string hostport = link.substr(7, link.find("/login") - 7);
+  const std::string port = hostport.substr(hostport.rfind(':') + 1);
+  CmdResult r =
+      writd_->Writ({"run", "--agent", kAgent, "--", "/bin/bash", "-c",
+                    absl::StrCat("exec 3<>/dev/tcp/127.0.0.1/", port,
+                                 " && printf 'GET /approvals HTTP/1.1\\r\\nHost: ", hostport,
+                                 "\\r\\nConnection: close\\r\\n\\r\\n' >&3 && head -c 200 <&3")});
+  EXPECT_THAT(r.out, HasSubstr("403")) << r.err;
+  const std::string task = TaskIdFrom(r.err);
+  json f = writd_->WaitForEvent([&](const json& e) {
+    return e.value("kind", "") == "self" && e["agent"].value("task_id", "") == task;
+  });
+  ASSERT_FALSE(f.is_null()) << writd_->log();
+  EXPECT_EQ(f["finding"].value("rule", ""), "writ/self.console.read");
+  EXPECT_EQ(f["syscall"].value("name", ""), "console:read");
 }
 
 TEST_F(WritdE2e, ApprovalDenyKills) {

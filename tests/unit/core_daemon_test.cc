@@ -247,6 +247,41 @@ TEST_F(ConfigTest, BadRingSize) {
   }
 }
 
+TEST_F(ConfigTest, ConsoleSettingsAndTheirErrors) {
+  auto c = LoadConfig(Write(
+      "console:\n  listen: 127.0.0.1:8484\n  url: https://approvals.example.org/\n"
+      "  session_ttl: 2h\n  login_ttl: 1m\n  notify:\n    webhook: https://hooks.example.org/x\n"
+      "    violations: true\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->console, "127.0.0.1:8484");
+  EXPECT_EQ(c->console_url, "https://approvals.example.org");
+  EXPECT_EQ(c->console_session_ttl, absl::Hours(2));
+  EXPECT_EQ(c->console_login_ttl, absl::Minutes(1));
+  EXPECT_EQ(c->console_webhook, "https://hooks.example.org/x");
+  EXPECT_TRUE(c->console_notify_violations);
+  EXPECT_TRUE(LoadConfig(Write("console: {listen: \"[::1]:0\"}\n")).ok());
+  EXPECT_TRUE(LoadConfig(Write("mode: monitor\n"))->console.empty()) << "off unless configured";
+  std::string p = Write("console:\n  listen: 0.0.0.0:8484\n");
+  EXPECT_THAT(std::string(LoadConfig(p).status().message()),
+              HasSubstr(p + ":2: console.listen: must be a loopback address and port"));
+  p = Write("console:\n  url: http://x\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":2: console: console.listen is required");
+  p = Write("console:\n  listen: 127.0.0.1:1\n  url: ftp://x\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":3: console.url: must be an http:// or https:// URL");
+  p = Write("console:\n  listen: 127.0.0.1:1\n  session_ttl: 2d\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":3: console.session_ttl: must be a duration between 10s and 24h");
+  p = Write("console:\n  listen: 127.0.0.1:1\n  notify: {webhook: x, violations: yes}\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":3: console.notify.webhook: must be an http:// or https:// URL");
+  p = Write("console:\n  listen: 127.0.0.1:1\n  theme: dark\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":3: console.theme: unknown key");
+  EXPECT_TRUE(ValidateConsoleListen("127.0.0.2:9000").ok());
+  EXPECT_FALSE(ValidateConsoleListen("192.168.1.5:9000").ok());
+  EXPECT_FALSE(ValidateConsoleListen("127.0.0.1").ok());
+}
+
 TEST_F(ConfigTest, OtherBadValues) {
   std::string p = Write("drain_interval: 5s\n");
   EXPECT_EQ(LoadConfig(p).status().message(),

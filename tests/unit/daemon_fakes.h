@@ -25,8 +25,10 @@ class FakeOutput : public EventOutput {
   void Emit(v1::Event& ev, bool batch, bool redacted) override {
     log_->push_back(absl::StrCat("emit ", ev.kind()));
     events.push_back(ev);
+    if (observer) observer->Observe(ev);
   }
   std::vector<v1::Event> events;
+  EventObserver* observer = nullptr;  // sees every emitted event, as Output's observer does
 
  private:
   std::vector<std::string>* log_;

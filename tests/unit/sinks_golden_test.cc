@@ -263,6 +263,7 @@ std::vector<Case> Cases() {
     ap->set_action_hash("3f5a");
     ap->set_expires("2026-11-28T17:46:59Z");
     ap->set_decided_by("user:bob");
+    ap->set_decided_via("console from 127.0.0.1:51234");
     ap->set_scope("once");
     ap->set_reason("release");
     ev.set_verdict("needs_approval");
