@@ -19,6 +19,7 @@ PKGS=(
   iproute2 procps util-linux jq curl python3
   qemu-system-x86 busybox-static
   dnsmasq-base bind9-dnsutils
+  chromium  # the approvals console's browser test (tests/e2e/console), driven headless
 )
 
 if [[ $(id -u) -ne 0 ]]; then
