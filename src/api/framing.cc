@@ -6,8 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/message.h"
+#include "util/proto_utf8.h"
 #include "util/status_macros.h"
 
 namespace writ::api {
@@ -70,6 +73,16 @@ absl::Status WriteFrameBytes(int fd, const std::string& payload) {
 
 absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& msg) {
   std::string payload;
+  // A string field that is not UTF-8 (a task's file name, an argument) would make the whole frame
+  // unreadable to the receiver's parser: it goes as "\xHH" text instead (util/proto_utf8.h).
+  const auto* full = dynamic_cast<const google::protobuf::Message*>(&msg);
+  if (full && HasInvalidUtf8(*full)) {
+    std::unique_ptr<google::protobuf::Message> copy(full->New());
+    copy->CopyFrom(*full);
+    MakeUtf8Safe(copy.get());
+    if (!copy->SerializeToString(&payload)) return absl::InternalError("serialize control message");
+    return WriteFrameBytes(fd, payload);
+  }
   if (!msg.SerializeToString(&payload)) return absl::InternalError("serialize control message");
   return WriteFrameBytes(fd, payload);
 }

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "api/framing.h"
+#include "util/proto_utf8.h"
 #include "util/util.h"
 
 namespace writ::daemon {
@@ -161,6 +162,7 @@ void Output::Publish(const v1::Event& ev) {
     if (frame.empty()) {
       v1::Response r;
       *r.mutable_event() = ev;
+      MakeUtf8Safe(&r);  // a task's non-UTF-8 file name must not make the frame unreadable
       frame = r.SerializeAsString();
     }
     absl::MutexLock l(&s.mu);

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include "absl/strings/str_cat.h"
+#include "util/proto_utf8.h"
 #include "util/status_macros.h"
 
 namespace writ::state {
@@ -98,8 +99,13 @@ absl::Status Store::Delete(const char* table, const char* column, const std::str
   return absl::OkStatus();
 }
 
+// A record's strings are made UTF-8 first (util/proto_utf8.h): one task's non-UTF-8 argument would
+// otherwise make the record, and with it every restore, unreadable.
 absl::Status Store::PutTask(const v1::TaskRecord& t) {
-  return PutBlob("tasks", t.id(), t.SerializeAsString());
+  if (!HasInvalidUtf8(t)) return PutBlob("tasks", t.id(), t.SerializeAsString());
+  v1::TaskRecord safe = t;
+  MakeUtf8Safe(&safe);
+  return PutBlob("tasks", t.id(), safe.SerializeAsString());
 }
 
 absl::Status Store::DeleteTask(const std::string& id) {
@@ -123,7 +129,10 @@ absl::StatusOr<std::vector<v1::TaskRecord>> Store::Tasks() {
 }
 
 absl::Status Store::PutApproval(const v1::ApprovalRecord& a) {
-  return PutBlob("approvals", a.id(), a.SerializeAsString());
+  if (!HasInvalidUtf8(a)) return PutBlob("approvals", a.id(), a.SerializeAsString());
+  v1::ApprovalRecord safe = a;
+  MakeUtf8Safe(&safe);
+  return PutBlob("approvals", a.id(), safe.SerializeAsString());
 }
 
 absl::Status Store::DeleteApproval(const std::string& id) { return Delete("approvals", "id", id); }

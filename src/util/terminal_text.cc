@@ -106,4 +106,38 @@ std::string TerminalSafe(absl::string_view in) {
   return out;
 }
 
+bool IsUtf8(absl::string_view in) {
+  for (size_t i = 0; i < in.size();) {
+    if (static_cast<uint8_t>(in[i]) < 0x80) {
+      i++;
+      continue;
+    }
+    uint32_t cp;
+    const size_t n = DecodeUtf8(in.substr(i), &cp);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string Utf8Safe(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size() + 8);
+  for (size_t i = 0; i < in.size();) {
+    const uint8_t c = static_cast<uint8_t>(in[i]);
+    uint32_t cp;
+    const size_t n = c < 0x80 ? 1 : DecodeUtf8(in.substr(i), &cp);
+    if (n == 0) {
+      out.append("\\x");
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+      i++;
+      continue;
+    }
+    out.append(in.data() + i, n);
+    i += n;
+  }
+  return out;
+}
+
 }  // namespace writ

@@ -24,4 +24,11 @@ namespace writ {
 void AppendTerminalSafe(absl::string_view in, std::string* out);
 std::string TerminalSafe(absl::string_view in);
 
+// Whether `in` is valid UTF-8 (RFC 3629).
+bool IsUtf8(absl::string_view in);
+// `in` with every byte that does not begin a valid UTF-8 sequence replaced by the text "\xHH";
+// valid text, control characters included, is kept as is (for protobuf string fields:
+// util/proto_utf8.h).
+std::string Utf8Safe(absl::string_view in);
+
 }  // namespace writ

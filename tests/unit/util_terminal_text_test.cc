@@ -1,6 +1,12 @@
 // TerminalSafe: what `writ tail` (text) and `writ approvals` print of a task's paths and argv.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/framing.h"
 #include "gtest/gtest.h"
+#include "util/proto_utf8.h"
 #include "util/terminal_text.h"
+#include "writ/v1/api.pb.h"
 
 namespace writ {
 namespace {
@@ -62,6 +68,46 @@ TEST(TerminalSafe, EveryByteValueOutputHasNoControlByte) {
   size_t backslashes = 0;
   for (char c : out) backslashes += c == '\\';
   EXPECT_EQ(again.size(), out.size() + backslashes);
+}
+
+// Protobuf strings must be UTF-8: a task's "\xff" file name once made `writ tail` and `writ approvals`
+// fail with "malformed control message", and would make a state record unreadable.
+TEST(Utf8Safe, KeepsTextAndShowsOnlyTheBytesThatAreNotUtf8) {
+  EXPECT_TRUE(IsUtf8("héllo \x01\n 日本"));
+  EXPECT_FALSE(IsUtf8("a\xff"));
+  EXPECT_FALSE(IsUtf8("\xc0\xaf"));
+  EXPECT_EQ(Utf8Safe("héllo\n"), "héllo\n");
+  EXPECT_EQ(Utf8Safe("bytes-\xff\xfe"), "bytes-\\xff\\xfe");
+  EXPECT_EQ(Utf8Safe("\xe2\x80"), "\\xe2\\x80");  // a cut sequence
+  EXPECT_TRUE(IsUtf8(Utf8Safe("\xed\xa0\x80\xf5")));
+}
+
+TEST(Utf8Safe, EveryStringOfAMessageAtAnyDepthCrossesTheControlSocket) {
+  v1::Response r;
+  v1::Event* ev = r.mutable_event();
+  ev->mutable_process()->set_exe("/usr/bin/touch");
+  ev->mutable_process()->add_args("touch");
+  ev->mutable_process()->add_args("/tmp/bytes-\xff");
+  ev->mutable_file()->set_path("/tmp/\xc3(");
+  (*ev->mutable_task()->mutable_params())["repo\xfe"] = "/src/\xff";
+  EXPECT_TRUE(HasInvalidUtf8(r));
+  std::string raw;
+  ASSERT_TRUE(r.SerializeToString(&raw));
+  v1::Response parsed;
+  EXPECT_FALSE(parsed.ParseFromString(raw)) << "proto3 refuses it: the bug this guards against";
+  // Through the control socket's framing, as writd writes every response.
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  ASSERT_TRUE(api::WriteFrame(fds[1], r).ok());
+  ASSERT_TRUE(api::ReadFrame(fds[0], &parsed, absl::Seconds(1)).ok());
+  close(fds[0]);
+  close(fds[1]);
+  EXPECT_EQ(parsed.event().process().args(1), "/tmp/bytes-\\xff");
+  EXPECT_EQ(parsed.event().file().path(), "/tmp/\\xc3(");
+  EXPECT_EQ(parsed.event().task().params().at("repo\\xfe"), "/src/\\xff");
+  EXPECT_EQ(parsed.event().process().exe(), "/usr/bin/touch");
+  EXPECT_FALSE(HasInvalidUtf8(parsed));
+  EXPECT_EQ(MakeUtf8Safe(&r), 4);  // args[1], the path, the map entry's key and its value
 }
 
 }  // namespace
