@@ -106,6 +106,21 @@ std::string SlackText(absl::string_view s) {
   return out;
 }
 
+// What the approver reads in a task's recent history: what it ran, where it connected, what it
+// asked, what was judged against it and done to it; not the reads of an allowed open (a program's
+// start-up reads dozens of files) nor its forks and exits.
+bool Noteworthy(const v1::Event& ev) {
+  const std::string& k = ev.kind();
+  if (k == "fork" || k == "exit") return false;
+  if (k == "open" && (ev.verdict().empty() || ev.verdict() == "allow")) {
+    for (const std::string& f : ev.file().flags()) {
+      if (f != "read") return true;  // a write, create or truncate
+    }
+    return false;
+  }
+  return true;
+}
+
 std::string Cut(absl::string_view s, size_t n) {
   if (s.size() <= n) return std::string(s);
   while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) n--;
@@ -306,14 +321,16 @@ void Console::Observe(const v1::Event& ev) {
     absl::MutexLock lock(&mu_);
     if (!task.empty()) {
       TaskLog& tl = tasks_[task];
-      if (tl.lines.size() >= kTaskLines) tl.lines.pop_front();
-      Line& l = tl.lines.emplace_back();
-      l.time = ev.time();
-      l.kind = ev.kind();
-      l.verdict = ev.verdict();
-      l.outcome = ev.outcome();
-      l.summary = Summary(ev);
-      l.rule = ev.finding().rule();
+      if (Noteworthy(ev)) {
+        if (tl.lines.size() >= kTaskLines) tl.lines.pop_front();
+        Line& l = tl.lines.emplace_back();
+        l.time = ev.time();
+        l.kind = ev.kind();
+        l.verdict = ev.verdict();
+        l.outcome = ev.outcome();
+        l.summary = Summary(ev);
+        l.rule = ev.finding().rule();
+      }
       if (ev.has_credential() && tl.credentials.size() < kTaskCredentials) {
         const v1::Credential& cr = ev.credential();
         tl.credentials.push_back(absl::StrCat(ev.time().substr(0, 19), " ", cr.operation(), " ",
@@ -323,7 +340,13 @@ void Console::Observe(const v1::Event& ev) {
       }
       if (violation) {
         if (violations_.size() >= kViolations) violations_.pop_front();
-        Line v = l;
+        Line v;
+        v.time = ev.time();
+        v.kind = ev.kind();
+        v.verdict = ev.verdict();
+        v.outcome = ev.outcome();
+        v.summary = Summary(ev);
+        v.rule = ev.finding().rule();
         v.agent = ev.agent().spiffe_id();
         v.task = task;
         v.severity = ev.finding().severity();
@@ -506,14 +529,15 @@ http::Response Console::Handle(const http::Request& req) {
     r.headers.emplace_back("Allow", "POST");
     return r;
   }();
-  // Every page: no framing, no referrer (a login link's token stays out of other sites' logs), and
-  // nothing but this console's own script and style.
+  // Every page: no framing, no referrer to another site (a login link's token stays out of other
+  // sites' logs; not no-referrer: under it Chromium sends `Origin: null` on the console's own form
+  // posts, which SameOrigin must refuse), and nothing but this console's own script and style.
   resp.headers.emplace_back("Content-Security-Policy",
                             "default-src 'none'; script-src 'self'; style-src 'self'; "
                             "connect-src 'self'; img-src 'self'; form-action 'self'; "
                             "frame-ancestors 'none'; base-uri 'none'");
   resp.headers.emplace_back("X-Frame-Options", "DENY");
-  resp.headers.emplace_back("Referrer-Policy", "no-referrer");
+  resp.headers.emplace_back("Referrer-Policy", "same-origin");
   return resp;
 }
 
@@ -750,10 +774,12 @@ std::string Console::ApprovalPayload(const v1::Event& ev) const {
   const std::string who = ev.agent().spiffe_id();
   const std::string what = Cut(ev.approval().action(), 500);
   nlohmann::json j;
+  // `text` is what chat notifications show, read as mrkdwn: every value is escaped there too.
   j["text"] =
-      absl::StrCat("writ: approval needed. Task ", ev.agent().task_id(), " (", who, ", for ",
-                   ev.agent().principal(), ") asks: ", what, ". Rule ", ev.finding().rule(),
-                   ". Decide before ", ev.approval().expires(), ": ", link);
+      absl::StrCat("writ: approval needed. Task ", SlackText(ev.agent().task_id()), " (",
+                   SlackText(who), ", for ", SlackText(ev.agent().principal()),
+                   ") asks: ", SlackText(what), ". Rule ", SlackText(ev.finding().rule()),
+                   ". Decide before ", SlackText(ev.approval().expires()), ": <", link, ">");
   j["blocks"] = nlohmann::json::array(
       {{{"type", "section"},
         {"text",
@@ -787,9 +813,10 @@ std::string Console::ViolationPayload(const v1::Event& ev) const {
       absl::StrCat(opts_.url, "/violations?task=", http::UrlEncode(ev.agent().task_id()));
   const std::string what = Cut(Summary(ev), 500);
   nlohmann::json j;
-  j["text"] =
-      absl::StrCat("writ: violation (", ev.outcome(), ") in task ", ev.agent().task_id(), " (",
-                   ev.agent().spiffe_id(), "): ", what, ". Rule ", ev.finding().rule(), ". ", link);
+  j["text"] = absl::StrCat("writ: violation (", SlackText(ev.outcome()), ") in task ",
+                           SlackText(ev.agent().task_id()), " (", SlackText(ev.agent().spiffe_id()),
+                           "): ", SlackText(what), ". Rule ", SlackText(ev.finding().rule()), ". <",
+                           link, ">");
   j["blocks"] = nlohmann::json::array(
       {{{"type", "section"},
         {"text",

@@ -230,8 +230,9 @@ class Console final : public EventObserver {
 extern const char kConsoleCss[];
 extern const char kConsoleJs[];
 
-// Text for an HTML page: &<>"' escaped; bytes that are not UTF-8 and control characters shown as
-// \xNN (a path is bytes, not text: nothing the task chose is rendered as markup or hidden).
+// Text for an HTML page: shown as `writ tail` prints it (control and bidirectional characters and
+// bytes that are not UTF-8 as visible escapes, util/terminal_text.h), then &<>"' escaped: nothing
+// the task chose is rendered as markup, reordered or hidden.
 std::string HtmlText(absl::string_view s);
 // At most `max` bytes of `s` (cut at a character boundary) as HtmlText, with a note of what was
 // left out.

@@ -6,6 +6,7 @@
 #include "daemon/console.h"
 #include "http/parse.h"
 #include "identity/task.h"
+#include "util/terminal_text.h"
 #include "util/util.h"
 
 namespace writ::daemon {
@@ -16,37 +17,6 @@ std::string Query(const http::Request& req, const std::string& name) {
   if (!form.ok()) return "";
   auto it = form->find(name);
   return it == form->end() ? "" : it->second;
-}
-
-// Length of the valid UTF-8 sequence at s[i] (0: not valid UTF-8 there).
-size_t Utf8Len(absl::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  size_t n = c < 0x80             ? 1
-             : (c & 0xE0) == 0xC0 ? 2
-             : (c & 0xF0) == 0xE0 ? 3
-             : (c & 0xF8) == 0xF0 ? 4
-                                  : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-  }
-  const uint32_t cp = n == 1   ? c
-                      : n == 2 ? ((c & 0x1F) << 6) | (b(i + 1) & 0x3F)
-                      : n == 3 ? ((c & 0x0F) << 12) | ((b(i + 1) & 0x3F) << 6) | (b(i + 2) & 0x3F)
-                               : ((c & 0x07) << 18) | ((b(i + 1) & 0x3F) << 12) |
-                                     ((b(i + 2) & 0x3F) << 6) | (b(i + 3) & 0x3F);
-  // Overlong forms, surrogates and beyond U+10FFFF are not text.
-  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-      (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
-    return 0;
-  }
-  // Bidirectional overrides and isolates would reorder what the approver reads.
-  if (cp == 0x202A || cp == 0x202B || cp == 0x202C || cp == 0x202D || cp == 0x202E ||
-      (cp >= 0x2066 && cp <= 0x2069)) {
-    return 0;
-  }
-  return n;
 }
 
 std::string Attr(absl::string_view s) { return HtmlText(s); }
@@ -60,16 +30,12 @@ const char* OutcomeClass(const std::string& verdict, const std::string& outcome)
 }  // namespace
 
 std::string HtmlText(absl::string_view s) {
+  // What a terminal shows of it first (control and bidirectional characters, bytes that are not
+  // UTF-8: visible escapes, as `writ tail` and `writ approvals` print them), then HTML-escaped.
+  const std::string safe = TerminalSafe(s);
   std::string out;
-  out.reserve(s.size() + 16);
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t n = Utf8Len(s, i);
-    if (n == 0 || (c < 0x20 && c != '\n' && c != '\t') || c == 0x7F) {
-      absl::StrAppend(&out, "\\x", absl::Hex(c, absl::kZeroPad2));
-      i++;
-      continue;
-    }
+  out.reserve(safe.size() + 16);
+  for (char c : safe) {
     switch (c) {
       case '&':
         out += "&amp;";
@@ -87,9 +53,8 @@ std::string HtmlText(absl::string_view s) {
         out += "&#39;";
         break;
       default:
-        out.append(s.data() + i, n);
+        out.push_back(c);
     }
-    i += n;
   }
   return out;
 }

@@ -18,7 +18,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "http/parse.h"
+#include "nlohmann/json.hpp"
 #include "unit/daemon_fakes.h"
+#include "unit/sinks_test_receiver.h"
 
 namespace writ::daemon {
 namespace {
@@ -289,6 +291,11 @@ TEST_F(ConsoleTest, AnApprovalShowsEverythingAndEscapesWhatTheAgentChose) {
   before.set_verdict("allow");
   before.mutable_agent()->set_task_id("t-1");
   before.mutable_file()->set_path("/repo/<b>notes</b>");
+  before.mutable_file()->add_flags("write");
+  v1::Event noise = before;  // a read an allowed open made: not worth the approver's eye
+  noise.mutable_file()->set_path("/usr/share/locale/locale.alias");
+  noise.mutable_file()->set_flags(0, "read");
+  out_.Emit(noise, false, true);
   out_.Emit(before, false, true);
   const std::string id =
       Pending("t-1", {"curl", "<script>alert(1)</script>", std::string("\xff\xfe-bytes"),
@@ -309,7 +316,8 @@ TEST_F(ConsoleTest, AnApprovalShowsEverythingAndEscapesWhatTheAgentChose) {
   EXPECT_THAT(b, HasSubstr("&lt;script&gt;alert(1)&lt;/script&gt;"));
   EXPECT_THAT(b, Not(HasSubstr("<script>alert")));
   EXPECT_THAT(b, HasSubstr("\\xff\\xfe-bytes"));
-  EXPECT_THAT(b, HasSubstr("\\xe2\\x80\\xaefdp.exe"));  // no right-to-left override
+  EXPECT_THAT(b, HasSubstr("\\u202efdp.exe"));  // no right-to-left override
+  EXPECT_THAT(b, Not(HasSubstr("locale.alias")));
   EXPECT_THAT(b, HasSubstr("more bytes not shown"));
   EXPECT_THAT(b, HasSubstr("name=\"id\" value=\"" + id + "\""));
   // The page for that one approval (the notification's link) shows the same.
@@ -472,15 +480,66 @@ TEST_F(ConsoleTest, TaskActionsRunAsTheSignedInAdmin) {
   EXPECT_THAT(log_, Not(Contains("kill t-1")));
 }
 
+// The webhook: a real listener on loopback gets Slack-compatible JSON for each approval request,
+// with a link to that request's page, and a violation only when asked for.
+TEST_F(ConsoleTest, AnApprovalRequestIsPostedToTheWebhookWithALinkToItsPage) {
+  sinks::testing::HttpReceiver hook;
+  ASSERT_TRUE(hook.ok());
+  Console::Options o;
+  o.url = kUrl;
+  o.webhook = absl::StrCat("http://127.0.0.1:", hook.port(), "/hooks/writ");
+  out_.observer = nullptr;
+  auto c = Console::Create(Console::Deps{registry_, approvals_, nullptr}, o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  console_ = std::move(*c);
+  ASSERT_TRUE(console_->Start().ok());
+  console_->SetControl(control_.get());
+  out_.observer = console_.get();
+  AddTask("t-1");
+  v1::Event ar = out_.NewEvent("approval_request");
+  ar.mutable_agent()->set_task_id("t-1");
+  ar.mutable_agent()->set_spiffe_id("spiffe://example.org/coder");
+  ar.mutable_agent()->set_principal("user:alice@example.org");
+  ar.mutable_approval()->set_id("ap-123");
+  ar.mutable_approval()->set_action("exec /usr/bin/git push <@channel>");
+  ar.mutable_approval()->set_expires("2026-12-07T10:00:00Z");
+  ar.mutable_finding()->set_rule("coding-agent/approval[0]");
+  out_.Emit(ar, false, true);
+  v1::Event v = out_.NewEvent("open");  // a violation: not sent unless notify.violations
+  v.set_verdict("violation");
+  v.mutable_agent()->set_task_id("t-1");
+  out_.Emit(v, false, true);
+  for (int i = 0; i < 200 && hook.requests().empty(); ++i) usleep(10000);
+  usleep(100000);
+  console_->Stop();
+  ASSERT_EQ(hook.requests().size(), 1u);
+  const auto req = hook.requests()[0];
+  EXPECT_THAT(req.request_line, HasSubstr("POST /hooks/writ"));
+  auto j = nlohmann::json::parse(req.body);
+  EXPECT_THAT(j["text"].get<std::string>(), HasSubstr("ap-123"));
+  EXPECT_THAT(j["text"].get<std::string>(), HasSubstr(std::string(kUrl) + "/approval?id=ap-123"));
+  EXPECT_THAT(j["text"].get<std::string>(), HasSubstr("&lt;@channel&gt;"));
+  EXPECT_THAT(j["text"].get<std::string>(), Not(HasSubstr("<@channel>")));
+  EXPECT_EQ(j["blocks"][0]["type"], "section");
+  // Slack's markup in a value the agent chose is escaped: no @channel ping from an agent.
+  EXPECT_THAT(j["blocks"][0]["text"]["text"].get<std::string>(), HasSubstr("&lt;@channel&gt;"));
+  EXPECT_EQ(j["blocks"][2]["elements"][0]["url"], std::string(kUrl) + "/approval?id=ap-123");
+  EXPECT_EQ(j["writ"]["approval_id"], "ap-123");
+  EXPECT_EQ(j["writ"]["rule"], "coding-agent/approval[0]");
+  EXPECT_EQ(console_->stats().notify_sent, 1u);
+  EXPECT_THAT(console_->MetricsText(), HasSubstr("writ_console_notify_sent_total 1\n"));
+}
+
 TEST(HtmlText, EscapesMarkupAndShowsBytesThatAreNotText) {
   EXPECT_EQ(HtmlText("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&#39;");
   EXPECT_EQ(HtmlText("é ok"), "é ok");
   EXPECT_EQ(HtmlText(std::string("\xc3(", 2)), "\\xc3(");
   EXPECT_EQ(HtmlText(std::string("a\0b", 3)), "a\\x00b");
   EXPECT_EQ(HtmlText("\x1b[31m"), "\\x1b[31m");
-  EXPECT_EQ(HtmlText("\xc0\xaf"), "\\xc0\\xaf");             // overlong '/'
-  EXPECT_EQ(HtmlText("\xed\xa0\x80"), "\\xed\\xa0\\x80");    // a surrogate
-  EXPECT_EQ(HtmlText("\xe2\x81\xa6x"), "\\xe2\\x81\\xa6x");  // an isolate
+  EXPECT_EQ(HtmlText("\xc0\xaf"), "\\xc0\\xaf");           // overlong '/'
+  EXPECT_EQ(HtmlText("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // a surrogate
+  EXPECT_EQ(HtmlText("\xe2\x81\xa6x"), "\\u2066x");        // an isolate
+  EXPECT_EQ(HtmlText("a\\xff"), "a\\\\xff");               // a task's own "\xff" text is not a byte
   EXPECT_EQ(HtmlTextCut("abcdef", 3), "abc<span class=\"cut\">… (3 more bytes not shown)</span>");
   EXPECT_EQ(HtmlTextCut("é", 1), "<span class=\"cut\">… (2 more bytes not shown)</span>");
 }

@@ -26,7 +26,7 @@
 //   replay             the same form posted again in the browser: 409, what became of it
 //   deny               a denial without a reason (400) then with one: the exec never ran, the task is
 //                      killed (its intent's on_violation), the reason recorded; a right-to-left
-//                      override in the path shown as \xe2\x80\xae; the tasks page shows the task frozen
+//                      override in the path shown as \u202e; the tasks page shows the task frozen
 //   not-utf8           a path ending in byte 0xff: shown as \xff, listed by `writ approvals`, denied
 //   tasks-kill         the tasks page's kill button ends a running task, as the signed-in admin
 //   from-a-task        curl inside a task (its intent allows the console's port): GET /approvals and a
@@ -472,7 +472,7 @@ const scenarios = {
 
   async deny(c) {
     // The path holds a right-to-left override (U+202E: "denied-<RLO>txt.exe" would read
-    // "denied-exe.txt"): the console shows its bytes, \xe2\x80\xae.
+    // "denied-exe.txt"): the console shows it escaped, \u202e, as `writ tail` prints it.
     const d = startTask(['bash', '-c', 'touch "$1"', '_', `${WORK}/denied-\u202etxt.exe`]);
     S.D = await d.task;
     S.reqD = await pendingOf(S.D);
@@ -484,8 +484,8 @@ const scenarios = {
     await page.goto(`${CONSOLE}/approvals`);
     const art = page.locator(`article.approval[data-id="${id}"]`);
     const exact = (await art.locator('.exact code').textContent()).trim();
-    c.ok(exact.includes(`${WORK}/denied-\\xe2\\x80\\xaetxt.exe`) && !exact.includes('\u202e'),
-         `the right-to-left override is not shown as \\xe2\\x80\\xae: ${exact}`);
+    c.ok(exact.includes(`${WORK}/denied-\\u202etxt.exe`) && !exact.includes('\u202e'),
+         `the right-to-left override is not shown as \\u202e: ${exact}`);
     // A denial needs a reason.
     const r0 = await submit(page, '/decide', () => art.locator('button.deny').click());
     c.eq(r0.status(), 400, 'deny without a reason');
