@@ -317,20 +317,30 @@ void Console::Observe(const v1::Event& ev) {
       payload = ViolationPayload(ev);
     }
   }
+  const bool noteworthy = !task.empty() && Noteworthy(ev);
+  const std::string summary = noteworthy || violation ? Summary(ev) : std::string();
   {
     absl::MutexLock lock(&mu_);
     if (!task.empty()) {
       TaskLog& tl = tasks_[task];
-      if (Noteworthy(ev)) {
-        if (tl.lines.size() >= kTaskLines) tl.lines.pop_front();
-        Line& l = tl.lines.emplace_back();
+      // Ring slots are reused (their strings keep their capacity): a steady stream allocates
+      // nothing here once the rings are full.
+      auto fill = [&](std::deque<Line>& ring, size_t cap) -> Line& {
+        Line l;
+        if (ring.size() >= cap) {
+          l = std::move(ring.front());
+          ring.pop_front();
+        }
         l.time = ev.time();
         l.kind = ev.kind();
         l.verdict = ev.verdict();
         l.outcome = ev.outcome();
-        l.summary = Summary(ev);
+        l.summary = summary;
         l.rule = ev.finding().rule();
-      }
+        ring.push_back(std::move(l));
+        return ring.back();
+      };
+      if (noteworthy) fill(tl.lines, kTaskLines);
       if (ev.has_credential() && tl.credentials.size() < kTaskCredentials) {
         const v1::Credential& cr = ev.credential();
         tl.credentials.push_back(absl::StrCat(ev.time().substr(0, 19), " ", cr.operation(), " ",
@@ -339,18 +349,10 @@ void Console::Observe(const v1::Event& ev) {
                                               cr.jti().empty() ? "" : " jti=", cr.jti()));
       }
       if (violation) {
-        if (violations_.size() >= kViolations) violations_.pop_front();
-        Line v;
-        v.time = ev.time();
-        v.kind = ev.kind();
-        v.verdict = ev.verdict();
-        v.outcome = ev.outcome();
-        v.summary = Summary(ev);
-        v.rule = ev.finding().rule();
+        Line& v = fill(violations_, kViolations);
         v.agent = ev.agent().spiffe_id();
         v.task = task;
         v.severity = ev.finding().severity();
-        violations_.push_back(std::move(v));
       }
       auto resolve = [&](const std::string& id, std::string what) {
         if (resolved_.size() >= kResolved && !resolved_order_.empty()) {
