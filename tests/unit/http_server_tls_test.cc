@@ -1,0 +1,268 @@
+// http::Server over TLS (issue 19: relying parties on other hosts): the handshake with and without
+// a client certificate, the verified identity handed to handlers (URI SAN, else CN), a certificate
+// from another CA and a plain-HTTP client refused at the handshake and counted, a silent or
+// trickled handshake cut off by the request deadline, limits and keep-alive over TLS, the options
+// Create refuses (a non-loopback address without TLS, unreadable or mismatched PEM files).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "tls_test_server.h"
+
+namespace writ {
+namespace {
+
+using testing::TestPki;
+
+// Certificates for one test: a server CA and the server's certificate for 127.0.0.1, a client CA
+// with a SPIFFE client and a CN-only client, and a foreign CA's client claiming the same SPIFFE ID.
+class TlsPki {
+ public:
+  TlsPki() {
+    char tmpl[] = "/tmp/writ-https-XXXXXX";
+    dir = mkdtemp(tmpl);
+    server_ca = std::make_unique<TestPki>(dir, "server");
+    client_ca = std::make_unique<TestPki>(dir, "clients");
+    foreign_ca = std::make_unique<TestPki>(dir, "foreign");
+    server = server_ca->Issue("server", "writ-a", {"IP:127.0.0.1", "DNS:localhost"});
+    spiffe_client = client_ca->Issue("rp", "rp-db", {"URI:spiffe://example.org/rp/db"});
+    cn_client = client_ca->Issue("cn", "relying-party-7", {});
+    foreign_client = foreign_ca->Issue("foreign", "rp-db", {"URI:spiffe://example.org/rp/db"});
+  }
+  ~TlsPki() { std::filesystem::remove_all(dir); }
+
+  http::TlsOptions Options(bool with_client_ca = true) const {
+    return {server.cert, server.key, with_client_ca ? client_ca->ca().cert : ""};
+  }
+
+  std::string dir;
+  std::unique_ptr<TestPki> server_ca, client_ca, foreign_ca;
+  TestPki::Files server, spiffe_client, cn_client, foreign_client;
+};
+
+int Connect(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `bytes` one every `gap` until the server closes the connection or `limit` passes; returns
+// how long the server took to close it (limit if it did not).
+absl::Duration TrickleUntilClosed(int fd, std::string_view bytes, absl::Duration gap,
+                                  absl::Duration limit) {
+  const absl::Time start = absl::Now();
+  size_t sent = 0;
+  while (absl::Now() - start < limit) {
+    if (sent < bytes.size() && ::send(fd, bytes.data() + sent, 1, MSG_NOSIGNAL) == 1) sent++;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(gap))) > 0) {
+      char tmp[256];
+      if (::recv(fd, tmp, sizeof(tmp), 0) <= 0) return absl::Now() - start;
+    }
+  }
+  return limit;
+}
+
+class TlsServerTest : public ::testing::Test {
+ protected:
+  void StartServer(http::ServerOptions o) {
+    auto s = http::Server::Create(std::move(o));
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    server_->AddRoute("GET", "/whoami", [this](const http::Request& r) {
+      handled_++;
+      http::Response resp;
+      resp.body = absl::StrCat(r.client_verified ? "verified " : "anonymous ", r.client_identity);
+      return resp;
+    });
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  http::ServerOptions Options(bool with_client_ca = true) {
+    http::ServerOptions o;
+    o.tls = pki_.Options(with_client_ca);
+    o.workers = 1;
+    return o;
+  }
+  http::ClientRequest Get(const std::string& path, const TestPki::Files* client = nullptr) {
+    http::ClientRequest req;
+    req.url = absl::StrCat("https://127.0.0.1:", server_->port(), path);
+    req.ca_file = pki_.server_ca->ca().cert;
+    if (client != nullptr) {
+      req.cert = client->cert;
+      req.key = client->key;
+    }
+    return req;
+  }
+
+  TlsPki pki_;
+  std::unique_ptr<http::Server> server_;
+  std::atomic<int> handled_{0};
+};
+
+TEST_F(TlsServerTest, HandlersSeeTheVerifiedClientIdentityOrNone) {
+  StartServer(Options());
+  EXPECT_TRUE(server_->tls());
+  EXPECT_EQ(server_->scheme(), "https");
+  auto r = http::Fetch(Get("/whoami", &pki_.spiffe_client));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "verified spiffe://example.org/rp/db");
+  r = http::Fetch(Get("/whoami", &pki_.cn_client));  // no URI SAN: the subject CN
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "verified relying-party-7");
+  r = http::Fetch(Get("/whoami"));  // the certificate is optional at the handshake
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "anonymous ");
+  EXPECT_EQ(server_->stats().tls_failures, 0u);
+}
+
+TEST_F(TlsServerTest, WithoutAClientCaNoCertificateIsAskedForOrTrusted) {
+  StartServer(Options(/*with_client_ca=*/false));
+  auto r = http::Fetch(Get("/whoami", &pki_.spiffe_client));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->body, "anonymous ");
+}
+
+TEST_F(TlsServerTest, AForeignClientCertificateFailsTheHandshake) {
+  StartServer(Options());
+  // Same SPIFFE ID, another CA: refused before any request is read (with TLS 1.3 the client learns
+  // it from the server's alert, at its first read).
+  auto r = http::Fetch(Get("/whoami", &pki_.foreign_client));
+  EXPECT_FALSE(r.ok()) << r->status << " " << r->body;
+  EXPECT_EQ(handled_.load(), 0);
+  const absl::Time until = absl::Now() + absl::Seconds(2);
+  while (server_->stats().tls_failures == 0 && absl::Now() < until)
+    absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(server_->stats().tls_failures, 1u);
+  EXPECT_NE(server_->MetricsText().find("writ_http_tls_handshake_failures_total 1"),
+            std::string::npos);
+}
+
+TEST_F(TlsServerTest, PlainHttpToATlsPortIsRefusedAndCounted) {
+  StartServer(Options());
+  http::ClientRequest req;
+  req.url = absl::StrCat("http://127.0.0.1:", server_->port(), "/whoami");
+  auto r = http::Fetch(req);
+  EXPECT_FALSE(r.ok() && r->status == 200);
+  EXPECT_EQ(handled_.load(), 0);
+  const absl::Time until = absl::Now() + absl::Seconds(2);
+  while (server_->stats().tls_failures == 0 && absl::Now() < until)
+    absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(server_->stats().tls_failures, 1u);
+}
+
+TEST_F(TlsServerTest, SilentAndTrickledHandshakesAreCutOffAtTheRequestDeadline) {
+  http::ServerOptions o = Options();
+  o.io_timeout = absl::Milliseconds(600);
+  StartServer(o);
+  // Nothing at all after connecting.
+  int silent = Connect(server_->port());
+  ASSERT_GE(silent, 0);
+  // A ClientHello record header announcing 512 bytes, then one byte every 50 ms: never complete.
+  int slow = Connect(server_->port());
+  ASSERT_GE(slow, 0);
+  std::string hello = std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+  hello.append(200, 'x');
+  const absl::Duration slow_took =
+      TrickleUntilClosed(slow, hello, absl::Milliseconds(50), absl::Seconds(5));
+  const absl::Duration silent_took =
+      TrickleUntilClosed(silent, "", absl::Milliseconds(50), absl::Seconds(5));
+  EXPECT_GE(slow_took, absl::Milliseconds(500));
+  EXPECT_LT(slow_took, absl::Seconds(2)) << "the trickled handshake was not cut off";
+  EXPECT_LT(silent_took, absl::Seconds(2)) << "the silent connection was not cut off";
+  ::close(silent);
+  ::close(slow);
+  EXPECT_EQ(server_->stats().timeouts, 2u);
+  EXPECT_EQ(server_->stats().tls_failures, 0u);
+  // Still serving.
+  auto r = http::Fetch(Get("/whoami"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(TlsServerTest, LimitsHostCheckAndKeepAliveHoldOverTls) {
+  StartServer(Options());
+  server_->AddRoute("POST", "/x", [](const http::Request&) { return http::Response{}; });
+  http::Client client;  // one connection for all of these
+  for (int i = 0; i < 3; ++i) {
+    auto r = client.Fetch(Get("/whoami", &pki_.spiffe_client));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->status, 200);
+  }
+  EXPECT_EQ(server_->stats().connections_accepted, 1u);
+  http::ClientRequest req = Get("/x");
+  req.method = "POST";
+  req.body = std::string(64 * 1024, 'a');
+  auto r = http::Fetch(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 413);
+  req = Get("/whoami");
+  req.headers = {{"X-Big", std::string(20 * 1024, 'h')}};
+  r = http::Fetch(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 431);
+  req = Get("/whoami");
+  req.headers = {{"Host", "attacker.example"}};
+  r = http::Fetch(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 421);
+}
+
+TEST(TlsServerCreate, RefusesNonLoopbackWithoutTlsAndBadPemFiles) {
+  TlsPki pki;
+  http::ServerOptions o;
+  o.address = "0.0.0.0:0";
+  auto s = http::Server::Create(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("needs TLS (tls.cert and tls.key)"), std::string::npos)
+      << s.status();
+  o.tls = pki.Options();
+  s = http::Server::Create(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->Start().ok());
+  EXPECT_GT((*s)->port(), 0);
+  (*s)->Stop();
+
+  o.tls.key_file.clear();
+  s = http::Server::Create(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("tls.key"), std::string::npos) << s.status();
+  o.tls = pki.Options();
+  o.tls.cert_file = pki.dir + "/missing.crt";
+  s = http::Server::Create(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("tls.cert '" + pki.dir + "/missing.crt'"), std::string::npos)
+      << s.status();
+  o.tls = pki.Options();
+  o.tls.key_file = pki.spiffe_client.key;  // another certificate's key
+  s = http::Server::Create(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("does not match the certificate"), std::string::npos)
+      << s.status();
+  o.tls = pki.Options();
+  o.tls.client_ca_file = pki.server.key;  // not a certificate
+  s = http::Server::Create(o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("tls.client_ca"), std::string::npos) << s.status();
+}
+
+}  // namespace
+}  // namespace writ
