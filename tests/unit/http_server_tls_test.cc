@@ -2,7 +2,9 @@
 // a client certificate, the verified identity handed to handlers (URI SAN, else CN), a certificate
 // from another CA and a plain-HTTP client refused at the handshake and counted, a silent or
 // trickled handshake cut off by the request deadline, limits and keep-alive over TLS, the options
-// Create refuses (a non-loopback address without TLS, unreadable or mismatched PEM files).
+// Create refuses (a non-loopback address without TLS, unreadable or mismatched PEM files). Then the
+// credential endpoints behind client_auth (401, 403, 200), the https issuer check, and a
+// CredentialService whose https issuer is its tokens' `iss` and the base of its discovery document.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,9 +17,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "creds/creds.h"
+#include "creds/http_endpoints.h"
 #include "gtest/gtest.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "nlohmann/json.hpp"
 #include "tls_test_server.h"
 
 namespace writ {
@@ -262,6 +267,154 @@ TEST(TlsServerCreate, RefusesNonLoopbackWithoutTlsAndBadPemFiles) {
   s = http::Server::Create(o);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("tls.client_ca"), std::string::npos) << s.status();
+}
+
+// ---- the credential endpoints behind client certificates
+
+class TlsEndpointsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    creds::KeyStoreOptions ko;
+    ko.state_dir = pki_.dir + "/state";
+    keys_ = std::move(*creds::KeyStore::Open(ko));
+    revs_ = std::move(*creds::RevocationStore::Open(pki_.dir + "/revoked.db"));
+    issuer_ = std::make_unique<creds::Issuer>(creds::IssuerOptions{"https://writ-a.example"},
+                                              keys_.get(), revs_.get());
+    http::ServerOptions o;
+    o.tls = pki_.Options();
+    server_ = std::move(*http::Server::Create(o));
+    ASSERT_TRUE(server_->Start().ok());
+    creds::EndpointOptions eo;
+    eo.base_url = "https://writ-a.example";
+    eo.client_auth = {"/introspect", "/revoke"};
+    eo.client_ids = {"spiffe://example.org/rp/db"};
+    creds::RegisterEndpoints(server_.get(), issuer_.get(), keys_.get(), eo);
+  }
+  http::ClientResponse Call(const std::string& method, const std::string& path,
+                            const std::string& body, const TestPki::Files* client) {
+    http::ClientRequest req;
+    req.method = method;
+    req.url = absl::StrCat("https://127.0.0.1:", server_->port(), path);
+    req.ca_file = pki_.server_ca->ca().cert;
+    if (client != nullptr) {
+      req.cert = client->cert;
+      req.key = client->key;
+    }
+    if (method == "POST") req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
+    req.body = body;
+    auto r = http::Fetch(req);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : http::ClientResponse{};
+  }
+
+  TlsPki pki_;
+  std::unique_ptr<creds::KeyStore> keys_;
+  std::unique_ptr<creds::RevocationStore> revs_;
+  std::unique_ptr<creds::Issuer> issuer_;
+  std::unique_ptr<http::Server> server_;
+};
+
+TEST_F(TlsEndpointsTest, IntrospectAndRevokeNeedAnAllowedClientCertificate) {
+  auto svid = issuer_->Mint(
+      {"task-1", "spiffe://example.org/agent/x", {}, "review", absl::Now() + absl::Hours(1)},
+      {"db"});
+  ASSERT_TRUE(svid.ok());
+  const std::string form = "token=" + svid->token;
+  for (const char* path : {"/introspect", "/revoke"}) {
+    SCOPED_TRACE(path);
+    auto r = Call("POST", path, form, nullptr);
+    EXPECT_EQ(r.status, 401);
+    auto j = nlohmann::json::parse(r.body);
+    EXPECT_EQ(j["error"], "invalid_client");
+    EXPECT_NE(j["error_description"].get<std::string>().find("client certificate"),
+              std::string::npos);
+    r = Call("POST", path, form, &pki_.cn_client);  // verified, but not an allowed identity
+    EXPECT_EQ(r.status, 403);
+    j = nlohmann::json::parse(r.body);
+    EXPECT_EQ(j["error"], "unauthorized_client");
+    EXPECT_NE(j["error_description"].get<std::string>().find("relying-party-7"), std::string::npos);
+  }
+  // The refused revocations revoked nothing.
+  auto r = Call("POST", "/introspect", form, &pki_.spiffe_client);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["active"], true);
+  EXPECT_EQ(Call("POST", "/revoke", form, &pki_.spiffe_client).status, 200);
+  r = Call("POST", "/introspect", form, &pki_.spiffe_client);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["active"], false);
+  // Keys and discovery serve anyone; the discovery says how the endpoints authenticate.
+  EXPECT_EQ(Call("GET", "/jwks.json", "", nullptr).status, 200);
+  r = Call("GET", "/.well-known/openid-configuration", "", nullptr);
+  ASSERT_EQ(r.status, 200);
+  auto d = nlohmann::json::parse(r.body);
+  EXPECT_EQ(d["issuer"], "https://writ-a.example");
+  EXPECT_EQ(d["jwks_uri"], "https://writ-a.example/jwks.json");
+  EXPECT_EQ(d["introspection_endpoint"], "https://writ-a.example/introspect");
+  EXPECT_EQ(d["introspection_endpoint_auth_methods_supported"],
+            nlohmann::json::array({"tls_client_auth"}));
+  EXPECT_EQ(d["revocation_endpoint_auth_methods_supported"],
+            nlohmann::json::array({"tls_client_auth"}));
+}
+
+TEST(HttpsIssuerHost, AcceptsOnlyABareHttpsOrigin) {
+  EXPECT_EQ(*creds::HttpsIssuerHost("https://writ-a.example"), "writ-a.example");
+  EXPECT_EQ(*creds::HttpsIssuerHost("https://Writ-A.example:8443"), "writ-a.example");
+  EXPECT_EQ(*creds::HttpsIssuerHost("https://10.0.0.5:8443"), "10.0.0.5");
+  EXPECT_EQ(*creds::HttpsIssuerHost("https://[fd00::5]:8443"), "[fd00::5]");
+  for (const char* bad :
+       {"http://writ-a.example", "https://", "https://writ-a.example/", "https://writ-a.example/x",
+        "https://writ-a.example:", "https://writ-a.example:0", "https://writ-a.example:99999",
+        "https://writ-a.example:84a3", "https://u@writ-a.example", "https://writ-a.example?x",
+        "https://writ a.example", "spiffe://example.org", "https://[fd00::5", "https://[]:1"}) {
+    EXPECT_FALSE(creds::HttpsIssuerHost(bad).ok()) << bad;
+  }
+  EXPECT_NE(creds::HttpsIssuerHost("https://writ-a.example/").status().message().find("no path"),
+            std::string::npos);
+}
+
+// The service wires it together: the https issuer is the tokens' `iss`, the base of the discovery
+// document, and a Host the server answers to.
+TEST(CredentialServiceTls, HttpsIssuerIsTheIssAndTheDiscoveryBase) {
+  TlsPki pki;
+  creds::CredentialConfig c;
+  c.state_dir = pki.dir + "/svc";
+  c.trust_domain = "example.org";
+  c.issuer = "https://writ-a.example";
+  c.http_addr = "127.0.0.1:0";
+  c.http_tls = pki.Options();
+  c.http_client_auth = {"/introspect"};
+  auto svc = creds::CredentialService::Start(c);
+  ASSERT_TRUE(svc.ok()) << svc.status();
+  EXPECT_EQ((*svc)->http_base_url(), "https://writ-a.example");
+  auto svid = (*svc)->Mint(
+      {"task-1", "spiffe://example.org/agent/x", {}, "review", absl::Now() + absl::Hours(1)},
+      {"db"});
+  ASSERT_TRUE(svid.ok()) << svid.status();
+  auto jwt = creds::DecodeJwt(svid->token);
+  ASSERT_TRUE(jwt.ok());
+  EXPECT_EQ(jwt->payload["iss"], "https://writ-a.example");
+  http::ClientRequest req;
+  req.url = absl::StrCat("https://127.0.0.1:", (*svc)->http_server()->port(),
+                         "/.well-known/openid-configuration");
+  req.ca_file = pki.server_ca->ca().cert;
+  req.headers = {{"Host", "writ-a.example"}};
+  auto r = http::Fetch(req);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto d = nlohmann::json::parse(r->body);
+  EXPECT_EQ(d["issuer"], "https://writ-a.example");
+  EXPECT_EQ(d["jwks_uri"], "https://writ-a.example/jwks.json");
+  EXPECT_EQ(d["revocation_endpoint_auth_methods_supported"], nlohmann::json::array({"none"}));
+  (*svc)->Stop();
+
+  c.issuer = "https://writ-a.example/oidc";
+  svc = creds::CredentialService::Start(c);
+  ASSERT_FALSE(svc.ok());
+  EXPECT_NE(svc.status().message().find("no path"), std::string::npos) << svc.status();
+  c.issuer = "https://writ-a.example";
+  c.http_tls.client_ca_file.clear();
+  svc = creds::CredentialService::Start(c);
+  ASSERT_FALSE(svc.ok());
+  EXPECT_NE(svc.status().message().find("client CA"), std::string::npos) << svc.status();
 }
 
 }  // namespace
