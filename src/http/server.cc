@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -83,6 +84,11 @@ bool ParseHost(const std::string& host, tcp::endpoint* ep) {
   *ep = tcp::endpoint(a, 0);
   return true;
 }
+
+// Asio opens and accepts without SOCK_CLOEXEC. A process writd execs would keep the port: the
+// guardian (forked after the server starts, and outliving a writd that dies) held it in LISTEN,
+// so clients queued on a port nobody served and a restarted writd could not bind it.
+void CloseOnExec(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC); }
 
 int64_t SteadyNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -611,6 +617,7 @@ void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
   error_code pe;
   tcp::endpoint remote = socket.remote_endpoint(pe);
   std::string peer = pe ? "?" : absl::StrCat(remote.address().to_string(), ":", remote.port());
+  CloseOnExec(socket.native_handle());
   std::make_shared<Session>(this, std::move(socket), std::move(peer))->Start();
   Accept();
 }
@@ -704,6 +711,7 @@ absl::Status Server::Start() {
   error_code ec;
   s.acceptor.emplace(*s.iocs[0]);
   s.acceptor->open(ep.protocol(), ec);
+  if (!ec) CloseOnExec(s.acceptor->native_handle());
   if (!ec) s.acceptor->set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) s.acceptor->bind(ep, ec);
   if (ec) {

@@ -8,7 +8,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -22,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "loopback_connect.h"
 #include "nlohmann/json.hpp"
 #include "tls_test_server.h"
 
@@ -56,18 +59,7 @@ class TlsPki {
   TestPki::Files server, spiffe_client, cn_client, foreign_client;
 };
 
-int Connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+int Connect(int port) { return testing::ConnectLoopback(port); }
 
 // Sends `bytes` one every `gap` until the server closes the connection or `limit` passes; returns
 // how long the server took to close it (limit if it did not).
@@ -267,6 +259,34 @@ TEST(TlsServerCreate, RefusesNonLoopbackWithoutTlsAndBadPemFiles) {
   s = http::Server::Create(o);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("tls.client_ca"), std::string::npos) << s.status();
+}
+
+// A process writd execs after the server started (the guardian, which outlives a writd that dies)
+// must not keep its port: the next writd binds it again.
+TEST(ServerSockets, AnExecedChildDoesNotKeepThePort) {
+  auto s = http::Server::Create({});
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->Start().ok());
+  const int port = (*s)->port();
+  const int conn = Connect(port);  // an accepted connection is open too
+  ASSERT_GE(conn, 0);
+  absl::SleepFor(absl::Milliseconds(50));
+  const pid_t child = fork();
+  if (child == 0) {
+    execl("/bin/sleep", "sleep", "3", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(child, 0);
+  (*s)->Stop();
+  ::close(conn);
+  http::ServerOptions o;
+  o.address = absl::StrCat("127.0.0.1:", port);
+  auto again = http::Server::Create(o);
+  ASSERT_TRUE(again.ok()) << again.status();
+  absl::Status st = (*again)->Start();
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  EXPECT_TRUE(st.ok()) << st;
 }
 
 // ---- the credential endpoints behind client certificates
