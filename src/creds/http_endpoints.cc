@@ -23,8 +23,17 @@ http::Response OAuthError(int status, const char* error, const std::string& desc
   return Json(status, {{"error", error}, {"error_description", description}});
 }
 
-bool IsForm(const http::Request& req) {
-  return absl::StartsWith(req.Header("content-type"), "application/x-www-form-urlencoded");
+// The `token` field of an application/x-www-form-urlencoded body (RFC 7662 and 7009 requests), or
+// the 400 that says what is wrong.
+absl::StatusOr<std::string> FormToken(const http::Request& req) {
+  if (!absl::StartsWith(req.Header("content-type"), "application/x-www-form-urlencoded")) {
+    return absl::InvalidArgumentError("want application/x-www-form-urlencoded");
+  }
+  auto form = http::ParseForm(req.body);
+  if (!form.ok()) return form.status();
+  auto it = form->find("token");
+  if (it == form->end()) return absl::InvalidArgumentError("form field 'token' is required");
+  return it->second;
 }
 
 bool Contains(const std::vector<std::string>& v, const std::string& s) {
@@ -100,31 +109,21 @@ void RegisterEndpoints(http::Server* server, Issuer* issuer, KeyStore* keys,
                        EndpointOptions options) {
   server->AddRoute(
       "POST", "/introspect", ClientAuth(options, "/introspect", [issuer](const http::Request& req) {
-        if (!IsForm(req))
-          return OAuthError(400, "invalid_request", "want application/x-www-form-urlencoded");
-        auto form = http::ParseForm(req.body);
-        if (!form.ok())
-          return OAuthError(400, "invalid_request", std::string(form.status().message()));
-        auto it = form->find("token");
-        if (it == form->end())
-          return OAuthError(400, "invalid_request", "form field 'token' is required");
-        return Json(200, issuer->Introspect(it->second));
+        auto token = FormToken(req);
+        if (!token.ok())
+          return OAuthError(400, "invalid_request", std::string(token.status().message()));
+        return Json(200, issuer->Introspect(*token));
       }));
 
   auto on_revoked = options.on_token_revoked;
   server->AddRoute(
       "POST", "/revoke",
       ClientAuth(options, "/revoke", [issuer, on_revoked](const http::Request& req) {
-        if (!IsForm(req))
-          return OAuthError(400, "invalid_request", "want application/x-www-form-urlencoded");
-        auto form = http::ParseForm(req.body);
-        if (!form.ok())
-          return OAuthError(400, "invalid_request", std::string(form.status().message()));
-        auto it = form->find("token");
-        if (it == form->end())
-          return OAuthError(400, "invalid_request", "form field 'token' is required");
+        auto token = FormToken(req);
+        if (!token.ok())
+          return OAuthError(400, "invalid_request", std::string(token.status().message()));
         // RFC 7009 §2.2: 200 whether or not the token was valid, so callers learn nothing about it.
-        auto jti = issuer->RevokeToken(it->second, "revocation_endpoint");
+        auto jti = issuer->RevokeToken(*token, "revocation_endpoint");
         if (!jti.ok()) {
           Log()->error("revoke endpoint: {}", jti.status().ToString());
           return OAuthError(503, "temporarily_unavailable", "revocation store unavailable");
