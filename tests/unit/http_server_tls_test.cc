@@ -6,6 +6,7 @@
 // credential endpoints behind client_auth (401, 403, 200), the https issuer check, and a
 // CredentialService whose https issuer is its tokens' `iss` and the base of its discovery document.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -271,12 +272,20 @@ TEST(ServerSockets, AnExecedChildDoesNotKeepThePort) {
   const int conn = Connect(port);  // an accepted connection is open too
   ASSERT_GE(conn, 0);
   absl::SleepFor(absl::Milliseconds(50));
+  // Until it execs, a forked child holds every descriptor, close-on-exec or not: wait for the exec
+  // (the pipe's write end closes then).
+  int exec_pipe[2];
+  ASSERT_EQ(pipe2(exec_pipe, O_CLOEXEC), 0);
   const pid_t child = fork();
   if (child == 0) {
     execl("/bin/sleep", "sleep", "3", static_cast<char*>(nullptr));
     _exit(127);
   }
   ASSERT_GT(child, 0);
+  ::close(exec_pipe[1]);
+  char byte;
+  EXPECT_EQ(::read(exec_pipe[0], &byte, 1), 0);
+  ::close(exec_pipe[0]);
   (*s)->Stop();
   ::close(conn);
   http::ServerOptions o;
