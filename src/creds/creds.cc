@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "creds/http_endpoints.h"
 #include "creds/log.h"
@@ -37,6 +38,19 @@ absl::StatusOr<std::unique_ptr<CredentialService>> CredentialService::Start(
                                                    "' must be a bare name like example.org"));
   }
   if (config.issuer.empty()) config.issuer = "spiffe://" + config.trust_domain;
+  if (absl::StartsWith(config.issuer, "https://")) {
+    auto host = HttpsIssuerHost(config.issuer);
+    if (!host.ok())
+      return absl::InvalidArgumentError(absl::StrCat("creds config: ", host.status().message()));
+    // The Host header relying parties send when they fetch from the issuer (an IPv6 literal is the
+    // listen address, already accepted).
+    if (host->front() != '[') config.http_hosts.push_back(*host);
+  }
+  if (!config.http_client_auth.empty() && config.http_tls.client_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "creds config: client certificate checks (http client_auth) need a client CA "
+        "(tls.client_ca)");
+  }
   if (config.task_lookup && config.run_dir.empty() && config.workload_socket.empty()) {
     return absl::InvalidArgumentError(
         "creds config: run_dir (or workload_socket) is required for the Workload API");
@@ -118,10 +132,13 @@ absl::Status CredentialService::Init() {
     http::ServerOptions ho;
     ho.address = config_.http_addr;
     ho.allowed_hosts = config_.http_hosts;
+    ho.tls = config_.http_tls;
     ASSIGN_OR_RETURN(http_, http::Server::Create(ho));
     RETURN_IF_ERROR(http_->Start());
     EndpointOptions eo;
     eo.base_url = http_base_url();
+    eo.client_auth = config_.http_client_auth;
+    eo.client_ids = config_.http_client_ids;
     eo.on_token_revoked = [this](const std::string& jti) {
       Emit({"jwt_svid", jti, "writ", "revoke", absl::InfiniteFuture(), "", "revocation_endpoint"});
     };
@@ -273,7 +290,8 @@ std::string CredentialService::JwksJson() const { return keys_->JwksJson(); }
 
 std::string CredentialService::http_base_url() const {
   if (!http_) return "";
-  return absl::StrCat("http://", http_->address());
+  if (absl::StartsWith(config_.issuer, "https://")) return config_.issuer;
+  return absl::StrCat(http_->scheme(), "://", http_->address());
 }
 
 }  // namespace writ::creds

@@ -33,11 +33,20 @@ namespace writ::creds {
 struct CredentialConfig {
   std::string state_dir;
   std::string run_dir;
-  std::string trust_domain;                  // e.g. example.org
-  std::string issuer;                        // `iss`; default "spiffe://<trust_domain>"
-  std::string http_addr = "127.0.0.1:8181";  // loopback only; empty disables the HTTP endpoints
+  std::string trust_domain;  // e.g. example.org
+  // `iss`; default "spiffe://<trust_domain>". An https URL (https://host[:port], no path) is also
+  // where relying parties find the discovery document: its jwks_uri and endpoints derive from it
+  // and its host joins http_hosts.
+  std::string issuer;
+  // Loopback unless http_tls is set; empty disables the HTTP endpoints.
+  std::string http_addr = "127.0.0.1:8181";
   // Host header names the HTTP server answers to besides http_addr's host and localhost (421 else).
   std::vector<std::string> http_hosts;
+  http::TlsOptions http_tls;  // cert_file empty: plain HTTP
+  // "/introspect", "/revoke": only for clients with a verified certificate (needs a client CA), and
+  // if http_client_ids is not empty only for those identities (creds/http_endpoints.h).
+  std::vector<std::string> http_client_auth;
+  std::vector<std::string> http_client_ids;
   absl::Duration token_ttl = absl::Minutes(5);
   absl::Duration key_rotation = absl::Hours(24);
   std::vector<ProviderConfig> providers;
@@ -114,8 +123,9 @@ class CredentialService {
   WorkloadApiStats workload_stats() const {
     return workload_ ? workload_->stats() : WorkloadApiStats{};
   }
-  // The loopback HTTP server (null when disabled): other modules may AddRoute (e.g. /metrics).
+  // The HTTP server (null when disabled): other modules may AddRoute (e.g. /metrics).
   http::Server* http_server() const { return http_.get(); }
+  // The https issuer when one is set, else http(s)://<listen address>.
   std::string http_base_url() const;
 
  private:

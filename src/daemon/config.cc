@@ -3,12 +3,18 @@
 #include <arpa/inet.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <functional>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "creds/http_endpoints.h"
 #include "dns/resolver.h"
 #include "journal/journal.h"
 #include "util/status_macros.h"
@@ -140,6 +146,141 @@ absl::Status Bool(const std::string& file, const YAML::Node& n, const std::strin
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(Where(file, n, field) + "must be true or false");
+}
+
+// A list of strings at `field`, each checked by `ok` (else `want` is the error).
+absl::Status StringList(const std::string& file, const YAML::Node& v, const std::string& field,
+                        const std::function<bool(const std::string&)>& ok, const char* want,
+                        std::vector<std::string>* out) {
+  if (!v.IsSequence()) return absl::InvalidArgumentError(Where(file, v, field) + "must be a list");
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string f = absl::StrCat(field, "[", i, "]");
+    std::string s;
+    RETURN_IF_ERROR(Scalar(file, v[i], f, &s));
+    if (!ok(s)) return absl::InvalidArgumentError(Where(file, v[i], f) + want);
+    out->push_back(s);
+  }
+  return absl::OkStatus();
+}
+
+// Whether ADDR:PORT's address is a loopback one; an error unless it is an IP literal (IPv6 in
+// brackets) or localhost with a port.
+absl::StatusOr<bool> LoopbackListen(const std::string& addr) {
+  const size_t colon = addr.rfind(':');
+  int port = -1;
+  std::string host = colon == std::string::npos ? "" : addr.substr(0, colon);
+  if (colon == std::string::npos || !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError("must be ADDR:PORT (e.g. 127.0.0.1:8181, 0.0.0.0:8443)");
+  }
+  if (host == "localhost") return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &a6) == 1) {
+      return IN6_IS_ADDR_LOOPBACK(&a6) != 0;
+    }
+  }
+  in_addr a4{};
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "\"", addr, "\": the address must be an IP address ([v6] in brackets) or localhost"));
+}
+
+// http: ADDR:PORT, or {listen, issuer, tls: {cert, key, client_ca}, client_auth, client_ids} (see
+// Config). Certificate files resolve against the config's directory and must be readable now; their
+// contents are checked when the server starts.
+absl::Status ParseHttp(const std::string& file, const YAML::Node& v, Config* c) {
+  // Where each was written, for the checks that need all of them. emplace, never `=`: assigning a
+  // yaml-cpp node overwrites the node it refers to.
+  std::optional<YAML::Node> listen, client_auth, client_ids;
+  if (v.IsScalar()) {
+    c->http = v.Scalar();
+    if (c->http.empty()) return absl::OkStatus();  // `http: ""`: off
+  } else if (!v.IsMap()) {
+    return absl::InvalidArgumentError(Where(file, v, "http") + "must be ADDR:PORT or a mapping");
+  }
+  for (auto it = v.begin(); v.IsMap() && it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node fv = it->second;
+    const std::string field = "http." + key;
+    if (key == "listen") {
+      RETURN_IF_ERROR(Scalar(file, fv, field, &c->http));
+      listen.emplace(fv);
+    } else if (key == "issuer") {
+      RETURN_IF_ERROR(Scalar(file, fv, field, &c->http_issuer));
+      if (auto h = creds::HttpsIssuerHost(c->http_issuer); !h.ok()) {
+        return absl::InvalidArgumentError(Where(file, fv, field) +
+                                          std::string(h.status().message()));
+      }
+    } else if (key == "tls") {
+      if (!fv.IsMap())
+        return absl::InvalidArgumentError(Where(file, fv, field) + "must be a mapping");
+      for (auto t = fv.begin(); t != fv.end(); ++t) {
+        const std::string tkey = t->first.as<std::string>();
+        const std::string tfield = "http.tls." + tkey;
+        std::string* out = tkey == "cert"        ? &c->http_tls_cert
+                           : tkey == "key"       ? &c->http_tls_key
+                           : tkey == "client_ca" ? &c->http_tls_client_ca
+                                                 : nullptr;
+        if (out == nullptr)
+          return absl::InvalidArgumentError(Where(file, t->first, tfield) + "unknown key");
+        std::string s;
+        RETURN_IF_ERROR(Scalar(file, t->second, tfield, &s));
+        if (s.empty())
+          return absl::InvalidArgumentError(Where(file, t->second, tfield) + "must not be empty");
+        *out = ResolveAgainstConfig(file, s);
+        if (access(out->c_str(), R_OK) != 0) {
+          return absl::InvalidArgumentError(
+              Where(file, t->second, tfield) +
+              absl::StrCat("cannot read ", *out, ": ", std::strerror(errno)));
+        }
+      }
+      if (c->http_tls_cert.empty() || c->http_tls_key.empty()) {
+        return absl::InvalidArgumentError(Where(file, fv, field) +
+                                          "needs both cert and key (PEM files)");
+      }
+    } else if (key == "client_auth") {
+      client_auth.emplace(fv);
+      RETURN_IF_ERROR(StringList(
+          file, fv, field, [](const std::string& s) { return s == "introspect" || s == "revoke"; },
+          "must be introspect or revoke", &c->http_client_auth));
+      for (auto& p : c->http_client_auth) p = "/" + p;
+    } else if (key == "client_ids") {
+      client_ids.emplace(fv);
+      RETURN_IF_ERROR(StringList(
+          file, fv, field, [](const std::string& s) { return !s.empty(); },
+          "must be a certificate identity: a URI SAN (spiffe://...) or a subject CN",
+          &c->http_client_ids));
+    } else {
+      return absl::InvalidArgumentError(Where(file, it->first, field) + "unknown key");
+    }
+  }
+  const std::string listen_field = v.IsMap() ? "http.listen" : "http";
+  if (c->http.empty() && v.IsMap()) {
+    return absl::InvalidArgumentError(Where(file, v, "http.listen") + "missing (ADDR:PORT)");
+  }
+  auto loopback = LoopbackListen(c->http);
+  if (!loopback.ok()) {
+    return absl::InvalidArgumentError(Where(file, listen ? *listen : v, listen_field) +
+                                      std::string(loopback.status().message()));
+  }
+  if (!*loopback && c->http_tls_cert.empty()) {
+    return absl::InvalidArgumentError(
+        Where(file, listen ? *listen : v, listen_field) +
+        absl::StrCat(
+            "\"", c->http,
+            "\" is not a loopback address: serving other hosts needs http.tls (cert, key)"));
+  }
+  if (client_auth && c->http_tls_client_ca.empty()) {
+    return absl::InvalidArgumentError(
+        Where(file, *client_auth, "http.client_auth") +
+        "needs http.tls.client_ca (the CA that issues the clients' certificates)");
+  }
+  if (client_ids && c->http_client_auth.empty()) {
+    return absl::InvalidArgumentError(Where(file, *client_ids, "http.client_ids") +
+                                      "has no effect without http.client_auth");
+  }
+  return absl::OkStatus();
 }
 
 // metrics: {bpf_program_stats: BOOL}
@@ -388,7 +529,7 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
     } else if (key == "bpf_pin_dir") {
       RETURN_IF_ERROR(Scalar(path, v, key, &c.bpf_pin_dir));
     } else if (key == "http") {
-      RETURN_IF_ERROR(Scalar(path, v, key, &c.http));
+      RETURN_IF_ERROR(ParseHttp(path, v, &c));
     } else if (key == "http_hosts") {
       if (!v.IsSequence())
         return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");

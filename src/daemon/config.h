@@ -21,9 +21,19 @@ struct Config {
   std::string trust_domain = "example.org";
   std::string cgroup_subtree = "writ";
   std::string bpf_pin_dir;  // default /sys/fs/bpf/<cgroup_subtree>; "none" disables
-  std::string http;         // ADDR:PORT of the loopback HTTP listener, "" = off
+  std::string http;         // http.listen (or `http: ADDR:PORT`) of the HTTP listener, "" = off
   // Host header names the HTTP listener answers to besides its address and localhost (421 else).
   std::vector<std::string> http_hosts;
+  // http: {listen, issuer, tls: {cert, key, client_ca}, client_auth: [introspect, revoke],
+  // client_ids: [...]}: serving relying parties on other hosts (docs/credentials.md). Loopback is
+  // the only listen address without tls. issuer: https://HOST[:PORT], the JWT-SVIDs' `iss` and the
+  // base of the discovery document's URLs ("" = spiffe://<trust_domain>, URLs from the listen
+  // address). client_auth: paths (stored "/introspect") that need a client certificate the
+  // client_ca verified; client_ids: the identities (URI SAN, else CN) allowed there, "" = any.
+  std::string http_issuer;
+  std::string http_tls_cert, http_tls_key, http_tls_client_ca;
+  std::vector<std::string> http_client_auth;
+  std::vector<std::string> http_client_ids;
   std::string journal;  // hash-chained journal; "" = <state_dir>/journal.jsonl, "off"
   std::string journal_fsync = "10ms";  // always | never | DURATION (at most that long unsynced)
   std::string on_daemon_loss = "continue";  // freeze | continue

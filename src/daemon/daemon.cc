@@ -356,6 +356,10 @@ absl::Status Daemon::StartCredentials() {
   cc.trust_domain = cfg_.trust_domain;
   cc.http_addr = cfg_.http;
   cc.http_hosts = cfg_.http_hosts;
+  cc.issuer = cfg_.http_issuer;
+  cc.http_tls = {cfg_.http_tls_cert, cfg_.http_tls_key, cfg_.http_tls_client_ca};
+  cc.http_client_auth = cfg_.http_client_auth;
+  cc.http_client_ids = cfg_.http_client_ids;
   cc.providers = cfg_.credential_providers;
   cc.revocation_alert_after = cfg_.revocation_alert_after;
   cc.task_lookup = [this](pid_t, uint64_t, const std::string& cgroup_path) {

@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -26,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "http/server_tls.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -71,15 +74,21 @@ std::string Printable(std::string_view s) {
   return out;
 }
 
-bool ParseLoopback(const std::string& host, tcp::endpoint* ep) {
+// An IP literal (IPv6 bracketed) or "localhost".
+bool ParseHost(const std::string& host, tcp::endpoint* ep) {
   std::string h = host == "localhost" ? "127.0.0.1" : host;
   if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
   error_code ec;
   net::ip::address a = net::ip::make_address(h, ec);
   if (ec) return false;
   *ep = tcp::endpoint(a, 0);
-  return a.is_loopback();
+  return true;
 }
+
+// Asio opens and accepts without SOCK_CLOEXEC. A process writd execs would keep the port: the
+// guardian (forked after the server starts, and outliving a writd that dies) held it in LISTEN,
+// so clients queued on a port nobody served and a restarted writd could not bind it.
+void CloseOnExec(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC); }
 
 int64_t SteadyNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -91,6 +100,46 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       absl::ToChronoNanoseconds(d));
 }
+
+// A connection's byte stream: the TCP socket, or TLS over it. Beast's read and write algorithms
+// take it as their AsyncReadStream and AsyncWriteStream; the Session code is the same either way.
+class Stream {
+ public:
+  using executor_type = tcp::socket::executor_type;
+  using TlsStream = net::ssl::stream<tcp::socket>;
+
+  Stream(tcp::socket socket, net::ssl::context* tls) {
+    if (tls != nullptr) {
+      tls_.emplace(std::move(socket), *tls);
+    } else {
+      tcp_.emplace(std::move(socket));
+    }
+  }
+  executor_type get_executor() { return socket().get_executor(); }
+  tcp::socket& socket() { return tls_ ? tls_->next_layer() : *tcp_; }
+  TlsStream* tls() { return tls_ ? &*tls_ : nullptr; }
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& b, Handler&& h) {
+    if (tls_) {
+      tls_->async_read_some(b, std::forward<Handler>(h));
+    } else {
+      tcp_->async_read_some(b, std::forward<Handler>(h));
+    }
+  }
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& b, Handler&& h) {
+    if (tls_) {
+      tls_->async_write_some(b, std::forward<Handler>(h));
+    } else {
+      tcp_->async_write_some(b, std::forward<Handler>(h));
+    }
+  }
+
+ private:
+  std::optional<tcp::socket> tcp_;
+  std::optional<TlsStream> tls_;
+};
 
 }  // namespace
 
@@ -110,7 +159,7 @@ struct Server::Impl {
                                       std::optional<uint64_t> content_length, size_t header_bytes,
                                       uint64_t* body_limit);
   // Routes a complete request to its handler (or 404/405); never throws.
-  Response Dispatch(BeastRequest&& msg, const std::string& peer);
+  Response Dispatch(BeastRequest&& msg, const std::string& peer, const PeerCertificate& cert);
   // Maps a read error to the response a connection sends before it closes (nullopt: close
   // silently).
   std::optional<Response> ReadError(const error_code& ec, bool timed_out, bool got_bytes,
@@ -135,9 +184,10 @@ struct Server::Impl {
 
   struct Counters {
     std::atomic<uint64_t> accepted{0}, evicted{0}, refused{0}, requests{0}, timeouts{0},
-        too_large{0}, bad_requests{0}, host_refused{0}, handler_errors{0};
+        too_large{0}, bad_requests{0}, host_refused{0}, handler_errors{0}, tls_failures{0};
   } counters;
 
+  std::unique_ptr<net::ssl::context> tls;  // null: plain HTTP
   std::atomic<bool> stopping{false};
   bool started = false;
   // One io_context per worker thread, connections dealt round-robin: a connection's handlers all
@@ -181,21 +231,24 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Session(Server::Impl* srv, tcp::socket socket, std::string peer)
       : srv_(srv),
-        socket_(std::move(socket)),
-        timer_(socket_.get_executor()),
+        stream_(std::move(socket), srv->tls.get()),
+        timer_(stream_.get_executor()),
         buffer_(srv->options.max_header_bytes + 8192),
         peer_(std::move(peer)) {}
   ~Session() { srv_->Unregister(this); }
 
   void Start() {
     srv_->Register(this);
-    net::post(socket_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->stream_.tls()) return self->Handshake();
+      self->ReadHeader();
+    });
   }
 
   // From any thread: close the connection (eviction, shutdown).
   void Close() {
     closing_.store(true);
-    net::post(socket_.get_executor(), [self = shared_from_this()] { self->Shut(); });
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->Shut(); });
   }
 
   bool busy() const { return busy_.load(); }
@@ -212,11 +265,29 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec || self->timer_.expiry() > std::chrono::steady_clock::now()) return;
       self->timed_out_ = true;
       error_code ignored;
-      self->socket_.cancel(ignored);
+      self->stream_.socket().cancel(ignored);
     });
   }
 
-  void ReadHeader() {
+  // TLS: the handshake runs inside the first request's deadline, so a client that stalls or
+  // trickles it is cut off like a slowloris one. A failed handshake closes silently (there is no
+  // channel to answer on); it is counted.
+  void Handshake() {
+    if (closing_.load() || srv_->stopping.load()) return Shut();
+    Arm(srv_->options.io_timeout);
+    stream_.tls()->async_handshake(net::ssl::stream_base::server, [self = shared_from_this()](
+                                                                      const error_code& ec) {
+      if (ec) {
+        (self->timed_out_ ? self->srv_->counters.timeouts : self->srv_->counters.tls_failures)++;
+        return self->Shut();
+      }
+      self->cert_ = VerifiedPeer(self->stream_.tls()->native_handle());
+      self->ReadHeader(/*arm=*/false);
+    });
+  }
+
+  // `arm` false: the deadline armed for the handshake goes on covering the first request.
+  void ReadHeader(bool arm = true) {
     if (closing_.load() || srv_->stopping.load()) return Shut();
     busy_.store(false);
     waiting_since_.store(SteadyNanos());
@@ -224,12 +295,12 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(std::min(o.max_header_bytes, o.max_request_bytes)));
     parser_->body_limit(o.max_request_bytes);
-    Arm(o.io_timeout);  // the whole request, header and body, within one deadline
+    if (arm) Arm(o.io_timeout);  // the whole request, header and body, within one deadline
     // Room for a whole ordinary request in one read (into an empty buffer Beast reads 512 bytes,
     // and a request with a token needs two reads then): kReadChunk per connection, idle or not.
     buffer_.reserve(kReadChunk);
     bhttp::async_read_header(
-        socket_, buffer_, *parser_,
+        stream_, buffer_, *parser_,
         [self = shared_from_this()](const error_code& ec, size_t n) { self->OnHeader(ec, n); });
   }
 
@@ -245,7 +316,7 @@ class Session : public std::enable_shared_from_this<Session> {
         absl::EqualsIgnoreCase(AV(SV(parser_->get()[bhttp::field::expect])), "100-continue")) {
       auto cont =
           std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
-      bhttp::async_write(socket_, *cont,
+      bhttp::async_write(stream_, *cont,
                          [self = shared_from_this(), cont](const error_code& ec, size_t) {
                            if (ec) return self->OnReadError(ec);
                            self->ReadBody();
@@ -256,7 +327,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
-    bhttp::async_read(socket_, buffer_, *parser_,
+    bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](const error_code& ec, size_t) {
                         if (ec) return self->OnReadError(ec);
                         self->Handle();
@@ -276,7 +347,7 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_.store(true);
     timer_.cancel();
     const bool keep = parser_->get().keep_alive() && !srv_->stopping.load();
-    Response r = srv_->Dispatch(parser_->release(), peer_);
+    Response r = srv_->Dispatch(parser_->release(), peer_, cert_);
     parser_.reset();
     first_ = false;
     Write(std::move(r), keep, /*drain=*/true);
@@ -288,7 +359,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Arm(timed_out_ ? std::min(srv_->options.io_timeout, absl::Milliseconds(500))
                    : srv_->options.io_timeout);
     bhttp::async_write(
-        socket_, res_,
+        stream_, res_,
         [self = shared_from_this(), keep_alive, drain](const error_code& ec, size_t) {
           self->res_ = {};  // an idle connection keeps no response
           if (ec || self->closing_.load()) return self->Shut();
@@ -303,36 +374,41 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // After an early error reply the client may still be sending; closing with unread data makes the
   // kernel send RST, which can destroy the reply before the client reads it. Half-close and read a
-  // bounded amount for a bounded time first.
+  // bounded amount for a bounded time first. Over TLS the half-close is a close_notify, and OpenSSL
+  // reads what the client still sends (discarding it) until the client's own close_notify or EOF.
   void Drain() {
-    error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_send, ignored);
     Arm(absl::Milliseconds(500));
+    if (Stream::TlsStream* tls = stream_.tls()) {
+      tls->async_shutdown([self = shared_from_this()](const error_code&) { self->Shut(); });
+      return;
+    }
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     drained_ = 0;
     DrainSome();
   }
   void DrainSome() {
     if (!drain_buf_) drain_buf_ = std::make_unique<std::array<char, 8192>>();
-    socket_.async_read_some(net::buffer(*drain_buf_),
-                            [self = shared_from_this()](const error_code& ec, size_t n) {
-                              self->drained_ += n;
-                              if (ec || self->drained_ > (1u << 20) || self->closing_.load())
-                                return self->Shut();
-                              self->DrainSome();
-                            });
+    stream_.socket().async_read_some(
+        net::buffer(*drain_buf_), [self = shared_from_this()](const error_code& ec, size_t n) {
+          self->drained_ += n;
+          if (ec || self->drained_ > (1u << 20) || self->closing_.load()) return self->Shut();
+          self->DrainSome();
+        });
   }
 
   void Shut() {
     error_code ignored;
     timer_.cancel();
-    if (socket_.is_open()) {
-      socket_.shutdown(tcp::socket::shutdown_both, ignored);
-      socket_.close(ignored);
+    tcp::socket& socket = stream_.socket();
+    if (socket.is_open()) {
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
+      socket.close(ignored);
     }
   }
 
   Server::Impl* const srv_;
-  tcp::socket socket_;
+  Stream stream_;
   net::steady_timer timer_;
   boost::beast::flat_buffer buffer_;
   std::optional<Parser> parser_;
@@ -340,6 +416,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<std::array<char, 8192>> drain_buf_;
   size_t drained_ = 0;
   const std::string peer_;
+  PeerCertificate cert_;  // TLS: the client certificate the handshake verified
   bool first_ = true;
   bool timed_out_ = false;
   std::atomic<bool> busy_{false};
@@ -437,7 +514,8 @@ Handler Server::Impl::Lookup(const std::string& method, const std::string& path,
   return found;
 }
 
-Response Server::Impl::Dispatch(BeastRequest&& msg, const std::string& peer) {
+Response Server::Impl::Dispatch(BeastRequest&& msg, const std::string& peer,
+                                const PeerCertificate& cert) {
   Request req;
   req.method = std::string(SV(msg.method_string()));
   std::string_view target = SV(msg.target());
@@ -460,6 +538,8 @@ Response Server::Impl::Dispatch(BeastRequest&& msg, const std::string& peer) {
   }
   req.body = std::move(msg.body());
   req.peer = peer;
+  req.client_verified = cert.verified;
+  req.client_identity = cert.identity;
   counters.requests++;
   std::string allow;
   Handler h = Lookup(req.method, req.path, &allow);
@@ -537,6 +617,7 @@ void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
   error_code pe;
   tcp::endpoint remote = socket.remote_endpoint(pe);
   std::string peer = pe ? "?" : absl::StrCat(remote.address().to_string(), ":", remote.port());
+  CloseOnExec(socket.native_handle());
   std::make_shared<Session>(this, std::move(socket), std::move(peer))->Start();
   Accept();
 }
@@ -572,9 +653,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   }
   std::string host = a.substr(0, colon);
   tcp::endpoint ep;
-  if (!ParseLoopback(host, &ep)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "http: address '", a, "' is not a loopback address; this server only serves loopback"));
+  if (!ParseHost(host, &ep)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("http: address '", a, "' is not an IP address (or localhost) and port"));
+  }
+  // Tokens cross this port (introspection, revocation): in clear only where no other host listens.
+  if (!ep.address().is_loopback() && !options.tls.enabled()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("http: address '", a,
+                     "' is not a loopback address: serving other hosts needs TLS (tls.cert and "
+                     "tls.key)"));
+  }
+  std::unique_ptr<net::ssl::context> tls;
+  if (options.tls.enabled()) {
+    auto made = MakeServerTlsContext(options.tls);
+    if (!made.ok()) return made.status();
+    tls = std::move(*made);
   }
   std::vector<std::string> names = {
       absl::AsciiStrToLower(ep.address().is_v6() ? absl::StrCat("[", ep.address().to_string(), "]")
@@ -591,12 +685,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(ServerOptions options) {
   impl->host = host;
   impl->port = port;
   impl->host_names = std::move(names);
+  impl->tls = std::move(tls);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
 Server::~Server() { Stop(); }
 
 int Server::port() const { return impl_->port.load(); }
+
+bool Server::tls() const { return impl_->tls != nullptr; }
 
 std::string Server::address() const { return absl::StrCat(impl_->host, ":", impl_->port.load()); }
 
@@ -609,11 +706,12 @@ absl::Status Server::Start() {
   Impl& s = *impl_;
   if (s.started) return absl::FailedPreconditionError("http: server already started");
   tcp::endpoint ep;
-  ParseLoopback(s.host, &ep);
+  ParseHost(s.host, &ep);
   ep.port(static_cast<uint16_t>(s.port.load()));
   error_code ec;
   s.acceptor.emplace(*s.iocs[0]);
   s.acceptor->open(ep.protocol(), ec);
+  if (!ec) CloseOnExec(s.acceptor->native_handle());
   if (!ec) s.acceptor->set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) s.acceptor->bind(ep, ec);
   if (ec) {
@@ -638,7 +736,9 @@ absl::Status Server::Start() {
       if (--s.running == 0) s.all_returned.Notify();
     });
   }
-  Log()->info("http: listening on {}", address());
+  Log()->info("http: listening on {} ({})", address(),
+              s.tls ? (s.options.tls.client_ca_file.empty() ? "TLS" : "TLS, client certificates")
+                    : "plain HTTP");
   return absl::OkStatus();
 }
 
@@ -681,6 +781,7 @@ ServerStats Server::stats() const {
   st.bad_requests = c.bad_requests.load();
   st.host_refused = c.host_refused.load();
   st.handler_errors = c.handler_errors.load();
+  st.tls_failures = c.tls_failures.load();
   absl::MutexLock l(&impl_->sessions_mu);
   st.connections_open = impl_->sessions.size();
   return st;
@@ -709,6 +810,10 @@ std::string Server::MetricsText() const {
                   "writ_http_requests_refused_total{reason=\"bad_request\"} ", s.bad_requests, "\n",
                   "writ_http_requests_refused_total{reason=\"host\"} ", s.host_refused, "\n");
   counter("writ_http_handler_errors_total", "HTTP handlers that failed (500).", s.handler_errors);
+  counter("writ_http_tls_handshake_failures_total",
+          "TLS handshakes that failed (not TLS, no common version or cipher, a client certificate "
+          "the client CA does not vouch for).",
+          s.tls_failures);
   absl::StrAppend(&out,
                   "# HELP writ_http_connections_open HTTP connections open now.\n"
                   "# TYPE writ_http_connections_open gauge\nwrit_http_connections_open ",
@@ -755,7 +860,7 @@ std::string Server::ServeBytes(std::string_view bytes, const std::string& peer) 
     if (!resp) return "";
   } else if (!resp) {
     keep = p.get().keep_alive();
-    resp = s.Dispatch(p.release(), peer);
+    resp = s.Dispatch(p.release(), peer, PeerCertificate{});
   }
   bhttp::response<bhttp::string_body> res;
   BuildResponse(std::move(*resp), keep, &res);

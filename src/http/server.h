@@ -10,7 +10,11 @@
 // (never one whose handler runs), so idle connections cannot lock out a request. Requests are
 // bounded (431 for the headers, 413 for the whole), chunked request bodies are refused (411), and
 // the Host header must name this server (421 otherwise: a browser page whose name was rebound to
-// 127.0.0.1 reads nothing). The listen address must be a loopback address.
+// 127.0.0.1 reads nothing). The listen address must be a loopback address unless the server speaks
+// TLS (`tls`): then it may listen anywhere, the handshake counts inside the first request's
+// deadline, and with a client CA a client certificate is asked for, verified when presented (an
+// unverifiable one fails the handshake), and its identity handed to the handlers, which decide
+// whether they need one (server_tls.h).
 #pragma once
 
 #include <cstdint>
@@ -35,6 +39,11 @@ struct Request {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
   std::string peer;  // "127.0.0.1:port"
+  // TLS with a client CA: whether the client presented a certificate the server verified against
+  // it, and that certificate's identity: its first URI SAN (a SPIFFE ID such as
+  // spiffe://example.org/rp/db), else its subject CN. false and "" otherwise.
+  bool client_verified = false;
+  std::string client_identity;
 
   // First header with this (case-insensitive) name, or empty.
   std::string Header(std::string_view name) const;
@@ -49,8 +58,19 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+// PEM files, read once by Server::Create. TLS 1.2 and 1.3 only.
+struct TlsOptions {
+  std::string cert_file;  // the server's certificate, then any intermediates
+  std::string key_file;
+  // "": no client certificate is asked for. Else one is asked for, optional, and verified against
+  // these CAs when presented.
+  std::string client_ca_file;
+  bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
+};
+
 struct ServerOptions {
-  std::string address = "127.0.0.1:0";  // host:port; host must be a loopback address
+  std::string address = "127.0.0.1:0";  // host:port; a loopback host unless tls is enabled
+  TlsOptions tls;
   // Host header names served besides the listen address's host and "localhost" (case-insensitive,
   // with or without this server's port). Any other Host gets 421.
   std::vector<std::string> allowed_hosts;
@@ -75,6 +95,7 @@ struct ServerStats {
   uint64_t bad_requests = 0;    // 400 and 411: malformed, chunked, missing Host
   uint64_t host_refused = 0;    // 421: Host names another server
   uint64_t handler_errors = 0;  // a handler threw: 500
+  uint64_t tls_failures = 0;    // TLS handshakes that failed (not TLS, no common version, bad cert)
 };
 
 class Server {
@@ -100,6 +121,9 @@ class Server {
   // involved; bytes missing at the end are answered like a client that stopped sending (408). The
   // fuzz target's entry point (tests/fuzz/http_request_fuzz.cc).
   std::string ServeBytes(std::string_view bytes, const std::string& peer = "127.0.0.1:1");
+  // Whether connections speak TLS; "https" or "http".
+  bool tls() const;
+  std::string scheme() const { return tls() ? "https" : "http"; }
 
   struct Impl;
 

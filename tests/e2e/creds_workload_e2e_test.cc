@@ -97,9 +97,13 @@ TEST(WorkloadApiInterop, NodeClientInTaskCgroupGetsSvidOutsideIsRefused) {
   // Install the pinned client libraries once into the build dir (never into the source tree).
   std::string node_dir = WRIT_CREDS_NODE_DIR;
   std::filesystem::create_directories(node_dir);
-  std::filesystem::copy_file(std::string(WRIT_SOURCE_DIR) + "/tests/e2e/creds/package.json",
-                             node_dir + "/package.json",
-                             std::filesystem::copy_options::overwrite_existing);
+  // The lockfile too: `npm install` then installs the locked versions (creds_rp_e2e_test shares
+  // this directory and installs with `npm ci`).
+  for (const char* f : {"package.json", "package-lock.json"}) {
+    std::filesystem::copy_file(std::string(WRIT_SOURCE_DIR) + "/tests/e2e/creds/" + f,
+                               node_dir + "/" + f,
+                               std::filesystem::copy_options::overwrite_existing);
+  }
   if (!std::filesystem::exists(node_dir + "/node_modules/@grpc/grpc-js/package.json")) {
     RunResult npm =
         RunChild({"npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", node_dir},

@@ -338,6 +338,74 @@ TEST_F(ConfigTest, OtherBadValues) {
   EXPECT_EQ(LoadConfig(dir_ + "/absent.yaml").status().code(), absl::StatusCode::kNotFound);
 }
 
+// http: the old string form; the mapping for relying parties on other hosts (issuer, TLS files
+// resolved against the config's directory, client_auth); each mistake names its line and field.
+TEST_F(ConfigTest, HttpListenerForOtherHosts) {
+  auto c = LoadConfig(Write("http: 127.0.0.1:8181\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->http, "127.0.0.1:8181");
+  EXPECT_TRUE(c->http_issuer.empty());
+  EXPECT_TRUE(c->http_tls_cert.empty());
+  for (const char* f : {"a.crt", "a.key", "ca.crt"}) std::ofstream(dir_ + "/" + f) << "x";
+  c =
+      LoadConfig(Write("http:\n"
+                       "  listen: 0.0.0.0:8443\n"
+                       "  issuer: https://host-a.example:8443\n"
+                       "  tls: {cert: a.crt, key: a.key, client_ca: ca.crt}\n"
+                       "  client_auth: [introspect, revoke]\n"
+                       "  client_ids: [spiffe://example.org/rp/db]\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->http, "0.0.0.0:8443");
+  EXPECT_EQ(c->http_issuer, "https://host-a.example:8443");
+  EXPECT_EQ(c->http_tls_cert, dir_ + "/a.crt");
+  EXPECT_EQ(c->http_tls_key, dir_ + "/a.key");
+  EXPECT_EQ(c->http_tls_client_ca, dir_ + "/ca.crt");
+  EXPECT_EQ(c->http_client_auth, (std::vector<std::string>{"/introspect", "/revoke"}));
+  EXPECT_EQ(c->http_client_ids, (std::vector<std::string>{"spiffe://example.org/rp/db"}));
+  // An https issuer in front of a loopback listener (a TLS-terminating proxy) is allowed.
+  c = LoadConfig(Write("http: {listen: \"[::1]:8181\", issuer: https://writ.example}\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+
+  const std::pair<const char*, std::string> bad[] = {
+      {"http: 0.0.0.0:8443\n",
+       ":1: http: \"0.0.0.0:8443\" is not a loopback address: serving other hosts needs http.tls "
+       "(cert, key)"},
+      {"http:\n  listen: 10.0.0.5:8443\n",
+       ":2: http.listen: \"10.0.0.5:8443\" is not a loopback address: serving other hosts needs "
+       "http.tls (cert, key)"},
+      {"http: {listen: host-a.example:8443}\n",
+       ":1: http.listen: \"host-a.example:8443\": the address must be an IP address ([v6] in "
+       "brackets) or localhost"},
+      {"http: {listen: 127.0.0.1}\n",
+       ":1: http.listen: must be ADDR:PORT (e.g. 127.0.0.1:8181, 0.0.0.0:8443)"},
+      {"http: {issuer: https://a.example}\n", ":1: http.listen: missing (ADDR:PORT)"},
+      {"http:\n  listen: 127.0.0.1:0\n  issuer: http://a.example\n",
+       ":3: http.issuer: issuer 'http://a.example' must be https://HOST[:PORT]: not an https URL"},
+      {"http:\n  listen: 127.0.0.1:0\n  issuer: https://a.example/oidc\n",
+       ":3: http.issuer: issuer 'https://a.example/oidc' must be https://HOST[:PORT]: no path, "
+       "query or fragment (not even a trailing /)"},
+      {"http:\n  listen: 0.0.0.0:1\n  tls:\n    cert: a.crt\n",
+       ":4: http.tls: needs both cert and key (PEM files)"},
+      {"http:\n  listen: 0.0.0.0:1\n  tls:\n    cert: a.crt\n    key: nope.key\n",
+       ":5: http.tls.key: cannot read " + dir_ + "/nope.key: No such file or directory"},
+      {"http:\n  listen: 0.0.0.0:1\n  tls: {cert: a.crt, key: a.key, ca: ca.crt}\n",
+       ":3: http.tls.ca: unknown key"},
+      {"http:\n  listen: 0.0.0.0:1\n  tls: {cert: a.crt, key: a.key}\n  client_auth: [revoke]\n",
+       ":4: http.client_auth: needs http.tls.client_ca (the CA that issues the clients' "
+       "certificates)"},
+      {"http:\n  listen: 127.0.0.1:1\n  client_auth: [metrics]\n",
+       ":3: http.client_auth[0]: must be introspect or revoke"},
+      {"http:\n  listen: 127.0.0.1:1\n  client_ids: [x]\n",
+       ":3: http.client_ids: has no effect without http.client_auth"},
+      {"http:\n  listen: 127.0.0.1:1\n  port: 1\n", ":3: http.port: unknown key"},
+      {"http: [127.0.0.1:1]\n", ":1: http: must be ADDR:PORT or a mapping"},
+  };
+  for (const auto& [yaml, want] : bad) {
+    const std::string p = Write(yaml);
+    EXPECT_EQ(LoadConfig(p).status().message(), p + want) << yaml;
+  }
+}
+
 v1::Event Exec(const std::string& exe, std::vector<std::string> args) {
   v1::Event ev;
   ev.set_kind("exec");
