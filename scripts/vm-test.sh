@@ -174,7 +174,17 @@ rm -rf "$results"; mkdir -p "$results"
 # the other in the bpf() that attached a syscall tracepoint. We read it as cross-modifying code under
 # QEMU 7.2's multi-threaded TCG (it has not been tried under KVM). WRIT_VM_ACCEL overrides the choice.
 accel="tcg,thread=single"; cpu="max"
-if [[ -r /dev/kvm && -w /dev/kvm ]]; then accel=kvm; cpu=host; fi
+if [[ -r /dev/kvm && -w /dev/kvm ]]; then
+  # A /dev/kvm that opens is not one that runs a guest: under nested virtualization QEMU 7.2 has been
+  # seen to abort setting the host CPU's MSRs ("failed to set MSR 0x10a", kvm_buf_set_msrs) before the
+  # guest's first instruction. A paused machine creates and resets the vCPUs and quits: seconds.
+  if (echo quit | timeout 20 qemu-system-x86_64 -machine q35 -accel kvm -cpu host -S -display none \
+       -nodefaults -monitor stdio) >/dev/null 2>&1; then
+    accel=kvm; cpu=host
+  else
+    echo "vm: /dev/kvm is present but KVM cannot run a vCPU here; software emulation (TCG) instead"
+  fi
+fi
 accel="${WRIT_VM_ACCEL:-$accel}"
 console="$vm/console.log"
 share() {  # TAG PATH [ro]
