@@ -189,6 +189,38 @@ absl::StatusOr<bool> LoopbackListen(const std::string& addr) {
 // http: ADDR:PORT, or {listen, issuer, tls: {cert, key, client_ca}, client_auth, client_ids} (see
 // Config). Certificate files resolve against the config's directory and must be readable now; their
 // contents are checked when the server starts.
+// tls: {cert: FILE, key: FILE[, client_ca: FILE]} (client_ca only where `client_ca` is not null):
+// readable PEM files, relative to the config file.
+absl::Status ParseTls(const std::string& file, const YAML::Node& fv, const std::string& field,
+                      std::string* cert, std::string* key, std::string* client_ca) {
+  if (!fv.IsMap()) return absl::InvalidArgumentError(Where(file, fv, field) + "must be a mapping");
+  for (auto t = fv.begin(); t != fv.end(); ++t) {
+    const std::string tkey = t->first.as<std::string>();
+    const std::string tfield = field + "." + tkey;
+    std::string* out = tkey == "cert"        ? cert
+                       : tkey == "key"       ? key
+                       : tkey == "client_ca" ? client_ca
+                                             : nullptr;
+    if (out == nullptr)
+      return absl::InvalidArgumentError(Where(file, t->first, tfield) + "unknown key");
+    std::string s;
+    RETURN_IF_ERROR(Scalar(file, t->second, tfield, &s));
+    if (s.empty())
+      return absl::InvalidArgumentError(Where(file, t->second, tfield) + "must not be empty");
+    *out = ResolveAgainstConfig(file, s);
+    if (access(out->c_str(), R_OK) != 0) {
+      return absl::InvalidArgumentError(
+          Where(file, t->second, tfield) +
+          absl::StrCat("cannot read ", *out, ": ", std::strerror(errno)));
+    }
+  }
+  if (cert->empty() || key->empty()) {
+    return absl::InvalidArgumentError(Where(file, fv, field) +
+                                      "needs both cert and key (PEM files)");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseHttp(const std::string& file, const YAML::Node& v, Config* c) {
   // Where each was written, for the checks that need all of them. emplace, never `=`: assigning a
   // yaml-cpp node overwrites the node it refers to.
@@ -213,32 +245,8 @@ absl::Status ParseHttp(const std::string& file, const YAML::Node& v, Config* c) 
                                           std::string(h.status().message()));
       }
     } else if (key == "tls") {
-      if (!fv.IsMap())
-        return absl::InvalidArgumentError(Where(file, fv, field) + "must be a mapping");
-      for (auto t = fv.begin(); t != fv.end(); ++t) {
-        const std::string tkey = t->first.as<std::string>();
-        const std::string tfield = "http.tls." + tkey;
-        std::string* out = tkey == "cert"        ? &c->http_tls_cert
-                           : tkey == "key"       ? &c->http_tls_key
-                           : tkey == "client_ca" ? &c->http_tls_client_ca
-                                                 : nullptr;
-        if (out == nullptr)
-          return absl::InvalidArgumentError(Where(file, t->first, tfield) + "unknown key");
-        std::string s;
-        RETURN_IF_ERROR(Scalar(file, t->second, tfield, &s));
-        if (s.empty())
-          return absl::InvalidArgumentError(Where(file, t->second, tfield) + "must not be empty");
-        *out = ResolveAgainstConfig(file, s);
-        if (access(out->c_str(), R_OK) != 0) {
-          return absl::InvalidArgumentError(
-              Where(file, t->second, tfield) +
-              absl::StrCat("cannot read ", *out, ": ", std::strerror(errno)));
-        }
-      }
-      if (c->http_tls_cert.empty() || c->http_tls_key.empty()) {
-        return absl::InvalidArgumentError(Where(file, fv, field) +
-                                          "needs both cert and key (PEM files)");
-      }
+      RETURN_IF_ERROR(
+          ParseTls(file, fv, field, &c->http_tls_cert, &c->http_tls_key, &c->http_tls_client_ca));
     } else if (key == "client_auth") {
       client_auth.emplace(fv);
       RETURN_IF_ERROR(StringList(
@@ -412,6 +420,8 @@ absl::Status ParseDns(const std::string& file, const YAML::Node& v, Config* c) {
 absl::Status ParseConsole(const std::string& file, const YAML::Node& v, Config* c) {
   if (!v.IsMap())
     return absl::InvalidArgumentError(Where(file, v, "console") + "must be a mapping");
+  // Where they were written (emplace: assigning a yaml-cpp node overwrites it).
+  std::optional<YAML::Node> listen, url;
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string key = it->first.as<std::string>();
     const YAML::Node fv = it->second;
@@ -419,10 +429,11 @@ absl::Status ParseConsole(const std::string& file, const YAML::Node& v, Config* 
     std::string s;
     if (key == "listen") {
       RETURN_IF_ERROR(Scalar(file, fv, field, &s));
-      if (absl::Status st = ValidateConsoleListen(s); !st.ok()) {
-        return absl::InvalidArgumentError(Where(file, fv, field) + std::string(st.message()));
-      }
       c->console = s;
+      listen.emplace(fv);
+    } else if (key == "tls") {
+      RETURN_IF_ERROR(
+          ParseTls(file, fv, field, &c->console_tls_cert, &c->console_tls_key, nullptr));
     } else if (key == "url") {
       RETURN_IF_ERROR(Scalar(file, fv, field, &s));
       if (!absl::StartsWith(s, "http://") && !absl::StartsWith(s, "https://")) {
@@ -430,6 +441,7 @@ absl::Status ParseConsole(const std::string& file, const YAML::Node& v, Config* 
                                           "must be an http:// or https:// URL");
       }
       c->console_url = std::string(absl::StripSuffix(s, "/"));
+      url.emplace(fv);
     } else if (key == "session_ttl" || key == "login_ttl") {
       RETURN_IF_ERROR(Scalar(file, fv, field, &s));
       auto d = ParseDuration(s);
@@ -473,6 +485,20 @@ absl::Status ParseConsole(const std::string& file, const YAML::Node& v, Config* 
   }
   if (c->console.empty()) {
     return absl::InvalidArgumentError(Where(file, v, "console") + "console.listen is required");
+  }
+  // Loopback, or any address over TLS: approvers on other hosts then reach it directly.
+  if (absl::Status st = ValidateConsoleListen(c->console); !st.ok()) {
+    auto ss = dns::ParseServer(c->console, 0, /*any_port=*/true);
+    if (c->console_tls_cert.empty() || !ss.ok()) {
+      return absl::InvalidArgumentError(
+          Where(file, *listen, "console.listen") + std::string(st.message()) +
+          (ss.ok() ? " (or serve it over TLS: console.tls: {cert: FILE, key: FILE})" : ""));
+    }
+  }
+  if (!c->console_tls_cert.empty() && !c->console_url.empty() &&
+      !absl::StartsWith(c->console_url, "https://")) {
+    return absl::InvalidArgumentError(Where(file, *url, "console.url") +
+                                      "must be an https:// URL when console.tls is set");
   }
   return absl::OkStatus();
 }

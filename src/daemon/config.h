@@ -93,6 +93,10 @@ struct Config {
   std::string console_url;
   absl::Duration console_session_ttl = absl::Hours(8);
   absl::Duration console_login_ttl = absl::Minutes(5);
+  // console.tls: {cert, key}: HTTPS, and then console.listen may be any address (approvers on other
+  // hosts reach it directly; tasks on this host are refused as on loopback).
+  std::string console_tls_cert;
+  std::string console_tls_key;
   std::string console_webhook;
   std::string console_webhook_ca;
   bool console_notify_violations = false;

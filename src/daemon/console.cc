@@ -134,6 +134,8 @@ absl::StatusOr<std::unique_ptr<Console>> Console::Create(Deps deps, Options opts
   http::ServerOptions so;
   so.address = c->opts_.listen;
   so.workers = c->opts_.workers;
+  so.tls.cert_file = c->opts_.tls_cert;
+  so.tls.key_file = c->opts_.tls_key;
   if (!c->opts_.url.empty()) {
     // The name approvers' browsers use must pass the server's Host check (an IP literal is the
     // listen address itself, or refused there).
@@ -178,7 +180,9 @@ absl::Status Console::Start() {
   if (absl::Status st = server_->Start(); !st.ok()) {
     return absl::Status(st.code(), absl::StrCat("console: ", st.message()));
   }
-  if (opts_.url.empty()) SetUrl(absl::StrCat("http://", server_->address()));
+  if (opts_.url.empty()) {
+    SetUrl(absl::StrCat(opts_.tls_cert.empty() ? "http://" : "https://", server_->address()));
+  }
   started_ = true;
   if (!opts_.webhook.empty()) notifier_ = std::thread([this] { NotifierLoop(); });
   Log()->info("approvals console at {} (sign in: writ console-login)", opts_.url);

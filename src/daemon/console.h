@@ -61,8 +61,10 @@ class Console final : public EventObserver {
     std::function<std::optional<uint64_t>(const sockaddr_storage& peer)> task_peer;
   };
   struct Options {
-    std::string listen = "127.0.0.1:0";  // loopback ADDR:PORT
-    std::string url;                     // as approvers reach it; "" = http://<bound address>
+    std::string listen = "127.0.0.1:0";  // ADDR:PORT: loopback, or any address with TLS
+    std::string url;                     // as approvers reach it; "" = http(s)://<bound address>
+    std::string tls_cert;                // PEM files: HTTPS (cookies Secure)
+    std::string tls_key;
     absl::Duration session_ttl = absl::Hours(8);
     absl::Duration login_ttl = absl::Minutes(5);
     std::string webhook;  // http(s) URL for notifications; "" = none

@@ -173,6 +173,8 @@ absl::Status Daemon::Start() {
     Console::Options co;
     co.listen = cfg_.console;
     co.url = cfg_.console_url;
+    co.tls_cert = cfg_.console_tls_cert;
+    co.tls_key = cfg_.console_tls_key;
     co.session_ttl = cfg_.console_session_ttl;
     co.login_ttl = cfg_.console_login_ttl;
     co.webhook = cfg_.console_webhook;

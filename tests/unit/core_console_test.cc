@@ -20,7 +20,9 @@
 #include "http/parse.h"
 #include "nlohmann/json.hpp"
 #include "unit/daemon_fakes.h"
+#include "http/client.h"
 #include "unit/sinks_test_receiver.h"
+#include "unit/tls_test_server.h"
 
 namespace writ::daemon {
 namespace {
@@ -528,6 +530,48 @@ TEST_F(ConsoleTest, AnApprovalRequestIsPostedToTheWebhookWithALinkToItsPage) {
   EXPECT_EQ(j["writ"]["rule"], "coding-agent/approval[0]");
   EXPECT_EQ(console_->stats().notify_sent, 1u);
   EXPECT_THAT(console_->MetricsText(), HasSubstr("writ_console_notify_sent_total 1\n"));
+}
+
+// With console.tls the console is HTTPS (so it may listen beyond loopback): its links say https and
+// its session cookie is Secure.
+TEST_F(ConsoleTest, OverTlsTheLinksAreHttpsAndTheCookieIsSecure) {
+  char tmpl[] = "/tmp/writ-console-tls-XXXXXX";
+  const std::string pki_dir = mkdtemp(tmpl);
+  ::writ::testing::TestPki ca(pki_dir, "console");
+  auto server = ca.Issue("server", "writ-console", {"IP:127.0.0.1"});
+  Console::Options o;
+  o.tls_cert = server.cert;
+  o.tls_key = server.key;
+  out_.observer = nullptr;
+  auto c = Console::Create(Console::Deps{registry_, approvals_, nullptr}, o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  console_ = std::move(*c);
+  ASSERT_TRUE(console_->Start().ok());
+  console_->SetControl(control_.get());
+  out_.observer = console_.get();
+  EXPECT_TRUE(absl::StartsWith(console_->url(), "https://127.0.0.1:")) << console_->url();
+  auto link = console_->NewLogin("root (uid 0)");
+  ASSERT_TRUE(link.ok());
+  http::ClientRequest r;
+  r.method = "POST";
+  r.url = absl::StrCat(console_->url(), "/login");
+  r.ca_file = ca.ca().cert;
+  r.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+  r.body = "token=" + link->url().substr(link->url().find("token=") + 6);
+  auto resp = http::Fetch(r);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->status, 303);
+  std::string cookie;
+  for (const auto& [k, v] : resp->headers) {
+    if (k == "set-cookie") cookie = v;
+  }
+  EXPECT_THAT(cookie, HasSubstr("; Secure"));
+  http::ClientRequest plain;
+  plain.url = absl::StrCat("http://127.0.0.1:", console_->port(), "/approvals");
+  auto p = http::Fetch(plain);
+  EXPECT_TRUE(!p.ok() || p->status != 200) << "plain HTTP is not served";
+  console_->Stop();
+  std::filesystem::remove_all(pki_dir);
 }
 
 TEST(HtmlText, EscapesMarkupAndShowsBytesThatAreNotText) {

@@ -277,6 +277,25 @@ TEST_F(ConfigTest, ConsoleSettingsAndTheirErrors) {
             p + ":3: console.notify.webhook: must be an http:// or https:// URL");
   p = Write("console:\n  listen: 127.0.0.1:1\n  theme: dark\n");
   EXPECT_EQ(LoadConfig(p).status().message(), p + ":3: console.theme: unknown key");
+  // Over TLS it may listen where approvers on other hosts reach it; its URL is then https.
+  std::ofstream(dir_ + "/console.crt") << "PEM";
+  std::ofstream(dir_ + "/console.key") << "PEM";
+  auto tls =
+      LoadConfig(Write("console:\n  listen: 0.0.0.0:8484\n  tls: {cert: console.crt, key: "
+                       "console.key}\n  url: https://approvals.example.org:8484\n"));
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_EQ(tls->console_tls_cert, dir_ + "/console.crt");
+  p = Write("console:\n  listen: 0.0.0.0:8484\n  tls: {cert: console.crt}\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":3: console.tls: needs both cert and key (PEM files)");
+  p = Write(
+      "console:\n  listen: 127.0.0.1:8484\n  tls: {cert: console.crt, key: console.key}\n"
+      "  url: http://x:8484\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":4: console.url: must be an https:// URL when console.tls is set");
+  p = Write("console:\n  listen: 10.0.0.1:8484\n");
+  EXPECT_THAT(std::string(LoadConfig(p).status().message()),
+              HasSubstr("(or serve it over TLS: console.tls: {cert: FILE, key: FILE})"));
   EXPECT_TRUE(ValidateConsoleListen("127.0.0.2:9000").ok());
   EXPECT_FALSE(ValidateConsoleListen("192.168.1.5:9000").ok());
   EXPECT_FALSE(ValidateConsoleListen("127.0.0.1").ok());
