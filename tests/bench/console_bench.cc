@@ -49,9 +49,9 @@ struct Fixture {
   writ::daemon::Approvals approvals;
   std::unique_ptr<writ::daemon::Console> console;
   Fixture() {
-    auto c = writ::daemon::Console::Create(
-        writ::daemon::Console::Deps{registry, approvals, nullptr},
-        writ::daemon::Console::Options{});
+    auto c =
+        writ::daemon::Console::Create(writ::daemon::Console::Deps{registry, approvals, nullptr},
+                                      writ::daemon::Console::Options{});
     console = std::move(*c);
   }
 };

@@ -17,10 +17,10 @@
 #include "daemon/tool_calls.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/client.h"
 #include "http/parse.h"
 #include "nlohmann/json.hpp"
 #include "unit/daemon_fakes.h"
-#include "http/client.h"
 #include "unit/sinks_test_receiver.h"
 #include "unit/tls_test_server.h"
 

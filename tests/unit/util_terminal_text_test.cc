@@ -70,8 +70,8 @@ TEST(TerminalSafe, EveryByteValueOutputHasNoControlByte) {
   EXPECT_EQ(again.size(), out.size() + backslashes);
 }
 
-// Protobuf strings must be UTF-8: a task's "\xff" file name once made `writ tail` and `writ approvals`
-// fail with "malformed control message", and would make a state record unreadable.
+// Protobuf strings must be UTF-8: a task's "\xff" file name once made `writ tail` and `writ
+// approvals` fail with "malformed control message", and would make a state record unreadable.
 TEST(Utf8Safe, KeepsTextAndShowsOnlyTheBytesThatAreNotUtf8) {
   EXPECT_TRUE(IsUtf8("héllo \x01\n 日本"));
   EXPECT_FALSE(IsUtf8("a\xff"));
