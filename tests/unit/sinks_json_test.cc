@@ -104,6 +104,7 @@ writ::v1::Event FullEvent() {
   ap->set_action_hash("abc");
   ap->set_expires("2025-01-02T04:00:00Z");
   ap->set_decided_by("user:bob");
+  ap->set_decided_via("console from 127.0.0.1:51234");
   ap->set_scope("once");
   ap->set_reason("ok");
   auto* t = ev.mutable_task();
