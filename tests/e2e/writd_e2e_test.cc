@@ -577,7 +577,11 @@ TEST_F(WritdE2e, ApprovalApproveLetsTheExecContinue) {
 // The browser, CSRF from another origin and screenshots: tests/e2e/console/console_e2e.mjs.
 TEST_F(WritdE2e, TheConsoleDecidesAnApprovalAsTheAdminWhoSignedIn) {
   const std::string marker = work_ + "/approved-in-console";
-  auto [pid, id] = StartApproval(&*writd_, "t-approve", marker, "console");
+  // Named variables, not a structured binding: the lambdas below capture `id` (C++17).
+  const std::pair<pid_t, std::string> started =
+      StartApproval(&*writd_, "t-approve", marker, "console");
+  const pid_t pid = started.first;
+  const std::string id = started.second;
   ASSERT_FALSE(id.empty()) << writd_->log();
   CmdResult login = writd_->Writ({"console-login"});
   ASSERT_EQ(login.exit_code, 0) << login.err;
