@@ -733,7 +733,7 @@ http::Response Console::TaskActionPost(const http::Request& req, const Caller& c
 
 void Console::Notify(std::string payload) {
   absl::MutexLock lock(&notify_mu_);
-  if (notify_queue_.size() >= kNotifyQueue) {
+  if (notify_stop_ || notify_queue_.size() >= kNotifyQueue) {
     absl::MutexLock s(&stats_mu_);
     stats_.notify_dropped++;
     return;
@@ -752,7 +752,14 @@ void Console::NotifierLoop() {
             return c->notify_stop_ || !c->notify_queue_.empty();
           },
           this));
-      if (notify_queue_.empty()) return;  // stopping, nothing left
+      if (notify_stop_) {
+        // Shutting down: what is left is dropped and counted, not sent (256 slow webhooks would
+        // hold writd's stop for minutes).
+        absl::MutexLock s(&stats_mu_);
+        stats_.notify_dropped += notify_queue_.size();
+        notify_queue_.clear();
+        return;
+      }
       payload = std::move(notify_queue_.front());
       notify_queue_.pop_front();
     }
