@@ -182,7 +182,9 @@ void DnsEgress::AddTask(const identity::Task& task, bool restored) {
     p.name = e.name;
     p.expires = absl::FromUnixNanos(static_cast<int64_t>(e.expires_boot_ns));
     live.push_back(p);
-    names[{p.family, p.addr}] = Named{p.name, e.expires_boot_ns};
+    Named& n = names[{p.family, p.addr}];
+    n.name = p.name;
+    n.expires_boot_ns = e.expires_boot_ns;
   }
   if (!live.empty()) {
     Log()->info("dns: task {}: {} pins taken up from the previous writd", task.id, live.size());
@@ -251,7 +253,16 @@ void DnsEgress::OnQuery(const std::string& task_id, const dns::Outcome& o,
     }
     for (const dns::Pin& p : o.pins) {
       if (names.size() >= 4 * static_cast<size_t>(cfg_.dns_max_pins)) break;
-      names[{p.family, p.addr}] = Named{p.name, BootNsOf(p.expires)};
+      Named& n = names[{p.family, p.addr}];
+      if (!n.name.empty() && n.name != p.name) {  // another name pinned it before: kept as prev
+        n.prev_name = std::move(n.name);
+        n.prev_pinned_boot_ns = n.pinned_boot_ns;
+        n.prev_expires_boot_ns = n.expires_boot_ns;
+        n.pinned_boot_ns = 0;
+      }
+      if (n.name.empty()) n.pinned_boot_ns = now;
+      n.name = p.name;
+      n.expires_boot_ns = BootNsOf(p.expires);
     }
     ++counters_.queries;
     counters_.pins_written += written;
@@ -340,8 +351,14 @@ std::string DnsEgress::NameFor(const std::string& task_id, int family, const uin
   auto t = names_.find(task_id);
   if (t == names_.end()) return "";
   auto it = t->second.find(k);
-  if (it == t->second.end() || ktime_ns >= it->second.expires_boot_ns) return "";
-  return it->second.name;
+  if (it == t->second.end()) return "";
+  const Named& n = it->second;
+  if (ktime_ns >= n.pinned_boot_ns && ktime_ns < n.expires_boot_ns) return n.name;
+  if (!n.prev_name.empty() && ktime_ns >= n.prev_pinned_boot_ns &&
+      ktime_ns < n.prev_expires_boot_ns) {
+    return n.prev_name;  // the connect came before the later name's pin
+  }
+  return "";
 }
 
 }  // namespace writ::daemon

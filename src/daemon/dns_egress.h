@@ -96,9 +96,16 @@ class DnsEgress {
   uint32_t addr4_ = 0;
   std::array<uint8_t, 16> addr6_{};
 
+  // The name that pinned an address last and, when another name pinned it before, that one: a
+  // connect is named by the pin that was live at its kernel time (the pipeline may read the event
+  // after a later answer for another name pinned the same address).
   struct Named {
     std::string name;
+    uint64_t pinned_boot_ns = 0;  // 0: not known (read back from the kernel after a restart)
     uint64_t expires_boot_ns = 0;
+    std::string prev_name;
+    uint64_t prev_pinned_boot_ns = 0;
+    uint64_t prev_expires_boot_ns = 0;
   };
   using AddrKey = std::pair<int, std::array<uint8_t, 16>>;
   absl::Mutex mu_;
