@@ -254,14 +254,15 @@ void DnsEgress::OnQuery(const std::string& task_id, const dns::Outcome& o,
     for (const dns::Pin& p : o.pins) {
       if (names.size() >= 4 * static_cast<size_t>(cfg_.dns_max_pins)) break;
       Named& n = names[{p.family, p.addr}];
-      if (!n.name.empty() && n.name != p.name) {  // another name pinned it before: kept as prev
-        n.prev_name = std::move(n.name);
-        n.prev_pinned_boot_ns = n.pinned_boot_ns;
-        n.prev_expires_boot_ns = n.expires_boot_ns;
-        n.pinned_boot_ns = 0;
+      if (n.name != p.name) {
+        if (!n.name.empty()) {  // another name pinned it before: kept as prev
+          n.prev_name = n.name;
+          n.prev_pinned_boot_ns = n.pinned_boot_ns;
+          n.prev_expires_boot_ns = n.expires_boot_ns;
+        }
+        n.name = p.name;
+        n.pinned_boot_ns = now;  // before the reply leaves: no connect of its answer is earlier
       }
-      if (n.name.empty()) n.pinned_boot_ns = now;
-      n.name = p.name;
       n.expires_boot_ns = BootNsOf(p.expires);
     }
     ++counters_.queries;
