@@ -77,34 +77,9 @@ std::optional<sockaddr_storage> PeerAddress(const std::string& peer) {
   return ss;
 }
 
-std::string QueryParam(const http::Request& req, const std::string& name) {
-  auto form = http::ParseForm(req.query);
-  if (!form.ok()) return "";
-  auto it = form->find(name);
-  return it == form->end() ? "" : it->second;
-}
-
 // Slack's mrkdwn: &, < and > are its only markup an arbitrary value could smuggle (a link, a
 // mention); the rest is shown as sent.
-std::string SlackText(absl::string_view s) {
-  std::string out;
-  for (unsigned char ch : s) {
-    switch (ch) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      default:
-        out += static_cast<char>(ch);
-    }
-  }
-  return out;
-}
+std::string SlackText(absl::string_view s) { return EscapeMarkup(s, /*quotes=*/false); }
 
 // What the approver reads in a task's recent history: what it ran, where it connected, what it
 // asked, what was judged against it and done to it; not the reads of an allowed open (a program's
@@ -123,8 +98,7 @@ bool Noteworthy(const v1::Event& ev) {
 
 std::string Cut(absl::string_view s, size_t n) {
   if (s.size() <= n) return std::string(s);
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) n--;
-  return absl::StrCat(s.substr(0, n), "…");
+  return absl::StrCat(s.substr(0, Utf8Prefix(s, n)), "…");
 }
 
 }  // namespace
@@ -221,7 +195,9 @@ std::string Console::MetricsText() const {
           s.unauthenticated);
   counter("csrf_refused_total", "Console state changes refused: no CSRF token or cross-site.",
           s.csrf_refused);
-  counter("task_refused_total", "Console requests from inside a task, refused.", s.task_refused);
+  counter("task_refused_total",
+          "Console requests from inside a task (or from a peer that could not be read), refused.",
+          s.task_refused);
   counter("decisions_total", "Approvals decided in the console.", s.decisions);
   counter("decisions_refused_total",
           "Console decisions refused: decided, expired or ended already, or the action changed.",
@@ -415,7 +391,14 @@ std::string Console::Via(const http::Request& req) const {
 std::optional<http::Response> Console::RefuseTask(const http::Request& req, const char* what) {
   if (!d_.task_peer) return std::nullopt;
   std::optional<sockaddr_storage> addr = PeerAddress(req.peer);
-  if (!addr) return std::nullopt;
+  if (!addr) {
+    // The server could not read the connection's peer (it went away at accept): nobody can say
+    // it is not a task's, so it is not served.
+    absl::MutexLock lock(&stats_mu_);
+    stats_.task_refused++;
+    return Message(403, "Refused", "writd could not tell where this connection comes from.",
+                   nullptr);
+  }
   std::optional<uint64_t> cgid = d_.task_peer(*addr);
   if (!cgid) return std::nullopt;
   {
@@ -596,7 +579,7 @@ http::Response Console::LoginPost(const http::Request& req) {
       });
       sessions_.erase(oldest);
     }
-    sessions_[id] = Session{who, csrf, now, now + opts_.session_ttl, req.peer};
+    sessions_[id] = Session{who, csrf, now, now + opts_.session_ttl};
   }
   {
     absl::MutexLock lock(&stats_mu_);

@@ -134,7 +134,6 @@ class Console final : public EventObserver {
     std::string csrf;
     absl::Time created;
     absl::Time expires;
-    std::string from;  // the login's peer
   };
 
  private:
@@ -236,6 +235,12 @@ extern const char kConsoleJs[];
 // bytes that are not UTF-8 as visible escapes, util/terminal_text.h), then &<>"' escaped: nothing
 // the task chose is rendered as markup, reordered or hidden.
 std::string HtmlText(absl::string_view s);
+// &, < and > (and with `quotes`, " and ') as character references: the markup HTML and Slack's
+// mrkdwn share.
+std::string EscapeMarkup(absl::string_view s, bool quotes);
+// The length of the longest prefix of `s` of at most `max` bytes that does not end inside a UTF-8
+// sequence.
+size_t Utf8Prefix(absl::string_view s, size_t max);
 // At most `max` bytes of `s` (cut at a character boundary) as HtmlText, with a note of what was
 // left out.
 std::string HtmlTextCut(absl::string_view s, size_t max);

@@ -29,13 +29,10 @@ const char* OutcomeClass(const std::string& verdict, const std::string& outcome)
 
 }  // namespace
 
-std::string HtmlText(absl::string_view s) {
-  // What a terminal shows of it first (control and bidirectional characters, bytes that are not
-  // UTF-8: visible escapes, as `writ tail` and `writ approvals` print them), then HTML-escaped.
-  const std::string safe = TerminalSafe(s);
+std::string EscapeMarkup(absl::string_view s, bool quotes) {
   std::string out;
-  out.reserve(safe.size() + 16);
-  for (char c : safe) {
+  out.reserve(s.size() + 16);
+  for (char c : s) {
     switch (c) {
       case '&':
         out += "&amp;";
@@ -47,10 +44,10 @@ std::string HtmlText(absl::string_view s) {
         out += "&gt;";
         break;
       case '"':
-        out += "&quot;";
+        out += quotes ? "&quot;" : "\"";
         break;
       case '\'':
-        out += "&#39;";
+        out += quotes ? "&#39;" : "'";
         break;
       default:
         out.push_back(c);
@@ -59,10 +56,20 @@ std::string HtmlText(absl::string_view s) {
   return out;
 }
 
-std::string HtmlTextCut(absl::string_view s, size_t max) {
-  if (s.size() <= max) return HtmlText(s);
+size_t Utf8Prefix(absl::string_view s, size_t max) {
+  if (s.size() <= max) return s.size();
   size_t n = max;
   while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) n--;
+  return n;
+}
+
+// What a terminal shows of it first (control and bidirectional characters, bytes that are not
+// UTF-8: visible escapes, as `writ tail` and `writ approvals` print them), then HTML-escaped.
+std::string HtmlText(absl::string_view s) { return EscapeMarkup(TerminalSafe(s), /*quotes=*/true); }
+
+std::string HtmlTextCut(absl::string_view s, size_t max) {
+  if (s.size() <= max) return HtmlText(s);
+  const size_t n = Utf8Prefix(s, max);
   return absl::StrCat(HtmlText(s.substr(0, n)), "<span class=\"cut\">… (", s.size() - n,
                       " more bytes not shown)</span>");
 }
