@@ -1,7 +1,6 @@
 #include "daemon/config.h"
 
 #include <arpa/inet.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -319,14 +318,14 @@ absl::Status ParseControl(const std::string& file, const YAML::Node& v, Config* 
     }
     std::string name;
     RETURN_IF_ERROR(Scalar(file, fv, "control." + key, &name));
-    struct group* g = name.empty() ? nullptr : getgrnam(name.c_str());
+    std::optional<uint32_t> g = LookupGroup(name);
     if (!g) {
       return absl::InvalidArgumentError(
           Where(file, fv, "control." + key) +
           absl::StrCat("no group \"", name, "\" on this host (create it: groupadd --system ", name,
                        ")"));
     }
-    (key == "group" ? c->control_gid : c->admin_gid) = static_cast<int>(g->gr_gid);
+    (key == "group" ? c->control_gid : c->admin_gid) = static_cast<int>(*g);
   }
   return absl::OkStatus();
 }

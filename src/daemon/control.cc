@@ -1,6 +1,5 @@
 #include "daemon/control.h"
 
-#include <pwd.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -48,7 +47,7 @@ uint32_t ParentOf(uint32_t pid) {
 }
 
 std::string UserName(uint32_t uid) {
-  if (struct passwd* pw = getpwuid(uid)) return pw->pw_name;
+  if (std::optional<UserEntry> u = LookupUser(uid)) return u->name;
   return absl::StrCat("uid ", uid);
 }
 
