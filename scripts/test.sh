@@ -23,7 +23,7 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #     asan-unit       every unit test;
 #     asan-e2e        the e2e tests that drive writd's whole pipeline with the real writd and writ built
 #                     with ASan+UBSan (writd_e2e, writd_sinks, sinks, creds, creds_writd, creds_rp, adopt,
-#                     evasion, control, approvals, http, redact, agents_e2e, demo_sh). agents_e2e and demo_sh run the sanitized `writ` as an MCP
+#                     evasion, control, approvals, http, redact, bundle, agents_e2e, demo_sh). agents_e2e and demo_sh run the sanitized `writ` as an MCP
 #                     server's launcher and as `writ svid`/`writ run --parent` inside tasks with the
 #                     narrow mcp-* intents; there (CTest passes them --sanitized) that writ runs with
 #                     detect_leaks=0 (LeakSanitizer's exit check needs PTRACE_ATTACH, which the task's
@@ -51,7 +51,8 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #                WritdOps.ClientsConcurrentWithThePipeline, every writd thread at once), writd_sinks,
 #                creds_writd, adopt, creds and sinks e2e: 46 tests, 105-125 s wall (~45 s CPU) on this
 #                2-vCPU VM with other work running; its targets add ~110 s of CPU to build-tsan's ~210.
-#                Also creds_rp_e2e (2 tests: TLS handshakes and client certificates on the HTTP workers).
+#                Also creds_rp_e2e (2 tests: TLS handshakes and client certificates on the HTTP workers)
+#                and bundle_e2e (a policy bundle applied on a control thread, swapped in on the pipeline's).
 #                Left out: evasion_e2e (each attack is judged on the pipeline thread alone, the paths
 #                writd_e2e drives concurrently; asan-e2e runs it; 45-60 s more), load_e2e (a throughput
 #                test), agents_e2e and demo_sh (they run the TSan-built `writ` inside tasks with narrow
@@ -76,10 +77,10 @@ asan_targets="sinks_unit_test net_unit_test creds_unit_test dns_unit_test intent
   journal_unit_test intent_subset_test redact_unit_test sinks_e2e_test creds_e2e_test creds_writd_e2e_test
   writd_e2e_test writd_sinks_e2e_test redact_e2e_test evasion_e2e_test adopt_e2e_test control_e2e_test
   control_attack approvals_e2e_test http_e2e_test dns_e2e_test creds_rp_e2e_test mcp_gateway_unit_test
-  writ_fuzz_targets writd writ"
+  bundle_e2e_test writ_fuzz_targets writd writ"
 tsan_targets="sinks_unit_test creds_unit_test dns_unit_test journal_unit_test redact_unit_test writd writ writd_e2e_test
   writd_sinks_e2e_test creds_writd_e2e_test adopt_e2e_test creds_e2e_test sinks_e2e_test control_e2e_test
-  control_attack approvals_e2e_test http_e2e_test dns_e2e_test creds_rp_e2e_test"
+  control_attack approvals_e2e_test http_e2e_test dns_e2e_test creds_rp_e2e_test bundle_e2e_test"
 hard_build() {  # NAME DIR CXX CMAKE_ARGS TARGETS (word-split): configure + build, rc in build-NAME.rc
   local name=$1 dir=$2 cxx=$3 cargs=$4 targets=$5 t0 rc
   t0=$(date +%s)

@@ -100,6 +100,9 @@ struct Config {
   std::string console_webhook;
   std::string console_webhook_ca;
   bool console_notify_violations = false;
+  // policy_bundles.public_keys: Ed25519 public keys (PEM) whose signed policy bundles may be put
+  // in force (writ policy apply; docs/policy.md "Signed policy bundles"). Empty: none may.
+  std::vector<std::string> bundle_keys;
 };
 
 // Parses a writd.yaml. Errors: "FILE:LINE: field: message". Unknown keys are errors.

@@ -31,6 +31,7 @@ class Pipeline;
 class DnsEgress;
 class Console;
 class PolicyStore;
+class PolicyBundles;
 class TaskLifecycle;
 class ToolCalls;
 
@@ -46,6 +47,7 @@ struct MetricsSources {
   const Approvals* approvals = nullptr;
   const Adoption* adoption = nullptr;
   const PolicyStore* policies = nullptr;
+  const PolicyBundles* bundles = nullptr;
   creds::CredentialService* creds = nullptr;  // null: no credential service
   const creds::Redactor* redactor = nullptr;
   const ControlService* control = nullptr;
