@@ -105,6 +105,7 @@ absl::Status PolicyBundles::Restore() {
 }
 
 absl::Status PolicyBundles::Refused(absl::Status st) {
+  absl::MutexLock lock(&mu_);
   state_.set_refused(state_.refused() + 1);
   state_.set_last_error(std::string(st.message()));
   Log()->warn("policy bundle refused, the policy in force stays: {}", std::string(st.message()));
@@ -113,20 +114,20 @@ absl::Status PolicyBundles::Refused(absl::Status st) {
 
 absl::StatusOr<v1::PolicyBundleState> PolicyBundles::Apply(const std::string& envelope,
                                                            const std::string& who) {
-  absl::MutexLock lock(&mu_);  // one bundle at a time
+  absl::MutexLock apply(&apply_mu_);          // one bundle at a time
+  const v1::PolicyBundleState now = State();  // only Apply changes it, and we hold apply_mu_
   if (keys_.empty()) {
     return Refused(absl::FailedPreconditionError(
         "writd accepts no policy bundle: policy_bundles.public_keys is not configured"));
   }
   absl::StatusOr<intent::Bundle> b = intent::VerifyBundle(envelope, keys_);
   if (!b.ok()) return Refused(b.status());
-  if (b->version < state_.version() ||
-      (b->version == state_.version() && b->sha256 != state_.sha256())) {
+  if (b->version < now.version() || (b->version == now.version() && b->sha256 != now.sha256())) {
     return Refused(absl::InvalidArgumentError(absl::StrCat(
-        "version ", b->version, " is not newer than version ", state_.version(),
+        "version ", b->version, " is not newer than version ", now.version(),
         " in force (a replayed or reused version; sign the new set with a higher --version)")));
   }
-  if (b->version == state_.version()) return state_;  // the same bundle again: nothing to do
+  if (b->version == now.version()) return now;  // the same bundle again: nothing to do
 
   // Written whole under a temporary name, then renamed: a crash leaves no half directory.
   const std::string dir = BundleDir(*b);
@@ -173,22 +174,26 @@ absl::StatusOr<v1::PolicyBundleState> PolicyBundles::Apply(const std::string& en
   }
   // Older bundle directories go; the one just replaced stays for inspection.
   const std::string previous =
-      state_.version() ? absl::StrCat("v", state_.version(), "-", state_.sha256().substr(0, 12))
-                       : "";
+      now.version() ? absl::StrCat("v", now.version(), "-", now.sha256().substr(0, 12)) : "";
   for (const auto& e : std::filesystem::directory_iterator(root_, ec)) {
     const std::string n = e.path().filename().string();
     if (e.is_directory() && n != name && n != previous) std::filesystem::remove_all(e.path(), ec);
   }
-  state_.set_version(b->version);
-  state_.set_sha256(b->sha256);
-  state_.set_key_id(b->key_id);
-  state_.set_signer(b->signer);
-  state_.set_applied(Rfc3339(absl::Now()));
-  state_.clear_last_error();
+  v1::PolicyBundleState out;
+  {
+    absl::MutexLock lock(&mu_);
+    state_.set_version(b->version);
+    state_.set_sha256(b->sha256);
+    state_.set_key_id(b->key_id);
+    state_.set_signer(b->signer);
+    state_.set_applied(Rfc3339(absl::Now()));
+    state_.clear_last_error();
+    out = state_;
+  }
   Log()->info("policy bundle v{} ({}, signed by key {}{}) put in force by {}: {} files", b->version,
               b->sha256.substr(0, 12), b->key_id,
               b->signer.empty() ? "" : ", signer " + TerminalSafe(b->signer), who, b->files.size());
-  return state_;
+  return out;
 }
 
 v1::PolicyBundleState PolicyBundles::State() const {

@@ -39,12 +39,15 @@ class PolicyBundles {
   bool enabled() const { return !keys_.empty(); }
 
  private:
-  absl::Status Refused(absl::Status st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Refused(absl::Status st) ABSL_LOCKS_EXCLUDED(mu_);
   std::string BundleDir(const intent::Bundle& b) const;
 
   const std::string root_;  // <state_dir>/bundles
   const std::vector<intent::BundleKey> keys_;
   PolicyStore& store_;
+  // apply_mu_ serialises Apply (held across the load on the pipeline thread); mu_ guards only the
+  // state, so `writ status` and /metrics never wait for a bundle being applied.
+  absl::Mutex apply_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   v1::PolicyBundleState state_ ABSL_GUARDED_BY(mu_);
 };
