@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <set>
+#include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -28,18 +29,10 @@ constexpr char kEnvelopeFile[] = ".bundle";  // dot-files are not intent files (
 constexpr char kCurrentFile[] = "current";
 
 // Writes `data` to `path` (created 0600) and fsyncs it.
-absl::Status WriteDurable(const std::string& path, absl::string_view data) {
+absl::Status WriteDurable(const std::string& path, std::string_view data) {
   Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("create ", path));
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ErrnoStatus(errno, absl::StrCat("write ", path));
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", path));
-  return absl::OkStatus();
+  return WriteAllAndSync(fd.get(), data, path);
 }
 
 absl::Status SyncDir(const std::string& dir) {

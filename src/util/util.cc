@@ -121,6 +121,18 @@ absl::Status WriteFileCreate(const std::string& path, std::string_view data) {
   return absl::OkStatus();
 }
 
+absl::Status WriteAllAndSync(int fd, std::string_view data, const std::string& path) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoStatus(errno, absl::StrCat("write ", path));
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", path));
+  return absl::OkStatus();
+}
+
 std::string ResolveAgainstConfig(const std::string& config_file, const std::string& path) {
   if (path.empty() || path[0] == '/' || path == "-") return path;
   const std::filesystem::path base = std::filesystem::path(config_file).parent_path();

@@ -30,6 +30,9 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 absl::Status WriteFile(const std::string& path, std::string_view data);
 // Creates or truncates path (mode 0600) and writes data.
 absl::Status WriteFileCreate(const std::string& path, std::string_view data);
+// Writes all of data to fd (retrying short writes and EINTR), then fsyncs it; `path` names it in
+// errors.
+absl::Status WriteAllAndSync(int fd, std::string_view data, const std::string& path);
 
 // A path from a config file: relative paths resolve against the config file's directory (not
 // writd's working directory); absolute paths, "" and "-" (stdout) are returned as they are.
