@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "creds/provider.h"
+#include "fleet/config.h"
 #include "yaml-cpp/yaml.h"
 
 namespace writ::daemon {
@@ -100,6 +101,8 @@ struct Config {
   std::string console_webhook;
   std::string console_webhook_ca;
   bool console_notify_violations = false;
+  // fleet: the NATS cluster this host belongs to (docs/fleet.md). Absent: a single host.
+  fleet::FleetConfig fleet;
 };
 
 // Parses a writd.yaml. Errors: "FILE:LINE: field: message". Unknown keys are errors.

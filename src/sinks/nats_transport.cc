@@ -180,6 +180,10 @@ std::string NatsMsgId(std::string_view line) {
 }
 
 absl::StatusOr<std::unique_ptr<Transport>> MakeNatsTransport(const SinkConfig& c) {
+  if (!c.tls.verify) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sink ", c.name, ": tls.verify: false is not available for nats sinks (give tls.ca)"));
+  }
   fleet::LinkOptions o;
   o.servers = c.nats.servers;
   o.name = absl::StrCat("writd ", c.name);

@@ -642,7 +642,8 @@ absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::st
     }
     if (c.nats.subject.empty()) c.nats.subject = absl::StrCat("writ.events.", HostnameToken());
   } else if (!c.nats.servers.empty() || !c.nats.stream.empty()) {
-    return ctx.Err(node, c.nats.servers.empty() ? "stream" : "servers", "only for a nats sink");
+    const char* f = c.nats.servers.empty() ? "stream" : "servers";
+    return ctx.Err(node[f], f, "only for a nats sink");
   }
   if (c.tls.cert.empty() != c.tls.key.empty()) {
     return ctx.Err(node["tls"], "tls", "cert and key go together");
