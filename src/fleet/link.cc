@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "util/status_macros.h"
@@ -105,29 +107,76 @@ absl::StatusOr<std::unique_ptr<Link>> Link::Open(const LinkOptions& options) {
     absl::MutexLock lock(&link->mu_);
     link->counters_.servers = options.servers;
   }
-  // With retry-on-failed-connect and a connected callback, Connect returns NATS_NOT_YET_CONNECTED
-  // at once when no server answers and goes on trying in libnats' thread.
-  natsStatus s = natsConnection_Connect(&link->conn_, o);
-  if (s == NATS_OK) {
-    link->Up(link->conn_);
-  } else if (s == NATS_NOT_YET_CONNECTED) {
-    const char* err = nullptr;
-    natsConnection_GetLastError(link->conn_, &err);
-    link->NoteError(absl::StrCat("not connected yet: ",
-                                 err != nullptr && *err != '\0' ? err : natsStatus_GetText(s)));
-    Log()->warn("fleet: no NATS server reachable yet ({}); retrying in the background",
-                absl::StrJoin(options.servers, ","));
-  } else {
-    return NatsError(s, absl::StrCat("connect ", absl::StrJoin(options.servers, ",")));
+  {
+    absl::WriterMutexLock lock(&link->use_mu_);
+    if (auto cst = link->Connect(); !cst.ok()) return cst;
   }
-  if (auto st2 = Check(natsConnection_JetStream(&link->js_, link->conn_, nullptr), "jetstream");
-      !st2.ok()) {
-    return st2;
-  }
+  link->reviver_ = std::thread([self] { self->Reviver(); });
   return link;
 }
 
+absl::Status Link::Connect() {
+  // With retry-on-failed-connect and a connected callback, Connect returns NATS_NOT_YET_CONNECTED
+  // at once when no server answers and goes on trying in libnats' thread.
+  closed_.store(false, std::memory_order_release);
+  natsStatus s = natsConnection_Connect(&conn_, opts_);
+  if (s == NATS_OK) {
+    Up(conn_);
+  } else if (s == NATS_NOT_YET_CONNECTED) {
+    const char* err = nullptr;
+    natsConnection_GetLastError(conn_, &err);
+    NoteError(absl::StrCat("not connected yet: ",
+                           err != nullptr && *err != '\0' ? err : natsStatus_GetText(s)));
+    Log()->warn("fleet: no NATS server reachable yet ({}); retrying in the background",
+                absl::StrJoin(options_.servers, ","));
+  } else {
+    return NatsError(s, absl::StrCat("connect ", absl::StrJoin(options_.servers, ",")));
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  if (options_.js_options) options_.js_options(&jo);
+  return Check(natsConnection_JetStream(&js_, conn_, &jo), "jetstream");
+}
+
+void Link::Reviver() {
+  const absl::Duration every = std::max(options_.reconnect_wait, absl::Seconds(1));
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop_), every)) return;
+    }
+    if (!closed_.load(std::memory_order_acquire)) continue;
+    absl::WriterMutexLock lock(&use_mu_);
+    if (js_ != nullptr) jsCtx_Destroy(js_);
+    js_ = nullptr;
+    if (conn_ != nullptr) natsConnection_Destroy(conn_);
+    conn_ = nullptr;
+    {
+      absl::MutexLock l(&mu_);
+      counters_.reopened++;
+    }
+    if (auto st = Connect(); !st.ok()) {
+      NoteError(std::string(st.message()));
+      closed_.store(true, std::memory_order_release);  // try again next period
+    }
+  }
+}
+
+absl::Status Link::Use(const std::function<absl::Status(natsConnection*, jsCtx*)>& fn) const {
+  absl::ReaderMutexLock lock(&use_mu_);
+  if (conn_ == nullptr || js_ == nullptr) {
+    return absl::UnavailableError("nats: no connection (being re-made)");
+  }
+  return fn(conn_, js_);
+}
+
 Link::~Link() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (reviver_.joinable()) reviver_.join();
+  absl::WriterMutexLock lock(&use_mu_);
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (conn_ != nullptr) {
     natsConnection_Close(conn_);
@@ -179,7 +228,15 @@ void Link::OnDisconnected(natsConnection* nc, void* self) {
 
 void Link::OnClosed(natsConnection* nc, void* self) {
   auto* link = static_cast<Link*>(self);
-  link->connected_.store(false, std::memory_order_release);
+  const bool was = link->connected_.exchange(false, std::memory_order_acq_rel);
+  link->closed_.store(true, std::memory_order_release);
+  const char* err = nullptr;
+  natsConnection_GetLastError(nc, &err);
+  {
+    absl::MutexLock lock(&link->mu_);
+    if (was) link->counters_.disconnects++;
+    if (err != nullptr && *err != '\0') link->counters_.last_error = err;
+  }
 }
 
 void Link::OnError(natsConnection* nc, natsSubscription* sub, natsStatus err, void* self) {

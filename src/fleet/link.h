@@ -9,8 +9,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -38,6 +40,9 @@ struct LinkOptions {
   TlsFiles tls;
   absl::Duration connect_timeout = absl::Seconds(2);
   absl::Duration reconnect_wait = absl::Milliseconds(500);
+  // Fills the options of the Link's JetStream context (e.g. the event sink's ack handler); called
+  // for every new connection. Optional.
+  std::function<void(jsOptions*)> js_options;
 };
 
 struct LinkState {
@@ -46,7 +51,8 @@ struct LinkState {
   std::string connected_url;  // the server of the current connection, "" when down
   uint64_t connects = 0;      // successful connects, the first and every reconnect
   uint64_t disconnects = 0;
-  uint64_t errors = 0;  // asynchronous errors libnats reported (auth refused, slow consumer, ...)
+  uint64_t errors = 0;    // asynchronous errors libnats reported (auth refused, slow consumer, ...)
+  uint64_t reopened = 0;  // connections libnats closed for good (refused credentials), made anew
   std::string last_error;
 };
 
@@ -62,10 +68,9 @@ class Link {
   bool connected() const { return connected_.load(std::memory_order_acquire); }
   LinkState state() const;
   const LinkOptions& options() const { return options_; }
-  // Borrowed handles; valid for the Link's lifetime. libnats calls on them are thread-safe.
-  natsConnection* conn() const { return conn_; }
-  // A JetStream context with default options (the event sink makes its own, with its ack handler).
-  jsCtx* js() const { return js_; }
+  // Runs fn with the current connection and its JetStream context, which stay valid until fn
+  // returns (a closed connection is replaced only between uses). libnats calls are thread-safe.
+  absl::Status Use(const std::function<absl::Status(natsConnection*, jsCtx*)>& fn) const;
 
   // Records an error a user of the link met (a refused publish), for state().last_error.
   void NoteError(const std::string& error);
@@ -78,15 +83,28 @@ class Link {
   static void OnClosed(natsConnection* nc, void* self);
   static void OnError(natsConnection* nc, natsSubscription* sub, natsStatus err, void* self);
   void Up(natsConnection* nc);
+  // Connect (never waiting for a server) and make the JetStream context; under use_mu_ or before
+  // the Link is shared.
+  absl::Status Connect();
+  // libnats closes a connection for good after the same server refused its credentials twice
+  // (3.4.1 has no option against it); this thread replaces such a connection every
+  // max(reconnect_wait, 1 s), so credentials fixed on the server side are picked up without a
+  // restart.
+  void Reviver();
 
   const LinkOptions options_;
   std::atomic<bool> connected_{false};
+  std::atomic<bool> closed_{false};  // libnats closed the current connection
   mutable absl::Mutex mu_;
   LinkState counters_ ABSL_GUARDED_BY(mu_);
-  // Destroyed in this order by ~Link: the context, the connection (its callbacks end), the options.
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // Readers: Use(); the writer: the reviver swapping a closed connection. Destroyed in this order
+  // by ~Link: the reviver, the context, the connection (its callbacks end), the options.
+  mutable absl::Mutex use_mu_;
   natsOptions* opts_ = nullptr;
-  natsConnection* conn_ = nullptr;
-  jsCtx* js_ = nullptr;
+  natsConnection* conn_ ABSL_GUARDED_BY(use_mu_) = nullptr;
+  jsCtx* js_ ABSL_GUARDED_BY(use_mu_) = nullptr;
+  std::thread reviver_;
 };
 
 // "nats: <what>: <libnats status text> (<last error>)" as an absl::Status tagged Unavailable.

@@ -22,22 +22,19 @@ constexpr jsErrCode kStreamNotFound = static_cast<jsErrCode>(10059);
 
 class NatsTransport final : public Transport {
  public:
-  NatsTransport(const SinkConfig& c, std::unique_ptr<fleet::Link> link)
-      : c_(c), link_(std::move(link)) {}
-  ~NatsTransport() override {
-    if (js_ != nullptr) jsCtx_Destroy(js_);  // frees what still waits for an ack
-  }
+  explicit NatsTransport(const SinkConfig& c) : c_(c) {}
+  // The link first: its contexts may still call OnAck, which uses the members below it.
+  ~NatsTransport() override { link_.reset(); }
 
-  absl::Status Init() {
-    jsOptions o;
-    jsOptions_Init(&o);
-    o.PublishAsync.AckHandler = &NatsTransport::OnAck;
-    o.PublishAsync.AckHandlerClosure = this;
-    o.PublishAsync.MaxPending = static_cast<int64_t>(c_.batch_max) * 2;
-    o.Wait = absl::ToInt64Milliseconds(c_.timeout);
-    natsStatus s = natsConnection_JetStream(&js_, link_->conn(), &o);
-    return s == NATS_OK ? absl::OkStatus() : fleet::NatsError(s, "jetstream context");
+  // The ack handler goes into every JetStream context the link makes (also when it re-makes a
+  // connection libnats closed).
+  void FillJsOptions(jsOptions* o) {
+    o->PublishAsync.AckHandler = &NatsTransport::OnAck;
+    o->PublishAsync.AckHandlerClosure = this;
+    o->PublishAsync.MaxPending = static_cast<int64_t>(c_.batch_max) * 2;
+    o->Wait = absl::ToInt64Milliseconds(c_.timeout);
   }
+  void SetLink(std::unique_ptr<fleet::Link> link) { link_ = std::move(link); }
 
   absl::Status Send(const std::vector<std::string>& lines) override {
     if (!link_->connected()) {
@@ -47,7 +44,16 @@ class NatsTransport final : public Transport {
                                   ls.last_error.empty() ? "" : ": ", ls.last_error)),
                               net::Failure::kConnect);
     }
-    if (!stream_ok_) RETURN_IF_ERROR(EnsureStream());
+    return link_->Use([&](natsConnection*, jsCtx* js) { return SendOn(js, lines); });
+  }
+
+  void Close() override {}
+
+ private:
+  absl::Status SendOn(jsCtx* js, const std::vector<std::string>& lines) {
+    if (js != published_on_) published_ = false;  // a new context: the link re-made it
+    published_on_ = js;
+    if (!stream_ok_) RETURN_IF_ERROR(EnsureStream(js));
     {
       absl::MutexLock lock(&mu_);
       acked_ = failed_ = 0;
@@ -62,17 +68,17 @@ class NatsTransport final : public Transport {
                                     static_cast<int>(line.size()));
       const std::string id = NatsMsgId(line);
       if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
-      if (s == NATS_OK) s = js_PublishMsgAsync(js_, &m, &po);
+      if (s == NATS_OK) s = js_PublishMsgAsync(js, &m, &po);
       if (s == NATS_OK) published_ = true;
       natsMsg_Destroy(m);  // no-op when the library took it
       if (s != NATS_OK) {
-        DropPending();
+        DropPending(js);
         return Fail(s, "publish");
       }
     }
-    natsStatus s = js_PublishAsyncComplete(js_, &po);
+    natsStatus s = js_PublishAsyncComplete(js, &po);
     if (s != NATS_OK) {
-      DropPending();
+      DropPending(js);
       return Fail(s, absl::StrCat("waiting for ", lines.size(), " acks"));
     }
     absl::MutexLock lock(&mu_);
@@ -85,9 +91,6 @@ class NatsTransport final : public Transport {
     return absl::OkStatus();
   }
 
-  void Close() override {}
-
- private:
   static void OnAck(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
     auto* self = static_cast<NatsTransport*>(closure);
     {
@@ -108,10 +111,10 @@ class NatsTransport final : public Transport {
   }
 
   // Takes back every message still waiting for its ack (their acks, if they come, are ignored).
-  void DropPending() {
+  void DropPending(jsCtx* js) {
     if (!published_) return;  // libnats 3.4.1 crashes on a context that never published async
     natsMsgList pending;
-    if (js_PublishAsyncGetPendingList(&pending, js_) == NATS_OK) natsMsgList_Destroy(&pending);
+    if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK) natsMsgList_Destroy(&pending);
   }
 
   absl::Status Fail(natsStatus s, const std::string& what) {
@@ -129,10 +132,10 @@ class NatsTransport final : public Transport {
 
   // The stream must exist (or be created when create_stream says so) before the first publish:
   // without it JetStream answers no one and every line would time out.
-  absl::Status EnsureStream() {
+  absl::Status EnsureStream(jsCtx* js) {
     jsStreamInfo* si = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = js_GetStreamInfo(&si, js_, c_.nats.stream.c_str(), nullptr, &jerr);
+    natsStatus s = js_GetStreamInfo(&si, js, c_.nats.stream.c_str(), nullptr, &jerr);
     if (s == NATS_OK) {
       jsStreamInfo_Destroy(si);
       stream_ok_ = true;
@@ -152,7 +155,7 @@ class NatsTransport final : public Transport {
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
     sc.Replicas = c_.nats.replicas;
-    s = js_AddStream(&si, js_, &sc, nullptr, &jerr);
+    s = js_AddStream(&si, js, &sc, nullptr, &jerr);
     if (s != NATS_OK) return Fail(s, "create stream");
     jsStreamInfo_Destroy(si);
     writ::Logger("fleet")->info("nats sink {}: created stream {} ({} replicas, subject {})",
@@ -162,10 +165,11 @@ class NatsTransport final : public Transport {
   }
 
   const SinkConfig c_;
+  // Set once by MakeNatsTransport; reset first by the destructor.
   std::unique_ptr<fleet::Link> link_;
-  jsCtx* js_ = nullptr;  // destroyed before link_ (explicitly in the destructor)
   bool stream_ok_ = false;
-  bool published_ = false;
+  bool published_ = false;  // something was published async on published_on_
+  jsCtx* published_on_ = nullptr;
   absl::Mutex mu_;
   uint64_t acked_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t failed_ ABSL_GUARDED_BY(mu_) = 0;
@@ -193,9 +197,11 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeNatsTransport(const SinkConfig& c
   o.password = c.nats.password;
   if (c.tls.enabled) o.tls = {c.tls.ca, c.tls.cert, c.tls.key};
   o.connect_timeout = c.timeout;
+  auto t = std::make_unique<NatsTransport>(c);
+  NatsTransport* tp = t.get();
+  o.js_options = [tp](jsOptions* jo) { tp->FillJsOptions(jo); };
   ASSIGN_OR_RETURN(std::unique_ptr<fleet::Link> link, fleet::Link::Open(o));
-  auto t = std::make_unique<NatsTransport>(c, std::move(link));
-  RETURN_IF_ERROR(t->Init());
+  t->SetLink(std::move(link));
   return std::unique_ptr<Transport>(std::move(t));
 }
 

@@ -9,6 +9,7 @@
 #include <nats/nats.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -353,6 +354,33 @@ TEST(NatsSinkE2e, WrongCredentialsAreRefusedCountedAndNothingIsLost) {
           absl::Seconds(30), "the spool to replay");
   Admin admin(nats.urls(), "admin", "admin-secret");
   ExpectExactlyOnce(admin.ConsumeAll(200), 200);
+}
+
+// libnats closes a connection for good once the same server refused its credentials twice; the link
+// makes a new one, so a password fixed on the server is picked up without restarting writd.
+TEST(NatsSinkE2e, CredentialsFixedOnTheServerArePickedUpWithoutARestart) {
+  SKIP_WITHOUT_NATS();
+  NatsCluster nats;
+  ASSERT_TRUE(nats.Start(1, kAuthConfig).ok());
+  {
+    Admin admin(nats.urls(), "admin", "admin-secret");
+    admin.CreateStream(1);
+  }
+  const std::string dir = TempDir("nats-spool");
+  auto set = NatsSinks(nats.urls(), absl::StrCat("  user: writd\n  password: rotated-secret\n",
+                                                 "  spool_dir: ", dir, "\n"));
+  ASSERT_NE(set, nullptr);
+  for (int i = 0; i < 100; ++i) set->Submit(MakeEvent(i));
+  WaitFor([&] { return set->stats(0).spooled >= 100; }, absl::Seconds(30), "lines to spool");
+  absl::SleepFor(absl::Seconds(2));  // long enough for libnats to give the connection up
+  EXPECT_EQ(set->stats(0).delivered, 0u);
+  std::string rotated = kAuthConfig;
+  rotated.replace(rotated.find("writd-secret"), strlen("writd-secret"), "rotated-secret");
+  ASSERT_TRUE(nats.Reconfigure(rotated).ok());
+  WaitFor([&] { return set->stats(0).delivered >= 100 && set->stats(0).spool_bytes == 0; },
+          absl::Seconds(30), "delivery under the fixed credentials");
+  Admin admin(nats.urls(), "admin", "admin-secret");
+  ExpectExactlyOnce(admin.ConsumeAll(100), 100);
 }
 
 TEST(NatsSinkE2e, ABatchSentTwiceIsStoredOnce) {

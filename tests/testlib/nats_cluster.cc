@@ -131,8 +131,8 @@ absl::Status NatsCluster::Start(int nodes, const std::string& extra_config) {
       c << "cluster {\n  name: writ-test\n  listen: 127.0.0.1:" << n.cluster_port << "\n"
         << "  routes: [\n    " << absl::StrJoin(routes, "\n    ") << "\n  ]\n}\n";
     }
-    c << extra_config << "\n";
-    std::ofstream(n.conf) << c.str();
+    n.base = c.str();
+    std::ofstream(n.conf) << n.base << extra_config << "\n";
   }
   for (auto& n : nodes_) {
     if (auto st = Spawn(n); !st.ok()) return st;
@@ -199,6 +199,14 @@ absl::Status NatsCluster::Restart(int node) {
   Node& n = nodes_.at(node);
   if (n.pid > 0) return absl::OkStatus();
   return Spawn(n);
+}
+
+absl::Status NatsCluster::Reconfigure(const std::string& extra_config) {
+  for (auto& n : nodes_) {
+    std::ofstream(n.conf) << n.base << extra_config << "\n";
+    if (n.pid > 0 && ::kill(n.pid, SIGHUP) != 0) return absl::InternalError("SIGHUP nats-server");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status NatsCluster::KillAll() {

@@ -33,6 +33,9 @@ class NatsCluster {
   absl::Status Kill(int node);
   absl::Status Restart(int node);
   absl::Status KillAll();
+  // Rewrites every node's config with `extra_config` in place of the one given to Start and makes
+  // the running nodes reload it (SIGHUP), e.g. to change the users.
+  absl::Status Reconfigure(const std::string& extra_config);
   absl::Status RestartAll();
   // Waits until every running node answers /healthz with 200 (JetStream current), up to `max`.
   absl::Status WaitHealthy(absl::Duration max = absl::Seconds(30));
@@ -50,7 +53,7 @@ class NatsCluster {
  private:
   struct Node {
     int port = 0, cluster_port = 0, http_port = 0;
-    std::string conf, log;
+    std::string conf, log, base;  // base: the config without the extra part
     pid_t pid = -1;
   };
   absl::Status Spawn(Node& n);
