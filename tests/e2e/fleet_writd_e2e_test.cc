@@ -39,6 +39,8 @@ TEST(FleetWritdE2e, StartsAndEnforcesWithNatsDownAndReportsTheLink) {
   o.mode = "enforce";
   o.policies = {{"fleet.yaml", kIntent}};
   o.extra_config = absl::StrCat("fleet: {servers: [", nats.url(0), "], name: e2e-host}\n");
+  const int http_port = testlib::FreeLoopbackPort();
+  o.extra_args = {"--http", absl::StrCat("127.0.0.1:", http_port)};
   const absl::Time t0 = absl::Now();
   ASSERT_TRUE(w.Start(o).ok()) << w.log();
   printf("writd started with its fleet link down in %s\n",
@@ -48,6 +50,9 @@ TEST(FleetWritdE2e, StartsAndEnforcesWithNatsDownAndReportsTheLink) {
   ASSERT_EQ(s.exit_code, 0) << s.err;
   EXPECT_NE(s.out.find("fleet_connected=0"), std::string::npos) << s.out;
   EXPECT_NE(s.out.find("fleet_connects=0"), std::string::npos) << s.out;
+  std::string metrics;
+  ASSERT_EQ(testlib::HttpGet(http_port, "/metrics", &metrics), 200);
+  EXPECT_NE(metrics.find("\nwrit_fleet_connected 0\n"), std::string::npos) << metrics;
 
   // Enforcement does not wait for the fleet.
   CmdResult r = w.Writ({"run", "--agent", "spiffe://example.org/agent/fleet", "--intent", "t-fleet",
@@ -69,6 +74,9 @@ TEST(FleetWritdE2e, StartsAndEnforcesWithNatsDownAndReportsTheLink) {
     absl::SleepFor(absl::Milliseconds(200));
   }
   EXPECT_NE(s.out.find("fleet_connects=1"), std::string::npos) << s.out;
+  ASSERT_EQ(testlib::HttpGet(http_port, "/metrics", &metrics), 200);
+  EXPECT_NE(metrics.find("\nwrit_fleet_connected 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("\nwrit_fleet_connects_total 1\n"), std::string::npos) << metrics;
   EXPECT_EQ(w.Stop(), 0) << w.log();
 }
 
