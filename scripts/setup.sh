@@ -19,6 +19,7 @@ PKGS=(
   iproute2 procps util-linux jq curl python3
   qemu-system-x86 busybox-static
   dnsmasq-base bind9-dnsutils
+  nats-server libnats-dev  # fleet: NATS JetStream (docs/fleet.md); tests start a loopback cluster
   chromium  # the approvals console's browser test (tests/e2e/console), driven headless
 )
 

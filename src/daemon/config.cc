@@ -663,6 +663,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(ParsePolicyBundles(path, v, &c));
     } else if (key == "console") {
       RETURN_IF_ERROR(ParseConsole(path, v, &c));
+    } else if (key == "fleet") {
+      RETURN_IF_ERROR(fleet::ParseFleetConfig(path, v, &c.fleet));
     } else if (key == "sinks") {
       if (!v.IsSequence())
         return absl::InvalidArgumentError(Where(path, v, key) + "must be a list");

@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "creds/provider.h"
+#include "fleet/config.h"
 #include "yaml-cpp/yaml.h"
 
 namespace writ::daemon {
@@ -103,6 +104,8 @@ struct Config {
   // policy_bundles.public_keys: Ed25519 public keys (PEM) whose signed policy bundles may be put
   // in force (writ policy apply; docs/policy.md "Signed policy bundles"). Empty: none may.
   std::vector<std::string> bundle_keys;
+  // fleet: the NATS cluster this host belongs to (docs/fleet.md). Absent: a single host.
+  fleet::FleetConfig fleet;
 };
 
 // Parses a writd.yaml. Errors: "FILE:LINE: field: message". Unknown keys are errors.

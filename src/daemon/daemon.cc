@@ -107,6 +107,10 @@ absl::Status Daemon::OpenOutput() {
 }
 
 absl::Status Daemon::Start() {
+  if (cfg_.fleet.enabled) {
+    // Never waits for NATS: with every server down writd starts and enforces, the link retries.
+    ASSIGN_OR_RETURN(fleet_, fleet::Link::Open(cfg_.fleet.link));
+  }
   // Preflight: each failure names the fix.
   if (geteuid() != 0) {
     return absl::PermissionDeniedError(
@@ -333,6 +337,7 @@ MetricsSources Daemon::Sources() const {
   m.control = control_.get();
   m.console = console_.get();
   m.bundles = bundles_.get();
+  m.fleet = fleet_.get();
   m.server = server_view_.load(std::memory_order_acquire);
   return m;
 }

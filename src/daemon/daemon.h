@@ -85,6 +85,9 @@ class Daemon {
   // The approvals console (console: / --console): before output_, whose emitters call its Observe
   // until the end; stopped first in Shutdown (its handlers use the parts below).
   std::unique_ptr<Console> console_;
+  // The fleet link (fleet: in writd.yaml, docs/fleet.md): connects and reconnects in libnats'
+  // thread; reported in status and /metrics.
+  std::unique_ptr<fleet::Link> fleet_;
   Output output_;
   PolicyStore policies_;
   std::unique_ptr<PolicyBundles> bundles_;  // signed policy bundles (set in Start)

@@ -19,6 +19,7 @@
 #include "daemon/task_lifecycle.h"
 #include "daemon/tool_calls.h"
 #include "decode/decoder.h"
+#include "fleet/link.h"
 #include "identity/task.h"
 #include "util/util.h"
 
@@ -148,6 +149,13 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
   counters["process_table_entries"] = m.procs->published_size();
   for (const auto& me : m.loader->CountMapEntries()) {
     counters[absl::StrCat("map_", me.name, "_entries")] = me.entries;
+  }
+  if (m.fleet) {
+    const fleet::LinkState fs = m.fleet->state();
+    counters["fleet_connected"] = fs.connected ? 1 : 0;
+    counters["fleet_connects"] = fs.connects;
+    counters["fleet_disconnects"] = fs.disconnects;
+    counters["fleet_errors"] = fs.errors;
   }
   for (const auto& r : m.output->SinkRows()) {
     counters["sink_" + r.name + "_delivered"] = r.stats.delivered;
@@ -310,6 +318,19 @@ std::string RenderMetrics(const MetricsSources& m) {
   absl::StrAppend(&o, "writ_tasks_active ", m.registry->size(), "\n");
   Head(&o, "writ_approvals_pending", "gauge", "Approval requests waiting for a human.");
   absl::StrAppend(&o, "writ_approvals_pending ", m.approvals->size(), "\n");
+  if (m.fleet) {
+    const fleet::LinkState fs = m.fleet->state();
+    Head(&o, "writ_fleet_connected", "gauge",
+         "1 while the fleet link (NATS) is connected, 0 while it is down and retrying.");
+    absl::StrAppend(&o, "writ_fleet_connected ", fs.connected ? 1 : 0, "\n");
+    Head(&o, "writ_fleet_connects_total", "counter", "Fleet link connects (first and reconnects).");
+    absl::StrAppend(&o, "writ_fleet_connects_total ", fs.connects, "\n");
+    Head(&o, "writ_fleet_disconnects_total", "counter", "Fleet link disconnects.");
+    absl::StrAppend(&o, "writ_fleet_disconnects_total ", fs.disconnects, "\n");
+    Head(&o, "writ_fleet_errors_total", "counter",
+         "Errors NATS reported on the fleet link (refused credentials, permissions).");
+    absl::StrAppend(&o, "writ_fleet_errors_total ", fs.errors, "\n");
+  }
   if (m.dns) {
     const DnsCounters dc = m.dns->counters();
     Head(&o, "writ_dns_queries_total", "counter",

@@ -21,6 +21,10 @@ class TaskRegistry;
 class ProcessTable;
 }  // namespace writ::identity
 
+namespace writ::fleet {
+class Link;
+}  // namespace writ::fleet
+
 namespace writ::daemon {
 
 class Adoption;
@@ -55,6 +59,7 @@ struct MetricsSources {
   const ToolCalls* tool_calls = nullptr;  // MCP gateway reports
   DnsEgress* dns = nullptr;               // null: no DNS stub
   const Console* console = nullptr;       // null: no approvals console
+  const fleet::Link* fleet = nullptr;     // null: no fleet: section
 };
 
 void FillStatus(const MetricsSources& m, v1::StatusResponse* s);

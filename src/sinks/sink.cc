@@ -16,6 +16,7 @@
 #include <iterator>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "sinks/json_encoder.h"
@@ -472,6 +473,16 @@ absl::StatusOr<uint64_t> GetUint(const YAML::Node& n, const Ctx& ctx, absl::stri
   }
   return v;
 }
+// This host's name as one NATS subject token ('.', '*', '>' and blanks become '_').
+std::string HostnameToken() {
+  char h[256] = {0};
+  if (::gethostname(h, sizeof(h) - 1) != 0 || h[0] == '\0') return "unknown";
+  std::string s = h;
+  for (char& ch : s) {
+    if (ch == '.' || ch == '*' || ch == '>' || ch == ' ' || ch == '\t') ch = '_';
+  }
+  return s;
+}
 absl::StatusOr<bool> GetBool(const YAML::Node& n, const Ctx& ctx, absl::string_view f) {
   if (n.IsScalar()) {
     const std::string& s = n.Scalar();
@@ -496,10 +507,10 @@ absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::st
     if (key == "type") {
       ASSIGN_OR_RETURN(c.type, GetString(v, ctx, key));
       if (c.type != "stdout" && c.type != "file" && c.type != "syslog" && c.type != "http" &&
-          c.type != "hec") {
+          c.type != "hec" && c.type != "nats") {
         return ctx.Err(v, key,
                        absl::StrCat("unknown sink type '", c.type,
-                                    "' (want stdout, file, syslog, http or hec)"));
+                                    "' (want stdout, file, syslog, http, hec or nats)"));
       }
     } else if (key == "format") {
       ASSIGN_OR_RETURN(std::string f, GetString(v, ctx, key));
@@ -550,6 +561,48 @@ absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::st
       ASSIGN_OR_RETURN(uint64_t n, GetUint(v, ctx, key));
       if (n == 0) return ctx.Err(v, key, "must be positive");
       c.batch_max = n;
+    } else if (key == "servers") {
+      if (v.IsScalar()) {
+        c.nats.servers.push_back(v.Scalar());
+      } else if (v.IsSequence()) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          ASSIGN_OR_RETURN(std::string u, GetString(v[i], ctx, absl::StrCat(key, "[", i, "]")));
+          c.nats.servers.push_back(u);
+        }
+      } else {
+        return ctx.Err(v, key, "expected a list of nats:// or tls:// URLs");
+      }
+      for (size_t i = 0; i < c.nats.servers.size(); ++i) {
+        const std::string& u = c.nats.servers[i];
+        if (!absl::StartsWith(u, "nats://") && !absl::StartsWith(u, "tls://")) {
+          return ctx.Err(v.IsSequence() ? v[i] : v, key,
+                         absl::StrCat("expected a nats:// or tls:// URL, got '", u, "'"));
+        }
+      }
+    } else if (key == "subject") {
+      ASSIGN_OR_RETURN(c.nats.subject, GetString(v, ctx, key));
+      if (c.nats.subject.empty() || c.nats.subject.find_first_of(" \t*>") != std::string::npos) {
+        return ctx.Err(v, key, "expected a subject without spaces or wildcards");
+      }
+    } else if (key == "stream") {
+      ASSIGN_OR_RETURN(c.nats.stream, GetString(v, ctx, key));
+      if (c.nats.stream.empty() || c.nats.stream.find_first_of(" \t.*>") != std::string::npos) {
+        return ctx.Err(v, key, "expected a stream name without spaces, '.', '*' or '>'");
+      }
+    } else if (key == "create_stream") {
+      ASSIGN_OR_RETURN(c.nats.create_stream, GetBool(v, ctx, key));
+    } else if (key == "replicas") {
+      ASSIGN_OR_RETURN(uint64_t n, GetUint(v, ctx, key));
+      if (n < 1 || n > 5) return ctx.Err(v, key, "must be between 1 and 5");
+      c.nats.replicas = static_cast<int>(n);
+    } else if (key == "creds_file") {
+      ASSIGN_OR_RETURN(c.nats.creds_file, GetString(v, ctx, key));
+    } else if (key == "nkey_seed_file") {
+      ASSIGN_OR_RETURN(c.nats.nkey_seed_file, GetString(v, ctx, key));
+    } else if (key == "user") {
+      ASSIGN_OR_RETURN(c.nats.user, GetString(v, ctx, key));
+    } else if (key == "password") {
+      ASSIGN_OR_RETURN(c.nats.password, GetString(v, ctx, key));
     } else if (key == "tls") {
       if (!v.IsMap()) return ctx.Err(v, key, "expected a mapping {ca, cert, key, verify}");
       c.tls.enabled = true;
@@ -581,13 +634,25 @@ absl::StatusOr<SinkConfig> ParseSinkConfig(const YAML::Node& node, const std::st
     return ctx.Err(node, "url", absl::StrCat("required for a ", c.type, " sink"));
   }
   if (c.type == "hec" && c.token.empty()) return ctx.Err(node, "token", "required for hec");
+  if (c.type == "nats") {
+    if (c.nats.servers.empty()) return ctx.Err(node, "servers", "required for a nats sink");
+    if (c.nats.stream.empty()) return ctx.Err(node, "stream", "required for a nats sink");
+    if (!c.nats.creds_file.empty() + !c.nats.nkey_seed_file.empty() + !c.nats.user.empty() > 1) {
+      return ctx.Err(node, "creds_file", "creds_file, nkey_seed_file and user exclude each other");
+    }
+    if (c.nats.subject.empty()) c.nats.subject = absl::StrCat("writ.events.", HostnameToken());
+  } else if (!c.nats.servers.empty() || !c.nats.stream.empty()) {
+    const char* f = c.nats.servers.empty() ? "stream" : "servers";
+    return ctx.Err(node[f], f, "only for a nats sink");
+  }
   if (c.tls.cert.empty() != c.tls.key.empty()) {
     return ctx.Err(node["tls"], "tls", "cert and key go together");
   }
   if (c.type == "stdout") c.path = "-";
   // Paths in writd.yaml resolve against its directory, as `policies` and `state_dir` do.
   if (!file.empty()) {
-    for (std::string* p : {&c.path, &c.spool_dir, &c.tls.ca, &c.tls.cert, &c.tls.key}) {
+    for (std::string* p : {&c.path, &c.spool_dir, &c.tls.ca, &c.tls.cert, &c.tls.key,
+                           &c.nats.creds_file, &c.nats.nkey_seed_file}) {
       *p = ResolveAgainstConfig(file, *p);
     }
   }
@@ -603,6 +668,8 @@ absl::StatusOr<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config) {
     ASSIGN_OR_RETURN(t, MakeSyslogTransport(config));
   } else if (config.type == "http" || config.type == "hec") {
     ASSIGN_OR_RETURN(t, MakeHttpTransport(config));
+  } else if (config.type == "nats") {
+    ASSIGN_OR_RETURN(t, MakeNatsTransport(config));
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown sink type '", config.type, "'"));
   }

@@ -92,14 +92,25 @@ struct TlsConfig {
   bool verify = true;
 };
 
+// A `nats` sink: JetStream publishing (docs/fleet.md). `tls` (ca, cert, key) applies too.
+struct NatsSinkConfig {
+  std::vector<std::string> servers;  // nats:// or tls:// URLs
+  std::string subject;               // default writ.events.<hostname>
+  std::string stream;                // required: the JetStream stream that captures `subject`
+  bool create_stream = false;        // create `stream` if missing (else it must exist)
+  int replicas = 1;                  // for create_stream
+  std::string creds_file, nkey_seed_file, user, password;  // at most one of the three kinds
+};
+
 struct SinkConfig {
-  std::string type;  // stdout, file, syslog, http, hec
+  std::string type;  // stdout, file, syslog, http, hec, nats
   Format format = Format::kJson;
   std::string path;     // file
   std::string address;  // syslog: host:port
   std::string url;      // http, hec: http(s)://host:port/path
   std::string token;    // hec
   TlsConfig tls;
+  NatsSinkConfig nats;
   uint64_t max_bytes = 0;  // file: rotate past this size (0 = never)
   int max_files = 5;       // file: path.1 .. path.N kept
   bool fsync = false;      // file: fsync after each write batch

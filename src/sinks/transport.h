@@ -30,6 +30,12 @@ SinkError ClassifySendError(const absl::Status& st);
 absl::StatusOr<std::unique_ptr<Transport>> MakeFileTransport(const SinkConfig& c);
 absl::StatusOr<std::unique_ptr<Transport>> MakeSyslogTransport(const SinkConfig& c);
 absl::StatusOr<std::unique_ptr<Transport>> MakeHttpTransport(const SinkConfig& c);
+// JetStream publisher (nats_transport.cc): one PubAck per line; each carries Nats-Msg-Id =
+// NatsMsgId(line), so a batch retried after a partial failure is de-duplicated by the stream.
+absl::StatusOr<std::unique_ptr<Transport>> MakeNatsTransport(const SinkConfig& c);
+// The message id of an encoded line: lowercase hex SHA-256 of its bytes (deterministic; a JSON and
+// an OCSF line of one event differ, so two sinks of different formats never dedupe each other).
+std::string NatsMsgId(std::string_view line);
 
 // RFC 5424 message with RFC 6587 octet-counting framing: "LEN SP <PRI>1 TIMESTAMP HOST APP PROCID
 // MSGID - MSG". Exposed for tests.

@@ -329,6 +329,62 @@ TEST_F(ConfigTest, ConsoleSettingsAndTheirErrors) {
   EXPECT_FALSE(ValidateConsoleListen("127.0.0.1").ok());
 }
 
+TEST_F(ConfigTest, FleetSettingsAndTheirErrors) {
+  EXPECT_FALSE(LoadConfig(Write("mode: monitor\n"))->fleet.enabled) << "off unless configured";
+  std::ofstream(dir_ + "/writd.creds") << "JWT and seed";
+  std::ofstream(dir_ + "/ca.pem") << "PEM";
+  std::ofstream(dir_ + "/host.crt") << "PEM";
+  std::ofstream(dir_ + "/host.key") << "PEM";
+  auto c = LoadConfig(Write(
+      "fleet:\n  servers: [nats://10.0.0.1:4222, tls://nats.example.org:4222]\n  name: web-1\n"
+      "  creds_file: writd.creds\n  tls: {ca: ca.pem, cert: host.crt, key: host.key}\n"
+      "  features: [events]\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->fleet.enabled);
+  EXPECT_EQ(c->fleet.link.servers,
+            (std::vector<std::string>{"nats://10.0.0.1:4222", "tls://nats.example.org:4222"}));
+  EXPECT_EQ(c->fleet.link.name, "web-1");
+  EXPECT_EQ(c->fleet.link.creds_file, dir_ + "/writd.creds") << "relative to the config file";
+  EXPECT_EQ(c->fleet.link.tls.key, dir_ + "/host.key");
+  EXPECT_EQ(c->fleet.features, std::vector<std::string>{"events"});
+  auto named = LoadConfig(Write("fleet: {servers: [nats://127.0.0.1:4222]}\n"));
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(named->fleet.link.name, fleet::HostName()) << "the host name by default";
+  std::string p = Write("fleet:\n  name: web-1\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":2: fleet.servers: missing (a list of nats:// URLs)");
+  p = Write("fleet:\n  servers: [http://x:4222]\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":2: fleet.servers[0]: must be a nats:// or tls:// URL, not \"http://x:4222\"");
+  p = Write("fleet:\n  servers: [nats://x:4222]\n  creds_file: missing.creds\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":3: fleet.creds_file: cannot read " + dir_ +
+                                                  "/missing.creds: No such file or directory");
+  p = Write("fleet:\n  servers: [nats://x:4222]\n  tls: {ca: ca.pem, cert: host.crt}\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":3: fleet.tls: cert and key go together");
+  p = Write("fleet:\n  servers: [nats://x:4222]\n  tls: {crl: ca.pem}\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":3: fleet.tls.crl: unknown key");
+  p = Write("fleet:\n  servers: [nats://x:4222]\n  features: [events, revocations]\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":3: fleet.features[1]: \"revocations\" is not built yet (docs/fleet.md); "
+                "available: events");
+  p = Write("fleet:\n  servers: [nats://x:4222]\n  features: [telemetry]\n");
+  EXPECT_THAT(std::string(LoadConfig(p).status().message()),
+              HasSubstr(":3: fleet.features[0]: unknown feature \"telemetry\""));
+  p = Write(
+      "fleet:\n  servers: [nats://x:4222]\n  creds_file: writd.creds\n  user: a\n"
+      "  password: b\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":2: fleet: give one of creds_file, nkey_seed_file or user (with password)");
+  p = Write("fleet:\n  servers: [nats://x:4222]\n  name: web.1\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":3: fleet.name: must be one NATS subject token (no blank, '.', '*' or '>')");
+  p = Write("fleet:\n  servers: [nats://x:4222]\n  cluster: x\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":3: fleet.cluster: unknown key");
+  p = Write("fleet: nats://x:4222\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":1: fleet: must be a mapping {servers, name, credentials, ...}");
+}
+
 TEST_F(ConfigTest, OtherBadValues) {
   std::string p = Write("drain_interval: 5s\n");
   EXPECT_EQ(LoadConfig(p).status().message(),

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "http/server.h"
@@ -56,7 +57,7 @@ TEST(SinksConfig, ErrorsNameFileLineAndField) {
             "writd.yaml:4: sinks[1].address: expected host:port, got 'nohost'");
   EXPECT_EQ(ConfigError("sinks:\n  - type: carrier-pigeon\n"),
             "writd.yaml:2: sinks[0].type: unknown sink type 'carrier-pigeon' (want stdout, file, "
-            "syslog, http or hec)");
+            "syslog, http, hec or nats)");
   EXPECT_EQ(ConfigError("sinks:\n  - type: stdout\n    format: xml\n"),
             "writd.yaml:3: sinks[0].format: unknown format 'xml' (want json or ocsf)");
   EXPECT_EQ(ConfigError("sinks:\n  - type: hec\n    url: http://127.0.0.1:8088\n"),
@@ -95,6 +96,72 @@ TEST(SinksConfig, ParsesEveryField) {
   EXPECT_EQ(c->tls.cert, "/c.pem");
   EXPECT_EQ(c->spool_max_bytes, 1000u);
   EXPECT_EQ(c->name, "siem");
+}
+
+TEST(SinksConfig, NatsFieldsAndErrors) {
+  YAML::Node n = YAML::Load(R"(
+- type: nats
+  format: ocsf
+  servers: [nats://10.0.0.1:4222, tls://10.0.0.2:4222]
+  stream: WRIT_EVENTS
+  subject: writ.events.web-1
+  create_stream: true
+  replicas: 3
+  creds_file: writd.creds
+  spool_dir: spool
+- {type: nats, servers: nats://127.0.0.1:4222, stream: S}
+)");
+  auto c = ParseSinkConfig(n[0], "/etc/writ/writd.yaml", 0);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->nats.servers,
+            (std::vector<std::string>{"nats://10.0.0.1:4222", "tls://10.0.0.2:4222"}));
+  EXPECT_EQ(c->nats.stream, "WRIT_EVENTS");
+  EXPECT_EQ(c->nats.subject, "writ.events.web-1");
+  EXPECT_TRUE(c->nats.create_stream);
+  EXPECT_EQ(c->nats.replicas, 3);
+  EXPECT_EQ(c->nats.creds_file, "/etc/writ/writd.creds");
+  EXPECT_EQ(c->name, "nats-0");
+  c = ParseSinkConfig(n[1], "f.yaml", 1);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(absl::StartsWith(c->nats.subject, "writ.events.")) << c->nats.subject;
+  EXPECT_EQ(c->nats.subject.find('.', 12), std::string::npos) << "the host name is one token";
+  EXPECT_EQ(ConfigError("sinks:\n  - {type: nats, stream: S}\n"),
+            "writd.yaml:2: sinks[0].servers: required for a nats sink");
+  EXPECT_EQ(ConfigError("sinks:\n  - {type: nats, servers: [nats://x:1]}\n"),
+            "writd.yaml:2: sinks[0].stream: required for a nats sink");
+  EXPECT_EQ(ConfigError("sinks:\n  - type: nats\n    servers: [nats://x:1, \"x:2\"]\n"),
+            "writd.yaml:3: sinks[0].servers: expected a nats:// or tls:// URL, got 'x:2'");
+  EXPECT_EQ(ConfigError("sinks:\n  - type: nats\n    servers: [nats://x:1]\n    stream: S\n"
+                        "    subject: writ.events.>\n"),
+            "writd.yaml:5: sinks[0].subject: expected a subject without spaces or wildcards");
+  EXPECT_EQ(
+      ConfigError("sinks:\n  - type: nats\n    servers: [nats://x:1]\n    stream: A.B\n"),
+      "writd.yaml:4: sinks[0].stream: expected a stream name without spaces, '.', '*' or '>'");
+  EXPECT_EQ(ConfigError("sinks:\n  - type: nats\n    servers: [nats://x:1]\n    stream: S\n"
+                        "    replicas: 7\n"),
+            "writd.yaml:5: sinks[0].replicas: must be between 1 and 5");
+  EXPECT_EQ(ConfigError("sinks:\n  - type: stdout\n    stream: S\n"),
+            "writd.yaml:3: sinks[0].stream: only for a nats sink");
+  EXPECT_EQ(ConfigError("sinks:\n  - {type: nats, servers: [nats://x:1], stream: S, user: u, "
+                        "creds_file: c}\n"),
+            "writd.yaml:2: sinks[0].creds_file: creds_file, nkey_seed_file and user exclude each "
+            "other");
+  // Files the sink cannot read stop the start, naming the sink.
+  const std::string err = ConfigError(
+      "sinks:\n  - {type: nats, servers: [nats://127.0.0.1:1], stream: S, "
+      "creds_file: /nonexistent/x.creds}\n");
+  EXPECT_NE(err.find("writd.yaml:2: sinks[0]: creds_file /nonexistent/x.creds: No such file"),
+            std::string::npos)
+      << err;
+}
+
+TEST(SinksNats, MessageIdIsTheLinesSha256) {
+  const std::string line = R"({"id":"b1-42","kind":"exec"})";
+  EXPECT_EQ(NatsMsgId(line), NatsMsgId(std::string(line)));
+  EXPECT_EQ(NatsMsgId(line).size(), 64u);
+  EXPECT_NE(NatsMsgId(line), NatsMsgId(R"({"id":"b1-43","kind":"exec"})"));
+  // sha256("abc"), FIPS 180-2 test vector.
+  EXPECT_EQ(NatsMsgId("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(SinksConfig, RelativePathsResolveAgainstTheConfigFile) {
