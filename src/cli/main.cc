@@ -65,7 +65,9 @@ void Usage(FILE* f) {
       "  console-login                           a one-time login link to the approvals console\n"
       "  policy check [DIR|FILE...] | policy test [DIR] | policy reload\n"
       "  policy bundle --key PRIVATE.pem --version N [--signer S] [--out FILE] DIR|FILE...\n"
-      "  policy apply BUNDLE                     put a signed policy bundle in force\n"
+      "  policy apply [--fleet] BUNDLE           put a signed policy bundle in force (--fleet: "
+      "and\n"
+      "                                          publish it to every host of the fleet)\n"
       "  policy explain --intent NAME [--policies DIR] [--param K=V]... --event JSON\n"
       "  policy suggest --from EVENTS.jsonl --task ID [--name NAME] [--check]\n"
       "  policy suggest --from EVENTS.jsonl --task ID --diff INTENT [--policies DIR] [--param "
@@ -96,6 +98,12 @@ int CmdStatus(const std::string& socket) {
            static_cast<unsigned long>(b.version()), b.sha256().substr(0, 12).c_str(),
            b.key_id().c_str(), b.signer().empty() ? "" : ", signer ",
            writ::TerminalSafe(b.signer()).c_str(), b.applied().c_str());
+  }
+  if (s.policy_bundle().fleet()) {
+    printf("policy bundles from the fleet: revision %lu handled%s%s\n",
+           static_cast<unsigned long>(s.policy_bundle().fleet_revision()),
+           s.policy_bundle().fleet_error().empty() ? "" : "; last error: ",
+           writ::TerminalSafe(s.policy_bundle().fleet_error()).c_str());
   }
   if (!s.policy_bundle().last_error().empty()) {
     printf("policy bundle refused (%lu since start), the policy in force stays:\n%s\n",
@@ -365,19 +373,24 @@ int CmdPolicy(const std::string& socket, int argc, char** argv) {
         {a.positional, a.Get("key"), a.Get("version"), a.Get("signer"), a.Get("out")});
   }
   if (sub == "apply") {
-    Args a = Parse(argc, argv, 3, {}, {});
+    Args a = Parse(argc, argv, 3, {}, {"fleet"});
     if (!a.error.empty()) return Fail(kExitUsage, a.error);
     if (a.positional.size() != 1) return Fail(kExitUsage, "policy apply needs one bundle file");
     auto envelope = writ::ReadFile(a.positional[0]);
     if (!envelope.ok()) return Fail(1, std::string(envelope.status().message()));
     Request req;
     req.mutable_apply_policy_bundle()->set_envelope(*envelope);
+    req.mutable_apply_policy_bundle()->set_fleet(a.Has("fleet"));
     auto resp = Call(socket, req);
     if (!resp.ok()) return Fail(1, std::string(resp.status().message()));
     const auto& b = resp->reload().bundle();
     printf("policy bundle version %lu in force (%s, key %s): %u intents loaded\n",
            static_cast<unsigned long>(b.version()), b.sha256().substr(0, 12).c_str(),
            b.key_id().c_str(), resp->reload().intents());
+    if (b.published_revision() != 0) {
+      printf("published to the fleet: revision %lu\n",
+             static_cast<unsigned long>(b.published_revision()));
+    }
     return 0;
   }
   if (sub == "explain") {

@@ -673,6 +673,12 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       return absl::InvalidArgumentError(Where(path, it->first, key) + "unknown key");
     }
   }
+  // Bundles through the fleet are verified here like any other: without a key none would be.
+  if (c.fleet.has("bundles") && c.bundle_keys.empty()) {
+    return absl::InvalidArgumentError(
+        Where(path, root["fleet"]["features"], "fleet.features") +
+        "bundles needs policy_bundles.public_keys (the keys whose bundles this host accepts)");
+  }
   return c;
 }
 

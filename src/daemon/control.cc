@@ -649,7 +649,8 @@ v1::Response ControlService::ApplyBundle(const api::Peer& peer,
     return Error(absl::UnimplementedError("this writd does not take policy bundles"));
   }
   absl::StatusOr<v1::PolicyBundleState> st = hooks_.apply_bundle(
-      req.envelope(), absl::StrCat(UserName(peer.cred.uid), " (uid ", peer.cred.uid, ")"));
+      req.envelope(), absl::StrCat(UserName(peer.cred.uid), " (uid ", peer.cred.uid, ")"),
+      req.fleet());
   if (!st.ok()) return Error(st.status());
   v1::Response resp;
   resp.mutable_reload()->set_intents(d_.policies.Get()->intents().size());

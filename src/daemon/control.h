@@ -57,7 +57,7 @@ class ControlService {
     std::function<absl::StatusOr<v1::ConsoleLoginResponse>(const std::string& who)> console_login;
     // Verifies a signed policy bundle and puts it in force (null: refused as unimplemented).
     std::function<absl::StatusOr<v1::PolicyBundleState>(const std::string& envelope,
-                                                        const std::string& who)>
+                                                        const std::string& who, bool to_fleet)>
         apply_bundle;
   };
   struct Options {

@@ -280,8 +280,24 @@ absl::Status Daemon::Start() {
   if (console_) {
     hooks.console_login = [this](const std::string& who) { return console_->NewLogin(who); };
   }
-  hooks.apply_bundle = [this](const std::string& envelope, const std::string& who) {
-    return bundles_->Apply(envelope, who);
+  hooks.apply_bundle = [this](const std::string& envelope, const std::string& who,
+                              bool to_fleet) -> absl::StatusOr<v1::PolicyBundleState> {
+    if (to_fleet && !bundle_feed_) {
+      return absl::FailedPreconditionError(
+          "this writd does not publish bundles to a fleet (fleet.features: [bundles])");
+    }
+    ASSIGN_OR_RETURN(v1::PolicyBundleState st, bundles_->Apply(envelope, who));
+    if (!to_fleet) return st;
+    // In force here first (verified, loaded whole); then the other hosts read it from the bucket.
+    absl::StatusOr<uint64_t> rev = bundle_feed_->Publish(envelope);
+    if (!rev.ok()) {
+      return absl::UnavailableError(absl::StrCat("bundle v", st.version(),
+                                                 " is in force here but was not published to the "
+                                                 "fleet: ",
+                                                 rev.status().message()));
+    }
+    st.set_published_revision(*rev);
+    return st;
   };
   ControlService::Options copts;
   copts.cgroup_subtree = cfg_.cgroup_subtree;
@@ -300,6 +316,15 @@ absl::Status Daemon::Start() {
                                 cfg_.control_gid));
   server_view_.store(server_.get(), std::memory_order_release);
   if (console_) console_->SetControl(control_.get());
+  if (fleet_ && cfg_.fleet.has("bundles")) {
+    fleet::BundleFeedOptions fo;
+    fo.replicas = std::min<int>(3, static_cast<int>(cfg_.fleet.link.servers.size()));
+    bundle_feed_ = std::make_unique<fleet::BundleFeed>(
+        *fleet_, fo, [this](const std::string& envelope, const std::string& who) {
+          return bundles_->Apply(envelope, who).status();
+        });
+    bundle_feed_->Start();
+  }
   // The HTTP server's threads run from StartCredentials on, but /metrics reads what was set since:
   // the route exists only once Start has nothing left to set (before, a scrape gets 404).
   // AddRoute's lock orders these writes before every request's read.
@@ -337,6 +362,7 @@ MetricsSources Daemon::Sources() const {
   m.control = control_.get();
   m.console = console_.get();
   m.bundles = bundles_.get();
+  m.bundle_feed = bundle_feed_.get();
   m.fleet = fleet_.get();
   m.server = server_view_.load(std::memory_order_acquire);
   return m;
@@ -481,8 +507,9 @@ void Daemon::Housekeeping() {
 void Daemon::Shutdown() {
   const absl::Time shutdown_start = absl::Now();
   auto since = [](absl::Time t) { return absl::ToInt64Milliseconds(absl::Now() - t); };
-  if (console_) console_->Stop();  // no decision is taken while the parts it uses shut down
-  adoption_->Stop();               // no exec is stopped for adoption once nobody would continue it
+  if (bundle_feed_) bundle_feed_->Stop();  // no bundle is applied once the pipeline has stopped
+  if (console_) console_->Stop();          // no decision is taken while the parts it uses shut down
+  adoption_->Stop();  // no exec is stopped for adoption once nobody would continue it
   output_.CloseTails();
   server_->Stop();
   loader_->Drain();

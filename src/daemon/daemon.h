@@ -40,6 +40,7 @@
 #include "daemon/task_credentials.h"
 #include "daemon/task_lifecycle.h"
 #include "daemon/tool_calls.h"
+#include "fleet/bundle_feed.h"
 #include "identity/cgroup.h"
 #include "identity/task.h"
 #include "state/store.h"
@@ -91,6 +92,9 @@ class Daemon {
   Output output_;
   PolicyStore policies_;
   std::unique_ptr<PolicyBundles> bundles_;  // signed policy bundles (set in Start)
+  // Bundles through the fleet's key-value bucket (fleet.features: [bundles]); uses fleet_ and
+  // bundles_, so declared after both (destroyed first) and stopped first in Shutdown.
+  std::unique_ptr<fleet::BundleFeed> bundle_feed_;
   identity::TaskRegistry registry_;
   identity::ProcessTable procs_;  // the pipeline thread's
   Approvals approvals_;

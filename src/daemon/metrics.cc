@@ -19,6 +19,7 @@
 #include "daemon/task_lifecycle.h"
 #include "daemon/tool_calls.h"
 #include "decode/decoder.h"
+#include "fleet/bundle_feed.h"
 #include "fleet/link.h"
 #include "identity/task.h"
 #include "util/util.h"
@@ -177,6 +178,12 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
   s->set_policy_error(m.policies->error());
   s->set_intents_loaded(m.policies->Get()->intents().size());
   if (m.bundles) *s->mutable_policy_bundle() = m.bundles->State();
+  if (m.bundle_feed) {
+    const fleet::BundleFeedStats fs = m.bundle_feed->stats();
+    s->mutable_policy_bundle()->set_fleet(true);
+    s->mutable_policy_bundle()->set_fleet_revision(fs.revision);
+    s->mutable_policy_bundle()->set_fleet_error(fs.last_error);
+  }
   s->set_approvals_pending(m.approvals->size());
 }
 
@@ -360,6 +367,15 @@ std::string RenderMetrics(const MetricsSources& m) {
     Head(&o, "writ_policy_bundles_refused_total", "counter",
          "Policy bundles refused since start (signature, version, intents that do not load).");
     absl::StrAppend(&o, "writ_policy_bundles_refused_total ", b.refused(), "\n");
+  }
+  if (m.bundle_feed) {
+    const fleet::BundleFeedStats fs = m.bundle_feed->stats();
+    Head(&o, "writ_fleet_bundle_revision", "gauge",
+         "Revision of the fleet's policy bundle key this host last handled (applied or refused).");
+    absl::StrAppend(&o, "writ_fleet_bundle_revision ", fs.revision, "\n");
+    Head(&o, "writ_fleet_bundle_read_errors_total", "counter",
+         "Reads of the fleet's policy bundle bucket that failed (link down, no bucket).");
+    absl::StrAppend(&o, "writ_fleet_bundle_read_errors_total ", fs.read_errors, "\n");
   }
   if (m.creds) {
     auto depth = m.creds->OutboxDepth();

@@ -23,6 +23,7 @@ class ProcessTable;
 
 namespace writ::fleet {
 class Link;
+class BundleFeed;
 }  // namespace writ::fleet
 
 namespace writ::daemon {
@@ -52,7 +53,8 @@ struct MetricsSources {
   const Adoption* adoption = nullptr;
   const PolicyStore* policies = nullptr;
   const PolicyBundles* bundles = nullptr;
-  creds::CredentialService* creds = nullptr;  // null: no credential service
+  const fleet::BundleFeed* bundle_feed = nullptr;  // null: bundles not through the fleet
+  creds::CredentialService* creds = nullptr;       // null: no credential service
   const creds::Redactor* redactor = nullptr;
   const ControlService* control = nullptr;
   const api::Server* server = nullptr;

@@ -42,8 +42,8 @@ absl::Status File(const std::string& file, const YAML::Node& n, const std::strin
   return absl::OkStatus();
 }
 
-constexpr const char* kBuilt[] = {"events"};
-constexpr const char* kNotBuilt[] = {"revocations", "approvals", "bundles"};
+constexpr const char* kBuilt[] = {"events", "bundles"};
+constexpr const char* kNotBuilt[] = {"revocations", "approvals"};
 
 }  // namespace
 
@@ -115,12 +115,13 @@ absl::Status ParseFleetConfig(const std::string& file, const YAML::Node& v, Flee
         if (planned) {
           return Err(
               file, fv[i], f,
-              absl::StrCat("\"", name, "\" is not built yet (docs/fleet.md); available: events"));
+              absl::StrCat("\"", name,
+                           "\" is not built yet (docs/fleet.md); available: events, bundles"));
         }
         if (!built) {
           return Err(file, fv[i], f,
                      absl::StrCat("unknown feature \"", name,
-                                  "\" (events; later: revocations, approvals, bundles)"));
+                                  "\" (events, bundles; later: revocations, approvals)"));
         }
         c.features.push_back(name);
       }

@@ -17,9 +17,17 @@ namespace writ::fleet {
 struct FleetConfig {
   bool enabled = false;  // a fleet: section was given
   LinkOptions link;      // servers, name (default: this host's name), credentials, tls
-  // Features on this host. Only `events` exists (the nats sink, configured under sinks:);
-  // revocations, approvals and bundles are named by issue #19 but not built, and refused.
+  // Features on this host: `events` (the nats sink, configured under sinks:) and `bundles` (signed
+  // policy bundles through the `writ_policy` key-value bucket, fleet/bundle_feed.h; needs
+  // policy_bundles.public_keys); revocations and approvals are named by issue #19 but not built,
+  // and refused.
   std::vector<std::string> features;
+  bool has(const std::string& feature) const {
+    for (const std::string& f : features) {
+      if (f == feature) return true;
+    }
+    return false;
+  }
 };
 
 // Parses `v` (the value of `fleet:`). Errors: "FILE:LINE: fleet.FIELD: message". Unknown keys are

@@ -366,7 +366,18 @@ TEST_F(ConfigTest, FleetSettingsAndTheirErrors) {
   p = Write("fleet:\n  servers: [nats://x:4222]\n  features: [events, revocations]\n");
   EXPECT_EQ(LoadConfig(p).status().message(),
             p + ":3: fleet.features[1]: \"revocations\" is not built yet (docs/fleet.md); "
-                "available: events");
+                "available: events, bundles");
+  // Bundles through the fleet are verified with this host's own keys: none configured, refused.
+  p = Write("fleet:\n  servers: [nats://x:4222]\n  features: [bundles]\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":3: fleet.features: bundles needs policy_bundles.public_keys (the keys whose "
+                "bundles this host accepts)");
+  std::ofstream(dir_ + "/signer.pub") << test_keys::NewKeyPair().public_pem;
+  auto with_keys = LoadConfig(
+      Write("policy_bundles: {public_keys: [signer.pub]}\nfleet:\n  servers: [nats://x:4222]\n"
+            "  features: [bundles]\n"));
+  ASSERT_TRUE(with_keys.ok()) << with_keys.status();
+  EXPECT_TRUE(with_keys->fleet.has("bundles"));
   p = Write("fleet:\n  servers: [nats://x:4222]\n  features: [telemetry]\n");
   EXPECT_THAT(std::string(LoadConfig(p).status().message()),
               HasSubstr(":3: fleet.features[0]: unknown feature \"telemetry\""));
