@@ -103,7 +103,13 @@ struct Admin {
   uint64_t StreamMsgs() {
     jsStreamInfo* si = nullptr;
     jsErrCode jerr{};
-    if (js_GetStreamInfo(&si, js, "WRIT_EVENTS", nullptr, &jerr) != NATS_OK) return 0;
+    natsStatus s = NATS_ERR;
+    for (const absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until;) {
+      s = js_GetStreamInfo(&si, js, "WRIT_EVENTS", nullptr, &jerr);
+      if (s == NATS_OK) break;
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+    if (s != NATS_OK) return 0;
     uint64_t n = si->State.Msgs;
     jsStreamInfo_Destroy(si);
     return n;
@@ -118,7 +124,13 @@ struct Admin {
     so.Stream = "WRIT_EVENTS";
     so.Config.AckPolicy = js_AckExplicit;
     so.Config.DeliverPolicy = js_DeliverAll;
-    natsStatus s = js_PullSubscribe(&sub, js, "writ.events.>", "e2e-reader", nullptr, &so, &jerr);
+    // After a node kill the cluster may still be electing its meta leader: retry, bounded.
+    natsStatus s = NATS_ERR;
+    for (const absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until;) {
+      s = js_PullSubscribe(&sub, js, "writ.events.>", "e2e-reader", nullptr, &so, &jerr);
+      if (s == NATS_OK) break;
+      absl::SleepFor(absl::Milliseconds(500));
+    }
     EXPECT_EQ(s, NATS_OK) << nats_GetLastError(nullptr) << " " << jerr;
     if (s != NATS_OK) return seen;
     const absl::Time deadline = absl::Now() + max;
