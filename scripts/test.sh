@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fresh machine -> every test: install dependencies, build, run each CTest tier (unit, bpf, e2e; then
 # asan-unit, asan-e2e and fuzz-libfuzzer in one ASan+UBSan clang tree, tsan-unit and tsan-e2e in a
-# TSan g++ tree; last, the vm tier: the bpf tier, the Evasion tests and writd's e2e suite on Debian 12's
-# own 6.1 kernel under QEMU, with BPF-LSM active, scripts/vm-test.sh).
+# TSan g++ tree; beside those, the vm tier: the bpf tier, the Evasion tests and writd's e2e suite on
+# Debian 12's own 6.1 kernel under QEMU, with BPF-LSM active, scripts/vm-test.sh).
 # Exits non-zero if any test fails. Privileged tiers report SKIPPED with a reason when they cannot run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,7 +23,7 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #     asan-unit       every unit test;
 #     asan-e2e        the e2e tests that drive writd's whole pipeline with the real writd and writ built
 #                     with ASan+UBSan (writd_e2e, writd_sinks, sinks, creds, creds_writd, creds_rp, adopt,
-#                     evasion, control, approvals, http, redact, agents_e2e, demo_sh). agents_e2e and demo_sh run the sanitized `writ` as an MCP
+#                     evasion, control, approvals, http, redact, bundle, agents_e2e, demo_sh). agents_e2e and demo_sh run the sanitized `writ` as an MCP
 #                     server's launcher and as `writ svid`/`writ run --parent` inside tasks with the
 #                     narrow mcp-* intents; there (CTest passes them --sanitized) that writ runs with
 #                     detect_leaks=0 (LeakSanitizer's exit check needs PTRACE_ATTACH, which the task's
@@ -51,7 +51,8 @@ ran=()  # tiers run by this invocation: the totals must not count a log an earli
 #                WritdOps.ClientsConcurrentWithThePipeline, every writd thread at once), writd_sinks,
 #                creds_writd, adopt, creds and sinks e2e: 46 tests, 105-125 s wall (~45 s CPU) on this
 #                2-vCPU VM with other work running; its targets add ~110 s of CPU to build-tsan's ~210.
-#                Also creds_rp_e2e (2 tests: TLS handshakes and client certificates on the HTTP workers).
+#                Also creds_rp_e2e (2 tests: TLS handshakes and client certificates on the HTTP workers)
+#                and bundle_e2e (a policy bundle applied on a control thread, swapped in on the pipeline's).
 #                Left out: evasion_e2e (each attack is judged on the pipeline thread alone, the paths
 #                writd_e2e drives concurrently; asan-e2e runs it; 45-60 s more), load_e2e (a throughput
 #                test), agents_e2e and demo_sh (they run the TSan-built `writ` inside tasks with narrow
@@ -76,10 +77,10 @@ asan_targets="sinks_unit_test net_unit_test creds_unit_test dns_unit_test intent
   journal_unit_test intent_subset_test redact_unit_test sinks_e2e_test creds_e2e_test creds_writd_e2e_test
   writd_e2e_test writd_sinks_e2e_test redact_e2e_test evasion_e2e_test adopt_e2e_test control_e2e_test
   control_attack approvals_e2e_test http_e2e_test dns_e2e_test creds_rp_e2e_test mcp_gateway_unit_test
-  writ_fuzz_targets writd writ"
+  bundle_e2e_test writ_fuzz_targets writd writ"
 tsan_targets="sinks_unit_test creds_unit_test dns_unit_test journal_unit_test redact_unit_test writd writ writd_e2e_test
   writd_sinks_e2e_test creds_writd_e2e_test adopt_e2e_test creds_e2e_test sinks_e2e_test control_e2e_test
-  control_attack approvals_e2e_test http_e2e_test dns_e2e_test creds_rp_e2e_test"
+  control_attack approvals_e2e_test http_e2e_test dns_e2e_test creds_rp_e2e_test bundle_e2e_test"
 hard_build() {  # NAME DIR CXX CMAKE_ARGS TARGETS (word-split): configure + build, rc in build-NAME.rc
   local name=$1 dir=$2 cxx=$3 cargs=$4 targets=$5 t0 rc
   t0=$(date +%s)
@@ -190,6 +191,49 @@ for label in unit bpf e2e; do  # fuzz runs in build-asan (fuzz-libfuzzer tier be
   run_tier "$label" "$build" "-L ^${label}\$ --timeout 600 -j1"
 done
 
+# The vm tier: Debian 12's packaged kernel (6.1, BPF-LSM) booted under QEMU, software emulation here
+# (this VM's /dev/kvm cannot run a vCPU), running bpf_test, the Evasion suite (evasion_e2e_test, both
+# attacker models), writd_e2e_test and dns_e2e_test against this build's binaries (scripts/vm-test.sh
+# says which and why). It starts once the main tree's tiers are done (the guest mounts build/, which
+# nothing rebuilds after this point) and runs beside the hardening tiers: emulation keeps one host CPU
+# busy (one QEMU thread), while the sanitizer e2e tiers mostly wait on processes and timers. Run one
+# after the other they made CI 84 min (CI, 2026-12-07: vm 1004 s, asan-e2e 1176 s, tsan-e2e 509 s);
+# side by side the vm tier is off the critical path. The fuzz tier, CPU-bound on both CPUs, waits for
+# it. --timeout leaves room for the slower guest. WRIT_SKIP_VM=1 leaves it out.
+vm_pid=
+if [[ "${WRIT_SKIP_VM:-0}" != 1 ]]; then
+  rm -f "$build/vm.rc" "$build/vm.secs"
+  set -m  # a process group of its own (QEMU included): stopped with the script
+  (
+    set +e
+    t0=$(date +%s)
+    WRIT_BUILD_DIR="$build" "$root/scripts/vm-test.sh" --timeout 2700 >"$build/ctest-vm.log" 2>&1
+    echo $? >"$build/vm.rc"
+    echo $(( $(date +%s) - t0 )) >"$build/vm.secs"
+  ) &
+  vm_pid=$!
+  set +m
+  trap 'for g in ${hard_pid:-} ${vm_pid:-}; do kill -- -"$g" 2>/dev/null || true; done' EXIT
+fi
+
+vm_report() {  # waits for the vm tier started above and reports it (once)
+  [[ -n ${vm_pid:-} ]] || return 0
+  wait "$vm_pid" || true
+  local rc line
+  rc=$(cat "$build/vm.rc" 2>/dev/null || echo 1)
+  line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$build/ctest-vm.log" | tail -1 || true)
+  echo "== vm: ${line:-no result} ($(cat "$build/vm.secs" 2>/dev/null || echo ?)s, beside the hardening tiers)"
+  grep -E "^vm: " "$build/ctest-vm.log" || true
+  if [[ $rc -ne 0 ]]; then
+    status=1
+    tail -30 "$build/ctest-vm.log"
+  fi
+  summary+=("vm: ${line:-no result}")
+  ran+=("vm")
+  vm_pid=
+}
+
+
 tier_broken() {  # NAME TREE: the tier cannot run because its tree did not build
   echo "build-$2 failed: $build/build-$2.log" >"$build/ctest-$1.log"
   echo "== $1: no result (build-$2 failed)"
@@ -235,8 +279,10 @@ if [[ $hardening == 1 ]]; then
   else
     tier_broken tsan-unit tsan; tier_broken tsan-e2e tsan
   fi
-  # Last: the fuzz targets are CPU-bound (one core each), the tiers above mostly wait. libFuzzer
-  # prints its own reports (the tests' ENVIRONMENT sets their options); a crash fails the test.
+  # Last: the fuzz targets are CPU-bound (one core each), the tiers above mostly wait; they start once
+  # the vm tier is done. libFuzzer prints its own reports (the tests' ENVIRONMENT sets their options);
+  # a crash fails the test.
+  vm_report
   tier_env=()
   if [[ $(cat "$build/build-asan.rc" 2>/dev/null) == 0 ]]; then
     run_tier fuzz-libfuzzer "$asan_dir" "-L ^fuzz\$ --timeout 900 -j$(nproc)"
@@ -246,27 +292,7 @@ if [[ $hardening == 1 ]]; then
   fi
 fi
 
-# The vm tier: Debian 12's packaged kernel (6.1, BPF-LSM) booted under QEMU, software emulation here
-# (no /dev/kvm), running bpf_test, the Evasion suite (evasion_e2e_test, both attacker models) and
-# writd_e2e_test against this build's binaries (scripts/vm-test.sh says which and why). Last, when
-# nothing else runs: emulation is CPU-bound and its tests have the same time bounds as on the host.
-# Measured here: ~9-10 min wall. WRIT_SKIP_VM=1 leaves it out.
-if [[ "${WRIT_SKIP_VM:-0}" != 1 ]]; then
-  t0=$(date +%s)
-  set +e
-  WRIT_BUILD_DIR="$build" "$root/scripts/vm-test.sh" >"$build/ctest-vm.log" 2>&1
-  rc=$?
-  set -e
-  line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$build/ctest-vm.log" | tail -1 || true)
-  echo "== vm: ${line:-no result} ($(( $(date +%s) - t0 ))s)"
-  grep -E "^vm: " "$build/ctest-vm.log" || true
-  if [[ $rc -ne 0 ]]; then
-    status=1
-    tail -30 "$build/ctest-vm.log"
-  fi
-  summary+=("vm: ${line:-no result}")
-  ran+=("vm")
-fi
+vm_report  # without the hardening tiers the vm tier is all that is left
 
 passed=0; failed=0; skipped=0; broken=()
 for label in "${ran[@]}"; do

@@ -64,6 +64,8 @@ void Usage(FILE* f) {
       "  kill TASK | freeze TASK | thaw TASK | revoke TASK\n"
       "  console-login                           a one-time login link to the approvals console\n"
       "  policy check [DIR|FILE...] | policy test [DIR] | policy reload\n"
+      "  policy bundle --key PRIVATE.pem --version N [--signer S] [--out FILE] DIR|FILE...\n"
+      "  policy apply BUNDLE                     put a signed policy bundle in force\n"
       "  policy explain --intent NAME [--policies DIR] [--param K=V]... --event JSON\n"
       "  policy suggest --from EVENTS.jsonl --task ID [--name NAME] [--check]\n"
       "  policy suggest --from EVENTS.jsonl --task ID --diff INTENT [--policies DIR] [--param "
@@ -88,6 +90,18 @@ int CmdStatus(const std::string& socket) {
          s.intents_loaded());
   if (!s.policy_error().empty())
     printf("policy reload FAILED (old policy in force):\n%s\n", s.policy_error().c_str());
+  if (s.policy_bundle().version() != 0) {
+    const auto& b = s.policy_bundle();
+    printf("policy bundle: version %lu (%s), key %s%s%s, applied %s\n",
+           static_cast<unsigned long>(b.version()), b.sha256().substr(0, 12).c_str(),
+           b.key_id().c_str(), b.signer().empty() ? "" : ", signer ",
+           writ::TerminalSafe(b.signer()).c_str(), b.applied().c_str());
+  }
+  if (!s.policy_bundle().last_error().empty()) {
+    printf("policy bundle refused (%lu since start), the policy in force stays:\n%s\n",
+           static_cast<unsigned long>(s.policy_bundle().refused()),
+           writ::TerminalSafe(s.policy_bundle().last_error()).c_str());
+  }
   printf("hooks:\n");
   for (const auto& h : s.hooks()) {
     printf("  %-45s %s\n", h.name().c_str(), h.active() ? "active" : h.detail().c_str());
@@ -342,6 +356,28 @@ int CmdPolicy(const std::string& socket, int argc, char** argv) {
     auto resp = Call(socket, req);
     if (!resp.ok()) return Fail(1, std::string(resp.status().message()));
     printf("%u intents loaded\n", resp->reload().intents());
+    return 0;
+  }
+  if (sub == "bundle") {
+    Args a = Parse(argc, argv, 3, {"key", "version", "signer", "out"}, {});
+    if (!a.error.empty()) return Fail(kExitUsage, a.error);
+    return writ::cli::PolicyBundle(
+        {a.positional, a.Get("key"), a.Get("version"), a.Get("signer"), a.Get("out")});
+  }
+  if (sub == "apply") {
+    Args a = Parse(argc, argv, 3, {}, {});
+    if (!a.error.empty()) return Fail(kExitUsage, a.error);
+    if (a.positional.size() != 1) return Fail(kExitUsage, "policy apply needs one bundle file");
+    auto envelope = writ::ReadFile(a.positional[0]);
+    if (!envelope.ok()) return Fail(1, std::string(envelope.status().message()));
+    Request req;
+    req.mutable_apply_policy_bundle()->set_envelope(*envelope);
+    auto resp = Call(socket, req);
+    if (!resp.ok()) return Fail(1, std::string(resp.status().message()));
+    const auto& b = resp->reload().bundle();
+    printf("policy bundle version %lu in force (%s, key %s): %u intents loaded\n",
+           static_cast<unsigned long>(b.version()), b.sha256().substr(0, 12).c_str(),
+           b.key_id().c_str(), resp->reload().intents());
     return 0;
   }
   if (sub == "explain") {

@@ -30,4 +30,17 @@ struct SuggestArgs {
 // 2 (usage). Messages go to stderr as "writ: ...".
 int PolicySuggest(const SuggestArgs& a);
 
+// `writ policy bundle`: the intent files of `paths` (directories: their *.yaml, *.yml, *.json, as
+// writd reads them), checked as one set, signed with the Ed25519 key into a bundle for `writ policy
+// apply` (docs/policy.md, "Signed policy bundles"). Exit 0, 1 (a set that does not load, an
+// unreadable key), 2 (usage).
+struct BundleArgs {
+  std::vector<std::string> paths;
+  std::string key;  // PEM private key
+  std::string version;
+  std::string signer;
+  std::string out;  // "" or "-": stdout
+};
+int PolicyBundle(const BundleArgs& a);
+
 }  // namespace writ::cli

@@ -1,7 +1,6 @@
 #include "daemon/config.h"
 
 #include <arpa/inet.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "creds/http_endpoints.h"
 #include "dns/resolver.h"
+#include "intent/bundle.h"
 #include "journal/journal.h"
 #include "util/status_macros.h"
 #include "util/util.h"
@@ -319,14 +319,14 @@ absl::Status ParseControl(const std::string& file, const YAML::Node& v, Config* 
     }
     std::string name;
     RETURN_IF_ERROR(Scalar(file, fv, "control." + key, &name));
-    struct group* g = name.empty() ? nullptr : getgrnam(name.c_str());
+    std::optional<uint32_t> g = LookupGroup(name);
     if (!g) {
       return absl::InvalidArgumentError(
           Where(file, fv, "control." + key) +
           absl::StrCat("no group \"", name, "\" on this host (create it: groupadd --system ", name,
                        ")"));
     }
-    (key == "group" ? c->control_gid : c->admin_gid) = static_cast<int>(g->gr_gid);
+    (key == "group" ? c->control_gid : c->admin_gid) = static_cast<int>(*g);
   }
   return absl::OkStatus();
 }
@@ -347,6 +347,42 @@ absl::Status ParseRedaction(const std::string& file, const YAML::Node& v, Config
       (key == "rules" ? c->redaction_rules : c->redaction_key) = ResolveAgainstConfig(file, s);
     } else {
       return absl::InvalidArgumentError(Where(file, it->first, "redaction." + key) + "unknown key");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// policy_bundles: {public_keys: [PEM files]}: the Ed25519 keys whose signed bundles `writ policy
+// apply` (and the fleet) may put in force. Each key is read and checked at load.
+absl::Status ParsePolicyBundles(const std::string& file, const YAML::Node& v, Config* c) {
+  if (!v.IsMap()) {
+    return absl::InvalidArgumentError(Where(file, v, "policy_bundles") + "must be a mapping");
+  }
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string key = it->first.as<std::string>();
+    const YAML::Node fv = it->second;
+    if (key != "public_keys") {
+      return absl::InvalidArgumentError(Where(file, it->first, "policy_bundles." + key) +
+                                        "unknown key");
+    }
+    std::vector<std::string> files;
+    RETURN_IF_ERROR(StringList(
+        file, fv, "policy_bundles.public_keys", [](const std::string& f) { return !f.empty(); },
+        "must be a file name", &files));
+    if (files.empty()) {
+      return absl::InvalidArgumentError(Where(file, fv, "policy_bundles.public_keys") +
+                                        "must name at least one key");
+    }
+    c->bundle_keys.clear();
+    for (size_t i = 0; i < files.size(); ++i) {
+      const std::string path = ResolveAgainstConfig(file, files[i]);
+      absl::StatusOr<std::vector<intent::BundleKey>> k = intent::LoadBundleKeys({path});
+      if (!k.ok()) {
+        return absl::InvalidArgumentError(
+            Where(file, fv[i], absl::StrCat("policy_bundles.public_keys[", i, "]")) +
+            std::string(k.status().message()));
+      }
+      c->bundle_keys.push_back(path);
     }
   }
   return absl::OkStatus();
@@ -623,6 +659,8 @@ absl::StatusOr<Config> LoadConfig(const std::string& path) {
       RETURN_IF_ERROR(ParseRedaction(path, v, &c));
     } else if (key == "dns") {
       RETURN_IF_ERROR(ParseDns(path, v, &c));
+    } else if (key == "policy_bundles") {
+      RETURN_IF_ERROR(ParsePolicyBundles(path, v, &c));
     } else if (key == "console") {
       RETURN_IF_ERROR(ParseConsole(path, v, &c));
     } else if (key == "fleet") {

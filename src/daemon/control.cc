@@ -1,6 +1,5 @@
 #include "daemon/control.h"
 
-#include <pwd.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -48,7 +47,7 @@ uint32_t ParentOf(uint32_t pid) {
 }
 
 std::string UserName(uint32_t uid) {
-  if (struct passwd* pw = getpwuid(uid)) return pw->pw_name;
+  if (std::optional<UserEntry> u = LookupUser(uid)) return u->name;
   return absl::StrCat("uid ", uid);
 }
 
@@ -76,6 +75,8 @@ const char* RequestName(const v1::Request& req) {
       return "decide";
     case v1::Request::kReloadPolicy:
       return "reload";
+    case v1::Request::kApplyPolicyBundle:
+      return "apply_policy_bundle";
     case v1::Request::kToolCall:
       return "tool_call";
     case v1::Request::kConsoleLogin:
@@ -232,6 +233,9 @@ void ControlService::Handle(const api::Peer& peer, int fd, const v1::Request& re
       break;
     case v1::Request::kReloadPolicy:
       resp = Reload(peer);
+      break;
+    case v1::Request::kApplyPolicyBundle:
+      resp = ApplyBundle(peer, req.apply_policy_bundle());
       break;
     case v1::Request::kToolCall:
       resp = ToolCall(peer, req.tool_call());
@@ -634,6 +638,22 @@ v1::Response ControlService::Reload(const api::Peer& peer) {
   if (absl::Status st = d_.policies.ReloadAndWait(absl::Seconds(2)); !st.ok()) return Error(st);
   v1::Response resp;
   resp.mutable_reload()->set_intents(d_.policies.Get()->intents().size());
+  return resp;
+}
+
+v1::Response ControlService::ApplyBundle(const api::Peer& peer,
+                                         const v1::PolicyBundleRequest& req) {
+  const Caller c = Classify(peer);
+  if (auto refused = RequireAdmin(peer, c, "apply_policy_bundle")) return *refused;
+  if (!hooks_.apply_bundle) {
+    return Error(absl::UnimplementedError("this writd does not take policy bundles"));
+  }
+  absl::StatusOr<v1::PolicyBundleState> st = hooks_.apply_bundle(
+      req.envelope(), absl::StrCat(UserName(peer.cred.uid), " (uid ", peer.cred.uid, ")"));
+  if (!st.ok()) return Error(st.status());
+  v1::Response resp;
+  resp.mutable_reload()->set_intents(d_.policies.Get()->intents().size());
+  *resp.mutable_reload()->mutable_bundle() = *st;
   return resp;
 }
 

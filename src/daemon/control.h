@@ -55,6 +55,10 @@ class ControlService {
     std::function<std::string(const identity::Task&)> credentials_dir;
     // A one-time login link to the approvals console for `who` (null: no console).
     std::function<absl::StatusOr<v1::ConsoleLoginResponse>(const std::string& who)> console_login;
+    // Verifies a signed policy bundle and puts it in force (null: refused as unimplemented).
+    std::function<absl::StatusOr<v1::PolicyBundleState>(const std::string& envelope,
+                                                        const std::string& who)>
+        apply_bundle;
   };
   struct Options {
     std::string cgroup_subtree = "writ";  // task cgroups are /<subtree>/<task-id>
@@ -75,6 +79,7 @@ class ControlService {
   v1::Response ListApprovals(const api::Peer& peer);
   v1::Response Decide(const api::Peer& peer, const v1::ApprovalDecision& d);
   v1::Response Reload(const api::Peer& peer);
+  v1::Response ApplyBundle(const api::Peer& peer, const v1::PolicyBundleRequest& req);
   v1::Response ConsoleLogin(const api::Peer& peer);
 
   // For the approvals console, whose caller was authorized there (an admin's login session): the

@@ -123,7 +123,12 @@ absl::Status Daemon::Start() {
   }
   ASSIGN_OR_RETURN(std::string cg2, identity::FindCgroup2Mount());
   RETURN_IF_ERROR(ValidateMode(cfg_.mode));
-  // Policies first: a daemon with a broken policy directory does not start.
+  // Policies first: a daemon with a broken policy directory does not start. A signed bundle put in
+  // force earlier is verified again and read instead of the directory.
+  ASSIGN_OR_RETURN(std::vector<intent::BundleKey> bundle_keys,
+                   intent::LoadBundleKeys(cfg_.bundle_keys));
+  bundles_ = std::make_unique<PolicyBundles>(cfg_.state_dir, std::move(bundle_keys), policies_);
+  RETURN_IF_ERROR(bundles_->Restore());
   RETURN_IF_ERROR(policies_.Load());
 
   for (const std::string& dir : {cfg_.state_dir, cfg_.run_dir}) {
@@ -275,6 +280,9 @@ absl::Status Daemon::Start() {
   if (console_) {
     hooks.console_login = [this](const std::string& who) { return console_->NewLogin(who); };
   }
+  hooks.apply_bundle = [this](const std::string& envelope, const std::string& who) {
+    return bundles_->Apply(envelope, who);
+  };
   ControlService::Options copts;
   copts.cgroup_subtree = cfg_.cgroup_subtree;
   copts.mode = mode_;
@@ -329,6 +337,7 @@ MetricsSources Daemon::Sources() const {
   m.control = control_.get();
   m.console = console_.get();
   m.fleet = fleet_.get();
+  m.bundles = bundles_.get();
   m.server = server_view_.load(std::memory_order_acquire);
   return m;
 }

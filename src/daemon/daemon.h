@@ -27,6 +27,7 @@
 #include "creds/creds.h"
 #include "daemon/adopt.h"
 #include "daemon/approvals.h"
+#include "daemon/bundles.h"
 #include "daemon/config.h"
 #include "daemon/console.h"
 #include "daemon/control.h"
@@ -89,6 +90,7 @@ class Daemon {
   std::unique_ptr<fleet::Link> fleet_;
   Output output_;
   PolicyStore policies_;
+  std::unique_ptr<PolicyBundles> bundles_;  // signed policy bundles (set in Start)
   identity::TaskRegistry registry_;
   identity::ProcessTable procs_;  // the pipeline thread's
   Approvals approvals_;

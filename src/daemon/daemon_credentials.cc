@@ -1,9 +1,9 @@
 // Daemon <-> per-task provider credentials (task_credentials.h): the hooks every revocation path
 // calls, and the check that every intent names only configured providers.
-#include <pwd.h>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/daemon.h"
+#include "util/util.h"
 
 namespace writ::daemon {
 
@@ -14,8 +14,8 @@ CredentialHooks Daemon::TaskCredentialHooks() {
     // The files belong to the user the task's processes run as.
     gid_t gid = launcher.gid;
     if (static_cast<uint32_t>(launcher.uid) != t.run_uid) {
-      passwd* pw = getpwuid(t.run_uid);
-      gid = pw ? pw->pw_gid : t.run_uid;
+      std::optional<UserEntry> u = LookupUser(t.run_uid);
+      gid = u ? u->gid : t.run_uid;
     }
     return task_creds_->Issue(Claims(t), t.run_uid, gid, t.compiled->credentials());
   };

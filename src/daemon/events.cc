@@ -1,7 +1,5 @@
 #include "daemon/events.h"
 
-#include <pwd.h>
-
 #include "absl/time/time.h"
 #include "util/util.h"
 
@@ -33,7 +31,7 @@ v1::Event TaskStartEvent(EventOutput& out, const identity::Task& task) {
   for (const auto& [k, v] : task.params) (*ti->mutable_params())[k] = v;
   for (const auto& c : task.command) ti->add_command(c);
   ti->set_run_uid(task.run_uid);
-  if (struct passwd* pw = getpwuid(task.run_uid)) ti->set_run_user(pw->pw_name);
+  if (std::optional<UserEntry> u = LookupUser(task.run_uid)) ti->set_run_user(u->name);
   ti->set_root(task.root);
   return e;
 }

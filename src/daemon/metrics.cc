@@ -9,6 +9,7 @@
 #include "creds/redact.h"
 #include "daemon/adopt.h"
 #include "daemon/approvals.h"
+#include "daemon/bundles.h"
 #include "daemon/console.h"
 #include "daemon/control.h"
 #include "daemon/dns_egress.h"
@@ -175,6 +176,7 @@ void FillStatus(const MetricsSources& m, v1::StatusResponse* s) {
   }
   s->set_policy_error(m.policies->error());
   s->set_intents_loaded(m.policies->Get()->intents().size());
+  if (m.bundles) *s->mutable_policy_bundle() = m.bundles->State();
   s->set_approvals_pending(m.approvals->size());
 }
 
@@ -350,6 +352,15 @@ std::string RenderMetrics(const MetricsSources& m) {
     }
   }
   if (m.console) o += m.console->MetricsText();
+  if (m.bundles) {
+    const v1::PolicyBundleState b = m.bundles->State();
+    Head(&o, "writ_policy_bundle_version", "gauge",
+         "Version of the signed policy bundle in force (0: the policies directory's files).");
+    absl::StrAppend(&o, "writ_policy_bundle_version ", b.version(), "\n");
+    Head(&o, "writ_policy_bundles_refused_total", "counter",
+         "Policy bundles refused since start (signature, version, intents that do not load).");
+    absl::StrAppend(&o, "writ_policy_bundles_refused_total ", b.refused(), "\n");
+  }
   if (m.creds) {
     auto depth = m.creds->OutboxDepth();
     Head(&o, "writ_revocation_outbox_depth", "gauge", "External revocations not yet acknowledged.");

@@ -35,6 +35,7 @@ class Pipeline;
 class DnsEgress;
 class Console;
 class PolicyStore;
+class PolicyBundles;
 class TaskLifecycle;
 class ToolCalls;
 
@@ -50,6 +51,7 @@ struct MetricsSources {
   const Approvals* approvals = nullptr;
   const Adoption* adoption = nullptr;
   const PolicyStore* policies = nullptr;
+  const PolicyBundles* bundles = nullptr;
   creds::CredentialService* creds = nullptr;  // null: no credential service
   const creds::Redactor* redactor = nullptr;
   const ControlService* control = nullptr;

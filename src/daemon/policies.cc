@@ -1,15 +1,28 @@
 #include "daemon/policies.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "util/util.h"
 
 namespace writ::daemon {
 
 PolicyStore::PolicyStore(std::string dir, Check check)
-    : dir_(std::move(dir)), check_(std::move(check)) {}
+    : check_(std::move(check)), dir_(std::move(dir)) {}
 
-absl::Status PolicyStore::LoadChecked(std::shared_ptr<const intent::PolicySet>* out) const {
-  auto set = intent::LoadPolicyDir(dir_);
+void PolicyStore::SetDir(std::string dir) {
+  absl::MutexLock lock(&mu_);
+  dir_ = std::move(dir);
+}
+
+std::string PolicyStore::dir() const {
+  absl::MutexLock lock(&mu_);
+  return dir_;
+}
+
+absl::Status PolicyStore::LoadChecked(const std::string& dir,
+                                      std::shared_ptr<const intent::PolicySet>* out) const {
+  auto set = intent::LoadPolicyDir(dir);
   if (set.ok() && check_) {
     if (absl::Status st = check_(*set); !st.ok()) set = st;
   }
@@ -19,10 +32,11 @@ absl::Status PolicyStore::LoadChecked(std::shared_ptr<const intent::PolicySet>* 
 }
 
 absl::Status PolicyStore::Load() {
+  const std::string from = dir();
   std::shared_ptr<const intent::PolicySet> set;
-  if (absl::Status st = LoadChecked(&set); !st.ok()) {
+  if (absl::Status st = LoadChecked(from, &set); !st.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("policies in ", dir_, " are invalid:\n", st.message()));
+        absl::StrCat("policies in ", from, " are invalid:\n", st.message()));
   }
   absl::MutexLock lock(&mu_);
   set_ = std::move(set);
@@ -41,12 +55,16 @@ std::string PolicyStore::error() const {
 
 bool PolicyStore::ApplyReload() {
   const uint64_t req = requested_.load();
+  std::string from, switch_to;
   {
     absl::MutexLock lock(&mu_);
     if (req == applied_) return false;
+    switch_to = std::exchange(pending_dir_, std::string());
+    from = switch_to.empty() ? dir_ : switch_to;
   }
   std::shared_ptr<const intent::PolicySet> set;
-  absl::Status st = LoadChecked(&set);  // outside the lock: readers keep the set in force meanwhile
+  // Outside the lock: readers keep the set in force meanwhile.
+  absl::Status st = LoadChecked(from, &set);
   absl::MutexLock lock(&mu_);
   applied_ = req;
   if (!st.ok()) {
@@ -55,13 +73,25 @@ bool PolicyStore::ApplyReload() {
     return true;
   }
   set_ = std::move(set);
+  if (!switch_to.empty()) dir_ = switch_to;
   error_.clear();
-  Logger("writd")->info("policies reloaded: {} intents", set_->intents().size());
+  Logger("writd")->info("policies reloaded from {}: {} intents", dir_, set_->intents().size());
   return true;
 }
 
 absl::Status PolicyStore::ReloadAndWait(absl::Duration timeout) {
-  const uint64_t mine = requested_.fetch_add(1) + 1;
+  return AwaitApplied(requested_.fetch_add(1) + 1, timeout);
+}
+
+absl::Status PolicyStore::SwitchAndWait(const std::string& dir, absl::Duration timeout) {
+  {
+    absl::MutexLock lock(&mu_);
+    pending_dir_ = dir;
+  }
+  return AwaitApplied(requested_.fetch_add(1) + 1, timeout);
+}
+
+absl::Status PolicyStore::AwaitApplied(uint64_t mine, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto applied = [this, mine]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return applied_ >= mine; };
   if (!mu_.AwaitWithTimeout(absl::Condition(&applied), timeout)) {

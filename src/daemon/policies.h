@@ -28,6 +28,10 @@ class PolicyStore {
   using Check = std::function<absl::Status(const intent::PolicySet&)>;
   PolicyStore(std::string dir, Check check);
 
+  // Before Load: read the set from `dir` instead (a signed bundle's directory, PolicyBundles).
+  void SetDir(std::string dir);
+  std::string dir() const;
+
   // The first load (start): an error means writd must not start.
   absl::Status Load();
   std::shared_ptr<const intent::PolicySet> Get() const;
@@ -41,14 +45,21 @@ class PolicyStore {
   // Control thread: asks for a reload and waits (bounded) until the pipeline thread applied it. The
   // error names what is wrong (FILE:LINE) when the set in force was kept.
   absl::Status ReloadAndWait(absl::Duration timeout);
+  // The same for the set in `dir` (a verified bundle's files): on the pipeline thread it is loaded
+  // and checked whole; only if that succeeds is it put in force and does `dir` become the directory
+  // later reloads read. Otherwise the set and directory in force stay and the error says why.
+  absl::Status SwitchAndWait(const std::string& dir, absl::Duration timeout);
 
  private:
-  absl::Status LoadChecked(std::shared_ptr<const intent::PolicySet>* out) const;
+  absl::Status LoadChecked(const std::string& dir,
+                           std::shared_ptr<const intent::PolicySet>* out) const;
+  absl::Status AwaitApplied(uint64_t mine, absl::Duration timeout);
 
-  const std::string dir_;
   const Check check_;
   std::atomic<uint64_t> requested_{0};
   mutable absl::Mutex mu_;
+  std::string dir_ ABSL_GUARDED_BY(mu_);
+  std::string pending_dir_ ABSL_GUARDED_BY(mu_);  // SwitchAndWait's, until ApplyReload takes it
   std::shared_ptr<const intent::PolicySet> set_ ABSL_GUARDED_BY(mu_);
   std::string error_ ABSL_GUARDED_BY(mu_);
   uint64_t applied_ ABSL_GUARDED_BY(mu_) =

@@ -68,15 +68,7 @@ absl::Status TaskCredentials::WriteCredential(const std::string& task_id, uid_t 
   if (fd.get() < 0) return ErrnoStatus(errno, absl::StrCat("create ", path));
   const std::string body = Format(c);
   if (::fchown(fd.get(), uid, gid) != 0) return ErrnoStatus(errno, absl::StrCat("chown ", path));
-  size_t off = 0;
-  while (off < body.size()) {
-    ssize_t n = ::write(fd.get(), body.data() + off, body.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ErrnoStatus(errno, absl::StrCat("write ", path));
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", path));
-  return absl::OkStatus();
+  return WriteAllAndSync(fd.get(), body, path);
 }
 
 void TaskCredentials::RemoveDir(const std::string& task_id) {

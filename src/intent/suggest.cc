@@ -236,6 +236,15 @@ Suggestion Suggest(const std::string& name, const std::vector<writ::v1::Event>& 
   Rules exec = MakeRules(o.exes, false, true, params, &o.notes);
   Rules writes = MakeRules(o.writes, true, false, params, &o.notes);
   Rules reads = MakeRules(o.reads, false, false, params, &o.notes);
+  // A runtime may read its own program file, and not every run does: node reads its binary after
+  // /proc/self/maps only when its code landed where it looks (ASLR), so one recording can lack the
+  // read the next run makes. A program the task may run is mapped into it anyway: each may be read.
+  for (const auto& [pattern, smp] : exec) {
+    const std::string& prog = pattern;  // a lambda may not capture a structured binding (clang 14)
+    const bool covered = std::any_of(reads.begin(), reads.end(),
+                                     [&](const auto& r) { return suggest::Covers(r.first, prog); });
+    if (!covered) reads.emplace(prog, Sample{});
+  }
   // A write grant covers reading: drop reads a write rule already allows.
   for (auto it = reads.begin(); it != reads.end();) {
     bool covered = std::any_of(writes.begin(), writes.end(),

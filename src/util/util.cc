@@ -1,7 +1,9 @@
 #include "util/util.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <openssl/sha.h>
+#include <pwd.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -118,6 +121,18 @@ absl::Status WriteFileCreate(const std::string& path, std::string_view data) {
   return absl::OkStatus();
 }
 
+absl::Status WriteAllAndSync(int fd, std::string_view data, const std::string& path) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoStatus(errno, absl::StrCat("write ", path));
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", path));
+  return absl::OkStatus();
+}
+
 std::string ResolveAgainstConfig(const std::string& config_file, const std::string& path) {
   if (path.empty() || path[0] == '/' || path == "-") return path;
   const std::filesystem::path base = std::filesystem::path(config_file).parent_path();
@@ -134,6 +149,39 @@ void AppendHexBytes(const unsigned char* p, size_t n, std::string* out) {
   }
 }
 }  // namespace
+
+std::optional<UserEntry> LookupUser(uint32_t uid) {
+  std::vector<char> buf(16384);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    struct passwd pw;
+    struct passwd* out = nullptr;
+    int rc = getpwuid_r(uid, &pw, buf.data(), buf.size(), &out);
+    if (rc == ERANGE) {
+      buf.resize(buf.size() * 4);
+      continue;
+    }
+    if (rc != 0 || out == nullptr) return std::nullopt;
+    return UserEntry{out->pw_name, static_cast<uint32_t>(out->pw_gid)};
+  }
+  return std::nullopt;
+}
+
+std::optional<uint32_t> LookupGroup(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  std::vector<char> buf(16384);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    struct group gr;
+    struct group* out = nullptr;
+    int rc = getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &out);
+    if (rc == ERANGE) {
+      buf.resize(buf.size() * 4);
+      continue;
+    }
+    if (rc != 0 || out == nullptr) return std::nullopt;
+    return static_cast<uint32_t>(out->gr_gid);
+  }
+  return std::nullopt;
+}
 
 std::string Sha256Hex(absl::string_view data) {
   unsigned char md[SHA256_DIGEST_LENGTH];

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,9 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 absl::Status WriteFile(const std::string& path, std::string_view data);
 // Creates or truncates path (mode 0600) and writes data.
 absl::Status WriteFileCreate(const std::string& path, std::string_view data);
+// Writes all of data to fd (retrying short writes and EINTR), then fsyncs it; `path` names it in
+// errors.
+absl::Status WriteAllAndSync(int fd, std::string_view data, const std::string& path);
 
 // A path from a config file: relative paths resolve against the config file's directory (not
 // writd's working directory); absolute paths, "" and "-" (stdout) are returned as they are.
@@ -39,6 +43,16 @@ std::string RandomHex(size_t n_bytes);
 // Lowercase hex SHA-256 of `data` (journal chains, approval and tool-call bindings, policy
 // sources).
 std::string Sha256Hex(absl::string_view data);
+
+// The passwd entry of `uid` (getpwuid_r: getpwuid's static buffer is shared by every thread, and
+// writd looks users up on control-socket threads and the pipeline at once). nullopt if none.
+struct UserEntry {
+  std::string name;
+  uint32_t gid = 0;
+};
+std::optional<UserEntry> LookupUser(uint32_t uid);
+// The gid of group `name` (getgrnam_r). nullopt if there is no such group.
+std::optional<uint32_t> LookupGroup(const std::string& name);
 
 // A named spdlog logger writing to stderr, created once.
 std::shared_ptr<spdlog::logger> Logger(const std::string& name);

@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "intent/intent.h"
+#include "testlib/bundle_keys.h"
 
 namespace writ::daemon {
 namespace {
@@ -245,6 +246,33 @@ TEST_F(ConfigTest, BadRingSize) {
               p + ":1: ring_buffer_bytes: must be a power of two between 4096 and 1073741824")
         << v;
   }
+}
+
+TEST_F(ConfigTest, PolicyBundleKeysAreReadAtLoadAndErrorsNameFileLineAndField) {
+  writ::test_keys::PemPair ed = writ::test_keys::NewKeyPair();
+  writ::test_keys::PemPair ec = writ::test_keys::NewKeyPair("EC");
+  std::ofstream(dir_ + "/fleet.pub") << ed.public_pem;
+  std::ofstream(dir_ + "/ec.pub") << ec.public_pem;
+  auto c = LoadConfig(Write("policy_bundles:\n  public_keys: [fleet.pub]\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->bundle_keys.size(), 1u);
+  EXPECT_EQ(c->bundle_keys[0], dir_ + "/fleet.pub");
+  EXPECT_TRUE(LoadConfig(Write("mode: monitor\n"))->bundle_keys.empty())
+      << "none unless configured";
+  std::string p = Write("policy_bundles:\n  public_keys: [fleet.pub, ec.pub]\n");
+  EXPECT_THAT(
+      std::string(LoadConfig(p).status().message()),
+      HasSubstr(p + ":2: policy_bundles.public_keys[1]: " + dir_ + "/ec.pub: not an Ed25519 key"));
+  p = Write("policy_bundles:\n  public_keys:\n    - missing.pub\n");
+  EXPECT_THAT(std::string(LoadConfig(p).status().message()),
+              HasSubstr(p + ":3: policy_bundles.public_keys[0]: "));
+  p = Write("policy_bundles:\n  public_keys: []\n");
+  EXPECT_EQ(LoadConfig(p).status().message(),
+            p + ":2: policy_bundles.public_keys: must name at least one key");
+  p = Write("policy_bundles:\n  url: nats://x\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":2: policy_bundles.url: unknown key");
+  p = Write("policy_bundles: fleet.pub\n");
+  EXPECT_EQ(LoadConfig(p).status().message(), p + ":1: policy_bundles: must be a mapping");
 }
 
 TEST_F(ConfigTest, ConsoleSettingsAndTheirErrors) {

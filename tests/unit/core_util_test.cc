@@ -1,6 +1,11 @@
 // util: RFC 3339 formatting (cached per second, so the cache itself is under test), durations.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <optional>
+#include <thread>
+#include <vector>
+
 #include "util/util.h"
 
 namespace writ {
@@ -34,6 +39,36 @@ TEST(Duration, ParsesAndRefuses) {
   EXPECT_FALSE(ParseDuration("-5s").ok());
   EXPECT_FALSE(ParseDuration("inf").ok());
   EXPECT_FALSE(ParseDuration("5 parsecs").ok());
+}
+
+// getpwuid/getgrnam share one static buffer between threads (TSan caught two control-socket
+// threads writing it at once): the reentrant lookups must agree with the system's database.
+TEST(Lookup, UsersAndGroupsComeFromTheSystemDatabaseAndUnknownOnesAreNone) {
+  std::optional<UserEntry> root = LookupUser(0);
+  ASSERT_TRUE(root.has_value());
+  EXPECT_EQ(root->name, "root");
+  EXPECT_EQ(root->gid, 0u);
+  EXPECT_FALSE(LookupUser(4294967294u - 7).has_value());  // no such uid
+  std::optional<uint32_t> g = LookupGroup("root");
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(*g, 0u);
+  EXPECT_FALSE(LookupGroup("writ-no-such-group").has_value());
+  EXPECT_FALSE(LookupGroup("").has_value());
+}
+
+TEST(Lookup, ManyThreadsAtOnceEachGetTheirOwnAnswer) {
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&wrong] {
+      for (int i = 0; i < 200; ++i) {
+        std::optional<UserEntry> u = LookupUser(0);
+        if (!u || u->name != "root") wrong.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "intent_test_util.h"
@@ -337,11 +338,35 @@ files: {read: ["/usr/**"], deny: ["**/.ssh/**"]}
   EXPECT_THAT(diff, HasSubstr("beyond: theirs/exec.allow[1] /usr/bin/curl"));
   EXPECT_THAT(diff, Not(HasSubstr("beyond: theirs/files.read[0]")));  // used by libz
   EXPECT_THAT(diff, HasSubstr("subset: no: "));
-  // The suggestion against itself: nothing lacking, nothing beyond, a subset.
+  // The suggestion against itself: nothing lacking, a subset; beyond the recording only the read
+  // of the program it ran (every program the task may run may be read, below).
   diff = DiffIntent(*mine, *mine, evs, &subset);
   EXPECT_TRUE(subset) << diff;
   EXPECT_THAT(diff, Not(HasSubstr("lacks:")));
-  EXPECT_THAT(diff, Not(HasSubstr("beyond:")));
+  EXPECT_THAT(diff,
+              HasSubstr("beyond: mine/files.read[0] /usr/bin/git (no recorded event used it)"));
+  EXPECT_EQ(std::vector<std::string>(absl::StrSplit(diff, "beyond:")).size(), 2u) << diff;
+}
+
+// A runtime reads its own program file on some runs only (node, when its code landed where it looks
+// after reading /proc/self/maps): a recording without that read must not make the next run a
+// violation. Each program the task ran may be read; nothing else is added.
+TEST(SuggestTest, EveryProgramTheTaskRanMayBeReadItself) {
+  std::vector<writ::v1::Event> evs = {Start({"node", "/srv/app/index.js"}),
+                                      EventBuilder::Exec("/usr/bin/node"),
+                                      EventBuilder::Open("/usr/lib/x86_64-linux-gnu/libc.so.6")};
+  Suggestion s = Suggest("n", evs, "t-1");
+  auto ci = LoadAndCompile(s);
+  ASSERT_NE(ci, nullptr);
+  EXPECT_EQ(Evaluate(*ci, EventBuilder::Open("/usr/bin/node"), testing::Ctx()).kind,
+            Verdict::kAllow)
+      << s.yaml;
+  EXPECT_EQ(Evaluate(*ci, EventBuilder::Open("/usr/bin/python3"), testing::Ctx()).kind,
+            Verdict::kViolation);
+  // The program itself stays an exec rule; its read is not a write.
+  EXPECT_THAT(RulesOf(s.yaml), HasSubstr("exec:\n  allow:\n    - \"/usr/bin/node\""));
+  EXPECT_EQ(Evaluate(*ci, EventBuilder::Open("/usr/bin/node", {"write"}), testing::Ctx()).kind,
+            Verdict::kViolation);
 }
 
 TEST(SuggestTest, EmptyRecordingIsLockedDown) {
