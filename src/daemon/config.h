@@ -101,11 +101,11 @@ struct Config {
   std::string console_webhook;
   std::string console_webhook_ca;
   bool console_notify_violations = false;
-  // fleet: the NATS cluster this host belongs to (docs/fleet.md). Absent: a single host.
-  fleet::FleetConfig fleet;
   // policy_bundles.public_keys: Ed25519 public keys (PEM) whose signed policy bundles may be put
   // in force (writ policy apply; docs/policy.md "Signed policy bundles"). Empty: none may.
   std::vector<std::string> bundle_keys;
+  // fleet: the NATS cluster this host belongs to (docs/fleet.md). Absent: a single host.
+  fleet::FleetConfig fleet;
 };
 
 // Parses a writd.yaml. Errors: "FILE:LINE: field: message". Unknown keys are errors.

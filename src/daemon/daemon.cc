@@ -336,8 +336,8 @@ MetricsSources Daemon::Sources() const {
   m.redactor = &output_.redactor();
   m.control = control_.get();
   m.console = console_.get();
-  m.fleet = fleet_.get();
   m.bundles = bundles_.get();
+  m.fleet = fleet_.get();
   m.server = server_view_.load(std::memory_order_acquire);
   return m;
 }
