@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -15,6 +16,14 @@ namespace {
 auto& Log() {
   static auto l = Logger("fleet");
   return l;
+}
+
+// libnats' words for "no server took the connection", which would hide the reason a server gave
+// (Authorization Violation) when the connection is then closed or re-made.
+bool Generic(const char* err) {
+  return err == nullptr || *err == '\0' ||
+         std::string_view(err) == natsStatus_GetText(NATS_NO_SERVER) ||
+         std::string_view(err) == natsStatus_GetText(NATS_NOT_YET_CONNECTED);
 }
 
 absl::Status Check(natsStatus s, const std::string& what) {
@@ -125,10 +134,15 @@ absl::Status Link::Connect() {
   } else if (s == NATS_NOT_YET_CONNECTED) {
     const char* err = nullptr;
     natsConnection_GetLastError(conn_, &err);
-    NoteError(absl::StrCat("not connected yet: ",
-                           err != nullptr && *err != '\0' ? err : natsStatus_GetText(s)));
-    Log()->warn("fleet: no NATS server reachable yet ({}); retrying in the background",
-                absl::StrJoin(options_.servers, ","));
+    absl::MutexLock lock(&mu_);
+    if (!Generic(err) || counters_.last_error.empty()) {
+      counters_.last_error =
+          absl::StrCat("not connected yet: ", Generic(err) ? natsStatus_GetText(s) : err);
+    }
+    if (counters_.reopened == 0) {  // the reviver does not log every second
+      Log()->warn("fleet: no NATS server reachable yet ({}); retrying in the background",
+                  absl::StrJoin(options_.servers, ","));
+    }
   } else {
     return NatsError(s, absl::StrCat("connect ", absl::StrJoin(options_.servers, ",")));
   }
@@ -203,6 +217,7 @@ void Link::Up(natsConnection* nc) {
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
   {
     absl::MutexLock lock(&mu_);
+    close_logged_ = false;
     counters_.connects++;
     counters_.connected_url = url;
   }
@@ -218,12 +233,18 @@ void Link::OnDisconnected(natsConnection* nc, void* self) {
   const bool was = link->connected_.exchange(false, std::memory_order_acq_rel);
   const char* err = nullptr;
   natsConnection_GetLastError(nc, &err);
+  bool stopping = false;
   {
     absl::MutexLock lock(&link->mu_);
+    stopping = link->stop_;
     if (was) link->counters_.disconnects++;
-    if (err != nullptr && *err != '\0') link->counters_.last_error = err;
+    if (!Generic(err) || link->counters_.last_error.empty()) {
+      link->counters_.last_error = err != nullptr ? err : "";
+    }
   }
-  if (was) Log()->warn("fleet: disconnected ({}); reconnecting", err != nullptr ? err : "");
+  if (was && !stopping) {
+    Log()->warn("fleet: disconnected ({}); reconnecting", err != nullptr ? err : "");
+  }
 }
 
 void Link::OnClosed(natsConnection* nc, void* self) {
@@ -232,11 +253,19 @@ void Link::OnClosed(natsConnection* nc, void* self) {
   link->closed_.store(true, std::memory_order_release);
   const char* err = nullptr;
   natsConnection_GetLastError(nc, &err);
+  std::string why;
+  bool log = false;
   {
     absl::MutexLock lock(&link->mu_);
     if (was) link->counters_.disconnects++;
-    if (err != nullptr && *err != '\0') link->counters_.last_error = err;
+    if (!Generic(err)) link->counters_.last_error = err;
+    // Once per loss of the link, not at every re-made connection nor at our own close.
+    log = !link->stop_ && !link->close_logged_;
+    link->close_logged_ = true;
+    why = link->counters_.last_error;
   }
+  if (log)
+    Log()->warn("fleet: libnats gave the connection up ({}); making a new one every second", why);
 }
 
 void Link::OnError(natsConnection* nc, natsSubscription* sub, natsStatus err, void* self) {

@@ -98,6 +98,7 @@ class Link {
   mutable absl::Mutex mu_;
   LinkState counters_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool close_logged_ ABSL_GUARDED_BY(mu_) = false;
   // Readers: Use(); the writer: the reviver swapping a closed connection. Destroyed in this order
   // by ~Link: the reviver, the context, the connection (its callbacks end), the options.
   mutable absl::Mutex use_mu_;

@@ -33,11 +33,18 @@ using testlib::NatsCluster;
     if (std::string why = NatsCluster::SkipReason(); !why.empty()) GTEST_SKIP() << why; \
   } while (0)
 
-std::string TempDir(const char* tag) {
-  char tmpl[64];
-  snprintf(tmpl, sizeof(tmpl), "/tmp/writ-%s-XXXXXX", tag);
-  return ::mkdtemp(tmpl);
-}
+// A spool directory, removed when the test ends.
+struct TempSpool {
+  std::string path;
+  TempSpool() {
+    char tmpl[] = "/tmp/writ-nats-spool-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~TempSpool() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 
 writ::v1::Event MakeEvent(int i) {
   writ::v1::Event ev;
@@ -103,7 +110,13 @@ struct Admin {
   uint64_t StreamMsgs() {
     jsStreamInfo* si = nullptr;
     jsErrCode jerr{};
-    if (js_GetStreamInfo(&si, js, "WRIT_EVENTS", nullptr, &jerr) != NATS_OK) return 0;
+    natsStatus s = NATS_ERR;
+    for (const absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until;) {
+      s = js_GetStreamInfo(&si, js, "WRIT_EVENTS", nullptr, &jerr);
+      if (s == NATS_OK) break;
+      absl::SleepFor(absl::Milliseconds(500));
+    }
+    if (s != NATS_OK) return 0;
     uint64_t n = si->State.Msgs;
     jsStreamInfo_Destroy(si);
     return n;
@@ -118,7 +131,13 @@ struct Admin {
     so.Stream = "WRIT_EVENTS";
     so.Config.AckPolicy = js_AckExplicit;
     so.Config.DeliverPolicy = js_DeliverAll;
-    natsStatus s = js_PullSubscribe(&sub, js, "writ.events.>", "e2e-reader", nullptr, &so, &jerr);
+    // After a node kill the cluster may still be electing its meta leader: retry, bounded.
+    natsStatus s = NATS_ERR;
+    for (const absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until;) {
+      s = js_PullSubscribe(&sub, js, "writ.events.>", "e2e-reader", nullptr, &so, &jerr);
+      if (s == NATS_OK) break;
+      absl::SleepFor(absl::Milliseconds(500));
+    }
     EXPECT_EQ(s, NATS_OK) << nats_GetLastError(nullptr) << " " << jerr;
     if (s != NATS_OK) return seen;
     const absl::Time deadline = absl::Now() + max;
@@ -178,7 +197,8 @@ TEST(NatsSinkE2e, ThreeNodesEveryEventOnceThroughANodeKill) {
     Admin admin(nats.urls());
     admin.CreateStream(3);
   }
-  const std::string dir = TempDir("nats-spool");
+  const TempSpool spool;
+  const std::string& dir = spool.path;
   auto set = NatsSinks(nats.urls(), absl::StrCat("  spool_dir: ", dir, "\n"));
   ASSERT_NE(set, nullptr);
   absl::SleepFor(absl::Milliseconds(300));  // the sink's connect
@@ -269,7 +289,8 @@ TEST(NatsSinkE2e, ClusterDownAtRuntimeSpoolsAndDeliversAfterRestart) {
     Admin admin(nats.urls());
     admin.CreateStream(3);
   }
-  const std::string dir = TempDir("nats-spool");
+  const TempSpool spool;
+  const std::string& dir = spool.path;
   auto set = NatsSinks(nats.urls(), absl::StrCat("  spool_dir: ", dir, "\n"));
   ASSERT_NE(set, nullptr);
   for (int i = 0; i < 500; ++i) set->Submit(MakeEvent(i));
@@ -293,7 +314,8 @@ TEST(NatsSinkE2e, UnreachableAtStartDoesNotBlockAndDeliversLater) {
   NatsCluster nats;
   ASSERT_TRUE(nats.Start(3).ok());
   ASSERT_TRUE(nats.KillAll().ok());
-  const std::string dir = TempDir("nats-spool");
+  const TempSpool spool;
+  const std::string& dir = spool.path;
   const absl::Time t0 = absl::Now();
   auto set = NatsSinks(nats.urls(), absl::StrCat("  create_stream: true\n  replicas: 3\n",
                                                  "  spool_dir: ", dir, "\n"));
@@ -332,7 +354,8 @@ TEST(NatsSinkE2e, WrongCredentialsAreRefusedCountedAndNothingIsLost) {
     Admin admin(nats.urls(), "admin", "admin-secret");
     admin.CreateStream(1);
   }
-  const std::string dir = TempDir("nats-spool");
+  const TempSpool spool;
+  const std::string& dir = spool.path;
   {
     auto set = NatsSinks(nats.urls(), absl::StrCat("  user: writd\n  password: wrong\n",
                                                    "  spool_dir: ", dir, "\n"));
@@ -366,7 +389,8 @@ TEST(NatsSinkE2e, CredentialsFixedOnTheServerArePickedUpWithoutARestart) {
     Admin admin(nats.urls(), "admin", "admin-secret");
     admin.CreateStream(1);
   }
-  const std::string dir = TempDir("nats-spool");
+  const TempSpool spool;
+  const std::string& dir = spool.path;
   auto set = NatsSinks(nats.urls(), absl::StrCat("  user: writd\n  password: rotated-secret\n",
                                                  "  spool_dir: ", dir, "\n"));
   ASSERT_NE(set, nullptr);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -145,6 +146,8 @@ absl::Status NatsCluster::Spawn(Node& n) {
   pid_t pid = ::fork();
   if (pid < 0) return absl::InternalError("fork");
   if (pid == 0) {
+    // A test that dies (crash, timeout kill) takes its servers with it.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = ::open(n.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       ::dup2(fd, STDOUT_FILENO);
