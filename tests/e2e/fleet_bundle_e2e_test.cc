@@ -126,7 +126,8 @@ TEST_F(FleetBundles, ABundleAppliedOnOneHostIsInForceOnEveryHostThroughFailures)
   ASSERT_EQ(hosts_[2]->Stop(), 0) << hosts_[2]->log();
   PublishAndWait(0, Sign(3, {{"fleet.yaml", Intent("fleet-v3")}}), 3);
   ASSERT_TRUE(hosts_[2]->Restart().ok()) << hosts_[2]->log();
-  EXPECT_TRUE(WaitStatus(2, "policy bundle: version 3 ", absl::Seconds(15))) << Status(2);
+  EXPECT_TRUE(WaitStatus(2, "policy bundle: version 3 ", absl::Seconds(30)))
+      << Status(2) << hosts_[2]->log();
 }
 
 TEST_F(FleetBundles, WhatTheBucketHoldsIsTransportOnlyEveryHostChecksItAndKeepsItsVersion) {
