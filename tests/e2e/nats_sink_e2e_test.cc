@@ -362,6 +362,11 @@ TEST(NatsSinkE2e, WrongCredentialsAreRefusedCountedAndNothingIsLost) {
     ASSERT_NE(set, nullptr);
     for (int i = 0; i < 200; ++i) set->Submit(MakeEvent(i));
     WaitFor([&] { return set->stats(0).spooled >= 200; }, absl::Seconds(30), "lines to spool");
+    // The lines spool while the first connect is still under way ("Not Yet Connected"); the
+    // server's refusal is the error once that connect has been answered (1.5 s later in one loaded
+    // run of scripts/test.sh).
+    WaitFor([&] { return set->stats(0).last_error.find("uthorization") != std::string::npos; },
+            absl::Seconds(15), "the server's refusal as the last error");
     const sinks::SinkStats st = set->stats(0);
     EXPECT_GT(st.errors[static_cast<int>(sinks::SinkError::kConnect)], 0u);
     EXPECT_NE(st.last_error.find("uthorization"), std::string::npos) << st.last_error;
