@@ -59,7 +59,9 @@ absl::Status ParseFleetConfig(const std::string& file, const YAML::Node& v, Flee
   c.enabled = true;
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string key = it->first.as<std::string>("");
-    const YAML::Node& fv = it->second;
+    // A copy, not a reference: yaml-cpp's iterator yields a temporary pair (ASan:
+    // stack-use-after-scope in ConfigTest.FleetSettingsAndTheirErrors).
+    const YAML::Node fv = it->second;
     absl::Status st;
     if (key == "servers") {
       if (!fv.IsSequence() || fv.size() == 0) {
