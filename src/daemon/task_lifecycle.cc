@@ -54,8 +54,19 @@ absl::Status TaskLifecycle::Signal(uint32_t pid, uint64_t start_ns, int sig) {
 }
 
 absl::Status TaskLifecycle::KillNow(Task& task) {
+  // The reason is named before the kill: a control thread kills (a denial, before the thaw) while
+  // the pipeline thread ends tasks whose cgroup emptied, and the task must not end there as
+  // "exited" before RunResponses' Kill names it (console_e2e `deny` under ASan). A reason set
+  // first (a parent's cascade, the deadline) wins, as in Kill.
+  static constexpr const char* kKilled = "killed";
+  const char* none = nullptr;
+  const bool named = task.end_reason.compare_exchange_strong(none, kKilled);
   absl::Status st = d_.cgroups.Kill(task.id);
-  if (!st.ok()) Log()->error("task {}: kill: {}", task.id, std::string(st.message()));
+  if (!st.ok()) {
+    const char* ours = kKilled;
+    if (named) task.end_reason.compare_exchange_strong(ours, nullptr);  // it was not killed
+    Log()->error("task {}: kill: {}", task.id, std::string(st.message()));
+  }
   return st;
 }
 
