@@ -84,11 +84,25 @@ absl::Status PolicyStore::ReloadAndWait(absl::Duration timeout) {
 }
 
 absl::Status PolicyStore::SwitchAndWait(const std::string& dir, absl::Duration timeout) {
+  uint64_t mine = 0;
   {
     absl::MutexLock lock(&mu_);
     pending_dir_ = dir;
+    mine = requested_.fetch_add(1) + 1;
   }
-  return AwaitApplied(requested_.fetch_add(1) + 1, timeout);
+  absl::Status st = AwaitApplied(mine, timeout);
+  if (!absl::IsDeadlineExceeded(st)) return st;
+  // Not applied in time (the pipeline thread busy or stopping). A switch it has not taken is
+  // withdrawn, so the caller's "refused" is what stays in force; one it took is being loaded now,
+  // and its outcome is the answer.
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_dir_ == dir) {
+      pending_dir_.clear();
+      return st;
+    }
+  }
+  return AwaitApplied(mine, absl::Seconds(10));
 }
 
 absl::Status PolicyStore::AwaitApplied(uint64_t mine, absl::Duration timeout) {

@@ -47,7 +47,8 @@ class PolicyStore {
   absl::Status ReloadAndWait(absl::Duration timeout);
   // The same for the set in `dir` (a verified bundle's files): on the pipeline thread it is loaded
   // and checked whole; only if that succeeds is it put in force and does `dir` become the directory
-  // later reloads read. Otherwise the set and directory in force stay and the error says why.
+  // later reloads read. Otherwise the set and directory in force stay and the error says why. Not
+  // taken by the pipeline thread within `timeout`: withdrawn (DeadlineExceeded, nothing changes).
   absl::Status SwitchAndWait(const std::string& dir, absl::Duration timeout);
 
  private:

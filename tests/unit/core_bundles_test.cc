@@ -165,6 +165,20 @@ TEST_F(BundlesTest, ABadSignatureOrNoKeysChangesNothing) {
   EXPECT_TRUE(InForce("local"));
 }
 
+// A switch the pipeline thread did not take in time is withdrawn: a bundle reported refused must
+// not be put in force later, unrecorded (a restart would then silently go back).
+TEST_F(BundlesTest, ASwitchNotTakenInTimeIsWithdrawnAndNeverAppliedLater) {
+  Stop();  // no pipeline thread: nothing applies the switch
+  std::filesystem::create_directories(dir_ + "/other");
+  std::ofstream(dir_ + "/other/other.yaml") << Intent("other");
+  absl::Status st = store_->SwitchAndWait(dir_ + "/other", absl::Milliseconds(100));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(st)) << st;
+  ASSERT_TRUE(store_->ApplyReload());  // the pipeline thread back: a reload was still requested
+  EXPECT_TRUE(InForce("local"));
+  EXPECT_FALSE(InForce("other"));
+  EXPECT_EQ(store_->dir(), dir_ + "/policies");
+}
+
 TEST_F(BundlesTest, ARestartRefusesABundleThatNoLongerVerifies) {
   auto st = bundles_->Apply(Sign(1, {{"a.yaml", Intent("a")}}), "t");
   ASSERT_TRUE(st.ok());
