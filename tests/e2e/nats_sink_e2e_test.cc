@@ -346,14 +346,17 @@ authorization {
 }
 )";
 
+// One node under kAuthConfig, its stream created by the admin user.
+void StartWithAccounts(NatsCluster& nats) {
+  ASSERT_TRUE(nats.Start(1, kAuthConfig).ok());
+  Admin admin(nats.urls(), "admin", "admin-secret");
+  admin.CreateStream(1);
+}
+
 TEST(NatsSinkE2e, WrongCredentialsAreRefusedCountedAndNothingIsLost) {
   SKIP_WITHOUT_NATS();
   NatsCluster nats;
-  ASSERT_TRUE(nats.Start(1, kAuthConfig).ok());
-  {
-    Admin admin(nats.urls(), "admin", "admin-secret");
-    admin.CreateStream(1);
-  }
+  ASSERT_NO_FATAL_FAILURE(StartWithAccounts(nats));
   const TempSpool spool;
   const std::string& dir = spool.path;
   {
@@ -389,11 +392,7 @@ TEST(NatsSinkE2e, WrongCredentialsAreRefusedCountedAndNothingIsLost) {
 TEST(NatsSinkE2e, CredentialsFixedOnTheServerArePickedUpWithoutARestart) {
   SKIP_WITHOUT_NATS();
   NatsCluster nats;
-  ASSERT_TRUE(nats.Start(1, kAuthConfig).ok());
-  {
-    Admin admin(nats.urls(), "admin", "admin-secret");
-    admin.CreateStream(1);
-  }
+  ASSERT_NO_FATAL_FAILURE(StartWithAccounts(nats));
   const TempSpool spool;
   const std::string& dir = spool.path;
   auto set = NatsSinks(nats.urls(), absl::StrCat("  user: writd\n  password: rotated-secret\n",
