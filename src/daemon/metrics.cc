@@ -374,7 +374,8 @@ std::string RenderMetrics(const MetricsSources& m) {
          "Revision of the fleet's policy bundle key this host last handled (applied or refused).");
     absl::StrAppend(&o, "writ_fleet_bundle_revision ", fs.revision, "\n");
     Head(&o, "writ_fleet_bundle_read_errors_total", "counter",
-         "Reads of the fleet's policy bundle bucket that failed (link down, no bucket).");
+         "Reads of the fleet's policy bundle bucket that failed (a timeout, a bucket it may not "
+         "create).");
     absl::StrAppend(&o, "writ_fleet_bundle_read_errors_total ", fs.read_errors, "\n");
   }
   if (m.creds) {

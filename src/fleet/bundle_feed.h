@@ -36,7 +36,7 @@ struct BundleFeedStats {
   uint64_t revision = 0;     // the last revision of the key handled (applied or refused)
   uint64_t applied = 0;      // revisions put in force here
   uint64_t refused = 0;      // revisions this host's checks refused (signature, version, intents)
-  uint64_t read_errors = 0;  // polls that could not read the bucket (link down, no bucket yet)
+  uint64_t read_errors = 0;  // reads that failed (a timeout; no bucket and no right to create it)
   std::string last_error;
 };
 
